@@ -1,0 +1,9 @@
+//! Warden's domain: the values and rules every other crate agrees on.
+//!
+//! This crate owns identifiers, access rules and the clock interface. It must never do I/O:
+//! no sockets, no files, no database, no web framework.
+
+pub mod access;
+pub mod audit;
+pub mod clock;
+pub mod request_id;

@@ -1,0 +1,8 @@
+//! The server's side of the audit trail: background verification, the filters clients send,
+//! and the CSV export.
+
+pub mod csv;
+pub mod filter;
+mod monitor;
+
+pub use monitor::{AuditMonitor, AuditStatus, Schedule};

@@ -1,0 +1,411 @@
+//! What every request goes through around its handler, as two hand-written tower services
+//! with named futures (nothing boxed per request; see BENCHMARKS.md for why):
+//!
+//! - [`EdgeLayer`], outermost: request id and log span, request timeout (408), panic catcher
+//!   (500), problem documents for every error, security headers and the id on every response.
+//! - [`AccessGuardLayer`], on each route: the route's declared access rule decides whether
+//!   the handler runs. A route without a rule is refused whoever asks.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use futures_util::future::Either;
+use tokio::time::error::Elapsed;
+use tower::{Layer, Service};
+use warden_domain::access::{Decision, decide};
+use warden_domain::request_id::RequestId;
+
+use super::problem::{ApiError, PROBLEM_JSON, Problem};
+use super::routes::AccessTable;
+use crate::logging::{self, RequestContext};
+
+/// Header carrying the request id, in and out.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The outermost layer. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct EdgeLayer {
+    config: Arc<EdgeConfig>,
+}
+
+#[derive(Debug)]
+struct EdgeConfig {
+    security_headers: HeaderMap,
+    timeout: Duration,
+}
+
+impl EdgeLayer {
+    /// The edge for a server that does (`tls`) or does not terminate TLS itself, answering
+    /// 408 to requests that take longer than `timeout`.
+    pub fn new(tls: bool, timeout: Duration) -> Self {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        );
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        h.insert(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        );
+        if tls {
+            h.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            );
+        }
+        Self {
+            config: Arc::new(EdgeConfig {
+                security_headers: h,
+                timeout,
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for EdgeLayer {
+    type Service = Edge<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Edge {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service [`EdgeLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Edge<S> {
+    inner: S,
+    config: Arc<EdgeConfig>,
+}
+
+impl<S, B> Service<axum::http::Request<B>> for Edge<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let req = req.map(Body::new);
+        let id = req
+            .headers()
+            .get(&X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .and_then(RequestId::parse)
+            .unwrap_or_else(RequestId::generate);
+        // Every line logged while handling the request carries its id, method and route.
+        let ctx = RequestContext {
+            id: id.clone(),
+            method: req.method().clone(),
+            route: OnceLock::new(),
+        };
+        let handled = tokio::time::timeout(
+            self.config.timeout,
+            AssertUnwindSafe(self.inner.call(req)).catch_unwind(),
+        )
+        .map(settle as Settle);
+        EdgeFuture {
+            inner: logging::in_request(ctx, handled),
+            id: Some(id),
+            config: self.config.clone(),
+        }
+    }
+}
+
+type Outcome = Result<Result<Result<Response, Infallible>, Box<dyn std::any::Any + Send>>, Elapsed>;
+type Settle = fn(Outcome) -> Response;
+type Handled<F> = futures_util::future::Map<
+    tokio::time::Timeout<futures_util::future::CatchUnwind<AssertUnwindSafe<F>>>,
+    Settle,
+>;
+
+/// Turns what the handler did (answered, panicked, ran out of time) into a response, and logs
+/// it while still inside the request's log context.
+fn settle(outcome: Outcome) -> Response {
+    let res = match outcome {
+        Ok(Ok(Ok(res))) => res,
+        Ok(Ok(Err(never))) => match never {},
+        Ok(Err(_panic)) => {
+            tracing::error!("handler panicked");
+            ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+        }
+        Err(_elapsed) => {
+            tracing::warn!("request timed out");
+            ApiError::from_status(StatusCode::REQUEST_TIMEOUT).into_response()
+        }
+    };
+    let status = res.status();
+    if status.is_server_error() {
+        tracing::warn!(status = status.as_u16(), "request failed");
+    } else {
+        tracing::debug!(status = status.as_u16(), "request handled");
+    }
+    res
+}
+
+pin_project_lite::pin_project! {
+    /// The edge's future: the handler inside its log context, then the finishing touches.
+    /// A named type, so no request pays for boxing it.
+    pub struct EdgeFuture<F> {
+        #[pin]
+        inner: tokio::task::futures::TaskLocalFuture<RequestContext, Handled<F>>,
+        id: Option<RequestId>,
+        config: Arc<EdgeConfig>,
+    }
+}
+
+impl<F> Future for EdgeFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = std::task::ready!(this.inner.poll(cx));
+        let id = this.id.take().unwrap_or_else(RequestId::generate);
+        Poll::Ready(Ok(finish(res, &id, this.config)))
+    }
+}
+
+fn finish(mut res: Response, id: &RequestId, config: &EdgeConfig) -> Response {
+    let status = res.status();
+    if status.is_client_error() || status.is_server_error() {
+        res = render_problem(res, id);
+    }
+    let headers = res.headers_mut();
+    for (name, value) in &config.security_headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        headers.insert(X_REQUEST_ID.clone(), v);
+    }
+    res
+}
+
+/// Replaces an error response's body with a problem document. Whatever body it had (axum's
+/// rejection text, a layer's message) is dropped: clients only ever see the safe sentence.
+fn render_problem(res: Response, id: &RequestId) -> Response {
+    let (mut parts, _body) = res.into_parts();
+    let err = parts
+        .extensions
+        .remove::<ApiError>()
+        .unwrap_or_else(|| ApiError::from_status(parts.status));
+    let body = serde_json::to_vec(&Problem::new(&err, id.as_str())).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if parts.status == StatusCode::UNAUTHORIZED {
+        parts
+            .headers
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// Applies each route's declared access rule. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct AccessGuardLayer {
+    table: Arc<AccessTable>,
+}
+
+impl AccessGuardLayer {
+    /// A guard enforcing `table`.
+    pub fn new(table: Arc<AccessTable>) -> Self {
+        Self { table }
+    }
+}
+
+impl<S> Layer<S> for AccessGuardLayer {
+    type Service = AccessGuard<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessGuard {
+            inner,
+            table: self.table.clone(),
+        }
+    }
+}
+
+/// The service [`AccessGuardLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct AccessGuard<S> {
+    inner: S,
+    table: Arc<AccessTable>,
+}
+
+impl<S> Service<Request> for AccessGuard<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match refusal(&self.table, &req) {
+            None => Either::Right(self.inner.call(req)),
+            Some(refused) => Either::Left(ready(Ok(refused))),
+        }
+    }
+}
+
+/// The response refusing `req`, or `None` when its route's rule admits it.
+fn refusal(table: &AccessTable, req: &Request) -> Option<Response> {
+    let Some(matched) = req.extensions().get::<MatchedPath>() else {
+        tracing::error!("routed request without a matched path; refusing");
+        return Some(ApiError::from_status(StatusCode::FORBIDDEN).into_response());
+    };
+    logging::record_route(matched);
+    let path = matched.as_str();
+    let rule = table.rule(req.method(), path);
+    if rule.is_none() {
+        let allowed: Vec<&str> = table.methods(path).collect();
+        if !allowed.is_empty() {
+            return Some(method_not_allowed(&allowed));
+        }
+    }
+    // Identity (issue 4) will put the authenticated principal in the request; until then
+    // no request carries one.
+    let principal_present = false;
+    match decide(rule, principal_present) {
+        Decision::Allow => None,
+        Decision::Unauthenticated => {
+            Some(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response())
+        }
+        Decision::Forbidden => Some(ApiError::from_status(StatusCode::FORBIDDEN).into_response()),
+        Decision::Undeclared => {
+            tracing::error!(route = %path, "route declares no access rule; refusing");
+            Some(ApiError::from_status(StatusCode::FORBIDDEN).into_response())
+        }
+    }
+}
+
+fn method_not_allowed(allowed: &[&str]) -> Response {
+    let mut res = ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED).into_response();
+    let mut list: Vec<&str> = allowed.to_vec();
+    if list.contains(&"GET") && !list.contains(&"HEAD") {
+        list.push("HEAD");
+    }
+    if let Ok(v) = HeaderValue::from_str(&list.join(", ")) {
+        res.headers_mut().insert(header::ALLOW, v);
+    }
+    res
+}
+
+/// Fallback for paths no route matches.
+pub async fn not_found() -> ApiError {
+    ApiError::from_status(StatusCode::NOT_FOUND)
+}
+
+/// Fallback for a known path with a method it does not serve.
+pub async fn wrong_method(method: Method) -> ApiError {
+    tracing::debug!(%method, "method not allowed");
+    ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// Makes one [`WithPeer`] service per connection, so handlers can read the client's socket
+/// address (`ConnectInfo<SocketAddr>`). Works for axum's server and for axum-server (TLS).
+#[derive(Debug, Clone)]
+pub struct MakeWithPeer<S>(pub S);
+
+impl<S: Clone> Service<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for MakeWithPeer<S>
+{
+    type Response = WithPeer<S>;
+    type Error = Infallible;
+    type Future = Ready<Result<WithPeer<S>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(
+        &mut self,
+        stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>,
+    ) -> Self::Future {
+        ready(Ok(WithPeer {
+            inner: self.0.clone(),
+            peer: *stream.remote_addr(),
+        }))
+    }
+}
+
+impl<S: Clone> Service<std::net::SocketAddr> for MakeWithPeer<S> {
+    type Response = WithPeer<S>;
+    type Error = Infallible;
+    type Future = Ready<Result<WithPeer<S>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, peer: std::net::SocketAddr) -> Self::Future {
+        ready(Ok(WithPeer {
+            inner: self.0.clone(),
+            peer,
+        }))
+    }
+}
+
+/// One connection's service: records the peer address on each request.
+#[derive(Debug, Clone)]
+pub struct WithPeer<S> {
+    inner: S,
+    peer: std::net::SocketAddr,
+}
+
+impl<S, B> Service<axum::http::Request<B>> for WithPeer<S>
+where
+    S: Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        self.inner.call(req)
+    }
+}

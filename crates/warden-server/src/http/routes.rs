@@ -1,0 +1,159 @@
+//! Route registration with access rules.
+//!
+//! Every route is registered through [`Routes::add`] together with its [`Access`] rule; the
+//! rules form an [`AccessTable`] that the access guard consults on every request, keyed by
+//! method and matched path. A route that reaches the router without a rule (for example via
+//! [`Routes::merge_undeclared`]) has no entry, and the guard refuses every request to it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::Method;
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::path::PathItem;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use warden_domain::access::Access;
+
+/// The declared rule of every (method, path) the router serves.
+#[derive(Debug, Clone, Default)]
+pub struct AccessTable {
+    /// path pattern → method → rule
+    rules: HashMap<String, BTreeMap<String, Access>>,
+}
+
+impl AccessTable {
+    /// The rule for `method` on the route pattern `path` (as axum's `MatchedPath` gives it).
+    /// `HEAD` falls back to the `GET` rule, since axum answers `HEAD` with the `GET` handler.
+    pub fn rule(&self, method: &Method, path: &str) -> Option<Access> {
+        let methods = self.rules.get(path)?;
+        methods.get(method.as_str()).copied().or_else(|| {
+            if method == Method::HEAD {
+                methods.get("GET").copied()
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The methods declared on a path pattern.
+    pub fn methods(&self, path: &str) -> impl Iterator<Item = &str> {
+        self.rules
+            .get(path)
+            .into_iter()
+            .flat_map(|m| m.keys().map(String::as_str))
+    }
+
+    /// Every declared (method, path, rule), sorted by path then method.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, Access)> {
+        let mut all: Vec<_> = self
+            .rules
+            .iter()
+            .flat_map(|(p, ms)| ms.iter().map(move |(m, a)| (m.as_str(), p.as_str(), *a)))
+            .collect();
+        all.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
+        all.into_iter()
+    }
+
+    fn insert(&mut self, method: &str, path: &str, access: Access) {
+        self.rules
+            .entry(path.to_owned())
+            .or_default()
+            .insert(method.to_owned(), access);
+    }
+
+    fn extend(&mut self, other: AccessTable) {
+        for (path, methods) in other.rules {
+            for (method, access) in methods {
+                self.insert(&method, &path, access);
+            }
+        }
+    }
+}
+
+/// Builds the router, its OpenAPI document and its access table together, so none of the
+/// three can list a route the others do not.
+pub struct Routes<S> {
+    router: OpenApiRouter<S>,
+    undeclared: Vec<Router<S>>,
+    table: AccessTable,
+}
+
+impl<S> std::fmt::Debug for Routes<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routes")
+            .field("access", &self.table)
+            .finish()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Clone + Send + Sync + 'static> Routes<S> {
+    /// No routes yet.
+    pub fn new() -> Self {
+        Self {
+            router: OpenApiRouter::new(),
+            undeclared: Vec::new(),
+            table: AccessTable::default(),
+        }
+    }
+
+    /// Registers the handlers of `route` (built with `utoipa_axum::routes!`) under `access`.
+    #[must_use]
+    pub fn add(mut self, access: Access, route: UtoipaMethodRouter<S>) -> Self {
+        for (path, item) in &route.1.paths {
+            for method in methods(item) {
+                self.table.insert(method, path, access);
+            }
+        }
+        self.router = self.router.routes(route);
+        self
+    }
+
+    /// Adds all routes of `other`, with their rules.
+    #[must_use]
+    pub fn merge(mut self, other: Routes<S>) -> Self {
+        self.router = self.router.merge(other.router);
+        self.undeclared.extend(other.undeclared);
+        self.table.extend(other.table);
+        self
+    }
+
+    /// Merges plain axum routes that declare no access rule. They are served, but the access
+    /// guard refuses every request to them: routes fail closed.
+    #[must_use]
+    pub fn merge_undeclared(mut self, router: Router<S>) -> Self {
+        self.undeclared.push(router);
+        self
+    }
+
+    /// The parts: the axum router (without the access guard), the OpenAPI document and the
+    /// access table.
+    pub fn into_parts(self) -> (Router<S>, OpenApi, Arc<AccessTable>) {
+        let (mut router, openapi) = self.router.split_for_parts();
+        for extra in self.undeclared {
+            router = router.merge(extra);
+        }
+        (router, openapi, Arc::new(self.table))
+    }
+}
+
+fn methods(item: &PathItem) -> impl Iterator<Item = &'static str> + '_ {
+    [
+        ("GET", item.get.is_some()),
+        ("PUT", item.put.is_some()),
+        ("POST", item.post.is_some()),
+        ("DELETE", item.delete.is_some()),
+        ("OPTIONS", item.options.is_some()),
+        ("HEAD", item.head.is_some()),
+        ("PATCH", item.patch.is_some()),
+        ("TRACE", item.trace.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(m, present)| present.then_some(m))
+}

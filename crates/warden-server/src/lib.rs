@@ -1,0 +1,14 @@
+//! Warden's server: configuration, start-up, the HTTP stack and its routes.
+//!
+//! Handlers stay thin: they extract inputs, call one function of the core, and return
+//! [`http::problem::ApiError`] on failure. Every route declares its access rule where it is
+//! registered ([`http::routes::Routes::add`]).
+
+pub mod api;
+pub mod audit;
+pub mod boot;
+pub mod config;
+pub mod http;
+pub mod logging;
+pub mod state;
+pub mod tls;

@@ -1,0 +1,49 @@
+//! What handlers share: the store, the keyring, the clock and the served OpenAPI document.
+//!
+//! axum clones the state for every request, so it is one `Arc`: a clone is a single
+//! reference-count increment however much the state grows.
+
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
+
+use warden_crypto::Keyring;
+use warden_domain::clock::Clock;
+use warden_store::Store;
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
+    /// The database.
+    pub store: Store,
+    /// Keys for secrets at rest.
+    pub keyring: Keyring,
+    /// The audit chain's HMAC key.
+    pub audit_key: Arc<warden_store::audit::ChainKey>,
+    /// Signs audit checkpoints.
+    pub checkpoint_signer: Arc<warden_store::audit::CheckpointSigner>,
+    /// Background verification of the audit chain.
+    pub audit_monitor: crate::audit::AuditMonitor,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// The OpenAPI document as JSON, filled once the routes are assembled.
+    pub openapi_json: OnceLock<String>,
+}
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}

@@ -1,0 +1,826 @@
+//! The audit trail in storage: events appended in the caller's transaction, chained by an
+//! HMAC-SHA256 over each event and the hash before it, and verified by walking the chain.
+//! `audit_head` holds the last sequence number handed out and the newest hash; its row is the
+//! chain's lock.
+//!
+//! The chain key is a server secret sealed by the keyring, so someone who can write to the
+//! database but does not hold the encryption key cannot forge a consistent chain. Writers
+//! serialise on the single `audit_head` row (a row lock on PostgreSQL, the write lock on
+//! SQLite), so the chain follows commit order even with many writers on many nodes.
+//! This module never updates or deletes an event; the database refuses it too (triggers).
+
+use std::fmt;
+
+use aws_lc_rs::{hmac, signature};
+use futures_util::TryStreamExt;
+use warden_crypto::{Context, Keyring};
+use warden_domain::audit::NewEvent;
+use warden_domain::clock::Clock;
+
+use crate::db::on_tx;
+use crate::{Store, StoreError, Tx};
+
+/// Length of every chain hash.
+pub const HASH_LEN: usize = 32;
+const CHAIN_KEY_NAME: &str = "audit_chain_key";
+const USER_AGENT_MAX: usize = 256;
+
+/// The key of the audit chain's HMAC. Never printed.
+pub struct ChainKey(hmac::Key);
+
+impl fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChainKey([redacted])")
+    }
+}
+
+impl ChainKey {
+    /// Loads the chain key, creating it on a fresh database (safe when nodes start together).
+    pub async fn load_or_create(
+        store: &Store,
+        keyring: &Keyring,
+        clock: &dyn Clock,
+    ) -> Result<Self, StoreError> {
+        let key = server_secret(store, keyring, clock, CHAIN_KEY_NAME, || {
+            let mut bytes = vec![0u8; 32];
+            aws_lc_rs::rand::fill(&mut bytes)
+                .map(|()| bytes)
+                .map_err(|_| warden_crypto::KeyringError::Random)
+        })
+        .await?;
+        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &key)))
+    }
+
+    /// A key from raw bytes (tests and benchmarks).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, bytes))
+    }
+
+    fn hash(&self, row: &Row) -> [u8; HASH_LEN] {
+        self.hash_as(row, row.seq)
+    }
+
+    fn hash_as(&self, row: &Row, seq: i64) -> [u8; HASH_LEN] {
+        let mut ctx = hmac::Context::with_key(&self.0);
+        let mut put = |bytes: &[u8]| {
+            ctx.update(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+            ctx.update(bytes);
+        };
+        put(&row.prev_hash);
+        put(&seq.to_be_bytes());
+        put(row.event_id.as_bytes());
+        put(&row.occurred_at_us.to_be_bytes());
+        put(row.actor_kind.as_bytes());
+        opt(&mut put, row.actor_id.as_deref());
+        opt(&mut put, row.workspace_id.as_deref());
+        put(row.action.as_bytes());
+        put(row.resource_type.as_bytes());
+        opt(&mut put, row.resource_id.as_deref());
+        put(row.outcome.as_bytes());
+        opt(&mut put, row.client_ip.as_deref());
+        opt(&mut put, row.user_agent.as_deref());
+        opt(&mut put, row.request_id.as_deref());
+        put(&row.duration_ms.to_be_bytes());
+        put(row.summary.as_bytes());
+        let tag = ctx.sign();
+        let mut out = [0u8; HASH_LEN];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+}
+
+fn opt(put: &mut impl FnMut(&[u8]), value: Option<&str>) {
+    match value {
+        None => put(&[0]),
+        Some(v) => {
+            put(&[1]);
+            put(v.as_bytes());
+        }
+    }
+}
+
+/// Loads the server secret `name`, creating it with `generate` on a fresh database. Sealed by
+/// the keyring and bound to its name; when several nodes create it at once, one value wins
+/// and all of them load that one.
+async fn server_secret(
+    store: &Store,
+    keyring: &Keyring,
+    clock: &dyn Clock,
+    name: &'static str,
+    generate: impl FnOnce() -> Result<Vec<u8>, warden_crypto::KeyringError>,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+    let ctx = Context::new("warden.server_secret").with(name);
+    let mut sealed = read_secret(store, name).await?;
+    if sealed.is_none() {
+        let value = zeroize::Zeroizing::new(generate()?);
+        let value = keyring.seal(&ctx, &value)?;
+        let now = clock.now();
+        let mut tx = store.begin().await?;
+        on_tx!(tx, |c| sqlx::query(
+            "INSERT INTO server_secrets (name, sealed, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING"
+        )
+        .bind(name)
+        .bind(&value)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        sealed = read_secret(store, name).await?;
+    }
+    let sealed = sealed.ok_or(StoreError::Keyring(warden_crypto::KeyringError::Decrypt))?;
+    Ok(keyring.open(&ctx, &sealed)?)
+}
+
+async fn read_secret(store: &Store, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let row = on_tx!(tx, |c| sqlx::query_scalar::<_, Vec<u8>>(
+        "SELECT sealed FROM server_secrets WHERE name = $1"
+    )
+    .bind(name)
+    .fetch_optional(c)
+    .await)?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+const CHECKPOINT_KEY_NAME: &str = "audit_checkpoint_key";
+
+/// Signs audit checkpoints with the server's ECDSA P-256 key (sealed by the keyring). Anyone
+/// holding the public key can check a checkpoint; nobody without the private key can make one.
+pub struct CheckpointSigner {
+    pair: signature::EcdsaKeyPair,
+}
+
+impl fmt::Debug for CheckpointSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CheckpointSigner([redacted])")
+    }
+}
+
+impl CheckpointSigner {
+    /// Loads the signing key, creating it on a fresh database.
+    pub async fn load_or_create(
+        store: &Store,
+        keyring: &Keyring,
+        clock: &dyn Clock,
+    ) -> Result<Self, StoreError> {
+        let pkcs8 = server_secret(store, keyring, clock, CHECKPOINT_KEY_NAME, || {
+            signature::EcdsaKeyPair::generate_pkcs8(
+                CHECKPOINT_ALG,
+                &aws_lc_rs::rand::SystemRandom::new(),
+            )
+            .map(|doc| doc.as_ref().to_vec())
+            .map_err(|_| warden_crypto::KeyringError::Random)
+        })
+        .await?;
+        let pair = signature::EcdsaKeyPair::from_pkcs8(CHECKPOINT_ALG, &pkcs8)
+            .map_err(|_| warden_crypto::KeyringError::Crypto)?;
+        Ok(Self { pair })
+    }
+
+    /// The public key (uncompressed SEC1 point) that verifies checkpoints.
+    pub fn public_key(&self) -> Vec<u8> {
+        signature::KeyPair::public_key(&self.pair).as_ref().to_vec()
+    }
+
+    fn sign(&self, seq: i64, hash: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.pair
+            .sign(&rng, &checkpoint_message(seq, hash))
+            .map(|sig| sig.as_ref().to_vec())
+            .map_err(|_| StoreError::Keyring(warden_crypto::KeyringError::Crypto))
+    }
+}
+
+const CHECKPOINT_ALG: &signature::EcdsaSigningAlgorithm =
+    &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+
+fn checkpoint_message(seq: i64, hash: &[u8]) -> Vec<u8> {
+    let mut msg = b"warden.audit.checkpoint.v1".to_vec();
+    msg.extend_from_slice(&seq.to_be_bytes());
+    msg.extend_from_slice(hash);
+    msg
+}
+
+/// A signed checkpoint: the chain's hash at `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Checkpoint {
+    /// The event it vouches for.
+    pub seq: i64,
+    /// That event's hash.
+    pub hash: Vec<u8>,
+    /// When it was signed (unix microseconds).
+    pub signed_at_us: i64,
+    /// ECDSA P-256 / SHA-256 signature (fixed-length r‖s).
+    pub signature: Vec<u8>,
+}
+
+impl Checkpoint {
+    /// Whether `public_key` signed this checkpoint.
+    pub fn verifies(&self, public_key: &[u8]) -> bool {
+        signature::UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, public_key)
+            .verify(&checkpoint_message(self.seq, &self.hash), &self.signature)
+            .is_ok()
+    }
+}
+
+/// One stored event, exactly as hashed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Row {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// The event's id (UUIDv7).
+    pub event_id: String,
+    /// Unix time in microseconds.
+    pub occurred_at_us: i64,
+    /// `user`, `host`, `api_key` or `system`.
+    pub actor_kind: String,
+    /// The actor's id.
+    pub actor_id: Option<String>,
+    /// The workspace, when scoped.
+    pub workspace_id: Option<String>,
+    /// Dotted action name.
+    pub action: String,
+    /// Kind of resource.
+    pub resource_type: String,
+    /// Resource id.
+    pub resource_id: Option<String>,
+    /// `success`, `denied` or `failed`.
+    pub outcome: String,
+    /// Client address.
+    pub client_ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// Request id.
+    pub request_id: Option<String>,
+    /// Duration in milliseconds.
+    pub duration_ms: i64,
+    /// Redacted input summary (JSON).
+    pub summary: String,
+    /// Hash of the event before (zeros for the first).
+    pub prev_hash: Vec<u8>,
+    /// This event's hash.
+    pub hash: Vec<u8>,
+}
+
+impl Tx {
+    /// Appends `event` to the audit trail in this transaction: it commits with the change it
+    /// describes or not at all. Returns its sequence number.
+    pub async fn record(&mut self, key: &ChainKey, event: &NewEvent) -> Result<i64, StoreError> {
+        // Takes the chain's lock (the head row, held until commit) and reads the newest
+        // event's hash in one round trip; a trigger advances the head with the insert below.
+        let (seq, prev_hash) = on_tx!(self, |c| sqlx::query_as::<_, (i64, Vec<u8>)>(
+            "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash"
+        )
+        .fetch_one(c)
+        .await)?;
+        let micros = event.at.unix_timestamp_nanos() / 1_000;
+        let mut row = Row {
+            seq,
+            event_id: uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+                uuid::NoContext,
+                u64::try_from(event.at.unix_timestamp()).unwrap_or(0),
+                event.at.nanosecond(),
+            ))
+            .to_string(),
+            occurred_at_us: i64::try_from(micros).unwrap_or(i64::MAX),
+            actor_kind: event.actor.kind.as_str().to_owned(),
+            actor_id: event.actor.id.clone(),
+            workspace_id: event.workspace_id.clone(),
+            action: event.action.as_str().to_owned(),
+            resource_type: event.resource_type.clone(),
+            resource_id: event.resource_id.clone(),
+            outcome: event.outcome.as_str().to_owned(),
+            client_ip: event.client_ip.map(|ip| ip.to_string()),
+            user_agent: event
+                .user_agent
+                .as_ref()
+                .map(|ua| ua.chars().take(USER_AGENT_MAX).collect()),
+            request_id: event.request_id.clone(),
+            duration_ms: event.duration_ms,
+            summary: event.summary.to_string(),
+            prev_hash,
+            hash: Vec::new(),
+        };
+        row.hash = key.hash(&row).to_vec();
+        let r = &row;
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO audit_events (seq, event_id, occurred_at_us, actor_kind, actor_id, \
+             workspace_id, action, resource_type, resource_id, outcome, client_ip, user_agent, \
+             request_id, duration_ms, summary, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, \
+             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        )
+        .bind(r.seq)
+        .bind(&r.event_id)
+        .bind(r.occurred_at_us)
+        .bind(&r.actor_kind)
+        .bind(&r.actor_id)
+        .bind(&r.workspace_id)
+        .bind(&r.action)
+        .bind(&r.resource_type)
+        .bind(&r.resource_id)
+        .bind(&r.outcome)
+        .bind(&r.client_ip)
+        .bind(&r.user_agent)
+        .bind(&r.request_id)
+        .bind(r.duration_ms)
+        .bind(&r.summary)
+        .bind(&r.prev_hash)
+        .bind(&r.hash)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(seq)
+    }
+}
+
+/// How the chain was broken, at the first event where it breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tamper {
+    /// The event's content no longer matches its hash.
+    Edited,
+    /// Events are missing from here on (rows deleted).
+    Deleted,
+    /// An event that was never recorded was added here.
+    Inserted,
+    /// The event was recorded at another position.
+    Reordered,
+}
+
+impl fmt::Display for Tamper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Edited => "edited",
+            Self::Deleted => "deleted",
+            Self::Inserted => "inserted",
+            Self::Reordered => "reordered",
+        })
+    }
+}
+
+/// The result of walking the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Events checked before the first break (or all of them).
+    pub checked: u64,
+    /// The first break: the sequence number where it shows, and what happened there.
+    pub broken: Option<(i64, Tamper)>,
+}
+
+/// How far to look for an event's original position when its hash does not match.
+const REORDER_WINDOW: i64 = 64;
+
+/// Where a verification starts: the first sequence number to check and the hash the event
+/// before it must have ended with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// The next sequence number expected.
+    pub next_seq: i64,
+    /// The hash of the event before it (zeros before the first event).
+    pub prev_hash: Vec<u8>,
+}
+
+impl Anchor {
+    /// The start of the chain.
+    pub fn genesis() -> Self {
+        Self {
+            next_seq: 1,
+            prev_hash: vec![0; HASH_LEN],
+        }
+    }
+}
+
+impl Store {
+    /// Walks the whole audit chain in sequence order, streaming (memory stays flat), and
+    /// reports the first event that was edited, deleted, inserted or reordered. When old
+    /// events were purged, the walk starts from the signed checkpoint just before the oldest
+    /// remaining event, which must verify against `checkpoint_key`.
+    pub async fn verify_audit(
+        &self,
+        key: &ChainKey,
+        checkpoint_key: &[u8],
+    ) -> Result<Verification, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let first = on_tx!(tx, |c| sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(seq) FROM audit_events"
+        )
+        .fetch_one(c)
+        .await)?;
+        let head = on_tx!(tx, |c| sqlx::query_scalar::<_, i64>(
+            "SELECT seq FROM audit_head WHERE id = 1"
+        )
+        .fetch_one(c)
+        .await)?;
+        // Purged up to here: the oldest remaining event, or everything when none remain.
+        let purged_through = first.map_or(head, |f| f - 1);
+        let anchor = if purged_through == 0 {
+            Anchor::genesis()
+        } else {
+            let cp = on_tx!(tx, |c| {
+                sqlx::query_as::<_, Checkpoint>(
+                "SELECT seq, hash, signed_at_us, signature FROM audit_checkpoints WHERE seq = $1"
+            )
+            .bind(purged_through)
+            .fetch_optional(c)
+            .await
+            })?;
+            match cp {
+                Some(cp) if cp.verifies(checkpoint_key) => Anchor {
+                    next_seq: cp.seq + 1,
+                    prev_hash: cp.hash,
+                },
+                _ => {
+                    tx.commit().await?;
+                    return Ok(Verification {
+                        checked: 0,
+                        broken: Some((1, Tamper::Deleted)),
+                    });
+                }
+            }
+        };
+        tx.commit().await?;
+        // After a purge the anchor's own event is gone by design; the signed checkpoint
+        // vouches for it instead.
+        self.verify_chain(key, &anchor, purged_through > 0)
+            .await
+            .map(|(v, _)| v)
+    }
+
+    /// Signs a checkpoint for `anchor` (the last verified event), unless one exists.
+    pub async fn write_checkpoint(
+        &self,
+        signer: &CheckpointSigner,
+        anchor: &Anchor,
+        clock: &dyn Clock,
+    ) -> Result<(), StoreError> {
+        let seq = anchor.next_seq - 1;
+        if seq < 1 {
+            return Ok(());
+        }
+        let signature = signer.sign(seq, &anchor.prev_hash)?;
+        let at = i64::try_from(clock.now().unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX);
+        let mut tx = self.begin().await?;
+        on_tx!(tx, |c| sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, hash, signed_at_us, signature) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (seq) DO NOTHING"
+        )
+        .bind(seq)
+        .bind(&anchor.prev_hash)
+        .bind(at)
+        .bind(&signature)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        tx.commit().await
+    }
+
+    /// Removes events older than `before_us` (unix microseconds), but only up to the newest
+    /// checkpoint among them, so verification can start from that checkpoint. Returns how
+    /// many events were removed. The database itself refuses any other deletion.
+    pub async fn purge_audit(&self, before_us: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let upto = on_tx!(tx, |c| sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MAX(seq) FROM audit_checkpoints WHERE seq <= \
+             (SELECT MAX(seq) FROM audit_events WHERE occurred_at_us < $1)"
+        )
+        .bind(before_us)
+        .fetch_one(c)
+        .await)?;
+        let Some(upto) = upto else {
+            tx.rollback().await?;
+            return Ok(0);
+        };
+        let removed = on_tx!(tx, |c| sqlx::query(
+            "DELETE FROM audit_events WHERE seq <= $1 AND occurred_at_us < $2"
+        )
+        .bind(upto)
+        .bind(before_us)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Verifies the chain from `anchor` (the last event already verified) to the head, in
+    /// one snapshot that blocks no writer. Returns the verification and, when intact, the
+    /// anchor for the next run.
+    pub async fn verify_audit_from(
+        &self,
+        key: &ChainKey,
+        anchor: &Anchor,
+    ) -> Result<(Verification, Anchor), StoreError> {
+        self.verify_chain(key, anchor, false).await
+    }
+
+    async fn verify_chain(
+        &self,
+        key: &ChainKey,
+        anchor: &Anchor,
+        anchor_purged: bool,
+    ) -> Result<(Verification, Anchor), StoreError> {
+        let mut tx = self.begin_read().await?;
+        let mut walker = Walker::new(key, anchor);
+        if anchor_purged {
+            walker.anchor_seq = None;
+        }
+        // Start one event early: the anchor event itself must still be there, unchanged
+        // (unless the anchor is a checkpoint whose event was purged).
+        let from = if anchor_purged {
+            anchor.next_seq
+        } else {
+            (anchor.next_seq - 1).max(1)
+        };
+        let sql = sql(&CHAIN_SQL, || {
+            format!("SELECT {COLUMNS} FROM audit_events WHERE seq >= $1 ORDER BY seq")
+        });
+        on_tx!(tx, |c| {
+            let mut rows = sqlx::query_as::<_, Row>(sql).bind(from).fetch(c);
+            while let Some(row) = rows.try_next().await? {
+                if walker.push(row) {
+                    break;
+                }
+            }
+        });
+        let head = on_tx!(tx, |c| sqlx::query_as::<_, (i64, Vec<u8>)>(
+            "SELECT seq, hash FROM audit_head WHERE id = 1"
+        )
+        .fetch_one(c)
+        .await)?;
+        tx.commit().await?;
+        Ok(walker.finish(head))
+    }
+}
+
+/// Walks rows in sequence order with one row of lookahead (needed to tell an inserted row
+/// from an edited one).
+struct Walker<'k> {
+    key: &'k ChainKey,
+    expected_seq: i64,
+    expected_prev: Vec<u8>,
+    pending: Option<Row>,
+    checked: u64,
+    broken: Option<(i64, Tamper)>,
+    /// The already-verified event the walk starts from, still to be re-checked.
+    anchor_seq: Option<i64>,
+}
+
+impl<'k> Walker<'k> {
+    fn new(key: &'k ChainKey, anchor: &Anchor) -> Self {
+        Self {
+            key,
+            expected_seq: anchor.next_seq,
+            expected_prev: anchor.prev_hash.clone(),
+            pending: None,
+            checked: 0,
+            broken: None,
+            anchor_seq: (anchor.next_seq > 1).then_some(anchor.next_seq - 1),
+        }
+    }
+
+    fn valid(&self, row: &Row) -> bool {
+        self.key.hash(row).as_slice() == row.hash.as_slice()
+    }
+
+    fn valid_as(&self, row: &Row, seq: i64) -> bool {
+        self.key.hash_as(row, seq).as_slice() == row.hash.as_slice()
+    }
+
+    /// Takes the next row; returns true once a break is found.
+    fn push(&mut self, row: Row) -> bool {
+        if let Some(anchor_seq) = self.anchor_seq.take() {
+            if row.seq != anchor_seq {
+                self.broken = Some((anchor_seq, Tamper::Deleted));
+            } else if row.hash != self.expected_prev || !self.valid(&row) {
+                self.broken = Some((anchor_seq, Tamper::Edited));
+            }
+            return self.broken.is_some();
+        }
+        if let Some(current) = self.pending.take() {
+            self.judge(current, Some(&row));
+            if self.broken.is_some() {
+                return true;
+            }
+        }
+        self.pending = Some(row);
+        false
+    }
+
+    fn judge(&mut self, row: Row, next: Option<&Row>) {
+        if row.seq > self.expected_seq {
+            self.broken = Some((self.expected_seq, Tamper::Deleted));
+            return;
+        }
+        if !self.valid(&row) {
+            self.broken = Some((row.seq, self.classify(&row, next)));
+            return;
+        }
+        if row.prev_hash != self.expected_prev {
+            self.broken = Some((row.seq, Tamper::Reordered));
+            return;
+        }
+        self.checked += 1;
+        self.expected_seq = row.seq + 1;
+        self.expected_prev = row.hash;
+    }
+
+    /// What happened to a row whose hash does not match, judged from its neighbour.
+    fn classify(&self, row: &Row, next: Option<&Row>) -> Tamper {
+        // A genuine event recorded at another position?
+        let moved_by = (1..=REORDER_WINDOW)
+            .flat_map(|d| [d, -d])
+            .find(|d| self.valid_as(row, row.seq + d));
+        match moved_by {
+            // Everything after moved down by the same amount: rows were deleted and the rest
+            // renumbered.
+            Some(d) if d > 0 && next.is_none_or(|n| self.valid_as(n, n.seq + d)) => Tamper::Deleted,
+            Some(_) => Tamper::Reordered,
+            None => {
+                // Not a genuine event. If the chain continues past it as if it were not
+                // there, it was added; otherwise a genuine event was altered.
+                let skipped = next.is_some_and(|n| {
+                    n.prev_hash == self.expected_prev
+                        && (self.valid(n) || self.valid_as(n, n.seq - 1))
+                });
+                if skipped {
+                    Tamper::Inserted
+                } else {
+                    Tamper::Edited
+                }
+            }
+        }
+    }
+
+    /// Ends the walk; `head` is the last sequence number handed out and the newest hash.
+    fn finish(mut self, head: (i64, Vec<u8>)) -> (Verification, Anchor) {
+        let (head_seq, head_hash) = head;
+        if let Some(anchor_seq) = self.anchor_seq.take() {
+            self.broken = Some((anchor_seq, Tamper::Deleted));
+        }
+        if self.broken.is_none()
+            && let Some(last) = self.pending.take()
+        {
+            if !self.valid(&last) && last.seq > head_seq && last.seq == self.expected_seq {
+                // Beyond the recorded head and not chained: added after the fact.
+                self.broken = Some((last.seq, Tamper::Inserted));
+            } else {
+                self.judge(last, None);
+            }
+        }
+        if self.broken.is_none() {
+            if head_seq >= self.expected_seq || head_hash != self.expected_prev {
+                // Newer events were handed out than remain, or the newest was replaced.
+                self.broken = Some((self.expected_seq.min(head_seq.max(1)), Tamper::Deleted));
+            } else if head_seq != self.expected_seq - 1 {
+                self.broken = Some((head_seq + 1, Tamper::Inserted));
+            }
+        }
+        (
+            Verification {
+                checked: self.checked,
+                broken: self.broken,
+            },
+            Anchor {
+                next_seq: self.expected_seq,
+                prev_hash: self.expected_prev,
+            },
+        )
+    }
+}
+
+/// The newest `limit` events, unfiltered.
+pub async fn newest(store: &Store, limit: i64) -> Result<Vec<Row>, StoreError> {
+    store.audit_page(&Filter::default(), None, limit).await
+}
+
+/// Which events a query or export covers. Every field is optional; all given ones must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// `user`, `host`, `api_key` or `system`.
+    pub actor_kind: Option<String>,
+    /// The actor's id.
+    pub actor_id: Option<String>,
+    /// Actions starting with this (e.g. `user.` or `host.key`).
+    pub action_prefix: Option<String>,
+    /// Kind of resource.
+    pub resource_type: Option<String>,
+    /// Resource id.
+    pub resource_id: Option<String>,
+    /// Workspace.
+    pub workspace_id: Option<String>,
+    /// `success`, `denied` or `failed`.
+    pub outcome: Option<String>,
+    /// At or after this time (unix microseconds).
+    pub since_us: Option<i64>,
+    /// Before this time (unix microseconds).
+    pub until_us: Option<i64>,
+}
+
+const COLUMNS: &str = "seq, event_id, occurred_at_us, actor_kind, actor_id, workspace_id, \
+    action, resource_type, resource_id, outcome, client_ip, user_agent, request_id, duration_ms, \
+    summary, prev_hash, hash";
+
+/// One condition for every filter combination: absent filters are bound as NULL.
+const MATCHING: &str = "FROM audit_events \
+    WHERE ($1 IS NULL OR actor_kind = $1) AND ($2 IS NULL OR actor_id = $2) \
+    AND ($3 IS NULL OR substr(action, 1, length($3)) = $3) \
+    AND ($4 IS NULL OR resource_type = $4) AND ($5 IS NULL OR resource_id = $5) \
+    AND ($6 IS NULL OR workspace_id = $6) AND ($7 IS NULL OR outcome = $7) \
+    AND ($8 IS NULL OR occurred_at_us >= $8) AND ($9 IS NULL OR occurred_at_us < $9) \
+    AND ($10 IS NULL OR seq < $10)";
+
+/// A query text built once from the parts above.
+fn sql(cell: &'static std::sync::OnceLock<String>, build: impl FnOnce() -> String) -> &'static str {
+    cell.get_or_init(build)
+}
+
+static PAGE_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static EXPORT_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static COUNT_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static CHAIN_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+macro_rules! bind_filter {
+    ($query:expr, $f:expr, $before:expr) => {
+        $query
+            .bind($f.actor_kind.clone())
+            .bind($f.actor_id.clone())
+            .bind($f.action_prefix.clone())
+            .bind($f.resource_type.clone())
+            .bind($f.resource_id.clone())
+            .bind($f.workspace_id.clone())
+            .bind($f.outcome.clone())
+            .bind($f.since_us)
+            .bind($f.until_us)
+            .bind($before)
+    };
+}
+
+impl Store {
+    /// One page of events matching `filter`, newest first, older than `before` (a sequence
+    /// number from the previous page) when given.
+    pub async fn audit_page(
+        &self,
+        filter: &Filter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Row>, StoreError> {
+        let sql = sql(&PAGE_SQL, || {
+            format!("SELECT {COLUMNS} {MATCHING} ORDER BY seq DESC LIMIT $11")
+        });
+        let mut tx = self.begin_read().await?;
+        let rows = on_tx!(tx, |c| bind_filter!(
+            sqlx::query_as::<_, Row>(sql),
+            filter,
+            before
+        )
+        .bind(limit)
+        .fetch_all(c)
+        .await)?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Sends every event matching `filter`, oldest first, into `sink`, from one snapshot.
+    /// Memory stays flat whatever the count (the channel is bounded); stops early, without
+    /// error, when the receiver goes away. Returns how many events were sent.
+    pub async fn audit_export(
+        &self,
+        filter: &Filter,
+        sink: tokio::sync::mpsc::Sender<Row>,
+    ) -> Result<u64, StoreError> {
+        let sql = sql(&EXPORT_SQL, || {
+            format!("SELECT {COLUMNS} {MATCHING} ORDER BY seq")
+        });
+        let mut tx = self.begin_read().await?;
+        let mut sent = 0u64;
+        on_tx!(tx, |c| {
+            let mut rows =
+                bind_filter!(sqlx::query_as::<_, Row>(sql), filter, None::<i64>).fetch(c);
+            while let Some(row) = rows.try_next().await? {
+                if sink.send(row).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+        });
+        tx.commit().await?;
+        Ok(sent)
+    }
+
+    /// How many events match `filter`.
+    pub async fn audit_count(&self, filter: &Filter) -> Result<i64, StoreError> {
+        let sql = sql(&COUNT_SQL, || format!("SELECT COUNT(*) {MATCHING}"));
+        let mut tx = self.begin_read().await?;
+        let n = on_tx!(tx, |c| bind_filter!(
+            sqlx::query_scalar::<_, i64>(sql),
+            filter,
+            None::<i64>
+        )
+        .fetch_one(c)
+        .await)?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,59 @@
+//! The storage layer's one error type. Messages name what failed and how to fix it, never a
+//! connection URL, password or stored value.
+
+use crate::Backend;
+
+/// What can go wrong in storage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `database.url` is not a URL this build understands.
+    #[error("database.url: {0}")]
+    InvalidUrl(String),
+    /// The database could not be reached or opened.
+    #[error("database.url: cannot connect to {backend} at {target}: {reason}")]
+    Connect {
+        /// Which backend.
+        backend: Backend,
+        /// `host:port` or the SQLite file path; never credentials.
+        target: String,
+        /// Why, in words a person can act on.
+        reason: String,
+    },
+    /// The database was written by a newer Warden.
+    #[error(
+        "the database schema is at version {found}, newer than this Warden knows ({known}); \
+         run a Warden at least as new as the one that last migrated it"
+    )]
+    SchemaTooNew {
+        /// Version found in the database.
+        found: i64,
+        /// Newest version this binary ships.
+        known: i64,
+    },
+    /// An applied migration differs from the one this binary ships.
+    #[error(
+        "migration {version} in the database differs from the one this Warden ships; the \
+         database was migrated by a different build"
+    )]
+    MigrationChanged {
+        /// The migration that differs.
+        version: i64,
+    },
+    /// A migration failed to apply; nothing of it was kept.
+    #[error("migration {version} ({name}) failed: {source}")]
+    MigrationFailed {
+        /// The failing migration.
+        version: i64,
+        /// Its name.
+        name: &'static str,
+        /// The database's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The configured encryption key does not unwrap the stored data keys.
+    #[error(transparent)]
+    Keyring(#[from] warden_crypto::KeyringError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}

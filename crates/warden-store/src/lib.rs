@@ -1,0 +1,16 @@
+//! Warden's storage: one query layer over SQLite (embedded default) and PostgreSQL.
+//!
+//! Query text is written once and runs on both backends (`$1` placeholders work on both); each
+//! backend has its own migrations under `migrations/{sqlite,postgres}`. Backend differences
+//! (connection settings, locking, transaction start) stay inside this crate and never leak to
+//! callers. Nothing here formats a connection URL or secret into an error.
+
+pub mod audit;
+mod db;
+mod error;
+pub mod keyring;
+mod migrate;
+
+pub use db::{Backend, ConnectOptions, Store, Tx, sqlite_file};
+pub use error::StoreError;
+pub use migrate::{MigrationReport, latest_schema_version};

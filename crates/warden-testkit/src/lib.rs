@@ -1,0 +1,201 @@
+//! Test helpers: a fresh database on either backend, and the whole app started in-process on
+//! port 0 with its own database and data directory.
+//!
+//! The backend comes from `TESTKIT_BACKEND` (`sqlite`, the default, or `postgres`); PostgreSQL
+//! tests need `TESTKIT_POSTGRES_URL`, a URL of a role that may create databases. The test
+//! script (`scripts/test`) runs the suite once per backend.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use sqlx::Connection;
+use tempfile::TempDir;
+use warden_crypto::MasterKey;
+use warden_domain::clock::{Clock, SystemClock};
+use warden_server::boot::{self, Boot, Running};
+use warden_server::config::{Config, Overrides};
+use warden_server::http::routes::Routes;
+use warden_server::state::AppState;
+use warden_store::{Backend, ConnectOptions, Store};
+
+/// The backend this test run uses.
+pub fn backend() -> Backend {
+    match std::env::var("TESTKIT_BACKEND").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        _ => Backend::Sqlite,
+    }
+}
+
+/// A fresh, empty database and a scratch directory, both owned by one test.
+#[derive(Debug)]
+pub struct TestDb {
+    /// URL of the database.
+    pub url: String,
+    /// Which backend.
+    pub backend: Backend,
+    /// Scratch directory (SQLite file, data directory).
+    pub dir: TempDir,
+}
+
+impl TestDb {
+    /// A new empty database on the backend of this run.
+    pub async fn new() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let backend = backend();
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("warden.db").display()),
+            Backend::Postgres => fresh_postgres_database().await?,
+        };
+        Ok(Self { url, backend, dir })
+    }
+
+    /// Connects a store to this database (not migrated).
+    pub async fn connect(&self) -> Result<Store> {
+        Ok(Store::connect(&ConnectOptions::new(self.url.clone())).await?)
+    }
+
+    /// Connects and migrates.
+    pub async fn store(&self) -> Result<Store> {
+        let store = self.connect().await?;
+        store.migrate(&SystemClock).await?;
+        Ok(store)
+    }
+
+    /// The data directory to give the server.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+async fn fresh_postgres_database() -> Result<String> {
+    let admin = std::env::var("TESTKIT_POSTGRES_URL")
+        .context("TESTKIT_BACKEND=postgres needs TESTKIT_POSTGRES_URL (run scripts/test)")?;
+    let name = format!("warden_t_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await?;
+    let sql = format!("CREATE DATABASE {name}");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    let Some((base, _db)) = admin.rsplit_once('/') else {
+        bail!("TESTKIT_POSTGRES_URL must end with /DATABASE");
+    };
+    Ok(format!("{base}/{name}"))
+}
+
+/// A fresh random master key, as hex.
+pub fn random_key_hex() -> String {
+    MasterKey::generate()
+        .map(|k| k.to_hex().to_string())
+        .unwrap_or_default()
+}
+
+/// How to start a test app.
+pub struct AppOptions {
+    /// Extra environment variables (`WARDEN_*`) on top of the test defaults.
+    pub env: Vec<(String, String)>,
+    /// Routes added to Warden's own.
+    pub extra_routes: Routes<AppState>,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            extra_routes: Routes::new(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl std::fmt::Debug for AppOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppOptions").finish_non_exhaustive()
+    }
+}
+
+/// Warden running in-process on 127.0.0.1 with a port of its own.
+#[derive(Debug)]
+pub struct TestApp {
+    /// The running server.
+    pub server: Running,
+    /// Its database.
+    pub db: TestDb,
+    /// An HTTP client for it.
+    pub client: reqwest::Client,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The master encryption key the app runs with (hex).
+    pub master_key_hex: String,
+}
+
+impl TestApp {
+    /// Starts Warden with the test defaults.
+    pub async fn spawn() -> Result<Self> {
+        Self::spawn_with(AppOptions::default()).await
+    }
+
+    /// Starts Warden with extra settings or routes.
+    pub async fn spawn_with(options: AppOptions) -> Result<Self> {
+        install_crypto_provider();
+        let db = TestDb::new().await?;
+        let mut env = vec![
+            ("WARDEN_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            ("WARDEN_DATABASE_URL".to_owned(), db.url.clone()),
+            ("WARDEN_DATA_DIR".to_owned(), path_string(&db.data_dir())),
+            ("WARDEN_ENCRYPTION_KEY".to_owned(), random_key_hex()),
+        ];
+        for (k, v) in options.env {
+            env.retain(|(name, _)| *name != k);
+            env.push((k, v));
+        }
+        let master_key_hex = env
+            .iter()
+            .find(|(k, _)| k == "WARDEN_ENCRYPTION_KEY")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let config = Config::load(None, env, &Overrides::default())?;
+        let server = boot::start(Boot {
+            config,
+            clock: options.clock,
+            extra_routes: options.extra_routes,
+        })
+        .await?;
+        let base = server.base_url();
+        let client = reqwest::Client::builder().no_proxy().build()?;
+        Ok(Self {
+            server,
+            db,
+            client,
+            base,
+            master_key_hex,
+        })
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+fn path_string(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Chooses aws-lc-rs as rustls's provider for this process (both may be linked).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+impl TestApp {
+    /// The audit chain key the app uses (loaded the way the server loads it).
+    pub async fn audit_key(&self) -> Result<warden_store::audit::ChainKey> {
+        let master = MasterKey::from_hex(&self.master_key_hex)?;
+        let store = self.server.store();
+        let ring = warden_store::keyring::load_or_create(store, &master, &SystemClock).await?;
+        Ok(warden_store::audit::ChainKey::load_or_create(store, &ring, &SystemClock).await?)
+    }
+}

@@ -1,0 +1,88 @@
+//! Command-line definitions, apart from the commands they run.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Warden: a self-hosted control plane for AI coding agents.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML configuration file (also WARDEN_CONFIG). Environment variables WARDEN_* override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (embedded SQLite in ./warden-data unless configured otherwise).
+    Serve {
+        /// Address to listen on (also WARDEN_LISTEN); default 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Work with the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole audit chain; name the first event edited, deleted, inserted or
+    /// reordered. Exits 1 when the chain is broken.
+    Verify,
+    /// Export audit events as CSV (oldest first), with a progress bar on a terminal.
+    Export(Box<ExportArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Write to this file (created only once the export is complete); `-` for standard output.
+    #[arg(long, short, default_value = "-", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Only this kind of actor: user, host, api_key or system.
+    #[arg(long)]
+    pub actor_kind: Option<String>,
+    /// Only this actor id.
+    #[arg(long)]
+    pub actor_id: Option<String>,
+    /// Only actions starting with this, e.g. `user.`.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only this resource type.
+    #[arg(long)]
+    pub resource_type: Option<String>,
+    /// Only this resource id.
+    #[arg(long)]
+    pub resource_id: Option<String>,
+    /// Only this workspace.
+    #[arg(long)]
+    pub workspace_id: Option<String>,
+    /// Only this outcome: success, denied or failed.
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Only events at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events before this time (RFC 3339).
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print the effective values, secrets redacted.
+    Check,
+}

@@ -1,0 +1,231 @@
+//! What each command does. Errors come back as one line for `main` to print.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use warden_domain::clock::SystemClock;
+use warden_server::boot::{self, Boot};
+use warden_server::config::{Config, KeySource, Overrides};
+use warden_server::http::routes::Routes;
+use warden_server::logging;
+
+use crate::cli::{AuditCommand, Cli, Command, ConfigCommand};
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let overrides = match &cli.command {
+        Command::Serve { listen } => Overrides {
+            listen: listen.clone(),
+        },
+        _ => Overrides::default(),
+    };
+    let config = Config::load(cli.config.as_deref(), std::env::vars(), &overrides)?;
+    match cli.command {
+        Command::Serve { .. } => serve(config).await,
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => {
+            print(&format!(
+                "# configuration is valid\n{}",
+                config.redacted_toml()
+            ));
+            Ok(())
+        }
+        Command::Migrate => migrate(config).await,
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => audit_verify(config).await,
+        Command::Audit {
+            command: AuditCommand::Export(args),
+        } => audit_export(config, *args).await,
+    }
+}
+
+/// Writes to standard output, ignoring a closed pipe: a server whose output reader went
+/// away must keep serving.
+fn print(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
+async fn serve(config: Config) -> Result<()> {
+    logging::init(&config.log);
+    let data_dir = config.data_dir.clone();
+    let embedded_key = matches!(config.encryption_key, KeySource::DataDir(_));
+    let mut signals = ShutdownSignals::install()?;
+    let mut running = boot::start(Boot {
+        config,
+        clock: Arc::new(SystemClock),
+        extra_routes: Routes::new(),
+    })
+    .await?;
+    let url = running.base_url();
+    print(&format!(
+        "Warden is ready at {url}\n\
+         \x20 health {url}/healthz · readiness {url}/readyz · API {url}/api/v1/openapi.json\n\
+         \x20 data directory: {dir}{key}\n\
+         \x20 sign-in: no accounts exist yet; user sign-in arrives with the identity release, \
+         so only the public routes answer for now.\n\
+         \x20 stop with Ctrl-C",
+        dir = data_dir.display(),
+        key = if embedded_key {
+            " (holds the generated encryption key: fine for trying Warden, not for production)"
+        } else {
+            ""
+        },
+    ));
+    tokio::select! {
+        res = running.wait() => res?,
+        () = signals.recv() => {
+            tracing::info!("shutdown requested: no new connections, finishing in-flight requests");
+            running.shutdown().await?;
+            tracing::info!("stopped cleanly");
+        }
+    }
+    Ok(())
+}
+
+async fn migrate(config: Config) -> Result<()> {
+    logging::init(&config.log);
+    let report = boot::migrate_only(&config).await?;
+    print(&format!(
+        "database schema at version {} (was {})",
+        report.to, report.from
+    ));
+    Ok(())
+}
+
+/// SIGINT and SIGTERM, listened for from before the ready line is printed: a supervisor
+/// that signals as soon as it reads that line must get a clean shutdown, not the default
+/// action of a signal nobody handles yet.
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
+    }
+}
+
+async fn audit_verify(config: Config) -> Result<()> {
+    logging::init(&config.log);
+    let (store, key, signer) = boot::open_existing(&config).await?;
+    let report = store.verify_audit(&key, &signer.public_key()).await;
+    store.close().await;
+    let report = report?;
+    match report.broken {
+        None => {
+            print(&format!(
+                "audit chain intact: {} events verified",
+                report.checked
+            ));
+            Ok(())
+        }
+        Some((seq, how)) => anyhow::bail!(
+            "audit chain broken at event {seq}: {how} ({} events before it verified)",
+            report.checked
+        ),
+    }
+}
+
+async fn audit_export(config: Config, args: crate::cli::ExportArgs) -> Result<()> {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use futures_util::StreamExt;
+    use warden_server::audit::filter::AuditQuery;
+
+    logging::init(&config.log);
+    let parsed = AuditQuery {
+        actor_kind: args.actor_kind,
+        actor_id: args.actor_id,
+        action: args.action,
+        resource_type: args.resource_type,
+        resource_id: args.resource_id,
+        workspace_id: args.workspace_id,
+        outcome: args.outcome,
+        since: args.since,
+        until: args.until,
+        ..AuditQuery::default()
+    }
+    .parse()?;
+    let (store, _key, _signer) = boot::open_existing(&config).await?;
+    let total = store.audit_count(&parsed.filter).await?;
+    let done = Arc::new(AtomicU64::new(0));
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(u64::try_from(total).unwrap_or(0)),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+
+    // A file appears only when the export is complete: write beside it, rename at the end.
+    let to_stdout = args.output.as_os_str() == "-";
+    let partial = args.output.with_file_name(format!(
+        ".{}.partial",
+        args.output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "audit.csv".to_owned())
+    ));
+    let mut sink: Box<dyn Write + Send> = if to_stdout {
+        Box::new(std::io::BufWriter::new(std::io::stdout()))
+    } else {
+        Box::new(std::io::BufWriter::new(std::fs::File::create(&partial)?))
+    };
+    let mut chunks = Box::pin(warden_server::audit::csv::stream(
+        store.clone(),
+        parsed.filter,
+        Some(done.clone()),
+    ));
+    let copy = async {
+        while let Some(chunk) = chunks.next().await {
+            sink.write_all(&chunk?)?;
+            bar.set_position(done.load(Ordering::Relaxed));
+        }
+        sink.flush()?;
+        Ok::<(), anyhow::Error>(())
+    };
+    let outcome = tokio::select! {
+        r = copy => r,
+        () = shutdown_signal() => Err(anyhow::anyhow!("export interrupted; nothing was written")),
+    };
+    drop(sink);
+    bar.finish_and_clear();
+    store.close().await;
+    match outcome {
+        Ok(()) => {
+            if !to_stdout {
+                std::fs::rename(&partial, &args.output)?;
+                eprintln!(
+                    "exported {} events to {}",
+                    done.load(Ordering::Relaxed),
+                    args.output.display()
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            if !to_stdout {
+                let _ = std::fs::remove_file(&partial);
+            }
+            Err(e)
+        }
+    }
+}

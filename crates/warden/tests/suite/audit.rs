@@ -1,0 +1,724 @@
+//! The audit trail in storage, on both backends: atomic with the change, append-only,
+//! chained, and every kind of tampering detected.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use time::OffsetDateTime;
+use warden_crypto::MasterKey;
+use warden_domain::audit::{Action, Actor, ActorKind, NewEvent, Outcome};
+use warden_domain::clock::SystemClock;
+use warden_store::audit::{ChainKey, Tamper, Verification};
+use warden_store::{Backend, Store, keyring};
+use warden_testkit::TestDb;
+
+use crate::storage::{count, raw_exec};
+
+pub(crate) fn event(n: usize) -> NewEvent {
+    NewEvent {
+        at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1_800_000_000 + n as i64),
+        actor: Actor {
+            kind: ActorKind::User,
+            id: Some(format!("user-{n}")),
+        },
+        workspace_id: Some("ws-1".into()),
+        action: Action::parse("workspace.updated").unwrap(),
+        resource_type: "workspace".into(),
+        resource_id: Some("ws-1".into()),
+        outcome: Outcome::Success,
+        client_ip: Some("127.0.0.1".parse().unwrap()),
+        user_agent: Some("test/1".into()),
+        request_id: Some(format!("req-{n}")),
+        duration_ms: 3,
+        summary: json!({"name": {"old": "a", "new": format!("b{n}")}}),
+    }
+}
+
+async fn setup() -> (TestDb, Store, ChainKey) {
+    let (db, store, key, _) = setup_with_known_key().await;
+    (db, store, key)
+}
+
+/// A migrated database with its keyring and chain key, and the master key (hex) that the
+/// `warden` binary needs to open it.
+async fn setup_with_known_key() -> (TestDb, Store, ChainKey, String) {
+    let db = TestDb::new().await.unwrap();
+    let store = db.store().await.unwrap();
+    let key_hex = warden_testkit::random_key_hex();
+    let master = MasterKey::from_hex(&key_hex).unwrap();
+    let ring = keyring::load_or_create(&store, &master, &SystemClock)
+        .await
+        .unwrap();
+    let key = ChainKey::load_or_create(&store, &ring, &SystemClock)
+        .await
+        .unwrap();
+    (db, store, key, key_hex)
+}
+
+async fn append(store: &Store, key: &ChainKey, n: usize) {
+    for i in 0..n {
+        let mut tx = store.begin().await.unwrap();
+        tx.record(key, &event(i)).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+fn intact(n: u64) -> Verification {
+    Verification {
+        checked: n,
+        broken: None,
+    }
+}
+
+#[tokio::test]
+async fn an_event_commits_with_its_transaction_and_vanishes_with_its_rollback() {
+    let (db, store, key) = setup().await;
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.record(&key, &event(1)).await.unwrap(), 1);
+    tx.rollback().await.unwrap();
+    {
+        let mut tx = store.begin().await.unwrap();
+        tx.record(&key, &event(2)).await.unwrap();
+        // dropped without commit
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_events").await, 0);
+    assert_eq!(verify_unpurged(&store, &key).await, intact(0));
+
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(tx.record(&key, &event(3)).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    let rows = warden_store::audit::newest(&store, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!((row.seq, row.action.as_str()), (1, "workspace.updated"));
+    assert_eq!(row.actor_kind, "user");
+    assert_eq!(row.actor_id.as_deref(), Some("user-3"));
+    assert_eq!(row.request_id.as_deref(), Some("req-3"));
+    assert_eq!(row.client_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(row.outcome, "success");
+    assert_eq!(verify_unpurged(&store, &key).await, intact(1));
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_update_or_delete_audit_events() {
+    let (db, store, key) = setup().await;
+    append(&store, &key, 2).await;
+    for sql in [
+        "UPDATE audit_events SET summary = '{}' WHERE seq = 1",
+        "DELETE FROM audit_events WHERE seq = 2",
+        "DELETE FROM audit_events",
+    ] {
+        let err = try_exec(&db, sql).await.unwrap_err();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    if db.backend == Backend::Postgres {
+        let err = try_exec(&db, "TRUNCATE audit_events").await.unwrap_err();
+        assert!(err.contains("append-only"), "{err}");
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_events").await, 2);
+    assert_eq!(verify_unpurged(&store, &key).await, intact(2));
+}
+
+async fn try_exec(db: &TestDb, sql: &'static str) -> Result<(), String> {
+    let res = match db.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.map(drop)
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.map(drop)
+        }
+    };
+    res.map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn thirty_two_concurrent_writers_keep_one_unbroken_chain() {
+    let (db, store, key) = setup().await;
+    let key = Arc::new(key);
+    let mut tasks = Vec::new();
+    for w in 0..32 {
+        let store = store.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..10 {
+                let mut tx = store.begin().await.unwrap();
+                tx.record(&key, &event(w * 100 + i)).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_events").await, 320);
+    assert_eq!(count(&db, "SELECT MAX(seq) FROM audit_events").await, 320);
+    assert_eq!(verify_unpurged(&store, &key).await, intact(320));
+}
+
+#[tokio::test]
+async fn two_nodes_sharing_a_database_keep_one_unbroken_chain() {
+    let (db, store, key) = setup().await;
+    let other = db.connect().await.unwrap();
+    let key = Arc::new(key);
+    let mut tasks = Vec::new();
+    for (n, node) in [store.clone(), other].into_iter().enumerate() {
+        for w in 0..8 {
+            let node = node.clone();
+            let key = key.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    let mut tx = node.begin().await.unwrap();
+                    tx.record(&key, &event(n * 1000 + w * 10 + i))
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(verify_unpurged(&store, &key).await, intact(160));
+}
+
+/// Lets the test play an attacker with direct database access.
+async fn disable_guards(db: &TestDb) {
+    match db.backend {
+        Backend::Sqlite => {
+            raw_exec(db, "DROP TRIGGER audit_events_no_update").await;
+            raw_exec(db, "DROP TRIGGER audit_events_no_delete").await;
+        }
+        Backend::Postgres => {
+            raw_exec(db, "ALTER TABLE audit_events DISABLE TRIGGER USER").await;
+        }
+    }
+}
+
+async fn tampered(sqls: &[&'static str]) -> Verification {
+    let (db, store, key) = setup().await;
+    append(&store, &key, 10).await;
+    assert_eq!(verify_unpurged(&store, &key).await, intact(10));
+    disable_guards(&db).await;
+    for sql in sqls {
+        raw_exec(&db, sql).await;
+    }
+    verify_unpurged(&store, &key).await
+}
+
+#[tokio::test]
+async fn an_edited_event_is_named() {
+    let v = tampered(&["UPDATE audit_events SET outcome = 'failed' WHERE seq = 4"]).await;
+    assert_eq!(v.broken, Some((4, Tamper::Edited)));
+    assert_eq!(v.checked, 3);
+    let v = tampered(&["UPDATE audit_events SET summary = '{}' WHERE seq = 10"]).await;
+    assert_eq!(v.broken, Some((10, Tamper::Edited)));
+}
+
+#[tokio::test]
+async fn a_deleted_event_is_named() {
+    let v = tampered(&["DELETE FROM audit_events WHERE seq = 6"]).await;
+    assert_eq!(v.broken, Some((6, Tamper::Deleted)));
+    // The newest event, whose removal leaves no gap behind it.
+    let v = tampered(&["DELETE FROM audit_events WHERE seq = 10"]).await;
+    assert_eq!(v.broken, Some((10, Tamper::Deleted)));
+    // A deletion hidden by renumbering the events after it.
+    let v = tampered(&[
+        "DELETE FROM audit_events WHERE seq = 5",
+        "UPDATE audit_events SET seq = seq + 1000 WHERE seq > 5",
+        "UPDATE audit_events SET seq = seq - 1001 WHERE seq > 1000",
+    ])
+    .await;
+    assert_eq!(v.broken, Some((5, Tamper::Deleted)));
+}
+
+const FORGED: &str = "INSERT INTO audit_events (seq, event_id, occurred_at_us, actor_kind, \
+    actor_id, workspace_id, action, resource_type, resource_id, outcome, client_ip, user_agent, \
+    request_id, duration_ms, summary, prev_hash, hash) SELECT 7, 'forged', occurred_at_us, \
+    actor_kind, 'intruder', workspace_id, 'user.role_changed', resource_type, resource_id, \
+    outcome, client_ip, user_agent, request_id, duration_ms, summary, hash, hash \
+    FROM audit_events WHERE seq = 6";
+
+#[tokio::test]
+async fn an_inserted_event_is_named() {
+    let v = tampered(&[
+        "UPDATE audit_events SET seq = seq + 1000 WHERE seq > 6",
+        "UPDATE audit_events SET seq = seq - 999 WHERE seq > 1000",
+        FORGED,
+    ])
+    .await;
+    assert_eq!(v.broken, Some((7, Tamper::Inserted)));
+    assert_eq!(v.checked, 6);
+    // Appended after the newest event.
+    let v = tampered(&[FORGED_AT_END]).await;
+    assert_eq!(v.broken, Some((11, Tamper::Inserted)));
+}
+
+const FORGED_AT_END: &str = "INSERT INTO audit_events (seq, event_id, occurred_at_us, \
+    actor_kind, actor_id, workspace_id, action, resource_type, resource_id, outcome, client_ip, \
+    user_agent, request_id, duration_ms, summary, prev_hash, hash) SELECT 11, 'forged', \
+    occurred_at_us, actor_kind, 'intruder', workspace_id, action, resource_type, resource_id, \
+    outcome, client_ip, user_agent, request_id, duration_ms, summary, hash, hash \
+    FROM audit_events WHERE seq = 10";
+
+#[tokio::test]
+async fn reordered_events_are_named() {
+    let v = tampered(&[
+        "UPDATE audit_events SET seq = 1003 WHERE seq = 3",
+        "UPDATE audit_events SET seq = 3 WHERE seq = 4",
+        "UPDATE audit_events SET seq = 4 WHERE seq = 1003",
+    ])
+    .await;
+    assert_eq!(v.broken, Some((3, Tamper::Reordered)));
+    assert_eq!(v.checked, 2);
+}
+
+#[tokio::test]
+async fn a_forged_chain_without_the_key_does_not_verify() {
+    // An attacker who recomputes plain hashes cannot produce the keyed ones.
+    let (_db, store, key) = setup().await;
+    append(&store, &key, 3).await;
+    let other = ChainKey::from_bytes(&[7u8; 32]);
+    let v = verify_unpurged(&store, &other).await;
+    assert_eq!(v.broken.map(|(seq, _)| seq), Some(1));
+}
+
+#[derive(serde::Serialize)]
+struct SetProviderKey {
+    provider: String,
+    api_key: String,
+    label: Option<String>,
+}
+warden_domain::audited!(SetProviderKey {
+    provider: Value,
+    api_key: Changed,
+    label: Value
+});
+
+#[tokio::test]
+async fn no_secret_from_an_audited_input_reaches_the_table() {
+    let (db, store, key) = setup().await;
+    let secret = "sk-live-7f3a9c1e5b2d4f6a8c0e";
+    let input = SetProviderKey {
+        provider: "claude_code".into(),
+        api_key: secret.into(),
+        label: Some("team key".into()),
+    };
+    warden_domain::audit::check_declarations(&input).unwrap();
+    let mut e = event(1);
+    e.summary = warden_domain::audit::summarize(&input).unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.record(&key, &e).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let rows = warden_store::audit::newest(&store, 10).await.unwrap();
+    let everything = format!("{rows:?}");
+    assert!(!everything.contains(secret));
+    assert!(rows[0].summary.contains("[changed]"), "{}", rows[0].summary);
+    assert!(rows[0].summary.contains("claude_code"));
+    // Not in the raw table either, whatever the column.
+    let dump: Vec<String> = match db.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(
+                "SELECT summary || coalesce(actor_id,'') || action FROM audit_events",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query_scalar("SELECT audit_events::text FROM audit_events")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(dump.iter().all(|row| !row.contains(secret)));
+}
+
+#[tokio::test]
+async fn warden_audit_verify_reports_an_intact_chain_and_names_a_tampered_event() {
+    let (db, store, key, key_hex) = setup_with_known_key().await;
+    append(&store, &key, 5).await;
+    store.close().await;
+
+    let run = |db: &TestDb| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+            .env_clear()
+            .env("WARDEN_DATABASE_URL", &db.url)
+            .env("WARDEN_ENCRYPTION_KEY", &key_hex)
+            .env("WARDEN_DATA_DIR", db.data_dir())
+            .env("WARDEN_LOG_LEVEL", "warn")
+            .args(["audit", "verify"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&db);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "audit chain intact: 5 events verified"
+    );
+
+    disable_guards(&db).await;
+    raw_exec(
+        &db,
+        "UPDATE audit_events SET actor_id = 'someone-else' WHERE seq = 3",
+    )
+    .await;
+    let out = run(&db);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("audit chain broken at event 3: edited (2 events before it verified)"),
+        "{err}"
+    );
+}
+
+async fn audit_status(app: &warden_testkit::TestApp, until: &str) -> serde_json::Value {
+    for _ in 0..100 {
+        let body: serde_json::Value = app
+            .client
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if body["audit"]["status"] == until {
+            return body["audit"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("audit status never became {until}");
+}
+
+#[tokio::test]
+async fn the_server_verifies_new_events_in_the_background_and_reports_a_break_in_readyz() {
+    let app = warden_testkit::TestApp::spawn_with(warden_testkit::AppOptions {
+        env: vec![("WARDEN_AUDIT_VERIFY_INTERVAL_SECS".into(), "1".into())],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let status = audit_status(&app, "intact").await;
+    assert_eq!(status["verified_through"], 0);
+
+    let key = app.audit_key().await.unwrap();
+    append(app.server.store(), &key, 4).await;
+    for _ in 0..100 {
+        let s = audit_status(&app, "intact").await;
+        if s["verified_through"] == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(audit_status(&app, "intact").await["verified_through"], 4);
+    // What the monitor verified, it signs a checkpoint for.
+    for _ in 0..50 {
+        if count(
+            &app.db,
+            "SELECT COUNT(*) FROM audit_checkpoints WHERE seq = 4",
+        )
+        .await
+            == 1
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count(
+            &app.db,
+            "SELECT COUNT(*) FROM audit_checkpoints WHERE seq = 4"
+        )
+        .await,
+        1
+    );
+
+    disable_guards(&app.db).await;
+    raw_exec(&app.db, "DELETE FROM audit_events WHERE seq = 4").await;
+    let status = audit_status(&app, "broken").await;
+    assert_eq!(status["broken_at"], 4, "{status}");
+    assert_eq!(status["tamper"], "deleted", "{status}");
+}
+
+#[tokio::test]
+async fn the_audit_status_endpoint_refuses_anonymous_callers() {
+    let app = warden_testkit::TestApp::spawn().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/api/v1/audit/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn queries_filter_and_page_newest_first() {
+    let (_db, store, key) = setup().await;
+    for i in 0..12 {
+        let mut e = event(i);
+        if i % 3 == 0 {
+            e.action = Action::parse("user.sign_in").unwrap();
+            e.outcome = Outcome::Denied;
+        }
+        let mut tx = store.begin().await.unwrap();
+        tx.record(&key, &e).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let all = warden_store::audit::Filter::default();
+    let first = store.audit_page(&all, None, 5).await.unwrap();
+    let seqs: Vec<i64> = first.iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, vec![12, 11, 10, 9, 8]);
+    let next = store.audit_page(&all, Some(8), 5).await.unwrap();
+    assert_eq!(next.first().map(|r| r.seq), Some(7));
+
+    let sign_ins = warden_store::audit::Filter {
+        action_prefix: Some("user.".into()),
+        outcome: Some("denied".into()),
+        ..Default::default()
+    };
+    let rows = store.audit_page(&sign_ins, None, 100).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r.action == "user.sign_in"));
+    assert_eq!(store.audit_count(&sign_ins).await.unwrap(), 4);
+
+    let window = warden_store::audit::Filter {
+        since_us: Some((1_800_000_000 + 2) * 1_000_000),
+        until_us: Some((1_800_000_000 + 5) * 1_000_000),
+        actor_id: Some("user-3".into()),
+        ..Default::default()
+    };
+    let rows = store.audit_page(&window, None, 100).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].actor_id.as_deref(), Some("user-3"));
+    // A prefix is a prefix, not a pattern.
+    let pattern = warden_store::audit::Filter {
+        action_prefix: Some("%".into()),
+        ..Default::default()
+    };
+    assert_eq!(store.audit_count(&pattern).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn audit_routes_refuse_anonymous_callers() {
+    let app = warden_testkit::TestApp::spawn().await.unwrap();
+    for path in [
+        "/api/v1/audit/events",
+        "/api/v1/audit/events?since=yesterday",
+        "/api/v1/audit/export.csv",
+    ] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn warden_audit_export_writes_rfc4180_csv_with_formulas_neutralised() {
+    let (db, store, key, key_hex) = setup_with_known_key().await;
+    for i in 0..700 {
+        let mut e = event(i);
+        if i == 3 {
+            e.resource_id = Some("=cmd|' /C calc'!A0".into());
+            e.user_agent = Some("@SUM(1+1)".into());
+            e.summary = json!({"note": "a \"quoted\", comma\nnewline"});
+        }
+        if i % 2 == 0 {
+            e.action = Action::parse("host.key_created").unwrap();
+        }
+        let mut tx = store.begin().await.unwrap();
+        tx.record(&key, &e).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    store.close().await;
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let output = out_dir.path().join("audit.csv");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+            .env_clear()
+            .env("WARDEN_DATABASE_URL", &db.url)
+            .env("WARDEN_ENCRYPTION_KEY", &key_hex)
+            .env("WARDEN_DATA_DIR", db.data_dir())
+            .env("WARDEN_LOG_LEVEL", "warn")
+            .args(["audit", "export"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--output", output.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_path(&output).unwrap();
+    assert_eq!(reader.headers().unwrap().get(0), Some("seq"));
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 700);
+    assert_eq!(records[0].get(0), Some("1"));
+    let tricky = &records[3];
+    assert_eq!(tricky.get(8), Some("'=cmd|' /C calc'!A0"));
+    assert_eq!(tricky.get(11), Some("'@SUM(1+1)"));
+    assert_eq!(
+        tricky.get(14),
+        Some(r#"{"note":"a \"quoted\", comma\nnewline"}"#)
+    );
+
+    // Filters apply; a malformed one is refused and leaves no file behind.
+    let filtered = out_dir.path().join("hosts.csv");
+    let out = run(&["--output", filtered.to_str().unwrap(), "--action", "host."]);
+    assert!(out.status.success());
+    assert_eq!(
+        csv::Reader::from_path(&filtered).unwrap().records().count(),
+        350
+    );
+    let bad = out_dir.path().join("bad.csv");
+    let out = run(&["--output", bad.to_str().unwrap(), "--since", "yesterday"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RFC 3339"));
+    let left: Vec<_> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !left
+            .iter()
+            .any(|n| n.contains("bad") || n.contains("partial")),
+        "{left:?}"
+    );
+}
+
+/// Verifies a log from which nothing was purged (no checkpoint key needed).
+async fn verify_unpurged(store: &Store, key: &ChainKey) -> Verification {
+    store.verify_audit(key, &[]).await.unwrap()
+}
+
+fn days_ago(days: i64) -> OffsetDateTime {
+    #[allow(clippy::disallowed_methods)]
+    let now = OffsetDateTime::now_utc();
+    now - time::Duration::days(days)
+}
+
+#[tokio::test]
+async fn purging_past_retention_keeps_the_log_verifiable_from_a_signed_checkpoint() {
+    let (db, store, key) = setup().await;
+    let signer = {
+        // The signer lives beside the chain key, sealed by the same keyring.
+        let ring = warden_crypto::Keyring::new([(1, warden_crypto::DataKey::generate().unwrap())])
+            .unwrap();
+        warden_store::audit::CheckpointSigner::load_or_create(&store, &ring, &SystemClock)
+            .await
+            .unwrap()
+    };
+    let public = signer.public_key();
+    // Six old events, then four recent ones.
+    for i in 0..10 {
+        let mut e = event(i);
+        e.at = if i < 6 { days_ago(200) } else { days_ago(1) };
+        let mut tx = store.begin().await.unwrap();
+        tx.record(&key, &e).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    // The database refuses to delete even old events until a checkpoint covers them.
+    let refused = try_exec(&db, "DELETE FROM audit_events WHERE seq = 1").await;
+    assert!(refused.unwrap_err().contains("append-only"));
+
+    // A checkpoint at event 4, as the monitor writes after verifying that far.
+    let (v, anchor) = store
+        .verify_audit_from(&key, &warden_store::audit::Anchor::genesis())
+        .await
+        .unwrap();
+    assert_eq!(v.checked, 10);
+    let mut at4 = warden_store::audit::Anchor::genesis();
+    for row in warden_store::audit::newest(&store, 100).await.unwrap() {
+        if row.seq == 4 {
+            at4 = warden_store::audit::Anchor {
+                next_seq: 5,
+                prev_hash: row.hash.clone(),
+            };
+        }
+    }
+    assert_eq!(anchor.next_seq, 11);
+    store
+        .write_checkpoint(&signer, &at4, &SystemClock)
+        .await
+        .unwrap();
+
+    let cutoff_us = (days_ago(90).unix_timestamp_nanos() / 1_000) as i64;
+    assert_eq!(store.purge_audit(cutoff_us).await.unwrap(), 4);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_events").await, 6);
+    assert_eq!(count(&db, "SELECT MIN(seq) FROM audit_events").await, 5);
+    // Old events beyond the checkpoint and recent events stay protected.
+    for sql in [
+        "DELETE FROM audit_events WHERE seq = 5",
+        "DELETE FROM audit_events WHERE seq = 10",
+    ] {
+        assert!(
+            try_exec(&db, sql)
+                .await
+                .unwrap_err()
+                .contains("append-only"),
+            "{sql}"
+        );
+    }
+
+    let v = store.verify_audit(&key, &public).await.unwrap();
+    assert_eq!(v, intact(6));
+    // Without the right public key the checkpoint does not vouch for the purged part.
+    let v = store.verify_audit(&key, &[4u8; 65]).await.unwrap();
+    assert!(v.broken.is_some());
+    // A forged checkpoint (its hash changed) does not verify either.
+    disable_guards(&db).await;
+    match db.backend {
+        Backend::Sqlite => raw_exec(&db, "DROP TRIGGER audit_checkpoints_no_update").await,
+        Backend::Postgres => {
+            raw_exec(&db, "ALTER TABLE audit_checkpoints DISABLE TRIGGER USER").await
+        }
+    }
+    raw_exec(
+        &db,
+        "UPDATE audit_checkpoints SET signed_at_us = signed_at_us + 1",
+    )
+    .await;
+    assert!(
+        store
+            .verify_audit(&key, &public)
+            .await
+            .unwrap()
+            .broken
+            .is_none()
+    );
+    raw_exec(&db, "UPDATE audit_checkpoints SET hash = prev FROM (SELECT hash AS prev FROM audit_events WHERE seq = 5) p").await;
+    let v = store.verify_audit(&key, &public).await.unwrap();
+    assert!(v.broken.is_some(), "{v:?}");
+}
+
+#[test]
+fn retention_below_ninety_days_is_refused_at_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("WARDEN_AUDIT_RETENTION_DAYS", "30")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("audit.retention_days: must be at least 90"),
+        "{err}"
+    );
+}

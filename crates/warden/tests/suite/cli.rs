@@ -1,0 +1,413 @@
+//! The `warden` binary as an operator runs it: start-up, shutdown, and refusals at boot.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const KEY: &str = "8f1c2e3d4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+fn warden(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WARDEN_LOG_LEVEL", "warn")
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap()
+}
+
+/// Exits non-zero with exactly one line on standard error, naming `must_name`.
+fn assert_refused(out: &Output, must_name: &str) -> String {
+    assert!(
+        !out.status.success(),
+        "expected failure, got {:?}",
+        out.status
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(
+        lines[0].contains(must_name),
+        "{must_name:?} not in: {stderr}"
+    );
+    lines[0].to_owned()
+}
+
+fn assert_nothing_left(dir: &Path) {
+    let left: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "warden.toml" && n != "blocker")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn help_lists_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(warden(dir.path()).arg("--help"));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["serve", "config", "migrate"] {
+        assert!(text.contains(cmd), "{text}");
+    }
+    let out = run(warden(dir.path()).args(["config", "--help"]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("check"));
+}
+
+#[test]
+fn serve_with_no_configuration_runs_embedded_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = warden(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("Warden is ready at ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let body = ureq_get(&format!("{url}/readyz"));
+    assert!(body.contains("\"backend\":\"sqlite\""), "{body}");
+
+    let data = dir.path().join("warden-data");
+    let key = data.join("encryption.key");
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read_to_string(&key).unwrap().trim().len(), 64);
+    assert!(data.join("warden.db").exists());
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = wait_with_timeout(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    // A clean close checkpoints SQLite's write-ahead log.
+    assert!(!data.join("warden.db-wal").exists());
+
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    assert!(!stderr.contains(key_text.trim()), "the key reached the log");
+}
+
+fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("warden did not stop within {limit:?}");
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+fn ureq_get(url: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        client.get(url).send().await.unwrap().text().await.unwrap()
+    })
+}
+
+#[test]
+fn malformed_toml_is_refused_naming_the_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("warden.toml"),
+        "listen = \"127.0.0.1:0\"\n[database\n",
+    )
+    .unwrap();
+    let out = run(warden(dir.path()).args(["--config", "warden.toml", "serve"]));
+    let line = assert_refused(&out, "warden.toml");
+    assert!(line.contains("line 2"), "{line}");
+    assert_nothing_left(dir.path());
+}
+
+#[test]
+fn an_unknown_configuration_key_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("warden.toml"), "[http]\nbody_limit = 5\n").unwrap();
+    let out = run(warden(dir.path()).args(["--config", "warden.toml", "serve"]));
+    assert_refused(&out, "body_limit");
+    assert_nothing_left(dir.path());
+    let out = run(warden(dir.path()).env("WARDEN_LISTN", "x").arg("serve"));
+    assert_refused(&out, "WARDEN_LISTN");
+    assert_nothing_left(dir.path());
+}
+
+#[test]
+fn a_bad_encryption_key_is_refused_naming_the_variable_and_how_to_make_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in [
+        "short",
+        "zz1c2e3d4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    ] {
+        let out = run(warden(dir.path()).env("WARDEN_ENCRYPTION_KEY", bad).args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ]));
+        let line = assert_refused(&out, "WARDEN_ENCRYPTION_KEY");
+        assert!(line.contains("openssl rand -hex 32"), "{line}");
+        assert!(!line.contains(bad));
+        assert_nothing_left(dir.path());
+    }
+}
+
+#[test]
+fn an_unreachable_postgres_is_refused_without_revealing_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(warden(dir.path())
+        .env(
+            "WARDEN_DATABASE_URL",
+            "postgres://warden:hunter2pw@127.0.0.1:1/warden",
+        )
+        .env("WARDEN_ENCRYPTION_KEY", KEY)
+        .env("WARDEN_DATABASE_CONNECT_TIMEOUT_SECS", "2")
+        .args(["serve", "--listen", "127.0.0.1:0"]));
+    let line = assert_refused(&out, "cannot connect to PostgreSQL at 127.0.0.1:1");
+    assert!(!line.contains("hunter2pw"), "{line}");
+    assert_nothing_left(dir.path());
+}
+
+#[test]
+fn postgres_without_an_encryption_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(warden(dir.path())
+        .env(
+            "WARDEN_DATABASE_URL",
+            "postgres://warden@127.0.0.1:1/warden",
+        )
+        .arg("serve"));
+    assert_refused(&out, "WARDEN_ENCRYPTION_KEY is not set");
+}
+
+#[test]
+fn a_data_directory_that_cannot_be_created_is_refused() {
+    // A path beneath a regular file cannot be created, even by root.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blocker"), "").unwrap();
+    let out = run(warden(dir.path())
+        .env("WARDEN_DATA_DIR", "blocker/data")
+        .args(["serve", "--listen", "127.0.0.1:0"]));
+    assert_refused(&out, "data_dir blocker/data");
+    assert_nothing_left(dir.path());
+}
+
+#[test]
+fn a_port_already_in_use_is_refused_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(warden(dir.path()).args(["serve", "--listen", &addr]));
+    let line = assert_refused(&out, &addr);
+    assert!(line.contains("already in use"), "{line}");
+    assert_nothing_left(dir.path());
+}
+
+#[test]
+fn a_different_encryption_key_for_an_existing_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(warden(dir.path())
+        .env("WARDEN_ENCRYPTION_KEY", KEY)
+        .arg("migrate"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // First start with KEY creates the keyring; it is then bound to KEY.
+    let mut child = warden(dir.path())
+        .env("WARDEN_ENCRYPTION_KEY", KEY)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("Warden is ready"), "{line}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_with_timeout(&mut child, Duration::from_secs(15)).success());
+
+    let other = KEY.replace('8', "9");
+    let out = run(warden(dir.path())
+        .env("WARDEN_ENCRYPTION_KEY", &other)
+        .args(["serve", "--listen", "127.0.0.1:0"]));
+    let line = assert_refused(&out, "does not match");
+    assert!(line.contains("WARDEN_ENCRYPTION_KEY"), "{line}");
+    assert!(!line.contains(&other) && !line.contains(KEY));
+    assert!(
+        dir.path().join("warden-data/warden.db").exists(),
+        "existing data kept"
+    );
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(warden(dir.path())
+        .env(
+            "WARDEN_DATABASE_URL",
+            "postgres://warden:hunter2pw@db.internal:5432/warden",
+        )
+        .env("WARDEN_ENCRYPTION_KEY", KEY)
+        .args(["config", "check"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("postgres://warden:[redacted]@db.internal:5432/warden"),
+        "{text}"
+    );
+    assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
+    assert!(!text.contains("hunter2pw") && !text.contains(KEY), "{text}");
+    assert_nothing_left(dir.path());
+}
+
+#[test]
+fn migrate_brings_the_embedded_database_up_to_date_and_is_repeatable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(warden(dir.path()).arg("migrate"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let latest = warden_store::latest_schema_version();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("database schema at version {latest} (was 0)")
+    );
+    let out = run(warden(dir.path()).arg("migrate"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("database schema at version {latest} (was {latest})")
+    );
+}
+
+/// Starts `warden serve` with `env`, makes one request with `X-Request-Id: id` to a missing
+/// route, stops it, and returns what it logged.
+fn logs_of_one_request(format: &str, id: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = warden(dir.path())
+        .env("WARDEN_LOG_LEVEL", "debug")
+        .env("WARDEN_LOG_FORMAT", format)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("Warden is ready at ")
+        .unwrap()
+        .to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let res = client
+            .get(format!("{url}/api/v1/nothing?token=secret-in-query"))
+            .header("x-request-id", id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        let res = client
+            .get(format!("{url}/healthz"))
+            .header("x-request-id", id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_with_timeout(&mut child, Duration::from_secs(15)).success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        !stderr.contains("secret-in-query"),
+        "a query string reached the log"
+    );
+    stderr
+}
+
+#[test]
+fn every_log_line_of_a_request_carries_its_id_in_text_format() {
+    let logs = logs_of_one_request("text", "trace-text-1");
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("request handled"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{logs}");
+    for l in &lines {
+        assert!(l.contains("request{id=trace-text-1 method=GET"), "{l}");
+    }
+    assert!(lines.iter().any(|l| l.contains("route=/healthz")), "{logs}");
+}
+
+#[test]
+fn every_log_line_of_a_request_carries_its_id_in_json_format() {
+    let logs = logs_of_one_request("json", "trace-json-1");
+    let mut handled = 0;
+    for line in logs.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        if v["message"] == "request handled" {
+            handled += 1;
+            assert_eq!(v["request_id"], "trace-json-1", "{line}");
+            assert_eq!(v["method"], "GET");
+        }
+    }
+    assert_eq!(handled, 2, "{logs}");
+}

@@ -1,0 +1,12 @@
+//! Warden's integration suite: one binary, each test with its own app and database.
+//! Storage-touching tests run on the backend named by `TESTKIT_BACKEND`; `scripts/test` runs
+//! the suite on both.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod audit;
+mod cli;
+mod http;
+mod routes;
+mod storage;
+mod tls;
