@@ -150,6 +150,7 @@ async fn audit_export(config: Config, args: crate::cli::ExportArgs) -> Result<()
     use warden_server::audit::filter::AuditQuery;
 
     logging::init(&config.log);
+    let mut signals = ShutdownSignals::install()?;
     let parsed = AuditQuery {
         actor_kind: args.actor_kind,
         actor_id: args.actor_id,
@@ -204,7 +205,7 @@ async fn audit_export(config: Config, args: crate::cli::ExportArgs) -> Result<()
     };
     let outcome = tokio::select! {
         r = copy => r,
-        () = shutdown_signal() => Err(anyhow::anyhow!("export interrupted; nothing was written")),
+        () = signals.recv() => Err(anyhow::anyhow!("export interrupted; nothing was written")),
     };
     drop(sink);
     bar.finish_and_clear();
