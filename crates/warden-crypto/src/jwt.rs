@@ -101,6 +101,9 @@ pub struct AccessClaims {
     /// Not before (Unix seconds), if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// The user is a platform administrator.
+    #[serde(default)]
+    pub adm: bool,
 }
 
 /// A public key as published in the JWKS.
@@ -190,6 +193,7 @@ impl SigningKey {
             iat: 1_000,
             exp: 1_060,
             nbf: None,
+            adm: false,
         };
         let token = self.sign(&claims)?;
         let verifier = Verifier::new("self-test", "self-test", [&self.jwk]);
@@ -328,7 +332,8 @@ impl Verifier {
             return Err(Rejection::Expired);
         }
         if c.iat > now.saturating_add(LEEWAY_SECS)
-            || c.nbf.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
+            || c.nbf
+                .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
             || c.exp.saturating_sub(c.iat) > MAX_LIFETIME_SECS
         {
             return Err(Rejection::NotYetValid);
@@ -354,6 +359,7 @@ mod tests {
             iat: now,
             exp: now + 900,
             nbf: None,
+            adm: false,
         }
     }
 
@@ -372,11 +378,24 @@ mod tests {
     }
 
     /// A token with any header, signed by `k` with any RSA padding.
-    fn forge_rsa(k: &SigningKey, header: serde_json::Value, enc: &'static dyn RsaEncoding) -> String {
-        let input = format!("{}.{}", b64(&header), b64(&serde_json::to_value(claims(1_000)).unwrap()));
+    fn forge_rsa(
+        k: &SigningKey,
+        header: serde_json::Value,
+        enc: &'static dyn RsaEncoding,
+    ) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(&header),
+            b64(&serde_json::to_value(claims(1_000)).unwrap())
+        );
         let mut sig = vec![0u8; k.pair.public_modulus_len()];
         k.pair
-            .sign(enc, &aws_lc_rs::rand::SystemRandom::new(), input.as_bytes(), &mut sig)
+            .sign(
+                enc,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
             .unwrap();
         format!("{input}.{}", B64URL.encode(sig))
     }
@@ -399,7 +418,10 @@ mod tests {
     #[test]
     fn only_the_offered_key_sizes_are_generated() {
         assert_eq!(SigningKey::generate(1024).err(), Some(KeyError::Size(1024)));
-        assert_eq!(SigningKey::from_pkcs8(b"not a key").err(), Some(KeyError::Parse));
+        assert_eq!(
+            SigningKey::from_pkcs8(b"not a key").err(),
+            Some(KeyError::Parse)
+        );
     }
 
     #[test]
@@ -410,7 +432,10 @@ mod tests {
             b64(&serde_json::json!({"alg": "none", "kid": k.kid()})),
             b64(&serde_json::to_value(claims(1_000)).unwrap())
         );
-        assert_eq!(verifier(&k).verify(&token, 1_000), Err(Rejection::Algorithm));
+        assert_eq!(
+            verifier(&k).verify(&token, 1_000),
+            Err(Rejection::Algorithm)
+        );
     }
 
     #[test]
@@ -421,10 +446,16 @@ mod tests {
             b64(&serde_json::json!({"alg": "HS256", "kid": k.kid(), "typ": "JWT"})),
             b64(&serde_json::to_value(claims(1_000)).unwrap())
         );
-        for secret in [k.jwk().n.as_bytes(), serde_json::to_vec(k.jwk()).unwrap().as_slice()] {
+        for secret in [
+            k.jwk().n.as_bytes(),
+            serde_json::to_vec(k.jwk()).unwrap().as_slice(),
+        ] {
             let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), input.as_bytes());
             let token = format!("{input}.{}", B64URL.encode(tag));
-            assert_eq!(verifier(&k).verify(&token, 1_000), Err(Rejection::Algorithm));
+            assert_eq!(
+                verifier(&k).verify(&token, 1_000),
+                Err(Rejection::Algorithm)
+            );
         }
     }
 
@@ -436,9 +467,17 @@ mod tests {
             ("PS256", &RSA_PSS_SHA256),
         ] {
             let token = forge_rsa(&k, serde_json::json!({"alg": alg, "kid": k.kid()}), enc);
-            assert_eq!(verifier(&k).verify(&token, 1_000), Err(Rejection::Algorithm), "{alg}");
+            assert_eq!(
+                verifier(&k).verify(&token, 1_000),
+                Err(Rejection::Algorithm),
+                "{alg}"
+            );
         }
-        let es = forge_rsa(&k, serde_json::json!({"alg": "ES256", "kid": k.kid()}), &RSA_PKCS1_SHA256);
+        let es = forge_rsa(
+            &k,
+            serde_json::json!({"alg": "ES256", "kid": k.kid()}),
+            &RSA_PKCS1_SHA256,
+        );
         assert_eq!(verifier(&k).verify(&es, 1_000), Err(Rejection::Algorithm));
     }
 
@@ -453,9 +492,16 @@ mod tests {
             serde_json::json!({"crit": ["exp"]}),
         ] {
             let mut header = serde_json::json!({"alg": "RS256", "kid": k.kid()});
-            header.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            header
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
             let token = forge_rsa(&k, header, &RSA_PKCS1_SHA256);
-            assert_eq!(verifier(&k).verify(&token, 1_000), Err(Rejection::Header), "{extra}");
+            assert_eq!(
+                verifier(&k).verify(&token, 1_000),
+                Err(Rejection::Header),
+                "{extra}"
+            );
         }
     }
 
@@ -464,14 +510,23 @@ mod tests {
         let k = key();
         let other = SigningKey::generate(2048).unwrap().0;
         let token = other.sign(&claims(1_000)).unwrap();
-        assert_eq!(verifier(&k).verify(&token, 1_000), Err(Rejection::UnknownKey));
+        assert_eq!(
+            verifier(&k).verify(&token, 1_000),
+            Err(Rejection::UnknownKey)
+        );
         let no_kid = forge_rsa(&k, serde_json::json!({"alg": "RS256"}), &RSA_PKCS1_SHA256);
-        assert_eq!(verifier(&k).verify(&no_kid, 1_000), Err(Rejection::UnknownKey));
+        assert_eq!(
+            verifier(&k).verify(&no_kid, 1_000),
+            Err(Rejection::UnknownKey)
+        );
         // Another key's signature presented under our kid.
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[0] = b64(&serde_json::json!({"alg": "RS256", "kid": k.kid(), "typ": "JWT"}));
         let spliced = parts.join(".");
-        assert_eq!(verifier(&k).verify(&spliced, 1_000), Err(Rejection::Signature));
+        assert_eq!(
+            verifier(&k).verify(&spliced, 1_000),
+            Err(Rejection::Signature)
+        );
     }
 
     #[test]
@@ -486,8 +541,16 @@ mod tests {
         let mut c = claims(1_000);
         c.sub = "admin".to_owned();
         let parts: Vec<&str> = token.split('.').collect();
-        let swapped = format!("{}.{}.{}", parts[0], b64(&serde_json::to_value(c).unwrap()), parts[2]);
-        assert_eq!(verifier(&k).verify(&swapped, 1_000), Err(Rejection::Signature));
+        let swapped = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(&serde_json::to_value(c).unwrap()),
+            parts[2]
+        );
+        assert_eq!(
+            verifier(&k).verify(&swapped, 1_000),
+            Err(Rejection::Signature)
+        );
     }
 
     #[test]
@@ -495,10 +558,16 @@ mod tests {
         let k = key();
         let mut c = claims(1_000);
         c.iss = "https://evil.test".to_owned();
-        assert_eq!(verifier(&k).verify(&k.sign(&c).unwrap(), 1_000), Err(Rejection::Issuer));
+        assert_eq!(
+            verifier(&k).verify(&k.sign(&c).unwrap(), 1_000),
+            Err(Rejection::Issuer)
+        );
         let mut c = claims(1_000);
         c.aud = "another-api".to_owned();
-        assert_eq!(verifier(&k).verify(&k.sign(&c).unwrap(), 1_000), Err(Rejection::Audience));
+        assert_eq!(
+            verifier(&k).verify(&k.sign(&c).unwrap(), 1_000),
+            Err(Rejection::Audience)
+        );
     }
 
     #[test]
@@ -507,14 +576,26 @@ mod tests {
         let v = verifier(&k);
         let token = k.sign(&claims(1_000)).unwrap();
         assert!(v.verify(&token, 1_900 + LEEWAY_SECS).is_ok());
-        assert_eq!(v.verify(&token, 1_901 + LEEWAY_SECS), Err(Rejection::Expired));
-        assert_eq!(v.verify(&token, 1_000 - LEEWAY_SECS - 1), Err(Rejection::NotYetValid));
+        assert_eq!(
+            v.verify(&token, 1_901 + LEEWAY_SECS),
+            Err(Rejection::Expired)
+        );
+        assert_eq!(
+            v.verify(&token, 1_000 - LEEWAY_SECS - 1),
+            Err(Rejection::NotYetValid)
+        );
         let mut c = claims(1_000);
         c.nbf = Some(2_000);
-        assert_eq!(v.verify(&k.sign(&c).unwrap(), 1_000), Err(Rejection::NotYetValid));
+        assert_eq!(
+            v.verify(&k.sign(&c).unwrap(), 1_000),
+            Err(Rejection::NotYetValid)
+        );
         let mut c = claims(1_000);
         c.exp = 1_000 + MAX_LIFETIME_SECS + 1;
-        assert_eq!(v.verify(&k.sign(&c).unwrap(), 1_000), Err(Rejection::NotYetValid));
+        assert_eq!(
+            v.verify(&k.sign(&c).unwrap(), 1_000),
+            Err(Rejection::NotYetValid)
+        );
     }
 
     #[test]
@@ -530,11 +611,18 @@ mod tests {
         let input = format!(
             "{}.{}",
             b64(&serde_json::json!({"alg": "RS256", "kid": k.kid()})),
-            b64(&serde_json::json!({"iss": "https://warden.test", "aud": "warden-api", "sub": "u", "iat": 1000, "exp": 1900, "jti": "j"}))
+            b64(
+                &serde_json::json!({"iss": "https://warden.test", "aud": "warden-api", "sub": "u", "iat": 1000, "exp": 1900, "jti": "j"})
+            )
         );
         let mut sig = vec![0u8; k.pair.public_modulus_len()];
         k.pair
-            .sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), input.as_bytes(), &mut sig)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
             .unwrap();
         let token = format!("{input}.{}", B64URL.encode(sig));
         assert_eq!(v.verify(&token, 1_000), Err(Rejection::Malformed));

@@ -158,7 +158,10 @@ mod tests {
 
     #[test]
     fn two_hashes_of_one_password_differ_by_salt() {
-        assert_ne!(hash("same password 123").unwrap(), hash("same password 123").unwrap());
+        assert_ne!(
+            hash("same password 123").unwrap(),
+            hash("same password 123").unwrap()
+        );
     }
 
     #[test]

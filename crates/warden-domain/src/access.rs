@@ -5,8 +5,10 @@
 
 use serde::Serialize;
 
-/// A permission a principal may hold. Roles (access-control issue) grant them; until roles
-/// exist no principal holds any, so every route that needs one refuses.
+use crate::identity::Principal;
+
+/// A permission a principal may hold. Platform administrators hold every platform
+/// permission; workspace roles (tenancy issue) will grant the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
@@ -14,6 +16,10 @@ pub enum Permission {
     AuditRead,
     /// Export the audit trail.
     AuditExport,
+    /// List and revoke any user's sessions.
+    SessionsManage,
+    /// Create, deactivate and reactivate users.
+    UsersManage,
 }
 
 /// Who may call a route.
@@ -30,18 +36,16 @@ pub enum Access {
 
 /// Decides whether a request may reach a route's handler.
 ///
-/// `principal_present` says whether authentication produced a principal. With no rule declared
-/// for the route (`None`) the answer is always no: routes fail closed.
-pub fn decide(rule: Option<Access>, principal_present: bool) -> Decision {
-    match rule {
-        None => Decision::Undeclared,
-        Some(Access::Public) => Decision::Allow,
-        Some(_) if !principal_present => Decision::Unauthenticated,
-        Some(Access::SignedIn) => Decision::Allow,
-        // No role grants permissions yet.
-        Some(Access::Permission(Permission::AuditRead | Permission::AuditExport)) => {
-            Decision::Forbidden
-        }
+/// `principal` is what authentication produced, if anything. With no rule declared for the
+/// route (`None`) the answer is always no: routes fail closed.
+pub fn decide(rule: Option<Access>, principal: Option<&Principal>) -> Decision {
+    match (rule, principal) {
+        (None, _) => Decision::Undeclared,
+        (Some(Access::Public), _) => Decision::Allow,
+        (Some(_), None) => Decision::Unauthenticated,
+        (Some(Access::SignedIn), Some(_)) => Decision::Allow,
+        (Some(Access::Permission(p)), Some(who)) if who.holds(p) => Decision::Allow,
+        (Some(Access::Permission(_)), Some(_)) => Decision::Forbidden,
     }
 }
 
@@ -62,26 +66,38 @@ pub enum Decision {
 mod tests {
     use super::*;
 
+    fn user(admin: bool) -> Principal {
+        Principal {
+            user_id: uuid::Uuid::nil(),
+            session_id: uuid::Uuid::nil(),
+            platform_admin: admin,
+        }
+    }
+
     #[test]
     fn a_route_without_a_rule_refuses_everyone() {
-        assert_eq!(decide(None, false), Decision::Undeclared);
-        assert_eq!(decide(None, true), Decision::Undeclared);
+        assert_eq!(decide(None, None), Decision::Undeclared);
+        assert_eq!(decide(None, Some(&user(true))), Decision::Undeclared);
     }
 
     #[test]
     fn permission_routes_need_a_principal_holding_the_permission() {
         let rule = Some(Access::Permission(Permission::AuditRead));
-        assert_eq!(decide(rule, false), Decision::Unauthenticated);
-        assert_eq!(decide(rule, true), Decision::Forbidden);
+        assert_eq!(decide(rule, None), Decision::Unauthenticated);
+        assert_eq!(decide(rule, Some(&user(false))), Decision::Forbidden);
+        assert_eq!(decide(rule, Some(&user(true))), Decision::Allow);
     }
 
     #[test]
     fn public_routes_admit_anyone_and_signed_in_routes_need_a_principal() {
-        assert_eq!(decide(Some(Access::Public), false), Decision::Allow);
+        assert_eq!(decide(Some(Access::Public), None), Decision::Allow);
         assert_eq!(
-            decide(Some(Access::SignedIn), false),
+            decide(Some(Access::SignedIn), None),
             Decision::Unauthenticated
         );
-        assert_eq!(decide(Some(Access::SignedIn), true), Decision::Allow);
+        assert_eq!(
+            decide(Some(Access::SignedIn), Some(&user(false))),
+            Decision::Allow
+        );
     }
 }

@@ -120,6 +120,12 @@ impl Action {
         ok.then(|| Self(s.to_owned()))
     }
 
+    /// An action named in code. A malformed name (a bug, caught by tests) is recorded as
+    /// `audit.invalid_action` rather than lost.
+    pub fn from_static(s: &'static str) -> Self {
+        Self::parse(s).unwrap_or_else(|| Self("audit.invalid_action".to_owned()))
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -6,4 +6,5 @@
 pub mod access;
 pub mod audit;
 pub mod clock;
+pub mod identity;
 pub mod request_id;

@@ -56,6 +56,22 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "audit.verify_interval_secs",
     ),
     ("WARDEN_AUDIT_RETENTION_DAYS", "audit.retention_days"),
+    (
+        "WARDEN_AUTH_ACCESS_TOKEN_MINUTES",
+        "auth.access_token_minutes",
+    ),
+    ("WARDEN_AUTH_SIGNING_KEY_BITS", "auth.signing_key_bits"),
+    ("WARDEN_AUTH_REFRESH_GRACE_SECS", "auth.refresh_grace_secs"),
+    (
+        "WARDEN_AUTH_SESSION_LIFETIME_DAYS",
+        "auth.session_lifetime_days",
+    ),
+    ("WARDEN_AUTH_SESSION_IDLE_DAYS", "auth.session_idle_days"),
+    (
+        "WARDEN_AUTH_MULTIPLE_ACTIVE_SESSIONS",
+        "auth.multiple_active_sessions",
+    ),
+    ("WARDEN_AUTH_ISSUER", "auth.issuer"),
     ("WARDEN_LOG_FORMAT", "log.format"),
     ("WARDEN_LOG_LEVEL", "log.level"),
 ];
@@ -91,7 +107,21 @@ struct FileConfig {
     #[serde(default)]
     audit: FileAudit,
     #[serde(default)]
+    auth: FileAuth,
+    #[serde(default)]
     log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuth {
+    access_token_minutes: Option<u64>,
+    signing_key_bits: Option<u32>,
+    refresh_grace_secs: Option<u64>,
+    session_lifetime_days: Option<u64>,
+    session_idle_days: Option<u64>,
+    multiple_active_sessions: Option<bool>,
+    issuer: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,6 +249,40 @@ pub struct AuditConfig {
     pub retention: Duration,
 }
 
+/// Sign-in and token settings.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Access-token lifetime (5 to 60 minutes; 15 by default).
+    pub access_token_ttl: Duration,
+    /// RSA key size for new signing keys (2048, 3072 or 4096).
+    pub signing_key_bits: u32,
+    /// How long a rotated refresh token still yields the same successor (concurrent
+    /// refreshes from one client), instead of counting as reuse.
+    pub refresh_grace: Duration,
+    /// Absolute lifetime of a device session.
+    pub session_lifetime: Duration,
+    /// A device session unused this long ends.
+    pub session_idle: Duration,
+    /// When off, a new sign-in ends the user's other sessions.
+    pub multiple_active_sessions: bool,
+    /// The `iss` of access tokens.
+    pub issuer: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            signing_key_bits: 2048,
+            refresh_grace: Duration::from_secs(10),
+            session_lifetime: Duration::from_secs(30 * 86_400),
+            session_idle: Duration::from_secs(7 * 86_400),
+            multiple_active_sessions: true,
+            issuer: "warden".to_owned(),
+        }
+    }
+}
+
 /// Logging settings.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -245,6 +309,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Audit trail.
     pub audit: AuditConfig,
+    /// Sign-in and tokens.
+    pub auth: AuthConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -300,6 +366,15 @@ impl Config {
                 cert_file: t.cert_file.display().to_string(),
                 key_file: t.key_file.display().to_string(),
             }),
+            auth: RedactedAuth {
+                access_token_minutes: self.auth.access_token_ttl.as_secs() / 60,
+                signing_key_bits: self.auth.signing_key_bits,
+                refresh_grace_secs: self.auth.refresh_grace.as_secs(),
+                session_lifetime_days: self.auth.session_lifetime.as_secs() / 86_400,
+                session_idle_days: self.auth.session_idle.as_secs() / 86_400,
+                multiple_active_sessions: self.auth.multiple_active_sessions,
+                issuer: self.auth.issuer.clone(),
+            },
             log: RedactedLog {
                 format: self.log.format,
                 level: self.log.level.clone(),
@@ -319,7 +394,19 @@ struct RedactedView {
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<RedactedTls>,
     audit: RedactedAudit,
+    auth: RedactedAuth,
     log: RedactedLog,
+}
+
+#[derive(Serialize)]
+struct RedactedAuth {
+    access_token_minutes: u64,
+    signing_key_bits: u32,
+    refresh_grace_secs: u64,
+    session_lifetime_days: u64,
+    session_idle_days: u64,
+    multiple_active_sessions: bool,
+    issuer: String,
 }
 
 #[derive(Serialize)]
@@ -560,6 +647,8 @@ fn build(
         )));
     }
 
+    let auth = build_auth(raw.auth, env)?;
+
     let format = match env
         .get("WARDEN_LOG_FORMAT")
         .cloned()
@@ -606,7 +695,87 @@ fn build(
             verify_interval,
             retention: Duration::from_secs(retention_days * 86_400),
         },
+        auth,
         log: LogConfig { format, level },
+    })
+}
+
+fn build_auth(raw: FileAuth, env: &BTreeMap<String, String>) -> Result<AuthConfig, ConfigError> {
+    let d = AuthConfig::default();
+    let number =
+        |name: &str, file: Option<u64>, range: std::ops::RangeInclusive<u64>, setting: &str| {
+            let v = env_or(env, name, file, |v| v.parse().ok(), "a whole number")?;
+            match v {
+                Some(v) if !range.contains(&v) => Err(ConfigError::new(format!(
+                    "{setting}: must be between {} and {}, not {v}",
+                    range.start(),
+                    range.end()
+                ))),
+                other => Ok(other),
+            }
+        };
+    let minutes = number(
+        "WARDEN_AUTH_ACCESS_TOKEN_MINUTES",
+        raw.access_token_minutes,
+        5..=60,
+        "auth.access_token_minutes",
+    )?;
+    let bits = env_or(
+        env,
+        "WARDEN_AUTH_SIGNING_KEY_BITS",
+        raw.signing_key_bits,
+        |v| v.parse().ok(),
+        "a number of bits",
+    )?
+    .unwrap_or(d.signing_key_bits);
+    if ![2048, 3072, 4096].contains(&bits) {
+        return Err(ConfigError::new(format!(
+            "auth.signing_key_bits: must be 2048, 3072 or 4096, not {bits}"
+        )));
+    }
+    let grace = number(
+        "WARDEN_AUTH_REFRESH_GRACE_SECS",
+        raw.refresh_grace_secs,
+        0..=60,
+        "auth.refresh_grace_secs",
+    )?;
+    let lifetime = number(
+        "WARDEN_AUTH_SESSION_LIFETIME_DAYS",
+        raw.session_lifetime_days,
+        1..=365,
+        "auth.session_lifetime_days",
+    )?;
+    let idle = number(
+        "WARDEN_AUTH_SESSION_IDLE_DAYS",
+        raw.session_idle_days,
+        1..=365,
+        "auth.session_idle_days",
+    )?;
+    let multiple = env_or(
+        env,
+        "WARDEN_AUTH_MULTIPLE_ACTIVE_SESSIONS",
+        raw.multiple_active_sessions,
+        |v| v.parse().ok(),
+        "true or false",
+    )?;
+    let issuer = env
+        .get("WARDEN_AUTH_ISSUER")
+        .cloned()
+        .or(raw.issuer)
+        .unwrap_or(d.issuer);
+    if issuer.trim().is_empty() || issuer.len() > 200 {
+        return Err(ConfigError::new(
+            "auth.issuer: must be a non-empty string of at most 200 characters",
+        ));
+    }
+    Ok(AuthConfig {
+        access_token_ttl: minutes.map_or(d.access_token_ttl, |m| Duration::from_secs(m * 60)),
+        signing_key_bits: bits,
+        refresh_grace: grace.map_or(d.refresh_grace, Duration::from_secs),
+        session_lifetime: lifetime.map_or(d.session_lifetime, |v| Duration::from_secs(v * 86_400)),
+        session_idle: idle.map_or(d.session_idle, |v| Duration::from_secs(v * 86_400)),
+        multiple_active_sessions: multiple.unwrap_or(d.multiple_active_sessions),
+        issuer,
     })
 }
 

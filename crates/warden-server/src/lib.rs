@@ -9,6 +9,7 @@ pub mod audit;
 pub mod boot;
 pub mod config;
 pub mod http;
+pub mod identity;
 pub mod logging;
 pub mod state;
 pub mod tls;

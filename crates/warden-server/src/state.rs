@@ -27,6 +27,8 @@ pub struct Shared {
     pub checkpoint_signer: Arc<warden_store::audit::CheckpointSigner>,
     /// Background verification of the audit chain.
     pub audit_monitor: crate::audit::AuditMonitor,
+    /// Sign-in, tokens, revocation.
+    pub identity: Arc<crate::identity::Identity>,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
     /// The OpenAPI document as JSON, filled once the routes are assembled.

@@ -102,7 +102,7 @@ fn opt(put: &mut impl FnMut(&[u8]), value: Option<&str>) {
 /// Loads the server secret `name`, creating it with `generate` on a fresh database. Sealed by
 /// the keyring and bound to its name; when several nodes create it at once, one value wins
 /// and all of them load that one.
-async fn server_secret(
+pub(crate) async fn server_secret(
     store: &Store,
     keyring: &Keyring,
     clock: &dyn Clock,

@@ -53,6 +53,9 @@ pub enum StoreError {
     /// The configured encryption key does not unwrap the stored data keys.
     #[error(transparent)]
     Keyring(#[from] warden_crypto::KeyringError),
+    /// Stored data is not what this build expects (a key that does not parse, say).
+    #[error("{0}")]
+    Invalid(String),
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),

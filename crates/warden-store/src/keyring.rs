@@ -55,3 +55,20 @@ async fn stored_keys(store: &Store) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
     tx.commit().await?;
     Ok(rows)
 }
+
+/// Loads the 32-byte random server secret `name` (sealed by the keyring), creating it on a
+/// fresh database. Nodes starting together agree on one value.
+pub async fn random_server_secret(
+    store: &crate::Store,
+    keyring: &warden_crypto::Keyring,
+    clock: &dyn warden_domain::clock::Clock,
+    name: &'static str,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, crate::StoreError> {
+    crate::audit::server_secret(store, keyring, clock, name, || {
+        let mut bytes = vec![0u8; 32];
+        aws_lc_rs::rand::fill(&mut bytes)
+            .map(|()| bytes)
+            .map_err(|_| warden_crypto::KeyringError::Random)
+    })
+    .await
+}

@@ -36,6 +36,37 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Manage users (for headless setups: create the first administrator here).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage the keys that sign access tokens.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password is read from standard input (one line), never from the
+    /// command line.
+    Create {
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        /// Make the user a platform administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key and sign with it from now on; the old public key stays
+    /// published until every token it signed has expired.
+    RotateSigning,
 }
 
 #[derive(Debug, Subcommand)]

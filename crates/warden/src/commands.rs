@@ -9,7 +9,7 @@ use warden_server::config::{Config, KeySource, Overrides};
 use warden_server::http::routes::Routes;
 use warden_server::logging;
 
-use crate::cli::{AuditCommand, Cli, Command, ConfigCommand};
+use crate::cli::{AuditCommand, Cli, Command, ConfigCommand, KeysCommand, UserCommand};
 
 pub async fn run(cli: Cli) -> Result<()> {
     let overrides = match &cli.command {
@@ -37,6 +37,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Audit {
             command: AuditCommand::Export(args),
         } => audit_export(config, *args).await,
+        Command::User {
+            command: UserCommand::Create { email, admin },
+        } => user_create(config, &email, admin).await,
+        Command::Keys {
+            command: KeysCommand::RotateSigning,
+        } => rotate_signing(config).await,
     }
 }
 
@@ -60,14 +66,23 @@ async fn serve(config: Config) -> Result<()> {
     })
     .await?;
     let url = running.base_url();
+    let sign_in = match running.setup_link() {
+        Some(link) => format!(
+            "no administrator exists yet: open this one-time link within an hour to create \
+             one\n    {link}\n    (or run `warden user create --email ADDRESS --admin`)"
+        ),
+        None => {
+            "sign in with your account: POST /api/v1/auth/sign-in, or `warden login`".to_owned()
+        }
+    };
     print(&format!(
         "Warden is ready at {url}\n\
          \x20 health {url}/healthz · readiness {url}/readyz · API {url}/api/v1/openapi.json\n\
          \x20 data directory: {dir}{key}\n\
-         \x20 sign-in: no accounts exist yet; user sign-in arrives with the identity release, \
-         so only the public routes answer for now.\n\
+         \x20 sign-in: {sign_in}\n\
          \x20 stop with Ctrl-C",
         dir = data_dir.display(),
+        sign_in = sign_in,
         key = if embedded_key {
             " (holds the generated encryption key: fine for trying Warden, not for production)"
         } else {
@@ -229,4 +244,46 @@ async fn audit_export(config: Config, args: crate::cli::ExportArgs) -> Result<()
             Err(e)
         }
     }
+}
+
+async fn user_create(config: Config, email: &str, admin: bool) -> Result<()> {
+    use std::io::BufRead;
+    logging::init(&config.log);
+    let mut password = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let (store, keyring, key) = boot::open_for_admin(&config).await?;
+    let created = warden_server::identity::users::create_offline(
+        &store, &keyring, &key, email, password, admin,
+    )
+    .await;
+    store.close().await;
+    let user = created.map_err(|e| anyhow::anyhow!("{e}"))?;
+    print(&format!(
+        "created {} {} ({})",
+        if user.platform_admin {
+            "administrator"
+        } else {
+            "user"
+        },
+        user.email,
+        user.id
+    ));
+    Ok(())
+}
+
+async fn rotate_signing(config: Config) -> Result<()> {
+    logging::init(&config.log);
+    let (store, keyring, key) = boot::open_for_admin(&config).await?;
+    let kid = warden_server::identity::keys::rotate(&store, &keyring, &key, &config.auth).await;
+    store.close().await;
+    let kid = kid?;
+    print(&format!(
+        "new signing key {kid}; running servers pick it up within a minute, and the previous \
+         key stays published until its tokens have expired"
+    ));
+    Ok(())
 }

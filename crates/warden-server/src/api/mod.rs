@@ -1,9 +1,13 @@
 //! The HTTP API, one module per area. Each area exposes `routes()`, registering every handler
 //! with its access rule; [`routes`] gathers them all.
 
+pub mod admin;
 pub mod audit;
+pub mod auth;
 pub mod health;
+pub mod me;
 pub mod openapi;
+pub mod setup;
 
 use crate::http::routes::Routes;
 use crate::state::AppState;
@@ -11,7 +15,11 @@ use crate::state::AppState;
 /// Every route Warden serves.
 pub fn routes() -> Routes<AppState> {
     Routes::new()
+        .merge(admin::routes())
         .merge(audit::routes())
+        .merge(auth::routes())
+        .merge(me::routes())
+        .merge(setup::routes())
         .merge(health::routes())
         .merge(openapi::routes())
 }

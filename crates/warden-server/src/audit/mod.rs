@@ -4,5 +4,6 @@
 pub mod csv;
 pub mod filter;
 mod monitor;
+pub mod request;
 
 pub use monitor::{AuditMonitor, AuditStatus, Schedule};

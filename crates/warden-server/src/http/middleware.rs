@@ -23,7 +23,10 @@ use futures_util::FutureExt;
 use futures_util::future::Either;
 use tokio::time::error::Elapsed;
 use tower::{Layer, Service};
-use warden_domain::access::{Decision, decide};
+use warden_domain::access::{Access, Decision, decide};
+use warden_domain::clock::Clock;
+
+use crate::identity::{AuthFailure, Identity};
 use warden_domain::request_id::RequestId;
 
 use super::problem::{ApiError, PROBLEM_JSON, Problem};
@@ -236,15 +239,27 @@ fn render_problem(res: Response, id: &RequestId) -> Response {
 }
 
 /// Applies each route's declared access rule. See the module documentation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AccessGuardLayer {
     table: Arc<AccessTable>,
+    identity: Arc<Identity>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for AccessGuardLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessGuardLayer").finish_non_exhaustive()
+    }
 }
 
 impl AccessGuardLayer {
-    /// A guard enforcing `table`.
-    pub fn new(table: Arc<AccessTable>) -> Self {
-        Self { table }
+    /// A guard enforcing `table`, authenticating with `identity`.
+    pub fn new(table: Arc<AccessTable>, identity: Arc<Identity>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            table,
+            identity,
+            clock,
+        }
     }
 }
 
@@ -255,15 +270,25 @@ impl<S> Layer<S> for AccessGuardLayer {
         AccessGuard {
             inner,
             table: self.table.clone(),
+            identity: self.identity.clone(),
+            clock: self.clock.clone(),
         }
     }
 }
 
 /// The service [`AccessGuardLayer`] makes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AccessGuard<S> {
     inner: S,
     table: Arc<AccessTable>,
+    identity: Arc<Identity>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S> std::fmt::Debug for AccessGuard<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessGuard").finish_non_exhaustive()
+    }
 }
 
 impl<S> Service<Request> for AccessGuard<S>
@@ -278,16 +303,22 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
-        match refusal(&self.table, &req) {
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        match refusal(&self.table, &self.identity, self.clock.as_ref(), &mut req) {
             None => Either::Right(self.inner.call(req)),
             Some(refused) => Either::Left(ready(Ok(refused))),
         }
     }
 }
 
-/// The response refusing `req`, or `None` when its route's rule admits it.
-fn refusal(table: &AccessTable, req: &Request) -> Option<Response> {
+/// The response refusing `req`, or `None` when its route's rule admits it. An admitted,
+/// authenticated request carries its [`Caller`] in its extensions.
+fn refusal(
+    table: &AccessTable,
+    identity: &Identity,
+    clock: &dyn Clock,
+    req: &mut Request,
+) -> Option<Response> {
     let Some(matched) = req.extensions().get::<MatchedPath>() else {
         tracing::error!("routed request without a matched path; refusing");
         return Some(ApiError::from_status(StatusCode::FORBIDDEN).into_response());
@@ -301,11 +332,27 @@ fn refusal(table: &AccessTable, req: &Request) -> Option<Response> {
             return Some(method_not_allowed(&allowed));
         }
     }
-    // Identity (issue 4) will put the authenticated principal in the request; until then
-    // no request carries one.
-    let principal_present = false;
-    match decide(rule, principal_present) {
-        Decision::Allow => None,
+    // Public routes never look at credentials; every other route authenticates first.
+    let caller = match rule {
+        None | Some(Access::Public) => None,
+        Some(_) => {
+            let now = clock.now().unix_timestamp();
+            match identity.authenticate(req.method(), req.headers(), now) {
+                Ok(caller) => caller,
+                Err(AuthFailure::Unauthenticated) => {
+                    return Some(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response());
+                }
+                Err(AuthFailure::Csrf) => return Some(ApiError::csrf().into_response()),
+            }
+        }
+    };
+    match decide(rule, caller.as_ref().map(|c| &c.principal)) {
+        Decision::Allow => {
+            if let Some(caller) = caller {
+                req.extensions_mut().insert(caller);
+            }
+            None
+        }
         Decision::Unauthenticated => {
             Some(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response())
         }

@@ -45,7 +45,11 @@ impl std::fmt::Debug for App {
 pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tls: bool) -> App {
     let (router, openapi, access) = routes.into_parts();
     let router = router
-        .route_layer(middleware::AccessGuardLayer::new(access.clone()))
+        .route_layer(middleware::AccessGuardLayer::new(
+            access.clone(),
+            state.identity.clone(),
+            state.clock.clone(),
+        ))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::wrong_method)
         .with_state(state);

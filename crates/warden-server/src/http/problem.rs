@@ -34,6 +34,26 @@ impl ApiError {
         }
     }
 
+    /// A problem with its own code and sentence.
+    pub fn new(status: StatusCode, code: &'static str, detail: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            detail,
+        }
+    }
+
+    /// A cookie-authenticated, state-changing request without same-origin evidence or the
+    /// CSRF token.
+    pub fn csrf() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "csrf-refused",
+            "State-changing requests from the browser must come from this origin and carry \
+             the X-CSRF-Token header.",
+        )
+    }
+
     /// An internal failure. The cause is logged here, under the request's id (the log line
     /// is inside the request span); the client sees only a generic sentence and that id.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {

@@ -7,6 +7,7 @@
 mod audit;
 mod cli;
 mod http;
+mod identity;
 mod routes;
 mod storage;
 mod tls;

@@ -1,0 +1,245 @@
+//! People and their sign-in rules: who a request acts as, what a password must be, how hard
+//! repeated failures are slowed down. Pure: storage and HTTP live elsewhere.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::access::Permission;
+
+/// Who an authenticated request acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user.
+    pub user_id: Uuid,
+    /// The device session (refresh-token family) the credential belongs to.
+    pub session_id: Uuid,
+    /// Platform administrators hold every platform permission.
+    pub platform_admin: bool,
+}
+
+impl Principal {
+    /// Whether this principal holds `permission`. Until workspace roles arrive (tenancy
+    /// issue) only platform administrators hold any.
+    pub fn holds(&self, permission: Permission) -> bool {
+        match permission {
+            Permission::AuditRead
+            | Permission::AuditExport
+            | Permission::SessionsManage
+            | Permission::UsersManage => self.platform_admin,
+        }
+    }
+}
+
+/// Shortest password accepted, in characters.
+pub const PASSWORD_MIN_CHARS: usize = 12;
+/// Longest password accepted, in characters (argon2 hashes all of it).
+pub const PASSWORD_MAX_CHARS: usize = 256;
+
+/// Why a new password is refused. Messages are safe to show: they never echo the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PasswordProblem {
+    /// Too short.
+    #[error("the password must be at least {PASSWORD_MIN_CHARS} characters long")]
+    TooShort,
+    /// Too long.
+    #[error("the password must be at most {PASSWORD_MAX_CHARS} characters long")]
+    TooLong,
+    /// On the list of commonly used passwords, or a common password with digits or
+    /// punctuation added.
+    #[error("this password is too common; choose one that is not on lists of leaked passwords")]
+    Common,
+    /// Contains the account's email address or its local part.
+    #[error("the password must not contain the email address")]
+    ContainsEmail,
+}
+
+fn common_passwords() -> &'static HashSet<&'static str> {
+    static LIST: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        include_str!("../data/common-passwords.txt")
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    })
+}
+
+/// Checks a new password against the policy: length, the shipped list of common passwords
+/// (also with digits and punctuation stripped from either end), and the account's email.
+pub fn check_password(password: &str, email: &str) -> Result<(), PasswordProblem> {
+    let chars = password.chars().count();
+    if chars < PASSWORD_MIN_CHARS {
+        return Err(PasswordProblem::TooShort);
+    }
+    if chars > PASSWORD_MAX_CHARS {
+        return Err(PasswordProblem::TooLong);
+    }
+    let lower = password.to_lowercase();
+    let list = common_passwords();
+    let stem = lower.trim_matches(|c: char| c.is_ascii_digit() || c.is_ascii_punctuation());
+    if list.contains(lower.as_str()) || (stem.chars().count() >= 4 && list.contains(stem)) {
+        return Err(PasswordProblem::Common);
+    }
+    let email = email.to_lowercase();
+    let local = email.split('@').next().unwrap_or_default();
+    if !email.is_empty() && (lower.contains(&email) || (local.len() >= 4 && lower.contains(local)))
+    {
+        return Err(PasswordProblem::ContainsEmail);
+    }
+    Ok(())
+}
+
+/// Why an email address is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a valid email address")]
+pub struct EmailProblem;
+
+/// Normalises an email address for storage and lookup: trimmed, lower-cased, one `@` with
+/// something on both sides, no spaces or control characters, at most 254 bytes.
+pub fn normalize_email(raw: &str) -> Result<String, EmailProblem> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid { Ok(email) } else { Err(EmailProblem) }
+}
+
+/// How repeated sign-in failures are slowed down, for one throttle scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleRule {
+    /// Failures allowed before any delay.
+    pub free: u32,
+    /// Delay after the first failure beyond `free`; it doubles with each further one.
+    pub base: Duration,
+    /// The delay never grows beyond this, so no one is locked out for good.
+    pub max: Duration,
+    /// Failures older than this are forgotten.
+    pub window: Duration,
+}
+
+impl ThrottleRule {
+    /// How long sign-in stays closed after the `failures`-th failure in the window.
+    pub fn delay_after(&self, failures: u32) -> Duration {
+        if failures <= self.free {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - self.free - 1).min(20);
+        self.base.saturating_mul(1 << doublings).min(self.max)
+    }
+}
+
+/// The three throttle scopes. The pair (account, client address) is throttled hardest: it
+/// is what a guessing attacker uses. The account alone is throttled gently and briefly, so a
+/// stranger failing on purpose can slow a real user down by seconds, never lock them out.
+/// The client address alone catches one address spraying many accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottlePolicy {
+    /// Account and client address together.
+    pub pair: ThrottleRule,
+    /// Account, from any address.
+    pub account: ThrottleRule,
+    /// Client address, for any account.
+    pub client: ThrottleRule,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            pair: ThrottleRule {
+                free: 5,
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(15 * 60),
+                window: Duration::from_secs(24 * 3600),
+            },
+            account: ThrottleRule {
+                free: 20,
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(30),
+                window: Duration::from_secs(3600),
+            },
+            client: ThrottleRule {
+                free: 50,
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(15 * 60),
+                window: Duration::from_secs(3600),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_common_and_email_passwords_are_refused() {
+        assert_eq!(
+            check_password("short", "a@b.c"),
+            Err(PasswordProblem::TooShort)
+        );
+        assert_eq!(
+            check_password("qwerty123456", "a@b.c"),
+            Err(PasswordProblem::Common)
+        );
+        assert_eq!(
+            check_password("Password2024!!", "a@b.c"),
+            Err(PasswordProblem::Common)
+        );
+        assert_eq!(
+            check_password("alice.smith-is-me", "Alice.Smith@example.com"),
+            Err(PasswordProblem::ContainsEmail)
+        );
+        assert_eq!(
+            check_password(&"x".repeat(257), "a@b.c"),
+            Err(PasswordProblem::TooLong)
+        );
+        assert_eq!(check_password("violet tractor 93 lagoon", "a@b.c"), Ok(()));
+    }
+
+    #[test]
+    fn emails_are_normalised_and_nonsense_refused() {
+        assert_eq!(
+            normalize_email("  Alice@Example.COM ").as_deref(),
+            Ok("alice@example.com")
+        );
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "a@b@c",
+            "a b@c.d",
+            "a\u{0}@b.c",
+        ] {
+            assert_eq!(normalize_email(bad), Err(EmailProblem), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn throttle_delays_grow_and_stay_bounded() {
+        let rule = ThrottlePolicy::default().pair;
+        assert_eq!(rule.delay_after(5), Duration::ZERO);
+        assert_eq!(rule.delay_after(6), Duration::from_secs(1));
+        assert_eq!(rule.delay_after(7), Duration::from_secs(2));
+        assert_eq!(rule.delay_after(9), Duration::from_secs(8));
+        assert_eq!(rule.delay_after(1_000), Duration::from_secs(900));
+        let account = ThrottlePolicy::default().account;
+        assert_eq!(account.delay_after(u32::MAX), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn only_platform_admins_hold_platform_permissions() {
+        let mut p = Principal {
+            user_id: Uuid::nil(),
+            session_id: Uuid::nil(),
+            platform_admin: false,
+        };
+        assert!(!p.holds(Permission::AuditRead));
+        p.platform_admin = true;
+        assert!(p.holds(Permission::SessionsManage));
+    }
+}

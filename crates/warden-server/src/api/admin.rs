@@ -1,0 +1,274 @@
+//! Platform administration: users and everyone's sessions.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use warden_domain::access::{Access, Permission};
+use warden_domain::audit::Outcome;
+use warden_domain::identity::{check_password, normalize_email};
+
+use super::me::{Device, active_sessions, device, policy_error, refusal};
+use crate::audit::request::RequestMeta;
+use crate::http::json::ApiJson;
+use crate::http::problem::ApiError;
+use crate::http::routes::Routes;
+use crate::identity::flows;
+use crate::identity::{Caller, now_us};
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Routes<AppState> {
+    let sessions = Access::Permission(Permission::SessionsManage);
+    let users = Access::Permission(Permission::UsersManage);
+    Routes::new()
+        .add(sessions, routes!(list_sessions))
+        .add(sessions, routes!(revoke_session))
+        .add(users, routes!(create_user))
+        .add(users, routes!(deactivate_user))
+        .add(users, routes!(reactivate_user))
+}
+
+/// Filter for the session list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SessionFilter {
+    /// Only this user's sessions.
+    pub user_id: Option<String>,
+}
+
+/// Every active device session, optionally of one user.
+#[utoipa::path(get, path = "/api/v1/admin/sessions", tag = "admin", params(SessionFilter),
+    responses(
+        (status = 200, description = "Active sessions", body = Vec<Device>),
+        (status = 403, description = "Not a platform administrator", content_type = "application/problem+json")))]
+pub(crate) async fn list_sessions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<SessionFilter>,
+) -> Result<Json<Vec<Device>>, ApiError> {
+    let user = match filter.user_id.as_deref() {
+        None => None,
+        Some(u) => Some(
+            u.parse::<Uuid>()
+                .map_err(|_| ApiError::from_status(StatusCode::BAD_REQUEST))?,
+        ),
+    };
+    let rows = active_sessions(&state, user).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|s| device(s, caller.principal.session_id))
+            .collect(),
+    ))
+}
+
+/// Ends any device session, at once, on every node.
+#[utoipa::path(delete, path = "/api/v1/admin/sessions/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such active session", content_type = "application/problem+json")))]
+pub(crate) async fn revoke_session(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: Uuid = id
+        .parse()
+        .map_err(|_| ApiError::from_status(StatusCode::NOT_FOUND))?;
+    let revoked = flows::revoke(&state, &meta, caller.actor(), &[id], "admin_revoked")
+        .await
+        .map_err(refusal)?;
+    if revoked.is_empty() {
+        return Err(ApiError::from_status(StatusCode::NOT_FOUND));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new user.
+#[derive(Deserialize, ToSchema)]
+pub struct NewUser {
+    /// Email.
+    pub email: String,
+    /// Initial password.
+    pub password: String,
+    /// Make a platform administrator.
+    #[serde(default)]
+    pub platform_admin: bool,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("email", &self.email)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a user creation's audit event keeps.
+#[derive(Debug, Serialize)]
+pub struct UserCreated {
+    /// Email.
+    pub email: String,
+    /// Masked.
+    pub password: &'static str,
+    /// Administrator.
+    pub platform_admin: bool,
+}
+warden_domain::audited!(UserCreated {
+    email: Value,
+    password: Changed,
+    platform_admin: Value
+});
+
+/// A created user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Administrator.
+    pub platform_admin: bool,
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/api/v1/admin/users", tag = "admin", request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = UserView),
+        (status = 409, description = "Email taken", content_type = "application/problem+json"),
+        (status = 422, description = "Invalid email or weak password", content_type = "application/problem+json")))]
+pub(crate) async fn create_user(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    ApiJson(input): ApiJson<NewUser>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let user = crate::identity::users::create(
+        &state,
+        &meta,
+        caller.actor(),
+        &input.email,
+        input.password,
+        input.platform_admin,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+async fn set_active(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &Caller,
+    id: &str,
+    active: bool,
+) -> Result<StatusCode, ApiError> {
+    let not_found = || ApiError::from_status(StatusCode::NOT_FOUND);
+    let id: Uuid = id.parse().map_err(|_| not_found())?;
+    let now = state.clock.now();
+    let now_us = now_us(state.clock.as_ref());
+    let mut tx = state
+        .store
+        .begin()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    if tx
+        .user_by_id(id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .is_none()
+    {
+        return Err(not_found());
+    }
+    let changed = tx
+        .set_active(id, active, now_us)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    if changed {
+        let mut revoked = 0;
+        if active {
+            tx.log_revocation("user_reactivated", id, now_us)
+                .await
+                .map_err(|e| ApiError::internal(&e))?;
+        } else {
+            tx.log_revocation("user_deactivated", id, now_us)
+                .await
+                .map_err(|e| ApiError::internal(&e))?;
+            let live = tx
+                .live_session_ids(id, None)
+                .await
+                .map_err(|e| ApiError::internal(&e))?;
+            revoked = tx
+                .revoke_sessions(&live, now_us, "user_deactivated", meta.ip_text().as_deref())
+                .await
+                .map_err(|e| ApiError::internal(&e))?
+                .0
+                .len();
+        }
+        let event = meta.event(
+            now,
+            caller.actor(),
+            if active {
+                "user.reactivated"
+            } else {
+                "user.deactivated"
+            },
+            "user",
+            Some(id.to_string()),
+            Outcome::Success,
+            json!({ "sessions_revoked": revoked }),
+        );
+        tx.record(&state.audit_key, &event)
+            .await
+            .map_err(|e| ApiError::internal(&e))?;
+    }
+    tx.commit().await.map_err(|e| ApiError::internal(&e))?;
+    if changed {
+        state
+            .identity
+            .propagate(&state.store, state.clock.as_ref())
+            .await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deactivates a user: every grant they hold ends at once, on every node.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/deactivate", tag = "admin",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204, description = "Deactivated"), (status = 404, description = "No such user")))]
+pub(crate) async fn deactivate_user(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set_active(&state, &meta, &caller, &id, false).await
+}
+
+/// Reactivates a user. Their old sessions stay ended.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/reactivate", tag = "admin",
+    params(("id" = String, Path, description = "User id")),
+    responses((status = 204, description = "Reactivated"), (status = 404, description = "No such user")))]
+pub(crate) async fn reactivate_user(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    set_active(&state, &meta, &caller, &id, true).await
+}
+
+pub(crate) fn validate_new_user(email: &str, password: &str) -> Result<String, ApiError> {
+    let email = normalize_email(email).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-email",
+            "Not a valid email address.",
+        )
+    })?;
+    check_password(password, &email).map_err(|p| policy_error(&p))?;
+    Ok(email)
+}

@@ -1,0 +1,84 @@
+//! What an audit event records about the request that caused it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde_json::Value;
+use time::OffsetDateTime;
+use warden_domain::audit::{Action, Actor, NewEvent, Outcome};
+
+/// The client's address and user agent, and when handling began.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    /// Client address (the socket peer).
+    pub ip: Option<IpAddr>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    started: Instant,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            ip: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_canonical()),
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| s.chars().take(256).collect()),
+            started: Instant::now(),
+        })
+    }
+}
+
+impl RequestMeta {
+    /// Meta for work that no request caused (command line, jobs).
+    pub fn none() -> Self {
+        Self {
+            ip: None,
+            user_agent: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// The client address as text.
+    pub fn ip_text(&self) -> Option<String> {
+        self.ip.map(|ip| ip.to_string())
+    }
+
+    /// An audit event for this request.
+    #[allow(clippy::too_many_arguments)]
+    pub fn event(
+        &self,
+        at: OffsetDateTime,
+        actor: Actor,
+        action: &'static str,
+        resource_type: &'static str,
+        resource_id: Option<String>,
+        outcome: Outcome,
+        summary: Value,
+    ) -> NewEvent {
+        NewEvent {
+            at,
+            actor,
+            workspace_id: None,
+            action: Action::from_static(action),
+            resource_type: resource_type.to_owned(),
+            resource_id,
+            outcome,
+            client_ip: self.ip,
+            user_agent: self.user_agent.clone(),
+            request_id: crate::logging::current_request_id().map(|id| id.to_string()),
+            duration_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            summary,
+        }
+    }
+}

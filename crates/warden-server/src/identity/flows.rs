@@ -1,0 +1,406 @@
+//! The sign-in, refresh and revocation procedures, each one database transaction with its
+//! audit events. Handlers call these; they hold no HTTP types beyond what the caller passes.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+use warden_crypto::{Context, token};
+use warden_domain::audit::{Actor, ActorKind, Outcome};
+use warden_domain::identity::{Principal, normalize_email};
+use warden_store::identity::NewSession;
+
+use super::{REFRESH_PREFIX, now_us};
+use crate::audit::request::RequestMeta;
+use crate::state::AppState;
+
+/// A successful sign-in or refresh: what the client receives.
+#[derive(Debug)]
+pub struct Grant {
+    /// The signed-in principal.
+    pub principal: Principal,
+    /// The access token.
+    pub access_token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: i64,
+    /// The refresh token (shown once).
+    pub refresh_token: zeroize::Zeroizing<String>,
+    /// Seconds until the session's hard end.
+    pub session_expires_in: i64,
+}
+
+/// Why a sign-in or refresh did not produce a grant.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Wrong email or password, unknown or spent token (401).
+    Invalid,
+    /// Too many failures: retry after this long (429).
+    Throttled(Duration),
+    /// A cookie refresh without the CSRF token of its session (403).
+    Csrf,
+    /// Something broke (500); the cause is logged.
+    Internal(String),
+}
+
+impl<E: std::fmt::Display> From<E> for Refusal
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn from(e: E) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// What a sign-in's audit event keeps of its input: the email only.
+#[derive(Debug, Serialize)]
+pub struct SignInSummary {
+    /// As typed (normalised when valid).
+    pub email: String,
+    /// Never recorded.
+    pub password: Option<String>,
+}
+warden_domain::audited!(SignInSummary {
+    email: Value,
+    password: Ignore
+});
+
+fn summary<T: warden_domain::audit::Audited>(input: &T) -> serde_json::Value {
+    warden_domain::audit::summarize(input).unwrap_or_else(|_| json!({}))
+}
+
+/// Signs in with email and password. Throttled per (account, client address), account and
+/// client address; answers the same, after the same argon2 work, for unknown accounts.
+pub async fn sign_in(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: &str,
+    password: String,
+) -> Result<Grant, Refusal> {
+    let id = &state.identity;
+    let email = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+    let email: String = email.chars().take(254).collect();
+    let ip = meta.ip_text().unwrap_or_else(|| "unknown".to_owned());
+    let scopes = [
+        format!("pair:{email}|{ip}"),
+        format!("account:{email}"),
+        format!("client:{ip}"),
+    ];
+    let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+    let audit_summary = summary(&SignInSummary {
+        email: email.clone(),
+        password: None,
+    });
+    let now = state.clock.now();
+    let now_us = now_us(state.clock.as_ref());
+
+    // 1. Closed by a throttle? Refuse before any password work.
+    let mut tx = state.store.begin_read().await?;
+    let blocked_until = tx.throttle_blocked_until(&scope_refs).await?;
+    let user = tx.user_by_email(&email).await?;
+    tx.commit().await?;
+    if blocked_until > now_us {
+        let wait = Duration::from_micros(u64::try_from(blocked_until - now_us).unwrap_or(1));
+        let mut tx = state.store.begin().await?;
+        let event = meta.event(
+            now,
+            actor_for(user.as_ref().map(|u| u.id)),
+            "auth.sign_in",
+            "user",
+            user.as_ref().map(|u| u.id.to_string()),
+            Outcome::Denied,
+            json!({"email": email, "reason": "throttled"}),
+        );
+        tx.record(&state.audit_key, &event).await?;
+        tx.commit().await?;
+        return Err(Refusal::Throttled(wait));
+    }
+
+    // 2. The password, off the async workers (argon2id costs ~20 ms of CPU).
+    let stored = user
+        .as_ref()
+        .filter(|u| u.active)
+        .and_then(|u| u.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || match stored {
+        Some(hash) => warden_crypto::password::verify(&password, &hash).unwrap_or(false),
+        None => {
+            warden_crypto::password::verify_dummy(&password);
+            false
+        }
+    })
+    .await?;
+
+    let policy = id.throttle;
+    let mut tx = state.store.begin().await?;
+    let user_id = user.as_ref().map(|u| u.id);
+    let Some(user) = user.filter(|_| ok) else {
+        // 3a. Failure: count it in every scope, audit it.
+        for (scope, rule) in scopes
+            .iter()
+            .zip([policy.pair, policy.account, policy.client])
+        {
+            tx.throttle_fail(
+                scope,
+                now_us,
+                i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX),
+                |n| i64::try_from(rule.delay_after(n).as_micros()).unwrap_or(i64::MAX),
+            )
+            .await?;
+        }
+        let event = meta.event(
+            now,
+            actor_for(user_id),
+            "auth.sign_in",
+            "user",
+            user_id.map(|u| u.to_string()),
+            Outcome::Failed,
+            audit_summary,
+        );
+        tx.record(&state.audit_key, &event).await?;
+        tx.commit().await?;
+        return Err(Refusal::Invalid);
+    };
+
+    // 3b. Success: a new session (a new refresh-token family), always.
+    tx.clear_throttle(&scopes[0]).await?;
+    tx.clear_throttle(&scopes[1]).await?;
+    let session_id = Uuid::now_v7();
+    let lifetime = i64::try_from(id.config.session_lifetime.as_micros()).unwrap_or(i64::MAX);
+    tx.create_session(&NewSession {
+        id: session_id,
+        user_id: user.id,
+        now: now_us,
+        absolute_expires_at: now_us + lifetime,
+        user_agent: meta.user_agent.as_deref(),
+        ip: meta.ip_text().as_deref(),
+    })
+    .await?;
+    let refresh = token::issue(REFRESH_PREFIX)?;
+    tx.insert_refresh_token(Uuid::now_v7(), session_id, None, &refresh.hash, now_us)
+        .await?;
+    let actor = actor_for(Some(user.id));
+    let mut revoked_any = None;
+    if !id.config.multiple_active_sessions {
+        let others = tx.live_session_ids(user.id, Some(session_id)).await?;
+        let (revoked, last) = tx
+            .revoke_sessions(
+                &others,
+                now_us,
+                "single_session_policy",
+                meta.ip_text().as_deref(),
+            )
+            .await?;
+        for sid in &revoked {
+            let event = meta.event(
+                now,
+                actor.clone(),
+                "session.revoked",
+                "session",
+                Some(sid.to_string()),
+                Outcome::Success,
+                json!({"reason": "single_session_policy"}),
+            );
+            tx.record(&state.audit_key, &event).await?;
+        }
+        revoked_any = last;
+    }
+    let event = meta.event(
+        now,
+        actor,
+        "auth.sign_in",
+        "session",
+        Some(session_id.to_string()),
+        Outcome::Success,
+        audit_summary,
+    );
+    tx.record(&state.audit_key, &event).await?;
+    tx.commit().await?;
+    if revoked_any.is_some() {
+        id.propagate(&state.store, state.clock.as_ref()).await;
+    }
+    if warden_crypto::password::needs_rehash(user.password_hash.as_deref().unwrap_or_default()) {
+        tracing::info!("password hash uses old parameters; it is replaced at the next change");
+    }
+
+    let principal = Principal {
+        user_id: user.id,
+        session_id,
+        platform_admin: user.platform_admin,
+    };
+    let (access_token, expires_in) = id.issue_access_token(&principal, now)?;
+    Ok(Grant {
+        principal,
+        access_token,
+        expires_in,
+        refresh_token: refresh.secret,
+        session_expires_in: lifetime / 1_000_000,
+    })
+}
+
+fn actor_for(user: Option<Uuid>) -> Actor {
+    match user {
+        Some(id) => Actor {
+            kind: ActorKind::User,
+            id: Some(id.to_string()),
+        },
+        None => Actor {
+            kind: ActorKind::User,
+            id: None,
+        },
+    }
+}
+
+fn successor_context(id: Uuid) -> Context {
+    Context::new("warden.refresh_successor").with(id.as_bytes())
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh token. A token that
+/// was already rotated is reuse: its whole family (and only it) is revoked, unless the
+/// rotation is within the grace window, when the same successor is handed out again.
+/// `csrf` is the CSRF token presented with a cookie refresh (`None` for bearer clients).
+pub async fn refresh(
+    state: &AppState,
+    meta: &RequestMeta,
+    presented: &str,
+    csrf: Option<Option<&str>>,
+) -> Result<Grant, Refusal> {
+    let id = &state.identity;
+    if !token::well_formed(presented, REFRESH_PREFIX) {
+        return Err(Refusal::Invalid);
+    }
+    let hash = token::hash(presented);
+    let now = state.clock.now();
+    let now_us = now_us(state.clock.as_ref());
+    let idle = i64::try_from(id.config.session_idle.as_micros()).unwrap_or(i64::MAX);
+    let grace = i64::try_from(id.config.refresh_grace.as_micros()).unwrap_or(0);
+
+    let mut tx = state.store.begin().await?;
+    let Some(row) = tx.refresh_token(&hash).await? else {
+        tx.rollback().await?;
+        return Err(Refusal::Invalid);
+    };
+    if let Some(presented_csrf) = csrf
+        && !presented_csrf.is_some_and(|c| id.csrf_matches(row.session_id, c))
+    {
+        tx.rollback().await?;
+        return Err(Refusal::Csrf);
+    }
+    let alive = row.revoked_at.is_none()
+        && row.active
+        && row.absolute_expires_at > now_us
+        && row.last_used_at + idle > now_us;
+    if !alive {
+        tx.rollback().await?;
+        return Err(Refusal::Invalid);
+    }
+    let principal = Principal {
+        user_id: row.user_id,
+        session_id: row.session_id,
+        platform_admin: row.platform_admin,
+    };
+    let secret = match row.rotated_at {
+        None => {
+            let next = token::issue(REFRESH_PREFIX)?;
+            let next_id = Uuid::now_v7();
+            let sealed = state
+                .keyring
+                .seal(&successor_context(next_id), next.secret.as_bytes())?;
+            if !tx
+                .claim_refresh_token(row.id, next_id, &sealed, now_us)
+                .await?
+            {
+                // Another request rotated it between our read and our claim (PostgreSQL):
+                // answer as a concurrent refresh would be answered.
+                tx.rollback().await?;
+                return Box::pin(refresh(state, meta, presented, csrf)).await;
+            }
+            tx.insert_refresh_token(next_id, row.session_id, Some(row.id), &next.hash, now_us)
+                .await?;
+            tx.touch_session(row.session_id, now_us, meta.ip_text().as_deref())
+                .await?;
+            tx.commit().await?;
+            next.secret
+        }
+        Some(rotated) if now_us - rotated <= grace => {
+            tx.rollback().await?;
+            let (Some(next_id), Some(sealed)) = (row.successor_id, row.successor_sealed) else {
+                return Err(Refusal::Invalid);
+            };
+            let opened = state.keyring.open(&successor_context(next_id), &sealed)?;
+            zeroize::Zeroizing::new(String::from_utf8(opened.to_vec())?)
+        }
+        Some(_) => {
+            // Reuse of a rotated token: someone holds a stolen copy. End the family.
+            let (revoked, _) = tx
+                .revoke_sessions(
+                    &[row.session_id],
+                    now_us,
+                    "refresh_reuse",
+                    meta.ip_text().as_deref(),
+                )
+                .await?;
+            let event = meta.event(
+                now,
+                actor_for(Some(row.user_id)),
+                "auth.refresh_reuse_detected",
+                "session",
+                Some(row.session_id.to_string()),
+                Outcome::Denied,
+                json!({"token_id": row.id.to_string(), "family_revoked": !revoked.is_empty()}),
+            );
+            tx.record(&state.audit_key, &event).await?;
+            tx.commit().await?;
+            id.propagate(&state.store, state.clock.as_ref()).await;
+            return Err(Refusal::Invalid);
+        }
+    };
+    let (access_token, expires_in) = id.issue_access_token(&principal, now)?;
+    Ok(Grant {
+        principal,
+        access_token,
+        expires_in,
+        refresh_token: secret,
+        session_expires_in: (row.absolute_expires_at - now_us) / 1_000_000,
+    })
+}
+
+/// Revokes sessions with an audit event for each, then makes sure every node applied it.
+/// `owner` restricts the revocation to that user's sessions. Returns the ids revoked.
+pub async fn revoke(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: Actor,
+    sessions: &[Uuid],
+    reason: &'static str,
+) -> Result<Vec<Uuid>, Refusal> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    let (revoked, _) = tx
+        .revoke_sessions(
+            sessions,
+            now_us(state.clock.as_ref()),
+            reason,
+            meta.ip_text().as_deref(),
+        )
+        .await?;
+    for sid in &revoked {
+        let event = meta.event(
+            now,
+            actor.clone(),
+            "session.revoked",
+            "session",
+            Some(sid.to_string()),
+            Outcome::Success,
+            json!({ "reason": reason }),
+        );
+        tx.record(&state.audit_key, &event).await?;
+    }
+    tx.commit().await?;
+    if !revoked.is_empty() {
+        state
+            .identity
+            .propagate(&state.store, state.clock.as_ref())
+            .await;
+    }
+    Ok(revoked)
+}

@@ -1,0 +1,166 @@
+//! The signing keys: the newest signs, every published one verifies. Stored sealed by the
+//! keyring (bound to its kid), so every node sharing the database shares them; each load
+//! runs the key's sign/verify self-test.
+
+use warden_crypto::jwt::{AccessClaims, Jwk, KeyError, Rejection, SigningKey, Verifier};
+use warden_crypto::{Context, Keyring};
+use warden_domain::audit::NewEvent;
+use warden_domain::clock::Clock;
+use warden_store::audit::ChainKey;
+use warden_store::{Store, StoreError};
+
+use super::{AUDIENCE, now_us};
+use crate::config::AuthConfig;
+
+/// The keys in use: one signs, all verify, all are published.
+#[derive(Debug)]
+pub struct KeySet {
+    signer: SigningKey,
+    verifier: Verifier,
+    jwks: Vec<Jwk>,
+}
+
+impl KeySet {
+    /// Signs claims with the current key.
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
+        self.signer.sign(claims)
+    }
+
+    /// Verifies a token against every published key.
+    pub fn verify(&self, token: &str, now: i64) -> Result<AccessClaims, Rejection> {
+        self.verifier.verify(token, now)
+    }
+
+    /// The published public keys, newest first.
+    pub fn jwks(&self) -> &[Jwk] {
+        &self.jwks
+    }
+
+    /// The kid that signs.
+    pub fn current_kid(&self) -> &str {
+        self.signer.kid()
+    }
+
+    /// Every published kid.
+    pub fn kids(&self) -> Vec<&str> {
+        self.jwks.iter().map(|j| j.kid.as_str()).collect()
+    }
+}
+
+fn context(kid: &str) -> Context {
+    Context::new("warden.signing_key").with(kid)
+}
+
+/// Loads the published keys, or `None` if there are none yet.
+pub(super) async fn load(
+    store: &Store,
+    keyring: &Keyring,
+    clock: &dyn Clock,
+    config: &AuthConfig,
+) -> Result<Option<KeySet>, StoreError> {
+    let mut tx = store.begin_read().await?;
+    let rows = tx.signing_keys(now_us(clock)).await?;
+    tx.commit().await?;
+    let Some(newest) = rows.first() else {
+        return Ok(None);
+    };
+    let der = keyring.open(&context(&newest.kid), &newest.sealed)?;
+    let signer = SigningKey::from_pkcs8(&der).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    if signer.kid() != newest.kid {
+        return Err(StoreError::Invalid(
+            "a stored signing key does not match its kid".to_owned(),
+        ));
+    }
+    let jwks: Vec<Jwk> = rows
+        .iter()
+        .filter_map(|r| serde_json::from_str(&r.public_jwk).ok())
+        .collect();
+    let verifier = Verifier::new(&config.issuer, AUDIENCE, jwks.iter());
+    Ok(Some(KeySet {
+        signer,
+        verifier,
+        jwks,
+    }))
+}
+
+/// Loads the keys, creating the first one on a fresh database.
+pub(super) async fn load_or_create(
+    store: &Store,
+    keyring: &Keyring,
+    clock: &dyn Clock,
+    config: &AuthConfig,
+) -> Result<KeySet, StoreError> {
+    if let Some(keys) = load(store, keyring, clock, config).await? {
+        return Ok(keys);
+    }
+    add_key(store, keyring, clock, config, 0, None).await?;
+    load(store, keyring, clock, config)
+        .await?
+        .ok_or_else(|| StoreError::Invalid("no signing key after creating one".to_owned()))
+}
+
+/// Generates a key, stores it sealed, and makes it the signing key; older keys stay
+/// published for `keep_older_secs`. Returns the new kid.
+pub async fn add_key(
+    store: &Store,
+    keyring: &Keyring,
+    clock: &dyn Clock,
+    config: &AuthConfig,
+    keep_older_secs: i64,
+    audit: Option<(&ChainKey, &mut NewEvent)>,
+) -> Result<String, StoreError> {
+    let bits = config.signing_key_bits;
+    let (key, der) = tokio::task::spawn_blocking(move || SigningKey::generate(bits))
+        .await
+        .map_err(|e| StoreError::Invalid(format!("key generation stopped: {e}")))?
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let sealed = keyring.seal(&context(key.kid()), &der)?;
+    let jwk = serde_json::to_string(key.jwk()).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let now = now_us(clock);
+    let mut tx = store.begin().await?;
+    tx.add_signing_key(
+        key.kid(),
+        &sealed,
+        &jwk,
+        now,
+        now + keep_older_secs * 1_000_000,
+    )
+    .await?;
+    if let Some((chain, event)) = audit {
+        event.resource_id = Some(key.kid().to_owned());
+        tx.record(chain, event).await?;
+    }
+    tx.commit().await?;
+    Ok(key.kid().to_owned())
+}
+
+/// `warden keys rotate-signing`: a new signing key, audited; the previous keys stay
+/// published for the longest access-token lifetime plus leeway.
+pub async fn rotate(
+    store: &Store,
+    keyring: &Keyring,
+    chain: &ChainKey,
+    config: &AuthConfig,
+) -> Result<String, StoreError> {
+    let clock = warden_domain::clock::SystemClock;
+    let keep = i64::try_from(config.access_token_ttl.as_secs()).unwrap_or(3600)
+        + 2 * warden_crypto::jwt::LEEWAY_SECS;
+    let mut event = crate::audit::request::RequestMeta::none().event(
+        warden_domain::clock::Clock::now(&clock),
+        warden_domain::audit::Actor::system(),
+        "auth.signing_key_rotated",
+        "signing_key",
+        None,
+        warden_domain::audit::Outcome::Success,
+        serde_json::json!({ "old_keys_published_for_secs": keep }),
+    );
+    add_key(
+        store,
+        keyring,
+        &clock,
+        config,
+        keep,
+        Some((chain, &mut event)),
+    )
+    .await
+}

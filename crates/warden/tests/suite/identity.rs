@@ -1,0 +1,971 @@
+//! Identity: first-run setup, sign-in and its throttle, access tokens and every forgery the
+//! verifier must refuse, refresh rotation and reuse detection, devices and immediate
+//! revocation (also across two nodes), cookies and CSRF.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use warden_crypto::jwt::AccessClaims;
+use warden_testkit::{AppOptions, TestApp};
+
+pub(crate) const ADMIN_EMAIL: &str = "admin@example.com";
+pub(crate) const ADMIN_PASSWORD: &str = "violet tractor 93 lagoon";
+
+/// Creates the first administrator through the setup link, as an operator would.
+pub(crate) async fn setup_admin(app: &TestApp) {
+    let link = app
+        .server
+        .setup_link()
+        .expect("a fresh install offers a setup link")
+        .to_owned();
+    let page = app.client.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let res = app
+        .client
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", token.as_str()),
+            ("email", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "{}",
+        res.text().await.unwrap()
+    );
+}
+
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(ip.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+pub(crate) async fn sign_in_with(
+    client: &reqwest::Client,
+    app: &TestApp,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .header("user-agent", "warden-tests/1")
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+pub(crate) async fn sign_in(app: &TestApp, email: &str, password: &str) -> Value {
+    let res = sign_in_with(&app.client, app, email, password).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json().await.unwrap()
+}
+
+pub(crate) async fn admin_token(app: &TestApp) -> String {
+    setup_admin(app).await;
+    sign_in(app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn create_user(app: &TestApp, admin: &str, email: &str) -> String {
+    let res = app
+        .client
+        .post(app.url("/api/v1/admin/users"))
+        .bearer_auth(admin)
+        .json(&json!({"email": email, "password": "quiet harbor 4417 finch"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn get_me(app: &TestApp, token: &str) -> StatusCode {
+    app.client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": token }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn audit_rows(app: &TestApp, action: &str) -> Vec<warden_store::audit::Row> {
+    warden_store::audit::newest(app.server.store(), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == action)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_setup_link_creates_the_first_admin_once() {
+    let app = TestApp::spawn().await.unwrap();
+    let link = app.server.setup_link().unwrap().to_owned();
+    setup_admin(&app).await;
+    // The same link again: setup is over.
+    let token = link.split("token=").nth(1).unwrap();
+    let again = app
+        .client
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", token),
+            ("email", "second@example.com"),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::GONE);
+    assert_eq!(
+        app.client.get(&link).send().await.unwrap().status(),
+        StatusCode::GONE
+    );
+    let me: Value = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(
+            sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+                .as_str()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], ADMIN_EMAIL);
+    assert_eq!(me["platform_admin"], true);
+    let created = audit_rows(&app, "user.created").await;
+    assert_eq!(created.len(), 1);
+    assert!(!created[0].summary.contains(ADMIN_PASSWORD));
+}
+
+#[tokio::test]
+async fn a_forged_or_weak_setup_is_refused() {
+    let app = TestApp::spawn().await.unwrap();
+    let bad_token = app
+        .client
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", "wsu_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            ("email", ADMIN_EMAIL),
+            ("password", ADMIN_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_token.status(), StatusCode::BAD_REQUEST);
+    let link = app.server.setup_link().unwrap().to_owned();
+    let token = link.split("token=").nth(1).unwrap();
+    for weak in ["short", "password12345", "qwerty123456"] {
+        let res = app
+            .client
+            .post(app.url("/setup"))
+            .form(&[("token", token), ("email", ADMIN_EMAIL), ("password", weak)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{weak}");
+    }
+    // The link was not spent by the refusals.
+    setup_admin(&app).await;
+}
+
+#[tokio::test]
+async fn sign_in_answers_alike_for_an_unknown_email_and_a_wrong_password_and_audits_both() {
+    let app = TestApp::spawn().await.unwrap();
+    setup_admin(&app).await;
+    let wrong = sign_in_with(&app.client, &app, ADMIN_EMAIL, "not the password at all").await;
+    let unknown = sign_in_with(
+        &app.client,
+        &app,
+        "nobody@example.com",
+        "not the password at all",
+    )
+    .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    let a: Value = wrong.json().await.unwrap();
+    let b: Value = unknown.json().await.unwrap();
+    assert_eq!(a["type"], b["type"]);
+    assert_eq!(a["detail"], b["detail"]);
+    let failed = audit_rows(&app, "auth.sign_in").await;
+    assert_eq!(failed.iter().filter(|r| r.outcome == "failed").count(), 2);
+    for r in &failed {
+        assert!(!r.summary.contains("not the password"), "{}", r.summary);
+        assert_eq!(r.client_ip.as_deref(), Some("127.0.0.1"));
+    }
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_with_retry_after_without_locking_out_the_owner() {
+    let app = TestApp::spawn().await.unwrap();
+    setup_admin(&app).await;
+    let attacker = client_from("127.0.0.2");
+    let mut last = StatusCode::OK;
+    for _ in 0..8 {
+        last = sign_in_with(&attacker, &app, ADMIN_EMAIL, "guessing wrong again")
+            .await
+            .status();
+        if last == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    let res = sign_in_with(&attacker, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "even the right password waits"
+    );
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&wait));
+    // The owner, from their own address, is not locked out by the stranger.
+    let owner = sign_in_with(&app.client, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(owner.status(), StatusCode::OK);
+    let denied = audit_rows(&app, "auth.sign_in").await;
+    assert!(
+        denied
+            .iter()
+            .any(|r| r.outcome == "denied" && r.client_ip.as_deref() == Some("127.0.0.2"))
+    );
+}
+
+#[tokio::test]
+async fn sign_in_gives_a_working_token_a_refresh_token_and_no_store() {
+    let app = TestApp::spawn().await.unwrap();
+    setup_admin(&app).await;
+    let res = sign_in_with(&app.client, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers().get("set-cookie").is_none());
+    let body: Value = res.json().await.unwrap();
+    assert!(body["refresh_token"].as_str().unwrap().starts_with("wrt_"));
+    assert_eq!(body["expires_in"], 900);
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(get_me(&app, token).await, StatusCode::OK);
+    // The header names the published key.
+    let header: Value =
+        serde_json::from_slice(&B64URL.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert!(
+        jwks["keys"][0].get("d").is_none(),
+        "no private parts published"
+    );
+}
+
+fn b64(v: &Value) -> String {
+    B64URL.encode(serde_json::to_vec(v).unwrap())
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused_with_401() {
+    let app = TestApp::spawn().await.unwrap();
+    let good = admin_token(&app).await;
+    let parts: Vec<&str> = good.split('.').collect();
+    let claims: AccessClaims = serde_json::from_slice(&B64URL.decode(parts[1]).unwrap()).unwrap();
+    let header: Value = serde_json::from_slice(&B64URL.decode(parts[0]).unwrap()).unwrap();
+    let kid = header["kid"].as_str().unwrap();
+    let keys = app.server.state().identity.keys();
+    let sign = |c: &AccessClaims| keys.sign(c).unwrap();
+    let payload = b64(&serde_json::to_value(&claims).unwrap());
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let n = jwks["keys"][0]["n"].as_str().unwrap().to_owned();
+
+    let mut forged: Vec<(&str, String)> = Vec::new();
+    forged.push((
+        "alg none",
+        format!("{}.{payload}.", b64(&json!({"alg": "none", "kid": kid}))),
+    ));
+    let hs_input = format!("{}.{payload}", b64(&json!({"alg": "HS256", "kid": kid})));
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, n.as_bytes()),
+        hs_input.as_bytes(),
+    );
+    forged.push((
+        "HS256 keyed with the public key",
+        format!("{hs_input}.{}", B64URL.encode(tag)),
+    ));
+    forged.push((
+        "RS384 header",
+        format!(
+            "{}.{payload}.{}",
+            b64(&json!({"alg": "RS384", "kid": kid})),
+            parts[2]
+        ),
+    ));
+    forged.push((
+        "ES256 header",
+        format!(
+            "{}.{payload}.{}",
+            b64(&json!({"alg": "ES256", "kid": kid})),
+            parts[2]
+        ),
+    ));
+    forged.push((
+        "unknown kid",
+        format!(
+            "{}.{payload}.{}",
+            b64(&json!({"alg": "RS256", "kid": "nope"})),
+            parts[2]
+        ),
+    ));
+    forged.push((
+        "jku header",
+        format!(
+            "{}.{payload}.{}",
+            b64(&json!({"alg": "RS256", "kid": kid, "jku": "http://127.0.0.1:9/k"})),
+            parts[2]
+        ),
+    ));
+    forged.push((
+        "embedded jwk",
+        format!(
+            "{}.{payload}.{}",
+            b64(&json!({"alg": "RS256", "kid": kid, "jwk": {"kty": "RSA", "n": n, "e": "AQAB"}})),
+            parts[2]
+        ),
+    ));
+    forged.push((
+        "x5u header",
+        format!(
+            "{}.{payload}.{}",
+            b64(&json!({"alg": "RS256", "kid": kid, "x5u": "http://127.0.0.1:9/c"})),
+            parts[2]
+        ),
+    ));
+    let mut tampered = claims.clone();
+    tampered.adm = true;
+    tampered.sub = uuid::Uuid::now_v7().to_string();
+    forged.push((
+        "bad signature",
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(&serde_json::to_value(&tampered).unwrap()),
+            parts[2]
+        ),
+    ));
+    let mut c = claims.clone();
+    c.iss = "https://evil.example".to_owned();
+    forged.push(("wrong iss", sign(&c)));
+    let mut c = claims.clone();
+    c.aud = "another-api".to_owned();
+    forged.push(("wrong aud", sign(&c)));
+    let mut c = claims.clone();
+    c.iat -= 3600;
+    c.exp = c.iat + 900;
+    forged.push(("expired", sign(&c)));
+    let mut c = claims.clone();
+    c.iat += 600;
+    c.exp = c.iat + 900;
+    forged.push(("issued in the future", sign(&c)));
+    let mut c = claims.clone();
+    c.nbf = Some(c.iat + 600);
+    forged.push(("nbf in the future", sign(&c)));
+    forged.push((
+        "oversized",
+        format!("{}.{}.{}", parts[0], "A".repeat(9 * 1024), parts[2]),
+    ));
+    forged.push(("malformed", "not.a.jwt".to_owned()));
+    forged.push(("two parts", format!("{}.{}", parts[0], parts[1])));
+
+    for (what, token) in &forged {
+        let res = app
+            .client
+            .get(app.url("/api/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(res.headers()["www-authenticate"], "Bearer", "{what}");
+    }
+    // And the genuine token still works.
+    assert_eq!(get_me(&app, &good).await, StatusCode::OK);
+    // A non-Bearer scheme is refused too.
+    let basic = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .basic_auth("a", Some("b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_stolen_token_kills_only_its_family() {
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![("WARDEN_AUTH_REFRESH_GRACE_SECS".to_owned(), "0".to_owned())],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    setup_admin(&app).await;
+    let laptop = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let phone = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let stolen = laptop["refresh_token"].as_str().unwrap().to_owned();
+
+    // The owner refreshes: new tokens, and the old refresh token is spent.
+    let res = refresh(&app, &stolen).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let owner: Value = res.json().await.unwrap();
+    assert_ne!(owner["refresh_token"], laptop["refresh_token"]);
+    assert_eq!(owner["session_id"], laptop["session_id"]);
+    let owner_access = owner["access_token"].as_str().unwrap();
+    assert_eq!(get_me(&app, owner_access).await, StatusCode::OK);
+
+    // The thief presents the stolen (already rotated) token from another address.
+    let thief = client_from("127.0.0.3");
+    let res = thief
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&json!({ "refresh_token": stolen }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // The whole family is dead: the owner's new refresh and access tokens too.
+    assert_eq!(
+        refresh(&app, owner["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(get_me(&app, owner_access).await, StatusCode::UNAUTHORIZED);
+    // The other device is untouched.
+    assert_eq!(
+        get_me(&app, phone["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        refresh(&app, phone["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    let reuse = audit_rows(&app, "auth.refresh_reuse_detected").await;
+    assert_eq!(reuse.len(), 1);
+    assert_eq!(reuse[0].client_ip.as_deref(), Some("127.0.0.3"));
+    assert_eq!(
+        reuse[0].resource_id.as_ref(),
+        laptop["session_id"].as_str().map(str::to_owned).as_ref()
+    );
+    // The session row remembers who triggered it.
+    let sid: uuid::Uuid = laptop["session_id"].as_str().unwrap().parse().unwrap();
+    let mut tx = app.server.store().begin_read().await.unwrap();
+    let row = tx.session(sid).await.unwrap().unwrap();
+    assert_eq!(row.revoked_ip.as_deref(), Some("127.0.0.3"));
+    assert_eq!(row.revoked_reason.as_deref(), Some("refresh_reuse"));
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_within_the_grace_window_get_the_same_successor() {
+    let app = TestApp::spawn().await.unwrap();
+    setup_admin(&app).await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let token = s["refresh_token"].as_str().unwrap();
+    let (a, b) = tokio::join!(refresh(&app, token), refresh(&app, token));
+    assert_eq!(a.status(), StatusCode::OK);
+    assert_eq!(b.status(), StatusCode::OK);
+    let a: Value = a.json().await.unwrap();
+    let b: Value = b.json().await.unwrap();
+    assert_eq!(a["refresh_token"], b["refresh_token"]);
+    // Only one successor exists, and it works.
+    assert_eq!(
+        refresh(&app, a["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert!(
+        audit_rows(&app, "auth.refresh_reuse_detected")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_device_refuses_its_access_token_at_once() {
+    let app = TestApp::spawn().await.unwrap();
+    setup_admin(&app).await;
+    let a = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let b = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let a_token = a["access_token"].as_str().unwrap();
+    let b_token = b["access_token"].as_str().unwrap();
+    assert_eq!(get_me(&app, b_token).await, StatusCode::OK);
+    let devices: Value = app
+        .client
+        .get(app.url("/api/v1/me/devices"))
+        .bearer_auth(a_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = devices.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(
+        list.iter()
+            .all(|d| d["user_agent"] == "warden-tests/1" && d["first_ip"] == "127.0.0.1")
+    );
+    let res = app
+        .client
+        .delete(app.url(&format!(
+            "/api/v1/me/devices/{}",
+            b["session_id"].as_str().unwrap()
+        )))
+        .bearer_auth(a_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(get_me(&app, b_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refresh(&app, b["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(get_me(&app, a_token).await, StatusCode::OK);
+    // Someone else's or an unknown session: 404.
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/me/devices/{}", uuid::Uuid::now_v7())))
+        .bearer_auth(a_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(audit_rows(&app, "session.revoked").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_password_change_signs_out_everywhere_else_and_revocation_survives_a_restart() {
+    let app = TestApp::spawn().await.unwrap();
+    setup_admin(&app).await;
+    let here = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let there = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let here_token = here["access_token"].as_str().unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/v1/me/password"))
+        .bearer_auth(here_token)
+        .json(&json!({"current_password": ADMIN_PASSWORD, "new_password": "amber lantern 2208 crane"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(get_me(&app, here_token).await, StatusCode::OK);
+    let there_token = there["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(get_me(&app, &there_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        sign_in_with(&app.client, &app, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let changed = audit_rows(&app, "user.password_changed").await;
+    assert_eq!(changed.len(), 1);
+    assert!(!changed[0].summary.contains("amber lantern"));
+
+    // A second node started later (a restart) refuses the revoked token too.
+    let node = TestApp::spawn_with(AppOptions {
+        env: vec![
+            ("WARDEN_DATABASE_URL".to_owned(), app.db.url.clone()),
+            (
+                "WARDEN_ENCRYPTION_KEY".to_owned(),
+                app.master_key_hex.clone(),
+            ),
+        ],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(get_me(&node, &there_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(get_me(&node, here_token).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_deactivated_user_is_refused_at_once_on_another_node() {
+    let a = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&a).await;
+    let b = TestApp::spawn_with(AppOptions {
+        env: vec![
+            ("WARDEN_DATABASE_URL".to_owned(), a.db.url.clone()),
+            ("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()),
+        ],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let user_id = create_user(&a, &admin, "dev@example.com").await;
+    let user = sign_in(&a, "dev@example.com", "quiet harbor 4417 finch").await;
+    let token = user["access_token"].as_str().unwrap();
+    // Node b has verified (and cached) the token.
+    assert_eq!(get_me(&b, token).await, StatusCode::OK);
+    // Not an admin: admin routes refuse.
+    let res = b
+        .client
+        .get(b.url("/api/v1/admin/sessions"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let res = a
+        .client
+        .post(a.url(&format!("/api/v1/admin/users/{user_id}/deactivate")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // The very next request, on the other node.
+    assert_eq!(get_me(&b, token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refresh(&b, user["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        sign_in_with(&b.client, &b, "dev@example.com", "quiet harbor 4417 finch")
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(audit_rows(&a, "user.deactivated").await.len(), 1);
+}
+
+#[tokio::test]
+async fn admins_list_and_revoke_any_session() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let user_id = create_user(&app, &admin, "dev@example.com").await;
+    let user = sign_in(&app, "dev@example.com", "quiet harbor 4417 finch").await;
+    let list: Value = app
+        .client
+        .get(app.url(&format!("/api/v1/admin/sessions?user_id={user_id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], user["session_id"]);
+    let res = app
+        .client
+        .delete(app.url(&format!(
+            "/api/v1/admin/sessions/{}",
+            user["session_id"].as_str().unwrap()
+        )))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        get_me(&app, user["access_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn with_multiple_sessions_off_a_new_sign_in_ends_the_others() {
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![(
+            "WARDEN_AUTH_MULTIPLE_ACTIVE_SESSIONS".to_owned(),
+            "false".to_owned(),
+        )],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    setup_admin(&app).await;
+    let first = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let second = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(
+        get_me(&app, first["access_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get_me(&app, second["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+}
+
+fn cookie_header(res: &reqwest::Response) -> (String, Vec<String>) {
+    let set: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let jar = set
+        .iter()
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    (jar, set)
+}
+
+#[tokio::test]
+async fn browser_sessions_use_host_cookies_and_refuse_cross_site_requests() {
+    let app = TestApp::spawn().await.unwrap();
+    setup_admin(&app).await;
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let origin = app.base.clone();
+    // A sign-in started by another site is refused (login CSRF).
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .header("origin", "https://evil.example")
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "cookies": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .header("origin", &origin)
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "cookies": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let (jar, set) = cookie_header(&res);
+    assert_eq!(set.len(), 3);
+    for c in &set {
+        assert!(c.starts_with("__Host-"), "{c}");
+        for flag in ["Path=/", "Secure", "SameSite=Lax"] {
+            assert!(c.contains(flag), "{c}");
+        }
+        assert!(!c.contains("Domain"), "{c}");
+        if !c.starts_with("__Host-warden_csrf") {
+            assert!(c.contains("HttpOnly"), "{c}");
+        }
+    }
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body.get("refresh_token").is_none(),
+        "the browser's refresh token never appears in a body"
+    );
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+
+    // Reading with the cookie works without CSRF ceremony.
+    let me = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    // A state-changing request from another origin, or without the token, is refused.
+    for (origin_hdr, token) in [
+        ("https://evil.example", Some(csrf.as_str())),
+        (origin.as_str(), None),
+        (origin.as_str(), Some("forged")),
+    ] {
+        let mut req = app
+            .client
+            .post(app.url("/api/v1/me/devices/revoke-others"))
+            .header("cookie", &jar)
+            .header("host", &host)
+            .header("origin", origin_hdr);
+        if let Some(t) = token {
+            req = req.header("x-csrf-token", t);
+        }
+        assert_eq!(
+            req.send().await.unwrap().status(),
+            StatusCode::FORBIDDEN,
+            "{origin_hdr} {token:?}"
+        );
+    }
+    // A cookie refresh rotates the cookies; the body still carries no refresh token.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/refresh"))
+        .header("cookie", &jar)
+        .header("origin", &origin)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let (jar2, _) = cookie_header(&res);
+    let body: Value = res.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none());
+    // Same-origin sign-out with the token: the session ends and the cookies are cleared.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/sign-out"))
+        .header("cookie", &jar2)
+        .header("origin", &origin)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let (_, cleared) = cookie_header(&res);
+    assert!(cleared.iter().all(|c| c.contains("Max-Age=0")));
+    let me = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("cookie", &jar2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(audit_rows(&app, "session.revoked").await.len(), 1);
+}
+
+#[tokio::test]
+async fn audit_routes_answer_an_admin_and_refuse_a_plain_user() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    create_user(&app, &admin, "dev@example.com").await;
+    let user = sign_in(&app, "dev@example.com", "quiet harbor 4417 finch").await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/audit/events"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert!(body.to_string().contains("user.created"));
+    let res = app
+        .client
+        .get(app.url("/api/v1/audit/export.csv"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("auth.sign_in"));
+    let res = app
+        .client
+        .get(app.url("/api/v1/audit/events"))
+        .bearer_auth(user["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_signs_new_tokens_and_the_old_one_stays_published() {
+    let app = TestApp::spawn().await.unwrap();
+    let old_token = admin_token(&app).await;
+    let state = app.server.state();
+    let master = warden_crypto::MasterKey::from_hex(&app.master_key_hex).unwrap();
+    let ring = warden_store::keyring::load_or_create(
+        app.server.store(),
+        &master,
+        &warden_domain::clock::SystemClock,
+    )
+    .await
+    .unwrap();
+    let chain = app.audit_key().await.unwrap();
+    let kid = warden_server::identity::keys::rotate(
+        app.server.store(),
+        &ring,
+        &chain,
+        &state.identity.config,
+    )
+    .await
+    .unwrap();
+    state
+        .identity
+        .reload_keys(app.server.store(), &state.keyring, state.clock.as_ref())
+        .await
+        .unwrap();
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
+    assert_eq!(
+        get_me(&app, &old_token).await,
+        StatusCode::OK,
+        "old tokens keep working"
+    );
+    let new_token = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let header: Value =
+        serde_json::from_slice(&B64URL.decode(new_token.split('.').next().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(header["kid"], kid.as_str());
+    assert_eq!(audit_rows(&app, "auth.signing_key_rotated").await.len(), 1);
+}
