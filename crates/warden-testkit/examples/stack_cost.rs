@@ -46,8 +46,18 @@ async fn main() -> anyhow::Result<()> {
     let audit_key = Arc::new(audit::ChainKey::load_or_create(&store, &ring, &SystemClock).await?);
     let signer =
         Arc::new(audit::CheckpointSigner::load_or_create(&store, &ring, &SystemClock).await?);
+    let identity = Arc::new(
+        warden_server::identity::Identity::load(
+            &store,
+            &ring,
+            &SystemClock,
+            warden_server::config::AuthConfig::default(),
+        )
+        .await?,
+    );
     let app_state = AppState::new(Shared {
         store,
+        identity,
         keyring: ring,
         audit_key,
         checkpoint_signer: signer,
@@ -75,6 +85,8 @@ async fn main() -> anyhow::Result<()> {
     let guarded = router
         .route_layer(warden_server::http::middleware::AccessGuardLayer::new(
             table.clone(),
+            app_state.identity.clone(),
+            app_state.clock.clone(),
         ))
         .with_state(app_state.clone());
     let limited = tower::ServiceBuilder::new()

@@ -394,14 +394,13 @@ pub fn spawn_sync(state: crate::state::AppState) -> tokio::task::JoinHandle<()> 
                     continue;
                 }
             };
-            if applied != before || now - last_beat > NODE_STALE_US / 3 {
-                if store
+            if (applied != before || now - last_beat > NODE_STALE_US / 3)
+                && store
                     .node_heartbeat(identity.node_id, applied, now)
                     .await
                     .is_ok()
-                {
-                    last_beat = now;
-                }
+            {
+                last_beat = now;
             }
             if now - last_slow > 30_000_000 {
                 last_slow = now;
