@@ -83,6 +83,7 @@ pub struct Identity {
     /// What is revoked, kept in step with the database.
     pub revocations: Revocations,
     cache: RwLock<HashMap<Box<str>, Cached>>,
+    emails: RwLock<HashMap<Uuid, String>>,
     csrf_key: hmac::Key,
     /// This node's id in the `nodes` table.
     pub node_id: Uuid,
@@ -117,6 +118,7 @@ impl Identity {
             keys: RwLock::new(Arc::new(keys)),
             revocations,
             cache: RwLock::new(HashMap::new()),
+            emails: RwLock::new(HashMap::new()),
             csrf_key: hmac::Key::new(hmac::HMAC_SHA256, &csrf),
             node_id: Uuid::now_v7(),
         })

@@ -411,3 +411,69 @@ fn every_log_line_of_a_request_carries_its_id_in_json_format() {
     }
     assert_eq!(handled, 2, "{logs}");
 }
+
+fn first_lines(dir: &Path) -> String {
+    let mut child = warden(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut text = String::new();
+    while !text.contains("stop with Ctrl-C") {
+        assert!(stdout.read_line(&mut text).unwrap() > 0, "{text}");
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_with_timeout(&mut child, Duration::from_secs(15)).success());
+    text
+}
+
+#[test]
+fn a_fresh_install_prints_a_setup_link_and_user_create_makes_the_admin_headlessly() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = first_lines(dir.path());
+    assert!(text.contains("/setup?token=wsu_"), "{text}");
+
+    // Headless: the password comes on standard input, never as an argument.
+    let mut child = warden(dir.path())
+        .args(["user", "create", "--email", "Ops@Example.com", "--admin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"violet tractor 93 lagoon\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("created administrator ops@example.com"),
+        "{printed}"
+    );
+    assert!(!printed.contains("violet"));
+
+    // A weak password is refused with the policy's reason.
+    let mut child = warden(dir.path())
+        .args(["user", "create", "--email", "dev@example.com"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"password1\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
+
+    // Now an administrator exists: no setup link any more.
+    let text = first_lines(dir.path());
+    assert!(!text.contains("setup?token"), "{text}");
+    assert!(text.contains("sign in with your account"), "{text}");
+}

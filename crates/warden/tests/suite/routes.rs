@@ -14,6 +14,9 @@ const PUBLIC_ALLOWED: &[&str] = &[
     "/.well-known/jwks.json",
     "/api/v1/openapi.json",
     "/api/v1/auth/",
+    // First-run setup of the first administrator: part of signing in; it refuses (410)
+    // once an administrator exists, and the one-time link is its credential.
+    "/setup",
     "/webhooks/",
     "/api/v1/license",
 ];
