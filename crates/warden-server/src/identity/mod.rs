@@ -425,15 +425,26 @@ pub fn spawn_sync(state: crate::state::AppState) -> tokio::task::JoinHandle<()> 
 }
 
 impl Identity {
-    /// The email of a user (for `/me`).
+    /// The email of a user (for `/me`), from memory once read: emails do not change, and a
+    /// deactivated user never gets this far (revocation is checked first).
     pub async fn user_email(
         &self,
         store: &Store,
         user: Uuid,
     ) -> Result<Option<String>, StoreError> {
+        if let Some(email) = self.emails.read().ok().and_then(|m| m.get(&user).cloned()) {
+            return Ok(Some(email));
+        }
         let mut tx = store.begin_read().await?;
         let row = tx.user_by_id(user).await?;
         tx.commit().await?;
-        Ok(row.filter(|u| u.active).map(|u| u.email))
+        let email = row.filter(|u| u.active).map(|u| u.email);
+        if let (Some(e), Ok(mut m)) = (&email, self.emails.write()) {
+            if m.len() >= CACHE_CAPACITY {
+                m.clear();
+            }
+            m.insert(user, e.clone());
+        }
+        Ok(email)
     }
 }
