@@ -41,11 +41,28 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Sign in to a Warden server from this machine; keeps the refresh token in a file only
+    /// you can read (mode 0600). The password is read from standard input.
+    Login(LoginArgs),
     /// Manage the keys that sign access tokens.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The server, e.g. https://warden.example.com.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// Your email address.
+    #[arg(long)]
+    pub email: String,
+    /// Where to keep the credentials; default $XDG_CONFIG_HOME/warden/credentials.json
+    /// (or ~/.config/warden/credentials.json).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

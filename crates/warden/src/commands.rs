@@ -43,12 +43,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys {
             command: KeysCommand::RotateSigning,
         } => rotate_signing(config).await,
+        Command::Login(args) => crate::login::login(args).await,
     }
 }
 
 /// Writes to standard output, ignoring a closed pipe: a server whose output reader went
 /// away must keep serving.
-fn print(text: &str) {
+pub(crate) fn print(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod login;
 
 use std::process::ExitCode;
 

@@ -477,3 +477,58 @@ fn a_fresh_install_prints_a_setup_link_and_user_create_makes_the_admin_headlessl
     assert!(!text.contains("setup?token"), "{text}");
     assert!(text.contains("sign in with your account"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_keeps_a_working_refresh_token_in_a_private_file() {
+    let app = warden_testkit::TestApp::spawn().await.unwrap();
+    crate::identity::setup_admin(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("conf/warden/credentials.json");
+    let run = |password: &'static str| {
+        let (dir, base, creds) = (dir.path().to_path_buf(), app.base.clone(), creds.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut child = warden(&dir)
+                .args([
+                    "login",
+                    "--url",
+                    &base,
+                    "--email",
+                    crate::identity::ADMIN_EMAIL,
+                ])
+                .arg("--credentials")
+                .arg(&creds)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), password.as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        })
+    };
+    let out = run("wrong password here\n").await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong email or password"));
+    assert!(!creds.exists());
+
+    let out = run("violet tractor 93 lagoon\n").await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&creds).unwrap()).unwrap();
+    let token = saved["refresh_token"].as_str().unwrap();
+    assert!(token.starts_with("wrt_"));
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/refresh"))
+        .json(&serde_json::json!({ "refresh_token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+}
