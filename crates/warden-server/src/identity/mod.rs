@@ -112,6 +112,12 @@ impl Identity {
         revocations
             .load(store, now_us(clock) - retention_us(&config))
             .await?;
+        let node_id = Uuid::now_v7();
+        // Registered before serving, so a revocation on another node waits for this one
+        // from its first request on.
+        store
+            .node_heartbeat(node_id, revocations.applied(), now_us(clock))
+            .await?;
         Ok(Self {
             config,
             throttle: ThrottlePolicy::default(),
@@ -120,7 +126,7 @@ impl Identity {
             cache: RwLock::new(HashMap::new()),
             emails: RwLock::new(HashMap::new()),
             csrf_key: hmac::Key::new(hmac::HMAC_SHA256, &csrf),
-            node_id: Uuid::now_v7(),
+            node_id,
         })
     }
 
