@@ -24,17 +24,23 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
 });
 
 const client = await provider.Client.find('bench');
-const grant = new provider.Grant({ accountId: 'user-1', clientId: 'bench' });
-grant.addOIDCScope('openid offline_access');
-const grantId = await grant.save();
+// One grant per client, as after `count` separate sign-ins: reuse detection in
+// oidc-provider revokes a whole grant.
+async function newGrant() {
+  const grant = new provider.Grant({ accountId: 'user-1', clientId: 'bench' });
+  grant.addOIDCScope('openid offline_access');
+  return grant.save();
+}
 const refresh = [];
 for (let i = 0; i < count; i++) {
+  const grantId = await newGrant();
   const rt = new provider.RefreshToken({
     accountId: 'user-1', client, grantId, scope: 'openid offline_access',
     gty: 'authorization_code', authTime: Math.floor(Date.now() / 1000),
   });
   refresh.push(await rt.save());
 }
+const grantId = await newGrant();
 const at = new provider.AccessToken({ accountId: 'user-1', client, grantId, scope: 'openid' });
 const access = await at.save();
 provider.listen(port, '127.0.0.1', () => {

@@ -67,6 +67,8 @@ pub struct RefreshRow {
     pub successor_id: Option<Uuid>,
     /// The successor's secret, sealed, during the grace window.
     pub successor_sealed: Option<Vec<u8>>,
+    /// When the successor was made (µs).
+    pub successor_created_at: Option<i64>,
     /// Session owner.
     pub user_id: Uuid,
     /// Session last used (µs).
@@ -125,6 +127,13 @@ pub struct NewSession<'a> {
     /// Client address.
     pub ip: Option<&'a str>,
 }
+
+const REFRESH_ROW_SQL: &str = "SELECT t.id, t.session_id, t.rotated_at, t.successor_id, \
+     c.sealed_secret AS successor_sealed, c.created_at AS successor_created_at, \
+     s.user_id, s.last_used_at, s.absolute_expires_at, s.revoked_at, u.active, \
+     u.platform_admin FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+     JOIN users u ON u.id = s.user_id LEFT JOIN refresh_tokens c ON c.parent_id = t.id \
+     WHERE t.hash = $1";
 
 /// The PostgreSQL channel on which revocations are announced.
 pub const REVOCATION_CHANNEL: &str = "warden_revocations";
@@ -310,25 +319,6 @@ impl Tx {
         Ok(())
     }
 
-    /// Records a refresh of a session.
-    pub async fn touch_session(
-        &mut self,
-        id: Uuid,
-        now: i64,
-        ip: Option<&str>,
-    ) -> Result<(), StoreError> {
-        on_tx!(self, |c| sqlx::query(
-            "UPDATE sessions SET last_used_at = $2, last_ip = COALESCE($3, last_ip) WHERE id = $1"
-        )
-        .bind(id)
-        .bind(now)
-        .bind(ip)
-        .execute(c)
-        .await
-        .map(drop))?;
-        Ok(())
-    }
-
     /// One session.
     pub async fn session(&mut self, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_as::<_, SessionRow>(
@@ -434,24 +424,24 @@ impl Tx {
         Ok(id)
     }
 
-    /// Stores a new refresh token.
+    /// Stores the first refresh token of a session.
     pub async fn insert_refresh_token(
         &mut self,
         id: Uuid,
         session_id: Uuid,
-        parent_id: Option<Uuid>,
         hash: &[u8],
         now: i64,
+        ip: Option<&str>,
     ) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(
-            "INSERT INTO refresh_tokens (id, session_id, parent_id, hash, created_at) \
+            "INSERT INTO refresh_tokens (id, session_id, hash, created_at, created_ip) \
              VALUES ($1, $2, $3, $4, $5)"
         )
         .bind(id)
         .bind(session_id)
-        .bind(parent_id)
         .bind(hash)
         .bind(now)
+        .bind(ip)
         .execute(c)
         .await
         .map(drop))?;
@@ -461,38 +451,11 @@ impl Tx {
     /// The refresh token with this hash, with its session and owner.
     pub async fn refresh_token(&mut self, hash: &[u8]) -> Result<Option<RefreshRow>, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_as::<_, RefreshRow>(
-            "SELECT t.id, t.session_id, t.rotated_at, t.successor_id, t.successor_sealed, \
-             s.user_id, s.last_used_at, s.absolute_expires_at, s.revoked_at, u.active, \
-             u.platform_admin FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
-             JOIN users u ON u.id = s.user_id WHERE t.hash = $1"
+            REFRESH_ROW_SQL
         )
         .bind(hash)
         .fetch_optional(c)
         .await)?)
-    }
-
-    /// Marks a refresh token rotated, if nobody else has. True if this call claimed it.
-    pub async fn claim_refresh_token(
-        &mut self,
-        id: Uuid,
-        successor_id: Uuid,
-        successor_sealed: &[u8],
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let n = on_tx!(self, |c| {
-            sqlx::query(
-            "UPDATE refresh_tokens SET rotated_at = $2, successor_id = $3, successor_sealed = $4 \
-             WHERE id = $1 AND rotated_at IS NULL"
-        )
-        .bind(id)
-        .bind(now)
-        .bind(successor_id)
-        .bind(successor_sealed)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected())
-        })?;
-        Ok(n == 1)
     }
 
     /// Forgets a throttle scope (after a successful sign-in).
@@ -622,8 +585,8 @@ impl Store {
     pub async fn forget_successors(&self, before: i64) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
         let n = on_tx!(tx, |c| sqlx::query(
-            "UPDATE refresh_tokens SET successor_sealed = NULL \
-             WHERE successor_sealed IS NOT NULL AND rotated_at < $1"
+            "UPDATE refresh_tokens SET sealed_secret = NULL \
+             WHERE sealed_secret IS NOT NULL AND created_at < $1"
         )
         .bind(before)
         .execute(c)
@@ -632,6 +595,81 @@ impl Store {
         tx.commit().await?;
         Ok(n)
     }
+
+    /// The refresh token with this hash, with its session and owner: one statement, no
+    /// transaction (the hot path of every refresh).
+    pub async fn refresh_token(&self, hash: &[u8]) -> Result<Option<RefreshRow>, StoreError> {
+        macro_rules! fetch {
+            ($pool:expr) => {
+                sqlx::query_as::<_, RefreshRow>(REFRESH_ROW_SQL)
+                    .bind(hash)
+                    .fetch_optional($pool)
+                    .await?
+            };
+        }
+        Ok(match (self.pool_sqlite(), self.pool_postgres()) {
+            (Some(p), _) => fetch!(p),
+            (_, Some(p)) => fetch!(p),
+            _ => None,
+        })
+    }
+
+    /// Rotates refresh token `parent` to a new child in one statement: it succeeds only if
+    /// the parent has not been rotated, its session is not revoked and its owner is active
+    /// (the unique parent makes a concurrent second rotation fail). A trigger marks the
+    /// parent rotated and the session used. Returns whether this call rotated it.
+    pub async fn rotate_refresh_token(&self, r: &Rotation<'_>) -> Result<bool, StoreError> {
+        const SQL: &str = "INSERT INTO refresh_tokens (id, session_id, parent_id, hash, \
+             created_at, created_ip, sealed_secret) SELECT $1, $2, $3, $4, $5, $6, $7 \
+             WHERE EXISTS (SELECT 1 FROM refresh_tokens p JOIN sessions s ON s.id = p.session_id \
+             JOIN users u ON u.id = s.user_id WHERE p.id = $3 AND p.rotated_at IS NULL \
+             AND s.revoked_at IS NULL AND u.active = TRUE)";
+        macro_rules! run {
+            ($pool:expr) => {
+                sqlx::query(SQL)
+                    .bind(r.id)
+                    .bind(r.session_id)
+                    .bind(r.parent_id)
+                    .bind(r.hash)
+                    .bind(r.now)
+                    .bind(r.ip)
+                    .bind(r.sealed_secret)
+                    .execute($pool)
+                    .await
+                    .map(|res| res.rows_affected())
+            };
+        }
+        let result = match (self.pool_sqlite(), self.pool_postgres()) {
+            (Some(p), _) => run!(p),
+            (_, Some(p)) => run!(p),
+            _ => return Ok(false),
+        };
+        match result {
+            Ok(n) => Ok(n == 1),
+            // Another rotation of the same parent won the race (PostgreSQL).
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// One refresh-token rotation.
+#[derive(Debug)]
+pub struct Rotation<'a> {
+    /// The new token's id.
+    pub id: Uuid,
+    /// Its session.
+    pub session_id: Uuid,
+    /// The token it replaces.
+    pub parent_id: Uuid,
+    /// Its SHA-256.
+    pub hash: &'a [u8],
+    /// Now (µs).
+    pub now: i64,
+    /// Client address.
+    pub ip: Option<&'a str>,
+    /// Its secret, sealed, for the grace window.
+    pub sealed_secret: &'a [u8],
 }
 
 impl Tx {

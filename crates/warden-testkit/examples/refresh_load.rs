@@ -33,7 +33,12 @@ async fn main() -> anyhow::Result<()> {
                     .await?
                     .json()
                     .await?;
-                tokens.push(body["refresh_token"].as_str().expect("sign-in failed").to_owned());
+                tokens.push(
+                    body["refresh_token"]
+                        .as_str()
+                        .expect("sign-in failed")
+                        .to_owned(),
+                );
             }
             run(tokens, secs, move |client, token| {
                 let url = url.clone();
@@ -94,7 +99,8 @@ where
     let until = started + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for mut token in tokens {
-        let (done, failed, client, step) = (done.clone(), failed.clone(), client.clone(), step.clone());
+        let (done, failed, client, step) =
+            (done.clone(), failed.clone(), client.clone(), step.clone());
         tasks.push(tokio::spawn(async move {
             while Instant::now() < until {
                 match step(client.clone(), token.clone()).await {

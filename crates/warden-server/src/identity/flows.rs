@@ -9,7 +9,7 @@ use uuid::Uuid;
 use warden_crypto::{Context, token};
 use warden_domain::audit::{Actor, ActorKind, Outcome};
 use warden_domain::identity::{Principal, normalize_email};
-use warden_store::identity::NewSession;
+use warden_store::identity::{NewSession, Rotation};
 
 use super::{REFRESH_PREFIX, now_us};
 use crate::audit::request::RequestMeta;
@@ -176,8 +176,14 @@ pub async fn sign_in(
     })
     .await?;
     let refresh = token::issue(REFRESH_PREFIX)?;
-    tx.insert_refresh_token(Uuid::now_v7(), session_id, None, &refresh.hash, now_us)
-        .await?;
+    tx.insert_refresh_token(
+        Uuid::now_v7(),
+        session_id,
+        &refresh.hash,
+        now_us,
+        meta.ip_text().as_deref(),
+    )
+    .await?;
     let actor = actor_for(Some(user.id));
     let mut revoked_any = None;
     if !id.config.multiple_active_sessions {
@@ -264,25 +270,38 @@ pub async fn refresh(
     presented: &str,
     csrf: Option<Option<&str>>,
 ) -> Result<Grant, Refusal> {
-    let id = &state.identity;
     if !token::well_formed(presented, REFRESH_PREFIX) {
         return Err(Refusal::Invalid);
     }
     let hash = token::hash(presented);
+    // A lost race re-reads at most twice: the second read sees the winner's rotation.
+    for _ in 0..3 {
+        if let Some(grant) = try_refresh(state, meta, &hash, csrf).await? {
+            return Ok(grant);
+        }
+    }
+    Err(Refusal::Internal("refresh kept losing races".to_owned()))
+}
+
+/// One attempt; `Ok(None)` when a concurrent rotation won between our read and our write.
+async fn try_refresh(
+    state: &AppState,
+    meta: &RequestMeta,
+    hash: &[u8],
+    csrf: Option<Option<&str>>,
+) -> Result<Option<Grant>, Refusal> {
+    let id = &state.identity;
     let now = state.clock.now();
     let now_us = now_us(state.clock.as_ref());
     let idle = i64::try_from(id.config.session_idle.as_micros()).unwrap_or(i64::MAX);
     let grace = i64::try_from(id.config.refresh_grace.as_micros()).unwrap_or(0);
 
-    let mut tx = state.store.begin().await?;
-    let Some(row) = tx.refresh_token(&hash).await? else {
-        tx.rollback().await?;
+    let Some(row) = state.store.refresh_token(hash).await? else {
         return Err(Refusal::Invalid);
     };
     if let Some(presented_csrf) = csrf
         && !presented_csrf.is_some_and(|c| id.csrf_matches(row.session_id, c))
     {
-        tx.rollback().await?;
         return Err(Refusal::Csrf);
     }
     let alive = row.revoked_at.is_none()
@@ -290,7 +309,6 @@ pub async fn refresh(
         && row.absolute_expires_at > now_us
         && row.last_used_at + idle > now_us;
     if !alive {
-        tx.rollback().await?;
         return Err(Refusal::Invalid);
     }
     let principal = Principal {
@@ -305,24 +323,25 @@ pub async fn refresh(
             let sealed = state
                 .keyring
                 .seal(&successor_context(next_id), next.secret.as_bytes())?;
-            if !tx
-                .claim_refresh_token(row.id, next_id, &sealed, now_us)
-                .await?
-            {
-                // Another request rotated it between our read and our claim (PostgreSQL):
-                // answer as a concurrent refresh would be answered.
-                tx.rollback().await?;
-                return Box::pin(refresh(state, meta, presented, csrf)).await;
+            let ip = meta.ip_text();
+            let rotated = state
+                .store
+                .rotate_refresh_token(&Rotation {
+                    id: next_id,
+                    session_id: row.session_id,
+                    parent_id: row.id,
+                    hash: &next.hash,
+                    now: now_us,
+                    ip: ip.as_deref(),
+                    sealed_secret: &sealed,
+                })
+                .await?;
+            if !rotated {
+                return Ok(None);
             }
-            tx.insert_refresh_token(next_id, row.session_id, Some(row.id), &next.hash, now_us)
-                .await?;
-            tx.touch_session(row.session_id, now_us, meta.ip_text().as_deref())
-                .await?;
-            tx.commit().await?;
             next.secret
         }
         Some(rotated) if now_us - rotated <= grace => {
-            tx.rollback().await?;
             let (Some(next_id), Some(sealed)) = (row.successor_id, row.successor_sealed) else {
                 return Err(Refusal::Invalid);
             };
@@ -331,6 +350,7 @@ pub async fn refresh(
         }
         Some(_) => {
             // Reuse of a rotated token: someone holds a stolen copy. End the family.
+            let mut tx = state.store.begin().await?;
             let (revoked, _) = tx
                 .revoke_sessions(
                     &[row.session_id],
@@ -355,13 +375,13 @@ pub async fn refresh(
         }
     };
     let (access_token, expires_in) = id.issue_access_token(&principal, now)?;
-    Ok(Grant {
+    Ok(Some(Grant {
         principal,
         access_token,
         expires_in,
         refresh_token: secret,
         session_expires_in: (row.absolute_expires_at - now_us) / 1_000_000,
-    })
+    }))
 }
 
 /// Revokes sessions with an audit event for each, then makes sure every node applied it.

@@ -44,20 +44,31 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_user ON sessions (user_id, created_at);
 CREATE INDEX sessions_revoked ON sessions (revoked_at) WHERE revoked_at IS NOT NULL;
 
--- Refresh tokens, stored only as SHA-256. Each knows its parent (the token it replaced) and,
--- once rotated, its successor; the successor's secret is kept sealed for the grace window
--- only, so a concurrent refresh of the same token can be given the same answer.
+-- Refresh tokens, stored only as SHA-256. Each knows its parent (the token it replaced);
+-- a parent has at most one child, so two concurrent rotations of one token cannot both
+-- succeed. Inserting a child marks the parent rotated and the session used (trigger below),
+-- so a rotation is one statement. A child's secret is kept sealed only for the grace window,
+-- so a concurrent refresh of its parent can be given the same answer.
 CREATE TABLE refresh_tokens (
-    id               BLOB PRIMARY KEY,
-    session_id       BLOB NOT NULL REFERENCES sessions (id),
-    parent_id        BLOB REFERENCES refresh_tokens (id),
-    hash             BLOB NOT NULL UNIQUE,
-    created_at       INTEGER NOT NULL,
-    rotated_at       INTEGER,
-    successor_id     BLOB,
-    successor_sealed BLOB
+    id            BLOB PRIMARY KEY,
+    session_id    BLOB NOT NULL REFERENCES sessions (id),
+    parent_id     BLOB UNIQUE REFERENCES refresh_tokens (id),
+    hash          BLOB NOT NULL UNIQUE,
+    created_at    INTEGER NOT NULL,
+    created_ip    TEXT,
+    rotated_at    INTEGER,
+    successor_id  BLOB,
+    sealed_secret BLOB
 );
 CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id);
+CREATE TRIGGER refresh_tokens_rotated AFTER INSERT ON refresh_tokens
+    WHEN NEW.parent_id IS NOT NULL
+BEGIN
+    UPDATE refresh_tokens SET rotated_at = NEW.created_at, successor_id = NEW.id
+        WHERE id = NEW.parent_id;
+    UPDATE sessions SET last_used_at = NEW.created_at, last_ip = COALESCE(NEW.created_ip, last_ip)
+        WHERE id = NEW.session_id;
+END;
 
 -- Failed sign-in counters per throttle scope (account, client address, or both).
 CREATE TABLE sign_in_throttle (
