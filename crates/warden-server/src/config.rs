@@ -1037,4 +1037,53 @@ mod tests {
             assert!(err.contains(name), "{name}: {err}");
         }
     }
+
+    #[test]
+    fn auth_settings_are_bounded() {
+        for (name, value, expect) in [
+            (
+                "WARDEN_AUTH_ACCESS_TOKEN_MINUTES",
+                "4",
+                "auth.access_token_minutes",
+            ),
+            (
+                "WARDEN_AUTH_ACCESS_TOKEN_MINUTES",
+                "61",
+                "auth.access_token_minutes",
+            ),
+            (
+                "WARDEN_AUTH_SIGNING_KEY_BITS",
+                "1024",
+                "auth.signing_key_bits",
+            ),
+            (
+                "WARDEN_AUTH_REFRESH_GRACE_SECS",
+                "61",
+                "auth.refresh_grace_secs",
+            ),
+            (
+                "WARDEN_AUTH_MULTIPLE_ACTIVE_SESSIONS",
+                "maybe",
+                "WARDEN_AUTH_MULTIPLE_ACTIVE_SESSIONS",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(name, value)]), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(expect), "{name}={value}: {err}");
+        }
+        let c = Config::load(
+            None,
+            env(&[
+                ("WARDEN_AUTH_ACCESS_TOKEN_MINUTES", "5"),
+                ("WARDEN_AUTH_SIGNING_KEY_BITS", "4096"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.auth.access_token_ttl, Duration::from_secs(300));
+        assert_eq!(c.auth.signing_key_bits, 4096);
+        let d = Config::load(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(d.auth.access_token_ttl, Duration::from_secs(900));
+        assert!(d.auth.multiple_active_sessions);
+        assert!(d.redacted_toml().contains("access_token_minutes = 15"));
+    }
 }

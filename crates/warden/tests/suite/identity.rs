@@ -969,3 +969,91 @@ async fn a_rotated_signing_key_signs_new_tokens_and_the_old_one_stays_published(
     assert_eq!(header["kid"], kid.as_str());
     assert_eq!(audit_rows(&app, "auth.signing_key_rotated").await.len(), 1);
 }
+
+#[tokio::test]
+async fn idle_and_expired_sessions_cannot_refresh_and_access_tokens_expire() {
+    use std::sync::Arc;
+    use time::Duration;
+    use warden_domain::clock::ManualClock;
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let app = TestApp::spawn_with(AppOptions {
+        clock: clock.clone(),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    setup_admin(&app).await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let access = s["access_token"].as_str().unwrap().to_owned();
+    // Within 15 minutes (plus leeway) the access token works; after, it does not.
+    clock.advance(Duration::seconds(14 * 60));
+    assert_eq!(get_me(&app, &access).await, StatusCode::OK);
+    clock.advance(Duration::seconds(2 * 60));
+    assert_eq!(get_me(&app, &access).await, StatusCode::UNAUTHORIZED);
+    // Used within the idle timeout, the session lives on.
+    let r: Value = refresh(&app, s["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    clock.advance(Duration::seconds(6 * 86_400));
+    let r: Value = refresh(&app, r["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Unused for more than 7 days, it ends.
+    clock.advance(Duration::seconds(7 * 86_400 + 60));
+    assert_eq!(
+        refresh(&app, r["refresh_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Refreshed often, a session still ends at its absolute lifetime (30 days).
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let mut token = s["refresh_token"].as_str().unwrap().to_owned();
+    for i in 0..4 {
+        clock.advance(Duration::seconds(6 * 86_400));
+        let r: Value = refresh(&app, &token).await.json().await.unwrap();
+        token = r["refresh_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("refresh {i}: {r}"))
+            .to_owned();
+    }
+    clock.advance(Duration::seconds(6 * 86_400));
+    assert_eq!(
+        refresh(&app, &token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_always_starts_a_new_family_even_with_a_session_cookie() {
+    let app = TestApp::spawn().await.unwrap();
+    setup_admin(&app).await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .header("origin", &app.base)
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "cookies": true}))
+        .send()
+        .await
+        .unwrap();
+    let (jar, _) = cookie_header(&res);
+    let first: Value = res.json().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .header("origin", &app.base)
+        .header("cookie", &jar)
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "cookies": true}))
+        .send()
+        .await
+        .unwrap();
+    let (jar2, _) = cookie_header(&res);
+    let second: Value = res.json().await.unwrap();
+    assert_ne!(first["session_id"], second["session_id"]);
+    assert_ne!(jar, jar2);
+}
