@@ -975,7 +975,9 @@ async fn idle_and_expired_sessions_cannot_refresh_and_access_tokens_expire() {
     use std::sync::Arc;
     use time::Duration;
     use warden_domain::clock::ManualClock;
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let clock = Arc::new(ManualClock::new(warden_domain::clock::Clock::now(
+        &warden_domain::clock::SystemClock,
+    )));
     let app = TestApp::spawn_with(AppOptions {
         clock: clock.clone(),
         ..AppOptions::default()
