@@ -94,6 +94,8 @@ pub struct SigningKeyRow {
     pub public_jwk: String,
     /// Created (µs).
     pub created_at: i64,
+    /// Signs from (µs).
+    pub activate_at: i64,
     /// Published until (µs); `None` for the current key.
     pub publish_until: Option<i64>,
 }
@@ -268,6 +270,7 @@ impl Tx {
         sealed: &[u8],
         public_jwk: &str,
         now: i64,
+        activate_at: i64,
         older_publish_until: i64,
     ) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(
@@ -278,12 +281,14 @@ impl Tx {
         .await
         .map(drop))?;
         on_tx!(self, |c| sqlx::query(
-            "INSERT INTO signing_keys (kid, sealed, public_jwk, created_at) VALUES ($1, $2, $3, $4)"
+            "INSERT INTO signing_keys (kid, sealed, public_jwk, created_at, activate_at) \
+             VALUES ($1, $2, $3, $4, $5)"
         )
         .bind(kid)
         .bind(sealed)
         .bind(public_jwk)
         .bind(now)
+        .bind(activate_at)
         .execute(c)
         .await
         .map(drop))?;
@@ -292,13 +297,15 @@ impl Tx {
 
     /// Signing keys still published at `now`, newest first.
     pub async fn signing_keys(&mut self, now: i64) -> Result<Vec<SigningKeyRow>, StoreError> {
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, SigningKeyRow>(
-            "SELECT kid, sealed, public_jwk, created_at, publish_until FROM signing_keys \
-             WHERE publish_until IS NULL OR publish_until > $1 ORDER BY created_at DESC, kid"
+        Ok(on_tx!(self, |c| {
+            sqlx::query_as::<_, SigningKeyRow>(
+            "SELECT kid, sealed, public_jwk, created_at, activate_at, publish_until FROM signing_keys \
+             WHERE publish_until IS NULL OR publish_until > $1 ORDER BY activate_at DESC, created_at DESC, kid"
         )
         .bind(now)
         .fetch_all(c)
-        .await)?)
+        .await
+        })?)
     }
 
     /// Starts a device session.
@@ -724,5 +731,30 @@ impl Tx {
             .map(drop))?;
         }
         Ok(failures)
+    }
+}
+
+impl Store {
+    /// Housekeeping: forgets throttle counters whose window and block are over, and nodes
+    /// silent for a day. Returns the rows removed.
+    pub async fn prune_identity(&self, now: i64, throttle_window: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let a = on_tx!(tx, |c| sqlx::query(
+            "DELETE FROM sign_in_throttle WHERE blocked_until < $1 AND window_started_at < $2"
+        )
+        .bind(now)
+        .bind(now - throttle_window)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        let b = on_tx!(tx, |c| sqlx::query(
+            "DELETE FROM nodes WHERE heartbeat_at < $1"
+        )
+        .bind(now - 86_400_000_000)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(a + b)
     }
 }

@@ -279,12 +279,15 @@ async fn user_create(config: Config, email: &str, admin: bool) -> Result<()> {
 async fn rotate_signing(config: Config) -> Result<()> {
     logging::init(&config.log);
     let (store, keyring, key) = boot::open_for_admin(&config).await?;
-    let kid = warden_server::identity::keys::rotate(&store, &keyring, &key, &config.auth).await;
+    let kid =
+        warden_server::identity::keys::rotate(&store, &keyring, &key, &config.auth, &SystemClock)
+            .await;
     store.close().await;
     let kid = kid?;
     print(&format!(
-        "new signing key {kid}; running servers pick it up within a minute, and the previous \
-         key stays published until its tokens have expired"
+        "new signing key {kid}: published now, signing from one minute on (every running \
+         server has loaded it by then); the previous key stays published until its tokens \
+         have expired"
     ));
     Ok(())
 }

@@ -244,7 +244,7 @@ pub(crate) async fn sign_out(
 /// The JSON Web Key Set.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Jwks {
-    /// Published keys, the signing key first.
+    /// Published keys, the most recently activated first.
     #[schema(value_type = Vec<Object>)]
     pub keys: Vec<warden_crypto::jwt::Jwk>,
 }

@@ -61,7 +61,12 @@ pub(super) async fn load(
     let mut tx = store.begin_read().await?;
     let rows = tx.signing_keys(now_us(clock)).await?;
     tx.commit().await?;
-    let Some(newest) = rows.first() else {
+    let now = now_us(clock);
+    let Some(newest) = rows
+        .iter()
+        .find(|r| r.activate_at <= now)
+        .or_else(|| rows.last())
+    else {
         return Ok(None);
     };
     let der = keyring.open(&context(&newest.kid), &newest.sealed)?;
@@ -93,19 +98,20 @@ pub(super) async fn load_or_create(
     if let Some(keys) = load(store, keyring, clock, config).await? {
         return Ok(keys);
     }
-    add_key(store, keyring, clock, config, 0, None).await?;
+    add_key(store, keyring, clock, config, 0, 0, None).await?;
     load(store, keyring, clock, config)
         .await?
         .ok_or_else(|| StoreError::Invalid("no signing key after creating one".to_owned()))
 }
 
-/// Generates a key, stores it sealed, and makes it the signing key; older keys stay
-/// published for `keep_older_secs`. Returns the new kid.
+/// Generates a key and stores it sealed; it signs from `activate_in_secs` on, and older keys
+/// stay published for `keep_older_secs`. Returns the new kid.
 pub async fn add_key(
     store: &Store,
     keyring: &Keyring,
     clock: &dyn Clock,
     config: &AuthConfig,
+    activate_in_secs: i64,
     keep_older_secs: i64,
     audit: Option<(&ChainKey, &mut NewEvent)>,
 ) -> Result<String, StoreError> {
@@ -123,6 +129,7 @@ pub async fn add_key(
         &sealed,
         &jwk,
         now,
+        now + activate_in_secs * 1_000_000,
         now + keep_older_secs * 1_000_000,
     )
     .await?;
@@ -134,31 +141,42 @@ pub async fn add_key(
     Ok(key.kid().to_owned())
 }
 
-/// `warden keys rotate-signing`: a new signing key, audited; the previous keys stay
-/// published for the longest access-token lifetime plus leeway.
+/// How long after a rotation the new key starts signing: every node reloads keys at least
+/// every [`RELOAD_SECS`], so by then all of them publish and accept it.
+pub const ACTIVATION_DELAY_SECS: i64 = 2 * RELOAD_SECS;
+/// How often each node reloads the signing keys.
+pub const RELOAD_SECS: i64 = 30;
+
+/// `warden keys rotate-signing`: a new signing key, audited. It is published at once and
+/// signs after [`ACTIVATION_DELAY_SECS`]; the previous keys stay published until every
+/// token they may still sign has expired.
 pub async fn rotate(
     store: &Store,
     keyring: &Keyring,
     chain: &ChainKey,
     config: &AuthConfig,
+    clock: &dyn Clock,
 ) -> Result<String, StoreError> {
-    let clock = warden_domain::clock::SystemClock;
-    let keep = i64::try_from(config.access_token_ttl.as_secs()).unwrap_or(3600)
-        + 2 * warden_crypto::jwt::LEEWAY_SECS;
+    let ttl = i64::try_from(config.access_token_ttl.as_secs()).unwrap_or(3600);
+    let keep = ACTIVATION_DELAY_SECS + RELOAD_SECS + ttl + 2 * warden_crypto::jwt::LEEWAY_SECS;
     let mut event = crate::audit::request::RequestMeta::none().event(
-        warden_domain::clock::Clock::now(&clock),
+        clock.now(),
         warden_domain::audit::Actor::system(),
         "auth.signing_key_rotated",
         "signing_key",
         None,
         warden_domain::audit::Outcome::Success,
-        serde_json::json!({ "old_keys_published_for_secs": keep }),
+        serde_json::json!({
+            "signs_after_secs": ACTIVATION_DELAY_SECS,
+            "old_keys_published_for_secs": keep,
+        }),
     );
     add_key(
         store,
         keyring,
-        &clock,
+        clock,
         config,
+        ACTIVATION_DELAY_SECS,
         keep,
         Some((chain, &mut event)),
     )

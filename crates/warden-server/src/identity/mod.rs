@@ -410,7 +410,7 @@ pub fn spawn_sync(state: crate::state::AppState) -> tokio::task::JoinHandle<()> 
             {
                 last_beat = now;
             }
-            if now - last_slow > 30_000_000 {
+            if now - last_slow > keys::RELOAD_SECS * 1_000_000 {
                 last_slow = now;
                 identity
                     .revocations
@@ -418,6 +418,15 @@ pub fn spawn_sync(state: crate::state::AppState) -> tokio::task::JoinHandle<()> 
                 let grace = i64::try_from(identity.config.refresh_grace.as_micros()).unwrap_or(0);
                 if let Err(e) = store.forget_successors(now - grace).await {
                     tracing::warn!(error = %e, "cannot clear expired refresh successors");
+                }
+                let window = identity
+                    .throttle
+                    .pair
+                    .window
+                    .max(identity.throttle.client.window);
+                let window = i64::try_from(window.as_micros()).unwrap_or(i64::MAX);
+                if let Err(e) = store.prune_identity(now, window).await {
+                    tracing::warn!(error = %e, "cannot prune sign-in throttles");
                 }
                 if let Err(e) = identity
                     .reload_keys(&store, &state.keyring, state.clock.as_ref())

@@ -17,13 +17,16 @@ CREATE TABLE setup_tokens (
     used_at    BIGINT
 );
 
--- RSA keys that sign access tokens, sealed by the keyring. The newest is used to sign;
--- older ones stay published until `publish_until`, when every token they signed has expired.
+-- RSA keys that sign access tokens, sealed by the keyring. The newest key whose
+-- `activate_at` has passed signs (a rotated key is published before any node signs with
+-- it); older ones stay published until `publish_until`, when every token they signed has
+-- expired.
 CREATE TABLE signing_keys (
     kid           TEXT PRIMARY KEY,
     sealed        BYTEA NOT NULL,
     public_jwk    TEXT NOT NULL,
     created_at    BIGINT NOT NULL,
+    activate_at   BIGINT NOT NULL,
     publish_until BIGINT
 );
 

@@ -916,33 +916,13 @@ async fn audit_routes_answer_an_admin_and_refuse_a_plain_user() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn a_rotated_signing_key_signs_new_tokens_and_the_old_one_stays_published() {
-    let app = TestApp::spawn().await.unwrap();
-    let old_token = admin_token(&app).await;
-    let state = app.server.state();
-    let master = warden_crypto::MasterKey::from_hex(&app.master_key_hex).unwrap();
-    let ring = warden_store::keyring::load_or_create(
-        app.server.store(),
-        &master,
-        &warden_domain::clock::SystemClock,
-    )
-    .await
-    .unwrap();
-    let chain = app.audit_key().await.unwrap();
-    let kid = warden_server::identity::keys::rotate(
-        app.server.store(),
-        &ring,
-        &chain,
-        &state.identity.config,
-    )
-    .await
-    .unwrap();
-    state
-        .identity
-        .reload_keys(app.server.store(), &state.keyring, state.clock.as_ref())
-        .await
-        .unwrap();
+fn kid_of(token: &str) -> String {
+    let header: Value =
+        serde_json::from_slice(&B64URL.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+async fn published_kids(app: &TestApp) -> Vec<String> {
     let jwks: Value = app
         .client
         .get(app.url("/.well-known/jwks.json"))
@@ -952,21 +932,80 @@ async fn a_rotated_signing_key_signs_new_tokens_and_the_old_one_stays_published(
         .json()
         .await
         .unwrap();
-    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
-    assert_eq!(jwks["keys"][0]["kid"], kid.as_str());
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_published_first_signs_after_a_minute_and_the_old_one_is_withdrawn_later()
+{
+    use std::sync::Arc;
+    use time::Duration;
+    use warden_domain::clock::ManualClock;
+    let clock = Arc::new(ManualClock::new(warden_domain::clock::Clock::now(
+        &warden_domain::clock::SystemClock,
+    )));
+    let app = TestApp::spawn_with(AppOptions {
+        clock: clock.clone(),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let old_token = admin_token(&app).await;
+    let old_kid = kid_of(&old_token);
+    let state = app.server.state();
+    let chain = app.audit_key().await.unwrap();
+    let reload = || async {
+        state
+            .identity
+            .reload_keys(app.server.store(), &state.keyring, state.clock.as_ref())
+            .await
+            .unwrap();
+    };
+    let kid = warden_server::identity::keys::rotate(
+        app.server.store(),
+        &state.keyring,
+        &chain,
+        &state.identity.config,
+        clock.as_ref(),
+    )
+    .await
+    .unwrap();
+    reload().await;
+    // Published at once, so every node accepts it before any node signs with it.
+    let mut published = published_kids(&app).await;
+    published.sort();
+    let mut both = vec![kid.clone(), old_kid.clone()];
+    both.sort();
+    assert_eq!(published, both);
+    let token = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(kid_of(&token), old_kid, "not signing with the new key yet");
+
+    clock.advance(Duration::seconds(61));
+    reload().await;
+    let token = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(kid_of(&token), kid);
+    assert_eq!(get_me(&app, &token).await, StatusCode::OK);
     assert_eq!(
         get_me(&app, &old_token).await,
         StatusCode::OK,
         "old tokens keep working"
     );
-    let new_token = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let header: Value =
-        serde_json::from_slice(&B64URL.decode(new_token.split('.').next().unwrap()).unwrap())
-            .unwrap();
-    assert_eq!(header["kid"], kid.as_str());
+
+    // Once every token the old key signed has expired, it is withdrawn.
+    clock.advance(Duration::seconds(20 * 60));
+    reload().await;
+    assert_eq!(published_kids(&app).await, vec![kid.clone()]);
     assert_eq!(audit_rows(&app, "auth.signing_key_rotated").await.len(), 1);
 }
 
@@ -1058,4 +1097,41 @@ async fn a_sign_in_always_starts_a_new_family_even_with_a_session_cookie() {
     let second: Value = res.json().await.unwrap();
     assert_ne!(first["session_id"], second["session_id"]);
     assert_ne!(jar, jar2);
+}
+
+#[tokio::test]
+async fn throttle_counts_restart_after_the_window_and_old_ones_are_pruned() {
+    let db = warden_testkit::TestDb::new().await.unwrap();
+    let store = db.store().await.unwrap();
+    let delay = |n: u32| if n > 2 { 5_000 } else { 0 };
+    let mut tx = store.begin().await.unwrap();
+    for expect in 1..=3 {
+        let n = tx
+            .throttle_fail("pair:a|b", 1_000, 100, delay)
+            .await
+            .unwrap();
+        assert_eq!(n, expect);
+    }
+    assert_eq!(
+        tx.throttle_blocked_until(&["pair:a|b", "other"])
+            .await
+            .unwrap(),
+        6_000
+    );
+    // After the window, counting starts over.
+    assert_eq!(
+        tx.throttle_fail("pair:a|b", 2_000, 100, delay)
+            .await
+            .unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.prune_identity(1_500, 100).await.unwrap(),
+        0,
+        "window not over"
+    );
+    assert_eq!(store.prune_identity(10_000, 100).await.unwrap(), 1);
+    let mut tx = store.begin_read().await.unwrap();
+    assert_eq!(tx.throttle_blocked_until(&["pair:a|b"]).await.unwrap(), 0);
 }
