@@ -722,3 +722,148 @@ fn retention_below_ninety_days_is_refused_at_boot() {
         "{err}"
     );
 }
+
+mod over_http {
+    use reqwest::StatusCode;
+    use serde_json::Value;
+    use warden_testkit::TestApp;
+
+    use super::event;
+    use crate::identity::admin_token;
+
+    async fn fill(app: &TestApp, n: usize) {
+        let key = app.audit_key().await.unwrap();
+        let mut tx = app.server.store().begin().await.unwrap();
+        for i in 0..n {
+            let mut e = event(i);
+            if i % 3 == 0 {
+                e.outcome = warden_domain::audit::Outcome::Denied;
+            }
+            tx.record(&key, &e).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+
+    async fn get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+        app.client
+            .get(app.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_admin_pages_through_filtered_events_newest_first() {
+        let app = TestApp::spawn().await.unwrap();
+        let admin = admin_token(&app).await;
+        fill(&app, 25).await;
+        let mut seen = Vec::new();
+        let mut path = "/api/v1/audit/events?action=workspace.&outcome=denied&limit=4".to_owned();
+        loop {
+            let page: Value = get(&app, &admin, &path).await.json().await.unwrap();
+            for e in page["events"].as_array().unwrap() {
+                assert_eq!(e["outcome"], "denied");
+                assert_eq!(e["action"], "workspace.updated");
+                seen.push(e["seq"].as_i64().unwrap());
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => {
+                    path = format!(
+                        "/api/v1/audit/events?action=workspace.&outcome=denied&limit=4&cursor={c}"
+                    );
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 9, "every third of 25 events was denied");
+        assert!(
+            seen.windows(2).all(|w| w[0] > w[1]),
+            "newest first: {seen:?}"
+        );
+
+        // A time range (events are at 1_800_000_000 + n seconds).
+        let page: Value = get(
+            &app,
+            &admin,
+            "/api/v1/audit/events?action=workspace.&since=2027-01-15T08:00:05Z&until=2027-01-15T08:00:10Z",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(page["events"].as_array().unwrap().len(), 5, "{page}");
+
+        // Huge pages are capped.
+        let page: Value = get(&app, &admin, "/api/v1/audit/events?limit=100000")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(page["events"].as_array().unwrap().len() <= 500);
+    }
+
+    #[tokio::test]
+    async fn malformed_filters_are_400_problems() {
+        let app = TestApp::spawn().await.unwrap();
+        let admin = admin_token(&app).await;
+        for q in [
+            "since=yesterday",
+            "until=2026-13-01T00:00:00Z",
+            "outcome=maybe",
+            "actor_kind=robot",
+            "cursor=abc",
+            "limit=-1",
+            "colour=blue",
+        ] {
+            let res = get(&app, &admin, &format!("/api/v1/audit/events?{q}")).await;
+            assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{q}");
+            assert_eq!(
+                res.headers()["content-type"],
+                "application/problem+json",
+                "{q}"
+            );
+            let body = res.text().await.unwrap();
+            assert!(
+                !body.contains("yesterday") && !body.contains("robot"),
+                "{body}"
+            );
+            let res = get(&app, &admin, &format!("/api/v1/audit/export.csv?{q}")).await;
+            assert_eq!(res.status(), StatusCode::BAD_REQUEST, "export {q}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_csv_export_streams_filtered_events_and_survives_a_client_that_hangs_up() {
+        let app = TestApp::spawn().await.unwrap();
+        let admin = admin_token(&app).await;
+        fill(&app, 3_000).await;
+        let res = get(
+            &app,
+            &admin,
+            "/api/v1/audit/export.csv?outcome=denied&action=workspace.",
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+        let text = res.text().await.unwrap();
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        assert_eq!(rows.records().count(), 1_000);
+
+        // A client that reads a little and hangs up: the server stops and keeps serving.
+        let mut res = get(&app, &admin, "/api/v1/audit/export.csv").await;
+        let first = res.chunk().await.unwrap().unwrap();
+        assert!(!first.is_empty());
+        drop(res);
+        for _ in 0..3 {
+            let res = get(&app, &admin, "/api/v1/audit/status").await;
+            assert_eq!(res.status(), StatusCode::OK);
+        }
+        let full = get(&app, &admin, "/api/v1/audit/export.csv")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(csv::Reader::from_reader(full.as_bytes()).records().count() >= 3_000);
+    }
+}
