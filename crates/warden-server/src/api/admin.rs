@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(users, routes!(create_user))
         .add(users, routes!(deactivate_user))
         .add(users, routes!(reactivate_user))
+        .add(users, routes!(reset_password))
 }
 
 /// Filter for the session list.
@@ -271,4 +272,81 @@ pub(crate) fn validate_new_user(email: &str, password: &str) -> Result<String, A
     })?;
     check_password(password, &email).map_err(|p| policy_error(&p))?;
     Ok(email)
+}
+
+/// An administrator's password reset.
+#[derive(Deserialize, ToSchema)]
+pub struct ResetPassword {
+    /// The new password (give it to the user through a safe channel).
+    pub new_password: String,
+}
+
+impl std::fmt::Debug for ResetPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetPassword([redacted])")
+    }
+}
+
+/// Sets a user's password and signs them out everywhere, at once, on every node.
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/password", tag = "admin",
+    params(("id" = String, Path, description = "User id")),
+    request_body = ResetPassword,
+    responses((status = 204, description = "Reset; every session of the user ended"),
+              (status = 404, description = "No such user"),
+              (status = 422, description = "Password refused by the policy")))]
+pub(crate) async fn reset_password(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ResetPassword>,
+) -> Result<StatusCode, ApiError> {
+    let not_found = || ApiError::from_status(StatusCode::NOT_FOUND);
+    let internal = |e: &dyn std::fmt::Display| ApiError::internal(&e.to_string());
+    let id: Uuid = id.parse().map_err(|_| not_found())?;
+    let mut tx = state.store.begin_read().await.map_err(|e| internal(&e))?;
+    let user = tx
+        .user_by_id(id)
+        .await
+        .map_err(|e| internal(&e))?
+        .ok_or_else(not_found)?;
+    tx.commit().await.map_err(|e| internal(&e))?;
+    check_password(&input.new_password, &user.email).map_err(|p| policy_error(&p))?;
+    let new = input.new_password;
+    let hash = tokio::task::spawn_blocking(move || warden_crypto::password::hash(&new))
+        .await
+        .map_err(|e| internal(&e))?
+        .map_err(|e| internal(&e))?;
+    let now = state.clock.now();
+    let now_us = now_us(state.clock.as_ref());
+    let mut tx = state.store.begin().await.map_err(|e| internal(&e))?;
+    tx.set_password(id, &hash, now_us)
+        .await
+        .map_err(|e| internal(&e))?;
+    let live = tx
+        .live_session_ids(id, None)
+        .await
+        .map_err(|e| internal(&e))?;
+    let (revoked, _) = tx
+        .revoke_sessions(&live, now_us, "password_reset", meta.ip_text().as_deref())
+        .await
+        .map_err(|e| internal(&e))?;
+    let event = meta.event(
+        now,
+        caller.actor(),
+        "user.password_reset",
+        "user",
+        Some(id.to_string()),
+        Outcome::Success,
+        json!({ "password": warden_domain::audit::MASK, "sessions_revoked": revoked.len() }),
+    );
+    tx.record(&state.audit_key, &event)
+        .await
+        .map_err(|e| internal(&e))?;
+    tx.commit().await.map_err(|e| internal(&e))?;
+    state
+        .identity
+        .propagate(&state.store, state.clock.as_ref())
+        .await;
+    Ok(StatusCode::NO_CONTENT)
 }

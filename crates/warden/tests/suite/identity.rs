@@ -1135,3 +1135,65 @@ async fn throttle_counts_restart_after_the_window_and_old_ones_are_pruned() {
     let mut tx = store.begin_read().await.unwrap();
     assert_eq!(tx.throttle_blocked_until(&["pair:a|b"]).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn an_admin_password_reset_ends_every_session_of_the_user_at_once() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let user_id = create_user(&app, &admin, "dev@example.com").await;
+    let a = sign_in(&app, "dev@example.com", "quiet harbor 4417 finch").await;
+    let b = sign_in(&app, "dev@example.com", "quiet harbor 4417 finch").await;
+    let reset = |password: &'static str| {
+        app.client
+            .post(app.url(&format!("/api/v1/admin/users/{user_id}/password")))
+            .bearer_auth(&admin)
+            .json(&json!({ "new_password": password }))
+            .send()
+    };
+    assert_eq!(
+        reset("password1234").await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        reset("copper meadow 5521 owl").await.unwrap().status(),
+        StatusCode::NO_CONTENT
+    );
+    for s in [&a, &b] {
+        assert_eq!(
+            get_me(&app, s["access_token"].as_str().unwrap()).await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            refresh(&app, s["refresh_token"].as_str().unwrap())
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        sign_in_with(
+            &app.client,
+            &app,
+            "dev@example.com",
+            "quiet harbor 4417 finch"
+        )
+        .await
+        .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    sign_in(&app, "dev@example.com", "copper meadow 5521 owl").await;
+    let rows = audit_rows(&app, "user.password_reset").await;
+    assert_eq!(rows.len(), 1);
+    assert!(!rows[0].summary.contains("copper"));
+    // Not for plain users.
+    let user = sign_in(&app, "dev@example.com", "copper meadow 5521 owl").await;
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/admin/users/{user_id}/password")))
+        .bearer_auth(user["access_token"].as_str().unwrap())
+        .json(&json!({ "new_password": "copper meadow 5521 owl" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
