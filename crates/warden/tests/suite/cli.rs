@@ -532,3 +532,61 @@ async fn login_keeps_a_working_refresh_token_in_a_private_file() {
         .unwrap();
     assert_eq!(res.status(), reqwest::StatusCode::OK);
 }
+
+/// Makes `dir` unwritable even for root: `chattr +i` (immutable) when running as root,
+/// permissions otherwise. Returns a guard that undoes it.
+struct Unwritable(std::path::PathBuf);
+
+impl Unwritable {
+    fn new(dir: &Path) -> Self {
+        if running_as_root() {
+            let ok = Command::new("chattr")
+                .arg("+i")
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "chattr +i failed: this test needs a filesystem with immutable attributes"
+            );
+        } else {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o500)).unwrap();
+        }
+        Self(dir.to_path_buf())
+    }
+}
+
+impl Drop for Unwritable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
+    }
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+#[test]
+fn an_existing_data_directory_that_is_not_writable_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let guard = Unwritable::new(&data);
+    let out = run(warden(dir.path()).env("WARDEN_DATA_DIR", "data").args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    let line = assert_refused(&out, "data_dir data");
+    assert!(line.contains("not writable"), "{line}");
+    drop(guard);
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
+}
