@@ -202,12 +202,17 @@ async fn set_active(
                 .live_session_ids(id, None)
                 .await
                 .map_err(|e| ApiError::internal(&e))?;
-            revoked = tx
-                .revoke_sessions(&live, now_us, "user_deactivated", meta.ip_text().as_deref())
-                .await
-                .map_err(|e| ApiError::internal(&e))?
-                .0
-                .len();
+            revoked = flows::revoke_in_tx(
+                &mut tx,
+                state,
+                meta,
+                &caller.actor(),
+                &live,
+                "user_deactivated",
+            )
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            .len();
         }
         let event = meta.event(
             now,
@@ -327,10 +332,16 @@ pub(crate) async fn reset_password(
         .live_session_ids(id, None)
         .await
         .map_err(|e| internal(&e))?;
-    let (revoked, _) = tx
-        .revoke_sessions(&live, now_us, "password_reset", meta.ip_text().as_deref())
-        .await
-        .map_err(|e| internal(&e))?;
+    let revoked = flows::revoke_in_tx(
+        &mut tx,
+        &state,
+        &meta,
+        &caller.actor(),
+        &live,
+        "password_reset",
+    )
+    .await
+    .map_err(|e| internal(&e))?;
     let event = meta.event(
         now,
         caller.actor(),

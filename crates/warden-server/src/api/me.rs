@@ -318,15 +318,16 @@ pub(crate) async fn change_password(
         .live_session_ids(user, Some(caller.principal.session_id))
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let (revoked, _) = tx
-        .revoke_sessions(
-            &others,
-            now_us,
-            "password_changed",
-            meta.ip_text().as_deref(),
-        )
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let revoked = flows::revoke_in_tx(
+        &mut tx,
+        &state,
+        &meta,
+        &caller.actor(),
+        &others,
+        "password_changed",
+    )
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
     let summary = warden_domain::audit::summarize(&PasswordChanged { password: "x" })
         .unwrap_or_else(|_| json!({}));
     let mut summary = summary;

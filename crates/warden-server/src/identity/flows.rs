@@ -185,30 +185,19 @@ pub async fn sign_in(
     )
     .await?;
     let actor = actor_for(Some(user.id));
-    let mut revoked_any = None;
+    let mut revoked_any = false;
     if !id.config.multiple_active_sessions {
         let others = tx.live_session_ids(user.id, Some(session_id)).await?;
-        let (revoked, last) = tx
-            .revoke_sessions(
-                &others,
-                now_us,
-                "single_session_policy",
-                meta.ip_text().as_deref(),
-            )
-            .await?;
-        for sid in &revoked {
-            let event = meta.event(
-                now,
-                actor.clone(),
-                "session.revoked",
-                "session",
-                Some(sid.to_string()),
-                Outcome::Success,
-                json!({"reason": "single_session_policy"}),
-            );
-            tx.record(&state.audit_key, &event).await?;
-        }
-        revoked_any = last;
+        let revoked = revoke_in_tx(
+            &mut tx,
+            state,
+            meta,
+            &actor,
+            &others,
+            "single_session_policy",
+        )
+        .await?;
+        revoked_any = !revoked.is_empty();
     }
     let event = meta.event(
         now,
@@ -221,7 +210,7 @@ pub async fn sign_in(
     );
     tx.record(&state.audit_key, &event).await?;
     tx.commit().await?;
-    if revoked_any.is_some() {
+    if revoked_any {
         id.propagate(&state.store, state.clock.as_ref()).await;
     }
     if warden_crypto::password::needs_rehash(user.password_hash.as_deref().unwrap_or_default()) {
@@ -351,14 +340,16 @@ async fn try_refresh(
         Some(_) => {
             // Reuse of a rotated token: someone holds a stolen copy. End the family.
             let mut tx = state.store.begin().await?;
-            let (revoked, _) = tx
-                .revoke_sessions(
-                    &[row.session_id],
-                    now_us,
-                    "refresh_reuse",
-                    meta.ip_text().as_deref(),
-                )
-                .await?;
+            let thief_or_owner = actor_for(Some(row.user_id));
+            let revoked = revoke_in_tx(
+                &mut tx,
+                state,
+                meta,
+                &thief_or_owner,
+                &[row.session_id],
+                "refresh_reuse",
+            )
+            .await?;
             let event = meta.event(
                 now,
                 actor_for(Some(row.user_id)),
@@ -384,17 +375,18 @@ async fn try_refresh(
     }))
 }
 
-/// Revokes sessions with an audit event for each, then makes sure every node applied it.
-/// `owner` restricts the revocation to that user's sessions. Returns the ids revoked.
-pub async fn revoke(
+/// Inside the caller's transaction: revokes those of `sessions` still live and records a
+/// `session.revoked` event for each (with the reason and the requesting address). Every
+/// revocation goes through here, so each one is audited the same way.
+pub async fn revoke_in_tx(
+    tx: &mut warden_store::Tx,
     state: &AppState,
     meta: &RequestMeta,
-    actor: Actor,
+    actor: &Actor,
     sessions: &[Uuid],
     reason: &'static str,
-) -> Result<Vec<Uuid>, Refusal> {
+) -> Result<Vec<Uuid>, warden_store::StoreError> {
     let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
     let (revoked, _) = tx
         .revoke_sessions(
             sessions,
@@ -415,6 +407,20 @@ pub async fn revoke(
         );
         tx.record(&state.audit_key, &event).await?;
     }
+    Ok(revoked)
+}
+
+/// Revokes sessions with an audit event for each, then makes sure every node applied it.
+/// `owner` restricts the revocation to that user's sessions. Returns the ids revoked.
+pub async fn revoke(
+    state: &AppState,
+    meta: &RequestMeta,
+    actor: Actor,
+    sessions: &[Uuid],
+    reason: &'static str,
+) -> Result<Vec<Uuid>, Refusal> {
+    let mut tx = state.store.begin().await?;
+    let revoked = revoke_in_tx(&mut tx, state, meta, &actor, sessions, reason).await?;
     tx.commit().await?;
     if !revoked.is_empty() {
         state

@@ -691,6 +691,14 @@ async fn a_deactivated_user_is_refused_at_once_on_another_node() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(audit_rows(&a, "user.deactivated").await.len(), 1);
+    let revoked = audit_rows(&a, "session.revoked").await;
+    assert!(
+        revoked
+            .iter()
+            .any(|r| r.summary.contains("user_deactivated")
+                && r.resource_id.as_deref() == user["session_id"].as_str()),
+        "every ended session is audited"
+    );
 }
 
 #[tokio::test]
