@@ -621,6 +621,54 @@ impl Store {
         })
     }
 
+    /// The hot path of a refresh, in one statement: finds the presented token, and if it is
+    /// unrotated, its session live (not revoked, not past its hard end, not idle) and its
+    /// owner active, inserts its successor (the trigger marks it rotated) and returns what the
+    /// access token needs. `None` in every other case, including a lost race; the caller then
+    /// looks closer (grace window, reuse, or simply invalid).
+    pub async fn rotate_refresh_by_hash(
+        &self,
+        r: &RotationByHash<'_>,
+    ) -> Result<Option<Rotated>, StoreError> {
+        const SQL: &str = "INSERT INTO refresh_tokens (id, session_id, parent_id, hash, \
+             created_at, created_ip, sealed_secret) \
+             SELECT $1, p.session_id, p.id, $2, $3, $4, $5 FROM refresh_tokens p \
+             JOIN sessions s ON s.id = p.session_id JOIN users u ON u.id = s.user_id \
+             WHERE p.hash = $6 AND p.rotated_at IS NULL AND s.revoked_at IS NULL \
+             AND u.active = TRUE AND s.absolute_expires_at > $3 AND s.last_used_at > $7 \
+             RETURNING session_id, \
+             (SELECT s2.user_id FROM sessions s2 WHERE s2.id = refresh_tokens.session_id) \
+                 AS user_id, \
+             (SELECT u2.platform_admin FROM sessions s3 JOIN users u2 ON u2.id = s3.user_id \
+                 WHERE s3.id = refresh_tokens.session_id) AS platform_admin, \
+             (SELECT s4.absolute_expires_at FROM sessions s4 \
+                 WHERE s4.id = refresh_tokens.session_id) AS absolute_expires_at";
+        macro_rules! run {
+            ($pool:expr) => {
+                sqlx::query_as::<_, Rotated>(SQL)
+                    .bind(r.id)
+                    .bind(r.hash)
+                    .bind(r.now)
+                    .bind(r.ip)
+                    .bind(r.sealed_secret)
+                    .bind(r.parent_hash)
+                    .bind(r.idle_cutoff)
+                    .fetch_optional($pool)
+                    .await
+            };
+        }
+        let result = match (self.pool_sqlite(), self.pool_postgres()) {
+            (Some(p), _) => run!(p),
+            (_, Some(p)) => run!(p),
+            _ => return Ok(None),
+        };
+        match result {
+            Ok(row) => Ok(row),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Rotates refresh token `parent` to a new child in one statement: it succeeds only if
     /// the parent has not been rotated, its session is not revoked and its owner is active
     /// (the unique parent makes a concurrent second rotation fail). A trigger marks the
@@ -658,6 +706,38 @@ impl Store {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// What a rotation by presented token returns: enough to sign the new access token.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Rotated {
+    /// The session.
+    pub session_id: Uuid,
+    /// Its owner.
+    pub user_id: Uuid,
+    /// Whether the owner is a platform administrator.
+    pub platform_admin: bool,
+    /// The session's hard end (µs).
+    pub absolute_expires_at: i64,
+}
+
+/// A rotation of the token whose hash is known, the common case in one statement.
+#[derive(Debug)]
+pub struct RotationByHash<'a> {
+    /// The new token's id.
+    pub id: Uuid,
+    /// The presented token's hash.
+    pub parent_hash: &'a [u8],
+    /// The new token's hash.
+    pub hash: &'a [u8],
+    /// Now (µs).
+    pub now: i64,
+    /// Sessions last used before this (µs) have gone idle.
+    pub idle_cutoff: i64,
+    /// Client address.
+    pub ip: Option<&'a str>,
+    /// The new token's secret, sealed, for the grace window.
+    pub sealed_secret: &'a [u8],
 }
 
 /// One refresh-token rotation.
