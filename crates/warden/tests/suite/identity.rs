@@ -1205,3 +1205,81 @@ async fn an_admin_password_reset_ends_every_session_of_the_user_at_once() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
+
+/// Everything the database holds, as text: every row of every table (PostgreSQL), or the
+/// database file and its write-ahead log byte for byte (SQLite).
+async fn database_dump(app: &TestApp) -> String {
+    match app.db.backend {
+        warden_store::Backend::Sqlite => {
+            let dir = app.db.dir.path();
+            let mut all = Vec::new();
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.to_string_lossy().contains("warden.db") {
+                    all.extend(std::fs::read(&path).unwrap());
+                }
+            }
+            String::from_utf8_lossy(&all).into_owned()
+        }
+        warden_store::Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let mut out = String::new();
+            for t in tables {
+                let sql = format!("SELECT COALESCE(string_agg(x::text, ' '), '') FROM {t} x");
+                let text: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                out.push_str(&text);
+            }
+            pool.close().await;
+            out
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_password_or_token_is_stored_in_plaintext() {
+    let app = TestApp::spawn().await.unwrap();
+    let link = app.server.setup_link().unwrap().to_owned();
+    let setup_token = link.split("token=").nth(1).unwrap().to_owned();
+    setup_admin(&app).await;
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let first_refresh = s["refresh_token"].as_str().unwrap().to_owned();
+    let r: Value = refresh(&app, &first_refresh).await.json().await.unwrap();
+    let second_refresh = r["refresh_token"].as_str().unwrap().to_owned();
+    let access = r["access_token"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .post(app.url("/api/v1/me/password"))
+        .bearer_auth(&access)
+        .json(&json!({"current_password": ADMIN_PASSWORD, "new_password": "amber lantern 2208 crane"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // Let the database write everything out.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let dump = database_dump(&app).await;
+    assert!(
+        dump.contains(ADMIN_EMAIL),
+        "the dump is readable (sanity check)"
+    );
+    for (what, secret) in [
+        ("password", ADMIN_PASSWORD),
+        ("new password", "amber lantern 2208 crane"),
+        ("setup link", setup_token.as_str()),
+        ("refresh token", first_refresh.as_str()),
+        ("rotated refresh token", second_refresh.as_str()),
+        ("access token", access.as_str()),
+        ("master key", app.master_key_hex.as_str()),
+    ] {
+        assert!(!dump.contains(secret), "{what} found in the database");
+    }
+}
