@@ -222,7 +222,7 @@ pub async fn sign_in(
         session_id,
         platform_admin: user.platform_admin,
     };
-    let (access_token, expires_in) = id.issue_access_token(&principal, now)?;
+    let (access_token, expires_in) = sign_access_token(state, &principal, now).await?;
     Ok(Grant {
         principal,
         access_token,
@@ -230,6 +230,18 @@ pub async fn sign_in(
         refresh_token: refresh.secret,
         session_expires_in: lifetime / 1_000_000,
     })
+}
+
+/// Signs the access token on the blocking pool: an RSA signature takes a few hundred
+/// microseconds of CPU, too long to hold an async worker that other requests are waiting on.
+async fn sign_access_token(
+    state: &AppState,
+    principal: &Principal,
+    now: time::OffsetDateTime,
+) -> Result<(String, i64), Refusal> {
+    let identity = state.identity.clone();
+    let principal = principal.clone();
+    Ok(tokio::task::spawn_blocking(move || identity.issue_access_token(&principal, now)).await??)
 }
 
 fn actor_for(user: Option<Uuid>) -> Actor {
@@ -316,7 +328,7 @@ async fn fast_refresh(
         session_id: rotated.session_id,
         platform_admin: rotated.platform_admin,
     };
-    let (access_token, expires_in) = id.issue_access_token(&principal, now)?;
+    let (access_token, expires_in) = sign_access_token(state, &principal, now).await?;
     Ok(Some(Grant {
         principal,
         access_token,
@@ -419,7 +431,7 @@ async fn try_refresh(
             return Err(Refusal::Invalid);
         }
     };
-    let (access_token, expires_in) = id.issue_access_token(&principal, now)?;
+    let (access_token, expires_in) = sign_access_token(state, &principal, now).await?;
     Ok(Some(Grant {
         principal,
         access_token,
