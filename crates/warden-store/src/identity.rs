@@ -8,7 +8,7 @@
 use uuid::Uuid;
 
 use crate::db::on_tx;
-use crate::{Backend, Store, StoreError, Tx};
+use crate::{Store, StoreError, Tx};
 
 /// A user as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -455,16 +455,6 @@ impl Tx {
         Ok(())
     }
 
-    /// The refresh token with this hash, with its session and owner.
-    pub async fn refresh_token(&mut self, hash: &[u8]) -> Result<Option<RefreshRow>, StoreError> {
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, RefreshRow>(
-            REFRESH_ROW_SQL
-        )
-        .bind(hash)
-        .fetch_optional(c)
-        .await)?)
-    }
-
     /// Forgets a throttle scope (after a successful sign-in).
     pub async fn clear_throttle(&mut self, scope: &str) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(
@@ -564,11 +554,6 @@ impl Store {
         .await)?;
         tx.commit().await?;
         Ok(n)
-    }
-
-    /// Whether several nodes may share this database (PostgreSQL).
-    pub fn is_shared(&self) -> bool {
-        self.backend() == Backend::Postgres
     }
 
     /// A PostgreSQL listener on the revocation channel; `None` on SQLite.
