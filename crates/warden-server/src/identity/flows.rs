@@ -261,6 +261,16 @@ fn successor_context(id: Uuid) -> Context {
     Context::new("warden.refresh_successor").with(id.as_bytes())
 }
 
+/// A new refresh token, its id, and its secret sealed for the grace window.
+fn successor(state: &AppState) -> Result<(token::Issued, Uuid, Vec<u8>), Refusal> {
+    let next = token::issue(REFRESH_PREFIX)?;
+    let id = Uuid::now_v7();
+    let sealed = state
+        .keyring
+        .seal(&successor_context(id), next.secret.as_bytes())?;
+    Ok((next, id, sealed))
+}
+
 /// Exchanges a refresh token for a new access token and a new refresh token. A token that
 /// was already rotated is reuse: its whole family (and only it) is revoked, unless the
 /// rotation is within the grace window, when the same successor is handed out again.
@@ -302,11 +312,7 @@ async fn fast_refresh(
     let now = state.clock.now();
     let now_us = now_us(state.clock.as_ref());
     let idle = i64::try_from(id.config.session_idle.as_micros()).unwrap_or(i64::MAX);
-    let next = token::issue(REFRESH_PREFIX)?;
-    let next_id = Uuid::now_v7();
-    let sealed = state
-        .keyring
-        .seal(&successor_context(next_id), next.secret.as_bytes())?;
+    let (next, next_id, sealed) = successor(state)?;
     let ip = meta.ip_text();
     let Some(rotated) = state
         .store
@@ -373,11 +379,7 @@ async fn try_refresh(
     };
     let secret = match row.rotated_at {
         None => {
-            let next = token::issue(REFRESH_PREFIX)?;
-            let next_id = Uuid::now_v7();
-            let sealed = state
-                .keyring
-                .seal(&successor_context(next_id), next.secret.as_bytes())?;
+            let (next, next_id, sealed) = successor(state)?;
             let ip = meta.ip_text();
             let rotated = state
                 .store
