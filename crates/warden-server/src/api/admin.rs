@@ -3,21 +3,22 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use warden_domain::access::{Access, Permission};
 use warden_domain::audit::Outcome;
-use warden_domain::identity::{check_password, normalize_email};
+use warden_domain::identity::check_password;
 
-use super::me::{Device, active_sessions, device, policy_error, refusal};
+use super::me::{Device, active_sessions, device, refusal};
 use crate::audit::request::RequestMeta;
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
 use crate::identity::flows;
+use crate::identity::users::{UserView, policy_error};
 use crate::identity::{Caller, now_us};
 use crate::state::AppState;
 
@@ -107,33 +108,6 @@ impl std::fmt::Debug for NewUser {
             .field("email", &self.email)
             .finish_non_exhaustive()
     }
-}
-
-/// What a user creation's audit event keeps.
-#[derive(Debug, Serialize)]
-pub struct UserCreated {
-    /// Email.
-    pub email: String,
-    /// Masked.
-    pub password: &'static str,
-    /// Administrator.
-    pub platform_admin: bool,
-}
-warden_domain::audited!(UserCreated {
-    email: Value,
-    password: Changed,
-    platform_admin: Value
-});
-
-/// A created user.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct UserView {
-    /// Id.
-    pub id: String,
-    /// Email.
-    pub email: String,
-    /// Administrator.
-    pub platform_admin: bool,
 }
 
 /// Creates a user.
@@ -265,18 +239,6 @@ pub(crate) async fn reactivate_user(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     set_active(&state, &meta, &caller, &id, true).await
-}
-
-pub(crate) fn validate_new_user(email: &str, password: &str) -> Result<String, ApiError> {
-    let email = normalize_email(email).map_err(|_| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-email",
-            "Not a valid email address.",
-        )
-    })?;
-    check_password(password, &email).map_err(|p| policy_error(&p))?;
-    Ok(email)
 }
 
 /// An administrator's password reset.

@@ -18,6 +18,7 @@ use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
 use crate::identity::flows::{self, Refusal};
+use crate::identity::users::policy_error;
 use crate::identity::{Caller, now_us};
 use crate::state::AppState;
 
@@ -352,17 +353,4 @@ pub(crate) async fn change_password(
         .propagate(&state.store, state.clock.as_ref())
         .await;
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub(crate) fn policy_error(p: &warden_domain::identity::PasswordProblem) -> ApiError {
-    use warden_domain::identity::PasswordProblem as P;
-    let detail = match p {
-        P::TooShort => "The password must be at least 12 characters long.",
-        P::TooLong => "The password must be at most 256 characters long.",
-        P::Common => {
-            "This password is too common; choose one that is not on lists of leaked passwords."
-        }
-        P::ContainsEmail => "The password must not contain the email address.",
-    };
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak-password", detail)
 }

@@ -12,10 +12,10 @@ use uuid::Uuid;
 use warden_domain::access::Access;
 use warden_domain::audit::{Actor, Outcome};
 
-use super::admin::{UserCreated, validate_new_user};
 use crate::audit::request::RequestMeta;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
+use crate::identity::users::{UserCreated, validate_new_user};
 use crate::identity::{SETUP_PREFIX, now_us};
 use crate::state::AppState;
 

@@ -1,11 +1,13 @@
 //! Creating users: from the API, the first-run setup page and the command line.
 
 use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 use warden_domain::audit::{Actor, Outcome};
+use warden_domain::identity::{PasswordProblem, check_password, normalize_email};
 
 use super::now_us;
-use crate::api::admin::{UserCreated, UserView, validate_new_user};
 use crate::audit::request::RequestMeta;
 use crate::http::problem::ApiError;
 use crate::state::AppState;
@@ -116,4 +118,58 @@ async fn insert(
         email,
         platform_admin,
     })
+}
+
+/// What a user creation's audit event keeps.
+#[derive(Debug, Serialize)]
+pub struct UserCreated {
+    /// Email.
+    pub email: String,
+    /// Masked.
+    pub password: &'static str,
+    /// Administrator.
+    pub platform_admin: bool,
+}
+warden_domain::audited!(UserCreated {
+    email: Value,
+    password: Changed,
+    platform_admin: Value
+});
+
+/// A created user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Administrator.
+    pub platform_admin: bool,
+}
+
+/// Normalises the email and checks the password against the policy.
+pub fn validate_new_user(email: &str, password: &str) -> Result<String, ApiError> {
+    let email = normalize_email(email).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-email",
+            "Not a valid email address.",
+        )
+    })?;
+    check_password(password, &email).map_err(|p| policy_error(&p))?;
+    Ok(email)
+}
+
+/// The problem document for a password the policy refuses; never echoes the password.
+pub fn policy_error(p: &PasswordProblem) -> ApiError {
+    use PasswordProblem as P;
+    let detail = match p {
+        P::TooShort => "The password must be at least 12 characters long.",
+        P::TooLong => "The password must be at most 256 characters long.",
+        P::Common => {
+            "This password is too common; choose one that is not on lists of leaked passwords."
+        }
+        P::ContainsEmail => "The password must not contain the email address.",
+    };
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak-password", detail)
 }
