@@ -174,11 +174,19 @@ pub(crate) async fn setup_submit(
              or <code>warden login</code>).</p>",
         ),
         Ok(None) => bad_link(),
-        Err(Gone) => done_already(),
+        Err(SetupFailure::Gone) => done_already(),
+        Err(SetupFailure::Internal) => {
+            ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+        }
     }
 }
 
-struct Gone;
+enum SetupFailure {
+    /// An administrator exists already.
+    Gone,
+    /// The database failed; logged, not shown.
+    Internal,
+}
 
 fn bad_link() -> Response {
     page(
@@ -194,13 +202,13 @@ async fn create_first_admin(
     token: &str,
     email: &str,
     hash: &str,
-) -> Result<Option<Uuid>, Gone> {
+) -> Result<Option<Uuid>, SetupFailure> {
     let run = async {
         let now = state.clock.now();
         let now_us = now_us(state.clock.as_ref());
         let mut tx = state.store.begin().await?;
         if tx.count_admins().await? > 0 {
-            return Ok(Err(Gone));
+            return Ok(Err(SetupFailure::Gone));
         }
         if !tx
             .claim_setup_token(&warden_crypto::token::hash(token), now_us)
@@ -233,7 +241,7 @@ async fn create_first_admin(
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "first administrator setup failed");
-            Ok(None)
+            Err(SetupFailure::Internal)
         }
     }
 }
