@@ -101,9 +101,6 @@ pub struct AccessClaims {
     /// Not before (Unix seconds), if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
-    /// The user is a platform administrator.
-    #[serde(default)]
-    pub adm: bool,
 }
 
 /// A public key as published in the JWKS.
@@ -193,7 +190,6 @@ impl SigningKey {
             iat: 1_000,
             exp: 1_060,
             nbf: None,
-            adm: false,
         };
         let token = self.sign(&claims)?;
         let verifier = Verifier::new("self-test", "self-test", [&self.jwk]);
@@ -359,7 +355,6 @@ mod tests {
             iat: now,
             exp: now + 900,
             nbf: None,
-            adm: false,
         }
     }
 

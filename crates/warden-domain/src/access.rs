@@ -1,103 +1,770 @@
-//! Access rules that every HTTP route declares where it is registered.
+//! Who may do what: permissions, platform and workspace roles, and the pure decisions over
+//! them. Storage looks up a caller's roles; everything that decides lives here, so one
+//! exhaustive table test covers every role against every permission.
 //!
-//! A route's rule is data, not code in the handler, so a test can walk every route and prove
-//! that each one has a rule, and the server can refuse requests to any route that has none.
+//! Two scopes grant permissions. A *platform role* (admin, member, auditor, or a custom role
+//! an administrator defines as a permission set) applies everywhere, including inside every
+//! workspace. A *workspace role* (owner, maintainer, member, viewer) on a membership applies
+//! inside that one workspace.
+
+use std::fmt;
 
 use serde::Serialize;
 
-use crate::identity::Principal;
-
-/// A permission a principal may hold. Platform administrators hold every platform
-/// permission; workspace roles (tenancy issue) will grant the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// A part of Warden that permissions are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Permission {
-    /// Read the audit trail and its status.
-    AuditRead,
-    /// Export the audit trail.
-    AuditExport,
-    /// List and revoke any user's sessions.
-    SessionsManage,
-    /// Create, deactivate and reactivate users.
-    UsersManage,
+pub enum Area {
+    /// Platform administration: custom roles, signing keys, platform-wide views.
+    Admin,
+    /// The audit trail.
+    Audit,
+    /// User accounts.
+    Users,
+    /// Sign-in sessions (platform) and agent sessions (workspace).
+    Sessions,
+    /// Workspaces, their members and their metadata.
+    Workspaces,
+    /// Hosts that run agents.
+    Hosts,
+    /// Workflows.
+    Workflows,
+    /// Tickets.
+    Tickets,
+    /// Bots.
+    Bots,
+    /// Settings: a workspace's repository, variables, hooks, prompts, keys; platform settings.
+    Settings,
 }
 
-/// Who may call a route.
+impl Area {
+    /// Lower-case name, as in permission names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Audit => "audit",
+            Self::Users => "users",
+            Self::Sessions => "sessions",
+            Self::Workspaces => "workspaces",
+            Self::Hosts => "hosts",
+            Self::Workflows => "workflows",
+            Self::Tickets => "tickets",
+            Self::Bots => "bots",
+            Self::Settings => "settings",
+        }
+    }
+}
+
+/// What a permission allows within its area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verb {
+    /// See.
+    Read,
+    /// Make new.
+    Create,
+    /// Change.
+    Update,
+    /// Remove (or archive).
+    Delete,
+    /// Let a pending host in (`hosts.approve`).
+    Approve,
+    /// Take a copy out (`audit.export`).
+    Export,
+    /// Add, change and remove a workspace's members (`workspaces.members`).
+    Members,
+}
+
+impl Verb {
+    /// Lower-case name, as in permission names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Create => "create",
+            Self::Update => "update",
+            Self::Delete => "delete",
+            Self::Approve => "approve",
+            Self::Export => "export",
+            Self::Members => "members",
+        }
+    }
+}
+
+/// One permission: an area and a verb, named `area.verb`. Only the combinations listed in
+/// [`Permission::ALL`] exist; there is no public constructor.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Permission {
+    area: Area,
+    verb: Verb,
+}
+
+macro_rules! permissions {
+    ($($konst:ident = $area:ident . $verb:ident;)*) => {
+        impl Permission {
+            $(
+                #[doc = concat!("`", stringify!($konst), "`")]
+                pub const $konst: Permission = Permission { area: Area::$area, verb: Verb::$verb };
+            )*
+            /// Every permission, in a fixed order (the bit order of [`PermissionSet`]).
+            pub const ALL: &'static [Permission] = &[$(Self::$konst),*];
+        }
+    };
+}
+
+permissions! {
+    ADMIN_READ = Admin.Read;
+    ADMIN_CREATE = Admin.Create;
+    ADMIN_UPDATE = Admin.Update;
+    ADMIN_DELETE = Admin.Delete;
+    AUDIT_READ = Audit.Read;
+    AUDIT_EXPORT = Audit.Export;
+    USERS_READ = Users.Read;
+    USERS_CREATE = Users.Create;
+    USERS_UPDATE = Users.Update;
+    USERS_DELETE = Users.Delete;
+    SESSIONS_READ = Sessions.Read;
+    SESSIONS_CREATE = Sessions.Create;
+    SESSIONS_UPDATE = Sessions.Update;
+    SESSIONS_DELETE = Sessions.Delete;
+    WORKSPACES_READ = Workspaces.Read;
+    WORKSPACES_CREATE = Workspaces.Create;
+    WORKSPACES_UPDATE = Workspaces.Update;
+    WORKSPACES_DELETE = Workspaces.Delete;
+    WORKSPACES_MEMBERS = Workspaces.Members;
+    HOSTS_READ = Hosts.Read;
+    HOSTS_CREATE = Hosts.Create;
+    HOSTS_UPDATE = Hosts.Update;
+    HOSTS_DELETE = Hosts.Delete;
+    HOSTS_APPROVE = Hosts.Approve;
+    WORKFLOWS_READ = Workflows.Read;
+    WORKFLOWS_CREATE = Workflows.Create;
+    WORKFLOWS_UPDATE = Workflows.Update;
+    WORKFLOWS_DELETE = Workflows.Delete;
+    TICKETS_READ = Tickets.Read;
+    TICKETS_CREATE = Tickets.Create;
+    TICKETS_UPDATE = Tickets.Update;
+    TICKETS_DELETE = Tickets.Delete;
+    BOTS_READ = Bots.Read;
+    BOTS_CREATE = Bots.Create;
+    BOTS_UPDATE = Bots.Update;
+    BOTS_DELETE = Bots.Delete;
+    SETTINGS_READ = Settings.Read;
+    SETTINGS_CREATE = Settings.Create;
+    SETTINGS_UPDATE = Settings.Update;
+    SETTINGS_DELETE = Settings.Delete;
+}
+
+impl Permission {
+    /// The area.
+    pub fn area(self) -> Area {
+        self.area
+    }
+
+    /// The verb.
+    pub fn verb(self) -> Verb {
+        self.verb
+    }
+
+    /// Whether this permission only looks (read and export change nothing).
+    pub fn is_read_only(self) -> bool {
+        matches!(self.verb, Verb::Read | Verb::Export)
+    }
+
+    /// The permission named `area.verb`, if it exists.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|p| p.to_string() == name)
+    }
+
+    fn bit(self) -> u64 {
+        let index = Self::ALL.iter().position(|p| *p == self).unwrap_or(63);
+        1u64 << index
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.area.as_str(), self.verb.as_str())
+    }
+}
+
+impl fmt::Debug for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Permission {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A set of permissions.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PermissionSet(u64);
+
+impl PermissionSet {
+    /// No permission.
+    pub const EMPTY: Self = Self(0);
+
+    /// Every permission.
+    pub fn all() -> Self {
+        Self::of(Permission::ALL)
+    }
+
+    /// The set of `perms`.
+    pub fn of(perms: &[Permission]) -> Self {
+        Self(perms.iter().fold(0, |acc, p| acc | p.bit()))
+    }
+
+    /// Parses permission names. Every name must exist.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, UnknownPermission> {
+        let mut set = Self::EMPTY;
+        for name in names {
+            let p = Permission::parse(name).ok_or_else(|| UnknownPermission(name.to_owned()))?;
+            set = set.with(p);
+        }
+        Ok(set)
+    }
+
+    /// Reads stored names, skipping any this build does not know (fails closed: an unknown
+    /// name grants nothing).
+    pub fn from_stored<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        names
+            .into_iter()
+            .filter_map(Permission::parse)
+            .fold(Self::EMPTY, Self::with)
+    }
+
+    /// This set plus `p`.
+    #[must_use]
+    pub fn with(self, p: Permission) -> Self {
+        Self(self.0 | p.bit())
+    }
+
+    /// Whether `p` is in the set.
+    pub fn contains(self, p: Permission) -> bool {
+        self.0 & p.bit() != 0
+    }
+
+    /// Whether every permission of `self` is also in `other`.
+    pub fn is_subset(self, other: Self) -> bool {
+        self.0 & !other.0 == 0
+    }
+
+    /// The permissions in the set, in [`Permission::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Permission> {
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(move |p| self.contains(*p))
+    }
+
+    /// The names, in [`Permission::ALL`] order.
+    pub fn names(self) -> Vec<String> {
+        self.iter().map(|p| p.to_string()).collect()
+    }
+}
+
+impl fmt::Debug for PermissionSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+/// A permission name this build does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown permission {0:?}")]
+pub struct UnknownPermission(pub String);
+
+/// The platform roles every installation has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuiltinRole {
+    /// Everything, everywhere.
+    Admin,
+    /// Signs in, creates workspaces, works in the workspaces they belong to.
+    Member,
+    /// Reads the audit trail and settings; changes nothing.
+    Auditor,
+}
+
+impl BuiltinRole {
+    /// Every built-in role.
+    pub const ALL: [BuiltinRole; 3] = [Self::Admin, Self::Member, Self::Auditor];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Member => "member",
+            Self::Auditor => "auditor",
+        }
+    }
+
+    /// The built-in role called `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// What the role grants, everywhere.
+    pub fn grants(self) -> PermissionSet {
+        use Permission as P;
+        match self {
+            Self::Admin => PermissionSet::all(),
+            Self::Member => PermissionSet::of(&[P::WORKSPACES_CREATE]),
+            Self::Auditor => PermissionSet::of(&[P::AUDIT_READ, P::AUDIT_EXPORT, P::SETTINGS_READ]),
+        }
+    }
+}
+
+/// A validated name for a custom platform role: 2–40 characters of `a-z`, `0-9` and `-`,
+/// starting with a letter, and not the name of a built-in role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RoleName(String);
+
+impl RoleName {
+    /// Parses a custom role name.
+    pub fn parse(name: &str) -> Result<Self, &'static str> {
+        let ok_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        let starts = name.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
+        if !(2..=40).contains(&name.len()) || !ok_chars || !starts {
+            return Err(
+                "a role name is 2 to 40 characters of a-z, 0-9 and '-', starting with a letter",
+            );
+        }
+        if BuiltinRole::parse(name).is_some() {
+            return Err("that name belongs to a built-in role");
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A member's role inside one workspace, from least to most powerful.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkspaceRole {
+    /// Reads.
+    Viewer,
+    /// Reads and works: opens agent sessions, handles tickets.
+    Member,
+    /// Also configures the workspace and manages members other than owners.
+    Maintainer,
+    /// Everything in the workspace, including owners and archiving.
+    Owner,
+}
+
+impl WorkspaceRole {
+    /// Every workspace role.
+    pub const ALL: [WorkspaceRole; 4] = [Self::Viewer, Self::Member, Self::Maintainer, Self::Owner];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Member => "member",
+            Self::Maintainer => "maintainer",
+            Self::Owner => "owner",
+        }
+    }
+
+    /// The role called `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// What the role grants inside its workspace.
+    pub fn grants(self) -> PermissionSet {
+        use Permission as P;
+        const VIEWER: &[Permission] = &[
+            P::WORKSPACES_READ,
+            P::SESSIONS_READ,
+            P::HOSTS_READ,
+            P::WORKFLOWS_READ,
+            P::TICKETS_READ,
+            P::BOTS_READ,
+            P::SETTINGS_READ,
+        ];
+        const MEMBER: &[Permission] = &[
+            P::SESSIONS_CREATE,
+            P::SESSIONS_UPDATE,
+            P::TICKETS_CREATE,
+            P::TICKETS_UPDATE,
+        ];
+        const MAINTAINER: &[Permission] = &[
+            P::WORKSPACES_UPDATE,
+            P::WORKSPACES_MEMBERS,
+            P::SESSIONS_DELETE,
+            P::TICKETS_DELETE,
+            P::WORKFLOWS_CREATE,
+            P::WORKFLOWS_UPDATE,
+            P::WORKFLOWS_DELETE,
+            P::BOTS_CREATE,
+            P::BOTS_UPDATE,
+            P::BOTS_DELETE,
+            P::SETTINGS_CREATE,
+            P::SETTINGS_UPDATE,
+            P::SETTINGS_DELETE,
+        ];
+        const OWNER: &[Permission] = &[P::WORKSPACES_DELETE];
+        let tiers: &[&[Permission]] = match self {
+            Self::Viewer => &[VIEWER],
+            Self::Member => &[VIEWER, MEMBER],
+            Self::Maintainer => &[VIEWER, MEMBER, MAINTAINER],
+            Self::Owner => &[VIEWER, MEMBER, MAINTAINER, OWNER],
+        };
+        tiers
+            .iter()
+            .flat_map(|t| t.iter().copied())
+            .fold(PermissionSet::EMPTY, PermissionSet::with)
+    }
+}
+
+/// Who may call a route. Declared where the route is registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case", tag = "rule", content = "permission")]
 pub enum Access {
     /// Anyone, unauthenticated. Only the routes DESIGN.md lists may use this.
     Public,
-    /// Any authenticated principal (user, host or API key).
+    /// Any authenticated principal.
     SignedIn,
-    /// An authenticated principal holding this permission.
-    Permission(Permission),
+    /// A principal whose platform role grants this permission.
+    Platform(Permission),
+    /// A principal holding this permission in the workspace the path names (by membership or
+    /// platform role). The route's path has a `{workspace_id}` segment.
+    Workspace(Permission),
 }
 
-/// Decides whether a request may reach a route's handler.
-///
-/// `principal` is what authentication produced, if anything. With no rule declared for the
-/// route (`None`) the answer is always no: routes fail closed.
-pub fn decide(rule: Option<Access>, principal: Option<&Principal>) -> Decision {
-    match (rule, principal) {
-        (None, _) => Decision::Undeclared,
-        (Some(Access::Public), _) => Decision::Allow,
-        (Some(_), None) => Decision::Unauthenticated,
-        (Some(Access::SignedIn), Some(_)) => Decision::Allow,
-        (Some(Access::Permission(p)), Some(who)) if who.holds(p) => Decision::Allow,
-        (Some(Access::Permission(_)), Some(_)) => Decision::Forbidden,
+/// The first step, before any database lookup: does the request need a principal at all, and
+/// is the route declared? With no rule (`None`) the answer is always no: routes fail closed.
+pub fn gate(rule: Option<Access>, signed_in: bool) -> Gate {
+    match (rule, signed_in) {
+        (None, _) => Gate::Undeclared,
+        (Some(Access::Public), _) => Gate::Allow,
+        (Some(_), false) => Gate::Unauthenticated,
+        (Some(Access::SignedIn), true) => Gate::Allow,
+        (Some(Access::Platform(p)), true) => Gate::Platform(p),
+        (Some(Access::Workspace(p)), true) => Gate::Workspace(p),
     }
 }
 
-/// The outcome of [`decide`].
+/// The outcome of [`gate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub enum Gate {
     /// The request may proceed to the handler.
     Allow,
     /// No principal: answer 401.
     Unauthenticated,
-    /// A principal without the permission: answer 403 (404 where existence would leak).
-    Forbidden,
+    /// Proceed if the caller's platform role grants this ([`decide_platform`]).
+    Platform(Permission),
+    /// Proceed if the caller holds this in the path's workspace ([`decide_workspace`]).
+    Workspace(Permission),
     /// The route declared no rule: refuse, whoever asks.
     Undeclared,
+}
+
+/// Whether a platform role's grants include `permission`.
+pub fn decide_platform(platform: PermissionSet, permission: Permission) -> bool {
+    platform.contains(permission)
+}
+
+/// The outcome of [`decide_workspace`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Proceed.
+    Allow,
+    /// The caller may see the workspace but not do this: 403.
+    Forbidden,
+    /// The caller may not know the workspace exists: 404, exactly as for a missing one.
+    NotFound,
+}
+
+/// Whether a caller with platform grants `platform` and membership `membership` (if any) in a
+/// workspace may use `permission` there. A non-member who cannot see every workspace learns
+/// nothing, not even that the workspace exists.
+pub fn decide_workspace(
+    platform: PermissionSet,
+    membership: Option<WorkspaceRole>,
+    permission: Permission,
+) -> Decision {
+    let granted = platform.contains(permission)
+        || membership.is_some_and(|role| role.grants().contains(permission));
+    if granted {
+        Decision::Allow
+    } else if membership.is_some() || platform.contains(Permission::WORKSPACES_READ) {
+        Decision::Forbidden
+    } else {
+        Decision::NotFound
+    }
+}
+
+/// Whether an actor (with workspace role `actor`, or a platform grant of
+/// `workspaces.members` when `platform_wide`) may move a member from role `from` to role `to`
+/// (`None` = not a member). Only owners, and platform-wide member managers, touch the owner
+/// role; maintainers manage everyone else.
+pub fn may_change_membership(
+    actor: Option<WorkspaceRole>,
+    platform_wide: bool,
+    from: Option<WorkspaceRole>,
+    to: Option<WorkspaceRole>,
+) -> bool {
+    if platform_wide || actor == Some(WorkspaceRole::Owner) {
+        return true;
+    }
+    actor.is_some_and(|a| a.grants().contains(Permission::WORKSPACES_MEMBERS))
+        && from != Some(WorkspaceRole::Owner)
+        && to != Some(WorkspaceRole::Owner)
+}
+
+/// Whether an actor with platform grants `actor` may act on an account (or define or assign
+/// a role) whose grants are `target`: only if the actor already holds all of them, so no
+/// one can raise anyone, themselves included, above their own grants.
+pub fn may_manage(actor: PermissionSet, target: PermissionSet) -> bool {
+    target.is_subset(actor)
+}
+
+/// Whether a membership change leaves the workspace with at least one owner, given how many
+/// owners it has now.
+pub fn keeps_an_owner(owners: i64, from: Option<WorkspaceRole>, to: Option<WorkspaceRole>) -> bool {
+    let losing = from == Some(WorkspaceRole::Owner) && to != Some(WorkspaceRole::Owner);
+    !losing || owners > 1
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Decision::{Allow, Forbidden, NotFound};
 
-    fn user(admin: bool) -> Principal {
-        Principal {
-            user_id: uuid::Uuid::nil(),
-            session_id: uuid::Uuid::nil(),
-            platform_admin: admin,
+    #[test]
+    fn permission_names_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for p in Permission::ALL {
+            assert!(seen.insert(p.to_string()), "{p} listed twice");
+            assert_eq!(Permission::parse(&p.to_string()), Some(*p));
+        }
+        assert!(Permission::ALL.len() <= 63);
+        assert_eq!(
+            Permission::parse("hosts.approve"),
+            Some(Permission::HOSTS_APPROVE)
+        );
+        assert_eq!(
+            Permission::parse("audit.export"),
+            Some(Permission::AUDIT_EXPORT)
+        );
+        assert_eq!(Permission::parse("hosts.export"), None);
+        assert_eq!(Permission::parse(""), None);
+        assert!(PermissionSet::parse(["users.read", "nope.read"]).is_err());
+        assert_eq!(
+            PermissionSet::from_stored(["users.read", "nope.read"]),
+            PermissionSet::of(&[Permission::USERS_READ])
+        );
+    }
+
+    #[test]
+    fn every_area_has_the_four_basic_verbs_except_audit() {
+        for area in [
+            Area::Admin,
+            Area::Users,
+            Area::Sessions,
+            Area::Workspaces,
+            Area::Hosts,
+            Area::Workflows,
+            Area::Tickets,
+            Area::Bots,
+            Area::Settings,
+        ] {
+            for verb in [Verb::Read, Verb::Create, Verb::Update, Verb::Delete] {
+                let name = format!("{}.{}", area.as_str(), verb.as_str());
+                assert!(Permission::parse(&name).is_some(), "{name} missing");
+            }
+        }
+    }
+
+    /// The platform table: which built-in role holds which permission, written out by hand
+    /// so that a change to a grant shows up here.
+    fn platform_expected(role: BuiltinRole, p: Permission) -> bool {
+        match role {
+            BuiltinRole::Admin => true,
+            BuiltinRole::Member => p == Permission::WORKSPACES_CREATE,
+            BuiltinRole::Auditor => {
+                p == Permission::AUDIT_READ
+                    || p == Permission::AUDIT_EXPORT
+                    || p == Permission::SETTINGS_READ
+            }
+        }
+    }
+
+    /// The workspace table, by hand: the least role that holds each permission in a workspace
+    /// (`None`: no workspace role does).
+    fn least_workspace_role(p: Permission) -> Option<WorkspaceRole> {
+        use WorkspaceRole::*;
+        match (p.area(), p.verb()) {
+            (Area::Admin | Area::Audit | Area::Users, _) => None,
+            (Area::Workspaces, Verb::Create) => None,
+            (Area::Hosts, Verb::Create | Verb::Update | Verb::Delete | Verb::Approve) => None,
+            (Area::Sessions, Verb::Create | Verb::Update) => Some(Member),
+            (Area::Tickets, Verb::Create | Verb::Update) => Some(Member),
+            (Area::Workspaces, Verb::Delete) => Some(Owner),
+            (_, Verb::Read) => Some(Viewer),
+            (_, _) => Some(Maintainer),
         }
     }
 
     #[test]
-    fn a_route_without_a_rule_refuses_everyone() {
-        assert_eq!(decide(None, None), Decision::Undeclared);
-        assert_eq!(decide(None, Some(&user(true))), Decision::Undeclared);
+    fn every_role_against_every_permission_as_member_and_non_member() {
+        let mut checked = 0;
+        for p in Permission::ALL.iter().copied() {
+            for role in BuiltinRole::ALL {
+                let platform = role.grants();
+                assert_eq!(
+                    decide_platform(platform, p),
+                    platform_expected(role, p),
+                    "platform {role:?} / {p}"
+                );
+                // Not a member of the workspace: only the platform role counts, and only an
+                // administrator learns that the workspace exists.
+                let expected = if platform_expected(role, p) {
+                    Allow
+                } else if role == BuiltinRole::Admin {
+                    Forbidden
+                } else {
+                    NotFound
+                };
+                assert_eq!(
+                    decide_workspace(platform, None, p),
+                    expected,
+                    "non-member with platform {role:?} / {p}"
+                );
+                for ws in WorkspaceRole::ALL {
+                    let by_membership = least_workspace_role(p).is_some_and(|least| ws >= least);
+                    let expected = if by_membership || platform_expected(role, p) {
+                        Allow
+                    } else {
+                        Forbidden
+                    };
+                    assert_eq!(
+                        decide_workspace(platform, Some(ws), p),
+                        expected,
+                        "{ws:?} member with platform {role:?} / {p}"
+                    );
+                    assert_eq!(ws.grants().contains(p), by_membership, "{ws:?} grants {p}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, Permission::ALL.len() * 3 * 4);
     }
 
     #[test]
-    fn permission_routes_need_a_principal_holding_the_permission() {
-        let rule = Some(Access::Permission(Permission::AuditRead));
-        assert_eq!(decide(rule, None), Decision::Unauthenticated);
-        assert_eq!(decide(rule, Some(&user(false))), Decision::Forbidden);
-        assert_eq!(decide(rule, Some(&user(true))), Decision::Allow);
+    fn a_custom_platform_role_grants_exactly_its_set_everywhere() {
+        let custom = PermissionSet::of(&[Permission::WORKSPACES_READ, Permission::USERS_READ]);
+        assert!(decide_platform(custom, Permission::USERS_READ));
+        assert!(!decide_platform(custom, Permission::USERS_UPDATE));
+        assert_eq!(
+            decide_workspace(custom, None, Permission::WORKSPACES_READ),
+            Allow
+        );
+        // It may see every workspace, so a refusal is not hidden.
+        assert_eq!(
+            decide_workspace(custom, None, Permission::SETTINGS_UPDATE),
+            Forbidden
+        );
+        assert_eq!(
+            decide_workspace(PermissionSet::EMPTY, None, Permission::WORKSPACES_READ),
+            NotFound
+        );
     }
 
     #[test]
-    fn public_routes_admit_anyone_and_signed_in_routes_need_a_principal() {
-        assert_eq!(decide(Some(Access::Public), None), Decision::Allow);
+    fn maintainers_cannot_touch_owners_and_the_last_owner_stays() {
+        use WorkspaceRole::*;
+        let roles = [
+            None,
+            Some(Viewer),
+            Some(Member),
+            Some(Maintainer),
+            Some(Owner),
+        ];
+        for actor in roles {
+            for from in roles {
+                for to in roles {
+                    let expected = match actor {
+                        Some(Owner) => true,
+                        Some(Maintainer) => from != Some(Owner) && to != Some(Owner),
+                        _ => false,
+                    };
+                    assert_eq!(
+                        may_change_membership(actor, false, from, to),
+                        expected,
+                        "{actor:?}: {from:?} -> {to:?}"
+                    );
+                    assert!(may_change_membership(actor, true, from, to));
+                }
+            }
+        }
+        assert!(!keeps_an_owner(1, Some(Owner), Some(Maintainer)));
+        assert!(!keeps_an_owner(1, Some(Owner), None));
+        assert!(keeps_an_owner(2, Some(Owner), None));
+        assert!(keeps_an_owner(1, Some(Member), None));
+        assert!(keeps_an_owner(1, Some(Owner), Some(Owner)));
+    }
+
+    #[test]
+    fn a_route_without_a_rule_refuses_everyone_and_others_need_a_principal() {
+        assert_eq!(gate(None, false), Gate::Undeclared);
+        assert_eq!(gate(None, true), Gate::Undeclared);
+        assert_eq!(gate(Some(Access::Public), false), Gate::Allow);
+        assert_eq!(gate(Some(Access::SignedIn), false), Gate::Unauthenticated);
+        assert_eq!(gate(Some(Access::SignedIn), true), Gate::Allow);
+        let p = Permission::AUDIT_READ;
         assert_eq!(
-            decide(Some(Access::SignedIn), None),
-            Decision::Unauthenticated
+            gate(Some(Access::Platform(p)), false),
+            Gate::Unauthenticated
         );
+        assert_eq!(gate(Some(Access::Platform(p)), true), Gate::Platform(p));
         assert_eq!(
-            decide(Some(Access::SignedIn), Some(&user(false))),
-            Decision::Allow
+            gate(Some(Access::Workspace(p)), false),
+            Gate::Unauthenticated
         );
+        assert_eq!(gate(Some(Access::Workspace(p)), true), Gate::Workspace(p));
+    }
+
+    #[test]
+    fn nobody_grants_more_than_they_hold() {
+        let admin = BuiltinRole::Admin.grants();
+        let helpdesk = PermissionSet::of(&[Permission::USERS_READ, Permission::USERS_UPDATE]);
+        assert!(may_manage(admin, helpdesk));
+        assert!(may_manage(admin, admin));
+        assert!(!may_manage(helpdesk, admin));
+        assert!(!may_manage(helpdesk, BuiltinRole::Member.grants()));
+        assert!(may_manage(helpdesk, PermissionSet::EMPTY));
+        assert!(may_manage(helpdesk, helpdesk));
+        assert!(!may_manage(
+            BuiltinRole::Auditor.grants(),
+            BuiltinRole::Member.grants()
+        ));
+    }
+
+    #[test]
+    fn role_names_are_checked() {
+        assert!(RoleName::parse("release-managers").is_ok());
+        for bad in [
+            "admin",
+            "auditor",
+            "a",
+            "Release",
+            "1abc",
+            "has space",
+            &"x".repeat(41),
+        ] {
+            assert!(RoleName::parse(bad).is_err(), "{bad}");
+        }
     }
 }

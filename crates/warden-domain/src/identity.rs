@@ -7,30 +7,14 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::access::Permission;
-
-/// Who an authenticated request acts as.
+/// Who an authenticated request acts as. What they may do is looked up per request (their
+/// platform role and memberships), so a role change takes effect at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The user.
     pub user_id: Uuid,
     /// The device session (refresh-token family) the credential belongs to.
     pub session_id: Uuid,
-    /// Platform administrators hold every platform permission.
-    pub platform_admin: bool,
-}
-
-impl Principal {
-    /// Whether this principal holds `permission`. Until workspace roles arrive (tenancy
-    /// issue) only platform administrators hold any.
-    pub fn holds(&self, permission: Permission) -> bool {
-        match permission {
-            Permission::AuditRead
-            | Permission::AuditExport
-            | Permission::SessionsManage
-            | Permission::UsersManage => self.platform_admin,
-        }
-    }
 }
 
 /// Shortest password accepted, in characters.
@@ -229,17 +213,5 @@ mod tests {
         assert_eq!(rule.delay_after(1_000), Duration::from_secs(900));
         let account = ThrottlePolicy::default().account;
         assert_eq!(account.delay_after(u32::MAX), Duration::from_secs(30));
-    }
-
-    #[test]
-    fn only_platform_admins_hold_platform_permissions() {
-        let mut p = Principal {
-            user_id: Uuid::nil(),
-            session_id: Uuid::nil(),
-            platform_admin: false,
-        };
-        assert!(!p.holds(Permission::AuditRead));
-        p.platform_admin = true;
-        assert!(p.holds(Permission::SessionsManage));
     }
 }

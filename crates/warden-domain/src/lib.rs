@@ -8,3 +8,4 @@ pub mod audit;
 pub mod clock;
 pub mod identity;
 pub mod request_id;
+pub mod tenancy;

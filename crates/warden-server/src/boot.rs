@@ -207,6 +207,9 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     }
     let (master, generated_key) = load_master_key(&config.encryption_key, created)?;
 
+    if let Some(owner) = &config.database.owner_url {
+        migrate_as_owner(&config, owner.expose_secret(), clock.as_ref()).await?;
+    }
     let store = Store::connect(&ConnectOptions {
         url,
         max_connections: config.database.max_connections,
@@ -215,7 +218,17 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     })
     .await?;
     let result = async {
-        let report = store.migrate(clock.as_ref()).await?;
+        let report = store.migrate(clock.as_ref()).await.map_err(|e| {
+            let mut message = BootError::from(e).0;
+            if config.database.backend == Backend::Postgres && config.database.owner_url.is_none() {
+                message.push_str(
+                    "; set database.owner_url (WARDEN_DATABASE_OWNER_URL) to the role that owns \
+                     Warden's tables so Warden can migrate them",
+                );
+            }
+            BootError(message)
+        })?;
+        store.check_serving_role().await?;
         if report.from != report.to {
             tracing::info!(
                 from = report.from,
@@ -501,10 +514,50 @@ fn read_key_file(path: &Path) -> Result<MasterKey, BootError> {
     })
 }
 
+/// PostgreSQL with `database.owner_url`: migrates through the owning role, then closes that
+/// connection; Warden serves through `database.url`.
+async fn migrate_as_owner(
+    config: &Config,
+    owner: &str,
+    clock: &dyn Clock,
+) -> Result<(), BootError> {
+    let store = Store::connect(&ConnectOptions {
+        url: owner.to_owned(),
+        max_connections: 2,
+        connect_timeout: config.database.connect_timeout,
+        busy_timeout: Duration::from_secs(5),
+    })
+    .await
+    .map_err(|e| {
+        BootError(
+            e.to_string()
+                .replacen("database.url", "database.owner_url", 1),
+        )
+    })?;
+    let report = store.migrate(clock).await;
+    store.close().await;
+    let report = report?;
+    if report.from != report.to {
+        tracing::info!(
+            from = report.from,
+            to = report.to,
+            "database schema migrated"
+        );
+    }
+    Ok(())
+}
+
 /// Connects and applies pending migrations, then closes the database (`warden migrate`).
+/// On PostgreSQL it uses `database.owner_url` when set.
 pub async fn migrate_only(config: &Config) -> Result<warden_store::MigrationReport, BootError> {
     let mut created = Created::default();
-    let url = config.database.url.expose_secret().to_owned();
+    let url = config
+        .database
+        .owner_url
+        .as_ref()
+        .unwrap_or(&config.database.url)
+        .expose_secret()
+        .to_owned();
     let run = async {
         if config.database.backend == Backend::Sqlite {
             prepare_data_dir(&config.data_dir, &mut created)?;

@@ -27,6 +27,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WARDEN_DATA_DIR", "data_dir"),
     ("WARDEN_LISTEN", "listen"),
     ("WARDEN_DATABASE_URL", "database.url"),
+    ("WARDEN_DATABASE_OWNER_URL", "database.owner_url"),
     (
         "WARDEN_DATABASE_MAX_CONNECTIONS",
         "database.max_connections",
@@ -135,6 +136,7 @@ struct FileAudit {
 #[serde(deny_unknown_fields)]
 struct FileDatabase {
     url: Option<String>,
+    owner_url: Option<String>,
     max_connections: Option<u32>,
     connect_timeout_secs: Option<u64>,
 }
@@ -203,6 +205,9 @@ impl KeySource {
 pub struct DatabaseConfig {
     /// `sqlite://…` or `postgres://…`; may hold a password, so it is secret.
     pub url: SecretString,
+    /// PostgreSQL only: a role that owns Warden's tables, used to migrate them. Warden serves
+    /// through `url`, a role that owns nothing, so that row-level security binds it.
+    pub owner_url: Option<SecretString>,
     /// Which backend the URL names.
     pub backend: Backend,
     /// Pool size.
@@ -215,6 +220,13 @@ impl fmt::Debug for DatabaseConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DatabaseConfig")
             .field("url", &redact_url(self.url.expose_secret()))
+            .field(
+                "owner_url",
+                &self
+                    .owner_url
+                    .as_ref()
+                    .map(|u| redact_url(u.expose_secret())),
+            )
             .field("max_connections", &self.max_connections)
             .finish()
     }
@@ -349,6 +361,11 @@ impl Config {
             encryption_key: self.encryption_key.describe(),
             database: RedactedDatabase {
                 url: redact_url(self.database.url.expose_secret()),
+                owner_url: self
+                    .database
+                    .owner_url
+                    .as_ref()
+                    .map(|u| redact_url(u.expose_secret())),
                 backend: self.database.backend.name(),
                 max_connections: self.database.max_connections,
                 connect_timeout_secs: self.database.connect_timeout.as_secs(),
@@ -418,6 +435,8 @@ struct RedactedAudit {
 #[derive(Serialize)]
 struct RedactedDatabase {
     url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner_url: Option<String>,
     backend: &'static str,
     max_connections: u32,
     connect_timeout_secs: u64,
@@ -538,6 +557,18 @@ fn build(
             "database.url: must start with sqlite:// (embedded) or postgres:// (cluster)",
         )
     })?;
+    let owner_url = env
+        .get("WARDEN_DATABASE_OWNER_URL")
+        .cloned()
+        .or(raw.database.owner_url);
+    if let Some(owner) = &owner_url
+        && (backend != Backend::Postgres || Backend::of_url(owner).ok() != Some(Backend::Postgres))
+    {
+        return Err(ConfigError::new(
+            "database.owner_url: only used with PostgreSQL, and must be a postgres:// URL like \
+             database.url",
+        ));
+    }
     let max_connections = env_or(
         env,
         "WARDEN_DATABASE_MAX_CONNECTIONS",
@@ -680,6 +711,7 @@ fn build(
         listen,
         database: DatabaseConfig {
             url: SecretString::from(url),
+            owner_url: owner_url.map(SecretString::from),
             backend,
             max_connections,
             connect_timeout,

@@ -19,8 +19,8 @@ pub struct UserRow {
     pub email: String,
     /// argon2id PHC string; `None` for accounts that cannot sign in with a password.
     pub password_hash: Option<String>,
-    /// Holds every platform permission.
-    pub platform_admin: bool,
+    /// Platform role name (`admin`, `member`, `auditor` or a custom role).
+    pub platform_role: String,
     /// Deactivated users cannot sign in and lose every grant.
     pub active: bool,
     /// Created (µs).
@@ -79,8 +79,6 @@ pub struct RefreshRow {
     pub revoked_at: Option<i64>,
     /// Whether the owner is active.
     pub active: bool,
-    /// Whether the owner is a platform administrator.
-    pub platform_admin: bool,
 }
 
 /// A stored signing key.
@@ -132,8 +130,8 @@ pub struct NewSession<'a> {
 
 const REFRESH_ROW_SQL: &str = "SELECT t.id, t.session_id, t.rotated_at, t.successor_id, \
      c.sealed_secret AS successor_sealed, c.created_at AS successor_created_at, \
-     s.user_id, s.last_used_at, s.absolute_expires_at, s.revoked_at, u.active, \
-     u.platform_admin FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
+     s.user_id, s.last_used_at, s.absolute_expires_at, s.revoked_at, u.active \
+     FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
      JOIN users u ON u.id = s.user_id LEFT JOIN refresh_tokens c ON c.parent_id = t.id \
      WHERE t.hash = $1";
 
@@ -144,7 +142,7 @@ impl Tx {
     /// Number of active platform administrators.
     pub async fn count_admins(&mut self) -> Result<i64, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_scalar::<_, i64>(
-            "SELECT COUNT(*) FROM users WHERE platform_admin = TRUE AND active = TRUE"
+            "SELECT COUNT(*) FROM users WHERE platform_role = 'admin' AND active = TRUE"
         )
         .fetch_one(c)
         .await)?)
@@ -156,17 +154,17 @@ impl Tx {
         id: Uuid,
         email: &str,
         password_hash: &str,
-        platform_admin: bool,
+        platform_role: &str,
         now: i64,
     ) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(
-            "INSERT INTO users (id, email, password_hash, platform_admin, active, created_at, \
+            "INSERT INTO users (id, email, password_hash, platform_role, active, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, TRUE, $5, $5)"
         )
         .bind(id)
         .bind(email)
         .bind(password_hash)
-        .bind(platform_admin)
+        .bind(platform_role)
         .bind(now)
         .execute(c)
         .await
@@ -177,7 +175,7 @@ impl Tx {
     /// The user with this (normalised) email.
     pub async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRow>, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_as::<_, UserRow>(
-            "SELECT id, email, password_hash, platform_admin, active, created_at FROM users \
+            "SELECT id, email, password_hash, platform_role, active, created_at FROM users \
              WHERE email = $1"
         )
         .bind(email)
@@ -188,7 +186,7 @@ impl Tx {
     /// The user with this id.
     pub async fn user_by_id(&mut self, id: Uuid) -> Result<Option<UserRow>, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_as::<_, UserRow>(
-            "SELECT id, email, password_hash, platform_admin, active, created_at FROM users \
+            "SELECT id, email, password_hash, platform_role, active, created_at FROM users \
              WHERE id = $1"
         )
         .bind(id)
@@ -624,8 +622,6 @@ impl Store {
              RETURNING session_id, \
              (SELECT s2.user_id FROM sessions s2 WHERE s2.id = refresh_tokens.session_id) \
                  AS user_id, \
-             (SELECT u2.platform_admin FROM sessions s3 JOIN users u2 ON u2.id = s3.user_id \
-                 WHERE s3.id = refresh_tokens.session_id) AS platform_admin, \
              (SELECT s4.absolute_expires_at FROM sessions s4 \
                  WHERE s4.id = refresh_tokens.session_id) AS absolute_expires_at";
         macro_rules! run {
@@ -700,8 +696,6 @@ pub struct Rotated {
     pub session_id: Uuid,
     /// Its owner.
     pub user_id: Uuid,
-    /// Whether the owner is a platform administrator.
-    pub platform_admin: bool,
     /// The session's hard end (µs).
     pub absolute_expires_at: i64,
 }

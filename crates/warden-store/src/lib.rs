@@ -11,6 +11,8 @@ mod error;
 pub mod identity;
 pub mod keyring;
 mod migrate;
+pub mod roles;
+pub mod tenancy;
 
 pub use db::{Backend, ConnectOptions, Store, Tx, sqlite_file};
 pub use error::StoreError;

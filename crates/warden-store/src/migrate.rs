@@ -47,6 +47,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_foundation"),
     migration!(2, "0002_audit"),
     migration!(3, "0003_identity"),
+    migration!(4, "0004_tenancy"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.
@@ -91,10 +92,22 @@ impl Store {
                  applied_at TIMESTAMPTZ NOT NULL)"
             }
         };
-        on_tx!(tx, |c| sqlx::raw_sql(bootstrap)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+        // The application role may not create tables (PostgreSQL): only bootstrap when missing,
+        // so a node serving through that role can check an up-to-date schema.
+        let exists = match backend {
+            Backend::Sqlite => false,
+            Backend::Postgres => on_tx!(tx, |c| sqlx::query_scalar::<_, bool>(
+                "SELECT to_regclass('warden_schema_migrations') IS NOT NULL"
+            )
+            .fetch_one(c)
+            .await)?,
+        };
+        if !exists {
+            on_tx!(tx, |c| sqlx::raw_sql(bootstrap)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
         let applied = on_tx!(tx, |c| sqlx::query_as::<_, (i64, String)>(
             "SELECT version, checksum FROM warden_schema_migrations ORDER BY version"
         )

@@ -148,7 +148,6 @@ fn rs256(threads: usize, secs: u64) -> anyhow::Result<()> {
                     iat: 1,
                     exp: 901,
                     nbf: None,
-                    adm: false,
                 };
                 while Instant::now() < until {
                     key.sign(&claims).unwrap();

@@ -87,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
             table.clone(),
             app_state.identity.clone(),
             app_state.clock.clone(),
+            app_state.store.clone(),
         ))
         .with_state(app_state.clone());
     let limited = tower::ServiceBuilder::new()

@@ -28,10 +28,17 @@ pub fn backend() -> Backend {
 }
 
 /// A fresh, empty database and a scratch directory, both owned by one test.
+///
+/// On PostgreSQL the database has two URLs, as in production: `url` connects as the
+/// application role (`warden_test_app`, a member of `warden_app` that owns nothing, so
+/// row-level security binds it), `owner_url` as the role that owns the tables and migrates
+/// them. On SQLite both are the same file.
 #[derive(Debug)]
 pub struct TestDb {
-    /// URL of the database.
+    /// URL Warden serves through.
     pub url: String,
+    /// URL of the role that owns the tables (migrations, and tests that tamper with rows).
+    pub owner_url: String,
     /// Which backend.
     pub backend: Backend,
     /// Scratch directory (SQLite file, data directory).
@@ -43,23 +50,49 @@ impl TestDb {
     pub async fn new() -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let backend = backend();
-        let url = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("warden.db").display()),
+        let (url, owner_url) = match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("warden.db").display());
+                (url.clone(), url)
+            }
             Backend::Postgres => fresh_postgres_database().await?,
         };
-        Ok(Self { url, backend, dir })
+        Ok(Self {
+            url,
+            owner_url,
+            backend,
+            dir,
+        })
     }
 
-    /// Connects a store to this database (not migrated).
+    /// Connects a store to this database as the application role (not migrated).
     pub async fn connect(&self) -> Result<Store> {
         Ok(Store::connect(&ConnectOptions::new(self.url.clone())).await?)
     }
 
-    /// Connects and migrates.
+    /// Connects a store as the owning role (not migrated).
+    pub async fn connect_owner(&self) -> Result<Store> {
+        Ok(Store::connect(&ConnectOptions::new(self.owner_url.clone())).await?)
+    }
+
+    /// Migrates as the owner, then connects as the application role.
     pub async fn store(&self) -> Result<Store> {
-        let store = self.connect().await?;
-        store.migrate(&SystemClock).await?;
-        Ok(store)
+        let owner = self.connect_owner().await?;
+        owner.migrate(&SystemClock).await?;
+        owner.close().await;
+        self.connect().await
+    }
+
+    /// The `WARDEN_DATABASE_*` settings for a server on this database.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![("WARDEN_DATABASE_URL".to_owned(), self.url.clone())];
+        if self.backend == Backend::Postgres {
+            env.push((
+                "WARDEN_DATABASE_OWNER_URL".to_owned(),
+                self.owner_url.clone(),
+            ));
+        }
+        env
     }
 
     /// The data directory to give the server.
@@ -68,11 +101,39 @@ impl TestDb {
     }
 }
 
-async fn fresh_postgres_database() -> Result<String> {
+/// The login role tests serve through: a member of `warden_app` that owns nothing.
+pub const TEST_APP_ROLE: &str = "warden_test_app";
+
+/// Creates `warden_app` and the test login role once per cluster. Roles are cluster-wide and
+/// several test processes may race, so a lost race is simply retried.
+async fn ensure_roles(conn: &mut sqlx::PgConnection) -> Result<()> {
+    const SQL: &str = "DO $$ BEGIN \
+         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'warden_app') THEN \
+             CREATE ROLE warden_app NOLOGIN; END IF; \
+         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'warden_test_app') THEN \
+             CREATE ROLE warden_test_app LOGIN IN ROLE warden_app; END IF; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$";
+    for _ in 0..20 {
+        sqlx::raw_sql(SQL).execute(&mut *conn).await?;
+        let both: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_roles WHERE rolname IN ('warden_app', 'warden_test_app')",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if both == 2 {
+            return Ok(());
+        }
+    }
+    bail!("could not create the test roles warden_app and warden_test_app")
+}
+
+/// A new database owned by the `TESTKIT_POSTGRES_URL` role: (application URL, owner URL).
+async fn fresh_postgres_database() -> Result<(String, String)> {
     let admin = std::env::var("TESTKIT_POSTGRES_URL")
         .context("TESTKIT_BACKEND=postgres needs TESTKIT_POSTGRES_URL (run scripts/test)")?;
     let name = format!("warden_t_{}", uuid::Uuid::now_v7().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await?;
+    ensure_roles(&mut conn).await?;
     let sql = format!("CREATE DATABASE {name}");
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(&mut conn)
@@ -81,7 +142,12 @@ async fn fresh_postgres_database() -> Result<String> {
     let Some((base, _db)) = admin.rsplit_once('/') else {
         bail!("TESTKIT_POSTGRES_URL must end with /DATABASE");
     };
-    Ok(format!("{base}/{name}"))
+    let owner = format!("{base}/{name}");
+    let Some((_, host)) = base.rsplit_once('@') else {
+        bail!("TESTKIT_POSTGRES_URL must name its user: postgres://USER@HOST:PORT/DATABASE");
+    };
+    let app = format!("postgres://{TEST_APP_ROLE}@{host}/{name}");
+    Ok((app, owner))
 }
 
 /// A fresh random master key, as hex.
@@ -144,10 +210,10 @@ impl TestApp {
         let db = TestDb::new().await?;
         let mut env = vec![
             ("WARDEN_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
-            ("WARDEN_DATABASE_URL".to_owned(), db.url.clone()),
             ("WARDEN_DATA_DIR".to_owned(), path_string(&db.data_dir())),
             ("WARDEN_ENCRYPTION_KEY".to_owned(), random_key_hex()),
         ];
+        env.extend(db.env());
         for (k, v) in options.env {
             env.retain(|(name, _)| *name != k);
             env.push((k, v));

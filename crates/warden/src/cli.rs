@@ -73,9 +73,12 @@ pub enum UserCommand {
         /// Email address.
         #[arg(long)]
         email: String,
-        /// Make the user a platform administrator.
-        #[arg(long)]
+        /// Make the user a platform administrator (same as `--role admin`).
+        #[arg(long, conflicts_with = "role")]
         admin: bool,
+        /// Platform role: admin, member (the default), auditor, or a custom role.
+        #[arg(long)]
+        role: Option<String>,
     },
 }
 

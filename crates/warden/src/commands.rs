@@ -38,8 +38,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             command: AuditCommand::Export(args),
         } => audit_export(config, *args).await,
         Command::User {
-            command: UserCommand::Create { email, admin },
-        } => user_create(config, &email, admin).await,
+            command: UserCommand::Create { email, admin, role },
+        } => {
+            let role = match (admin, role) {
+                (true, _) => "admin".to_owned(),
+                (false, Some(role)) => role,
+                (false, None) => "member".to_owned(),
+            };
+            user_create(config, &email, &role).await
+        }
         Command::Keys {
             command: KeysCommand::RotateSigning,
         } => rotate_signing(config).await,
@@ -247,7 +254,7 @@ async fn audit_export(config: Config, args: crate::cli::ExportArgs) -> Result<()
     }
 }
 
-async fn user_create(config: Config, email: &str, admin: bool) -> Result<()> {
+async fn user_create(config: Config, email: &str, role: &str) -> Result<()> {
     use std::io::BufRead;
     logging::init(&config.log);
     let mut password = zeroize::Zeroizing::new(String::new());
@@ -258,20 +265,14 @@ async fn user_create(config: Config, email: &str, admin: bool) -> Result<()> {
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     let (store, keyring, key) = boot::open_for_admin(&config).await?;
     let created = warden_server::identity::users::create_offline(
-        &store, &keyring, &key, email, password, admin,
+        &store, &keyring, &key, email, password, role,
     )
     .await;
     store.close().await;
     let user = created.map_err(|e| anyhow::anyhow!("{e}"))?;
     print(&format!(
-        "created {} {} ({})",
-        if user.platform_admin {
-            "administrator"
-        } else {
-            "user"
-        },
-        user.email,
-        user.id
+        "created user {} ({}) with platform role {}",
+        user.email, user.id, user.platform_role
     ));
     Ok(())
 }

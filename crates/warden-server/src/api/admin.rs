@@ -8,7 +8,10 @@ use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use warden_domain::access::{Access, Permission};
+use warden_domain::access::{Access, Permission, may_manage};
+use warden_store::tenancy::PlatformGrant;
+
+use crate::http::authz::PlatformAccess;
 use warden_domain::audit::Outcome;
 use warden_domain::identity::check_password;
 
@@ -23,15 +26,17 @@ use crate::identity::{Caller, now_us};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
-    let sessions = Access::Permission(Permission::SessionsManage);
-    let users = Access::Permission(Permission::UsersManage);
+    use Access::Platform;
     Routes::new()
-        .add(sessions, routes!(list_sessions))
-        .add(sessions, routes!(revoke_session))
-        .add(users, routes!(create_user))
-        .add(users, routes!(deactivate_user))
-        .add(users, routes!(reactivate_user))
-        .add(users, routes!(reset_password))
+        .add(Platform(Permission::SESSIONS_READ), routes!(list_sessions))
+        .add(
+            Platform(Permission::SESSIONS_DELETE),
+            routes!(revoke_session),
+        )
+        .add(Platform(Permission::USERS_CREATE), routes!(create_user))
+        .add(Platform(Permission::USERS_UPDATE), routes!(deactivate_user))
+        .add(Platform(Permission::USERS_UPDATE), routes!(reactivate_user))
+        .add(Platform(Permission::USERS_UPDATE), routes!(reset_password))
 }
 
 /// Filter for the session list.
@@ -97,9 +102,9 @@ pub struct NewUser {
     pub email: String,
     /// Initial password.
     pub password: String,
-    /// Make a platform administrator.
+    /// Platform role (`admin`, `member`, `auditor` or a custom role); `member` when absent.
     #[serde(default)]
-    pub platform_admin: bool,
+    pub platform_role: Option<String>,
 }
 
 impl std::fmt::Debug for NewUser {
@@ -120,29 +125,69 @@ pub(crate) async fn create_user(
     State(state): State<AppState>,
     meta: RequestMeta,
     caller: Caller,
+    PlatformAccess(grant): PlatformAccess,
     ApiJson(input): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let role = input.platform_role.as_deref().unwrap_or("member");
+    super::roles::may_grant_role(&state, &grant, role).await?;
     let user = crate::identity::users::create(
         &state,
         &meta,
         caller.actor(),
         &input.email,
         input.password,
-        input.platform_admin,
+        role,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Refuses acting on an account whose platform role grants anything the caller lacks (404
+/// for no such user).
+pub(crate) async fn may_act_on(
+    state: &AppState,
+    grant: &PlatformGrant,
+    target: Uuid,
+) -> Result<(), ApiError> {
+    match state
+        .store
+        .role_grants_of(target)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+    {
+        None => Err(ApiError::from_status(StatusCode::NOT_FOUND)),
+        Some(t) if may_manage(grant.platform(), t) => Ok(()),
+        Some(_) => Err(above_your_role()),
+    }
+}
+
+pub(crate) fn above_your_role() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "above-your-role",
+        "That role grants permissions you do not hold yourself.",
+    )
+}
+
+pub(crate) fn last_admin() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "last-admin",
+        "Warden keeps at least one active administrator: promote someone else first.",
+    )
 }
 
 async fn set_active(
     state: &AppState,
     meta: &RequestMeta,
     caller: &Caller,
+    grant: &PlatformGrant,
     id: &str,
     active: bool,
 ) -> Result<StatusCode, ApiError> {
     let not_found = || ApiError::from_status(StatusCode::NOT_FOUND);
     let id: Uuid = id.parse().map_err(|_| not_found())?;
+    may_act_on(state, grant, id).await?;
     let now = state.clock.now();
     let now_us = now_us(state.clock.as_ref());
     let mut tx = state
@@ -157,6 +202,23 @@ async fn set_active(
         .is_none()
     {
         return Err(not_found());
+    }
+    if !active
+        && tx
+            .user_by_id(id)
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            .is_some_and(|u| u.active && u.platform_role == "admin")
+        && tx
+            .count_admins()
+            .await
+            .map_err(|e| ApiError::internal(&e))?
+            <= 1
+    {
+        return Err(last_admin());
+    }
+    if active {
+        crate::identity::users::admit_user(&mut tx).await?;
     }
     let changed = tx
         .set_active(id, active, now_us)
@@ -223,9 +285,10 @@ pub(crate) async fn deactivate_user(
     State(state): State<AppState>,
     meta: RequestMeta,
     caller: Caller,
+    PlatformAccess(grant): PlatformAccess,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    set_active(&state, &meta, &caller, &id, false).await
+    set_active(&state, &meta, &caller, &grant, &id, false).await
 }
 
 /// Reactivates a user. Their old sessions stay ended.
@@ -236,9 +299,10 @@ pub(crate) async fn reactivate_user(
     State(state): State<AppState>,
     meta: RequestMeta,
     caller: Caller,
+    PlatformAccess(grant): PlatformAccess,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    set_active(&state, &meta, &caller, &id, true).await
+    set_active(&state, &meta, &caller, &grant, &id, true).await
 }
 
 /// An administrator's password reset.
@@ -265,12 +329,14 @@ pub(crate) async fn reset_password(
     State(state): State<AppState>,
     meta: RequestMeta,
     caller: Caller,
+    PlatformAccess(grant): PlatformAccess,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ResetPassword>,
 ) -> Result<StatusCode, ApiError> {
     let not_found = || ApiError::from_status(StatusCode::NOT_FOUND);
     let internal = |e: &dyn std::fmt::Display| ApiError::internal(&e.to_string());
     let id: Uuid = id.parse().map_err(|_| not_found())?;
+    may_act_on(&state, &grant, id).await?;
     let mut tx = state.store.begin_read().await.map_err(|e| internal(&e))?;
     let user = tx
         .user_by_id(id)

@@ -19,10 +19,10 @@ use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
-        .add(Access::Permission(Permission::AuditRead), routes!(status))
-        .add(Access::Permission(Permission::AuditRead), routes!(events))
+        .add(Access::Platform(Permission::AUDIT_READ), routes!(status))
+        .add(Access::Platform(Permission::AUDIT_READ), routes!(events))
         .add(
-            Access::Permission(Permission::AuditExport),
+            Access::Platform(Permission::AUDIT_EXPORT),
             routes!(export_csv),
         )
 }
@@ -116,6 +116,7 @@ fn bad_filter(e: crate::audit::filter::FilterError) -> ApiError {
     ApiError {
         status: axum::http::StatusCode::BAD_REQUEST,
         code: "invalid-filter",
+        field: None,
         detail: match e {
             crate::audit::filter::FilterError::ActorKind => {
                 "actor_kind must be one of user, host, api_key, system."

@@ -25,6 +25,7 @@ use crate::state::AppState;
 pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
         .add(Access::SignedIn, routes!(me))
+        .add(Access::SignedIn, routes!(my_permissions))
         .add(Access::SignedIn, routes!(devices))
         .add(Access::SignedIn, routes!(revoke_device))
         .add(Access::SignedIn, routes!(revoke_other_devices))
@@ -38,8 +39,6 @@ pub struct Me {
     pub id: String,
     /// Email.
     pub email: String,
-    /// Platform administrator.
-    pub platform_admin: bool,
     /// This device session.
     pub session_id: String,
 }
@@ -62,8 +61,33 @@ pub(crate) async fn me(
     Ok(Json(Me {
         id: caller.principal.user_id.to_string(),
         email,
-        platform_admin: caller.principal.platform_admin,
         session_id: caller.principal.session_id.to_string(),
+    }))
+}
+
+/// What the signed-in user's platform role grants, everywhere.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyPermissions {
+    /// Permission names (`area.verb`).
+    pub platform: Vec<String>,
+}
+
+/// The signed-in user's platform permissions, as of now.
+#[utoipa::path(get, path = "/api/v1/me/permissions", tag = "me",
+    responses(
+        (status = 200, description = "Platform permissions", body = MyPermissions),
+        (status = 401, description = "Not signed in", content_type = "application/problem+json")))]
+pub(crate) async fn my_permissions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<MyPermissions>, ApiError> {
+    let set = state
+        .store
+        .platform_permissions(caller.principal.user_id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(MyPermissions {
+        platform: set.names(),
     }))
 }
 

@@ -7,7 +7,10 @@ pub mod auth;
 pub mod health;
 pub mod me;
 pub mod openapi;
+pub mod roles;
 pub mod setup;
+pub mod workspace_settings;
+pub mod workspaces;
 
 use crate::http::routes::Routes;
 use crate::state::AppState;
@@ -20,6 +23,9 @@ pub fn routes() -> Routes<AppState> {
         .merge(auth::routes())
         .merge(me::routes())
         .merge(setup::routes())
+        .merge(roles::routes())
+        .merge(workspaces::routes())
+        .merge(workspace_settings::routes())
         .merge(health::routes())
         .merge(openapi::routes())
 }

@@ -217,11 +217,11 @@ async fn create_first_admin(
             return Ok(Ok(None));
         }
         let id = Uuid::now_v7();
-        tx.create_user(id, email, hash, true, now_us).await?;
+        tx.create_user(id, email, hash, "admin", now_us).await?;
         let summary = warden_domain::audit::summarize(&UserCreated {
             email: email.to_owned(),
             password: "x",
-            platform_admin: true,
+            platform_role: "admin".to_owned(),
         })
         .unwrap_or_default();
         let event = meta.event(

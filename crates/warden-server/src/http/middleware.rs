@@ -23,8 +23,12 @@ use futures_util::FutureExt;
 use futures_util::future::Either;
 use tokio::time::error::Elapsed;
 use tower::{Layer, Service};
-use warden_domain::access::{Access, Decision, decide};
+use warden_domain::access::{Access, Gate, gate};
 use warden_domain::clock::Clock;
+use warden_domain::identity::Principal;
+use warden_domain::tenancy::WorkspaceId;
+use warden_store::Store;
+use warden_store::tenancy::Refusal;
 
 use crate::identity::{AuthFailure, Identity};
 use warden_domain::request_id::RequestId;
@@ -244,6 +248,7 @@ pub struct AccessGuardLayer {
     table: Arc<AccessTable>,
     identity: Arc<Identity>,
     clock: Arc<dyn Clock>,
+    store: Store,
 }
 
 impl std::fmt::Debug for AccessGuardLayer {
@@ -253,12 +258,19 @@ impl std::fmt::Debug for AccessGuardLayer {
 }
 
 impl AccessGuardLayer {
-    /// A guard enforcing `table`, authenticating with `identity`.
-    pub fn new(table: Arc<AccessTable>, identity: Arc<Identity>, clock: Arc<dyn Clock>) -> Self {
+    /// A guard enforcing `table`, authenticating with `identity` and looking up roles in
+    /// `store`.
+    pub fn new(
+        table: Arc<AccessTable>,
+        identity: Arc<Identity>,
+        clock: Arc<dyn Clock>,
+        store: Store,
+    ) -> Self {
         Self {
             table,
             identity,
             clock,
+            store,
         }
     }
 }
@@ -272,6 +284,7 @@ impl<S> Layer<S> for AccessGuardLayer {
             table: self.table.clone(),
             identity: self.identity.clone(),
             clock: self.clock.clone(),
+            store: self.store.clone(),
         }
     }
 }
@@ -283,6 +296,7 @@ pub struct AccessGuard<S> {
     table: Arc<AccessTable>,
     identity: Arc<Identity>,
     clock: Arc<dyn Clock>,
+    store: Store,
 }
 
 impl<S> std::fmt::Debug for AccessGuard<S> {
@@ -291,37 +305,55 @@ impl<S> std::fmt::Debug for AccessGuard<S> {
     }
 }
 
+type Boxed = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
 impl<S> Service<Request> for AccessGuard<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+    type Future = Either<Ready<Result<Response, Infallible>>, Either<S::Future, Boxed>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        match refusal(&self.table, &self.identity, self.clock.as_ref(), &mut req) {
-            None => Either::Right(self.inner.call(req)),
-            Some(refused) => Either::Left(ready(Ok(refused))),
+        match first_gate(&self.table, &self.identity, self.clock.as_ref(), &mut req) {
+            Err(refused) => Either::Left(ready(Ok(refused))),
+            Ok(None) => Either::Right(Either::Left(self.inner.call(req))),
+            Ok(Some((gate, principal))) => {
+                // The ready clone goes into the future; this service keeps a fresh clone.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let store = self.store.clone();
+                Either::Right(Either::Right(Box::pin(async move {
+                    match grant(&store, gate, &principal, &mut req).await {
+                        Ok(()) => inner.call(req).await,
+                        Err(refused) => Ok(refused),
+                    }
+                })))
+            }
         }
     }
 }
 
-/// The response refusing `req`, or `None` when its route's rule admits it. An admitted,
-/// authenticated request carries its [`Caller`] in its extensions.
-fn refusal(
+/// What needs no database: is the route declared, is the caller authenticated. `Ok(None)`
+/// admits the request; `Ok(Some(..))` leaves a permission to check against the store. An
+/// admitted, authenticated request carries its [`Caller`] in its extensions.
+// The refusal is the response itself; boxing it would only add an allocation per refusal.
+#[allow(clippy::result_large_err)]
+fn first_gate(
     table: &AccessTable,
     identity: &Identity,
     clock: &dyn Clock,
     req: &mut Request,
-) -> Option<Response> {
+) -> Result<Option<(Gate, Principal)>, Response> {
     let Some(matched) = req.extensions().get::<MatchedPath>() else {
         tracing::error!("routed request without a matched path; refusing");
-        return Some(ApiError::from_status(StatusCode::FORBIDDEN).into_response());
+        return Err(ApiError::from_status(StatusCode::FORBIDDEN).into_response());
     };
     logging::record_route(matched);
     let path = matched.as_str();
@@ -329,7 +361,7 @@ fn refusal(
     if rule.is_none() {
         let allowed: Vec<&str> = table.methods(path).collect();
         if !allowed.is_empty() {
-            return Some(method_not_allowed(&allowed));
+            return Err(method_not_allowed(&allowed));
         }
     }
     // Public routes never look at credentials; every other route authenticates first.
@@ -340,28 +372,111 @@ fn refusal(
             match identity.authenticate(req.method(), req.headers(), now) {
                 Ok(caller) => caller,
                 Err(AuthFailure::Unauthenticated) => {
-                    return Some(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response());
+                    return Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response());
                 }
-                Err(AuthFailure::Csrf) => return Some(ApiError::csrf().into_response()),
+                Err(AuthFailure::Csrf) => return Err(ApiError::csrf().into_response()),
             }
         }
     };
-    match decide(rule, caller.as_ref().map(|c| &c.principal)) {
-        Decision::Allow => {
+    let principal = caller.as_ref().map(|c| c.principal.clone());
+    match gate(rule, caller.is_some()) {
+        Gate::Allow => {
             if let Some(caller) = caller {
                 req.extensions_mut().insert(caller);
             }
-            None
+            Ok(None)
         }
-        Decision::Unauthenticated => {
-            Some(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response())
+        Gate::Unauthenticated => {
+            Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response())
         }
-        Decision::Forbidden => Some(ApiError::from_status(StatusCode::FORBIDDEN).into_response()),
-        Decision::Undeclared => {
+        Gate::Undeclared => {
             tracing::error!(route = %path, "route declares no access rule; refusing");
-            Some(ApiError::from_status(StatusCode::FORBIDDEN).into_response())
+            Err(ApiError::from_status(StatusCode::FORBIDDEN).into_response())
+        }
+        g @ (Gate::Platform(_) | Gate::Workspace(_)) => {
+            let (Some(caller), Some(principal)) = (caller, principal) else {
+                return Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response());
+            };
+            req.extensions_mut().insert(caller);
+            Ok(Some((g, principal)))
         }
     }
+}
+
+/// Checks a platform or workspace permission against the store and leaves the grant in the
+/// request's extensions for the handler.
+async fn grant(
+    store: &Store,
+    gate: Gate,
+    principal: &Principal,
+    req: &mut Request,
+) -> Result<(), Response> {
+    match gate {
+        Gate::Platform(p) => {
+            let grant = store
+                .authorize_platform(principal, p)
+                .await
+                .map_err(refusal_response)?;
+            req.extensions_mut().insert(grant);
+        }
+        Gate::Workspace(p) => {
+            let workspace = path_workspace(req)?;
+            let grant = store
+                .authorize(principal, workspace, p)
+                .await
+                .map_err(refusal_response)?;
+            req.extensions_mut().insert(grant);
+        }
+        Gate::Allow | Gate::Unauthenticated | Gate::Undeclared => {
+            return Err(ApiError::from_status(StatusCode::FORBIDDEN).into_response());
+        }
+    }
+    Ok(())
+}
+
+/// The path segment named `{workspace_id}`, checked against an `X-Workspace-Id` header when
+/// one is sent. A malformed id answers 404, like a missing workspace.
+#[allow(clippy::result_large_err)]
+fn path_workspace(req: &Request) -> Result<WorkspaceId, Response> {
+    let not_found = || ApiError::from_status(StatusCode::NOT_FOUND).into_response();
+    let pattern = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str())
+        .unwrap_or_default();
+    let index = pattern
+        .split('/')
+        .position(|seg| seg == "{workspace_id}")
+        .ok_or_else(|| {
+            tracing::error!(route = %pattern, "workspace route without {{workspace_id}}");
+            ApiError::from_status(StatusCode::FORBIDDEN).into_response()
+        })?;
+    let workspace = req
+        .uri()
+        .path()
+        .split('/')
+        .nth(index)
+        .and_then(WorkspaceId::parse)
+        .ok_or_else(not_found)?;
+    if let Some(header) = req.headers().get(&X_WORKSPACE_ID) {
+        let named = header.to_str().ok().and_then(WorkspaceId::parse);
+        if named != Some(workspace) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "workspace-mismatch",
+                "The X-Workspace-Id header does not name the workspace in the path.",
+            )
+            .into_response());
+        }
+    }
+    Ok(workspace)
+}
+
+/// Header that, when sent, must name the workspace in the path.
+pub static X_WORKSPACE_ID: HeaderName = HeaderName::from_static("x-workspace-id");
+
+fn refusal_response(r: Refusal) -> Response {
+    super::authz::refused(r).into_response()
 }
 
 fn method_not_allowed(allowed: &[&str]) -> Response {

@@ -4,6 +4,7 @@
 //! security headers) → body limit (enforced by the body extractors) → router → access guard
 //! (per route) → handler.
 
+pub mod authz;
 pub mod json;
 pub mod middleware;
 pub mod problem;
@@ -49,6 +50,7 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
             access.clone(),
             state.identity.clone(),
             state.clock.clone(),
+            state.store.clone(),
         ))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::wrong_method)

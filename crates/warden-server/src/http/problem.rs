@@ -21,6 +21,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// A sentence safe to show anyone.
     pub detail: &'static str,
+    /// The input the problem is about, for validation failures.
+    pub field: Option<&'static str>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             status,
             code,
             detail,
+            field: None,
         }
     }
 
@@ -40,6 +43,7 @@ impl ApiError {
             status,
             code,
             detail,
+            field: None,
         }
     }
 
@@ -59,6 +63,16 @@ impl ApiError {
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// Input that fails validation: 422, naming the field and what is wrong.
+    pub fn invalid(problem: &warden_domain::tenancy::Invalid) -> Self {
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid-input",
+            detail: problem.reason,
+            field: Some(problem.field),
+        }
     }
 
     /// The dependency the request needs (e.g. the database) is not available.
@@ -135,6 +149,9 @@ pub struct Problem<'a> {
     pub code: &'a str,
     /// The request's id, for correlating with the server's logs.
     pub request_id: &'a str,
+    /// The input the problem is about, for validation failures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
 }
 
 impl<'a> Problem<'a> {
@@ -147,6 +164,7 @@ impl<'a> Problem<'a> {
             detail: err.detail,
             code: err.code,
             request_id,
+            field: err.field,
         }
     }
 }

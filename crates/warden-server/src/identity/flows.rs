@@ -220,7 +220,6 @@ pub async fn sign_in(
     let principal = Principal {
         user_id: user.id,
         session_id,
-        platform_admin: user.platform_admin,
     };
     let (access_token, expires_in) = sign_access_token(state, &principal, now).await?;
     Ok(Grant {
@@ -332,7 +331,6 @@ async fn fast_refresh(
     let principal = Principal {
         user_id: rotated.user_id,
         session_id: rotated.session_id,
-        platform_admin: rotated.platform_admin,
     };
     let (access_token, expires_in) = sign_access_token(state, &principal, now).await?;
     Ok(Some(Grant {
@@ -375,7 +373,6 @@ async fn try_refresh(
     let principal = Principal {
         user_id: row.user_id,
         session_id: row.session_id,
-        platform_admin: row.platform_admin,
     };
     let secret = match row.rotated_at {
         None => {

@@ -175,7 +175,6 @@ impl Identity {
             iat,
             exp: iat + ttl,
             nbf: None,
-            adm: principal.platform_admin,
         };
         Ok((self.keys().sign(&claims)?, ttl))
     }
@@ -254,7 +253,6 @@ impl Identity {
                         .sid
                         .parse()
                         .map_err(|_| AuthFailure::Unauthenticated)?,
-                    platform_admin: claims.adm,
                 };
                 self.remember(token, &principal, claims.exp, now);
                 principal

@@ -22,7 +22,7 @@ pub async fn create(
     actor: Actor,
     email: &str,
     password: String,
-    platform_admin: bool,
+    platform_role: &str,
 ) -> Result<UserView, ApiError> {
     insert(
         &state.store,
@@ -32,7 +32,7 @@ pub async fn create(
         actor,
         email,
         password,
-        platform_admin,
+        platform_role,
     )
     .await
 }
@@ -44,7 +44,7 @@ pub async fn create_offline(
     chain: &ChainKey,
     email: &str,
     password: String,
-    platform_admin: bool,
+    platform_role: &str,
 ) -> Result<UserView, String> {
     insert(
         store,
@@ -54,7 +54,7 @@ pub async fn create_offline(
         Actor::system(),
         email,
         password,
-        platform_admin,
+        platform_role,
     )
     .await
     .map_err(|e| e.detail.to_owned())
@@ -69,7 +69,7 @@ async fn insert(
     actor: Actor,
     email: &str,
     password: String,
-    platform_admin: bool,
+    platform_role: &str,
 ) -> Result<UserView, ApiError> {
     let email = validate_new_user(email, &password)?;
     let hash = tokio::task::spawn_blocking(move || warden_crypto::password::hash(&password))
@@ -91,13 +91,26 @@ async fn insert(
             "A user with this email already exists.",
         ));
     }
-    tx.create_user(id, &email, &hash, platform_admin, now_us(clock))
+    if tx
+        .role(platform_role)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown-role",
+            "No platform role has this name.",
+        ));
+    }
+    admit_user(&mut tx).await?;
+    tx.create_user(id, &email, &hash, platform_role, now_us(clock))
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let summary = warden_domain::audit::summarize(&UserCreated {
         email: email.clone(),
         password: "x",
-        platform_admin,
+        platform_role: platform_role.to_owned(),
     })
     .map_err(|e| ApiError::internal(&e))?;
     let event = meta.event(
@@ -116,8 +129,15 @@ async fn insert(
     Ok(UserView {
         id: id.to_string(),
         email,
-        platform_admin,
+        platform_role: platform_role.to_owned(),
     })
+}
+
+/// The licence's user limit applies here (licensing issue): every path that adds an active
+/// user (creation, reactivation) calls this inside its transaction, before the change, so a
+/// refusal leaves nothing behind. Without a licence limit every user is admitted.
+pub async fn admit_user(_tx: &mut warden_store::Tx) -> Result<(), ApiError> {
+    Ok(())
 }
 
 /// What a user creation's audit event keeps.
@@ -127,13 +147,13 @@ pub struct UserCreated {
     pub email: String,
     /// Masked.
     pub password: &'static str,
-    /// Administrator.
-    pub platform_admin: bool,
+    /// Platform role.
+    pub platform_role: String,
 }
 warden_domain::audited!(UserCreated {
     email: Value,
     password: Changed,
-    platform_admin: Value
+    platform_role: Value
 });
 
 /// A created user.
@@ -143,8 +163,8 @@ pub struct UserView {
     pub id: String,
     /// Email.
     pub email: String,
-    /// Administrator.
-    pub platform_admin: bool,
+    /// Platform role.
+    pub platform_role: String,
 }
 
 /// Normalises the email and checks the password against the policy.

@@ -108,25 +108,34 @@ async fn the_database_refuses_to_update_or_delete_audit_events() {
         "DELETE FROM audit_events WHERE seq = 2",
         "DELETE FROM audit_events",
     ] {
-        let err = try_exec(&db, sql).await.unwrap_err();
+        // The owner is stopped by the append-only triggers; the application role (on
+        // PostgreSQL) is stopped earlier still, by its missing privileges or the same triggers.
+        let err = try_exec(&db, &db.owner_url, sql).await.unwrap_err();
         assert!(err.contains("append-only"), "{sql}: {err}");
+        try_exec(&db, &db.url, sql).await.unwrap_err();
     }
     if db.backend == Backend::Postgres {
-        let err = try_exec(&db, "TRUNCATE audit_events").await.unwrap_err();
+        let err = try_exec(&db, &db.owner_url, "TRUNCATE audit_events")
+            .await
+            .unwrap_err();
         assert!(err.contains("append-only"), "{err}");
+        let err = try_exec(&db, &db.url, "TRUNCATE audit_events")
+            .await
+            .unwrap_err();
+        assert!(err.contains("permission denied"), "{err}");
     }
     assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_events").await, 2);
     assert_eq!(verify_unpurged(&store, &key).await, intact(2));
 }
 
-async fn try_exec(db: &TestDb, sql: &'static str) -> Result<(), String> {
+async fn try_exec(db: &TestDb, url: &str, sql: &'static str) -> Result<(), String> {
     let res = match db.backend {
         Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            let pool = sqlx::SqlitePool::connect(url).await.unwrap();
             sqlx::raw_sql(sql).execute(&pool).await.map(drop)
         }
         Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
             sqlx::raw_sql(sql).execute(&pool).await.map(drop)
         }
     };
@@ -632,7 +641,7 @@ async fn purging_past_retention_keeps_the_log_verifiable_from_a_signed_checkpoin
         tx.commit().await.unwrap();
     }
     // The database refuses to delete even old events until a checkpoint covers them.
-    let refused = try_exec(&db, "DELETE FROM audit_events WHERE seq = 1").await;
+    let refused = try_exec(&db, &db.url, "DELETE FROM audit_events WHERE seq = 1").await;
     assert!(refused.unwrap_err().contains("append-only"));
 
     // A checkpoint at event 4, as the monitor writes after verifying that far.
@@ -666,7 +675,7 @@ async fn purging_past_retention_keeps_the_log_verifiable_from_a_signed_checkpoin
         "DELETE FROM audit_events WHERE seq = 10",
     ] {
         assert!(
-            try_exec(&db, sql)
+            try_exec(&db, &db.url, sql)
                 .await
                 .unwrap_err()
                 .contains("append-only"),

@@ -455,7 +455,8 @@ fn a_fresh_install_prints_a_setup_link_and_user_create_makes_the_admin_headlessl
     );
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        printed.contains("created administrator ops@example.com"),
+        printed.contains("created user ops@example.com")
+            && printed.contains("with platform role admin"),
         "{printed}"
     );
     assert!(!printed.contains("violet"));

@@ -162,7 +162,6 @@ async fn the_setup_link_creates_the_first_admin_once() {
         .await
         .unwrap();
     assert_eq!(me["email"], ADMIN_EMAIL);
-    assert_eq!(me["platform_admin"], true);
     let created = audit_rows(&app, "user.created").await;
     assert_eq!(created.len(), 1);
     assert!(!created[0].summary.contains(ADMIN_PASSWORD));
@@ -385,7 +384,6 @@ async fn forged_tokens_are_refused_with_401() {
         ),
     ));
     let mut tampered = claims.clone();
-    tampered.adm = true;
     tampered.sub = uuid::Uuid::now_v7().to_string();
     forged.push((
         "bad signature",

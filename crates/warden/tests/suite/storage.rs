@@ -10,7 +10,7 @@ use warden_testkit::TestDb;
 #[tokio::test]
 async fn migrations_bring_a_fresh_database_to_the_latest_version_once() {
     let db = TestDb::new().await.unwrap();
-    let store = db.connect().await.unwrap();
+    let store = db.connect_owner().await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), 0);
     let first = store.migrate(&SystemClock).await.unwrap();
     assert_eq!((first.from, first.to), (0, latest_schema_version()));
@@ -27,7 +27,7 @@ async fn nodes_migrating_the_same_database_at_once_apply_each_migration_exactly_
     let db = TestDb::new().await.unwrap();
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let store = db.connect().await.unwrap();
+        let store = db.connect_owner().await.unwrap();
         tasks.push(tokio::spawn(
             async move { store.migrate(&SystemClock).await },
         ));
@@ -172,12 +172,12 @@ async fn stored_data_keys_are_wrapped_not_plain() {
 pub(crate) async fn raw_exec(db: &TestDb, sql: &'static str) {
     match db.backend {
         warden_store::Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            let pool = sqlx::SqlitePool::connect(&db.owner_url).await.unwrap();
             sqlx::raw_sql(sql).execute(&pool).await.unwrap();
             pool.close().await;
         }
         warden_store::Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            let pool = sqlx::PgPool::connect(&db.owner_url).await.unwrap();
             sqlx::raw_sql(sql).execute(&pool).await.unwrap();
             pool.close().await;
         }
@@ -187,11 +187,11 @@ pub(crate) async fn raw_exec(db: &TestDb, sql: &'static str) {
 pub(crate) async fn count(db: &TestDb, sql: &'static str) -> i64 {
     match db.backend {
         warden_store::Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            let pool = sqlx::SqlitePool::connect(&db.owner_url).await.unwrap();
             sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
         }
         warden_store::Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            let pool = sqlx::PgPool::connect(&db.owner_url).await.unwrap();
             sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap()
         }
     }

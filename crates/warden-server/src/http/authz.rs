@@ -1,0 +1,65 @@
+//! The grants the access guard leaves for handlers. A route declared `Workspace(p)` or
+//! `Platform(p)` reaches its handler only after the guard's check, and the handler receives
+//! the proof of that check here: the only way to open a workspace-scoped transaction.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use warden_store::tenancy::{PlatformGrant, Refusal, WorkspaceGrant, WorkspaceTx};
+
+use super::problem::ApiError;
+use crate::state::AppState;
+
+/// The guard's proof that the caller holds the route's permission in the path's workspace.
+#[derive(Debug)]
+pub struct WorkspaceAccess(pub WorkspaceGrant);
+
+impl<S: Send + Sync> FromRequestParts<S> for WorkspaceAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .remove::<WorkspaceGrant>()
+            .map(Self)
+            .ok_or_else(|| ApiError::internal(&"workspace handler on a route without a grant"))
+    }
+}
+
+impl WorkspaceAccess {
+    /// Opens the transaction the grant allows (checked again inside it).
+    pub async fn open(&self, state: &AppState) -> Result<WorkspaceTx, ApiError> {
+        state.store.scoped(&self.0).await.map_err(refused)
+    }
+}
+
+/// The guard's proof that the caller's platform role grants the route's permission.
+#[derive(Debug)]
+pub struct PlatformAccess(pub PlatformGrant);
+
+impl<S: Send + Sync> FromRequestParts<S> for PlatformAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .remove::<PlatformGrant>()
+            .map(Self)
+            .ok_or_else(|| ApiError::internal(&"platform handler on a route without a grant"))
+    }
+}
+
+/// The answer for a refused authorization: 404 where existence must not leak, 403, or 409
+/// for a change to an archived workspace.
+pub fn refused(r: Refusal) -> ApiError {
+    match r {
+        Refusal::NotFound => ApiError::from_status(StatusCode::NOT_FOUND),
+        Refusal::Forbidden => ApiError::from_status(StatusCode::FORBIDDEN),
+        Refusal::Archived => ApiError::new(
+            StatusCode::CONFLICT,
+            "workspace-archived",
+            "The workspace is archived; it can be read but not changed.",
+        ),
+        Refusal::Store(e) => ApiError::internal(&e),
+    }
+}

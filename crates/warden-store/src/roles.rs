@@ -1,0 +1,171 @@
+//! Platform roles and users' platform role assignments.
+
+use uuid::Uuid;
+
+use crate::db::on_tx;
+use crate::{StoreError, Tx};
+
+/// A platform role as stored. Built-in roles keep their grants in code.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RoleRow {
+    /// Name.
+    pub name: String,
+    /// Built in (admin, member, auditor).
+    pub builtin: bool,
+    /// A custom role's permission names, space-separated.
+    pub permissions: String,
+    /// What it is for.
+    pub description: String,
+    /// Created (µs).
+    pub created_at: i64,
+    /// Last changed (µs).
+    pub updated_at: i64,
+}
+
+impl RoleRow {
+    /// What the role grants.
+    pub fn grants(&self) -> warden_domain::access::PermissionSet {
+        crate::tenancy::platform_grants(true, &self.name, self.builtin, &self.permissions)
+    }
+}
+
+/// A user as the administration list shows them.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserListRow {
+    /// Id.
+    pub id: Uuid,
+    /// Email.
+    pub email: String,
+    /// Platform role.
+    pub platform_role: String,
+    /// Active.
+    pub active: bool,
+    /// Created (µs).
+    pub created_at: i64,
+}
+
+impl Tx {
+    /// Every platform role, by name.
+    pub async fn roles(&mut self) -> Result<Vec<RoleRow>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, RoleRow>(
+            "SELECT name, builtin, permissions, description, created_at, updated_at FROM roles \
+             ORDER BY builtin DESC, name"
+        )
+        .fetch_all(c)
+        .await)?)
+    }
+
+    /// One platform role.
+    pub async fn role(&mut self, name: &str) -> Result<Option<RoleRow>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, RoleRow>(
+            "SELECT name, builtin, permissions, description, created_at, updated_at FROM roles \
+             WHERE name = $1"
+        )
+        .bind(name)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    /// Creates a custom role. Fails with a unique violation if the name is taken.
+    pub async fn create_role(
+        &mut self,
+        name: &str,
+        permissions: &str,
+        description: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO roles (name, builtin, permissions, description, created_at, updated_at) \
+             VALUES ($1, FALSE, $2, $3, $4, $4)"
+        )
+        .bind(name)
+        .bind(permissions)
+        .bind(description)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Replaces a custom role's permissions and description. Returns whether it exists.
+    pub async fn update_role(
+        &mut self,
+        name: &str,
+        permissions: &str,
+        description: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE roles SET permissions = $2, description = $3, updated_at = $4 \
+             WHERE name = $1 AND builtin = FALSE"
+        )
+        .bind(name)
+        .bind(permissions)
+        .bind(description)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Deletes a custom role nobody holds. Returns whether it was deleted.
+    pub async fn delete_role(&mut self, name: &str) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "DELETE FROM roles WHERE name = $1 AND builtin = FALSE \
+             AND NOT EXISTS (SELECT 1 FROM users WHERE platform_role = $1)"
+        )
+        .bind(name)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// How many users hold a role.
+    pub async fn role_holders(&mut self, name: &str) -> Result<i64, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM users WHERE platform_role = $1"
+        )
+        .bind(name)
+        .fetch_one(c)
+        .await)?)
+    }
+
+    /// Sets a user's platform role (which must exist). Returns whether the user exists.
+    pub async fn set_platform_role(
+        &mut self,
+        user: Uuid,
+        role: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE users SET platform_role = $2, updated_at = $3 WHERE id = $1 \
+             AND EXISTS (SELECT 1 FROM roles WHERE name = $2)"
+        )
+        .bind(user)
+        .bind(role)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Users ordered by email, after `after` (an email), at most `limit`.
+    pub async fn list_users(
+        &mut self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<UserListRow>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, UserListRow>(
+            "SELECT id, email, platform_role, active, created_at FROM users \
+             WHERE ($1 IS NULL OR email > $1) ORDER BY email LIMIT $2"
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await)?)
+    }
+}
