@@ -115,7 +115,7 @@ async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn audit_rows(app: &TestApp, action: &str) -> Vec<warden_store::audit::Row> {
+pub(crate) async fn audit_rows(app: &TestApp, action: &str) -> Vec<warden_store::audit::Row> {
     warden_store::audit::newest(app.server.store(), 1000)
         .await
         .unwrap()
@@ -1206,7 +1206,7 @@ async fn an_admin_password_reset_ends_every_session_of_the_user_at_once() {
 
 /// Everything the database holds, as text: every row of every table (PostgreSQL), or the
 /// database file and its write-ahead log byte for byte (SQLite).
-async fn database_dump(app: &TestApp) -> String {
+pub(crate) async fn database_dump(app: &TestApp) -> String {
     match app.db.backend {
         warden_store::Backend::Sqlite => {
             let dir = app.db.dir.path();
@@ -1220,7 +1220,9 @@ async fn database_dump(app: &TestApp) -> String {
             String::from_utf8_lossy(&all).into_owned()
         }
         warden_store::Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+            // As the owner: the application role would see only what row-level security lets
+            // it, and a dump is what an attacker with the whole database has.
+            let pool = sqlx::PgPool::connect(&app.db.owner_url).await.unwrap();
             let tables: Vec<String> = sqlx::query_scalar(
                 "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
             )

@@ -10,4 +10,5 @@ mod http;
 mod identity;
 mod routes;
 mod storage;
+mod tenancy;
 mod tls;
