@@ -11,6 +11,8 @@
 //! ([`Store::platform_wide`]), which requires a platform grant and records an audit event in
 //! its own transaction.
 
+use std::sync::{Arc, Mutex};
+
 use uuid::Uuid;
 use warden_domain::access::{
     BuiltinRole, Decision, Permission, PermissionSet, WorkspaceRole, decide_platform,
@@ -76,6 +78,9 @@ pub struct WorkspaceGrant {
     permission: Permission,
     role: Option<WorkspaceRole>,
     platform: PermissionSet,
+    /// For a read permission: the scoped, read-only transaction the check ran in, handed to
+    /// the handler so a read costs one transaction. Taken once.
+    read_tx: Option<Arc<Mutex<Option<Tx>>>>,
 }
 
 impl WorkspaceGrant {
@@ -151,11 +156,11 @@ pub(crate) fn platform_grants(
 
 const LOOKUP_SQL: &str = "SELECT u.active, u.platform_role, \
      COALESCE(r.builtin, FALSE) AS builtin, COALESCE(r.permissions, '') AS permissions, \
-     (SELECT m.role FROM workspace_members m WHERE m.workspace_id = $2 AND m.user_id = u.id) \
-         AS membership, \
-     (SELECT w.archived_at FROM workspaces w WHERE w.id = $2) AS archived_at, \
-     EXISTS (SELECT 1 FROM workspaces w WHERE w.id = $2) AS ws_exists \
-     FROM users u LEFT JOIN roles r ON r.name = u.platform_role WHERE u.id = $1";
+     m.role AS membership, w.archived_at, w.id IS NOT NULL AS ws_exists \
+     FROM users u LEFT JOIN roles r ON r.name = u.platform_role \
+     LEFT JOIN workspaces w ON w.id = $2 \
+     LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.user_id = u.id \
+     WHERE u.id = $1";
 
 /// Sets the transaction's PostgreSQL scope settings (no-op on SQLite, which has no row-level
 /// security and relies on the explicit filters every query carries).
@@ -289,7 +294,9 @@ impl Store {
 
     /// Checks that `who` holds `permission` in `workspace`: by membership or platform role.
     /// A caller who may not know the workspace exists gets [`Refusal::NotFound`], exactly as
-    /// for a workspace that does not exist.
+    /// for a workspace that does not exist. The check runs in a read-only transaction scoped
+    /// to the workspace; for a read permission that transaction stays open in the grant and
+    /// serves the request.
     pub async fn authorize(
         &self,
         who: &Principal,
@@ -299,22 +306,47 @@ impl Store {
         let mut tx = self.begin_read().await?;
         set_scope(&mut tx, "warden.workspace_id", &workspace.to_string()).await?;
         let row = lookup(&mut tx, who.user_id, workspace).await?;
-        tx.commit().await?;
-        decide(row.as_ref(), permission)?;
-        let row = row.ok_or(Refusal::NotFound)?;
+        let decided = decide(row.as_ref(), permission).and(row.ok_or(Refusal::NotFound));
+        let row = match decided {
+            Ok(row) => row,
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Err(refusal);
+            }
+        };
+        let read_tx = if permission.is_read_only() {
+            Some(Arc::new(Mutex::new(Some(tx))))
+        } else {
+            tx.commit().await?;
+            None
+        };
         Ok(WorkspaceGrant {
             user_id: who.user_id,
             workspace,
             permission,
             role: row.membership(),
             platform: row.platform(),
+            read_tx,
         })
     }
 
-    /// Opens the transaction a grant allows: read-only for a read permission, read-write
-    /// otherwise, scoped to the grant's workspace. The grant is checked again inside the
-    /// transaction, so a membership removed since is honoured.
+    /// Opens the transaction a grant allows, scoped to its workspace: for a read, the one the
+    /// check ran in; for a change, a new read-write transaction in which the grant is checked
+    /// again, so a membership removed since (say, during a slow upload) is honoured.
     pub async fn scoped(&self, grant: &WorkspaceGrant) -> Result<WorkspaceTx, Refusal> {
+        let taken = grant
+            .read_tx
+            .as_ref()
+            .and_then(|slot| slot.lock().ok().and_then(|mut s| s.take()));
+        if let Some(tx) = taken {
+            return Ok(WorkspaceTx {
+                tx,
+                workspace: grant.workspace,
+                user_id: grant.user_id,
+                role: grant.role,
+                platform: grant.platform,
+            });
+        }
         let mut tx = if grant.permission.is_read_only() {
             self.begin_read().await?
         } else {
