@@ -129,7 +129,7 @@ impl Store {
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.pool {
             Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(p) => TxInner::Postgres(p.begin().await?),
+            Pool::Postgres(p) => TxInner::Postgres(begin_pg(p, "BEGIN").await?),
         };
         Ok(Tx { inner })
     }
@@ -141,8 +141,7 @@ impl Store {
         let inner = match &self.pool {
             Pool::Sqlite(p) => TxInner::Sqlite(p.begin().await?),
             Pool::Postgres(p) => TxInner::Postgres(
-                p.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .await?,
+                begin_pg(p, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
             ),
         };
         Ok(Tx { inner })
@@ -179,6 +178,22 @@ impl Store {
             Pool::Sqlite(_) => None,
         }
     }
+}
+
+/// Starts a PostgreSQL transaction in a task of its own. sqlx 0.9.0's Postgres `begin` is not
+/// cancel-safe (transact-rs/sqlx#4393): a future dropped while `BEGIN` is in flight (a client
+/// that disconnects, a timeout) returns its connection to the pool inside an open transaction,
+/// and the next borrower's statements silently run in it. In its own task the `BEGIN` always
+/// completes; a transaction that nobody receives is dropped there, which queues its `ROLLBACK`.
+async fn begin_pg(
+    pool: &PgPool,
+    statement: &'static str,
+) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.begin_with(statement).await })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("starting a transaction failed: {e}")))?
+        .map_err(StoreError::from)
 }
 
 async fn connect_sqlite(options: &ConnectOptions) -> Result<Store, StoreError> {

@@ -423,6 +423,18 @@ impl Store {
     ) -> Result<Vec<WorkspaceRow>, StoreError> {
         let mut tx = self.begin_read().await?;
         set_scope(&mut tx, "warden.user_id", &who.user_id.to_string()).await?;
+        if matches!(tx.inner, crate::db::TxInner::Postgres(_)) {
+            // Row-level security shows the caller's memberships; the workspaces they name
+            // are then opened by id.
+            let ids = on_tx!(tx, |c| sqlx::query_scalar::<_, Uuid>(
+                "SELECT workspace_id FROM workspace_members WHERE user_id = $1"
+            )
+            .bind(who.user_id)
+            .fetch_all(c)
+            .await)?;
+            let list: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+            set_scope(&mut tx, "warden.workspace_ids", &list.join(",")).await?;
+        }
         let rows = on_tx!(tx, |c| sqlx::query_as::<_, WorkspaceRow>(
             "SELECT w.id, w.name, w.repository, w.hooks, w.ticket_config, w.created_by, \
              w.created_at, w.updated_at, w.archived_at, m.role AS my_role \

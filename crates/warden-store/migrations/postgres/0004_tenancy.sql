@@ -65,11 +65,16 @@ CREATE TABLE workspace_prompts (
 
 -- Row-level security: the second wall between tenants. Each transaction names its scope with
 -- transaction-local settings (set_config(..., true)); with none set, a policy sees nothing.
---   warden.workspace_id  the one workspace an authorised transaction may touch
---   warden.user_id       a caller listing their own memberships ("my workspaces")
---   warden.platform      'on' only on the explicit, audited platform-wide read path
+--   warden.workspace_id   the one workspace an authorised transaction may touch
+--   warden.user_id        a caller listing their own memberships ("my workspaces")
+--   warden.workspace_ids  the workspaces those memberships name, for the same listing
+--   warden.platform       'on' only on the explicit, audited platform-wide read path
+-- Policies compare columns with these settings only (no subqueries over other tables), so
+-- they cost a few constant evaluations per statement.
 CREATE FUNCTION warden_scope_workspace() RETURNS UUID LANGUAGE sql STABLE AS
     $$ SELECT NULLIF(current_setting('warden.workspace_id', true), '')::uuid $$;
+CREATE FUNCTION warden_scope_workspaces() RETURNS UUID[] LANGUAGE sql STABLE AS
+    $$ SELECT string_to_array(NULLIF(current_setting('warden.workspace_ids', true), ''), ',')::uuid[] $$;
 CREATE FUNCTION warden_scope_user() RETURNS UUID LANGUAGE sql STABLE AS
     $$ SELECT NULLIF(current_setting('warden.user_id', true), '')::uuid $$;
 CREATE FUNCTION warden_scope_platform() RETURNS BOOLEAN LANGUAGE sql STABLE AS
@@ -79,9 +84,8 @@ ALTER TABLE workspaces ENABLE ROW LEVEL SECURITY;
 ALTER TABLE workspaces FORCE ROW LEVEL SECURITY;
 CREATE POLICY workspaces_scope ON workspaces
     USING (id = (SELECT warden_scope_workspace())
-        OR (SELECT warden_scope_platform())
-        OR id IN (SELECT m.workspace_id FROM workspace_members m
-                  WHERE m.user_id = (SELECT warden_scope_user())))
+        OR id = ANY ((SELECT warden_scope_workspaces())::uuid[])
+        OR (SELECT warden_scope_platform()))
     WITH CHECK (id = (SELECT warden_scope_workspace()));
 
 ALTER TABLE workspace_members ENABLE ROW LEVEL SECURITY;
