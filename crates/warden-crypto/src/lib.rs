@@ -4,6 +4,7 @@
 //! This crate owns key material and must never log, format or return it: every type holding
 //! a key has a redacting `Debug` and zeroizes on drop.
 
+pub mod host_key;
 pub mod jwt;
 pub mod keyring;
 pub mod password;

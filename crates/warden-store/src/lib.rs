@@ -8,6 +8,7 @@
 pub mod audit;
 mod db;
 mod error;
+pub mod hosts;
 pub mod identity;
 pub mod keyring;
 mod migrate;

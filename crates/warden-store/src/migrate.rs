@@ -48,6 +48,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_audit"),
     migration!(3, "0003_identity"),
     migration!(4, "0004_tenancy"),
+    migration!(5, "0005_hosts"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

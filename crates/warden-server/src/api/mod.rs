@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod hosts;
 pub mod me;
 pub mod openapi;
 pub mod roles;
@@ -26,6 +27,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(roles::routes())
         .merge(workspaces::routes())
         .merge(workspace_settings::routes())
+        .merge(hosts::routes())
         .merge(health::routes())
         .merge(openapi::routes())
 }

@@ -6,6 +6,7 @@
 
 mod audit;
 mod cli;
+mod hosts;
 mod http;
 mod identity;
 mod routes;

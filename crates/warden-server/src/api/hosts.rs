@@ -1,0 +1,448 @@
+//! Hosts: registration with a key shown once, approval, allow-lists, key rotation, deletion.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use warden_domain::access::{Access, Permission};
+use warden_domain::audit::Outcome;
+use warden_domain::hosts::{AllowList, HostKind, HostName, HostStatus};
+use warden_store::hosts::{HostRow, NewHost, StoredKey};
+
+use super::me::rfc3339;
+use crate::audit::request::RequestMeta;
+use crate::http::json::ApiJson;
+use crate::http::problem::ApiError;
+use crate::http::routes::Routes;
+use crate::identity::{Caller, now_us};
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Routes<AppState> {
+    use Access::Platform;
+    Routes::new()
+        .add(Platform(Permission::HOSTS_CREATE), routes!(register_host))
+        .add(Platform(Permission::HOSTS_READ), routes!(list_hosts))
+        .add(Platform(Permission::HOSTS_READ), routes!(get_host))
+        .add(Platform(Permission::HOSTS_APPROVE), routes!(approve_host))
+        .add(Platform(Permission::HOSTS_APPROVE), routes!(reject_host))
+        .add(Platform(Permission::HOSTS_UPDATE), routes!(rotate_host_key))
+        .add(Platform(Permission::HOSTS_UPDATE), routes!(set_allow_list))
+        .add(Platform(Permission::HOSTS_DELETE), routes!(delete_host))
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(&e)
+}
+
+fn not_found() -> ApiError {
+    ApiError::from_status(StatusCode::NOT_FOUND)
+}
+
+/// A host, without key material.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HostView {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// `session` or `deploy`.
+    pub kind: String,
+    /// `pending` (gets no work until approved), `approved` or `rejected`.
+    pub status: String,
+    /// Networks it may connect from; empty means anywhere.
+    pub allow_list: Vec<String>,
+    /// The current key's public id (the part after `whk_`).
+    pub key_id: String,
+    /// While a rotation's grace period lasts: the previous key's id and its end.
+    pub previous_key_id: Option<String>,
+    /// End of the previous key's grace period (RFC 3339).
+    pub previous_key_until: Option<String>,
+    /// As reported by the agent.
+    pub hostname: Option<String>,
+    /// As reported by the agent.
+    pub os: Option<String>,
+    /// As reported by the agent.
+    pub agent_version: Option<String>,
+    /// Address it last connected from.
+    pub last_ip: Option<String>,
+    /// Last seen (RFC 3339).
+    pub last_seen_at: Option<String>,
+    /// Registered (RFC 3339).
+    pub created_at: String,
+    /// Approved or rejected (RFC 3339).
+    pub decided_at: Option<String>,
+}
+
+fn view(h: HostRow) -> HostView {
+    HostView {
+        id: h.id.to_string(),
+        name: h.name,
+        kind: h.kind,
+        status: h.status,
+        allow_list: AllowList::from_stored(&h.allow_list).entries(),
+        key_id: h.key_id,
+        previous_key_id: h.previous_key_id,
+        previous_key_until: h.previous_key_until.map(rfc3339),
+        hostname: h.hostname,
+        os: h.os,
+        agent_version: h.agent_version,
+        last_ip: h.last_ip,
+        last_seen_at: h.last_seen_at.map(rfc3339),
+        created_at: rfc3339(h.created_at),
+        decided_at: h.decided_at.map(rfc3339),
+    }
+}
+
+/// A new host.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewHostInput {
+    /// Display name.
+    pub name: String,
+    /// `session` (runs agent sessions) or `deploy` (runs deployments).
+    pub kind: String,
+    /// IPv4/IPv6 addresses or CIDRs it may connect from; empty or absent means anywhere.
+    #[serde(default)]
+    pub allow_list: Vec<String>,
+}
+
+/// A host and its API key, shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct HostWithKey {
+    /// The host.
+    pub host: HostView,
+    /// `whk_<key id>_<secret>`: give it to the host's operator now; Warden keeps only a hash.
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for HostWithKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostWithKey")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn new_key() -> Result<warden_crypto::host_key::NewKey, ApiError> {
+    tokio::task::spawn_blocking(warden_crypto::host_key::generate)
+        .await
+        .map_err(internal)?
+        .map_err(internal)
+}
+
+fn parse_id(id: &str) -> Result<Uuid, ApiError> {
+    id.parse().map_err(|_| not_found())
+}
+
+/// Registers a host. It stays pending, and gets no work, until an administrator approves it.
+#[utoipa::path(post, path = "/api/v1/hosts", tag = "hosts",
+    request_body(content = NewHostInput, example = json!({"name": "build-01", "kind": "session", "allow_list": ["10.0.0.0/8"]})),
+    responses(
+        (status = 201, description = "Registered; the key is in the response, once", body = HostWithKey),
+        (status = 422, description = "Invalid name, kind or allow-list", content_type = "application/problem+json")))]
+pub(crate) async fn register_host(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    ApiJson(input): ApiJson<NewHostInput>,
+) -> Result<(StatusCode, Json<HostWithKey>), ApiError> {
+    let name = HostName::parse(&input.name).map_err(|e| ApiError::invalid(&e))?;
+    let kind = HostKind::parse(&input.kind).ok_or(ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "invalid-input",
+        detail: "must be session or deploy",
+        field: Some("kind"),
+    })?;
+    let allow = AllowList::parse(input.allow_list.iter().map(String::as_str))
+        .map_err(|e| ApiError::invalid(&e))?;
+    let key = new_key().await?;
+    let id = Uuid::now_v7();
+    let mut tx = state.store.begin().await.map_err(internal)?;
+    tx.insert_host(&NewHost {
+        id,
+        name: name.as_str(),
+        kind: kind.as_str(),
+        allow_list: &allow.to_stored(),
+        key: StoredKey {
+            key_id: &key.key_id,
+            salt: &key.salt,
+            hash: &key.hash,
+        },
+        created_by: caller.principal.user_id,
+        now: now_us(state.clock.as_ref()),
+    })
+    .await
+    .map_err(internal)?;
+    let event = meta.event(
+        state.clock.now(),
+        caller.actor(),
+        "host.registered",
+        "host",
+        Some(id.to_string()),
+        Outcome::Success,
+        json!({ "name": name.as_str(), "kind": kind.as_str(), "key_id": key.key_id,
+                "allow_list": allow.entries() }),
+    );
+    tx.record(&state.audit_key, &event)
+        .await
+        .map_err(internal)?;
+    let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
+    tx.commit().await.map_err(internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(HostWithKey {
+            host: view(row),
+            api_key: key.key.to_string(),
+        }),
+    ))
+}
+
+/// Every host, by name.
+#[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts",
+    responses((status = 200, description = "Hosts", body = Vec<HostView>)))]
+pub(crate) async fn list_hosts(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<HostView>>, ApiError> {
+    let mut tx = state.store.begin_read().await.map_err(internal)?;
+    let rows = tx.hosts().await.map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    Ok(Json(rows.into_iter().map(view).collect()))
+}
+
+/// One host.
+#[utoipa::path(get, path = "/api/v1/hosts/{host_id}", tag = "hosts",
+    params(("host_id" = String, Path, description = "Host id")),
+    responses((status = 200, description = "The host", body = HostView),
+        (status = 404, description = "No such host", content_type = "application/problem+json")))]
+pub(crate) async fn get_host(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<HostView>, ApiError> {
+    let id = parse_id(&id)?;
+    let mut tx = state.store.begin_read().await.map_err(internal)?;
+    let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
+    tx.commit().await.map_err(internal)?;
+    Ok(Json(view(row)))
+}
+
+async fn decide(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &Caller,
+    id: &str,
+    status: HostStatus,
+) -> Result<Json<HostView>, ApiError> {
+    let id = parse_id(id)?;
+    let mut tx = state.store.begin().await.map_err(internal)?;
+    let before = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
+    tx.decide_host(
+        id,
+        status.as_str(),
+        caller.principal.user_id,
+        now_us(state.clock.as_ref()),
+    )
+    .await
+    .map_err(internal)?;
+    let action = match status {
+        HostStatus::Approved => "host.approved",
+        HostStatus::Rejected => "host.rejected",
+        HostStatus::Pending => "host.pending",
+    };
+    let event = meta.event(
+        state.clock.now(),
+        caller.actor(),
+        action,
+        "host",
+        Some(id.to_string()),
+        Outcome::Success,
+        json!({ "status": { "old": before.status, "new": status.as_str() } }),
+    );
+    tx.record(&state.audit_key, &event)
+        .await
+        .map_err(internal)?;
+    let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
+    tx.commit().await.map_err(internal)?;
+    Ok(Json(view(row)))
+}
+
+/// Approves a host: it may receive work.
+#[utoipa::path(post, path = "/api/v1/hosts/{host_id}/approve", tag = "hosts",
+    params(("host_id" = String, Path, description = "Host id")),
+    responses((status = 200, description = "Approved", body = HostView),
+        (status = 404, description = "No such host", content_type = "application/problem+json")))]
+pub(crate) async fn approve_host(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<HostView>, ApiError> {
+    decide(&state, &meta, &caller, &id, HostStatus::Approved).await
+}
+
+/// Rejects (or revokes the approval of) a host: it gets no work.
+#[utoipa::path(post, path = "/api/v1/hosts/{host_id}/reject", tag = "hosts",
+    params(("host_id" = String, Path, description = "Host id")),
+    responses((status = 200, description = "Rejected", body = HostView),
+        (status = 404, description = "No such host", content_type = "application/problem+json")))]
+pub(crate) async fn reject_host(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<HostView>, ApiError> {
+    decide(&state, &meta, &caller, &id, HostStatus::Rejected).await
+}
+
+/// Key rotation options.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    /// How long the current key keeps working, 0–10080 minutes (default 60).
+    #[serde(default)]
+    pub grace_minutes: Option<i64>,
+}
+
+/// Issues a new key (shown once). The current key keeps working for the grace period, then is
+/// refused; a key older than that stops at once.
+#[utoipa::path(post, path = "/api/v1/hosts/{host_id}/rotate-key", tag = "hosts",
+    params(("host_id" = String, Path, description = "Host id")),
+    request_body(content = Rotation, example = json!({"grace_minutes": 60})),
+    responses((status = 200, description = "Rotated; the new key is in the response, once", body = HostWithKey),
+        (status = 404, description = "No such host", content_type = "application/problem+json"),
+        (status = 422, description = "Grace period out of range", content_type = "application/problem+json")))]
+pub(crate) async fn rotate_host_key(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<Rotation>,
+) -> Result<Json<HostWithKey>, ApiError> {
+    let id = parse_id(&id)?;
+    let grace = input.grace_minutes.unwrap_or(60);
+    if !(0..=10_080).contains(&grace) {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid-input",
+            detail: "must be between 0 and 10080 minutes",
+            field: Some("grace_minutes"),
+        });
+    }
+    let key = new_key().await?;
+    let now = now_us(state.clock.as_ref());
+    let mut tx = state.store.begin().await.map_err(internal)?;
+    let before = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
+    tx.rotate_host_key(
+        id,
+        StoredKey {
+            key_id: &key.key_id,
+            salt: &key.salt,
+            hash: &key.hash,
+        },
+        now + grace * 60_000_000,
+        now,
+    )
+    .await
+    .map_err(internal)?;
+    let event = meta.event(
+        state.clock.now(),
+        caller.actor(),
+        "host.key_rotated",
+        "host",
+        Some(id.to_string()),
+        Outcome::Success,
+        json!({ "key_id": { "old": before.key_id, "new": key.key_id }, "grace_minutes": grace }),
+    );
+    tx.record(&state.audit_key, &event)
+        .await
+        .map_err(internal)?;
+    let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
+    tx.commit().await.map_err(internal)?;
+    Ok(Json(HostWithKey {
+        host: view(row),
+        api_key: key.key.to_string(),
+    }))
+}
+
+/// A host's allow-list.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AllowListInput {
+    /// IPv4/IPv6 addresses or CIDRs; empty means anywhere.
+    pub allow_list: Vec<String>,
+}
+
+/// Replaces a host's allow-list.
+#[utoipa::path(put, path = "/api/v1/hosts/{host_id}/allow-list", tag = "hosts",
+    params(("host_id" = String, Path, description = "Host id")),
+    request_body(content = AllowListInput, example = json!({"allow_list": ["192.0.2.0/24", "2001:db8::/32"]})),
+    responses((status = 200, description = "Saved", body = HostView),
+        (status = 404, description = "No such host", content_type = "application/problem+json"),
+        (status = 422, description = "Invalid entry", content_type = "application/problem+json")))]
+pub(crate) async fn set_allow_list(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<AllowListInput>,
+) -> Result<Json<HostView>, ApiError> {
+    let id = parse_id(&id)?;
+    let allow = AllowList::parse(input.allow_list.iter().map(String::as_str))
+        .map_err(|e| ApiError::invalid(&e))?;
+    let mut tx = state.store.begin().await.map_err(internal)?;
+    let before = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
+    tx.set_host_allow_list(id, &allow.to_stored(), now_us(state.clock.as_ref()))
+        .await
+        .map_err(internal)?;
+    let event = meta.event(
+        state.clock.now(),
+        caller.actor(),
+        "host.allow_list_changed",
+        "host",
+        Some(id.to_string()),
+        Outcome::Success,
+        json!({ "allow_list": { "old": AllowList::from_stored(&before.allow_list).entries(),
+                                "new": allow.entries() } }),
+    );
+    tx.record(&state.audit_key, &event)
+        .await
+        .map_err(internal)?;
+    let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
+    tx.commit().await.map_err(internal)?;
+    Ok(Json(view(row)))
+}
+
+/// Deletes a host with every key it had: it can never come back with them; re-adding it means
+/// a new registration and a new approval.
+#[utoipa::path(delete, path = "/api/v1/hosts/{host_id}", tag = "hosts",
+    params(("host_id" = String, Path, description = "Host id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "No such host", content_type = "application/problem+json")))]
+pub(crate) async fn delete_host(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    let mut tx = state.store.begin().await.map_err(internal)?;
+    let before = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
+    tx.delete_host(id).await.map_err(internal)?;
+    let event = meta.event(
+        state.clock.now(),
+        caller.actor(),
+        "host.deleted",
+        "host",
+        Some(id.to_string()),
+        Outcome::Success,
+        json!({ "name": before.name, "key_id": before.key_id, "status": before.status }),
+    );
+    tx.record(&state.audit_key, &event)
+        .await
+        .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}

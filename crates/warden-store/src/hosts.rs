@@ -1,0 +1,201 @@
+//! Hosts and their keys.
+
+use uuid::Uuid;
+
+use crate::db::on_tx;
+use crate::{StoreError, Tx};
+
+/// A host as stored (without key material).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HostRow {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// `session` or `deploy`.
+    pub kind: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// Allowed networks, space-separated (empty: anywhere).
+    pub allow_list: String,
+    /// The current key's public id.
+    pub key_id: String,
+    /// The previous key's id, while its grace period lasts.
+    pub previous_key_id: Option<String>,
+    /// End of that grace period (µs).
+    pub previous_key_until: Option<i64>,
+    /// Hostname the agent reported.
+    pub hostname: Option<String>,
+    /// Operating system the agent reported.
+    pub os: Option<String>,
+    /// Agent version.
+    pub agent_version: Option<String>,
+    /// Address it last connected from.
+    pub last_ip: Option<String>,
+    /// Last seen (µs).
+    pub last_seen_at: Option<i64>,
+    /// Registered by.
+    pub created_by: Uuid,
+    /// Registered (µs).
+    pub created_at: i64,
+    /// Approved or rejected by.
+    pub decided_by: Option<Uuid>,
+    /// When (µs).
+    pub decided_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, name, kind, status, allow_list, key_id, previous_key_id, \
+     previous_key_until, hostname, os, agent_version, last_ip, last_seen_at, created_by, \
+     created_at, decided_by, decided_at";
+
+/// A key's stored parts.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredKey<'a> {
+    /// Public id.
+    pub key_id: &'a str,
+    /// PBKDF2 salt.
+    pub salt: &'a [u8],
+    /// PBKDF2 hash.
+    pub hash: &'a [u8],
+}
+
+/// A new host.
+#[derive(Debug, Clone, Copy)]
+pub struct NewHost<'a> {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: &'a str,
+    /// `session` or `deploy`.
+    pub kind: &'a str,
+    /// Allowed networks, space-separated.
+    pub allow_list: &'a str,
+    /// Its first key.
+    pub key: StoredKey<'a>,
+    /// Registered by.
+    pub created_by: Uuid,
+    /// Now (µs).
+    pub now: i64,
+}
+
+impl Tx {
+    /// Registers a host, pending approval.
+    pub async fn insert_host(&mut self, h: &NewHost<'_>) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO hosts (id, name, kind, status, allow_list, key_id, key_salt, key_hash, \
+             created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $9)"
+        )
+        .bind(h.id)
+        .bind(h.name)
+        .bind(h.kind)
+        .bind(h.allow_list)
+        .bind(h.key.key_id)
+        .bind(h.key.salt)
+        .bind(h.key.hash)
+        .bind(h.created_by)
+        .bind(h.now)
+        .execute(c)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Every host, by name.
+    pub async fn hosts(&mut self) -> Result<Vec<HostRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM hosts ORDER BY name, id");
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, HostRow>(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .fetch_all(c)
+        .await)?)
+    }
+
+    /// One host.
+    pub async fn host(&mut self, id: Uuid) -> Result<Option<HostRow>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM hosts WHERE id = $1");
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, HostRow>(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(id)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    /// Approves or rejects a host. Returns whether it exists.
+    pub async fn decide_host(
+        &mut self,
+        id: Uuid,
+        status: &str,
+        by: Uuid,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE hosts SET status = $2, decided_by = $3, decided_at = $4, updated_at = $4 \
+             WHERE id = $1"
+        )
+        .bind(id)
+        .bind(status)
+        .bind(by)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Replaces a host's key; the current one stays valid until `previous_until` (µs), any
+    /// older one ends now. Returns whether the host exists.
+    pub async fn rotate_host_key(
+        &mut self,
+        id: Uuid,
+        key: StoredKey<'_>,
+        previous_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE hosts SET previous_key_id = key_id, previous_key_salt = key_salt, \
+             previous_key_hash = key_hash, previous_key_until = $5, key_id = $2, \
+             key_salt = $3, key_hash = $4, updated_at = $6 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(key.key_id)
+        .bind(key.salt)
+        .bind(key.hash)
+        .bind(previous_until)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Replaces a host's allow-list. Returns whether it exists.
+    pub async fn set_host_allow_list(
+        &mut self,
+        id: Uuid,
+        allow_list: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE hosts SET allow_list = $2, updated_at = $3 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(allow_list)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Deletes a host and every key it had. Returns whether it existed.
+    pub async fn delete_host(&mut self, id: Uuid) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query("DELETE FROM hosts WHERE id = $1")
+            .bind(id)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+}
