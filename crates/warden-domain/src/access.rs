@@ -440,6 +440,8 @@ pub enum Access {
     /// A principal holding this permission in the workspace the path names (by membership or
     /// platform role). The route's path has a `{workspace_id}` segment.
     Workspace(Permission),
+    /// A host, authenticated by its API key (not a user).
+    Host,
 }
 
 /// The first step, before any database lookup: does the request need a principal at all, and
@@ -448,6 +450,7 @@ pub fn gate(rule: Option<Access>, signed_in: bool) -> Gate {
     match (rule, signed_in) {
         (None, _) => Gate::Undeclared,
         (Some(Access::Public), _) => Gate::Allow,
+        (Some(Access::Host), _) => Gate::Host,
         (Some(_), false) => Gate::Unauthenticated,
         (Some(Access::SignedIn), true) => Gate::Allow,
         (Some(Access::Platform(p)), true) => Gate::Platform(p),
@@ -466,6 +469,8 @@ pub enum Gate {
     Platform(Permission),
     /// Proceed if the caller holds this in the path's workspace ([`decide_workspace`]).
     Workspace(Permission),
+    /// Proceed if the request carries a valid host key (checked by the host gate).
+    Host,
     /// The route declared no rule: refuse, whoever asks.
     Undeclared,
 }
@@ -734,6 +739,9 @@ mod tests {
             Gate::Unauthenticated
         );
         assert_eq!(gate(Some(Access::Workspace(p)), true), Gate::Workspace(p));
+        // Host routes ignore user credentials: the host gate checks the host key.
+        assert_eq!(gate(Some(Access::Host), false), Gate::Host);
+        assert_eq!(gate(Some(Access::Host), true), Gate::Host);
     }
 
     #[test]

@@ -6,7 +6,63 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use std::time::Duration;
+
+use crate::identity::ThrottleRule;
 use crate::tenancy::Invalid;
+
+/// How failed host authentications from one source address are slowed down: hard, it is
+/// what a guessing attacker uses. The answer to a failure never says which part was wrong.
+pub const HOST_AUTH_THROTTLE_ADDRESS: ThrottleRule = ThrottleRule {
+    free: 10,
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(15 * 60),
+    window: Duration::from_secs(3600),
+};
+
+/// How failures for one key id, from any address, are slowed down: gently and briefly, since
+/// key ids are not secret and a stranger must not be able to keep a real host out.
+pub const HOST_AUTH_THROTTLE_KEY: ThrottleRule = ThrottleRule {
+    free: 20,
+    base: Duration::from_secs(1),
+    max: Duration::from_secs(30),
+    window: Duration::from_secs(3600),
+};
+
+/// Whether the `failures`-th failure in a window gets its own audit event: the 1st, 2nd, 4th,
+/// 8th… so a flood of failures costs the log a few lines, each with the running count.
+pub fn audit_failure(failures: u32) -> bool {
+    failures.is_power_of_two()
+}
+
+/// The client address: the socket peer, unless the peer is a trusted proxy; then the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy. With no trusted
+/// proxies configured the header is ignored, so it cannot be spoofed.
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(header) = forwarded_for else {
+        return peer;
+    };
+    let mut last = peer;
+    for hop in header.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                let ip = ip.to_canonical();
+                if !is_trusted(&ip) {
+                    return ip;
+                }
+                last = ip;
+            }
+            // A malformed hop: stop at the last address a trusted proxy vouched for.
+            Err(_) => return last,
+        }
+    }
+    last
+}
 
 /// What a host runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -140,6 +196,11 @@ impl AllowList {
         }
     }
 
+    /// The networks.
+    pub fn networks(&self) -> &[IpNet] {
+        &self.0
+    }
+
     /// Whether the list is empty (anywhere allowed).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -204,6 +265,36 @@ mod tests {
         let corrupt = AllowList::from_stored("10.0.0.0/8 nonsense");
         assert!(!corrupt.allows(ip("10.1.1.1")));
         assert!(!corrupt.allows(ip("127.0.0.1")));
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+        let xff = Some("198.51.100.7, 10.0.0.9");
+        // No trusted proxies: the header is ignored.
+        assert_eq!(client_ip(ip("127.0.0.1"), xff, &[]), ip("127.0.0.1"));
+        // A peer that is not a trusted proxy: ignored too.
+        assert_eq!(
+            client_ip(ip("203.0.113.5"), xff, &trusted),
+            ip("203.0.113.5")
+        );
+        // Behind a trusted proxy: the right-most untrusted hop.
+        assert_eq!(client_ip(ip("127.0.0.1"), xff, &trusted), ip("10.0.0.9"));
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), Some("198.51.100.7, 127.0.0.2"), &trusted),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), Some("junk"), &trusted),
+            ip("127.0.0.1")
+        );
+        assert_eq!(client_ip(ip("127.0.0.1"), None, &trusted), ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn failures_are_audited_sparsely() {
+        let audited: Vec<u32> = (1..=100).filter(|n| audit_failure(*n)).collect();
+        assert_eq!(audited, [1, 2, 4, 8, 16, 32, 64]);
     }
 
     #[test]

@@ -307,6 +307,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         audit_monitor,
         identity: Arc::new(identity),
         clock,
+        hosts: config.hosts.clone(),
         openapi_json: OnceLock::new(),
     });
     let identity_task = crate::identity::spawn_sync(state.clone());

@@ -73,6 +73,14 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "auth.multiple_active_sessions",
     ),
     ("WARDEN_AUTH_ISSUER", "auth.issuer"),
+    (
+        "WARDEN_HOSTS_TRUSTED_PROXIES",
+        "hosts.trusted_proxies (comma-separated)",
+    ),
+    (
+        "WARDEN_HOSTS_ALLOW_LIST",
+        "hosts.allow_list (comma-separated)",
+    ),
     ("WARDEN_LOG_FORMAT", "log.format"),
     ("WARDEN_LOG_LEVEL", "log.level"),
 ];
@@ -110,7 +118,25 @@ struct FileConfig {
     #[serde(default)]
     auth: FileAuth,
     #[serde(default)]
+    hosts: FileHosts,
+    #[serde(default)]
     log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHosts {
+    trusted_proxies: Option<Vec<String>>,
+    allow_list: Option<Vec<String>>,
+}
+
+/// Where hosts may connect from.
+#[derive(Debug, Clone, Default)]
+pub struct HostsConfig {
+    /// Proxies whose `X-Forwarded-For` is believed (none by default: the socket peer counts).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Networks every host must connect from, on top of its own list (empty: anywhere).
+    pub allow_list: warden_domain::hosts::AllowList,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -323,6 +349,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Sign-in and tokens.
     pub auth: AuthConfig,
+    /// Host connections.
+    pub hosts: HostsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -392,6 +420,15 @@ impl Config {
                 multiple_active_sessions: self.auth.multiple_active_sessions,
                 issuer: self.auth.issuer.clone(),
             },
+            hosts: RedactedHosts {
+                trusted_proxies: self
+                    .hosts
+                    .trusted_proxies
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                allow_list: self.hosts.allow_list.entries(),
+            },
             log: RedactedLog {
                 format: self.log.format,
                 level: self.log.level.clone(),
@@ -412,7 +449,14 @@ struct RedactedView {
     tls: Option<RedactedTls>,
     audit: RedactedAudit,
     auth: RedactedAuth,
+    hosts: RedactedHosts,
     log: RedactedLog,
+}
+
+#[derive(Serialize)]
+struct RedactedHosts {
+    trusted_proxies: Vec<String>,
+    allow_list: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -679,6 +723,7 @@ fn build(
     }
 
     let auth = build_auth(raw.auth, env)?;
+    let hosts = build_hosts(raw.hosts, env)?;
 
     let format = match env
         .get("WARDEN_LOG_FORMAT")
@@ -728,7 +773,36 @@ fn build(
             retention: Duration::from_secs(retention_days * 86_400),
         },
         auth,
+        hosts,
         log: LogConfig { format, level },
+    })
+}
+
+fn build_hosts(raw: FileHosts, env: &BTreeMap<String, String>) -> Result<HostsConfig, ConfigError> {
+    let list = |var: &str, file: Option<Vec<String>>| -> Vec<String> {
+        match env.get(var) {
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => file.unwrap_or_default(),
+        }
+    };
+    let proxies = list("WARDEN_HOSTS_TRUSTED_PROXIES", raw.trusted_proxies);
+    let allow = list("WARDEN_HOSTS_ALLOW_LIST", raw.allow_list);
+    let trusted = warden_domain::hosts::AllowList::parse(proxies.iter().map(String::as_str))
+        .map_err(|_| {
+            ConfigError::new("hosts.trusted_proxies: each entry is an IPv4 or IPv6 address or CIDR")
+        })?;
+    let allow_list = warden_domain::hosts::AllowList::parse(allow.iter().map(String::as_str))
+        .map_err(|_| {
+            ConfigError::new("hosts.allow_list: each entry is an IPv4 or IPv6 address or CIDR")
+        })?;
+    Ok(HostsConfig {
+        trusted_proxies: trusted.networks().to_vec(),
+        allow_list,
     })
 }
 

@@ -8,6 +8,7 @@ pub mod api;
 pub mod audit;
 pub mod boot;
 pub mod config;
+pub mod hosts;
 pub mod http;
 pub mod identity;
 pub mod logging;

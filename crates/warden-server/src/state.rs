@@ -31,6 +31,8 @@ pub struct Shared {
     pub identity: Arc<crate::identity::Identity>,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
+    /// Where hosts may connect from.
+    pub hosts: crate::config::HostsConfig,
     /// The OpenAPI document as JSON, filled once the routes are assembled.
     pub openapi_json: OnceLock<String>,
 }

@@ -199,3 +199,82 @@ impl Tx {
         Ok(n == 1)
     }
 }
+
+/// What authenticating a host needs, found by the presented key id (current key, or the
+/// previous one while its grace period lasts).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HostKeyRow {
+    /// The host.
+    pub id: Uuid,
+    /// `session` or `deploy`.
+    pub kind: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// Allowed networks, space-separated.
+    pub allow_list: String,
+    /// The matching key's salt.
+    pub salt: Vec<u8>,
+    /// The matching key's hash.
+    pub hash: Vec<u8>,
+}
+
+impl crate::Store {
+    /// The host whose current key, or previous key still within its grace period at `now`
+    /// (µs), has this id. One indexed lookup, however many hosts there are.
+    pub async fn host_by_key_id(
+        &self,
+        key_id: &str,
+        now: i64,
+    ) -> Result<Option<HostKeyRow>, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let row = on_tx!(tx, |c| sqlx::query_as::<_, HostKeyRow>(
+            "SELECT id, kind, status, allow_list, key_salt AS salt, key_hash AS hash \
+             FROM hosts WHERE key_id = $1 \
+             UNION ALL \
+             SELECT id, kind, status, allow_list, previous_key_salt AS salt, \
+             previous_key_hash AS hash FROM hosts \
+             WHERE previous_key_id = $1 AND previous_key_until > $2"
+        )
+        .bind(key_id)
+        .bind(now)
+        .fetch_optional(c)
+        .await)?;
+        tx.commit().await?;
+        Ok(row)
+    }
+}
+
+/// What an agent reports when it connects.
+#[derive(Debug, Clone, Copy)]
+pub struct Hello<'a> {
+    /// Hostname.
+    pub hostname: &'a str,
+    /// Operating system.
+    pub os: &'a str,
+    /// Agent version.
+    pub agent_version: &'a str,
+    /// The address it connected from.
+    pub ip: &'a str,
+    /// Now (µs).
+    pub now: i64,
+}
+
+impl Tx {
+    /// Records what a connecting agent reported and when it was last seen.
+    pub async fn record_hello(&mut self, id: Uuid, h: &Hello<'_>) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE hosts SET hostname = $2, os = $3, agent_version = $4, last_ip = $5, \
+             last_seen_at = $6 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(h.hostname)
+        .bind(h.os)
+        .bind(h.agent_version)
+        .bind(h.ip)
+        .bind(h.now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+}

@@ -63,6 +63,7 @@ async fn main() -> anyhow::Result<()> {
         checkpoint_signer: signer,
         audit_monitor: warden_server::audit::AuditMonitor::new(),
         clock: Arc::new(SystemClock),
+        hosts: warden_server::config::HostsConfig::default(),
         openapi_json: OnceLock::new(),
     });
     let http = HttpConfig {
@@ -88,6 +89,12 @@ async fn main() -> anyhow::Result<()> {
             app_state.identity.clone(),
             app_state.clock.clone(),
             app_state.store.clone(),
+            Arc::new(warden_server::hosts::HostGate::new(
+                app_state.store.clone(),
+                app_state.audit_key.clone(),
+                app_state.clock.clone(),
+                app_state.hosts.clone(),
+            )),
         ))
         .with_state(app_state.clone());
     let limited = tower::ServiceBuilder::new()

@@ -15,6 +15,7 @@ use warden_store::hosts::{HostRow, NewHost, StoredKey};
 
 use super::me::rfc3339;
 use crate::audit::request::RequestMeta;
+use crate::http::authz::HostAccess;
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
@@ -32,6 +33,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Platform(Permission::HOSTS_UPDATE), routes!(rotate_host_key))
         .add(Platform(Permission::HOSTS_UPDATE), routes!(set_allow_list))
         .add(Platform(Permission::HOSTS_DELETE), routes!(delete_host))
+        .add(Access::Host, routes!(agent_hello))
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -445,4 +447,98 @@ pub(crate) async fn delete_host(
         .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What an agent reports when it connects.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HelloInput {
+    /// The machine's hostname.
+    pub hostname: String,
+    /// Operating system and version.
+    pub os: String,
+    /// `warden-agent` version.
+    pub agent_version: String,
+}
+
+/// Where the host stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HelloAnswer {
+    /// The host's id.
+    pub host_id: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// Whether it may receive work (approved only).
+    pub may_work: bool,
+}
+
+fn reported(field: &'static str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control)
+    {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "invalid-input",
+            detail: "must be 1 to 200 characters without control characters",
+            field: Some(field),
+        });
+    }
+    Ok(())
+}
+
+/// An agent announces itself with its host key (`Authorization: Bearer whk_…`): Warden
+/// records what it reports and answers whether it may work. A pending or rejected host gets
+/// no work. Every failure is the same 401; repeated failures get 429 with `Retry-After`.
+#[utoipa::path(post, path = "/api/v1/agent/hello", tag = "agent",
+    request_body(content = HelloInput, example = json!({"hostname": "build-01.internal", "os": "Debian 12", "agent_version": "0.1.0"})),
+    responses((status = 200, description = "Known host", body = HelloAnswer),
+        (status = 401, description = "Invalid host credentials", content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts", content_type = "application/problem+json")))]
+pub(crate) async fn agent_hello(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    HostAccess(host): HostAccess,
+    ApiJson(input): ApiJson<HelloInput>,
+) -> Result<Json<HelloAnswer>, ApiError> {
+    reported("hostname", &input.hostname)?;
+    reported("os", &input.os)?;
+    reported("agent_version", &input.agent_version)?;
+    let ip = host.ip.to_string();
+    let mut tx = state.store.begin().await.map_err(internal)?;
+    if !tx
+        .record_hello(
+            host.host_id,
+            &warden_store::hosts::Hello {
+                hostname: input.hostname.trim(),
+                os: input.os.trim(),
+                agent_version: input.agent_version.trim(),
+                ip: &ip,
+                now: now_us(state.clock.as_ref()),
+            },
+        )
+        .await
+        .map_err(internal)?
+    {
+        // Deleted between the key check and now.
+        return Err(ApiError::from_status(StatusCode::UNAUTHORIZED));
+    }
+    let mut event = meta.event(
+        state.clock.now(),
+        host.actor(),
+        "host.connected",
+        "host",
+        Some(host.host_id.to_string()),
+        Outcome::Success,
+        json!({ "key_id": host.key_id, "status": host.status.as_str(),
+                "hostname": input.hostname.trim(), "agent_version": input.agent_version.trim() }),
+    );
+    event.client_ip = Some(host.ip);
+    tx.record(&state.audit_key, &event)
+        .await
+        .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    Ok(Json(HelloAnswer {
+        host_id: host.host_id.to_string(),
+        status: host.status.as_str().to_owned(),
+        may_work: host.status.may_work(),
+    }))
 }

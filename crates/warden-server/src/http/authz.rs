@@ -49,6 +49,22 @@ impl<S: Send + Sync> FromRequestParts<S> for PlatformAccess {
     }
 }
 
+/// The host the guard authenticated by its key, on a route declared `Access::Host`.
+#[derive(Debug)]
+pub struct HostAccess(pub crate::hosts::HostCaller);
+
+impl<S: Send + Sync> FromRequestParts<S> for HostAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .remove::<crate::hosts::HostCaller>()
+            .map(Self)
+            .ok_or_else(|| ApiError::internal(&"host handler on a route without a host"))
+    }
+}
+
 /// The answer for a refused authorization: 404 where existence must not leak, 403, or 409
 /// for a change to an archived workspace.
 pub fn refused(r: Refusal) -> ApiError {

@@ -30,6 +30,7 @@ use warden_domain::tenancy::WorkspaceId;
 use warden_store::Store;
 use warden_store::tenancy::Refusal;
 
+use crate::hosts::{HostGate, HostRefusal};
 use crate::identity::{AuthFailure, Identity};
 use warden_domain::request_id::RequestId;
 
@@ -249,6 +250,7 @@ pub struct AccessGuardLayer {
     identity: Arc<Identity>,
     clock: Arc<dyn Clock>,
     store: Store,
+    hosts: Arc<HostGate>,
 }
 
 impl std::fmt::Debug for AccessGuardLayer {
@@ -265,12 +267,14 @@ impl AccessGuardLayer {
         identity: Arc<Identity>,
         clock: Arc<dyn Clock>,
         store: Store,
+        hosts: Arc<HostGate>,
     ) -> Self {
         Self {
             table,
             identity,
             clock,
             store,
+            hosts,
         }
     }
 }
@@ -285,6 +289,7 @@ impl<S> Layer<S> for AccessGuardLayer {
             identity: self.identity.clone(),
             clock: self.clock.clone(),
             store: self.store.clone(),
+            hosts: self.hosts.clone(),
         }
     }
 }
@@ -297,6 +302,7 @@ pub struct AccessGuard<S> {
     identity: Arc<Identity>,
     clock: Arc<dyn Clock>,
     store: Store,
+    hosts: Arc<HostGate>,
 }
 
 impl<S> std::fmt::Debug for AccessGuard<S> {
@@ -329,8 +335,16 @@ where
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let store = self.store.clone();
+                let hosts = self.hosts.clone();
                 Either::Right(Either::Right(Box::pin(async move {
-                    match grant(&store, gate, &principal, &mut req).await {
+                    let granted = match (gate, principal) {
+                        (Gate::Host, _) => host_grant(&hosts, &mut req).await,
+                        (gate, Some(principal)) => grant(&store, gate, &principal, &mut req).await,
+                        (_, None) => {
+                            Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response())
+                        }
+                    };
+                    match granted {
                         Ok(()) => inner.call(req).await,
                         Err(refused) => Ok(refused),
                     }
@@ -350,7 +364,7 @@ fn first_gate(
     identity: &Identity,
     clock: &dyn Clock,
     req: &mut Request,
-) -> Result<Option<(Gate, Principal)>, Response> {
+) -> Result<Option<(Gate, Option<Principal>)>, Response> {
     let Some(matched) = req.extensions().get::<MatchedPath>() else {
         tracing::error!("routed request without a matched path; refusing");
         return Err(ApiError::from_status(StatusCode::FORBIDDEN).into_response());
@@ -364,9 +378,11 @@ fn first_gate(
             return Err(method_not_allowed(&allowed));
         }
     }
-    // Public routes never look at credentials; every other route authenticates first.
+    // Public routes never look at credentials, host routes check a host key (not here);
+    // every other route authenticates a user first.
     let caller = match rule {
         None | Some(Access::Public) => None,
+        Some(Access::Host) => return Ok(Some((Gate::Host, None))),
         Some(_) => {
             let now = clock.now().unix_timestamp();
             match identity.authenticate(req.method(), req.headers(), now) {
@@ -393,12 +409,13 @@ fn first_gate(
             tracing::error!(route = %path, "route declares no access rule; refusing");
             Err(ApiError::from_status(StatusCode::FORBIDDEN).into_response())
         }
+        Gate::Host => Ok(Some((Gate::Host, None))),
         g @ (Gate::Platform(_) | Gate::Workspace(_)) => {
             let (Some(caller), Some(principal)) = (caller, principal) else {
                 return Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response());
             };
             req.extensions_mut().insert(caller);
-            Ok(Some((g, principal)))
+            Ok(Some((g, Some(principal))))
         }
     }
 }
@@ -427,11 +444,43 @@ async fn grant(
                 .map_err(refusal_response)?;
             req.extensions_mut().insert(grant);
         }
-        Gate::Allow | Gate::Unauthenticated | Gate::Undeclared => {
+        Gate::Allow | Gate::Unauthenticated | Gate::Undeclared | Gate::Host => {
             return Err(ApiError::from_status(StatusCode::FORBIDDEN).into_response());
         }
     }
     Ok(())
+}
+
+/// Authenticates a host key and leaves the [`HostCaller`](crate::hosts::HostCaller) for the
+/// handler. Every failure is one 401; a throttled address or key gets 429 with `Retry-After`.
+async fn host_grant(hosts: &HostGate, req: &mut Request) -> Result<(), Response> {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    match hosts.authenticate(req.headers(), peer).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            Ok(())
+        }
+        Err(HostRefusal::Invalid) => {
+            Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response())
+        }
+        Err(HostRefusal::Throttled(wait)) => {
+            let mut res = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-attempts",
+                "Too many failed attempts; wait before trying again.",
+            )
+            .into_response();
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Err(res)
+        }
+        Err(HostRefusal::Store(e)) => Err(ApiError::internal(&e).into_response()),
+    }
 }
 
 /// The path segment named `{workspace_id}`, checked against an `X-Workspace-Id` header when

@@ -51,6 +51,12 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
             state.identity.clone(),
             state.clock.clone(),
             state.store.clone(),
+            Arc::new(crate::hosts::HostGate::new(
+                state.store.clone(),
+                state.audit_key.clone(),
+                state.clock.clone(),
+                state.hosts.clone(),
+            )),
         ))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::wrong_method)

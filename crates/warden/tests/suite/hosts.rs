@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use warden_crypto::host_key;
-use warden_testkit::TestApp;
+use warden_testkit::{AppOptions, TestApp};
 
 use crate::identity::{admin_token, audit_rows, database_dump, sign_in};
 
@@ -299,4 +299,283 @@ async fn only_host_administrators_manage_hosts_and_bad_input_names_its_field() {
         .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
+}
+
+async fn register(app: &TestApp, admin: &str, allow: &[&str]) -> (String, String) {
+    let (status, created) = call(
+        app,
+        admin,
+        Method::POST,
+        "/api/v1/hosts",
+        Some(json!({"name": "build-01", "kind": "session", "allow_list": allow})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    (
+        created["host"]["id"].as_str().unwrap().to_owned(),
+        created["api_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+const HELLO: &str = "/api/v1/agent/hello";
+
+fn hello_body() -> Value {
+    json!({"hostname": "build-01.internal", "os": "Debian 12", "agent_version": "0.1.0"})
+}
+
+async fn hello_from(
+    app: &TestApp,
+    client: &reqwest::Client,
+    key: &str,
+    xff: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = client
+        .post(app.url(HELLO))
+        .bearer_auth(key)
+        .json(&hello_body());
+    if let Some(x) = xff {
+        req = req.header("x-forwarded-for", x);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn hello(app: &TestApp, key: &str) -> (StatusCode, Value) {
+    hello_from(app, &app.client, key, None).await
+}
+
+fn without_request_id(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("request_id");
+    }
+    v
+}
+
+#[tokio::test]
+async fn a_host_key_admits_only_its_host_from_allowed_addresses_and_pending_hosts_get_no_work() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (id, key) = register(&app, &admin, &["127.0.0.1/32"]).await;
+
+    let (status, answer) = hello(&app, &key).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"host_id": id, "status": "pending", "may_work": false})
+    );
+    let (_, host) = call(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("/api/v1/hosts/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(host["hostname"], "build-01.internal");
+    assert_eq!(host["os"], "Debian 12");
+    assert_eq!(host["agent_version"], "0.1.0");
+    assert_eq!(host["last_ip"], "127.0.0.1");
+    call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{id}/approve"),
+        None,
+    )
+    .await;
+    let (_, answer) = hello(&app, &key).await;
+    assert_eq!(answer["may_work"], true);
+    call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{id}/reject"),
+        None,
+    )
+    .await;
+    let (_, answer) = hello(&app, &key).await;
+    assert_eq!(
+        (answer["status"].as_str(), answer["may_work"].as_bool()),
+        (Some("rejected"), Some(false))
+    );
+    assert_eq!(audit_rows(&app, "host.connected").await.len(), 3);
+
+    // Every failure gets one and the same answer.
+    let other = host_key::generate().unwrap();
+    let wrong_secret = format!("{}{}", &key[..4 + 32 + 1], &other.key[4 + 32 + 1..]);
+    let user_token = admin.clone();
+    let (_, expected) = hello(&app, &wrong_secret).await;
+    let expected = without_request_id(expected);
+    assert_eq!(expected["status"], 401);
+    for bad in [
+        wrong_secret.as_str(),
+        other.key.as_str(),
+        "whk_nonsense",
+        "",
+        user_token.as_str(),
+    ] {
+        let (status, body) = hello(&app, bad).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad}");
+        assert_eq!(without_request_id(body), expected);
+    }
+    // The right key from an address outside the host's allow-list.
+    let (status, body) =
+        hello_from(&app, &crate::identity::client_from("127.0.0.2"), &key, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(without_request_id(body), expected);
+    // Failures are audited with what was wrong, never the secret.
+    let failed = audit_rows(&app, "host.auth_failed").await;
+    assert!(!failed.is_empty());
+    let all: String = failed.iter().map(|r| r.summary.clone()).collect();
+    assert!(
+        all.contains("wrong secret") && all.contains("address not allowed"),
+        "{all}"
+    );
+    assert!(!all.contains(&key[4 + 32 + 1..]));
+    // A deleted host's key is refused.
+    call(
+        &app,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/hosts/{id}"),
+        None,
+    )
+    .await;
+    let (status, _) =
+        hello_from(&app, &crate::identity::client_from("127.0.0.3"), &key, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_behind_a_configured_trusted_proxy() {
+    // No trusted proxy: a spoofed X-Forwarded-For changes nothing.
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (_, key) = register(&app, &admin, &["10.0.0.0/8"]).await;
+    let (status, _) = hello_from(&app, &app.client, &key, Some("10.1.1.1")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Behind a trusted proxy on loopback, the forwarded address is the client's.
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![(
+            "WARDEN_HOSTS_TRUSTED_PROXIES".to_owned(),
+            "127.0.0.0/8".to_owned(),
+        )],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let (id, key) = register(&app, &admin, &["10.0.0.0/8"]).await;
+    let (status, _) = hello_from(&app, &app.client, &key, Some("10.1.1.1")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, host) = call(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("/api/v1/hosts/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(host["last_ip"], "10.1.1.1");
+    let (status, _) = hello_from(&app, &app.client, &key, Some("192.0.2.1")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // The global allow-list applies on top of each host's.
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![(
+            "WARDEN_HOSTS_ALLOW_LIST".to_owned(),
+            "192.0.2.0/24".to_owned(),
+        )],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let (_, key) = register(&app, &admin, &[]).await;
+    let (status, _) = hello(&app, &key).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_rotated_key_works_for_its_grace_period_then_is_refused() {
+    use std::sync::Arc;
+    use warden_domain::clock::{Clock, ManualClock, SystemClock};
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = TestApp::spawn_with(AppOptions {
+        clock: clock.clone(),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let (id, old) = register(&app, &admin, &[]).await;
+    let (_, rotated) = call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{id}/rotate-key"),
+        Some(json!({"grace_minutes": 30})),
+    )
+    .await;
+    let new = rotated["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(hello(&app, &old).await.0, StatusCode::OK);
+    assert_eq!(hello(&app, &new).await.0, StatusCode::OK);
+    clock.advance(time::Duration::minutes(29));
+    assert_eq!(hello(&app, &old).await.0, StatusCode::OK);
+    clock.advance(time::Duration::minutes(2));
+    assert_eq!(hello(&app, &old).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(hello(&app, &new).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn repeated_failures_are_throttled_with_retry_after_and_audited_sparsely() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (_, key) = register(&app, &admin, &[]).await;
+    let wrong = format!(
+        "{}{}",
+        &key[..4 + 32 + 1],
+        &host_key::generate().unwrap().key[4 + 32 + 1..]
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..14 {
+        statuses.push(hello(&app, &wrong).await.0);
+    }
+    assert!(
+        statuses[..10]
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[13], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    // While closed, even the right key from this address waits.
+    let res = app
+        .client
+        .post(app.url(HELLO))
+        .bearer_auth(&key)
+        .json(&hello_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    // Another address is not held back by this one.
+    let (status, _) =
+        hello_from(&app, &crate::identity::client_from("127.0.0.9"), &key, None).await;
+    assert_eq!(status, StatusCode::OK);
+    // 11 counted failures (the throttled ones cost nothing), audited as the 1st, 2nd, 4th, 8th.
+    let failed = audit_rows(&app, "host.auth_failed").await;
+    assert_eq!(
+        failed.len(),
+        4,
+        "{:?}",
+        failed.iter().map(|r| &r.summary).collect::<Vec<_>>()
+    );
 }

@@ -43,7 +43,7 @@ pub(crate) async fn setup_admin(app: &TestApp) {
     );
 }
 
-fn client_from(ip: &str) -> reqwest::Client {
+pub(crate) fn client_from(ip: &str) -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .local_address(ip.parse::<IpAddr>().unwrap())

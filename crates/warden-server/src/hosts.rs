@@ -1,0 +1,225 @@
+//! The host gate: how a request carrying a host key (`Authorization: Bearer whk_…`) is
+//! authenticated. The access guard runs it for every route declared `Access::Host`.
+//!
+//! Order: client address (socket peer, or `X-Forwarded-For` behind a trusted proxy only),
+//! throttle (per address and per key id; closed → 429 before any work), key shape, one indexed
+//! lookup by key id, PBKDF2 off the async workers, then the host's and the global allow-list.
+//! Every failure answers the same 401, whatever was wrong; failures are counted, and audited
+//! sparsely (the 1st, 2nd, 4th, 8th… in a window) so a flood cannot flood the log.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::http::header;
+use serde_json::json;
+use uuid::Uuid;
+use warden_domain::audit::{Actor, ActorKind, NewEvent, Outcome};
+use warden_domain::clock::Clock;
+use warden_domain::hosts::{
+    AllowList, HOST_AUTH_THROTTLE_ADDRESS, HOST_AUTH_THROTTLE_KEY, HostKind, HostStatus,
+    audit_failure, client_ip,
+};
+use warden_store::audit::ChainKey;
+use warden_store::{Store, StoreError};
+
+use crate::config::HostsConfig;
+
+/// An authenticated host, left in the request's extensions for the handler.
+#[derive(Debug, Clone)]
+pub struct HostCaller {
+    /// The host.
+    pub host_id: Uuid,
+    /// What it runs.
+    pub kind: HostKind,
+    /// Its approval status: only approved hosts get work.
+    pub status: HostStatus,
+    /// The key id it used.
+    pub key_id: String,
+    /// The address it connected from.
+    pub ip: IpAddr,
+}
+
+impl HostCaller {
+    /// The audit actor for this host.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            kind: ActorKind::Host,
+            id: Some(self.host_id.to_string()),
+        }
+    }
+}
+
+/// Why a host was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HostRefusal {
+    /// Missing, malformed, unknown, wrong, expired or out-of-network key: 401, one answer.
+    #[error("invalid host credentials")]
+    Invalid,
+    /// Too many failures from this address or for this key id: 429 after this long.
+    #[error("too many failed attempts")]
+    Throttled(Duration),
+    /// The check itself failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Authenticates hosts. See the module documentation.
+pub struct HostGate {
+    store: Store,
+    audit_key: Arc<ChainKey>,
+    clock: Arc<dyn Clock>,
+    config: HostsConfig,
+}
+
+impl std::fmt::Debug for HostGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostGate")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl HostGate {
+    /// A gate over `store`, auditing with `audit_key`.
+    pub fn new(
+        store: Store,
+        audit_key: Arc<ChainKey>,
+        clock: Arc<dyn Clock>,
+        config: HostsConfig,
+    ) -> Self {
+        Self {
+            store,
+            audit_key,
+            clock,
+            config,
+        }
+    }
+
+    /// Authenticates the request's host key. `peer` is the socket peer.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+    ) -> Result<HostCaller, HostRefusal> {
+        let Some(peer) = peer else {
+            return Err(HostRefusal::Invalid);
+        };
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let ip = client_ip(peer, forwarded, &self.config.trusted_proxies);
+        let presented_text = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default()
+            .to_owned();
+        let presented = warden_crypto::host_key::parse(&presented_text);
+        let key_id = presented.as_ref().map(|p| p.key_id.to_owned());
+        let mut scopes = vec![format!("host-ip:{ip}")];
+        if let Some(id) = &key_id {
+            scopes.push(format!("host-key:{id}"));
+        }
+        let now_us = crate::identity::now_us(self.clock.as_ref());
+
+        let mut tx = self.store.begin_read().await?;
+        let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let blocked_until = tx.throttle_blocked_until(&scope_refs).await?;
+        tx.commit().await?;
+        if blocked_until > now_us {
+            let wait = u64::try_from(blocked_until - now_us).unwrap_or(1);
+            return Err(HostRefusal::Throttled(Duration::from_micros(wait)));
+        }
+
+        let row = match &key_id {
+            Some(id) => self.store.host_by_key_id(id, now_us).await?,
+            None => None,
+        };
+        let verdict: Result<HostCaller, &str> = match row {
+            None if presented.is_some() => Err("unknown key"),
+            None => Err("malformed key"),
+            Some(row) => {
+                let (salt, hash) = (row.salt.clone(), row.hash.clone());
+                let text = presented_text.clone();
+                let ok = tokio::task::spawn_blocking(move || {
+                    warden_crypto::host_key::parse(&text)
+                        .is_some_and(|p| warden_crypto::host_key::verify(&p, &salt, &hash))
+                })
+                .await
+                .unwrap_or(false);
+                let allowed = AllowList::from_stored(&row.allow_list).allows(ip)
+                    && self.config.allow_list.allows(ip);
+                match (ok, allowed) {
+                    (false, _) => Err("wrong secret"),
+                    (true, false) => Err("address not allowed"),
+                    (true, true) => Ok(HostCaller {
+                        host_id: row.id,
+                        kind: HostKind::parse(&row.kind).unwrap_or(HostKind::Session),
+                        // An unreadable status grants nothing.
+                        status: HostStatus::parse(&row.status).unwrap_or(HostStatus::Rejected),
+                        key_id: key_id.clone().unwrap_or_default(),
+                        ip,
+                    }),
+                }
+            }
+        };
+        let reason = match verdict {
+            Ok(caller) => return Ok(caller),
+            Err(reason) => reason,
+        };
+        self.fail(&scopes, key_id.as_deref(), ip, reason, now_us)
+            .await?;
+        Err(HostRefusal::Invalid)
+    }
+
+    async fn fail(
+        &self,
+        scopes: &[String],
+        key_id: Option<&str>,
+        ip: IpAddr,
+        reason: &str,
+        now_us: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.store.begin().await?;
+        let mut counts = Vec::new();
+        for (scope, rule) in scopes
+            .iter()
+            .zip([HOST_AUTH_THROTTLE_ADDRESS, HOST_AUTH_THROTTLE_KEY])
+        {
+            let n = tx
+                .throttle_fail(scope, now_us, micros(rule.window), |n| {
+                    micros(rule.delay_after(n))
+                })
+                .await?;
+            counts.push(n);
+        }
+        let from_ip = counts.first().copied().unwrap_or(1);
+        if counts.iter().any(|n| audit_failure(*n)) {
+            let event = NewEvent {
+                at: self.clock.now(),
+                actor: Actor {
+                    kind: ActorKind::Host,
+                    id: None,
+                },
+                workspace_id: None,
+                action: warden_domain::audit::Action::from_static("host.auth_failed"),
+                resource_type: "host".to_owned(),
+                resource_id: None,
+                outcome: Outcome::Failed,
+                client_ip: Some(ip),
+                user_agent: None,
+                request_id: crate::logging::current_request_id().map(|id| id.to_string()),
+                duration_ms: 0,
+                summary: json!({ "reason": reason, "key_id": key_id,
+                                 "failures_from_address": from_ip,
+                                 "failures_for_key": counts.get(1) }),
+            };
+            tx.record(&self.audit_key, &event).await?;
+        }
+        tx.commit().await
+    }
+}
