@@ -5,6 +5,7 @@
 //! a key has a redacting `Debug` and zeroizes on drop.
 
 pub mod host_key;
+pub mod host_ticket;
 pub mod jwt;
 pub mod keyring;
 pub mod password;

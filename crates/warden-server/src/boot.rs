@@ -299,6 +299,15 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
             retention: config.audit.retention,
         },
     );
+    let host_tickets = Arc::new(warden_crypto::host_ticket::TicketKey::new(
+        &warden_store::keyring::random_server_secret(
+            &store,
+            &keyring,
+            clock.as_ref(),
+            "host_ticket_key",
+        )
+        .await?,
+    ));
     let state = AppState::new(Shared {
         store: store.clone(),
         keyring,
@@ -308,6 +317,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         identity: Arc::new(identity),
         clock,
         hosts: config.hosts.clone(),
+        host_tickets,
         openapi_json: OnceLock::new(),
     });
     let identity_task = crate::identity::spawn_sync(state.clone());

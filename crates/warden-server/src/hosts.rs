@@ -15,6 +15,7 @@ use axum::http::HeaderMap;
 use axum::http::header;
 use serde_json::json;
 use uuid::Uuid;
+use warden_crypto::host_ticket::{self, TicketKey};
 use warden_domain::audit::{Actor, ActorKind, NewEvent, Outcome};
 use warden_domain::clock::Clock;
 use warden_domain::hosts::{
@@ -25,6 +26,9 @@ use warden_store::audit::ChainKey;
 use warden_store::{Store, StoreError};
 
 use crate::config::HostsConfig;
+
+/// How long a host session ticket is valid; the agent gets a fresh one at every hello.
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// An authenticated host, left in the request's extensions for the handler.
 #[derive(Debug, Clone)]
@@ -71,6 +75,7 @@ pub struct HostGate {
     audit_key: Arc<ChainKey>,
     clock: Arc<dyn Clock>,
     config: HostsConfig,
+    tickets: Arc<TicketKey>,
 }
 
 impl std::fmt::Debug for HostGate {
@@ -79,6 +84,12 @@ impl std::fmt::Debug for HostGate {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// A session ticket for an authenticated host, valid for [`TICKET_LIFETIME`].
+pub fn ticket_for(tickets: &TicketKey, clock: &dyn Clock, caller: &HostCaller) -> Option<String> {
+    let expires = crate::identity::now_us(clock) + micros(TICKET_LIFETIME);
+    host_ticket::issue(tickets, *caller.host_id.as_bytes(), &caller.key_id, expires)
 }
 
 fn micros(d: Duration) -> i64 {
@@ -92,13 +103,45 @@ impl HostGate {
         audit_key: Arc<ChainKey>,
         clock: Arc<dyn Clock>,
         config: HostsConfig,
+        tickets: Arc<TicketKey>,
     ) -> Self {
         Self {
             store,
             audit_key,
             clock,
             config,
+            tickets,
         }
+    }
+
+    /// The ticket path: HMAC and expiry, then the host must still exist, still hold the key
+    /// the ticket names, and connect from an allowed address. No PBKDF2.
+    async fn by_ticket(
+        &self,
+        text: &str,
+        ip: IpAddr,
+        now_us: i64,
+    ) -> Result<HostCaller, &'static str> {
+        let ticket =
+            host_ticket::verify(&self.tickets, text, now_us).ok_or("invalid or expired ticket")?;
+        let row = self
+            .store
+            .host_for_ticket(Uuid::from_bytes(ticket.host_id), &ticket.key_id, now_us)
+            .await
+            .map_err(|_| "ticket lookup failed")?
+            .ok_or("ticket for a deleted host or a retired key")?;
+        let allowed =
+            AllowList::from_stored(&row.allow_list).allows(ip) && self.config.allow_list.allows(ip);
+        if !allowed {
+            return Err("address not allowed");
+        }
+        Ok(HostCaller {
+            host_id: row.id,
+            kind: HostKind::parse(&row.kind).unwrap_or(HostKind::Session),
+            status: HostStatus::parse(&row.status).unwrap_or(HostStatus::Rejected),
+            key_id: ticket.key_id,
+            ip,
+        })
     }
 
     /// Authenticates the request's host key. `peer` is the socket peer.
@@ -135,6 +178,14 @@ impl HostGate {
             return Err(HostRefusal::Throttled(Duration::from_micros(wait)));
         }
 
+        if presented_text.starts_with(host_ticket::PREFIX) {
+            let reason = match self.by_ticket(&presented_text, ip, now_us).await {
+                Ok(caller) => return Ok(caller),
+                Err(reason) => reason,
+            };
+            self.fail(&scopes, None, ip, reason, now_us).await?;
+            return Err(HostRefusal::Invalid);
+        }
         let row = match &key_id {
             Some(id) => self.store.host_by_key_id(id, now_us).await?,
             None => None,

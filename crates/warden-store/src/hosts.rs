@@ -278,3 +278,40 @@ impl Tx {
         Ok(n == 1)
     }
 }
+
+/// A host as a ticket check needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TicketHostRow {
+    /// The host.
+    pub id: Uuid,
+    /// `session` or `deploy`.
+    pub kind: String,
+    /// `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// Allowed networks, space-separated.
+    pub allow_list: String,
+}
+
+impl crate::Store {
+    /// The host a ticket names, if it still exists and the ticket's key id is still its current
+    /// key, or its previous one within the grace period at `now` (µs). No key material.
+    pub async fn host_for_ticket(
+        &self,
+        id: Uuid,
+        key_id: &str,
+        now: i64,
+    ) -> Result<Option<TicketHostRow>, StoreError> {
+        let mut tx = self.begin_read().await?;
+        let row = on_tx!(tx, |c| sqlx::query_as::<_, TicketHostRow>(
+            "SELECT id, kind, status, allow_list FROM hosts WHERE id = $1 \
+             AND (key_id = $2 OR (previous_key_id = $2 AND previous_key_until > $3))"
+        )
+        .bind(id)
+        .bind(key_id)
+        .bind(now)
+        .fetch_optional(c)
+        .await)?;
+        tx.commit().await?;
+        Ok(row)
+    }
+}

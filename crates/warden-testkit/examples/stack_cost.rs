@@ -55,6 +55,15 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?,
     );
+    let host_tickets = Arc::new(warden_crypto::host_ticket::TicketKey::new(
+        &warden_store::keyring::random_server_secret(
+            &store,
+            &ring,
+            &SystemClock,
+            "host_ticket_key",
+        )
+        .await?,
+    ));
     let app_state = AppState::new(Shared {
         store,
         identity,
@@ -64,6 +73,7 @@ async fn main() -> anyhow::Result<()> {
         audit_monitor: warden_server::audit::AuditMonitor::new(),
         clock: Arc::new(SystemClock),
         hosts: warden_server::config::HostsConfig::default(),
+        host_tickets,
         openapi_json: OnceLock::new(),
     });
     let http = HttpConfig {
@@ -94,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
                 app_state.audit_key.clone(),
                 app_state.clock.clone(),
                 app_state.hosts.clone(),
+                app_state.host_tickets.clone(),
             )),
         ))
         .with_state(app_state.clone());

@@ -470,6 +470,9 @@ pub struct HelloAnswer {
     pub status: String,
     /// Whether it may receive work (approved only).
     pub may_work: bool,
+    /// A session ticket (`wht_…`, 15 minutes): present it instead of the key to reconnect
+    /// without a full key check.
+    pub ticket: String,
 }
 
 fn reported(field: &'static str, value: &str) -> Result<(), ApiError> {
@@ -536,9 +539,12 @@ pub(crate) async fn agent_hello(
         .await
         .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
+    let ticket = crate::hosts::ticket_for(&state.host_tickets, state.clock.as_ref(), &host)
+        .ok_or_else(|| internal("cannot issue a host ticket"))?;
     Ok(Json(HelloAnswer {
         host_id: host.host_id.to_string(),
         status: host.status.as_str().to_owned(),
         may_work: host.status.may_work(),
+        ticket,
     }))
 }

@@ -56,6 +56,7 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
                 state.audit_key.clone(),
                 state.clock.clone(),
                 state.hosts.clone(),
+                state.host_tickets.clone(),
             )),
         ))
         .fallback(middleware::not_found)

@@ -360,10 +360,9 @@ async fn a_host_key_admits_only_its_host_from_allowed_addresses_and_pending_host
 
     let (status, answer) = hello(&app, &key).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
-    assert_eq!(
-        answer,
-        json!({"host_id": id, "status": "pending", "may_work": false})
-    );
+    assert_eq!(answer["host_id"], id.as_str());
+    assert_eq!(answer["status"], "pending");
+    assert_eq!(answer["may_work"], false);
     let (_, host) = call(
         &app,
         &admin,
@@ -578,4 +577,97 @@ async fn repeated_failures_are_throttled_with_retry_after_and_audited_sparsely()
         "{:?}",
         failed.iter().map(|r| &r.summary).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn a_ticket_reconnects_without_the_key_until_the_key_is_retired_or_the_host_deleted() {
+    use std::sync::Arc;
+    use warden_domain::clock::{Clock, ManualClock, SystemClock};
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = TestApp::spawn_with(AppOptions {
+        clock: clock.clone(),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let (id, key) = register(&app, &admin, &["127.0.0.1/32"]).await;
+    let (_, answer) = hello(&app, &key).await;
+    let ticket = answer["ticket"].as_str().unwrap().to_owned();
+    assert!(ticket.starts_with("wht_"));
+    // The ticket stands in for the key, and is renewed at each hello.
+    let (status, again) = hello(&app, &ticket).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["host_id"], id.as_str());
+    // Still subject to the allow-list and to approval.
+    let (status, _) = hello_from(
+        &app,
+        &crate::identity::client_from("127.0.0.2"),
+        &ticket,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{id}/reject"),
+        None,
+    )
+    .await;
+    let (_, rejected) = hello(&app, &ticket).await;
+    assert_eq!(rejected["may_work"], false);
+    // Tampered: refused.
+    let mut forged = ticket.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(hello(&app, &forged).await.0, StatusCode::UNAUTHORIZED);
+    // Expired after 15 minutes.
+    let fresh = again["ticket"].as_str().unwrap().to_owned();
+    clock.advance(time::Duration::minutes(16));
+    assert_eq!(hello(&app, &fresh).await.0, StatusCode::UNAUTHORIZED);
+    // (The administrator's access token has expired too.)
+    let admin = sign_in(
+        &app,
+        crate::identity::ADMIN_EMAIL,
+        crate::identity::ADMIN_PASSWORD,
+    )
+    .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A rotation past its grace retires the key the ticket proved.
+    let (_, answer) = hello(&app, &key).await;
+    let ticket = answer["ticket"].as_str().unwrap().to_owned();
+    call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{id}/rotate-key"),
+        Some(json!({"grace_minutes": 0})),
+    )
+    .await;
+    assert_eq!(hello(&app, &ticket).await.0, StatusCode::UNAUTHORIZED);
+    // A deleted host's ticket is refused.
+    let (_, rotated) = call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{id}/rotate-key"),
+        Some(json!({"grace_minutes": 0})),
+    )
+    .await;
+    let (_, answer) = hello(&app, rotated["api_key"].as_str().unwrap()).await;
+    let ticket = answer["ticket"].as_str().unwrap().to_owned();
+    assert_eq!(hello(&app, &ticket).await.0, StatusCode::OK);
+    call(
+        &app,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/hosts/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(hello(&app, &ticket).await.0, StatusCode::UNAUTHORIZED);
 }
