@@ -318,6 +318,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         clock,
         hosts: config.hosts.clone(),
         host_tickets,
+        connections: Arc::default(),
         openapi_json: OnceLock::new(),
     });
     let identity_task = crate::identity::spawn_sync(state.clone());

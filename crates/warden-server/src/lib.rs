@@ -4,6 +4,7 @@
 //! [`http::problem::ApiError`] on failure. Every route declares its access rule where it is
 //! registered ([`http::routes::Routes::add`]).
 
+pub mod agent;
 pub mod api;
 pub mod audit;
 pub mod boot;

@@ -33,6 +33,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     /// Where hosts may connect from.
     pub hosts: crate::config::HostsConfig,
+    /// This node's live agent connections.
+    pub connections: Arc<crate::agent::Connections>,
     /// Signs host session tickets (a server secret every node shares).
     pub host_tickets: Arc<warden_crypto::host_ticket::TicketKey>,
     /// The OpenAPI document as JSON, filled once the routes are assembled.

@@ -32,6 +32,8 @@ pub struct HostRow {
     pub agent_version: Option<String>,
     /// Address it last connected from.
     pub last_ip: Option<String>,
+    /// The server node holding its live connection, if any.
+    pub connected_node: Option<String>,
     /// Last seen (µs).
     pub last_seen_at: Option<i64>,
     /// Registered by.
@@ -45,7 +47,7 @@ pub struct HostRow {
 }
 
 const COLUMNS: &str = "id, name, kind, status, allow_list, key_id, previous_key_id, \
-     previous_key_until, hostname, os, agent_version, last_ip, last_seen_at, created_by, \
+     previous_key_until, hostname, os, agent_version, last_ip, connected_node, last_seen_at, created_by, \
      created_at, decided_by, decided_at";
 
 /// A key's stored parts.
@@ -313,5 +315,50 @@ impl crate::Store {
         .await)?;
         tx.commit().await?;
         Ok(row)
+    }
+}
+
+impl crate::Store {
+    /// Marks a host connected to `node` and seen now. Returns its status, or `None` when the
+    /// host no longer exists.
+    pub async fn host_connected(
+        &self,
+        id: Uuid,
+        node: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut tx = self.begin().await?;
+        let status = on_tx!(tx, |c| sqlx::query_scalar::<_, String>(
+            "UPDATE hosts SET connected_node = $2, last_seen_at = $3 WHERE id = $1 \
+             RETURNING status"
+        )
+        .bind(id)
+        .bind(node)
+        .bind(now)
+        .fetch_optional(c)
+        .await)?;
+        tx.commit().await?;
+        Ok(status)
+    }
+
+    /// Marks a host disconnected from `node` (unless another node has taken it over).
+    pub async fn host_disconnected(
+        &self,
+        id: Uuid,
+        node: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE hosts SET connected_node = NULL, last_seen_at = $3 \
+             WHERE id = $1 AND connected_node = $2"
+        )
+        .bind(id)
+        .bind(node)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(drop))?;
+        tx.commit().await
     }
 }

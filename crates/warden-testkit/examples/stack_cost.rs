@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         hosts: warden_server::config::HostsConfig::default(),
         host_tickets,
+        connections: Arc::default(),
         openapi_json: OnceLock::new(),
     });
     let http = HttpConfig {

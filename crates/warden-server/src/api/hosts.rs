@@ -34,6 +34,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Platform(Permission::HOSTS_UPDATE), routes!(set_allow_list))
         .add(Platform(Permission::HOSTS_DELETE), routes!(delete_host))
         .add(Access::Host, routes!(agent_hello))
+        .add(Access::Host, routes!(agent_connect))
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -71,6 +72,8 @@ pub struct HostView {
     pub agent_version: Option<String>,
     /// Address it last connected from.
     pub last_ip: Option<String>,
+    /// Whether it has a live connection (to any node, seen within three heartbeats).
+    pub online: bool,
     /// Last seen (RFC 3339).
     pub last_seen_at: Option<String>,
     /// Registered (RFC 3339).
@@ -79,8 +82,11 @@ pub struct HostView {
     pub decided_at: Option<String>,
 }
 
-fn view(h: HostRow) -> HostView {
+fn view(h: HostRow, now: i64) -> HostView {
+    let fresh = i64::try_from((crate::agent::HEARTBEAT * 3).as_micros()).unwrap_or(i64::MAX);
+    let online = h.connected_node.is_some() && h.last_seen_at.is_some_and(|t| now - t < fresh);
     HostView {
+        online,
         id: h.id.to_string(),
         name: h.name,
         kind: h.kind,
@@ -197,7 +203,7 @@ pub(crate) async fn register_host(
     Ok((
         StatusCode::CREATED,
         Json(HostWithKey {
-            host: view(row),
+            host: view(row, now_us(state.clock.as_ref())),
             api_key: key.key.to_string(),
         }),
     ))
@@ -212,7 +218,8 @@ pub(crate) async fn list_hosts(
     let mut tx = state.store.begin_read().await.map_err(internal)?;
     let rows = tx.hosts().await.map_err(internal)?;
     tx.commit().await.map_err(internal)?;
-    Ok(Json(rows.into_iter().map(view).collect()))
+    let now = now_us(state.clock.as_ref());
+    Ok(Json(rows.into_iter().map(|r| view(r, now)).collect()))
 }
 
 /// One host.
@@ -228,7 +235,7 @@ pub(crate) async fn get_host(
     let mut tx = state.store.begin_read().await.map_err(internal)?;
     let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
     tx.commit().await.map_err(internal)?;
-    Ok(Json(view(row)))
+    Ok(Json(view(row, now_us(state.clock.as_ref()))))
 }
 
 async fn decide(
@@ -268,7 +275,12 @@ async fn decide(
         .map_err(internal)?;
     let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
     tx.commit().await.map_err(internal)?;
-    Ok(Json(view(row)))
+    if status == HostStatus::Rejected {
+        state
+            .connections
+            .kick(id, "revoked", "an administrator rejected this host");
+    }
+    Ok(Json(view(row, now_us(state.clock.as_ref()))))
 }
 
 /// Approves a host: it may receive work.
@@ -364,7 +376,7 @@ pub(crate) async fn rotate_host_key(
     let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
     tx.commit().await.map_err(internal)?;
     Ok(Json(HostWithKey {
-        host: view(row),
+        host: view(row, now_us(state.clock.as_ref())),
         api_key: key.key.to_string(),
     }))
 }
@@ -414,7 +426,7 @@ pub(crate) async fn set_allow_list(
         .map_err(internal)?;
     let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
     tx.commit().await.map_err(internal)?;
-    Ok(Json(view(row)))
+    Ok(Json(view(row, now_us(state.clock.as_ref()))))
 }
 
 /// Deletes a host with every key it had: it can never come back with them; re-adding it means
@@ -446,6 +458,9 @@ pub(crate) async fn delete_host(
         .await
         .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
+    state
+        .connections
+        .kick(id, "revoked", "an administrator deleted this host");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -547,4 +562,22 @@ pub(crate) async fn agent_hello(
         may_work: host.status.may_work(),
         ticket,
     }))
+}
+
+/// The agent's connection: a WebSocket on which it says hello (protocol version, hostname,
+/// OS, agent version), gets a welcome with its status and a ticket, then heartbeats. Frames
+/// over 64 KiB, unknown messages and unsupported versions end the connection with a reason.
+#[utoipa::path(get, path = "/api/v1/agent/connect", tag = "agent",
+    responses((status = 101, description = "Switching to the agent protocol"),
+        (status = 401, description = "Invalid host credentials", content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed attempts", content_type = "application/problem+json")))]
+pub(crate) async fn agent_connect(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    HostAccess(host): HostAccess,
+    ws: axum::extract::WebSocketUpgrade,
+) -> axum::response::Response {
+    ws.max_message_size(warden_protocol::MAX_MESSAGE_BYTES)
+        .max_frame_size(warden_protocol::MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| crate::agent::session(state, meta, host, socket))
 }

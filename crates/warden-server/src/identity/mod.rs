@@ -400,7 +400,7 @@ pub fn spawn_sync(state: crate::state::AppState) -> tokio::task::JoinHandle<()> 
                     continue;
                 }
             };
-            if (applied != before || now - last_beat > NODE_STALE_US / 3)
+            if (applied != before || now.saturating_sub(last_beat) > NODE_STALE_US / 3)
                 && store
                     .node_heartbeat(identity.node_id, applied, now)
                     .await

@@ -19,6 +19,7 @@ CREATE TABLE hosts (
     os                 TEXT,
     agent_version      TEXT,
     last_ip            TEXT,
+    connected_node     TEXT,
     last_seen_at       BIGINT,
     created_by         UUID NOT NULL,
     created_at         BIGINT NOT NULL,

@@ -19,6 +19,7 @@ CREATE TABLE hosts (
     os                 TEXT,
     agent_version      TEXT,
     last_ip            TEXT,
+    connected_node     TEXT,
     last_seen_at       INTEGER,
     created_by         BLOB NOT NULL,
     created_at         INTEGER NOT NULL,

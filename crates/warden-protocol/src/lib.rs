@@ -1,0 +1,171 @@
+//! The wire protocol between the Warden server and `warden-agent`: JSON text frames over a
+//! WebSocket, one message per frame, each a tagged object (`{"type": "hello", …}`).
+//!
+//! Versioning: the agent's first message is [`AgentMessage::Hello`] carrying the protocol
+//! version it speaks. The server accepts versions in [`SUPPORTED`] and otherwise answers
+//! [`ServerMessage::Refused`] with code `upgrade-required` and closes. Unknown message types
+//! and unknown fields are refused (`deny_unknown_fields`), as are frames over
+//! [`MAX_MESSAGE_BYTES`].
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The versions this server accepts from agents.
+pub const SUPPORTED: std::ops::RangeInclusive<u32> = 1..=1;
+/// The largest frame either side accepts.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// What an agent sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AgentMessage {
+    /// The first message on every connection.
+    Hello {
+        /// Protocol version the agent speaks.
+        protocol: u32,
+        /// The machine's hostname.
+        hostname: String,
+        /// Operating system and version.
+        os: String,
+        /// `warden-agent` version.
+        agent_version: String,
+    },
+    /// Sent every `heartbeat_secs`; the server counts a host gone after three missed.
+    Heartbeat {
+        /// What the agent is doing.
+        state: AgentState,
+    },
+}
+
+/// An agent's own state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// Ready for work.
+    Idle,
+    /// Running work.
+    Busy,
+    /// Finishing its work before stopping.
+    Draining,
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerMessage {
+    /// The answer to a hello.
+    Welcome {
+        /// Protocol version the server will speak on this connection.
+        protocol: u32,
+        /// The host's id.
+        host_id: String,
+        /// `pending`, `approved` or `rejected`.
+        status: String,
+        /// Whether it may receive work.
+        may_work: bool,
+        /// How often to send a heartbeat.
+        heartbeat_secs: u64,
+        /// A session ticket to reconnect with instead of the key.
+        ticket: String,
+    },
+    /// The connection is refused or ends; the server closes it after this.
+    Refused {
+        /// Stable code: `upgrade-required`, `invalid-message`, `replaced`, `revoked`, …
+        code: String,
+        /// A sentence for the operator.
+        reason: String,
+    },
+}
+
+/// Why a frame is not a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Over [`MAX_MESSAGE_BYTES`].
+    #[error("message larger than {MAX_MESSAGE_BYTES} bytes")]
+    TooLarge,
+    /// Not a message of this protocol (bad JSON, unknown type or field, wrong shape).
+    #[error("not a valid message")]
+    Invalid,
+}
+
+impl AgentMessage {
+    /// Decodes a text frame from an agent.
+    pub fn decode(frame: &str) -> Result<Self, DecodeError> {
+        decode(frame)
+    }
+
+    /// Encodes for the wire.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl ServerMessage {
+    /// Decodes a text frame from the server.
+    pub fn decode(frame: &str) -> Result<Self, DecodeError> {
+        decode(frame)
+    }
+
+    /// Encodes for the wire.
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A refusal.
+    pub fn refused(code: &str, reason: &str) -> Self {
+        Self::Refused {
+            code: code.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(frame: &str) -> Result<T, DecodeError> {
+    if frame.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge);
+    }
+    serde_json::from_str(frame).map_err(|_| DecodeError::Invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_strangers_are_refused() {
+        let hello = AgentMessage::Hello {
+            protocol: PROTOCOL_VERSION,
+            hostname: "h".into(),
+            os: "Debian 12".into(),
+            agent_version: "0.1.0".into(),
+        };
+        assert_eq!(AgentMessage::decode(&hello.encode()).unwrap(), hello);
+        let beat = AgentMessage::Heartbeat {
+            state: AgentState::Busy,
+        };
+        assert_eq!(beat.encode(), r#"{"type":"heartbeat","state":"busy"}"#);
+        for bad in [
+            "",
+            "{}",
+            r#"{"type":"launch_missiles"}"#,
+            r#"{"type":"heartbeat","state":"busy","extra":1}"#,
+            r#"{"type":"heartbeat","state":"sleeping"}"#,
+            "[1,2,3]",
+        ] {
+            assert_eq!(
+                AgentMessage::decode(bad),
+                Err(DecodeError::Invalid),
+                "{bad}"
+            );
+        }
+        let huge = format!(
+            r#"{{"type":"heartbeat","state":"{}"}}"#,
+            "x".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(AgentMessage::decode(&huge), Err(DecodeError::TooLarge));
+        let refused = ServerMessage::refused("upgrade-required", "speak version 1");
+        assert_eq!(ServerMessage::decode(&refused.encode()).unwrap(), refused);
+    }
+}

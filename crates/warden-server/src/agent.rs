@@ -1,0 +1,340 @@
+//! The server side of agent connections: a host dials out over a WebSocket, authenticates
+//! with its key or ticket (the access guard's host gate), says hello in the versioned
+//! protocol (`warden-protocol`), then heartbeats. This node keeps one live connection per host:
+//! a reconnect replaces the old connection, never counts twice; deleting or rejecting a host
+//! drops its connection at once here, and on other nodes at the next heartbeat (which finds
+//! the host gone or rejected).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use serde_json::json;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+use warden_domain::audit::Outcome;
+use warden_domain::hosts::HostStatus;
+use warden_protocol::{AgentMessage, DecodeError, PROTOCOL_VERSION, SUPPORTED, ServerMessage};
+
+use crate::audit::request::RequestMeta;
+use crate::hosts::HostCaller;
+use crate::identity::now_us;
+use crate::state::AppState;
+
+/// How often agents heartbeat; a connection silent for three intervals is closed.
+pub const HEARTBEAT: Duration = Duration::from_secs(20);
+/// How long a new connection may take to say hello.
+pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Live {
+    conn: u64,
+    kick: mpsc::Sender<ServerMessage>,
+}
+
+/// This node's live agent connections, one per host.
+#[derive(Default)]
+pub struct Connections {
+    live: Mutex<HashMap<Uuid, Live>>,
+    next: AtomicU64,
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("live", &self.count())
+            .finish()
+    }
+}
+
+impl Connections {
+    /// How many hosts are connected to this node.
+    pub fn count(&self) -> usize {
+        self.live.lock().map_or(0, |m| m.len())
+    }
+
+    /// Registers a connection for `host`, replacing (and telling) any older one.
+    fn register(&self, host: Uuid) -> (u64, mpsc::Receiver<ServerMessage>) {
+        let conn = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(1);
+        let old = self
+            .live
+            .lock()
+            .ok()
+            .and_then(|mut m| m.insert(host, Live { conn, kick: tx }));
+        if let Some(old) = old {
+            let _ = old.kick.try_send(ServerMessage::refused(
+                "replaced",
+                "a newer connection of this host replaced this one",
+            ));
+        }
+        (conn, rx)
+    }
+
+    fn deregister(&self, host: Uuid, conn: u64) {
+        if let Ok(mut m) = self.live.lock()
+            && m.get(&host).is_some_and(|l| l.conn == conn)
+        {
+            m.remove(&host);
+        }
+    }
+
+    /// Ends `host`'s connection on this node, telling the agent why.
+    pub fn kick(&self, host: Uuid, code: &str, reason: &str) {
+        let live = self.live.lock().ok().and_then(|mut m| m.remove(&host));
+        if let Some(live) = live {
+            let _ = live.kick.try_send(ServerMessage::refused(code, reason));
+        }
+    }
+}
+
+/// Close codes (RFC 6455): 1008 policy, 1002 protocol error, 1009 too big, 1000 normal.
+async fn refuse(socket: &mut WebSocket, close_code: u16, message: ServerMessage) {
+    let reason = match &message {
+        ServerMessage::Refused { code, .. } => code.clone(),
+        ServerMessage::Welcome { .. } => String::new(),
+    };
+    let _ = socket
+        .send(Message::Text(Utf8Bytes::from(message.encode())))
+        .await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: close_code,
+            reason: Utf8Bytes::from(reason),
+        })))
+        .await;
+}
+
+fn invalid(e: &DecodeError) -> (u16, ServerMessage) {
+    match e {
+        DecodeError::TooLarge => (
+            1009,
+            ServerMessage::refused("message-too-large", "messages are at most 64 KiB"),
+        ),
+        DecodeError::Invalid => (
+            1002,
+            ServerMessage::refused("invalid-message", "not a message of this protocol version"),
+        ),
+    }
+}
+
+/// Runs one agent connection to its end.
+pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut socket: WebSocket) {
+    // 1. Hello, within the timeout, in a version this server speaks.
+    let first = tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await;
+    let hello = match first {
+        Ok(Some(Ok(Message::Text(text)))) => AgentMessage::decode(text.as_str()),
+        Ok(Some(Ok(_))) => Err(DecodeError::Invalid),
+        Ok(Some(Err(_))) => Err(DecodeError::TooLarge),
+        Ok(None) => return,
+        Err(_) => {
+            refuse(
+                &mut socket,
+                1008,
+                ServerMessage::refused("hello-timeout", "say hello first"),
+            )
+            .await;
+            return;
+        }
+    };
+    let (hostname, os, agent_version) = match hello {
+        Ok(AgentMessage::Hello {
+            protocol,
+            hostname,
+            os,
+            agent_version,
+        }) => {
+            if !SUPPORTED.contains(&protocol) {
+                refuse(
+                    &mut socket,
+                    1008,
+                    ServerMessage::refused(
+                        "upgrade-required",
+                        &format!(
+                            "this server speaks protocol versions {}..={}; upgrade warden-agent",
+                            SUPPORTED.start(),
+                            SUPPORTED.end()
+                        ),
+                    ),
+                )
+                .await;
+                return;
+            }
+            (hostname, os, agent_version)
+        }
+        Ok(AgentMessage::Heartbeat { .. }) => {
+            let (code, msg) = invalid(&DecodeError::Invalid);
+            refuse(&mut socket, code, msg).await;
+            return;
+        }
+        Err(e) => {
+            let (code, msg) = invalid(&e);
+            refuse(&mut socket, code, msg).await;
+            return;
+        }
+    };
+    let field_ok = |v: &str| {
+        !v.trim().is_empty() && v.chars().count() <= 200 && !v.chars().any(char::is_control)
+    };
+    if ![&hostname, &os, &agent_version].iter().all(|v| field_ok(v)) {
+        let (code, msg) = invalid(&DecodeError::Invalid);
+        refuse(&mut socket, code, msg).await;
+        return;
+    }
+
+    // 2. Record it, register this connection (replacing an older one), welcome.
+    let node = state.identity.node_id.simple().to_string();
+    let recorded = record_connect(&state, &meta, &host, &hostname, &os, &agent_version).await;
+    if !recorded {
+        refuse(
+            &mut socket,
+            1008,
+            ServerMessage::refused("revoked", "this host is no longer registered"),
+        )
+        .await;
+        return;
+    }
+    let (conn, mut kicks) = state.connections.register(host.host_id);
+    // Names this very connection, so that a replaced one, closing late, cannot mark the host
+    // offline under its successor.
+    let node = format!("{node}/{conn}");
+    let _ = state
+        .store
+        .host_connected(host.host_id, &node, now_us(state.clock.as_ref()))
+        .await;
+    let ticket = crate::hosts::ticket_for(&state.host_tickets, state.clock.as_ref(), &host)
+        .unwrap_or_default();
+    let welcome = ServerMessage::Welcome {
+        protocol: PROTOCOL_VERSION,
+        host_id: host.host_id.to_string(),
+        status: host.status.as_str().to_owned(),
+        may_work: host.status.may_work(),
+        heartbeat_secs: HEARTBEAT.as_secs(),
+        ticket,
+    };
+    if socket
+        .send(Message::Text(Utf8Bytes::from(welcome.encode())))
+        .await
+        .is_err()
+    {
+        state.connections.deregister(host.host_id, conn);
+        return;
+    }
+
+    // 3. Heartbeats until the agent leaves, misbehaves, goes silent, or is kicked.
+    loop {
+        tokio::select! {
+            kicked = kicks.recv() => {
+                let msg = kicked.unwrap_or_else(|| ServerMessage::refused("revoked", "ended by the server"));
+                refuse(&mut socket, 1008, msg).await;
+                break;
+            }
+            frame = tokio::time::timeout(HEARTBEAT * 3, socket.recv()) => {
+                match frame {
+                    Err(_) => {
+                        refuse(&mut socket, 1008, ServerMessage::refused("heartbeat-timeout", "no heartbeat for three intervals")).await;
+                        break;
+                    }
+                    Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break,
+                    Ok(Some(Err(_))) => {
+                        let (code, msg) = invalid(&DecodeError::TooLarge);
+                        refuse(&mut socket, code, msg).await;
+                        break;
+                    }
+                    Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                    Ok(Some(Ok(Message::Binary(_)))) => {
+                        let (code, msg) = invalid(&DecodeError::Invalid);
+                        refuse(&mut socket, code, msg).await;
+                        break;
+                    }
+                    Ok(Some(Ok(Message::Text(text)))) => match AgentMessage::decode(text.as_str()) {
+                        Ok(AgentMessage::Heartbeat { .. }) => {
+                            let status = state
+                                .store
+                                .host_connected(host.host_id, &node, now_us(state.clock.as_ref()))
+                                .await;
+                            match status {
+                                Ok(None) => {
+                                    refuse(&mut socket, 1008, ServerMessage::refused("revoked", "this host is no longer registered")).await;
+                                    break;
+                                }
+                                Ok(Some(s)) if HostStatus::parse(&s) == Some(HostStatus::Rejected)
+                                    && host.status != HostStatus::Rejected => {
+                                    refuse(&mut socket, 1008, ServerMessage::refused("revoked", "this host was rejected")).await;
+                                    break;
+                                }
+                                _ => {}
+                            }
+                        }
+                        Ok(AgentMessage::Hello { .. }) => {
+                            let (code, msg) = invalid(&DecodeError::Invalid);
+                            refuse(&mut socket, code, msg).await;
+                            break;
+                        }
+                        Err(e) => {
+                            let (code, msg) = invalid(&e);
+                            refuse(&mut socket, code, msg).await;
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    }
+    state.connections.deregister(host.host_id, conn);
+    let _ = state
+        .store
+        .host_disconnected(host.host_id, &node, now_us(state.clock.as_ref()))
+        .await;
+}
+
+async fn record_connect(
+    state: &AppState,
+    meta: &RequestMeta,
+    host: &HostCaller,
+    hostname: &str,
+    os: &str,
+    agent_version: &str,
+) -> bool {
+    let ip = host.ip.to_string();
+    let run = async {
+        let mut tx = state.store.begin().await?;
+        let known = tx
+            .record_hello(
+                host.host_id,
+                &warden_store::hosts::Hello {
+                    hostname: hostname.trim(),
+                    os: os.trim(),
+                    agent_version: agent_version.trim(),
+                    ip: &ip,
+                    now: now_us(state.clock.as_ref()),
+                },
+            )
+            .await?;
+        if !known {
+            return Ok::<bool, warden_store::StoreError>(false);
+        }
+        let mut event = meta.event(
+            state.clock.now(),
+            host.actor(),
+            "host.connected",
+            "host",
+            Some(host.host_id.to_string()),
+            Outcome::Success,
+            json!({ "key_id": host.key_id, "status": host.status.as_str(), "via": "websocket",
+                    "hostname": hostname.trim(), "agent_version": agent_version.trim() }),
+        );
+        event.client_ip = Some(host.ip);
+        tx.record(&state.audit_key, &event).await?;
+        tx.commit().await?;
+        Ok(true)
+    };
+    match run.await {
+        Ok(known) => known,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record an agent connection");
+            false
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Agent connections over the WebSocket protocol: hello and welcome, one live connection per
+//! host, malformed and oversized messages, revocation that drops a live connection.
+
+use futures_util::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use warden_protocol::{AgentMessage, AgentState, PROTOCOL_VERSION, ServerMessage};
+use warden_testkit::TestApp;
+
+use crate::identity::admin_token;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn api(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap_or(Value::Null)
+}
+
+async fn register(app: &TestApp, admin: &str) -> (String, String) {
+    let created = api(
+        app,
+        admin,
+        Method::POST,
+        "/api/v1/hosts",
+        Some(json!({"name": "agent-01", "kind": "session"})),
+    )
+    .await;
+    (
+        created["host"]["id"].as_str().unwrap().to_owned(),
+        created["api_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn connect(app: &TestApp, credential: &str) -> Result<Ws, WsError> {
+    let url = app.url("/api/v1/agent/connect").replace("http://", "ws://");
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {credential}").parse().unwrap(),
+    );
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+fn hello(protocol: u32) -> Message {
+    Message::text(
+        AgentMessage::Hello {
+            protocol,
+            hostname: "agent-01.internal".into(),
+            os: "Debian 12".into(),
+            agent_version: "0.1.0".into(),
+        }
+        .encode(),
+    )
+}
+
+/// The next protocol message, or `None` once the connection is closed.
+async fn next(ws: &mut Ws) -> Option<ServerMessage> {
+    loop {
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("the server answers within 10 s");
+        match frame {
+            Some(Ok(Message::Text(t))) => return Some(ServerMessage::decode(t.as_str()).unwrap()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+async fn welcomed(app: &TestApp, credential: &str) -> (Ws, ServerMessage) {
+    let mut ws = connect(app, credential).await.unwrap();
+    ws.send(hello(PROTOCOL_VERSION)).await.unwrap();
+    let welcome = next(&mut ws).await.unwrap();
+    assert!(
+        matches!(welcome, ServerMessage::Welcome { .. }),
+        "{welcome:?}"
+    );
+    (ws, welcome)
+}
+
+fn refusal_code(m: Option<ServerMessage>) -> String {
+    match m {
+        Some(ServerMessage::Refused { code, .. }) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn host(app: &TestApp, admin: &str, id: &str) -> Value {
+    api(
+        app,
+        admin,
+        Method::GET,
+        &format!("/api/v1/hosts/{id}"),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_agent_says_hello_gets_a_welcome_and_is_online_until_it_leaves() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (id, key) = register(&app, &admin).await;
+    let (mut ws, welcome) = welcomed(&app, &key).await;
+    let ServerMessage::Welcome {
+        host_id,
+        status,
+        may_work,
+        heartbeat_secs,
+        ticket,
+        protocol,
+    } = welcome
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (host_id.as_str(), status.as_str(), may_work),
+        (id.as_str(), "pending", false)
+    );
+    assert_eq!((protocol, heartbeat_secs), (PROTOCOL_VERSION, 20));
+    assert!(ticket.starts_with("wht_"));
+    let h = host(&app, &admin, &id).await;
+    assert_eq!(h["online"], true);
+    assert_eq!(h["hostname"], "agent-01.internal");
+    ws.send(Message::text(
+        AgentMessage::Heartbeat {
+            state: AgentState::Idle,
+        }
+        .encode(),
+    ))
+    .await
+    .unwrap();
+    ws.close(None).await.unwrap();
+    let mut offline = false;
+    for _ in 0..50 {
+        if host(&app, &admin, &id).await["online"] == false {
+            offline = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(offline, "the host stays online after its agent left");
+    let connected = crate::identity::audit_rows(&app, "host.connected").await;
+    assert_eq!(connected.len(), 1);
+    assert!(connected[0].summary.contains("websocket"));
+}
+
+#[tokio::test]
+async fn a_reconnect_replaces_the_old_connection_and_is_counted_once() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (id, key) = register(&app, &admin).await;
+    let (mut first, welcome) = welcomed(&app, &key).await;
+    let ServerMessage::Welcome { ticket, .. } = welcome else {
+        unreachable!()
+    };
+    // The reconnect uses the ticket: no PBKDF2.
+    let (_second, _) = welcomed(&app, &ticket).await;
+    assert_eq!(refusal_code(next(&mut first).await), "replaced");
+    assert!(
+        next(&mut first).await.is_none(),
+        "the replaced connection is closed"
+    );
+    assert_eq!(app.server.state().connections.count(), 1);
+    assert_eq!(host(&app, &admin, &id).await["online"], true);
+}
+
+#[tokio::test]
+async fn bad_messages_end_the_connection_with_a_reason_and_the_server_carries_on() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (_, key) = register(&app, &admin).await;
+
+    let mut ws = connect(&app, &key).await.unwrap();
+    ws.send(hello(PROTOCOL_VERSION + 98)).await.unwrap();
+    assert_eq!(refusal_code(next(&mut ws).await), "upgrade-required");
+
+    for bad in [
+        Message::text("{not json"),
+        Message::text(r#"{"type":"launch","target":"prod"}"#),
+        Message::text(r#"{"type":"heartbeat","state":"idle"}"#),
+        Message::binary(vec![0u8; 16]),
+    ] {
+        let mut ws = connect(&app, &key).await.unwrap();
+        ws.send(bad).await.unwrap();
+        assert_eq!(refusal_code(next(&mut ws).await), "invalid-message");
+    }
+    // After the hello, too.
+    let (mut ws, _) = welcomed(&app, &key).await;
+    ws.send(Message::text(r#"{"type":"heartbeat","state":"dancing"}"#))
+        .await
+        .unwrap();
+    assert_eq!(refusal_code(next(&mut ws).await), "invalid-message");
+
+    // Oversized: the connection ends, nothing else does.
+    let (mut ws, _) = welcomed(&app, &key).await;
+    let huge = format!(
+        r#"{{"type":"heartbeat","state":"{}"}}"#,
+        "x".repeat(200 * 1024)
+    );
+    let _ = ws.send(Message::text(huge)).await;
+    let mut ended = false;
+    for _ in 0..3 {
+        match next(&mut ws).await {
+            None => {
+                ended = true;
+                break;
+            }
+            Some(ServerMessage::Refused { code, .. }) => assert_eq!(code, "message-too-large"),
+            Some(other) => panic!("{other:?}"),
+        }
+    }
+    assert!(ended);
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let (_ws, _) = welcomed(&app, &key).await;
+}
+
+#[tokio::test]
+async fn credentials_are_checked_before_the_upgrade_and_revocation_drops_a_live_connection() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (id, key) = register(&app, &admin).await;
+    for bad in ["", "whk_nonsense", admin.as_str()] {
+        match connect(&app, bad).await {
+            Err(WsError::Http(res)) => assert_eq!(res.status(), 401),
+            other => panic!("{bad}: {:?}", other.map(|_| ())),
+        }
+    }
+    // Rejection drops the connection at once.
+    let (mut ws, _) = welcomed(&app, &key).await;
+    api(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{id}/reject"),
+        None,
+    )
+    .await;
+    assert_eq!(refusal_code(next(&mut ws).await), "revoked");
+    // So does deletion; afterwards neither the key nor a ticket opens a connection.
+    let (mut ws, welcome) = welcomed(&app, &key).await;
+    let ServerMessage::Welcome { ticket, .. } = welcome else {
+        unreachable!()
+    };
+    api(
+        &app,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/hosts/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(refusal_code(next(&mut ws).await), "revoked");
+    for credential in [key.as_str(), ticket.as_str()] {
+        match connect(&app, credential).await {
+            Err(WsError::Http(res)) => assert_eq!(res.status(), 401),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+    }
+    assert_eq!(app.server.state().connections.count(), 0);
+}
