@@ -15,8 +15,9 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 use warden_domain::audit::Outcome;
-use warden_domain::hosts::HostStatus;
+use warden_domain::hosts::{HostKind, HostStatus};
 use warden_protocol::{AgentMessage, DecodeError, PROTOCOL_VERSION, SUPPORTED, ServerMessage};
+use warden_store::hosts::Claim;
 
 use crate::audit::request::RequestMeta;
 use crate::hosts::HostCaller;
@@ -54,9 +55,13 @@ impl Connections {
         self.live.lock().map_or(0, |m| m.len())
     }
 
-    /// Registers a connection for `host`, replacing (and telling) any older one.
-    fn register(&self, host: Uuid) -> (u64, mpsc::Receiver<ServerMessage>) {
-        let conn = self.next.fetch_add(1, Ordering::Relaxed);
+    /// A new connection number.
+    fn next_id(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers connection `conn` for `host`, replacing (and telling) any older one.
+    fn register(&self, host: Uuid, conn: u64) -> mpsc::Receiver<ServerMessage> {
         let (tx, rx) = mpsc::channel(1);
         let old = self
             .live
@@ -69,7 +74,7 @@ impl Connections {
                 "a newer connection of this host replaced this one",
             ));
         }
-        (conn, rx)
+        rx
     }
 
     fn deregister(&self, host: Uuid, conn: u64) {
@@ -195,14 +200,52 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
         .await;
         return;
     }
-    let (conn, mut kicks) = state.connections.register(host.host_id);
-    // Names this very connection, so that a replaced one, closing late, cannot mark the host
-    // offline under its successor.
+    // Claim a place under the concurrent-host cap of this kind (a reconnect of this host
+    // takes its own place), then register locally, replacing an older connection here.
+    let conn = state.connections.next_id();
     let node = format!("{node}/{conn}");
-    let _ = state
+    let now = now_us(state.clock.as_ref());
+    let fresh = i64::try_from((HEARTBEAT * 3).as_micros()).unwrap_or(i64::MAX);
+    let cap = match host.kind {
+        HostKind::Session => state.hosts.max_session_hosts,
+        HostKind::Deploy => state.hosts.max_deploy_hosts,
+    };
+    match state
         .store
-        .host_connected(host.host_id, &node, now_us(state.clock.as_ref()))
-        .await;
+        .claim_connection(
+            host.host_id,
+            host.kind.as_str(),
+            &node,
+            now,
+            now - fresh,
+            cap,
+        )
+        .await
+    {
+        Ok(Claim::Claimed(_)) => {}
+        Ok(Claim::LimitReached) => {
+            refuse(
+                &mut socket,
+                1008,
+                ServerMessage::refused(
+                    "host-limit",
+                    "concurrent host limit reached; try again when a host of this kind disconnects",
+                ),
+            )
+            .await;
+            return;
+        }
+        Ok(Claim::Gone) | Err(_) => {
+            refuse(
+                &mut socket,
+                1008,
+                ServerMessage::refused("revoked", "this host is no longer registered"),
+            )
+            .await;
+            return;
+        }
+    }
+    let mut kicks = state.connections.register(host.host_id, conn);
     let ticket = crate::hosts::ticket_for(&state.host_tickets, state.clock.as_ref(), &host)
         .unwrap_or_default();
     let welcome = ServerMessage::Welcome {
@@ -250,16 +293,21 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
                     }
                     Ok(Some(Ok(Message::Text(text)))) => match AgentMessage::decode(text.as_str()) {
                         Ok(AgentMessage::Heartbeat { .. }) => {
-                            let status = state
+                            let beat = state
                                 .store
-                                .host_connected(host.host_id, &node, now_us(state.clock.as_ref()))
+                                .host_heartbeat(host.host_id, &node, now_us(state.clock.as_ref()))
                                 .await;
-                            match status {
+                            match beat {
                                 Ok(None) => {
                                     refuse(&mut socket, 1008, ServerMessage::refused("revoked", "this host is no longer registered")).await;
                                     break;
                                 }
-                                Ok(Some(s)) if HostStatus::parse(&s) == Some(HostStatus::Rejected)
+                                Ok(Some((_, holder))) if holder.as_deref() != Some(node.as_str()) => {
+                                    // A newer connection of this host, on another node.
+                                    refuse(&mut socket, 1008, ServerMessage::refused("replaced", "a newer connection of this host replaced this one")).await;
+                                    break;
+                                }
+                                Ok(Some((s, _))) if HostStatus::parse(&s) == Some(HostStatus::Rejected)
                                     && host.status != HostStatus::Rejected => {
                                     refuse(&mut socket, 1008, ServerMessage::refused("revoked", "this host was rejected")).await;
                                     break;

@@ -81,6 +81,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "WARDEN_HOSTS_ALLOW_LIST",
         "hosts.allow_list (comma-separated)",
     ),
+    ("WARDEN_HOSTS_MAX_SESSION_HOSTS", "hosts.max_session_hosts"),
+    ("WARDEN_HOSTS_MAX_DEPLOY_HOSTS", "hosts.max_deploy_hosts"),
     ("WARDEN_LOG_FORMAT", "log.format"),
     ("WARDEN_LOG_LEVEL", "log.level"),
 ];
@@ -128,6 +130,8 @@ struct FileConfig {
 struct FileHosts {
     trusted_proxies: Option<Vec<String>>,
     allow_list: Option<Vec<String>>,
+    max_session_hosts: Option<u32>,
+    max_deploy_hosts: Option<u32>,
 }
 
 /// Where hosts may connect from.
@@ -137,6 +141,11 @@ pub struct HostsConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Networks every host must connect from, on top of its own list (empty: anywhere).
     pub allow_list: warden_domain::hosts::AllowList,
+    /// How many session hosts may be connected at once (none: no limit). The licensing
+    /// issue will feed this from the licence.
+    pub max_session_hosts: Option<u32>,
+    /// How many deploy hosts may be connected at once (none: no limit).
+    pub max_deploy_hosts: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -428,6 +437,8 @@ impl Config {
                     .map(ToString::to_string)
                     .collect(),
                 allow_list: self.hosts.allow_list.entries(),
+                max_session_hosts: self.hosts.max_session_hosts,
+                max_deploy_hosts: self.hosts.max_deploy_hosts,
             },
             log: RedactedLog {
                 format: self.log.format,
@@ -457,6 +468,10 @@ struct RedactedView {
 struct RedactedHosts {
     trusted_proxies: Vec<String>,
     allow_list: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_session_hosts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_deploy_hosts: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -800,9 +815,28 @@ fn build_hosts(raw: FileHosts, env: &BTreeMap<String, String>) -> Result<HostsCo
         .map_err(|_| {
             ConfigError::new("hosts.allow_list: each entry is an IPv4 or IPv6 address or CIDR")
         })?;
+    let cap =
+        |var: &str, file: Option<u32>, name: &str| -> Result<Option<u32>, ConfigError> {
+            match env.get(var) {
+                Some(v) => v.trim().parse::<u32>().map(Some).map_err(|_| {
+                    ConfigError::new(format!("{name}: must be a whole number of hosts"))
+                }),
+                None => Ok(file),
+            }
+        };
     Ok(HostsConfig {
         trusted_proxies: trusted.networks().to_vec(),
         allow_list,
+        max_session_hosts: cap(
+            "WARDEN_HOSTS_MAX_SESSION_HOSTS",
+            raw.max_session_hosts,
+            "hosts.max_session_hosts",
+        )?,
+        max_deploy_hosts: cap(
+            "WARDEN_HOSTS_MAX_DEPLOY_HOSTS",
+            raw.max_deploy_hosts,
+            "hosts.max_deploy_hosts",
+        )?,
     })
 }
 

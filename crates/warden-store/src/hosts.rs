@@ -319,28 +319,6 @@ impl crate::Store {
 }
 
 impl crate::Store {
-    /// Marks a host connected to `node` and seen now. Returns its status, or `None` when the
-    /// host no longer exists.
-    pub async fn host_connected(
-        &self,
-        id: Uuid,
-        node: &str,
-        now: i64,
-    ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.begin().await?;
-        let status = on_tx!(tx, |c| sqlx::query_scalar::<_, String>(
-            "UPDATE hosts SET connected_node = $2, last_seen_at = $3 WHERE id = $1 \
-             RETURNING status"
-        )
-        .bind(id)
-        .bind(node)
-        .bind(now)
-        .fetch_optional(c)
-        .await)?;
-        tx.commit().await?;
-        Ok(status)
-    }
-
     /// Marks a host disconnected from `node` (unless another node has taken it over).
     pub async fn host_disconnected(
         &self,
@@ -360,5 +338,92 @@ impl crate::Store {
         .await
         .map(drop))?;
         tx.commit().await
+    }
+}
+
+/// The outcome of [`Store::claim_connection`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Connected; the host's status.
+    Claimed(String),
+    /// As many hosts of this kind are connected as the cap allows.
+    LimitReached,
+    /// The host no longer exists.
+    Gone,
+}
+
+impl crate::Store {
+    /// Marks host `id` (of `kind`) connected through `conn`, unless `cap` other hosts of that
+    /// kind are connected already (connected to any node and seen after `fresh_after`, µs).
+    /// The host's own earlier connection never counts, so a reconnect is never counted twice.
+    /// Serialised per kind across nodes (an advisory lock on PostgreSQL, the write lock on
+    /// SQLite), so two nodes cannot both admit the last free place.
+    pub async fn claim_connection(
+        &self,
+        id: Uuid,
+        kind: &str,
+        conn: &str,
+        now: i64,
+        fresh_after: i64,
+        cap: Option<u32>,
+    ) -> Result<Claim, StoreError> {
+        let mut tx = self.begin().await?;
+        if let crate::db::TxInner::Postgres(t) = &mut tx.inner {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('warden.host_cap.' || $1)::bigint)")
+                .bind(kind)
+                .execute(&mut **t)
+                .await?;
+        }
+        if let Some(cap) = cap {
+            let others = on_tx!(tx, |c| sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM hosts WHERE kind = $1 AND id <> $2 \
+                 AND connected_node IS NOT NULL AND last_seen_at > $3"
+            )
+            .bind(kind)
+            .bind(id)
+            .bind(fresh_after)
+            .fetch_one(c)
+            .await)?;
+            if others >= i64::from(cap) {
+                tx.rollback().await?;
+                return Ok(Claim::LimitReached);
+            }
+        }
+        let status = on_tx!(tx, |c| sqlx::query_scalar::<_, String>(
+            "UPDATE hosts SET connected_node = $2, last_seen_at = $3 WHERE id = $1 \
+             RETURNING status"
+        )
+        .bind(id)
+        .bind(conn)
+        .bind(now)
+        .fetch_optional(c)
+        .await)?;
+        tx.commit().await?;
+        Ok(status.map_or(Claim::Gone, Claim::Claimed))
+    }
+}
+
+impl crate::Store {
+    /// A heartbeat on connection `conn`: refreshes last-seen if `conn` still holds the host.
+    /// Returns the host's status and the connection that holds it (another one when this one
+    /// was replaced, possibly on another node), or `None` when the host no longer exists.
+    pub async fn host_heartbeat(
+        &self,
+        id: Uuid,
+        conn: &str,
+        now: i64,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = on_tx!(tx, |c| sqlx::query_as::<_, (String, Option<String>)>(
+            "UPDATE hosts SET last_seen_at = CASE WHEN connected_node = $2 THEN $3 \
+             ELSE last_seen_at END WHERE id = $1 RETURNING status, connected_node"
+        )
+        .bind(id)
+        .bind(conn)
+        .bind(now)
+        .fetch_optional(c)
+        .await)?;
+        tx.commit().await?;
+        Ok(row)
     }
 }

@@ -270,3 +270,77 @@ async fn credentials_are_checked_before_the_upgrade_and_revocation_drops_a_live_
     }
     assert_eq!(app.server.state().connections.count(), 0);
 }
+
+#[tokio::test]
+async fn the_concurrent_host_cap_holds_across_two_nodes_and_a_reconnect_counts_once() {
+    let cap = ("WARDEN_HOSTS_MAX_SESSION_HOSTS".to_owned(), "1".to_owned());
+    let a = TestApp::spawn_with(warden_testkit::AppOptions {
+        env: vec![cap.clone()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Node b shares node a's database and key.
+    let mut env = vec![
+        cap,
+        ("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()),
+    ];
+    env.extend(a.db.env());
+    let b = TestApp::spawn_with(warden_testkit::AppOptions {
+        env,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&a).await;
+    let (_, first) = register(&a, &admin).await;
+    let (_, second) = register(&a, &admin).await;
+    let deploy = api(
+        &a,
+        &admin,
+        Method::POST,
+        "/api/v1/hosts",
+        Some(json!({"name": "deploy-01", "kind": "deploy"})),
+    )
+    .await;
+    let deploy = deploy["api_key"].as_str().unwrap().to_owned();
+
+    // One session host connected through node a fills the cap for both nodes.
+    let (mut on_a, _) = welcomed(&a, &first).await;
+    let mut refused = connect(&b, &second).await.unwrap();
+    refused.send(hello(PROTOCOL_VERSION)).await.unwrap();
+    assert_eq!(refusal_code(next(&mut refused).await), "host-limit");
+    // Other kinds have their own cap.
+    let (_deploy_ws, _) = welcomed(&b, &deploy).await;
+    // The same host reconnecting through node b takes its own place, not a second one;
+    // its old connection on node a learns at its next heartbeat that it was replaced.
+    let (on_b, _) = welcomed(&b, &first).await;
+    on_a.send(Message::text(
+        AgentMessage::Heartbeat {
+            state: AgentState::Idle,
+        }
+        .encode(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(refusal_code(next(&mut on_a).await), "replaced");
+    let mut refused = connect(&a, &second).await.unwrap();
+    refused.send(hello(PROTOCOL_VERSION)).await.unwrap();
+    assert_eq!(refusal_code(next(&mut refused).await), "host-limit");
+    // Once it leaves, the place is free.
+    drop(on_b);
+    let mut admitted = false;
+    for _ in 0..50 {
+        let mut ws = connect(&a, &second).await.unwrap();
+        ws.send(hello(PROTOCOL_VERSION)).await.unwrap();
+        if matches!(next(&mut ws).await, Some(ServerMessage::Welcome { .. })) {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        admitted,
+        "the freed place was never given to the waiting host"
+    );
+}
