@@ -580,7 +580,7 @@ pub(crate) async fn agent_connect(
     // Idle hosts are the common case: small buffers keep 10,000 of them cheap.
     ws.max_message_size(warden_protocol::MAX_MESSAGE_BYTES)
         .max_frame_size(warden_protocol::MAX_MESSAGE_BYTES)
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| crate::agent::session(state, meta, host, socket))
 }
