@@ -44,6 +44,14 @@ pub enum Command {
     /// Sign in to a Warden server from this machine; keeps the refresh token in a file only
     /// you can read (mode 0600). The password is read from standard input.
     Login(LoginArgs),
+    /// Manage hosts through the API, with the credentials `warden login` saved.
+    Host {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
+        #[command(subcommand)]
+        command: HostCommand,
+    },
     /// Manage the keys that sign access tokens.
     Keys {
         #[command(subcommand)]
@@ -79,6 +87,35 @@ pub enum UserCommand {
         /// Platform role: admin, member (the default), auditor, or a custom role.
         #[arg(long)]
         role: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Every host with its status, whether it is online, last seen, version, OS and address.
+    List,
+    /// Let a host receive work.
+    Approve {
+        /// Host id.
+        id: String,
+    },
+    /// Refuse a host work and end its connection.
+    Reject {
+        /// Host id.
+        id: String,
+    },
+    /// Issue a new key (printed once); the old one keeps working for the grace period.
+    RotateKey {
+        /// Host id.
+        id: String,
+        /// Minutes the old key keeps working (0–10080).
+        #[arg(long, default_value_t = 60)]
+        grace_minutes: i64,
+    },
+    /// Delete a host with every key it had and end its connection.
+    Delete {
+        /// Host id.
+        id: String,
     },
 }
 

@@ -51,6 +51,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             command: KeysCommand::RotateSigning,
         } => rotate_signing(config).await,
         Command::Login(args) => crate::login::login(args).await,
+        Command::Host {
+            credentials,
+            command,
+        } => crate::host::run(credentials, command).await,
     }
 }
 

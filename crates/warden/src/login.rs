@@ -26,7 +26,7 @@ struct Credentials<'a> {
     refresh_token: &'a str,
 }
 
-fn default_path() -> Result<PathBuf> {
+pub(crate) fn default_path() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
         return Ok(PathBuf::from(dir).join("warden/credentials.json"));
     }
@@ -88,7 +88,7 @@ pub async fn login(args: LoginArgs) -> Result<()> {
 }
 
 /// Writes `bytes` to `path` with mode 0600 (directory 0700), replacing it atomically.
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)

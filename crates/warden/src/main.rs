@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod host;
 mod login;
 
 use std::process::ExitCode;

@@ -591,3 +591,89 @@ fn an_existing_data_directory_that_is_not_writable_is_refused() {
         "nothing left behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warden_host_manages_hosts_through_the_api_with_the_saved_login() {
+    let app = warden_testkit::TestApp::spawn().await.unwrap();
+    let admin = crate::identity::admin_token(&app).await;
+    let created: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/hosts"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "build-01", "kind": "session"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["host"]["id"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.json");
+    let run = |args: Vec<String>, stdin: &'static str| {
+        let (dir, creds) = (dir.path().to_path_buf(), creds.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut child = warden(&dir)
+                .args(&args)
+                .arg("--credentials")
+                .arg(&creds)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        })
+    };
+    let host = |cmd: &[&str]| {
+        let mut v = vec!["host".to_owned()];
+        v.extend(cmd.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    // Without a login there is nothing to use.
+    let (ok, out) = run(host(&["list"]), "").await.unwrap();
+    assert!(!ok && out.contains("warden login"), "{out}");
+    let login = vec![
+        "login".to_owned(),
+        "--url".to_owned(),
+        app.base.clone(),
+        "--email".to_owned(),
+        crate::identity::ADMIN_EMAIL.to_owned(),
+    ];
+    let (ok, out) = run(login, "violet tractor 93 lagoon\n").await.unwrap();
+    assert!(ok, "{out}");
+    let before = std::fs::read_to_string(&creds).unwrap();
+
+    let (ok, out) = run(host(&["list"]), "").await.unwrap();
+    assert!(
+        ok && out.contains(&id) && out.contains("pending") && out.contains("offline"),
+        "{out}"
+    );
+    assert_ne!(
+        std::fs::read_to_string(&creds).unwrap(),
+        before,
+        "the refresh token rotated"
+    );
+    assert_eq!(
+        std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (ok, out) = run(host(&["approve", &id]), "").await.unwrap();
+    assert!(ok && out.contains("approved"), "{out}");
+    let (ok, out) = run(host(&["rotate-key", &id, "--grace-minutes", "0"]), "")
+        .await
+        .unwrap();
+    assert!(ok && out.contains("whk_"), "{out}");
+    let (ok, out) = run(host(&["delete", &id]), "").await.unwrap();
+    assert!(ok && out.contains("deleted"), "{out}");
+    let (ok, out) = run(host(&["approve", &id]), "").await.unwrap();
+    assert!(!ok && out.contains("404"), "{out}");
+    let (ok, out) = run(host(&["list"]), "").await.unwrap();
+    assert!(ok && !out.contains(&id), "{out}");
+}
