@@ -86,19 +86,7 @@ fn refused(r: Refusal) -> Response {
             "The email, password or token is not valid.",
         )
         .into_response(),
-        Refusal::Throttled(wait) => {
-            let mut res = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-attempts",
-                "Too many failed attempts; wait before trying again.",
-            )
-            .into_response();
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            res
-        }
+        Refusal::Throttled(wait) => crate::http::problem::too_many_attempts(wait),
         Refusal::Csrf => ApiError::csrf().into_response(),
         Refusal::Internal(cause) => ApiError::internal(&cause).into_response(),
     }

@@ -466,19 +466,7 @@ async fn host_grant(hosts: &HostGate, req: &mut Request) -> Result<(), Response>
         Err(HostRefusal::Invalid) => {
             Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response())
         }
-        Err(HostRefusal::Throttled(wait)) => {
-            let mut res = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too-many-attempts",
-                "Too many failed attempts; wait before trying again.",
-            )
-            .into_response();
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
-                res.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            Err(res)
-        }
+        Err(HostRefusal::Throttled(wait)) => Err(super::problem::too_many_attempts(wait)),
         Err(HostRefusal::Store(e)) => Err(ApiError::internal(&e).into_response()),
     }
 }

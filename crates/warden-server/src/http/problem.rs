@@ -82,6 +82,21 @@ impl ApiError {
     }
 }
 
+/// 429 after too many failed attempts, with `Retry-After` in whole seconds (at least 1).
+pub fn too_many_attempts(wait: std::time::Duration) -> Response {
+    let mut res = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-attempts",
+        "Too many failed attempts; wait before trying again.",
+    )
+    .into_response();
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    if let Ok(v) = axum::http::HeaderValue::from_str(&secs.max(1).to_string()) {
+        res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+    }
+    res
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = self.status.into_response();
