@@ -94,6 +94,26 @@ async fn the_agent_is_welcomed_keeps_its_host_online_and_stops_when_the_host_is_
         "{stderr}"
     );
 
+    // The --once connection is gone (the server may take a moment to notice): wait for it,
+    // so that "online" below is the running agent's.
+    let mut offline = false;
+    for _ in 0..100 {
+        let host = api(
+            &app,
+            &token,
+            reqwest::Method::GET,
+            &format!("/api/v1/hosts/{id}"),
+            None,
+        )
+        .await;
+        if host["online"] == false {
+            offline = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(offline, "the --once connection never ended");
+
     // Running: the host is online while the agent runs.
     let mut child = agent(&app, &key).spawn().unwrap();
     let mut online = false;
