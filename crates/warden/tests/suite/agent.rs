@@ -142,7 +142,7 @@ async fn an_agent_says_hello_gets_a_welcome_and_is_online_until_it_leaves() {
     .unwrap();
     ws.close(None).await.unwrap();
     let mut offline = false;
-    for _ in 0..50 {
+    for _ in 0..200 {
         if host(&app, &admin, &id).await["online"] == false {
             offline = true;
             break;
@@ -330,7 +330,7 @@ async fn the_concurrent_host_cap_holds_across_two_nodes_and_a_reconnect_counts_o
     // Once it leaves, the place is free.
     drop(on_b);
     let mut admitted = false;
-    for _ in 0..50 {
+    for _ in 0..200 {
         let mut ws = connect(&a, &second).await.unwrap();
         ws.send(hello(PROTOCOL_VERSION)).await.unwrap();
         if matches!(next(&mut ws).await, Some(ServerMessage::Welcome { .. })) {

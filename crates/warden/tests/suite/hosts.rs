@@ -530,7 +530,16 @@ async fn a_rotated_key_works_for_its_grace_period_then_is_refused() {
 
 #[tokio::test]
 async fn repeated_failures_are_throttled_with_retry_after_and_audited_sparsely() {
-    let app = TestApp::spawn().await.unwrap();
+    // A stopped clock: the throttle's windows cannot lapse between requests on a slow machine.
+    use std::sync::Arc;
+    use warden_domain::clock::{Clock, ManualClock, SystemClock};
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = TestApp::spawn_with(AppOptions {
+        clock,
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
     let admin = admin_token(&app).await;
     let (_, key) = register(&app, &admin, &[]).await;
     let wrong = format!(
