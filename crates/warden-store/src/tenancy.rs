@@ -974,8 +974,8 @@ impl WorkspaceTx {
 
     /// Runs `sql` unfiltered inside this scoped transaction and counts the rows it returns.
     /// For the test that proves row-level security holds when a query forgets its workspace
-    /// filter; named so that any other use stands out in review.
-    #[doc(hidden)]
+    /// filter; compiled only with the `rls-test-hook` feature, which only that test enables.
+    #[cfg(feature = "rls-test-hook")]
     pub async fn unfiltered_count_for_rls_test(
         &mut self,
         sql: &'static str,
