@@ -17,7 +17,7 @@ use warden_domain::tenancy::{
     Hooks, PROMPT_MAX, PromptName, Provider, Repository, TOKEN_MAX, TicketConfig,
     VARIABLE_VALUE_MAX, VariableName, WorkspaceId, check_prompt, check_secret_value,
 };
-use warden_store::tenancy::{PromptRow, SecretKind, SecretMeta, WorkspaceTx};
+use warden_store::tenancy::{PromptRow, SecretKind, SecretMeta};
 
 use super::me::rfc3339;
 use super::workspaces::{WorkspaceView, db, view};
@@ -177,16 +177,17 @@ async fn list_secrets(
 }
 
 /// Seals `value` for (workspace, kind, name), stores it and records the change, without the
-/// value, in the same transaction.
+/// value, in one transaction. 201 when new, 200 when it replaced one.
 async fn store_secret(
     state: &AppState,
     meta: &RequestMeta,
     caller: &Caller,
-    tx: &mut WorkspaceTx,
+    access: &WorkspaceAccess,
     kind: SecretKind,
     name: &str,
     value: &str,
-) -> Result<bool, ApiError> {
+) -> Result<StatusCode, ApiError> {
+    let mut tx = access.open(state).await?;
     let sealed = state
         .keyring
         .seal(
@@ -208,7 +209,8 @@ async fn store_secret(
         json!({ "kind": kind.as_str(), "name": name, "value": "[changed]", "replaced": replaced }),
     );
     tx.record(&state.audit_key, event).await.map_err(db)?;
-    Ok(replaced)
+    tx.commit().await.map_err(db)?;
+    Ok(set_status(replaced))
 }
 
 async fn remove_secret(
@@ -290,19 +292,16 @@ pub(crate) async fn put_variable(
     let name = VariableName::parse(&name).map_err(|e| ApiError::invalid(&e))?;
     check_secret_value("value", &input.value, VARIABLE_VALUE_MAX)
         .map_err(|e| ApiError::invalid(&e))?;
-    let mut tx = access.open(&state).await?;
-    let replaced = store_secret(
+    store_secret(
         &state,
         &meta,
         &caller,
-        &mut tx,
+        &access,
         SecretKind::Variable,
         name.as_str(),
         &input.value,
     )
-    .await?;
-    tx.commit().await.map_err(db)?;
-    Ok(set_status(replaced))
+    .await
 }
 
 /// Deletes an environment variable.
@@ -345,19 +344,16 @@ pub(crate) async fn put_pat(
     ApiJson(input): ApiJson<SecretValue>,
 ) -> Result<StatusCode, ApiError> {
     check_secret_value("value", &input.value, TOKEN_MAX).map_err(|e| ApiError::invalid(&e))?;
-    let mut tx = access.open(&state).await?;
-    let replaced = store_secret(
+    store_secret(
         &state,
         &meta,
         &caller,
-        &mut tx,
+        &access,
         SecretKind::Pat,
         "pat",
         &input.value,
     )
-    .await?;
-    tx.commit().await.map_err(db)?;
-    Ok(set_status(replaced))
+    .await
 }
 
 /// Removes the personal access token.
@@ -407,19 +403,16 @@ pub(crate) async fn put_provider_key(
     let name = path.1;
     let provider = provider(&name)?;
     check_secret_value("value", &input.value, TOKEN_MAX).map_err(|e| ApiError::invalid(&e))?;
-    let mut tx = access.open(&state).await?;
-    let replaced = store_secret(
+    store_secret(
         &state,
         &meta,
         &caller,
-        &mut tx,
+        &access,
         SecretKind::Provider,
         provider.as_str(),
         &input.value,
     )
-    .await?;
-    tx.commit().await.map_err(db)?;
-    Ok(set_status(replaced))
+    .await
 }
 
 /// Removes a provider's key.
