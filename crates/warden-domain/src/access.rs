@@ -401,6 +401,9 @@ impl WorkspaceRole {
         const MAINTAINER: &[Permission] = &[
             P::WORKSPACES_UPDATE,
             P::WORKSPACES_MEMBERS,
+            P::HOSTS_CREATE,
+            P::HOSTS_UPDATE,
+            P::HOSTS_DELETE,
             P::SESSIONS_DELETE,
             P::TICKETS_DELETE,
             P::WORKFLOWS_CREATE,
@@ -613,7 +616,10 @@ mod tests {
         match (p.area(), p.verb()) {
             (Area::Admin | Area::Audit | Area::Users, _) => None,
             (Area::Workspaces, Verb::Create) => None,
-            (Area::Hosts, Verb::Create | Verb::Update | Verb::Delete | Verb::Approve) => None,
+            // Workspace-bound hosts: maintainers register and manage them; only a platform
+            // role approves.
+            (Area::Hosts, Verb::Approve) => None,
+            (Area::Hosts, Verb::Create | Verb::Update | Verb::Delete) => Some(Maintainer),
             (Area::Sessions, Verb::Create | Verb::Update) => Some(Member),
             (Area::Tickets, Verb::Create | Verb::Update) => Some(Member),
             (Area::Workspaces, Verb::Delete) => Some(Owner),

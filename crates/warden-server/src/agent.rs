@@ -2,8 +2,9 @@
 //! with its key or ticket (the access guard's host gate), says hello in the versioned
 //! protocol (`warden-protocol`), then heartbeats. This node keeps one live connection per host:
 //! a reconnect replaces the old connection, never counts twice; deleting or rejecting a host
-//! drops its connection at once here, and on other nodes at the next heartbeat (which finds
-//! the host gone or rejected).
+//! drops its connection at once, on whichever node holds it: each node hears every host
+//! change through PostgreSQL (LISTEN/NOTIFY, see [`spawn_watch`]) and checks its connection
+//! of that host against the database, as it also does at every heartbeat.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -29,9 +30,17 @@ pub const HEARTBEAT: Duration = Duration::from_secs(20);
 /// How long a new connection may take to say hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a live connection's task is told.
+enum Signal {
+    /// End the connection with this refusal.
+    End(ServerMessage),
+    /// Check against the database whether this connection still holds its host.
+    Check,
+}
+
 struct Live {
     conn: u64,
-    kick: mpsc::Sender<ServerMessage>,
+    kick: mpsc::Sender<Signal>,
 }
 
 /// This node's live agent connections, one per host.
@@ -61,7 +70,7 @@ impl Connections {
     }
 
     /// Registers connection `conn` for `host`, replacing (and telling) any older one.
-    fn register(&self, host: Uuid, conn: u64) -> mpsc::Receiver<ServerMessage> {
+    fn register(&self, host: Uuid, conn: u64) -> mpsc::Receiver<Signal> {
         let (tx, rx) = mpsc::channel(1);
         let old = self
             .live
@@ -69,10 +78,10 @@ impl Connections {
             .ok()
             .and_then(|mut m| m.insert(host, Live { conn, kick: tx }));
         if let Some(old) = old {
-            let _ = old.kick.try_send(ServerMessage::refused(
+            let _ = old.kick.try_send(Signal::End(ServerMessage::refused(
                 "replaced",
                 "a newer connection of this host replaced this one",
-            ));
+            )));
         }
         rx
     }
@@ -89,8 +98,79 @@ impl Connections {
     pub fn kick(&self, host: Uuid, code: &str, reason: &str) {
         let live = self.live.lock().ok().and_then(|mut m| m.remove(&host));
         if let Some(live) = live {
-            let _ = live.kick.try_send(ServerMessage::refused(code, reason));
+            let _ = live
+                .kick
+                .try_send(Signal::End(ServerMessage::refused(code, reason)));
         }
+    }
+
+    /// Has `host`'s connection on this node, if any, check whether it still holds the host.
+    pub fn check(&self, host: Uuid) {
+        if let Ok(m) = self.live.lock()
+            && let Some(live) = m.get(&host)
+        {
+            // A full channel already holds a signal that will make the task look.
+            let _ = live.kick.try_send(Signal::Check);
+        }
+    }
+}
+
+/// Listens for host changes made on any node and has this node's connection of each changed
+/// host check itself at once. On SQLite (one node) there is nothing to listen to: handlers
+/// end local connections directly.
+pub fn spawn_watch(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mine = format!("{}/", state.identity.node_id.simple());
+        loop {
+            let mut changes = match state.store.host_changes().await {
+                Ok(Some(c)) => c,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for host changes; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            loop {
+                match changes.next().await {
+                    // A takeover by a connection of this node was handled when it registered.
+                    Ok((_, Some(holder))) if holder.starts_with(&mine) => {}
+                    Ok((host, _)) => state.connections.check(host),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "host change listener failed; reconnecting");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Whether connection `node` still holds `host`, by the database: `Some(refusal)` when the host
+/// is gone, connected anew elsewhere, or rejected since this connection began. Refreshes the
+/// host's last-seen time when it does hold it.
+async fn verdict(state: &AppState, host: &HostCaller, node: &str) -> Option<ServerMessage> {
+    let beat = state
+        .store
+        .host_heartbeat(host.host_id, node, now_us(state.clock.as_ref()))
+        .await;
+    match beat {
+        Ok(None) => Some(ServerMessage::refused(
+            "revoked",
+            "this host is no longer registered",
+        )),
+        Ok(Some((_, holder))) if holder.as_deref() != Some(node) => Some(ServerMessage::refused(
+            "replaced",
+            "a newer connection of this host replaced this one",
+        )),
+        Ok(Some((s, _)))
+            if HostStatus::parse(&s) == Some(HostStatus::Rejected)
+                && host.status != HostStatus::Rejected =>
+        {
+            Some(ServerMessage::refused("revoked", "this host was rejected"))
+        }
+        _ => None,
     }
 }
 
@@ -268,8 +348,15 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
     // 3. Heartbeats until the agent leaves, misbehaves, goes silent, or is kicked.
     loop {
         tokio::select! {
-            kicked = kicks.recv() => {
-                let msg = kicked.unwrap_or_else(|| ServerMessage::refused("revoked", "ended by the server"));
+            signal = kicks.recv() => {
+                let msg = match signal {
+                    Some(Signal::End(msg)) => msg,
+                    Some(Signal::Check) => match verdict(&state, &host, &node).await {
+                        Some(msg) => msg,
+                        None => continue,
+                    },
+                    None => ServerMessage::refused("revoked", "ended by the server"),
+                };
                 refuse(&mut socket, 1008, msg).await;
                 break;
             }
@@ -293,26 +380,9 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
                     }
                     Ok(Some(Ok(Message::Text(text)))) => match AgentMessage::decode(text.as_str()) {
                         Ok(AgentMessage::Heartbeat { .. }) => {
-                            let beat = state
-                                .store
-                                .host_heartbeat(host.host_id, &node, now_us(state.clock.as_ref()))
-                                .await;
-                            match beat {
-                                Ok(None) => {
-                                    refuse(&mut socket, 1008, ServerMessage::refused("revoked", "this host is no longer registered")).await;
-                                    break;
-                                }
-                                Ok(Some((_, holder))) if holder.as_deref() != Some(node.as_str()) => {
-                                    // A newer connection of this host, on another node.
-                                    refuse(&mut socket, 1008, ServerMessage::refused("replaced", "a newer connection of this host replaced this one")).await;
-                                    break;
-                                }
-                                Ok(Some((s, _))) if HostStatus::parse(&s) == Some(HostStatus::Rejected)
-                                    && host.status != HostStatus::Rejected => {
-                                    refuse(&mut socket, 1008, ServerMessage::refused("revoked", "this host was rejected")).await;
-                                    break;
-                                }
-                                _ => {}
+                            if let Some(msg) = verdict(&state, &host, &node).await {
+                                refuse(&mut socket, 1008, msg).await;
+                                break;
                             }
                         }
                         Ok(AgentMessage::Hello { .. }) => {
@@ -347,7 +417,7 @@ async fn record_connect(
 ) -> bool {
     let ip = host.ip.to_string();
     let run = async {
-        let mut tx = state.store.begin().await?;
+        let mut tx = state.store.begin_hosts().await?;
         let known = tx
             .record_hello(
                 host.host_id,

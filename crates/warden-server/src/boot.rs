@@ -322,6 +322,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         openapi_json: OnceLock::new(),
     });
     let identity_task = crate::identity::spawn_sync(state.clone());
+    let hosts_task = crate::agent::spawn_watch(state.clone());
     let routes = crate::api::routes().merge(extra_routes);
     let mut app = http::assemble(state.clone(), routes, &config.http, tls.is_some());
     app.openapi.info = utoipa::openapi::InfoBuilder::new()
@@ -361,7 +362,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         tls: config.tls.is_some(),
         stop,
         task,
-        background: vec![monitor_task, identity_task],
+        background: vec![monitor_task, identity_task, hosts_task],
         state: state.clone(),
         setup_link,
         store,

@@ -3,7 +3,15 @@
 use uuid::Uuid;
 
 use crate::db::on_tx;
+use crate::tenancy::set_scope;
 use crate::{StoreError, Tx};
+
+/// Names a transaction as host authentication or the platform's host administration, which
+/// may see every host (PostgreSQL row-level security shows other transactions only platform
+/// hosts and, in a workspace's scope, that workspace's own).
+async fn all_hosts_scope(tx: &mut Tx) -> Result<(), StoreError> {
+    set_scope(tx, "warden.hosts", "on").await
+}
 
 /// A host as stored (without key material).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -36,6 +44,8 @@ pub struct HostRow {
     pub connected_node: Option<String>,
     /// Last seen (µs).
     pub last_seen_at: Option<i64>,
+    /// The workspace it serves alone, for a workspace-bound host.
+    pub workspace_id: Option<Uuid>,
     /// Registered by.
     pub created_by: Uuid,
     /// Registered (µs).
@@ -47,8 +57,8 @@ pub struct HostRow {
 }
 
 const COLUMNS: &str = "id, name, kind, status, allow_list, key_id, previous_key_id, \
-     previous_key_until, hostname, os, agent_version, last_ip, connected_node, last_seen_at, created_by, \
-     created_at, decided_by, decided_at";
+     previous_key_until, hostname, os, agent_version, last_ip, connected_node, last_seen_at, workspace_id, \
+     created_by, created_at, decided_by, decided_at";
 
 /// A key's stored parts.
 #[derive(Debug, Clone, Copy)]
@@ -80,13 +90,56 @@ pub struct NewHost<'a> {
     pub now: i64,
 }
 
+impl crate::Store {
+    /// A write transaction for the platform's host administration (it sees every host).
+    pub async fn begin_hosts(&self) -> Result<Tx, StoreError> {
+        let mut tx = self.begin().await?;
+        all_hosts_scope(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// A read-only transaction for the platform's host administration.
+    pub async fn begin_hosts_read(&self) -> Result<Tx, StoreError> {
+        let mut tx = self.begin_read().await?;
+        all_hosts_scope(&mut tx).await?;
+        Ok(tx)
+    }
+}
+
 impl Tx {
-    /// Registers a host, pending approval.
-    pub async fn insert_host(&mut self, h: &NewHost<'_>) -> Result<(), StoreError> {
-        on_tx!(self, |c| sqlx::query(
+    /// Every host, platform-wide and workspace-bound. Open the transaction with
+    /// [`crate::Store::begin_hosts`]; on another one, PostgreSQL shows only platform hosts.
+    pub fn all_hosts(&mut self) -> Hosts<'_> {
+        Hosts {
+            tx: self,
+            workspace: None,
+        }
+    }
+}
+
+/// The hosts a transaction may manage: all of them (platform administration) or one
+/// workspace's own (see `WorkspaceTx::hosts`). Every query carries that filter.
+#[derive(Debug)]
+pub struct Hosts<'a> {
+    tx: &'a mut Tx,
+    workspace: Option<Uuid>,
+}
+
+impl<'a> Hosts<'a> {
+    pub(crate) fn of_workspace(tx: &'a mut Tx, workspace: Uuid) -> Self {
+        Self {
+            tx,
+            workspace: Some(workspace),
+        }
+    }
+
+    /// Registers a host, pending approval; bound to the workspace when this view is one's.
+    pub async fn insert(&mut self, h: &NewHost<'_>) -> Result<(), StoreError> {
+        let ws = self.workspace;
+        on_tx!(self.tx, |c| sqlx::query(
             "INSERT INTO hosts (id, name, kind, status, allow_list, key_id, key_salt, key_hash, \
-             created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $9)"
+             workspace_id, created_by, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $10, $10)"
         )
         .bind(h.id)
         .bind(h.name)
@@ -95,6 +148,7 @@ impl Tx {
         .bind(h.key.key_id)
         .bind(h.key.salt)
         .bind(h.key.hash)
+        .bind(ws)
         .bind(h.created_by)
         .bind(h.now)
         .execute(c)
@@ -103,43 +157,53 @@ impl Tx {
         Ok(())
     }
 
-    /// Every host, by name.
-    pub async fn hosts(&mut self) -> Result<Vec<HostRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM hosts ORDER BY name, id");
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, HostRow>(
+    /// Every host in view, by name.
+    pub async fn list(&mut self) -> Result<Vec<HostRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM hosts WHERE ($1 IS NULL OR workspace_id = $1) ORDER BY name, id"
+        );
+        let ws = self.workspace;
+        Ok(on_tx!(self.tx, |c| sqlx::query_as::<_, HostRow>(
             sqlx::AssertSqlSafe(sql)
         )
+        .bind(ws)
         .fetch_all(c)
         .await)?)
     }
 
-    /// One host.
-    pub async fn host(&mut self, id: Uuid) -> Result<Option<HostRow>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM hosts WHERE id = $1");
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, HostRow>(
+    /// One host, if in view.
+    pub async fn get(&mut self, id: Uuid) -> Result<Option<HostRow>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM hosts WHERE id = $1 AND ($2 IS NULL OR workspace_id = $2)"
+        );
+        let ws = self.workspace;
+        Ok(on_tx!(self.tx, |c| sqlx::query_as::<_, HostRow>(
             sqlx::AssertSqlSafe(sql)
         )
         .bind(id)
+        .bind(ws)
         .fetch_optional(c)
         .await)?)
     }
 
-    /// Approves or rejects a host. Returns whether it exists.
-    pub async fn decide_host(
+    /// Approves or rejects a host. Returns whether it exists (in view).
+    pub async fn decide(
         &mut self,
         id: Uuid,
         status: &str,
         by: Uuid,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let n = on_tx!(self, |c| sqlx::query(
+        let ws = self.workspace;
+        let n = on_tx!(self.tx, |c| sqlx::query(
             "UPDATE hosts SET status = $2, decided_by = $3, decided_at = $4, updated_at = $4 \
-             WHERE id = $1"
+             WHERE id = $1 AND ($5 IS NULL OR workspace_id = $5)"
         )
         .bind(id)
         .bind(status)
         .bind(by)
         .bind(now)
+        .bind(ws)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
@@ -147,18 +211,20 @@ impl Tx {
     }
 
     /// Replaces a host's key; the current one stays valid until `previous_until` (µs), any
-    /// older one ends now. Returns whether the host exists.
-    pub async fn rotate_host_key(
+    /// older one ends now. Returns whether the host exists (in view).
+    pub async fn rotate_key(
         &mut self,
         id: Uuid,
         key: StoredKey<'_>,
         previous_until: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let n = on_tx!(self, |c| sqlx::query(
+        let ws = self.workspace;
+        let n = on_tx!(self.tx, |c| sqlx::query(
             "UPDATE hosts SET previous_key_id = key_id, previous_key_salt = key_salt, \
              previous_key_hash = key_hash, previous_key_until = $5, key_id = $2, \
-             key_salt = $3, key_hash = $4, updated_at = $6 WHERE id = $1"
+             key_salt = $3, key_hash = $4, updated_at = $6 \
+             WHERE id = $1 AND ($7 IS NULL OR workspace_id = $7)"
         )
         .bind(id)
         .bind(key.key_id)
@@ -166,38 +232,46 @@ impl Tx {
         .bind(key.hash)
         .bind(previous_until)
         .bind(now)
+        .bind(ws)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
         Ok(n == 1)
     }
 
-    /// Replaces a host's allow-list. Returns whether it exists.
-    pub async fn set_host_allow_list(
+    /// Replaces a host's allow-list. Returns whether it exists (in view).
+    pub async fn set_allow_list(
         &mut self,
         id: Uuid,
         allow_list: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let n = on_tx!(self, |c| sqlx::query(
-            "UPDATE hosts SET allow_list = $2, updated_at = $3 WHERE id = $1"
+        let ws = self.workspace;
+        let n = on_tx!(self.tx, |c| sqlx::query(
+            "UPDATE hosts SET allow_list = $2, updated_at = $3 \
+             WHERE id = $1 AND ($4 IS NULL OR workspace_id = $4)"
         )
         .bind(id)
         .bind(allow_list)
         .bind(now)
+        .bind(ws)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
         Ok(n == 1)
     }
 
-    /// Deletes a host and every key it had. Returns whether it existed.
-    pub async fn delete_host(&mut self, id: Uuid) -> Result<bool, StoreError> {
-        let n = on_tx!(self, |c| sqlx::query("DELETE FROM hosts WHERE id = $1")
-            .bind(id)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))?;
+    /// Deletes a host and every key it had. Returns whether it existed (in view).
+    pub async fn delete(&mut self, id: Uuid) -> Result<bool, StoreError> {
+        let ws = self.workspace;
+        let n = on_tx!(self.tx, |c| sqlx::query(
+            "DELETE FROM hosts WHERE id = $1 AND ($2 IS NULL OR workspace_id = $2)"
+        )
+        .bind(id)
+        .bind(ws)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(n == 1)
     }
 }
@@ -228,7 +302,7 @@ impl crate::Store {
         key_id: &str,
         now: i64,
     ) -> Result<Option<HostKeyRow>, StoreError> {
-        let mut tx = self.begin_read().await?;
+        let mut tx = self.begin_hosts_read().await?;
         let row = on_tx!(tx, |c| sqlx::query_as::<_, HostKeyRow>(
             "SELECT id, kind, status, allow_list, key_salt AS salt, key_hash AS hash \
              FROM hosts WHERE key_id = $1 \
@@ -303,7 +377,7 @@ impl crate::Store {
         key_id: &str,
         now: i64,
     ) -> Result<Option<TicketHostRow>, StoreError> {
-        let mut tx = self.begin_read().await?;
+        let mut tx = self.begin_hosts_read().await?;
         let row = on_tx!(tx, |c| sqlx::query_as::<_, TicketHostRow>(
             "SELECT id, kind, status, allow_list FROM hosts WHERE id = $1 \
              AND (key_id = $2 OR (previous_key_id = $2 AND previous_key_until > $3))"
@@ -326,7 +400,7 @@ impl crate::Store {
         node: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_hosts().await?;
         on_tx!(tx, |c| sqlx::query(
             "UPDATE hosts SET connected_node = NULL, last_seen_at = $3 \
              WHERE id = $1 AND connected_node = $2"
@@ -367,7 +441,7 @@ impl crate::Store {
         fresh_after: i64,
         cap: Option<u32>,
     ) -> Result<Claim, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_hosts().await?;
         if let crate::db::TxInner::Postgres(t) = &mut tx.inner {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext('warden.host_cap.' || $1)::bigint)")
                 .bind(kind)
@@ -413,7 +487,7 @@ impl crate::Store {
         conn: &str,
         now: i64,
     ) -> Result<Option<(String, Option<String>)>, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_hosts().await?;
         let row = on_tx!(tx, |c| sqlx::query_as::<_, (String, Option<String>)>(
             "UPDATE hosts SET last_seen_at = CASE WHEN connected_node = $2 THEN $3 \
              ELSE last_seen_at END WHERE id = $1 RETURNING status, connected_node"
@@ -425,5 +499,45 @@ impl crate::Store {
         .await)?;
         tx.commit().await?;
         Ok(row)
+    }
+}
+
+/// Tells this node which hosts may have lost the right to their connection on it (deleted,
+/// rejected, or connected anew elsewhere), as other nodes change them. PostgreSQL only: an
+/// embedded SQLite database has one node, which hears its own changes directly.
+pub struct HostChanges {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl std::fmt::Debug for HostChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostChanges").finish_non_exhaustive()
+    }
+}
+
+impl HostChanges {
+    /// The next changed host, and the connection (`node/number`) that took it over when that
+    /// is the change. Reconnects by itself after a lost connection (changes made meanwhile are
+    /// missed; the heartbeat check still catches them).
+    pub async fn next(&mut self) -> Result<(Uuid, Option<String>), StoreError> {
+        loop {
+            let n = self.listener.recv().await?;
+            let mut parts = n.payload().splitn(2, ' ');
+            if let Some(Ok(id)) = parts.next().map(str::parse) {
+                return Ok((id, parts.next().map(str::to_owned)));
+            }
+        }
+    }
+}
+
+impl crate::Store {
+    /// Subscribes to host changes from every node; `None` on SQLite.
+    pub async fn host_changes(&self) -> Result<Option<HostChanges>, StoreError> {
+        let Some(pool) = self.pool_postgres() else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen("warden_hosts").await?;
+        Ok(Some(HostChanges { listener }))
     }
 }

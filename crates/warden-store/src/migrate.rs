@@ -49,6 +49,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_identity"),
     migration!(4, "0004_tenancy"),
     migration!(5, "0005_hosts"),
+    migration!(6, "0006_workspace_hosts"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -164,7 +164,11 @@ const LOOKUP_SQL: &str = "SELECT u.active, u.platform_role, \
 
 /// Sets the transaction's PostgreSQL scope settings (no-op on SQLite, which has no row-level
 /// security and relies on the explicit filters every query carries).
-async fn set_scope(tx: &mut Tx, name: &'static str, value: &str) -> Result<(), StoreError> {
+pub(crate) async fn set_scope(
+    tx: &mut Tx,
+    name: &'static str,
+    value: &str,
+) -> Result<(), StoreError> {
     if let crate::db::TxInner::Postgres(t) = &mut tx.inner {
         sqlx::query("SELECT set_config($1, $2, true)")
             .bind(name)
@@ -628,6 +632,12 @@ impl WorkspaceTx {
     /// Commits.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await
+    }
+
+    /// This workspace's own hosts (workspace-bound ones; never platform hosts or another
+    /// workspace's).
+    pub fn hosts(&mut self) -> crate::hosts::Hosts<'_> {
+        crate::hosts::Hosts::of_workspace(&mut self.tx, self.workspace.uuid())
     }
 
     /// A user by (normalised) email, to add as a member. Users are platform-wide.

@@ -114,25 +114,26 @@ async fn main() -> Result<()> {
     let shared = host_key::generate()?;
     let now = i64::try_from(SystemClock.now().unix_timestamp_nanos() / 1000)?;
     let mut tickets = Vec::with_capacity(n);
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_hosts().await?;
     for i in 0..n {
         let id = uuid::Uuid::now_v7();
         let key_id = format!("{i:032x}");
-        tx.insert_host(&NewHost {
-            id,
-            name: &format!("storm-{i}"),
-            kind: "session",
-            allow_list: "",
-            key: StoredKey {
-                key_id: &key_id,
-                salt: &shared.salt,
-                hash: &shared.hash,
-            },
-            created_by: id,
-            now,
-        })
-        .await?;
-        tx.decide_host(id, "approved", id, now).await?;
+        tx.all_hosts()
+            .insert(&NewHost {
+                id,
+                name: &format!("storm-{i}"),
+                kind: "session",
+                allow_list: "",
+                key: StoredKey {
+                    key_id: &key_id,
+                    salt: &shared.salt,
+                    hash: &shared.hash,
+                },
+                created_by: id,
+                now,
+            })
+            .await?;
+        tx.all_hosts().decide(id, "approved", id, now).await?;
         tickets.push(
             host_ticket::issue(&tickets_key, *id.as_bytes(), &key_id, now + 3_600_000_000)
                 .context("ticket")?,

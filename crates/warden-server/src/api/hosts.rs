@@ -9,13 +9,14 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use warden_domain::access::{Access, Permission};
-use warden_domain::audit::Outcome;
+use warden_domain::audit::{NewEvent, Outcome};
 use warden_domain::hosts::{AllowList, HostKind, HostName, HostStatus};
-use warden_store::hosts::{HostRow, NewHost, StoredKey};
+use warden_store::hosts::{HostRow, Hosts, NewHost, StoredKey};
+use warden_store::tenancy::WorkspaceTx;
 
 use super::me::rfc3339;
 use crate::audit::request::RequestMeta;
-use crate::http::authz::HostAccess;
+use crate::http::authz::{HostAccess, WorkspaceAccess};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
@@ -23,7 +24,7 @@ use crate::identity::{Caller, now_us};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
-    use Access::Platform;
+    use Access::{Platform, Workspace};
     Routes::new()
         .add(Platform(Permission::HOSTS_CREATE), routes!(register_host))
         .add(Platform(Permission::HOSTS_READ), routes!(list_hosts))
@@ -33,6 +34,30 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Platform(Permission::HOSTS_UPDATE), routes!(rotate_host_key))
         .add(Platform(Permission::HOSTS_UPDATE), routes!(set_allow_list))
         .add(Platform(Permission::HOSTS_DELETE), routes!(delete_host))
+        .add(
+            Workspace(Permission::HOSTS_CREATE),
+            routes!(register_workspace_host),
+        )
+        .add(
+            Workspace(Permission::HOSTS_READ),
+            routes!(list_workspace_hosts),
+        )
+        .add(
+            Workspace(Permission::HOSTS_READ),
+            routes!(get_workspace_host),
+        )
+        .add(
+            Workspace(Permission::HOSTS_UPDATE),
+            routes!(rotate_workspace_host_key),
+        )
+        .add(
+            Workspace(Permission::HOSTS_UPDATE),
+            routes!(set_workspace_allow_list),
+        )
+        .add(
+            Workspace(Permission::HOSTS_DELETE),
+            routes!(delete_workspace_host),
+        )
         .add(Access::Host, routes!(agent_hello))
         .add(Access::Host, routes!(agent_connect))
 }
@@ -72,6 +97,8 @@ pub struct HostView {
     pub agent_version: Option<String>,
     /// Address it last connected from.
     pub last_ip: Option<String>,
+    /// The workspace it serves alone; absent for a platform host.
+    pub workspace_id: Option<String>,
     /// Whether it has a live connection (to any node, seen within three heartbeats).
     pub online: bool,
     /// Last seen (RFC 3339).
@@ -87,6 +114,7 @@ fn view(h: HostRow, now: i64) -> HostView {
     let online = h.connected_node.is_some() && h.last_seen_at.is_some_and(|t| now - t < fresh);
     HostView {
         online,
+        workspace_id: h.workspace_id.map(|w| w.to_string()),
         id: h.id.to_string(),
         name: h.name,
         kind: h.kind,
@@ -146,6 +174,62 @@ fn parse_id(id: &str) -> Result<Uuid, ApiError> {
     id.parse().map_err(|_| not_found())
 }
 
+/// Whose hosts a request manages: every host (the platform routes) or one workspace's own
+/// (the workspace routes, for its maintainers).
+enum Scope<'a> {
+    Platform,
+    Workspace(&'a WorkspaceAccess),
+}
+
+/// The transaction a scope opens: its host queries carry the scope's filter, and its audit
+/// events the workspace.
+enum HostTx {
+    Platform(warden_store::Tx),
+    Workspace(WorkspaceTx),
+}
+
+impl HostTx {
+    async fn open(state: &AppState, scope: &Scope<'_>) -> Result<Self, ApiError> {
+        Ok(match scope {
+            Scope::Platform => Self::Platform(state.store.begin_hosts().await.map_err(internal)?),
+            Scope::Workspace(access) => Self::Workspace(access.open(state).await?),
+        })
+    }
+
+    async fn open_read(state: &AppState, scope: &Scope<'_>) -> Result<Self, ApiError> {
+        Ok(match scope {
+            Scope::Platform => {
+                Self::Platform(state.store.begin_hosts_read().await.map_err(internal)?)
+            }
+            Scope::Workspace(access) => Self::Workspace(access.open(state).await?),
+        })
+    }
+
+    fn hosts(&mut self) -> Hosts<'_> {
+        match self {
+            Self::Platform(tx) => tx.all_hosts(),
+            Self::Workspace(tx) => tx.hosts(),
+        }
+    }
+
+    async fn record(&mut self, state: &AppState, event: NewEvent) -> Result<(), ApiError> {
+        match self {
+            Self::Platform(tx) => tx.record(&state.audit_key, &event).await,
+            Self::Workspace(tx) => tx.record(&state.audit_key, event).await,
+        }
+        .map(drop)
+        .map_err(internal)
+    }
+
+    async fn commit(self) -> Result<(), ApiError> {
+        match self {
+            Self::Platform(tx) => tx.commit().await,
+            Self::Workspace(tx) => tx.commit().await,
+        }
+        .map_err(internal)
+    }
+}
+
 /// Registers a host. It stays pending, and gets no work, until an administrator approves it.
 #[utoipa::path(post, path = "/api/v1/hosts", tag = "hosts",
     request_body(content = NewHostInput, example = json!({"name": "build-01", "kind": "session", "allow_list": ["10.0.0.0/8"]})),
@@ -158,6 +242,34 @@ pub(crate) async fn register_host(
     caller: Caller,
     ApiJson(input): ApiJson<NewHostInput>,
 ) -> Result<(StatusCode, Json<HostWithKey>), ApiError> {
+    register(&state, &meta, &caller, &Scope::Platform, input).await
+}
+
+/// Registers a host bound to this workspace: it serves this workspace alone. It stays
+/// pending, and gets no work, until a platform administrator approves it.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/hosts", tag = "hosts",
+    params(("workspace_id" = String, Path, description = "Workspace id")),
+    request_body(content = NewHostInput, example = json!({"name": "team-runner", "kind": "session"})),
+    responses(
+        (status = 201, description = "Registered; the key is in the response, once", body = HostWithKey),
+        (status = 422, description = "Invalid name, kind or allow-list", content_type = "application/problem+json")))]
+pub(crate) async fn register_workspace_host(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    access: WorkspaceAccess,
+    ApiJson(input): ApiJson<NewHostInput>,
+) -> Result<(StatusCode, Json<HostWithKey>), ApiError> {
+    register(&state, &meta, &caller, &Scope::Workspace(&access), input).await
+}
+
+async fn register(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &Caller,
+    scope: &Scope<'_>,
+    input: NewHostInput,
+) -> Result<(StatusCode, Json<HostWithKey>), ApiError> {
     let name = HostName::parse(&input.name).map_err(|e| ApiError::invalid(&e))?;
     let kind = HostKind::parse(&input.kind).ok_or(ApiError {
         status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -169,22 +281,23 @@ pub(crate) async fn register_host(
         .map_err(|e| ApiError::invalid(&e))?;
     let key = new_key().await?;
     let id = Uuid::now_v7();
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    tx.insert_host(&NewHost {
-        id,
-        name: name.as_str(),
-        kind: kind.as_str(),
-        allow_list: &allow.to_stored(),
-        key: StoredKey {
-            key_id: &key.key_id,
-            salt: &key.salt,
-            hash: &key.hash,
-        },
-        created_by: caller.principal.user_id,
-        now: now_us(state.clock.as_ref()),
-    })
-    .await
-    .map_err(internal)?;
+    let mut tx = HostTx::open(state, scope).await?;
+    tx.hosts()
+        .insert(&NewHost {
+            id,
+            name: name.as_str(),
+            kind: kind.as_str(),
+            allow_list: &allow.to_stored(),
+            key: StoredKey {
+                key_id: &key.key_id,
+                salt: &key.salt,
+                hash: &key.hash,
+            },
+            created_by: caller.principal.user_id,
+            now: now_us(state.clock.as_ref()),
+        })
+        .await
+        .map_err(internal)?;
     let event = meta.event(
         state.clock.now(),
         caller.actor(),
@@ -195,11 +308,14 @@ pub(crate) async fn register_host(
         json!({ "name": name.as_str(), "kind": kind.as_str(), "key_id": key.key_id,
                 "allow_list": allow.entries() }),
     );
-    tx.record(&state.audit_key, &event)
+    tx.record(state, event).await?;
+    let row = tx
+        .hosts()
+        .get(id)
         .await
-        .map_err(internal)?;
-    let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
-    tx.commit().await.map_err(internal)?;
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
         Json(HostWithKey {
@@ -209,15 +325,30 @@ pub(crate) async fn register_host(
     ))
 }
 
-/// Every host, by name.
+/// Every host, platform-wide and workspace-bound, by name.
 #[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts",
     responses((status = 200, description = "Hosts", body = Vec<HostView>)))]
 pub(crate) async fn list_hosts(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<HostView>>, ApiError> {
-    let mut tx = state.store.begin_read().await.map_err(internal)?;
-    let rows = tx.hosts().await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    list(&state, &Scope::Platform).await
+}
+
+/// This workspace's own hosts, by name.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/hosts", tag = "hosts",
+    params(("workspace_id" = String, Path, description = "Workspace id")),
+    responses((status = 200, description = "Hosts", body = Vec<HostView>)))]
+pub(crate) async fn list_workspace_hosts(
+    State(state): State<AppState>,
+    access: WorkspaceAccess,
+) -> Result<Json<Vec<HostView>>, ApiError> {
+    list(&state, &Scope::Workspace(&access)).await
+}
+
+async fn list(state: &AppState, scope: &Scope<'_>) -> Result<Json<Vec<HostView>>, ApiError> {
+    let mut tx = HostTx::open_read(state, scope).await?;
+    let rows = tx.hosts().list().await.map_err(internal)?;
+    tx.commit().await?;
     let now = now_us(state.clock.as_ref());
     Ok(Json(rows.into_iter().map(|r| view(r, now)).collect()))
 }
@@ -231,10 +362,33 @@ pub(crate) async fn get_host(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<HostView>, ApiError> {
-    let id = parse_id(&id)?;
-    let mut tx = state.store.begin_read().await.map_err(internal)?;
-    let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
-    tx.commit().await.map_err(internal)?;
+    get(&state, &Scope::Platform, &id).await
+}
+
+/// One of this workspace's hosts.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/hosts/{host_id}", tag = "hosts",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("host_id" = String, Path, description = "Host id")),
+    responses((status = 200, description = "The host", body = HostView),
+        (status = 404, description = "No such host in this workspace", content_type = "application/problem+json")))]
+pub(crate) async fn get_workspace_host(
+    State(state): State<AppState>,
+    access: WorkspaceAccess,
+    Path(path): Path<(String, String)>,
+) -> Result<Json<HostView>, ApiError> {
+    get(&state, &Scope::Workspace(&access), &path.1).await
+}
+
+async fn get(state: &AppState, scope: &Scope<'_>, id: &str) -> Result<Json<HostView>, ApiError> {
+    let id = parse_id(id)?;
+    let mut tx = HostTx::open_read(state, scope).await?;
+    let row = tx
+        .hosts()
+        .get(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    tx.commit().await?;
     Ok(Json(view(row, now_us(state.clock.as_ref()))))
 }
 
@@ -246,22 +400,28 @@ async fn decide(
     status: HostStatus,
 ) -> Result<Json<HostView>, ApiError> {
     let id = parse_id(id)?;
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    let before = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
-    tx.decide_host(
-        id,
-        status.as_str(),
-        caller.principal.user_id,
-        now_us(state.clock.as_ref()),
-    )
-    .await
-    .map_err(internal)?;
+    let mut tx = HostTx::open(state, &Scope::Platform).await?;
+    let before = tx
+        .hosts()
+        .get(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    tx.hosts()
+        .decide(
+            id,
+            status.as_str(),
+            caller.principal.user_id,
+            now_us(state.clock.as_ref()),
+        )
+        .await
+        .map_err(internal)?;
     let action = match status {
         HostStatus::Approved => "host.approved",
         HostStatus::Rejected => "host.rejected",
         HostStatus::Pending => "host.pending",
     };
-    let event = meta.event(
+    let mut event = meta.event(
         state.clock.now(),
         caller.actor(),
         action,
@@ -270,11 +430,15 @@ async fn decide(
         Outcome::Success,
         json!({ "status": { "old": before.status, "new": status.as_str() } }),
     );
-    tx.record(&state.audit_key, &event)
+    event.workspace_id = before.workspace_id.map(|w| w.to_string());
+    tx.record(state, event).await?;
+    let row = tx
+        .hosts()
+        .get(id)
         .await
-        .map_err(internal)?;
-    let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
-    tx.commit().await.map_err(internal)?;
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    tx.commit().await?;
     if status == HostStatus::Rejected {
         state
             .connections
@@ -335,7 +499,46 @@ pub(crate) async fn rotate_host_key(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<Rotation>,
 ) -> Result<Json<HostWithKey>, ApiError> {
-    let id = parse_id(&id)?;
+    rotate(&state, &meta, &caller, &Scope::Platform, &id, input).await
+}
+
+/// Issues a new key for one of this workspace's hosts (shown once); the current key keeps
+/// working for the grace period.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/hosts/{host_id}/rotate-key", tag = "hosts",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("host_id" = String, Path, description = "Host id")),
+    request_body(content = Rotation, example = json!({"grace_minutes": 60})),
+    responses((status = 200, description = "Rotated; the new key is in the response, once", body = HostWithKey),
+        (status = 404, description = "No such host in this workspace", content_type = "application/problem+json"),
+        (status = 422, description = "Grace period out of range", content_type = "application/problem+json")))]
+pub(crate) async fn rotate_workspace_host_key(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    access: WorkspaceAccess,
+    Path(path): Path<(String, String)>,
+    ApiJson(input): ApiJson<Rotation>,
+) -> Result<Json<HostWithKey>, ApiError> {
+    rotate(
+        &state,
+        &meta,
+        &caller,
+        &Scope::Workspace(&access),
+        &path.1,
+        input,
+    )
+    .await
+}
+
+async fn rotate(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &Caller,
+    scope: &Scope<'_>,
+    id: &str,
+    input: Rotation,
+) -> Result<Json<HostWithKey>, ApiError> {
+    let id = parse_id(id)?;
     let grace = input.grace_minutes.unwrap_or(60);
     if !(0..=10_080).contains(&grace) {
         return Err(ApiError {
@@ -347,20 +550,26 @@ pub(crate) async fn rotate_host_key(
     }
     let key = new_key().await?;
     let now = now_us(state.clock.as_ref());
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    let before = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
-    tx.rotate_host_key(
-        id,
-        StoredKey {
-            key_id: &key.key_id,
-            salt: &key.salt,
-            hash: &key.hash,
-        },
-        now + grace * 60_000_000,
-        now,
-    )
-    .await
-    .map_err(internal)?;
+    let mut tx = HostTx::open(state, scope).await?;
+    let before = tx
+        .hosts()
+        .get(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    tx.hosts()
+        .rotate_key(
+            id,
+            StoredKey {
+                key_id: &key.key_id,
+                salt: &key.salt,
+                hash: &key.hash,
+            },
+            now + grace * 60_000_000,
+            now,
+        )
+        .await
+        .map_err(internal)?;
     let event = meta.event(
         state.clock.now(),
         caller.actor(),
@@ -370,11 +579,14 @@ pub(crate) async fn rotate_host_key(
         Outcome::Success,
         json!({ "key_id": { "old": before.key_id, "new": key.key_id }, "grace_minutes": grace }),
     );
-    tx.record(&state.audit_key, &event)
+    tx.record(state, event).await?;
+    let row = tx
+        .hosts()
+        .get(id)
         .await
-        .map_err(internal)?;
-    let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
-    tx.commit().await.map_err(internal)?;
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    tx.commit().await?;
     Ok(Json(HostWithKey {
         host: view(row, now_us(state.clock.as_ref())),
         api_key: key.key.to_string(),
@@ -403,12 +615,56 @@ pub(crate) async fn set_allow_list(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<AllowListInput>,
 ) -> Result<Json<HostView>, ApiError> {
-    let id = parse_id(&id)?;
+    allow_list(&state, &meta, &caller, &Scope::Platform, &id, input).await
+}
+
+/// Replaces the allow-list of one of this workspace's hosts.
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/hosts/{host_id}/allow-list", tag = "hosts",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("host_id" = String, Path, description = "Host id")),
+    request_body(content = AllowListInput, example = json!({"allow_list": ["192.0.2.0/24"]})),
+    responses((status = 200, description = "Saved", body = HostView),
+        (status = 404, description = "No such host in this workspace", content_type = "application/problem+json"),
+        (status = 422, description = "Invalid entry", content_type = "application/problem+json")))]
+pub(crate) async fn set_workspace_allow_list(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    access: WorkspaceAccess,
+    Path(path): Path<(String, String)>,
+    ApiJson(input): ApiJson<AllowListInput>,
+) -> Result<Json<HostView>, ApiError> {
+    allow_list(
+        &state,
+        &meta,
+        &caller,
+        &Scope::Workspace(&access),
+        &path.1,
+        input,
+    )
+    .await
+}
+
+async fn allow_list(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &Caller,
+    scope: &Scope<'_>,
+    id: &str,
+    input: AllowListInput,
+) -> Result<Json<HostView>, ApiError> {
+    let id = parse_id(id)?;
     let allow = AllowList::parse(input.allow_list.iter().map(String::as_str))
         .map_err(|e| ApiError::invalid(&e))?;
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    let before = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
-    tx.set_host_allow_list(id, &allow.to_stored(), now_us(state.clock.as_ref()))
+    let mut tx = HostTx::open(state, scope).await?;
+    let before = tx
+        .hosts()
+        .get(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    tx.hosts()
+        .set_allow_list(id, &allow.to_stored(), now_us(state.clock.as_ref()))
         .await
         .map_err(internal)?;
     let event = meta.event(
@@ -421,16 +677,19 @@ pub(crate) async fn set_allow_list(
         json!({ "allow_list": { "old": AllowList::from_stored(&before.allow_list).entries(),
                                 "new": allow.entries() } }),
     );
-    tx.record(&state.audit_key, &event)
+    tx.record(state, event).await?;
+    let row = tx
+        .hosts()
+        .get(id)
         .await
-        .map_err(internal)?;
-    let row = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
-    tx.commit().await.map_err(internal)?;
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    tx.commit().await?;
     Ok(Json(view(row, now_us(state.clock.as_ref()))))
 }
 
 /// Deletes a host with every key it had: it can never come back with them; re-adding it means
-/// a new registration and a new approval.
+/// a new registration and a new approval. Its live connection, on any node, ends at once.
 #[utoipa::path(delete, path = "/api/v1/hosts/{host_id}", tag = "hosts",
     params(("host_id" = String, Path, description = "Host id")),
     responses((status = 204, description = "Deleted"),
@@ -441,11 +700,42 @@ pub(crate) async fn delete_host(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    let before = tx.host(id).await.map_err(internal)?.ok_or_else(not_found)?;
-    tx.delete_host(id).await.map_err(internal)?;
-    let event = meta.event(
+    delete(&state, &meta, &caller, &Scope::Platform, &id).await
+}
+
+/// Deletes one of this workspace's hosts with every key it had.
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/hosts/{host_id}", tag = "hosts",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("host_id" = String, Path, description = "Host id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "No such host in this workspace", content_type = "application/problem+json")))]
+pub(crate) async fn delete_workspace_host(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    access: WorkspaceAccess,
+    Path(path): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    delete(&state, &meta, &caller, &Scope::Workspace(&access), &path.1).await
+}
+
+async fn delete(
+    state: &AppState,
+    meta: &RequestMeta,
+    caller: &Caller,
+    scope: &Scope<'_>,
+    id: &str,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(id)?;
+    let mut tx = HostTx::open(state, scope).await?;
+    let before = tx
+        .hosts()
+        .get(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(not_found)?;
+    tx.hosts().delete(id).await.map_err(internal)?;
+    let mut event = meta.event(
         state.clock.now(),
         caller.actor(),
         "host.deleted",
@@ -454,10 +744,9 @@ pub(crate) async fn delete_host(
         Outcome::Success,
         json!({ "name": before.name, "key_id": before.key_id, "status": before.status }),
     );
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    event.workspace_id = before.workspace_id.map(|w| w.to_string());
+    tx.record(state, event).await?;
+    tx.commit().await?;
     state
         .connections
         .kick(id, "revoked", "an administrator deleted this host");
@@ -521,7 +810,7 @@ pub(crate) async fn agent_hello(
     reported("os", &input.os)?;
     reported("agent_version", &input.agent_version)?;
     let ip = host.ip.to_string();
-    let mut tx = state.store.begin().await.map_err(internal)?;
+    let mut tx = state.store.begin_hosts().await.map_err(internal)?;
     if !tx
         .record_hello(
             host.host_id,

@@ -344,3 +344,65 @@ async fn the_concurrent_host_cap_holds_across_two_nodes_and_a_reconnect_counts_o
         "the freed place was never given to the waiting host"
     );
 }
+
+#[tokio::test]
+async fn deleting_rejecting_or_replacing_a_host_on_one_node_drops_its_connection_on_another_at_once()
+ {
+    let a = TestApp::spawn().await.unwrap();
+    if a.db.backend != warden_store::Backend::Postgres {
+        // Several nodes share PostgreSQL; the embedded SQLite default is one node.
+        return;
+    }
+    let mut env = vec![("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone())];
+    env.extend(a.db.env());
+    let b = TestApp::spawn_with(warden_testkit::AppOptions {
+        env,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&a).await;
+    let (deleted, deleted_key) = register(&a, &admin).await;
+    let (rejected, rejected_key) = register(&a, &admin).await;
+    let (_, moving_key) = register(&a, &admin).await;
+
+    // The agents never heartbeat here: only the change notice can end their connections
+    // within the 10 s `next` waits (a heartbeat check would come after 20 s at the earliest).
+    let (mut on_b, _) = welcomed(&b, &deleted_key).await;
+    api(
+        &a,
+        &admin,
+        Method::DELETE,
+        &format!("/api/v1/hosts/{deleted}"),
+        None,
+    )
+    .await;
+    assert_eq!(refusal_code(next(&mut on_b).await), "revoked");
+
+    let (mut on_a, _) = welcomed(&a, &rejected_key).await;
+    api(
+        &b,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{rejected}/reject"),
+        None,
+    )
+    .await;
+    assert_eq!(refusal_code(next(&mut on_a).await), "revoked");
+
+    let (mut first, _) = welcomed(&a, &moving_key).await;
+    let (mut second, _) = welcomed(&b, &moving_key).await;
+    assert_eq!(refusal_code(next(&mut first).await), "replaced");
+    // The newer connection is unaffected.
+    second
+        .send(Message::text(
+            AgentMessage::Heartbeat {
+                state: AgentState::Idle,
+            }
+            .encode(),
+        ))
+        .await
+        .unwrap();
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(500), second.next()).await;
+    assert!(quiet.is_err(), "the newer connection was ended: {quiet:?}");
+}

@@ -680,3 +680,154 @@ async fn a_ticket_reconnects_without_the_key_until_the_key_is_retired_or_the_hos
     .await;
     assert_eq!(hello(&app, &ticket).await.0, StatusCode::UNAUTHORIZED);
 }
+
+async fn member(app: &TestApp, admin: &str, email: &str) -> (String, String) {
+    let (s, created) = call(
+        app,
+        admin,
+        Method::POST,
+        "/api/v1/admin/users",
+        Some(json!({"email": email, "password": "quiet harbor 4417 finch", "platform_role": "member"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let token = sign_in(app, email, "quiet harbor 4417 finch").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (created["id"].as_str().unwrap().to_owned(), token)
+}
+
+#[tokio::test]
+async fn workspace_maintainers_register_and_manage_their_own_hosts_and_only_admins_approve() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (_, owner) = member(&app, &admin, "olga@example.com").await;
+    let (mark_id, mark) = member(&app, &admin, "mark@example.com").await;
+    let (mia_id, mia) = member(&app, &admin, "mia@example.com").await;
+    let (s, ws) = call(
+        &app,
+        &owner,
+        Method::POST,
+        "/api/v1/workspaces",
+        Some(json!({"name": "Alpha"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{ws}");
+    let ws = ws["id"].as_str().unwrap().to_owned();
+    for (id, role) in [(&mark_id, "maintainer"), (&mia_id, "member")] {
+        let (s, body) = call(
+            &app,
+            &owner,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/members"),
+            Some(json!({"user_id": id, "role": role})),
+        )
+        .await;
+        assert!(s.is_success(), "{s} {body}");
+    }
+    let (platform_host, _) = register(&app, &admin, &[]).await;
+    let hosts = format!("/api/v1/workspaces/{ws}/hosts");
+    let body = json!({"name": "alpha-runner", "kind": "session"});
+
+    // A member may not register one; a maintainer may.
+    let (s, _) = call(&app, &mia, Method::POST, &hosts, Some(body.clone())).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, created) = call(&app, &mark, Method::POST, &hosts, Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["host"]["id"].as_str().unwrap().to_owned();
+    let key = created["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(created["host"]["workspace_id"], ws.as_str());
+    assert_eq!(created["host"]["status"], "pending");
+    let registered = audit_rows(&app, "host.registered").await;
+    let event = registered
+        .iter()
+        .find(|r| r.resource_id.as_deref() == Some(id.as_str()))
+        .unwrap();
+    assert_eq!(event.workspace_id.as_deref(), Some(ws.as_str()));
+    assert_eq!(event.actor_id.as_deref(), Some(mark_id.as_str()));
+
+    // The workspace sees its own host only; the platform list shows both.
+    let (s, listed) = call(&app, &mia, Method::GET, &hosts, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+    let (_, all) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    // A platform host is not the workspace's to manage.
+    for (method, suffix) in [
+        (Method::GET, ""),
+        (Method::DELETE, ""),
+        (Method::POST, "/rotate-key"),
+    ] {
+        let (s, _) = call(
+            &app,
+            &mark,
+            method.clone(),
+            &format!("{hosts}/{platform_host}{suffix}"),
+            (method == Method::POST).then(|| json!({})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method} {suffix}");
+    }
+
+    // It authenticates like any host, waits for approval, which only an administrator gives.
+    let (s, answer) = hello(&app, &key).await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    assert_eq!(answer["may_work"], false);
+    let (s, _) = call(
+        &app,
+        &mark,
+        Method::POST,
+        &format!("/api/v1/hosts/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{id}/approve"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, answer) = hello(&app, &key).await;
+    assert_eq!(answer["may_work"], true);
+
+    // The maintainer rotates its key (without grace) and deletes it; a member may do neither.
+    let (s, _) = call(
+        &app,
+        &mia,
+        Method::POST,
+        &format!("{hosts}/{id}/rotate-key"),
+        Some(json!({"grace_minutes": 0})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, rotated) = call(
+        &app,
+        &mark,
+        Method::POST,
+        &format!("{hosts}/{id}/rotate-key"),
+        Some(json!({"grace_minutes": 0})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{rotated}");
+    let new_key = rotated["api_key"].as_str().unwrap().to_owned();
+    assert_eq!(hello(&app, &key).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(hello(&app, &new_key).await.0, StatusCode::OK);
+    let (s, _) = call(&app, &mia, Method::DELETE, &format!("{hosts}/{id}"), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(&app, &mark, Method::DELETE, &format!("{hosts}/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(hello(&app, &new_key).await.0, StatusCode::UNAUTHORIZED);
+    let deleted = audit_rows(&app, "host.deleted").await;
+    assert_eq!(deleted[0].workspace_id.as_deref(), Some(ws.as_str()));
+}

@@ -103,6 +103,7 @@ async fn snapshot(app: &TestApp, owner: &User, ws: &str) -> Value {
         "/prompts",
         "/pat",
         "/provider-keys",
+        "/hosts",
     ] {
         let v = ok_json(
             app,
@@ -127,7 +128,7 @@ fn problem_shape(v: &Value) -> Value {
 }
 
 /// Two workspaces: A (owner alice, viewer vera) and B (owner bob, member bert), with a
-/// variable, a prompt, a provider key and a PAT in B.
+/// variable, a prompt, a provider key, a PAT and a workspace-bound host in B.
 struct World {
     app: TestApp,
     alice: User,
@@ -136,6 +137,7 @@ struct World {
     bert: User,
     a: String,
     b: String,
+    b_host: String,
 }
 
 async fn world() -> World {
@@ -170,7 +172,19 @@ async fn world() -> World {
         let res = call(&app, &bob.token, Method::PUT, &path, Some(body)).await;
         assert_eq!(res.status(), StatusCode::CREATED, "{path}");
     }
+    let b_host = ok_json(
+        &app,
+        &bob.token,
+        Method::POST,
+        &format!("/api/v1/workspaces/{b}/hosts"),
+        Some(json!({"name": "bravo-runner", "kind": "session"})),
+    )
+    .await["host"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     World {
+        b_host,
         app,
         alice,
         vera,
@@ -254,6 +268,7 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         ("variable", "VICTIM_ONLY".to_owned()),
         ("prompt", "victim-only".to_owned()),
         ("provider", "claude-code".to_owned()),
+        ("host_id", w.b_host.clone()),
     ]
     .into_iter()
     .collect();
@@ -327,7 +342,7 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
                 body.clone(),
             )
             .await;
-            if m == Method::PUT {
+            if m == Method::PUT && !path.contains("{host_id}") {
                 // An upsert by name creates alice's own item in A; B must stay untouched
                 // (checked below).
                 assert!(
@@ -434,6 +449,7 @@ async fn row_level_security_hides_other_workspaces_from_a_query_without_its_filt
         ("SELECT COUNT(*) FROM workspace_prompts", 0),
         ("SELECT COUNT(*) FROM workspace_members", 2),
         ("SELECT COUNT(*) FROM workspaces", 1),
+        ("SELECT COUNT(*) FROM hosts", 0),
         (
             "SELECT COUNT(*) FROM workspace_members m JOIN workspaces w \
              ON w.id = m.workspace_id WHERE w.name = 'Bravo'",
@@ -456,6 +472,11 @@ async fn row_level_security_hides_other_workspaces_from_a_query_without_its_filt
         .await
         .unwrap();
     assert_eq!(unscoped, 0);
+    let unscoped: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hosts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(unscoped, 0, "B's workspace-bound host seen without a scope");
     let mut conn = pool.begin().await.unwrap();
     sqlx::query("SELECT set_config('warden.workspace_id', $1, true)")
         .bind(&w.b)
@@ -467,7 +488,25 @@ async fn row_level_security_hides_other_workspaces_from_a_query_without_its_filt
         .await
         .unwrap();
     assert_eq!(in_b, 3);
+    let in_b: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM hosts")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(in_b, 1);
     let a_id: uuid::Uuid = w.a.parse().unwrap();
+    let err = sqlx::query("UPDATE hosts SET workspace_id = $1")
+        .bind(a_id)
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    drop(conn);
+    let mut conn = pool.begin().await.unwrap();
+    sqlx::query("SELECT set_config('warden.workspace_id', $1, true)")
+        .bind(&w.b)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
     let err = sqlx::query(
         "INSERT INTO workspace_prompts (workspace_id, name, template, updated_by, updated_at) \
          VALUES ($1, 'smuggled', 'x', $1, 0)",
