@@ -8,6 +8,7 @@ pub mod host_key;
 pub mod host_ticket;
 pub mod jwt;
 pub mod keyring;
+pub mod license;
 pub mod password;
 pub mod token;
 

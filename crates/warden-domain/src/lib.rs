@@ -8,5 +8,6 @@ pub mod audit;
 pub mod clock;
 pub mod hosts;
 pub mod identity;
+pub mod license;
 pub mod request_id;
 pub mod tenancy;

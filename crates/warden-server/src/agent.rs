@@ -286,10 +286,11 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
     let node = format!("{node}/{conn}");
     let now = now_us(state.clock.as_ref());
     let fresh = i64::try_from((HEARTBEAT * 3).as_micros()).unwrap_or(i64::MAX);
-    let cap = match host.kind {
+    let configured = match host.kind {
         HostKind::Session => state.hosts.max_session_hosts,
         HostKind::Deploy => state.hosts.max_deploy_hosts,
     };
+    let cap = state.license.host_cap(host.kind, configured);
     match state
         .store
         .claim_connection(

@@ -122,6 +122,9 @@ impl Running {
             }
         };
         let _ = self.store.node_leave(self.state.identity.node_id).await;
+        // The clock's latest reading outlives this process (clock-tamper detection).
+        let now = crate::license::unix_now(self.state.clock.as_ref());
+        let _ = self.state.license.observe_clock(&self.store, now).await;
         self.store.close().await;
         match served {
             Ok(Ok(())) => Ok(()),
@@ -308,7 +311,18 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         )
         .await?,
     ));
+    let license = crate::license::License::new(&config.license).map_err(BootError)?;
+    license
+        .observe_clock(&store, crate::license::unix_now(clock.as_ref()))
+        .await
+        .map_err(|e| BootError(format!("license: {e}")))?;
+    license
+        .reload(&store)
+        .await
+        .map_err(|e| BootError(format!("license: {e}")))?;
     let state = AppState::new(Shared {
+        license: Arc::new(license),
+        smtp: config.smtp.clone(),
         store: store.clone(),
         keyring,
         audit_key,
@@ -323,6 +337,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     });
     let identity_task = crate::identity::spawn_sync(state.clone());
     let hosts_task = crate::agent::spawn_watch(state.clone());
+    let license_task = crate::license::spawn_watch(state.clone());
     let routes = crate::api::routes().merge(extra_routes);
     let mut app = http::assemble(state.clone(), routes, &config.http, tls.is_some());
     app.openapi.info = utoipa::openapi::InfoBuilder::new()
@@ -362,7 +377,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         tls: config.tls.is_some(),
         stop,
         task,
-        background: vec![monitor_task, identity_task, hosts_task],
+        background: vec![monitor_task, identity_task, hosts_task, license_task],
         state: state.clone(),
         setup_link,
         store,

@@ -83,6 +83,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     ("WARDEN_HOSTS_MAX_SESSION_HOSTS", "hosts.max_session_hosts"),
     ("WARDEN_HOSTS_MAX_DEPLOY_HOSTS", "hosts.max_deploy_hosts"),
+    ("WARDEN_LICENSE_PUBLIC_KEY_FILE", "license.public_key_file"),
+    ("WARDEN_LICENSE_MACHINE_ID_FILE", "license.machine_id_file"),
+    ("WARDEN_LICENSE_FRESHNESS_DAYS", "license.freshness_days"),
+    ("WARDEN_LICENSE_ALERT_HOUR", "license.alert_hour"),
+    ("WARDEN_SMTP_URL", "smtp.url"),
+    ("WARDEN_SMTP_FROM", "smtp.from"),
     ("WARDEN_LOG_FORMAT", "log.format"),
     ("WARDEN_LOG_LEVEL", "log.level"),
 ];
@@ -122,7 +128,61 @@ struct FileConfig {
     #[serde(default)]
     hosts: FileHosts,
     #[serde(default)]
+    license: FileLicense,
+    #[serde(default)]
+    smtp: FileSmtp,
+    #[serde(default)]
     log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLicense {
+    public_key_file: Option<PathBuf>,
+    machine_id_file: Option<PathBuf>,
+    freshness_days: Option<u32>,
+    alert_hour: Option<u8>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSmtp {
+    url: Option<String>,
+    from: Option<String>,
+}
+
+/// Offline licensing.
+#[derive(Debug, Clone)]
+pub struct LicenseConfig {
+    /// The operator's public key (PEM). None: Warden runs unlicensed, every feature on.
+    pub public_key_file: Option<PathBuf>,
+    /// Where the operating system keeps its machine identity (default `/etc/machine-id`, then
+    /// `/var/lib/dbus/machine-id`).
+    pub machine_id_file: Option<PathBuf>,
+    /// How old machine info and a licence's issue date may be (days, default 7).
+    pub freshness_days: u32,
+    /// Hour of the day (UTC) of the daily expiry-alert run (default 9).
+    pub alert_hour: u8,
+}
+
+impl Default for LicenseConfig {
+    fn default() -> Self {
+        Self {
+            public_key_file: None,
+            machine_id_file: None,
+            freshness_days: warden_domain::license::DEFAULT_FRESHNESS_DAYS,
+            alert_hour: 9,
+        }
+    }
+}
+
+/// Outgoing mail. With no URL, mail that would be sent is written to the log instead.
+#[derive(Debug, Clone, Default)]
+pub struct SmtpConfig {
+    /// `smtp://host:port`, `smtps://…` or `smtp://…?tls=required`, possibly with credentials.
+    pub url: Option<SecretString>,
+    /// The sender address.
+    pub from: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -360,6 +420,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Host connections.
     pub hosts: HostsConfig,
+    /// Offline licensing.
+    pub license: LicenseConfig,
+    /// Outgoing mail.
+    pub smtp: SmtpConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -440,6 +504,28 @@ impl Config {
                 max_session_hosts: self.hosts.max_session_hosts,
                 max_deploy_hosts: self.hosts.max_deploy_hosts,
             },
+            license: RedactedLicense {
+                public_key_file: self
+                    .license
+                    .public_key_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+                machine_id_file: self
+                    .license
+                    .machine_id_file
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+                freshness_days: self.license.freshness_days,
+                alert_hour: self.license.alert_hour,
+            },
+            smtp: RedactedSmtp {
+                url: self
+                    .smtp
+                    .url
+                    .as_ref()
+                    .map(|u| redact_url(u.expose_secret())),
+                from: self.smtp.from.clone(),
+            },
             log: RedactedLog {
                 format: self.log.format,
                 level: self.log.level.clone(),
@@ -461,7 +547,26 @@ struct RedactedView {
     audit: RedactedAudit,
     auth: RedactedAuth,
     hosts: RedactedHosts,
+    license: RedactedLicense,
+    smtp: RedactedSmtp,
     log: RedactedLog,
+}
+
+#[derive(Serialize)]
+struct RedactedLicense {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    machine_id_file: Option<String>,
+    freshness_days: u32,
+    alert_hour: u8,
+}
+
+#[derive(Serialize)]
+struct RedactedSmtp {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    from: String,
 }
 
 #[derive(Serialize)]
@@ -739,6 +844,8 @@ fn build(
 
     let auth = build_auth(raw.auth, env)?;
     let hosts = build_hosts(raw.hosts, env)?;
+    let license = build_license(raw.license, env)?;
+    let smtp = build_smtp(raw.smtp, env)?;
 
     let format = match env
         .get("WARDEN_LOG_FORMAT")
@@ -789,7 +896,82 @@ fn build(
         },
         auth,
         hosts,
+        license,
+        smtp,
         log: LogConfig { format, level },
+    })
+}
+
+fn build_license(
+    raw: FileLicense,
+    env: &BTreeMap<String, String>,
+) -> Result<LicenseConfig, ConfigError> {
+    let path = |var: &str, file: Option<PathBuf>| {
+        env.get(var)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or(file)
+    };
+    let freshness_days = env_or(
+        env,
+        "WARDEN_LICENSE_FRESHNESS_DAYS",
+        raw.freshness_days,
+        |v| v.parse().ok(),
+        "a whole number of days",
+    )?
+    .unwrap_or(warden_domain::license::DEFAULT_FRESHNESS_DAYS);
+    if !(1..=365).contains(&freshness_days) {
+        return Err(ConfigError::new(
+            "license.freshness_days: must be between 1 and 365",
+        ));
+    }
+    let alert_hour = env_or(
+        env,
+        "WARDEN_LICENSE_ALERT_HOUR",
+        raw.alert_hour,
+        |v| v.parse().ok(),
+        "an hour from 0 to 23",
+    )?
+    .unwrap_or(9);
+    if alert_hour > 23 {
+        return Err(ConfigError::new("license.alert_hour: must be from 0 to 23"));
+    }
+    Ok(LicenseConfig {
+        public_key_file: path("WARDEN_LICENSE_PUBLIC_KEY_FILE", raw.public_key_file),
+        machine_id_file: path("WARDEN_LICENSE_MACHINE_ID_FILE", raw.machine_id_file),
+        freshness_days,
+        alert_hour,
+    })
+}
+
+fn build_smtp(raw: FileSmtp, env: &BTreeMap<String, String>) -> Result<SmtpConfig, ConfigError> {
+    let url = env
+        .get("WARDEN_SMTP_URL")
+        .cloned()
+        .or(raw.url)
+        .filter(|u| !u.trim().is_empty());
+    if let Some(u) = &url
+        && !(u.starts_with("smtp://") || u.starts_with("smtps://"))
+    {
+        return Err(ConfigError::new(
+            "smtp.url: must start with smtp:// or smtps:// (for example smtp://127.0.0.1:25)",
+        ));
+    }
+    let from = env
+        .get("WARDEN_SMTP_FROM")
+        .cloned()
+        .or(raw.from)
+        .unwrap_or_else(|| "warden@localhost".to_owned());
+    if from.parse::<lettre::Address>().is_err() {
+        return Err(ConfigError::new(format!(
+            "smtp.from: '{}' is not an email address",
+            from.trim()
+        )));
+    }
+    Ok(SmtpConfig {
+        url: url.map(SecretString::from),
+        from,
     })
 }
 

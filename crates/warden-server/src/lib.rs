@@ -12,6 +12,7 @@ pub mod config;
 pub mod hosts;
 pub mod http;
 pub mod identity;
+pub mod license;
 pub mod logging;
 pub mod state;
 pub mod tls;

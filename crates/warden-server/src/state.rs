@@ -37,6 +37,10 @@ pub struct Shared {
     pub connections: Arc<crate::agent::Connections>,
     /// Signs host session tickets (a server secret every node shares).
     pub host_tickets: Arc<warden_crypto::host_ticket::TicketKey>,
+    /// Offline licence enforcement.
+    pub license: Arc<crate::license::License>,
+    /// Outgoing mail.
+    pub smtp: crate::config::SmtpConfig,
     /// The OpenAPI document as JSON, filled once the routes are assembled.
     pub openapi_json: OnceLock<String>,
 }

@@ -541,3 +541,20 @@ impl crate::Store {
         Ok(Some(HostChanges { listener }))
     }
 }
+
+impl crate::Store {
+    /// Hosts of `kind` connected to any node and seen after `fresh_after` (µs).
+    pub async fn connected_hosts(&self, kind: &str, fresh_after: i64) -> Result<i64, StoreError> {
+        let mut tx = self.begin_hosts_read().await?;
+        let n = on_tx!(tx, |c| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM hosts WHERE kind = $1 AND connected_node IS NOT NULL \
+             AND last_seen_at > $2"
+        )
+        .bind(kind)
+        .bind(fresh_after)
+        .fetch_one(c)
+        .await)?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}

@@ -11,6 +11,7 @@ mod error;
 pub mod hosts;
 pub mod identity;
 pub mod keyring;
+pub mod license;
 mod migrate;
 pub mod roles;
 pub mod tenancy;

@@ -50,6 +50,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_tenancy"),
     migration!(5, "0005_hosts"),
     migration!(6, "0006_workspace_hosts"),
+    migration!(7, "0007_license"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -75,6 +75,11 @@ async fn main() -> anyhow::Result<()> {
         hosts: warden_server::config::HostsConfig::default(),
         host_tickets,
         connections: Arc::default(),
+        license: Arc::new(
+            warden_server::license::License::new(&warden_server::config::LicenseConfig::default())
+                .map_err(anyhow::Error::msg)?,
+        ),
+        smtp: warden_server::config::SmtpConfig::default(),
         openapi_json: OnceLock::new(),
     });
     let http = HttpConfig {
@@ -107,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
                 app_state.hosts.clone(),
                 app_state.host_tickets.clone(),
             )),
+            app_state.license.clone(),
         ))
         .with_state(app_state.clone());
     let limited = tower::ServiceBuilder::new()

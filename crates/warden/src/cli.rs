@@ -57,6 +57,81 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Operator tooling for offline licences (needs no server or configuration).
+    License {
+        #[command(subcommand)]
+        command: LicenseCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LicenseCommand {
+    /// Create the operator's P-256 key pair: DIR/operator.key (private, mode 0600) and
+    /// DIR/operator.pub (give it to customers as license.public_key_file).
+    Keygen {
+        /// Directory to write the key files into (created if missing).
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: PathBuf,
+    },
+    /// Sign a licence (.lic) for a customer.
+    Sign(Box<SignArgs>),
+    /// Print a licence's claims and whether its signature verifies.
+    Inspect {
+        /// The .lic file.
+        file: PathBuf,
+        /// The operator public key to verify against.
+        #[arg(long, value_name = "PEM")]
+        public_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The operator private key (from `warden license keygen`).
+    #[arg(long, value_name = "PEM")]
+    pub key: PathBuf,
+    /// `standard` (bound to one machine) or `enterprise` (any machine, optional domain).
+    #[arg(long)]
+    pub tier: String,
+    /// The customer's machine-info.json (standard tier; refused for enterprise).
+    #[arg(long, value_name = "FILE")]
+    pub machine_info: Option<PathBuf>,
+    /// Customer name.
+    #[arg(long)]
+    pub customer: String,
+    /// Licence id.
+    #[arg(long)]
+    pub license_id: String,
+    /// Expiry: a date (YYYY-MM-DD, end of that day UTC) or an RFC 3339 time.
+    #[arg(long)]
+    pub expires: String,
+    /// Start (default: now), as for --expires but the start of the day.
+    #[arg(long)]
+    pub starts: Option<String>,
+    /// Days after expiry during which everything still works, with a warning (default 0).
+    #[arg(long, default_value_t = 0)]
+    pub grace_days: u32,
+    /// Most active users (default: no limit).
+    #[arg(long)]
+    pub user_limit: Option<u32>,
+    /// Most session hosts connected at once (default: no limit).
+    #[arg(long)]
+    pub session_hosts: Option<u32>,
+    /// Most deploy hosts connected at once (default: no limit).
+    #[arg(long)]
+    pub deploy_hosts: Option<u32>,
+    /// A feature flag to grant (repeat for several).
+    #[arg(long = "feature", value_name = "FLAG")]
+    pub features: Vec<String>,
+    /// Enterprise only: the host names it may serve, e.g. `*.acme.internal`.
+    #[arg(long)]
+    pub allowed_domain: Option<String>,
+    /// How old machine-info.json may be, in days.
+    #[arg(long, default_value_t = 7)]
+    pub freshness_days: u32,
+    /// Where to write the licence (default: <license-id>.lic).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

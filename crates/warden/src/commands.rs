@@ -12,6 +12,10 @@ use warden_server::logging;
 use crate::cli::{AuditCommand, Cli, Command, ConfigCommand, KeysCommand, UserCommand};
 
 pub async fn run(cli: Cli) -> Result<()> {
+    // The operator's licence tooling works on a machine with no server and no configuration.
+    if let Command::License { command } = cli.command {
+        return crate::license::run(command);
+    }
     let overrides = match &cli.command {
         Command::Serve { listen } => Overrides {
             listen: listen.clone(),
@@ -55,6 +59,9 @@ pub async fn run(cli: Cli) -> Result<()> {
             credentials,
             command,
         } => crate::host::run(credentials, command).await,
+        Command::License { .. } => {
+            anyhow::bail!("licence commands run before the configuration loads")
+        }
     }
 }
 
@@ -267,9 +274,12 @@ async fn user_create(config: Config, email: &str, role: &str) -> Result<()> {
         .read_line(&mut password)
         .context("cannot read the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
-    let (store, keyring, key) = boot::open_for_admin(&config).await?;
+    let (store, _keyring, key) = boot::open_for_admin(&config).await?;
+    let license = warden_server::license::License::new(&config.license)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    license.reload(&store).await?;
     let created = warden_server::identity::users::create_offline(
-        &store, &keyring, &key, email, password, role,
+        &store, &license, &key, email, password, role,
     )
     .await;
     store.close().await;

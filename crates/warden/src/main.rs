@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod host;
+mod license;
 mod login;
 
 use std::process::ExitCode;

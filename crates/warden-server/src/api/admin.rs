@@ -218,7 +218,7 @@ async fn set_active(
         return Err(last_admin());
     }
     if active {
-        crate::identity::users::admit_user(&mut tx).await?;
+        crate::identity::users::admit_user(&state.license, &mut tx).await?;
     }
     let changed = tx
         .set_active(id, active, now_us)

@@ -21,8 +21,9 @@ pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
         .add(Access::Platform(Permission::AUDIT_READ), routes!(status))
         .add(Access::Platform(Permission::AUDIT_READ), routes!(events))
-        .add(
+        .add_feature(
             Access::Platform(Permission::AUDIT_EXPORT),
+            warden_domain::license::Feature::AuditExport,
             routes!(export_csv),
         )
 }

@@ -19,9 +19,9 @@ use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
-        .add(Access::Public, routes!(sign_in))
+        .add_recovery(Access::Public, routes!(sign_in))
         .add(Access::Public, routes!(refresh))
-        .add(Access::SignedIn, routes!(sign_out))
+        .add_recovery(Access::SignedIn, routes!(sign_out))
         .add(Access::Public, routes!(jwks))
 }
 

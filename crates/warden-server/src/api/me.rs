@@ -24,7 +24,7 @@ use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
-        .add(Access::SignedIn, routes!(me))
+        .add_recovery(Access::SignedIn, routes!(me))
         .add(Access::SignedIn, routes!(my_permissions))
         .add(Access::SignedIn, routes!(devices))
         .add(Access::SignedIn, routes!(revoke_device))

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod hosts;
+pub mod license;
 pub mod me;
 pub mod openapi;
 pub mod roles;
@@ -28,6 +29,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(workspaces::routes())
         .merge(workspace_settings::routes())
         .merge(hosts::routes())
+        .merge(license::routes())
         .merge(health::routes())
         .merge(openapi::routes())
 }

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
+
+use crate::license::{License, Refusal as LicenseRefusal};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -251,6 +253,7 @@ pub struct AccessGuardLayer {
     clock: Arc<dyn Clock>,
     store: Store,
     hosts: Arc<HostGate>,
+    license: Arc<License>,
 }
 
 impl std::fmt::Debug for AccessGuardLayer {
@@ -268,6 +271,7 @@ impl AccessGuardLayer {
         clock: Arc<dyn Clock>,
         store: Store,
         hosts: Arc<HostGate>,
+        license: Arc<License>,
     ) -> Self {
         Self {
             table,
@@ -275,6 +279,7 @@ impl AccessGuardLayer {
             clock,
             store,
             hosts,
+            license,
         }
     }
 }
@@ -290,6 +295,7 @@ impl<S> Layer<S> for AccessGuardLayer {
             clock: self.clock.clone(),
             store: self.store.clone(),
             hosts: self.hosts.clone(),
+            license: self.license.clone(),
         }
     }
 }
@@ -303,6 +309,7 @@ pub struct AccessGuard<S> {
     clock: Arc<dyn Clock>,
     store: Store,
     hosts: Arc<HostGate>,
+    license: Arc<License>,
 }
 
 impl<S> std::fmt::Debug for AccessGuard<S> {
@@ -327,7 +334,13 @@ where
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        match first_gate(&self.table, &self.identity, self.clock.as_ref(), &mut req) {
+        match first_gate(
+            &self.table,
+            &self.identity,
+            &self.license,
+            self.clock.as_ref(),
+            &mut req,
+        ) {
             Err(refused) => Either::Left(ready(Ok(refused))),
             Ok(None) => Either::Right(Either::Left(self.inner.call(req))),
             Ok(Some((gate, principal))) => {
@@ -362,6 +375,7 @@ where
 fn first_gate(
     table: &AccessTable,
     identity: &Identity,
+    license: &License,
     clock: &dyn Clock,
     req: &mut Request,
 ) -> Result<Option<(Gate, Option<Principal>)>, Response> {
@@ -371,7 +385,19 @@ fn first_gate(
     };
     logging::record_route(matched);
     let path = matched.as_str();
-    let rule = table.rule(req.method(), path);
+    let declared = table.declared(req.method(), path);
+    let rule = declared.map(|d| d.access);
+    // The licence comes first: without a valid one, only the recovery routes answer.
+    if let Some(d) = declared {
+        let host = req
+            .headers()
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        if let Err(refusal) = license.gate(clock.now().unix_timestamp(), path, d.license, host) {
+            return Err(license_refusal(refusal).into_response());
+        }
+    }
     if rule.is_none() {
         let allowed: Vec<&str> = table.methods(path).collect();
         if !allowed.is_empty() {
@@ -417,6 +443,25 @@ fn first_gate(
             req.extensions_mut().insert(caller);
             Ok(Some((g, Some(principal))))
         }
+    }
+}
+
+/// The answer for a request the licence refuses.
+pub fn license_refusal(r: LicenseRefusal) -> ApiError {
+    match r {
+        LicenseRefusal::Invalid(p) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, p.code(), p.message())
+        }
+        LicenseRefusal::DomainMismatch => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "license-domain-mismatch",
+            "license domain mismatch: this host name is not one the licence allows",
+        ),
+        LicenseRefusal::Feature(_) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "feature-not-licensed",
+            "the licence does not include this feature",
+        ),
     }
 }
 

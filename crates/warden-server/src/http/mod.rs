@@ -58,6 +58,7 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
                 state.hosts.clone(),
                 state.host_tickets.clone(),
             )),
+            state.license.clone(),
         ))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::wrong_method)

@@ -14,18 +14,33 @@ use utoipa::openapi::OpenApi;
 use utoipa::openapi::path::PathItem;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use warden_domain::access::Access;
+use warden_domain::license::{Feature, LicenseRule};
+
+/// What a route declares: who may call it, and what it needs of the licence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declared {
+    /// Who may call it.
+    pub access: Access,
+    /// What it needs of the licence.
+    pub license: LicenseRule,
+}
 
 /// The declared rule of every (method, path) the router serves.
 #[derive(Debug, Clone, Default)]
 pub struct AccessTable {
     /// path pattern → method → rule
-    rules: HashMap<String, BTreeMap<String, Access>>,
+    rules: HashMap<String, BTreeMap<String, Declared>>,
 }
 
 impl AccessTable {
     /// The rule for `method` on the route pattern `path` (as axum's `MatchedPath` gives it).
     /// `HEAD` falls back to the `GET` rule, since axum answers `HEAD` with the `GET` handler.
     pub fn rule(&self, method: &Method, path: &str) -> Option<Access> {
+        self.declared(method, path).map(|d| d.access)
+    }
+
+    /// Everything declared for `method` on the route pattern `path` (`HEAD` as `GET`).
+    pub fn declared(&self, method: &Method, path: &str) -> Option<Declared> {
         let methods = self.rules.get(path)?;
         methods.get(method.as_str()).copied().or_else(|| {
             if method == Method::HEAD {
@@ -46,26 +61,31 @@ impl AccessTable {
 
     /// Every declared (method, path, rule), sorted by path then method.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &str, Access)> {
+        self.declarations().map(|(m, p, d)| (m, p, d.access))
+    }
+
+    /// Every declared (method, path, declaration), sorted by path then method.
+    pub fn declarations(&self) -> impl Iterator<Item = (&str, &str, Declared)> {
         let mut all: Vec<_> = self
             .rules
             .iter()
-            .flat_map(|(p, ms)| ms.iter().map(move |(m, a)| (m.as_str(), p.as_str(), *a)))
+            .flat_map(|(p, ms)| ms.iter().map(move |(m, d)| (m.as_str(), p.as_str(), *d)))
             .collect();
         all.sort_by(|a, b| (a.1, a.0).cmp(&(b.1, b.0)));
         all.into_iter()
     }
 
-    fn insert(&mut self, method: &str, path: &str, access: Access) {
+    fn insert(&mut self, method: &str, path: &str, declared: Declared) {
         self.rules
             .entry(path.to_owned())
             .or_default()
-            .insert(method.to_owned(), access);
+            .insert(method.to_owned(), declared);
     }
 
     fn extend(&mut self, other: AccessTable) {
         for (path, methods) in other.rules {
-            for (method, access) in methods {
-                self.insert(&method, &path, access);
+            for (method, declared) in methods {
+                self.insert(&method, &path, declared);
             }
         }
     }
@@ -104,11 +124,40 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     }
 
     /// Registers the handlers of `route` (built with `utoipa_axum::routes!`) under `access`.
+    /// Under `/api/`, it needs a valid licence (when Warden is licensed).
     #[must_use]
-    pub fn add(mut self, access: Access, route: UtoipaMethodRouter<S>) -> Self {
+    pub fn add(self, access: Access, route: UtoipaMethodRouter<S>) -> Self {
+        self.declare(access, LicenseRule::Required, route)
+    }
+
+    /// Like [`Routes::add`], for the routes that recover from a missing or invalid licence
+    /// (licence status and upload, machine info, sign-in, sign-out, the current user).
+    #[must_use]
+    pub fn add_recovery(self, access: Access, route: UtoipaMethodRouter<S>) -> Self {
+        self.declare(access, LicenseRule::Recovery, route)
+    }
+
+    /// Like [`Routes::add`], for a route that also needs `feature` in the licence.
+    #[must_use]
+    pub fn add_feature(
+        self,
+        access: Access,
+        feature: Feature,
+        route: UtoipaMethodRouter<S>,
+    ) -> Self {
+        self.declare(access, LicenseRule::Feature(feature), route)
+    }
+
+    fn declare(
+        mut self,
+        access: Access,
+        license: LicenseRule,
+        route: UtoipaMethodRouter<S>,
+    ) -> Self {
         for (path, item) in &route.1.paths {
             for method in methods(item) {
-                self.table.insert(method, path, access);
+                self.table
+                    .insert(method, path, Declared { access, license });
             }
         }
         self.router = self.router.routes(route);

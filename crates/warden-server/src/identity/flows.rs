@@ -186,7 +186,12 @@ pub async fn sign_in(
     .await?;
     let actor = actor_for(Some(user.id));
     let mut revoked_any = false;
-    if !id.config.multiple_active_sessions {
+    // The licence's `multiple-active-sessions` feature must allow it too.
+    if !id.config.multiple_active_sessions
+        || !state
+            .license
+            .feature(warden_domain::license::Feature::MultipleActiveSessions)
+    {
         let others = tx.live_session_ids(user.id, Some(session_id)).await?;
         let revoked = revoke_in_tx(
             &mut tx,

@@ -26,6 +26,7 @@ pub async fn create(
 ) -> Result<UserView, ApiError> {
     insert(
         &state.store,
+        &state.license,
         &state.audit_key,
         state.clock.as_ref(),
         meta,
@@ -40,7 +41,7 @@ pub async fn create(
 /// `warden user create`: the same, from the command line, audited as the system.
 pub async fn create_offline(
     store: &Store,
-    _keyring: &warden_crypto::Keyring,
+    license: &crate::license::License,
     chain: &ChainKey,
     email: &str,
     password: String,
@@ -48,6 +49,7 @@ pub async fn create_offline(
 ) -> Result<UserView, String> {
     insert(
         store,
+        license,
         chain,
         &SystemClock,
         &RequestMeta::none(),
@@ -63,6 +65,7 @@ pub async fn create_offline(
 #[allow(clippy::too_many_arguments)]
 async fn insert(
     store: &Store,
+    license: &crate::license::License,
     chain: &ChainKey,
     clock: &dyn Clock,
     meta: &RequestMeta,
@@ -103,7 +106,7 @@ async fn insert(
             "No platform role has this name.",
         ));
     }
-    admit_user(&mut tx).await?;
+    admit_user(license, &mut tx).await?;
     tx.create_user(id, &email, &hash, platform_role, now_us(clock))
         .await
         .map_err(|e| ApiError::internal(&e))?;
@@ -133,10 +136,32 @@ async fn insert(
     })
 }
 
-/// The licence's user limit applies here (licensing issue): every path that adds an active
-/// user (creation, reactivation) calls this inside its transaction, before the change, so a
-/// refusal leaves nothing behind. Without a licence limit every user is admitted.
-pub async fn admit_user(_tx: &mut warden_store::Tx) -> Result<(), ApiError> {
+/// The licence's user limit: every path that adds an active user (creation, reactivation)
+/// calls this inside its transaction, before the change, so a refusal leaves nothing behind.
+/// Admissions are serialised (so two at once cannot both take the last place). Users already
+/// active stay active when a renewal lowers the limit; only new ones are refused.
+pub async fn admit_user(
+    license: &crate::license::License,
+    tx: &mut warden_store::Tx,
+) -> Result<(), ApiError> {
+    let Some(limit) = license.user_limit() else {
+        return Ok(());
+    };
+    tx.lock_user_admission()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let active = tx
+        .active_users()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    if active >= i64::from(limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "user-limit-reached",
+            "The licence's user limit is reached: deactivate a user, or ask your operator for a \
+             licence with a higher limit.",
+        ));
+    }
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use warden_testkit::TestApp;
 
 use crate::identity::admin_token;
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn api(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
@@ -24,7 +24,7 @@ async fn api(app: &TestApp, token: &str, method: Method, path: &str, body: Optio
     res.json().await.unwrap_or(Value::Null)
 }
 
-async fn register(app: &TestApp, admin: &str) -> (String, String) {
+pub(crate) async fn register(app: &TestApp, admin: &str) -> (String, String) {
     let created = api(
         app,
         admin,
@@ -39,7 +39,7 @@ async fn register(app: &TestApp, admin: &str) -> (String, String) {
     )
 }
 
-async fn connect(app: &TestApp, credential: &str) -> Result<Ws, WsError> {
+pub(crate) async fn connect(app: &TestApp, credential: &str) -> Result<Ws, WsError> {
     let url = app.url("/api/v1/agent/connect").replace("http://", "ws://");
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert(
@@ -51,7 +51,7 @@ async fn connect(app: &TestApp, credential: &str) -> Result<Ws, WsError> {
         .map(|(ws, _)| ws)
 }
 
-fn hello(protocol: u32) -> Message {
+pub(crate) fn hello(protocol: u32) -> Message {
     Message::text(
         AgentMessage::Hello {
             protocol,
@@ -64,7 +64,7 @@ fn hello(protocol: u32) -> Message {
 }
 
 /// The next protocol message, or `None` once the connection is closed.
-async fn next(ws: &mut Ws) -> Option<ServerMessage> {
+pub(crate) async fn next(ws: &mut Ws) -> Option<ServerMessage> {
     loop {
         let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
             .await
@@ -77,7 +77,7 @@ async fn next(ws: &mut Ws) -> Option<ServerMessage> {
     }
 }
 
-async fn welcomed(app: &TestApp, credential: &str) -> (Ws, ServerMessage) {
+pub(crate) async fn welcomed(app: &TestApp, credential: &str) -> (Ws, ServerMessage) {
     let mut ws = connect(app, credential).await.unwrap();
     ws.send(hello(PROTOCOL_VERSION)).await.unwrap();
     let welcome = next(&mut ws).await.unwrap();
@@ -88,7 +88,7 @@ async fn welcomed(app: &TestApp, credential: &str) -> (Ws, ServerMessage) {
     (ws, welcome)
 }
 
-fn refusal_code(m: Option<ServerMessage>) -> String {
+pub(crate) fn refusal_code(m: Option<ServerMessage>) -> String {
     match m {
         Some(ServerMessage::Refused { code, .. }) => code,
         other => panic!("expected a refusal, got {other:?}"),

@@ -10,6 +10,7 @@ mod cli;
 mod hosts;
 mod http;
 mod identity;
+mod license;
 mod routes;
 mod storage;
 mod tenancy;

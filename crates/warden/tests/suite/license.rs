@@ -1,0 +1,913 @@
+//! Offline licences: the 503 gate over every route, upload and its attacks, machine and domain
+//! binding, feature flags, user and host limits, clock tampering across a restart, expiry
+//! alerts through a real SMTP server, and a licence verified by a standard JOSE library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+use warden_crypto::license::SigningKey;
+use warden_domain::clock::{Clock, ManualClock};
+use warden_domain::license::LicenseRule;
+use warden_protocol::PROTOCOL_VERSION;
+use warden_testkit::{AppOptions, TestApp};
+
+use crate::agent::{connect, hello, next, refusal_code, register, welcomed};
+use crate::identity::{ADMIN_EMAIL, ADMIN_PASSWORD, admin_token, audit_rows, sign_in};
+
+const DAY: i64 = 86_400;
+const MACHINE_ID: &str = "5f1c0b7e9a2d4c3b8e6f0a1b2c3d4e5f";
+
+/// The operator (a key pair) and the customer's machine identity, as files.
+struct Operator {
+    key: SigningKey,
+    dir: tempfile::TempDir,
+    fingerprint: String,
+}
+
+impl Operator {
+    fn new() -> Self {
+        let (key, _) = SigningKey::generate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("operator.pub"), key.public_key().to_pem()).unwrap();
+        std::fs::write(dir.path().join("machine-id"), format!("{MACHINE_ID}\n")).unwrap();
+        let fingerprint =
+            warden_server::license::machine::fingerprint(Some(&dir.path().join("machine-id")))
+                .unwrap();
+        Self {
+            key,
+            dir,
+            fingerprint,
+        }
+    }
+
+    fn public_key_file(&self) -> PathBuf {
+        self.dir.path().join("operator.pub")
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "WARDEN_LICENSE_PUBLIC_KEY_FILE".to_owned(),
+                self.public_key_file().display().to_string(),
+            ),
+            (
+                "WARDEN_LICENSE_MACHINE_ID_FILE".to_owned(),
+                self.dir.path().join("machine-id").display().to_string(),
+            ),
+        ]
+    }
+
+    /// A valid standard licence for this machine, issued at `now`, 90 days long.
+    fn claims(&self, now: i64) -> Value {
+        json!({
+            "jti": "LIC-0001", "customer": "Acme Corp", "tier": "standard",
+            "iat": now, "exp": now + 90 * DAY,
+            "userLimit": 10, "sessionHosts": 5, "deployHosts": 2,
+            "features": ["workflows", "bots", "multiple-active-sessions"],
+            "fingerprint": self.fingerprint,
+        })
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        self.key.sign(claims).unwrap()
+    }
+}
+
+fn unix(clock: &dyn Clock) -> i64 {
+    clock.now().unix_timestamp()
+}
+
+async fn licensed(op: &Operator, clock: &Arc<ManualClock>, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = op.env();
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    TestApp::spawn_with(AppOptions {
+        env,
+        clock: clock.clone(),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn manual_clock() -> Arc<ManualClock> {
+    #[allow(clippy::disallowed_methods)]
+    let now = OffsetDateTime::now_utc();
+    Arc::new(ManualClock::new(now))
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn upload(app: &TestApp, token: &str, lic: &str) -> (StatusCode, Value) {
+    let res = app
+        .client
+        .put(app.url("/api/v1/license"))
+        .bearer_auth(token)
+        .header("content-type", "application/jwt")
+        .body(lic.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn status(app: &TestApp, token: &str) -> Value {
+    let (s, v) = call(app, token, Method::GET, "/api/v1/license", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+async fn create_user(app: &TestApp, admin: &str, email: &str) -> (StatusCode, Value) {
+    call(
+        app,
+        admin,
+        Method::POST,
+        "/api/v1/admin/users",
+        Some(json!({"email": email, "password": "quiet harbor 4417 finch"})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn without_an_operator_key_warden_runs_unlicensed_with_every_feature() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let s = status(&app, &admin).await;
+    assert_eq!(s["state"], "unlicensed");
+    assert_eq!(s["features"].as_array().unwrap().len(), 15);
+    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, body) = upload(&app, &admin, "x.y.z").await;
+    assert_eq!(code, StatusCode::CONFLICT, "{body}");
+}
+
+/// Every route the router serves, enumerated from its table: without a valid licence, an API
+/// route answers 503 unless it is one of the six recovery routes; other routes are not blocked.
+#[tokio::test]
+async fn without_a_licence_every_api_route_but_the_recovery_routes_answers_503() {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&app).await;
+
+    let (_, _, table) = warden_server::api::routes().into_parts();
+    let mut recovery = Vec::new();
+    let mut checked = 0;
+    for (method, path, declared) in table.declarations() {
+        let filled: String = path
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    "0190b3b0-0000-7000-8000-000000000000"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let body = (m != Method::GET && m != Method::DELETE).then(|| json!({}));
+        let (code, problem) = call(&app, &admin, m, &filled, body).await;
+        if declared.license == LicenseRule::Recovery || !path.starts_with("/api/") {
+            assert_ne!(code, StatusCode::SERVICE_UNAVAILABLE, "{method} {path}");
+            if path.starts_with("/api/") {
+                recovery.push(format!("{method} {path}"));
+            }
+        } else {
+            assert_eq!(
+                code,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{method} {path}: {problem}"
+            );
+            assert_eq!(problem["code"], "license-missing", "{method} {path}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 50, "only {checked} routes");
+    // The sweep signed the admin out (sign-out is a recovery route).
+    let admin = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    recovery.sort();
+    assert_eq!(
+        recovery,
+        [
+            "GET /api/v1/license",
+            "GET /api/v1/license/machine-info",
+            "GET /api/v1/me",
+            "POST /api/v1/auth/sign-in",
+            "POST /api/v1/auth/sign-out",
+            "PUT /api/v1/license",
+        ]
+    );
+    let s = status(&app, &admin).await;
+    assert_eq!(s["state"], "invalid");
+    assert_eq!(s["problem"]["code"], "license-missing");
+    assert_eq!(s["machine_id"], op.fingerprint.as_str());
+    // Hosts are refused at connect with a licence error.
+    match connect(&app, "whk_00000000000000000000000000000000_x").await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 503);
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn machine_info_names_this_machine_and_a_licence_signed_from_it_installs_at_once() {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&app).await;
+    let res = app
+        .client
+        .get(app.url("/api/v1/license/machine-info"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("machine-info.json")
+    );
+    let info: Value = res.json().await.unwrap();
+    assert_eq!(info["fingerprint"], op.fingerprint.as_str());
+    assert!(
+        !info.to_string().contains(MACHINE_ID),
+        "raw machine id leaked"
+    );
+    assert!(info["generatedAt"].is_string() && info["wardenVersion"].is_string());
+
+    // The operator signs from it with the CLI; the upload works at once.
+    let bin = env!("CARGO_BIN_EXE_warden");
+    let keys = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["license", "keygen", "--out"])
+        .arg(keys.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let machine_file = keys.path().join("machine-info.json");
+    std::fs::write(&machine_file, info.to_string()).unwrap();
+    let lic = keys.path().join("acme.lic");
+    let sign = |extra: &[&str]| {
+        std::process::Command::new(bin)
+            .args(["license", "sign", "--key"])
+            .arg(keys.path().join("operator.key"))
+            .args(["--customer", "Acme Corp", "--license-id", "LIC-CLI-1"])
+            .args(["--expires", "2099-12-31", "--user-limit", "5"])
+            .args(["--feature", "bots", "--out"])
+            .arg(&lic)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Enterprise with a fingerprint is refused; standard needs the machine info.
+    let refused = sign(&[
+        "--tier",
+        "enterprise",
+        "--machine-info",
+        machine_file.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("machine-agnostic"));
+    let signed = sign(&[
+        "--tier",
+        "standard",
+        "--machine-info",
+        machine_file.to_str().unwrap(),
+    ]);
+    assert!(signed.status.success(), "{signed:?}");
+    // Stale machine info is refused.
+    let mut old = info.clone();
+    old["generatedAt"] = json!("2020-01-01T00:00:00Z");
+    let old_file = keys.path().join("old-machine-info.json");
+    std::fs::write(&old_file, old.to_string()).unwrap();
+    let stale = sign(&[
+        "--tier",
+        "standard",
+        "--machine-info",
+        old_file.to_str().unwrap(),
+    ]);
+    assert!(!stale.status.success());
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("freshness window"));
+    // inspect verifies against a given key.
+    let inspect = std::process::Command::new(bin)
+        .args(["license", "inspect"])
+        .arg(&lic)
+        .arg("--public-key")
+        .arg(keys.path().join("operator.pub"))
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "{inspect:?}");
+    let printed = String::from_utf8_lossy(&inspect.stdout);
+    assert!(printed.contains("LIC-CLI-1") && printed.contains("signature: valid"));
+    let wrong = std::process::Command::new(bin)
+        .args(["license", "inspect"])
+        .arg(&lic)
+        .arg("--public-key")
+        .arg(op.public_key_file())
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("INVALID"));
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(keys.path().join("operator.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    // This server trusts `op`'s key, not the CLI's: refused. With op's key: installed.
+    let token = std::fs::read_to_string(&lic).unwrap();
+    let (code, body) = upload(&app, &admin, &token).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "license-invalid-signature");
+    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    let (code, body) = upload(&app, &admin, &op.sign(&op.claims(unix(clock.as_ref())))).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["state"], "valid");
+    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    assert_eq!(code, StatusCode::OK);
+
+    let s = status(&app, &admin).await;
+    assert_eq!(s["license_id"], "LIC-0001");
+    assert_eq!(s["customer"], "Acme Corp");
+    assert_eq!(s["tier"], "standard");
+    assert_eq!(s["days_left"], 90);
+    assert_eq!(s["users"], json!({"used": 1, "limit": 10}));
+    assert_eq!(s["session_hosts"], json!({"used": 0, "limit": 5}));
+    assert_eq!(s["deploy_hosts"], json!({"used": 0, "limit": 2}));
+    assert_eq!(
+        s["features"],
+        json!(["workflows", "bots", "multiple-active-sessions"])
+    );
+    assert_eq!(s["banner"], false);
+    assert_eq!(s["history"].as_array().unwrap().len(), 1);
+    let installed = audit_rows(&app, "license.installed").await;
+    assert_eq!(installed.len(), 1);
+    assert_eq!(installed[0].resource_id.as_deref(), Some("LIC-0001"));
+    assert_eq!(audit_rows(&app, "license.install_refused").await.len(), 1);
+}
+
+fn b64(v: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+}
+
+#[tokio::test]
+async fn forged_tampered_expired_early_stale_and_foreign_licences_are_refused_and_audited() {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&app).await;
+    let now = unix(clock.as_ref());
+    let good = op.sign(&op.claims(now));
+    let (h, rest) = good.split_once('.').unwrap();
+    let (p, _) = rest.split_once('.').unwrap();
+    let kid = op.key.public_key().kid().to_owned();
+    let signing_input = |header: Value| format!("{}.{p}", b64(header.to_string().as_bytes()));
+
+    let mut flipped = good.clone().into_bytes();
+    let i = h.len() + 5;
+    flipped[i] = if flipped[i] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    let (other, _) = SigningKey::generate().unwrap();
+    let none = format!("{}.", signing_input(json!({"alg": "none", "kid": kid})));
+    let hs_input = signing_input(json!({"alg": "HS256", "kid": kid}));
+    let mac = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            op.key.public_key().to_pem().as_bytes(),
+        ),
+        hs_input.as_bytes(),
+    );
+    let hs256 = format!("{hs_input}.{}", b64(mac.as_ref()));
+    let rs256 = format!(
+        "{}.{}",
+        signing_input(json!({"alg": "RS256", "kid": kid})),
+        b64(&[7u8; 256])
+    );
+    let with = |patch: Value| {
+        let mut c = op.claims(now);
+        for (k, v) in patch.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        op.sign(&c)
+    };
+    let cases = [
+        (flipped, "license-invalid-signature"),
+        (
+            other.sign(&op.claims(now)).unwrap(),
+            "license-invalid-signature",
+        ),
+        (none, "license-invalid-signature"),
+        (hs256, "license-invalid-signature"),
+        (rs256, "license-invalid-signature"),
+        (
+            with(json!({"iat": now - 3 * DAY, "exp": now - DAY})),
+            "license-expired",
+        ),
+        (with(json!({"nbf": now + 2 * DAY})), "license-not-yet-valid"),
+        (with(json!({"iat": now - 8 * DAY})), "license-stale"),
+        (
+            with(json!({"fingerprint": "ab".repeat(32)})),
+            "machine-identity-changed",
+        ),
+        (with(json!({"tier": "enterprise"})), "license-malformed"),
+        ("garbage".to_owned(), "license-invalid-signature"),
+    ];
+    for (lic, expected) in &cases {
+        let (code, body) = upload(&app, &admin, lic).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{expected}: {body}");
+        assert_eq!(body["code"], *expected);
+    }
+    let refused = audit_rows(&app, "license.install_refused").await;
+    assert_eq!(refused.len(), cases.len());
+    assert!(refused.iter().all(|r| r.outcome == "failed"));
+    assert_eq!(
+        status(&app, &admin).await["problem"]["code"],
+        "license-missing"
+    );
+
+    // A user without the admin permission may not upload.
+    let (code, _) = create_user(&app, &admin, "mo@example.com").await;
+    assert_eq!(
+        code,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "user creation is gated"
+    );
+}
+
+#[tokio::test]
+async fn an_enterprise_domain_binding_admits_exactly_one_subdomain_label() {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&app).await;
+    let now = unix(clock.as_ref());
+    let mut c = op.claims(now);
+    c["tier"] = json!("enterprise");
+    c["allowedDomain"] = json!("*.acme.internal");
+    c.as_object_mut().unwrap().remove("fingerprint");
+    let (code, body) = upload(&app, &admin, &op.sign(&c)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["allowed_domain"], "*.acme.internal");
+    assert_eq!(body["machine_id"], Value::Null);
+    for (host, ok) in [
+        ("api.acme.internal", true),
+        ("API.ACME.internal:8443", true),
+        ("api.v2.acme.internal", false),
+        ("acme.internal", false),
+        ("127.0.0.1", false),
+    ] {
+        let res = app
+            .client
+            .get(app.url("/api/v1/hosts"))
+            .bearer_auth(&admin)
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        if ok {
+            assert_eq!(res.status(), StatusCode::OK, "{host}");
+        } else {
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{host}");
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["code"], "license-domain-mismatch", "{host}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn missing_features_answer_403_and_single_sign_in_applies_without_multiple_sessions() {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&app).await;
+    let now = unix(clock.as_ref());
+    let mut c = op.claims(now);
+    c["features"] = json!(["bots"]);
+    let (code, _) = upload(&app, &admin, &op.sign(&c)).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, body) = call(&app, &admin, Method::GET, "/api/v1/audit/export.csv", None).await;
+    assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "feature-not-licensed");
+    assert_eq!(status(&app, &admin).await["features"], json!(["bots"]));
+    // Without multiple-active-sessions, a new sign-in ends the user's other sessions.
+    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/me/devices", None).await;
+    assert_eq!(code, StatusCode::OK);
+    let second = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/me", None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED, "the first session survived");
+
+    // Enterprise with audit-export: the export answers.
+    let mut c = op.claims(now);
+    c["tier"] = json!("enterprise");
+    c["features"] = json!(["audit-export", "multiple-active-sessions"]);
+    c.as_object_mut().unwrap().remove("fingerprint");
+    let (code, body) = upload(&app, &second, &op.sign(&c)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, _) = call(&app, &second, Method::GET, "/api/v1/audit/export.csv", None).await;
+    assert_eq!(code, StatusCode::OK);
+    sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let (code, _) = call(&app, &second, Method::GET, "/api/v1/me", None).await;
+    assert_eq!(code, StatusCode::OK, "multiple sessions are licensed now");
+}
+
+#[tokio::test]
+async fn the_user_limit_blocks_new_and_reactivated_users_and_a_lower_renewal_keeps_existing_ones() {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&app).await;
+    let now = unix(clock.as_ref());
+    let mut c = op.claims(now);
+    c["userLimit"] = json!(3);
+    assert_eq!(upload(&app, &admin, &op.sign(&c)).await.0, StatusCode::OK);
+    let (code, ann) = create_user(&app, &admin, "ann@example.com").await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, _) = create_user(&app, &admin, "bob@example.com").await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, body) = create_user(&app, &admin, "cy@example.com").await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "user-limit-reached");
+    // Deactivating one frees a place; reactivating beyond the limit is refused.
+    let ann = ann["id"].as_str().unwrap().to_owned();
+    let path = |what: &str| format!("/api/v1/admin/users/{ann}/{what}");
+    let (code, body) = call(&app, &admin, Method::POST, &path("deactivate"), None).await;
+    assert!(code.is_success(), "{code} {body}");
+    let (code, _) = create_user(&app, &admin, "cy@example.com").await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, body) = call(&app, &admin, Method::POST, &path("reactivate"), None).await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "user-limit-reached");
+
+    // A renewal down to 1: the three active users keep working; nobody new gets in.
+    c["jti"] = json!("LIC-0002");
+    c["userLimit"] = json!(1);
+    assert_eq!(upload(&app, &admin, &op.sign(&c)).await.0, StatusCode::OK);
+    let bob = sign_in(&app, "bob@example.com", "quiet harbor 4417 finch").await;
+    let bob = bob["access_token"].as_str().unwrap();
+    assert_eq!(
+        call(&app, bob, Method::GET, "/api/v1/me", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        create_user(&app, &admin, "dee@example.com").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let s = status(&app, &admin).await;
+    assert_eq!(s["users"], json!({"used": 3, "limit": 1}));
+    assert_eq!(s["history"].as_array().unwrap().len(), 2);
+    assert_eq!(s["history"][0]["license_id"], "LIC-0002");
+}
+
+#[tokio::test]
+async fn the_licence_caps_concurrent_session_hosts() {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[("WARDEN_HOSTS_MAX_SESSION_HOSTS", "50")]).await;
+    let admin = admin_token(&app).await;
+    let mut c = op.claims(unix(clock.as_ref()));
+    c["sessionHosts"] = json!(1);
+    assert_eq!(upload(&app, &admin, &op.sign(&c)).await.0, StatusCode::OK);
+    let (_, first) = register(&app, &admin).await;
+    let (_, second) = register(&app, &admin).await;
+    let (_on, _) = welcomed(&app, &first).await;
+    let mut ws = connect(&app, &second).await.unwrap();
+    use futures_util::SinkExt;
+    ws.send(hello(PROTOCOL_VERSION)).await.unwrap();
+    assert_eq!(refusal_code(next(&mut ws).await), "host-limit");
+    // A reconnect of the connected host is never refused.
+    let (_again, _) = welcomed(&app, &first).await;
+}
+
+#[tokio::test]
+async fn the_clock_moved_back_two_days_invalidates_the_licence_across_a_restart_and_12_hours_does_not()
+ {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let t0 = unix(clock.as_ref());
+    let a = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&a).await;
+    // Issued yesterday, so that moving the clock back half a day stays after its start.
+    let mut c = op.claims(t0 - DAY);
+    c["exp"] = json!(t0 + 20 * DAY);
+    c["graceDays"] = json!(2);
+    assert_eq!(upload(&a, &admin, &op.sign(&c)).await.0, StatusCode::OK);
+    // Each check signs in afresh: an access token from another clock position would be
+    // refused for its dates before the licence is even looked at.
+    let hosts = |app: &TestApp| {
+        let app_client = app.client.clone();
+        let url = app.url("/api/v1/hosts");
+        let sign_in_url = app.url("/api/v1/auth/sign-in");
+        async move {
+            let signed: Value = app_client
+                .post(sign_in_url)
+                .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let token = signed["access_token"].as_str().unwrap().to_owned();
+            let res = app_client
+                .get(url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (
+                status,
+                res.json::<Value>().await.unwrap_or(Value::Null),
+                token,
+            )
+        }
+    };
+    // In place: two days back is tampering; twelve hours is not.
+    clock.advance(Duration::hours(-12));
+    assert_eq!(hosts(&a).await.0, StatusCode::OK);
+    clock.advance(Duration::hours(-36));
+    let (code, body, _) = hosts(&a).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["code"], "license-clock-tampered");
+    clock.set(OffsetDateTime::from_unix_timestamp(t0 + 60).unwrap());
+    assert_eq!(hosts(&a).await.0, StatusCode::OK);
+
+    // Across a restart: the high-water mark is in the database.
+    let mut env = op.env();
+    env.push(("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()));
+    env.extend(a.db.env());
+    let TestApp { server, db, .. } = a;
+    server.shutdown().await.unwrap();
+    let restart = |env: Vec<(String, String)>| {
+        let clock = clock.clone();
+        async move {
+            TestApp::spawn_with(AppOptions {
+                env,
+                clock,
+                ..AppOptions::default()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    clock.set(OffsetDateTime::from_unix_timestamp(t0 - 2 * DAY).unwrap());
+    let b = restart(env.clone()).await;
+    let (code, body, token) = hosts(&b).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["code"], "license-clock-tampered");
+    assert_eq!(
+        status(&b, &token).await["problem"]["code"],
+        "license-clock-tampered"
+    );
+    // Still invalid half a day behind: the clock must pass the latest time seen again.
+    clock.set(OffsetDateTime::from_unix_timestamp(t0 - DAY / 2).unwrap());
+    assert_eq!(hosts(&b).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    clock.set(OffsetDateTime::from_unix_timestamp(t0 + 120).unwrap());
+    assert_eq!(hosts(&b).await.0, StatusCode::OK);
+    let TestApp { server, .. } = b;
+    server.shutdown().await.unwrap();
+
+    // Twelve hours back, across a restart: valid.
+    clock.set(OffsetDateTime::from_unix_timestamp(t0 + 120 - DAY / 2).unwrap());
+    let c2 = restart(env.clone()).await;
+    assert_eq!(hosts(&c2).await.0, StatusCode::OK);
+
+    // Expiry, then the grace period (everything works, with a warning), then 503.
+    clock.set(OffsetDateTime::from_unix_timestamp(t0 + 20 * DAY + 60).unwrap());
+    let (code, _, token) = hosts(&c2).await;
+    assert_eq!(code, StatusCode::OK);
+    let s = status(&c2, &token).await;
+    assert_eq!(s["state"], "grace");
+    assert_eq!(s["banner"], true);
+    clock.set(OffsetDateTime::from_unix_timestamp(t0 + 22 * DAY + 60).unwrap());
+    let (code, body, _) = hosts(&c2).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["code"], "license-expired");
+    drop(db);
+}
+
+fn python() -> String {
+    std::env::var("WARDEN_TEST_PYTHON").expect(
+        "WARDEN_TEST_PYTHON is not set: run the suite through scripts/test, which installs \
+         aiosmtpd and joserfc",
+    )
+}
+
+#[test]
+fn a_standard_jose_library_verifies_a_licence_with_the_operator_public_key() {
+    let op = Operator::new();
+    let lic = op.sign(&op.claims(1_900_000_000));
+    let script = r#"
+import json, sys
+from joserfc import jws
+from joserfc.jwk import ECKey
+key = ECKey.import_key(open(sys.argv[1]).read())
+token = open(sys.argv[2]).read().strip()
+obj = jws.deserialize_compact(token, key, algorithms=["ES256"])
+print(json.dumps({"alg": obj.protected["alg"], "kid": obj.protected["kid"],
+                  "claims": json.loads(obj.payload)}))
+"#;
+    let lic_file = op.dir.path().join("acme.lic");
+    std::fs::write(&lic_file, &lic).unwrap();
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(op.public_key_file())
+        .arg(&lic_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["alg"], "ES256");
+    assert_eq!(got["kid"], op.key.public_key().kid());
+    assert_eq!(got["claims"]["jti"], "LIC-0001");
+    // And it refuses a tampered one.
+    let (h, rest) = lic.split_once('.').unwrap();
+    let (_, sig) = rest.split_once('.').unwrap();
+    let forged = format!("{h}.{}.{sig}", b64(br#"{"jti":"LIC-9999"}"#));
+    std::fs::write(&lic_file, forged).unwrap();
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(op.public_key_file())
+        .arg(&lic_file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// A real SMTP server (aiosmtpd) writing what it receives to a maildir.
+struct Smtp {
+    child: std::process::Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl Smtp {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let maildir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new(python())
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("box"))
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self {
+            child,
+            port,
+            maildir,
+        }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        let new = self.maildir.path().join("box").join("new");
+        let mut all: Vec<String> = std::fs::read_dir(new)
+            .map(|d| {
+                d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        all.sort();
+        all
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn expiry_alerts_reach_admins_once_per_milestone_and_a_missed_run_sends_no_old_one() {
+    let smtp = Smtp::start().await;
+    let op = Operator::new();
+    // 08:00 UTC on some day: before the daily run.
+    let day0 = (unix(&warden_domain::clock::SystemClock) / DAY) * DAY;
+    let clock = Arc::new(ManualClock::new(
+        OffsetDateTime::from_unix_timestamp(day0 + 8 * 3600).unwrap(),
+    ));
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let app = licensed(
+        &op,
+        &clock,
+        &[
+            ("WARDEN_SMTP_URL", &url),
+            ("WARDEN_SMTP_FROM", "warden@example.com"),
+        ],
+    )
+    .await;
+    let admin = admin_token(&app).await;
+    let mut c = op.claims(unix(clock.as_ref()));
+    // Expires at 06:00 on day 30: at 09:00 today 29 days and 21 hours are left, so the 30-day
+    // milestone is due today.
+    c["exp"] = json!(day0 + 30 * DAY + 6 * 3600);
+    assert_eq!(upload(&app, &admin, &op.sign(&c)).await.0, StatusCode::OK);
+    let state = app.server.state();
+    use warden_server::license::alerts::{Outcome, run, run_if_due};
+    let at = |d: i64, h: i64| day0 + d * DAY + h * 3600;
+
+    assert_eq!(
+        run_if_due(state, at(0, 8)).await,
+        Outcome::Idle,
+        "before 09:00"
+    );
+    assert_eq!(
+        run_if_due(state, at(0, 9)).await,
+        Outcome::Sent {
+            milestone: 30,
+            to: vec![ADMIN_EMAIL.to_owned()]
+        }
+    );
+    assert_eq!(
+        run_if_due(state, at(0, 10)).await,
+        Outcome::Idle,
+        "once a day"
+    );
+    // Another node (or a restart) never sends it again.
+    assert_eq!(run(state, at(0, 11)).await, Outcome::NothingDue);
+    assert_eq!(run_if_due(state, at(1, 9)).await, Outcome::NothingDue);
+    // The runs from 14 days left were missed; at 6 days left only the 7-day alert goes out.
+    assert_eq!(
+        run_if_due(state, at(24, 9)).await,
+        Outcome::Sent {
+            milestone: 7,
+            to: vec![ADMIN_EMAIL.to_owned()]
+        }
+    );
+    assert_eq!(run_if_due(state, at(25, 9)).await, Outcome::NothingDue);
+
+    let mut received = Vec::new();
+    for _ in 0..100 {
+        received = smtp.messages();
+        if received.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert!(received.iter().any(|m| m.contains("expires in 30 day")));
+    // The 7-day alert, sent with 6 days left.
+    assert!(received.iter().any(|m| m.contains("expires in 6 day")));
+    assert!(
+        received
+            .iter()
+            .all(|m| m.contains(ADMIN_EMAIL) && m.contains("LIC-0001"))
+    );
+    assert!(!received.iter().any(|m| m.contains("expires in 14 day")));
+}

@@ -1,0 +1,26 @@
+# Shared by scripts/test: the Python tools the tests run against real peers with — aiosmtpd
+# (a real SMTP server for licence alerts) and joserfc (a standard JOSE library that verifies
+# Warden's licence files). Installed from PyPI into a virtual environment kept outside the
+# clone, so consecutive runs reuse it; exports WARDEN_TEST_PYTHON.
+# Usage: . scripts/lib/python.sh; setup_python
+
+PY_PACKAGES="aiosmtpd==1.4.6 joserfc==1.8.0"
+
+setup_python() {
+  local venv="${WARDEN_TEST_VENV:-/var/tmp/warden-test-venv}"
+  local stamp="$venv/.warden-packages"
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$PY_PACKAGES" ]; then
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+      log "installing python3-venv (Debian package)"
+      as_root apt-get update -qq
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    fi
+    log "installing Python test tools: $PY_PACKAGES"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install -q --disable-pip-version-check $PY_PACKAGES
+    echo "$PY_PACKAGES" >"$stamp"
+  fi
+  export WARDEN_TEST_PYTHON="$venv/bin/python"
+}
