@@ -120,6 +120,24 @@ async fn once(
         Err(WsError::Http(res)) if res.status() == 429 => {
             return Ended::Lost("too many failed attempts from this address".into());
         }
+        // No valid licence on the server: keep retrying (a renewal takes effect at once).
+        Err(WsError::Http(res)) if res.status() == 503 => {
+            let problem: Option<serde_json::Value> = res
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok());
+            let said = |k: &str| {
+                problem
+                    .as_ref()
+                    .and_then(|p| p[k].as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            };
+            return Ended::Lost(format!(
+                "the server refuses hosts: {} ({})",
+                said("detail"),
+                said("code")
+            ));
+        }
         Err(e) => return Ended::Lost(e.to_string()),
     };
     let hello = AgentMessage::Hello {

@@ -911,3 +911,90 @@ async fn expiry_alerts_reach_admins_once_per_milestone_and_a_missed_run_sends_no
     );
     assert!(!received.iter().any(|m| m.contains("expires in 14 day")));
 }
+
+#[tokio::test]
+async fn every_node_sharing_the_database_picks_up_an_install_and_verifies_it_for_its_own_machine() {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let a = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&a).await;
+    // Node b shares a's database, with another machine identity.
+    let other_id = op.dir.path().join("other-machine-id");
+    std::fs::write(&other_id, "0000000000000000ffffffffffffffff\n").unwrap();
+    let mut env = op.env();
+    env.retain(|(k, _)| k != "WARDEN_LICENSE_MACHINE_ID_FILE");
+    env.push((
+        "WARDEN_LICENSE_MACHINE_ID_FILE".to_owned(),
+        other_id.display().to_string(),
+    ));
+    env.push(("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()));
+    env.extend(a.db.env());
+    let b = TestApp::spawn_with(AppOptions {
+        env,
+        clock: clock.clone(),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    // Without a valid licence `multiple-active-sessions` is off, so each sign-in ends the
+    // admin's other sessions: every step signs in afresh where it acts.
+    let fresh = |app: &TestApp| {
+        let client = app.client.clone();
+        let url = app.url("/api/v1/auth/sign-in");
+        async move {
+            let v: Value = client
+                .post(url)
+                .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    drop(admin);
+    let problem_on_b = || async {
+        let on_b = fresh(&b).await;
+        let (code, body) = call(&b, &on_b, Method::GET, "/api/v1/hosts", None).await;
+        (code, body["code"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(problem_on_b().await.1, "license-missing");
+
+    // A standard licence for a's machine: valid on a at once; b learns of it and finds that
+    // it is not for its machine.
+    let admin = fresh(&a).await;
+    let (code, _) = upload(&a, &admin, &op.sign(&op.claims(unix(clock.as_ref())))).await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        call(&a, &admin, Method::GET, "/api/v1/hosts", None).await.0,
+        StatusCode::OK
+    );
+    let mut seen = String::new();
+    for _ in 0..100 {
+        seen = problem_on_b().await.1;
+        if seen != "license-missing" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen, "machine-identity-changed");
+
+    // An enterprise licence (machine-agnostic) works on both.
+    let mut c = op.claims(unix(clock.as_ref()));
+    c["jti"] = json!("LIC-ENT");
+    c["tier"] = json!("enterprise");
+    c.as_object_mut().unwrap().remove("fingerprint");
+    let admin = fresh(&a).await;
+    assert_eq!(upload(&a, &admin, &op.sign(&c)).await.0, StatusCode::OK);
+    let mut code = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        code = problem_on_b().await.0;
+        if code == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(code, StatusCode::OK);
+}
