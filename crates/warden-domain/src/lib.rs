@@ -10,4 +10,5 @@ pub mod hosts;
 pub mod identity;
 pub mod license;
 pub mod request_id;
+pub mod sessions;
 pub mod tenancy;

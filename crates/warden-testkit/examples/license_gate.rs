@@ -90,7 +90,7 @@ async fn main() -> Result<()> {
         black_box(
             license
                 .gate(
-                    clock.now().unix_timestamp(),
+                    &clock,
                     black_box("/api/v1/hosts"),
                     rule,
                     black_box(Some("warden.example:8443")),
@@ -120,7 +120,7 @@ async fn main() -> Result<()> {
         black_box(
             license
                 .gate(
-                    clock.now().unix_timestamp(),
+                    &clock,
                     black_box("/api/v1/hosts"),
                     LicenseRule::Required,
                     black_box(Some(host)),
@@ -139,7 +139,7 @@ async fn main() -> Result<()> {
         black_box(
             unlicensed
                 .gate(
-                    clock.now().unix_timestamp(),
+                    &clock,
                     black_box("/api/v1/hosts"),
                     LicenseRule::Required,
                     None,

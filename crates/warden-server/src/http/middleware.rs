@@ -388,13 +388,15 @@ fn first_gate(
     let declared = table.declared(req.method(), path);
     let rule = declared.map(|d| d.access);
     // The licence comes first: without a valid one, only the recovery routes answer.
-    if let Some(d) = declared {
+    if let Some(d) = declared
+        && license.applies(path, d.license)
+    {
         let host = req
             .headers()
             .get(axum::http::header::HOST)
             .and_then(|v| v.to_str().ok())
             .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        if let Err(refusal) = license.gate(clock.now().unix_timestamp(), path, d.license, host) {
+        if let Err(refusal) = license.gate(clock, path, d.license, host) {
             return Err(license_refusal(refusal).into_response());
         }
     }

@@ -194,16 +194,24 @@ impl License {
 
     /// The per-request check for a route declared `rule`, on `path`, with the request's `Host`.
     /// Only API routes are gated; the recovery routes never are.
+    /// Whether [`License::gate`] has anything to check for this route (a licensed node, an
+    /// API route that is not a recovery route). Costs a few comparisons.
+    pub fn applies(&self, path: &str, rule: LicenseRule) -> bool {
+        self.key.is_some() && rule != LicenseRule::Recovery && path.starts_with("/api/")
+    }
+
+    /// Reads the clock only when it has to (a licensed node, a gated route).
     pub fn gate(
         &self,
-        now: i64,
+        clock: &dyn Clock,
         path: &str,
         rule: LicenseRule,
         host: Option<&str>,
     ) -> Result<(), Refusal> {
-        if rule == LicenseRule::Recovery || !path.starts_with("/api/") {
+        if !self.applies(path, rule) {
             return Ok(());
         }
+        let now = clock.now().unix_timestamp();
         let guard = self
             .mode
             .read()

@@ -1,0 +1,359 @@
+//! Agent sessions: modes, statuses and their transitions, provider command lines, and the
+//! lexical rules every path in a session's file API passes before the host resolves it beneath
+//! the worktree (where symlinks are the host's to refuse: `warden-agent` opens each component
+//! with `openat` beneath the root).
+
+use serde::{Deserialize, Serialize};
+
+use crate::tenancy::Provider;
+
+/// How a session keeps its worktree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionMode {
+    /// A conversation: the worktree persists until the session is archived.
+    Chat,
+    /// One piece of work: the worktree and its branch are deleted when it closes.
+    Develop,
+    /// A bot's session: persistent, like chat.
+    Bot,
+}
+
+impl SessionMode {
+    /// As stored and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Develop => "develop",
+            Self::Bot => "bot",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "chat" => Some(Self::Chat),
+            "develop" => Some(Self::Develop),
+            "bot" => Some(Self::Bot),
+            _ => None,
+        }
+    }
+
+    /// Whether closing the session deletes its worktree and branch.
+    pub fn ephemeral(self) -> bool {
+        self == Self::Develop
+    }
+}
+
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStatus {
+    /// Created, not yet started on a host.
+    Waiting,
+    /// Its provider process runs.
+    Running,
+    /// The provider exited 0.
+    Done,
+    /// The provider exited non-zero, or the host could not start it.
+    Failed,
+    /// Stopped by a user.
+    Canceled,
+    /// Its host went away while it ran.
+    Lost,
+}
+
+impl SessionStatus {
+    /// As stored and in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Lost => "lost",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Waiting,
+            Self::Running,
+            Self::Done,
+            Self::Failed,
+            Self::Canceled,
+            Self::Lost,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+
+    /// Whether nothing more happens to it.
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Waiting | Self::Running)
+    }
+
+    /// Whether it may move to `next`.
+    pub fn may_become(self, next: SessionStatus) -> bool {
+        use SessionStatus::*;
+        matches!(
+            (self, next),
+            (Waiting, Running | Failed | Canceled | Lost)
+                | (Running, Done | Failed | Canceled | Lost)
+        )
+    }
+}
+
+/// The environment variable a provider reads its API key from.
+pub fn key_variable(p: Provider) -> &'static str {
+    match p {
+        Provider::ClaudeCode => "ANTHROPIC_API_KEY",
+        Provider::GeminiCli => "GEMINI_API_KEY",
+        Provider::Codex => "OPENAI_API_KEY",
+        Provider::Opencode => "OPENCODE_API_KEY",
+        Provider::KiloCli => "KILO_API_KEY",
+        Provider::QwenCode => "DASHSCOPE_API_KEY",
+    }
+}
+
+/// The command line a built-in provider runs for `prompt`. The prompt is one argument: no
+/// shell ever sees it.
+pub fn provider_argv(p: Provider, prompt: &str) -> Vec<String> {
+    let (program, args): (&str, &[&str]) = match p {
+        Provider::ClaudeCode => (
+            "claude",
+            &["--print", "--output-format", "stream-json", "--verbose"],
+        ),
+        Provider::GeminiCli => ("gemini", &["--yolo", "--prompt"]),
+        Provider::Codex => ("codex", &["exec", "--full-auto"]),
+        Provider::Opencode => ("opencode", &["run"]),
+        Provider::KiloCli => ("kilo", &["run"]),
+        Provider::QwenCode => ("qwen", &["--yolo", "--prompt"]),
+    };
+    let mut argv: Vec<String> = std::iter::once(program)
+        .chain(args.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    argv.push(prompt.to_owned());
+    argv
+}
+
+/// The longest path the file API accepts, in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
+/// The longest single component, in bytes (the common file-system limit).
+pub const MAX_COMPONENT_BYTES: usize = 255;
+
+/// Why a path was refused. The message never repeats the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathRefusal {
+    /// Empty.
+    #[error("the path is empty")]
+    Empty,
+    /// Over [`MAX_PATH_BYTES`] or a component over [`MAX_COMPONENT_BYTES`].
+    #[error("the path is too long")]
+    TooLong,
+    /// Starts at the root, or names a drive.
+    #[error("the path must be relative to the worktree")]
+    Absolute,
+    /// A `..` or `.` component.
+    #[error("the path must not contain '.' or '..' components")]
+    Traversal,
+    /// An empty component (`a//b`, a trailing `/`).
+    #[error("the path must not contain empty components")]
+    EmptyComponent,
+    /// A backslash.
+    #[error("the path must use '/' as its only separator")]
+    Backslash,
+    /// NUL or another control character.
+    #[error("the path must not contain control characters")]
+    Control,
+    /// A percent-encoded byte (paths arrive decoded once; a second encoding is an attack).
+    #[error("the path must not contain percent-encoded characters")]
+    Encoded,
+    /// Inside `.git`.
+    #[error("the repository's .git directory is not accessible")]
+    GitDir,
+}
+
+/// A path inside a worktree that passed every lexical rule: relative, `/`-separated, no `.`
+/// or `..`, no empty components, nothing encoded, nothing in `.git`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorktreePath(String);
+
+impl WorktreePath {
+    /// Checks `raw` (as decoded once from the request).
+    pub fn parse(raw: &str) -> Result<Self, PathRefusal> {
+        if raw.is_empty() {
+            return Err(PathRefusal::Empty);
+        }
+        if raw.len() > MAX_PATH_BYTES {
+            return Err(PathRefusal::TooLong);
+        }
+        if raw
+            .chars()
+            .any(|c| c.is_control() || is_invisible_separator(c))
+        {
+            return Err(PathRefusal::Control);
+        }
+        if raw.contains('\\') {
+            return Err(PathRefusal::Backslash);
+        }
+        if raw.starts_with('/') || raw.starts_with('~') || has_drive(raw) {
+            return Err(PathRefusal::Absolute);
+        }
+        if has_percent_escape(raw) {
+            return Err(PathRefusal::Encoded);
+        }
+        for component in raw.split('/') {
+            match component {
+                "" => return Err(PathRefusal::EmptyComponent),
+                "." | ".." => return Err(PathRefusal::Traversal),
+                c if c.len() > MAX_COMPONENT_BYTES => return Err(PathRefusal::TooLong),
+                c if c.eq_ignore_ascii_case(".git") => return Err(PathRefusal::GitDir),
+                // Unicode look-alikes of the dot that some tools fold to '.'.
+                c if c.chars().all(|ch| ch == '.' || is_dot_lookalike(ch)) => {
+                    return Err(PathRefusal::Traversal);
+                }
+                _ => {}
+            }
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The path, `/`-separated.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Its components.
+    pub fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+}
+
+fn has_drive(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':'
+}
+
+fn has_percent_escape(s: &str) -> bool {
+    s.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+}
+
+fn is_dot_lookalike(c: char) -> bool {
+    matches!(c, '\u{2024}' | '\u{FE52}' | '\u{FF0E}' | '\u{3002}')
+}
+
+fn is_invisible_separator(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}' | '\u{2029}' | '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{202E}' | '\u{FEFF}'
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_traversal_attack_list_is_refused_and_ordinary_paths_pass() {
+        let long_component = "a".repeat(256);
+        let long_path = format!("{}/x", "abcdefgh/".repeat(120));
+        let attacks: Vec<(&str, PathRefusal)> = vec![
+            ("", PathRefusal::Empty),
+            ("..", PathRefusal::Traversal),
+            ("../etc/passwd", PathRefusal::Traversal),
+            ("../../../../etc/shadow", PathRefusal::Traversal),
+            ("src/../../secret", PathRefusal::Traversal),
+            ("src/..", PathRefusal::Traversal),
+            (".", PathRefusal::Traversal),
+            ("./src/main.rs", PathRefusal::Traversal),
+            ("src/./main.rs", PathRefusal::Traversal),
+            ("/etc/passwd", PathRefusal::Absolute),
+            ("/", PathRefusal::Absolute),
+            ("//etc/passwd", PathRefusal::Absolute),
+            ("~/.ssh/id_rsa", PathRefusal::Absolute),
+            ("C:/Windows/win.ini", PathRefusal::Absolute),
+            ("c:secret", PathRefusal::Absolute),
+            ("..\\..\\etc\\passwd", PathRefusal::Backslash),
+            ("src\\..\\..\\x", PathRefusal::Backslash),
+            ("\\\\server\\share", PathRefusal::Backslash),
+            ("src//main.rs", PathRefusal::EmptyComponent),
+            ("src/", PathRefusal::EmptyComponent),
+            ("src///x", PathRefusal::EmptyComponent),
+            ("%2e%2e/etc/passwd", PathRefusal::Encoded),
+            ("%2E%2E%2Fetc%2Fpasswd", PathRefusal::Encoded),
+            ("..%2fetc%2fpasswd", PathRefusal::Encoded),
+            ("%252e%252e/etc", PathRefusal::Encoded),
+            ("src%2f..%2f..%2fx", PathRefusal::Encoded),
+            ("%5c..%5cx", PathRefusal::Encoded),
+            ("file%00.txt", PathRefusal::Encoded),
+            ("a\0b", PathRefusal::Control),
+            ("src/main.rs\0.png", PathRefusal::Control),
+            ("line\nbreak", PathRefusal::Control),
+            ("tab\there", PathRefusal::Control),
+            ("esc\u{1b}[31m", PathRefusal::Control),
+            ("del\u{7f}", PathRefusal::Control),
+            ("rtl\u{202E}txt.exe", PathRefusal::Control),
+            ("zero\u{200B}width/../x", PathRefusal::Control),
+            ("\u{FF0E}\u{FF0E}/etc/passwd", PathRefusal::Traversal),
+            ("\u{2024}\u{2024}/x", PathRefusal::Traversal),
+            ("...", PathRefusal::Traversal),
+            (".git/config", PathRefusal::GitDir),
+            (".git", PathRefusal::GitDir),
+            ("sub/.git/hooks/pre-commit", PathRefusal::GitDir),
+            (".GIT/config", PathRefusal::GitDir),
+            (&long_component, PathRefusal::TooLong),
+            (&long_path, PathRefusal::TooLong),
+        ];
+        assert!(attacks.len() >= 40, "{} payloads", attacks.len());
+        for (raw, why) in &attacks {
+            assert_eq!(WorktreePath::parse(raw), Err(*why), "{raw:?}");
+        }
+        for ok in [
+            "README.md",
+            "src/main.rs",
+            ".github/workflows/ci.yml",
+            ".gitignore",
+            "dir with spaces/file name.txt",
+            "unicode/naïve-日本.txt",
+            "a..b/c",
+            "..hidden",
+            "100%/sure",
+            "s10/file",
+        ] {
+            assert_eq!(WorktreePath::parse(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn statuses_move_forward_only() {
+        use SessionStatus::*;
+        assert!(Waiting.may_become(Running));
+        assert!(Running.may_become(Done));
+        assert!(Running.may_become(Lost));
+        assert!(!Done.may_become(Running));
+        assert!(!Lost.may_become(Running));
+        assert!(!Running.may_become(Waiting));
+        assert!(Done.is_final() && Canceled.is_final() && !Running.is_final());
+        for s in [Waiting, Running, Done, Failed, Canceled, Lost] {
+            assert_eq!(SessionStatus::parse(s.as_str()), Some(s));
+        }
+        assert!(SessionMode::Develop.ephemeral() && !SessionMode::Chat.ephemeral());
+    }
+
+    #[test]
+    fn a_prompt_is_one_argument_whatever_it_contains() {
+        let prompt = "fix it; rm -rf / $(whoami) `id` && echo pwned";
+        for p in Provider::ALL {
+            let argv = provider_argv(p, prompt);
+            assert_eq!(argv.last().map(String::as_str), Some(prompt));
+            assert!(!argv[0].contains(' '));
+        }
+    }
+}
