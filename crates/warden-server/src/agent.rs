@@ -7,13 +7,13 @@
 //! of that host against the database, as it also does at every heartbeat.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use uuid::Uuid;
 use warden_domain::audit::Outcome;
 use warden_domain::hosts::{HostKind, HostStatus};
@@ -38,9 +38,38 @@ enum Signal {
     Check,
 }
 
+/// One connection's inbox: at most one pending signal (an end outranks a check). A `Notify`
+/// and a slot instead of a channel: idle connections are the common case, and a channel's
+/// first block of slots would cost each of them kilobytes.
+#[derive(Default)]
+struct Mailbox {
+    slot: Mutex<Option<Signal>>,
+    notify: Notify,
+}
+
+impl Mailbox {
+    fn put(&self, signal: Signal) {
+        if let Ok(mut slot) = self.slot.lock()
+            && !matches!(*slot, Some(Signal::End(_)))
+        {
+            *slot = Some(signal);
+        }
+        self.notify.notify_one();
+    }
+
+    async fn recv(&self) -> Signal {
+        loop {
+            if let Some(s) = self.slot.lock().ok().and_then(|mut slot| slot.take()) {
+                return s;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
 struct Live {
     conn: u64,
-    kick: mpsc::Sender<Signal>,
+    kick: Arc<Mailbox>,
 }
 
 /// This node's live agent connections, one per host.
@@ -70,20 +99,21 @@ impl Connections {
     }
 
     /// Registers connection `conn` for `host`, replacing (and telling) any older one.
-    fn register(&self, host: Uuid, conn: u64) -> mpsc::Receiver<Signal> {
-        let (tx, rx) = mpsc::channel(1);
+    fn register(&self, host: Uuid, conn: u64) -> Arc<Mailbox> {
+        let mailbox = Arc::new(Mailbox::default());
+        let tx = mailbox.clone();
         let old = self
             .live
             .lock()
             .ok()
             .and_then(|mut m| m.insert(host, Live { conn, kick: tx }));
         if let Some(old) = old {
-            let _ = old.kick.try_send(Signal::End(ServerMessage::refused(
+            old.kick.put(Signal::End(ServerMessage::refused(
                 "replaced",
                 "a newer connection of this host replaced this one",
             )));
         }
-        rx
+        mailbox
     }
 
     fn deregister(&self, host: Uuid, conn: u64) {
@@ -98,9 +128,8 @@ impl Connections {
     pub fn kick(&self, host: Uuid, code: &str, reason: &str) {
         let live = self.live.lock().ok().and_then(|mut m| m.remove(&host));
         if let Some(live) = live {
-            let _ = live
-                .kick
-                .try_send(Signal::End(ServerMessage::refused(code, reason)));
+            live.kick
+                .put(Signal::End(ServerMessage::refused(code, reason)));
         }
     }
 
@@ -110,7 +139,7 @@ impl Connections {
             && let Some(live) = m.get(&host)
         {
             // A full channel already holds a signal that will make the task look.
-            let _ = live.kick.try_send(Signal::Check);
+            live.kick.put(Signal::Check);
         }
     }
 }
@@ -326,7 +355,7 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
             return;
         }
     }
-    let mut kicks = state.connections.register(host.host_id, conn);
+    let kicks = state.connections.register(host.host_id, conn);
     let ticket = crate::hosts::ticket_for(&state.host_tickets, state.clock.as_ref(), &host)
         .unwrap_or_default();
     let welcome = ServerMessage::Welcome {
@@ -351,12 +380,11 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
         tokio::select! {
             signal = kicks.recv() => {
                 let msg = match signal {
-                    Some(Signal::End(msg)) => msg,
-                    Some(Signal::Check) => match verdict(&state, &host, &node).await {
+                    Signal::End(msg) => msg,
+                    Signal::Check => match verdict(&state, &host, &node).await {
                         Some(msg) => msg,
                         None => continue,
                     },
-                    None => ServerMessage::refused("revoked", "ended by the server"),
                 };
                 refuse(&mut socket, 1008, msg).await;
                 break;
