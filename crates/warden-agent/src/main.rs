@@ -51,9 +51,35 @@ fn key(cli: &Cli) -> Result<Zeroizing<String>> {
     Ok(key)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // The launcher of a confined session process: confine, then become the command.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(warden_agent::sandbox::LAUNCHER_ARG) {
+        let e = warden_agent::sandbox::enter(&args[2..]);
+        eprintln!("warden-agent: cannot start the session process: {e}");
+        return ExitCode::from(126);
+    }
     let cli = Cli::parse();
+    if let Err(why) = warden_agent::sandbox::landlock_support() {
+        eprintln!(
+            "warden-agent: {why}; session processes will run without file-system confinement \
+             (process group, no_new_privs, limits and an unprivileged user only), and each \
+             session records the isolation it got"
+        );
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(agent(cli)),
+        Err(e) => {
+            eprintln!("warden-agent: cannot start the async runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn agent(cli: Cli) -> ExitCode {
     let run = async {
         let key = key(&cli)?;
         let target = session::Target::new(&cli.url, cli.ca_file.as_deref())?;

@@ -1,0 +1,415 @@
+//! The host side of sessions, attacked: confined processes (Landlock on this kernel) that try
+//! to read or write another session's worktree, the agent's key and data, and `/proc`; the
+//! file API against planted symlinks and a traversal list; worktrees and branches that come
+//! and go; a token that never reaches the disk or an error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use warden_agent::files::{FileError, Worktree};
+use warden_agent::run::{Event, Spec, start, stop};
+use warden_agent::sandbox::{Confinement, Isolation, chown_tree, is_root, lookup_user};
+use warden_agent::worktree::{
+    Source, add_worktree, branch, diff, ensure_mirror, remove_orphans, remove_worktree,
+};
+use zeroize::Zeroizing;
+
+fn sh(dir: &Path, script: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{script}");
+}
+
+/// A repository, its mirror, two sessions' worktrees (`s1` and `s10`: sibling prefixes) and
+/// the agent's own data directory with its key.
+struct Host {
+    _root: tempfile::TempDir,
+    mirror: PathBuf,
+    worktrees: PathBuf,
+    s1: PathBuf,
+    s10: PathBuf,
+    agent_dir: PathBuf,
+    key_file: PathBuf,
+    run_as: Option<(u32, u32)>,
+}
+
+async fn host() -> Host {
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("repo");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    std::fs::write(repo.join("README.md"), "# demo\n").unwrap();
+    std::fs::write(repo.join("src/main.rs"), "fn main() {}\n").unwrap();
+    sh(
+        &repo,
+        "git init -q -b main && git add -A && \
+         git -c user.name=t -c user.email=t@example.com commit -q -m init",
+    );
+    let mirror = ensure_mirror(
+        &root.path().join("mirrors"),
+        "ws-1",
+        &Source::Path(repo),
+        None,
+    )
+    .await
+    .unwrap();
+    let worktrees = root.path().join("worktrees");
+    let s1 = add_worktree(&mirror, &worktrees, "s1", None).await.unwrap();
+    let s10 = add_worktree(&mirror, &worktrees, "s10", None)
+        .await
+        .unwrap();
+    std::fs::write(s10.join("secret.txt"), "s10-secret-contents\n").unwrap();
+    let agent_dir = root.path().join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let key_file = agent_dir.join("host.key");
+    // World-readable on purpose: only the confinement may stand in the way.
+    std::fs::write(&key_file, "whk_0123_agent-key-material\n").unwrap();
+    for dir in ["tmp/s1", "tmp/s10"] {
+        std::fs::create_dir_all(root.path().join(dir)).unwrap();
+    }
+    // As root, sessions run as nobody: every session's files belong to that one user, so
+    // file permissions do not separate them; only the confinement does.
+    let run_as = is_root().then(|| lookup_user("nobody").expect("a 'nobody' user"));
+    if let Some((uid, gid)) = run_as {
+        for p in [&s1, &s10, &mirror, &root.path().join("tmp")] {
+            chown_tree(p, uid, gid).unwrap();
+        }
+        // The test's temporary root is private to root; let nobody through to its parts.
+        sh(root.path(), "chmod 755 .");
+    }
+    Host {
+        mirror,
+        worktrees,
+        s1,
+        s10,
+        agent_dir,
+        key_file,
+        run_as,
+        _root: root,
+    }
+}
+
+impl Host {
+    fn confinement(&self, session: &str, worktree: &Path) -> Confinement {
+        Confinement {
+            worktree: worktree.to_path_buf(),
+            tmp: self._root.path().join("tmp").join(session),
+            mirror: Some(self.mirror.clone()),
+            run_as: self.run_as,
+        }
+    }
+}
+
+struct Ran {
+    code: Option<i32>,
+    output: String,
+    isolation: Isolation,
+}
+
+async fn run_in(host: &Host, argv: &[&str], env: &[(&str, &str)]) -> Ran {
+    let spec = Spec {
+        launcher: PathBuf::from(env!("CARGO_BIN_EXE_warden-agent")),
+        argv: argv.iter().map(|s| (*s).to_owned()).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Zeroizing::new((*v).to_owned())))
+            .collect(),
+        confinement: host.confinement("s1", &host.s1),
+    };
+    let mut running = start(spec, 0).unwrap();
+    let mut output = Vec::new();
+    let mut last_seq = None;
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), running.events.recv())
+            .await
+            .expect("the process ends")
+            .expect("an exit event");
+        let seq = match &event {
+            Event::Output { seq, .. } | Event::Exited { seq, .. } => *seq,
+        };
+        assert!(
+            last_seq.is_none_or(|l| seq > l),
+            "sequence numbers increase"
+        );
+        last_seq = Some(seq);
+        match event {
+            Event::Output { data, .. } => output.extend(data),
+            Event::Exited { code, .. } => {
+                return Ran {
+                    code,
+                    output: String::from_utf8_lossy(&output).into_owned(),
+                    isolation: running.isolation,
+                };
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_process_works_in_its_worktree_and_reaches_nothing_else() {
+    let host = host().await;
+    let own = run_in(
+        &host,
+        &["sh", "-c", "echo made > own.txt && cat own.txt README.md"],
+        &[],
+    )
+    .await;
+    assert_eq!(own.code, Some(0), "{}", own.output);
+    assert!(own.output.contains("made") && own.output.contains("# demo"));
+    assert_eq!(own.isolation, Isolation::Landlock { full: true });
+    // git works inside (the worktree's .git points into the mirror).
+    let status = run_in(&host, &["git", "status", "--short"], &[]).await;
+    assert_eq!(status.code, Some(0), "{}", status.output);
+    assert!(status.output.contains("own.txt"));
+
+    let secret = host.s10.join("secret.txt");
+    let proc_environ = format!("/proc/{}/environ", std::process::id());
+    let attacks: Vec<Vec<String>> = vec![
+        vec!["cat".into(), secret.display().to_string()],
+        vec!["cat".into(), "../s10/secret.txt".into()],
+        vec!["ls".into(), host.s10.display().to_string()],
+        vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo pwned > {}", host.s10.join("evil.txt").display()),
+        ],
+        vec!["cat".into(), host.key_file.display().to_string()],
+        vec!["ls".into(), host.agent_dir.display().to_string()],
+        vec!["cat".into(), proc_environ],
+        vec!["cat".into(), "/proc/1/environ".into()],
+        vec!["ls".into(), host.worktrees.display().to_string()],
+        vec![
+            "sh".into(),
+            "-c".into(),
+            format!("ln -s {} link && cat link/secret.txt", host.s10.display()),
+        ],
+    ];
+    for argv in &attacks {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let ran = run_in(&host, &argv, &[]).await;
+        assert_ne!(ran.code, Some(0), "{argv:?} succeeded: {}", ran.output);
+        assert!(!ran.output.contains("s10-secret"), "{argv:?}");
+        assert!(!ran.output.contains("agent-key-material"), "{argv:?}");
+    }
+    assert!(!host.s10.join("evil.txt").exists());
+}
+
+#[tokio::test]
+async fn the_provider_key_lives_only_in_the_process_environment() {
+    let host = host().await;
+    let key = "sk-test-provider-key-7f3a9c";
+    let ran = run_in(
+        &host,
+        &[
+            "sh",
+            "-c",
+            "printf '%s' \"$ANTHROPIC_API_KEY\" | wc -c; env | grep -c WARDEN_ || true",
+        ],
+        &[("ANTHROPIC_API_KEY", key)],
+    )
+    .await;
+    assert_eq!(ran.code, Some(0), "{}", ran.output);
+    let mut lines = ran.output.lines();
+    assert_eq!(
+        lines.next().map(str::trim),
+        Some(key.len().to_string().as_str())
+    );
+    // Nothing of the agent's own environment leaks in.
+    assert_eq!(lines.next().map(str::trim), Some("0"));
+    let grep = Command::new("grep")
+        .args(["-r", "-l", key])
+        .arg(host._root.path())
+        .output()
+        .unwrap();
+    assert!(grep.stdout.is_empty(), "the key was written to disk");
+}
+
+#[tokio::test]
+async fn stopping_a_session_ends_its_whole_process_group() {
+    let host = host().await;
+    let spec = Spec {
+        launcher: PathBuf::from(env!("CARGO_BIN_EXE_warden-agent")),
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "sleep 300 & sleep 300 & echo started; wait".into(),
+        ],
+        env: Vec::new(),
+        confinement: host.confinement("s1", &host.s1),
+    };
+    let mut running = start(spec, 100).unwrap();
+    match running.events.recv().await.unwrap() {
+        Event::Output { seq, data, .. } => {
+            assert_eq!(seq, 100);
+            assert!(String::from_utf8_lossy(&data).contains("started"));
+        }
+        other => panic!("{other:?}"),
+    }
+    stop(running.pgid, Duration::from_millis(200)).await;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), running.events.recv())
+            .await
+            .unwrap()
+        {
+            Some(Event::Exited { signal, .. }) => {
+                assert!(signal.is_some());
+                break;
+            }
+            Some(_) => {}
+            None => panic!("no exit event"),
+        }
+    }
+    // Live members of the group (zombies awaiting their reaper do not count).
+    let ps = Command::new("ps")
+        .args(["-eo", "pgid=,stat=,args="])
+        .output()
+        .unwrap();
+    let alive: Vec<String> = String::from_utf8_lossy(&ps.stdout)
+        .lines()
+        .filter(|l| {
+            let mut f = l.split_whitespace();
+            f.next() == Some(running.pgid.to_string().as_str())
+                && !f.next().is_some_and(|stat| stat.starts_with('Z'))
+        })
+        .map(str::to_owned)
+        .collect();
+    assert!(alive.is_empty(), "processes survived the stop: {alive:?}");
+}
+
+#[tokio::test]
+async fn the_file_api_refuses_traversal_and_planted_symlinks() {
+    let host = host().await;
+    let wt = Worktree::open(&host.s1).unwrap();
+    std::os::unix::fs::symlink(&host.s10, host.s1.join("sib")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", host.s1.join("pw")).unwrap();
+    std::os::unix::fs::symlink("../s10/secret.txt", host.s1.join("rel")).unwrap();
+    std::os::unix::fs::symlink(".git", host.s1.join("gitlink")).unwrap();
+    std::fs::create_dir_all(host.s1.join("docs")).unwrap();
+    std::os::unix::fs::symlink("../README.md", host.s1.join("docs/readme")).unwrap();
+
+    let p = |raw: &str| Worktree::path(raw).unwrap();
+    for raw in ["sib/secret.txt", "pw", "rel"] {
+        assert!(
+            matches!(wt.read(&p(raw), 1 << 20), Err(FileError::Escape)),
+            "read {raw}"
+        );
+    }
+    for raw in ["gitlink", "sib/planted.txt", "docs/readme", "rel"] {
+        assert!(
+            matches!(wt.write(&p(raw), b"x"), Err(FileError::Escape)),
+            "write {raw}"
+        );
+    }
+    assert!(matches!(
+        wt.delete(&p("sib/secret.txt")),
+        Err(FileError::Escape)
+    ));
+    assert!(host.s10.join("secret.txt").exists());
+    for raw in [
+        "../s10/secret.txt",
+        "/etc/passwd",
+        "%2e%2e/s10/secret.txt",
+        ".git/config",
+        "src/../../s10/secret.txt",
+        "..\\s10\\secret.txt",
+        "a\0b",
+    ] {
+        assert!(
+            matches!(Worktree::path(raw), Err(FileError::Refused(_))),
+            "{raw:?}"
+        );
+    }
+    // A symlink that stays inside may be read through.
+    assert_eq!(wt.read(&p("docs/readme"), 1 << 20).unwrap(), b"# demo\n");
+    // Ordinary work.
+    wt.write(&p("notes/today/plan.md"), b"plan").unwrap();
+    assert_eq!(
+        wt.read(&p("notes/today/plan.md"), 1 << 20).unwrap(),
+        b"plan"
+    );
+    assert!(matches!(
+        wt.read(&p("notes/today/plan.md"), 2),
+        Err(FileError::TooLarge)
+    ));
+    let names: Vec<String> = wt.list(None).unwrap().into_iter().map(|e| e.name).collect();
+    assert!(names.contains(&"README.md".to_owned()) && !names.contains(&".git".to_owned()));
+    wt.delete(&p("notes/today/plan.md")).unwrap();
+    assert!(matches!(
+        wt.read(&p("notes/today/plan.md"), 10),
+        Err(FileError::NotFound)
+    ));
+    std::fs::write(host.s1.join("README.md"), "# demo\nchanged\n").unwrap();
+    let d = diff(&host.s1, "main").await.unwrap();
+    assert!(d.contains("+changed"), "{d}");
+}
+
+#[tokio::test]
+async fn worktrees_and_branches_come_and_go_and_orphans_are_cleaned_up() {
+    let host = host().await;
+    let branches = |mirror: &Path| -> Vec<String> {
+        String::from_utf8(
+            Command::new("git")
+                .arg("-C")
+                .arg(mirror)
+                .args([
+                    "-c",
+                    "safe.directory=*",
+                    "branch",
+                    "--list",
+                    "--format=%(refname:short)",
+                    "warden/*",
+                ])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    };
+    assert_eq!(branches(&host.mirror), [branch("s1"), branch("s10")]);
+    remove_worktree(&host.mirror, &host.s1, "s1").await.unwrap();
+    assert!(!host.s1.exists());
+    assert_eq!(branches(&host.mirror), [branch("s10")]);
+    // After a restart only s10 is known... and it is not: it is cleaned up as an orphan.
+    let live: HashSet<String> = HashSet::new();
+    let removed = remove_orphans(&host.mirror, &host.worktrees, &live)
+        .await
+        .unwrap();
+    assert_eq!(removed, ["s10"]);
+    assert!(!host.s10.exists());
+    assert!(branches(&host.mirror).is_empty());
+}
+
+#[tokio::test]
+async fn a_token_never_reaches_the_mirror_config_or_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    let pat = Zeroizing::new("ghp_supersecrettoken1234567890".to_owned());
+    // Nothing listens on port 9 of the loopback: the clone fails, and says so without the token.
+    let err = ensure_mirror(
+        root.path(),
+        "ws-2",
+        &Source::Url("https://127.0.0.1:9/acme/repo.git".to_owned()),
+        Some(&pat),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(!err.contains(pat.as_str()), "{err}");
+    assert!(err.starts_with("git clone"), "{err}");
+    let grep = Command::new("grep")
+        .args(["-r", "-l", pat.as_str()])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(grep.stdout.is_empty());
+}
