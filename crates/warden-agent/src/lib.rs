@@ -5,4 +5,5 @@
 pub mod files;
 pub mod run;
 pub mod sandbox;
+pub mod work;
 pub mod worktree;

@@ -31,6 +31,36 @@ struct Cli {
     /// Connect once and exit after the welcome (for checking a set-up).
     #[arg(long)]
     once: bool,
+    /// Where to keep repository mirrors, session worktrees and temporary directories (default
+    /// /var/lib/warden-agent as root, else ~/.local/share/warden-agent).
+    #[arg(long, env = "WARDEN_AGENT_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// The unprivileged user session processes run as when the agent runs as root.
+    #[arg(long, default_value = "nobody")]
+    run_as: String,
+}
+
+fn runner(cli: &Cli) -> Result<warden_agent::work::Runner> {
+    let root = warden_agent::sandbox::is_root();
+    let data_dir = match &cli.data_dir {
+        Some(d) => d.clone(),
+        None if root => PathBuf::from("/var/lib/warden-agent"),
+        None => PathBuf::from(std::env::var("HOME").context("HOME is not set; pass --data-dir")?)
+            .join(".local/share/warden-agent"),
+    };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let run_as = if root {
+        Some(
+            warden_agent::sandbox::lookup_user(&cli.run_as).with_context(|| {
+                format!("no user '{}' to run sessions as (see --run-as)", cli.run_as)
+            })?,
+        )
+    } else {
+        None
+    };
+    let launcher = std::env::current_exe().context("cannot find this program's path")?;
+    Ok(warden_agent::work::Runner::new(data_dir, launcher, run_as))
 }
 
 fn key(cli: &Cli) -> Result<Zeroizing<String>> {
@@ -83,7 +113,8 @@ async fn agent(cli: Cli) -> ExitCode {
     let run = async {
         let key = key(&cli)?;
         let target = session::Target::new(&cli.url, cli.ca_file.as_deref())?;
-        session::run(&target, &key, cli.once).await
+        let runner = std::sync::Arc::new(runner(&cli)?);
+        session::run(&target, &key, cli.once, runner).await
     };
     match run.await {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
@@ -97,11 +98,23 @@ fn os() -> String {
         .unwrap_or_else(|| std::env::consts::OS.to_owned())
 }
 
+/// What lives across connections: the session runner and the queue of its reports (kept
+/// while the connection is down, sent once it is back).
+pub struct Work {
+    /// Runs sessions.
+    pub runner: Arc<warden_agent::work::Runner>,
+    /// Reports to send.
+    pub out: mpsc::Sender<AgentMessage>,
+    /// Their receiving end.
+    pub reports: mpsc::Receiver<AgentMessage>,
+}
+
 async fn once(
     target: &Target,
     credential: &str,
     ticket: &mut Option<Zeroizing<String>>,
     stop_after_welcome: bool,
+    work: &mut Work,
 ) -> Ended {
     let mut req = match target.url.as_str().into_client_request() {
         Ok(r) => r,
@@ -151,7 +164,15 @@ async fn once(
     }
     let mut heartbeat = Duration::from_secs(20);
     loop {
-        let frame = tokio::time::timeout(heartbeat, ws.next()).await;
+        let frame = tokio::select! {
+            frame = tokio::time::timeout(heartbeat, ws.next()) => frame,
+            Some(report) = work.reports.recv() => {
+                if let Err(e) = ws.send(Message::text(report.encode())).await {
+                    return Ended::Lost(e.to_string());
+                }
+                continue;
+            }
+        };
         match frame {
             // Quiet for a heartbeat interval: say we are alive.
             Err(_) => {
@@ -188,6 +209,29 @@ async fn once(
                         return Ended::Done;
                     }
                 }
+                Ok(ServerMessage::StartSession {
+                    session_id,
+                    workspace_id,
+                    repository,
+                    mode,
+                    argv,
+                    env,
+                    pat,
+                }) => {
+                    work.runner.start(
+                        warden_agent::work::Job {
+                            session_id,
+                            workspace_id,
+                            repository,
+                            mode,
+                            argv,
+                            env,
+                            pat,
+                        },
+                        work.out.clone(),
+                    );
+                }
+                Ok(ServerMessage::StopSession { session_id }) => work.runner.stop(&session_id),
                 Ok(ServerMessage::Refused { code, reason }) => {
                     return match code.as_str() {
                         "upgrade-required" | "revoked" => Ended::Final(format!("{code}: {reason}")),
@@ -205,7 +249,18 @@ async fn once(
 }
 
 /// Keeps this host connected until the server refuses it for good.
-pub async fn run(target: &Target, key: &str, stop_after_welcome: bool) -> Result<()> {
+pub async fn run(
+    target: &Target,
+    key: &str,
+    stop_after_welcome: bool,
+    runner: Arc<warden_agent::work::Runner>,
+) -> Result<()> {
+    let (out, reports) = mpsc::channel(256);
+    let mut work = Work {
+        runner,
+        out,
+        reports,
+    };
     let mut ticket: Option<Zeroizing<String>> = None;
     let mut attempt = 0u32;
     loop {
@@ -213,7 +268,15 @@ pub async fn run(target: &Target, key: &str, stop_after_welcome: bool) -> Result
             .clone()
             .unwrap_or_else(|| Zeroizing::new(key.to_owned()));
         let with_ticket = ticket.is_some();
-        match once(target, &credential, &mut ticket, stop_after_welcome).await {
+        match once(
+            target,
+            &credential,
+            &mut ticket,
+            stop_after_welcome,
+            &mut work,
+        )
+        .await
+        {
             Ended::Done => return Ok(()),
             Ended::Final(why) => bail!("{why}"),
             Ended::Unauthorized if with_ticket => {

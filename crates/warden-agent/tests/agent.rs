@@ -61,6 +61,10 @@ fn agent(app: &TestApp, key: &str) -> tokio::process::Command {
     cmd.arg("--url")
         .arg(&app.base)
         .env("WARDEN_HOST_KEY", key)
+        .env(
+            "WARDEN_AGENT_DATA_DIR",
+            std::env::temp_dir().join(format!("warden-agent-test-{}", std::process::id())),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);

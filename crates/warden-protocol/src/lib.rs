@@ -9,10 +9,35 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version this build speaks. Version 2 added sessions; a version-1 agent still
+/// connects and heartbeats but is given no sessions.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The versions this server accepts from agents.
-pub const SUPPORTED: std::ops::RangeInclusive<u32> = 1..=1;
+pub const SUPPORTED: std::ops::RangeInclusive<u32> = 1..=2;
+/// The first version that runs sessions.
+pub const SESSIONS_SINCE: u32 = 2;
+
+/// A value that must never be printed: `Debug` shows `[redacted]`; on the wire it is the plain
+/// string (the connection is the authenticated channel it travels on).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where a workspace's repository lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Repository {
+    /// A URL.
+    Url(String),
+    /// A directory on the host.
+    Path(String),
+}
 /// The largest frame either side accepts.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -35,6 +60,37 @@ pub enum AgentMessage {
     Heartbeat {
         /// What the agent is doing.
         state: AgentState,
+    },
+    /// A session's process started in its worktree.
+    SessionStarted {
+        /// The session.
+        session_id: String,
+        /// The isolation it got (`landlock`, `landlock-partial`, `basic`).
+        isolation: String,
+    },
+    /// A chunk of a session's output.
+    SessionOutput {
+        /// The session.
+        session_id: String,
+        /// Position in the session's stream.
+        seq: u64,
+        /// `stdout` or `stderr`.
+        stream: String,
+        /// The bytes, as UTF-8 (invalid sequences replaced).
+        data: String,
+    },
+    /// A session ended (or could not start).
+    SessionEnded {
+        /// The session.
+        session_id: String,
+        /// Position in the session's stream.
+        seq: u64,
+        /// `done`, `failed` or `canceled`.
+        status: String,
+        /// Exit code, when the process exited.
+        exit_code: Option<i32>,
+        /// Why it failed, in words safe to show (never a secret).
+        error: Option<String>,
     },
 }
 
@@ -68,6 +124,28 @@ pub enum ServerMessage {
         heartbeat_secs: u64,
         /// A session ticket to reconnect with instead of the key.
         ticket: String,
+    },
+    /// Run a session.
+    StartSession {
+        /// The session.
+        session_id: String,
+        /// Its workspace (the mirror is per workspace).
+        workspace_id: String,
+        /// The workspace's repository.
+        repository: Repository,
+        /// `chat`, `develop` or `bot`.
+        mode: String,
+        /// Program and arguments; no shell.
+        argv: Vec<String>,
+        /// Environment for the process only (provider key, workspace variables).
+        env: Vec<(String, Secret)>,
+        /// The workspace's access token, for git only.
+        pat: Option<Secret>,
+    },
+    /// Stop a session's process (its whole process group).
+    StopSession {
+        /// The session.
+        session_id: String,
     },
     /// The connection is refused or ends; the server closes it after this.
     Refused {
@@ -167,5 +245,26 @@ mod tests {
         assert_eq!(AgentMessage::decode(&huge), Err(DecodeError::TooLarge));
         let refused = ServerMessage::refused("upgrade-required", "speak version 1");
         assert_eq!(ServerMessage::decode(&refused.encode()).unwrap(), refused);
+    }
+
+    #[test]
+    fn secrets_travel_but_never_print() {
+        let start = ServerMessage::StartSession {
+            session_id: "s".into(),
+            workspace_id: "w".into(),
+            repository: Repository::Url("https://git.example/r.git".into()),
+            mode: "develop".into(),
+            argv: vec!["claude".into(), "--print".into(), "hi".into()],
+            env: vec![("ANTHROPIC_API_KEY".into(), Secret("sk-live-123".into()))],
+            pat: Some(Secret("ghp_456".into())),
+        };
+        let wire = start.encode();
+        assert!(wire.contains("sk-live-123") && wire.contains("ghp_456"));
+        assert_eq!(ServerMessage::decode(&wire).unwrap(), start);
+        let debug = format!("{start:?}");
+        assert!(
+            !debug.contains("sk-live-123") && !debug.contains("ghp_456"),
+            "{debug}"
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! change through PostgreSQL (LISTEN/NOTIFY, see [`spawn_watch`]) and checks its connection
 //! of that host against the database, as it also does at every heartbeat.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,6 +19,7 @@ use warden_domain::audit::Outcome;
 use warden_domain::hosts::{HostKind, HostStatus};
 use warden_protocol::{AgentMessage, DecodeError, PROTOCOL_VERSION, SUPPORTED, ServerMessage};
 use warden_store::hosts::Claim;
+use warden_store::sessions::HostReport;
 
 use crate::audit::request::RequestMeta;
 use crate::hosts::HostCaller;
@@ -36,30 +37,40 @@ enum Signal {
     End(ServerMessage),
     /// Check against the database whether this connection still holds its host.
     Check,
+    /// Send this to the agent (session work).
+    Send(ServerMessage),
 }
 
-/// One connection's inbox: at most one pending signal (an end outranks a check). A `Notify`
-/// and a slot instead of a channel: idle connections are the common case, and a channel's
-/// first block of slots would cost each of them kilobytes.
+/// One connection's inbox. A `Notify` and a queue that allocates only when used, instead of a
+/// channel: idle connections are the common case, and a channel's first block of slots would
+/// cost each of them kilobytes. An end outranks everything queued.
 #[derive(Default)]
 struct Mailbox {
-    slot: Mutex<Option<Signal>>,
+    queue: Mutex<VecDeque<Signal>>,
     notify: Notify,
 }
 
 impl Mailbox {
     fn put(&self, signal: Signal) {
-        if let Ok(mut slot) = self.slot.lock()
-            && !matches!(*slot, Some(Signal::End(_)))
-        {
-            *slot = Some(signal);
+        if let Ok(mut q) = self.queue.lock() {
+            match signal {
+                Signal::End(_) => {
+                    q.clear();
+                    q.push_back(signal);
+                }
+                Signal::Check
+                    if q.iter()
+                        .any(|s| matches!(s, Signal::Check | Signal::End(_))) => {}
+                _ if q.iter().any(|s| matches!(s, Signal::End(_))) => {}
+                _ => q.push_back(signal),
+            }
         }
         self.notify.notify_one();
     }
 
     async fn recv(&self) -> Signal {
         loop {
-            if let Some(s) = self.slot.lock().ok().and_then(|mut slot| slot.take()) {
+            if let Some(s) = self.queue.lock().ok().and_then(|mut q| q.pop_front()) {
                 return s;
             }
             self.notify.notified().await;
@@ -69,6 +80,7 @@ impl Mailbox {
 
 struct Live {
     conn: u64,
+    protocol: u32,
     kick: Arc<Mailbox>,
 }
 
@@ -99,14 +111,19 @@ impl Connections {
     }
 
     /// Registers connection `conn` for `host`, replacing (and telling) any older one.
-    fn register(&self, host: Uuid, conn: u64) -> Arc<Mailbox> {
+    fn register(&self, host: Uuid, conn: u64, protocol: u32) -> Arc<Mailbox> {
         let mailbox = Arc::new(Mailbox::default());
         let tx = mailbox.clone();
-        let old = self
-            .live
-            .lock()
-            .ok()
-            .and_then(|mut m| m.insert(host, Live { conn, kick: tx }));
+        let old = self.live.lock().ok().and_then(|mut m| {
+            m.insert(
+                host,
+                Live {
+                    conn,
+                    protocol,
+                    kick: tx,
+                },
+            )
+        });
         if let Some(old) = old {
             old.kick.put(Signal::End(ServerMessage::refused(
                 "replaced",
@@ -131,6 +148,33 @@ impl Connections {
             live.kick
                 .put(Signal::End(ServerMessage::refused(code, reason)));
         }
+    }
+
+    /// Sends `msg` to `host`'s agent if it is connected to this node and runs sessions.
+    pub fn send(&self, host: Uuid, msg: ServerMessage) -> bool {
+        let Ok(m) = self.live.lock() else {
+            return false;
+        };
+        match m.get(&host) {
+            Some(live) if live.protocol >= warden_protocol::SESSIONS_SINCE => {
+                live.kick.put(Signal::Send(msg));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The hosts connected to this node whose agents run sessions.
+    pub fn session_hosts(&self) -> Vec<Uuid> {
+        self.live.lock().map_or_else(
+            |_| Vec::new(),
+            |m| {
+                m.iter()
+                    .filter(|(_, l)| l.protocol >= warden_protocol::SESSIONS_SINCE)
+                    .map(|(h, _)| *h)
+                    .collect()
+            },
+        )
     }
 
     /// Has `host`'s connection on this node, if any, check whether it still holds the host.
@@ -207,7 +251,7 @@ async fn verdict(state: &AppState, host: &HostCaller, node: &str) -> Option<Serv
 async fn refuse(socket: &mut WebSocket, close_code: u16, message: ServerMessage) {
     let reason = match &message {
         ServerMessage::Refused { code, .. } => code.clone(),
-        ServerMessage::Welcome { .. } => String::new(),
+        _ => String::new(),
     };
     let _ = socket
         .send(Message::Text(Utf8Bytes::from(message.encode())))
@@ -252,7 +296,7 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
             return;
         }
     };
-    let (hostname, os, agent_version) = match hello {
+    let (protocol, hostname, os, agent_version) = match hello {
         Ok(AgentMessage::Hello {
             protocol,
             hostname,
@@ -275,9 +319,9 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
                 .await;
                 return;
             }
-            (hostname, os, agent_version)
+            (protocol, hostname, os, agent_version)
         }
-        Ok(AgentMessage::Heartbeat { .. }) => {
+        Ok(_) => {
             let (code, msg) = invalid(&DecodeError::Invalid);
             refuse(&mut socket, code, msg).await;
             return;
@@ -355,7 +399,7 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
             return;
         }
     }
-    let kicks = state.connections.register(host.host_id, conn);
+    let kicks = state.connections.register(host.host_id, conn, protocol);
     let ticket = crate::hosts::ticket_for(&state.host_tickets, state.clock.as_ref(), &host)
         .unwrap_or_default();
     let welcome = ServerMessage::Welcome {
@@ -385,6 +429,12 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
                         Some(msg) => msg,
                         None => continue,
                     },
+                    Signal::Send(msg) => {
+                        if socket.send(Message::Text(Utf8Bytes::from(msg.encode()))).await.is_err() {
+                            break;
+                        }
+                        continue;
+                    }
                 };
                 refuse(&mut socket, 1008, msg).await;
                 break;
@@ -414,6 +464,22 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
                                 break;
                             }
                         }
+                        Ok(AgentMessage::SessionStarted { session_id, isolation }) => {
+                            crate::sessions::report(&state, &meta, &host, &session_id, HostReport::Started { isolation: &isolation }).await;
+                        }
+                        Ok(AgentMessage::SessionOutput { session_id, seq, stream, data }) => {
+                            let stream = if stream == "stderr" { "stderr" } else { "stdout" };
+                            let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+                            crate::sessions::report(&state, &meta, &host, &session_id, HostReport::Output { seq, stream, data: &data }).await;
+                        }
+                        Ok(AgentMessage::SessionEnded { session_id, status, exit_code, error, .. }) => {
+                            let status = match status.as_str() {
+                                "done" => "done",
+                                "canceled" => "canceled",
+                                _ => "failed",
+                            };
+                            crate::sessions::report(&state, &meta, &host, &session_id, HostReport::Ended { status, exit_code, error: error.as_deref() }).await;
+                        }
                         Ok(AgentMessage::Hello { .. }) => {
                             let (code, msg) = invalid(&DecodeError::Invalid);
                             refuse(&mut socket, code, msg).await;
@@ -430,10 +496,20 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
         }
     }
     state.connections.deregister(host.host_id, conn);
+    let now = now_us(state.clock.as_ref());
     let _ = state
         .store
-        .host_disconnected(host.host_id, &node, now_us(state.clock.as_ref()))
+        .host_disconnected(host.host_id, &node, now)
         .await;
+    // Sessions the host was running are lost unless it is connected again (elsewhere, or by a
+    // newer connection here) and will report on them.
+    let still_held = matches!(
+        state.store.host_heartbeat(host.host_id, "", now).await,
+        Ok(Some((_, Some(_))))
+    );
+    if !still_held {
+        let _ = state.store.host_sessions_lost(host.host_id, now).await;
+    }
 }
 
 async fn record_connect(

@@ -14,5 +14,6 @@ pub mod http;
 pub mod identity;
 pub mod license;
 pub mod logging;
+pub mod sessions;
 pub mod state;
 pub mod tls;

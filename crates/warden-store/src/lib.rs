@@ -14,6 +14,7 @@ pub mod keyring;
 pub mod license;
 mod migrate;
 pub mod roles;
+pub mod sessions;
 pub mod tenancy;
 
 pub use db::{Backend, ConnectOptions, Store, Tx, sqlite_file};

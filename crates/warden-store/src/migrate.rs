@@ -51,6 +51,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_hosts"),
     migration!(6, "0006_workspace_hosts"),
     migration!(7, "0007_license"),
+    migration!(8, "0008_agent_sessions"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -634,6 +634,11 @@ impl WorkspaceTx {
         self.tx.commit().await
     }
 
+    /// The underlying transaction, for this crate's other workspace-scoped modules.
+    pub(crate) fn tx_mut(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+
     /// This workspace's own hosts (workspace-bound ones; never platform hosts or another
     /// workspace's).
     pub fn hosts(&mut self) -> crate::hosts::Hosts<'_> {

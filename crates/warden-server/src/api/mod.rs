@@ -10,6 +10,7 @@ pub mod license;
 pub mod me;
 pub mod openapi;
 pub mod roles;
+pub mod sessions;
 pub mod setup;
 pub mod workspace_settings;
 pub mod workspaces;
@@ -30,6 +31,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(workspace_settings::routes())
         .merge(hosts::routes())
         .merge(license::routes())
+        .merge(sessions::routes())
         .merge(health::routes())
         .merge(openapi::routes())
 }

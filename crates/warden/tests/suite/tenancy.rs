@@ -104,6 +104,7 @@ async fn snapshot(app: &TestApp, owner: &User, ws: &str) -> Value {
         "/pat",
         "/provider-keys",
         "/hosts",
+        "/sessions",
     ] {
         let v = ok_json(
             app,
@@ -138,6 +139,7 @@ struct World {
     a: String,
     b: String,
     b_host: String,
+    b_session: String,
 }
 
 async fn world() -> World {
@@ -183,7 +185,9 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    let b_session = insert_waiting_session(&app, &b, &b_host, &bob.id).await;
     World {
+        b_session,
         b_host,
         app,
         alice,
@@ -193,6 +197,42 @@ async fn world() -> World {
         a,
         b,
     }
+}
+
+/// A waiting session in workspace `ws`, written straight to the database (opening one
+/// through the API needs a connected agent, which this matrix does not run).
+async fn insert_waiting_session(app: &TestApp, ws: &str, host: &str, by: &str) -> String {
+    let id = uuid::Uuid::now_v7();
+    let ws: uuid::Uuid = ws.parse().unwrap();
+    let host: uuid::Uuid = host.parse().unwrap();
+    let by: uuid::Uuid = by.parse().unwrap();
+    let sql = "INSERT INTO agent_sessions (id, workspace_id, host_id, provider, mode, status, \
+               prompt, created_by, created_at) VALUES ($1, $2, $3, 'command', 'chat', \
+               'waiting', 'victim', $4, 0)";
+    if app.db.backend == Backend::Postgres {
+        let pool = sqlx::PgPool::connect(&app.db.owner_url).await.unwrap();
+        sqlx::query(sql)
+            .bind(id)
+            .bind(ws)
+            .bind(host)
+            .bind(by)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+        sqlx::query(sql)
+            .bind(id)
+            .bind(ws)
+            .bind(host)
+            .bind(by)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    id.to_string()
 }
 
 /// The example request body the OpenAPI document gives for a route, if it takes one.
@@ -269,6 +309,7 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         ("prompt", "victim-only".to_owned()),
         ("provider", "claude-code".to_owned()),
         ("host_id", w.b_host.clone()),
+        ("session_id", w.b_session.clone()),
     ]
     .into_iter()
     .collect();
@@ -450,6 +491,7 @@ async fn row_level_security_hides_other_workspaces_from_a_query_without_its_filt
         ("SELECT COUNT(*) FROM workspace_members", 2),
         ("SELECT COUNT(*) FROM workspaces", 1),
         ("SELECT COUNT(*) FROM hosts", 0),
+        ("SELECT COUNT(*) FROM agent_sessions", 0),
         (
             "SELECT COUNT(*) FROM workspace_members m JOIN workspaces w \
              ON w.id = m.workspace_id WHERE w.name = 'Bravo'",

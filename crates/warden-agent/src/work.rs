@@ -1,0 +1,245 @@
+//! The sessions this host runs: prepare the worktree (the workspace's mirror, fetched; a
+//! worktree on `warden/<session>`), run the command confined, report start, output and end to
+//! the server, stop on request, and delete the worktree of an ephemeral (develop) session
+//! when it ends.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use warden_protocol::{AgentMessage, Repository, Secret};
+use zeroize::Zeroizing;
+
+use crate::run::{Event, Spec, Stream, start, stop};
+use crate::sandbox::{Confinement, chown_tree};
+use crate::worktree::{Source, add_worktree, ensure_mirror, remove_worktree};
+
+/// A session to run, as the server sent it.
+#[derive(Debug)]
+pub struct Job {
+    /// The session.
+    pub session_id: String,
+    /// Its workspace.
+    pub workspace_id: String,
+    /// The repository.
+    pub repository: Repository,
+    /// `chat`, `develop` or `bot`.
+    pub mode: String,
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Environment for the process only.
+    pub env: Vec<(String, Secret)>,
+    /// The access token, for git only.
+    pub pat: Option<Secret>,
+}
+
+/// This host's session runner.
+#[derive(Debug)]
+pub struct Runner {
+    data_dir: PathBuf,
+    launcher: PathBuf,
+    run_as: Option<(u32, u32)>,
+    running: Mutex<HashMap<String, Running>>,
+    mirrors: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    pgid: Option<i32>,
+    stopping: bool,
+}
+
+fn safe_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+impl Runner {
+    /// A runner keeping mirrors, worktrees and temporary directories under `data_dir`,
+    /// confining sessions through `launcher` (this binary), as `run_as` when given.
+    pub fn new(data_dir: PathBuf, launcher: PathBuf, run_as: Option<(u32, u32)>) -> Self {
+        Self {
+            data_dir,
+            launcher,
+            run_as,
+            running: Mutex::new(HashMap::new()),
+            mirrors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts `job`; reports go to `out`.
+    pub fn start(self: &Arc<Self>, job: Job, out: mpsc::Sender<AgentMessage>) {
+        if !safe_name(&job.session_id) || !safe_name(&job.workspace_id) {
+            return;
+        }
+        if let Ok(mut r) = self.running.lock() {
+            if r.contains_key(&job.session_id) {
+                return;
+            }
+            r.insert(
+                job.session_id.clone(),
+                Running {
+                    pgid: None,
+                    stopping: false,
+                },
+            );
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let id = job.session_id.clone();
+            let ended = me.execute(job, &out).await;
+            if let Err(error) = ended {
+                let _ = out
+                    .send(AgentMessage::SessionEnded {
+                        session_id: id.clone(),
+                        seq: 0,
+                        status: "failed".into(),
+                        exit_code: None,
+                        error: Some(error),
+                    })
+                    .await;
+            }
+            if let Ok(mut r) = me.running.lock() {
+                r.remove(&id);
+            }
+        });
+    }
+
+    /// Stops a session's process group (it then reports `canceled`).
+    pub fn stop(self: &Arc<Self>, session_id: &str) {
+        let pgid = self.running.lock().ok().and_then(|mut r| {
+            r.get_mut(session_id).and_then(|s| {
+                s.stopping = true;
+                s.pgid
+            })
+        });
+        if let Some(pgid) = pgid {
+            tokio::spawn(stop(pgid, Duration::from_secs(5)));
+        }
+    }
+
+    fn mirror_lock(&self, workspace: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.mirrors
+            .lock()
+            .map(|mut m| m.entry(workspace.to_owned()).or_default().clone())
+            .unwrap_or_default()
+    }
+
+    async fn prepare(&self, job: &Job) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+        let lock = self.mirror_lock(&job.workspace_id);
+        let _guard = lock.lock().await;
+        let source = match &job.repository {
+            Repository::Url(u) => Source::Url(u.clone()),
+            Repository::Path(p) => Source::Path(PathBuf::from(p)),
+        };
+        let pat = job.pat.as_ref().map(|p| Zeroizing::new(p.0.clone()));
+        let mirror = ensure_mirror(
+            &self.data_dir.join("mirrors"),
+            &job.workspace_id,
+            &source,
+            pat.as_ref(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let worktrees = self.data_dir.join("worktrees").join(&job.workspace_id);
+        let worktree = add_worktree(&mirror, &worktrees, &job.session_id, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let tmp = self.data_dir.join("tmp").join(&job.session_id);
+        std::fs::create_dir_all(&tmp)
+            .map_err(|_| "cannot create the session's temporary directory")?;
+        if let Some((uid, gid)) = self.run_as {
+            for p in [&worktree, &tmp, &mirror] {
+                chown_tree(p, uid, gid)
+                    .map_err(|_| "cannot hand the worktree to the session user")?;
+            }
+        }
+        Ok((mirror, worktree, tmp))
+    }
+
+    async fn execute(&self, job: Job, out: &mpsc::Sender<AgentMessage>) -> Result<(), String> {
+        let (mirror, worktree, tmp) = self.prepare(&job).await?;
+        let spec = Spec {
+            launcher: self.launcher.clone(),
+            argv: job.argv.clone(),
+            env: job
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), Zeroizing::new(v.0.clone())))
+                .collect(),
+            confinement: Confinement {
+                worktree: worktree.clone(),
+                tmp: tmp.clone(),
+                mirror: Some(mirror.clone()),
+                run_as: self.run_as,
+            },
+        };
+        let mut running = start(spec, 0).map_err(|_| "the session's process could not start")?;
+        if let Ok(mut r) = self.running.lock()
+            && let Some(s) = r.get_mut(&job.session_id)
+        {
+            s.pgid = Some(running.pgid);
+            if s.stopping {
+                tokio::spawn(stop(running.pgid, Duration::from_secs(5)));
+            }
+        }
+        let _ = out
+            .send(AgentMessage::SessionStarted {
+                session_id: job.session_id.clone(),
+                isolation: running.isolation.describe().to_owned(),
+            })
+            .await;
+        while let Some(event) = running.events.recv().await {
+            match event {
+                Event::Output { seq, stream, data } => {
+                    let _ = out
+                        .send(AgentMessage::SessionOutput {
+                            session_id: job.session_id.clone(),
+                            seq,
+                            stream: match stream {
+                                Stream::Stdout => "stdout".into(),
+                                Stream::Stderr => "stderr".into(),
+                            },
+                            data: String::from_utf8_lossy(&data).into_owned(),
+                        })
+                        .await;
+                }
+                Event::Exited { seq, code, .. } => {
+                    let stopping = self
+                        .running
+                        .lock()
+                        .ok()
+                        .and_then(|r| r.get(&job.session_id).map(|s| s.stopping))
+                        .unwrap_or(false);
+                    let status = if stopping {
+                        "canceled"
+                    } else if code == Some(0) {
+                        "done"
+                    } else {
+                        "failed"
+                    };
+                    let _ = out
+                        .send(AgentMessage::SessionEnded {
+                            session_id: job.session_id.clone(),
+                            seq,
+                            status: status.into(),
+                            exit_code: code,
+                            error: None,
+                        })
+                        .await;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+        if job.mode == "develop" {
+            let _ = remove_worktree(&mirror, &worktree, &job.session_id).await;
+        }
+        Ok(())
+    }
+
+    /// Where this runner keeps its files.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}

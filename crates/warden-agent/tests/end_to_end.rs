@@ -1,0 +1,311 @@
+//! A session end to end: a member opens it over the API, the real `warden-agent` prepares a
+//! worktree from the workspace's repository and runs the command confined, the output comes
+//! back in numbered chunks, the worktree of a develop session goes when it ends, a stop ends a
+//! running one, and another workspace's member cannot see any of it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use warden_testkit::TestApp;
+
+const EMAIL: &str = "ops@example.com";
+const PASSWORD: &str = "violet tractor 93 lagoon";
+
+async fn sign_in(app: &TestApp, email: &str) -> String {
+    let res: Value = app
+        .client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    res["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn admin(app: &TestApp) -> String {
+    let link = app.server.setup_link().unwrap().to_owned();
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    let res = app
+        .client
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", token.as_str()),
+            ("email", EMAIL),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    sign_in(app, EMAIL).await
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn ok(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+    let (status, v) = call(app, token, method, path, body).await;
+    assert!(status.is_success(), "{path}: {status} {v}");
+    v
+}
+
+fn repo(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("README.md"), "# demo\n").unwrap();
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            "git init -q -b main && git add -A && \
+             git -c user.name=t -c user.email=t@example.com commit -q -m init",
+        )
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Waits until the session's status is final; returns its output and the session.
+async fn finish(app: &TestApp, token: &str, ws: &str, id: &str) -> (String, Value) {
+    let mut text = String::new();
+    let mut after = -1i64;
+    for _ in 0..300 {
+        let page = ok(
+            app,
+            token,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/sessions/{id}/output?after={after}"),
+            None,
+        )
+        .await;
+        for c in page["chunks"].as_array().unwrap() {
+            let seq = c["seq"].as_i64().unwrap();
+            assert!(seq > after, "chunks arrive in order, once");
+            after = seq;
+            text.push_str(c["data"].as_str().unwrap());
+        }
+        let status = page["status"].as_str().unwrap().to_owned();
+        if !matches!(status.as_str(), "waiting" | "running")
+            && page["chunks"].as_array().unwrap().is_empty()
+        {
+            let session = ok(
+                app,
+                token,
+                Method::GET,
+                &format!("/api/v1/workspaces/{ws}/sessions/{id}"),
+                None,
+            )
+            .await;
+            return (text, session);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the session did not finish: {text}");
+}
+
+#[tokio::test]
+async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
+    warden_testkit::install_crypto_provider();
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin(&app).await;
+    let root = tempfile::tempdir().unwrap();
+    repo(&root.path().join("repo"));
+    let data_dir = root.path().join("agent-data");
+
+    let ws = ok(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/workspaces",
+        Some(json!({"name": "Alpha"})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(
+        &app,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/settings"),
+        Some(json!({"repository": root.path().join("repo").display().to_string()})),
+    )
+    .await;
+    ok(
+        &app,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/variables/GREETING"),
+        Some(json!({"value": "hello-from-the-workspace"})),
+    )
+    .await;
+    let sessions = format!("/api/v1/workspaces/{ws}/sessions");
+    let run = json!({"provider": "command", "command": ["sh", "-c", "echo $GREETING; ls"]});
+    // No host connected yet.
+    let (status, body) = call(&app, &admin, Method::POST, &sessions, Some(run.clone())).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "no-host-available");
+
+    let created = ok(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/hosts",
+        Some(json!({"name": "runner", "kind": "session"})),
+    )
+    .await;
+    let host = created["host"]["id"].as_str().unwrap().to_owned();
+    ok(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{host}/approve"),
+        None,
+    )
+    .await;
+    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden-agent"))
+        .arg("--url")
+        .arg(&app.base)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("WARDEN_HOST_KEY", created["api_key"].as_str().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut online = false;
+    for _ in 0..100 {
+        let h = ok(
+            &app,
+            &admin,
+            Method::GET,
+            &format!("/api/v1/hosts/{host}"),
+            None,
+        )
+        .await;
+        if h["online"] == true {
+            online = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(online, "the agent did not connect");
+
+    let session = ok(&app, &admin, Method::POST, &sessions, Some(run)).await;
+    let id = session["id"].as_str().unwrap().to_owned();
+    assert_eq!(session["branch"], format!("warden/{id}"));
+    let (output, done) = finish(&app, &admin, &ws, &id).await;
+    assert_eq!(done["status"], "done", "{output} {done}");
+    assert_eq!(done["exit_code"], 0);
+    assert_eq!(done["isolation"], "landlock");
+    assert!(output.contains("hello-from-the-workspace"), "{output}");
+    assert!(output.contains("README.md"), "{output}");
+    // A develop session's worktree goes with it.
+    assert!(
+        !data_dir.join("worktrees").join(&ws).join(&id).exists(),
+        "the worktree of a develop session was kept"
+    );
+    // The variable's value never reached the host's disk.
+    let grep = std::process::Command::new("grep")
+        .args(["-r", "-l", "hello-from-the-workspace"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(grep.stdout.is_empty());
+
+    // A chat session that runs until stopped.
+    let long = ok(
+        &app,
+        &admin,
+        Method::POST,
+        &sessions,
+        Some(json!({"provider": "command", "command": ["sh", "-c", "echo ready; sleep 120"], "mode": "chat"})),
+    )
+    .await;
+    let long_id = long["id"].as_str().unwrap().to_owned();
+    let mut running = false;
+    for _ in 0..100 {
+        let s = ok(
+            &app,
+            &admin,
+            Method::GET,
+            &format!("{sessions}/{long_id}"),
+            None,
+        )
+        .await;
+        if s["status"] == "running" {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(running);
+    let (status, _) = call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("{sessions}/{long_id}/stop"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, stopped) = finish(&app, &admin, &ws, &long_id).await;
+    assert_eq!(stopped["status"], "canceled");
+    // A chat session keeps its worktree.
+    assert!(data_dir.join("worktrees").join(&ws).join(&long_id).exists());
+
+    // Another workspace's member sees none of it.
+    let (s, _) = call(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/admin/users",
+        Some(json!({"email": "bob@example.com", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let bob = sign_in(&app, "bob@example.com").await;
+    let other = ok(
+        &app,
+        &bob,
+        Method::POST,
+        "/api/v1/workspaces",
+        Some(json!({"name": "Bravo"})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in [
+        format!("{sessions}/{id}"),
+        format!("{sessions}/{id}/output"),
+        format!("/api/v1/workspaces/{other}/sessions/{id}"),
+        format!("/api/v1/workspaces/{other}/sessions/{id}/output"),
+    ] {
+        let (s, _) = call(&app, &bob, Method::GET, &path, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+    }
+    let _ = agent.kill().await;
+}

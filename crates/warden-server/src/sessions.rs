@@ -1,0 +1,161 @@
+//! Agent sessions on the server: what hosts report about the sessions they run (applied only
+//! to sessions given to that host, audited in the same transaction), and the secrets a session
+//! needs, opened here and sent only over the host's authenticated connection.
+
+use serde_json::json;
+use uuid::Uuid;
+use warden_domain::audit::Outcome;
+use warden_domain::tenancy::{Provider, WorkspaceId};
+use warden_protocol::Secret;
+use warden_store::sessions::HostReport;
+use warden_store::tenancy::{SecretKind, WorkspaceTx};
+
+use crate::audit::request::RequestMeta;
+use crate::hosts::HostCaller;
+use crate::identity::now_us;
+use crate::state::AppState;
+
+/// Applies a host's report about session `session_id`.
+pub async fn report(
+    state: &AppState,
+    meta: &RequestMeta,
+    host: &HostCaller,
+    session_id: &str,
+    report: HostReport<'_>,
+) {
+    let Ok(id) = session_id.parse::<Uuid>() else {
+        tracing::warn!(host = %host.host_id, "a host reported on a malformed session id");
+        return;
+    };
+    let event = match report {
+        HostReport::Started { isolation } => Some(meta.event(
+            state.clock.now(),
+            host.actor(),
+            "session.started",
+            "session",
+            Some(id.to_string()),
+            Outcome::Success,
+            json!({ "isolation": isolation }),
+        )),
+        HostReport::Ended {
+            status, exit_code, ..
+        } => Some(meta.event(
+            state.clock.now(),
+            host.actor(),
+            "session.ended",
+            "session",
+            Some(id.to_string()),
+            if status == "failed" {
+                Outcome::Failed
+            } else {
+                Outcome::Success
+            },
+            json!({ "status": status, "exit_code": exit_code }),
+        )),
+        HostReport::Output { .. } => None,
+    };
+    let applied = state
+        .store
+        .host_report(
+            host.host_id,
+            id,
+            report,
+            now_us(state.clock.as_ref()),
+            event.map(|e| (state.audit_key.as_ref(), e)),
+        )
+        .await;
+    match applied {
+        Ok(Some(_)) => {}
+        Ok(None) => tracing::warn!(
+            host = %host.host_id,
+            session = %id,
+            "a host reported on a session it was not given; ignored"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot record a host's session report"),
+    }
+}
+
+/// What a session's process gets: its provider key and the workspace's variables (as
+/// environment variables), and the workspace's access token (for git only).
+pub struct SessionSecrets {
+    /// Environment variables.
+    pub env: Vec<(String, Secret)>,
+    /// The access token.
+    pub pat: Option<Secret>,
+}
+
+impl std::fmt::Debug for SessionSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSecrets")
+            .field(
+                "env",
+                &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn open(
+    state: &AppState,
+    ws: WorkspaceId,
+    kind: SecretKind,
+    name: &str,
+    sealed: &[u8],
+) -> Result<Secret, String> {
+    let plain = state
+        .keyring
+        .open(
+            &crate::api::workspace_settings::secret_context(ws, kind, name),
+            sealed,
+        )
+        .map_err(|_| "a workspace secret could not be opened".to_owned())?;
+    String::from_utf8(plain.to_vec())
+        .map(Secret)
+        .map_err(|_| "a workspace secret is not text".to_owned())
+}
+
+/// Opens the secrets a session of `provider` needs, inside the workspace's transaction.
+pub async fn secrets_for(
+    state: &AppState,
+    tx: &mut WorkspaceTx,
+    provider: Option<Provider>,
+) -> Result<SessionSecrets, String> {
+    let ws = tx.workspace();
+    let mut env = Vec::new();
+    for meta in tx
+        .secrets(SecretKind::Variable)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        if let Some(sealed) = tx
+            .sealed_secret(SecretKind::Variable, &meta.name)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            env.push((
+                meta.name.clone(),
+                open(state, ws, SecretKind::Variable, &meta.name, &sealed)?,
+            ));
+        }
+    }
+    if let Some(p) = provider
+        && let Some(sealed) = tx
+            .sealed_secret(SecretKind::Provider, p.as_str())
+            .await
+            .map_err(|e| e.to_string())?
+    {
+        env.push((
+            warden_domain::sessions::key_variable(p).to_owned(),
+            open(state, ws, SecretKind::Provider, p.as_str(), &sealed)?,
+        ));
+    }
+    let pat = match tx
+        .sealed_secret(SecretKind::Pat, "pat")
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Some(sealed) => Some(open(state, ws, SecretKind::Pat, "pat", &sealed)?),
+        None => None,
+    };
+    Ok(SessionSecrets { env, pat })
+}

@@ -1,0 +1,322 @@
+//! Agent sessions as stored. Members reach them only through a workspace's scoped
+//! transaction; a host reports on them through the host path, where every statement also
+//! names the host the session was given to.
+
+use uuid::Uuid;
+
+use crate::db::on_tx;
+use crate::tenancy::WorkspaceTx;
+use crate::{StoreError, Tx};
+
+/// A session as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRow {
+    /// Id.
+    pub id: Uuid,
+    /// Workspace.
+    pub workspace_id: Uuid,
+    /// The host running it.
+    pub host_id: Option<Uuid>,
+    /// Provider (`claude-code`, …, or `command`).
+    pub provider: String,
+    /// `chat`, `develop` or `bot`.
+    pub mode: String,
+    /// Status.
+    pub status: String,
+    /// The prompt.
+    pub prompt: String,
+    /// The isolation the host gave it.
+    pub isolation: Option<String>,
+    /// Exit code.
+    pub exit_code: Option<i32>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Who created it.
+    pub created_by: Uuid,
+    /// Created (µs).
+    pub created_at: i64,
+    /// Started (µs).
+    pub started_at: Option<i64>,
+    /// Ended (µs).
+    pub ended_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, workspace_id, host_id, provider, mode, status, prompt, isolation, \
+     exit_code, error, created_by, created_at, started_at, ended_at";
+
+/// A chunk of output.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutputRow {
+    /// Position.
+    pub seq: i64,
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// Text.
+    pub data: String,
+}
+
+/// A new session.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    /// Id.
+    pub id: Uuid,
+    /// The host it goes to.
+    pub host_id: Uuid,
+    /// Provider.
+    pub provider: &'a str,
+    /// Mode.
+    pub mode: &'a str,
+    /// Prompt.
+    pub prompt: &'a str,
+    /// Now (µs).
+    pub now: i64,
+}
+
+impl WorkspaceTx {
+    /// Records a new session, waiting for its host.
+    pub async fn insert_session(&mut self, s: &NewSession<'_>) -> Result<(), StoreError> {
+        let ws = self.workspace().uuid();
+        let by = self.user_id();
+        on_tx!(self.tx_mut(), |c| {
+            sqlx::query(
+            "INSERT INTO agent_sessions (id, workspace_id, host_id, provider, mode, status, prompt, \
+             created_by, created_at) VALUES ($1, $2, $3, $4, $5, 'waiting', $6, $7, $8)"
+        )
+        .bind(s.id)
+        .bind(ws)
+        .bind(s.host_id)
+        .bind(s.provider)
+        .bind(s.mode)
+        .bind(s.prompt)
+        .bind(by)
+        .bind(s.now)
+        .execute(c)
+        .await
+        .map(drop)
+        })?;
+        Ok(())
+    }
+
+    /// The workspace's sessions, newest first.
+    pub async fn sessions(&mut self, limit: i64) -> Result<Vec<SessionRow>, StoreError> {
+        let ws = self.workspace().uuid();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM agent_sessions WHERE workspace_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        );
+        Ok(on_tx!(self.tx_mut(), |c| sqlx::query_as::<_, SessionRow>(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(ws)
+        .bind(limit)
+        .fetch_all(c)
+        .await)?)
+    }
+
+    /// One of the workspace's sessions.
+    pub async fn session(&mut self, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
+        let ws = self.workspace().uuid();
+        let sql =
+            format!("SELECT {COLUMNS} FROM agent_sessions WHERE id = $1 AND workspace_id = $2");
+        Ok(on_tx!(self.tx_mut(), |c| sqlx::query_as::<_, SessionRow>(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(id)
+        .bind(ws)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    /// Output chunks of one of the workspace's sessions after `after`, in order.
+    pub async fn session_output(
+        &mut self,
+        id: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<OutputRow>, StoreError> {
+        let ws = self.workspace().uuid();
+        Ok(on_tx!(self.tx_mut(), |c| sqlx::query_as::<_, OutputRow>(
+            "SELECT seq, stream, data FROM agent_session_output \
+             WHERE session_id = $1 AND workspace_id = $2 AND seq > $3 ORDER BY seq LIMIT $4"
+        )
+        .bind(id)
+        .bind(ws)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await)?)
+    }
+
+    /// Ends a session that never started (canceled before its host took it, or refused).
+    /// Returns whether it was waiting.
+    pub async fn end_waiting_session(
+        &mut self,
+        id: Uuid,
+        status: &str,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let ws = self.workspace().uuid();
+        let n = on_tx!(self.tx_mut(), |c| sqlx::query(
+            "UPDATE agent_sessions SET status = $3, error = $4, ended_at = $5 \
+             WHERE id = $1 AND workspace_id = $2 AND status = 'waiting'"
+        )
+        .bind(id)
+        .bind(ws)
+        .bind(status)
+        .bind(error)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+}
+
+/// What a host reports about a session it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum HostReport<'a> {
+    /// Its process started with this isolation.
+    Started {
+        /// `landlock`, `landlock-partial` or `basic`.
+        isolation: &'a str,
+    },
+    /// A chunk of output.
+    Output {
+        /// Position.
+        seq: i64,
+        /// `stdout` or `stderr`.
+        stream: &'a str,
+        /// Text.
+        data: &'a str,
+    },
+    /// It ended.
+    Ended {
+        /// `done`, `failed` or `canceled`.
+        status: &'a str,
+        /// Exit code.
+        exit_code: Option<i32>,
+        /// Why it failed.
+        error: Option<&'a str>,
+    },
+}
+
+impl crate::Store {
+    /// Applies a host's report on session `id`, if that session was given to `host`. Returns
+    /// the session's workspace when it applied (for the audit trail), `None` otherwise.
+    /// `audit`, when given, is recorded in the same transaction, marked with the workspace.
+    pub async fn host_report(
+        &self,
+        host: Uuid,
+        id: Uuid,
+        report: HostReport<'_>,
+        now: i64,
+        audit: Option<(&crate::audit::ChainKey, warden_domain::audit::NewEvent)>,
+    ) -> Result<Option<Uuid>, StoreError> {
+        let mut tx = self.begin_hosts().await?;
+        let ws = host_session(&mut tx, host, id).await?;
+        let Some(ws) = ws else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        match report {
+            HostReport::Started { isolation } => {
+                on_tx!(tx, |c| sqlx::query(
+                    "UPDATE agent_sessions SET status = 'running', isolation = $2, started_at = $3 \
+                     WHERE id = $1 AND status = 'waiting'"
+                )
+                .bind(id)
+                .bind(isolation)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(drop))?;
+            }
+            HostReport::Output { seq, stream, data } => {
+                on_tx!(tx, |c| {
+                    sqlx::query(
+                    "INSERT INTO agent_session_output (session_id, workspace_id, seq, stream, data) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+                )
+                .bind(id)
+                .bind(ws)
+                .bind(seq)
+                .bind(stream)
+                .bind(data)
+                .execute(c)
+                .await
+                .map(drop)
+                })?;
+            }
+            HostReport::Ended {
+                status,
+                exit_code,
+                error,
+            } => {
+                on_tx!(tx, |c| {
+                    sqlx::query(
+                    "UPDATE agent_sessions SET status = $2, exit_code = $3, error = $4, ended_at = $5 \
+                     WHERE id = $1 AND status IN ('waiting', 'running')"
+                )
+                .bind(id)
+                .bind(status)
+                .bind(exit_code)
+                .bind(error)
+                .bind(now)
+                .execute(c)
+                .await
+                .map(drop)
+                })?;
+            }
+        }
+        if let Some((key, event)) = audit {
+            let event = warden_domain::audit::NewEvent {
+                workspace_id: Some(ws.to_string()),
+                ..event
+            };
+            tx.record(key, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(ws))
+    }
+
+    /// Marks every unfinished session of `host` lost (its connection ended). Returns how many.
+    pub async fn host_sessions_lost(&self, host: Uuid, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.begin_hosts().await?;
+        let n = on_tx!(tx, |c| sqlx::query(
+            "UPDATE agent_sessions SET status = 'lost', ended_at = $2 \
+             WHERE host_id = $1 AND status IN ('waiting', 'running')"
+        )
+        .bind(host)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+async fn host_session(tx: &mut Tx, host: Uuid, id: Uuid) -> Result<Option<Uuid>, StoreError> {
+    Ok(on_tx!(tx, |c| sqlx::query_scalar::<_, Uuid>(
+        "SELECT workspace_id FROM agent_sessions WHERE id = $1 AND host_id = $2"
+    )
+    .bind(id)
+    .bind(host)
+    .fetch_optional(c)
+    .await)?)
+}
+
+impl WorkspaceTx {
+    /// Approved session hosts this workspace may use: platform hosts and its own.
+    pub async fn usable_hosts(&mut self) -> Result<Vec<Uuid>, StoreError> {
+        let ws = self.workspace().uuid();
+        Ok(on_tx!(self.tx_mut(), |c| sqlx::query_scalar::<_, Uuid>(
+            "SELECT id FROM hosts WHERE status = 'approved' AND kind = 'session' \
+             AND (workspace_id IS NULL OR workspace_id = $1) ORDER BY id"
+        )
+        .bind(ws)
+        .fetch_all(c)
+        .await)?)
+    }
+}
