@@ -232,6 +232,30 @@ async fn once(
                     );
                 }
                 Ok(ServerMessage::StopSession { session_id }) => work.runner.stop(&session_id),
+                Ok(ServerMessage::FileRequest {
+                    request_id,
+                    session_id,
+                    workspace_id,
+                    op,
+                    path,
+                    content,
+                }) => {
+                    let runner = work.runner.clone();
+                    let out = work.out.clone();
+                    tokio::spawn(async move {
+                        let answer = runner
+                            .file(warden_agent::work::FileJob {
+                                request_id,
+                                session_id,
+                                workspace_id,
+                                op,
+                                path,
+                                content,
+                            })
+                            .await;
+                        let _ = out.send(answer).await;
+                    });
+                }
                 Ok(ServerMessage::Refused { code, reason }) => {
                     return match code.as_str() {
                         "upgrade-required" | "revoked" => Ended::Final(format!("{code}: {reason}")),

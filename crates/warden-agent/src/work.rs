@@ -243,3 +243,135 @@ impl Runner {
         &self.data_dir
     }
 }
+
+/// A file operation the server asked for.
+#[derive(Debug)]
+pub struct FileJob {
+    /// Pairs the answer with the request.
+    pub request_id: u64,
+    /// The session.
+    pub session_id: String,
+    /// Its workspace.
+    pub workspace_id: String,
+    /// `list`, `read`, `write`, `delete` or `diff`.
+    pub op: String,
+    /// The path.
+    pub path: Option<String>,
+    /// For `write`.
+    pub content: Option<String>,
+}
+
+impl Runner {
+    /// Performs a file operation in a session's worktree, beneath it whatever the path says.
+    pub async fn file(&self, job: FileJob) -> AgentMessage {
+        let answer = |outcome: &str, entries, content| AgentMessage::FileResponse {
+            request_id: job.request_id,
+            outcome: outcome.to_owned(),
+            entries,
+            content,
+        };
+        if !safe_name(&job.session_id) || !safe_name(&job.workspace_id) {
+            return answer("no-worktree", Vec::new(), None);
+        }
+        let root = self
+            .data_dir
+            .join("worktrees")
+            .join(&job.workspace_id)
+            .join(&job.session_id);
+        let Ok(wt) = crate::files::Worktree::open(&root) else {
+            return answer("no-worktree", Vec::new(), None);
+        };
+        let path = match job
+            .path
+            .as_deref()
+            .map(crate::files::Worktree::path)
+            .transpose()
+        {
+            Ok(p) => p,
+            Err(_) => return answer("refused", Vec::new(), None),
+        };
+        let outcome = |e: crate::files::FileError| {
+            use crate::files::FileError as E;
+            match e {
+                E::Refused(_) => "refused",
+                E::Escape => "escape",
+                E::NotFound => "not-found",
+                E::TooLarge => "too-large",
+                E::NotAFile => "not-a-file",
+                E::Io => "io",
+            }
+        };
+        let limit = u64::try_from(warden_protocol::MAX_FILE_BYTES).unwrap_or(u64::MAX);
+        match (job.op.as_str(), path) {
+            ("list", p) => match wt.list(p.as_ref()) {
+                Ok(entries) => answer(
+                    "ok",
+                    entries
+                        .into_iter()
+                        .map(|e| warden_protocol::FileEntry {
+                            name: e.name,
+                            kind: e.kind.to_owned(),
+                            size: e.size,
+                        })
+                        .collect(),
+                    None,
+                ),
+                Err(e) => answer(outcome(e), Vec::new(), None),
+            },
+            ("read", Some(p)) => match wt.read(&p, limit) {
+                Ok(data) => answer(
+                    "ok",
+                    Vec::new(),
+                    Some(String::from_utf8_lossy(&data).into_owned()),
+                ),
+                Err(e) => answer(outcome(e), Vec::new(), None),
+            },
+            ("write", Some(p)) => {
+                let content = job.content.unwrap_or_default();
+                if content.len() > warden_protocol::MAX_FILE_BYTES {
+                    return answer("too-large", Vec::new(), None);
+                }
+                match wt.write(&p, content.as_bytes()) {
+                    Ok(()) => {
+                        if let Some((uid, gid)) = self.run_as {
+                            let _ = chown_tree(&root.join(p.as_str()), uid, gid);
+                        }
+                        answer("ok", Vec::new(), None)
+                    }
+                    Err(e) => answer(outcome(e), Vec::new(), None),
+                }
+            }
+            ("delete", Some(p)) => match wt.delete(&p) {
+                Ok(()) => answer("ok", Vec::new(), None),
+                Err(e) => answer(outcome(e), Vec::new(), None),
+            },
+            ("diff", None) => {
+                let base = self
+                    .base_of(&job.workspace_id)
+                    .unwrap_or_else(|| "HEAD".to_owned());
+                match crate::worktree::diff(&root, &base).await {
+                    Ok(mut text) => {
+                        text.truncate(warden_protocol::MAX_FILE_BYTES);
+                        answer("ok", Vec::new(), Some(text))
+                    }
+                    Err(_) => answer("io", Vec::new(), None),
+                }
+            }
+            _ => answer("refused", Vec::new(), None),
+        }
+    }
+
+    /// The base a session's branch started from: the mirror's HEAD branch.
+    fn base_of(&self, workspace: &str) -> Option<String> {
+        let head = std::fs::read_to_string(
+            self.data_dir
+                .join("mirrors")
+                .join(format!("{workspace}.git"))
+                .join("HEAD"),
+        )
+        .ok()?;
+        head.trim()
+            .strip_prefix("ref: refs/heads/")
+            .map(str::to_owned)
+    }
+}

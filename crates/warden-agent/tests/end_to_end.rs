@@ -274,7 +274,185 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
     let (_, stopped) = finish(&app, &admin, &ws, &long_id).await;
     assert_eq!(stopped["status"], "canceled");
     // A chat session keeps its worktree.
-    assert!(data_dir.join("worktrees").join(&ws).join(&long_id).exists());
+    let long_wt = data_dir.join("worktrees").join(&ws).join(&long_id);
+    assert!(long_wt.exists());
+
+    // The file API, through the server and the host.
+    let file = format!("{sessions}/{long_id}/file");
+    let file_at = |path: &str| {
+        app.client
+            .request(Method::GET, app.url(&file))
+            .bearer_auth(&admin)
+            .query(&[("path", path)])
+    };
+    let res = app
+        .client
+        .put(app.url(&file))
+        .bearer_auth(&admin)
+        .query(&[("path", "notes/plan.md")])
+        .json(&json!({"content": "step one\n"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let read: Value = file_at("notes/plan.md")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["content"], "step one\n");
+    let listed = ok(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("{sessions}/{long_id}/files"),
+        None,
+    )
+    .await;
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"notes") && names.contains(&"README.md") && !names.contains(&".git"));
+    let res = app
+        .client
+        .put(app.url(&file))
+        .bearer_auth(&admin)
+        .query(&[("path", "README.md")])
+        .json(&json!({"content": "# demo\nchanged\n"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    let diff = ok(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("{sessions}/{long_id}/diff"),
+        None,
+    )
+    .await;
+    assert!(
+        diff["content"].as_str().unwrap().contains("+changed"),
+        "{diff}"
+    );
+
+    // Paths that try to leave the worktree: refused before the host, or by the host when a
+    // planted symlink would lead out; never any content; every refusal audited.
+    let secret = root.path().join("outside-secret.txt");
+    std::fs::write(&secret, "outside-secret-contents").unwrap();
+    std::os::unix::fs::symlink(&secret, long_wt.join("planted")).unwrap();
+    std::os::unix::fs::symlink(root.path(), long_wt.join("up")).unwrap();
+    let long_component = "a".repeat(300);
+    let mut attacks: Vec<String> = [
+        "../../../../etc/passwd",
+        "..",
+        "../",
+        "../outside-secret.txt",
+        "notes/../../x",
+        "notes/./plan.md",
+        "./README.md",
+        ".",
+        "/etc/passwd",
+        "/",
+        "//etc/passwd",
+        "~/.ssh/id_rsa",
+        "C:/Windows/win.ini",
+        "..\\..\\etc\\passwd",
+        "notes\\plan.md",
+        "notes//plan.md",
+        "notes/",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "%2E%2E%2F%2E%2E%2Fetc",
+        "..%2f..%2fetc%2fpasswd",
+        "%252e%252e%252fetc",
+        "..%5c..%5cetc",
+        "notes%2fplan.md",
+        "file%00.txt",
+        "a\0b",
+        "README.md\0.png",
+        "line\nbreak",
+        "tab\tname",
+        "esc\u{1b}[0m",
+        "rtl\u{202e}gpj.exe",
+        "zero\u{200b}/../x",
+        "\u{ff0e}\u{ff0e}/etc/passwd",
+        "\u{2024}\u{2024}/x",
+        "...",
+        ".git/config",
+        ".git",
+        ".GIT/HEAD",
+        "sub/.git/hooks/x",
+        "",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    attacks.push(long_component);
+    attacks.push(format!("{}/x", "abcdefgh/".repeat(130)));
+    assert!(attacks.len() >= 40, "{} payloads", attacks.len());
+    for raw in &attacks {
+        let res = file_at(raw).send().await.unwrap();
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{raw:?}: {body}");
+        assert!(
+            body.contains("path-refused") && !body.contains("root:"),
+            "{raw:?}"
+        );
+        let res = app
+            .client
+            .put(app.url(&file))
+            .bearer_auth(&admin)
+            .query(&[("path", raw.as_str())])
+            .json(&json!({"content": "pwned"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "write {raw:?}");
+    }
+    for raw in ["planted", "up/outside-secret.txt"] {
+        let res = file_at(raw).send().await.unwrap();
+        let status = res.status();
+        let body = res.text().await.unwrap();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{raw}: {body}");
+        assert!(body.contains("path-escape") && !body.contains("outside-secret-contents"));
+    }
+    let res = app
+        .client
+        .put(app.url(&file))
+        .bearer_auth(&admin)
+        .query(&[("path", "up/planted-by-api.txt")])
+        .json(&json!({"content": "pwned"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!root.path().join("planted-by-api.txt").exists());
+    let refused = ok(
+        &app,
+        &admin,
+        Method::GET,
+        "/api/v1/audit/events?action=session.path_refused&limit=500",
+        None,
+    )
+    .await;
+    let refused = refused["events"].as_array().unwrap();
+    assert_eq!(
+        refused.len(),
+        attacks.len() * 2 + 3,
+        "every refusal audited"
+    );
+    assert!(refused.iter().all(|e| e["outcome"] == "denied"));
+    assert!(
+        refused
+            .iter()
+            .any(|e| e["summary"]["path"] == "../../../../etc/passwd")
+    );
 
     // Another workspace's member sees none of it.
     let (s, _) = call(

@@ -178,6 +178,38 @@ pub enum PathRefusal {
     GitDir,
 }
 
+impl PathRefusal {
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::TooLong => "too-long",
+            Self::Absolute => "absolute",
+            Self::Traversal => "traversal",
+            Self::EmptyComponent => "empty-component",
+            Self::Backslash => "backslash",
+            Self::Control => "control-character",
+            Self::Encoded => "encoded",
+            Self::GitDir => "git-directory",
+        }
+    }
+
+    /// In words (never the path).
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Empty => "the path is empty",
+            Self::TooLong => "the path is too long",
+            Self::Absolute => "the path must be relative to the worktree",
+            Self::Traversal => "the path must not contain '.' or '..' components",
+            Self::EmptyComponent => "the path must not contain empty components",
+            Self::Backslash => "the path must use '/' as its only separator",
+            Self::Control => "the path must not contain control characters",
+            Self::Encoded => "the path must not contain percent-encoded characters",
+            Self::GitDir => "the repository's .git directory is not accessible",
+        }
+    }
+}
+
 /// A path inside a worktree that passed every lexical rule: relative, `/`-separated, no `.`
 /// or `..`, no empty components, nothing encoded, nothing in `.git`.
 #[derive(Debug, Clone, PartialEq, Eq)]

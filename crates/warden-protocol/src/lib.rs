@@ -79,6 +79,18 @@ pub enum AgentMessage {
         /// The bytes, as UTF-8 (invalid sequences replaced).
         data: String,
     },
+    /// The answer to a [`ServerMessage::FileRequest`].
+    FileResponse {
+        /// The request's id.
+        request_id: u64,
+        /// `ok`, or why not: `refused`, `escape`, `not-found`, `too-large`, `not-a-file`,
+        /// `no-worktree`, `io`.
+        outcome: String,
+        /// For `list`: `name`, `kind`, `size` of each entry.
+        entries: Vec<FileEntry>,
+        /// For `read` and `diff`: the text.
+        content: Option<String>,
+    },
     /// A session ended (or could not start).
     SessionEnded {
         /// The session.
@@ -93,6 +105,21 @@ pub enum AgentMessage {
         error: Option<String>,
     },
 }
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// File name.
+    pub name: String,
+    /// `file`, `dir` or `symlink`.
+    pub kind: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The largest file content one message carries (the frame limit less room for the rest).
+pub const MAX_FILE_BYTES: usize = 48 * 1024;
 
 /// An agent's own state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +173,21 @@ pub enum ServerMessage {
     StopSession {
         /// The session.
         session_id: String,
+    },
+    /// A file operation in a session's worktree; answered by [`AgentMessage::FileResponse`].
+    FileRequest {
+        /// Pairs the answer with the request.
+        request_id: u64,
+        /// The session.
+        session_id: String,
+        /// Its workspace.
+        workspace_id: String,
+        /// `list`, `read`, `write`, `delete` or `diff`.
+        op: String,
+        /// The path (already checked by the server; checked again on the host).
+        path: Option<String>,
+        /// For `write`: the new content.
+        content: Option<String>,
     },
     /// The connection is refused or ends; the server closes it after this.
     Refused {

@@ -84,11 +84,16 @@ struct Live {
     kick: Arc<Mailbox>,
 }
 
+/// An answer a handler waits for, and the host that must give it.
+type Pending = (Uuid, tokio::sync::oneshot::Sender<AgentMessage>);
+
 /// This node's live agent connections, one per host.
 #[derive(Default)]
 pub struct Connections {
     live: Mutex<HashMap<Uuid, Live>>,
     next: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    next_request: AtomicU64,
 }
 
 impl std::fmt::Debug for Connections {
@@ -161,6 +166,47 @@ impl Connections {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Sends the request `build` makes (given its id) to `host`'s agent and returns where its
+    /// answer will arrive; `None` when the host is not connected here.
+    pub fn request(
+        &self,
+        host: Uuid,
+        build: impl FnOnce(u64) -> ServerMessage,
+    ) -> Option<tokio::sync::oneshot::Receiver<AgentMessage>> {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, (host, tx));
+        }
+        if self.send(host, build(id)) {
+            Some(rx)
+        } else {
+            self.forget(id);
+            None
+        }
+    }
+
+    /// Drops a pending request (answered, timed out, or never sent).
+    pub fn forget(&self, id: u64) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&id);
+        }
+    }
+
+    /// Hands `answer` to whoever waits for request `id`, if `host` is the one asked.
+    fn answer(&self, host: Uuid, id: u64, answer: AgentMessage) {
+        let waiting = self.pending.lock().ok().and_then(|mut p| {
+            if p.get(&id).is_some_and(|(h, _)| *h == host) {
+                p.remove(&id)
+            } else {
+                None
+            }
+        });
+        if let Some((_, tx)) = waiting {
+            let _ = tx.send(answer);
         }
     }
 
@@ -479,6 +525,12 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
                                 _ => "failed",
                             };
                             crate::sessions::report(&state, &meta, &host, &session_id, HostReport::Ended { status, exit_code, error: error.as_deref() }).await;
+                        }
+                        Ok(answer @ AgentMessage::FileResponse { .. }) => {
+                            if let AgentMessage::FileResponse { request_id, .. } = &answer {
+                                let id = *request_id;
+                                state.connections.answer(host.host_id, id, answer);
+                            }
                         }
                         Ok(AgentMessage::Hello { .. }) => {
                             let (code, msg) = invalid(&DecodeError::Invalid);

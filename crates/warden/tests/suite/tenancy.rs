@@ -383,7 +383,7 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
                 body.clone(),
             )
             .await;
-            if m == Method::PUT && !path.contains("{host_id}") {
+            if m == Method::PUT && !path.contains("{host_id}") && !path.contains("{session_id}") {
                 // An upsert by name creates alice's own item in A; B must stay untouched
                 // (checked below).
                 assert!(
@@ -392,10 +392,12 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
                     res.status()
                 );
             } else {
+                let status = res.status();
+                let text = res.text().await.unwrap();
                 assert_eq!(
-                    res.status(),
+                    status,
                     StatusCode::NOT_FOUND,
-                    "(2) {method} {path} with B's sub-ids"
+                    "(2) {method} {path} with B's sub-ids: {text}"
                 );
             }
         }
