@@ -217,6 +217,8 @@ async fn once(
                     argv,
                     env,
                     pat,
+                    hooks_pre,
+                    hooks_post,
                 }) => {
                     work.runner.start(
                         warden_agent::work::Job {
@@ -227,6 +229,8 @@ async fn once(
                             argv,
                             env,
                             pat,
+                            hooks_pre,
+                            hooks_post,
                         },
                         work.out.clone(),
                     );

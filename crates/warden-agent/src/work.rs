@@ -33,6 +33,10 @@ pub struct Job {
     pub env: Vec<(String, Secret)>,
     /// The access token, for git only.
     pub pat: Option<Secret>,
+    /// Shell commands before the provider.
+    pub hooks_pre: Vec<String>,
+    /// Shell commands after it.
+    pub hooks_post: Vec<String>,
 }
 
 /// This host's session runner.
@@ -158,24 +162,35 @@ impl Runner {
         Ok((mirror, worktree, tmp))
     }
 
-    async fn execute(&self, job: Job, out: &mpsc::Sender<AgentMessage>) -> Result<(), String> {
-        let (mirror, worktree, tmp) = self.prepare(&job).await?;
+    fn stopping(&self, session: &str) -> bool {
+        self.running
+            .lock()
+            .ok()
+            .and_then(|r| r.get(session).map(|s| s.stopping))
+            .unwrap_or(false)
+    }
+
+    /// Runs one command of the session (a hook or the provider), forwarding its output from
+    /// `seq`. Returns the next free sequence number, the exit code and the isolation.
+    async fn run_one(
+        &self,
+        job: &Job,
+        argv: Vec<String>,
+        confinement: &Confinement,
+        seq: u64,
+        out: &mpsc::Sender<AgentMessage>,
+    ) -> Result<(u64, Option<i32>, &'static str), String> {
         let spec = Spec {
             launcher: self.launcher.clone(),
-            argv: job.argv.clone(),
+            argv,
             env: job
                 .env
                 .iter()
                 .map(|(k, v)| (k.clone(), Zeroizing::new(v.0.clone())))
                 .collect(),
-            confinement: Confinement {
-                worktree: worktree.clone(),
-                tmp: tmp.clone(),
-                mirror: Some(mirror.clone()),
-                run_as: self.run_as,
-            },
+            confinement: confinement.clone(),
         };
-        let mut running = start(spec, 0).map_err(|_| "the session's process could not start")?;
+        let mut running = start(spec, seq).map_err(|_| "a session process could not start")?;
         if let Ok(mut r) = self.running.lock()
             && let Some(s) = r.get_mut(&job.session_id)
         {
@@ -184,15 +199,13 @@ impl Runner {
                 tokio::spawn(stop(running.pgid, Duration::from_secs(5)));
             }
         }
-        let _ = out
-            .send(AgentMessage::SessionStarted {
-                session_id: job.session_id.clone(),
-                isolation: running.isolation.describe().to_owned(),
-            })
-            .await;
+        let isolation = running.isolation.describe();
+        let mut next = seq;
+        let mut code = None;
         while let Some(event) = running.events.recv().await {
             match event {
                 Event::Output { seq, stream, data } => {
+                    next = next.max(seq + 1);
                     let _ = out
                         .send(AgentMessage::SessionOutput {
                             session_id: job.session_id.clone(),
@@ -205,32 +218,86 @@ impl Runner {
                         })
                         .await;
                 }
-                Event::Exited { seq, code, .. } => {
-                    let stopping = self
-                        .running
-                        .lock()
-                        .ok()
-                        .and_then(|r| r.get(&job.session_id).map(|s| s.stopping))
-                        .unwrap_or(false);
-                    let status = if stopping {
-                        "canceled"
-                    } else if code == Some(0) {
-                        "done"
-                    } else {
-                        "failed"
-                    };
-                    let _ = out
-                        .send(AgentMessage::SessionEnded {
-                            session_id: job.session_id.clone(),
-                            seq,
-                            status: status.into(),
-                            exit_code: code,
-                            error: None,
-                        })
-                        .await;
+                Event::Exited { seq, code: c, .. } => {
+                    next = next.max(seq + 1);
+                    code = c;
                 }
             }
         }
+        Ok((next, code, isolation))
+    }
+
+    async fn execute(&self, job: Job, out: &mpsc::Sender<AgentMessage>) -> Result<(), String> {
+        let (mirror, worktree, tmp) = self.prepare(&job).await?;
+        let confinement = Confinement {
+            worktree: worktree.clone(),
+            tmp: tmp.clone(),
+            mirror: Some(mirror.clone()),
+            run_as: self.run_as,
+        };
+        let shell = |cmd: &String| vec!["sh".to_owned(), "-c".to_owned(), cmd.clone()];
+        let mut seq = 0;
+        let mut started = false;
+        let mut failure: Option<String> = None;
+        for hook in &job.hooks_pre {
+            let (next, code, isolation) = self
+                .run_one(&job, shell(hook), &confinement, seq, out)
+                .await?;
+            seq = next;
+            if !started {
+                started = true;
+                let _ = out
+                    .send(AgentMessage::SessionStarted {
+                        session_id: job.session_id.clone(),
+                        isolation: isolation.to_owned(),
+                    })
+                    .await;
+            }
+            if code != Some(0) {
+                failure = Some("a pre-session hook failed".to_owned());
+                break;
+            }
+        }
+        let mut exit_code = None;
+        if failure.is_none() && !self.stopping(&job.session_id) {
+            let (next, code, isolation) = self
+                .run_one(&job, job.argv.clone(), &confinement, seq, out)
+                .await?;
+            seq = next;
+            exit_code = code;
+            if !started {
+                let _ = out
+                    .send(AgentMessage::SessionStarted {
+                        session_id: job.session_id.clone(),
+                        isolation: isolation.to_owned(),
+                    })
+                    .await;
+            }
+        }
+        if !self.stopping(&job.session_id) {
+            for hook in &job.hooks_post {
+                let (next, _, _) = self
+                    .run_one(&job, shell(hook), &confinement, seq, out)
+                    .await?;
+                seq = next;
+            }
+        }
+        let status = if self.stopping(&job.session_id) {
+            "canceled"
+        } else if failure.is_none() && exit_code == Some(0) {
+            "done"
+        } else {
+            "failed"
+        };
+        let _ = out
+            .send(AgentMessage::SessionEnded {
+                session_id: job.session_id.clone(),
+                seq,
+                status: status.into(),
+                exit_code,
+                error: failure,
+            })
+            .await;
         let _ = std::fs::remove_dir_all(&tmp);
         if job.mode == "develop" {
             let _ = remove_worktree(&mirror, &worktree, &job.session_id).await;

@@ -149,7 +149,11 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         &admin,
         Method::PUT,
         &format!("/api/v1/workspaces/{ws}/settings"),
-        Some(json!({"repository": root.path().join("repo").display().to_string()})),
+        Some(json!({
+            "repository": root.path().join("repo").display().to_string(),
+            "hooks": {"pre_session": ["echo pre-hook-ran > pre.txt"],
+                      "post_session": ["echo post-hook-ran"]},
+        })),
     )
     .await;
     ok(
@@ -222,6 +226,9 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
     assert_eq!(done["isolation"], "landlock");
     assert!(output.contains("hello-from-the-workspace"), "{output}");
     assert!(output.contains("README.md"), "{output}");
+    // The hooks ran in the worktree, their output in the session's stream.
+    assert!(output.contains("pre.txt"), "{output}");
+    assert!(output.contains("post-hook-ran"), "{output}");
     // A develop session's worktree goes with it.
     assert!(
         !data_dir.join("worktrees").join(&ws).join(&id).exists(),
@@ -485,5 +492,82 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         let (s, _) = call(&app, &bob, Method::GET, &path, None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
     }
+
+    // A platform host restricted to another workspace takes no sessions from this one.
+    let charlie = ok(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/workspaces",
+        Some(json!({"name": "Charlie"})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let restrict = format!("/api/v1/hosts/{host}/workspaces");
+    let (s, _) = call(
+        &app,
+        &admin,
+        Method::PUT,
+        &restrict,
+        Some(json!({"workspace_ids": [uuid_like()]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "unknown workspace");
+    ok(
+        &app,
+        &admin,
+        Method::PUT,
+        &restrict,
+        Some(json!({"workspace_ids": [charlie]})),
+    )
+    .await;
+    let quick = json!({"provider": "command", "command": ["true"]});
+    let (s, body) = call(&app, &admin, Method::POST, &sessions, Some(quick.clone())).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "no-host-available");
+    ok(
+        &app,
+        &admin,
+        Method::PUT,
+        &restrict,
+        Some(json!({"workspace_ids": []})),
+    )
+    .await;
+    let (s, _) = call(&app, &admin, Method::POST, &sessions, Some(quick.clone())).await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    // A failing pre-session hook fails the session before the provider runs.
+    ok(
+        &app,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/settings"),
+        Some(json!({
+            "repository": root.path().join("repo").display().to_string(),
+            "hooks": {"pre_session": ["echo checking; exit 3"]},
+        })),
+    )
+    .await;
+    let failing = ok(
+        &app,
+        &admin,
+        Method::POST,
+        &sessions,
+        Some(json!({"provider": "command", "command": ["sh", "-c", "echo provider-ran"]})),
+    )
+    .await;
+    let (text, failed) = finish(&app, &admin, &ws, failing["id"].as_str().unwrap()).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["error"], "a pre-session hook failed");
+    assert!(
+        text.contains("checking") && !text.contains("provider-ran"),
+        "{text}"
+    );
     let _ = agent.kill().await;
+}
+
+fn uuid_like() -> String {
+    "0190b3b0-0000-7000-8000-00000000dead".to_owned()
 }

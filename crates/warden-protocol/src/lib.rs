@@ -168,6 +168,13 @@ pub enum ServerMessage {
         env: Vec<(String, Secret)>,
         /// The workspace's access token, for git only.
         pat: Option<Secret>,
+        /// Shell commands run in the worktree before the provider, confined the same way;
+        /// the first that fails fails the session.
+        #[serde(default)]
+        hooks_pre: Vec<String>,
+        /// Shell commands run in the worktree after the provider.
+        #[serde(default)]
+        hooks_post: Vec<String>,
     },
     /// Stop a session's process (its whole process group).
     StopSession {
@@ -299,6 +306,8 @@ mod tests {
             argv: vec!["claude".into(), "--print".into(), "hi".into()],
             env: vec![("ANTHROPIC_API_KEY".into(), Secret("sk-live-123".into()))],
             pat: Some(Secret("ghp_456".into())),
+            hooks_pre: vec!["make deps".into()],
+            hooks_post: Vec::new(),
         };
         let wire = start.encode();
         assert!(wire.contains("sk-live-123") && wire.contains("ghp_456"));

@@ -261,6 +261,63 @@ impl<'a> Hosts<'a> {
         Ok(n == 1)
     }
 
+    /// Restricts a platform host to `workspaces` (empty: all). `Ok(None)` when there is no
+    /// such platform host (in view), `Ok(Some(false))` when a workspace does not exist.
+    pub async fn set_workspaces(
+        &mut self,
+        id: Uuid,
+        workspaces: &[Uuid],
+    ) -> Result<Option<bool>, StoreError> {
+        let ws = self.workspace;
+        let platform = on_tx!(self.tx, |c| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM hosts WHERE id = $1 AND workspace_id IS NULL \
+             AND ($2 IS NULL OR workspace_id = $2)"
+        )
+        .bind(id)
+        .bind(ws)
+        .fetch_one(c)
+        .await)?;
+        if platform != 1 {
+            return Ok(None);
+        }
+        on_tx!(self.tx, |c| sqlx::query(
+            "DELETE FROM host_workspaces WHERE host_id = $1"
+        )
+        .bind(id)
+        .execute(c)
+        .await
+        .map(drop))?;
+        for w in workspaces {
+            let inserted = on_tx!(self.tx, |c| sqlx::query(
+                "INSERT INTO host_workspaces (host_id, workspace_id) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING"
+            )
+            .bind(id)
+            .bind(*w)
+            .execute(c)
+            .await
+            .map(drop));
+            match inserted {
+                Ok(()) => {}
+                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                    return Ok(Some(false));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Some(true))
+    }
+
+    /// The workspaces a platform host is restricted to (empty: all).
+    pub async fn workspaces_of(&mut self, id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+        Ok(on_tx!(self.tx, |c| sqlx::query_scalar::<_, Uuid>(
+            "SELECT workspace_id FROM host_workspaces WHERE host_id = $1 ORDER BY workspace_id"
+        )
+        .bind(id)
+        .fetch_all(c)
+        .await)?)
+    }
+
     /// Deletes a host and every key it had. Returns whether it existed (in view).
     pub async fn delete(&mut self, id: Uuid) -> Result<bool, StoreError> {
         let ws = self.workspace;

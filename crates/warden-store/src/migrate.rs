@@ -52,6 +52,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_workspace_hosts"),
     migration!(7, "0007_license"),
     migration!(8, "0008_agent_sessions"),
+    migration!(9, "0009_host_workspaces"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -308,12 +308,17 @@ async fn host_session(tx: &mut Tx, host: Uuid, id: Uuid) -> Result<Option<Uuid>,
 }
 
 impl WorkspaceTx {
-    /// Approved session hosts this workspace may use: platform hosts and its own.
+    /// Approved session hosts this workspace may use: its own, and platform hosts that are not
+    /// restricted to other workspaces.
     pub async fn usable_hosts(&mut self) -> Result<Vec<Uuid>, StoreError> {
         let ws = self.workspace().uuid();
         Ok(on_tx!(self.tx_mut(), |c| sqlx::query_scalar::<_, Uuid>(
-            "SELECT id FROM hosts WHERE status = 'approved' AND kind = 'session' \
-             AND (workspace_id IS NULL OR workspace_id = $1) ORDER BY id"
+            "SELECT h.id FROM hosts h WHERE h.status = 'approved' AND h.kind = 'session' \
+             AND (h.workspace_id = $1 OR (h.workspace_id IS NULL AND (\
+               NOT EXISTS (SELECT 1 FROM host_workspaces hw WHERE hw.host_id = h.id) \
+               OR EXISTS (SELECT 1 FROM host_workspaces hw \
+                          WHERE hw.host_id = h.id AND hw.workspace_id = $1)))) \
+             ORDER BY h.id"
         )
         .bind(ws)
         .fetch_all(c)

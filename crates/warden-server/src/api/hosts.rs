@@ -35,6 +35,10 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Platform(Permission::HOSTS_UPDATE), routes!(set_allow_list))
         .add(Platform(Permission::HOSTS_DELETE), routes!(delete_host))
         .add(
+            Platform(Permission::HOSTS_UPDATE),
+            routes!(set_host_workspaces),
+        )
+        .add(
             Workspace(Permission::HOSTS_CREATE),
             routes!(register_workspace_host),
         )
@@ -872,4 +876,76 @@ pub(crate) async fn agent_connect(
         .read_buffer_size(1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| crate::agent::session(state, meta, host, socket))
+}
+
+/// The workspaces a platform host serves.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostWorkspaces {
+    /// Workspace ids; empty: every workspace.
+    pub workspace_ids: Vec<String>,
+}
+
+/// Restricts a platform host to some workspaces (an empty list: all). Sessions of other
+/// workspaces never go to it.
+#[utoipa::path(put, path = "/api/v1/hosts/{host_id}/workspaces", tag = "hosts",
+    params(("host_id" = String, Path, description = "Host id")),
+    request_body(content = HostWorkspaces, example = json!({"workspace_ids": ["0190b3b0-0000-7000-8000-000000000001"]})),
+    responses((status = 200, description = "Saved", body = HostWorkspaces),
+        (status = 404, description = "No such platform host", content_type = "application/problem+json"),
+        (status = 422, description = "A workspace does not exist", content_type = "application/problem+json")))]
+pub(crate) async fn set_host_workspaces(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<HostWorkspaces>,
+) -> Result<Json<HostWorkspaces>, ApiError> {
+    let id = parse_id(&id)?;
+    let bad = || ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "invalid-input",
+        detail: "every entry must be the id of an existing workspace (at most 1000)",
+        field: Some("workspace_ids"),
+    };
+    if input.workspace_ids.len() > 1000 {
+        return Err(bad());
+    }
+    let mut wanted = input
+        .workspace_ids
+        .iter()
+        .map(|w| w.parse::<Uuid>().map_err(|_| bad()))
+        .collect::<Result<Vec<_>, _>>()?;
+    wanted.sort();
+    wanted.dedup();
+    let mut tx = state.store.begin_hosts().await.map_err(internal)?;
+    let before = tx.all_hosts().workspaces_of(id).await.map_err(internal)?;
+    match tx
+        .all_hosts()
+        .set_workspaces(id, &wanted)
+        .await
+        .map_err(internal)?
+    {
+        None => return Err(not_found()),
+        Some(false) => return Err(bad()),
+        Some(true) => {}
+    }
+    let event = meta.event(
+        state.clock.now(),
+        caller.actor(),
+        "host.workspaces_changed",
+        "host",
+        Some(id.to_string()),
+        Outcome::Success,
+        json!({ "workspace_ids": {
+            "old": before.iter().map(Uuid::to_string).collect::<Vec<_>>(),
+            "new": wanted.iter().map(Uuid::to_string).collect::<Vec<_>>() } }),
+    );
+    tx.record(&state.audit_key, &event)
+        .await
+        .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    Ok(Json(HostWorkspaces {
+        workspace_ids: wanted.iter().map(Uuid::to_string).collect(),
+    }))
 }

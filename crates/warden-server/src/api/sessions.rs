@@ -210,6 +210,8 @@ pub(crate) async fn create_session(
             "no-repository",
             "Set the workspace's repository before opening a session.",
         ))?;
+    let hooks: warden_domain::tenancy::Hooks =
+        serde_json::from_str(&workspace.hooks).unwrap_or_default();
     let here = state.connections.session_hosts();
     let host = tx
         .usable_hosts()
@@ -264,6 +266,8 @@ pub(crate) async fn create_session(
         argv,
         env: secrets.env,
         pat: secrets.pat,
+        hooks_pre: hooks.pre_session,
+        hooks_post: hooks.post_session,
     };
     if !state.connections.send(host, start) {
         // The host left between the choice and now.
