@@ -1,7 +1,10 @@
-//! The host side of Warden's agent sessions, as a library the `warden-agent` binary runs:
+//! The host side of Warden, as a library the `warden-agent` binary (and `warden serve`'s local
+//! host) runs: the connection to the server ([`connection`]),
 //! per-workspace git mirrors and per-session worktrees ([`worktree`]), confined session
 //! processes ([`sandbox`], [`run`]) and the traversal-proof file API ([`files`]).
 
+mod backoff;
+pub mod connection;
 pub mod files;
 pub mod run;
 pub mod sandbox;

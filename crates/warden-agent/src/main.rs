@@ -5,8 +5,7 @@
 //! show in the process list). After the first welcome the agent reconnects with its session
 //! ticket, which costs the server no key derivation.
 
-mod backoff;
-mod session;
+use warden_agent::connection as session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

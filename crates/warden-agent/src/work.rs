@@ -146,18 +146,21 @@ impl Runner {
         )
         .await
         .map_err(|e| e.to_string())?;
+        if let Some((uid, gid)) = self.run_as {
+            // The mirror is packed (a few files); the worktree is created as the session user.
+            chown_tree(&mirror, uid, gid)
+                .map_err(|_| "cannot hand the mirror to the session user")?;
+        }
         let worktrees = self.data_dir.join("worktrees").join(&job.workspace_id);
-        let worktree = add_worktree(&mirror, &worktrees, &job.session_id, None)
+        let worktree = add_worktree(&mirror, &worktrees, &job.session_id, None, self.run_as)
             .await
             .map_err(|e| e.to_string())?;
         let tmp = self.data_dir.join("tmp").join(&job.session_id);
         std::fs::create_dir_all(&tmp)
             .map_err(|_| "cannot create the session's temporary directory")?;
         if let Some((uid, gid)) = self.run_as {
-            for p in [&worktree, &tmp, &mirror] {
-                chown_tree(p, uid, gid)
-                    .map_err(|_| "cannot hand the worktree to the session user")?;
-            }
+            chown_tree(&tmp, uid, gid)
+                .map_err(|_| "cannot hand the temporary directory to the session user")?;
         }
         Ok((mirror, worktree, tmp))
     }
@@ -300,6 +303,8 @@ impl Runner {
             .await;
         let _ = std::fs::remove_dir_all(&tmp);
         if job.mode == "develop" {
+            let lock = self.mirror_lock(&job.workspace_id);
+            let _guard = lock.lock().await;
             let _ = remove_worktree(&mirror, &worktree, &job.session_id).await;
         }
         Ok(())

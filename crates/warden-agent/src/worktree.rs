@@ -118,12 +118,14 @@ pub fn branch(session: &str) -> String {
 }
 
 /// Adds the session's worktree under `root` on a new branch from `base` (default: the
-/// mirror's HEAD).
+/// mirror's HEAD). With `owner`, git runs as that user, so the files are the session user's
+/// from the start (no pass over them afterwards); the mirror and `root` must be theirs.
 pub async fn add_worktree(
     mirror: &Path,
     root: &Path,
     session: &str,
     base: Option<&str>,
+    owner: Option<(u32, u32)>,
 ) -> Result<PathBuf, GitError> {
     let dir = root.join(session);
     std::fs::create_dir_all(root).map_err(|e| GitError {
@@ -131,6 +133,13 @@ pub async fn add_worktree(
         message: format!("cannot create the worktree root: {e}"),
     })?;
     let mut cmd = git(None);
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(root, Some(uid), Some(gid)).map_err(|e| GitError {
+            step: "worktree add",
+            message: format!("cannot hand the worktree root to the session user: {e}"),
+        })?;
+        cmd.uid(uid).gid(gid);
+    }
     cmd.arg("-C")
         .arg(mirror)
         .args(["worktree", "add", "--quiet", "-b"])

@@ -62,8 +62,10 @@ async fn host() -> Host {
     .await
     .unwrap();
     let worktrees = root.path().join("worktrees");
-    let s1 = add_worktree(&mirror, &worktrees, "s1", None).await.unwrap();
-    let s10 = add_worktree(&mirror, &worktrees, "s10", None)
+    let s1 = add_worktree(&mirror, &worktrees, "s1", None, None)
+        .await
+        .unwrap();
+    let s10 = add_worktree(&mirror, &worktrees, "s10", None, None)
         .await
         .unwrap();
     std::fs::write(s10.join("secret.txt"), "s10-secret-contents\n").unwrap();

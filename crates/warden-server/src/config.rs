@@ -87,6 +87,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("WARDEN_LICENSE_MACHINE_ID_FILE", "license.machine_id_file"),
     ("WARDEN_LICENSE_FRESHNESS_DAYS", "license.freshness_days"),
     ("WARDEN_LICENSE_ALERT_HOUR", "license.alert_hour"),
+    ("WARDEN_LOCAL_HOST", "local_host"),
     ("WARDEN_SMTP_URL", "smtp.url"),
     ("WARDEN_SMTP_FROM", "smtp.from"),
     ("WARDEN_LOG_FORMAT", "log.format"),
@@ -114,6 +115,7 @@ impl ConfigError {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
+    local_host: Option<bool>,
     encryption_key_file: Option<PathBuf>,
     #[serde(default)]
     database: FileDatabase,
@@ -422,6 +424,9 @@ pub struct Config {
     pub hosts: HostsConfig,
     /// Offline licensing.
     pub license: LicenseConfig,
+    /// Whether `warden serve` also runs a host in its own process, so sessions work on a
+    /// single machine with nothing else installed (default on).
+    pub local_host: bool,
     /// Outgoing mail.
     pub smtp: SmtpConfig,
     /// Logging.
@@ -504,6 +509,7 @@ impl Config {
                 max_session_hosts: self.hosts.max_session_hosts,
                 max_deploy_hosts: self.hosts.max_deploy_hosts,
             },
+            local_host: self.local_host,
             license: RedactedLicense {
                 public_key_file: self
                     .license
@@ -540,6 +546,7 @@ struct RedactedView {
     data_dir: String,
     listen: String,
     encryption_key: String,
+    local_host: bool,
     database: RedactedDatabase,
     http: RedactedHttp,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -845,6 +852,18 @@ fn build(
     let auth = build_auth(raw.auth, env)?;
     let hosts = build_hosts(raw.hosts, env)?;
     let license = build_license(raw.license, env)?;
+    let local_host = env_or(
+        env,
+        "WARDEN_LOCAL_HOST",
+        raw.local_host,
+        |v| match v {
+            "true" | "1" | "on" => Some(true),
+            "false" | "0" | "off" => Some(false),
+            _ => None,
+        },
+        "true or false",
+    )?
+    .unwrap_or(true);
     let smtp = build_smtp(raw.smtp, env)?;
 
     let format = match env
@@ -897,6 +916,7 @@ fn build(
         auth,
         hosts,
         license,
+        local_host,
         smtp,
         log: LogConfig { format, level },
     })

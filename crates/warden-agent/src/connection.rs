@@ -19,6 +19,14 @@ pub struct Target {
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Target {
     /// The agent endpoint of the Warden at `base` (`https://…` or `http://…`).
     pub fn new(base: &str, ca_file: Option<&Path>) -> Result<Self> {
@@ -100,9 +108,10 @@ fn os() -> String {
 
 /// What lives across connections: the session runner and the queue of its reports (kept
 /// while the connection is down, sent once it is back).
+#[derive(Debug)]
 pub struct Work {
     /// Runs sessions.
-    pub runner: Arc<warden_agent::work::Runner>,
+    pub runner: Arc<crate::work::Runner>,
     /// Reports to send.
     pub out: mpsc::Sender<AgentMessage>,
     /// Their receiving end.
@@ -221,7 +230,7 @@ async fn once(
                     hooks_post,
                 }) => {
                     work.runner.start(
-                        warden_agent::work::Job {
+                        crate::work::Job {
                             session_id,
                             workspace_id,
                             repository,
@@ -248,7 +257,7 @@ async fn once(
                     let out = work.out.clone();
                     tokio::spawn(async move {
                         let answer = runner
-                            .file(warden_agent::work::FileJob {
+                            .file(crate::work::FileJob {
                                 request_id,
                                 session_id,
                                 workspace_id,
@@ -281,7 +290,7 @@ pub async fn run(
     target: &Target,
     key: &str,
     stop_after_welcome: bool,
-    runner: Arc<warden_agent::work::Runner>,
+    runner: Arc<crate::work::Runner>,
 ) -> Result<()> {
     let (out, reports) = mpsc::channel(256);
     let mut work = Work {
