@@ -73,10 +73,53 @@ pub(crate) fn print(text: &str) {
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
+/// Starts the local host: a `warden-agent` connection loop in this process, with a key that
+/// lives only in memory, confining its sessions through this binary.
+async fn start_local_host(
+    running: &boot::Running,
+    url: &str,
+    data_dir: &std::path::Path,
+    tls_cert: Option<&std::path::Path>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let key = warden_server::hosts::local_host_key(running.state())
+        .await
+        .map_err(|e| anyhow::anyhow!("local host: {e}"))?;
+    let target = warden_agent::connection::Target::new(url, tls_cert)?;
+    let run_as = if warden_agent::sandbox::is_root() {
+        Some(
+            warden_agent::sandbox::lookup_user("nobody")
+                .context("local host: no 'nobody' user to run sessions as")?,
+        )
+    } else {
+        None
+    };
+    // As root, sessions run as `nobody`, who must reach their worktrees: not through the data
+    // directory, which stays private (0700) to this server.
+    let host_dir = if run_as.is_some() {
+        std::path::PathBuf::from("/var/lib/warden-local-host")
+    } else {
+        data_dir.join("local-host")
+    };
+    std::fs::create_dir_all(&host_dir)
+        .with_context(|| format!("cannot create {}", host_dir.display()))?;
+    let runner = Arc::new(warden_agent::work::Runner::new(
+        host_dir,
+        std::env::current_exe().context("cannot find this program's path")?,
+        run_as,
+    ));
+    Ok(tokio::spawn(async move {
+        if let Err(e) = warden_agent::connection::run(&target, &key, false, runner).await {
+            tracing::error!(error = %e, "the local host stopped");
+        }
+    }))
+}
+
 async fn serve(config: Config) -> Result<()> {
     logging::init(&config.log);
     let data_dir = config.data_dir.clone();
     let embedded_key = matches!(config.encryption_key, KeySource::DataDir(_));
+    let local_host = config.local_host;
+    let tls_cert = config.tls.as_ref().map(|t| t.cert_file.clone());
     let mut signals = ShutdownSignals::install()?;
     let mut running = boot::start(Boot {
         config,
@@ -85,6 +128,11 @@ async fn serve(config: Config) -> Result<()> {
     })
     .await?;
     let url = running.base_url();
+    let local = if local_host {
+        Some(start_local_host(&running, &url, &data_dir, tls_cert.as_deref()).await?)
+    } else {
+        None
+    };
     let sign_in = match running.setup_link() {
         Some(link) => format!(
             "no administrator exists yet: open this one-time link within an hour to create \
@@ -98,10 +146,16 @@ async fn serve(config: Config) -> Result<()> {
         "Warden is ready at {url}\n\
          \x20 health {url}/healthz · readiness {url}/readyz · API {url}/api/v1/openapi.json\n\
          \x20 data directory: {dir}{key}\n\
+         \x20 sessions: {sessions}\n\
          \x20 sign-in: {sign_in}\n\
          \x20 stop with Ctrl-C",
         dir = data_dir.display(),
         sign_in = sign_in,
+        sessions = if local.is_some() {
+            "this server also runs a local host (\"local\"); turn it off with WARDEN_LOCAL_HOST=false"
+        } else {
+            "no local host (WARDEN_LOCAL_HOST=false): connect hosts with warden-agent"
+        },
         key = if embedded_key {
             " (holds the generated encryption key: fine for trying Warden, not for production)"
         } else {
@@ -112,6 +166,9 @@ async fn serve(config: Config) -> Result<()> {
         res = running.wait() => res?,
         () = signals.recv() => {
             tracing::info!("shutdown requested: no new connections, finishing in-flight requests");
+            if let Some(local) = &local {
+                local.abort();
+            }
             running.shutdown().await?;
             tracing::info!("stopped cleanly");
         }

@@ -16,6 +16,14 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // The launcher of a confined session process of the local host: confine, then become the
+    // command (see warden_agent::sandbox).
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(warden_agent::sandbox::LAUNCHER_ARG) {
+        let e = warden_agent::sandbox::enter(&args[2..]);
+        eprintln!("warden: cannot start the session process: {e}");
+        return ExitCode::from(126);
+    }
     // Both rustls crypto providers can end up in the build; choose one before any TLS use.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = cli::Cli::parse();

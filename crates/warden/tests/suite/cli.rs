@@ -677,3 +677,182 @@ async fn warden_host_manages_hosts_through_the_api_with_the_saved_login() {
     let (ok, out) = run(host(&["list"]), "").await.unwrap();
     assert!(ok && !out.contains(&id), "{out}");
 }
+
+/// The single-machine default: `warden serve` with no configuration also runs a local host,
+/// so a session works with nothing else installed.
+#[tokio::test]
+async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("README.md"), "# local\n").unwrap();
+    assert!(
+        Command::new("sh")
+            .arg("-c")
+            .arg(
+                "git init -q -b main && git add -A && \
+                 git -c user.name=t -c user.email=t@example.com commit -q -m init"
+            )
+            .current_dir(&repo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = warden(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        banner.push_str(&line);
+        if line.contains("stop with Ctrl-C") {
+            break;
+        }
+    }
+    assert!(banner.contains("local host"), "{banner}");
+    let url = banner
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("Warden is ready at "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let link = banner
+        .lines()
+        .map(str::trim)
+        .find(|l| l.contains("/setup?token="))
+        .unwrap()
+        .to_owned();
+    let token = link.split("token=").nth(1).unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = client
+        .post(format!("{url}/setup"))
+        .form(&[
+            ("token", token),
+            ("email", "me@example.com"),
+            ("password", "violet tractor 93 lagoon"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let signed: serde_json::Value = client
+        .post(format!("{url}/api/v1/auth/sign-in"))
+        .json(
+            &serde_json::json!({"email": "me@example.com", "password": "violet tractor 93 lagoon"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let auth = format!("Bearer {}", signed["access_token"].as_str().unwrap());
+    let get = |path: String| {
+        let client = client.clone();
+        let auth = auth.clone();
+        async move {
+            client
+                .get(path)
+                .header("authorization", auth)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let mut online = false;
+    for _ in 0..100 {
+        let hosts = get(format!("{url}/api/v1/hosts")).await;
+        if hosts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["name"] == "local" && h["online"] == true && h["status"] == "approved")
+        {
+            online = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(online, "the local host did not come online");
+    let post = |path: String, body: serde_json::Value| {
+        let client = client.clone();
+        let auth = auth.clone();
+        async move {
+            let res = client
+                .request(
+                    if path.ends_with("/settings") {
+                        reqwest::Method::PUT
+                    } else {
+                        reqwest::Method::POST
+                    },
+                    path,
+                )
+                .header("authorization", auth)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(res.status().is_success(), "{}", res.status());
+            res.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let ws = post(
+        format!("{url}/api/v1/workspaces"),
+        serde_json::json!({"name": "Local"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    post(
+        format!("{url}/api/v1/workspaces/{ws}/settings"),
+        serde_json::json!({"repository": repo.display().to_string()}),
+    )
+    .await;
+    let session = post(
+        format!("{url}/api/v1/workspaces/{ws}/sessions"),
+        serde_json::json!({"provider": "command", "command": ["sh", "-c", "echo local-ok; cat README.md"]}),
+    )
+    .await;
+    let id = session["id"].as_str().unwrap();
+    let mut done = serde_json::Value::Null;
+    for _ in 0..200 {
+        done = get(format!("{url}/api/v1/workspaces/{ws}/sessions/{id}")).await;
+        if done["status"] != "waiting" && done["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(done["isolation"], "landlock");
+    let output = get(format!("{url}/api/v1/workspaces/{ws}/sessions/{id}/output")).await;
+    let text: String = output["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["data"].as_str().unwrap())
+        .collect();
+    assert!(
+        text.contains("local-ok") && text.contains("# local"),
+        "{text}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = wait_with_timeout(&mut child, Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+}
