@@ -203,8 +203,8 @@ async fn once(
                     ticket: fresh,
                     ..
                 }) => {
-                    eprintln!(
-                        "warden-agent: connected as host {host_id} ({status}{})",
+                    tracing::info!(
+                        "connected as host {host_id} ({status}{})",
                         if may_work {
                             ""
                         } else {
@@ -331,10 +331,7 @@ pub async fn run(
                     attempt = 0;
                 }
                 let wait = crate::backoff::delay(attempt, crate::backoff::draw());
-                eprintln!(
-                    "warden-agent: {why}; reconnecting in {:.1} s",
-                    wait.as_secs_f64()
-                );
+                tracing::warn!("{why}; reconnecting in {:.1} s", wait.as_secs_f64());
                 attempt = attempt.saturating_add(1);
                 tokio::time::sleep(wait).await;
             }

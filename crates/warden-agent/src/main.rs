@@ -89,6 +89,21 @@ fn main() -> ExitCode {
         return ExitCode::from(126);
     }
     let cli = Cli::parse();
+    // Plain lines on standard error: "warden-agent: INFO connected as host …".
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .with_ansi(false)
+        .fmt_fields(tracing_subscriber::fmt::format::DefaultFields::new())
+        .event_format(
+            tracing_subscriber::fmt::format()
+                .without_time()
+                .with_target(false)
+                .with_ansi(false)
+                .compact(),
+        )
+        .init();
     if let Err(why) = warden_agent::sandbox::landlock_support() {
         eprintln!(
             "warden-agent: {why}; session processes will run without file-system confinement \

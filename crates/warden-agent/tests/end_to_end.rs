@@ -242,6 +242,69 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         .unwrap();
     assert!(grep.stdout.is_empty());
 
+    // Following a session live: server-sent events as the host reports, then the end.
+    let streamed = ok(
+        &app,
+        &admin,
+        Method::POST,
+        &sessions,
+        Some(json!({"provider": "command",
+                    "command": ["sh", "-c", "for i in 1 2 3; do echo line-$i; sleep 0.2; done"]})),
+    )
+    .await;
+    let streamed_id = streamed["id"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .get(app.url(&format!("{sessions}/{streamed_id}/stream")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let body = tokio::time::timeout(Duration::from_secs(30), res.text())
+        .await
+        .expect("the stream ends with the session")
+        .unwrap();
+    for line in [
+        "line-1",
+        "line-2",
+        "line-3",
+        "event: end",
+        "\"status\":\"done\"",
+    ] {
+        assert!(body.contains(line), "{line} not in {body}");
+    }
+    let ids: Vec<i64> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: ").and_then(|v| v.parse().ok()))
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]) && !ids.is_empty(),
+        "{ids:?}"
+    );
+    // Resuming after the last id sent only the end.
+    let again = app
+        .client
+        .get(app.url(&format!("{sessions}/{streamed_id}/stream")))
+        .bearer_auth(&admin)
+        .header("last-event-id", ids.last().unwrap().to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !again.contains("line-") && again.contains("event: end"),
+        "{again}"
+    );
+
     // A chat session that runs until stopped.
     let long = ok(
         &app,
@@ -486,6 +549,7 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
     for path in [
         format!("{sessions}/{id}"),
         format!("{sessions}/{id}/output"),
+        format!("{sessions}/{id}/stream"),
         format!("/api/v1/workspaces/{other}/sessions/{id}"),
         format!("/api/v1/workspaces/{other}/sessions/{id}/output"),
     ] {

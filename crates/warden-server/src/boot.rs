@@ -322,6 +322,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         .map_err(|e| BootError(format!("license: {e}")))?;
     let state = AppState::new(Shared {
         license: Arc::new(license),
+        session_feeds: Default::default(),
         smtp: config.smtp.clone(),
         store: store.clone(),
         keyring,

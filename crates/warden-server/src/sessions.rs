@@ -15,6 +15,38 @@ use crate::hosts::HostCaller;
 use crate::identity::now_us;
 use crate::state::AppState;
 
+/// Wakes the readers of a session's output on this node when its host reports (readers then
+/// read the database, the one ordered record; they also look every second, for reports that
+/// arrive through other nodes).
+#[derive(Debug, Default)]
+pub struct Feeds {
+    map: std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<u64>>>,
+}
+
+impl Feeds {
+    /// A receiver that changes whenever session `id` gets output or ends.
+    pub fn subscribe(&self, id: Uuid) -> tokio::sync::watch::Receiver<u64> {
+        match self.map.lock() {
+            Ok(mut m) => m
+                .entry(id)
+                .or_insert_with(|| tokio::sync::watch::channel(0).0)
+                .subscribe(),
+            Err(_) => tokio::sync::watch::channel(0).1,
+        }
+    }
+
+    fn notify(&self, id: Uuid, ended: bool) {
+        if let Ok(mut m) = self.map.lock() {
+            if let Some(tx) = m.get(&id) {
+                tx.send_modify(|n| *n += 1);
+            }
+            if ended {
+                m.remove(&id);
+            }
+        }
+    }
+}
+
 /// Applies a host's report about session `session_id`.
 pub async fn report(
     state: &AppState,
@@ -54,6 +86,7 @@ pub async fn report(
         )),
         HostReport::Output { .. } => None,
     };
+    let ended = matches!(report, HostReport::Ended { .. });
     let applied = state
         .store
         .host_report(
@@ -65,7 +98,7 @@ pub async fn report(
         )
         .await;
     match applied {
-        Ok(Some(_)) => {}
+        Ok(Some(_)) => state.session_feeds.notify(id, ended),
         Ok(None) => tracing::warn!(
             host = %host.host_id,
             session = %id,

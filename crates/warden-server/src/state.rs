@@ -37,6 +37,8 @@ pub struct Shared {
     pub connections: Arc<crate::agent::Connections>,
     /// Signs host session tickets (a server secret every node shares).
     pub host_tickets: Arc<warden_crypto::host_ticket::TicketKey>,
+    /// Wakes readers of session output.
+    pub session_feeds: crate::sessions::Feeds,
     /// Offline licence enforcement.
     pub license: Arc<crate::license::License>,
     /// Outgoing mail.

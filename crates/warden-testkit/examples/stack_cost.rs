@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
             warden_server::license::License::new(&warden_server::config::LicenseConfig::default())
                 .map_err(anyhow::Error::msg)?,
         ),
+        session_feeds: Default::default(),
         smtp: warden_server::config::SmtpConfig::default(),
         openapi_json: OnceLock::new(),
     });

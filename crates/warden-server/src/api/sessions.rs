@@ -48,6 +48,10 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Workspace(Permission::SESSIONS_UPDATE), routes!(write_file))
         .add(Workspace(Permission::SESSIONS_UPDATE), routes!(delete_file))
         .add(Workspace(Permission::SESSIONS_READ), routes!(session_diff))
+        .add(
+            Workspace(Permission::SESSIONS_READ),
+            routes!(stream_session),
+        )
 }
 
 fn not_found() -> ApiError {
@@ -795,4 +799,113 @@ pub(crate) async fn session_diff(
     Ok(Json(FileText {
         content: content.unwrap_or_default(),
     }))
+}
+
+/// Where a stream resumes.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StreamQuery {
+    /// Send chunks after this sequence number (or send `Last-Event-ID`); default: all.
+    pub after: Option<i64>,
+}
+
+struct Follow {
+    state: AppState,
+    access: WorkspaceAccess,
+    id: Uuid,
+    after: i64,
+    feed: tokio::sync::watch::Receiver<u64>,
+    queue: std::collections::VecDeque<axum::response::sse::Event>,
+    done: bool,
+}
+
+impl Follow {
+    /// Reads what is new; at the end, the final status.
+    async fn fill(&mut self) -> Result<(), ApiError> {
+        let mut tx = self.access.open(&self.state).await?;
+        let row = tx
+            .session(self.id)
+            .await
+            .map_err(db)?
+            .ok_or_else(not_found)?;
+        let chunks = tx
+            .session_output(self.id, self.after, 500)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        let empty = chunks.is_empty();
+        for c in chunks {
+            self.after = c.seq;
+            let data = json!({"seq": c.seq, "stream": c.stream, "data": c.data}).to_string();
+            self.queue.push_back(
+                axum::response::sse::Event::default()
+                    .id(c.seq.to_string())
+                    .event("output")
+                    .data(data),
+            );
+        }
+        if empty && !matches!(row.status.as_str(), "waiting" | "running") {
+            self.queue.push_back(
+                axum::response::sse::Event::default()
+                    .event("end")
+                    .data(json!({"status": row.status, "exit_code": row.exit_code}).to_string()),
+            );
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+/// Follows a session's output as server-sent events: `output` events (id = sequence number,
+/// data `{seq, stream, data}`) as the host reports them, then one `end` event with the final
+/// status. Resumes after `after` or the `Last-Event-ID` header. Membership is checked again
+/// at every read: a member removed meanwhile stops receiving.
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/sessions/{session_id}/stream", tag = "sessions",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("session_id" = String, Path, description = "Session id"), StreamQuery),
+    responses((status = 200, description = "text/event-stream of output, then end"),
+        (status = 404, description = "No such session in this workspace", content_type = "application/problem+json")))]
+pub(crate) async fn stream_session(
+    State(state): State<AppState>,
+    access: WorkspaceAccess,
+    Path(path): Path<(String, String)>,
+    Query(q): Query<StreamQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    let id = session_id(&path)?;
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    let feed = state.session_feeds.subscribe(id);
+    let mut follow = Follow {
+        after: last.or(q.after).unwrap_or(-1),
+        state,
+        access,
+        id,
+        feed,
+        queue: std::collections::VecDeque::new(),
+        done: false,
+    };
+    // The first read answers 404 for another workspace's session, before any stream starts.
+    follow.fill().await?;
+    let stream = futures_util::stream::unfold(follow, |mut f| async move {
+        loop {
+            if let Some(event) = f.queue.pop_front() {
+                return Some((Ok(event), f));
+            }
+            if f.done {
+                return None;
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), f.feed.changed()).await;
+            if f.fill().await.is_err() {
+                return None;
+            }
+        }
+    });
+    Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()))
 }

@@ -326,9 +326,11 @@ fn migrate_brings_the_embedded_database_up_to_date_and_is_repeatable() {
 /// route, stops it, and returns what it logged.
 fn logs_of_one_request(format: &str, id: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
+    // Only the test's own requests: no local host dialling in.
     let mut child = warden(dir.path())
         .env("WARDEN_LOG_LEVEL", "debug")
         .env("WARDEN_LOG_FORMAT", format)
+        .env("WARDEN_LOCAL_HOST", "false")
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
