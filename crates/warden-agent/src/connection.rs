@@ -212,6 +212,12 @@ async fn once(
                         }
                     );
                     heartbeat = Duration::from_secs(heartbeat_secs.clamp(1, 300));
+                    let running = AgentMessage::Running {
+                        session_ids: work.runner.running(),
+                    };
+                    if let Err(e) = ws.send(Message::text(running.encode())).await {
+                        return Ended::Lost(e.to_string());
+                    }
                     *ticket = Some(Zeroizing::new(fresh));
                     if stop_after_welcome {
                         let _ = ws.close(None).await;

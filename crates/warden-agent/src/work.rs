@@ -110,6 +110,14 @@ impl Runner {
         });
     }
 
+    /// The sessions running now.
+    pub fn running(&self) -> Vec<String> {
+        self.running
+            .lock()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Stops a session's process group (it then reports `canceled`).
     pub fn stop(self: &Arc<Self>, session_id: &str) {
         let pgid = self.running.lock().ok().and_then(|mut r| {

@@ -61,6 +61,13 @@ pub enum AgentMessage {
         /// What the agent is doing.
         state: AgentState,
     },
+    /// The sessions this agent is running, sent after every welcome: the server marks the
+    /// host's other unfinished sessions lost, and keeps these (after a server restart they
+    /// carry on).
+    Running {
+        /// Session ids.
+        session_ids: Vec<String>,
+    },
     /// A session's process started in its worktree.
     SessionStarted {
         /// The session.

@@ -446,6 +446,7 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
         }
     }
     let kicks = state.connections.register(host.host_id, conn, protocol);
+    let connected_at = now_us(state.clock.as_ref());
     let ticket = crate::hosts::ticket_for(&state.host_tickets, state.clock.as_ref(), &host)
         .unwrap_or_default();
     let welcome = ServerMessage::Welcome {
@@ -510,6 +511,14 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
                                 break;
                             }
                         }
+                        Ok(AgentMessage::Running { session_ids }) => {
+                            let ids: Vec<Uuid> = session_ids.iter().filter_map(|s| s.parse().ok()).collect();
+                            match state.store.reconcile_host_sessions(host.host_id, &ids, connected_at, now_us(state.clock.as_ref())).await {
+                                Ok(0) => {}
+                                Ok(n) => tracing::warn!(host = %host.host_id, sessions = n, "sessions lost: the host no longer runs them"),
+                                Err(e) => tracing::warn!(error = %e, "cannot reconcile a host's sessions"),
+                            }
+                        }
                         Ok(AgentMessage::SessionStarted { session_id, isolation }) => {
                             crate::sessions::report(&state, &meta, &host, &session_id, HostReport::Started { isolation: &isolation }).await;
                         }
@@ -549,19 +558,34 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
     }
     state.connections.deregister(host.host_id, conn);
     let now = now_us(state.clock.as_ref());
+    // Its sessions are not lost yet: the agent may be back in a moment (or, after a server
+    // restart, already connected elsewhere) and say it still runs them. The sweep
+    // (`spawn_session_sweep`) marks them lost once the host stays away.
     let _ = state
         .store
         .host_disconnected(host.host_id, &node, now)
         .await;
-    // Sessions the host was running are lost unless it is connected again (elsewhere, or by a
-    // newer connection here) and will report on them.
-    let still_held = matches!(
-        state.store.host_heartbeat(host.host_id, "", now).await,
-        Ok(Some((_, Some(_))))
-    );
-    if !still_held {
-        let _ = state.store.host_sessions_lost(host.host_id, now).await;
-    }
+}
+
+/// Every heartbeat interval: sessions whose host has been away for three heartbeats (or was
+/// deleted) are lost.
+pub fn spawn_session_sweep(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            let now = now_us(state.clock.as_ref());
+            let away = i64::try_from((HEARTBEAT * 3).as_micros()).unwrap_or(i64::MAX);
+            match state
+                .store
+                .lose_sessions_of_absent_hosts(now - away, now)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(sessions = n, "sessions lost: their host went away"),
+                Err(e) => tracing::warn!(error = %e, "cannot sweep sessions of absent hosts"),
+            }
+        }
+    })
 }
 
 async fn record_connect(

@@ -339,6 +339,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     let identity_task = crate::identity::spawn_sync(state.clone());
     let hosts_task = crate::agent::spawn_watch(state.clone());
     let license_task = crate::license::spawn_watch(state.clone());
+    let sweep_task = crate::agent::spawn_session_sweep(state.clone());
     let routes = crate::api::routes().merge(extra_routes);
     let mut app = http::assemble(state.clone(), routes, &config.http, tls.is_some());
     app.openapi.info = utoipa::openapi::InfoBuilder::new()
@@ -378,7 +379,13 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         tls: config.tls.is_some(),
         stop,
         task,
-        background: vec![monitor_task, identity_task, hosts_task, license_task],
+        background: vec![
+            monitor_task,
+            identity_task,
+            hosts_task,
+            license_task,
+            sweep_task,
+        ],
         state: state.clone(),
         setup_link,
         store,

@@ -280,14 +280,57 @@ impl crate::Store {
         Ok(Some(ws))
     }
 
-    /// Marks every unfinished session of `host` lost (its connection ended). Returns how many.
-    pub async fn host_sessions_lost(&self, host: Uuid, now: i64) -> Result<u64, StoreError> {
+    /// A host says which sessions it runs: its other unfinished sessions created before
+    /// `since` (µs, when this connection began) are lost. Returns how many.
+    pub async fn reconcile_host_sessions(
+        &self,
+        host: Uuid,
+        running: &[Uuid],
+        since: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.begin_hosts().await?;
-        let n = on_tx!(tx, |c| sqlx::query(
-            "UPDATE agent_sessions SET status = 'lost', ended_at = $2 \
-             WHERE host_id = $1 AND status IN ('waiting', 'running')"
+        let open = on_tx!(tx, |c| sqlx::query_scalar::<_, Uuid>(
+            "SELECT id FROM agent_sessions WHERE host_id = $1 \
+             AND status IN ('waiting', 'running') AND created_at < $2"
         )
         .bind(host)
+        .bind(since)
+        .fetch_all(c)
+        .await)?;
+        let mut lost = 0;
+        for id in open.into_iter().filter(|id| !running.contains(id)) {
+            lost += on_tx!(tx, |c| sqlx::query(
+                "UPDATE agent_sessions SET status = 'lost', ended_at = $2, \
+                 error = 'the host no longer runs it' \
+                 WHERE id = $1 AND status IN ('waiting', 'running')"
+            )
+            .bind(id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        }
+        tx.commit().await?;
+        Ok(lost)
+    }
+
+    /// Marks lost the unfinished sessions whose host is gone: deleted, or not seen since
+    /// `seen_before` (µs). Returns how many.
+    pub async fn lose_sessions_of_absent_hosts(
+        &self,
+        seen_before: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin_hosts().await?;
+        let n = on_tx!(tx, |c| sqlx::query(
+            "UPDATE agent_sessions SET status = 'lost', ended_at = $2, \
+             error = 'the host went away' \
+             WHERE status IN ('waiting', 'running') AND (host_id IS NULL OR host_id IN \
+             (SELECT id FROM hosts WHERE connected_node IS NULL OR last_seen_at IS NULL \
+              OR last_seen_at < $1))"
+        )
+        .bind(seen_before)
         .bind(now)
         .execute(c)
         .await
