@@ -128,6 +128,10 @@ async fn agent(cli: Cli) -> ExitCode {
         let key = key(&cli)?;
         let target = session::Target::new(&cli.url, cli.ca_file.as_deref())?;
         let runner = std::sync::Arc::new(runner(&cli)?);
+        let cleaned = runner.recover().await;
+        if !cleaned.is_empty() {
+            tracing::warn!(sessions = ?cleaned, "ended what a previous agent left running");
+        }
         session::run(&target, &key, cli.once, runner).await
     };
     match run.await {

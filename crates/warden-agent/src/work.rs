@@ -110,6 +110,77 @@ impl Runner {
         });
     }
 
+    fn record_path(&self, session: &str) -> PathBuf {
+        self.data_dir
+            .join("sessions")
+            .join(format!("{session}.json"))
+    }
+
+    /// Notes on disk which session runs, where, and its current process group, so that an
+    /// agent started after a crash can end what this one leaves behind.
+    fn record(&self, job: &Job, pgid: Option<i32>) {
+        let dir = self.data_dir.join("sessions");
+        let _ = std::fs::create_dir_all(&dir);
+        let note = serde_json::json!({
+            "workspace_id": job.workspace_id, "mode": job.mode, "pgid": pgid,
+        });
+        let _ = std::fs::write(self.record_path(&job.session_id), note.to_string());
+    }
+
+    /// At start: ends the processes and removes the develop worktrees of sessions a previous
+    /// agent left running (it crashed or was killed). Chat and bot worktrees stay. Returns the
+    /// sessions cleaned up.
+    pub async fn recover(&self) -> Vec<String> {
+        let mut cleaned = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.data_dir.join("sessions")) else {
+            return cleaned;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(session) = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|s| safe_name(s))
+            else {
+                continue;
+            };
+            let note: serde_json::Value = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+            let workspace = note["workspace_id"].as_str().unwrap_or_default().to_owned();
+            if !safe_name(&workspace) {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let worktree = self
+                .data_dir
+                .join("worktrees")
+                .join(&workspace)
+                .join(&session);
+            // Only a process group still working in that worktree is ours to end (process ids
+            // are reused).
+            if let Some(pgid) = note["pgid"].as_i64().and_then(|p| i32::try_from(p).ok())
+                && std::fs::read_link(format!("/proc/{pgid}/cwd"))
+                    .is_ok_and(|cwd| cwd.starts_with(&worktree))
+                && let Some(pid) = rustix::process::Pid::from_raw(pgid)
+            {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            }
+            let _ = std::fs::remove_dir_all(self.data_dir.join("tmp").join(&session));
+            if note["mode"] == "develop" {
+                let mirror = self
+                    .data_dir
+                    .join("mirrors")
+                    .join(format!("{workspace}.git"));
+                let _ = remove_worktree(&mirror, &worktree, &session).await;
+            }
+            let _ = std::fs::remove_file(&path);
+            cleaned.push(session);
+        }
+        cleaned
+    }
+
     /// The sessions running now.
     pub fn running(&self) -> Vec<String> {
         self.running
@@ -190,7 +261,8 @@ impl Runner {
         confinement: &Confinement,
         seq: u64,
         out: &mpsc::Sender<AgentMessage>,
-    ) -> Result<(u64, Option<i32>, &'static str), String> {
+        started: &mut bool,
+    ) -> Result<(u64, Option<i32>), String> {
         let spec = Spec {
             launcher: self.launcher.clone(),
             argv,
@@ -202,6 +274,7 @@ impl Runner {
             confinement: confinement.clone(),
         };
         let mut running = start(spec, seq).map_err(|_| "a session process could not start")?;
+        self.record(job, Some(running.pgid));
         if let Ok(mut r) = self.running.lock()
             && let Some(s) = r.get_mut(&job.session_id)
         {
@@ -210,7 +283,16 @@ impl Runner {
                 tokio::spawn(stop(running.pgid, Duration::from_secs(5)));
             }
         }
-        let isolation = running.isolation.describe();
+        if !*started {
+            // The session runs from its first process on (a pre-hook or the provider).
+            *started = true;
+            let _ = out
+                .send(AgentMessage::SessionStarted {
+                    session_id: job.session_id.clone(),
+                    isolation: running.isolation.describe().to_owned(),
+                })
+                .await;
+        }
         let mut next = seq;
         let mut code = None;
         while let Some(event) = running.events.recv().await {
@@ -235,7 +317,7 @@ impl Runner {
                 }
             }
         }
-        Ok((next, code, isolation))
+        Ok((next, code))
     }
 
     async fn execute(&self, job: Job, out: &mpsc::Sender<AgentMessage>) -> Result<(), String> {
@@ -251,19 +333,10 @@ impl Runner {
         let mut started = false;
         let mut failure: Option<String> = None;
         for hook in &job.hooks_pre {
-            let (next, code, isolation) = self
-                .run_one(&job, shell(hook), &confinement, seq, out)
+            let (next, code) = self
+                .run_one(&job, shell(hook), &confinement, seq, out, &mut started)
                 .await?;
             seq = next;
-            if !started {
-                started = true;
-                let _ = out
-                    .send(AgentMessage::SessionStarted {
-                        session_id: job.session_id.clone(),
-                        isolation: isolation.to_owned(),
-                    })
-                    .await;
-            }
             if code != Some(0) {
                 failure = Some("a pre-session hook failed".to_owned());
                 break;
@@ -271,24 +344,16 @@ impl Runner {
         }
         let mut exit_code = None;
         if failure.is_none() && !self.stopping(&job.session_id) {
-            let (next, code, isolation) = self
-                .run_one(&job, job.argv.clone(), &confinement, seq, out)
+            let (next, code) = self
+                .run_one(&job, job.argv.clone(), &confinement, seq, out, &mut started)
                 .await?;
             seq = next;
             exit_code = code;
-            if !started {
-                let _ = out
-                    .send(AgentMessage::SessionStarted {
-                        session_id: job.session_id.clone(),
-                        isolation: isolation.to_owned(),
-                    })
-                    .await;
-            }
         }
         if !self.stopping(&job.session_id) {
             for hook in &job.hooks_post {
-                let (next, _, _) = self
-                    .run_one(&job, shell(hook), &confinement, seq, out)
+                let (next, _) = self
+                    .run_one(&job, shell(hook), &confinement, seq, out, &mut started)
                     .await?;
                 seq = next;
             }
@@ -310,6 +375,7 @@ impl Runner {
             })
             .await;
         let _ = std::fs::remove_dir_all(&tmp);
+        let _ = std::fs::remove_file(self.record_path(&job.session_id));
         if job.mode == "develop" {
             let lock = self.mirror_lock(&job.workspace_id);
             let _guard = lock.lock().await;

@@ -629,6 +629,97 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         text.contains("checking") && !text.contains("provider-ran"),
         "{text}"
     );
+
+    // An agent killed mid-session: the next one says it runs nothing, so the session is lost
+    // at once; it ends the process the old one left and removes its develop worktree.
+    ok(
+        &app,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/settings"),
+        Some(json!({"repository": root.path().join("repo").display().to_string()})),
+    )
+    .await;
+    let orphan = ok(
+        &app,
+        &admin,
+        Method::POST,
+        &sessions,
+        Some(json!({"provider": "command", "command": ["sleep", "37"], "mode": "develop"})),
+    )
+    .await;
+    let orphan_id = orphan["id"].as_str().unwrap().to_owned();
+    let orphan_wt = data_dir.join("worktrees").join(&ws).join(&orphan_id);
+    let mut was_running = false;
+    for _ in 0..100 {
+        let s = ok(
+            &app,
+            &admin,
+            Method::GET,
+            &format!("{sessions}/{orphan_id}"),
+            None,
+        )
+        .await;
+        if s["status"] == "running" {
+            was_running = true;
+            break;
+        }
+        if s["status"] != "waiting" {
+            panic!("{s}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(was_running);
+    assert!(orphan_wt.exists());
+    let sleeping = || {
+        !std::process::Command::new("pgrep")
+            .args(["-f", "^sleep 37$"])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    };
+    assert!(sleeping(), "the session's process is not running");
+    let _ = agent.kill().await;
+    let _ = agent.wait().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(sleeping(), "the session's process died with its agent");
+    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden-agent"))
+        .arg("--url")
+        .arg(&app.base)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .env("WARDEN_HOST_KEY", created["api_key"].as_str().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lost = Value::Null;
+    for _ in 0..100 {
+        lost = ok(
+            &app,
+            &admin,
+            Method::GET,
+            &format!("{sessions}/{orphan_id}"),
+            None,
+        )
+        .await;
+        if lost["status"] == "lost" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(lost["status"], "lost", "{lost}");
+    let mut cleaned = false;
+    for _ in 0..100 {
+        if !sleeping() && !orphan_wt.exists() {
+            cleaned = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cleaned, "the previous agent's session was not cleaned up");
     let _ = agent.kill().await;
 }
 

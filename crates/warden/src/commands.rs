@@ -107,6 +107,10 @@ async fn start_local_host(
         std::env::current_exe().context("cannot find this program's path")?,
         run_as,
     ));
+    let cleaned = runner.recover().await;
+    if !cleaned.is_empty() {
+        tracing::warn!(sessions = ?cleaned, "local host: ended what it left running before");
+    }
     Ok(tokio::spawn(async move {
         if let Err(e) = warden_agent::connection::run(&target, &key, false, runner).await {
             tracing::error!(error = %e, "the local host stopped");
