@@ -251,6 +251,13 @@ async fn once(
                     );
                 }
                 Ok(ServerMessage::StopSession { session_id }) => work.runner.stop(&session_id),
+                Ok(ServerMessage::ArchiveSession {
+                    session_id,
+                    workspace_id,
+                }) => {
+                    let runner = work.runner.clone();
+                    tokio::spawn(async move { runner.archive(&workspace_id, &session_id).await });
+                }
                 Ok(ServerMessage::FileRequest {
                     request_id,
                     session_id,

@@ -181,6 +181,31 @@ impl Runner {
         cleaned
     }
 
+    /// Removes a closed session's worktree and branch (not while it runs).
+    pub async fn archive(&self, workspace: &str, session: &str) {
+        if !safe_name(workspace)
+            || !safe_name(session)
+            || self.running().iter().any(|s| s == session)
+        {
+            return;
+        }
+        let worktree = self
+            .data_dir
+            .join("worktrees")
+            .join(workspace)
+            .join(session);
+        if !worktree.exists() {
+            return;
+        }
+        let mirror = self
+            .data_dir
+            .join("mirrors")
+            .join(format!("{workspace}.git"));
+        let lock = self.mirror_lock(workspace);
+        let _guard = lock.lock().await;
+        let _ = remove_worktree(&mirror, &worktree, session).await;
+    }
+
     /// The sessions running now.
     pub fn running(&self) -> Vec<String> {
         self.running

@@ -557,6 +557,35 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
     }
 
+    // Closing the chat session removes its worktree and branch on the host; once only.
+    let closed = ok(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("{sessions}/{long_id}/close"),
+        None,
+    )
+    .await;
+    assert!(closed["archived_at"].is_string(), "{closed}");
+    let mut gone = false;
+    for _ in 0..100 {
+        if !long_wt.exists() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the closed session's worktree is still there");
+    let (s, _) = call(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("{sessions}/{long_id}/close"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
     // A platform host restricted to another workspace takes no sessions from this one.
     let charlie = ok(
         &app,

@@ -188,6 +188,13 @@ pub enum ServerMessage {
         /// The session.
         session_id: String,
     },
+    /// A session was closed: remove its worktree and branch (if the host still has them).
+    ArchiveSession {
+        /// The session.
+        session_id: String,
+        /// Its workspace.
+        workspace_id: String,
+    },
     /// A file operation in a session's worktree; answered by [`AgentMessage::FileResponse`].
     FileRequest {
         /// Pairs the answer with the request.

@@ -53,6 +53,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_license"),
     migration!(8, "0008_agent_sessions"),
     migration!(9, "0009_host_workspaces"),
+    migration!(10, "0010_session_archive"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

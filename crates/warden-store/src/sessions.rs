@@ -39,10 +39,12 @@ pub struct SessionRow {
     pub started_at: Option<i64>,
     /// Ended (µs).
     pub ended_at: Option<i64>,
+    /// Closed (µs): its worktree is gone.
+    pub archived_at: Option<i64>,
 }
 
 const COLUMNS: &str = "id, workspace_id, host_id, provider, mode, status, prompt, isolation, \
-     exit_code, error, created_by, created_at, started_at, ended_at";
+     exit_code, error, created_by, created_at, started_at, ended_at, archived_at";
 
 /// A chunk of output.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -145,6 +147,22 @@ impl WorkspaceTx {
         .bind(limit)
         .fetch_all(c)
         .await)?)
+    }
+
+    /// Closes an ended session. Returns whether it was ended and not yet closed.
+    pub async fn archive_session(&mut self, id: Uuid, now: i64) -> Result<bool, StoreError> {
+        let ws = self.workspace().uuid();
+        let n = on_tx!(self.tx_mut(), |c| sqlx::query(
+            "UPDATE agent_sessions SET archived_at = $3 WHERE id = $1 AND workspace_id = $2 \
+             AND archived_at IS NULL AND status NOT IN ('waiting', 'running')"
+        )
+        .bind(id)
+        .bind(ws)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     /// Ends a session that never started (canceled before its host took it, or refused).

@@ -43,6 +43,10 @@ pub(crate) fn routes() -> Routes<AppState> {
             Workspace(Permission::SESSIONS_UPDATE),
             routes!(stop_session),
         )
+        .add(
+            Workspace(Permission::SESSIONS_UPDATE),
+            routes!(close_session),
+        )
         .add(Workspace(Permission::SESSIONS_READ), routes!(list_files))
         .add(Workspace(Permission::SESSIONS_READ), routes!(read_file))
         .add(Workspace(Permission::SESSIONS_UPDATE), routes!(write_file))
@@ -96,6 +100,8 @@ pub struct SessionView {
     pub started_at: Option<String>,
     /// Ended (RFC 3339).
     pub ended_at: Option<String>,
+    /// Closed (RFC 3339): its worktree and branch are gone.
+    pub archived_at: Option<String>,
 }
 
 fn view(r: SessionRow) -> SessionView {
@@ -113,6 +119,7 @@ fn view(r: SessionRow) -> SessionView {
         created_at: rfc3339(r.created_at),
         started_at: r.started_at.map(rfc3339),
         ended_at: r.ended_at.map(rfc3339),
+        archived_at: r.archived_at.map(rfc3339),
     }
 }
 
@@ -908,4 +915,57 @@ pub(crate) async fn stream_session(
         }
     });
     Ok(axum::response::sse::Sse::new(stream).keep_alive(axum::response::sse::KeepAlive::default()))
+}
+
+/// Closes an ended session: its host removes the worktree and branch (a chat or bot session
+/// keeps them until now; a develop session's are gone already). The record and output stay.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/sessions/{session_id}/close", tag = "sessions",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("session_id" = String, Path, description = "Session id")),
+    responses((status = 200, description = "Closed", body = SessionView),
+        (status = 404, description = "No such session in this workspace", content_type = "application/problem+json"),
+        (status = 409, description = "Still running, or already closed", content_type = "application/problem+json")))]
+pub(crate) async fn close_session(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    caller: Caller,
+    access: WorkspaceAccess,
+    Path(path): Path<(String, String)>,
+) -> Result<Json<SessionView>, ApiError> {
+    let id = session_id(&path)?;
+    let mut tx = access.open(&state).await?;
+    let row = tx.session(id).await.map_err(db)?.ok_or_else(not_found)?;
+    if !tx
+        .archive_session(id, now_us(state.clock.as_ref()))
+        .await
+        .map_err(db)?
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "session-not-closable",
+            "Only an ended session that is not closed yet can be closed; stop it first.",
+        ));
+    }
+    let event = meta.event(
+        state.clock.now(),
+        caller.actor(),
+        "session.closed",
+        "session",
+        Some(id.to_string()),
+        Outcome::Success,
+        json!({ "mode": row.mode, "status": row.status }),
+    );
+    tx.record(&state.audit_key, event).await.map_err(db)?;
+    let row = tx.session(id).await.map_err(db)?.ok_or_else(not_found)?;
+    tx.commit().await.map_err(db)?;
+    if let Some(host) = row.host_id {
+        state.connections.send(
+            host,
+            ServerMessage::ArchiveSession {
+                session_id: id.to_string(),
+                workspace_id: row.workspace_id.to_string(),
+            },
+        );
+    }
+    Ok(Json(view(row)))
 }
