@@ -132,8 +132,15 @@ async fn serve(config: Config) -> Result<()> {
     })
     .await?;
     let url = running.base_url();
+    // The server runs without its local host rather than not at all.
     let local = if local_host {
-        Some(start_local_host(&running, &url, &data_dir, tls_cert.as_deref()).await?)
+        match start_local_host(&running, &url, &data_dir, tls_cert.as_deref()).await {
+            Ok(task) => Some(task),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "the local host could not start");
+                None
+            }
+        }
     } else {
         None
     };
@@ -158,7 +165,7 @@ async fn serve(config: Config) -> Result<()> {
         sessions = if local.is_some() {
             "this server also runs a local host (\"local\"); turn it off with WARDEN_LOCAL_HOST=false"
         } else {
-            "no local host (WARDEN_LOCAL_HOST=false): connect hosts with warden-agent"
+            "no local host (turned off, or it could not start: see the log); connect hosts with warden-agent"
         },
         key = if embedded_key {
             " (holds the generated encryption key: fine for trying Warden, not for production)"
