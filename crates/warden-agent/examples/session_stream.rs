@@ -1,0 +1,211 @@
+//! Session output end to end (BENCHMARKS.md, sessions): Warden in process (embedded SQLite),
+//! the release `warden-agent` connected over loopback, a session whose provider writes as fast
+//! as it can, followed by a client on `…/stream` (server-sent events): bytes per second at the
+//! client; then a provider that prints its own clock every 10 ms: the delay per line until the
+//! client has it.
+//!
+//! `cargo build --release -p warden-agent && cargo run --release -p warden-agent --example session_stream -- [MIB]`
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use warden_testkit::TestApp;
+
+const PASSWORD: &str = "violet tractor 93 lagoon";
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> Value {
+    let res = app
+        .client
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap_or(Value::Null)
+}
+
+/// Follows a session's stream; calls `each` with every output event's data; returns the
+/// bytes received.
+async fn follow(app: &TestApp, token: &str, path: &str, mut each: impl FnMut(&str)) -> usize {
+    let mut res = app
+        .client
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let mut pending = String::new();
+    let mut bytes = 0;
+    while let Some(chunk) = res.chunk().await.unwrap() {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            if event.contains("event: end") {
+                return bytes;
+            }
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                let v: Value = serde_json::from_str(data).unwrap();
+                let text = v["data"].as_str().unwrap();
+                bytes += text.len();
+                each(text);
+            }
+        }
+    }
+    bytes
+}
+
+#[tokio::main]
+async fn main() {
+    let mib: usize = std::env::args().nth(1).map_or(64, |a| a.parse().unwrap());
+    warden_testkit::install_crypto_provider();
+    let app = TestApp::spawn().await.unwrap();
+    let link = app.server.setup_link().unwrap().to_owned();
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    app.client
+        .post(app.url("/setup"))
+        .form(&[
+            ("token", token.as_str()),
+            ("email", "ops@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let signed: Value = app
+        .client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .json(&json!({"email": "ops@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = signed["access_token"].as_str().unwrap().to_owned();
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("README.md"), "x\n").unwrap();
+    assert!(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("git init -q -b main && git add -A && git -c user.name=t -c user.email=t@example.com commit -q -m init")
+            .current_dir(&repo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let post = reqwest::Method::POST;
+    let ws = call(
+        &app,
+        &admin,
+        post.clone(),
+        "/api/v1/workspaces",
+        json!({"name": "Bench"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        &app,
+        &admin,
+        reqwest::Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/settings"),
+        json!({"repository": repo.display().to_string()}),
+    )
+    .await;
+    let host = call(
+        &app,
+        &admin,
+        post.clone(),
+        "/api/v1/hosts",
+        json!({"name": "bench", "kind": "session"}),
+    )
+    .await;
+    let host_id = host["host"]["id"].as_str().unwrap().to_owned();
+    call(
+        &app,
+        &admin,
+        post.clone(),
+        &format!("/api/v1/hosts/{host_id}/approve"),
+        json!({}),
+    )
+    .await;
+    let agent_bin =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/warden-agent");
+    let _agent = tokio::process::Command::new(agent_bin)
+        .arg("--url")
+        .arg(&app.base)
+        .arg("--data-dir")
+        .arg(root.path().join("agent"))
+        .env("WARDEN_HOST_KEY", host["api_key"].as_str().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sessions = format!("/api/v1/workspaces/{ws}/sessions");
+
+    // Throughput.
+    let script = format!("head -c {} /dev/zero | tr '\\0' 'x'", mib << 20);
+    let s = call(
+        &app,
+        &admin,
+        post.clone(),
+        &sessions,
+        json!({"provider": "command", "command": ["sh", "-c", script]}),
+    )
+    .await;
+    let id = s["id"].as_str().unwrap();
+    let t = Instant::now();
+    let bytes = follow(&app, &admin, &format!("{sessions}/{id}/stream"), |_| {}).await;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "output to a client on /stream: {:.1} MB in {secs:.2} s = {:.1} MB/s",
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / secs
+    );
+
+    // Latency per line.
+    let s = call(
+        &app,
+        &admin,
+        post,
+        &sessions,
+        json!({"provider": "command", "command": ["sh", "-c", "for i in $(seq 300); do date +%s%N; sleep 0.01; done"]}),
+    )
+    .await;
+    let id = s["id"].as_str().unwrap();
+    let mut delays = Vec::new();
+    follow(&app, &admin, &format!("{sessions}/{id}/stream"), |text| {
+        #[allow(clippy::disallowed_methods)]
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+        for line in text.lines() {
+            if let Ok(sent) = line.trim().parse::<i128>() {
+                delays.push((now - sent) as f64 / 1e6);
+            }
+        }
+    })
+    .await;
+    delays.sort_by(f64::total_cmp);
+    let p = |q: f64| delays[((delays.len() as f64 - 1.0) * q) as usize];
+    println!(
+        "added latency per line ({} lines): median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        delays.len(),
+        p(0.5),
+        p(0.99),
+        p(1.0)
+    );
+}
