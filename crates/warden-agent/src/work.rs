@@ -504,8 +504,14 @@ impl Runner {
                 }
                 match wt.write(&p, content.as_bytes()) {
                     Ok(()) => {
+                        // The file and any directory the write created belong to the session
+                        // user, who must be able to change them (lchown: no link is followed).
                         if let Some((uid, gid)) = self.run_as {
-                            let _ = chown_tree(&root.join(p.as_str()), uid, gid);
+                            let mut at = root.clone();
+                            for c in p.components() {
+                                at.push(c);
+                                let _ = std::os::unix::fs::lchown(&at, Some(uid), Some(gid));
+                            }
                         }
                         answer("ok", Vec::new(), None)
                     }

@@ -518,6 +518,17 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         "every refusal audited"
     );
     assert!(refused.iter().all(|e| e["outcome"] == "denied"));
+    let written = ok(
+        &app,
+        &admin,
+        Method::GET,
+        "/api/v1/audit/events?action=session.file_written&limit=50",
+        None,
+    )
+    .await;
+    let written = written["events"].as_array().unwrap();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(written.iter().all(|e| e["workspace_id"] == ws.as_str()));
     assert!(
         refused
             .iter()

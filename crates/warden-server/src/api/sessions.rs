@@ -518,6 +518,26 @@ impl FileCall<'_> {
         tx.commit().await.map_err(db)
     }
 
+    /// Records a change the host made (in the workspace's own transaction).
+    async fn changed(
+        &self,
+        action: &'static str,
+        summary: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        let mut tx = self.access.open(self.state).await?;
+        let event = self.meta.event(
+            self.state.clock.now(),
+            self.caller.actor(),
+            action,
+            "session",
+            Some(self.session.to_string()),
+            Outcome::Success,
+            summary,
+        );
+        tx.record(&self.state.audit_key, event).await.map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
     async fn run(
         &self,
         op: &'static str,
@@ -725,18 +745,8 @@ pub(crate) async fn write_file(
     call.run("write", q.path.clone(), Some(body.content))
         .await?;
     let p = q.path.unwrap_or_default();
-    let mut tx = access.open(&state).await?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "session.file_written",
-        "session",
-        Some(session.to_string()),
-        Outcome::Success,
-        json!({ "path": p, "bytes": bytes }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    call.changed("session.file_written", json!({ "path": p, "bytes": bytes }))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -765,18 +775,8 @@ pub(crate) async fn delete_file(
     };
     call.run("delete", q.path.clone(), None).await?;
     let p = q.path.unwrap_or_default();
-    let mut tx = access.open(&state).await?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "session.file_deleted",
-        "session",
-        Some(session.to_string()),
-        Outcome::Success,
-        json!({ "path": p }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    call.changed("session.file_deleted", json!({ "path": p }))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
