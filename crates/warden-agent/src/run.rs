@@ -48,8 +48,7 @@ pub enum Event {
     },
 }
 
-/// What to run.
-#[derive(Debug)]
+/// What to run. `Debug` shows the environment's names, never its values.
 pub struct Spec {
     /// The `warden-agent` binary, which confines itself and then runs `argv`.
     pub launcher: std::path::PathBuf,
@@ -59,6 +58,19 @@ pub struct Spec {
     pub env: Vec<(String, Zeroizing<String>)>,
     /// Where it may act.
     pub confinement: Confinement,
+}
+
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec")
+            .field("argv", &self.argv)
+            .field(
+                "env",
+                &self.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            )
+            .field("confinement", &self.confinement)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A started process.
@@ -176,4 +188,29 @@ pub async fn stop(pgid: i32, grace: Duration) {
     let _ = kill_process_group(pid, Signal::TERM);
     tokio::time::sleep(grace).await;
     let _ = kill_process_group(pid, Signal::KILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_never_prints_its_environment_values() {
+        let spec = Spec {
+            launcher: "/bin/true".into(),
+            argv: vec!["claude".into()],
+            env: vec![(
+                "ANTHROPIC_API_KEY".into(),
+                Zeroizing::new("sk-secret-value".into()),
+            )],
+            confinement: Confinement {
+                worktree: "/w".into(),
+                tmp: "/t".into(),
+                mirror: None,
+                run_as: None,
+            },
+        };
+        let shown = format!("{spec:?}");
+        assert!(shown.contains("ANTHROPIC_API_KEY") && !shown.contains("sk-secret-value"));
+    }
 }
