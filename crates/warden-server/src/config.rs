@@ -24,6 +24,10 @@ pub const KEY_FILE_NAME: &str = "encryption.key";
 /// Every environment variable Warden reads, with the setting it sets.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("WARDEN_CONFIG", "path of the TOML configuration file"),
+    (
+        "WARDEN_WORKSPACE",
+        "the workspace of `warden session` (not a server setting)",
+    ),
     ("WARDEN_DATA_DIR", "data_dir"),
     ("WARDEN_LISTEN", "listen"),
     ("WARDEN_DATABASE_URL", "database.url"),

@@ -52,6 +52,24 @@ pub enum Command {
         #[command(subcommand)]
         command: HostCommand,
     },
+    /// Open, follow, stop and close agent sessions of a workspace through the API, with the
+    /// credentials `warden login` saved.
+    Session {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
+        /// The workspace id (also WARDEN_WORKSPACE).
+        #[arg(
+            long,
+            short,
+            env = "WARDEN_WORKSPACE",
+            global = true,
+            value_name = "ID"
+        )]
+        workspace: Option<String>,
+        #[command(subcommand)]
+        command: SessionCommand,
+    },
     /// Manage the keys that sign access tokens.
     Keys {
         #[command(subcommand)]
@@ -190,6 +208,66 @@ pub enum HostCommand {
     /// Delete a host with every key it had and end its connection.
     Delete {
         /// Host id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Open a session: a host prepares a worktree on a branch of its own and runs the
+    /// provider there. Prints the session id.
+    Create {
+        /// claude-code, gemini-cli, codex, opencode, kilo-cli, qwen-code, or command (give the
+        /// program and its arguments after `--`; no shell sees them).
+        #[arg(long, short)]
+        provider: String,
+        /// What to ask the agent.
+        #[arg(long, default_value = "")]
+        prompt: String,
+        /// chat, develop (the default: the worktree goes when the session closes) or bot.
+        #[arg(long)]
+        mode: Option<String>,
+        /// A particular host (default: any approved host the workspace may use).
+        #[arg(long, value_name = "ID")]
+        host: Option<String>,
+        /// Follow the output until the session ends; exit with the provider's status.
+        #[arg(long, short)]
+        follow: bool,
+        /// For the command provider: program and arguments.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// The workspace's sessions, newest first.
+    List,
+    /// One session's record.
+    Show {
+        /// Session id.
+        id: String,
+    },
+    /// Print a session's output (from the start, or after a sequence number).
+    Logs {
+        /// Session id.
+        id: String,
+        /// Only output after this sequence number.
+        #[arg(long, default_value_t = -1)]
+        after: i64,
+        /// Keep printing until the session ends; exit with the provider's status.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// End a session's processes (a waiting session is canceled).
+    Stop {
+        /// Session id.
+        id: String,
+    },
+    /// Close an ended session: its worktree and branch are removed.
+    Close {
+        /// Session id.
+        id: String,
+    },
+    /// The worktree's changes against the branch it started from.
+    Diff {
+        /// Session id.
         id: String,
     },
 }

@@ -59,6 +59,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             credentials,
             command,
         } => crate::host::run(credentials, command).await,
+        Command::Session {
+            credentials,
+            workspace,
+            command,
+        } => crate::session::run(credentials, workspace, command).await,
         Command::License { .. } => {
             anyhow::bail!("licence commands run before the configuration loads")
         }

@@ -1,10 +1,12 @@
 //! The `warden` binary: a thin shell that parses the command line and calls the server crate.
 
 mod cli;
+mod client;
 mod commands;
 mod host;
 mod license;
 mod login;
+mod session;
 
 use std::process::ExitCode;
 

@@ -55,7 +55,10 @@ fn help_lists_every_command() {
     let out = run(warden(dir.path()).arg("--help"));
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for cmd in ["serve", "config", "migrate"] {
+    for cmd in [
+        "serve", "config", "migrate", "audit", "user", "login", "host", "session", "keys",
+        "license",
+    ] {
         assert!(text.contains(cmd), "{text}");
     }
     let out = run(warden(dir.path()).args(["config", "--help"]));
@@ -849,6 +852,109 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
         text.contains("local-ok") && text.contains("# local"),
         "{text}"
     );
+
+    // The same from a terminal: `warden login`, then `warden session`.
+    let creds = dir.path().join("credentials.json");
+    let cli = |args: Vec<&str>, stdin: &'static str| {
+        let mut cmd = warden(dir.path());
+        // Options before `--`: everything after it is the provider's command.
+        cmd.arg(args[0])
+            .arg("--credentials")
+            .arg(&creds)
+            .args(&args[1..])
+            .env("WARDEN_WORKSPACE", &ws)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        tokio::task::spawn_blocking(move || {
+            let mut child = cmd.spawn().unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+    };
+    let (ok, _, err) = cli(
+        vec!["login", "--url", &url, "--email", "me@example.com"],
+        "violet tractor 93 lagoon\n",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(
+        vec![
+            "session",
+            "create",
+            "--provider",
+            "command",
+            "--follow",
+            "--",
+            "sh",
+            "-c",
+            "echo cli-ok; echo to-stderr >&2; cat README.md",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("cli-ok") && out.contains("# local"), "{out}");
+    assert!(
+        err.contains("to-stderr") && !out.contains("to-stderr"),
+        "{err}"
+    );
+    // A failing provider fails the command, naming its status.
+    let (ok, out, err) = cli(
+        vec![
+            "session",
+            "create",
+            "--provider",
+            "command",
+            "--mode",
+            "chat",
+            "--follow",
+            "--",
+            "sh",
+            "-c",
+            "echo about-to-fail; exit 3",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(!ok, "{out}{err}");
+    assert!(out.contains("about-to-fail"), "{out}");
+    assert!(err.contains("failed (exit status 3)"), "{err}");
+    let (ok, out, err) = cli(vec!["session", "list"], "").await.unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains(id), "{out}");
+    let chat = out
+        .lines()
+        .find(|l| l.contains("chat"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let (ok, out, err) = cli(vec!["session", "logs", &chat], "").await.unwrap();
+    assert!(ok && out == "about-to-fail\n", "{out}{err}");
+    let (ok, out, err) = cli(vec!["session", "show", &chat], "").await.unwrap();
+    assert!(ok && out.contains("\"exit_code\": 3"), "{out}{err}");
+    let (ok, out, err) = cli(vec!["session", "close", &chat], "").await.unwrap();
+    assert!(ok && out.contains("closed"), "{out}{err}");
+    // An unknown session and a bad provider are refused with the server's reason.
+    let (ok, _, err) = cli(
+        vec!["session", "show", "01234567-89ab-7def-8123-456789abcdef"],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(!ok && err.contains("404"), "{err}");
+    let (ok, _, err) = cli(vec!["session", "create", "--provider", "nonsense"], "")
+        .await
+        .unwrap();
+    assert!(!ok && err.contains("422"), "{err}");
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
