@@ -49,7 +49,8 @@ async fn follow(app: &TestApp, token: &str, path: &str, mut each: impl FnMut(&st
     while let Some(chunk) = res.chunk().await.unwrap() {
         pending.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(end) = pending.find("\n\n") {
-            let event: String = pending.drain(..end + 2).collect();
+            let event = pending[..end + 2].to_owned();
+            pending.replace_range(..end + 2, "");
             if event.contains("event: end") {
                 return bytes;
             }

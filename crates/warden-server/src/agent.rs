@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::FutureExt;
 use serde_json::json;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -467,8 +468,13 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
     }
 
     // 3. Heartbeats until the agent leaves, misbehaves, goes silent, or is kicked.
+    // A frame read ahead while gathering a burst of output, handled next.
+    let mut stash: Option<Option<Result<Message, axum::Error>>> = None;
     loop {
-        tokio::select! {
+        let frame = if let Some(f) = stash.take() {
+            Ok(f)
+        } else {
+            tokio::select! {
             signal = kicks.recv() => {
                 let msg = match signal {
                     Signal::End(msg) => msg,
@@ -486,10 +492,22 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
                 refuse(&mut socket, 1008, msg).await;
                 break;
             }
-            frame = tokio::time::timeout(HEARTBEAT * 3, socket.recv()) => {
+            frame = tokio::time::timeout(HEARTBEAT * 3, socket.recv()) => frame,
+            }
+        };
+        {
+            {
                 match frame {
                     Err(_) => {
-                        refuse(&mut socket, 1008, ServerMessage::refused("heartbeat-timeout", "no heartbeat for three intervals")).await;
+                        refuse(
+                            &mut socket,
+                            1008,
+                            ServerMessage::refused(
+                                "heartbeat-timeout",
+                                "no heartbeat for three intervals",
+                            ),
+                        )
+                        .await;
                         break;
                     }
                     Ok(None) | Ok(Some(Ok(Message::Close(_)))) => break,
@@ -504,54 +522,133 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
                         refuse(&mut socket, code, msg).await;
                         break;
                     }
-                    Ok(Some(Ok(Message::Text(text)))) => match AgentMessage::decode(text.as_str()) {
-                        Ok(AgentMessage::Heartbeat { .. }) => {
-                            if let Some(msg) = verdict(&state, &host, &node).await {
-                                refuse(&mut socket, 1008, msg).await;
+                    Ok(Some(Ok(Message::Text(text)))) => {
+                        match AgentMessage::decode(text.as_str()) {
+                            Ok(AgentMessage::Heartbeat { .. }) => {
+                                if let Some(msg) = verdict(&state, &host, &node).await {
+                                    refuse(&mut socket, 1008, msg).await;
+                                    break;
+                                }
+                            }
+                            Ok(AgentMessage::Running { session_ids }) => {
+                                let ids: Vec<Uuid> =
+                                    session_ids.iter().filter_map(|s| s.parse().ok()).collect();
+                                match state
+                                    .store
+                                    .reconcile_host_sessions(
+                                        host.host_id,
+                                        &ids,
+                                        connected_at,
+                                        now_us(state.clock.as_ref()),
+                                    )
+                                    .await
+                                {
+                                    Ok(0) => {}
+                                    Ok(n) => {
+                                        tracing::warn!(host = %host.host_id, sessions = n, "sessions lost: the host no longer runs them")
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "cannot reconcile a host's sessions")
+                                    }
+                                }
+                            }
+                            Ok(AgentMessage::SessionStarted {
+                                session_id,
+                                isolation,
+                            }) => {
+                                crate::sessions::report(
+                                    &state,
+                                    &meta,
+                                    &host,
+                                    &session_id,
+                                    HostReport::Started {
+                                        isolation: &isolation,
+                                    },
+                                )
+                                .await;
+                            }
+                            Ok(AgentMessage::SessionOutput {
+                                session_id,
+                                seq,
+                                stream,
+                                data,
+                            }) => {
+                                // Output comes in bursts: take what has already arrived with it
+                                // and record it in one transaction.
+                                let mut burst = vec![(session_id, seq, stream, data)];
+                                let mut bytes = 0;
+                                while burst.len() < OUTPUT_BURST && bytes < OUTPUT_BURST_BYTES {
+                                    match socket.recv().now_or_never() {
+                                        None => break,
+                                        Some(Some(Ok(Message::Text(t)))) => {
+                                            match AgentMessage::decode(t.as_str()) {
+                                                Ok(AgentMessage::SessionOutput {
+                                                    session_id,
+                                                    seq,
+                                                    stream,
+                                                    data,
+                                                }) => {
+                                                    bytes += data.len();
+                                                    burst.push((session_id, seq, stream, data));
+                                                }
+                                                _ => {
+                                                    stash = Some(Some(Ok(Message::Text(t))));
+                                                    break;
+                                                }
+                                            }
+                                        }
+                                        Some(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
+                                        Some(other) => {
+                                            stash = Some(other);
+                                            break;
+                                        }
+                                    }
+                                }
+                                crate::sessions::report_output(&state, &host, &burst).await;
+                            }
+                            Ok(AgentMessage::SessionEnded {
+                                session_id,
+                                status,
+                                exit_code,
+                                error,
+                                ..
+                            }) => {
+                                let status = match status.as_str() {
+                                    "done" => "done",
+                                    "canceled" => "canceled",
+                                    _ => "failed",
+                                };
+                                crate::sessions::report(
+                                    &state,
+                                    &meta,
+                                    &host,
+                                    &session_id,
+                                    HostReport::Ended {
+                                        status,
+                                        exit_code,
+                                        error: error.as_deref(),
+                                    },
+                                )
+                                .await;
+                            }
+                            Ok(answer @ AgentMessage::FileResponse { .. }) => {
+                                if let AgentMessage::FileResponse { request_id, .. } = &answer {
+                                    let id = *request_id;
+                                    state.connections.answer(host.host_id, id, answer);
+                                }
+                            }
+                            Ok(AgentMessage::Hello { .. }) => {
+                                let (code, msg) = invalid(&DecodeError::Invalid);
+                                refuse(&mut socket, code, msg).await;
+                                break;
+                            }
+                            Err(e) => {
+                                let (code, msg) = invalid(&e);
+                                refuse(&mut socket, code, msg).await;
                                 break;
                             }
                         }
-                        Ok(AgentMessage::Running { session_ids }) => {
-                            let ids: Vec<Uuid> = session_ids.iter().filter_map(|s| s.parse().ok()).collect();
-                            match state.store.reconcile_host_sessions(host.host_id, &ids, connected_at, now_us(state.clock.as_ref())).await {
-                                Ok(0) => {}
-                                Ok(n) => tracing::warn!(host = %host.host_id, sessions = n, "sessions lost: the host no longer runs them"),
-                                Err(e) => tracing::warn!(error = %e, "cannot reconcile a host's sessions"),
-                            }
-                        }
-                        Ok(AgentMessage::SessionStarted { session_id, isolation }) => {
-                            crate::sessions::report(&state, &meta, &host, &session_id, HostReport::Started { isolation: &isolation }).await;
-                        }
-                        Ok(AgentMessage::SessionOutput { session_id, seq, stream, data }) => {
-                            let stream = if stream == "stderr" { "stderr" } else { "stdout" };
-                            let seq = i64::try_from(seq).unwrap_or(i64::MAX);
-                            crate::sessions::report(&state, &meta, &host, &session_id, HostReport::Output { seq, stream, data: &data }).await;
-                        }
-                        Ok(AgentMessage::SessionEnded { session_id, status, exit_code, error, .. }) => {
-                            let status = match status.as_str() {
-                                "done" => "done",
-                                "canceled" => "canceled",
-                                _ => "failed",
-                            };
-                            crate::sessions::report(&state, &meta, &host, &session_id, HostReport::Ended { status, exit_code, error: error.as_deref() }).await;
-                        }
-                        Ok(answer @ AgentMessage::FileResponse { .. }) => {
-                            if let AgentMessage::FileResponse { request_id, .. } = &answer {
-                                let id = *request_id;
-                                state.connections.answer(host.host_id, id, answer);
-                            }
-                        }
-                        Ok(AgentMessage::Hello { .. }) => {
-                            let (code, msg) = invalid(&DecodeError::Invalid);
-                            refuse(&mut socket, code, msg).await;
-                            break;
-                        }
-                        Err(e) => {
-                            let (code, msg) = invalid(&e);
-                            refuse(&mut socket, code, msg).await;
-                            break;
-                        }
-                    },
+                    }
                 }
             }
         }
@@ -566,6 +663,10 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
         .host_disconnected(host.host_id, &node, now)
         .await;
 }
+
+/// At most this many output chunks (and about this many bytes) are recorded together.
+const OUTPUT_BURST: usize = 64;
+const OUTPUT_BURST_BYTES: usize = 1 << 20;
 
 /// Every heartbeat interval: sessions whose host has been away for three heartbeats (or was
 /// deleted) are lost.

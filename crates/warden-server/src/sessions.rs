@@ -7,7 +7,7 @@ use uuid::Uuid;
 use warden_domain::audit::Outcome;
 use warden_domain::tenancy::{Provider, WorkspaceId};
 use warden_protocol::Secret;
-use warden_store::sessions::HostReport;
+use warden_store::sessions::{HostReport, OutputChunk};
 use warden_store::tenancy::{SecretKind, WorkspaceTx};
 
 use crate::audit::request::RequestMeta;
@@ -60,7 +60,7 @@ pub async fn report(
         return;
     };
     let event = match report {
-        HostReport::Started { isolation } => Some(meta.event(
+        HostReport::Started { isolation } => meta.event(
             state.clock.now(),
             host.actor(),
             "session.started",
@@ -68,10 +68,10 @@ pub async fn report(
             Some(id.to_string()),
             Outcome::Success,
             json!({ "isolation": isolation }),
-        )),
+        ),
         HostReport::Ended {
             status, exit_code, ..
-        } => Some(meta.event(
+        } => meta.event(
             state.clock.now(),
             host.actor(),
             "session.ended",
@@ -83,8 +83,7 @@ pub async fn report(
                 Outcome::Success
             },
             json!({ "status": status, "exit_code": exit_code }),
-        )),
-        HostReport::Output { .. } => None,
+        ),
     };
     let ended = matches!(report, HostReport::Ended { .. });
     let applied = state
@@ -94,7 +93,7 @@ pub async fn report(
             id,
             report,
             now_us(state.clock.as_ref()),
-            event.map(|e| (state.audit_key.as_ref(), e)),
+            (state.audit_key.as_ref(), event),
         )
         .await;
     match applied {
@@ -105,6 +104,47 @@ pub async fn report(
             "a host reported on a session it was not given; ignored"
         ),
         Err(e) => tracing::error!(error = %e, "cannot record a host's session report"),
+    }
+}
+
+/// Records a burst of output a host reported (session id, seq, stream, text), in one
+/// transaction, and wakes the readers of the sessions it belongs to.
+pub async fn report_output(
+    state: &AppState,
+    host: &HostCaller,
+    burst: &[(String, u64, String, String)],
+) {
+    let chunks: Vec<OutputChunk<'_>> = burst
+        .iter()
+        .filter_map(|(session, seq, stream, data)| {
+            Some(OutputChunk {
+                session: session.parse().ok()?,
+                seq: i64::try_from(*seq).unwrap_or(i64::MAX),
+                stream: if stream == "stderr" {
+                    "stderr"
+                } else {
+                    "stdout"
+                },
+                data,
+            })
+        })
+        .collect();
+    if chunks.len() < burst.len() {
+        tracing::warn!(host = %host.host_id, "a host reported output of a malformed session id");
+    }
+    match state.store.host_output(host.host_id, &chunks).await {
+        Ok(applied) => {
+            for id in &applied {
+                state.session_feeds.notify(*id, false);
+            }
+            if chunks.iter().any(|c| !applied.contains(&c.session)) {
+                tracing::warn!(
+                    host = %host.host_id,
+                    "a host reported output of a session it was not given; ignored"
+                );
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot record a host's session output"),
     }
 }
 

@@ -199,15 +199,6 @@ pub enum HostReport<'a> {
         /// `landlock`, `landlock-partial` or `basic`.
         isolation: &'a str,
     },
-    /// A chunk of output.
-    Output {
-        /// Position.
-        seq: i64,
-        /// `stdout` or `stderr`.
-        stream: &'a str,
-        /// Text.
-        data: &'a str,
-    },
     /// It ended.
     Ended {
         /// `done`, `failed` or `canceled`.
@@ -219,17 +210,33 @@ pub enum HostReport<'a> {
     },
 }
 
+/// One chunk of a session's output, as its host reported it.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputChunk<'a> {
+    /// The session.
+    pub session: Uuid,
+    /// Position.
+    pub seq: i64,
+    /// `stdout` or `stderr`.
+    pub stream: &'a str,
+    /// Text.
+    pub data: &'a str,
+}
+
+/// Rows per multi-row insert of output (3 parameters each, well under SQLite's limit).
+const OUTPUT_ROWS_PER_INSERT: usize = 100;
+
 impl crate::Store {
     /// Applies a host's report on session `id`, if that session was given to `host`. Returns
-    /// the session's workspace when it applied (for the audit trail), `None` otherwise.
-    /// `audit`, when given, is recorded in the same transaction, marked with the workspace.
+    /// the session's workspace when it applied, `None` otherwise. `audit` is recorded in the
+    /// same transaction, marked with the workspace.
     pub async fn host_report(
         &self,
         host: Uuid,
         id: Uuid,
         report: HostReport<'_>,
         now: i64,
-        audit: Option<(&crate::audit::ChainKey, warden_domain::audit::NewEvent)>,
+        audit: (&crate::audit::ChainKey, warden_domain::audit::NewEvent),
     ) -> Result<Option<Uuid>, StoreError> {
         let mut tx = self.begin_hosts().await?;
         let ws = host_session(&mut tx, host, id).await?;
@@ -249,22 +256,6 @@ impl crate::Store {
                 .execute(c)
                 .await
                 .map(drop))?;
-            }
-            HostReport::Output { seq, stream, data } => {
-                on_tx!(tx, |c| {
-                    sqlx::query(
-                    "INSERT INTO agent_session_output (session_id, workspace_id, seq, stream, data) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
-                )
-                .bind(id)
-                .bind(ws)
-                .bind(seq)
-                .bind(stream)
-                .bind(data)
-                .execute(c)
-                .await
-                .map(drop)
-                })?;
             }
             HostReport::Ended {
                 status,
@@ -287,15 +278,64 @@ impl crate::Store {
                 })?;
             }
         }
-        if let Some((key, event)) = audit {
-            let event = warden_domain::audit::NewEvent {
-                workspace_id: Some(ws.to_string()),
-                ..event
-            };
-            tx.record(key, &event).await?;
-        }
+        let (key, event) = audit;
+        let event = warden_domain::audit::NewEvent {
+            workspace_id: Some(ws.to_string()),
+            ..event
+        };
+        tx.record(key, &event).await?;
         tx.commit().await?;
         Ok(Some(ws))
+    }
+
+    /// Records a burst of output chunks a host reported, in one transaction: each chunk only
+    /// if its session was given to `host`. Returns the sessions that got output.
+    pub async fn host_output(
+        &self,
+        host: Uuid,
+        chunks: &[OutputChunk<'_>],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.begin_hosts().await?;
+        let mut sessions: Vec<(Uuid, Option<Uuid>)> = Vec::new();
+        for c in chunks {
+            if !sessions.iter().any(|(id, _)| *id == c.session) {
+                let ws = host_session(&mut tx, host, c.session).await?;
+                sessions.push((c.session, ws));
+            }
+        }
+        for (id, ws) in &sessions {
+            let Some(ws) = ws else { continue };
+            let mine: Vec<&OutputChunk<'_>> = chunks.iter().filter(|c| c.session == *id).collect();
+            for part in mine.chunks(OUTPUT_ROWS_PER_INSERT) {
+                let mut sql = String::from(
+                    "INSERT INTO agent_session_output (session_id, workspace_id, seq, stream, data) \
+                     VALUES ",
+                );
+                for i in 0..part.len() {
+                    let n = 3 + i * 3;
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("($1, $2, ${n}, ${}, ${})", n + 1, n + 2));
+                }
+                sql.push_str(" ON CONFLICT DO NOTHING");
+                // Only placeholders are formatted into the text; every value is bound.
+                on_tx!(tx, |c| {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                        .bind(*id)
+                        .bind(*ws);
+                    for chunk in part {
+                        q = q.bind(chunk.seq).bind(chunk.stream).bind(chunk.data);
+                    }
+                    q.execute(c).await.map(drop)
+                })?;
+            }
+        }
+        tx.commit().await?;
+        Ok(sessions
+            .into_iter()
+            .filter_map(|(id, ws)| ws.map(|_| id))
+            .collect())
     }
 
     /// A host says which sessions it runs: its other unfinished sessions created before

@@ -842,7 +842,12 @@ impl Follow {
         let empty = chunks.is_empty();
         for c in chunks {
             self.after = c.seq;
-            let data = json!({"seq": c.seq, "stream": c.stream, "data": c.data}).to_string();
+            let data = serde_json::to_string(&Chunk {
+                seq: c.seq,
+                stream: c.stream,
+                data: c.data,
+            })
+            .unwrap_or_default();
             self.queue.push_back(
                 axum::response::sse::Event::default()
                     .id(c.seq.to_string())

@@ -406,3 +406,185 @@ async fn deleting_rejecting_or_replacing_a_host_on_one_node_drops_its_connection
     let quiet = tokio::time::timeout(std::time::Duration::from_millis(500), second.next()).await;
     assert!(quiet.is_err(), "the newer connection was ended: {quiet:?}");
 }
+
+/// A host reports only on sessions given to it: another host's reports on them are ignored,
+/// whether sent alone or inside a burst of its own output. A burst of output sent back to
+/// back (recorded together) keeps every chunk, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_reports_only_on_its_own_sessions_and_a_burst_of_output_keeps_its_order() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws_id = api(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/workspaces",
+        Some(json!({"name": "Bursts"})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api(
+        &app,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{ws_id}/settings"),
+        Some(json!({"repository": "/srv/repositories/bursts"})),
+    )
+    .await;
+    let mut hosts = Vec::new();
+    for name in ["runner", "intruder"] {
+        let created = api(
+            &app,
+            &admin,
+            Method::POST,
+            "/api/v1/hosts",
+            Some(json!({"name": name, "kind": "session"})),
+        )
+        .await;
+        let id = created["host"]["id"].as_str().unwrap().to_owned();
+        api(
+            &app,
+            &admin,
+            Method::POST,
+            &format!("/api/v1/hosts/{id}/approve"),
+            None,
+        )
+        .await;
+        let (ws, _) = welcomed(&app, created["api_key"].as_str().unwrap()).await;
+        hosts.push((id, ws));
+    }
+    let (intruder_id, mut intruder) = hosts.pop().unwrap();
+    let (runner_id, mut runner) = hosts.pop().unwrap();
+    let sessions = format!("/api/v1/workspaces/{ws_id}/sessions");
+    let session = api(
+        &app,
+        &admin,
+        Method::POST,
+        &sessions,
+        Some(json!({"provider": "command", "command": ["true"], "host_id": runner_id})),
+    )
+    .await;
+    let sid = session["id"].as_str().unwrap().to_owned();
+    assert!(matches!(
+        next(&mut runner).await,
+        Some(ServerMessage::StartSession { session_id, .. }) if session_id == sid
+    ));
+    let output = |seq: u64, data: String| {
+        Message::text(
+            AgentMessage::SessionOutput {
+                session_id: sid.clone(),
+                seq,
+                stream: "stdout".into(),
+                data,
+            }
+            .encode(),
+        )
+    };
+    // The intruder claims the session, alone and in a burst.
+    intruder
+        .send(Message::text(
+            AgentMessage::SessionStarted {
+                session_id: sid.clone(),
+                isolation: "none".into(),
+            }
+            .encode(),
+        ))
+        .await
+        .unwrap();
+    for seq in 0..5 {
+        intruder
+            .feed(output(1000 + seq, format!("forged-{seq}\n")))
+            .await
+            .unwrap();
+    }
+    intruder.flush().await.unwrap();
+
+    runner
+        .send(Message::text(
+            AgentMessage::SessionStarted {
+                session_id: sid.clone(),
+                isolation: "landlock".into(),
+            }
+            .encode(),
+        ))
+        .await
+        .unwrap();
+    // 300 chunks back to back, with a report on an unknown session in the middle.
+    for seq in 0..300u64 {
+        runner
+            .feed(output(seq, format!("line {seq:03}\n")))
+            .await
+            .unwrap();
+        if seq == 150 {
+            runner
+                .feed(Message::text(
+                    AgentMessage::SessionOutput {
+                        session_id: "01234567-89ab-7def-8123-456789abcdef".into(),
+                        seq: 0,
+                        stream: "stdout".into(),
+                        data: "nowhere\n".into(),
+                    }
+                    .encode(),
+                ))
+                .await
+                .unwrap();
+        }
+    }
+    runner
+        .feed(Message::text(
+            AgentMessage::SessionEnded {
+                session_id: sid.clone(),
+                seq: 300,
+                status: "done".into(),
+                exit_code: Some(0),
+                error: None,
+            }
+            .encode(),
+        ))
+        .await
+        .unwrap();
+    runner.flush().await.unwrap();
+
+    let mut done = Value::Null;
+    for _ in 0..200 {
+        done = api(
+            &app,
+            &admin,
+            Method::GET,
+            &format!("{sessions}/{sid}"),
+            None,
+        )
+        .await;
+        if done["status"] == "done" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(
+        done["isolation"], "landlock",
+        "the intruder's report was ignored"
+    );
+    let page = api(
+        &app,
+        &admin,
+        Method::GET,
+        &format!("{sessions}/{sid}/output?limit=1000"),
+        None,
+    )
+    .await;
+    let chunks = page["chunks"].as_array().unwrap();
+    assert_eq!(chunks.len(), 300, "{page}");
+    for (i, c) in chunks.iter().enumerate() {
+        assert_eq!(c["seq"], i as u64);
+        assert_eq!(c["data"], format!("line {i:03}\n"));
+    }
+    let started = crate::identity::audit_rows(&app, "session.started").await;
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].actor_id.as_deref(), Some(runner_id.as_str()));
+    assert_ne!(started[0].actor_id.as_deref(), Some(intruder_id.as_str()));
+    // Both connections are still up: ignoring a report is not a reason to drop a host.
+    assert_eq!(app.server.state().connections.count(), 2);
+}
