@@ -91,9 +91,16 @@ pub async fn ensure_mirror(
     let mirror = cache.join(format!("{workspace}.git"));
     if mirror.join("HEAD").exists() {
         let mut cmd = git(pat);
-        cmd.arg("-C")
-            .arg(&mirror)
-            .args(["fetch", "--prune", "origin"]);
+        // Everything the repository has, pruned as it prunes, except the sessions' own
+        // branches: never taken from the repository, never pruned because it lacks them.
+        cmd.arg("-C").arg(&mirror).args([
+            "fetch",
+            "--prune",
+            "--no-write-fetch-head",
+            "origin",
+            "+refs/*:refs/*",
+            SESSION_BRANCHES_EXCLUDED,
+        ]);
         run(cmd, "fetch", pat).await?;
         return Ok(mirror);
     }
@@ -109,6 +116,18 @@ pub async fn ensure_mirror(
     };
     cmd.arg(&mirror);
     run(cmd, "clone", pat).await?;
+    // The repository's own `warden/…` branches, if any, are not the sessions'.
+    let mut cmd = git(None);
+    cmd.arg("-C")
+        .arg(&mirror)
+        .args(["for-each-ref", "--format=%(refname)", "refs/heads/warden/"]);
+    for name in run(cmd, "clone", None).await?.lines() {
+        let mut cmd = git(None);
+        cmd.arg("-C")
+            .arg(&mirror)
+            .args(["update-ref", "-d", "--no-deref", name]);
+        run(cmd, "clone", None).await?;
+    }
     Ok(mirror)
 }
 
@@ -116,6 +135,9 @@ pub async fn ensure_mirror(
 pub fn branch(session: &str) -> String {
     format!("warden/{session}")
 }
+
+/// A negative refspec: the sessions' branches (`refs/heads/warden/…`) belong to this mirror.
+const SESSION_BRANCHES_EXCLUDED: &str = "^refs/heads/warden/*";
 
 /// Adds the session's worktree under `root` on a new branch from `base` (default: the
 /// mirror's HEAD). With `owner`, git runs as that user, so the files are the session user's

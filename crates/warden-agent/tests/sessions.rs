@@ -415,3 +415,85 @@ async fn a_token_never_reaches_the_mirror_config_or_an_error() {
         .unwrap();
     assert!(grep.stdout.is_empty());
 }
+
+/// The next session's fetch keeps the mirror up to date (new and deleted branches of the
+/// repository) without pruning the branches of sessions that keep theirs, and a branch of the
+/// repository named like a session's never overwrites it.
+#[tokio::test]
+async fn fetching_the_mirror_keeps_every_session_branch() {
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("README.md"), "# one\n").unwrap();
+    sh(
+        &repo,
+        "git init -q -b main && git add -A && \
+         git -c user.name=t -c user.email=t@example.com commit -q -m one && \
+         git branch feature && git branch warden/s98",
+    );
+    let source = Source::Path(repo.clone());
+    let cache = root.path().join("mirrors");
+    let mirror = ensure_mirror(&cache, "ws", &source, None).await.unwrap();
+    let worktrees = root.path().join("worktrees");
+    let s1 = add_worktree(&mirror, &worktrees, "s1", None, None)
+        .await
+        .unwrap();
+    std::fs::write(s1.join("work.txt"), "the session's work\n").unwrap();
+    // A session named like the repository's branch still gets a branch of its own.
+    add_worktree(&mirror, &worktrees, "s98", None, None)
+        .await
+        .unwrap();
+    sh(
+        &s1,
+        "git add -A && git -c user.name=a -c user.email=a@example.com commit -q -m work",
+    );
+    let rev = |r: &str| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&mirror)
+            .args(["-c", "safe.directory=*", "rev-parse", "--verify", "-q", r])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let work = rev("refs/heads/warden/s1");
+    assert!(!work.is_empty());
+    // Upstream moves on: a new commit, a branch deleted, a branch named like the session's.
+    sh(
+        &repo,
+        "echo two > README.md && git -c user.name=t -c user.email=t@example.com commit -qam two \
+         && git branch -D -q feature && git branch warden/s1 main~1 && git branch warden/s99",
+    );
+    let mirror = ensure_mirror(&cache, "ws", &source, None).await.unwrap();
+    assert_eq!(rev("refs/heads/main"), {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["rev-parse", "main"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    });
+    assert_eq!(
+        rev("refs/heads/feature"),
+        "",
+        "deleted upstream, pruned here"
+    );
+    assert_eq!(
+        rev("refs/heads/warden/s1"),
+        work,
+        "the session's branch is kept"
+    );
+    assert_eq!(
+        rev("refs/heads/warden/s99"),
+        "",
+        "not taken from the repository"
+    );
+    // The kept session still diffs against its base and commits on its branch.
+    assert!(
+        diff(&s1, "main~1")
+            .await
+            .unwrap()
+            .contains("the session's work")
+    );
+}

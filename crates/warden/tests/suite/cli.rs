@@ -683,6 +683,31 @@ async fn warden_host_manages_hosts_through_the_api_with_the_saved_login() {
     assert!(ok && !out.contains(&id), "{out}");
 }
 
+/// A server the test started, killed if the test fails before stopping it.
+struct KillOnDrop(std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// The single-machine default: `warden serve` with no configuration also runs a local host,
 /// so a session works with nothing else installed.
 #[tokio::test]
@@ -703,12 +728,14 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
             .unwrap()
             .success()
     );
-    let mut child = warden(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        warden(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut banner = String::new();
     loop {
