@@ -464,7 +464,8 @@ async fn fetching_the_mirror_keeps_every_session_branch() {
         "echo two > README.md && git -c user.name=t -c user.email=t@example.com commit -qam two \
          && git branch -D -q feature && git branch warden/s1 main~1 && git branch warden/s99",
     );
-    let mirror = ensure_mirror(&cache, "ws", &source, None).await.unwrap();
+    let again = ensure_mirror(&cache, "ws", &source, None).await.unwrap();
+    assert_eq!(again, mirror);
     assert_eq!(rev("refs/heads/main"), {
         let out = Command::new("git")
             .arg("-C")
