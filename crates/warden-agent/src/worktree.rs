@@ -97,6 +97,8 @@ pub async fn ensure_mirror(
             "fetch",
             "--prune",
             "--no-write-fetch-head",
+            // Not on a session's way: housekeeping would run after every fetch.
+            "--no-auto-maintenance",
             "origin",
             "+refs/*:refs/*",
             SESSION_BRANCHES_EXCLUDED,
@@ -112,7 +114,10 @@ pub async fn ensure_mirror(
     cmd.args(["clone", "--mirror", "--quiet"]);
     match source {
         Source::Url(url) => cmd.arg(url),
-        Source::Path(path) => cmd.arg(path),
+        // Through git's transport, never by hard links: the mirror is handed to the session
+        // user and written by sessions, and a hard link would hand over and expose the
+        // repository's own files. It also arrives packed (a few files, not one per object).
+        Source::Path(path) => cmd.arg("--no-local").arg(path),
     };
     cmd.arg(&mirror);
     run(cmd, "clone", pat).await?;

@@ -465,6 +465,21 @@ async fn fetching_the_mirror_keeps_every_session_branch() {
          && git branch -D -q feature && git branch warden/s1 main~1 && git branch warden/s99",
     );
     let again = ensure_mirror(&cache, "ws", &source, None).await.unwrap();
+    // Nothing in the mirror is a hard link to the repository's files (they would be handed
+    // to the session user with the mirror).
+    let mut stack = vec![mirror.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else {
+                use std::os::unix::fs::MetadataExt;
+                assert_eq!(meta.nlink(), 1, "{} is a hard link", entry.path().display());
+            }
+        }
+    }
     assert_eq!(again, mirror);
     assert_eq!(rev("refs/heads/main"), {
         let out = Command::new("git")
