@@ -4,7 +4,10 @@
 //! client; then a provider that prints its own clock every 10 ms: the delay per line until the
 //! client has it.
 //!
-//! `cargo build --release -p warden-agent && cargo run --release -p warden-agent --example session_stream -- [MIB]`
+//! Last, start-up through the API: from "create session" to "provider process started" on a
+//! repository of 10,000 files, against a bare `git worktree add` of the same mirror.
+//!
+//! `cargo build --release -p warden-agent && cargo run --release -p warden-agent --example session_stream -- [MIB] [RUNS]`
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Stdio;
@@ -209,4 +212,117 @@ async fn main() {
         p(0.99),
         p(1.0)
     );
+
+    // Start-up through the API: "create session" (the record's created_at) to "provider
+    // process started" (its started_at, when the host's report arrived), on a repository of
+    // 10,000 files, alternating with a bare `git worktree add` of the agent's mirror.
+    let big = root.path().join("big");
+    for i in 0..10_000 {
+        let dir = big.join(format!("src/m{:03}", i % 100));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("f{i}.rs")),
+            format!("pub fn f{i}() -> u32 {{ {i} }}\n"),
+        )
+        .unwrap();
+    }
+    assert!(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("git init -q -b main && git add -A && git -c user.name=t -c user.email=t@example.com commit -q -m init")
+            .current_dir(&big)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let big_ws = call(
+        &app,
+        &admin,
+        reqwest::Method::POST,
+        "/api/v1/workspaces",
+        json!({"name": "Big"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        &app,
+        &admin,
+        reqwest::Method::PUT,
+        &format!("/api/v1/workspaces/{big_ws}/settings"),
+        json!({"repository": big.display().to_string()}),
+    )
+    .await;
+    let big_sessions = format!("/api/v1/workspaces/{big_ws}/sessions");
+    let parse = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v.as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    let open = || {
+        let (app, admin, path) = (&app, &admin, big_sessions.clone());
+        async move {
+            let s = call(
+                app,
+                admin,
+                reqwest::Method::POST,
+                &path,
+                json!({"provider": "command", "command": ["true"], "mode": "chat"}),
+            )
+            .await;
+            let id = s["id"].as_str().unwrap().to_owned();
+            loop {
+                let s = call(
+                    app,
+                    admin,
+                    reqwest::Method::GET,
+                    &format!("{path}/{id}"),
+                    Value::Null,
+                )
+                .await;
+                if s["status"] != "waiting" && s["status"] != "running" {
+                    assert_eq!(s["status"], "done", "{s}");
+                    return (parse(&s["started_at"]) - parse(&s["created_at"])).as_seconds_f64()
+                        * 1000.0;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let first = open().await;
+    let mirror = root.path().join(format!("agent/mirrors/{big_ws}.git"));
+    let runs: usize = std::env::args().nth(2).map_or(7, |a| a.parse().unwrap());
+    let (mut session_ms, mut bare_ms) = (Vec::new(), Vec::new());
+    for n in 0..runs {
+        session_ms.push(open().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let dir = root.path().join(format!("bare-{n}"));
+        let t = Instant::now();
+        assert!(
+            std::process::Command::new("git")
+                .args(["-c", "safe.directory=*", "-C"])
+                .arg(&mirror)
+                .args(["worktree", "add", "-q", "-b", &format!("bare/{n}")])
+                .arg(&dir)
+                .arg("HEAD")
+                .status()
+                .unwrap()
+                .success()
+        );
+        bare_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (s, b) = (median(&session_ms), median(&bare_ms));
+    println!("start-up on 10,000 files, {runs} runs each (first session, cloning: {first:.0} ms):");
+    println!("  create session -> provider started  {s:7.1} ms median  {session_ms:.1?}");
+    println!("  bare `git worktree add`            {b:7.1} ms median  {bare_ms:.1?}");
+    println!("  ratio                              {:7.2}x", s / b);
 }
