@@ -128,7 +128,7 @@ async fn agent(cli: Cli) -> ExitCode {
         let key = key(&cli)?;
         let target = session::Target::new(&cli.url, cli.ca_file.as_deref())?;
         let runner = std::sync::Arc::new(runner(&cli)?);
-        let cleaned = runner.recover().await;
+        let cleaned = runner.recover().await?;
         if !cleaned.is_empty() {
             tracing::warn!(sessions = ?cleaned, "ended what a previous agent left running");
         }

@@ -47,6 +47,26 @@ pub struct Runner {
     run_as: Option<(u32, u32)>,
     running: Mutex<HashMap<String, Running>>,
     mirrors: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The data directory's lock, held from [`Runner::recover`] on.
+    claim: Mutex<Option<std::fs::File>>,
+}
+
+/// Another agent holds this data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// Its lock is taken.
+    #[error(
+        "another agent is using {0} (its lock file is held); give each agent a data directory of its own"
+    )]
+    Taken(PathBuf),
+    /// The lock file could not be opened.
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +89,7 @@ impl Runner {
             run_as,
             running: Mutex::new(HashMap::new()),
             mirrors: Mutex::new(HashMap::new()),
+            claim: Mutex::new(None),
         }
     }
 
@@ -127,10 +148,38 @@ impl Runner {
         let _ = std::fs::write(self.record_path(&job.session_id), note.to_string());
     }
 
-    /// At start: ends the processes and removes the develop worktrees of sessions a previous
-    /// agent left running (it crashed or was killed). Chat and bot worktrees stay. Returns the
-    /// sessions cleaned up.
-    pub async fn recover(&self) -> Vec<String> {
+    /// At start: claims the data directory (an exclusive lock held as long as this runner
+    /// lives: a second agent on the same directory would end this one's sessions), then ends
+    /// the processes and removes the develop worktrees of sessions a previous agent left
+    /// running (it crashed or was killed). Chat and bot worktrees stay. Returns the sessions
+    /// cleaned up.
+    pub async fn recover(&self) -> Result<Vec<String>, ClaimError> {
+        let path = self.data_dir.join("agent.lock");
+        let io = |source| ClaimError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.data_dir).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(ClaimError::Taken(self.data_dir.clone()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        if let Ok(mut claim) = self.claim.lock() {
+            *claim = Some(file);
+        }
+        Ok(self.end_leftovers().await)
+    }
+
+    async fn end_leftovers(&self) -> Vec<String> {
         let mut cleaned = Vec::new();
         let Ok(entries) = std::fs::read_dir(self.data_dir.join("sessions")) else {
             return cleaned;

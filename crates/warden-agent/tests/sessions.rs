@@ -513,3 +513,18 @@ async fn fetching_the_mirror_keeps_every_session_branch() {
             .contains("the session's work")
     );
 }
+
+/// Two runners on one data directory: the second is refused before it touches anything (it
+/// would end the first one's sessions as leftovers).
+#[tokio::test]
+async fn a_data_directory_serves_one_runner_at_a_time() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("agent");
+    let first = warden_agent::work::Runner::new(dir.clone(), "/bin/true".into(), None);
+    first.recover().await.unwrap();
+    let second = warden_agent::work::Runner::new(dir.clone(), "/bin/true".into(), None);
+    let err = second.recover().await.unwrap_err();
+    assert!(err.to_string().contains("another agent is using"), "{err}");
+    drop(first);
+    second.recover().await.unwrap();
+}

@@ -99,20 +99,35 @@ async fn start_local_host(
         None
     };
     // As root, sessions run as `nobody`, who must reach their worktrees: not through the data
-    // directory, which stays private (0700) to this server.
+    // directory, which stays private (0700) to this server. Each data directory gets a local
+    // host directory of its own there, so servers side by side never touch each other's
+    // sessions.
     let host_dir = if run_as.is_some() {
-        std::path::PathBuf::from("/var/lib/warden-local-host")
+        let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let digest = aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            dir.as_os_str().as_encoded_bytes(),
+        );
+        let name: String = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        std::path::PathBuf::from("/var/lib/warden-local-host").join(name)
     } else {
         data_dir.join("local-host")
     };
     std::fs::create_dir_all(&host_dir)
         .with_context(|| format!("cannot create {}", host_dir.display()))?;
+    let host_dir_shown = host_dir.display().to_string();
     let runner = Arc::new(warden_agent::work::Runner::new(
         host_dir,
         std::env::current_exe().context("cannot find this program's path")?,
         run_as,
     ));
-    let cleaned = runner.recover().await;
+    let cleaned = runner
+        .recover()
+        .await
+        .with_context(|| format!("local host in {}", host_dir_shown))?;
     if !cleaned.is_empty() {
         tracing::warn!(sessions = ?cleaned, "local host: ended what it left running before");
     }

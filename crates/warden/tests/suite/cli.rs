@@ -748,7 +748,7 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
             break;
         }
     }
-    assert!(banner.contains("local host"), "{banner}");
+    assert!(banner.contains("also runs a local host"), "{banner}");
     let url = banner
         .lines()
         .next()
@@ -927,8 +927,11 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
     )
     .await
     .unwrap();
-    assert!(ok, "{out}{err}");
-    assert!(out.contains("cli-ok") && out.contains("# local"), "{out}");
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("cli-ok") && out.contains("# local"),
+        "stdout: {out}\nstderr: {err}"
+    );
     assert!(
         err.contains("to-stderr") && !out.contains("to-stderr"),
         "{err}"
@@ -953,8 +956,14 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
     .await
     .unwrap();
     assert!(!ok, "{out}{err}");
-    assert!(out.contains("about-to-fail"), "{out}");
-    assert!(err.contains("failed (exit status 3)"), "{err}");
+    assert!(
+        out.contains("about-to-fail"),
+        "stdout: {out}\nstderr: {err}"
+    );
+    assert!(
+        err.contains("failed (exit status 3)"),
+        "stdout: {out}\nstderr: {err}"
+    );
     let (ok, out, err) = cli(vec!["session", "list"], "").await.unwrap();
     assert!(ok, "{err}");
     assert!(out.contains(id), "{out}");
@@ -970,6 +979,66 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
     assert!(ok && out.contains("\"exit_code\": 3"), "{out}{err}");
     let (ok, out, err) = cli(vec!["session", "close", &chat], "").await.unwrap();
     assert!(ok && out.contains("closed"), "{out}{err}");
+    // A second server on this machine (another data directory) starts its own local host
+    // while a session of this one runs: it must leave that session alone.
+    let (ok, out, err) = cli(
+        vec![
+            "session",
+            "create",
+            "--provider",
+            "command",
+            "--",
+            "sh",
+            "-c",
+            "echo waiting; sleep 4; echo survived",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let long = out.trim().to_owned();
+    for _ in 0..100 {
+        if get(format!("{url}/api/v1/workspaces/{ws}/sessions/{long}")).await["status"] == "running"
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let other = tempfile::tempdir().unwrap();
+    let mut second = KillOnDrop(
+        warden(other.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut second_out = BufReader::new(second.stdout.take().unwrap());
+    let mut second_banner = String::new();
+    loop {
+        let mut line = String::new();
+        if second_out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        second_banner.push_str(&line);
+        if line.contains("stop with Ctrl-C") {
+            break;
+        }
+    }
+    assert!(
+        second_banner.contains("also runs a local host"),
+        "{second_banner}"
+    );
+    let (ok, out, err) = cli(vec!["session", "logs", &long, "--follow"], "")
+        .await
+        .unwrap();
+    assert!(
+        ok && out.contains("survived"),
+        "stdout: {out}\nstderr: {err}"
+    );
+    drop(second);
+
     // An unknown session and a bad provider are refused with the server's reason.
     let (ok, _, err) = cli(
         vec!["session", "show", "01234567-89ab-7def-8123-456789abcdef"],
