@@ -6,7 +6,6 @@
 
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
@@ -28,14 +27,15 @@ pub enum Stream {
 /// What a running process reports, in `seq` order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A chunk of output (at most 16 KiB).
+    /// A chunk of output: text that fits one protocol message (see [`wire_pieces`]).
     Output {
         /// Position in the session's stream.
         seq: u64,
         /// Which stream.
         stream: Stream,
-        /// The bytes.
-        data: Vec<u8>,
+        /// The text: the bytes as UTF-8, a character split across reads kept whole, invalid
+        /// sequences and NUL (which PostgreSQL text cannot hold) replaced by U+FFFD.
+        data: String,
     },
     /// The process ended.
     Exited {
@@ -86,6 +86,63 @@ pub struct Running {
 
 const CHUNK: usize = 16 * 1024;
 
+/// At most this many bytes of a chunk's text once escaped as JSON: a message with it stays
+/// well under the protocol's frame limit, whatever the text (a control character takes six).
+pub const WIRE_TEXT_BUDGET: usize = 32 * 1024;
+
+/// How much of `bytes` is whole UTF-8 characters: the end of a character a read cut in two is
+/// left for the next read (anything else invalid is replaced when converted).
+fn whole_chars(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    for back in 1..=n.min(3) {
+        let b = bytes[n - back];
+        if b & 0xC0 == 0x80 {
+            continue;
+        }
+        let need = match b {
+            0xF0.. => 4,
+            0xE0.. => 3,
+            0xC0.. => 2,
+            _ => 1,
+        };
+        return if need > back { n - back } else { n };
+    }
+    n
+}
+
+/// The text of `bytes`: invalid sequences and NUL become U+FFFD.
+fn text_of(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.into_owned()
+    }
+}
+
+/// Splits `text` at character boundaries into pieces of at most [`WIRE_TEXT_BUDGET`] bytes
+/// once escaped as JSON.
+pub fn wire_pieces(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, c) in text.char_indices() {
+        let escaped = match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if u32::from(c) < 0x20 => 6,
+            c => c.len_utf8(),
+        };
+        if size + escaped > WIRE_TEXT_BUDGET {
+            pieces.push(&text[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += escaped;
+    }
+    if start < text.len() {
+        pieces.push(&text[start..]);
+    }
+    pieces
+}
+
 /// Starts `spec`; the first event's `seq` is `first_seq`.
 pub fn start(spec: Spec, first_seq: u64) -> std::io::Result<Running> {
     if spec.argv.is_empty() {
@@ -115,7 +172,9 @@ pub fn start(spec: Spec, first_seq: u64) -> std::io::Result<Running> {
         .and_then(|p| i32::try_from(p).ok())
         .ok_or_else(|| std::io::Error::other("no process id"))?;
     let (tx, events) = mpsc::channel(64);
-    let seq = Arc::new(AtomicU64::new(first_seq));
+    // Numbered and sent under one lock, so the numbers follow the order of the channel even
+    // with standard output and standard error both busy.
+    let seq = Arc::new(tokio::sync::Mutex::new(first_seq));
     let readers: Vec<_> = [
         child.stdout.take().map(|r| {
             (
@@ -137,19 +196,36 @@ pub fn start(spec: Spec, first_seq: u64) -> std::io::Result<Running> {
         let seq = seq.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; CHUNK];
+            // Read bytes not yet sent: at most the start of one character.
+            let mut held: Vec<u8> = Vec::new();
             loop {
-                match reader.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let event = Event::Output {
-                            seq: seq.fetch_add(1, Ordering::SeqCst),
-                            stream,
-                            data: buf[..n].to_vec(),
-                        };
-                        if tx.send(event).await.is_err() {
-                            break;
-                        }
+                let n = match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => 0,
+                    Ok(n) => n,
+                };
+                let text = if n == 0 {
+                    text_of(&std::mem::take(&mut held))
+                } else {
+                    held.extend_from_slice(&buf[..n]);
+                    let whole = whole_chars(&held);
+                    let text = text_of(&held[..whole]);
+                    held.drain(..whole);
+                    text
+                };
+                for piece in wire_pieces(&text) {
+                    let mut next = seq.lock().await;
+                    let event = Event::Output {
+                        seq: *next,
+                        stream,
+                        data: piece.to_owned(),
+                    };
+                    *next += 1;
+                    if tx.send(event).await.is_err() {
+                        return;
                     }
+                }
+                if n == 0 {
+                    return;
                 }
             }
         })
@@ -164,13 +240,15 @@ pub fn start(spec: Spec, first_seq: u64) -> std::io::Result<Running> {
             Ok(s) => (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)),
             Err(_) => (None, None),
         };
+        let mut next = seq.lock().await;
         let _ = tx
             .send(Event::Exited {
-                seq: seq.fetch_add(1, Ordering::SeqCst),
+                seq: *next,
                 code,
                 signal,
             })
             .await;
+        *next += 1;
     });
     Ok(Running {
         pgid,
@@ -193,6 +271,36 @@ pub async fn stop(pgid: i32, grace: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_character_cut_by_a_read_waits_for_the_rest() {
+        let crab = "🦀".as_bytes();
+        for cut in 1..crab.len() {
+            let mut bytes = b"ab".to_vec();
+            bytes.extend_from_slice(&crab[..cut]);
+            assert_eq!(whole_chars(&bytes), 2, "cut after {cut} bytes");
+        }
+        assert_eq!(whole_chars("ab🦀".as_bytes()), 6);
+        assert_eq!(whole_chars("é".as_bytes()), 2);
+        assert_eq!(whole_chars(b""), 0);
+        // Not the start of a character: nothing to wait for, it is replaced.
+        assert_eq!(whole_chars(&[b'a', 0x80, 0x80, 0x80]), 4);
+        assert_eq!(text_of(&[b'a', 0, 0xFF]), "a\u{FFFD}\u{FFFD}");
+    }
+
+    #[test]
+    fn every_piece_fits_a_message_once_escaped() {
+        let wild: String = "\u{1}\0\"\\\n🦀x".repeat(20_000);
+        let pieces = wire_pieces(&wild);
+        assert!(pieces.len() > 1);
+        assert_eq!(pieces.concat(), wild);
+        for p in &pieces {
+            let json = serde_json::to_string(p).unwrap();
+            assert!(json.len() <= WIRE_TEXT_BUDGET + 2, "{}", json.len());
+        }
+        assert!(wire_pieces("").is_empty());
+        assert_eq!(wire_pieces("short"), ["short"]);
+    }
 
     #[test]
     fn a_spec_never_prints_its_environment_values() {

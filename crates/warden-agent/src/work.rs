@@ -381,7 +381,7 @@ impl Runner {
                                 Stream::Stdout => "stdout".into(),
                                 Stream::Stderr => "stderr".into(),
                             },
-                            data: String::from_utf8_lossy(&data).into_owned(),
+                            data,
                         })
                         .await;
                 }

@@ -305,6 +305,44 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         "{again}"
     );
 
+    // Output a provider may well print: 100,000 control characters and NUL bytes (six times
+    // their size once escaped for the wire), then 40,000 four-byte characters cut at every
+    // read; then a line. All of it arrives, intact and in order, and the host stays connected.
+    let wild = ok(
+        &app,
+        &admin,
+        Method::POST,
+        &sessions,
+        Some(json!({"provider": "command", "command": ["sh", "-c",
+            "head -c 50000 /dev/zero; head -c 50000 /dev/zero | tr '\\0' '\\1'; \
+             i=0; while [ $i -lt 100 ]; do printf '\\360\\237\\246\\200%.0s' $(seq 400); i=$((i+1)); done; \
+             echo; echo after-the-noise"]})),
+    )
+    .await;
+    let (text, done) = finish(&app, &admin, &ws, wild["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let tail: String = {
+        let mut t: Vec<char> = text.chars().rev().take(80).collect();
+        t.reverse();
+        t.into_iter().collect()
+    };
+    assert!(
+        text.contains("🦀\nafter-the-noise\n"),
+        "{} chars, ending {tail:?}",
+        text.chars().count()
+    );
+    assert_eq!(
+        text.chars().filter(|c| *c == '\u{FFFD}').count(),
+        50_000,
+        "NUL is replaced"
+    );
+    assert_eq!(text.chars().filter(|c| *c == '\u{1}').count(), 50_000);
+    assert_eq!(
+        text.chars().filter(|c| *c == '\u{1F980}').count(),
+        40_000,
+        "no character is cut"
+    );
+
     // A chat session that runs until stopped.
     let long = ok(
         &app,

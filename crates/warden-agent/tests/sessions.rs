@@ -127,7 +127,7 @@ async fn run_in(host: &Host, argv: &[&str], env: &[(&str, &str)]) -> Ran {
         confinement: host.confinement("s1", &host.s1),
     };
     let mut running = start(spec, 0).unwrap();
-    let mut output = Vec::new();
+    let mut output = String::new();
     let mut last_seq = None;
     loop {
         let event = tokio::time::timeout(Duration::from_secs(30), running.events.recv())
@@ -143,11 +143,11 @@ async fn run_in(host: &Host, argv: &[&str], env: &[(&str, &str)]) -> Ran {
         );
         last_seq = Some(seq);
         match event {
-            Event::Output { data, .. } => output.extend(data),
+            Event::Output { data, .. } => output.push_str(&data),
             Event::Exited { code, .. } => {
                 return Ran {
                     code,
-                    output: String::from_utf8_lossy(&output).into_owned(),
+                    output,
                     isolation: running.isolation,
                 };
             }
@@ -251,7 +251,7 @@ async fn stopping_a_session_ends_its_whole_process_group() {
     match running.events.recv().await.unwrap() {
         Event::Output { seq, data, .. } => {
             assert_eq!(seq, 100);
-            assert!(String::from_utf8_lossy(&data).contains("started"));
+            assert!(data.contains("started"));
         }
         other => panic!("{other:?}"),
     }

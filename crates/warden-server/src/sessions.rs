@@ -114,9 +114,22 @@ pub async fn report_output(
     host: &HostCaller,
     burst: &[(String, u64, String, String)],
 ) {
+    // PostgreSQL text cannot hold NUL; the agent replaces it, and so does this side for any
+    // other sender (a rejected insert would lose the whole burst).
+    let cleaned: Vec<std::borrow::Cow<'_, str>> = burst
+        .iter()
+        .map(|(_, _, _, data)| {
+            if data.contains('\0') {
+                std::borrow::Cow::Owned(data.replace('\0', "\u{FFFD}"))
+            } else {
+                std::borrow::Cow::Borrowed(data.as_str())
+            }
+        })
+        .collect();
     let chunks: Vec<OutputChunk<'_>> = burst
         .iter()
-        .filter_map(|(session, seq, stream, data)| {
+        .zip(&cleaned)
+        .filter_map(|((session, seq, stream, _), data)| {
             Some(OutputChunk {
                 session: session.parse().ok()?,
                 seq: i64::try_from(*seq).unwrap_or(i64::MAX),
