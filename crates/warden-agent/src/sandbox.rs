@@ -14,11 +14,13 @@ use std::path::{Path, PathBuf};
 
 use landlock::{
     ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreated, RulesetCreatedAttr, RulesetStatus,
+    RulesetCreated, RulesetCreatedAttr, RulesetStatus, Scope,
 };
 
-/// The Landlock ABI this build asks for (best effort down to what the kernel has).
-const TARGET_ABI: ABI = ABI::V5;
+/// The Landlock ABI this build asks for (best effort down to what the kernel has). V6 adds
+/// scopes: no signals to, and no connections to abstract Unix sockets of, processes outside
+/// the session (sessions all run as one user, so permissions do not separate them).
+const TARGET_ABI: ABI = ABI::V6;
 
 /// Read and execute beneath these (programs, libraries, certificates).
 const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/opt"];
@@ -126,6 +128,7 @@ fn ruleset(c: &Confinement) -> Result<RulesetCreated, landlock::RulesetError> {
     let ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(all)?
+        .scope(Scope::from_all(TARGET_ABI))?
         .create()?;
     let ruleset = add_beneath(ruleset, SYSTEM_DIRS.iter().map(PathBuf::from), read)?;
     let ruleset = add_beneath(ruleset, SYSTEM_FILES.iter().map(PathBuf::from), read)?;

@@ -528,3 +528,39 @@ async fn a_data_directory_serves_one_runner_at_a_time() {
     drop(first);
     second.recover().await.unwrap();
 }
+
+/// Sessions run as one user when the agent is root, so only the confinement keeps one session
+/// from signalling another's processes: Landlock's signal scope (this kernel has it).
+#[tokio::test]
+async fn a_session_cannot_signal_another_sessions_processes() {
+    let host = host().await;
+    let victim = Spec {
+        launcher: PathBuf::from(env!("CARGO_BIN_EXE_warden-agent")),
+        argv: vec!["sh".into(), "-c".into(), "echo $$; exec sleep 30".into()],
+        env: Vec::new(),
+        confinement: host.confinement("s10", &host.s10),
+    };
+    let mut victim = start(victim, 0).unwrap();
+    let pid = match victim.events.recv().await.unwrap() {
+        Event::Output { data, .. } => data.trim().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    for signal in ["KILL", "TERM", "STOP"] {
+        let ran = run_in(
+            &host,
+            &[
+                "sh",
+                "-c",
+                &format!("kill -{signal} {pid} && echo delivered"),
+            ],
+            &[],
+        )
+        .await;
+        assert_ne!(ran.code, Some(0), "SIG{signal}: {}", ran.output);
+        assert!(!ran.output.contains("delivered"), "SIG{signal}");
+    }
+    // Still asleep, not stopped or ended.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    assert!(state.contains(") S "), "{state}");
+    stop(victim.pgid, Duration::from_millis(100)).await;
+}
