@@ -132,6 +132,31 @@ impl Worktree {
         Ok(())
     }
 
+    /// Gives `p` and each directory on the way to it to `uid`:`gid`, each by name within the
+    /// directory opened before it (resolved inside the worktree, never through a link).
+    pub fn hand_over(&self, p: &WorktreePath, uid: u32, gid: u32) -> Result<(), FileError> {
+        use rustix::fs::{AtFlags, Gid, Uid, chownat};
+        let mut parent = PathBuf::new();
+        for c in p.components() {
+            let dir = if parent.as_os_str().is_empty() {
+                self.dir.try_clone()
+            } else {
+                self.dir.open_dir(&parent)
+            }
+            .map_err(|e| io_error(&e))?;
+            chownat(
+                &dir,
+                c,
+                Some(Uid::from_raw(uid)),
+                Some(Gid::from_raw(gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| io_error(&e.into()))?;
+            parent.push(c);
+        }
+        Ok(())
+    }
+
     /// Deletes a file.
     pub fn delete(&self, p: &WorktreePath) -> Result<(), FileError> {
         self.no_symlinks(p)?;

@@ -315,6 +315,7 @@ mod tests {
                 worktree: "/w".into(),
                 tmp: "/t".into(),
                 mirror: None,
+                read_only: Vec::new(),
                 run_as: None,
             },
         };

@@ -62,8 +62,11 @@ pub struct Confinement {
     pub worktree: PathBuf,
     /// Its private temporary directory (read, write, execute; also `HOME` and `TMPDIR`).
     pub tmp: PathBuf,
-    /// The workspace's git mirror, which the worktree's `.git` points into (read, write).
+    /// The workspace's git repository, which the worktree's `.git` points into (read, write).
     pub mirror: Option<PathBuf>,
+    /// Beyond the system's files, read only these (the fetched mirror whose objects the
+    /// workspace's repository borrows).
+    pub read_only: Vec<PathBuf>,
     /// Run as this uid and gid (when the agent is root).
     pub run_as: Option<(u32, u32)>,
 }
@@ -137,6 +140,7 @@ fn ruleset(c: &Confinement) -> Result<RulesetCreated, landlock::RulesetError> {
         DEVICES.iter().map(PathBuf::from),
         read | AccessFs::WriteFile,
     )?;
+    let ruleset = add_beneath(ruleset, c.read_only.iter().cloned(), read)?;
     let mut own = vec![c.worktree.clone(), c.tmp.clone()];
     own.extend(c.mirror.clone());
     add_beneath(ruleset, own, all)
@@ -162,6 +166,9 @@ pub fn command(
     if let Some(m) = &c.mirror {
         cmd.arg("--mirror").arg(m);
     }
+    for r in &c.read_only {
+        cmd.arg("--read").arg(r);
+    }
     if c.run_as.is_some() {
         cmd.arg("--limit-processes");
     }
@@ -185,6 +192,7 @@ pub fn enter(args: &[String]) -> std::io::Error {
     let mut worktree = None;
     let mut tmp = None;
     let mut mirror = None;
+    let mut read_only = Vec::new();
     let mut limit_processes = false;
     let mut rest = args.iter();
     while let Some(a) = rest.next() {
@@ -192,6 +200,7 @@ pub fn enter(args: &[String]) -> std::io::Error {
             "--worktree" => worktree = rest.next().map(PathBuf::from),
             "--tmp" => tmp = rest.next().map(PathBuf::from),
             "--mirror" => mirror = rest.next().map(PathBuf::from),
+            "--read" => read_only.extend(rest.next().map(PathBuf::from)),
             "--limit-processes" => limit_processes = true,
             "--" => break,
             _ => return std::io::Error::other("unknown launcher argument"),
@@ -209,6 +218,7 @@ pub fn enter(args: &[String]) -> std::io::Error {
         worktree,
         tmp,
         mirror,
+        read_only,
         run_as: None,
     };
     if landlock_support().is_ok() {

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::run::{Event, Spec, Stream, start, stop};
 use crate::sandbox::{Confinement, chown_tree};
-use crate::worktree::{Source, add_worktree, ensure_mirror, remove_worktree};
+use crate::worktree::{Jail, Source, add_worktree, ensure_mirror, ensure_work, remove_worktree};
 
 /// A session to run, as the server sent it.
 #[derive(Debug)]
@@ -218,11 +218,10 @@ impl Runner {
             }
             let _ = std::fs::remove_dir_all(self.data_dir.join("tmp").join(&session));
             if note["mode"] == "develop" {
-                let mirror = self
-                    .data_dir
-                    .join("mirrors")
-                    .join(format!("{workspace}.git"));
-                let _ = remove_worktree(&mirror, &worktree, &session).await;
+                let (mirror, work) = self.repositories(&workspace);
+                let _ =
+                    remove_worktree(&self.jail(&workspace), &mirror, &work, &worktree, &session)
+                        .await;
             }
             let _ = std::fs::remove_file(&path);
             cleaned.push(session);
@@ -246,13 +245,30 @@ impl Runner {
         if !worktree.exists() {
             return;
         }
-        let mirror = self
-            .data_dir
-            .join("mirrors")
-            .join(format!("{workspace}.git"));
+        let (mirror, work) = self.repositories(workspace);
         let lock = self.mirror_lock(workspace);
         let _guard = lock.lock().await;
-        let _ = remove_worktree(&mirror, &worktree, session).await;
+        let _ = remove_worktree(&self.jail(workspace), &mirror, &work, &worktree, session).await;
+    }
+
+    /// The workspace's mirror (the agent's own) and work repository (shared with its sessions).
+    fn repositories(&self, workspace: &str) -> (PathBuf, PathBuf) {
+        (
+            self.data_dir
+                .join("mirrors")
+                .join(format!("{workspace}.git")),
+            self.data_dir.join("work").join(format!("{workspace}.git")),
+        )
+    }
+
+    /// How git runs on what the workspace's sessions can write.
+    fn jail(&self, workspace: &str) -> Jail {
+        Jail {
+            launcher: self.launcher.clone(),
+            run_as: self.run_as,
+            tmp: self.data_dir.join("tmp").join(format!("git-{workspace}")),
+            config: self.data_dir.join("tmp").join("git.config"),
+        }
     }
 
     /// The sessions running now.
@@ -283,7 +299,9 @@ impl Runner {
             .unwrap_or_default()
     }
 
-    async fn prepare(&self, job: &Job) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+    /// The mirror (fetched), the work repository (updated from it), the session's worktree and
+    /// its temporary directory.
+    async fn prepare(&self, job: &Job) -> Result<(PathBuf, PathBuf, PathBuf, PathBuf), String> {
         let lock = self.mirror_lock(&job.workspace_id);
         let _guard = lock.lock().await;
         let source = match &job.repository {
@@ -299,13 +317,13 @@ impl Runner {
         )
         .await
         .map_err(|e| e.to_string())?;
-        if let Some((uid, gid)) = self.run_as {
-            // The mirror is packed (a few files); the worktree is created as the session user.
-            chown_tree(&mirror, uid, gid)
-                .map_err(|_| "cannot hand the mirror to the session user")?;
-        }
+        let (_, work) = self.repositories(&job.workspace_id);
+        let jail = self.jail(&job.workspace_id);
+        ensure_work(&jail, &mirror, &work)
+            .await
+            .map_err(|e| e.to_string())?;
         let worktrees = self.data_dir.join("worktrees").join(&job.workspace_id);
-        let worktree = add_worktree(&mirror, &worktrees, &job.session_id, None, self.run_as)
+        let worktree = add_worktree(&jail, &mirror, &work, &worktrees, &job.session_id, None)
             .await
             .map_err(|e| e.to_string())?;
         let tmp = self.data_dir.join("tmp").join(&job.session_id);
@@ -315,7 +333,7 @@ impl Runner {
             chown_tree(&tmp, uid, gid)
                 .map_err(|_| "cannot hand the temporary directory to the session user")?;
         }
-        Ok((mirror, worktree, tmp))
+        Ok((mirror, work, worktree, tmp))
     }
 
     fn stopping(&self, session: &str) -> bool {
@@ -395,11 +413,12 @@ impl Runner {
     }
 
     async fn execute(&self, job: Job, out: &mpsc::Sender<AgentMessage>) -> Result<(), String> {
-        let (mirror, worktree, tmp) = self.prepare(&job).await?;
+        let (mirror, work, worktree, tmp) = self.prepare(&job).await?;
         let confinement = Confinement {
             worktree: worktree.clone(),
             tmp: tmp.clone(),
-            mirror: Some(mirror.clone()),
+            mirror: Some(work.clone()),
+            read_only: vec![mirror.clone()],
             run_as: self.run_as,
         };
         let shell = |cmd: &String| vec!["sh".to_owned(), "-c".to_owned(), cmd.clone()];
@@ -453,7 +472,14 @@ impl Runner {
         if job.mode == "develop" {
             let lock = self.mirror_lock(&job.workspace_id);
             let _guard = lock.lock().await;
-            let _ = remove_worktree(&mirror, &worktree, &job.session_id).await;
+            let _ = remove_worktree(
+                &self.jail(&job.workspace_id),
+                &mirror,
+                &work,
+                &worktree,
+                &job.session_id,
+            )
+            .await;
         }
         Ok(())
     }
@@ -554,13 +580,9 @@ impl Runner {
                 match wt.write(&p, content.as_bytes()) {
                     Ok(()) => {
                         // The file and any directory the write created belong to the session
-                        // user, who must be able to change them (lchown: no link is followed).
+                        // user, who must be able to change them.
                         if let Some((uid, gid)) = self.run_as {
-                            let mut at = root.clone();
-                            for c in p.components() {
-                                at.push(c);
-                                let _ = std::os::unix::fs::lchown(&at, Some(uid), Some(gid));
-                            }
+                            let _ = wt.hand_over(&p, uid, gid);
                         }
                         answer("ok", Vec::new(), None)
                     }
@@ -575,7 +597,17 @@ impl Runner {
                 let base = self
                     .base_of(&job.workspace_id)
                     .unwrap_or_else(|| "HEAD".to_owned());
-                match crate::worktree::diff(&root, &base).await {
+                // The worktree and its `.git` are the session's: read them as the session.
+                let (mirror, work) = self.repositories(&job.workspace_id);
+                let jail = self.jail(&job.workspace_id);
+                let confinement = Confinement {
+                    worktree: root.clone(),
+                    tmp: jail.tmp.clone(),
+                    mirror: Some(work),
+                    read_only: vec![mirror],
+                    run_as: self.run_as,
+                };
+                match crate::worktree::diff(&jail, &confinement, &base).await {
                     Ok(mut text) => {
                         text.truncate(warden_protocol::MAX_FILE_BYTES);
                         answer("ok", Vec::new(), Some(text))

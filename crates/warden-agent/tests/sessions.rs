@@ -14,7 +14,8 @@ use warden_agent::files::{FileError, Worktree};
 use warden_agent::run::{Event, Spec, start, stop};
 use warden_agent::sandbox::{Confinement, Isolation, chown_tree, is_root, lookup_user};
 use warden_agent::worktree::{
-    Source, add_worktree, branch, diff, ensure_mirror, remove_orphans, remove_worktree,
+    Jail, Source, add_worktree, branch, diff, ensure_mirror, ensure_work, remove_orphans,
+    remove_worktree,
 };
 use zeroize::Zeroizing;
 
@@ -34,6 +35,8 @@ fn sh(dir: &Path, script: &str) {
 struct Host {
     _root: tempfile::TempDir,
     mirror: PathBuf,
+    work: PathBuf,
+    jail: Jail,
     worktrees: PathBuf,
     s1: PathBuf,
     s10: PathBuf,
@@ -53,6 +56,10 @@ async fn host() -> Host {
         "git init -q -b main && git add -A && \
          git -c user.name=t -c user.email=t@example.com commit -q -m init",
     );
+    // As root, sessions (and the agent's git on what they write) run as nobody, who must get
+    // through the test's temporary root (private to root) to its parts.
+    sh(root.path(), "chmod 755 .");
+    let run_as = is_root().then(|| lookup_user("nobody").expect("a 'nobody' user"));
     let mirror = ensure_mirror(
         &root.path().join("mirrors"),
         "ws-1",
@@ -61,11 +68,15 @@ async fn host() -> Host {
     )
     .await
     .unwrap();
+    let jail = jail(root.path(), run_as);
+    let work = root.path().join("work/ws-1.git");
+    std::fs::create_dir_all(root.path().join("work")).unwrap();
+    ensure_work(&jail, &mirror, &work).await.unwrap();
     let worktrees = root.path().join("worktrees");
-    let s1 = add_worktree(&mirror, &worktrees, "s1", None, None)
+    let s1 = add_worktree(&jail, &mirror, &work, &worktrees, "s1", None)
         .await
         .unwrap();
-    let s10 = add_worktree(&mirror, &worktrees, "s10", None, None)
+    let s10 = add_worktree(&jail, &mirror, &work, &worktrees, "s10", None)
         .await
         .unwrap();
     std::fs::write(s10.join("secret.txt"), "s10-secret-contents\n").unwrap();
@@ -79,16 +90,13 @@ async fn host() -> Host {
     }
     // As root, sessions run as nobody: every session's files belong to that one user, so
     // file permissions do not separate them; only the confinement does.
-    let run_as = is_root().then(|| lookup_user("nobody").expect("a 'nobody' user"));
     if let Some((uid, gid)) = run_as {
-        for p in [&s1, &s10, &mirror, &root.path().join("tmp")] {
-            chown_tree(p, uid, gid).unwrap();
-        }
-        // The test's temporary root is private to root; let nobody through to its parts.
-        sh(root.path(), "chmod 755 .");
+        chown_tree(&root.path().join("tmp"), uid, gid).unwrap();
     }
     Host {
         mirror,
+        work,
+        jail,
         worktrees,
         s1,
         s10,
@@ -99,12 +107,23 @@ async fn host() -> Host {
     }
 }
 
+/// How the agent runs git on what sessions write, in a test's root.
+fn jail(root: &Path, run_as: Option<(u32, u32)>) -> Jail {
+    Jail {
+        launcher: PathBuf::from(env!("CARGO_BIN_EXE_warden-agent")),
+        run_as,
+        tmp: root.join("tmp/git-ws"),
+        config: root.join("tmp/git.config"),
+    }
+}
+
 impl Host {
     fn confinement(&self, session: &str, worktree: &Path) -> Confinement {
         Confinement {
             worktree: worktree.to_path_buf(),
             tmp: self._root.path().join("tmp").join(session),
-            mirror: Some(self.mirror.clone()),
+            mirror: Some(self.work.clone()),
+            read_only: vec![self.mirror.clone()],
             run_as: self.run_as,
         }
     }
@@ -349,7 +368,9 @@ async fn the_file_api_refuses_traversal_and_planted_symlinks() {
         Err(FileError::NotFound)
     ));
     std::fs::write(host.s1.join("README.md"), "# demo\nchanged\n").unwrap();
-    let d = diff(&host.s1, "main").await.unwrap();
+    let d = diff(&host.jail, &host.confinement("s1", &host.s1), "main")
+        .await
+        .unwrap();
     assert!(d.contains("+changed"), "{d}");
 }
 
@@ -378,18 +399,24 @@ async fn worktrees_and_branches_come_and_go_and_orphans_are_cleaned_up() {
         .map(str::to_owned)
         .collect()
     };
-    assert_eq!(branches(&host.mirror), [branch("s1"), branch("s10")]);
-    remove_worktree(&host.mirror, &host.s1, "s1").await.unwrap();
+    assert_eq!(branches(&host.work), [branch("s1"), branch("s10")]);
+    assert!(
+        branches(&host.mirror).is_empty(),
+        "the mirror holds no session's branch"
+    );
+    remove_worktree(&host.jail, &host.mirror, &host.work, &host.s1, "s1")
+        .await
+        .unwrap();
     assert!(!host.s1.exists());
-    assert_eq!(branches(&host.mirror), [branch("s10")]);
+    assert_eq!(branches(&host.work), [branch("s10")]);
     // After a restart only s10 is known... and it is not: it is cleaned up as an orphan.
     let live: HashSet<String> = HashSet::new();
-    let removed = remove_orphans(&host.mirror, &host.worktrees, &live)
+    let removed = remove_orphans(&host.jail, &host.mirror, &host.work, &host.worktrees, &live)
         .await
         .unwrap();
     assert_eq!(removed, ["s10"]);
     assert!(!host.s10.exists());
-    assert!(branches(&host.mirror).is_empty());
+    assert!(branches(&host.work).is_empty());
 }
 
 #[tokio::test]
@@ -431,31 +458,39 @@ async fn fetching_the_mirror_keeps_every_session_branch() {
          git -c user.name=t -c user.email=t@example.com commit -q -m one && \
          git branch feature && git branch warden/s98",
     );
+    sh(root.path(), "chmod 755 .");
+    let run_as = is_root().then(|| lookup_user("nobody").expect("a 'nobody' user"));
+    let jail = jail(root.path(), run_as);
     let source = Source::Path(repo.clone());
     let cache = root.path().join("mirrors");
     let mirror = ensure_mirror(&cache, "ws", &source, None).await.unwrap();
+    let work_repo = root.path().join("work/ws.git");
+    std::fs::create_dir_all(root.path().join("work")).unwrap();
+    ensure_work(&jail, &mirror, &work_repo).await.unwrap();
     let worktrees = root.path().join("worktrees");
-    let s1 = add_worktree(&mirror, &worktrees, "s1", None, None)
+    let s1 = add_worktree(&jail, &mirror, &work_repo, &worktrees, "s1", None)
         .await
         .unwrap();
     std::fs::write(s1.join("work.txt"), "the session's work\n").unwrap();
     // A session named like the repository's branch still gets a branch of its own.
-    add_worktree(&mirror, &worktrees, "s98", None, None)
+    add_worktree(&jail, &mirror, &work_repo, &worktrees, "s98", None)
         .await
         .unwrap();
     sh(
         &s1,
-        "git add -A && git -c user.name=a -c user.email=a@example.com commit -q -m work",
+        "git -c safe.directory=* add -A && \
+         git -c safe.directory=* -c user.name=a -c user.email=a@example.com commit -q -m work",
     );
-    let rev = |r: &str| {
+    let rev_in = |repo: &Path, r: &str| {
         let out = Command::new("git")
             .arg("-C")
-            .arg(&mirror)
+            .arg(repo)
             .args(["-c", "safe.directory=*", "rev-parse", "--verify", "-q", r])
             .output()
             .unwrap();
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     };
+    let rev = |r: &str| rev_in(&work_repo, r);
     let work = rev("refs/heads/warden/s1");
     assert!(!work.is_empty());
     // Upstream moves on: a new commit, a branch deleted, a branch named like the session's.
@@ -465,6 +500,7 @@ async fn fetching_the_mirror_keeps_every_session_branch() {
          && git branch -D -q feature && git branch warden/s1 main~1 && git branch warden/s99",
     );
     let again = ensure_mirror(&cache, "ws", &source, None).await.unwrap();
+    ensure_work(&jail, &mirror, &work_repo).await.unwrap();
     // Nothing in the mirror is a hard link to the repository's files (they would be handed
     // to the session user with the mirror).
     let mut stack = vec![mirror.clone()];
@@ -505,9 +541,22 @@ async fn fetching_the_mirror_keeps_every_session_branch() {
         "",
         "not taken from the repository"
     );
+    assert_eq!(rev_in(&mirror, "refs/heads/warden/s99"), "");
+    assert_eq!(
+        rev_in(&mirror, "refs/heads/warden/s1"),
+        "",
+        "sessions never write the mirror"
+    );
     // The kept session still diffs against its base and commits on its branch.
+    let confinement = Confinement {
+        worktree: s1.clone(),
+        tmp: jail.tmp.clone(),
+        mirror: Some(work_repo.clone()),
+        read_only: vec![mirror.clone()],
+        run_as,
+    };
     assert!(
-        diff(&s1, "main~1")
+        diff(&jail, &confinement, "main~1")
             .await
             .unwrap()
             .contains("the session's work")
@@ -573,4 +622,75 @@ async fn a_session_cannot_signal_another_sessions_processes() {
     let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     assert!(state.contains(") S "), "{state}");
     stop(victim.pgid, Duration::from_millis(100)).await;
+}
+
+/// A session can write its workspace's git repository (its commits go there), so it can plant
+/// hooks and configuration in it. The agent's own git calls on that repository (updating it,
+/// adding and removing worktrees, a diff) run them, if at all, with no more than the session's
+/// reach: never as the agent, never outside the confinement.
+#[tokio::test]
+async fn hooks_and_configuration_a_session_plants_never_run_as_the_agent() {
+    let host = host().await;
+    let marker = host.agent_dir.join("pwned");
+    let ran = host.work.join("hook-ran");
+    let script = format!(
+        "#!/bin/sh\necho ran >> {ran}\n(id -u > {marker}) 2>/dev/null\nexit 0\n",
+        ran = ran.display(),
+        marker = marker.display()
+    );
+    let hook = host.work.join("hooks/reference-transaction");
+    let monitor = host.work.join("monitor.sh");
+    let plant = format!(
+        "printf '%s' '{script}' > {hook} && chmod +x {hook} && \
+         printf '%s' '{script}' > {monitor} && chmod +x {monitor} && \
+         git config -f {config} core.fsmonitor {monitor} && \
+         git config -f {config} core.alternateRefsCommand {monitor}",
+        hook = hook.display(),
+        monitor = monitor.display(),
+        config = host.work.join("config").display(),
+    );
+    let planted = run_in(&host, &["sh", "-c", &plant], &[]).await;
+    assert_eq!(planted.code, Some(0), "{}", planted.output);
+
+    // The agent at work: the repository moves on, a session starts, is diffed, ends.
+    sh(
+        &host._root.path().join("repo"),
+        "echo more >> README.md && git -c user.name=t -c user.email=t@example.com commit -qam more",
+    );
+    let again = ensure_mirror(
+        &host._root.path().join("mirrors"),
+        "ws-1",
+        &Source::Path(host._root.path().join("repo")),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, host.mirror);
+    ensure_work(&host.jail, &host.mirror, &host.work)
+        .await
+        .unwrap();
+    let s2 = add_worktree(
+        &host.jail,
+        &host.mirror,
+        &host.work,
+        &host.worktrees,
+        "s2",
+        None,
+    )
+    .await
+    .unwrap();
+    let _ = diff(&host.jail, &host.confinement("s1", &host.s1), "main").await;
+    remove_worktree(&host.jail, &host.mirror, &host.work, &s2, "s2")
+        .await
+        .unwrap();
+
+    assert!(
+        std::fs::read_to_string(&ran).is_ok_and(|r| r.contains("ran")),
+        "the planted hook ran (confined), so this test means something"
+    );
+    assert!(
+        !marker.exists(),
+        "a planted hook wrote to the agent's data: {:?}",
+        std::fs::read_to_string(&marker)
+    );
 }
