@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::run::{Event, Spec, Stream, start, stop};
 use crate::sandbox::{Confinement, chown_tree};
-use crate::worktree::{Jail, Source, add_worktree, ensure_mirror, ensure_work, remove_worktree};
+use crate::worktree::{Jail, Source, add_worktree, ensure_work, refresh_mirror, remove_worktree};
 
 /// A session to run, as the server sent it.
 #[derive(Debug)]
@@ -47,6 +47,8 @@ pub struct Runner {
     run_as: Option<(u32, u32)>,
     running: Mutex<HashMap<String, Running>>,
     mirrors: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Workspaces whose work repository has every branch of their mirror.
+    in_sync: Mutex<std::collections::HashSet<String>>,
     /// The data directory's lock, held from [`Runner::recover`] on.
     claim: Mutex<Option<std::fs::File>>,
 }
@@ -89,6 +91,7 @@ impl Runner {
             run_as,
             running: Mutex::new(HashMap::new()),
             mirrors: Mutex::new(HashMap::new()),
+            in_sync: Mutex::new(std::collections::HashSet::new()),
             claim: Mutex::new(None),
         }
     }
@@ -309,7 +312,7 @@ impl Runner {
             Repository::Path(p) => Source::Path(PathBuf::from(p)),
         };
         let pat = job.pat.as_ref().map(|p| Zeroizing::new(p.0.clone()));
-        let mirror = ensure_mirror(
+        let (mirror, changed) = refresh_mirror(
             &self.data_dir.join("mirrors"),
             &job.workspace_id,
             &source,
@@ -319,9 +322,25 @@ impl Runner {
         .map_err(|e| e.to_string())?;
         let (_, work) = self.repositories(&job.workspace_id);
         let jail = self.jail(&job.workspace_id);
-        ensure_work(&jail, &mirror, &work)
-            .await
-            .map_err(|e| e.to_string())?;
+        // The work repository takes the mirror's branches when they changed (or this agent
+        // has not yet brought it up to date since it started).
+        let in_sync = !changed
+            && work.join("HEAD").exists()
+            && self
+                .in_sync
+                .lock()
+                .is_ok_and(|s| s.contains(&job.workspace_id));
+        if !in_sync {
+            if let Ok(mut s) = self.in_sync.lock() {
+                s.remove(&job.workspace_id);
+            }
+            ensure_work(&jail, &mirror, &work)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Ok(mut s) = self.in_sync.lock() {
+                s.insert(job.workspace_id.clone());
+            }
+        }
         let worktrees = self.data_dir.join("worktrees").join(&job.workspace_id);
         let worktree = add_worktree(&jail, &mirror, &work, &worktrees, &job.session_id, None)
             .await

@@ -70,16 +70,28 @@ fn git(pat: Option<&Zeroizing<String>>) -> Command {
 }
 
 async fn run(
-    mut cmd: Command,
+    cmd: Command,
     step: &'static str,
     pat: Option<&Zeroizing<String>>,
 ) -> Result<String, GitError> {
+    run_both(cmd, step, pat).await.map(|(out, _)| out)
+}
+
+/// Runs `cmd`: its standard output and whether it wrote anything on standard error.
+async fn run_both(
+    mut cmd: Command,
+    step: &'static str,
+    pat: Option<&Zeroizing<String>>,
+) -> Result<(String, bool), GitError> {
     let out = cmd.output().await.map_err(|e| GitError {
         step,
         message: format!("cannot run git: {e}"),
     })?;
     if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        return Ok((
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            !out.stderr.is_empty(),
+        ));
     }
     let mut message = String::from_utf8_lossy(&out.stderr)
         .lines()
@@ -194,6 +206,19 @@ pub async fn ensure_mirror(
     source: &Source,
     pat: Option<&Zeroizing<String>>,
 ) -> Result<PathBuf, GitError> {
+    refresh_mirror(cache, workspace, source, pat)
+        .await
+        .map(|(mirror, _)| mirror)
+}
+
+/// As [`ensure_mirror`], also saying whether anything changed (a clone, or a fetch that
+/// updated a branch: git reports those, and is silent otherwise).
+pub async fn refresh_mirror(
+    cache: &Path,
+    workspace: &str,
+    source: &Source,
+    pat: Option<&Zeroizing<String>>,
+) -> Result<(PathBuf, bool), GitError> {
     let mirror = cache.join(format!("{workspace}.git"));
     if let Ok(meta) = std::fs::symlink_metadata(&mirror) {
         use std::os::unix::fs::MetadataExt;
@@ -216,8 +241,8 @@ pub async fn ensure_mirror(
             "+refs/*:refs/*",
             SESSION_BRANCHES_EXCLUDED,
         ]);
-        run(cmd, "fetch", pat).await?;
-        return Ok(mirror);
+        let (_, reported) = run_both(cmd, "fetch", pat).await?;
+        return Ok((mirror, reported));
     }
     std::fs::create_dir_all(cache).map_err(|e| GitError {
         step: "clone",
@@ -227,9 +252,8 @@ pub async fn ensure_mirror(
     cmd.args(["clone", "--mirror", "--quiet"]);
     match source {
         Source::Url(url) => cmd.arg(url),
-        // Through git's transport, never by hard links: the mirror is handed to the session
-        // user and written by sessions, and a hard link would hand over and expose the
-        // repository's own files. It also arrives packed (a few files, not one per object).
+        // Through git's transport, never by hard links (which would share the repository's
+        // own files with the mirror). It also arrives packed: a few files, not one per object.
         Source::Path(path) => cmd.arg("--no-local").arg(path),
     };
     cmd.arg(&mirror);
@@ -246,7 +270,7 @@ pub async fn ensure_mirror(
             .args(["update-ref", "-d", "--no-deref", name]);
         run(cmd, "clone", None).await?;
     }
-    Ok(mirror)
+    Ok((mirror, true))
 }
 
 /// The branch a session works on.

@@ -86,6 +86,17 @@ fn repo(dir: &Path) {
     assert!(ok);
 }
 
+fn sh_in(dir: &Path, script: &str) {
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{script}");
+}
+
 /// Waits until the session's status is final; returns its output and the session.
 async fn finish(app: &TestApp, token: &str, ws: &str, id: &str) -> (String, Value) {
     let mut text = String::new();
@@ -304,6 +315,27 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         !again.contains("line-") && again.contains("event: end"),
         "{again}"
     );
+
+    // A commit made upstream between two sessions is in the second one's worktree; the
+    // session after that, with nothing new upstream, starts from the same commit.
+    sh_in(
+        &root.path().join("repo"),
+        "echo fresh > FRESH.md && git add -A && \
+         git -c user.name=t -c user.email=t@example.com commit -q -m fresh",
+    );
+    for _ in 0..2 {
+        let fresh = ok(
+            &app,
+            &admin,
+            Method::POST,
+            &sessions,
+            Some(json!({"provider": "command", "command": ["cat", "FRESH.md"]})),
+        )
+        .await;
+        let (text, done) = finish(&app, &admin, &ws, fresh["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "done", "{done} {text}");
+        assert!(text.contains("fresh"), "{text}");
+    }
 
     // Output a provider may well print: 100,000 control characters and NUL bytes (six times
     // their size once escaped for the wire), then 40,000 four-byte characters cut at every
