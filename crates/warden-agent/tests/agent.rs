@@ -56,14 +56,21 @@ async fn api(
     res.json().await.unwrap_or(Value::Null)
 }
 
+static NEXT_DIR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn agent(app: &TestApp, key: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden-agent"));
     cmd.arg("--url")
         .arg(&app.base)
         .env("WARDEN_HOST_KEY", key)
+        // A data directory of its own for every agent (an agent locks its directory).
         .env(
             "WARDEN_AGENT_DATA_DIR",
-            std::env::temp_dir().join(format!("warden-agent-test-{}", std::process::id())),
+            std::env::temp_dir().join(format!(
+                "warden-agent-test-{}-{}",
+                std::process::id(),
+                NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            )),
         )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
