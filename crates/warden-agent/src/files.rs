@@ -10,7 +10,7 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, OpenOptions};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt as _};
 use warden_domain::sessions::{PathRefusal, WorktreePath};
 
 /// Why a file operation failed. Messages never carry the path or any file content.
@@ -99,7 +99,16 @@ impl Worktree {
 
     /// A file's content, up to `max` bytes.
     pub fn read(&self, p: &WorktreePath, max: u64) -> Result<Vec<u8>, FileError> {
-        let mut file = self.dir.open(p.as_str()).map_err(|e| io_error(&e))?;
+        // Non-blocking: a named pipe the session made answers "not a file" at once instead of
+        // waiting for a writer.
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+        let mut file = self
+            .dir
+            .open_with(p.as_str(), &options)
+            .map_err(|e| io_error(&e))?;
         let meta = file.metadata().map_err(|e| io_error(&e))?;
         if !meta.is_file() {
             return Err(FileError::NotAFile);
@@ -122,12 +131,21 @@ impl Worktree {
             // Created just now or before: check again, in case a symlink raced in.
             self.no_symlinks(p)?;
         }
+        // Non-blocking, and no truncation before the type is known: a named pipe is refused
+        // at once (no reader: the open fails; a reader: it is not a file).
         let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options
+            .write(true)
+            .create(true)
+            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
         let mut file = self
             .dir
             .open_with(p.as_str(), &options)
             .map_err(|e| io_error(&e))?;
+        if !file.metadata().map_err(|e| io_error(&e))?.is_file() {
+            return Err(FileError::NotAFile);
+        }
+        file.set_len(0).map_err(|e| io_error(&e))?;
         file.write_all(data).map_err(|e| io_error(&e))?;
         Ok(())
     }

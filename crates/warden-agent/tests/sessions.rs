@@ -694,3 +694,26 @@ async fn hooks_and_configuration_a_session_plants_never_run_as_the_agent() {
         std::fs::read_to_string(&marker)
     );
 }
+
+/// A session can make a named pipe in its worktree; the file API, which runs as the agent,
+/// answers at once instead of waiting forever for a writer or reader on the other end.
+#[tokio::test]
+async fn a_planted_named_pipe_never_blocks_the_file_api() {
+    let host = host().await;
+    let ran = run_in(&host, &["mkfifo", "pipe"], &[]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.output);
+    let s1 = host.s1.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // A thread of its own: if the API blocks, the test fails instead of hanging.
+    std::thread::spawn(move || {
+        let wt = Worktree::open(&s1).unwrap();
+        let p = Worktree::path("pipe").unwrap();
+        let read = wt.read(&p, 100);
+        let written = wt.write(&p, b"x");
+        let _ = tx.send((matches!(read, Err(FileError::NotAFile)), written.is_err()));
+    });
+    let answered = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the file API answered within 5 s");
+    assert_eq!(answered, (true, true));
+}
