@@ -708,6 +708,31 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// `warden serve` with no configuration in `dir`, and what it printed up to "stop with Ctrl-C".
+fn serve_in(dir: &Path) -> (KillOnDrop, String) {
+    let mut child = KillOnDrop(
+        warden(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        banner.push_str(&line);
+        if line.contains("stop with Ctrl-C") {
+            break;
+        }
+    }
+    (child, banner)
+}
+
 /// The single-machine default: `warden serve` with no configuration also runs a local host,
 /// so a session works with nothing else installed.
 #[tokio::test]
@@ -728,26 +753,7 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
             .unwrap()
             .success()
     );
-    let mut child = KillOnDrop(
-        warden(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    loop {
-        let mut line = String::new();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        banner.push_str(&line);
-        if line.contains("stop with Ctrl-C") {
-            break;
-        }
-    }
+    let (mut child, banner) = serve_in(dir.path());
     assert!(banner.contains("also runs a local host"), "{banner}");
     let url = banner
         .lines()
@@ -1006,26 +1012,7 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let other = tempfile::tempdir().unwrap();
-    let mut second = KillOnDrop(
-        warden(other.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut second_out = BufReader::new(second.stdout.take().unwrap());
-    let mut second_banner = String::new();
-    loop {
-        let mut line = String::new();
-        if second_out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        second_banner.push_str(&line);
-        if line.contains("stop with Ctrl-C") {
-            break;
-        }
-    }
+    let (second, second_banner) = serve_in(other.path());
     assert!(
         second_banner.contains("also runs a local host"),
         "{second_banner}"
