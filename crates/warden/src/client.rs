@@ -1,7 +1,10 @@
 //! The API client of the commands that work through a running server (`warden host`,
-//! `warden session`): the credentials `warden login` saved, refreshed on every run.
+//! `warden session`): the credentials `warden login` saved, refreshed on every run, and again
+//! whenever the server says the access token is no longer good (it expires after minutes; a
+//! `warden session logs --follow` may run for hours).
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -25,10 +28,13 @@ struct Refreshed {
 pub(crate) struct Api {
     base: String,
     client: reqwest::Client,
-    token: Zeroizing<String>,
+    path: PathBuf,
+    saved: Mutex<Saved>,
+    token: Mutex<Zeroizing<String>>,
 }
 
-/// Refreshes the saved session (the refresh token rotates, so the file is rewritten).
+/// Reads the saved session and refreshes it (the refresh token rotates, so the file is
+/// rewritten).
 pub(crate) async fn connect(credentials: Option<PathBuf>) -> Result<Api> {
     let path = match credentials {
         Some(p) => p,
@@ -40,58 +46,86 @@ pub(crate) async fn connect(credentials: Option<PathBuf>) -> Result<Api> {
             path.display()
         )
     })?);
-    let mut saved: Saved = serde_json::from_str(&text)
+    let saved: Saved = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a Warden credentials file", path.display()))?;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let res = client
-        .post(format!("{}/api/v1/auth/refresh", saved.url))
-        .json(&serde_json::json!({ "refresh_token": saved.refresh_token }))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", saved.url))?;
-    if !res.status().is_success() {
-        bail!(
-            "the saved session has ended (signed out, expired or revoked): run `warden login` again"
-        );
-    }
-    let fresh: Refreshed = res.json().await.context("not a token response")?;
-    saved.refresh_token = fresh.refresh_token;
-    let text = Zeroizing::new(serde_json::to_string_pretty(&saved)?);
-    crate::login::write_private(&path, text.as_bytes())?;
-    Ok(Api {
-        base: saved.url,
-        client,
-        token: Zeroizing::new(fresh.access_token),
-    })
+    let api = Api {
+        base: saved.url.clone(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
+        path,
+        saved: Mutex::new(saved),
+        token: Mutex::new(Zeroizing::new(String::new())),
+    };
+    api.refresh().await?;
+    Ok(api)
+}
+
+fn poisoned<T>(_: T) -> anyhow::Error {
+    anyhow::anyhow!("internal error: a lock was poisoned")
 }
 
 impl Api {
+    /// A new access token for the saved session; the rotated refresh token is saved.
+    async fn refresh(&self) -> Result<()> {
+        let current = Zeroizing::new(self.saved.lock().map_err(poisoned)?.refresh_token.clone());
+        let res = self
+            .client
+            .post(format!("{}/api/v1/auth/refresh", self.base))
+            .json(&serde_json::json!({ "refresh_token": current.as_str() }))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        if !res.status().is_success() {
+            bail!(
+                "the saved session has ended (signed out, expired or revoked): run `warden login` again"
+            );
+        }
+        let fresh: Refreshed = res.json().await.context("not a token response")?;
+        let text = {
+            let mut saved = self.saved.lock().map_err(poisoned)?;
+            saved.refresh_token = fresh.refresh_token;
+            Zeroizing::new(serde_json::to_string_pretty(&*saved)?)
+        };
+        crate::login::write_private(&self.path, text.as_bytes())?;
+        *self.token.lock().map_err(poisoned)? = Zeroizing::new(fresh.access_token);
+        Ok(())
+    }
+
+    /// Calls the API; on 401, refreshes once and tries again.
     pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<Value> {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(self.token.as_str());
-        if let Some(b) = body {
-            req = req.json(&b);
+        let mut refreshed = false;
+        loop {
+            let token = Zeroizing::new(self.token.lock().map_err(poisoned)?.as_str().to_owned());
+            let mut req = self
+                .client
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(token.as_str());
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let res = req
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {}", self.base))?;
+            let status = res.status();
+            if status == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                self.refresh().await?;
+                continue;
+            }
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                let detail = body["detail"].as_str().unwrap_or("request refused");
+                bail!("{} ({})", detail, status.as_u16());
+            }
+            return Ok(body);
         }
-        let res = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        let status = res.status();
-        let body: Value = res.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let detail = body["detail"].as_str().unwrap_or("request refused");
-            bail!("{} ({})", detail, status.as_u16());
-        }
-        Ok(body)
     }
 }
 
@@ -100,5 +134,94 @@ pub(crate) fn text(v: &Value) -> String {
         Value::Null => "-".to_owned(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Json;
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::{get, post};
+    use serde_json::{Value, json};
+
+    /// A server whose access tokens go stale: `a1` is refused, `a2` accepted; refresh tokens
+    /// rotate `r1` → `r2` → `r3`.
+    async fn server() -> String {
+        let app = axum::Router::new()
+            .route(
+                "/api/v1/auth/refresh",
+                post(|Json(body): Json<Value>| async move {
+                    match body["refresh_token"].as_str() {
+                        Some("r1") => {
+                            Ok(Json(json!({"access_token": "a1", "refresh_token": "r2"})))
+                        }
+                        Some("r2") => {
+                            Ok(Json(json!({"access_token": "a2", "refresh_token": "r3"})))
+                        }
+                        _ => Err(StatusCode::UNAUTHORIZED),
+                    }
+                }),
+            )
+            .route("/api/v1/never", get(|| async { StatusCode::UNAUTHORIZED }))
+            .route(
+                "/api/v1/thing",
+                get(|headers: HeaderMap| async move {
+                    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                        Some("Bearer a2") => Ok(Json(json!({"ok": true}))),
+                        _ => Err(StatusCode::UNAUTHORIZED),
+                    }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn saved(dir: &std::path::Path, url: &str, refresh: &str) -> std::path::PathBuf {
+        let path = dir.join("credentials.json");
+        std::fs::write(
+            &path,
+            json!({"url": url, "email": "me@example.com", "session_id": "s", "refresh_token": refresh})
+                .to_string(),
+        )
+        .unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn a_stale_access_token_is_refreshed_once_and_the_call_repeated() {
+        let url = server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = saved(dir.path(), &url, "r1");
+        let api = super::connect(Some(path.clone())).await.unwrap();
+        let got = api
+            .call(reqwest::Method::GET, "/api/v1/thing", None)
+            .await
+            .unwrap();
+        assert_eq!(got["ok"], true);
+        let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(file["refresh_token"], "r3", "each rotation is saved");
+    }
+
+    #[tokio::test]
+    async fn an_ended_session_says_to_log_in_again() {
+        let url = server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let err = super::connect(Some(saved(dir.path(), &url, "revoked")))
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("warden login"), "{err}");
+        // A token refused again after a refresh is an error, not a loop.
+        let api = super::connect(Some(saved(dir.path(), &url, "r1")))
+            .await
+            .unwrap();
+        let err = api
+            .call(reqwest::Method::GET, "/api/v1/never", None)
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("(401)"), "{err}");
     }
 }
