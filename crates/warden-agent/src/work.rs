@@ -157,6 +157,9 @@ impl Runner {
     /// running (it crashed or was killed). Chat and bot worktrees stay. Returns the sessions
     /// cleaned up.
     pub async fn recover(&self) -> Result<Vec<String>, ClaimError> {
+        if self.claim.lock().is_ok_and(|c| c.is_some()) {
+            return Ok(self.end_leftovers().await);
+        }
         let path = self.data_dir.join("agent.lock");
         let io = |source| ClaimError::Io {
             path: path.clone(),
@@ -432,6 +435,9 @@ impl Runner {
     }
 
     async fn execute(&self, job: Job, out: &mpsc::Sender<AgentMessage>) -> Result<(), String> {
+        // Recorded before anything is made, so an agent that dies (or fails) while preparing
+        // leaves nothing its successor does not clean up.
+        self.record(&job, None);
         let (mirror, work, worktree, tmp) = self.prepare(&job).await?;
         let confinement = Confinement {
             worktree: worktree.clone(),

@@ -717,3 +717,47 @@ async fn a_planted_named_pipe_never_blocks_the_file_api() {
         .expect("the file API answered within 5 s");
     assert_eq!(answered, (true, true));
 }
+
+/// A session whose preparation fails (here: its repository is gone) is still on record, so the
+/// next agent on this directory cleans up whatever it had made.
+#[tokio::test]
+async fn a_session_that_failed_to_prepare_is_cleaned_up_by_the_next_agent() {
+    use warden_agent::work::{Job, Runner};
+    use warden_protocol::{AgentMessage, Repository};
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("agent");
+    let launcher = PathBuf::from(env!("CARGO_BIN_EXE_warden-agent"));
+    let first = std::sync::Arc::new(Runner::new(dir.clone(), launcher.clone(), None));
+    let (out, mut reports) = tokio::sync::mpsc::channel(16);
+    first.start(
+        Job {
+            session_id: "s-broken".into(),
+            workspace_id: "ws".into(),
+            repository: Repository::Path(root.path().join("gone").display().to_string()),
+            mode: "develop".into(),
+            argv: vec!["true".into()],
+            env: Vec::new(),
+            pat: None,
+            hooks_pre: Vec::new(),
+            hooks_post: Vec::new(),
+        },
+        out,
+    );
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), reports.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            AgentMessage::SessionEnded { status, .. } => {
+                assert_eq!(status, "failed");
+                break;
+            }
+            _ => continue,
+        }
+    }
+    drop(first);
+    let next = Runner::new(dir, launcher, None);
+    assert_eq!(next.recover().await.unwrap(), ["s-broken"]);
+    assert!(next.recover().await.unwrap().is_empty(), "once");
+}
