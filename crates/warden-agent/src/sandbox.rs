@@ -149,6 +149,9 @@ fn ruleset(c: &Confinement) -> Result<RulesetCreated, landlock::RulesetError> {
 /// The first argument that makes `warden-agent` the launcher of a confined command.
 pub const LAUNCHER_ARG: &str = "__confine";
 
+/// util-linux `unshare`, for a PID namespace per confined command (as root).
+const UNSHARE: &str = "/usr/bin/unshare";
+
 /// A command that runs `argv` confined by `c`, through `launcher` (the `warden-agent` binary,
 /// which confines itself, then executes `argv`). Its own process group; the unprivileged user
 /// when `c.run_as` says so. Returns the isolation it will get.
@@ -157,7 +160,18 @@ pub fn command(
     argv: &[String],
     c: &Confinement,
 ) -> (tokio::process::Command, Isolation) {
-    let mut cmd = tokio::process::Command::new(launcher);
+    // As root, in a PID namespace of its own (util-linux `unshare`): when the command's first
+    // process ends, or is killed, so is everything it started, even what left its process
+    // group. The launcher then drops to the session user itself.
+    let pid_namespace = c.run_as.is_some() && is_root() && Path::new(UNSHARE).exists();
+    let mut cmd = if pid_namespace {
+        let mut cmd = tokio::process::Command::new(UNSHARE);
+        cmd.args(["--pid", "--fork", "--kill-child=SIGTERM", "--"])
+            .arg(launcher);
+        cmd
+    } else {
+        tokio::process::Command::new(launcher)
+    };
     cmd.arg(LAUNCHER_ARG)
         .arg("--worktree")
         .arg(&c.worktree)
@@ -172,11 +186,15 @@ pub fn command(
     if c.run_as.is_some() {
         cmd.arg("--limit-processes");
     }
+    if let Some((uid, gid)) = c.run_as {
+        if pid_namespace {
+            cmd.arg("--run-as").arg(format!("{uid}:{gid}"));
+        } else {
+            cmd.uid(uid).gid(gid);
+        }
+    }
     cmd.arg("--").args(argv);
     cmd.process_group(0);
-    if let Some((uid, gid)) = c.run_as {
-        cmd.uid(uid).gid(gid);
-    }
     cmd.env("HOME", &c.tmp).env("TMPDIR", &c.tmp);
     let isolation = if landlock_support().is_ok() {
         Isolation::Landlock { full: true }
@@ -193,6 +211,7 @@ pub fn enter(args: &[String]) -> std::io::Error {
     let mut tmp = None;
     let mut mirror = None;
     let mut read_only = Vec::new();
+    let mut run_as: Option<(u32, u32)> = None;
     let mut limit_processes = false;
     let mut rest = args.iter();
     while let Some(a) = rest.next() {
@@ -201,6 +220,16 @@ pub fn enter(args: &[String]) -> std::io::Error {
             "--tmp" => tmp = rest.next().map(PathBuf::from),
             "--mirror" => mirror = rest.next().map(PathBuf::from),
             "--read" => read_only.extend(rest.next().map(PathBuf::from)),
+            "--run-as" => {
+                let ids = rest.next().and_then(|v| {
+                    let (u, g) = v.split_once(':')?;
+                    Some((u.parse().ok()?, g.parse().ok()?))
+                });
+                match ids {
+                    Some(ids) => run_as = Some(ids),
+                    None => return std::io::Error::other("--run-as takes UID:GID"),
+                }
+            }
             "--limit-processes" => limit_processes = true,
             "--" => break,
             _ => return std::io::Error::other("unknown launcher argument"),
@@ -230,7 +259,14 @@ pub fn enter(args: &[String]) -> std::io::Error {
     } else if let Err(e) = rustix::thread::set_no_new_privs(true) {
         return e.into();
     }
-    std::process::Command::new(program).args(args).exec()
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    if let Some((uid, gid)) = run_as {
+        // Dropped last, after the confinement (which root may set up without help); the
+        // supplementary groups go too.
+        command.uid(uid).gid(gid);
+    }
+    command.exec()
 }
 
 fn set_limits(limit_processes: bool) -> std::io::Result<()> {

@@ -280,10 +280,9 @@ async fn stopping_a_session_ends_its_whole_process_group() {
             .await
             .unwrap()
         {
-            Some(Event::Exited { signal, .. }) => {
-                assert!(signal.is_some());
-                break;
-            }
+            // Killed, or (as root, the first process of its PID namespace, which ignores
+            // SIGTERM) ended once its children were: either way, it ends.
+            Some(Event::Exited { .. }) => break,
             Some(_) => {}
             None => panic!("no exit event"),
         }
@@ -588,6 +587,18 @@ async fn a_data_directory_serves_one_runner_at_a_time() {
     claimed.unwrap();
 }
 
+/// The process whose command line is exactly `args`, if one runs.
+fn process_with_args(args: &[&str]) -> Option<u32> {
+    let wanted: Vec<u8> = args
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        (std::fs::read(e.path().join("cmdline")).ok()? == wanted).then_some(pid)
+    })
+}
+
 /// Sessions run as one user when the agent is root, so only the confinement keeps one session
 /// from signalling another's processes: Landlock's signal scope (this kernel has it).
 #[tokio::test]
@@ -595,15 +606,25 @@ async fn a_session_cannot_signal_another_sessions_processes() {
     let host = host().await;
     let victim = Spec {
         launcher: PathBuf::from(env!("CARGO_BIN_EXE_warden-agent")),
-        argv: vec!["sh".into(), "-c".into(), "echo $$; exec sleep 30".into()],
+        argv: vec!["sh".into(), "-c".into(), "echo up; exec sleep 31".into()],
         env: Vec::new(),
         confinement: host.confinement("s10", &host.s10),
     };
     let mut victim = start(victim, 0).unwrap();
-    let pid = match victim.events.recv().await.unwrap() {
-        Event::Output { data, .. } => data.trim().to_owned(),
-        other => panic!("{other:?}"),
-    };
+    assert!(matches!(
+        victim.events.recv().await,
+        Some(Event::Output { .. })
+    ));
+    // Its process id as this machine sees it (a session may see its own numbering).
+    let mut pid = None;
+    for _ in 0..100 {
+        pid = process_with_args(&["sleep", "31"]);
+        if pid.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = pid.expect("the victim sleeps");
     for signal in ["KILL", "TERM", "STOP"] {
         let ran = run_in(
             &host,
@@ -760,4 +781,56 @@ async fn a_session_that_failed_to_prepare_is_cleaned_up_by_the_next_agent() {
     let next = Runner::new(dir, launcher, None);
     assert_eq!(next.recover().await.unwrap(), ["s-broken"]);
     assert!(next.recover().await.unwrap().is_empty(), "once");
+}
+
+/// As root, each session command runs in a PID namespace of its own: what it started and sent
+/// out of its process group (`setsid`) ends with it, and with a stop.
+#[tokio::test]
+async fn processes_that_leave_the_process_group_end_with_the_session() {
+    if !is_root() {
+        // Without root there is no PID namespace (and sessions run as the agent's own user).
+        return;
+    }
+    let host = host().await;
+    let alive = |marker: &str| process_with_args(&["sleep", marker]).is_some();
+    // Ends by itself, leaving a detached sleeper behind.
+    let ran = run_in(
+        &host,
+        &["sh", "-c", "setsid sleep 313 & sleep 0.3; echo left"],
+        &[],
+    )
+    .await;
+    assert_eq!(ran.code, Some(0), "{}", ran.output);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!alive("313"), "the detached process outlived its session");
+
+    // Stopped: its detached sleeper goes too.
+    let spec = Spec {
+        launcher: PathBuf::from(env!("CARGO_BIN_EXE_warden-agent")),
+        argv: vec![
+            "sh".into(),
+            "-c".into(),
+            "setsid sleep 317 & echo started; sleep 300".into(),
+        ],
+        env: Vec::new(),
+        confinement: host.confinement("s1", &host.s1),
+    };
+    let mut running = start(spec, 0).unwrap();
+    assert!(matches!(
+        running.events.recv().await,
+        Some(Event::Output { .. })
+    ));
+    let mut up = false;
+    for _ in 0..100 {
+        up = alive("317");
+        if up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(up, "the detached sleeper started");
+    stop(running.pgid, Duration::from_millis(300)).await;
+    while running.events.recv().await.is_some() {}
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!alive("317"), "the detached process outlived the stop");
 }
