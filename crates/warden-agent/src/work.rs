@@ -118,6 +118,9 @@ impl Runner {
             let id = job.session_id.clone();
             let ended = me.execute(job, &out).await;
             if let Err(error) = ended {
+                // Workspace members read this: the host's own layout is not theirs to see.
+                let error =
+                    error.replace(&me.data_dir.display().to_string(), "[host data directory]");
                 let _ = out
                     .send(AgentMessage::SessionEnded {
                         session_id: id.clone(),

@@ -834,3 +834,66 @@ async fn processes_that_leave_the_process_group_end_with_the_session() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!alive("317"), "the detached process outlived the stop");
 }
+
+/// A session that fails while its host prepares it says why, without the host's own paths.
+#[tokio::test]
+async fn a_preparation_error_does_not_show_the_hosts_paths() {
+    use warden_agent::work::{Job, Runner};
+    use warden_protocol::{AgentMessage, Repository};
+    let root = tempfile::tempdir().unwrap();
+    sh(root.path(), "chmod 755 .");
+    let repo = root.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    sh(
+        &repo,
+        "git init -q -b main && echo x > x && git add -A && \
+         git -c user.name=t -c user.email=t@example.com commit -q -m x",
+    );
+    let dir = root.path().join("agent");
+    // A work repository whose origin is a mirror that is not there: git names its path.
+    std::fs::create_dir_all(dir.join("work")).unwrap();
+    sh(
+        &dir.join("work"),
+        &format!(
+            "git init -q --bare ws.git && git -C ws.git remote add origin {}",
+            dir.join("mirrors/elsewhere.git").display()
+        ),
+    );
+    let run_as = is_root().then(|| lookup_user("nobody").expect("a 'nobody' user"));
+    if let Some((uid, gid)) = run_as {
+        chown_tree(&dir.join("work"), uid, gid).unwrap();
+    }
+    let runner = std::sync::Arc::new(Runner::new(
+        dir.clone(),
+        PathBuf::from(env!("CARGO_BIN_EXE_warden-agent")),
+        run_as,
+    ));
+    let (out, mut reports) = tokio::sync::mpsc::channel(16);
+    runner.start(
+        Job {
+            session_id: "s-1".into(),
+            workspace_id: "ws".into(),
+            repository: Repository::Path(repo.display().to_string()),
+            mode: "develop".into(),
+            argv: vec!["true".into()],
+            env: Vec::new(),
+            pat: None,
+            hooks_pre: Vec::new(),
+            hooks_post: Vec::new(),
+        },
+        out,
+    );
+    let error = loop {
+        if let AgentMessage::SessionEnded { status, error, .. } =
+            tokio::time::timeout(Duration::from_secs(30), reports.recv())
+                .await
+                .unwrap()
+                .unwrap()
+        {
+            assert_eq!(status, "failed");
+            break error.unwrap_or_default();
+        }
+    };
+    assert!(error.contains("[host data directory]"), "{error}");
+    assert!(!error.contains(&dir.display().to_string()), "{error}");
+}
