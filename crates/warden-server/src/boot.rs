@@ -121,6 +121,12 @@ impl Running {
                 self.task.await
             }
         };
+        // Events recorded by the last requests join the chain now rather than at the next
+        // start.
+        self.state
+            .audit_monitor
+            .chain(&self.store, &self.state.audit_key)
+            .await;
         let _ = self.store.node_leave(self.state.identity.node_id).await;
         // The clock's latest reading outlives this process (clock-tamper detection).
         let now = crate::license::unix_now(self.state.clock.as_ref());
@@ -302,6 +308,8 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
             retention: config.audit.retention,
         },
     );
+    let chainer_task =
+        audit_monitor.spawn_chainer(store.clone(), audit_key.clone(), Duration::from_secs(1));
     let host_tickets = Arc::new(warden_crypto::host_ticket::TicketKey::new(
         &warden_store::keyring::random_server_secret(
             &store,
@@ -381,6 +389,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         task,
         background: vec![
             monitor_task,
+            chainer_task,
             identity_task,
             hosts_task,
             license_task,

@@ -1,13 +1,19 @@
-//! The audit trail in storage: events appended in the caller's transaction, chained by an
-//! HMAC-SHA256 over each event and the hash before it, and verified by walking the chain.
-//! `audit_head` holds the last sequence number handed out and the newest hash; its row is the
-//! chain's lock.
+//! The audit trail in storage: events written in the caller's transaction, then chained by
+//! an HMAC-SHA256 over each event and the hash before it, and verified by walking the chain.
+//!
+//! Chaining is off the commit path. [`Tx::record`] puts the event in `audit_pending`, sealed
+//! with an HMAC of its content, so it commits (or rolls back) with the change it describes
+//! and no writer waits on another's commit. [`Store::chain_audit`] then moves committed
+//! events into `audit_events` in order, giving each its sequence number and chain hash; one
+//! chainer runs at a time, on any number of nodes, because it holds the `audit_head` row (a
+//! row lock on PostgreSQL, the write lock on SQLite) until its batch commits. A pending event
+//! whose seal does not match (edited, or inserted by someone without the key) is never
+//! chained: the chainer stops there and reports it.
 //!
 //! The chain key is a server secret sealed by the keyring, so someone who can write to the
-//! database but does not hold the encryption key cannot forge a consistent chain. Writers
-//! serialise on the single `audit_head` row (a row lock on PostgreSQL, the write lock on
-//! SQLite), so the chain follows commit order even with many writers on many nodes.
-//! This module never updates or deletes an event; the database refuses it too (triggers).
+//! database but does not hold the encryption key can neither forge a consistent chain nor
+//! slip an event into it. This module never updates an event and deletes only what the
+//! database allows (chained pending rows; purged events behind a checkpoint).
 
 use std::fmt;
 
@@ -22,6 +28,9 @@ use crate::{Store, StoreError, Tx};
 
 /// Length of every chain hash.
 pub const HASH_LEN: usize = 32;
+/// What a seal's MAC starts with (a chain hash starts with the 32-byte previous hash instead,
+/// so neither can stand in for the other).
+const SEAL_TAG: &[u8] = b"warden.audit.seal.v1";
 const CHAIN_KEY_NAME: &str = "audit_chain_key";
 const USER_AGENT_MAX: usize = 256;
 
@@ -61,13 +70,24 @@ impl ChainKey {
     }
 
     fn hash_as(&self, row: &Row, seq: i64) -> [u8; HASH_LEN] {
+        self.mac(&[&row.prev_hash, &seq.to_be_bytes()], row)
+    }
+
+    /// The seal a writer puts on an event waiting to be chained: its content alone.
+    fn seal(&self, row: &Row) -> [u8; HASH_LEN] {
+        self.mac(&[SEAL_TAG], row)
+    }
+
+    /// HMAC over `prefix` and the event's content, each length-prefixed.
+    fn mac(&self, prefix: &[&[u8]], row: &Row) -> [u8; HASH_LEN] {
         let mut ctx = hmac::Context::with_key(&self.0);
         let mut put = |bytes: &[u8]| {
             ctx.update(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
             ctx.update(bytes);
         };
-        put(&row.prev_hash);
-        put(&seq.to_be_bytes());
+        for p in prefix {
+            put(p);
+        }
         put(row.event_id.as_bytes());
         put(&row.occurred_at_us.to_be_bytes());
         put(row.actor_kind.as_bytes());
@@ -266,19 +286,49 @@ pub struct Row {
 }
 
 impl Tx {
-    /// Appends `event` to the audit trail in this transaction: it commits with the change it
-    /// describes or not at all. Returns its sequence number.
-    pub async fn record(&mut self, key: &ChainKey, event: &NewEvent) -> Result<i64, StoreError> {
-        // Takes the chain's lock (the head row, held until commit) and reads the newest
-        // event's hash in one round trip; a trigger advances the head with the insert below.
-        let (seq, prev_hash) = on_tx!(self, |c| sqlx::query_as::<_, (i64, Vec<u8>)>(
-            "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash"
+    /// Records `event` in this transaction: it commits with the change it describes or not at
+    /// all, and if it cannot be written the transaction fails. The event is sealed with the
+    /// chain key and waits in `audit_pending` until the chainer gives it its place in the
+    /// chain (woken when this transaction commits). Returns the event's id.
+    pub async fn record(&mut self, key: &ChainKey, event: &NewEvent) -> Result<String, StoreError> {
+        let row = Row::from_event(event);
+        let seal = key.seal(&row);
+        let r = &row;
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO audit_pending (event_id, occurred_at_us, actor_kind, actor_id, \
+             workspace_id, action, resource_type, resource_id, outcome, client_ip, user_agent, \
+             request_id, duration_ms, summary, seal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
+             $9, $10, $11, $12, $13, $14, $15)"
         )
-        .fetch_one(c)
-        .await)?;
+        .bind(&r.event_id)
+        .bind(r.occurred_at_us)
+        .bind(&r.actor_kind)
+        .bind(&r.actor_id)
+        .bind(&r.workspace_id)
+        .bind(&r.action)
+        .bind(&r.resource_type)
+        .bind(&r.resource_id)
+        .bind(&r.outcome)
+        .bind(&r.client_ip)
+        .bind(&r.user_agent)
+        .bind(&r.request_id)
+        .bind(r.duration_ms)
+        .bind(&r.summary)
+        .bind(seal.as_slice())
+        .execute(c)
+        .await
+        .map(drop))?;
+        self.recorded_audit = true;
+        Ok(row.event_id)
+    }
+}
+
+impl Row {
+    /// An event as it will be stored, before it has a place in the chain.
+    fn from_event(event: &NewEvent) -> Self {
         let micros = event.at.unix_timestamp_nanos() / 1_000;
-        let mut row = Row {
-            seq,
+        Self {
+            seq: 0,
             event_id: uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
                 uuid::NoContext,
                 u64::try_from(event.at.unix_timestamp()).unwrap_or(0),
@@ -301,40 +351,312 @@ impl Tx {
             request_id: event.request_id.clone(),
             duration_ms: event.duration_ms,
             summary: event.summary.to_string(),
-            prev_hash,
+            prev_hash: Vec::new(),
             hash: Vec::new(),
-        };
-        row.hash = key.hash(&row).to_vec();
-        let r = &row;
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO audit_events (seq, event_id, occurred_at_us, actor_kind, actor_id, \
-             workspace_id, action, resource_type, resource_id, outcome, client_ip, user_agent, \
-             request_id, duration_ms, summary, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, \
-             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-        )
-        .bind(r.seq)
-        .bind(&r.event_id)
-        .bind(r.occurred_at_us)
-        .bind(&r.actor_kind)
-        .bind(&r.actor_id)
-        .bind(&r.workspace_id)
-        .bind(&r.action)
-        .bind(&r.resource_type)
-        .bind(&r.resource_id)
-        .bind(&r.outcome)
-        .bind(&r.client_ip)
-        .bind(&r.user_agent)
-        .bind(&r.request_id)
-        .bind(r.duration_ms)
-        .bind(&r.summary)
-        .bind(&r.prev_hash)
-        .bind(&r.hash)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(seq)
+        }
     }
 }
+
+/// Events moved into the chain per transaction (17 bound values each, within both
+/// backends' limits on one statement).
+const CHAIN_BATCH: usize = 500;
+
+/// What one run of the chainer did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chained {
+    /// Events given their place in the chain.
+    pub linked: u64,
+    /// The first event waiting to be chained whose seal does not match (edited, or inserted
+    /// without the key): the sequence number it would have taken and its event id. Nothing
+    /// after it is chained until it is dealt with.
+    pub unsealed: Option<(i64, String)>,
+}
+
+/// An event waiting to be chained, as stored.
+struct PendingRow {
+    id: i64,
+    row: Row,
+    seal: Vec<u8>,
+}
+
+impl Store {
+    /// Gives every committed event that waits to be chained its sequence number and chain
+    /// hash, in order, a batch per transaction. One chainer runs at a time across all nodes
+    /// (each batch holds the `audit_head` row until it commits), so when this returns, every
+    /// event committed before the call is in the chain, unless one failed its seal.
+    pub async fn chain_audit(&self, key: &ChainKey) -> Result<Chained, StoreError> {
+        let mut done = Chained::default();
+        loop {
+            let mut tx = self.begin().await?;
+            // The chain's lock on PostgreSQL (SQLite's write lock is already held), and the
+            // head as the last batch left it.
+            let (mut seq, mut prev) = on_tx!(tx, |c| sqlx::query_as::<_, (i64, Vec<u8>)>(
+                "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash"
+            )
+            .fetch_one(c)
+            .await)?;
+            let pending = pending_batch(&mut tx).await?;
+            let full = pending.len() == CHAIN_BATCH;
+            let mut linked: Vec<Row> = Vec::with_capacity(pending.len());
+            let mut ids: Vec<i64> = Vec::with_capacity(pending.len());
+            for p in pending {
+                if key.seal(&p.row).as_slice() != p.seal.as_slice() {
+                    done.unsealed = Some((seq + 1, p.row.event_id));
+                    break;
+                }
+                let mut row = p.row;
+                seq += 1;
+                row.seq = seq;
+                row.prev_hash = prev;
+                row.hash = key.hash(&row).to_vec();
+                prev = row.hash.clone();
+                ids.push(p.id);
+                linked.push(row);
+            }
+            if linked.is_empty() {
+                tx.rollback().await?;
+                return Ok(done);
+            }
+            let inserted = insert_chained(&mut tx, &ids, &linked).await?;
+            let removed = match &mut tx.inner {
+                // Under the write lock nothing else is pending between the first and the last.
+                crate::db::TxInner::Sqlite(t) => {
+                    sqlx::query("DELETE FROM audit_pending WHERE id >= $1 AND id <= $2")
+                        .bind(ids.first().copied().unwrap_or_default())
+                        .bind(ids.last().copied().unwrap_or_default())
+                        .execute(&mut **t)
+                        .await?
+                        .rows_affected()
+                }
+                // Another writer's event may have committed in between since the batch was
+                // read: delete exactly the ones chained.
+                crate::db::TxInner::Postgres(t) => {
+                    sqlx::query("DELETE FROM audit_pending WHERE id = ANY($1)")
+                        .bind(&ids)
+                        .execute(&mut **t)
+                        .await?
+                        .rows_affected()
+                }
+            };
+            let expected = linked.len() as u64;
+            if inserted != expected || removed != expected {
+                // Cannot happen while the lock is held and pending rows cannot change; if it
+                // does, nothing of this batch is kept.
+                return Err(StoreError::Invalid(format!(
+                    "audit chaining moved {inserted} and removed {removed} of {expected} events"
+                )));
+            }
+            on_tx!(tx, |c| sqlx::query(
+                "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1"
+            )
+            .bind(seq)
+            .bind(&prev)
+            .execute(c)
+            .await
+            .map(drop))?;
+            tx.commit().await?;
+            done.linked += linked.len() as u64;
+            if !full || done.unsealed.is_some() {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// How many events wait to be chained, and the first of them whose seal does not match
+    /// (its event id), without changing anything.
+    pub async fn audit_pending(&self, key: &ChainKey) -> Result<(u64, Option<String>), StoreError> {
+        let mut tx = self.begin_read().await?;
+        let mut count = 0u64;
+        let mut unsealed = None;
+        let mut after = 0i64;
+        loop {
+            let batch = pending_after(&mut tx, after).await?;
+            let Some(last) = batch.last().map(|p| p.id) else {
+                break;
+            };
+            after = last;
+            for p in batch {
+                count += 1;
+                if unsealed.is_none() && key.seal(&p.row).as_slice() != p.seal.as_slice() {
+                    unsealed = Some(p.row.event_id);
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok((count, unsealed))
+    }
+}
+
+/// The oldest events waiting to be chained, up to a batch.
+async fn pending_batch(tx: &mut Tx) -> Result<Vec<PendingRow>, StoreError> {
+    pending_after(tx, 0).await
+}
+
+/// Events waiting to be chained with ids after `after`, oldest first, up to a batch. On
+/// SQLite the batch crosses from the connection's thread as one JSON value (see
+/// [`sqlite_batch`]).
+async fn pending_after(tx: &mut Tx, after: i64) -> Result<Vec<PendingRow>, StoreError> {
+    const COLS: &str = "id, event_id, occurred_at_us, actor_kind, actor_id, workspace_id, \
+        action, resource_type, resource_id, outcome, client_ip, user_agent, request_id, \
+        duration_ms, summary, seal";
+    let limit = i64::try_from(CHAIN_BATCH).unwrap_or(i64::MAX);
+    let rows: Vec<JsonRow> = match &mut tx.inner {
+        crate::db::TxInner::Sqlite(t) => {
+            let text = sqlx::query_scalar::<_, String>(sql(&SQLITE_PENDING_SQL, || {
+                format!(
+                    "SELECT json_group_array(json_array(id, event_id, occurred_at_us, \
+                     actor_kind, actor_id, workspace_id, action, resource_type, resource_id, \
+                     outcome, client_ip, user_agent, request_id, duration_ms, summary, '', \
+                     hex(seal))) FROM (SELECT {COLS} FROM audit_pending WHERE id > $1 \
+                     ORDER BY id LIMIT $2)"
+                )
+            }))
+            .bind(after)
+            .bind(limit)
+            .fetch_one(&mut **t)
+            .await?;
+            serde_json::from_str(&text)
+                .map_err(|e| StoreError::Invalid(format!("audit batch did not decode: {e}")))?
+        }
+        crate::db::TxInner::Postgres(t) => {
+            sqlx::query_as::<_, PgPending>(sql(&PG_PENDING_SQL, || {
+                format!("SELECT {COLS} FROM audit_pending WHERE id > $1 ORDER BY id LIMIT $2")
+            }))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut **t)
+            .await?
+            .into_iter()
+            .map(|p| {
+                JsonRow(
+                    p.id,
+                    p.event_id,
+                    p.occurred_at_us,
+                    p.actor_kind,
+                    p.actor_id,
+                    p.workspace_id,
+                    p.action,
+                    p.resource_type,
+                    p.resource_id,
+                    p.outcome,
+                    p.client_ip,
+                    p.user_agent,
+                    p.request_id,
+                    p.duration_ms,
+                    p.summary,
+                    String::new(),
+                    hex::encode(p.seal),
+                )
+            })
+            .collect()
+        }
+    };
+    let mut out = rows
+        .into_iter()
+        .map(|j| {
+            let id = j.0;
+            let row = j.into_row()?;
+            let seal = row.hash.clone();
+            Ok(PendingRow {
+                id,
+                row: Row {
+                    seq: 0,
+                    hash: Vec::new(),
+                    ..row
+                },
+                seal,
+            })
+        })
+        .collect::<Result<Vec<PendingRow>, StoreError>>()?;
+    out.sort_unstable_by_key(|p| p.id);
+    Ok(out)
+}
+
+#[derive(sqlx::FromRow)]
+struct PgPending {
+    id: i64,
+    event_id: String,
+    occurred_at_us: i64,
+    actor_kind: String,
+    actor_id: Option<String>,
+    workspace_id: Option<String>,
+    action: String,
+    resource_type: String,
+    resource_id: Option<String>,
+    outcome: String,
+    client_ip: Option<String>,
+    user_agent: Option<String>,
+    request_id: Option<String>,
+    duration_ms: i64,
+    summary: String,
+    seal: Vec<u8>,
+}
+
+static SQLITE_PENDING_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static PG_PENDING_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Copies chained events from `audit_pending` into `audit_events` with their place in the
+/// chain: only (pending id, sequence number, previous hash, hash) travel, in one statement.
+/// The content copied is the content just hashed: pending rows cannot be updated (trigger),
+/// and the batch holds the chain's lock.
+async fn insert_chained(tx: &mut Tx, ids: &[i64], rows: &[Row]) -> Result<u64, StoreError> {
+    const TARGET: &str = "INSERT INTO audit_events (seq, event_id, occurred_at_us, actor_kind, \
+        actor_id, workspace_id, action, resource_type, resource_id, outcome, client_ip, \
+        user_agent, request_id, duration_ms, summary, prev_hash, hash) SELECT";
+    const FROM_PENDING: &str = "p.event_id, p.occurred_at_us, p.actor_kind, p.actor_id, \
+        p.workspace_id, p.action, p.resource_type, p.resource_id, p.outcome, p.client_ip, \
+        p.user_agent, p.request_id, p.duration_ms, p.summary";
+    match &mut tx.inner {
+        crate::db::TxInner::Sqlite(t) => {
+            // One JSON value: SQLite looks up each bound parameter by a linear scan, so a
+            // statement with thousands of them costs quadratic time.
+            let links: Vec<serde_json::Value> = ids
+                .iter()
+                .zip(rows)
+                .map(|(id, r)| {
+                    serde_json::json!([id, r.seq, hex::encode(&r.prev_hash), hex::encode(&r.hash)])
+                })
+                .collect();
+            let links = serde_json::Value::Array(links).to_string();
+            sqlx::query(sql(&SQLITE_INSERT_SQL, || {
+                format!(
+                    "{TARGET} j.value->>1, {FROM_PENDING}, unhex(j.value->>2), \
+                     unhex(j.value->>3) FROM json_each($1) j JOIN audit_pending p \
+                     ON p.id = j.value->>0 ORDER BY j.key"
+                )
+            }))
+            .bind(links)
+            .execute(&mut **t)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(StoreError::from)
+        }
+        crate::db::TxInner::Postgres(t) => {
+            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+            let prevs: Vec<&[u8]> = rows.iter().map(|r| r.prev_hash.as_slice()).collect();
+            let hashes: Vec<&[u8]> = rows.iter().map(|r| r.hash.as_slice()).collect();
+            sqlx::query(sql(&PG_INSERT_SQL, || {
+                format!(
+                    "{TARGET} u.seq, {FROM_PENDING}, u.prev_hash, u.hash \
+                     FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) \
+                     AS u(id, seq, prev_hash, hash) JOIN audit_pending p ON p.id = u.id \
+                     ORDER BY u.seq"
+                )
+            }))
+            .bind(ids)
+            .bind(&seqs)
+            .bind(&prevs)
+            .bind(&hashes)
+            .execute(&mut **t)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(StoreError::from)
+        }
+    }
+}
+
+static PG_INSERT_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static SQLITE_INSERT_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// How the chain was broken, at the first event where it breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +669,9 @@ pub enum Tamper {
     Inserted,
     /// The event was recorded at another position.
     Reordered,
+    /// An event waiting to be chained does not carry the server's seal: it was edited, or
+    /// inserted by someone without the key. Its number is the one it would have taken.
+    Unsealed,
 }
 
 impl fmt::Display for Tamper {
@@ -356,6 +681,7 @@ impl fmt::Display for Tamper {
             Self::Deleted => "deleted",
             Self::Inserted => "inserted",
             Self::Reordered => "reordered",
+            Self::Unsealed => "unsealed",
         })
     }
 }
@@ -394,7 +720,8 @@ impl Anchor {
 
 impl Store {
     /// Walks the whole audit chain in sequence order, streaming (memory stays flat), and
-    /// reports the first event that was edited, deleted, inserted or reordered. When old
+    /// reports the first event that was edited, deleted, inserted or reordered; then checks
+    /// the seals of the events still waiting to be chained. When old
     /// events were purged, the walk starts from the signed checkpoint just before the oldest
     /// remaining event, which must verify against `checkpoint_key`.
     pub async fn verify_audit(
@@ -443,9 +770,13 @@ impl Store {
         tx.commit().await?;
         // After a purge the anchor's own event is gone by design; the signed checkpoint
         // vouches for it instead.
-        self.verify_chain(key, &anchor, purged_through > 0)
-            .await
-            .map(|(v, _)| v)
+        let (mut verification, next) = self.verify_chain(key, &anchor, purged_through > 0).await?;
+        if verification.broken.is_none()
+            && let (_, Some(_)) = self.audit_pending(key).await?
+        {
+            verification.broken = Some((next.next_seq, Tamper::Unsealed));
+        }
+        Ok(verification)
     }
 
     /// Signs a checkpoint for `anchor` (the last verified event), unless one exists.
@@ -707,8 +1038,9 @@ impl<'k> Walker<'k> {
     }
 }
 
-/// The newest `limit` events, unfiltered.
-pub async fn newest(store: &Store, limit: i64) -> Result<Vec<Row>, StoreError> {
+/// The newest `limit` events, unfiltered, after chaining what waits.
+pub async fn newest(store: &Store, key: &ChainKey, limit: i64) -> Result<Vec<Row>, StoreError> {
+    store.chain_audit(key).await?;
     store.audit_page(&Filter::default(), None, limit).await
 }
 
@@ -793,6 +1125,34 @@ struct JsonRow(
     String,
 );
 
+impl JsonRow {
+    fn into_row(self) -> Result<Row, StoreError> {
+        let unhex = |h: String| {
+            hex::decode(h).map_err(|_| StoreError::Invalid("audit hash is not hex".to_owned()))
+        };
+        let j = self;
+        Ok(Row {
+            seq: j.0,
+            event_id: j.1,
+            occurred_at_us: j.2,
+            actor_kind: j.3,
+            actor_id: j.4,
+            workspace_id: j.5,
+            action: j.6,
+            resource_type: j.7,
+            resource_id: j.8,
+            outcome: j.9,
+            client_ip: j.10,
+            user_agent: j.11,
+            request_id: j.12,
+            duration_ms: j.13,
+            summary: j.14,
+            prev_hash: unhex(j.15)?,
+            hash: unhex(j.16)?,
+        })
+    }
+}
+
 /// The next batch of events after `after`, in sequence order, on SQLite.
 ///
 /// sqlx hands every row of a SQLite result from the connection's thread to the async side
@@ -837,32 +1197,9 @@ async fn sqlite_batch(
     };
     let parsed: Vec<JsonRow> = serde_json::from_str(&text)
         .map_err(|e| StoreError::Invalid(format!("audit batch did not decode: {e}")))?;
-    let unhex = |h: String| {
-        hex::decode(h).map_err(|_| StoreError::Invalid("audit hash is not hex".to_owned()))
-    };
     let mut rows = parsed
         .into_iter()
-        .map(|j| {
-            Ok(Row {
-                seq: j.0,
-                event_id: j.1,
-                occurred_at_us: j.2,
-                actor_kind: j.3,
-                actor_id: j.4,
-                workspace_id: j.5,
-                action: j.6,
-                resource_type: j.7,
-                resource_id: j.8,
-                outcome: j.9,
-                client_ip: j.10,
-                user_agent: j.11,
-                request_id: j.12,
-                duration_ms: j.13,
-                summary: j.14,
-                prev_hash: unhex(j.15)?,
-                hash: unhex(j.16)?,
-            })
-        })
+        .map(JsonRow::into_row)
         .collect::<Result<Vec<Row>, StoreError>>()?;
     rows.sort_unstable_by_key(|r| r.seq);
     Ok(rows)

@@ -10,6 +10,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite};
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
 use crate::StoreError;
 
 /// Which database engine a store runs on.
@@ -97,6 +101,8 @@ enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// Woken when a transaction that recorded an audit event commits (the chainer waits here).
+    audit_recorded: Arc<Notify>,
 }
 
 impl fmt::Debug for Store {
@@ -131,7 +137,7 @@ impl Store {
             Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Pool::Postgres(p) => TxInner::Postgres(begin_pg(p, "BEGIN").await?),
         };
-        Ok(Tx { inner })
+        Ok(self.tx(inner))
     }
 
     /// Starts a read-only transaction that sees one consistent snapshot and blocks no writer
@@ -144,7 +150,21 @@ impl Store {
                 begin_pg(p, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
             ),
         };
-        Ok(Tx { inner })
+        Ok(self.tx(inner))
+    }
+
+    fn tx(&self, inner: TxInner) -> Tx {
+        Tx {
+            inner,
+            recorded_audit: false,
+            audit_recorded: self.audit_recorded.clone(),
+        }
+    }
+
+    /// Completes when a transaction that recorded an audit event has committed since the
+    /// last wake-up (on this node).
+    pub async fn audit_recorded(&self) {
+        self.audit_recorded.notified().await;
     }
 
     /// Checks that the database answers a trivial query.
@@ -206,8 +226,11 @@ async fn connect_sqlite(options: &ConnectOptions) -> Result<Store, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
         .busy_timeout(options.busy_timeout);
+    // A connection to a local file cannot go stale, so it is not pinged on every checkout
+    // (a round trip to its thread each time).
     let pool = SqlitePoolOptions::new()
         .max_connections(options.max_connections.max(1))
+        .test_before_acquire(false)
         .acquire_timeout(options.connect_timeout)
         .connect_with(opts)
         .await
@@ -218,6 +241,7 @@ async fn connect_sqlite(options: &ConnectOptions) -> Result<Store, StoreError> {
         })?;
     Ok(Store {
         pool: Pool::Sqlite(pool),
+        audit_recorded: Arc::default(),
     })
 }
 
@@ -238,6 +262,7 @@ async fn connect_postgres(options: &ConnectOptions) -> Result<Store, StoreError>
         })?;
     Ok(Store {
         pool: Pool::Postgres(pool),
+        audit_recorded: Arc::default(),
     })
 }
 
@@ -260,6 +285,9 @@ pub(crate) enum TxInner {
 /// A database transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     pub(crate) inner: TxInner,
+    /// Whether an audit event was recorded (its commit wakes the chainer).
+    pub(crate) recorded_audit: bool,
+    audit_recorded: Arc<Notify>,
 }
 
 impl fmt::Debug for Tx {
@@ -277,6 +305,9 @@ impl Tx {
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,
+        }
+        if self.recorded_audit {
+            self.audit_recorded.notify_one();
         }
         Ok(())
     }

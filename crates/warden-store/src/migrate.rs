@@ -54,6 +54,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_agent_sessions"),
     migration!(9, "0009_host_workspaces"),
     migration!(10, "0010_session_archive"),
+    migration!(11, "0011_audit_pending"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -621,7 +621,7 @@ impl WorkspaceTx {
     }
 
     /// Appends `event` to the audit trail in this transaction, marked with this workspace.
-    pub async fn record(&mut self, key: &ChainKey, event: NewEvent) -> Result<i64, StoreError> {
+    pub async fn record(&mut self, key: &ChainKey, event: NewEvent) -> Result<String, StoreError> {
         let event = NewEvent {
             workspace_id: Some(self.workspace.to_string()),
             ..event

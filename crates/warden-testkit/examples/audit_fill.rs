@@ -46,6 +46,7 @@ async fn main() -> Result<()> {
             tx.record(&chain, &event).await?;
         }
         tx.commit().await?;
+        store.chain_audit(&chain).await?;
         done = (done + 5_000).min(total);
     }
     store.close().await;

@@ -245,7 +245,12 @@ impl ShutdownSignals {
 async fn audit_verify(config: Config) -> Result<()> {
     logging::init(&config.log);
     let (store, key, signer) = boot::open_existing(&config).await?;
-    let report = store.verify_audit(&key, &signer.public_key()).await;
+    // Events committed but not yet chained (a server that stopped abruptly) join the chain
+    // first, so the check covers everything recorded.
+    let report = match store.chain_audit(&key).await {
+        Ok(_) => store.verify_audit(&key, &signer.public_key()).await,
+        Err(e) => Err(e),
+    };
     store.close().await;
     let report = report?;
     match report.broken {
@@ -256,6 +261,12 @@ async fn audit_verify(config: Config) -> Result<()> {
             ));
             Ok(())
         }
+        Some((seq, warden_server::audit::Tamper::Unsealed)) => anyhow::bail!(
+            "audit trail broken: an event waiting to be chained (it would be event {seq}) does \
+             not carry the server's seal: it was edited, or inserted without the key ({} events \
+             before it verified)",
+            report.checked
+        ),
         Some((seq, how)) => anyhow::bail!(
             "audit chain broken at event {seq}: {how} ({} events before it verified)",
             report.checked
@@ -286,7 +297,8 @@ async fn audit_export(config: Config, args: crate::cli::ExportArgs) -> Result<()
         ..AuditQuery::default()
     }
     .parse()?;
-    let (store, _key, _signer) = boot::open_existing(&config).await?;
+    let (store, key, _signer) = boot::open_existing(&config).await?;
+    store.chain_audit(&key).await?;
     let total = store.audit_count(&parsed.filter).await?;
     let done = Arc::new(AtomicU64::new(0));
     let bar = indicatif::ProgressBar::with_draw_target(

@@ -151,6 +151,11 @@ pub(crate) async fn events(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     let parsed = query.parse().map_err(bad_filter)?;
+    // Whatever was committed before this request is in the chain, and so on the page.
+    state
+        .audit_monitor
+        .chain(&state.store, &state.audit_key)
+        .await;
     let rows = state
         .store
         .audit_page(&parsed.filter, parsed.before, parsed.limit)
@@ -175,6 +180,10 @@ pub(crate) async fn export_csv(
     Query(query): Query<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let parsed = query.parse().map_err(bad_filter)?;
+    state
+        .audit_monitor
+        .chain(&state.store, &state.audit_key)
+        .await;
     let chunks = crate::audit::csv::stream(state.store.clone(), parsed.filter, None);
     Ok((
         [

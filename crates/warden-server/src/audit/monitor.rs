@@ -1,6 +1,7 @@
-//! A background monitor that verifies each new segment of the audit chain as it is written,
-//! reports a break loudly (error log, `/readyz`, the audit status endpoint), signs a
-//! checkpoint for what it verified, and purges events past the retention period.
+//! The audit trail's background work: a chainer that links committed events into the chain
+//! as they arrive, and a monitor that verifies each new segment of the chain, reports a break
+//! loudly (error log, `/readyz`, the audit status endpoint), signs a checkpoint for what it
+//! verified, and purges events past the retention period.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -10,7 +11,13 @@ use tokio::task::JoinHandle;
 use utoipa::ToSchema;
 use warden_domain::clock::Clock;
 use warden_store::Store;
-use warden_store::audit::{Anchor, ChainKey, CheckpointSigner, Tamper};
+use warden_store::audit::{Anchor, ChainKey, Chained, CheckpointSigner, Tamper};
+
+/// How long the chainer lets events gather after a commit wakes it. Each batch holds the
+/// chain's lock (on SQLite, the database's write lock) for a few round trips; under load,
+/// batches of a few hundred events keep that a small share of the lock's time (measured in
+/// BENCHMARKS.md: 20 ms beat 0, 5 and 50).
+pub const GATHER: Duration = Duration::from_millis(20);
 
 /// When the monitor runs and what it keeps.
 #[derive(Debug, Clone, Copy)]
@@ -33,7 +40,8 @@ pub struct AuditStatus {
     /// Where the chain breaks, when it does.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub broken_at: Option<i64>,
-    /// What happened there: `edited`, `deleted`, `inserted` or `reordered`.
+    /// What happened there: `edited`, `deleted`, `inserted`, `reordered` or `unsealed` (an
+    /// event waiting to be chained without the server's seal).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tamper: Option<String>,
     /// When the last check finished (RFC 3339).
@@ -126,6 +134,51 @@ impl AuditMonitor {
             }
             Err(e) => tracing::warn!(error = %e, "audit verification could not run"),
         }
+    }
+
+    /// Links the events waiting to be chained. An event without the server's seal is never
+    /// chained; it marks the trail broken (as [`AuditMonitor::check`] does for the chain).
+    pub async fn chain(&self, store: &Store, key: &ChainKey) {
+        match store.chain_audit(key).await {
+            Ok(Chained {
+                unsealed: Some((seq, event_id)),
+                ..
+            }) => {
+                let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+                if inner.broken.is_none() {
+                    tracing::error!(
+                        seq,
+                        event_id,
+                        "AUDIT TRAIL BROKEN: event {event_id}, waiting to be chained as {seq}, does not carry the server's seal (edited, or inserted without the key); nothing after it is chained until it is investigated"
+                    );
+                    inner.broken = Some((seq, Tamper::Unsealed));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "audit events could not be chained"),
+        }
+    }
+
+    /// Runs [`AuditMonitor::chain`] now, [`GATHER`] after a transaction on this node that
+    /// recorded an event commits, and at least every `every` (events committed by a node that
+    /// stopped before chaining them), until the task is aborted. Readers of the trail chain
+    /// what waits before they read, so the wait only sizes the batches.
+    pub fn spawn_chainer(
+        &self,
+        store: Store,
+        key: Arc<ChainKey>,
+        every: Duration,
+    ) -> JoinHandle<()> {
+        let monitor = self.clone();
+        tokio::spawn(async move {
+            loop {
+                monitor.chain(&store, &key).await;
+                tokio::select! {
+                    () = store.audit_recorded() => tokio::time::sleep(GATHER).await,
+                    () = tokio::time::sleep(every) => {}
+                }
+            }
+        })
     }
 
     /// Signs a checkpoint for everything verified so far, then removes events older than

@@ -55,12 +55,14 @@ async fn setup_with_known_key() -> (TestDb, Store, ChainKey, String) {
     (db, store, key, key_hex)
 }
 
+/// Records `n` events, each in its own transaction, and chains them.
 async fn append(store: &Store, key: &ChainKey, n: usize) {
     for i in 0..n {
         let mut tx = store.begin().await.unwrap();
         tx.record(key, &event(i)).await.unwrap();
         tx.commit().await.unwrap();
     }
+    assert_eq!(store.chain_audit(key).await.unwrap().unsealed, None);
 }
 
 fn intact(n: u64) -> Verification {
@@ -74,22 +76,28 @@ fn intact(n: u64) -> Verification {
 async fn an_event_commits_with_its_transaction_and_vanishes_with_its_rollback() {
     let (db, store, key) = setup().await;
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.record(&key, &event(1)).await.unwrap(), 1);
+    tx.record(&key, &event(1)).await.unwrap();
     tx.rollback().await.unwrap();
     {
         let mut tx = store.begin().await.unwrap();
         tx.record(&key, &event(2)).await.unwrap();
         // dropped without commit
     }
+    assert_eq!(store.chain_audit(&key).await.unwrap().linked, 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 0);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_events").await, 0);
     assert_eq!(verify_unpurged(&store, &key).await, intact(0));
 
     let mut tx = store.begin().await.unwrap();
-    assert_eq!(tx.record(&key, &event(3)).await.unwrap(), 1);
+    let id = tx.record(&key, &event(3)).await.unwrap();
     tx.commit().await.unwrap();
-    let rows = warden_store::audit::newest(&store, 10).await.unwrap();
+    // Committed: waiting to be chained until the chainer (or a reader) comes.
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 1);
+    let rows = warden_store::audit::newest(&store, &key, 10).await.unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 0);
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
+    assert_eq!(row.event_id, id);
     assert_eq!((row.seq, row.action.as_str()), (1, "workspace.updated"));
     assert_eq!(row.actor_kind, "user");
     assert_eq!(row.actor_id.as_deref(), Some("user-3"));
@@ -128,6 +136,139 @@ async fn the_database_refuses_to_update_or_delete_audit_events() {
     assert_eq!(verify_unpurged(&store, &key).await, intact(2));
 }
 
+#[tokio::test]
+async fn an_event_waiting_to_be_chained_leaves_only_by_being_chained() {
+    let (db, store, key) = setup().await;
+    append(&store, &key, 1).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.record(&key, &event(7)).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut attempts = vec![
+        "UPDATE audit_pending SET outcome = 'failed'",
+        "DELETE FROM audit_pending",
+    ];
+    if db.backend == Backend::Postgres {
+        attempts.push("TRUNCATE audit_pending");
+    }
+    for sql in attempts {
+        let err = try_exec(&db, &db.owner_url, sql).await.unwrap_err();
+        assert!(err.contains("leave only by being chained"), "{sql}: {err}");
+        try_exec(&db, &db.url, sql).await.unwrap_err();
+    }
+    // Nor by giving it the id of an event already in the chain.
+    let err = try_exec(
+        &db,
+        &db.url,
+        "INSERT INTO audit_events (seq, event_id, occurred_at_us, actor_kind, action, \
+         resource_type, outcome, duration_ms, summary, prev_hash, hash) \
+         SELECT 2, event_id, occurred_at_us, actor_kind, action, resource_type, outcome, \
+         duration_ms, summary, hash, hash FROM audit_events WHERE seq = 1",
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_lowercase().contains("unique"), "{err}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 1);
+    assert_eq!(store.chain_audit(&key).await.unwrap().linked, 1);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 0);
+    assert_eq!(verify_unpurged(&store, &key).await, intact(2));
+
+    // A row in audit_events made only as a ticket to delete a waiting event (its id, but an
+    // old time, so the ticket could be purged afterwards) does not let it go.
+    let mut tx = store.begin().await.unwrap();
+    tx.record(&key, &event(8)).await.unwrap();
+    tx.commit().await.unwrap();
+    try_exec(
+        &db,
+        &db.url,
+        "INSERT INTO audit_events (seq, event_id, occurred_at_us, actor_kind, actor_id, \
+         workspace_id, action, resource_type, resource_id, outcome, client_ip, user_agent, \
+         request_id, duration_ms, summary, prev_hash, hash) SELECT 1000, event_id, 0, \
+         actor_kind, actor_id, workspace_id, action, resource_type, resource_id, outcome, \
+         client_ip, user_agent, request_id, duration_ms, summary, seal, seal FROM audit_pending",
+    )
+    .await
+    .unwrap();
+    let err = try_exec(&db, &db.url, "DELETE FROM audit_pending")
+        .await
+        .unwrap_err();
+    assert!(err.contains("leave only by being chained"), "{err}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 1);
+    // And the ticket itself shows.
+    assert!(verify_unpurged(&store, &key).await.broken.is_some());
+}
+
+/// Plays an attacker with direct database access on the events waiting to be chained.
+async fn disable_pending_guards(db: &TestDb) {
+    match db.backend {
+        Backend::Sqlite => {
+            raw_exec(db, "DROP TRIGGER audit_pending_no_update").await;
+            raw_exec(db, "DROP TRIGGER audit_pending_no_delete").await;
+        }
+        Backend::Postgres => {
+            raw_exec(db, "ALTER TABLE audit_pending DISABLE TRIGGER USER").await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_edited_or_forged_event_waiting_to_be_chained_is_never_chained() {
+    // Edited after its transaction committed, before the chainer came.
+    let (db, store, key) = setup().await;
+    append(&store, &key, 3).await;
+    let mut tx = store.begin().await.unwrap();
+    let edited = tx.record(&key, &event(3)).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.record(&key, &event(4)).await.unwrap();
+    tx.commit().await.unwrap();
+    disable_pending_guards(&db).await;
+    raw_exec(&db, "UPDATE audit_pending SET outcome = 'denied'").await;
+    let done = store.chain_audit(&key).await.unwrap();
+    assert_eq!(done.linked, 0);
+    assert_eq!(done.unsealed, Some((4, edited.clone())));
+    // It and everything after it stay out of the chain, and verification says so.
+    assert_eq!(count(&db, "SELECT MAX(seq) FROM audit_events").await, 3);
+    assert_eq!(
+        verify_unpurged(&store, &key).await,
+        Verification {
+            checked: 3,
+            broken: Some((4, Tamper::Unsealed)),
+        }
+    );
+    let monitor = warden_server::audit::AuditMonitor::new();
+    monitor.chain(&store, &key).await;
+    let status = monitor.status();
+    assert_eq!(
+        (status.status, status.broken_at, status.tamper.as_deref()),
+        ("broken", Some(4), Some("unsealed"))
+    );
+
+    // Inserted by someone without the key, after a genuine event.
+    let (db, store, key) = setup().await;
+    append(&store, &key, 2).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.record(&key, &event(2)).await.unwrap();
+    tx.commit().await.unwrap();
+    raw_exec(
+        &db,
+        "INSERT INTO audit_pending (event_id, occurred_at_us, actor_kind, actor_id, action, \
+         resource_type, outcome, duration_ms, summary, seal) SELECT 'forged-1', \
+         occurred_at_us, actor_kind, 'admin', action, resource_type, outcome, duration_ms, \
+         summary, seal FROM audit_pending",
+    )
+    .await;
+    let done = store.chain_audit(&key).await.unwrap();
+    assert_eq!(done.linked, 1);
+    assert_eq!(done.unsealed, Some((4, "forged-1".to_owned())));
+    assert_eq!(
+        verify_unpurged(&store, &key).await,
+        Verification {
+            checked: 3,
+            broken: Some((4, Tamper::Unsealed)),
+        }
+    );
+}
+
 async fn try_exec(db: &TestDb, url: &str, sql: &'static str) -> Result<(), String> {
     let res = match db.backend {
         Backend::Sqlite => {
@@ -158,9 +299,14 @@ async fn thirty_two_concurrent_writers_keep_one_unbroken_chain() {
             }
         }));
     }
+    // Chaining while they write.
+    let chainer = chain_until_aborted(store.clone(), key.clone());
     for t in tasks {
         t.await.unwrap();
     }
+    chainer.abort();
+    store.chain_audit(&key).await.unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 0);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_events").await, 320);
     assert_eq!(count(&db, "SELECT MAX(seq) FROM audit_events").await, 320);
     assert_eq!(verify_unpurged(&store, &key).await, intact(320));
@@ -172,7 +318,7 @@ async fn two_nodes_sharing_a_database_keep_one_unbroken_chain() {
     let other = db.connect().await.unwrap();
     let key = Arc::new(key);
     let mut tasks = Vec::new();
-    for (n, node) in [store.clone(), other].into_iter().enumerate() {
+    for (n, node) in [store.clone(), other.clone()].into_iter().enumerate() {
         for w in 0..8 {
             let node = node.clone();
             let key = key.clone();
@@ -187,10 +333,32 @@ async fn two_nodes_sharing_a_database_keep_one_unbroken_chain() {
             }));
         }
     }
+    // Both nodes chain while both write: the chain's lock makes them take turns.
+    let chainers = [
+        chain_until_aborted(store.clone(), key.clone()),
+        chain_until_aborted(other.clone(), key.clone()),
+    ];
     for t in tasks {
         t.await.unwrap();
     }
+    for c in chainers {
+        c.abort();
+    }
+    other.chain_audit(&key).await.unwrap();
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 0);
+    assert_eq!(count(&db, "SELECT MAX(seq) FROM audit_events").await, 160);
     assert_eq!(verify_unpurged(&store, &key).await, intact(160));
+}
+
+/// Chains in a loop, as a node's chainer does under load.
+fn chain_until_aborted(store: Store, key: Arc<ChainKey>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let done = store.chain_audit(&key).await.unwrap();
+            assert_eq!(done.unsealed, None);
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    })
 }
 
 /// Lets the test play an attacker with direct database access.
@@ -321,8 +489,29 @@ async fn no_secret_from_an_audited_input_reaches_the_table() {
     let mut tx = store.begin().await.unwrap();
     tx.record(&key, &e).await.unwrap();
     tx.commit().await.unwrap();
+    // Not while it waits to be chained,
+    let waiting: Vec<String> = match db.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(
+                "SELECT summary || coalesce(actor_id,'') || action FROM audit_pending",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+            sqlx::query_scalar("SELECT audit_pending::text FROM audit_pending")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(waiting.len(), 1);
+    assert!(waiting.iter().all(|row| !row.contains(secret)));
 
-    let rows = warden_store::audit::newest(&store, 10).await.unwrap();
+    let rows = warden_store::audit::newest(&store, &key, 10).await.unwrap();
     let everything = format!("{rows:?}");
     assert!(!everything.contains(secret));
     assert!(rows[0].summary.contains("[changed]"), "{}", rows[0].summary);
@@ -486,6 +675,7 @@ async fn queries_filter_and_page_newest_first() {
         tx.record(&key, &e).await.unwrap();
         tx.commit().await.unwrap();
     }
+    store.chain_audit(&key).await.unwrap();
     let all = warden_store::audit::Filter::default();
     let first = store.audit_page(&all, None, 5).await.unwrap();
     let seqs: Vec<i64> = first.iter().map(|r| r.seq).collect();
@@ -640,6 +830,7 @@ async fn purging_past_retention_keeps_the_log_verifiable_from_a_signed_checkpoin
         tx.record(&key, &e).await.unwrap();
         tx.commit().await.unwrap();
     }
+    store.chain_audit(&key).await.unwrap();
     // The database refuses to delete even old events until a checkpoint covers them.
     let refused = try_exec(&db, &db.url, "DELETE FROM audit_events WHERE seq = 1").await;
     assert!(refused.unwrap_err().contains("append-only"));
@@ -651,7 +842,10 @@ async fn purging_past_retention_keeps_the_log_verifiable_from_a_signed_checkpoin
         .unwrap();
     assert_eq!(v.checked, 10);
     let mut at4 = warden_store::audit::Anchor::genesis();
-    for row in warden_store::audit::newest(&store, 100).await.unwrap() {
+    for row in warden_store::audit::newest(&store, &key, 100)
+        .await
+        .unwrap()
+    {
         if row.seq == 4 {
             at4 = warden_store::audit::Anchor {
                 next_seq: 5,

@@ -116,7 +116,7 @@ async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
 }
 
 pub(crate) async fn audit_rows(app: &TestApp, action: &str) -> Vec<warden_store::audit::Row> {
-    warden_store::audit::newest(app.server.store(), 1000)
+    warden_store::audit::newest(app.server.store(), &app.server.state().audit_key, 1000)
         .await
         .unwrap()
         .into_iter()
