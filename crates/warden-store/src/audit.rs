@@ -293,35 +293,226 @@ impl Tx {
     pub async fn record(&mut self, key: &ChainKey, event: &NewEvent) -> Result<String, StoreError> {
         let row = Row::from_event(event);
         let seal = key.seal(&row);
-        let r = &row;
-        on_tx!(self, |c| sqlx::query(
-            "INSERT INTO audit_pending (event_id, occurred_at_us, actor_kind, actor_id, \
-             workspace_id, action, resource_type, resource_id, outcome, client_ip, user_agent, \
-             request_id, duration_ms, summary, seal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-             $9, $10, $11, $12, $13, $14, $15)"
-        )
-        .bind(&r.event_id)
-        .bind(r.occurred_at_us)
-        .bind(&r.actor_kind)
-        .bind(&r.actor_id)
-        .bind(&r.workspace_id)
-        .bind(&r.action)
-        .bind(&r.resource_type)
-        .bind(&r.resource_id)
-        .bind(&r.outcome)
-        .bind(&r.client_ip)
-        .bind(&r.user_agent)
-        .bind(&r.request_id)
-        .bind(r.duration_ms)
-        .bind(&r.summary)
-        .bind(seal.as_slice())
-        .execute(c)
-        .await
-        .map(drop))?;
+        let event_id = row.event_id.clone();
         self.recorded_audit = true;
-        Ok(row.event_id)
+        match &mut self.inner {
+            // Written with the commit, in the same round trip (see [`write_and_commit`]).
+            crate::db::TxInner::Sqlite(_) | crate::db::TxInner::SqliteNotBegun(_) => {
+                self.deferred_audit.push(Sealed { row, seal });
+            }
+            crate::db::TxInner::Postgres(t) => {
+                let sealed = [Sealed { row, seal }];
+                bind_pending(
+                    sqlx::query(sql(&PG_RECORD_SQL, || pending_insert(1))),
+                    &sealed,
+                )
+                .execute(&mut **t)
+                .await?;
+            }
+        }
+        Ok(event_id)
     }
 }
+
+/// An event sealed for `audit_pending`.
+pub(crate) struct Sealed {
+    row: Row,
+    seal: [u8; HASH_LEN],
+}
+
+static PG_RECORD_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// `INSERT INTO audit_pending` of `n` events (15 values each).
+fn pending_insert(n: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO audit_pending (event_id, occurred_at_us, actor_kind, actor_id, \
+         workspace_id, action, resource_type, resource_id, outcome, client_ip, user_agent, \
+         request_id, duration_ms, summary, seal) VALUES ",
+    );
+    for i in 0..n {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for k in 1..=15 {
+            if k > 1 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", i * 15 + k));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+fn bind_pending<'q, DB>(
+    mut q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    events: &'q [Sealed],
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for e in events {
+        let r = &e.row;
+        q = q
+            .bind(r.event_id.clone())
+            .bind(r.occurred_at_us)
+            .bind(r.actor_kind.clone())
+            .bind(r.actor_id.clone())
+            .bind(r.workspace_id.clone())
+            .bind(r.action.clone())
+            .bind(r.resource_type.clone())
+            .bind(r.resource_id.clone())
+            .bind(r.outcome.clone())
+            .bind(r.client_ip.clone())
+            .bind(r.user_agent.clone())
+            .bind(r.request_id.clone())
+            .bind(r.duration_ms)
+            .bind(r.summary.clone())
+            .bind(e.seal.as_slice());
+    }
+    q
+}
+
+/// Writes a SQLite transaction's audit events and commits it in one round trip to the
+/// connection's thread: `INSERT …; COMMIT; BEGIN`. The write lock is released as soon as the
+/// events are in, without another wake-up of the calling task in between (the round trips
+/// made while holding SQLite's single write lock are what limit throughput). If the insert or
+/// the commit fails, the statements after it do not run and the transaction is still open
+/// for the caller to roll back. The empty `BEGIN` that follows keeps sqlx's own account of
+/// the transaction true: the caller's `commit` then ends it, with nothing to write.
+pub(crate) async fn write_and_commit(
+    t: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    events: &[Sealed],
+) -> Result<(), StoreError> {
+    let sql = if events.len() == 1 {
+        sql(&SQLITE_COMMIT_ONE_SQL, || {
+            format!("{}; COMMIT; BEGIN", pending_insert(1))
+        })
+        .to_owned()
+    } else {
+        format!("{}; COMMIT; BEGIN", pending_insert(events.len()))
+    };
+    // Only placeholders are formatted into the text; every value is bound.
+    bind_pending(sqlx::query(sqlx::AssertSqlSafe(sql)), events)
+        .execute(&mut **t)
+        .await?;
+    Ok(())
+}
+
+static SQLITE_COMMIT_ONE_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Events per group commit at most.
+const GROUP_MAX: usize = 1_000;
+
+type GroupItem = (
+    Vec<Sealed>,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
+
+/// Group commit, on SQLite, of transactions that record audit events and do nothing else (a
+/// denied action, a failed sign-in: the kind that arrives in floods). One task takes every
+/// such commit waiting and writes them as one transaction, `BEGIN IMMEDIATE; INSERT …;
+/// COMMIT`, in one round trip to a connection's thread; then each caller learns the outcome.
+/// Each caller's events are all written or the caller gets an error, as with a commit of its
+/// own (a failed group fails all of its callers). Every other transaction commits alone.
+#[derive(Clone)]
+pub(crate) struct GroupCommit {
+    queue: tokio::sync::mpsc::Sender<GroupItem>,
+}
+
+impl GroupCommit {
+    /// Starts the group's task on `pool`; it ends when the last store clone is dropped.
+    pub(crate) fn spawn(pool: sqlx::SqlitePool) -> Self {
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<GroupItem>(4_096);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut count = first.0.len();
+                let mut group = vec![first];
+                while count < GROUP_MAX {
+                    match rx.try_recv() {
+                        Ok(item) => {
+                            count += item.0.len();
+                            group.push(item);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let events: Vec<&Sealed> = group.iter().flat_map(|(e, _)| e).collect();
+                let outcome = write_group(&pool, &events).await.map_err(|e| e.to_string());
+                for (_, reply) in group {
+                    let _ = reply.send(outcome.clone());
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Commits `events` (with whichever others are waiting) and returns once they are in.
+    pub(crate) async fn commit(&self, events: Vec<Sealed>) -> Result<(), StoreError> {
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let gone = || StoreError::Invalid("the audit writer has stopped".to_owned());
+        self.queue.send((events, reply)).await.map_err(|_| gone())?;
+        outcome
+            .await
+            .map_err(|_| gone())?
+            .map_err(|e| StoreError::Invalid(format!("recording audit events failed: {e}")))
+    }
+}
+
+/// One group commit. The events travel as one JSON value (see [`insert_chained`] on bound
+/// parameters); on any error the connection is closed rather than reused (closing rolls back
+/// whatever was open).
+async fn write_group(pool: &sqlx::SqlitePool, events: &[&Sealed]) -> Result<(), StoreError> {
+    let batch: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            let r = &e.row;
+            serde_json::json!([
+                r.event_id,
+                r.occurred_at_us,
+                r.actor_kind,
+                r.actor_id,
+                r.workspace_id,
+                r.action,
+                r.resource_type,
+                r.resource_id,
+                r.outcome,
+                r.client_ip,
+                r.user_agent,
+                r.request_id,
+                r.duration_ms,
+                r.summary,
+                hex::encode(e.seal),
+            ])
+        })
+        .collect();
+    let batch = serde_json::Value::Array(batch).to_string();
+    let mut conn = pool.acquire().await?;
+    let done = sqlx::query(sql(&SQLITE_GROUP_SQL, || {
+        "BEGIN IMMEDIATE; INSERT INTO audit_pending (event_id, occurred_at_us, actor_kind, \
+         actor_id, workspace_id, action, resource_type, resource_id, outcome, client_ip, \
+         user_agent, request_id, duration_ms, summary, seal) SELECT value->>0, value->>1, \
+         value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, \
+         value->>9, value->>10, value->>11, value->>12, value->>13, unhex(value->>14) \
+         FROM json_each($1) ORDER BY key; COMMIT"
+            .to_owned()
+    }))
+    .bind(batch)
+    .execute(&mut *conn)
+    .await;
+    if let Err(e) = done {
+        let _ = sqlx::Connection::close(conn.detach()).await;
+        return Err(StoreError::from(e));
+    }
+    Ok(())
+}
+
+static SQLITE_GROUP_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 impl Row {
     /// An event as it will be stored, before it has a place in the chain.
@@ -419,6 +610,7 @@ impl Store {
             }
             let inserted = insert_chained(&mut tx, &ids, &linked).await?;
             let removed = match &mut tx.inner {
+                crate::db::TxInner::SqliteNotBegun(_) => return Err(crate::db::not_begun()),
                 // Under the write lock nothing else is pending between the first and the last.
                 crate::db::TxInner::Sqlite(t) => {
                     sqlx::query("DELETE FROM audit_pending WHERE id >= $1 AND id <= $2")
@@ -500,7 +692,9 @@ async fn pending_after(tx: &mut Tx, after: i64) -> Result<Vec<PendingRow>, Store
         action, resource_type, resource_id, outcome, client_ip, user_agent, request_id, \
         duration_ms, summary, seal";
     let limit = i64::try_from(CHAIN_BATCH).unwrap_or(i64::MAX);
+    tx.begun().await?;
     let rows: Vec<JsonRow> = match &mut tx.inner {
+        crate::db::TxInner::SqliteNotBegun(_) => return Err(crate::db::not_begun()),
         crate::db::TxInner::Sqlite(t) => {
             let text = sqlx::query_scalar::<_, String>(sql(&SQLITE_PENDING_SQL, || {
                 format!(
@@ -606,7 +800,9 @@ async fn insert_chained(tx: &mut Tx, ids: &[i64], rows: &[Row]) -> Result<u64, S
     const FROM_PENDING: &str = "p.event_id, p.occurred_at_us, p.actor_kind, p.actor_id, \
         p.workspace_id, p.action, p.resource_type, p.resource_id, p.outcome, p.client_ip, \
         p.user_agent, p.request_id, p.duration_ms, p.summary";
+    tx.begun().await?;
     match &mut tx.inner {
+        crate::db::TxInner::SqliteNotBegun(_) => Err(crate::db::not_begun()),
         crate::db::TxInner::Sqlite(t) => {
             // One JSON value: SQLite looks up each bound parameter by a linear scan, so a
             // statement with thousands of them costs quadratic time.

@@ -103,6 +103,8 @@ pub struct Store {
     pool: Pool,
     /// Woken when a transaction that recorded an audit event commits (the chainer waits here).
     audit_recorded: Arc<Notify>,
+    /// On SQLite, the group commit of transactions that only record audit events.
+    audit_group: Option<crate::audit::GroupCommit>,
 }
 
 impl fmt::Debug for Store {
@@ -130,11 +132,16 @@ impl Store {
         }
     }
 
-    /// Starts a read-write transaction. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`), so concurrent writers queue instead of failing mid-transaction.
+    /// Starts a read-write transaction. On SQLite it takes the write lock (`BEGIN
+    /// IMMEDIATE`) before its first statement, so concurrent writers queue instead of failing
+    /// mid-transaction; one that only records audit events begins, writes them and commits in
+    /// a single round trip to the connection's thread.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         let inner = match &self.pool {
-            Pool::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Sqlite(p) => TxInner::SqliteNotBegun(NotBegun {
+                pool: p.clone(),
+                group: self.audit_group.clone(),
+            }),
             Pool::Postgres(p) => TxInner::Postgres(begin_pg(p, "BEGIN").await?),
         };
         Ok(self.tx(inner))
@@ -157,6 +164,7 @@ impl Store {
         Tx {
             inner,
             recorded_audit: false,
+            deferred_audit: Vec::new(),
             audit_recorded: self.audit_recorded.clone(),
         }
     }
@@ -240,6 +248,7 @@ async fn connect_sqlite(options: &ConnectOptions) -> Result<Store, StoreError> {
             reason: connect_reason(&e),
         })?;
     Ok(Store {
+        audit_group: Some(crate::audit::GroupCommit::spawn(pool.clone())),
         pool: Pool::Sqlite(pool),
         audit_recorded: Arc::default(),
     })
@@ -263,6 +272,7 @@ async fn connect_postgres(options: &ConnectOptions) -> Result<Store, StoreError>
     Ok(Store {
         pool: Pool::Postgres(pool),
         audit_recorded: Arc::default(),
+        audit_group: None,
     })
 }
 
@@ -279,7 +289,16 @@ fn connect_reason(err: &sqlx::Error) -> String {
 
 pub(crate) enum TxInner {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// A SQLite write transaction in which nothing has run yet: its first statement begins
+    /// it ([`Tx::begun`]).
+    SqliteNotBegun(NotBegun),
     Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Where a SQLite write transaction that has not begun will run.
+pub(crate) struct NotBegun {
+    pool: SqlitePool,
+    group: Option<crate::audit::GroupCommit>,
 }
 
 /// A database transaction. Dropped without [`Tx::commit`], it rolls back.
@@ -287,23 +306,50 @@ pub struct Tx {
     pub(crate) inner: TxInner,
     /// Whether an audit event was recorded (its commit wakes the chainer).
     pub(crate) recorded_audit: bool,
+    /// On SQLite, audit events recorded in this transaction, written with its commit.
+    pub(crate) deferred_audit: Vec<crate::audit::Sealed>,
     audit_recorded: Arc<Notify>,
 }
 
 impl fmt::Debug for Tx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.inner {
-            TxInner::Sqlite(_) => "Tx(sqlite)",
+            TxInner::Sqlite(_) | TxInner::SqliteNotBegun(_) => "Tx(sqlite)",
             TxInner::Postgres(_) => "Tx(postgres)",
         })
     }
 }
 
 impl Tx {
+    /// Begins a SQLite write transaction that has not begun yet (`BEGIN IMMEDIATE`, which
+    /// waits for the write lock). Every statement runs after this.
+    pub(crate) async fn begun(&mut self) -> Result<(), StoreError> {
+        if let TxInner::SqliteNotBegun(n) = &self.inner {
+            self.inner = TxInner::Sqlite(n.pool.begin_with("BEGIN IMMEDIATE").await?);
+        }
+        Ok(())
+    }
+
     /// Makes the transaction's changes permanent.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::SqliteNotBegun(n) => {
+                if !self.deferred_audit.is_empty() {
+                    match n.group {
+                        Some(group) => group.commit(self.deferred_audit).await?,
+                        None => return Err(not_begun()),
+                    }
+                }
+            }
+            TxInner::Sqlite(mut t) => {
+                if self.deferred_audit.is_empty() {
+                    t.commit().await?;
+                } else {
+                    // Dropped on error: the transaction rolls back, events included.
+                    crate::audit::write_and_commit(&mut t, &self.deferred_audit).await?;
+                    t.commit().await?;
+                }
+            }
             TxInner::Postgres(t) => t.commit().await?,
         }
         if self.recorded_audit {
@@ -316,27 +362,35 @@ impl Tx {
     pub async fn rollback(self) -> Result<(), StoreError> {
         match self.inner {
             TxInner::Sqlite(t) => t.rollback().await?,
+            TxInner::SqliteNotBegun(_) => {}
             TxInner::Postgres(t) => t.rollback().await?,
         }
         Ok(())
     }
 }
 
+/// The error for a SQLite transaction reached before [`Tx::begun`] (a bug, never expected).
+pub(crate) fn not_begun() -> StoreError {
+    StoreError::Invalid("a SQLite transaction was used before it began".to_owned())
+}
+
 /// Runs one query expression against whichever backend a [`Tx`] holds. The expression is
 /// written once and type-checked for both backends, so query text cannot drift between them.
 macro_rules! on_tx {
-    ($tx:expr, |$conn:ident| $body:expr) => {
+    ($tx:expr, |$conn:ident| $body:expr) => {{
+        $tx.begun().await?;
         match &mut $tx.inner {
             $crate::db::TxInner::Sqlite(t) => {
                 let $conn = &mut **t;
                 $body
             }
+            $crate::db::TxInner::SqliteNotBegun(_) => return Err($crate::db::not_begun().into()),
             $crate::db::TxInner::Postgres(t) => {
                 let $conn = &mut **t;
                 $body
             }
         }
-    };
+    }};
 }
 pub(crate) use on_tx;
 

@@ -108,6 +108,61 @@ async fn an_event_commits_with_its_transaction_and_vanishes_with_its_rollback() 
 }
 
 #[tokio::test]
+async fn a_change_whose_event_cannot_be_written_fails_with_it() {
+    let (db, store, key) = setup().await;
+    // The database refuses one event, as a full disk or a damaged table would.
+    match db.backend {
+        Backend::Sqlite => {
+            raw_exec(
+                &db,
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON audit_pending \
+                 WHEN NEW.request_id = 'req-13' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+            )
+            .await;
+        }
+        Backend::Postgres => {
+            raw_exec(
+                &db,
+                "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF NEW.request_id = 'req-13' THEN RAISE EXCEPTION 'refused'; END IF; \
+                 RETURN NEW; END $$; CREATE TRIGGER refuse_one BEFORE INSERT ON audit_pending \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_one()",
+            )
+            .await;
+        }
+    }
+    // A change and its event: neither is kept.
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_setup_token(b"changed-with-a-refused-event", 0, 0)
+        .await
+        .unwrap();
+    let outcome = async {
+        tx.record(&key, &event(13)).await?;
+        tx.commit().await
+    }
+    .await;
+    assert!(outcome.is_err());
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM setup_tokens").await, 0);
+    // An event on its own (the group commit on SQLite): refused, nothing kept.
+    let outcome = async {
+        let mut tx = store.begin().await?;
+        tx.record(&key, &event(13)).await?;
+        tx.commit().await
+    }
+    .await;
+    assert!(outcome.is_err());
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 0);
+    // Other events and changes go on.
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_setup_token(b"changed", 0, 0).await.unwrap();
+    tx.record(&key, &event(1)).await.unwrap();
+    tx.commit().await.unwrap();
+    append(&store, &key, 2).await;
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM setup_tokens").await, 1);
+    assert_eq!(verify_unpurged(&store, &key).await, intact(3));
+}
+
+#[tokio::test]
 async fn the_database_refuses_to_update_or_delete_audit_events() {
     let (db, store, key) = setup().await;
     append(&store, &key, 2).await;
