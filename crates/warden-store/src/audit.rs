@@ -8,7 +8,8 @@
 //! chainer runs at a time, on any number of nodes, because it holds the `audit_head` row (a
 //! row lock on PostgreSQL, the write lock on SQLite) until its batch commits. A pending event
 //! whose seal does not match (edited, or inserted by someone without the key) is never
-//! chained: the chainer stops there and reports it.
+//! chained: the chainer leaves it where it is for the operator, chains the events around it and
+//! reports it.
 //!
 //! The chain key is a server secret sealed by the keyring, so someone who can write to the
 //! database but does not hold the encryption key can neither forge a consistent chain nor
@@ -558,8 +559,8 @@ pub struct Chained {
     /// Events given their place in the chain.
     pub linked: u64,
     /// The first event waiting to be chained whose seal does not match (edited, or inserted
-    /// without the key): the sequence number it would have taken and its event id. Nothing
-    /// after it is chained until it is dealt with.
+    /// without the key): the sequence number it would take next and its event id. It is never
+    /// chained (and cannot be deleted by the application); the events around it are.
     pub unsealed: Option<(i64, String)>,
 }
 
@@ -574,9 +575,11 @@ impl Store {
     /// Gives every committed event that waits to be chained its sequence number and chain
     /// hash, in order, a batch per transaction. One chainer runs at a time across all nodes
     /// (each batch holds the `audit_head` row until it commits), so when this returns, every
-    /// event committed before the call is in the chain, unless one failed its seal.
+    /// event committed before the call is in the chain, except those that fail their seal.
     pub async fn chain_audit(&self, key: &ChainKey) -> Result<Chained, StoreError> {
         let mut done = Chained::default();
+        let mut unsealed = None;
+        let mut after = 0;
         loop {
             let mut tx = self.begin().await?;
             // The chain's lock on PostgreSQL (SQLite's write lock is already held), and the
@@ -586,14 +589,17 @@ impl Store {
             )
             .fetch_one(c)
             .await)?;
-            let pending = pending_batch(&mut tx).await?;
+            let pending = pending_after(&mut tx, after).await?;
             let full = pending.len() == CHAIN_BATCH;
+            after = pending.last().map_or(after, |p| p.id);
             let mut linked: Vec<Row> = Vec::with_capacity(pending.len());
             let mut ids: Vec<i64> = Vec::with_capacity(pending.len());
             for p in pending {
                 if key.seal(&p.row).as_slice() != p.seal.as_slice() {
-                    done.unsealed = Some((seq + 1, p.row.event_id));
-                    break;
+                    // Skipped, every time: it stays where it is for the operator, and the
+                    // trail is reported broken.
+                    unsealed = unsealed.or(Some(p.row.event_id));
+                    continue;
                 }
                 let mut row = p.row;
                 seq += 1;
@@ -606,22 +612,25 @@ impl Store {
             }
             if linked.is_empty() {
                 tx.rollback().await?;
+                if full {
+                    continue;
+                }
+                done.unsealed = unsealed.map(|id| (seq + 1, id));
                 return Ok(done);
             }
             let inserted = insert_chained(&mut tx, &ids, &linked).await?;
             let removed = match &mut tx.inner {
                 crate::db::TxInner::SqliteNotBegun(_) => return Err(crate::db::not_begun()),
-                // Under the write lock nothing else is pending between the first and the last.
-                crate::db::TxInner::Sqlite(t) => {
-                    sqlx::query("DELETE FROM audit_pending WHERE id >= $1 AND id <= $2")
-                        .bind(ids.first().copied().unwrap_or_default())
-                        .bind(ids.last().copied().unwrap_or_default())
-                        .execute(&mut **t)
-                        .await?
-                        .rows_affected()
-                }
-                // Another writer's event may have committed in between since the batch was
-                // read: delete exactly the ones chained.
+                // Exactly the ones chained: an unsealed event may sit between them, and on
+                // PostgreSQL another writer's event may have committed among them since the
+                // batch was read.
+                crate::db::TxInner::Sqlite(t) => sqlx::query(
+                    "DELETE FROM audit_pending WHERE id IN (SELECT value FROM json_each($1))",
+                )
+                .bind(serde_json::to_string(&ids).unwrap_or_default())
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
                 crate::db::TxInner::Postgres(t) => {
                     sqlx::query("DELETE FROM audit_pending WHERE id = ANY($1)")
                         .bind(&ids)
@@ -648,7 +657,8 @@ impl Store {
             .map(drop))?;
             tx.commit().await?;
             done.linked += linked.len() as u64;
-            if !full || done.unsealed.is_some() {
+            if !full {
+                done.unsealed = unsealed.map(|id| (seq + 1, id));
                 return Ok(done);
             }
         }
@@ -677,11 +687,6 @@ impl Store {
         tx.commit().await?;
         Ok((count, unsealed))
     }
-}
-
-/// The oldest events waiting to be chained, up to a batch.
-async fn pending_batch(tx: &mut Tx) -> Result<Vec<PendingRow>, StoreError> {
-    pending_after(tx, 0).await
 }
 
 /// Events waiting to be chained with ids after `after`, oldest first, up to a batch. On

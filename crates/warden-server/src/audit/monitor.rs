@@ -149,7 +149,7 @@ impl AuditMonitor {
                     tracing::error!(
                         seq,
                         event_id,
-                        "AUDIT TRAIL BROKEN: event {event_id}, waiting to be chained as {seq}, does not carry the server's seal (edited, or inserted without the key); nothing after it is chained until it is investigated"
+                        "AUDIT TRAIL BROKEN: event {event_id}, found when the chain's next event was {seq}, does not carry the server's seal (edited, or inserted without the key); it is left out of the chain: run `warden audit verify` and investigate"
                     );
                     inner.broken = Some((seq, Tamper::Unsealed));
                 }

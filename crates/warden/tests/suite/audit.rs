@@ -277,25 +277,35 @@ async fn an_edited_or_forged_event_waiting_to_be_chained_is_never_chained() {
     tx.record(&key, &event(4)).await.unwrap();
     tx.commit().await.unwrap();
     disable_pending_guards(&db).await;
-    raw_exec(&db, "UPDATE audit_pending SET outcome = 'denied'").await;
+    raw_exec(
+        &db,
+        "UPDATE audit_pending SET outcome = 'denied' WHERE request_id = 'req-3'",
+    )
+    .await;
     let done = store.chain_audit(&key).await.unwrap();
-    assert_eq!(done.linked, 0);
-    assert_eq!(done.unsealed, Some((4, edited.clone())));
-    // It and everything after it stay out of the chain, and verification says so.
-    assert_eq!(count(&db, "SELECT MAX(seq) FROM audit_events").await, 3);
+    // The event after it is chained; it stays out of the chain, waiting for the operator, and
+    // every check says so.
+    assert_eq!(done.linked, 1);
+    assert_eq!(done.unsealed, Some((5, edited.clone())));
+    assert_eq!(count(&db, "SELECT MAX(seq) FROM audit_events").await, 4);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 1);
     assert_eq!(
         verify_unpurged(&store, &key).await,
         Verification {
-            checked: 3,
-            broken: Some((4, Tamper::Unsealed)),
+            checked: 4,
+            broken: Some((5, Tamper::Unsealed)),
         }
+    );
+    assert_eq!(
+        store.chain_audit(&key).await.unwrap().unsealed,
+        Some((5, edited.clone()))
     );
     let monitor = warden_server::audit::AuditMonitor::new();
     monitor.chain(&store, &key).await;
     let status = monitor.status();
     assert_eq!(
         (status.status, status.broken_at, status.tamper.as_deref()),
-        ("broken", Some(4), Some("unsealed"))
+        ("broken", Some(5), Some("unsealed"))
     );
 
     // Inserted by someone without the key, after a genuine event.
