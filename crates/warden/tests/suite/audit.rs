@@ -555,24 +555,7 @@ async fn no_secret_from_an_audited_input_reaches_the_table() {
     tx.record(&key, &e).await.unwrap();
     tx.commit().await.unwrap();
     // Not while it waits to be chained,
-    let waiting: Vec<String> = match db.backend {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(
-                "SELECT summary || coalesce(actor_id,'') || action FROM audit_pending",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap()
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query_scalar("SELECT audit_pending::text FROM audit_pending")
-                .fetch_all(&pool)
-                .await
-                .unwrap()
-        }
-    };
+    let waiting = dump(&db, "audit_pending").await;
     assert_eq!(waiting.len(), 1);
     assert!(waiting.iter().all(|row| !row.contains(secret)));
 
@@ -582,25 +565,32 @@ async fn no_secret_from_an_audited_input_reaches_the_table() {
     assert!(rows[0].summary.contains("[changed]"), "{}", rows[0].summary);
     assert!(rows[0].summary.contains("claude_code"));
     // Not in the raw table either, whatever the column.
-    let dump: Vec<String> = match db.backend {
+    let dump = dump(&db, "audit_events").await;
+    assert!(dump.iter().all(|row| !row.contains(secret)));
+}
+
+/// Every row of an audit table as text, every text column in it.
+async fn dump(db: &TestDb, table: &str) -> Vec<String> {
+    let sql = match db.backend {
+        Backend::Sqlite => format!(
+            "SELECT event_id || occurred_at_us || actor_kind || coalesce(actor_id, '') || \
+             coalesce(workspace_id, '') || action || resource_type || \
+             coalesce(resource_id, '') || outcome || coalesce(client_ip, '') || \
+             coalesce(user_agent, '') || coalesce(request_id, '') || summary FROM {table}"
+        ),
+        Backend::Postgres => format!("SELECT {table}::text FROM {table}"),
+    };
+    let sql = sqlx::AssertSqlSafe(sql);
+    match db.backend {
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-            sqlx::query_scalar(
-                "SELECT summary || coalesce(actor_id,'') || action FROM audit_events",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap()
+            sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
         }
         Backend::Postgres => {
             let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-            sqlx::query_scalar("SELECT audit_events::text FROM audit_events")
-                .fetch_all(&pool)
-                .await
-                .unwrap()
+            sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap()
         }
-    };
-    assert!(dump.iter().all(|row| !row.contains(secret)));
+    }
 }
 
 #[tokio::test]
