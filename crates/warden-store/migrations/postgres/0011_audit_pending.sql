@@ -54,3 +54,11 @@ REVOKE UPDATE, TRUNCATE ON audit_pending FROM warden_app;
 -- The chainer sets the head once per batch.
 DROP TRIGGER audit_events_advance_head ON audit_events;
 DROP FUNCTION warden_audit_advance_head();
+
+-- Checkpoints are never removed either: the one before the oldest remaining event vouches for
+-- everything purged before it.
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION warden_audit_checkpoints_append_only();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION warden_audit_checkpoints_append_only();
+REVOKE DELETE, TRUNCATE ON audit_checkpoints FROM warden_app;

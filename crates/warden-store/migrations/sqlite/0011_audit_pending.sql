@@ -45,3 +45,10 @@ END;
 
 -- The chainer sets the head once per batch.
 DROP TRIGGER audit_events_advance_head;
+
+-- Checkpoints are never removed either: the one before the oldest remaining event vouches for
+-- everything purged before it.
+CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN
+    SELECT RAISE(ABORT, 'audit checkpoints are append-only');
+END;

@@ -932,6 +932,25 @@ async fn purging_past_retention_keeps_the_log_verifiable_from_a_signed_checkpoin
         );
     }
 
+    // Nor can the checkpoint that vouches for the purged events be removed.
+    let err = try_exec(&db, &db.owner_url, "DELETE FROM audit_checkpoints")
+        .await
+        .unwrap_err();
+    assert!(err.contains("append-only"), "{err}");
+    try_exec(&db, &db.url, "DELETE FROM audit_checkpoints")
+        .await
+        .unwrap_err();
+    if db.backend == Backend::Postgres {
+        let err = try_exec(&db, &db.url, "TRUNCATE audit_checkpoints")
+            .await
+            .unwrap_err();
+        assert!(err.contains("permission denied"), "{err}");
+    }
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM audit_checkpoints").await,
+        1
+    );
+
     let v = store.verify_audit(&key, &public).await.unwrap();
     assert_eq!(v, intact(6));
     // Without the right public key the checkpoint does not vouch for the purged part.
