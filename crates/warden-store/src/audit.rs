@@ -696,6 +696,11 @@ async fn pending_after(tx: &mut Tx, after: i64) -> Result<Vec<PendingRow>, Store
     const COLS: &str = "id, event_id, occurred_at_us, actor_kind, actor_id, workspace_id, \
         action, resource_type, resource_id, outcome, client_ip, user_agent, request_id, \
         duration_ms, summary, seal";
+    // An event whose id is already in `audit_events` cannot be a chained one (those leave
+    // `audit_pending` in the same transaction): someone planted a row with its id there. It is
+    // left waiting rather than failing every batch; the planted row breaks the chain's walk.
+    const FREE: &str =
+        "AND NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.event_id = p.event_id)";
     let limit = i64::try_from(CHAIN_BATCH).unwrap_or(i64::MAX);
     tx.begun().await?;
     let rows: Vec<JsonRow> = match &mut tx.inner {
@@ -706,7 +711,7 @@ async fn pending_after(tx: &mut Tx, after: i64) -> Result<Vec<PendingRow>, Store
                     "SELECT json_group_array(json_array(id, event_id, occurred_at_us, \
                      actor_kind, actor_id, workspace_id, action, resource_type, resource_id, \
                      outcome, client_ip, user_agent, request_id, duration_ms, summary, '', \
-                     hex(seal))) FROM (SELECT {COLS} FROM audit_pending WHERE id > $1 \
+                     hex(seal))) FROM (SELECT {COLS} FROM audit_pending p WHERE id > $1 {FREE} \
                      ORDER BY id LIMIT $2)"
                 )
             }))
@@ -719,7 +724,10 @@ async fn pending_after(tx: &mut Tx, after: i64) -> Result<Vec<PendingRow>, Store
         }
         crate::db::TxInner::Postgres(t) => {
             sqlx::query_as::<_, PgPending>(sql(&PG_PENDING_SQL, || {
-                format!("SELECT {COLS} FROM audit_pending WHERE id > $1 ORDER BY id LIMIT $2")
+                format!(
+                    "SELECT {COLS} FROM audit_pending p WHERE id > $1 {FREE} ORDER BY id \
+                     LIMIT $2"
+                )
             }))
             .bind(after)
             .bind(limit)

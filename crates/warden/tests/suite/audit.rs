@@ -248,6 +248,12 @@ async fn an_event_waiting_to_be_chained_leaves_only_by_being_chained() {
         .unwrap_err();
     assert!(err.contains("leave only by being chained"), "{err}");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 1);
+    // The ticket does not stop the chainer: other events are chained; the one it names waits.
+    let mut tx = store.begin().await.unwrap();
+    tx.record(&key, &event(9)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.chain_audit(&key).await.unwrap().linked, 1);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending").await, 1);
     // And the ticket itself shows.
     assert!(verify_unpurged(&store, &key).await.broken.is_some());
 }
