@@ -10,6 +10,7 @@ pub mod jwt;
 pub mod keyring;
 pub mod license;
 pub mod password;
+pub mod strict_json;
 pub mod token;
 
 pub use keyring::{

@@ -118,11 +118,12 @@ impl SigningKey {
     /// Signs `claims` as a compact JWS with header `{"alg":"ES256","typ":"JWT","kid":…}`.
     pub fn sign(&self, claims: &Value) -> Result<String, KeyError> {
         let header = json!({"alg": "ES256", "typ": "JWT", "kid": self.public.kid});
-        let signing_input = format!(
-            "{}.{}",
-            B64URL.encode(header.to_string()),
-            B64URL.encode(claims.to_string())
-        );
+        self.sign_raw(&header.to_string(), &claims.to_string())
+    }
+
+    /// Signs a header and payload exactly as given (tests build malformed documents).
+    fn sign_raw(&self, header: &str, payload: &str) -> Result<String, KeyError> {
+        let signing_input = format!("{}.{}", B64URL.encode(header), B64URL.encode(payload));
         let sig = self
             .pair
             .sign(&SystemRandom::new(), signing_input.as_bytes())
@@ -193,10 +194,11 @@ impl PublicKey {
         else {
             return Err(Rejection::Malformed);
         };
-        let header: Map<String, Value> = B64URL
+        // Repeated members are refused: another reader could keep a different one.
+        let header = B64URL
             .decode(h)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| crate::strict_json::object(&b))
             .ok_or(Rejection::Malformed)?;
         if header.get("alg").and_then(Value::as_str) != Some("ES256") {
             return Err(Rejection::Algorithm);
@@ -221,7 +223,7 @@ impl PublicKey {
         B64URL
             .decode(p)
             .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .and_then(|b| crate::strict_json::object(&b))
             .ok_or(Rejection::Malformed)
     }
 }
@@ -325,6 +327,31 @@ mod tests {
             public.verify(&"a".repeat(MAX_LICENSE_BYTES + 1)),
             Err(Rejection::TooLarge)
         );
+    }
+
+    #[test]
+    fn a_repeated_member_in_the_header_or_payload_is_refused_even_when_signed() {
+        let (key, _) = SigningKey::generate().unwrap();
+        let public = key.public_key().clone();
+        let kid = public.kid().to_owned();
+        let header = format!(r#"{{"alg":"ES256","typ":"JWT","kid":"{kid}"}}"#);
+        let good = key.sign_raw(&header, r#"{"jti":"l","exp":1}"#).unwrap();
+        assert!(public.verify(&good).is_ok());
+        for payload in [
+            r#"{"jti":"l","exp":1,"exp":4000000000}"#,
+            r#"{"jti":"l","features":["a"],"features":["a","b"]}"#,
+            r#"{"jti":"l","caps":{"hosts":1,"hosts":9}}"#,
+        ] {
+            let token = key.sign_raw(&header, payload).unwrap();
+            assert_eq!(
+                public.verify(&token),
+                Err(Rejection::Malformed),
+                "{payload}"
+            );
+        }
+        let twice = format!(r#"{{"alg":"ES256","alg":"ES256","kid":"{kid}"}}"#);
+        let token = key.sign_raw(&twice, r#"{"jti":"l"}"#).unwrap();
+        assert_eq!(public.verify(&token), Err(Rejection::Malformed));
     }
 
     #[test]

@@ -149,6 +149,22 @@ impl HostName {
     }
 }
 
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 network it means
+/// (`10.0.0.0/8`): peers are compared in canonical form, so the mapped spelling would never
+/// match. `None` for a mapped prefix shorter than 96, which spans more than the mapped range.
+fn canonical_net(net: IpNet) -> Option<IpNet> {
+    let IpNet::V6(v6) = net else {
+        return Some(net);
+    };
+    match v6.addr().to_ipv4_mapped() {
+        Some(v4) if v6.prefix_len() >= 96 => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+            .ok()
+            .map(IpNet::V4),
+        Some(_) => None,
+        None => Some(net),
+    }
+}
+
 /// The most entries an allow-list may have.
 pub const ALLOW_LIST_MAX: usize = 100;
 
@@ -176,6 +192,9 @@ impl AllowList {
                     Err(_) => return Err(bad("each entry is an IPv4 or IPv6 address or CIDR")),
                 },
             };
+            let net = canonical_net(net).ok_or_else(|| {
+                bad("an IPv4-mapped IPv6 CIDR (::ffff:a.b.c.d/n) needs a prefix of at least 96")
+            })?;
             if !nets.contains(&net) {
                 nets.push(net);
             }
@@ -247,6 +266,22 @@ mod tests {
             AllowList::from_stored(&list.to_stored()),
             list,
             "round trip"
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_entries_are_normalised_or_refused() {
+        let list = AllowList::parse(["::ffff:192.0.2.7", "::ffff:10.1.0.0/112"]).unwrap();
+        assert_eq!(list.entries(), ["192.0.2.7/32", "10.1.0.0/16"]);
+        assert!(list.allows(ip("192.0.2.7")));
+        assert!(list.allows(ip("::ffff:192.0.2.7")));
+        assert!(list.allows(ip("10.1.200.3")));
+        assert!(!list.allows(ip("10.2.0.1")));
+        assert!(AllowList::parse(["::ffff:0.0.0.0/80"]).is_err());
+        // A plain IPv6 network is left alone.
+        assert_eq!(
+            AllowList::parse(["2001:db8::/32"]).unwrap().entries(),
+            ["2001:db8::/32"]
         );
     }
 

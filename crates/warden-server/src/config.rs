@@ -1014,13 +1014,9 @@ fn build_hosts(raw: FileHosts, env: &BTreeMap<String, String>) -> Result<HostsCo
     let proxies = list("WARDEN_HOSTS_TRUSTED_PROXIES", raw.trusted_proxies);
     let allow = list("WARDEN_HOSTS_ALLOW_LIST", raw.allow_list);
     let trusted = warden_domain::hosts::AllowList::parse(proxies.iter().map(String::as_str))
-        .map_err(|_| {
-            ConfigError::new("hosts.trusted_proxies: each entry is an IPv4 or IPv6 address or CIDR")
-        })?;
+        .map_err(|e| ConfigError::new(format!("hosts.trusted_proxies: {}", e.reason)))?;
     let allow_list = warden_domain::hosts::AllowList::parse(allow.iter().map(String::as_str))
-        .map_err(|_| {
-            ConfigError::new("hosts.allow_list: each entry is an IPv4 or IPv6 address or CIDR")
-        })?;
+        .map_err(|e| ConfigError::new(format!("hosts.allow_list: {}", e.reason)))?;
     let cap =
         |var: &str, file: Option<u32>, name: &str| -> Result<Option<u32>, ConfigError> {
             match env.get(var) {

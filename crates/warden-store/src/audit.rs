@@ -865,6 +865,9 @@ pub enum Tamper {
     /// An event waiting to be chained does not carry the server's seal: it was edited, or
     /// inserted by someone without the key. Its number is the one it would have taken.
     Unsealed,
+    /// A checkpoint for this event does not carry the server's signature, or vouches for
+    /// another hash than the event's (or for an event that does not exist).
+    Checkpoint,
 }
 
 impl fmt::Display for Tamper {
@@ -875,6 +878,7 @@ impl fmt::Display for Tamper {
             Self::Inserted => "inserted",
             Self::Reordered => "reordered",
             Self::Unsealed => "unsealed",
+            Self::Checkpoint => "vouched for by a forged checkpoint",
         })
     }
 }
@@ -963,7 +967,9 @@ impl Store {
         tx.commit().await?;
         // After a purge the anchor's own event is gone by design; the signed checkpoint
         // vouches for it instead.
-        let (mut verification, next) = self.verify_chain(key, &anchor, purged_through > 0).await?;
+        let (mut verification, next) = self
+            .verify_chain(key, checkpoint_key, &anchor, purged_through > 0)
+            .await?;
         if verification.broken.is_none()
             && let (_, Some(_)) = self.audit_pending(key).await?
         {
@@ -1029,24 +1035,36 @@ impl Store {
     }
 
     /// Verifies the chain from `anchor` (the last event already verified) to the head, in
-    /// one snapshot that blocks no writer. Returns the verification and, when intact, the
-    /// anchor for the next run.
+    /// one snapshot that blocks no writer, and every checkpoint on the way against
+    /// `checkpoint_key`. Returns the verification and, when intact, the anchor for the next
+    /// run.
     pub async fn verify_audit_from(
         &self,
         key: &ChainKey,
+        checkpoint_key: &[u8],
         anchor: &Anchor,
     ) -> Result<(Verification, Anchor), StoreError> {
-        self.verify_chain(key, anchor, false).await
+        self.verify_chain(key, checkpoint_key, anchor, false).await
     }
 
     async fn verify_chain(
         &self,
         key: &ChainKey,
+        checkpoint_key: &[u8],
         anchor: &Anchor,
         anchor_purged: bool,
     ) -> Result<(Verification, Anchor), StoreError> {
         let mut tx = self.begin_read().await?;
+        // Read before the events: a checkpoint is written only for an event already there.
+        let checkpoints = on_tx!(tx, |c| sqlx::query_as::<_, Checkpoint>(
+            "SELECT seq, hash, signed_at_us, signature FROM audit_checkpoints WHERE seq >= $1"
+        )
+        .bind(anchor.next_seq)
+        .fetch_all(c)
+        .await)?;
         let mut walker = Walker::new(key, anchor);
+        walker.checkpoints = checkpoints.into_iter().map(|c| (c.seq, c)).collect();
+        walker.checkpoint_key = checkpoint_key;
         if anchor_purged {
             walker.anchor_seq = None;
         }
@@ -1106,6 +1124,9 @@ struct Walker<'k> {
     broken: Option<(i64, Tamper)>,
     /// The already-verified event the walk starts from, still to be re-checked.
     anchor_seq: Option<i64>,
+    /// Checkpoints not yet passed, each checked when the walk reaches its event.
+    checkpoints: std::collections::BTreeMap<i64, Checkpoint>,
+    checkpoint_key: &'k [u8],
 }
 
 impl<'k> Walker<'k> {
@@ -1118,6 +1139,8 @@ impl<'k> Walker<'k> {
             checked: 0,
             broken: None,
             anchor_seq: (anchor.next_seq > 1).then_some(anchor.next_seq - 1),
+            checkpoints: std::collections::BTreeMap::new(),
+            checkpoint_key: &[],
         }
     }
 
@@ -1160,6 +1183,12 @@ impl<'k> Walker<'k> {
         }
         if row.prev_hash != self.expected_prev {
             self.broken = Some((row.seq, Tamper::Reordered));
+            return;
+        }
+        if let Some(cp) = self.checkpoints.remove(&row.seq)
+            && (cp.hash != row.hash || !cp.verifies(self.checkpoint_key))
+        {
+            self.broken = Some((row.seq, Tamper::Checkpoint));
             return;
         }
         self.checked += 1;
@@ -1216,6 +1245,9 @@ impl<'k> Walker<'k> {
                 self.broken = Some((self.expected_seq.min(head_seq.max(1)), Tamper::Deleted));
             } else if head_seq != self.expected_seq - 1 {
                 self.broken = Some((head_seq + 1, Tamper::Inserted));
+            } else if let Some(&seq) = self.checkpoints.keys().next() {
+                // A checkpoint for an event that was never written.
+                self.broken = Some((seq, Tamper::Checkpoint));
             }
         }
         (

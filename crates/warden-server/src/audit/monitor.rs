@@ -103,7 +103,13 @@ impl AuditMonitor {
 
     /// Verifies everything written since the last run. Once broken, stays broken (the
     /// operator runs `warden audit verify` and investigates).
-    pub async fn check(&self, store: &Store, key: &ChainKey, clock: &dyn Clock) {
+    pub async fn check(
+        &self,
+        store: &Store,
+        key: &ChainKey,
+        checkpoint_key: &[u8],
+        clock: &dyn Clock,
+    ) {
         let anchor = {
             let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             if inner.broken.is_some() {
@@ -111,7 +117,7 @@ impl AuditMonitor {
             }
             inner.anchor.clone()
         };
-        match store.verify_audit_from(key, &anchor).await {
+        match store.verify_audit_from(key, checkpoint_key, &anchor).await {
             Ok((verification, next)) => {
                 let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
                 inner.checked = true;
@@ -226,7 +232,9 @@ impl AuditMonitor {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                monitor.check(&store, &key, clock.as_ref()).await;
+                monitor
+                    .check(&store, &key, &signer.public_key(), clock.as_ref())
+                    .await;
                 monitor
                     .checkpoint_and_purge(&store, &signer, clock.as_ref(), schedule.retention)
                     .await;

@@ -898,7 +898,7 @@ async fn purging_past_retention_keeps_the_log_verifiable_from_a_signed_checkpoin
 
     // A checkpoint at event 4, as the monitor writes after verifying that far.
     let (v, anchor) = store
-        .verify_audit_from(&key, &warden_store::audit::Anchor::genesis())
+        .verify_audit_from(&key, &public, &warden_store::audit::Anchor::genesis())
         .await
         .unwrap();
     assert_eq!(v.checked, 10);
@@ -986,6 +986,78 @@ async fn purging_past_retention_keeps_the_log_verifiable_from_a_signed_checkpoin
     raw_exec(&db, "UPDATE audit_checkpoints SET hash = prev FROM (SELECT hash AS prev FROM audit_events WHERE seq = 5) p").await;
     let v = store.verify_audit(&key, &public).await.unwrap();
     assert!(v.broken.is_some(), "{v:?}");
+}
+
+#[tokio::test]
+async fn every_checkpoint_a_verification_passes_must_carry_the_servers_signature() {
+    let db = TestDb::new().await.unwrap();
+    let store = db.store().await.unwrap();
+    let key_hex = warden_testkit::random_key_hex();
+    let master = MasterKey::from_hex(&key_hex).unwrap();
+    let ring = keyring::load_or_create(&store, &master, &SystemClock)
+        .await
+        .unwrap();
+    let key = ChainKey::load_or_create(&store, &ring, &SystemClock)
+        .await
+        .unwrap();
+    let signer = warden_store::audit::CheckpointSigner::load_or_create(&store, &ring, &SystemClock)
+        .await
+        .unwrap();
+    let public = signer.public_key();
+    for i in 0..10 {
+        let mut tx = store.begin().await.unwrap();
+        tx.record(&key, &event(i)).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    store.chain_audit(&key).await.unwrap();
+    let genesis = warden_store::audit::Anchor::genesis();
+    let (_, at10) = store
+        .verify_audit_from(&key, &public, &genesis)
+        .await
+        .unwrap();
+    // A genuine checkpoint at the head is fine.
+    store
+        .write_checkpoint(&signer, &at10, &SystemClock)
+        .await
+        .unwrap();
+    assert_eq!(store.verify_audit(&key, &public).await.unwrap(), intact(10));
+    // The application role can add a checkpoint, but without the private key it cannot
+    // sign one: a checkpoint with the right hash and a bogus signature is reported.
+    try_exec(
+        &db,
+        &db.url,
+        "INSERT INTO audit_checkpoints (seq, hash, signed_at_us, signature) \
+         SELECT seq, hash, 0, hash FROM audit_events WHERE seq = 7",
+    )
+    .await
+    .unwrap();
+    let v = store.verify_audit(&key, &public).await.unwrap();
+    assert_eq!(v.broken, Some((7, Tamper::Checkpoint)), "{v:?}");
+    assert_eq!(v.checked, 6);
+    // The periodic check (from any anchor before it) reports it too.
+    let (v, _) = store
+        .verify_audit_from(&key, &public, &genesis)
+        .await
+        .unwrap();
+    assert_eq!(v.broken, Some((7, Tamper::Checkpoint)));
+    // And `warden audit verify` names it.
+    store.close().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .env_clear()
+        .env("WARDEN_DATABASE_URL", &db.url)
+        .env("WARDEN_ENCRYPTION_KEY", &key_hex)
+        .env("WARDEN_DATA_DIR", db.data_dir())
+        .env("WARDEN_LOG_LEVEL", "warn")
+        .args(["audit", "verify"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("event 7") && text.contains("checkpoint"),
+        "{text}"
+    );
 }
 
 #[test]

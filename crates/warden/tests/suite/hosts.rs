@@ -288,6 +288,21 @@ async fn only_host_administrators_manage_hosts_and_bad_input_names_its_field() {
     .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(host["allow_list"], json!(["192.0.2.0/24"]));
+    // An IPv4-mapped spelling would never match a peer (peers are compared as IPv4): it is
+    // stored as the IPv4 network it means.
+    let (s, host) = call(
+        &app,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/hosts/{id}/allow-list"),
+        Some(json!({"allow_list": ["::ffff:192.0.2.0/120", "::ffff:198.51.100.9"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        host["allow_list"],
+        json!(["192.0.2.0/24", "198.51.100.9/32"])
+    );
     for missing in ["not-an-id", "0190f5c2-0000-7000-8000-000000000000"] {
         let (s, _) = call(
             &app,
