@@ -42,6 +42,10 @@ fn io_error(e: &std::io::Error) -> FileError {
         K::NotFound => FileError::NotFound,
         K::PermissionDenied => FileError::Escape,
         K::IsADirectory | K::NotADirectory => FileError::NotAFile,
+        // A socket, or a named pipe with nobody at the other end.
+        _ if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) => {
+            FileError::NotAFile
+        }
         _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
             || e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) =>
         {
@@ -97,8 +101,31 @@ impl Worktree {
         Ok(())
     }
 
+    /// Refuses what is neither a regular file nor a directory (a named pipe, a socket, a
+    /// device) before anything opens it, and the worktree's `.git` pointer under any other
+    /// name (a symlink or hard link to it): it names the host's work repository.
+    fn plain(&self, p: &WorktreePath) -> Result<(), FileError> {
+        use cap_std::fs::MetadataExt as _;
+        let meta = match self.dir.metadata(p.as_str()) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(&e)),
+        };
+        if !meta.is_file() && !meta.is_dir() {
+            return Err(FileError::NotAFile);
+        }
+        if let Ok(git) = self.dir.symlink_metadata(".git")
+            && git.dev() == meta.dev()
+            && git.ino() == meta.ino()
+        {
+            return Err(FileError::Refused(PathRefusal::GitDir));
+        }
+        Ok(())
+    }
+
     /// A file's content, up to `max` bytes.
     pub fn read(&self, p: &WorktreePath, max: u64) -> Result<Vec<u8>, FileError> {
+        self.plain(p)?;
         // Non-blocking: a named pipe the session made answers "not a file" at once instead of
         // waiting for a writer.
         let mut options = OpenOptions::new();
@@ -113,6 +140,13 @@ impl Worktree {
         if !meta.is_file() {
             return Err(FileError::NotAFile);
         }
+        // Checked again on what was opened, in case the name was swapped in between.
+        if let Ok(git) = self.dir.symlink_metadata(".git") {
+            use cap_std::fs::MetadataExt as _;
+            if git.dev() == meta.dev() && git.ino() == meta.ino() {
+                return Err(FileError::Refused(PathRefusal::GitDir));
+            }
+        }
         if meta.len() > max {
             return Err(FileError::TooLarge);
         }
@@ -124,6 +158,7 @@ impl Worktree {
     /// Writes (creating or replacing) a file, creating its parent directories.
     pub fn write(&self, p: &WorktreePath, data: &[u8]) -> Result<(), FileError> {
         self.no_symlinks(p)?;
+        self.plain(p)?;
         if let Some(parent) = Path::new(p.as_str()).parent()
             && !parent.as_os_str().is_empty()
         {

@@ -573,6 +573,59 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(!root.path().join("planted-by-api.txt").exists());
+    // A path that is not UTF-8 once decoded is refused, not turned into another name.
+    for method in [Method::GET, Method::PUT] {
+        let res = app
+            .client
+            .request(
+                method.clone(),
+                format!("{}?path=notes%2Fa%FFb.md", app.url(&file)),
+            )
+            .bearer_auth(&admin)
+            .json(&json!({"content": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{method}");
+        assert!(res.text().await.unwrap().contains("invalid-encoding"));
+    }
+    assert!(!std::fs::read_dir(long_wt.join("notes")).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains('\u{fffd}')
+    }));
+    // A socket or named pipe the session made: 409, never a 500 (and no error log line).
+    // (Bound at a short path and moved in: a socket's path must fit in 108 bytes.)
+    let short = tempfile::tempdir().unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(short.path().join("s")).unwrap();
+    std::fs::rename(short.path().join("s"), long_wt.join("sock")).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(long_wt.join("fifo"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    for raw in ["sock", "fifo"] {
+        let res = file_at(raw).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::CONFLICT, "read {raw}");
+        let res = app
+            .client
+            .put(app.url(&file))
+            .bearer_auth(&admin)
+            .query(&[("path", raw)])
+            .json(&json!({"content": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CONFLICT, "write {raw}");
+    }
+    // The worktree's .git pointer (it names the host's work repository) under another name.
+    std::os::unix::fs::symlink(".git", long_wt.join("gitalias")).unwrap();
+    let res = file_at("gitalias").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(!res.text().await.unwrap().contains("gitdir"));
     let refused = ok(
         &app,
         &admin,
@@ -584,7 +637,7 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
     let refused = refused["events"].as_array().unwrap();
     assert_eq!(
         refused.len(),
-        attacks.len() * 2 + 3,
+        attacks.len() * 2 + 4,
         "every refusal audited"
     );
     assert!(refused.iter().all(|e| e["outcome"] == "denied"));

@@ -739,6 +739,62 @@ async fn a_planted_named_pipe_never_blocks_the_file_api() {
     assert_eq!(answered, (true, true));
 }
 
+/// A socket or a named pipe in the worktree is "not a file" (409 through the API), never an
+/// I/O failure (500 and an error line per request); and the worktree's `.git` pointer file,
+/// which names the host's work repository, cannot be read under another name.
+#[tokio::test]
+async fn special_files_and_aliases_of_the_git_pointer_are_refused() {
+    let host = host().await;
+    let ran = run_in(&host, &["mkfifo", "pipe"], &[]).await;
+    assert_eq!(ran.code, Some(0), "{}", ran.output);
+    let _socket = std::os::unix::net::UnixListener::bind(host.s1.join("sock")).unwrap();
+    assert!(
+        std::fs::read_to_string(host.s1.join(".git"))
+            .unwrap()
+            .starts_with("gitdir:"),
+        "the worktree's .git is a pointer file, so this test means something"
+    );
+    std::os::unix::fs::symlink(".git", host.s1.join("gitlink")).unwrap();
+    std::fs::create_dir(host.s1.join("sub")).unwrap();
+    std::os::unix::fs::symlink("../.git", host.s1.join("sub/up")).unwrap();
+    std::fs::hard_link(host.s1.join(".git"), host.s1.join("hard")).unwrap();
+    let wt = Worktree::open(&host.s1).unwrap();
+    for name in ["pipe", "sock"] {
+        let p = Worktree::path(name).unwrap();
+        assert!(
+            matches!(wt.read(&p, 100), Err(FileError::NotAFile)),
+            "read {name}"
+        );
+        assert!(
+            matches!(wt.write(&p, b"x"), Err(FileError::NotAFile)),
+            "write {name}"
+        );
+    }
+    for alias in ["gitlink", "sub/up", "hard"] {
+        let p = Worktree::path(alias).unwrap();
+        assert!(
+            matches!(wt.read(&p, 4096), Err(FileError::Refused(_))),
+            "read {alias}"
+        );
+    }
+    // A writable hard link would let a write replace the pointer: refused too (symlinks are
+    // refused for writes already).
+    let p = Worktree::path("hard").unwrap();
+    assert!(matches!(
+        wt.write(&p, b"gitdir: /"),
+        Err(FileError::Refused(_))
+    ));
+    assert!(
+        std::fs::read_to_string(host.s1.join(".git"))
+            .unwrap()
+            .starts_with("gitdir:")
+    );
+    // Ordinary files are unaffected.
+    let p = Worktree::path("plain.txt").unwrap();
+    wt.write(&p, b"hello").unwrap();
+    assert_eq!(wt.read(&p, 100).unwrap(), b"hello");
+}
+
 /// A session whose preparation fails (here: its repository is gone) is still on record, so the
 /// next agent on this directory cleans up whatever it had made.
 #[tokio::test]

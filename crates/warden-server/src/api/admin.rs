@@ -1,7 +1,8 @@
 //! Platform administration: users and everyone's sessions.
 
+use crate::http::query::ApiQuery;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -54,7 +55,7 @@ pub struct SessionFilter {
 pub(crate) async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
-    Query(filter): Query<SessionFilter>,
+    ApiQuery(filter): ApiQuery<SessionFilter>,
 ) -> Result<Json<Vec<Device>>, ApiError> {
     let user = match filter.user_id.as_deref() {
         None => None,

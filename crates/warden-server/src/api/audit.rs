@@ -1,8 +1,9 @@
 //! The audit trail over HTTP: status, paginated query, streamed CSV export.
 
+use crate::http::query::ApiQuery;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -148,7 +149,7 @@ fn bad_filter(e: crate::audit::filter::FilterError) -> ApiError {
         (status = 401, description = "Not signed in", content_type = "application/problem+json")))]
 pub(crate) async fn events(
     State(state): State<AppState>,
-    Query(query): Query<AuditQuery>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     let parsed = query.parse().map_err(bad_filter)?;
     // Whatever was committed before this request is in the chain, and so on the page.
@@ -177,7 +178,7 @@ pub(crate) async fn events(
         (status = 401, description = "Not signed in", content_type = "application/problem+json")))]
 pub(crate) async fn export_csv(
     State(state): State<AppState>,
-    Query(query): Query<AuditQuery>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let parsed = query.parse().map_err(bad_filter)?;
     state

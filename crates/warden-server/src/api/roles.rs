@@ -1,8 +1,9 @@
 //! Platform roles (built-in and custom) and who holds them. Nobody grants more than they hold:
 //! a role can only be defined or assigned by someone whose own role covers it.
 
+use crate::http::query::ApiQuery;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -109,7 +110,7 @@ pub struct UserPage {
     responses((status = 200, description = "Users", body = UserPage)))]
 pub(crate) async fn list_users(
     State(state): State<AppState>,
-    Query(q): Query<UserQuery>,
+    ApiQuery(q): ApiQuery<UserQuery>,
 ) -> Result<Json<UserPage>, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

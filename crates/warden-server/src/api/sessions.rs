@@ -1,8 +1,9 @@
 //! Agent sessions in a workspace: create (the session goes to an approved host this workspace
 //! may use, connected to this node), list, read, follow the output from any position, stop.
 
+use crate::http::query::ApiQuery;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -374,7 +375,7 @@ pub(crate) async fn session_output(
     State(state): State<AppState>,
     access: WorkspaceAccess,
     Path(path): Path<(String, String)>,
-    Query(q): Query<OutputQuery>,
+    ApiQuery(q): ApiQuery<OutputQuery>,
 ) -> Result<Json<OutputPage>, ApiError> {
     let id = session_id(&path)?;
     let after = q.after.unwrap_or(-1);
@@ -659,7 +660,7 @@ pub(crate) async fn list_files(
     caller: Caller,
     access: WorkspaceAccess,
     Path(path): Path<(String, String)>,
-    Query(q): Query<FileQuery>,
+    ApiQuery(q): ApiQuery<FileQuery>,
 ) -> Result<Json<Vec<FileEntryView>>, ApiError> {
     let call = FileCall {
         session: session_id(&path)?,
@@ -697,7 +698,7 @@ pub(crate) async fn read_file(
     caller: Caller,
     access: WorkspaceAccess,
     Path(path): Path<(String, String)>,
-    Query(q): Query<FileQuery>,
+    ApiQuery(q): ApiQuery<FileQuery>,
 ) -> Result<Json<FileText>, ApiError> {
     let call = FileCall {
         session: session_id(&path)?,
@@ -730,7 +731,7 @@ pub(crate) async fn write_file(
     caller: Caller,
     access: WorkspaceAccess,
     Path(path): Path<(String, String)>,
-    Query(q): Query<FileQuery>,
+    ApiQuery(q): ApiQuery<FileQuery>,
     ApiJson(body): ApiJson<FileContent>,
 ) -> Result<StatusCode, ApiError> {
     let session = session_id(&path)?;
@@ -763,7 +764,7 @@ pub(crate) async fn delete_file(
     caller: Caller,
     access: WorkspaceAccess,
     Path(path): Path<(String, String)>,
-    Query(q): Query<FileQuery>,
+    ApiQuery(q): ApiQuery<FileQuery>,
 ) -> Result<StatusCode, ApiError> {
     let session = session_id(&path)?;
     let call = FileCall {
@@ -880,7 +881,7 @@ pub(crate) async fn stream_session(
     State(state): State<AppState>,
     access: WorkspaceAccess,
     Path(path): Path<(String, String)>,
-    Query(q): Query<StreamQuery>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<
     axum::response::sse::Sse<

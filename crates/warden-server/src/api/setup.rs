@@ -2,8 +2,9 @@
 //! password. The link (printed by `warden serve` while no administrator exists) is single
 //! use and expires after an hour.
 
+use crate::http::query::ApiQuery;
 use axum::Form;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -72,7 +73,7 @@ fn escape(s: &str) -> String {
               (status = 410, description = "Setup already done", content_type = "text/html")))]
 pub(crate) async fn setup_form(
     State(state): State<AppState>,
-    Query(q): Query<SetupQuery>,
+    ApiQuery(q): ApiQuery<SetupQuery>,
 ) -> Response {
     match admin_exists(&state).await {
         Ok(true) => return done_already(),

@@ -1,7 +1,8 @@
 //! Workspaces, the tenant boundary, and their members.
 
+use crate::http::query::ApiQuery;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -149,7 +150,7 @@ pub(crate) async fn list_workspaces(
     State(state): State<AppState>,
     meta: RequestMeta,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<WorkspacePage>, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {

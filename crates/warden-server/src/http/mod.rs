@@ -8,6 +8,7 @@ pub mod authz;
 pub mod json;
 pub mod middleware;
 pub mod problem;
+pub mod query;
 pub mod routes;
 
 use std::sync::Arc;

@@ -1,0 +1,65 @@
+//! The query-string extractor every handler uses. Unlike `axum::extract::Query`, which
+//! replaces bytes that are not UTF-8 with U+FFFD (so a name stored or looked up differs from
+//! the one sent), it refuses such a query with 400 before anything reads it.
+
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::problem::ApiError;
+
+/// `axum::extract::Query`, strict about encoding, with Warden's error mapping.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or_default();
+        if !decodes_to_utf8(raw) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-encoding",
+                "The query string does not decode to UTF-8 text.",
+            ));
+        }
+        // Not the rejection's text: it can quote the input.
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|_| ApiError::from_status(StatusCode::BAD_REQUEST))
+    }
+}
+
+/// Whether every name and value of an `application/x-www-form-urlencoded` string is UTF-8
+/// once percent-decoded.
+fn decodes_to_utf8(raw: &str) -> bool {
+    raw.split(['&', '=']).all(|part| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .is_ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decodes_to_utf8;
+
+    #[test]
+    fn only_queries_that_decode_to_utf8_pass() {
+        assert!(decodes_to_utf8(""));
+        assert!(decodes_to_utf8("path=src%2Fmain.rs&x=%E2%9C%93+y"));
+        assert!(
+            decodes_to_utf8("path=%EF%BF%BD"),
+            "U+FFFD itself, sent as such"
+        );
+        assert!(!decodes_to_utf8("path=a%FFb"));
+        assert!(!decodes_to_utf8("path=%C3"), "cut multibyte character");
+        assert!(!decodes_to_utf8("%FF=1"));
+    }
+}
