@@ -232,7 +232,13 @@ fn render_problem(res: Response, id: &RequestId) -> Response {
         .extensions
         .remove::<ApiError>()
         .unwrap_or_else(|| ApiError::from_status(parts.status));
-    let body = serde_json::to_vec(&Problem::new(&err, id.as_str())).unwrap_or_default();
+    let fields = parts
+        .extensions
+        .remove::<Vec<super::problem::FieldProblem>>()
+        .unwrap_or_default();
+    let mut problem = Problem::new(&err, id.as_str());
+    problem.errors = &fields;
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers

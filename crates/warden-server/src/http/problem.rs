@@ -148,6 +148,16 @@ pub fn standard(status: StatusCode) -> (&'static str, &'static str) {
     }
 }
 
+/// One input at fault in a request body: where (a JSON pointer, RFC 6901) and why, in words
+/// that come from the expected type, never from the value sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldProblem {
+    /// JSON pointer to the member or element (`/repo/url`, `/tags/2`).
+    pub pointer: String,
+    /// What is wrong with it (`is required`, `expected a string`).
+    pub reason: String,
+}
+
 /// The JSON body of a problem response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problem<'a> {
@@ -167,6 +177,9 @@ pub struct Problem<'a> {
     /// The input the problem is about, for validation failures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'a str>,
+    /// Each input at fault, for request bodies of the wrong shape.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub errors: &'a [FieldProblem],
 }
 
 impl<'a> Problem<'a> {
@@ -180,6 +193,7 @@ impl<'a> Problem<'a> {
             code: err.code,
             request_id,
             field: err.field,
+            errors: &[],
         }
     }
 }

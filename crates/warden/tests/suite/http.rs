@@ -297,11 +297,21 @@ async fn malformed_json_is_a_400_and_the_wrong_shape_a_422_without_echoing_input
     )
     .await;
     assert_no_internals(&body);
-    for wrong in [
-        r#"{"name":"a"}"#,
-        r#"{"name":"a","count":"secret-value"}"#,
-        r#"{"name":1,"count":1}"#,
-        "[]",
+    // Each wrong shape names the field (a JSON pointer) and what was expected, never the
+    // value sent.
+    for (wrong, pointer, reason) in [
+        (r#"{"name":"a"}"#, "/count", "is required"),
+        (
+            r#"{"name":"a","count":"secret-value"}"#,
+            "/count",
+            "expected a whole number, 0 or more",
+        ),
+        (r#"{"name":1,"count":1}"#, "/name", "expected a string"),
+        (
+            r#"{"name":"a","count":-7}"#,
+            "/count",
+            "expected a whole number, 0 or more",
+        ),
     ] {
         let body = problem(
             send(wrong).await.unwrap(),
@@ -310,7 +320,24 @@ async fn malformed_json_is_a_400_and_the_wrong_shape_a_422_without_echoing_input
         )
         .await;
         assert_no_internals(&body);
+        assert_eq!(
+            body["errors"],
+            json!([{"pointer": pointer, "reason": reason}]),
+            "{wrong}: {body}"
+        );
+        // (Not "-7" anywhere: the request id is a UUIDv7.)
+        assert!(
+            !body.to_string().contains("secret-value")
+                && !body["errors"].to_string().contains("-7")
+        );
     }
+    let body = problem(
+        send("[]").await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unprocessable-content",
+    )
+    .await;
+    assert_no_internals(&body);
 }
 
 #[tokio::test]
