@@ -47,17 +47,65 @@ fn hasher(m: u32, t: u32, p: u32) -> Result<Argon2<'static>, PasswordError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+/// The most memory a stored hash may ask for (KiB): a stored string naming more is refused as
+/// malformed rather than allocated.
+const MAX_M_COST: u32 = 256 * 1024;
+
+/// Working memory for argon2 (19 MiB at today's parameters), reused from one computation to
+/// the next so that a busy server does not allocate and fragment it per sign-in. Wiped after
+/// each use.
+pub struct Scratch(Vec<argon2::Block>);
+
+impl std::fmt::Debug for Scratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scratch({} KiB)", self.0.len())
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Scratch {
+    /// Empty; it grows to what the first computation needs.
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    fn blocks(&mut self, m: u32) -> &mut [argon2::Block] {
+        let n = usize::try_from(m).unwrap_or(0);
+        self.0.resize(n, argon2::Block::default());
+        &mut self.0
+    }
+
+    fn wipe(&mut self) {
+        self.0.fill(argon2::Block::default());
+    }
+}
+
 /// Hashes `password` with a fresh random salt. Returns a PHC string.
 pub fn hash(password: &str) -> Result<String, PasswordError> {
+    hash_in(password, &mut Scratch::new())
+}
+
+/// [`hash`], in the given working memory.
+pub fn hash_in(password: &str, scratch: &mut Scratch) -> Result<String, PasswordError> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(PasswordError::TooLong);
     }
     let mut salt = [0u8; SALT_LEN];
     aws_lc_rs::rand::fill(&mut salt).map_err(|_| PasswordError::Hashing)?;
     let mut out = Zeroizing::new([0u8; HASH_LEN]);
-    hasher(M_COST, T_COST, P_COST)?
-        .hash_password_into(password.as_bytes(), &salt, &mut *out)
-        .map_err(|_| PasswordError::Hashing)?;
+    let done = hasher(M_COST, T_COST, P_COST)?.hash_password_into_with_memory(
+        password.as_bytes(),
+        &salt,
+        &mut *out,
+        scratch.blocks(M_COST),
+    );
+    scratch.wipe();
+    done.map_err(|_| PasswordError::Hashing)?;
     Ok(format!(
         "$argon2id$v=19$m={M_COST},t={T_COST},p={P_COST}${}${}",
         B64.encode(salt),
@@ -67,26 +115,48 @@ pub fn hash(password: &str) -> Result<String, PasswordError> {
 
 /// Whether `password` matches the PHC string `stored`. Compares in constant time.
 pub fn verify(password: &str, stored: &str) -> Result<bool, PasswordError> {
+    verify_in(password, stored, &mut Scratch::new())
+}
+
+/// [`verify`], in the given working memory.
+pub fn verify_in(
+    password: &str,
+    stored: &str,
+    scratch: &mut Scratch,
+) -> Result<bool, PasswordError> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(false);
     }
     let parsed = parse(stored)?;
+    if parsed.m > MAX_M_COST {
+        return Err(PasswordError::Malformed);
+    }
     let mut out = Zeroizing::new(vec![0u8; parsed.hash.len()]);
-    hasher(parsed.m, parsed.t, parsed.p)?
-        .hash_password_into(password.as_bytes(), &parsed.salt, &mut out)
-        .map_err(|_| PasswordError::Hashing)?;
+    let done = hasher(parsed.m, parsed.t, parsed.p)?.hash_password_into_with_memory(
+        password.as_bytes(),
+        &parsed.salt,
+        &mut out,
+        scratch.blocks(parsed.m),
+    );
+    scratch.wipe();
+    done.map_err(|_| PasswordError::Hashing)?;
     Ok(bool::from(out.as_slice().ct_eq(&parsed.hash)))
 }
 
 /// Spends the same time as [`verify`] against a real hash, for a sign-in whose account does
 /// not exist, so the answer's timing does not tell whether it does.
 pub fn verify_dummy(password: &str) {
+    verify_dummy_in(password, &mut Scratch::new());
+}
+
+/// [`verify_dummy`], in the given working memory.
+pub fn verify_dummy_in(password: &str, scratch: &mut Scratch) {
     static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     if let Some(stored) = DUMMY
         .get_or_init(|| hash("warden dummy password for timing").ok())
         .as_deref()
     {
-        let _ = verify(password, stored);
+        let _ = verify_in(password, stored, scratch);
     }
 }
 
@@ -183,6 +253,22 @@ mod tests {
         assert_eq!(hash(&long), Err(PasswordError::TooLong));
         let stored = hash("short enough pw").unwrap();
         assert!(!verify(&long, &stored).unwrap());
+    }
+
+    #[test]
+    fn one_scratch_serves_many_computations_and_absurd_memory_costs_are_refused() {
+        let mut scratch = Scratch::new();
+        let stored = hash_in("first password 1", &mut scratch).unwrap();
+        assert!(verify_in("first password 1", &stored, &mut scratch).unwrap());
+        assert!(!verify_in("other password 2", &stored, &mut scratch).unwrap());
+        let weak = "$argon2id$v=19$m=4096,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(!verify_in("x", weak, &mut scratch).unwrap());
+        assert!(verify_in("first password 1", &stored, &mut scratch).unwrap());
+        let huge = "$argon2id$v=19$m=4000000,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert_eq!(
+            verify_in("x", huge, &mut scratch),
+            Err(PasswordError::Malformed)
+        );
     }
 
     #[test]

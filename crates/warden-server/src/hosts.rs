@@ -76,6 +76,23 @@ pub struct HostGate {
     clock: Arc<dyn Clock>,
     config: HostsConfig,
     tickets: Arc<TicketKey>,
+    /// Key ids whose secret is being checked on this node right now.
+    checking: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// A key id being checked; forgotten when dropped.
+struct Checking<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    key_id: String,
+}
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key_id);
+    }
 }
 
 impl std::fmt::Debug for HostGate {
@@ -111,6 +128,7 @@ impl HostGate {
             clock,
             config,
             tickets,
+            checking: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -190,18 +208,38 @@ impl HostGate {
             Some(id) => self.store.host_by_key_id(id, now_us).await?,
             None => None,
         };
+        // Whether the key id's scope counted this attempt already (reserved before PBKDF2).
+        let mut reserved_key = false;
         let verdict: Result<HostCaller, &str> = match row {
             None if presented.is_some() => Err("unknown key"),
             None => Err("malformed key"),
             Some(row) => {
+                // One check per key id at a time on this node, and the attempt reserved
+                // before the PBKDF2 work, so parallel guesses get no further than serial
+                // ones; the work itself is bounded per process.
+                let id = key_id.clone().unwrap_or_default();
+                let Some(_checking) = self.checking(&id) else {
+                    return Err(HostRefusal::Throttled(Duration::from_secs(1)));
+                };
+                let reserved = [format!("host-pair:{ip}|{id}"), format!("host-key:{id}")];
+                self.reserve(&reserved, now_us).await?;
+                reserved_key = true;
                 let (salt, hash) = (row.salt.clone(), row.hash.clone());
                 let text = presented_text.clone();
-                let ok = tokio::task::spawn_blocking(move || {
-                    warden_crypto::host_key::parse(&text)
-                        .is_some_and(|p| warden_crypto::host_key::verify(&p, &salt, &hash))
-                })
-                .await
-                .unwrap_or(false);
+                let ok = crate::costly::host_keys()
+                    .run(move || {
+                        warden_crypto::host_key::parse(&text)
+                            .is_some_and(|p| warden_crypto::host_key::verify(&p, &salt, &hash))
+                    })
+                    .await
+                    .map_err(|_| HostRefusal::Throttled(Duration::from_secs(1)))?;
+                if ok {
+                    let mut tx = self.store.begin().await?;
+                    for scope in &reserved {
+                        tx.throttle_refund(scope).await?;
+                    }
+                    tx.commit().await?;
+                }
                 let allowed = AllowList::from_stored(&row.allow_list).allows(ip)
                     && self.config.allow_list.allows(ip);
                 match (ok, allowed) {
@@ -222,9 +260,54 @@ impl HostGate {
             Ok(caller) => return Ok(caller),
             Err(reason) => reason,
         };
-        self.fail(&scopes, key_id.as_deref(), ip, reason, now_us)
+        let counted = if reserved_key {
+            &scopes[..1]
+        } else {
+            &scopes[..]
+        };
+        self.fail(counted, key_id.as_deref(), ip, reason, now_us)
             .await?;
         Err(HostRefusal::Invalid)
+    }
+
+    /// Marks `key_id` as being checked on this node; `None` if it already is.
+    fn checking(&self, key_id: &str) -> Option<Checking<'_>> {
+        let mut set = self
+            .checking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        set.insert(key_id.to_owned()).then(|| Checking {
+            set: &self.checking,
+            key_id: key_id.to_owned(),
+        })
+    }
+
+    /// Reserves one attempt in each scope (pair of address and key id, then key id) before
+    /// the PBKDF2 check; a closed scope refuses it uncounted.
+    async fn reserve(&self, scopes: &[String; 2], now_us: i64) -> Result<(), HostRefusal> {
+        let mut tx = self.store.begin().await?;
+        let mut blocked_until = 0;
+        for (scope, rule) in scopes
+            .iter()
+            .zip([HOST_AUTH_THROTTLE_ADDRESS, HOST_AUTH_THROTTLE_KEY])
+        {
+            if let Some(until) = tx
+                .throttle_reserve(scope, now_us, micros(rule.window), |n| {
+                    micros(rule.delay_after(n))
+                })
+                .await?
+            {
+                blocked_until = until;
+                break;
+            }
+        }
+        if blocked_until > now_us {
+            tx.rollback().await?;
+            let wait = u64::try_from(blocked_until - now_us).unwrap_or(1);
+            return Err(HostRefusal::Throttled(Duration::from_micros(wait)));
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn fail(

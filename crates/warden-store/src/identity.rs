@@ -754,6 +754,64 @@ impl Tx {
         Ok(until)
     }
 
+    /// Reserves one attempt against `scope` before the costly check it guards: counts it as
+    /// a failure (restarting the count if the window has passed) and returns the block that
+    /// was in force before it, or `None` when the attempt may go ahead, in which case the
+    /// scope is blocked for `delay(attempts)` from now. The row stays locked until the
+    /// transaction ends, so concurrent attempts are counted one after another: however they
+    /// are timed, no more attempts get through than one after another would. On a block the
+    /// caller rolls back, so a refused attempt is not counted.
+    pub async fn throttle_reserve(
+        &mut self,
+        scope: &str,
+        now: i64,
+        window_us: i64,
+        delay_us: impl Fn(u32) -> i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let (attempts, blocked_until) = on_tx!(self, |c| sqlx::query_as::<_, (i32, i64)>(
+            "INSERT INTO sign_in_throttle (scope, failures, window_started_at, blocked_until) \
+             VALUES ($1, 1, $2, 0) ON CONFLICT (scope) DO UPDATE SET \
+             failures = CASE WHEN sign_in_throttle.window_started_at < $3 THEN 1 \
+                        ELSE sign_in_throttle.failures + 1 END, \
+             window_started_at = CASE WHEN sign_in_throttle.window_started_at < $3 THEN $2 \
+                        ELSE sign_in_throttle.window_started_at END \
+             RETURNING failures, blocked_until"
+        )
+        .bind(scope)
+        .bind(now)
+        .bind(now - window_us)
+        .fetch_one(c)
+        .await)?;
+        if blocked_until > now {
+            return Ok(Some(blocked_until));
+        }
+        let delay = delay_us(u32::try_from(attempts).unwrap_or(0));
+        if delay > 0 {
+            on_tx!(self, |c| sqlx::query(
+                "UPDATE sign_in_throttle SET blocked_until = $2 WHERE scope = $1"
+            )
+            .bind(scope)
+            .bind(now + delay)
+            .execute(c)
+            .await
+            .map(drop))?;
+        }
+        Ok(None)
+    }
+
+    /// Takes back one reserved attempt that turned out to succeed.
+    pub async fn throttle_refund(&mut self, scope: &str) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "UPDATE sign_in_throttle SET failures = failures - 1 \
+             WHERE scope = $1 AND failures > 0"
+        )
+        .bind(scope)
+        .execute(c)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
     /// Counts one failure against `scope` (restarting the count if the window has passed)
     /// and blocks it until `delay(failures)` from now. Atomic on both backends.
     pub async fn throttle_fail(

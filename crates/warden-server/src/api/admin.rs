@@ -347,9 +347,9 @@ pub(crate) async fn reset_password(
     tx.commit().await.map_err(|e| internal(&e))?;
     check_password(&input.new_password, &user.email).map_err(|p| policy_error(&p))?;
     let new = input.new_password;
-    let hash = tokio::task::spawn_blocking(move || warden_crypto::password::hash(&new))
-        .await
-        .map_err(|e| internal(&e))?
+    let hash = crate::costly::passwords()
+        .hash(new)
+        .await?
         .map_err(|e| internal(&e))?;
     let now = state.clock.now();
     let now_us = now_us(state.clock.as_ref());

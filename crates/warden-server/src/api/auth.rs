@@ -88,6 +88,7 @@ fn refused(r: Refusal) -> Response {
         .into_response(),
         Refusal::Throttled(wait) => crate::http::problem::too_many_attempts(wait),
         Refusal::Csrf => ApiError::csrf().into_response(),
+        Refusal::Busy => ApiError::busy().into_response(),
         Refusal::Internal(cause) => ApiError::internal(&cause).into_response(),
     }
 }

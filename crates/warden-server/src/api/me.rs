@@ -157,6 +157,7 @@ pub(crate) async fn active_sessions(
 pub(crate) fn refusal(r: Refusal) -> ApiError {
     match r {
         Refusal::Internal(cause) => ApiError::internal(&cause),
+        Refusal::Busy => ApiError::busy(),
         _ => ApiError::from_status(StatusCode::UNAUTHORIZED),
     }
 }
@@ -297,12 +298,13 @@ pub(crate) async fn change_password(
     let stored = row.password_hash.clone().unwrap_or_default();
     let current = input.current_password;
     let new = input.new_password;
-    let hashed = tokio::task::spawn_blocking(move || {
-        let ok = warden_crypto::password::verify(&current, &stored).unwrap_or(false);
-        ok.then(|| warden_crypto::password::hash(&new))
-    })
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
+    let hashed = crate::costly::passwords()
+        .run(move |scratch| {
+            let ok =
+                warden_crypto::password::verify_in(&current, &stored, scratch).unwrap_or(false);
+            ok.then(|| warden_crypto::password::hash_in(&new, scratch))
+        })
+        .await?;
     let now = state.clock.now();
     let Some(hash) = hashed else {
         let mut tx = state

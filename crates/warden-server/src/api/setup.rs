@@ -162,12 +162,11 @@ pub(crate) async fn setup_submit(
         return bad_link();
     }
     let password = form.password;
-    let hash =
-        match tokio::task::spawn_blocking(move || warden_crypto::password::hash(&password)).await {
-            Ok(Ok(h)) => h,
-            Ok(Err(e)) => return ApiError::internal(&e).into_response(),
-            Err(e) => return ApiError::internal(&e).into_response(),
-        };
+    let hash = match crate::costly::passwords().hash(password).await {
+        Ok(Ok(h)) => h,
+        Ok(Err(e)) => return ApiError::internal(&e).into_response(),
+        Err(busy) => return ApiError::from(busy).into_response(),
+    };
     match create_first_admin(&state, &meta, &form.token, &email, &hash).await {
         Ok(Some(_)) => page(
             StatusCode::CREATED,

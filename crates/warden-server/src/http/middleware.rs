@@ -243,6 +243,11 @@ fn render_problem(res: Response, id: &RequestId) -> Response {
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if err.code == super::problem::BUSY && !parts.headers.contains_key(header::RETRY_AFTER) {
+        parts
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     if parts.status == StatusCode::UNAUTHORIZED {
         parts
             .headers

@@ -9,6 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+/// The code of [`ApiError::busy`]; its responses carry `Retry-After`.
+pub const BUSY: &str = "server-busy";
+
 /// Content type of every error response.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -73,6 +76,16 @@ impl ApiError {
             detail: problem.reason,
             field: Some(problem.field),
         }
+    }
+
+    /// Costly work (password hashing, host-key checks) is at its limit: 503 with
+    /// `Retry-After: 1`.
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            BUSY,
+            "The server is busy checking credentials; retry in a moment.",
+        )
     }
 
     /// The dependency the request needs (e.g. the database) is not available.

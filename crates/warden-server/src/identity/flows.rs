@@ -39,6 +39,8 @@ pub enum Refusal {
     Throttled(Duration),
     /// A cookie refresh without the CSRF token of its session (403).
     Csrf,
+    /// Too much password hashing is running or waiting (503, retry in a moment).
+    Busy,
     /// Something broke (500); the cause is logged.
     Internal(String),
 }
@@ -94,12 +96,28 @@ pub async fn sign_in(
     let now = state.clock.now();
     let now_us = now_us(state.clock.as_ref());
 
-    // 1. Closed by a throttle? Refuse before any password work.
-    let mut tx = state.store.begin_read().await?;
-    let blocked_until = tx.throttle_blocked_until(&scope_refs).await?;
+    // 1. Reserve the attempt before any password work: it counts as a failure of the pair
+    //    and of the account until it succeeds, in one transaction that holds their rows, so
+    //    parallel attempts get through no faster than one after another would. A scope
+    //    already closed refuses it (rolled back: a refused attempt is not counted).
+    let policy = id.throttle;
+    let mut tx = state.store.begin().await?;
+    let mut blocked_until = tx.throttle_blocked_until(&scope_refs[2..]).await?;
+    if blocked_until <= now_us {
+        for (scope, rule) in scopes[..2].iter().zip([policy.pair, policy.account]) {
+            if let Some(until) = tx
+                .throttle_reserve(scope, now_us, micros(rule.window), |n| {
+                    micros(rule.delay_after(n))
+                })
+                .await?
+            {
+                blocked_until = blocked_until.max(until);
+            }
+        }
+    }
     let user = tx.user_by_email(&email).await?;
-    tx.commit().await?;
     if blocked_until > now_us {
+        tx.rollback().await?;
         let wait = Duration::from_micros(u64::try_from(blocked_until - now_us).unwrap_or(1));
         let mut tx = state.store.begin().await?;
         let event = meta.event(
@@ -115,38 +133,29 @@ pub async fn sign_in(
         tx.commit().await?;
         return Err(Refusal::Throttled(wait));
     }
+    tx.commit().await?;
 
-    // 2. The password, off the async workers (argon2id costs ~20 ms of CPU).
+    // 2. The password, off the async workers and bounded (argon2id costs ~20 ms of CPU and
+    //    19 MiB): past the queue, 503 at once. The reservation stays counted.
     let stored = user
         .as_ref()
         .filter(|u| u.active)
         .and_then(|u| u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || match stored {
-        Some(hash) => warden_crypto::password::verify(&password, &hash).unwrap_or(false),
-        None => {
-            warden_crypto::password::verify_dummy(&password);
-            false
-        }
-    })
-    .await?;
+    let ok = crate::costly::passwords()
+        .verify(password, stored)
+        .await
+        .map_err(|_| Refusal::Busy)?;
 
-    let policy = id.throttle;
     let mut tx = state.store.begin().await?;
     let user_id = user.as_ref().map(|u| u.id);
     let Some(user) = user.filter(|_| ok) else {
-        // 3a. Failure: count it in every scope, audit it.
-        for (scope, rule) in scopes
-            .iter()
-            .zip([policy.pair, policy.account, policy.client])
-        {
-            tx.throttle_fail(
-                scope,
-                now_us,
-                i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX),
-                |n| i64::try_from(rule.delay_after(n).as_micros()).unwrap_or(i64::MAX),
-            )
-            .await?;
-        }
+        // 3a. Failure: the pair and the account counted it already; the client address
+        //     (which many accounts may share) counts it now. Audited.
+        let rule = policy.client;
+        tx.throttle_fail(&scopes[2], now_us, micros(rule.window), |n| {
+            micros(rule.delay_after(n))
+        })
+        .await?;
         let event = meta.event(
             now,
             actor_for(user_id),
@@ -246,6 +255,10 @@ async fn sign_access_token(
     let identity = state.identity.clone();
     let principal = principal.clone();
     Ok(tokio::task::spawn_blocking(move || identity.issue_access_token(&principal, now)).await??)
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
 fn actor_for(user: Option<Uuid>) -> Actor {

@@ -75,9 +75,9 @@ async fn insert(
     platform_role: &str,
 ) -> Result<UserView, ApiError> {
     let email = validate_new_user(email, &password)?;
-    let hash = tokio::task::spawn_blocking(move || warden_crypto::password::hash(&password))
-        .await
-        .map_err(|e| ApiError::internal(&e))?
+    let hash = crate::costly::passwords()
+        .hash(password)
+        .await?
         .map_err(|e| ApiError::internal(&e))?;
     let id = Uuid::now_v7();
     let now = clock.now();

@@ -733,6 +733,88 @@ fn serve_in(dir: &Path) -> (KillOnDrop, String) {
     (child, banner)
 }
 
+/// The peak resident memory (VmHWM) of a process, in MiB.
+fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+/// The most memory `warden serve` may reach under a flood of sign-ins: argon2id needs 19 MiB
+/// per hash, and hashing is bounded to one per core with a short queue (then 503).
+const SIGN_IN_FLOOD_CEILING_MIB: u64 = 128;
+
+/// 300 sign-ins sent at once (unknown accounts are hashed too, for equal timing) used to grow
+/// the server by 19 MiB each; now the peak stays under a ceiling, the excess is told to retry
+/// (503 with Retry-After), and the server keeps answering.
+#[tokio::test]
+async fn a_flood_of_parallel_sign_ins_keeps_memory_under_a_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, banner) = serve_in(dir.path());
+    let url = banner
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("Warden is ready at "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let pid = child.0.id();
+    let before = peak_rss_mib(pid);
+    let mut busy = 0;
+    let mut unauthorized = 0;
+    for wave in 0..3 {
+        let flood = (0..100).map(|i| {
+            // Each from its own address and account, so no throttle stops it before hashing.
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .local_address(std::net::IpAddr::from([127, 1, wave, i]))
+                .build()
+                .unwrap();
+            let url = url.clone();
+            async move {
+                let res = client
+                    .post(format!("{url}/api/v1/auth/sign-in"))
+                    .json(&serde_json::json!({
+                        "email": format!("nobody{wave}-{i}@example.com"),
+                        "password": "a long enough wrong password",
+                    }))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = res.headers().get("retry-after").is_some();
+                (res.status(), retry)
+            }
+        });
+        for (status, retry) in futures_util::future::join_all(flood).await {
+            match status.as_u16() {
+                401 => unauthorized += 1,
+                503 => {
+                    assert!(retry, "503 without Retry-After");
+                    busy += 1;
+                }
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    let peak = peak_rss_mib(pid);
+    eprintln!(
+        "sign-in flood: peak {peak} MiB (before {before}), {unauthorized} checked, {busy} told to retry"
+    );
+    assert!(
+        peak < SIGN_IN_FLOOD_CEILING_MIB,
+        "peak {peak} MiB (was {before} MiB before the flood)"
+    );
+    assert!(unauthorized >= 6, "{unauthorized} answered");
+    assert!(busy > 0, "the queue never filled: the test means nothing");
+    let health = reqwest::get(format!("{url}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    drop(child);
+}
+
 /// The single-machine default: `warden serve` with no configuration also runs a local host,
 /// so a session works with nothing else installed.
 #[tokio::test]

@@ -603,6 +603,61 @@ async fn repeated_failures_are_throttled_with_retry_after_and_audited_sparsely()
     );
 }
 
+/// 60 wrong secrets for one known key id sent at once get no more PBKDF2 checks than 60 sent
+/// one after another (the attempt is reserved first, one check per key id at a time).
+#[tokio::test]
+async fn parallel_wrong_secrets_for_one_key_get_no_more_checks_than_serial_ones() {
+    use std::sync::Arc;
+    use warden_domain::clock::{Clock, ManualClock, SystemClock};
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = TestApp::spawn_with(AppOptions {
+        clock,
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let (_, key) = register(&app, &admin, &[]).await;
+    let wrong = format!(
+        "{}{}",
+        &key[..4 + 32 + 1],
+        &host_key::generate().unwrap().key[4 + 32 + 1..]
+    );
+    let burst = (0..60).map(|_| {
+        let (app, wrong) = (&app, &wrong);
+        async move { hello(app, wrong).await.0 }
+    });
+    let statuses = futures_util::future::join_all(burst).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    // One after another, ten failures are free and the eleventh closes the address.
+    assert!(
+        (1..=11).contains(&checked),
+        "{checked} checks: {statuses:?}"
+    );
+    let failed = audit_rows(&app, "host.auth_failed").await;
+    let most = failed
+        .iter()
+        .filter_map(|r| {
+            serde_json::from_str::<Value>(&r.summary).ok()?["failures_from_address"].as_u64()
+        })
+        .max()
+        .unwrap();
+    assert!(most <= 11, "{most} failures counted");
+    // The right key from another address still works.
+    let (status, _) =
+        hello_from(&app, &crate::identity::client_from("127.0.0.9"), &key, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
 #[tokio::test]
 async fn a_ticket_reconnects_without_the_key_until_the_key_is_retired_or_the_host_deleted() {
     use std::sync::Arc;

@@ -262,6 +262,55 @@ async fn repeated_failures_are_throttled_with_retry_after_without_locking_out_th
     );
 }
 
+/// 40 wrong passwords for one account sent at once get no more password checks than 40 sent
+/// one after another: the attempt is reserved before hashing.
+#[tokio::test]
+async fn parallel_wrong_passwords_get_no_more_checks_than_serial_ones() {
+    use std::sync::Arc;
+    use warden_domain::clock::{Clock, ManualClock, SystemClock};
+    // A stopped clock: the one-second block cannot lapse while the burst is in flight.
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = TestApp::spawn_with(AppOptions {
+        clock,
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    setup_admin(&app).await;
+    let attacker = client_from("127.0.0.3");
+    let burst = (0..40).map(|i| {
+        let attacker = attacker.clone();
+        let app = &app;
+        async move {
+            sign_in_with(
+                &attacker,
+                app,
+                ADMIN_EMAIL,
+                &format!("wrong guess number {i}"),
+            )
+            .await
+            .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(burst).await;
+    let unauthorized = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let throttled = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    // One after another: five free failures, the sixth closes the pair.
+    assert_eq!((unauthorized, throttled), (6, 34), "{statuses:?}");
+    let rows = audit_rows(&app, "auth.sign_in").await;
+    assert_eq!(rows.iter().filter(|r| r.outcome == "failed").count(), 6);
+    assert_eq!(rows.iter().filter(|r| r.outcome == "denied").count(), 34);
+    // The owner, from their own address, still signs in.
+    let owner = sign_in_with(&app.client, &app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(owner.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn sign_in_gives_a_working_token_a_refresh_token_and_no_store() {
     let app = TestApp::spawn().await.unwrap();
