@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use warden_crypto::MasterKey;
@@ -50,7 +48,7 @@ pub struct Boot {
 pub struct Running {
     addr: SocketAddr,
     tls: bool,
-    stop: Stop,
+    stop: tokio::sync::oneshot::Sender<()>,
     task: JoinHandle<io::Result<()>>,
     background: Vec<JoinHandle<()>>,
     store: Store,
@@ -101,24 +99,16 @@ impl Running {
         for job in &self.background {
             job.abort();
         }
-        let served = match self.stop {
-            Stop::Plain(tx) => {
-                let _ = tx.send(());
-                match tokio::time::timeout(self.grace, &mut self.task).await {
-                    Ok(served) => served,
-                    Err(_) => {
-                        tracing::warn!(
-                            grace = ?self.grace,
-                            "requests still running after the shutdown grace period; ending them"
-                        );
-                        self.task.abort();
-                        Ok(Ok(()))
-                    }
-                }
-            }
-            Stop::Tls(handle) => {
-                handle.graceful_shutdown(Some(self.grace));
-                self.task.await
+        let _ = self.stop.send(());
+        let served = match tokio::time::timeout(self.grace, &mut self.task).await {
+            Ok(served) => served,
+            Err(_) => {
+                tracing::warn!(
+                    grace = ?self.grace,
+                    "requests still running after the shutdown grace period; ending them"
+                );
+                self.task.abort();
+                Ok(Ok(()))
             }
         };
         // Events recorded by the last requests join the chain now rather than at the next
@@ -147,13 +137,6 @@ impl Running {
             Err(e) => Err(BootError(format!("server task failed: {e}"))),
         }
     }
-}
-
-/// How to tell the serving task to stop.
-#[derive(Debug)]
-enum Stop {
-    Plain(tokio::sync::oneshot::Sender<()>),
-    Tls(Handle<SocketAddr>),
 }
 
 /// Paths created by this start, removed again if it fails.
@@ -362,26 +345,35 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         .map_err(|e| BootError(format!("cannot render the OpenAPI document: {e}")))?;
     let _ = state.openapi_json.set(doc);
 
-    let service = http::middleware::MakeWithPeer(app.service);
-    let (stop, task) = match tls {
-        Some(tls) => {
-            let handle = Handle::new();
-            let server =
-                axum_server::tls_rustls::from_tcp_rustls(listener, RustlsConfig::from_config(tls))
-                    .map_err(|e| BootError(format!("listen: {e}")))?
-                    .handle(handle.clone());
-            (Stop::Tls(handle), tokio::spawn(server.serve(service)))
-        }
-        None => {
-            let listener = tokio::net::TcpListener::from_std(listener)
-                .map_err(|e| BootError(format!("listen: {e}")))?;
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            (Stop::Plain(tx), tokio::spawn(server.into_future()))
-        }
+    let open_files = http::serve::raise_open_files_limit();
+    let limits = http::serve::Limits {
+        header_read_timeout: config.http.header_read_timeout,
+        max_connections: config.http.max_connections,
+        max_connections_per_ip: config.http.max_connections_per_ip,
     };
+    if let Some(files) = open_files
+        && u64::try_from(limits.max_connections).unwrap_or(u64::MAX) + 256 > files
+    {
+        tracing::warn!(
+            open_files = files,
+            max_connections = limits.max_connections,
+            "http.max_connections is close to or above the open-files limit; raise the limit \
+             (LimitNOFILE=) or lower the setting"
+        );
+    }
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| BootError(format!("listen: {e}")))?;
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .map_err(|e| BootError(format!("listen: {e}")))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(http::serve::serve(
+        listener,
+        tls,
+        app.service,
+        limits,
+        stopped,
+    ));
     Ok(Running {
         addr,
         tls: config.tls.is_some(),

@@ -54,6 +54,15 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "WARDEN_HTTP_SHUTDOWN_GRACE_SECS",
         "http.shutdown_grace_secs",
     ),
+    (
+        "WARDEN_HTTP_HEADER_READ_TIMEOUT_SECS",
+        "http.header_read_timeout_secs",
+    ),
+    ("WARDEN_HTTP_MAX_CONNECTIONS", "http.max_connections"),
+    (
+        "WARDEN_HTTP_MAX_CONNECTIONS_PER_IP",
+        "http.max_connections_per_ip",
+    ),
     ("WARDEN_TLS_CERT_FILE", "tls.cert_file"),
     ("WARDEN_TLS_KEY_FILE", "tls.key_file"),
     (
@@ -248,6 +257,9 @@ struct FileHttp {
     body_limit_bytes: Option<usize>,
     request_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
+    header_read_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -342,6 +354,14 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// How long in-flight requests may run on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// How long a client has to send a request's headers, counted from the connection's
+    /// start or from the end of its previous response (so it also ends idle keep-alive
+    /// connections); also bounds the TLS handshake.
+    pub header_read_timeout: Duration,
+    /// Most connections open at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Most connections open at once from one client address (fairness).
+    pub max_connections_per_ip: usize,
 }
 
 /// TLS certificate and key files (PEM).
@@ -484,6 +504,9 @@ impl Config {
                 body_limit_bytes: self.http.body_limit_bytes,
                 request_timeout_secs: self.http.request_timeout.as_secs(),
                 shutdown_grace_secs: self.http.shutdown_grace.as_secs(),
+                header_read_timeout_secs: self.http.header_read_timeout.as_secs(),
+                max_connections: self.http.max_connections,
+                max_connections_per_ip: self.http.max_connections_per_ip,
             },
             audit: RedactedAudit {
                 verify_interval_secs: self.audit.verify_interval.as_secs(),
@@ -622,6 +645,9 @@ struct RedactedHttp {
     body_limit_bytes: usize,
     request_timeout_secs: u64,
     shutdown_grace_secs: u64,
+    header_read_timeout_secs: u64,
+    max_connections: usize,
+    max_connections_per_ip: usize,
 }
 
 #[derive(Serialize)]
@@ -804,6 +830,43 @@ fn build(
         10,
         "http.shutdown_grace_secs",
     )?;
+    let header_read_timeout = secs(
+        env_or(
+            env,
+            "WARDEN_HTTP_HEADER_READ_TIMEOUT_SECS",
+            raw.http.header_read_timeout_secs,
+            |v| v.parse().ok(),
+            "a whole number of seconds",
+        )?,
+        20,
+        "http.header_read_timeout_secs",
+    )?;
+    let http_max_connections = env_or(
+        env,
+        "WARDEN_HTTP_MAX_CONNECTIONS",
+        raw.http.max_connections,
+        |v| v.parse().ok(),
+        "a whole number of connections",
+    )?
+    .unwrap_or(10_000);
+    let max_connections_per_ip = env_or(
+        env,
+        "WARDEN_HTTP_MAX_CONNECTIONS_PER_IP",
+        raw.http.max_connections_per_ip,
+        |v| v.parse().ok(),
+        "a whole number of connections",
+    )?
+    .unwrap_or(1_000);
+    if !(1..=1_000_000).contains(&http_max_connections) {
+        return Err(ConfigError::new(
+            "http.max_connections: must be between 1 and 1000000",
+        ));
+    }
+    if max_connections_per_ip == 0 || max_connections_per_ip > http_max_connections {
+        return Err(ConfigError::new(
+            "http.max_connections_per_ip: must be at least 1 and at most http.max_connections",
+        ));
+    }
 
     let cert = env
         .get("WARDEN_TLS_CERT_FILE")
@@ -911,6 +974,9 @@ fn build(
             body_limit_bytes,
             request_timeout,
             shutdown_grace,
+            header_read_timeout,
+            max_connections: http_max_connections,
+            max_connections_per_ip,
         },
         tls,
         audit: AuditConfig {

@@ -42,6 +42,9 @@ async fn start(
         .env("WARDEN_DATA_DIR", dir)
         .env("WARDEN_ENCRYPTION_KEY", key)
         .env("WARDEN_LOG_LEVEL", "error")
+        // Every simulated host connects from 127.0.0.1.
+        .env("WARDEN_HTTP_MAX_CONNECTIONS", "20000")
+        .env("WARDEN_HTTP_MAX_CONNECTIONS_PER_IP", "20000")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)

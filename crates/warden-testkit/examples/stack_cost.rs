@@ -87,6 +87,9 @@ async fn main() -> anyhow::Result<()> {
         body_limit_bytes: 1 << 20,
         request_timeout: Duration::from_secs(30),
         shutdown_grace: Duration::from_secs(1),
+        header_read_timeout: Duration::from_secs(20),
+        max_connections: 10_000,
+        max_connections_per_ip: 1_000,
     };
     let app = warden_server::http::assemble(
         app_state.clone(),

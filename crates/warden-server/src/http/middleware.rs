@@ -648,6 +648,13 @@ pub struct WithPeer<S> {
     peer: std::net::SocketAddr,
 }
 
+impl<S> WithPeer<S> {
+    /// `inner`, for the connection from `peer`.
+    pub fn new(inner: S, peer: std::net::SocketAddr) -> Self {
+        Self { inner, peer }
+    }
+}
+
 impl<S, B> Service<axum::http::Request<B>> for WithPeer<S>
 where
     S: Service<axum::http::Request<B>>,

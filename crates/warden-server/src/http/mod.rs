@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod problem;
 pub mod query;
 pub mod routes;
+pub mod serve;
 
 use std::sync::Arc;
 

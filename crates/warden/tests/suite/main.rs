@@ -7,6 +7,7 @@
 mod agent;
 mod audit;
 mod cli;
+mod connections;
 mod hosts;
 mod http;
 mod identity;

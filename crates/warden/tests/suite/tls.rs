@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use rustls::pki_types::pem::PemObject;
 use warden_testkit::{AppOptions, TestApp};
 
 fn self_signed(dir: &std::path::Path) -> (String, String, Vec<u8>) {
@@ -27,14 +28,24 @@ fn self_signed(dir: &std::path::Path) -> (String, String, Vec<u8>) {
 
 /// Warden serving TLS with a fresh self-signed certificate (returned as PEM for clients).
 async fn tls_app() -> (tempfile::TempDir, TestApp, Vec<u8>) {
+    tls_app_with(&[]).await
+}
+
+async fn tls_app_with(extra: &[(&str, &str)]) -> (tempfile::TempDir, TestApp, Vec<u8>) {
     warden_testkit::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, pem) = self_signed(dir.path());
+    let mut env = vec![
+        ("WARDEN_TLS_CERT_FILE".to_owned(), cert),
+        ("WARDEN_TLS_KEY_FILE".to_owned(), key),
+    ];
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let app = TestApp::spawn_with(AppOptions {
-        env: vec![
-            ("WARDEN_TLS_CERT_FILE".into(), cert),
-            ("WARDEN_TLS_KEY_FILE".into(), key),
-        ],
+        env,
         ..AppOptions::default()
     })
     .await
@@ -70,6 +81,40 @@ async fn with_tls_configured_warden_serves_https_with_hsts() {
         res.is_err(),
         "plain HTTP must not be served on the TLS port"
     );
+}
+
+/// A client that opens a connection to the TLS port and never completes the handshake, or
+/// completes it and never sends a request, is cut off after the header-read timeout.
+#[tokio::test]
+async fn a_silent_client_on_the_tls_port_is_cut_off() {
+    use tokio::io::AsyncReadExt;
+    let (_dir, app, pem) = tls_app_with(&[("WARDEN_HTTP_HEADER_READ_TIMEOUT_SECS", "2")]).await;
+    let mut raw = tokio::net::TcpStream::connect(app.server.local_addr())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(8), raw.read(&mut buf))
+        .await
+        .expect("the silent connection was closed");
+    assert!(matches!(closed, Ok(0) | Err(_)));
+    // After a finished handshake (HTTP/1.1 over TLS), silence is cut off too.
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(app.server.local_addr())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(8), tls.read(&mut buf))
+        .await
+        .expect("the silent TLS connection was closed");
+    assert!(matches!(closed, Ok(0) | Err(_)));
 }
 
 #[tokio::test]
