@@ -406,8 +406,12 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             access_token_ttl: Duration::from_secs(15 * 60),
-            signing_key_bits: 2048,
-            refresh_grace: Duration::from_secs(10),
+            // 2048-bit RSA is ~112-bit security; 3072 is ~128. Keys of other sizes already
+            // stored keep verifying until they retire.
+            signing_key_bits: 3072,
+            // Long enough for one client's racing refreshes, short enough to leave a thief
+            // no time (and a replay from another client ends the family anyway).
+            refresh_grace: Duration::from_secs(2),
             session_lifetime: Duration::from_secs(30 * 86_400),
             session_idle: Duration::from_secs(7 * 86_400),
             multiple_active_sessions: true,
@@ -1491,6 +1495,8 @@ mod tests {
         assert_eq!(c.auth.signing_key_bits, 4096);
         let d = Config::load(None, env(&[]), &Overrides::default()).unwrap();
         assert_eq!(d.auth.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(d.auth.signing_key_bits, 3072);
+        assert_eq!(d.auth.refresh_grace, Duration::from_secs(2));
         assert!(d.auth.multiple_active_sessions);
         assert!(d.redacted_toml().contains("access_token_minutes = 15"));
     }

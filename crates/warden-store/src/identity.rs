@@ -69,6 +69,10 @@ pub struct RefreshRow {
     pub successor_sealed: Option<Vec<u8>>,
     /// When the successor was made (µs).
     pub successor_created_at: Option<i64>,
+    /// The address of the client that rotated it.
+    pub successor_ip: Option<String>,
+    /// The user agent of the client that rotated it.
+    pub successor_user_agent: Option<String>,
     /// Session owner.
     pub user_id: Uuid,
     /// Session last used (µs).
@@ -130,6 +134,7 @@ pub struct NewSession<'a> {
 
 const REFRESH_ROW_SQL: &str = "SELECT t.id, t.session_id, t.rotated_at, t.successor_id, \
      c.sealed_secret AS successor_sealed, c.created_at AS successor_created_at, \
+     c.created_ip AS successor_ip, c.created_user_agent AS successor_user_agent, \
      s.user_id, s.last_used_at, s.absolute_expires_at, s.revoked_at, u.active \
      FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
      JOIN users u ON u.id = s.user_id LEFT JOIN refresh_tokens c ON c.parent_id = t.id \
@@ -614,8 +619,8 @@ impl Store {
         r: &RotationByHash<'_>,
     ) -> Result<Option<Rotated>, StoreError> {
         const SQL: &str = "INSERT INTO refresh_tokens (id, session_id, parent_id, hash, \
-             created_at, created_ip, sealed_secret) \
-             SELECT $1, p.session_id, p.id, $2, $3, $4, $5 FROM refresh_tokens p \
+             created_at, created_ip, sealed_secret, created_user_agent) \
+             SELECT $1, p.session_id, p.id, $2, $3, $4, $5, $8 FROM refresh_tokens p \
              JOIN sessions s ON s.id = p.session_id JOIN users u ON u.id = s.user_id \
              WHERE p.hash = $6 AND p.rotated_at IS NULL AND s.revoked_at IS NULL \
              AND u.active = TRUE AND s.absolute_expires_at > $3 AND s.last_used_at > $7 \
@@ -634,6 +639,7 @@ impl Store {
                     .bind(r.sealed_secret)
                     .bind(r.parent_hash)
                     .bind(r.idle_cutoff)
+                    .bind(r.user_agent)
                     .fetch_optional($pool)
                     .await
             };
@@ -656,7 +662,8 @@ impl Store {
     /// parent rotated and the session used. Returns whether this call rotated it.
     pub async fn rotate_refresh_token(&self, r: &Rotation<'_>) -> Result<bool, StoreError> {
         const SQL: &str = "INSERT INTO refresh_tokens (id, session_id, parent_id, hash, \
-             created_at, created_ip, sealed_secret) SELECT $1, $2, $3, $4, $5, $6, $7 \
+             created_at, created_ip, sealed_secret, created_user_agent) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
              WHERE EXISTS (SELECT 1 FROM refresh_tokens p JOIN sessions s ON s.id = p.session_id \
              JOIN users u ON u.id = s.user_id WHERE p.id = $3 AND p.rotated_at IS NULL \
              AND s.revoked_at IS NULL AND u.active = TRUE)";
@@ -670,6 +677,7 @@ impl Store {
                     .bind(r.now)
                     .bind(r.ip)
                     .bind(r.sealed_secret)
+                    .bind(r.user_agent)
                     .execute($pool)
                     .await
                     .map(|res| res.rows_affected())
@@ -715,6 +723,8 @@ pub struct RotationByHash<'a> {
     pub idle_cutoff: i64,
     /// Client address.
     pub ip: Option<&'a str>,
+    /// Client user agent.
+    pub user_agent: Option<&'a str>,
     /// The new token's secret, sealed, for the grace window.
     pub sealed_secret: &'a [u8],
 }
@@ -734,6 +744,8 @@ pub struct Rotation<'a> {
     pub now: i64,
     /// Client address.
     pub ip: Option<&'a str>,
+    /// Client user agent.
+    pub user_agent: Option<&'a str>,
     /// Its secret, sealed, for the grace window.
     pub sealed_secret: &'a [u8],
 }

@@ -55,6 +55,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_host_workspaces"),
     migration!(10, "0010_session_archive"),
     migration!(11, "0011_audit_pending"),
+    migration!(12, "0012_refresh_binding"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -212,11 +212,17 @@ impl TestApp {
             ("WARDEN_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
             ("WARDEN_DATA_DIR".to_owned(), path_string(&db.data_dir())),
             ("WARDEN_ENCRYPTION_KEY".to_owned(), random_key_hex()),
+            // A 3072-bit key (the default) takes ~0.4 s to make; tests make hundreds. The
+            // default is tested on its own (pass an empty value to use it).
+            ("WARDEN_AUTH_SIGNING_KEY_BITS".to_owned(), "2048".to_owned()),
         ];
         env.extend(db.env());
         for (k, v) in options.env {
             env.retain(|(name, _)| *name != k);
-            env.push((k, v));
+            // An empty value removes the setting: the built-in default applies.
+            if !v.is_empty() {
+                env.push((k, v));
+            }
         }
         let master_key_hex = env
             .iter()

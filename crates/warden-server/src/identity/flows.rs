@@ -253,6 +253,9 @@ async fn sign_access_token(
     now: time::OffsetDateTime,
 ) -> Result<(String, i64), Refusal> {
     let identity = state.identity.clone();
+    if !identity.keys().ready() && !identity.wait_for_keys().await {
+        return Err(Refusal::Internal("no signing key exists".to_owned()));
+    }
     let principal = principal.clone();
     Ok(tokio::task::spawn_blocking(move || identity.issue_access_token(&principal, now)).await??)
 }
@@ -340,6 +343,7 @@ async fn fast_refresh(
             now: now_us,
             idle_cutoff: now_us.saturating_sub(idle),
             ip: ip.as_deref(),
+            user_agent: meta.user_agent.as_deref(),
             sealed_secret: &sealed,
         })
         .await?
@@ -405,6 +409,7 @@ async fn try_refresh(
                     hash: &next.hash,
                     now: now_us,
                     ip: ip.as_deref(),
+                    user_agent: meta.user_agent.as_deref(),
                     sealed_secret: &sealed,
                 })
                 .await?;
@@ -414,37 +419,34 @@ async fn try_refresh(
             next.secret
         }
         Some(rotated) if now_us - rotated <= grace => {
-            let (Some(next_id), Some(sealed)) = (row.successor_id, row.successor_sealed) else {
+            // A genuine race of one client (two tabs, a retry) gets the same successor; the
+            // same token from another client is a stolen copy.
+            if !same_client(meta, &row) {
+                end_family(state, meta, &row, "grace_replay_from_another_client").await?;
+                return Err(Refusal::Invalid);
+            }
+            let (Some(next_id), Some(sealed)) = (row.successor_id, row.successor_sealed.clone())
+            else {
                 return Err(Refusal::Invalid);
             };
             let opened = state.keyring.open(&successor_context(next_id), &sealed)?;
+            let mut tx = state.store.begin().await?;
+            let event = meta.event(
+                now,
+                actor_for(Some(row.user_id)),
+                "auth.refresh_grace_reissued",
+                "session",
+                Some(row.session_id.to_string()),
+                Outcome::Success,
+                json!({"token_id": row.id.to_string(), "after_ms": (now_us - rotated) / 1_000}),
+            );
+            tx.record(&state.audit_key, &event).await?;
+            tx.commit().await?;
             zeroize::Zeroizing::new(String::from_utf8(opened.to_vec())?)
         }
         Some(_) => {
             // Reuse of a rotated token: someone holds a stolen copy. End the family.
-            let mut tx = state.store.begin().await?;
-            let thief_or_owner = actor_for(Some(row.user_id));
-            let revoked = revoke_in_tx(
-                &mut tx,
-                state,
-                meta,
-                &thief_or_owner,
-                &[row.session_id],
-                "refresh_reuse",
-            )
-            .await?;
-            let event = meta.event(
-                now,
-                actor_for(Some(row.user_id)),
-                "auth.refresh_reuse_detected",
-                "session",
-                Some(row.session_id.to_string()),
-                Outcome::Denied,
-                json!({"token_id": row.id.to_string(), "family_revoked": !revoked.is_empty()}),
-            );
-            tx.record(&state.audit_key, &event).await?;
-            tx.commit().await?;
-            id.propagate(&state.store, state.clock.as_ref()).await;
+            end_family(state, meta, &row, "refresh_reuse").await?;
             return Err(Refusal::Invalid);
         }
     };
@@ -456,6 +458,58 @@ async fn try_refresh(
         refresh_token: secret,
         session_expires_in: (row.absolute_expires_at - now_us) / 1_000_000,
     }))
+}
+
+/// Whether a replay of a rotated token comes from the client that rotated it: the same
+/// address and the same user agent. (Within a window of a second or two a genuine client
+/// does not move; a neighbour on its network is not it.)
+fn same_client(meta: &RequestMeta, row: &warden_store::identity::RefreshRow) -> bool {
+    let here = meta.ip.map(|ip| ip.to_canonical());
+    let there = row
+        .successor_ip
+        .as_deref()
+        .and_then(|t| t.parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_canonical());
+    here.is_some() && here == there && meta.user_agent == row.successor_user_agent
+}
+
+/// A stolen refresh token was presented: ends its whole family (and only it), audited with
+/// `why`, and makes every node apply it before answering.
+async fn end_family(
+    state: &AppState,
+    meta: &RequestMeta,
+    row: &warden_store::identity::RefreshRow,
+    why: &'static str,
+) -> Result<(), Refusal> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    let thief_or_owner = actor_for(Some(row.user_id));
+    let revoked = revoke_in_tx(
+        &mut tx,
+        state,
+        meta,
+        &thief_or_owner,
+        &[row.session_id],
+        "refresh_reuse",
+    )
+    .await?;
+    let event = meta.event(
+        now,
+        actor_for(Some(row.user_id)),
+        "auth.refresh_reuse_detected",
+        "session",
+        Some(row.session_id.to_string()),
+        Outcome::Denied,
+        json!({"token_id": row.id.to_string(), "family_revoked": !revoked.is_empty(),
+               "reason": why}),
+    );
+    tx.record(&state.audit_key, &event).await?;
+    tx.commit().await?;
+    state
+        .identity
+        .propagate(&state.store, state.clock.as_ref())
+        .await;
+    Ok(())
 }
 
 /// Inside the caller's transaction: revokes those of `sessions` still live and records a

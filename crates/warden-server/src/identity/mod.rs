@@ -87,6 +87,8 @@ pub struct Identity {
     csrf_key: hmac::Key,
     /// This node's id in the `nodes` table.
     pub node_id: Uuid,
+    /// Whether a signing key exists (false only briefly after the very first start).
+    keys_ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -105,7 +107,11 @@ impl Identity {
         clock: &dyn Clock,
         config: AuthConfig,
     ) -> Result<Self, StoreError> {
-        let keys = keys::load_or_create(store, keyring, clock, &config).await?;
+        let keys = match keys::load(store, keyring, clock, &config).await? {
+            Some(keys) => keys,
+            None => KeySet::empty(&config),
+        };
+        let (keys_ready, _) = tokio::sync::watch::channel(keys.ready());
         let csrf =
             warden_store::keyring::random_server_secret(store, keyring, clock, "csrf_key").await?;
         let revocations = Revocations::default();
@@ -127,7 +133,16 @@ impl Identity {
             emails: RwLock::new(HashMap::new()),
             csrf_key: hmac::Key::new(hmac::HMAC_SHA256, &csrf),
             node_id,
+            keys_ready,
         })
+    }
+
+    /// Waits (up to 30 s) until a signing key exists.
+    pub async fn wait_for_keys(&self) -> bool {
+        let mut ready = self.keys_ready.subscribe();
+        tokio::time::timeout(std::time::Duration::from_secs(30), ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// The current key set.
@@ -150,10 +165,16 @@ impl Identity {
             if fresh.kids() != self.keys().kids() {
                 tracing::info!(current = fresh.current_kid(), "signing keys reloaded");
             }
+            let ready = fresh.ready();
             match self.keys.write() {
                 Ok(mut k) => *k = Arc::new(fresh),
                 Err(p) => *p.into_inner() = Arc::new(fresh),
             }
+            self.keys_ready.send_if_modified(|r| {
+                let changed = *r != ready;
+                *r = ready;
+                changed
+            });
         }
         Ok(())
     }
@@ -364,6 +385,26 @@ impl Identity {
             }
         }
     }
+}
+
+/// On a fresh database: makes the first signing key in the background and installs it, so
+/// start-up does not wait ~0.4 s for RSA-3072. Until then a sign-in waits for it
+/// ([`Identity::wait_for_keys`]).
+pub fn spawn_first_key(state: crate::state::AppState) -> Option<tokio::task::JoinHandle<()>> {
+    if state.identity.keys().ready() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        let (identity, store, clock) = (&state.identity, &state.store, state.clock.as_ref());
+        let made = keys::create_first(store, &state.keyring, clock, &identity.config).await;
+        let loaded = match made {
+            Ok(()) => identity.reload_keys(store, &state.keyring, clock).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = loaded {
+            tracing::error!(error = %e, "cannot make the first signing key");
+        }
+    }))
 }
 
 /// Keeps this node's revocation state, heartbeat and signing keys current: wakes on every

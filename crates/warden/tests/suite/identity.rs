@@ -583,6 +583,175 @@ async fn concurrent_refreshes_within_the_grace_window_get_the_same_successor() {
             .await
             .is_empty()
     );
+    // The second got the successor again: that re-issue is on record.
+    assert_eq!(
+        audit_rows(&app, "auth.refresh_grace_reissued").await.len(),
+        1
+    );
+}
+
+/// Within the grace window the old token is honoured again only for the client that rotated
+/// it; the same token from another address, or another user agent, is a stolen copy.
+#[tokio::test]
+async fn a_replay_within_the_grace_window_from_another_client_ends_the_family() {
+    let app = TestApp::spawn().await.unwrap();
+    setup_admin(&app).await;
+    for (thief_ip, thief_agent) in [("127.0.2.9", None), ("127.0.0.1", Some("curl/8.0"))] {
+        let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let token = s["refresh_token"].as_str().unwrap();
+        let owner = refresh(&app, token).await;
+        assert_eq!(owner.status(), StatusCode::OK);
+        let owner: Value = owner.json().await.unwrap();
+        let mut replay = client_from(thief_ip)
+            .post(app.url("/api/v1/auth/refresh"))
+            .json(&json!({ "refresh_token": token }));
+        if let Some(agent) = thief_agent {
+            replay = replay.header("user-agent", agent);
+        }
+        let res = replay.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{thief_ip}");
+        // The family is over: the owner's fresh tokens too.
+        assert_eq!(
+            refresh(&app, owner["refresh_token"].as_str().unwrap())
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            get_me(&app, owner["access_token"].as_str().unwrap()).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let reuse = audit_rows(&app, "auth.refresh_reuse_detected").await;
+    assert_eq!(reuse.len(), 2);
+    assert!(
+        reuse
+            .iter()
+            .all(|r| r.summary.contains("grace_replay_from_another_client"))
+    );
+    // Twenty refreshes of one token from twenty addresses at once: one rotation at most,
+    // and the family ends.
+    let s = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let token = s["refresh_token"].as_str().unwrap().to_owned();
+    let burst = (1..=20u8).map(|i| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            let res = client_from(&format!("127.0.3.{i}"))
+                .post(app.url("/api/v1/auth/refresh"))
+                .json(&json!({ "refresh_token": token }))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    });
+    let answers = futures_util::future::join_all(burst).await;
+    let granted: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, b)| b)
+        .collect();
+    assert!(
+        granted.len() <= 1,
+        "{} successors handed out",
+        granted.len()
+    );
+    for g in granted {
+        assert_eq!(
+            get_me(&app, g["access_token"].as_str().unwrap()).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+/// New signing keys are RSA-3072 by default; a key of another size already in use keeps
+/// verifying its tokens while it is published.
+#[tokio::test]
+async fn the_default_signing_key_is_rsa_3072_and_older_keys_keep_verifying() {
+    let modulus_bytes = |jwk: &Value| B64URL.decode(jwk["n"].as_str().unwrap()).unwrap().len();
+    // The test kit uses 2048-bit keys for speed; an empty value restores the default.
+    let fresh = TestApp::spawn_with(AppOptions {
+        env: vec![("WARDEN_AUTH_SIGNING_KEY_BITS".to_owned(), String::new())],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    setup_admin(&fresh).await;
+    let token = sign_in(&fresh, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(
+        get_me(&fresh, token["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+    let jwks: Value = fresh
+        .client
+        .get(fresh.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(modulus_bytes(&jwks["keys"][0]), 384, "{jwks}");
+
+    // A server whose key is 2048 bits gets a 3072-bit one (as after an upgrade).
+    let app = TestApp::spawn().await.unwrap();
+    setup_admin(&app).await;
+    let old = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let state = app.server.state();
+    let mut config = state.identity.config.clone();
+    config.signing_key_bits = 3072;
+    warden_server::identity::keys::add_key(
+        app.server.store(),
+        &state.keyring,
+        state.clock.as_ref(),
+        &config,
+        0,
+        3600,
+        None,
+    )
+    .await
+    .unwrap();
+    state
+        .identity
+        .reload_keys(app.server.store(), &state.keyring, state.clock.as_ref())
+        .await
+        .unwrap();
+    let new = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let kid = |t: &Value| {
+        let header = t["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap();
+        serde_json::from_slice::<Value>(&B64URL.decode(header).unwrap()).unwrap()["kid"].clone()
+    };
+    assert_ne!(kid(&old), kid(&new));
+    for t in [&old, &new] {
+        assert_eq!(
+            get_me(&app, t["access_token"].as_str().unwrap()).await,
+            StatusCode::OK
+        );
+    }
+    let jwks: Value = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut sizes: Vec<usize> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(modulus_bytes)
+        .collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [256, 384]);
 }
 
 #[tokio::test]
