@@ -70,9 +70,7 @@ pub enum KeyError {
     /// Key generation failed.
     #[error("RSA key generation failed")]
     Generate,
-    /// No signing key exists yet (the first one is still being made).
-    #[error("no signing key exists yet")]
-    Missing,
+
     /// The stored key does not parse.
     #[error("the stored signing key is not a valid RSA private key")]
     Parse,

@@ -328,7 +328,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         openapi_json: OnceLock::new(),
     });
     let identity_task = crate::identity::spawn_sync(state.clone());
-    let first_key_task = crate::identity::spawn_first_key(state.clone());
+
     let hosts_task = crate::agent::spawn_watch(state.clone());
     let license_task = crate::license::spawn_watch(state.clone());
     let sweep_task = crate::agent::spawn_session_sweep(state.clone());
@@ -387,10 +387,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
             hosts_task,
             license_task,
             sweep_task,
-        ]
-        .into_iter()
-        .chain(first_key_task)
-        .collect(),
+        ],
         state: state.clone(),
         setup_link,
         store,

@@ -298,6 +298,21 @@ impl Tx {
         Ok(())
     }
 
+    /// Withdraws a published signing key at once (an emergency revocation). Returns whether
+    /// it was published.
+    pub async fn withdraw_signing_key(&mut self, kid: &str, now: i64) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE signing_keys SET publish_until = $2 \
+             WHERE kid = $1 AND (publish_until IS NULL OR publish_until > $2)"
+        )
+        .bind(kid)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
     /// Signing keys still published at `now`, newest first.
     pub async fn signing_keys(&mut self, now: i64) -> Result<Vec<SigningKeyRow>, StoreError> {
         Ok(on_tx!(self, |c| {

@@ -56,6 +56,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(10, "0010_session_archive"),
     migration!(11, "0011_audit_pending"),
     migration!(12, "0012_refresh_binding"),
+    migration!(13, "0013_signing_key_revocation"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

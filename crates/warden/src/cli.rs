@@ -277,6 +277,13 @@ pub enum KeysCommand {
     /// Add a new signing key and sign with it from now on; the old public key stays
     /// published until every token it signed has expired.
     RotateSigning,
+    /// Emergency: withdraw a signing key at once. It leaves the JWKS, every running server
+    /// drops it and its cached verifications, and each token it signed is refused on its next
+    /// request. When it was the key signing, a new key signs from now on.
+    RevokeSigning {
+        /// The key id (`kid`), as published in /.well-known/jwks.json.
+        kid: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,6 +54,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Keys {
             command: KeysCommand::RotateSigning,
         } => rotate_signing(config).await,
+        Command::Keys {
+            command: KeysCommand::RevokeSigning { kid },
+        } => revoke_signing(config, &kid).await,
         Command::Login(args) => crate::login::login(args).await,
         Command::Host {
             credentials,
@@ -405,4 +408,40 @@ async fn rotate_signing(config: Config) -> Result<()> {
          have expired"
     ));
     Ok(())
+}
+
+async fn revoke_signing(config: Config, kid: &str) -> Result<()> {
+    logging::init(&config.log);
+    let (store, keyring, key) = boot::open_for_admin(&config).await?;
+    let revoked = warden_server::identity::keys::revoke(
+        &store,
+        &keyring,
+        &key,
+        &config.auth,
+        &SystemClock,
+        kid,
+    )
+    .await;
+    store.close().await;
+    let Some(revoked) = revoked? else {
+        anyhow::bail!(
+            "no published signing key has the id {kid}; the published ones are listed at \
+             /.well-known/jwks.json"
+        );
+    };
+    if let Some(new) = &revoked.replacement {
+        print(&format!("new signing key {new} signs from now on"));
+    }
+    if revoked.applied_everywhere {
+        print(&format!(
+            "signing key {kid} revoked: withdrawn from every running server; the tokens it \
+             signed are refused from now on"
+        ));
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "signing key {kid} revoked, but not every running server confirmed within 10 s; \
+             those that did not will apply it when they next reach the database"
+        )
+    }
 }

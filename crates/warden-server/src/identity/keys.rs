@@ -12,33 +12,18 @@ use warden_store::{Store, StoreError};
 use super::{AUDIENCE, now_us};
 use crate::config::AuthConfig;
 
-/// The keys in use: one signs, all verify, all are published. Empty on a fresh database
-/// until the first key is made (off the start-up path: a 3072-bit key takes ~0.4 s).
+/// The keys in use: one signs, all verify, all are published.
 #[derive(Debug)]
 pub struct KeySet {
-    signer: Option<SigningKey>,
+    signer: SigningKey,
     verifier: Verifier,
     jwks: Vec<Jwk>,
 }
 
 impl KeySet {
-    /// No key yet: nothing signs, nothing verifies, nothing is published.
-    pub(super) fn empty(config: &AuthConfig) -> Self {
-        Self {
-            signer: None,
-            verifier: Verifier::new(&config.issuer, AUDIENCE, std::iter::empty()),
-            jwks: Vec::new(),
-        }
-    }
-
-    /// Whether a key exists to sign with.
-    pub fn ready(&self) -> bool {
-        self.signer.is_some()
-    }
-
     /// Signs claims with the current key.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
-        self.signer.as_ref().ok_or(KeyError::Missing)?.sign(claims)
+        self.signer.sign(claims)
     }
 
     /// Verifies a token against every published key.
@@ -53,7 +38,7 @@ impl KeySet {
 
     /// The kid that signs.
     pub fn current_kid(&self) -> &str {
-        self.signer.as_ref().map_or("", SigningKey::kid)
+        self.signer.kid()
     }
 
     /// Every published kid.
@@ -97,22 +82,27 @@ pub(super) async fn load(
         .collect();
     let verifier = Verifier::new(&config.issuer, AUDIENCE, jwks.iter());
     Ok(Some(KeySet {
-        signer: Some(signer),
+        signer,
         verifier,
         jwks,
     }))
 }
 
-/// Makes the first signing key on a fresh database.
-pub(super) async fn create_first(
+/// Loads the keys, creating the first one on a fresh database (before serving: every node
+/// sharing the database must see the same first key; RSA-3072 takes ~0.4 s, once).
+pub(super) async fn load_or_create(
     store: &Store,
     keyring: &Keyring,
     clock: &dyn Clock,
     config: &AuthConfig,
-) -> Result<(), StoreError> {
-    add_key(store, keyring, clock, config, 0, 0, None)
-        .await
-        .map(drop)
+) -> Result<KeySet, StoreError> {
+    if let Some(keys) = load(store, keyring, clock, config).await? {
+        return Ok(keys);
+    }
+    add_key(store, keyring, clock, config, 0, 0, None).await?;
+    load(store, keyring, clock, config)
+        .await?
+        .ok_or_else(|| StoreError::Invalid("no signing key after creating one".to_owned()))
 }
 
 /// Generates a key and stores it sealed; it signs from `activate_in_secs` on, and older keys
@@ -192,4 +182,68 @@ pub async fn rotate(
         Some((chain, &mut event)),
     )
     .await
+}
+
+/// What `warden keys revoke-signing` did.
+#[derive(Debug)]
+pub struct Revoked {
+    /// A key made to sign in its place (when the revoked key was the one signing).
+    pub replacement: Option<String>,
+    /// Whether every live node applied it before the wait ran out.
+    pub applied_everywhere: bool,
+}
+
+/// `warden keys revoke-signing KID`: withdraws a key at once (it leaves the JWKS, no node
+/// verifies with it, every node drops its cached verifications) and, when it was the key
+/// signing, makes a new one that signs at once. Waits until every live node applied it, so
+/// each token the key signed is refused on its next request anywhere.
+pub async fn revoke(
+    store: &Store,
+    keyring: &Keyring,
+    chain: &ChainKey,
+    config: &AuthConfig,
+    clock: &dyn Clock,
+    kid: &str,
+) -> Result<Option<Revoked>, StoreError> {
+    let now = now_us(clock);
+    let mut tx = store.begin_read().await?;
+    let published = tx.signing_keys(now).await?;
+    tx.commit().await?;
+    let Some(target) = published.iter().find(|k| k.kid == kid) else {
+        return Ok(None);
+    };
+    let signing = published.iter().find(|r| r.activate_at <= now);
+    let signs_now = signing.is_none_or(|s| s.kid == target.kid);
+    let others_left = published.iter().any(|k| k.kid != target.kid);
+    let replacement = if signs_now || !others_left {
+        let ttl = i64::try_from(config.access_token_ttl.as_secs()).unwrap_or(3600);
+        let keep = ttl + 2 * warden_crypto::jwt::LEEWAY_SECS;
+        Some(add_key(store, keyring, clock, config, 0, keep, None).await?)
+    } else {
+        None
+    };
+    let mut tx = store.begin().await?;
+    if !tx.withdraw_signing_key(kid, now).await? {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let position = tx
+        .log_revocation("signing_key", uuid::Uuid::now_v7(), now)
+        .await?;
+    let event = crate::audit::request::RequestMeta::none().event(
+        clock.now(),
+        warden_domain::audit::Actor::system(),
+        "auth.signing_key_revoked",
+        "signing_key",
+        Some(kid.to_owned()),
+        warden_domain::audit::Outcome::Success,
+        serde_json::json!({ "replacement": replacement }),
+    );
+    tx.record(chain, &event).await?;
+    tx.commit().await?;
+    let applied_everywhere = super::wait_for_nodes(store, clock, position).await;
+    Ok(Some(Revoked {
+        replacement,
+        applied_everywhere,
+    }))
 }

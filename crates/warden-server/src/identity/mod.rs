@@ -71,6 +71,8 @@ pub enum AuthFailure {
 struct Cached {
     principal: Principal,
     exp: i64,
+    /// The cache generation when verification began; older ones do not count.
+    generation: u64,
 }
 
 /// Everything identity needs at run time. One per node, shared by every request.
@@ -83,12 +85,12 @@ pub struct Identity {
     /// What is revoked, kept in step with the database.
     pub revocations: Revocations,
     cache: RwLock<HashMap<Box<str>, Cached>>,
+    /// Bumped when a signing key is revoked: verifications begun before no longer count.
+    generation: std::sync::atomic::AtomicU64,
     emails: RwLock<HashMap<Uuid, String>>,
     csrf_key: hmac::Key,
     /// This node's id in the `nodes` table.
     pub node_id: Uuid,
-    /// Whether a signing key exists (false only briefly after the very first start).
-    keys_ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -107,11 +109,7 @@ impl Identity {
         clock: &dyn Clock,
         config: AuthConfig,
     ) -> Result<Self, StoreError> {
-        let keys = match keys::load(store, keyring, clock, &config).await? {
-            Some(keys) => keys,
-            None => KeySet::empty(&config),
-        };
-        let (keys_ready, _) = tokio::sync::watch::channel(keys.ready());
+        let keys = keys::load_or_create(store, keyring, clock, &config).await?;
         let csrf =
             warden_store::keyring::random_server_secret(store, keyring, clock, "csrf_key").await?;
         let revocations = Revocations::default();
@@ -130,19 +128,11 @@ impl Identity {
             keys: RwLock::new(Arc::new(keys)),
             revocations,
             cache: RwLock::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             emails: RwLock::new(HashMap::new()),
             csrf_key: hmac::Key::new(hmac::HMAC_SHA256, &csrf),
             node_id,
-            keys_ready,
         })
-    }
-
-    /// Waits (up to 30 s) until a signing key exists.
-    pub async fn wait_for_keys(&self) -> bool {
-        let mut ready = self.keys_ready.subscribe();
-        tokio::time::timeout(std::time::Duration::from_secs(30), ready.wait_for(|r| *r))
-            .await
-            .is_ok_and(|r| r.is_ok())
     }
 
     /// The current key set.
@@ -165,16 +155,10 @@ impl Identity {
             if fresh.kids() != self.keys().kids() {
                 tracing::info!(current = fresh.current_kid(), "signing keys reloaded");
             }
-            let ready = fresh.ready();
             match self.keys.write() {
                 Ok(mut k) => *k = Arc::new(fresh),
                 Err(p) => *p.into_inner() = Arc::new(fresh),
             }
-            self.keys_ready.send_if_modified(|r| {
-                let changed = *r != ready;
-                *r = ready;
-                changed
-            });
         }
         Ok(())
     }
@@ -253,9 +237,10 @@ impl Identity {
 
     /// Verifies an access token (once; then from the cache) and checks revocation (always).
     pub fn verify(&self, token: &str, now: i64) -> Result<Principal, AuthFailure> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         let cached = self.cache.read().ok().and_then(|c| {
             c.get(token)
-                .filter(|e| now <= e.exp + LEEWAY_SECS)
+                .filter(|e| now <= e.exp + LEEWAY_SECS && e.generation == generation)
                 .map(|e| e.principal.clone())
         });
         let principal = match cached {
@@ -275,7 +260,7 @@ impl Identity {
                         .parse()
                         .map_err(|_| AuthFailure::Unauthenticated)?,
                 };
-                self.remember(token, &principal, claims.exp, now);
+                self.remember(token, &principal, claims.exp, now, generation);
                 principal
             }
         };
@@ -288,7 +273,18 @@ impl Identity {
         Ok(principal)
     }
 
-    fn remember(&self, token: &str, principal: &Principal, exp: i64, now: i64) {
+    /// Drops every cached verification: the next request re-verifies its token against the
+    /// keys published now.
+    pub fn flush_verified(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        match self.cache.write() {
+            Ok(mut c) => c.clear(),
+            Err(p) => p.into_inner().clear(),
+        }
+    }
+
+    fn remember(&self, token: &str, principal: &Principal, exp: i64, now: i64, generation: u64) {
         let Ok(mut cache) = self.cache.write() else {
             return;
         };
@@ -303,6 +299,7 @@ impl Identity {
             Cached {
                 principal: principal.clone(),
                 exp,
+                generation,
             },
         );
     }
@@ -350,6 +347,30 @@ impl Caller {
 /// How long a node's heartbeat stays fresh; a node silent longer is not waited for.
 const NODE_STALE_US: i64 = 15_000_000;
 
+/// Waits (up to 10 s) until every live node has applied the revocation log up to `position`.
+pub async fn wait_for_nodes(store: &Store, clock: &dyn Clock, position: i64) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match store
+            .nodes_behind(position, now_us(clock) - NODE_STALE_US)
+            .await
+        {
+            Ok(0) => return true,
+            Ok(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Ok(n) => {
+                tracing::warn!(nodes = n, "revocation not yet applied by every node");
+                return false;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check other nodes' revocation state");
+                return false;
+            }
+        }
+    }
+}
+
 impl Identity {
     /// After a revocation commits: applies it here, then waits (up to a few seconds) until
     /// every other live node has applied it too, so the next request anywhere is refused.
@@ -361,9 +382,12 @@ impl Identity {
                 return;
             }
         };
-        let _ = store
-            .node_heartbeat(self.node_id, position, now_us(clock))
-            .await;
+        // A revoked signing key is reloaded by the sync task, which reports the position then.
+        if !self.revocations.keys_revoked() {
+            let _ = store
+                .node_heartbeat(self.node_id, position, now_us(clock))
+                .await;
+        }
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
         loop {
             match store
@@ -385,26 +409,6 @@ impl Identity {
             }
         }
     }
-}
-
-/// On a fresh database: makes the first signing key in the background and installs it, so
-/// start-up does not wait ~0.4 s for RSA-3072. Until then a sign-in waits for it
-/// ([`Identity::wait_for_keys`]).
-pub fn spawn_first_key(state: crate::state::AppState) -> Option<tokio::task::JoinHandle<()>> {
-    if state.identity.keys().ready() {
-        return None;
-    }
-    Some(tokio::spawn(async move {
-        let (identity, store, clock) = (&state.identity, &state.store, state.clock.as_ref());
-        let made = keys::create_first(store, &state.keyring, clock, &identity.config).await;
-        let loaded = match made {
-            Ok(()) => identity.reload_keys(store, &state.keyring, clock).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = loaded {
-            tracing::error!(error = %e, "cannot make the first signing key");
-        }
-    }))
 }
 
 /// Keeps this node's revocation state, heartbeat and signing keys current: wakes on every
@@ -441,6 +445,26 @@ pub fn spawn_sync(state: crate::state::AppState) -> tokio::task::JoinHandle<()> 
                     continue;
                 }
             };
+            if identity.revocations.take_keys_revoked() {
+                // Emergency revocation of a signing key: its public key leaves this node's
+                // verifier and no verification made with it survives in the cache.
+                match identity
+                    .reload_keys(&store, &state.keyring, state.clock.as_ref())
+                    .await
+                {
+                    Ok(()) => {
+                        identity.flush_verified();
+                        tracing::warn!("a signing key was revoked; keys reloaded, cache dropped");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot reload signing keys after a revocation");
+                        identity.flush_verified();
+                        // Try again next round; the position is not reported meanwhile.
+                        identity.revocations.mark_keys_revoked();
+                        continue;
+                    }
+                }
+            }
             if (applied != before || now.saturating_sub(last_beat) > NODE_STALE_US / 3)
                 && store
                     .node_heartbeat(identity.node_id, applied, now)

@@ -23,6 +23,9 @@ pub struct Revocations {
     applied: AtomicI64,
     /// Serialises catching up, so log entries are applied in order.
     catching_up: tokio::sync::Mutex<()>,
+    /// A signing key was revoked: the keys must be reloaded and the verified-token cache
+    /// dropped before this node reports the position as applied.
+    keys_revoked: std::sync::atomic::AtomicBool,
 }
 
 impl Revocations {
@@ -80,9 +83,25 @@ impl Revocations {
                 "user_reactivated" => {
                     s.users.remove(&r.subject);
                 }
+                "signing_key" => self.keys_revoked.store(true, Ordering::Release),
                 other => tracing::warn!(kind = other, "unknown revocation kind ignored"),
             }
         }
+    }
+
+    /// Whether a signing-key revocation was applied and the keys not yet reloaded.
+    pub fn keys_revoked(&self) -> bool {
+        self.keys_revoked.load(Ordering::Acquire)
+    }
+
+    /// Marks a signing-key revocation as still to be handled.
+    pub fn mark_keys_revoked(&self) {
+        self.keys_revoked.store(true, Ordering::Release);
+    }
+
+    /// Takes the pending signing-key revocation, if any.
+    pub fn take_keys_revoked(&self) -> bool {
+        self.keys_revoked.swap(false, Ordering::AcqRel)
     }
 
     /// Forgets sessions revoked before `before_us`: their access tokens have all expired.

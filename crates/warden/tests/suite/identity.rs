@@ -856,6 +856,90 @@ async fn a_password_change_signs_out_everywhere_else_and_revocation_survives_a_r
     assert_eq!(get_me(&node, here_token).await, StatusCode::OK);
 }
 
+/// `warden keys revoke-signing KID`: the key leaves the JWKS and every node; the tokens it
+/// signed, already verified and cached on both nodes, are refused on their next request, and
+/// a new key signs.
+#[tokio::test]
+async fn an_emergency_key_revocation_refuses_its_tokens_on_every_node_at_once() {
+    let a = TestApp::spawn().await.unwrap();
+    setup_admin(&a).await;
+    let b = TestApp::spawn_with(AppOptions {
+        env: vec![
+            ("WARDEN_DATABASE_URL".to_owned(), a.db.url.clone()),
+            ("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()),
+        ],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let s = sign_in(&a, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let token = s["access_token"].as_str().unwrap();
+    let header = token.split('.').next().unwrap();
+    let kid = serde_json::from_slice::<Value>(&B64URL.decode(header).unwrap()).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(get_me(&a, token).await, StatusCode::OK);
+    assert_eq!(get_me(&b, token).await, StatusCode::OK);
+
+    // (Awaited: the servers run on this test's runtime and must keep answering meanwhile.)
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .env_clear()
+        .envs(a.db.env())
+        .env("WARDEN_ENCRYPTION_KEY", &a.master_key_hex)
+        .env("WARDEN_DATA_DIR", a.db.data_dir())
+        .env("WARDEN_LOG_LEVEL", "warn")
+        .args(["keys", "revoke-signing", &kid])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("revoked") && said.contains("new signing key"),
+        "{said}"
+    );
+    // The very next request, on either node.
+    assert_eq!(get_me(&a, token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(get_me(&b, token).await, StatusCode::UNAUTHORIZED);
+    for node in [&a, &b] {
+        let jwks: Value = node
+            .client
+            .get(node.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(!jwks.to_string().contains(&kid), "{jwks}");
+    }
+    // Signing goes on with the new key, on both nodes.
+    let again = sign_in(&b, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let fresh = again["access_token"].as_str().unwrap();
+    assert_eq!(get_me(&a, fresh).await, StatusCode::OK);
+    assert_eq!(get_me(&b, fresh).await, StatusCode::OK);
+    let revoked = audit_rows(&a, "auth.signing_key_revoked").await;
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].resource_id.as_deref(), Some(kid.as_str()));
+    // An unknown kid is an error that says where to look.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden"))
+        .env_clear()
+        .envs(a.db.env())
+        .env("WARDEN_ENCRYPTION_KEY", &a.master_key_hex)
+        .env("WARDEN_DATA_DIR", a.db.data_dir())
+        .args(["keys", "revoke-signing", &kid])
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("jwks.json"));
+}
+
 #[tokio::test]
 async fn a_deactivated_user_is_refused_at_once_on_another_node() {
     let a = TestApp::spawn().await.unwrap();
