@@ -117,6 +117,11 @@ async fn main() -> anyhow::Result<()> {
                 app_state.host_tickets.clone(),
             )),
             app_state.license.clone(),
+            Arc::new(warden_server::audit::denials::Denials::new(
+                app_state.store.clone(),
+                app_state.audit_key.clone(),
+                app_state.clock.clone(),
+            )),
         ))
         .with_state(app_state.clone());
     let limited = tower::ServiceBuilder::new()

@@ -2,6 +2,7 @@
 //! clients send, and the CSV export.
 
 pub mod csv;
+pub mod denials;
 pub mod filter;
 mod monitor;
 pub mod request;

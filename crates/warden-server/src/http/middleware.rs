@@ -32,6 +32,7 @@ use warden_domain::tenancy::WorkspaceId;
 use warden_store::Store;
 use warden_store::tenancy::Refusal;
 
+use crate::audit::denials::{Denial, Denials};
 use crate::hosts::{HostGate, HostRefusal};
 use crate::identity::{AuthFailure, Identity};
 use warden_domain::request_id::RequestId;
@@ -265,6 +266,7 @@ pub struct AccessGuardLayer {
     store: Store,
     hosts: Arc<HostGate>,
     license: Arc<License>,
+    denials: Arc<Denials>,
 }
 
 impl std::fmt::Debug for AccessGuardLayer {
@@ -283,6 +285,7 @@ impl AccessGuardLayer {
         store: Store,
         hosts: Arc<HostGate>,
         license: Arc<License>,
+        denials: Arc<Denials>,
     ) -> Self {
         Self {
             table,
@@ -291,6 +294,7 @@ impl AccessGuardLayer {
             store,
             hosts,
             license,
+            denials,
         }
     }
 }
@@ -307,6 +311,7 @@ impl<S> Layer<S> for AccessGuardLayer {
             store: self.store.clone(),
             hosts: self.hosts.clone(),
             license: self.license.clone(),
+            denials: self.denials.clone(),
         }
     }
 }
@@ -321,6 +326,7 @@ pub struct AccessGuard<S> {
     store: Store,
     hosts: Arc<HostGate>,
     license: Arc<License>,
+    denials: Arc<Denials>,
 }
 
 impl<S> std::fmt::Debug for AccessGuard<S> {
@@ -352,7 +358,12 @@ where
             self.clock.as_ref(),
             &mut req,
         ) {
-            Err(refused) => Either::Left(ready(Ok(refused))),
+            Err(refused) => {
+                if let Some(d) = denial(&req, &refused, None) {
+                    self.denials.record(d);
+                }
+                Either::Left(ready(Ok(refused)))
+            }
             Ok(None) => Either::Right(Either::Left(self.inner.call(req))),
             Ok(Some((gate, principal))) => {
                 // The ready clone goes into the future; this service keeps a fresh clone.
@@ -360,10 +371,21 @@ where
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let store = self.store.clone();
                 let hosts = self.hosts.clone();
+                let denials = self.denials.clone();
                 Either::Right(Either::Right(Box::pin(async move {
+                    let user = principal.as_ref().map(|p| p.user_id);
                     let granted = match (gate, principal) {
+                        // Host authentication failures have their own sparse audit.
                         (Gate::Host, _) => host_grant(&hosts, &mut req).await,
-                        (gate, Some(principal)) => grant(&store, gate, &principal, &mut req).await,
+                        (gate, Some(principal)) => {
+                            let granted = grant(&store, gate, &principal, &mut req).await;
+                            if let Err(refused) = &granted
+                                && let Some(d) = denial(&req, refused, user)
+                            {
+                                denials.record(d);
+                            }
+                            granted
+                        }
                         (_, None) => {
                             Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response())
                         }
@@ -376,6 +398,42 @@ where
             }
         }
     }
+}
+
+/// What to record of a refused request: only refusals of who the caller is or what it may do
+/// (401, 403, 404 from the guard), never a wrong method, a licence gate or a throttle.
+fn denial(req: &Request, res: &Response, user: Option<uuid::Uuid>) -> Option<Denial> {
+    let status = res.status().as_u16();
+    if !matches!(status, 401 | 403 | 404) {
+        return None;
+    }
+    let reason = res
+        .extensions()
+        .get::<ApiError>()
+        .map_or("refused", |e| e.code);
+    if reason == "feature-not-licensed" {
+        return None;
+    }
+    Some(Denial {
+        user,
+        ip: req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_canonical()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect()),
+        method: req.method().as_str().to_owned(),
+        route: req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(String::new, |m| m.as_str().to_owned()),
+        reason,
+        status,
+        request_id: logging::current_request_id().map(|id| id.to_string()),
+    })
 }
 
 /// What needs no database: is the route declared, is the caller authenticated. `Ok(None)`

@@ -61,6 +61,11 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
                 state.host_tickets.clone(),
             )),
             state.license.clone(),
+            Arc::new(crate::audit::denials::Denials::new(
+                state.store.clone(),
+                state.audit_key.clone(),
+                state.clock.clone(),
+            )),
         ))
         .fallback(middleware::not_found)
         .method_not_allowed_fallback(middleware::wrong_method)

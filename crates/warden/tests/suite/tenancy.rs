@@ -1147,3 +1147,112 @@ async fn platform_roles_apply_at_once_and_nobody_grants_more_than_they_hold() {
             .contains(&json!("users.read"))
     );
 }
+
+/// Waits (up to 5 s) until `n` `access.denied` events are on record; returns them, newest
+/// first. Denials are written beside the response, so they may trail it by a moment.
+async fn denials(app: &TestApp, n: usize) -> Vec<warden_store::audit::Row> {
+    for _ in 0..100 {
+        let rows = crate::identity::audit_rows(app, "access.denied").await;
+        if rows.len() >= n {
+            return rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    crate::identity::audit_rows(app, "access.denied").await
+}
+
+/// Refused requests leave a trace: a forged token, a viewer's write, an outsider probing
+/// another workspace and a member reading the audit log each become an `access.denied` event
+/// (actor when known, route template, reason, request id), and a flood is written sparsely.
+#[tokio::test]
+async fn refused_requests_are_audited_as_access_denied_and_a_flood_stays_small() {
+    let w = world().await;
+    let app = &w.app;
+    // A token with a forged signature, and one with `alg: none`.
+    let parts: Vec<&str> = w.alice.token.split('.').collect();
+    let forged = format!("{}.{}.{}", parts[0], parts[1], "AAAA".repeat(64));
+    let none = format!(
+        "{}.{}.",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            br#"{"alg":"none","typ":"JWT"}"#
+        ),
+        parts[1]
+    );
+    for token in [&forged, &none] {
+        let res = call(app, token, Method::GET, "/api/v1/me", None).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    // A viewer's write, an outsider's probe, a member reading the audit log.
+    let res = call(
+        app,
+        &w.vera.token,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{}/variables/X", w.a),
+        Some(json!({"value": "v"})),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = call(
+        app,
+        &w.alice.token,
+        Method::GET,
+        &format!("/api/v1/workspaces/{}/members", w.b),
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = call(
+        app,
+        &w.bert.token,
+        Method::GET,
+        "/api/v1/audit/events",
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // Two forged tokens (counts 1 and 2 of one key), the viewer, the outsider, the reader.
+    let rows = denials(app, 5).await;
+    assert_eq!(rows.len(), 5);
+    let find = |route: &str, reason: &str| {
+        rows.iter()
+            .find(|r| r.resource_id.as_deref() == Some(route) && r.summary.contains(reason))
+            .unwrap_or_else(|| panic!("no denial for {route} {reason}: {rows:#?}"))
+    };
+    let forged_row = find("/api/v1/me", "unauthenticated");
+    assert_eq!(forged_row.actor_id, None);
+    assert_eq!(forged_row.client_ip.as_deref(), Some("127.0.0.1"));
+    assert!(forged_row.request_id.is_some());
+    assert_eq!(forged_row.outcome, "denied");
+    let viewer = find(
+        "/api/v1/workspaces/{workspace_id}/variables/{variable}",
+        "forbidden",
+    );
+    assert_eq!(viewer.actor_id.as_deref(), Some(w.vera.id.as_str()));
+    let outsider = find("/api/v1/workspaces/{workspace_id}/members", "not-found");
+    assert_eq!(outsider.actor_id.as_deref(), Some(w.alice.id.as_str()));
+    let reader = find("/api/v1/audit/events", "forbidden");
+    assert_eq!(reader.actor_id.as_deref(), Some(w.bert.id.as_str()));
+    // The raw path (with the workspace id) is not what is recorded: the template is.
+    assert!(rows.iter().all(|r| !r.summary.contains(&w.b)));
+    // No token and no secret reaches the audit trail.
+    assert!(
+        rows.iter()
+            .all(|r| !r.summary.contains("AAAA") && !r.summary.contains("eyJ"))
+    );
+
+    // A flood of 200 forged tokens from one address: the 1st, 2nd, 4th… are written.
+    let before = rows.len();
+    for _ in 0..200 {
+        let res = call(app, &forged, Method::GET, "/api/v1/me", None).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    }
+    let _ = denials(app, before + 6).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = denials(app, before + 6).await;
+    let added = after.len() - before;
+    // Counts 3..=202 of one key: 4, 8, 16, 32, 64, 128.
+    assert_eq!(added, 6, "{added} events for a flood of 200");
+    assert!(after.iter().any(|r| r.summary.contains("\"count\":128")));
+}
