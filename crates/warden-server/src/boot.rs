@@ -174,6 +174,22 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         extra_routes,
     } = boot;
 
+    // The generated key beside the data is a convenience for one machine: a copy of the data
+    // directory would carry its own key. Beyond loopback the key must come from elsewhere.
+    if let crate::config::KeySource::DataDir(path) = &config.encryption_key
+        && !config.listen.ip().is_loopback()
+    {
+        return Err(BootError(format!(
+            "encryption key: Warden is to listen on {}, beyond this machine, but its master key \
+             would be the one generated beside the data ({}), which every copy or backup of \
+             the data directory carries along. Set WARDEN_ENCRYPTION_KEY or \
+             encryption_key_file (WARDEN_ENCRYPTION_KEY_FILE) to a key kept elsewhere (make \
+             one with `openssl rand -hex 32`; to keep an existing installation's key, move \
+             that file out of the data directory and point encryption_key_file at it)",
+            config.listen,
+            path.display()
+        )));
+    }
     let listener = bind(config.listen)?;
     let addr = listener
         .local_addr()

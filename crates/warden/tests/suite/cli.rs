@@ -65,6 +65,29 @@ fn help_lists_every_command() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("check"));
 }
 
+/// The key generated beside the data serves loopback only: listening beyond the machine
+/// without a configured key is refused before anything is bound or created, naming the fix.
+#[test]
+fn serve_beyond_loopback_refuses_the_key_generated_beside_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let out = run(warden(dir.path()).args(["serve", "--listen", listen]));
+        assert!(!out.status.success(), "{listen}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("WARDEN_ENCRYPTION_KEY") && err.contains("encryption_key_file"),
+            "{err}"
+        );
+        assert!(
+            !dir.path()
+                .join("warden-data")
+                .join("encryption.key")
+                .exists(),
+            "no key was generated"
+        );
+    }
+}
+
 #[test]
 fn serve_with_no_configuration_runs_embedded_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
