@@ -30,6 +30,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     ("WARDEN_DATA_DIR", "data_dir"),
     ("WARDEN_LISTEN", "listen"),
+    ("WARDEN_PUBLIC_URL", "public_url"),
     ("WARDEN_DATABASE_URL", "database.url"),
     ("WARDEN_DATABASE_OWNER_URL", "database.owner_url"),
     (
@@ -112,6 +113,62 @@ pub const MIN_AUDIT_RETENTION_DAYS: u64 = 90;
 
 const KEY_HINT: &str = "generate one with `openssl rand -hex 32`";
 
+/// `public_url`: an absolute `http` or `https` URL with a host and nothing after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl PublicUrl {
+    /// Parses and checks a `public_url` setting.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let bad = |why: &str| {
+            ConfigError::new(format!(
+                "public_url: {why}; write it like https://warden.example.com or \
+                 https://warden.example.com:8443"
+            ))
+        };
+        let uri: axum::http::Uri = text.trim().parse().map_err(|_| bad("not a URL"))?;
+        let scheme = match uri.scheme_str() {
+            Some(s @ ("http" | "https")) => s.to_owned(),
+            _ => return Err(bad("the scheme must be http or https")),
+        };
+        let authority = uri.authority().ok_or_else(|| bad("it names no host"))?;
+        if authority.as_str().contains('@') {
+            return Err(bad("it may not carry a user name or password"));
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(bad("it may not have a path or query"));
+        }
+        let host = authority.host().trim_end_matches('.').to_ascii_lowercase();
+        if host.is_empty() {
+            return Err(bad("it names no host"));
+        }
+        Ok(Self {
+            scheme,
+            host,
+            port: authority.port_u16(),
+        })
+    }
+
+    /// The host name (lower case), without the port.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+impl fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A configuration problem: one line naming the setting and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -128,6 +185,7 @@ impl ConfigError {
 struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
+    public_url: Option<String>,
     local_host: Option<bool>,
     encryption_key_file: Option<PathBuf>,
     #[serde(default)]
@@ -178,6 +236,9 @@ pub struct LicenseConfig {
     pub freshness_days: u32,
     /// Hour of the day (UTC) of the daily expiry-alert run (default 9).
     pub alert_hour: u8,
+    /// The host of `public_url`: what an enterprise licence's domain binding is checked
+    /// against (a request's `Host` header is the client's to choose).
+    pub public_host: Option<String>,
 }
 
 impl Default for LicenseConfig {
@@ -187,6 +248,7 @@ impl Default for LicenseConfig {
             machine_id_file: None,
             freshness_days: warden_domain::license::DEFAULT_FRESHNESS_DAYS,
             alert_hour: 9,
+            public_host: None,
         }
     }
 }
@@ -436,6 +498,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// The address people and agents reach Warden at (behind a proxy, not `listen`), when
+    /// set: what a licence's domain binding is checked against, never a request's `Host`.
+    pub public_url: Option<PublicUrl>,
     /// Database settings.
     pub database: DatabaseConfig,
     /// Where the master encryption key comes from.
@@ -492,6 +557,7 @@ impl Config {
         let view = RedactedView {
             data_dir: self.data_dir.display().to_string(),
             listen: self.listen.to_string(),
+            public_url: self.public_url.as_ref().map(ToString::to_string),
             encryption_key: self.encryption_key.describe(),
             database: RedactedDatabase {
                 url: redact_url(self.database.url.expose_secret()),
@@ -576,6 +642,8 @@ impl Config {
 struct RedactedView {
     data_dir: String,
     listen: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_url: Option<String>,
     encryption_key: String,
     local_host: bool,
     database: RedactedDatabase,
@@ -752,6 +820,13 @@ fn build(
         ))
     })?;
 
+    let public_url = env
+        .get("WARDEN_PUBLIC_URL")
+        .cloned()
+        .or(raw.public_url)
+        .map(|v| PublicUrl::parse(&v))
+        .transpose()?;
+
     let url = env
         .get("WARDEN_DATABASE_URL")
         .cloned()
@@ -922,7 +997,8 @@ fn build(
 
     let auth = build_auth(raw.auth, env)?;
     let hosts = build_hosts(raw.hosts, env)?;
-    let license = build_license(raw.license, env)?;
+    let mut license = build_license(raw.license, env)?;
+    license.public_host = public_url.as_ref().map(|u| u.host().to_owned());
     let local_host = env_or(
         env,
         "WARDEN_LOCAL_HOST",
@@ -966,6 +1042,7 @@ fn build(
     Ok(Config {
         data_dir,
         listen,
+        public_url,
         database: DatabaseConfig {
             url: SecretString::from(url),
             owner_url: owner_url.map(SecretString::from),
@@ -1036,6 +1113,7 @@ fn build_license(
         machine_id_file: path("WARDEN_LICENSE_MACHINE_ID_FILE", raw.machine_id_file),
         freshness_days,
         alert_hour,
+        public_host: None,
     })
 }
 
@@ -1499,5 +1577,38 @@ mod tests {
         assert_eq!(d.auth.refresh_grace, Duration::from_secs(2));
         assert!(d.auth.multiple_active_sessions);
         assert!(d.redacted_toml().contains("access_token_minutes = 15"));
+    }
+
+    #[test]
+    fn public_url_takes_an_origin_and_refuses_anything_else() {
+        let u = PublicUrl::parse("https://Warden.Example.com:8443/").unwrap();
+        assert_eq!(u.host(), "warden.example.com");
+        assert_eq!(u.to_string(), "https://warden.example.com:8443");
+        assert_eq!(
+            PublicUrl::parse("http://127.0.0.1:8080").unwrap().host(),
+            "127.0.0.1"
+        );
+        for bad in [
+            "warden.example.com",
+            "ftp://warden.example.com",
+            "https://",
+            "https://user:pw@warden.example.com",
+            "https://warden.example.com/console",
+            "https://warden.example.com/?x=1",
+        ] {
+            let err = PublicUrl::parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("public_url:"), "{bad}: {err}");
+        }
+        let c = Config::load(
+            None,
+            env(&[("WARDEN_PUBLIC_URL", "https://warden.example.com")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.license.public_host.as_deref(), Some("warden.example.com"));
+        assert!(
+            c.redacted_toml()
+                .contains("public_url = \"https://warden.example.com\"")
+        );
     }
 }

@@ -460,12 +460,7 @@ fn first_gate(
     if let Some(d) = declared
         && license.applies(path, d.license)
     {
-        let host = req
-            .headers()
-            .get(axum::http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()));
-        if let Err(refusal) = license.gate(clock, path, d.license, host) {
+        if let Err(refusal) = license.gate(clock, path, d.license) {
             return Err(license_refusal(refusal).into_response());
         }
     }
@@ -526,7 +521,8 @@ pub fn license_refusal(r: LicenseRefusal) -> ApiError {
         LicenseRefusal::DomainMismatch => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "license-domain-mismatch",
-            "license domain mismatch: this host name is not one the licence allows",
+            "license domain mismatch: the configured public_url is not a host name the \
+             licence allows (or public_url is not set)",
         ),
         LicenseRefusal::Feature(_) => ApiError::new(
             StatusCode::FORBIDDEN,

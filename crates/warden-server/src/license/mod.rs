@@ -192,8 +192,9 @@ impl License {
         )
     }
 
-    /// The per-request check for a route declared `rule`, on `path`, with the request's `Host`.
-    /// Only API routes are gated; the recovery routes never are.
+    /// The per-request check for a route declared `rule`, on `path`. Only API routes are gated;
+    /// the recovery routes never are. A domain binding is checked against the configured
+    /// `public_url`, never against what the client sends.
     /// Whether [`License::gate`] has anything to check for this route (a licensed node, an
     /// API route that is not a recovery route). Costs a few comparisons.
     pub fn applies(&self, path: &str, rule: LicenseRule) -> bool {
@@ -201,13 +202,7 @@ impl License {
     }
 
     /// Reads the clock only when it has to (a licensed node, a gated route).
-    pub fn gate(
-        &self,
-        clock: &dyn Clock,
-        path: &str,
-        rule: LicenseRule,
-        host: Option<&str>,
-    ) -> Result<(), Refusal> {
+    pub fn gate(&self, clock: &dyn Clock, path: &str, rule: LicenseRule) -> Result<(), Refusal> {
         if !self.applies(path, rule) {
             return Ok(());
         }
@@ -225,7 +220,11 @@ impl License {
             return Err(Refusal::Invalid(p));
         }
         if let Some(domain) = &installed.domain
-            && !host.is_some_and(|h| domain.matches(h))
+            && !self
+                .config
+                .public_host
+                .as_deref()
+                .is_some_and(|h| domain.matches(h))
         {
             return Err(Refusal::DomainMismatch);
         }

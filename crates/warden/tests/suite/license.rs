@@ -466,42 +466,56 @@ async fn forged_tampered_expired_early_stale_and_foreign_licences_are_refused_an
     );
 }
 
+/// An enterprise licence bound to `*.acme.internal` admits a server whose configured
+/// `public_url` has exactly one label more; the `Host` a client sends changes nothing.
 #[tokio::test]
 async fn an_enterprise_domain_binding_admits_exactly_one_subdomain_label() {
     let op = Operator::new();
-    let clock = manual_clock();
-    let app = licensed(&op, &clock, &[]).await;
-    let admin = admin_token(&app).await;
-    let now = unix(clock.as_ref());
-    let mut c = op.claims(now);
-    c["tier"] = json!("enterprise");
-    c["allowedDomain"] = json!("*.acme.internal");
-    c.as_object_mut().unwrap().remove("fingerprint");
-    let (code, body) = upload(&app, &admin, &op.sign(&c)).await;
-    assert_eq!(code, StatusCode::OK, "{body}");
-    assert_eq!(body["allowed_domain"], "*.acme.internal");
-    assert_eq!(body["machine_id"], Value::Null);
-    for (host, ok) in [
-        ("api.acme.internal", true),
-        ("API.ACME.internal:8443", true),
-        ("api.v2.acme.internal", false),
-        ("acme.internal", false),
-        ("127.0.0.1", false),
+    for (public_url, ok) in [
+        (Some("https://api.acme.internal"), true),
+        (Some("https://API.ACME.internal:8443/"), true),
+        (Some("https://api.v2.acme.internal"), false),
+        (Some("https://acme.internal"), false),
+        (Some("http://127.0.0.1:8080"), false),
+        (None, false),
     ] {
-        let res = app
-            .client
-            .get(app.url("/api/v1/hosts"))
-            .bearer_auth(&admin)
-            .header("host", host)
-            .send()
-            .await
-            .unwrap();
-        if ok {
-            assert_eq!(res.status(), StatusCode::OK, "{host}");
-        } else {
-            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{host}");
-            let body: Value = res.json().await.unwrap();
-            assert_eq!(body["code"], "license-domain-mismatch", "{host}");
+        let clock = manual_clock();
+        let extra: Vec<(&str, &str)> = public_url
+            .map(|u| vec![("WARDEN_PUBLIC_URL", u)])
+            .unwrap_or_default();
+        let app = licensed(&op, &clock, &extra).await;
+        let admin = admin_token(&app).await;
+        let now = unix(clock.as_ref());
+        let mut c = op.claims(now);
+        c["tier"] = json!("enterprise");
+        c["allowedDomain"] = json!("*.acme.internal");
+        c.as_object_mut().unwrap().remove("fingerprint");
+        let (code, body) = upload(&app, &admin, &op.sign(&c)).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+        assert_eq!(body["allowed_domain"], "*.acme.internal");
+        assert_eq!(body["machine_id"], Value::Null);
+        // The attack: a client naming an allowed host does not unlock a server whose
+        // public_url is not one; nor does naming another lock out one whose public_url is.
+        for host in ["api.acme.internal", "evil.example"] {
+            let res = app
+                .client
+                .get(app.url("/api/v1/hosts"))
+                .bearer_auth(&admin)
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            if ok {
+                assert_eq!(res.status(), StatusCode::OK, "{public_url:?} {host}");
+            } else {
+                assert_eq!(
+                    res.status(),
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "{public_url:?} {host}"
+                );
+                let body: Value = res.json().await.unwrap();
+                assert_eq!(body["code"], "license-domain-mismatch");
+            }
         }
     }
 }
