@@ -459,10 +459,9 @@ fn first_gate(
     // The licence comes first: without a valid one, only the recovery routes answer.
     if let Some(d) = declared
         && license.applies(path, d.license)
+        && let Err(refusal) = license.gate(clock, path, d.license)
     {
-        if let Err(refusal) = license.gate(clock, path, d.license) {
-            return Err(license_refusal(refusal).into_response());
-        }
+        return Err(license_refusal(refusal).into_response());
     }
     if rule.is_none() {
         let allowed: Vec<&str> = table.methods(path).collect();
