@@ -160,6 +160,16 @@ impl PublicKey {
     /// Reads a SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`) holding a P-256 key.
     pub fn from_pem(text: &str) -> Result<Self, KeyError> {
         let parsed = pem::parse(text).map_err(|_| KeyError::NotPem("PUBLIC KEY"))?;
+        Self::from_parsed(&parsed)
+    }
+
+    /// Reads every key of a PEM bundle (several `PUBLIC KEY` blocks); empty text is no key.
+    pub fn all_from_pem(text: &str) -> Result<Vec<Self>, KeyError> {
+        let blocks = pem::parse_many(text).map_err(|_| KeyError::NotPem("PUBLIC KEY"))?;
+        blocks.iter().map(Self::from_parsed).collect()
+    }
+
+    fn from_parsed(parsed: &pem::Pem) -> Result<Self, KeyError> {
         if parsed.tag() != "PUBLIC KEY" {
             return Err(KeyError::NotPem("PUBLIC KEY"));
         }
@@ -225,6 +235,55 @@ impl PublicKey {
             .ok()
             .and_then(|b| crate::strict_json::object(&b))
             .ok_or(Rejection::Malformed)
+    }
+}
+
+/// The operator keys a build or an installation trusts: a licence verifies if any of them
+/// signed it (the one its `kid` names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorKeys(Vec<PublicKey>);
+
+impl OperatorKeys {
+    /// These keys (duplicates dropped).
+    pub fn new(keys: impl IntoIterator<Item = PublicKey>) -> Self {
+        let mut out: Vec<PublicKey> = Vec::new();
+        for k in keys {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        Self(out)
+    }
+
+    /// Whether there is no key at all.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The key ids.
+    pub fn kids(&self) -> Vec<&str> {
+        self.0.iter().map(PublicKey::kid).collect()
+    }
+
+    /// Verifies with the key the licence names; [`Rejection::OtherKey`] when none is ours.
+    pub fn verify(&self, token: &str) -> Result<Map<String, Value>, Rejection> {
+        for key in &self.0 {
+            match key.verify(token) {
+                Err(Rejection::OtherKey) => continue,
+                result => return result,
+            }
+        }
+        // No key of ours is named: report what checking against any key says (a malformed
+        // or oversized token says so rather than "other key").
+        match self.0.first().map(|k| k.verify(token)) {
+            Some(Err(e)) => Err(e),
+            _ => Err(Rejection::OtherKey),
+        }
     }
 }
 
@@ -352,6 +411,28 @@ mod tests {
         let twice = format!(r#"{{"alg":"ES256","alg":"ES256","kid":"{kid}"}}"#);
         let token = key.sign_raw(&twice, r#"{"jti":"l"}"#).unwrap();
         assert_eq!(public.verify(&token), Err(Rejection::Malformed));
+    }
+
+    #[test]
+    fn a_bundle_of_operator_keys_verifies_licences_from_any_of_them() {
+        let (a, _) = SigningKey::generate().unwrap();
+        let (b, _) = SigningKey::generate().unwrap();
+        let (c, _) = SigningKey::generate().unwrap();
+        let bundle = format!("{}\n{}", a.public_key().to_pem(), b.public_key().to_pem());
+        let keys = OperatorKeys::new(PublicKey::all_from_pem(&bundle).unwrap());
+        assert_eq!(keys.len(), 2);
+        let claims = json!({"jti": "x"});
+        assert!(keys.verify(&a.sign(&claims).unwrap()).is_ok());
+        assert!(keys.verify(&b.sign(&claims).unwrap()).is_ok());
+        assert_eq!(
+            keys.verify(&c.sign(&claims).unwrap()),
+            Err(Rejection::OtherKey)
+        );
+        assert!(PublicKey::all_from_pem("").unwrap().is_empty());
+        assert!(
+            PublicKey::all_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----")
+                .is_err()
+        );
     }
 
     #[test]

@@ -319,6 +319,12 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         .await?,
     ));
     let license = crate::license::License::new(&config.license).map_err(BootError)?;
+    if license.enforcement() == crate::license::Enforcement::None {
+        tracing::warn!(
+            "unlicensed build: no operator key is built in (WARDEN_OPERATOR_KEYS_FILE at build \
+             time) or configured (license.public_key_file); every feature is on"
+        );
+    }
     license
         .observe_clock(&store, crate::license::unix_now(clock.as_ref()))
         .await

@@ -239,6 +239,9 @@ pub struct LicenseConfig {
     /// The host of `public_url`: what an enterprise licence's domain binding is checked
     /// against (a request's `Host` header is the client's to choose).
     pub public_host: Option<String>,
+    /// Operator public keys embedded in this build (PEM; empty when none): licences are then
+    /// always enforced, whatever `public_key_file` says.
+    pub embedded_keys: String,
 }
 
 impl Default for LicenseConfig {
@@ -249,6 +252,7 @@ impl Default for LicenseConfig {
             freshness_days: warden_domain::license::DEFAULT_FRESHNESS_DAYS,
             alert_hour: 9,
             public_host: None,
+            embedded_keys: crate::license::EMBEDDED_OPERATOR_KEYS.to_owned(),
         }
     }
 }
@@ -1114,6 +1118,7 @@ fn build_license(
         freshness_days,
         alert_hour,
         public_host: None,
+        embedded_keys: crate::license::EMBEDDED_OPERATOR_KEYS.to_owned(),
     })
 }
 

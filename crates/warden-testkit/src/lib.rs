@@ -165,6 +165,9 @@ pub struct AppOptions {
     pub extra_routes: Routes<AppState>,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
+    /// Operator public keys (PEM) as a build would embed them (`WARDEN_OPERATOR_KEYS_FILE`
+    /// at build time); `None`: this build's own.
+    pub embedded_operator_keys: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -173,6 +176,7 @@ impl Default for AppOptions {
             env: Vec::new(),
             extra_routes: Routes::new(),
             clock: Arc::new(SystemClock),
+            embedded_operator_keys: None,
         }
     }
 }
@@ -229,7 +233,10 @@ impl TestApp {
             .find(|(k, _)| k == "WARDEN_ENCRYPTION_KEY")
             .map(|(_, v)| v.clone())
             .unwrap_or_default();
-        let config = Config::load(None, env, &Overrides::default())?;
+        let mut config = Config::load(None, env, &Overrides::default())?;
+        if let Some(keys) = options.embedded_operator_keys {
+            config.license.embedded_keys = keys;
+        }
         let server = boot::start(Boot {
             config,
             clock: options.clock,

@@ -182,7 +182,19 @@ async fn serve(config: Config) -> Result<()> {
          \x20 data directory: {dir}{key}\n\
          \x20 sessions: {sessions}\n\
          \x20 sign-in: {sign_in}\n\
+         \x20 licence: {licence}\n\
          \x20 stop with Ctrl-C",
+        licence = match running.state().license.enforcement() {
+            warden_server::license::Enforcement::Embedded => {
+                "enforced with the operator keys built into this binary"
+            }
+            warden_server::license::Enforcement::Configured => {
+                "enforced with license.public_key_file"
+            }
+            warden_server::license::Enforcement::None => {
+                "unlicensed build (no operator key built in or configured): every feature is on"
+            }
+        },
         dir = data_dir.display(),
         sign_in = sign_in,
         sessions = if local.is_some() {

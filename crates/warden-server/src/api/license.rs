@@ -77,9 +77,13 @@ pub struct ProblemView {
 /// The licence as this node enforces it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LicenseStatus {
-    /// `unlicensed` (no operator key configured: everything on), `valid`, `grace` (expired,
-    /// within the grace period: everything works) or `invalid`.
+    /// `unlicensed` (no operator key built in or configured: everything on), `valid`,
+    /// `grace` (expired, within the grace period: everything works) or `invalid`.
     pub state: &'static str,
+    /// Where the keys that enforce licences come from: `embedded` (built into this binary:
+    /// configuration cannot turn enforcement off), `configured` (`license.public_key_file`)
+    /// or `none` (an unlicensed build: every feature is on).
+    pub enforcement: &'static str,
     /// Why it is invalid.
     pub problem: Option<ProblemView>,
     /// Whether administrators should see an expiry banner.
@@ -150,6 +154,7 @@ pub(crate) async fn license_status(
         admin && claims.is_some_and(|c| c.exp - now <= BANNER_DAYS * DAY) && license.enforced();
     let mut status = LicenseStatus {
         state: state_name,
+        enforcement: license.enforcement().as_str(),
         problem: problem.map(|p| ProblemView {
             code: p.code(),
             message: p.message(),
@@ -264,8 +269,8 @@ pub(crate) async fn upload_license(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "license-not-enforced",
-            "No operator public key is configured (license.public_key_file), so Warden runs \
-             unlicensed and has nothing to verify a licence with.",
+            "No operator public key is built in or configured (license.public_key_file), so \
+             Warden runs unlicensed and has nothing to verify a licence with.",
         ));
     };
     let now = unix_now(state.clock.as_ref());

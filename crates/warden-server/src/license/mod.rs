@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use warden_crypto::license::PublicKey;
+use warden_crypto::license::{OperatorKeys, PublicKey};
 use warden_domain::clock::Clock;
 use warden_domain::hosts::HostKind;
 use warden_domain::license::{
@@ -69,7 +69,8 @@ pub enum Refusal {
 /// The licence state of this node.
 #[derive(Debug)]
 pub struct License {
-    key: Option<PublicKey>,
+    key: Option<OperatorKeys>,
+    enforcement: Enforcement,
     config: LicenseConfig,
     fingerprint: String,
     mode: RwLock<Mode>,
@@ -84,13 +85,48 @@ pub fn unix_now(clock: &dyn Clock) -> i64 {
     clock.now().unix_timestamp()
 }
 
+/// Operator public keys embedded at build time (`WARDEN_OPERATOR_KEYS_FILE`, see build.rs).
+pub const EMBEDDED_OPERATOR_KEYS: &str =
+    include_str!(concat!(env!("OUT_DIR"), "/operator_keys.pem"));
+
+/// Where the keys that enforce licences come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Embedded in this build: configuration cannot turn enforcement off.
+    Embedded,
+    /// Only from `license.public_key_file`.
+    Configured,
+    /// No key anywhere: this build runs unlicensed, every feature on.
+    None,
+}
+
+impl Enforcement {
+    /// As shown in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Embedded => "embedded",
+            Self::Configured => "configured",
+            Self::None => "none",
+        }
+    }
+}
+
 impl License {
-    /// Reads the configured key and this machine's identity.
+    /// Reads the embedded and configured keys and this machine's identity.
     pub fn new(config: &LicenseConfig) -> Result<Self, String> {
-        let key = match &config.public_key_file {
-            None => None,
-            Some(path) => Some(read_key(path)?),
+        let embedded = PublicKey::all_from_pem(&config.embedded_keys)
+            .map_err(|e| format!("the operator keys embedded in this build are not usable: {e}"))?;
+        let enforcement = match (&embedded[..], &config.public_key_file) {
+            ([_, ..], _) => Enforcement::Embedded,
+            ([], Some(_)) => Enforcement::Configured,
+            ([], None) => Enforcement::None,
         };
+        let mut all = embedded;
+        if let Some(path) = &config.public_key_file {
+            all.push(read_key(path)?);
+        }
+        let keys = OperatorKeys::new(all);
+        let key = (!keys.is_empty()).then_some(keys);
         let fingerprint = if key.is_some() {
             machine::fingerprint(config.machine_id_file.as_deref())?
         } else {
@@ -104,6 +140,7 @@ impl License {
                 Mode::Unlicensed
             }),
             key,
+            enforcement,
             config: config.clone(),
             fingerprint,
             high_water: AtomicI64::new(i64::MIN),
@@ -127,9 +164,14 @@ impl License {
         &self.config
     }
 
-    /// The operator public key.
-    pub fn key(&self) -> Option<&PublicKey> {
+    /// The operator public keys (embedded and configured).
+    pub fn key(&self) -> Option<&OperatorKeys> {
         self.key.as_ref()
+    }
+
+    /// Where enforcement comes from.
+    pub fn enforcement(&self) -> Enforcement {
+        self.enforcement
     }
 
     fn mode(&self) -> Mode {

@@ -1012,3 +1012,87 @@ async fn every_node_sharing_the_database_picks_up_an_install_and_verifies_it_for
     }
     assert_eq!(code, StatusCode::OK);
 }
+
+/// A build with the operator's keys built in enforces licences even when no
+/// `license.public_key_file` is configured (deleting the setting unlocks nothing); a configured
+/// key is added to the built-in ones. A build without any key says it runs unlicensed.
+#[tokio::test]
+async fn built_in_operator_keys_cannot_be_switched_off_by_configuration() {
+    let op = Operator::new();
+    let other = Operator::new();
+    let machine = (
+        "WARDEN_LICENSE_MACHINE_ID_FILE".to_owned(),
+        op.dir.path().join("machine-id").display().to_string(),
+    );
+    let clock = manual_clock();
+    // No public_key_file at all: still enforced.
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![machine.clone()],
+        clock: clock.clone(),
+        embedded_operator_keys: Some(op.key.public_key().to_pem()),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let (code, body) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["code"], "license-missing");
+    let s = status(&app, &admin).await;
+    assert_eq!(s["enforcement"], "embedded");
+    assert_eq!(s["state"], "invalid");
+    // Only the built-in operator's licences install.
+    let now = unix(clock.as_ref());
+    let (code, _) = upload(&app, &admin, &other.sign(&other.claims(now))).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+    let (code, body) = upload(&app, &admin, &op.sign(&op.claims(now))).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    assert_eq!(code, StatusCode::OK);
+
+    // A configured key adds to the built-in ones.
+    let clock = manual_clock();
+    let both = TestApp::spawn_with(AppOptions {
+        env: vec![
+            machine,
+            (
+                "WARDEN_LICENSE_PUBLIC_KEY_FILE".to_owned(),
+                other.public_key_file().display().to_string(),
+            ),
+        ],
+        clock: clock.clone(),
+        embedded_operator_keys: Some(op.key.public_key().to_pem()),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&both).await;
+    let (code, body) = upload(
+        &both,
+        &admin,
+        &other.sign(&other.claims(unix(clock.as_ref()))),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(status(&both, &admin).await["enforcement"], "embedded");
+
+    // This test build embeds no key: without configuration it runs unlicensed and says so.
+    let free = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&free).await;
+    let s = status(&free, &admin).await;
+    assert_eq!(
+        (s["state"].as_str(), s["enforcement"].as_str()),
+        (Some("unlicensed"), Some("none"))
+    );
+    // A malformed built-in bundle stops boot.
+    let err = TestApp::spawn_with(AppOptions {
+        embedded_operator_keys: Some(
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".to_owned(),
+        ),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("embedded"), "{err}");
+}
