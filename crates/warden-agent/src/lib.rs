@@ -6,6 +6,7 @@
 mod backoff;
 pub mod connection;
 pub mod files;
+pub mod mask;
 pub mod run;
 pub mod sandbox;
 pub mod work;

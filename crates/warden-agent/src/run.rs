@@ -172,6 +172,10 @@ pub fn start(spec: Spec, first_seq: u64) -> std::io::Result<Running> {
         .and_then(|p| i32::try_from(p).ok())
         .ok_or_else(|| std::io::Error::other("no process id"))?;
     let (tx, events) = mpsc::channel(64);
+    // The session's secret values never leave the host in its output.
+    let masker = Arc::new(crate::mask::Masker::new(
+        spec.env.iter().map(|(_, v)| v.as_str()),
+    ));
     // Numbered and sent under one lock, so the numbers follow the order of the channel even
     // with standard output and standard error both busy.
     let seq = Arc::new(tokio::sync::Mutex::new(first_seq));
@@ -194,6 +198,7 @@ pub fn start(spec: Spec, first_seq: u64) -> std::io::Result<Running> {
     .map(|(stream, mut reader)| {
         let tx = tx.clone();
         let seq = seq.clone();
+        let mut mask = crate::mask::MaskStream::new(masker.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; CHUNK];
             // Read bytes not yet sent: at most the start of one character.
@@ -204,13 +209,14 @@ pub fn start(spec: Spec, first_seq: u64) -> std::io::Result<Running> {
                     Ok(n) => n,
                 };
                 let text = if n == 0 {
-                    text_of(&std::mem::take(&mut held))
+                    let rest = mask.push(&text_of(&std::mem::take(&mut held)));
+                    rest + &mask.finish()
                 } else {
                     held.extend_from_slice(&buf[..n]);
                     let whole = whole_chars(&held);
                     let text = text_of(&held[..whole]);
                     held.drain(..whole);
-                    text
+                    mask.push(&text)
                 };
                 for piece in wire_pieces(&text) {
                     let mut next = seq.lock().await;

@@ -176,7 +176,13 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
     )
     .await;
     let sessions = format!("/api/v1/workspaces/{ws}/sessions");
-    let run = json!({"provider": "command", "command": ["sh", "-c", "echo $GREETING; ls"]});
+    // The session prints its secret plainly, base64-encoded and cut in two writes: none of it
+    // may reach the output (stored or streamed); the value itself is in its environment.
+    let run = json!({"provider": "command", "command": ["sh", "-c",
+        "echo \"g=$GREETING\"; printf %s \"$GREETING\" | base64; \
+         printf 'split=%s' \"$(printf %s \"$GREETING\" | cut -c1-10)\"; sleep 0.2; \
+         printf '%s\\n' \"$(printf %s \"$GREETING\" | cut -c11-)\"; \
+         test ${#GREETING} -eq 24 && echo length-ok; ls"]});
     // No host connected yet.
     let (status, body) = call(&app, &admin, Method::POST, &sessions, Some(run.clone())).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
@@ -235,7 +241,17 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
     assert_eq!(done["status"], "done", "{output} {done}");
     assert_eq!(done["exit_code"], 0);
     assert_eq!(done["isolation"], "landlock");
-    assert!(output.contains("hello-from-the-workspace"), "{output}");
+    // Masked, as CI systems do: the value, its base64 form, and the value written in two
+    // pieces.
+    assert!(output.contains("g=***"), "{output}");
+    assert!(output.contains("split=***"), "{output}");
+    assert!(!output.contains("hello-from-the-workspace"), "{output}");
+    assert!(
+        !output.contains("aGVsbG8tZnJvbS10aGUtd29ya3NwYWNl"),
+        "{output}"
+    );
+    assert!(!output.contains("hello-from"), "{output}");
+    assert!(output.contains("length-ok"), "{output}");
     assert!(output.contains("README.md"), "{output}");
     // The hooks ran in the worktree, their output in the session's stream.
     assert!(output.contains("pre.txt"), "{output}");
