@@ -362,6 +362,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         .description(Some("Self-hosted control plane for AI coding agents."))
         .license(Some(utoipa::openapi::License::new("Apache-2.0")))
         .build();
+    crate::api::openapi::complete(&mut app.openapi, &app.access);
     let doc = app
         .openapi
         .to_json()

@@ -339,6 +339,7 @@ pub struct OutputQuery {
     /// Return chunks after this sequence number (default: from the start).
     pub after: Option<i64>,
     /// At most this many chunks (1–1000, default 500).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

@@ -19,6 +19,7 @@ pub const MAX_LIMIT: i64 = 500;
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// `user`, `host`, `api_key` or `system`.
+    #[param(inline, value_type = Option<ActorKindName>)]
     pub actor_kind: Option<String>,
     /// The actor's id.
     pub actor_id: Option<String>,
@@ -31,15 +32,40 @@ pub struct AuditQuery {
     /// Workspace id.
     pub workspace_id: Option<String>,
     /// `success`, `denied` or `failed`.
+    #[param(inline, value_type = Option<OutcomeName>)]
     pub outcome: Option<String>,
     /// Events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Events before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+}
+
+/// The kinds of audit actor (for the OpenAPI document).
+#[derive(Debug, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum ActorKindName {
+    User,
+    Host,
+    ApiKey,
+    System,
+}
+
+/// Audit outcomes (for the OpenAPI document).
+#[derive(Debug, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum OutcomeName {
+    Success,
+    Denied,
+    Failed,
 }
 
 /// Why a query was refused; each names the parameter.

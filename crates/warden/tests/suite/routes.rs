@@ -118,3 +118,77 @@ async fn a_signed_in_route_answers_401_to_an_anonymous_or_forged_caller() {
         assert_eq!(body["code"], "unauthenticated");
     }
 }
+
+/// The document declares what the server enforces, so a generated client expects it: the
+/// problem document for every error, the body, query and access answers, and the parameter
+/// limits and enumerations the server checks.
+#[tokio::test]
+async fn the_openapi_document_declares_enforced_statuses_and_constraints() {
+    let app = TestApp::spawn().await.unwrap();
+    let doc: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    let problem_of = |op: &Value, status: &str| -> bool {
+        op["responses"][status]["content"]["application/problem+json"]["schema"]["$ref"]
+            .as_str()
+            .is_some_and(|r| r.ends_with("/Problem"))
+            || op["responses"][status]["content"]["application/problem+json"].is_object()
+    };
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let at = format!("{method} {path}");
+            assert!(problem_of(op, "500"), "{at}: no 500");
+            // (The first-run setup page is an HTML form, not part of the JSON API.)
+            if op.get("requestBody").is_some() && path.starts_with("/api/") {
+                for s in ["400", "413", "415", "422"] {
+                    assert!(problem_of(op, s), "{at}: no {s}");
+                }
+            }
+            if path.contains("{workspace_id}") {
+                for s in ["401", "403", "404"] {
+                    assert!(problem_of(op, s), "{at}: no {s}");
+                }
+            }
+            if path.starts_with("/api/v1/admin/") {
+                assert!(problem_of(op, "403"), "{at}: no 403");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked} operations");
+    let sign_in = &doc["paths"]["/api/v1/auth/sign-in"]["post"];
+    assert!(problem_of(sign_in, "429") && problem_of(sign_in, "503"));
+    // Parameter limits and enumerations.
+    let param = |path: &str, name: &str| -> Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} has no {name}"))["schema"]
+            .clone()
+    };
+    for (path, max) in [
+        ("/api/v1/audit/events", 500),
+        ("/api/v1/admin/users", 200),
+        ("/api/v1/workspaces", 200),
+    ] {
+        let limit = param(path, "limit");
+        assert_eq!(limit["minimum"], 1, "{path}: {limit}");
+        assert_eq!(limit["maximum"], max, "{path}: {limit}");
+    }
+    let kinds = param("/api/v1/audit/events", "actor_kind").to_string();
+    for k in ["user", "host", "api_key", "system"] {
+        assert!(kinds.contains(&format!("\"{k}\"")), "{kinds}");
+    }
+    let outcome = param("/api/v1/audit/events", "outcome").to_string();
+    assert!(outcome.contains("\"denied\""), "{outcome}");
+}
