@@ -36,10 +36,25 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Manage users (for headless setups: create the first administrator here).
+    /// Manage users: `create` works on the database directly (for headless setups: create
+    /// the first administrator here); `list`, `disable`, `enable` and `role` go through the API
+    /// with the credentials `warden login` saved.
     User {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Manage workspaces, their repository, members, secrets and variables through the API,
+    /// with the credentials `warden login` saved. Secret values are read from standard input,
+    /// never from the command line.
+    Workspace {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
+        #[command(subcommand)]
+        command: WorkspaceCommand,
     },
     /// Sign in to a Warden server from this machine; keeps the refresh token in a file only
     /// you can read (mode 0600). The password is read from standard input.
@@ -181,6 +196,25 @@ pub enum UserCommand {
         #[arg(long)]
         role: Option<String>,
     },
+    /// Every user (through the API; platform administrators).
+    List,
+    /// Deactivate a user: signed out everywhere at once, and no new sign-in.
+    Disable {
+        /// Email or user id.
+        user: String,
+    },
+    /// Reactivate a deactivated user.
+    Enable {
+        /// Email or user id.
+        user: String,
+    },
+    /// Change a user's platform role.
+    Role {
+        /// Email or user id.
+        user: String,
+        /// admin, member, auditor or a custom role.
+        role: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +303,123 @@ pub enum SessionCommand {
     Diff {
         /// Session id.
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace; you become its owner.
+    Create {
+        /// Display name.
+        name: String,
+    },
+    /// Your workspaces (`--all`: every workspace, for platform administrators).
+    List {
+        /// Every workspace, not only yours.
+        #[arg(long)]
+        all: bool,
+        /// Include archived workspaces.
+        #[arg(long)]
+        archived: bool,
+    },
+    /// A workspace's settings.
+    Show {
+        /// Workspace id or name.
+        workspace: String,
+    },
+    /// Set (or with --clear, remove) the repository; hooks and ticket settings are kept.
+    SetRepo {
+        /// Workspace id or name.
+        workspace: String,
+        /// `https://…`, `ssh://…`, `git@host:path` or an absolute local path.
+        #[arg(required_unless_present = "clear")]
+        repository: Option<String>,
+        /// Remove the repository.
+        #[arg(long, conflicts_with = "repository")]
+        clear: bool,
+    },
+    /// List, add, remove members or change their role.
+    Members {
+        /// Workspace id or name.
+        workspace: String,
+        #[command(subcommand)]
+        command: Option<MembersCommand>,
+    },
+    /// Write-only secrets: provider keys and the git access token (values from standard input).
+    Secrets {
+        /// Workspace id or name.
+        workspace: String,
+        #[command(subcommand)]
+        command: Option<SecretsCommand>,
+    },
+    /// Write-only environment variables of sessions (values from standard input).
+    Variables {
+        /// Workspace id or name.
+        workspace: String,
+        #[command(subcommand)]
+        command: Option<VariablesCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// List the members (the default).
+    List,
+    /// Add a user by email or id.
+    Add {
+        /// Email or user id.
+        user: String,
+        /// owner, maintainer, member or viewer.
+        #[arg(long, default_value = "member")]
+        role: String,
+    },
+    /// Change a member's role.
+    Role {
+        /// Email or user id of a member.
+        user: String,
+        /// owner, maintainer, member or viewer.
+        role: String,
+    },
+    /// Remove a member.
+    Remove {
+        /// Email or user id of a member.
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Which secrets are set (never their values; the default).
+    List,
+    /// Set a provider's API key (claude-code, codex, …), read from standard input.
+    SetProviderKey {
+        /// Provider.
+        provider: String,
+    },
+    /// Remove a provider's API key.
+    RemoveProviderKey {
+        /// Provider.
+        provider: String,
+    },
+    /// Set the git access token, read from standard input.
+    SetPat,
+    /// Remove the git access token.
+    RemovePat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VariablesCommand {
+    /// Which variables are set (never their values; the default).
+    List,
+    /// Set a variable, its value read from standard input.
+    Set {
+        /// Variable name.
+        name: String,
+    },
+    /// Remove a variable.
+    Remove {
+        /// Variable name.
+        name: String,
     },
 }
 

@@ -122,7 +122,17 @@ impl Api {
             let body: Value = res.json().await.unwrap_or(Value::Null);
             if !status.is_success() {
                 let detail = body["detail"].as_str().unwrap_or("request refused");
-                bail!("{} ({})", detail, status.as_u16());
+                // A body of the wrong shape names each field at fault.
+                let fields: Vec<String> = body["errors"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| format!("{} {}", text(&e["pointer"]), text(&e["reason"])))
+                    .collect();
+                if fields.is_empty() {
+                    bail!("{} ({})", detail, status.as_u16());
+                }
+                bail!("{} ({}): {}", detail, status.as_u16(), fields.join("; "));
             }
             return Ok(body);
         }

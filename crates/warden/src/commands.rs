@@ -43,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => audit_export(config, *args).await,
         Command::User {
             command: UserCommand::Create { email, admin, role },
+            ..
         } => {
             let role = match (admin, role) {
                 (true, _) => "admin".to_owned(),
@@ -58,6 +59,14 @@ pub async fn run(cli: Cli) -> Result<()> {
             command: KeysCommand::RevokeSigning { kid },
         } => revoke_signing(config, &kid).await,
         Command::Login(args) => crate::login::login(args).await,
+        Command::User {
+            credentials,
+            command,
+        } => crate::workspace::run_user(credentials, command).await,
+        Command::Workspace {
+            credentials,
+            command,
+        } => crate::workspace::run(credentials, command).await,
         Command::Host {
             credentials,
             command,

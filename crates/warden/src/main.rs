@@ -7,6 +7,7 @@ mod host;
 mod license;
 mod login;
 mod session;
+mod workspace;
 
 use std::process::ExitCode;
 

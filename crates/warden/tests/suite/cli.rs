@@ -1152,3 +1152,247 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
     let status = wait_with_timeout(&mut child, Duration::from_secs(15));
     assert!(status.success(), "{status:?}");
 }
+
+/// A new user's first steps without curl: create a workspace, point it at a repository
+/// (keeping its hooks), add members, set secrets and variables from standard input, and
+/// administer users — all through the API with the saved login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_members_secrets_and_users_are_managed_from_the_cli() {
+    let app = warden_testkit::TestApp::spawn().await.unwrap();
+    let admin = crate::identity::admin_token(&app).await;
+    let res = app
+        .client
+        .post(app.url("/api/v1/admin/users"))
+        .bearer_auth(&admin)
+        .json(
+            &serde_json::json!({"email": "dev@example.com", "password": "quiet harbor 4417 finch"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.json");
+    let run = |args: &[&str], stdin: &'static str| {
+        let (dir, creds) = (dir.path().to_path_buf(), creds.clone());
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            let mut child = warden(&dir)
+                .args(&args)
+                .arg("--credentials")
+                .arg(&creds)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr),
+            )
+        })
+    };
+    let (ok, out) = run(
+        &[
+            "login",
+            "--url",
+            &app.base,
+            "--email",
+            crate::identity::ADMIN_EMAIL,
+        ],
+        "violet tractor 93 lagoon\n",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+
+    let (ok, out) = run(&["workspace", "create", "Payments"], "").await.unwrap();
+    assert!(ok && out.contains("created"), "{out}");
+    let id = out.trim().rsplit(' ').next().unwrap().to_owned();
+    let (ok, out) = run(&["workspace", "list"], "").await.unwrap();
+    assert!(
+        ok && out.contains(&id) && out.contains("Payments") && out.contains("owner"),
+        "{out}"
+    );
+
+    // Hooks set through the API survive set-repo (the settings PUT replaces every field).
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v1/workspaces/{id}/settings")))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"repository": null, "hooks": {"pre_session": ["make deps"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let (ok, out) = run(
+        &[
+            "workspace",
+            "set-repo",
+            "Payments",
+            "https://git.example.com/pay.git",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["workspace", "show", &id], "").await.unwrap();
+    assert!(
+        ok && out.contains("https://git.example.com/pay.git") && out.contains("make deps"),
+        "{out}"
+    );
+    let (ok, out) = run(&["workspace", "set-repo", &id, "--clear"], "")
+        .await
+        .unwrap();
+    assert!(ok && out.contains("removed"), "{out}");
+
+    // Members by email.
+    let (ok, out) = run(
+        &[
+            "workspace",
+            "members",
+            &id,
+            "add",
+            "dev@example.com",
+            "--role",
+            "viewer",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok && out.contains("viewer"), "{out}");
+    let (ok, out) = run(
+        &[
+            "workspace",
+            "members",
+            &id,
+            "role",
+            "dev@example.com",
+            "maintainer",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok && out.contains("maintainer"), "{out}");
+    let (ok, out) = run(&["workspace", "members", &id], "").await.unwrap();
+    assert!(
+        ok && out.contains("dev@example.com") && out.contains("maintainer"),
+        "{out}"
+    );
+    // The last owner cannot leave: the server's rule, shown as its sentence.
+    let (ok, out) = run(
+        &[
+            "workspace",
+            "members",
+            &id,
+            "remove",
+            crate::identity::ADMIN_EMAIL,
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(!ok && out.contains("(409)"), "{out}");
+    let (ok, out) = run(
+        &["workspace", "members", &id, "remove", "dev@example.com"],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+
+    // Secrets and variables: values from standard input, never shown again.
+    let (ok, out) = run(
+        &["workspace", "variables", &id, "set", "DATABASE_URL"],
+        "postgres://app:cli-secret-value@db/app\n",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(
+        &[
+            "workspace",
+            "secrets",
+            &id,
+            "set-provider-key",
+            "claude-code",
+        ],
+        "sk-cli-provider-secret\n",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(
+        &["workspace", "secrets", &id, "set-pat"],
+        "ghp_cli_pat_secret\n",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["workspace", "variables", &id], "").await.unwrap();
+    assert!(
+        ok && out.contains("DATABASE_URL") && !out.contains("cli-secret-value"),
+        "{out}"
+    );
+    let (ok, out) = run(&["workspace", "secrets", &id], "").await.unwrap();
+    assert!(
+        ok && out.contains("claude-code") && out.contains("set by"),
+        "{out}"
+    );
+    assert!(!out.contains("sk-cli") && !out.contains("ghp_cli"), "{out}");
+    let (ok, out) = run(&["workspace", "variables", &id, "set", "EMPTY"], "")
+        .await
+        .unwrap();
+    assert!(!ok && out.contains("standard input"), "{out}");
+    let (ok, out) = run(
+        &["workspace", "variables", &id, "remove", "DATABASE_URL"],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["workspace", "variables", &id, "set", "../x"], "v\n")
+        .await
+        .unwrap();
+    assert!(!ok && out.contains("not a valid"), "{out}");
+
+    // Users.
+    let (ok, out) = run(&["user", "list"], "").await.unwrap();
+    assert!(ok && out.contains("dev@example.com"), "{out}");
+    let (ok, out) = run(&["user", "role", "dev@example.com", "auditor"], "")
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["user", "disable", "dev@example.com"], "")
+        .await
+        .unwrap();
+    assert!(ok && out.contains("deactivated"), "{out}");
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .json(
+            &serde_json::json!({"email": "dev@example.com", "password": "quiet harbor 4417 finch"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let (ok, out) = run(&["user", "list"], "").await.unwrap();
+    assert!(
+        ok && out.contains("auditor") && out.contains("false"),
+        "{out}"
+    );
+    let (ok, out) = run(&["user", "enable", "dev@example.com"], "")
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    // Every change is in the audit trail, with the CLI user as actor.
+    let events = crate::identity::audit_rows(&app, "workspace.created").await;
+    assert_eq!(events.len(), 1);
+}
