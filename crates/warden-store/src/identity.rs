@@ -795,34 +795,11 @@ impl Tx {
         window_us: i64,
         delay_us: impl Fn(u32) -> i64,
     ) -> Result<Option<i64>, StoreError> {
-        let (attempts, blocked_until) = on_tx!(self, |c| sqlx::query_as::<_, (i32, i64)>(
-            "INSERT INTO sign_in_throttle (scope, failures, window_started_at, blocked_until) \
-             VALUES ($1, 1, $2, 0) ON CONFLICT (scope) DO UPDATE SET \
-             failures = CASE WHEN sign_in_throttle.window_started_at < $3 THEN 1 \
-                        ELSE sign_in_throttle.failures + 1 END, \
-             window_started_at = CASE WHEN sign_in_throttle.window_started_at < $3 THEN $2 \
-                        ELSE sign_in_throttle.window_started_at END \
-             RETURNING failures, blocked_until"
-        )
-        .bind(scope)
-        .bind(now)
-        .bind(now - window_us)
-        .fetch_one(c)
-        .await)?;
+        let (attempts, blocked_until) = self.throttle_count(scope, now, window_us).await?;
         if blocked_until > now {
             return Ok(Some(blocked_until));
         }
-        let delay = delay_us(u32::try_from(attempts).unwrap_or(0));
-        if delay > 0 {
-            on_tx!(self, |c| sqlx::query(
-                "UPDATE sign_in_throttle SET blocked_until = $2 WHERE scope = $1"
-            )
-            .bind(scope)
-            .bind(now + delay)
-            .execute(c)
-            .await
-            .map(drop))?;
-        }
+        self.throttle_block(scope, now, delay_us(attempts)).await?;
         Ok(None)
     }
 
@@ -848,22 +825,43 @@ impl Tx {
         window_us: i64,
         delay_us: impl Fn(u32) -> i64,
     ) -> Result<u32, StoreError> {
-        let failures = on_tx!(self, |c| sqlx::query_scalar::<_, i32>(
+        let (failures, _) = self.throttle_count(scope, now, window_us).await?;
+        self.throttle_block(scope, now, delay_us(failures)).await?;
+        Ok(failures)
+    }
+
+    /// Counts one more attempt in `scope`'s window (one statement, which locks the row until
+    /// the transaction ends); returns the count and the block in force.
+    async fn throttle_count(
+        &mut self,
+        scope: &str,
+        now: i64,
+        window_us: i64,
+    ) -> Result<(u32, i64), StoreError> {
+        let (count, blocked_until) = on_tx!(self, |c| sqlx::query_as::<_, (i32, i64)>(
             "INSERT INTO sign_in_throttle (scope, failures, window_started_at, blocked_until) \
              VALUES ($1, 1, $2, 0) ON CONFLICT (scope) DO UPDATE SET \
              failures = CASE WHEN sign_in_throttle.window_started_at < $3 THEN 1 \
                         ELSE sign_in_throttle.failures + 1 END, \
              window_started_at = CASE WHEN sign_in_throttle.window_started_at < $3 THEN $2 \
                         ELSE sign_in_throttle.window_started_at END \
-             RETURNING failures"
+             RETURNING failures, blocked_until"
         )
         .bind(scope)
         .bind(now)
         .bind(now - window_us)
         .fetch_one(c)
         .await)?;
-        let failures = u32::try_from(failures).unwrap_or(0);
-        let delay = delay_us(failures);
+        Ok((u32::try_from(count).unwrap_or(0), blocked_until))
+    }
+
+    /// Blocks `scope` for `delay` µs from `now` (nothing when the delay is zero).
+    async fn throttle_block(
+        &mut self,
+        scope: &str,
+        now: i64,
+        delay: i64,
+    ) -> Result<(), StoreError> {
         if delay > 0 {
             on_tx!(self, |c| sqlx::query(
                 "UPDATE sign_in_throttle SET blocked_until = $2 WHERE scope = $1"
@@ -874,7 +872,7 @@ impl Tx {
             .await
             .map(drop))?;
         }
-        Ok(failures)
+        Ok(())
     }
 }
 

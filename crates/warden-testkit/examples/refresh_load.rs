@@ -4,7 +4,8 @@
 //! signs in once, then refreshes in a loop with the token it last received.
 //! `refresh_load oidc URL TOKENS_JSON CONCURRENCY SECONDS`: the same against oidc-provider's
 //! token endpoint (refresh_token grant, rotation on), starting from minted refresh tokens.
-//! `refresh_load rs256 THREADS SECONDS`: RS256 signatures per second with a 2048-bit key,
+//! `refresh_load rs256 THREADS SECONDS [BITS]`: RS256 signatures per second with a key of BITS
+//! (default 2048),
 //! the ceiling for any refresh that issues a signed token.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
@@ -19,7 +20,11 @@ use serde_json::{Value, json};
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("rs256") => rs256(args[1].parse()?, args[2].parse()?),
+        Some("rs256") => rs256(
+            args[1].parse()?,
+            args[2].parse()?,
+            args.get(3).map_or(Ok(2048), |b| b.parse())?,
+        ),
         Some("warden") => {
             let (url, email, password) = (args[1].clone(), args[2].clone(), args[3].clone());
             let (n, secs): (usize, u64) = (args[4].parse()?, args[5].parse()?);
@@ -129,8 +134,8 @@ where
     Ok(())
 }
 
-fn rs256(threads: usize, secs: u64) -> anyhow::Result<()> {
-    let (key, _) = warden_crypto::jwt::SigningKey::generate(2048)?;
+fn rs256(threads: usize, secs: u64, bits: u32) -> anyhow::Result<()> {
+    let (key, _) = warden_crypto::jwt::SigningKey::generate(bits)?;
     let key = Arc::new(key);
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -161,7 +166,7 @@ fn rs256(threads: usize, secs: u64) -> anyhow::Result<()> {
     }
     let n = done.load(Ordering::Relaxed);
     println!(
-        "rs256 signatures: {n} in {secs} s on {threads} threads = {:.0}/s",
+        "rs256 signatures ({bits}-bit key): {n} in {secs} s on {threads} threads = {:.0}/s",
         n as f64 / started.elapsed().as_secs_f64()
     );
     Ok(())

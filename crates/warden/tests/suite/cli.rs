@@ -18,6 +18,35 @@ fn warden(dir: &Path) -> Command {
     cmd
 }
 
+/// Runs `warden ARGS --credentials CREDS` in `dir` with `stdin`, off the async runtime (the
+/// server under test runs on it); gives whether it succeeded and what it printed.
+fn run_cli(
+    dir: &Path,
+    creds: &Path,
+    args: Vec<String>,
+    stdin: &'static str,
+) -> tokio::task::JoinHandle<(bool, String)> {
+    let (dir, creds) = (dir.to_path_buf(), creds.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        let mut child = warden(&dir)
+            .args(&args)
+            .arg("--credentials")
+            .arg(&creds)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    })
+}
+
 fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
 }
@@ -638,27 +667,7 @@ async fn warden_host_manages_hosts_through_the_api_with_the_saved_login() {
     let id = created["host"]["id"].as_str().unwrap().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("credentials.json");
-    let run = |args: Vec<String>, stdin: &'static str| {
-        let (dir, creds) = (dir.path().to_path_buf(), creds.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut child = warden(&dir)
-                .args(&args)
-                .arg("--credentials")
-                .arg(&creds)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
-            let out = child.wait_with_output().unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned()
-                    + &String::from_utf8_lossy(&out.stderr),
-            )
-        })
-    };
+    let run = |args: Vec<String>, stdin: &'static str| run_cli(dir.path(), &creds, args, stdin);
     let host = |cmd: &[&str]| {
         let mut v = vec!["host".to_owned()];
         v.extend(cmd.iter().map(|s| (*s).to_owned()));
@@ -1174,26 +1183,8 @@ async fn workspaces_members_secrets_and_users_are_managed_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("credentials.json");
     let run = |args: &[&str], stdin: &'static str| {
-        let (dir, creds) = (dir.path().to_path_buf(), creds.clone());
         let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        tokio::task::spawn_blocking(move || {
-            let mut child = warden(&dir)
-                .args(&args)
-                .arg("--credentials")
-                .arg(&creds)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            std::io::Write::write_all(child.stdin.as_mut().unwrap(), stdin.as_bytes()).unwrap();
-            let out = child.wait_with_output().unwrap();
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned()
-                    + &String::from_utf8_lossy(&out.stderr),
-            )
-        })
+        run_cli(dir.path(), &creds, args, stdin)
     };
     let (ok, out) = run(
         &[
