@@ -48,6 +48,20 @@ pub fn complete(doc: &mut OpenApi, table: &AccessTable) {
         "FieldProblem".to_owned(),
         <crate::http::problem::FieldProblem as utoipa::PartialSchema>::schema(),
     );
+    // Each standard answer is described once and referenced by every operation.
+    for status in [400, 401, 403, 404, 413, 415, 422, 429, 500, 503] {
+        let (code, sentence) =
+            standard(axum::http::StatusCode::from_u16(status).unwrap_or_default());
+        let response = ResponseBuilder::new()
+            .description(format!(
+                "{sentence} (problem code `{code}` or a more specific one)"
+            ))
+            .content(PROBLEM_JSON, problem())
+            .build();
+        components
+            .responses
+            .insert(format!("Problem{status}"), RefOr::T(response));
+    }
     for (path, item) in doc.paths.paths.iter_mut() {
         for (method, op) in [
             (Method::GET, item.get.as_mut()),
@@ -96,12 +110,13 @@ fn statuses(path: &str, op: &Operation, access: Option<Access>) -> Vec<u16> {
     out
 }
 
+fn problem() -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Problem")))
+        .build()
+}
+
 fn add_problem(op: &mut Operation, status: u16) {
-    let problem = || {
-        ContentBuilder::new()
-            .schema(Some(Ref::from_schema_name("Problem")))
-            .build()
-    };
     let key = status.to_string();
     match op.responses.responses.get_mut(&key) {
         // Declared by hand: make sure it names the problem document.
@@ -114,15 +129,8 @@ fn add_problem(op: &mut Operation, status: u16) {
         }
         Some(RefOr::Ref(_)) => {}
         None => {
-            let (code, sentence) =
-                standard(axum::http::StatusCode::from_u16(status).unwrap_or_default());
-            let response = ResponseBuilder::new()
-                .description(format!(
-                    "{sentence} (problem code `{code}` or a more specific one)"
-                ))
-                .content(PROBLEM_JSON, problem())
-                .build();
-            op.responses.responses.insert(key, RefOr::T(response));
+            let shared = Ref::new(format!("#/components/responses/Problem{status}"));
+            op.responses.responses.insert(key, RefOr::Ref(shared));
         }
     }
 }

@@ -136,10 +136,15 @@ async fn the_openapi_document_declares_enforced_statuses_and_constraints() {
         .unwrap();
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     let problem_of = |op: &Value, status: &str| -> bool {
-        op["responses"][status]["content"]["application/problem+json"]["schema"]["$ref"]
+        // Inline, or a reference to a shared response.
+        let mut response = &op["responses"][status];
+        if let Some(r) = response["$ref"].as_str() {
+            let name = r.strip_prefix("#/components/responses/").unwrap();
+            response = &doc["components"]["responses"][name];
+        }
+        response["content"]["application/problem+json"]["schema"]["$ref"]
             .as_str()
             .is_some_and(|r| r.ends_with("/Problem"))
-            || op["responses"][status]["content"]["application/problem+json"].is_object()
     };
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
