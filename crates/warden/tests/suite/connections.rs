@@ -162,3 +162,33 @@ async fn past_the_connection_cap_new_connections_wait_until_one_closes() {
     drop(held.pop());
     assert!(waiting.await, "served once a connection closed");
 }
+
+/// The header-read deadline moves with each request: a keep-alive connection whose client
+/// keeps sending requests within the timeout is never cut, however long it lives.
+#[tokio::test]
+async fn a_busy_keep_alive_connection_outlives_the_header_timeout() {
+    let app = app_with(&[("WARDEN_HTTP_HEADER_READ_TIMEOUT_SECS", "2")]).await;
+    let mut conn = connect_from(&app, [127, 0, 6, 1]).await;
+    let mut buf = vec![0u8; 4096];
+    for i in 0..5 {
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"),
+            "request {i}"
+        );
+        // 1.2 s apart: 6 s in all, three times the timeout.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+    }
+    // Then idle: cut after the timeout.
+    assert!(
+        closed_within(&mut conn, Duration::from_secs(6))
+            .await
+            .is_some()
+    );
+}
