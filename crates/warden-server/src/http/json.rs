@@ -139,7 +139,14 @@ fn describe(path: &serde_path_to_error::Path, message: &str) -> FieldProblem {
         pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
         "is required".to_owned()
     } else if message.starts_with("unknown field `") {
-        "is not a known field".to_owned()
+        // The pointer names the object, not the member sent (a name the client chose).
+        if let Some(cut) = pointer.rfind('/') {
+            pointer.truncate(cut);
+        }
+        match message.rsplit_once(", expected ") {
+            Some((_, expected)) => format!("has an unknown member; expected {expected}"),
+            None => "has an unknown member".to_owned(),
+        }
     } else if message.starts_with("invalid type:")
         || message.starts_with("invalid value:")
         || message.starts_with("invalid length")
@@ -218,7 +225,13 @@ mod tests {
             ("/tags/1", "expected a string")
         );
         let f = refused(r#"{"name": "x", "count": 1, "sk-live-SECRET": 1}"#);
-        assert_eq!(f.reason, "is not a known field");
+        assert_eq!(f.pointer, "");
+        assert!(
+            f.reason.starts_with("has an unknown member; expected"),
+            "{}",
+            f.reason
+        );
+        assert!(!f.reason.contains("SECRET"), "{}", f.reason);
         for f in [
             refused(r#"{"name": "x", "count": -5}"#),
             refused(r#"{"name": "x", "count": 1, "mode": "sk-live-SECRET"}"#),
