@@ -16,6 +16,7 @@ mod migrate;
 pub mod roles;
 pub mod sessions;
 pub mod tenancy;
+pub mod throttle;
 
 pub use db::{Backend, ConnectOptions, Store, Tx, sqlite_file};
 pub use error::StoreError;

@@ -10,6 +10,7 @@ pub mod license;
 pub mod me;
 pub mod openapi;
 pub mod roles;
+pub mod session_files;
 pub mod sessions;
 pub mod setup;
 pub mod workspace_settings;
@@ -32,6 +33,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(hosts::routes())
         .merge(license::routes())
         .merge(sessions::routes())
+        .merge(session_files::routes())
         .merge(health::routes())
         .merge(openapi::routes())
 }
