@@ -191,7 +191,8 @@ pub async fn serve(
         };
         let Some(ip_slot) = per_ip.admit(peer.ip().to_canonical(), limits.max_connections_per_ip)
         else {
-            tracing::info!(peer = %peer.ip(), "connection refused: too many from this address");
+            // Debug, not info: one address's flood must not become a flood of log lines.
+            tracing::debug!(peer = %peer.ip(), "connection refused: too many from this address");
             drop(stream);
             continue;
         };
