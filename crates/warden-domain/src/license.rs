@@ -280,37 +280,6 @@ pub enum Problem {
     InvalidSignature,
 }
 
-impl Problem {
-    /// Stable code for problem documents.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::NotInstalled => "license-missing",
-            Self::Expired => "license-expired",
-            Self::NotYetValid => "license-not-yet-valid",
-            Self::Stale => "license-stale",
-            Self::MachineIdentityChanged => "machine-identity-changed",
-            Self::ClockTampered => "license-clock-tampered",
-            Self::InvalidSignature => "license-invalid-signature",
-        }
-    }
-
-    /// In words for the status endpoint and the 503 answer.
-    pub fn message(self) -> &'static str {
-        match self {
-            Self::NotInstalled => "no licence is installed",
-            Self::Expired => "the licence has expired",
-            Self::NotYetValid => "the licence is not valid yet",
-            Self::Stale => "the licence was issued too long before it was installed",
-            Self::MachineIdentityChanged => "machine identity changed",
-            Self::ClockTampered => {
-                "the system clock was moved back; the licence is invalid until it passes the \
-                 latest time seen"
-            }
-            Self::InvalidSignature => "the licence signature is invalid",
-        }
-    }
-}
-
 /// Where a licence stands at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {

@@ -190,10 +190,7 @@ fn open(
 ) -> Result<Secret, String> {
     let plain = state
         .keyring
-        .open(
-            &crate::api::workspace_settings::secret_context(ws, kind, name),
-            sealed,
-        )
+        .open(&warden_core::secrets::context(ws, kind, name), sealed)
         .map_err(|_| "a workspace secret could not be opened".to_owned())?;
     String::from_utf8(plain.to_vec())
         .map(Secret)

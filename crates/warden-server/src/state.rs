@@ -6,31 +6,24 @@
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
-use warden_crypto::Keyring;
-use warden_domain::clock::Clock;
-use warden_store::Store;
+use warden_core::Ctx;
 
 /// Shared by every handler. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Shared>);
 
-/// The contents of [`AppState`].
+/// The contents of [`AppState`]. The use cases' part is [`Ctx`], reachable through `Deref`
+/// while the last handlers still reach storage themselves.
 #[derive(Debug)]
 pub struct Shared {
-    /// The database.
-    pub store: Store,
-    /// Keys for secrets at rest.
-    pub keyring: Keyring,
-    /// The audit chain's HMAC key.
-    pub audit_key: Arc<warden_store::audit::ChainKey>,
+    /// What the core's use cases need: store, keyring, audit key, clock.
+    pub ctx: Ctx,
     /// Signs audit checkpoints.
     pub checkpoint_signer: Arc<warden_store::audit::CheckpointSigner>,
     /// Background verification of the audit chain.
     pub audit_monitor: crate::audit::AuditMonitor,
     /// Sign-in, tokens, revocation.
     pub identity: Arc<crate::identity::Identity>,
-    /// Where time comes from.
-    pub clock: Arc<dyn Clock>,
     /// Where hosts may connect from.
     pub hosts: crate::config::HostsConfig,
     /// This node's live agent connections.
@@ -59,5 +52,13 @@ impl Deref for AppState {
 
     fn deref(&self) -> &Shared {
         &self.0
+    }
+}
+
+impl Deref for Shared {
+    type Target = Ctx;
+
+    fn deref(&self) -> &Ctx {
+        &self.ctx
     }
 }

@@ -65,13 +65,15 @@ async fn main() -> anyhow::Result<()> {
         .await?,
     ));
     let app_state = AppState::new(Shared {
-        store,
+        ctx: warden_core::Ctx {
+            store,
+            keyring: ring,
+            audit_key,
+            clock: Arc::new(SystemClock),
+        },
         identity,
-        keyring: ring,
-        audit_key,
         checkpoint_signer: signer,
         audit_monitor: warden_server::audit::AuditMonitor::new(),
-        clock: Arc::new(SystemClock),
         hosts: warden_server::config::HostsConfig::default(),
         host_tickets,
         connections: Arc::default(),

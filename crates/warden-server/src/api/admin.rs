@@ -163,19 +163,11 @@ pub(crate) async fn may_act_on(
 }
 
 pub(crate) fn above_your_role() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "above-your-role",
-        "That role grants permissions you do not hold yourself.",
-    )
+    ApiError::from(warden_core::Code::AboveYourRole)
 }
 
 pub(crate) fn last_admin() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "last-admin",
-        "Warden keeps at least one active administrator: promote someone else first.",
-    )
+    ApiError::from(warden_core::Code::LastAdmin)
 }
 
 async fn set_active(

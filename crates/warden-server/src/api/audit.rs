@@ -115,11 +115,9 @@ pub struct EventPage {
 
 fn bad_filter(e: crate::audit::filter::FilterError) -> ApiError {
     tracing::debug!(reason = %e, "audit filter refused");
-    ApiError {
-        status: axum::http::StatusCode::BAD_REQUEST,
-        code: "invalid-filter",
-        field: None,
-        detail: match e {
+    ApiError(warden_core::CoreError::with_detail(
+        warden_core::Code::InvalidFilter,
+        match e {
             crate::audit::filter::FilterError::ActorKind => {
                 "actor_kind must be one of user, host, api_key, system."
             }
@@ -138,7 +136,7 @@ fn bad_filter(e: crate::audit::filter::FilterError) -> ApiError {
                 "filter values are at most 200 characters."
             }
         },
-    }
+    ))
 }
 
 /// Audit events matching the filters, newest first, a page at a time.

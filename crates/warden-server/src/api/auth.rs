@@ -80,12 +80,7 @@ pub struct TokenResponse {
 
 fn refused(r: Refusal) -> Response {
     match r {
-        Refusal::Invalid => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid-credentials",
-            "The email, password or token is not valid.",
-        )
-        .into_response(),
+        Refusal::Invalid => ApiError::from(warden_core::Code::InvalidCredentials).into_response(),
         Refusal::Throttled(wait) => crate::http::problem::too_many_attempts(wait),
         Refusal::Csrf => ApiError::csrf().into_response(),
         Refusal::Busy => ApiError::busy().into_response(),

@@ -275,12 +275,10 @@ async fn register(
     input: NewHostInput,
 ) -> Result<(StatusCode, Json<HostWithKey>), ApiError> {
     let name = HostName::parse(&input.name).map_err(|e| ApiError::invalid(&e))?;
-    let kind = HostKind::parse(&input.kind).ok_or(ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code: "invalid-input",
-        detail: "must be session or deploy",
-        field: Some("kind"),
-    })?;
+    let kind = HostKind::parse(&input.kind).ok_or(ApiError(warden_core::CoreError::invalid(
+        "kind",
+        "must be session or deploy",
+    )))?;
     let allow = AllowList::parse(input.allow_list.iter().map(String::as_str))
         .map_err(|e| ApiError::invalid(&e))?;
     let key = new_key().await?;
@@ -545,12 +543,10 @@ async fn rotate(
     let id = parse_id(id)?;
     let grace = input.grace_minutes.unwrap_or(60);
     if !(0..=10_080).contains(&grace) {
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid-input",
-            detail: "must be between 0 and 10080 minutes",
-            field: Some("grace_minutes"),
-        });
+        return Err(ApiError(warden_core::CoreError::invalid(
+            "grace_minutes",
+            "must be between 0 and 10080 minutes",
+        )));
     }
     let key = new_key().await?;
     let now = now_us(state.clock.as_ref());
@@ -786,12 +782,10 @@ pub struct HelloAnswer {
 fn reported(field: &'static str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control)
     {
-        return Err(ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid-input",
-            detail: "must be 1 to 200 characters without control characters",
-            field: Some(field),
-        });
+        return Err(ApiError(warden_core::CoreError::invalid(
+            field,
+            "must be 1 to 200 characters without control characters",
+        )));
     }
     Ok(())
 }
@@ -902,11 +896,11 @@ pub(crate) async fn set_host_workspaces(
     ApiJson(input): ApiJson<HostWorkspaces>,
 ) -> Result<Json<HostWorkspaces>, ApiError> {
     let id = parse_id(&id)?;
-    let bad = || ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code: "invalid-input",
-        detail: "every entry must be the id of an existing workspace (at most 1000)",
-        field: Some("workspace_ids"),
+    let bad = || {
+        ApiError(warden_core::CoreError::invalid(
+            "workspace_ids",
+            "every entry must be the id of an existing workspace (at most 1000)",
+        ))
     };
     if input.workspace_ids.len() > 1000 {
         return Err(bad());

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
@@ -155,9 +155,12 @@ pub(crate) async fn license_status(
     let mut status = LicenseStatus {
         state: state_name,
         enforcement: license.enforcement().as_str(),
-        problem: problem.map(|p| ProblemView {
-            code: p.code(),
-            message: p.message(),
+        problem: problem.map(|p| {
+            let code = warden_core::license::problem_code(p);
+            ProblemView {
+                code: code.as_str(),
+                message: code.sentence(),
+            }
         }),
         banner,
         features,
@@ -225,10 +228,8 @@ pub(crate) async fn machine_info(
     _admin: PlatformAccess,
 ) -> Result<Response, ApiError> {
     if state.license.fingerprint().is_empty() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "machine-identity-unavailable",
-            "This machine's identity cannot be read; set license.machine_id_file.",
+        return Err(ApiError::from(
+            warden_core::Code::MachineIdentityUnavailable,
         ));
     }
     let info = machine::MachineInfo {
@@ -245,8 +246,9 @@ pub(crate) async fn machine_info(
     Ok(res)
 }
 
-fn refused(code: &'static str, detail: &'static str) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+/// A licence refused at upload: invalid input (422), whatever the problem's usual status.
+fn refused(code: warden_core::Code, detail: &'static str) -> ApiError {
+    ApiError(warden_core::CoreError::with_detail(code, detail).unprocessable())
 }
 
 /// Installs a licence: the body is the `.lic` file. It is verified (signature with the
@@ -266,34 +268,29 @@ pub(crate) async fn upload_license(
 ) -> Result<Json<LicenseStatus>, ApiError> {
     let license = &state.license;
     let Some(key) = license.key() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "license-not-enforced",
-            "No operator public key is built in or configured (license.public_key_file), so \
-             Warden runs unlicensed and has nothing to verify a licence with.",
-        ));
+        return Err(ApiError::from(warden_core::Code::LicenseNotEnforced));
     };
     let now = unix_now(state.clock.as_ref());
     let verified = key
         .verify(&body)
         .map_err(|_| {
             refused(
-                "license-invalid-signature",
+                warden_core::Code::LicenseInvalidSignature,
                 "The licence signature is invalid, or it was signed by another operator key.",
             )
         })
         .and_then(|payload| {
             serde_json::from_value::<Claims>(serde_json::Value::Object(payload)).map_err(|_| {
                 refused(
-                    "license-malformed",
-                    "The licence's claims are not in the expected form.",
+                    warden_core::Code::LicenseMalformed,
+                    warden_core::Code::LicenseMalformed.sentence(),
                 )
             })
         })
         .and_then(|claims| {
             claims
                 .check()
-                .map_err(|e| refused("license-malformed", e.0))?;
+                .map_err(|e| refused(warden_core::Code::LicenseMalformed, e.0))?;
             let here = Here {
                 now,
                 fingerprint: license.fingerprint(),
@@ -302,7 +299,10 @@ pub(crate) async fn upload_license(
                 clock_tampered: license.clock_watch().tampered_at(now),
             };
             match standing(&claims, &here) {
-                Standing::Invalid(p) => Err(refused(p.code(), p.message())),
+                Standing::Invalid(p) => {
+                    let code = warden_core::license::problem_code(p);
+                    Err(refused(code, code.sentence()))
+                }
                 Standing::Valid | Standing::Grace(_) => Ok(claims),
             }
         });
@@ -317,7 +317,7 @@ pub(crate) async fn upload_license(
                 "license",
                 None,
                 Outcome::Failed,
-                json!({ "reason": e.code }),
+                json!({ "reason": e.code().as_str() }),
             );
             tx.record(&state.audit_key, &event)
                 .await

@@ -325,11 +325,10 @@ pub(crate) async fn change_password(
             .await
             .map_err(|e| ApiError::internal(&e))?;
         tx.commit().await.map_err(|e| ApiError::internal(&e))?;
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid-credentials",
+        return Err(ApiError(warden_core::CoreError::with_detail(
+            warden_core::Code::InvalidCredentials,
             "The current password is not correct.",
-        ));
+        )));
     };
     let hash = hash.map_err(|e| ApiError::internal(&e))?;
     let now_us = now_us(state.clock.as_ref());

@@ -12,7 +12,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa_axum::routes;
 use warden_domain::access::Access;
 
-use crate::http::problem::{ApiError, PROBLEM_JSON, standard};
+use crate::http::problem::{ApiError, PROBLEM_JSON};
 use crate::http::routes::{AccessTable, Routes};
 use crate::state::AppState;
 
@@ -50,8 +50,8 @@ pub fn complete(doc: &mut OpenApi, table: &AccessTable) {
     );
     // Each standard answer is described once and referenced by every operation.
     for status in [400, 401, 403, 404, 413, 415, 422, 429, 500, 503] {
-        let (code, sentence) =
-            standard(axum::http::StatusCode::from_u16(status).unwrap_or_default());
+        let standard = warden_core::Code::for_status(status);
+        let (code, sentence) = (standard.as_str(), standard.sentence());
         let response = ResponseBuilder::new()
             .description(format!(
                 "{sentence} (problem code `{code}` or a more specific one)"

@@ -49,12 +49,13 @@ pub(crate) async fn may_grant_role(
     let mut tx = state.store.begin_read().await.map_err(internal)?;
     let row = tx.role(role).await.map_err(internal)?;
     tx.commit().await.map_err(internal)?;
-    let row = row.ok_or(ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code: "unknown-role",
-        detail: "no platform role has this name",
-        field: Some("platform_role"),
-    })?;
+    let row = row.ok_or(ApiError(
+        warden_core::CoreError::with_detail(
+            warden_core::Code::UnknownRole,
+            "no platform role has this name",
+        )
+        .on_field("platform_role"),
+    ))?;
     if may_manage(grant.platform(), row.grants()) {
         Ok(())
     } else {
@@ -115,11 +116,7 @@ pub(crate) async fn list_users(
 ) -> Result<Json<UserPage>, ApiError> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-limit",
-            "limit must be between 1 and 200.",
-        ));
+        return Err(ApiError::from(warden_core::Code::InvalidLimit));
     }
     let mut tx = state.store.begin_read().await.map_err(internal)?;
     let rows = tx
@@ -261,19 +258,14 @@ pub struct RoleDefinition {
 }
 
 fn checked_set(grant: &PlatformGrant, def: &RoleDefinition) -> Result<PermissionSet, ApiError> {
-    let invalid = |detail| ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code: "invalid-input",
-        detail,
-        field: Some("permissions"),
-    };
+    let invalid = |detail| ApiError(warden_core::CoreError::invalid("permissions", detail));
     let set = PermissionSet::parse(def.permissions.iter().map(String::as_str))
         .map_err(|_| invalid("unknown permission name; GET /api/v1/admin/roles lists them"))?;
     if def.description.chars().count() > 200 || def.description.chars().any(char::is_control) {
-        return Err(ApiError {
-            field: Some("description"),
-            ..invalid("at most 200 characters, no control characters")
-        });
+        return Err(ApiError(warden_core::CoreError::invalid(
+            "description",
+            "at most 200 characters, no control characters",
+        )));
     }
     if !may_manage(grant.platform(), set) {
         return Err(above_your_role());
@@ -295,22 +287,13 @@ pub(crate) async fn create_role(
     PlatformAccess(grant): PlatformAccess,
     ApiJson(def): ApiJson<RoleDefinition>,
 ) -> Result<(StatusCode, Json<RoleView>), ApiError> {
-    let name =
-        RoleName::parse(def.name.as_deref().unwrap_or_default()).map_err(|detail| ApiError {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid-input",
-            detail,
-            field: Some("name"),
-        })?;
+    let name = RoleName::parse(def.name.as_deref().unwrap_or_default())
+        .map_err(|detail| ApiError(warden_core::CoreError::invalid("name", detail)))?;
     let set = checked_set(&grant, &def)?;
     let perms = set.names().join(" ");
     let mut tx = state.store.begin().await.map_err(internal)?;
     if tx.role(name.as_str()).await.map_err(internal)?.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "role-exists",
-            "A role with this name already exists.",
-        ));
+        return Err(ApiError::from(warden_core::Code::RoleExists));
     }
     tx.create_role(
         name.as_str(),
@@ -425,11 +408,7 @@ pub(crate) async fn delete_role(
     }
     let holders = tx.role_holders(&name).await.map_err(internal)?;
     if holders > 0 || !tx.delete_role(&name).await.map_err(internal)? {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "role-in-use",
-            "Users still hold this role; give them another role first.",
-        ));
+        return Err(ApiError::from(warden_core::Code::RoleInUse));
     }
     let event = meta.event(
         state.clock.now(),

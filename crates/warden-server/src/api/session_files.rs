@@ -136,20 +136,15 @@ impl FileCall<'_> {
         {
             drop(tx);
             self.refused(op, p, why.code()).await?;
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "path-refused",
+            return Err(ApiError(warden_core::CoreError::with_detail(
+                warden_core::Code::PathRefused,
                 why.message(),
-            ));
+            )));
         }
         tx.commit().await.map_err(db)?;
-        let host = row.host_id.ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                "host-not-connected",
-                "The session's host is not connected to this server.",
-            )
-        })?;
+        let host = row
+            .host_id
+            .ok_or_else(|| ApiError::from(warden_core::Code::HostNotConnected))?;
         let (session_id, workspace_id) = (row.id.to_string(), row.workspace_id.to_string());
         let sent_path = path.clone();
         let rx = self
@@ -163,22 +158,10 @@ impl FileCall<'_> {
                 path: sent_path,
                 content,
             })
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "host-not-connected",
-                    "The session's host is not connected to this server.",
-                )
-            })?;
+            .ok_or_else(|| ApiError::from(warden_core::Code::HostNotConnected))?;
         let answer = tokio::time::timeout(std::time::Duration::from_secs(15), rx)
             .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "host-timeout",
-                    "The session's host did not answer in time.",
-                )
-            })?
+            .map_err(|_| ApiError::from(warden_core::Code::HostTimeout))?
             .map_err(|_| ApiError::internal(&"the host's answer was lost"))?;
         let warden_protocol::AgentMessage::FileResponse { outcome, .. } = &answer else {
             return Err(ApiError::internal(&"unexpected answer"));
@@ -188,36 +171,16 @@ impl FileCall<'_> {
             "ok" => Ok(answer),
             "escape" => {
                 self.refused(op, shown, "escape").await?;
-                Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "path-escape",
-                    "The path leads outside the session's worktree.",
-                ))
+                Err(ApiError::from(warden_core::Code::PathEscape))
             }
             "refused" => {
                 self.refused(op, shown, "refused-by-host").await?;
-                Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "path-refused",
-                    "The path is not accepted.",
-                ))
+                Err(ApiError::from(warden_core::Code::PathRefused))
             }
             "not-found" => Err(not_found()),
-            "too-large" => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "file-too-large",
-                "Files of at most 48 KiB are transferred through this API.",
-            )),
-            "not-a-file" => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not-a-file",
-                "The path names a directory, or a file where a directory was expected.",
-            )),
-            "no-worktree" => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "no-worktree",
-                "The session has no worktree on its host (not started yet, or removed).",
-            )),
+            "too-large" => Err(ApiError::from(warden_core::Code::FileTooLarge)),
+            "not-a-file" => Err(ApiError::from(warden_core::Code::NotAFile)),
+            "no-worktree" => Err(ApiError::from(warden_core::Code::NoWorktree)),
             _ => Err(ApiError::internal(&"the host could not access the file")),
         }
     }

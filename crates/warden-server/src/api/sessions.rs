@@ -59,12 +59,7 @@ pub(super) fn not_found() -> ApiError {
 }
 
 pub(super) fn invalid(field: &'static str, detail: &'static str) -> ApiError {
-    ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code: "invalid-input",
-        detail,
-        field: Some(field),
-    }
+    ApiError(warden_core::CoreError::invalid(field, detail))
 }
 
 /// A session.
@@ -212,11 +207,7 @@ pub(crate) async fn create_session(
         .repository
         .as_deref()
         .and_then(|r| serde_json::from_str::<Repository>(r).ok())
-        .ok_or(ApiError::new(
-            StatusCode::CONFLICT,
-            "no-repository",
-            "Set the workspace's repository before opening a session.",
-        ))?;
+        .ok_or(ApiError::from(warden_core::Code::NoRepository))?;
     let hooks: warden_domain::tenancy::Hooks =
         serde_json::from_str(&workspace.hooks).unwrap_or_default();
     let here = state.connections.session_hosts();
@@ -227,11 +218,7 @@ pub(crate) async fn create_session(
         .into_iter()
         .filter(|h| here.contains(h))
         .find(|h| wanted.is_none_or(|w| w == *h))
-        .ok_or(ApiError::new(
-            StatusCode::CONFLICT,
-            "no-host-available",
-            "No approved session host that this workspace may use is connected.",
-        ))?;
+        .ok_or(ApiError::from(warden_core::Code::NoHostAvailable))?;
     let secrets = crate::sessions::secrets_for(&state, &mut tx, provider)
         .await
         .map_err(|e| ApiError::internal(&e))?;
@@ -414,11 +401,7 @@ pub(crate) async fn stop_session(
     let mut tx = access.open(&state).await?;
     let row = tx.session(id).await.map_err(db)?.ok_or_else(not_found)?;
     if !matches!(row.status.as_str(), "waiting" | "running") {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "session-ended",
-            "The session has already ended.",
-        ));
+        return Err(ApiError::from(warden_core::Code::SessionEnded));
     }
     let sent = row.host_id.is_some_and(|h| {
         state.connections.send(
@@ -429,11 +412,7 @@ pub(crate) async fn stop_session(
         )
     });
     if !sent && row.status == "running" {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "host-not-connected",
-            "The session's host is not connected to this server.",
-        ));
+        return Err(ApiError::from(warden_core::Code::HostNotConnected));
     }
     if !sent {
         tx.end_waiting_session(id, "canceled", None, now_us(state.clock.as_ref()))
@@ -592,11 +571,7 @@ pub(crate) async fn close_session(
         .await
         .map_err(db)?
     {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "session-not-closable",
-            "Only an ended session that is not closed yet can be closed; stop it first.",
-        ));
+        return Err(ApiError::from(warden_core::Code::SessionNotClosable));
     }
     let event = meta.event(
         state.clock.now(),

@@ -154,7 +154,7 @@ pub(crate) async fn setup_submit(
         Err(e) => {
             return page(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("<p>{}</p>", escape(e.detail)),
+                &format!("<p>{}</p>", escape(e.0.detail)),
             );
         }
     };

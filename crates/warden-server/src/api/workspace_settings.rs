@@ -7,26 +7,20 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
-use warden_crypto::keyring::Context;
+use warden_core::secrets::{self, Saved, Slot};
+use warden_core::workspaces::settings::{self, Settings as Parsed};
 use warden_domain::access::{Access, Permission};
-use warden_domain::audit::Outcome;
-use warden_domain::tenancy::{
-    Hooks, PROMPT_MAX, PromptName, Provider, Repository, TOKEN_MAX, TicketConfig,
-    VARIABLE_VALUE_MAX, VariableName, WorkspaceId, check_prompt, check_secret_value,
-};
+use warden_domain::tenancy::{Hooks, PromptName};
 use warden_store::tenancy::{PromptRow, SecretKind, SecretMeta};
 
 use super::me::rfc3339;
-use super::workspaces::{WorkspaceView, db, view};
-use crate::audit::request::RequestMeta;
-use crate::http::authz::WorkspaceAccess;
+use super::workspaces::{WorkspaceView, view};
+use crate::http::authz::{UserOp, WorkspaceAccess};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
-use crate::identity::{Caller, now_us};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
@@ -49,15 +43,6 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(read, routes!(list_provider_keys))
         .add(update, routes!(put_provider_key))
         .add(delete, routes!(delete_provider_key))
-}
-
-/// The associated data that binds a sealed value to its place: moved to another workspace,
-/// kind or name, it no longer opens.
-pub fn secret_context(workspace: WorkspaceId, kind: SecretKind, name: &str) -> Context {
-    Context::new("warden.workspace_secret")
-        .with(workspace.uuid().as_bytes())
-        .with(kind.as_str())
-        .with(name)
 }
 
 /// A write-only value, described without its value.
@@ -107,144 +92,35 @@ pub struct Settings {
         (status = 422, description = "Invalid setting", content_type = "application/problem+json")))]
 pub(crate) async fn put_settings(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     ApiJson(input): ApiJson<Settings>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
-    let invalid = |e: warden_domain::tenancy::Invalid| ApiError::invalid(&e);
-    let repository = input
-        .repository
-        .as_deref()
-        .map(Repository::parse)
-        .transpose()
-        .map_err(invalid)?;
-    input.hooks.check().map_err(invalid)?;
-    let tickets = input
-        .ticket_config
-        .as_ref()
-        .map(TicketConfig::parse)
-        .transpose()
-        .map_err(invalid)?;
-    let repository_json = repository.as_ref().map(to_json).transpose()?;
-    let hooks_json = to_json(&input.hooks)?;
-    let tickets_json = tickets.as_ref().map(to_json).transpose()?;
-
-    let mut tx = access.open(&state).await?;
-    tx.set_settings(
-        repository_json.as_deref(),
-        &hooks_json,
-        tickets_json.as_deref(),
-        now_us(state.clock.as_ref()),
-    )
-    .await
-    .map_err(db)?;
-    // Repository URLs carry no credentials (refused above), so the summary may name them.
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "workspace.settings_changed",
-        "workspace",
-        Some(tx.workspace().to_string()),
-        Outcome::Success,
-        json!({
-            "repository": repository,
-            "pre_session_hooks": input.hooks.pre_session.len(),
-            "post_session_hooks": input.hooks.post_session.len(),
-            "ticket_provider": tickets.as_ref().map(|t| t.provider),
-        }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    let row = tx.get().await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    Ok(Json(view(row)))
+    let parsed = Parsed::parse(
+        input.repository.as_deref(),
+        input.hooks,
+        input.ticket_config.as_ref(),
+    )?;
+    Ok(Json(view(
+        settings::save(&state.ctx, &op, &grant, parsed).await?,
+    )))
 }
 
-/// Serialising our own value types cannot fail in practice; if it does, it is a 500.
-fn to_json<T: Serialize>(v: &T) -> Result<String, ApiError> {
-    serde_json::to_string(v).map_err(|e| ApiError::internal(&e))
+/// 201 when the value was new, 200 when it replaced one.
+fn set_status(saved: Saved) -> StatusCode {
+    match saved {
+        Saved::Created => StatusCode::CREATED,
+        Saved::Replaced => StatusCode::OK,
+    }
 }
 
 async fn list_secrets(
     state: &AppState,
-    access: &WorkspaceAccess,
+    grant: &warden_store::tenancy::WorkspaceGrant,
     kind: SecretKind,
 ) -> Result<Json<Vec<SecretView>>, ApiError> {
-    let mut tx = access.open(state).await?;
-    let rows = tx.secrets(kind).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    let rows = secrets::list(&state.ctx, grant, kind).await?;
     Ok(Json(rows.into_iter().map(secret_view).collect()))
-}
-
-/// Seals `value` for (workspace, kind, name), stores it and records the change, without the
-/// value, in one transaction. 201 when new, 200 when it replaced one.
-async fn store_secret(
-    state: &AppState,
-    meta: &RequestMeta,
-    caller: &Caller,
-    access: &WorkspaceAccess,
-    kind: SecretKind,
-    name: &str,
-    value: &str,
-) -> Result<StatusCode, ApiError> {
-    let mut tx = access.open(state).await?;
-    let sealed = state
-        .keyring
-        .seal(
-            &secret_context(tx.workspace(), kind, name),
-            value.as_bytes(),
-        )
-        .map_err(|e| ApiError::internal(&e))?;
-    let replaced = tx
-        .put_secret(kind, name, &sealed, now_us(state.clock.as_ref()))
-        .await
-        .map_err(db)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "workspace.secret_set",
-        "workspace_secret",
-        Some(format!("{}:{name}", kind.as_str())),
-        Outcome::Success,
-        json!({ "kind": kind.as_str(), "name": name, "value": "[changed]", "replaced": replaced }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    Ok(set_status(replaced))
-}
-
-async fn remove_secret(
-    state: &AppState,
-    meta: &RequestMeta,
-    caller: &Caller,
-    access: &WorkspaceAccess,
-    kind: SecretKind,
-    name: &str,
-) -> Result<StatusCode, ApiError> {
-    let mut tx = access.open(state).await?;
-    if !tx.delete_secret(kind, name).await.map_err(db)? {
-        return Err(ApiError::from_status(StatusCode::NOT_FOUND));
-    }
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "workspace.secret_deleted",
-        "workspace_secret",
-        Some(format!("{}:{name}", kind.as_str())),
-        Outcome::Success,
-        json!({ "kind": kind.as_str(), "name": name }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-fn set_status(replaced: bool) -> StatusCode {
-    if replaced {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    }
 }
 
 /// Environment variables: names, who set them and when. Never the values.
@@ -253,9 +129,9 @@ fn set_status(replaced: bool) -> StatusCode {
     responses((status = 200, description = "Variables, without values", body = Vec<SecretView>)))]
 pub(crate) async fn list_variables(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
 ) -> Result<Json<Vec<SecretView>>, ApiError> {
-    list_secrets(&state, &access, SecretKind::Variable).await
+    list_secrets(&state, &grant, SecretKind::Variable).await
 }
 
 /// A write-only value.
@@ -282,26 +158,14 @@ impl std::fmt::Debug for SecretValue {
         (status = 422, description = "Invalid name or value", content_type = "application/problem+json")))]
 pub(crate) async fn put_variable(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
     ApiJson(input): ApiJson<SecretValue>,
 ) -> Result<StatusCode, ApiError> {
-    let name = path.1;
-    let name = VariableName::parse(&name).map_err(|e| ApiError::invalid(&e))?;
-    check_secret_value("value", &input.value, VARIABLE_VALUE_MAX)
-        .map_err(|e| ApiError::invalid(&e))?;
-    store_secret(
-        &state,
-        &meta,
-        &caller,
-        &access,
-        SecretKind::Variable,
-        name.as_str(),
-        &input.value,
-    )
-    .await
+    let slot = Slot::variable(&path.1)?;
+    let saved = secrets::set(&state.ctx, &op, &grant, &slot, &input.value).await?;
+    Ok(set_status(saved))
 }
 
 /// Deletes an environment variable.
@@ -311,13 +175,13 @@ pub(crate) async fn put_variable(
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such variable")))]
 pub(crate) async fn delete_variable(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let name = path.1;
-    remove_secret(&state, &meta, &caller, &access, SecretKind::Variable, &name).await
+    let slot = Slot::variable(&path.1)?;
+    secrets::remove(&state.ctx, &op, &grant, &slot).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Whether the personal access token is set, and by whom. Never the token.
@@ -326,9 +190,9 @@ pub(crate) async fn delete_variable(
     responses((status = 200, description = "The PAT's metadata (empty when unset)", body = Vec<SecretView>)))]
 pub(crate) async fn get_pat(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
 ) -> Result<Json<Vec<SecretView>>, ApiError> {
-    list_secrets(&state, &access, SecretKind::Pat).await
+    list_secrets(&state, &grant, SecretKind::Pat).await
 }
 
 /// Sets the workspace's personal access token (write-only).
@@ -338,22 +202,13 @@ pub(crate) async fn get_pat(
     responses((status = 201, description = "Set"), (status = 200, description = "Replaced")))]
 pub(crate) async fn put_pat(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     ApiJson(input): ApiJson<SecretValue>,
 ) -> Result<StatusCode, ApiError> {
-    check_secret_value("value", &input.value, TOKEN_MAX).map_err(|e| ApiError::invalid(&e))?;
-    store_secret(
-        &state,
-        &meta,
-        &caller,
-        &access,
-        SecretKind::Pat,
-        "pat",
-        &input.value,
-    )
-    .await
+    let slot = Slot::pat();
+    let saved = secrets::set(&state.ctx, &op, &grant, &slot, &input.value).await?;
+    Ok(set_status(saved))
 }
 
 /// Removes the personal access token.
@@ -362,11 +217,12 @@ pub(crate) async fn put_pat(
     responses((status = 204, description = "Removed"), (status = 404, description = "Not set")))]
 pub(crate) async fn delete_pat(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
 ) -> Result<StatusCode, ApiError> {
-    remove_secret(&state, &meta, &caller, &access, SecretKind::Pat, "pat").await
+    let slot = Slot::pat();
+    secrets::remove(&state.ctx, &op, &grant, &slot).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Provider keys (bring-your-own-key): which providers have one, who set it and when.
@@ -375,13 +231,9 @@ pub(crate) async fn delete_pat(
     responses((status = 200, description = "Providers with a key, without the keys", body = Vec<SecretView>)))]
 pub(crate) async fn list_provider_keys(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
 ) -> Result<Json<Vec<SecretView>>, ApiError> {
-    list_secrets(&state, &access, SecretKind::Provider).await
-}
-
-fn provider(name: &str) -> Result<Provider, ApiError> {
-    Provider::parse(name).ok_or(ApiError::from_status(StatusCode::NOT_FOUND))
+    list_secrets(&state, &grant, SecretKind::Provider).await
 }
 
 /// Sets a provider's API key (write-only): claude-code, gemini-cli, codex, opencode,
@@ -394,25 +246,14 @@ fn provider(name: &str) -> Result<Provider, ApiError> {
         (status = 404, description = "Unknown provider")))]
 pub(crate) async fn put_provider_key(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
     ApiJson(input): ApiJson<SecretValue>,
 ) -> Result<StatusCode, ApiError> {
-    let name = path.1;
-    let provider = provider(&name)?;
-    check_secret_value("value", &input.value, TOKEN_MAX).map_err(|e| ApiError::invalid(&e))?;
-    store_secret(
-        &state,
-        &meta,
-        &caller,
-        &access,
-        SecretKind::Provider,
-        provider.as_str(),
-        &input.value,
-    )
-    .await
+    let slot = Slot::provider(&path.1)?;
+    let saved = secrets::set(&state.ctx, &op, &grant, &slot, &input.value).await?;
+    Ok(set_status(saved))
 }
 
 /// Removes a provider's key.
@@ -422,22 +263,13 @@ pub(crate) async fn put_provider_key(
     responses((status = 204, description = "Removed"), (status = 404, description = "Not set")))]
 pub(crate) async fn delete_provider_key(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let name = path.1;
-    let provider = provider(&name)?;
-    remove_secret(
-        &state,
-        &meta,
-        &caller,
-        &access,
-        SecretKind::Provider,
-        provider.as_str(),
-    )
-    .await
+    let slot = Slot::provider(&path.1)?;
+    secrets::remove(&state.ctx, &op, &grant, &slot).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A prompt template.
@@ -468,11 +300,9 @@ fn prompt_view(p: PromptRow) -> PromptView {
     responses((status = 200, description = "Prompts", body = Vec<PromptView>)))]
 pub(crate) async fn list_prompts(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
 ) -> Result<Json<Vec<PromptView>>, ApiError> {
-    let mut tx = access.open(&state).await?;
-    let rows = tx.prompts().await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    let rows = settings::prompts(&state.ctx, &grant).await?;
     Ok(Json(rows.into_iter().map(prompt_view).collect()))
 }
 
@@ -484,17 +314,10 @@ pub(crate) async fn list_prompts(
         (status = 404, description = "No such prompt")))]
 pub(crate) async fn get_prompt(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<PromptView>, ApiError> {
-    let name = path.1;
-    let mut tx = access.open(&state).await?;
-    let row = tx
-        .prompt(&name)
-        .await
-        .map_err(db)?
-        .ok_or(ApiError::from_status(StatusCode::NOT_FOUND))?;
-    tx.commit().await.map_err(db)?;
+    let row = settings::prompt(&state.ctx, &grant, &path.1).await?;
     Ok(Json(prompt_view(row)))
 }
 
@@ -516,38 +339,15 @@ pub struct PromptText {
         (status = 422, description = "Invalid name or template", content_type = "application/problem+json")))]
 pub(crate) async fn put_prompt(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
     ApiJson(input): ApiJson<PromptText>,
 ) -> Result<(StatusCode, Json<PromptView>), ApiError> {
-    let name = path.1;
-    let name = PromptName::parse(&name).map_err(|e| ApiError::invalid(&e))?;
-    check_prompt(&input.template).map_err(|e| ApiError::invalid(&e))?;
-    debug_assert!(input.template.len() <= PROMPT_MAX);
-    let mut tx = access.open(&state).await?;
-    let replaced = tx
-        .put_prompt(name.as_str(), &input.template, now_us(state.clock.as_ref()))
-        .await
-        .map_err(db)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "workspace.prompt_saved",
-        "prompt",
-        Some(name.as_str().to_owned()),
-        Outcome::Success,
-        json!({ "name": name.as_str(), "bytes": input.template.len(), "replaced": replaced }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    let row = tx
-        .prompt(name.as_str())
-        .await
-        .map_err(db)?
-        .ok_or_else(|| ApiError::internal(&"prompt vanished"))?;
-    tx.commit().await.map_err(db)?;
-    Ok((set_status(replaced), Json(prompt_view(row))))
+    let name = PromptName::parse(&path.1)?;
+    let (saved, row) =
+        settings::save_prompt(&state.ctx, &op, &grant, &name, &input.template).await?;
+    Ok((set_status(saved), Json(prompt_view(row))))
 }
 
 /// Deletes a prompt template.
@@ -557,26 +357,10 @@ pub(crate) async fn put_prompt(
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such prompt")))]
 pub(crate) async fn delete_prompt(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let name = path.1;
-    let mut tx = access.open(&state).await?;
-    if !tx.delete_prompt(&name).await.map_err(db)? {
-        return Err(ApiError::from_status(StatusCode::NOT_FOUND));
-    }
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "workspace.prompt_deleted",
-        "prompt",
-        Some(name.clone()),
-        Outcome::Success,
-        json!({ "name": name }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    settings::delete_prompt(&state.ctx, &op, &grant, &path.1).await?;
     Ok(StatusCode::NO_CONTENT)
 }

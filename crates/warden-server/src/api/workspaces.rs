@@ -5,25 +5,20 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
-use uuid::Uuid;
-use warden_domain::access::{
-    Access, Permission, WorkspaceRole, keeps_an_owner, may_change_membership,
-};
-use warden_domain::audit::Outcome;
-use warden_domain::identity::normalize_email;
-use warden_domain::tenancy::{Hooks, Repository, WorkspaceId, WorkspaceName};
-use warden_store::tenancy::{MemberRow, WorkspaceRow, WorkspaceTx};
+use warden_core::workspaces::members::{self, Newcomer, parse_role};
+use warden_core::workspaces::{self as core, Listing, Workspace};
+use warden_domain::access::{Access, Permission};
+use warden_domain::tenancy::{Hooks, Repository, WorkspaceName};
+use warden_store::tenancy::MemberRow;
 
 use super::me::rfc3339;
-use crate::audit::request::RequestMeta;
-use crate::http::authz::{PlatformAccess, WorkspaceAccess, refused};
+use crate::http::authz::{PlatformAccess, UserOp, WorkspaceAccess};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
-use crate::identity::{Caller, now_us};
+use crate::identity::Caller;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
@@ -96,19 +91,13 @@ pub struct WorkspaceView {
     pub my_role: Option<String>,
 }
 
-pub(crate) fn view(w: WorkspaceRow) -> WorkspaceView {
+pub(crate) fn view(w: Workspace) -> WorkspaceView {
     WorkspaceView {
         id: w.id.to_string(),
         name: w.name,
-        repository: w
-            .repository
-            .as_deref()
-            .and_then(|r| serde_json::from_str(r).ok()),
-        hooks: serde_json::from_str(&w.hooks).unwrap_or_default(),
-        ticket_config: w
-            .ticket_config
-            .as_deref()
-            .and_then(|t| serde_json::from_str(t).ok()),
+        repository: w.repository,
+        hooks: w.hooks,
+        ticket_config: w.ticket_config,
         created_by: w.created_by.to_string(),
         created_at: rfc3339(w.created_at),
         updated_at: rfc3339(w.updated_at),
@@ -149,60 +138,20 @@ pub struct WorkspacePage {
         (status = 403, description = "all=true without platform workspaces.read", content_type = "application/problem+json")))]
 pub(crate) async fn list_workspaces(
     State(state): State<AppState>,
-    meta: RequestMeta,
+    UserOp(op): UserOp,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<WorkspacePage>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-limit",
-            "limit must be between 1 and 200.",
-        ));
-    }
-    let after = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(WorkspaceId::parse(c).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-cursor",
-                "cursor must be the next_cursor of a previous page.",
-            )
-        })?),
+    let listing = Listing {
+        all: q.all,
+        archived: q.archived,
+        cursor: q.cursor,
+        limit: q.limit,
     };
-    let rows = if q.all {
-        let grant = state
-            .store
-            .authorize_platform(&caller.principal, Permission::WORKSPACES_READ)
-            .await
-            .map_err(refused)?;
-        let event = meta.event(
-            state.clock.now(),
-            caller.actor(),
-            "workspace.listed_all",
-            "workspace",
-            None,
-            Outcome::Success,
-            json!({ "archived": q.archived, "cursor": q.cursor, "limit": limit }),
-        );
-        state
-            .store
-            .platform_wide(&grant, &state.audit_key, &event, after, limit, q.archived)
-            .await
-            .map_err(db)?
-    } else {
-        state
-            .store
-            .my_workspaces(&caller.principal, after, limit, q.archived)
-            .await
-            .map_err(db)?
-    };
-    let full = i64::try_from(rows.len()).unwrap_or(0) == limit;
-    let next_cursor = rows.last().filter(|_| full).map(|w| w.id.to_string());
+    let page = core::list(&state.ctx, &op, &caller.principal, listing).await?;
     Ok(Json(WorkspacePage {
-        items: rows.into_iter().map(view).collect(),
-        next_cursor,
+        items: page.items.into_iter().map(view).collect(),
+        next_cursor: page.next_cursor,
     }))
 }
 
@@ -222,32 +171,13 @@ pub struct NewWorkspace {
         (status = 422, description = "Invalid name", content_type = "application/problem+json")))]
 pub(crate) async fn create_workspace(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     PlatformAccess(grant): PlatformAccess,
     ApiJson(input): ApiJson<NewWorkspace>,
 ) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
-    let name = WorkspaceName::parse(&input.name).map_err(|e| ApiError::invalid(&e))?;
-    let now = state.clock.now();
-    let mut tx = state
-        .store
-        .create_workspace(&grant, name.as_str(), now_us(state.clock.as_ref()))
-        .await
-        .map_err(db)?;
-    let id = tx.workspace().to_string();
-    let event = meta.event(
-        now,
-        caller.actor(),
-        "workspace.created",
-        "workspace",
-        Some(id),
-        Outcome::Success,
-        json!({ "name": name.as_str() }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    let row = tx.get().await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    Ok((StatusCode::CREATED, Json(view(row))))
+    let name = WorkspaceName::parse(&input.name)?;
+    let created = core::create(&state.ctx, &op, &grant, &name).await?;
+    Ok((StatusCode::CREATED, Json(view(created))))
 }
 
 /// A workspace, with its settings (never its secret values).
@@ -258,12 +188,9 @@ pub(crate) async fn create_workspace(
         (status = 404, description = "No such workspace visible to the caller", content_type = "application/problem+json")))]
 pub(crate) async fn get_workspace(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
 ) -> Result<Json<WorkspaceView>, ApiError> {
-    let mut tx = access.open(&state).await?;
-    let row = tx.get().await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    Ok(Json(view(row)))
+    Ok(Json(view(core::get(&state.ctx, &grant).await?)))
 }
 
 /// A workspace's new name.
@@ -283,30 +210,14 @@ pub struct Rename {
         (status = 404, description = "No such workspace visible to the caller", content_type = "application/problem+json")))]
 pub(crate) async fn rename_workspace(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     ApiJson(input): ApiJson<Rename>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
-    let name = WorkspaceName::parse(&input.name).map_err(|e| ApiError::invalid(&e))?;
-    let mut tx = access.open(&state).await?;
-    let before = tx.get().await.map_err(db)?;
-    tx.rename(name.as_str(), now_us(state.clock.as_ref()))
-        .await
-        .map_err(db)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "workspace.renamed",
-        "workspace",
-        Some(before.id.to_string()),
-        Outcome::Success,
-        json!({ "name": { "old": before.name, "new": name.as_str() } }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    let row = tx.get().await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
-    Ok(Json(view(row)))
+    let name = WorkspaceName::parse(&input.name)?;
+    Ok(Json(view(
+        core::rename(&state.ctx, &op, &grant, &name).await?,
+    )))
 }
 
 /// Archives a workspace: it stays readable, and nothing in it can change.
@@ -318,23 +229,10 @@ pub(crate) async fn rename_workspace(
         (status = 409, description = "Already archived", content_type = "application/problem+json")))]
 pub(crate) async fn archive_workspace(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = access.open(&state).await?;
-    tx.archive(now_us(state.clock.as_ref())).await.map_err(db)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "workspace.archived",
-        "workspace",
-        Some(tx.workspace().to_string()),
-        Outcome::Success,
-        json!({}),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    core::archive(&state.ctx, &op, &grant).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -371,54 +269,10 @@ fn member_view(m: MemberRow) -> MemberView {
         (status = 404, description = "No such workspace visible to the caller", content_type = "application/problem+json")))]
 pub(crate) async fn list_members(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
-    let mut tx = access.open(&state).await?;
-    let rows = tx.members().await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    let rows = members::list(&state.ctx, &grant).await?;
     Ok(Json(rows.into_iter().map(member_view).collect()))
-}
-
-fn parse_role(role: &str) -> Result<WorkspaceRole, ApiError> {
-    WorkspaceRole::parse(role).ok_or(ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code: "invalid-input",
-        detail: "must be owner, maintainer, member or viewer",
-        field: Some("role"),
-    })
-}
-
-fn role_forbidden() -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "owner-role-reserved",
-        "Only owners can grant, change or remove the owner role.",
-    )
-}
-
-fn last_owner() -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "last-owner",
-        "A workspace keeps at least one owner: make someone else owner first.",
-    )
-}
-
-/// Checks a membership change against the actor's role and the last-owner rule.
-async fn check_change(
-    tx: &mut WorkspaceTx,
-    from: Option<WorkspaceRole>,
-    to: Option<WorkspaceRole>,
-) -> Result<(), ApiError> {
-    let platform_wide = tx.platform_holds(Permission::WORKSPACES_MEMBERS);
-    if !may_change_membership(tx.role(), platform_wide, from, to) {
-        return Err(role_forbidden());
-    }
-    let owners = tx.count_owners().await.map_err(db)?;
-    if !keeps_an_owner(owners, from, to) {
-        return Err(last_owner());
-    }
-    Ok(())
 }
 
 /// A new member, by email or user id.
@@ -443,65 +297,13 @@ pub struct NewMember {
         (status = 422, description = "No such active user, or bad role", content_type = "application/problem+json")))]
 pub(crate) async fn add_member(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     ApiJson(input): ApiJson<NewMember>,
 ) -> Result<(StatusCode, Json<MemberView>), ApiError> {
     let role = parse_role(&input.role)?;
-    let no_user = || ApiError {
-        status: StatusCode::UNPROCESSABLE_ENTITY,
-        code: "unknown-user",
-        detail: "no active user has this email or id",
-        field: Some("email"),
-    };
-    let mut tx = access.open(&state).await?;
-    let user = match (input.email.as_deref(), input.user_id.as_deref()) {
-        (Some(email), None) => {
-            let email = normalize_email(email).map_err(|_| no_user())?;
-            tx.user_by_email(&email).await.map_err(db)?
-        }
-        (None, Some(id)) => {
-            let id: Uuid = id.parse().map_err(|_| no_user())?;
-            tx.user_by_id(id).await.map_err(db)?
-        }
-        _ => {
-            return Err(ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                code: "invalid-input",
-                detail: "give exactly one of email and user_id",
-                field: Some("email"),
-            });
-        }
-    };
-    let user = user.filter(|u| u.active).ok_or_else(no_user)?;
-    check_change(&mut tx, None, Some(role)).await?;
-    if tx.member(user.id).await.map_err(db)?.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "already-member",
-            "This user is already a member; change their role instead.",
-        ));
-    }
-    tx.add_member(user.id, role, now_us(state.clock.as_ref()))
-        .await
-        .map_err(db)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "workspace.member_added",
-        "user",
-        Some(user.id.to_string()),
-        Outcome::Success,
-        json!({ "email": user.email, "role": role.as_str() }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    let row = tx
-        .member(user.id)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| ApiError::internal(&"member vanished"))?;
-    tx.commit().await.map_err(db)?;
+    let who = Newcomer::parse(input.email, input.user_id)?;
+    let row = members::add(&state.ctx, &op, &grant, who, role).await?;
     Ok((StatusCode::CREATED, Json(member_view(row))))
 }
 
@@ -511,17 +313,6 @@ pub(crate) async fn add_member(
 pub struct RoleChange {
     /// owner, maintainer, member or viewer.
     pub role: String,
-}
-
-async fn existing_member(
-    tx: &mut WorkspaceTx,
-    user_id: &str,
-) -> Result<(Uuid, WorkspaceRole), ApiError> {
-    let not_found = || ApiError::from_status(StatusCode::NOT_FOUND);
-    let id: Uuid = user_id.parse().map_err(|_| not_found())?;
-    let row = tx.member(id).await.map_err(db)?.ok_or_else(not_found)?;
-    let role = WorkspaceRole::parse(&row.role).ok_or_else(not_found)?;
-    Ok((id, role))
 }
 
 /// Changes a member's role. The last owner cannot be demoted.
@@ -535,36 +326,13 @@ async fn existing_member(
         (status = 409, description = "Would leave no owner", content_type = "application/problem+json")))]
 pub(crate) async fn change_member(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
     ApiJson(input): ApiJson<RoleChange>,
 ) -> Result<Json<MemberView>, ApiError> {
-    let user_id = path.1;
     let role = parse_role(&input.role)?;
-    let mut tx = access.open(&state).await?;
-    let (id, from) = existing_member(&mut tx, &user_id).await?;
-    check_change(&mut tx, Some(from), Some(role)).await?;
-    tx.set_member_role(id, role, now_us(state.clock.as_ref()))
-        .await
-        .map_err(db)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "workspace.member_role_changed",
-        "user",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "role": { "old": from.as_str(), "new": role.as_str() } }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    let row = tx
-        .member(id)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| ApiError::internal(&"member vanished"))?;
-    tx.commit().await.map_err(db)?;
+    let row = members::change_role(&state.ctx, &op, &grant, &path.1, role).await?;
     Ok(Json(member_view(row)))
 }
 
@@ -578,26 +346,10 @@ pub(crate) async fn change_member(
         (status = 409, description = "Would leave no owner", content_type = "application/problem+json")))]
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let user_id = path.1;
-    let mut tx = access.open(&state).await?;
-    let (id, from) = existing_member(&mut tx, &user_id).await?;
-    check_change(&mut tx, Some(from), None).await?;
-    tx.remove_member(id).await.map_err(db)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "workspace.member_removed",
-        "user",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "role": from.as_str() }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    members::remove(&state.ctx, &op, &grant, &path.1).await?;
     Ok(StatusCode::NO_CONTENT)
 }

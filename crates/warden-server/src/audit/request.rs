@@ -49,6 +49,20 @@ impl RequestMeta {
         }
     }
 
+    /// The operation `actor` performs through this request, with one clock reading.
+    pub fn op(&self, actor: Actor, clock: &dyn warden_domain::clock::Clock) -> warden_core::Op {
+        warden_core::Op::started_at(
+            actor,
+            warden_core::Origin {
+                ip: self.ip,
+                user_agent: self.user_agent.clone(),
+                request_id: crate::logging::current_request_id().map(|id| id.to_string()),
+            },
+            clock,
+            self.started,
+        )
+    }
+
     /// The client address as text.
     pub fn ip_text(&self) -> Option<String> {
         self.ip.map(|ip| ip.to_string())

@@ -71,11 +71,22 @@ pub fn refused(r: Refusal) -> ApiError {
     match r {
         Refusal::NotFound => ApiError::from_status(StatusCode::NOT_FOUND),
         Refusal::Forbidden => ApiError::from_status(StatusCode::FORBIDDEN),
-        Refusal::Archived => ApiError::new(
-            StatusCode::CONFLICT,
-            "workspace-archived",
-            "The workspace is archived; it can be read but not changed.",
-        ),
+        Refusal::Archived => ApiError::from(warden_core::Code::WorkspaceArchived),
         Refusal::Store(e) => ApiError::internal(&e),
+    }
+}
+
+/// The signed-in caller's operation: who (the caller), from where (the request), when (one
+/// clock reading). What a handler passes to the core.
+#[derive(Debug)]
+pub struct UserOp(pub warden_core::Op);
+
+impl FromRequestParts<AppState> for UserOp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = crate::identity::Caller::from_request_parts(parts, state).await?;
+        let Ok(meta) = crate::audit::request::RequestMeta::from_request_parts(parts, state).await;
+        Ok(Self(meta.op(caller.actor(), state.clock.as_ref())))
     }
 }

@@ -202,7 +202,7 @@ mod tests {
 
     fn refused(body: &str) -> FieldProblem {
         let refusal = parse::<Input>(body.as_bytes()).unwrap_err();
-        assert_eq!(refusal.error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refusal.error.status(), StatusCode::UNPROCESSABLE_ENTITY);
         refusal.fields.into_iter().next().unwrap()
     }
 
@@ -247,7 +247,7 @@ mod tests {
     fn syntax_errors_and_trailing_data_are_400() {
         for body in ["{", "nonsense", r#"{"name": "x", "count": 1} trailing"#] {
             let refusal = parse::<Input>(body.as_bytes()).unwrap_err();
-            assert_eq!(refusal.error.status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(refusal.error.status(), StatusCode::BAD_REQUEST, "{body}");
         }
     }
 }

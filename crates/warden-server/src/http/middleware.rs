@@ -237,14 +237,14 @@ fn render_problem(res: Response, id: &RequestId) -> Response {
         .extensions
         .remove::<Vec<super::problem::FieldProblem>>()
         .unwrap_or_default();
-    let mut problem = Problem::new(&err, id.as_str());
+    let mut problem = Problem::new(&err, parts.status, id.as_str());
     problem.errors = &fields;
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    if err.code == super::problem::BUSY && !parts.headers.contains_key(header::RETRY_AFTER) {
+    if err.0.retry_after.is_some() && !parts.headers.contains_key(header::RETRY_AFTER) {
         parts
             .headers
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -410,8 +410,8 @@ fn denial(req: &Request, res: &Response, user: Option<uuid::Uuid>) -> Option<Den
     let reason = res
         .extensions()
         .get::<ApiError>()
-        .map_or("refused", |e| e.code);
-    if reason == "feature-not-licensed" {
+        .map_or("refused", |e| e.code().as_str());
+    if reason == warden_core::Code::FeatureNotLicensed.as_str() {
         return None;
     }
     Some(Denial {
@@ -514,20 +514,9 @@ fn first_gate(
 /// The answer for a request the licence refuses.
 pub fn license_refusal(r: LicenseRefusal) -> ApiError {
     match r {
-        LicenseRefusal::Invalid(p) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, p.code(), p.message())
-        }
-        LicenseRefusal::DomainMismatch => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "license-domain-mismatch",
-            "license domain mismatch: the configured public_url is not a host name the \
-             licence allows (or public_url is not set)",
-        ),
-        LicenseRefusal::Feature(_) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "feature-not-licensed",
-            "the licence does not include this feature",
-        ),
+        LicenseRefusal::Invalid(p) => warden_core::license::problem_code(p).into(),
+        LicenseRefusal::DomainMismatch => warden_core::Code::LicenseDomainMismatch.into(),
+        LicenseRefusal::Feature(_) => warden_core::Code::FeatureNotLicensed.into(),
     }
 }
 
@@ -609,12 +598,7 @@ fn path_workspace(req: &Request) -> Result<WorkspaceId, Response> {
     if let Some(header) = req.headers().get(&X_WORKSPACE_ID) {
         let named = header.to_str().ok().and_then(WorkspaceId::parse);
         if named != Some(workspace) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "workspace-mismatch",
-                "The X-Workspace-Id header does not name the workspace in the path.",
-            )
-            .into_response());
+            return Err(ApiError::from(warden_core::Code::WorkspaceMismatch).into_response());
         }
     }
     Ok(workspace)

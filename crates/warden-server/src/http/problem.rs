@@ -5,159 +5,86 @@
 //! response — ours, axum's rejections, tower's timeouts — into a problem document with the
 //! request id, and drops whatever body it had, so no internal text reaches a client.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-
-/// The code of [`ApiError::busy`]; its responses carry `Retry-After`.
-pub const BUSY: &str = "server-busy";
+use warden_core::{Code, CoreError};
 
 /// Content type of every error response.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// A client-facing error: a stable code, a status and a safe sentence.
+/// A client-facing error: the core's error (a registered code, a safe sentence) as an HTTP
+/// answer. Its status comes from the code registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Stable, machine-readable code (`not-found`, `payload-too-large`, …).
-    pub code: &'static str,
-    /// A sentence safe to show anyone.
-    pub detail: &'static str,
-    /// The input the problem is about, for validation failures.
-    pub field: Option<&'static str>,
-}
+pub struct ApiError(pub CoreError);
 
 impl ApiError {
-    /// A problem for `status` with its standard code and sentence.
+    /// The standard problem for `status`.
     pub fn from_status(status: StatusCode) -> Self {
-        let (code, detail) = standard(status);
-        Self {
-            status,
-            code,
-            detail,
-            field: None,
-        }
+        Self(CoreError::new(Code::for_status(status.as_u16())))
     }
 
-    /// A problem with its own code and sentence.
-    pub fn new(status: StatusCode, code: &'static str, detail: &'static str) -> Self {
-        Self {
-            status,
-            code,
-            detail,
-            field: None,
-        }
+    /// The registered code.
+    pub fn code(&self) -> Code {
+        self.0.code
+    }
+
+    /// The status it is answered with.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// A cookie-authenticated, state-changing request without same-origin evidence or the
     /// CSRF token.
     pub fn csrf() -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "csrf-refused",
-            "State-changing requests from the browser must come from this origin and carry \
-             the X-CSRF-Token header.",
-        )
+        Code::CsrfRefused.into()
     }
 
     /// An internal failure. The cause is logged here, under the request's id (the log line
     /// is inside the request span); the client sees only a generic sentence and that id.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        Self::from_status(StatusCode::INTERNAL_SERVER_ERROR)
+        Self(CoreError::internal(cause))
     }
 
     /// Input that fails validation: 422, naming the field and what is wrong.
     pub fn invalid(problem: &warden_domain::tenancy::Invalid) -> Self {
-        Self {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code: "invalid-input",
-            detail: problem.reason,
-            field: Some(problem.field),
-        }
+        Self(problem.into())
     }
 
     /// Costly work (password hashing, host-key checks) is at its limit: 503 with
     /// `Retry-After: 1`.
     pub fn busy() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            BUSY,
-            "The server is busy checking credentials; retry in a moment.",
-        )
+        Self(CoreError::busy())
     }
 
     /// The dependency the request needs (e.g. the database) is not available.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
-        tracing::warn!(error = %cause, "service unavailable");
-        Self::from_status(StatusCode::SERVICE_UNAVAILABLE)
+        Self(CoreError::unavailable(cause))
+    }
+}
+
+impl<E: Into<CoreError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        Self(e.into())
     }
 }
 
 /// 429 after too many failed attempts, with `Retry-After` in whole seconds (at least 1).
 pub fn too_many_attempts(wait: std::time::Duration) -> Response {
-    let mut res = ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "too-many-attempts",
-        "Too many failed attempts; wait before trying again.",
-    )
-    .into_response();
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    if let Ok(v) = axum::http::HeaderValue::from_str(&secs.max(1).to_string()) {
-        res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
-    }
-    res
+    ApiError(CoreError::too_many_attempts(wait)).into_response()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut res = self.status.into_response();
+        let mut res = self.status().into_response();
+        if let Some(wait) = self.0.retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
         res.extensions_mut().insert(self);
         res
-    }
-}
-
-/// The standard code and sentence for a status.
-pub fn standard(status: StatusCode) -> (&'static str, &'static str) {
-    match status.as_u16() {
-        400 => (
-            "bad-request",
-            "The request is malformed (for example, the body is not valid JSON).",
-        ),
-        401 => ("unauthenticated", "Sign in to use this resource."),
-        403 => ("forbidden", "You may not use this resource."),
-        404 => ("not-found", "There is nothing at this address."),
-        405 => (
-            "method-not-allowed",
-            "This address does not accept that method.",
-        ),
-        408 => (
-            "request-timeout",
-            "The request took too long and was stopped.",
-        ),
-        413 => (
-            "payload-too-large",
-            "The request body is larger than this server accepts.",
-        ),
-        415 => (
-            "unsupported-media-type",
-            "Send the request body as application/json.",
-        ),
-        422 => (
-            "unprocessable-content",
-            "The request body does not have the expected fields and types.",
-        ),
-        429 => (
-            "too-many-requests",
-            "Too many requests; slow down and retry later.",
-        ),
-        503 => ("unavailable", "The service is not ready; retry shortly."),
-        s if s >= 500 => (
-            "internal",
-            "An internal error occurred; quote the request id when reporting it.",
-        ),
-        _ => ("error", "The request could not be completed."),
     }
 }
 
@@ -196,16 +123,16 @@ pub struct Problem<'a> {
 }
 
 impl<'a> Problem<'a> {
-    /// The problem document for `err` on the request `request_id`.
-    pub fn new(err: &'a ApiError, request_id: &'a str) -> Self {
+    /// The problem document for `err`, answered with `status`, on the request `request_id`.
+    pub fn new(err: &'a ApiError, status: StatusCode, request_id: &'a str) -> Self {
         Self {
-            kind: format!("urn:warden:problem:{}", err.code),
-            title: err.status.canonical_reason().unwrap_or("Error"),
-            status: err.status.as_u16(),
-            detail: err.detail,
-            code: err.code,
+            kind: format!("urn:warden:problem:{}", err.0.code),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: err.0.detail,
+            code: err.0.code.as_str(),
             request_id,
-            field: err.field,
+            field: err.0.field,
             errors: &[],
         }
     }

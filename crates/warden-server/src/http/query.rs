@@ -23,11 +23,7 @@ where
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let raw = parts.uri.query().unwrap_or_default();
         if !decodes_to_utf8(raw) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-encoding",
-                "The query string does not decode to UTF-8 text.",
-            ));
+            return Err(ApiError::from(warden_core::Code::InvalidEncoding));
         }
         // Not the rejection's text: it can quote the input.
         axum::extract::Query::<T>::try_from_uri(&parts.uri)

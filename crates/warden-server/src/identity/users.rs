@@ -1,6 +1,5 @@
 //! Creating users: from the API, the first-run setup page and the command line.
 
-use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -59,7 +58,7 @@ pub async fn create_offline(
         platform_role,
     )
     .await
-    .map_err(|e| e.detail.to_owned())
+    .map_err(|e| e.0.detail.to_owned())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -88,11 +87,7 @@ async fn insert(
         .map_err(|e| ApiError::internal(&e))?
         .is_some()
     {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "email-taken",
-            "A user with this email already exists.",
-        ));
+        return Err(ApiError::from(warden_core::Code::EmailTaken));
     }
     if tx
         .role(platform_role)
@@ -100,11 +95,7 @@ async fn insert(
         .map_err(|e| ApiError::internal(&e))?
         .is_none()
     {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown-role",
-            "No platform role has this name.",
-        ));
+        return Err(ApiError::from(warden_core::Code::UnknownRole));
     }
     admit_user(license, &mut tx).await?;
     tx.create_user(id, &email, &hash, platform_role, now_us(clock))
@@ -155,12 +146,7 @@ pub async fn admit_user(
         .await
         .map_err(|e| ApiError::internal(&e))?;
     if active >= i64::from(limit) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "user-limit-reached",
-            "The licence's user limit is reached: deactivate a user, or ask your operator for a \
-             licence with a higher limit.",
-        ));
+        return Err(ApiError::from(warden_core::Code::UserLimitReached));
     }
     Ok(())
 }
@@ -194,13 +180,8 @@ pub struct UserView {
 
 /// Normalises the email and checks the password against the policy.
 pub fn validate_new_user(email: &str, password: &str) -> Result<String, ApiError> {
-    let email = normalize_email(email).map_err(|_| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-email",
-            "Not a valid email address.",
-        )
-    })?;
+    let email =
+        normalize_email(email).map_err(|_| ApiError::from(warden_core::Code::InvalidEmail))?;
     check_password(password, &email).map_err(|p| policy_error(&p))?;
     Ok(email)
 }
@@ -216,5 +197,8 @@ pub fn policy_error(p: &PasswordProblem) -> ApiError {
         }
         P::ContainsEmail => "The password must not contain the email address.",
     };
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "weak-password", detail)
+    ApiError(warden_core::CoreError::with_detail(
+        warden_core::Code::WeakPassword,
+        detail,
+    ))
 }

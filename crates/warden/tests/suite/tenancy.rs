@@ -645,7 +645,7 @@ async fn secrets_are_write_only_bound_to_their_workspace_and_never_stored_in_pla
         .unwrap()
         .unwrap();
     drop(tx);
-    use warden_server::api::workspace_settings::secret_context;
+    use warden_core::secrets::context as secret_context;
     use warden_store::tenancy::SecretKind;
     let opened = ring
         .open(&secret_context(b, SecretKind::Pat, "pat"), &sealed)

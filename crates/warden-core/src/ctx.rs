@@ -1,0 +1,23 @@
+//! What use cases need from the running node: storage, keys, the clock. Front ends hold one
+//! [`Ctx`] and pass it to every use case; nothing in it knows about HTTP.
+
+use std::sync::Arc;
+
+use warden_crypto::Keyring;
+use warden_domain::clock::Clock;
+use warden_store::Store;
+use warden_store::audit::ChainKey;
+
+/// The node's shared parts, as use cases see them. Cheap to share behind the front end's
+/// state.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The database.
+    pub store: Store,
+    /// Keys for secrets at rest.
+    pub keyring: Keyring,
+    /// The audit chain's HMAC key.
+    pub audit_key: Arc<ChainKey>,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+}

@@ -1,0 +1,18 @@
+//! Warden's use cases: one public function per thing a user or a job can do, grouped by area.
+//!
+//! Every use case takes the node's [`Ctx`], the [`Op`] (who, from where, when) and, where it
+//! touches tenant data, the grant the access guard minted. It opens the transaction, applies
+//! the rules, records the audit event and commits; it returns domain rows or a [`CoreError`]
+//! with a registered code. This crate knows no HTTP: the server, the console and jobs are its
+//! front ends.
+
+pub mod ctx;
+pub mod error;
+pub mod license;
+pub mod op;
+pub mod secrets;
+pub mod workspaces;
+
+pub use ctx::Ctx;
+pub use error::{Code, CoreError, CoreResult};
+pub use op::{Op, Origin};
