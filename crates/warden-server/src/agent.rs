@@ -273,7 +273,7 @@ pub fn spawn_watch(state: AppState) -> tokio::task::JoinHandle<()> {
 async fn verdict(state: &AppState, host: &HostCaller, node: &str) -> Option<ServerMessage> {
     let beat = state
         .store
-        .host_heartbeat(host.host_id, node, now_us(state.clock.as_ref()))
+        .host_heartbeat(&host.grant, node, now_us(state.clock.as_ref()))
         .await;
     match beat {
         Ok(None) => Some(ServerMessage::refused(
@@ -414,7 +414,7 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
     match state
         .store
         .claim_connection(
-            host.host_id,
+            &host.grant,
             host.kind.as_str(),
             &node,
             now,
@@ -536,7 +536,7 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
                                 match state
                                     .store
                                     .reconcile_host_sessions(
-                                        host.host_id,
+                                        &host.grant,
                                         &ids,
                                         connected_at,
                                         now_us(state.clock.as_ref()),
@@ -658,10 +658,7 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, mut s
     // Its sessions are not lost yet: the agent may be back in a moment (or, after a server
     // restart, already connected elsewhere) and say it still runs them. The sweep
     // (`spawn_session_sweep`) marks them lost once the host stays away.
-    let _ = state
-        .store
-        .host_disconnected(host.host_id, &node, now)
-        .await;
+    let _ = state.store.host_disconnected(&host.grant, &node, now).await;
 }
 
 /// At most this many output chunks (and about this many bytes) are recorded together.
@@ -699,10 +696,10 @@ async fn record_connect(
 ) -> bool {
     let ip = host.ip.to_string();
     let run = async {
-        let mut tx = state.store.begin_hosts().await?;
+        let mut tx = state.store.as_host(&host.grant).await?;
         let known = tx
             .record_hello(
-                host.host_id,
+                &host.grant,
                 &warden_store::hosts::Hello {
                     hostname: hostname.trim(),
                     os: os.trim(),

@@ -23,6 +23,7 @@ use warden_domain::hosts::{
     audit_failure, client_ip,
 };
 use warden_store::audit::ChainKey;
+use warden_store::hosts::{HostGrant, TicketCheck};
 use warden_store::{Store, StoreError};
 
 use crate::config::HostsConfig;
@@ -43,6 +44,8 @@ pub struct HostCaller {
     pub key_id: String,
     /// The address it connected from.
     pub ip: IpAddr,
+    /// The store's proof that it authenticated: what acting as this host on storage takes.
+    pub grant: HostGrant,
 }
 
 impl HostCaller {
@@ -140,14 +143,16 @@ impl HostGate {
         ip: IpAddr,
         now_us: i64,
     ) -> Result<HostCaller, &'static str> {
-        let ticket =
-            host_ticket::verify(&self.tickets, text, now_us).ok_or("invalid or expired ticket")?;
-        let row = self
+        let (row, grant) = match self
             .store
-            .host_for_ticket(Uuid::from_bytes(ticket.host_id), &ticket.key_id, now_us)
+            .host_for_ticket(&self.tickets, text, now_us)
             .await
             .map_err(|_| "ticket lookup failed")?
-            .ok_or("ticket for a deleted host or a retired key")?;
+        {
+            TicketCheck::Invalid => return Err("invalid or expired ticket"),
+            TicketCheck::Retired => return Err("ticket for a deleted host or a retired key"),
+            TicketCheck::Valid(row, grant) => (row, grant),
+        };
         let allowed =
             AllowList::from_stored(&row.allow_list).allows(ip) && self.config.allow_list.allows(ip);
         if !allowed {
@@ -157,8 +162,9 @@ impl HostGate {
             host_id: row.id,
             kind: HostKind::parse(&row.kind).unwrap_or(HostKind::Session),
             status: HostStatus::parse(&row.status).unwrap_or(HostStatus::Rejected),
-            key_id: ticket.key_id,
+            key_id: grant.key_id().to_owned(),
             ip,
+            grant,
         })
     }
 
@@ -224,16 +230,12 @@ impl HostGate {
                 let reserved = [format!("host-pair:{ip}|{id}"), format!("host-key:{id}")];
                 self.reserve(&reserved, now_us).await?;
                 reserved_key = true;
-                let (salt, hash) = (row.salt.clone(), row.hash.clone());
-                let text = presented_text.clone();
-                let ok = crate::costly::host_keys()
-                    .run(move || {
-                        warden_crypto::host_key::parse(&text)
-                            .is_some_and(|p| warden_crypto::host_key::verify(&p, &salt, &hash))
-                    })
+                let (checked, text) = (row.clone(), presented_text.clone());
+                let grant = crate::costly::host_keys()
+                    .run(move || checked.verify(&text))
                     .await
                     .map_err(|_| HostRefusal::Throttled(Duration::from_secs(1)))?;
-                if ok {
+                if grant.is_some() {
                     let mut tx = self.store.begin().await?;
                     for scope in &reserved {
                         tx.throttle_refund(scope).await?;
@@ -242,16 +244,17 @@ impl HostGate {
                 }
                 let allowed = AllowList::from_stored(&row.allow_list).allows(ip)
                     && self.config.allow_list.allows(ip);
-                match (ok, allowed) {
-                    (false, _) => Err("wrong secret"),
-                    (true, false) => Err("address not allowed"),
-                    (true, true) => Ok(HostCaller {
+                match (grant, allowed) {
+                    (None, _) => Err("wrong secret"),
+                    (Some(_), false) => Err("address not allowed"),
+                    (Some(grant), true) => Ok(HostCaller {
                         host_id: row.id,
                         kind: HostKind::parse(&row.kind).unwrap_or(HostKind::Session),
                         // An unreadable status grants nothing.
                         status: HostStatus::parse(&row.status).unwrap_or(HostStatus::Rejected),
-                        key_id: key_id.clone().unwrap_or_default(),
+                        key_id: grant.key_id().to_owned(),
                         ip,
+                        grant,
                     }),
                 }
             }
@@ -379,7 +382,11 @@ pub async fn local_host_key(
         salt: &key.salt,
         hash: &key.hash,
     };
-    let mut tx = state.store.begin_hosts().await.map_err(|e| e.to_string())?;
+    let mut tx = state
+        .store
+        .hosts_as_system()
+        .await
+        .map_err(|e| e.to_string())?;
     let existing = tx
         .all_hosts()
         .list()

@@ -89,7 +89,7 @@ pub async fn report(
     let applied = state
         .store
         .host_report(
-            host.host_id,
+            &host.grant,
             id,
             report,
             now_us(state.clock.as_ref()),
@@ -145,7 +145,7 @@ pub async fn report_output(
     if chunks.len() < burst.len() {
         tracing::warn!(host = %host.host_id, "a host reported output of a malformed session id");
     }
-    match state.store.host_output(host.host_id, &chunks).await {
+    match state.store.host_output(&host.grant, &chunks).await {
         Ok(applied) => {
             for id in &applied {
                 state.session_feeds.notify(*id, false);

@@ -2,8 +2,10 @@
 
 use uuid::Uuid;
 
+use warden_domain::access::Area;
+
 use crate::db::on_tx;
-use crate::tenancy::set_scope;
+use crate::tenancy::{PlatformGrant, Refusal, set_scope};
 use crate::{StoreError, Tx};
 
 /// Names a transaction as host authentication or the platform's host administration, which
@@ -90,25 +92,79 @@ pub struct NewHost<'a> {
     pub now: i64,
 }
 
+/// The proof that a host authenticated: minted only here, by a host key that verified
+/// ([`HostKeyRow::verify`]) or a session ticket that did ([`crate::Store::host_for_ticket`]).
+/// The only way to act as a host on storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostGrant {
+    host_id: Uuid,
+    key_id: String,
+}
+
+impl HostGrant {
+    /// The host.
+    pub fn host_id(&self) -> Uuid {
+        self.host_id
+    }
+
+    /// The key id it proved.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+}
+
+/// Refuses a platform grant that is not for host administration.
+fn hosts_permission(grant: &PlatformGrant) -> Result<(), Refusal> {
+    if grant.permission().area() == Area::Hosts {
+        Ok(())
+    } else {
+        Err(Refusal::Forbidden)
+    }
+}
+
 impl crate::Store {
-    /// A write transaction for the platform's host administration (it sees every host).
-    pub async fn begin_hosts(&self) -> Result<Tx, StoreError> {
+    /// Every host, platform-wide and workspace-bound (on PostgreSQL the scope that lets the
+    /// transaction see them all). Private: a caller reaches it only through a grant.
+    pub(crate) async fn begin_hosts(&self) -> Result<Tx, StoreError> {
         let mut tx = self.begin().await?;
         all_hosts_scope(&mut tx).await?;
         Ok(tx)
     }
 
-    /// A read-only transaction for the platform's host administration.
-    pub async fn begin_hosts_read(&self) -> Result<Tx, StoreError> {
+    pub(crate) async fn begin_hosts_read(&self) -> Result<Tx, StoreError> {
         let mut tx = self.begin_read().await?;
         all_hosts_scope(&mut tx).await?;
         Ok(tx)
+    }
+
+    /// A write transaction for the platform's host administration (it sees every host),
+    /// for a caller whose platform role grants a `hosts.*` permission.
+    pub async fn hosts_admin(&self, grant: &PlatformGrant) -> Result<Tx, Refusal> {
+        hosts_permission(grant)?;
+        Ok(self.begin_hosts().await?)
+    }
+
+    /// The read-only form of [`Self::hosts_admin`].
+    pub async fn hosts_admin_read(&self, grant: &PlatformGrant) -> Result<Tx, Refusal> {
+        hosts_permission(grant)?;
+        Ok(self.begin_hosts_read().await?)
+    }
+
+    /// A write transaction for an authenticated host acting on its own row.
+    pub async fn as_host(&self, _grant: &HostGrant) -> Result<Tx, StoreError> {
+        self.begin_hosts().await
+    }
+
+    /// Warden itself managing hosts, with no principal behind it: start-up registering the
+    /// in-process local host. Never reachable from a request; named so it stands out.
+    pub async fn hosts_as_system(&self) -> Result<Tx, StoreError> {
+        self.begin_hosts().await
     }
 }
 
 impl Tx {
     /// Every host, platform-wide and workspace-bound. Open the transaction with
-    /// [`crate::Store::begin_hosts`]; on another one, PostgreSQL shows only platform hosts.
+    /// [`crate::Store::hosts_admin`]; on another one, PostgreSQL shows only platform hosts.
     pub fn all_hosts(&mut self) -> Hosts<'_> {
         Hosts {
             tx: self,
@@ -351,6 +407,18 @@ pub struct HostKeyRow {
     pub hash: Vec<u8>,
 }
 
+impl HostKeyRow {
+    /// Checks the presented key against this row's hash (PBKDF2: run it off the async
+    /// threads); the host's grant when it matches.
+    pub fn verify(&self, presented: &str) -> Option<HostGrant> {
+        let key = warden_crypto::host_key::parse(presented)?;
+        warden_crypto::host_key::verify(&key, &self.salt, &self.hash).then(|| HostGrant {
+            host_id: self.id,
+            key_id: key.key_id.to_owned(),
+        })
+    }
+}
+
 impl crate::Store {
     /// The host whose current key, or previous key still within its grace period at `now`
     /// (µs), has this id. One indexed lookup, however many hosts there are.
@@ -394,7 +462,12 @@ pub struct Hello<'a> {
 
 impl Tx {
     /// Records what a connecting agent reported and when it was last seen.
-    pub async fn record_hello(&mut self, id: Uuid, h: &Hello<'_>) -> Result<bool, StoreError> {
+    pub async fn record_hello(
+        &mut self,
+        host: &HostGrant,
+        h: &Hello<'_>,
+    ) -> Result<bool, StoreError> {
+        let id = host.host_id;
         let n = on_tx!(self, |c| sqlx::query(
             "UPDATE hosts SET hostname = $2, os = $3, agent_version = $4, last_ip = $5, \
              last_seen_at = $6 WHERE id = $1"
@@ -425,15 +498,31 @@ pub struct TicketHostRow {
     pub allow_list: String,
 }
 
+/// What a ticket check found.
+#[derive(Debug)]
+pub enum TicketCheck {
+    /// Forged, malformed or expired.
+    Invalid,
+    /// For a deleted host or a retired key.
+    Retired,
+    /// Valid: the host and its grant.
+    Valid(TicketHostRow, HostGrant),
+}
+
 impl crate::Store {
-    /// The host a ticket names, if it still exists and the ticket's key id is still its current
-    /// key, or its previous one within the grace period at `now` (µs). No key material.
+    /// Checks a session ticket (its tag and expiry at `now`, µs), then that the host it names
+    /// still exists and the ticket's key id is still its current key, or its previous one
+    /// within the grace period. No key material.
     pub async fn host_for_ticket(
         &self,
-        id: Uuid,
-        key_id: &str,
+        tickets: &warden_crypto::host_ticket::TicketKey,
+        text: &str,
         now: i64,
-    ) -> Result<Option<TicketHostRow>, StoreError> {
+    ) -> Result<TicketCheck, StoreError> {
+        let Some(ticket) = warden_crypto::host_ticket::verify(tickets, text, now) else {
+            return Ok(TicketCheck::Invalid);
+        };
+        let (id, key_id) = (Uuid::from_bytes(ticket.host_id), ticket.key_id.as_str());
         let mut tx = self.begin_hosts_read().await?;
         let row = on_tx!(tx, |c| sqlx::query_as::<_, TicketHostRow>(
             "SELECT id, kind, status, allow_list FROM hosts WHERE id = $1 \
@@ -445,7 +534,16 @@ impl crate::Store {
         .fetch_optional(c)
         .await)?;
         tx.commit().await?;
-        Ok(row)
+        Ok(match row {
+            None => TicketCheck::Retired,
+            Some(row) => {
+                let grant = HostGrant {
+                    host_id: row.id,
+                    key_id: ticket.key_id,
+                };
+                TicketCheck::Valid(row, grant)
+            }
+        })
     }
 }
 
@@ -453,10 +551,11 @@ impl crate::Store {
     /// Marks a host disconnected from `node` (unless another node has taken it over).
     pub async fn host_disconnected(
         &self,
-        id: Uuid,
+        host: &HostGrant,
         node: &str,
         now: i64,
     ) -> Result<(), StoreError> {
+        let id = host.host_id;
         let mut tx = self.begin_hosts().await?;
         on_tx!(tx, |c| sqlx::query(
             "UPDATE hosts SET connected_node = NULL, last_seen_at = $3 \
@@ -491,13 +590,14 @@ impl crate::Store {
     /// SQLite), so two nodes cannot both admit the last free place.
     pub async fn claim_connection(
         &self,
-        id: Uuid,
+        host: &HostGrant,
         kind: &str,
         conn: &str,
         now: i64,
         fresh_after: i64,
         cap: Option<u32>,
     ) -> Result<Claim, StoreError> {
+        let id = host.host_id;
         let mut tx = self.begin_hosts().await?;
         if let crate::db::TxInner::Postgres(t) = &mut tx.inner {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext('warden.host_cap.' || $1)::bigint)")
@@ -540,10 +640,11 @@ impl crate::Store {
     /// was replaced, possibly on another node), or `None` when the host no longer exists.
     pub async fn host_heartbeat(
         &self,
-        id: Uuid,
+        host: &HostGrant,
         conn: &str,
         now: i64,
     ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let id = host.host_id;
         let mut tx = self.begin_hosts().await?;
         let row = on_tx!(tx, |c| sqlx::query_as::<_, (String, Option<String>)>(
             "UPDATE hosts SET last_seen_at = CASE WHEN connected_node = $2 THEN $3 \

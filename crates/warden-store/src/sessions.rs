@@ -232,12 +232,13 @@ impl crate::Store {
     /// same transaction, marked with the workspace.
     pub async fn host_report(
         &self,
-        host: Uuid,
+        host: &crate::hosts::HostGrant,
         id: Uuid,
         report: HostReport<'_>,
         now: i64,
         audit: (&crate::audit::ChainKey, warden_domain::audit::NewEvent),
     ) -> Result<Option<Uuid>, StoreError> {
+        let host = host.host_id();
         let mut tx = self.begin_hosts().await?;
         let ws = host_session(&mut tx, host, id).await?;
         let Some(ws) = ws else {
@@ -292,9 +293,10 @@ impl crate::Store {
     /// if its session was given to `host`. Returns the sessions that got output.
     pub async fn host_output(
         &self,
-        host: Uuid,
+        host: &crate::hosts::HostGrant,
         chunks: &[OutputChunk<'_>],
     ) -> Result<Vec<Uuid>, StoreError> {
+        let host = host.host_id();
         let mut tx = self.begin_hosts().await?;
         let mut sessions: Vec<(Uuid, Option<Uuid>)> = Vec::new();
         for c in chunks {
@@ -342,11 +344,12 @@ impl crate::Store {
     /// `since` (µs, when this connection began) are lost. Returns how many.
     pub async fn reconcile_host_sessions(
         &self,
-        host: Uuid,
+        host: &crate::hosts::HostGrant,
         running: &[Uuid],
         since: i64,
         now: i64,
     ) -> Result<u64, StoreError> {
+        let host = host.host_id();
         let mut tx = self.begin_hosts().await?;
         let open = on_tx!(tx, |c| sqlx::query_scalar::<_, Uuid>(
             "SELECT id FROM agent_sessions WHERE host_id = $1 \

@@ -117,7 +117,7 @@ async fn main() -> Result<()> {
     let shared = host_key::generate()?;
     let now = i64::try_from(SystemClock.now().unix_timestamp_nanos() / 1000)?;
     let mut tickets = Vec::with_capacity(n);
-    let mut tx = store.begin_hosts().await?;
+    let mut tx = store.hosts_as_system().await?;
     for i in 0..n {
         let id = uuid::Uuid::now_v7();
         let key_id = format!("{i:032x}");

@@ -12,11 +12,11 @@ use warden_domain::access::{Access, Permission};
 use warden_domain::audit::{NewEvent, Outcome};
 use warden_domain::hosts::{AllowList, HostKind, HostName, HostStatus};
 use warden_store::hosts::{HostRow, Hosts, NewHost, StoredKey};
-use warden_store::tenancy::WorkspaceTx;
+use warden_store::tenancy::{PlatformGrant, WorkspaceTx};
 
 use super::me::rfc3339;
 use crate::audit::request::RequestMeta;
-use crate::http::authz::{HostAccess, WorkspaceAccess};
+use crate::http::authz::{HostAccess, PlatformAccess, WorkspaceAccess};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
@@ -181,7 +181,7 @@ fn parse_id(id: &str) -> Result<Uuid, ApiError> {
 /// Whose hosts a request manages: every host (the platform routes) or one workspace's own
 /// (the workspace routes, for its maintainers).
 enum Scope<'a> {
-    Platform,
+    Platform(&'a PlatformGrant),
     Workspace(&'a WorkspaceAccess),
 }
 
@@ -195,16 +195,14 @@ enum HostTx {
 impl HostTx {
     async fn open(state: &AppState, scope: &Scope<'_>) -> Result<Self, ApiError> {
         Ok(match scope {
-            Scope::Platform => Self::Platform(state.store.begin_hosts().await.map_err(internal)?),
+            Scope::Platform(grant) => Self::Platform(state.store.hosts_admin(grant).await?),
             Scope::Workspace(access) => Self::Workspace(access.open(state).await?),
         })
     }
 
     async fn open_read(state: &AppState, scope: &Scope<'_>) -> Result<Self, ApiError> {
         Ok(match scope {
-            Scope::Platform => {
-                Self::Platform(state.store.begin_hosts_read().await.map_err(internal)?)
-            }
+            Scope::Platform(grant) => Self::Platform(state.store.hosts_admin_read(grant).await?),
             Scope::Workspace(access) => Self::Workspace(access.open(state).await?),
         })
     }
@@ -242,11 +240,12 @@ impl HostTx {
         (status = 422, description = "Invalid name, kind or allow-list", content_type = "application/problem+json")))]
 pub(crate) async fn register_host(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     meta: RequestMeta,
     caller: Caller,
     ApiJson(input): ApiJson<NewHostInput>,
 ) -> Result<(StatusCode, Json<HostWithKey>), ApiError> {
-    register(&state, &meta, &caller, &Scope::Platform, input).await
+    register(&state, &meta, &caller, &Scope::Platform(&grant), input).await
 }
 
 /// Registers a host bound to this workspace: it serves this workspace alone. It stays
@@ -332,8 +331,9 @@ async fn register(
     responses((status = 200, description = "Hosts", body = Vec<HostView>)))]
 pub(crate) async fn list_hosts(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
 ) -> Result<Json<Vec<HostView>>, ApiError> {
-    list(&state, &Scope::Platform).await
+    list(&state, &Scope::Platform(&grant)).await
 }
 
 /// This workspace's own hosts, by name.
@@ -362,9 +362,10 @@ async fn list(state: &AppState, scope: &Scope<'_>) -> Result<Json<Vec<HostView>>
         (status = 404, description = "No such host", content_type = "application/problem+json")))]
 pub(crate) async fn get_host(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     Path(id): Path<String>,
 ) -> Result<Json<HostView>, ApiError> {
-    get(&state, &Scope::Platform, &id).await
+    get(&state, &Scope::Platform(&grant), &id).await
 }
 
 /// One of this workspace's hosts.
@@ -396,13 +397,14 @@ async fn get(state: &AppState, scope: &Scope<'_>, id: &str) -> Result<Json<HostV
 
 async fn decide(
     state: &AppState,
+    grant: &PlatformGrant,
     meta: &RequestMeta,
     caller: &Caller,
     id: &str,
     status: HostStatus,
 ) -> Result<Json<HostView>, ApiError> {
     let id = parse_id(id)?;
-    let mut tx = HostTx::open(state, &Scope::Platform).await?;
+    let mut tx = HostTx::open(state, &Scope::Platform(grant)).await?;
     let before = tx
         .hosts()
         .get(id)
@@ -456,11 +458,12 @@ async fn decide(
         (status = 404, description = "No such host", content_type = "application/problem+json")))]
 pub(crate) async fn approve_host(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     meta: RequestMeta,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<HostView>, ApiError> {
-    decide(&state, &meta, &caller, &id, HostStatus::Approved).await
+    decide(&state, &grant, &meta, &caller, &id, HostStatus::Approved).await
 }
 
 /// Rejects (or revokes the approval of) a host: it gets no work.
@@ -470,11 +473,12 @@ pub(crate) async fn approve_host(
         (status = 404, description = "No such host", content_type = "application/problem+json")))]
 pub(crate) async fn reject_host(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     meta: RequestMeta,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<HostView>, ApiError> {
-    decide(&state, &meta, &caller, &id, HostStatus::Rejected).await
+    decide(&state, &grant, &meta, &caller, &id, HostStatus::Rejected).await
 }
 
 /// Key rotation options.
@@ -496,12 +500,13 @@ pub struct Rotation {
         (status = 422, description = "Grace period out of range", content_type = "application/problem+json")))]
 pub(crate) async fn rotate_host_key(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     meta: RequestMeta,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<Rotation>,
 ) -> Result<Json<HostWithKey>, ApiError> {
-    rotate(&state, &meta, &caller, &Scope::Platform, &id, input).await
+    rotate(&state, &meta, &caller, &Scope::Platform(&grant), &id, input).await
 }
 
 /// Issues a new key for one of this workspace's hosts (shown once); the current key keeps
@@ -610,12 +615,13 @@ pub struct AllowListInput {
         (status = 422, description = "Invalid entry", content_type = "application/problem+json")))]
 pub(crate) async fn set_allow_list(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     meta: RequestMeta,
     caller: Caller,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<AllowListInput>,
 ) -> Result<Json<HostView>, ApiError> {
-    allow_list(&state, &meta, &caller, &Scope::Platform, &id, input).await
+    allow_list(&state, &meta, &caller, &Scope::Platform(&grant), &id, input).await
 }
 
 /// Replaces the allow-list of one of this workspace's hosts.
@@ -696,11 +702,12 @@ async fn allow_list(
         (status = 404, description = "No such host", content_type = "application/problem+json")))]
 pub(crate) async fn delete_host(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     meta: RequestMeta,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    delete(&state, &meta, &caller, &Scope::Platform, &id).await
+    delete(&state, &meta, &caller, &Scope::Platform(&grant), &id).await
 }
 
 /// Deletes one of this workspace's hosts with every key it had.
@@ -808,10 +815,10 @@ pub(crate) async fn agent_hello(
     reported("os", &input.os)?;
     reported("agent_version", &input.agent_version)?;
     let ip = host.ip.to_string();
-    let mut tx = state.store.begin_hosts().await.map_err(internal)?;
+    let mut tx = state.store.as_host(&host.grant).await?;
     if !tx
         .record_hello(
-            host.host_id,
+            &host.grant,
             &warden_store::hosts::Hello {
                 hostname: input.hostname.trim(),
                 os: input.os.trim(),
@@ -890,6 +897,7 @@ pub struct HostWorkspaces {
         (status = 422, description = "A workspace does not exist", content_type = "application/problem+json")))]
 pub(crate) async fn set_host_workspaces(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     meta: RequestMeta,
     caller: Caller,
     Path(id): Path<String>,
@@ -912,7 +920,7 @@ pub(crate) async fn set_host_workspaces(
         .collect::<Result<Vec<_>, _>>()?;
     wanted.sort();
     wanted.dedup();
-    let mut tx = state.store.begin_hosts().await.map_err(internal)?;
+    let mut tx = state.store.hosts_admin(&grant).await?;
     let before = tx.all_hosts().workspaces_of(id).await.map_err(internal)?;
     match tx
         .all_hosts()

@@ -1256,3 +1256,53 @@ async fn refused_requests_are_audited_as_access_denied_and_a_flood_stays_small()
     assert_eq!(added, 6, "{added} events for a flood of 200");
     assert!(after.iter().any(|r| r.summary.contains("\"count\":128")));
 }
+
+#[tokio::test]
+async fn only_a_hosts_grant_opens_every_hosts_row_on_storage() {
+    let w = world().await;
+    let store = w.app.server.store();
+    // The platform grants an administrator holds in other areas do not open every host
+    // (on PostgreSQL, the transaction that sees all workspaces' hosts and sessions).
+    let signed_in = sign_in(&w.app, ADMIN_EMAIL, crate::identity::ADMIN_PASSWORD).await;
+    let token = signed_in["access_token"].as_str().unwrap();
+    let me: Value = w
+        .app
+        .client
+        .get(format!("{}/api/v1/me", w.app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = Principal {
+        user_id: me["id"].as_str().unwrap().parse().unwrap(),
+        session_id: uuid::Uuid::nil(),
+    };
+    for other in [
+        Permission::WORKSPACES_CREATE,
+        Permission::USERS_READ,
+        Permission::AUDIT_READ,
+    ] {
+        let grant = store.authorize_platform(&admin, other).await.unwrap();
+        assert!(matches!(
+            store.hosts_admin(&grant).await,
+            Err(warden_store::tenancy::Refusal::Forbidden)
+        ));
+        assert!(matches!(
+            store.hosts_admin_read(&grant).await,
+            Err(warden_store::tenancy::Refusal::Forbidden)
+        ));
+    }
+    let grant = store
+        .authorize_platform(&admin, Permission::HOSTS_READ)
+        .await
+        .unwrap();
+    let mut tx = store.hosts_admin_read(&grant).await.unwrap();
+    let all = tx.all_hosts().list().await.unwrap();
+    assert!(
+        all.iter().any(|h| h.id.to_string() == w.b_host),
+        "sees workspace hosts"
+    );
+}
