@@ -8,6 +8,9 @@ use warden_domain::clock::Clock;
 use warden_store::Store;
 use warden_store::audit::ChainKey;
 
+use crate::license::License;
+use crate::settings::SmtpConfig;
+
 /// The node's shared parts, as use cases see them. Cheap to share behind the front end's
 /// state.
 #[derive(Debug)]
@@ -20,4 +23,8 @@ pub struct Ctx {
     pub audit_key: Arc<ChainKey>,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
+    /// Offline licence enforcement.
+    pub license: License,
+    /// Outgoing mail.
+    pub smtp: SmtpConfig,
 }

@@ -6,11 +6,13 @@
 //! with a registered code. This crate knows no HTTP: the server, the console and jobs are its
 //! front ends.
 
+pub mod costly;
 pub mod ctx;
 pub mod error;
 pub mod license;
 pub mod op;
 pub mod secrets;
+pub mod settings;
 pub mod workspaces;
 
 pub use ctx::Ctx;

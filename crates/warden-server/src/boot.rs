@@ -119,7 +119,7 @@ impl Running {
             .await;
         let _ = self.store.node_leave(self.state.identity.node_id).await;
         // The clock's latest reading outlives this process (clock-tamper detection).
-        let now = crate::license::unix_now(self.state.clock.as_ref());
+        let now = warden_core::license::unix_now(self.state.clock.as_ref());
         let _ = self.state.license.observe_clock(&self.store, now).await;
         self.store.close().await;
         match served {
@@ -318,15 +318,15 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         )
         .await?,
     ));
-    let license = crate::license::License::new(&config.license).map_err(BootError)?;
-    if license.enforcement() == crate::license::Enforcement::None {
+    let license = warden_core::license::License::new(&config.license).map_err(BootError)?;
+    if license.enforcement() == warden_core::license::Enforcement::None {
         tracing::warn!(
             "unlicensed build: no operator key is built in (WARDEN_OPERATOR_KEYS_FILE at build \
              time) or configured (license.public_key_file); every feature is on"
         );
     }
     license
-        .observe_clock(&store, crate::license::unix_now(clock.as_ref()))
+        .observe_clock(&store, warden_core::license::unix_now(clock.as_ref()))
         .await
         .map_err(|e| BootError(format!("license: {e}")))?;
     license
@@ -334,15 +334,15 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         .await
         .map_err(|e| BootError(format!("license: {e}")))?;
     let state = AppState::new(Shared {
-        license: Arc::new(license),
         session_feeds: Default::default(),
-        smtp: config.smtp.clone(),
-        ctx: warden_core::Ctx {
+        ctx: Arc::new(warden_core::Ctx {
             store: store.clone(),
             keyring,
             audit_key,
             clock,
-        },
+            license,
+            smtp: config.smtp.clone(),
+        }),
         checkpoint_signer,
         audit_monitor,
         identity: Arc::new(identity),
@@ -354,7 +354,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     let identity_task = crate::identity::spawn_sync(state.clone());
 
     let hosts_task = crate::agent::spawn_watch(state.clone());
-    let license_task = crate::license::spawn_watch(state.clone());
+    let license_task = warden_core::license::spawn_watch(state.ctx.clone());
     let sweep_task = crate::agent::spawn_session_sweep(state.clone());
     let routes = crate::api::routes().merge(extra_routes);
     let mut app = http::assemble(state.clone(), routes, &config.http, tls.is_some());

@@ -231,7 +231,7 @@ impl HostGate {
                 self.reserve(&reserved, now_us).await?;
                 reserved_key = true;
                 let (checked, text) = (row.clone(), presented_text.clone());
-                let grant = crate::costly::host_keys()
+                let grant = warden_core::costly::host_keys()
                     .run(move || checked.verify(&text))
                     .await
                     .map_err(|_| HostRefusal::Throttled(Duration::from_secs(1)))?;

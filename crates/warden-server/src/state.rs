@@ -16,8 +16,8 @@ pub struct AppState(Arc<Shared>);
 /// while the last handlers still reach storage themselves.
 #[derive(Debug)]
 pub struct Shared {
-    /// What the core's use cases need: store, keyring, audit key, clock.
-    pub ctx: Ctx,
+    /// What the core's use cases need: store, keyring, audit key, clock, licence, mail.
+    pub ctx: Arc<Ctx>,
     /// Signs audit checkpoints.
     pub checkpoint_signer: Arc<warden_store::audit::CheckpointSigner>,
     /// Background verification of the audit chain.
@@ -32,10 +32,6 @@ pub struct Shared {
     pub host_tickets: Arc<warden_crypto::host_ticket::TicketKey>,
     /// Wakes readers of session output.
     pub session_feeds: crate::sessions::Feeds,
-    /// Offline licence enforcement.
-    pub license: Arc<crate::license::License>,
-    /// Outgoing mail.
-    pub smtp: crate::config::SmtpConfig,
     /// The OpenAPI document as JSON, filled once the routes are assembled.
     pub openapi_json: OnceLock<String>,
 }

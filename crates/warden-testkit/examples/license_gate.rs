@@ -11,11 +11,11 @@ use std::time::Instant;
 
 use anyhow::Result;
 use serde_json::json;
+use warden_core::license::License;
 use warden_crypto::license::SigningKey;
 use warden_domain::clock::{Clock, SystemClock};
 use warden_domain::license::{Feature, LicenseRule};
 use warden_server::config::LicenseConfig;
-use warden_server::license::License;
 use warden_store::license::NewInstall;
 use warden_store::{ConnectOptions, Store};
 

@@ -65,24 +65,24 @@ async fn main() -> anyhow::Result<()> {
         .await?,
     ));
     let app_state = AppState::new(Shared {
-        ctx: warden_core::Ctx {
+        ctx: Arc::new(warden_core::Ctx {
             store,
             keyring: ring,
             audit_key,
             clock: Arc::new(SystemClock),
-        },
+            license: warden_core::license::License::new(
+                &warden_server::config::LicenseConfig::default(),
+            )
+            .map_err(anyhow::Error::msg)?,
+            smtp: warden_server::config::SmtpConfig::default(),
+        }),
         identity,
         checkpoint_signer: signer,
         audit_monitor: warden_server::audit::AuditMonitor::new(),
         hosts: warden_server::config::HostsConfig::default(),
         host_tickets,
         connections: Arc::default(),
-        license: Arc::new(
-            warden_server::license::License::new(&warden_server::config::LicenseConfig::default())
-                .map_err(anyhow::Error::msg)?,
-        ),
         session_feeds: Default::default(),
-        smtp: warden_server::config::SmtpConfig::default(),
         openapi_json: OnceLock::new(),
     });
     let http = HttpConfig {
@@ -109,8 +109,7 @@ async fn main() -> anyhow::Result<()> {
         .route_layer(warden_server::http::middleware::AccessGuardLayer::new(
             table.clone(),
             app_state.identity.clone(),
-            app_state.clock.clone(),
-            app_state.store.clone(),
+            app_state.ctx.clone(),
             Arc::new(warden_server::hosts::HostGate::new(
                 app_state.store.clone(),
                 app_state.audit_key.clone(),
@@ -118,7 +117,6 @@ async fn main() -> anyhow::Result<()> {
                 app_state.hosts.clone(),
                 app_state.host_tickets.clone(),
             )),
-            app_state.license.clone(),
             Arc::new(warden_server::audit::denials::Denials::new(
                 app_state.store.clone(),
                 app_state.audit_key.clone(),

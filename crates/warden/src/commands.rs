@@ -194,13 +194,13 @@ async fn serve(config: Config) -> Result<()> {
          \x20 licence: {licence}\n\
          \x20 stop with Ctrl-C",
         licence = match running.state().license.enforcement() {
-            warden_server::license::Enforcement::Embedded => {
+            warden_core::license::Enforcement::Embedded => {
                 "enforced with the operator keys built into this binary"
             }
-            warden_server::license::Enforcement::Configured => {
+            warden_core::license::Enforcement::Configured => {
                 "enforced with license.public_key_file"
             }
-            warden_server::license::Enforcement::None => {
+            warden_core::license::Enforcement::None => {
                 "unlicensed build (no operator key built in or configured): every feature is on"
             }
         },
@@ -399,8 +399,8 @@ async fn user_create(config: Config, email: &str, role: &str) -> Result<()> {
         .context("cannot read the password from standard input")?;
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     let (store, _keyring, key) = boot::open_for_admin(&config).await?;
-    let license = warden_server::license::License::new(&config.license)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let license =
+        warden_core::license::License::new(&config.license).map_err(|e| anyhow::anyhow!("{e}"))?;
     license.reload(&store).await?;
     let created = warden_server::identity::users::create_offline(
         &store, &license, &key, email, password, role,

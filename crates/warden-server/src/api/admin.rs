@@ -339,7 +339,7 @@ pub(crate) async fn reset_password(
     tx.commit().await.map_err(|e| internal(&e))?;
     check_password(&input.new_password, &user.email).map_err(|p| policy_error(&p))?;
     let new = input.new_password;
-    let hash = crate::costly::passwords()
+    let hash = warden_core::costly::passwords()
         .hash(new)
         .await?
         .map_err(|e| internal(&e))?;

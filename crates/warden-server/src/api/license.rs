@@ -19,8 +19,8 @@ use crate::http::authz::PlatformAccess;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
 use crate::identity::{Caller, now_us};
-use crate::license::{machine, unix_now};
 use crate::state::AppState;
+use warden_core::license::{machine, unix_now};
 
 pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
@@ -222,7 +222,7 @@ pub(crate) async fn license_status(
 
 /// `machine-info.json`: what the operator needs to sign a standard licence for this machine.
 #[utoipa::path(get, path = "/api/v1/license/machine-info", tag = "license",
-    responses((status = 200, description = "machine-info.json (a download)", body = machine::MachineInfo)))]
+    responses((status = 200, description = "machine-info.json (a download)", body = MachineInfo)))]
 pub(crate) async fn machine_info(
     State(state): State<AppState>,
     _admin: PlatformAccess,
@@ -232,7 +232,7 @@ pub(crate) async fn machine_info(
             warden_core::Code::MachineIdentityUnavailable,
         ));
     }
-    let info = machine::MachineInfo {
+    let info = MachineInfo {
         fingerprint: state.license.fingerprint().to_owned(),
         hostname: machine::hostname(),
         generated_at: rfc3339(now_us(state.clock.as_ref())),
@@ -357,4 +357,18 @@ pub(crate) async fn upload_license(
     tx.commit().await.map_err(internal)?;
     license.reload(&state.store).await.map_err(internal)?;
     license_status(State(state), caller).await
+}
+
+/// What an administrator sends the operator to get a standard licence.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MachineInfo {
+    /// The machine fingerprint (hashed machine id).
+    pub fingerprint: String,
+    /// Host name.
+    pub hostname: String,
+    /// When this file was generated (RFC 3339); the operator refuses stale ones.
+    pub generated_at: String,
+    /// Warden version.
+    pub warden_version: String,
 }

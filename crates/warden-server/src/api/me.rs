@@ -112,15 +112,7 @@ pub struct Device {
     pub current: bool,
 }
 
-pub(crate) fn rfc3339(us: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
+pub(crate) use warden_core::op::rfc3339;
 
 pub(crate) fn device(s: SessionRow, current: Uuid) -> Device {
     Device {
@@ -298,7 +290,7 @@ pub(crate) async fn change_password(
     let stored = row.password_hash.clone().unwrap_or_default();
     let current = input.current_password;
     let new = input.new_password;
-    let hashed = crate::costly::passwords()
+    let hashed = warden_core::costly::passwords()
         .run(move |scratch| {
             let ok =
                 warden_crypto::password::verify_in(&current, &stored, scratch).unwrap_or(false);

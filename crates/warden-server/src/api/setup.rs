@@ -162,7 +162,7 @@ pub(crate) async fn setup_submit(
         return bad_link();
     }
     let password = form.password;
-    let hash = match crate::costly::passwords().hash(password).await {
+    let hash = match warden_core::costly::passwords().hash(password).await {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => return ApiError::internal(&e).into_response(),
         Err(busy) => return ApiError::from(busy).into_response(),

@@ -44,7 +44,7 @@ pub(super) fn build_license(
         freshness_days,
         alert_hour,
         public_host: None,
-        embedded_keys: crate::license::EMBEDDED_OPERATOR_KEYS.to_owned(),
+        embedded_keys: warden_core::license::EMBEDDED_OPERATOR_KEYS.to_owned(),
     })
 }
 

@@ -17,7 +17,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request};
 
-use crate::license::{License, Refusal as LicenseRefusal};
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,6 +24,8 @@ use futures_util::FutureExt;
 use futures_util::future::Either;
 use tokio::time::error::Elapsed;
 use tower::{Layer, Service};
+use warden_core::Ctx;
+use warden_core::license::{License, Refusal as LicenseRefusal};
 use warden_domain::access::{Access, Gate, gate};
 use warden_domain::clock::Clock;
 use warden_domain::identity::Principal;
@@ -262,10 +263,8 @@ fn render_problem(res: Response, id: &RequestId) -> Response {
 pub struct AccessGuardLayer {
     table: Arc<AccessTable>,
     identity: Arc<Identity>,
-    clock: Arc<dyn Clock>,
-    store: Store,
+    ctx: Arc<Ctx>,
     hosts: Arc<HostGate>,
-    license: Arc<License>,
     denials: Arc<Denials>,
 }
 
@@ -276,24 +275,20 @@ impl std::fmt::Debug for AccessGuardLayer {
 }
 
 impl AccessGuardLayer {
-    /// A guard enforcing `table`, authenticating with `identity` and looking up roles in
-    /// `store`.
+    /// A guard enforcing `table`, authenticating with `identity`, gating on the licence and
+    /// looking up roles in the store of `ctx`.
     pub fn new(
         table: Arc<AccessTable>,
         identity: Arc<Identity>,
-        clock: Arc<dyn Clock>,
-        store: Store,
+        ctx: Arc<Ctx>,
         hosts: Arc<HostGate>,
-        license: Arc<License>,
         denials: Arc<Denials>,
     ) -> Self {
         Self {
             table,
             identity,
-            clock,
-            store,
+            ctx,
             hosts,
-            license,
             denials,
         }
     }
@@ -307,10 +302,8 @@ impl<S> Layer<S> for AccessGuardLayer {
             inner,
             table: self.table.clone(),
             identity: self.identity.clone(),
-            clock: self.clock.clone(),
-            store: self.store.clone(),
+            ctx: self.ctx.clone(),
             hosts: self.hosts.clone(),
-            license: self.license.clone(),
             denials: self.denials.clone(),
         }
     }
@@ -322,10 +315,8 @@ pub struct AccessGuard<S> {
     inner: S,
     table: Arc<AccessTable>,
     identity: Arc<Identity>,
-    clock: Arc<dyn Clock>,
-    store: Store,
+    ctx: Arc<Ctx>,
     hosts: Arc<HostGate>,
-    license: Arc<License>,
     denials: Arc<Denials>,
 }
 
@@ -354,8 +345,8 @@ where
         match first_gate(
             &self.table,
             &self.identity,
-            &self.license,
-            self.clock.as_ref(),
+            &self.ctx.license,
+            self.ctx.clock.as_ref(),
             &mut req,
         ) {
             Err(refused) => {
@@ -369,7 +360,7 @@ where
                 // The ready clone goes into the future; this service keeps a fresh clone.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                let store = self.store.clone();
+                let ctx = self.ctx.clone();
                 let hosts = self.hosts.clone();
                 let denials = self.denials.clone();
                 Either::Right(Either::Right(Box::pin(async move {
@@ -378,7 +369,7 @@ where
                         // Host authentication failures have their own sparse audit.
                         (Gate::Host, _) => host_grant(&hosts, &mut req).await,
                         (gate, Some(principal)) => {
-                            let granted = grant(&store, gate, &principal, &mut req).await;
+                            let granted = grant(&ctx.store, gate, &principal, &mut req).await;
                             if let Err(refused) = &granted
                                 && let Some(d) = denial(&req, refused, user)
                             {

@@ -51,8 +51,7 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
         .route_layer(middleware::AccessGuardLayer::new(
             access.clone(),
             state.identity.clone(),
-            state.clock.clone(),
-            state.store.clone(),
+            state.ctx.clone(),
             Arc::new(crate::hosts::HostGate::new(
                 state.store.clone(),
                 state.audit_key.clone(),
@@ -60,7 +59,6 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
                 state.hosts.clone(),
                 state.host_tickets.clone(),
             )),
-            state.license.clone(),
             Arc::new(crate::audit::denials::Denials::new(
                 state.store.clone(),
                 state.audit_key.clone(),

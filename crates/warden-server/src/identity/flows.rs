@@ -141,7 +141,7 @@ pub async fn sign_in(
         .as_ref()
         .filter(|u| u.active)
         .and_then(|u| u.password_hash.clone());
-    let ok = crate::costly::passwords()
+    let ok = warden_core::costly::passwords()
         .verify(password, stored)
         .await
         .map_err(|_| Refusal::Busy)?;

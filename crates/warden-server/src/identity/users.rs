@@ -40,7 +40,7 @@ pub async fn create(
 /// `warden user create`: the same, from the command line, audited as the system.
 pub async fn create_offline(
     store: &Store,
-    license: &crate::license::License,
+    license: &warden_core::license::License,
     chain: &ChainKey,
     email: &str,
     password: String,
@@ -64,7 +64,7 @@ pub async fn create_offline(
 #[allow(clippy::too_many_arguments)]
 async fn insert(
     store: &Store,
-    license: &crate::license::License,
+    license: &warden_core::license::License,
     chain: &ChainKey,
     clock: &dyn Clock,
     meta: &RequestMeta,
@@ -74,7 +74,7 @@ async fn insert(
     platform_role: &str,
 ) -> Result<UserView, ApiError> {
     let email = validate_new_user(email, &password)?;
-    let hash = crate::costly::passwords()
+    let hash = warden_core::costly::passwords()
         .hash(password)
         .await?
         .map_err(|e| ApiError::internal(&e))?;
@@ -132,7 +132,7 @@ async fn insert(
 /// Admissions are serialised (so two at once cannot both take the last place). Users already
 /// active stay active when a renewal lowers the limit; only new ones are refused.
 pub async fn admit_user(
-    license: &crate::license::License,
+    license: &warden_core::license::License,
     tx: &mut warden_store::Tx,
 ) -> Result<(), ApiError> {
     let Some(limit) = license.user_limit() else {

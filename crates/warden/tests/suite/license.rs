@@ -34,7 +34,7 @@ impl Operator {
         std::fs::write(dir.path().join("operator.pub"), key.public_key().to_pem()).unwrap();
         std::fs::write(dir.path().join("machine-id"), format!("{MACHINE_ID}\n")).unwrap();
         let fingerprint =
-            warden_server::license::machine::fingerprint(Some(&dir.path().join("machine-id")))
+            warden_core::license::machine::fingerprint(Some(&dir.path().join("machine-id")))
                 .unwrap();
         Self {
             key,
@@ -873,7 +873,7 @@ async fn expiry_alerts_reach_admins_once_per_milestone_and_a_missed_run_sends_no
     c["exp"] = json!(day0 + 30 * DAY + 6 * 3600);
     assert_eq!(upload(&app, &admin, &op.sign(&c)).await.0, StatusCode::OK);
     let state = app.server.state();
-    use warden_server::license::alerts::{Outcome, run, run_if_due};
+    use warden_core::license::alerts::{Outcome, run, run_if_due};
     let at = |d: i64, h: i64| day0 + d * DAY + h * 3600;
 
     assert_eq!(

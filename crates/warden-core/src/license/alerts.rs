@@ -11,7 +11,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use warden_domain::license::{DAY, days_left, due_milestone};
 
-use crate::state::AppState;
+use crate::Ctx as AppState;
 
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub async fn run(state: &AppState, now: i64) -> Outcome {
          (PUT /api/v1/license). No new machine-info.json is needed.\n",
         claims.jti,
         claims.customer,
-        crate::api::me::rfc3339(claims.exp.saturating_mul(1_000_000)),
+        crate::op::rfc3339(claims.exp.saturating_mul(1_000_000)),
     );
     deliver(state, &to, &subject, &body).await;
     Outcome::Sent { milestone, to }

@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use aws_lc_rs::digest;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 const DEFAULT_SOURCES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
 const DOMAIN: &[u8] = b"warden-machine-fingerprint-v1\0";
@@ -42,20 +40,6 @@ pub fn fingerprint(file: Option<&Path>) -> Result<String, String> {
             .collect::<Vec<_>>()
             .join(" or ")
     ))
-}
-
-/// What an administrator sends the operator to get a standard licence.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MachineInfo {
-    /// The machine fingerprint (hashed machine id).
-    pub fingerprint: String,
-    /// Host name.
-    pub hostname: String,
-    /// When this file was generated (RFC 3339); the operator refuses stale ones.
-    pub generated_at: String,
-    /// Warden version.
-    pub warden_version: String,
 }
 
 /// This machine's host name.

@@ -13,15 +13,15 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use tokio::sync::Semaphore;
 use warden_crypto::password::Scratch;
 
-use crate::http::problem::ApiError;
+use crate::CoreError;
 
 /// The work was refused: too much of it is already running or waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Busy;
 
-impl From<Busy> for ApiError {
+impl From<Busy> for CoreError {
     fn from(_: Busy) -> Self {
-        ApiError::busy()
+        CoreError::busy()
     }
 }
 
