@@ -8,6 +8,7 @@ use warden_domain::clock::Clock;
 use warden_store::Store;
 use warden_store::audit::ChainKey;
 
+use crate::identity::Identity;
 use crate::license::License;
 use crate::settings::SmtpConfig;
 
@@ -23,6 +24,8 @@ pub struct Ctx {
     pub audit_key: Arc<ChainKey>,
     /// Where time comes from.
     pub clock: Arc<dyn Clock>,
+    /// Sign-in, tokens, revocation.
+    pub identity: Arc<Identity>,
     /// Offline licence enforcement.
     pub license: License,
     /// Outgoing mail.

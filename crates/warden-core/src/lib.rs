@@ -6,9 +6,12 @@
 //! with a registered code. This crate knows no HTTP: the server, the console and jobs are its
 //! front ends.
 
+pub mod access;
+pub mod admin;
 pub mod costly;
 pub mod ctx;
 pub mod error;
+pub mod identity;
 pub mod license;
 pub mod op;
 pub mod secrets;

@@ -21,6 +21,13 @@ pub struct Origin {
     pub request_id: Option<String>,
 }
 
+impl Origin {
+    /// The client address as text.
+    pub fn ip_text(&self) -> Option<String> {
+        self.ip.map(|ip| ip.to_string())
+    }
+}
+
 /// One request or job run.
 #[derive(Debug, Clone)]
 pub struct Op {
@@ -70,6 +77,23 @@ impl Op {
             Outcome::Success,
             summary,
         )
+    }
+
+    /// An audit event whose actor is not the operation's (a sign-in acts for the account it
+    /// signs into).
+    pub fn event_by(
+        &self,
+        actor: Actor,
+        action: &'static str,
+        resource_type: &'static str,
+        resource_id: Option<String>,
+        outcome: Outcome,
+        summary: Value,
+    ) -> NewEvent {
+        NewEvent {
+            actor,
+            ..self.event_with(action, resource_type, resource_id, outcome, summary)
+        }
     }
 
     /// An audit event with an explicit outcome (a refusal worth recording).

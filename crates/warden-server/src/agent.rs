@@ -24,8 +24,8 @@ use warden_store::sessions::HostReport;
 
 use crate::audit::request::RequestMeta;
 use crate::hosts::HostCaller;
-use crate::identity::now_us;
 use crate::state::AppState;
+use warden_core::identity::now_us;
 
 /// How often agents heartbeat; a connection silent for three intervals is closed.
 pub const HEARTBEAT: Duration = Duration::from_secs(20);

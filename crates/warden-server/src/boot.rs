@@ -267,7 +267,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     };
     let result = match result {
         Ok((keyring, key, signer)) => {
-            let identity = crate::identity::Identity::load(
+            let identity = warden_core::identity::Identity::load(
                 &store,
                 &keyring,
                 clock.as_ref(),
@@ -340,18 +340,18 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
             keyring,
             audit_key,
             clock,
+            identity: Arc::new(identity),
             license,
             smtp: config.smtp.clone(),
         }),
         checkpoint_signer,
         audit_monitor,
-        identity: Arc::new(identity),
         hosts: config.hosts.clone(),
         host_tickets,
         connections: Arc::default(),
         openapi_json: OnceLock::new(),
     });
-    let identity_task = crate::identity::spawn_sync(state.clone());
+    let identity_task = warden_core::identity::spawn_sync(state.ctx.clone());
 
     let hosts_task = crate::agent::spawn_watch(state.clone());
     let license_task = warden_core::license::spawn_watch(state.ctx.clone());
@@ -742,9 +742,9 @@ async fn setup_link(
         tx.rollback().await?;
         return Ok(None);
     }
-    let issued = warden_crypto::token::issue(crate::identity::SETUP_PREFIX)
+    let issued = warden_crypto::token::issue(warden_core::identity::SETUP_PREFIX)
         .map_err(|e| BootError(format!("setup link: {e}")))?;
-    let now = crate::identity::now_us(clock);
+    let now = warden_core::identity::now_us(clock);
     tx.insert_setup_token(&issued.hash, now, now + SETUP_LINK_TTL_SECS * 1_000_000)
         .await?;
     tx.commit().await?;

@@ -108,7 +108,7 @@ impl std::fmt::Debug for HostGate {
 
 /// A session ticket for an authenticated host, valid for [`TICKET_LIFETIME`].
 pub fn ticket_for(tickets: &TicketKey, clock: &dyn Clock, caller: &HostCaller) -> Option<String> {
-    let expires = crate::identity::now_us(clock) + micros(TICKET_LIFETIME);
+    let expires = warden_core::identity::now_us(clock) + micros(TICKET_LIFETIME);
     host_ticket::issue(tickets, *caller.host_id.as_bytes(), &caller.key_id, expires)
 }
 
@@ -191,7 +191,7 @@ impl HostGate {
         if let Some(id) = &key_id {
             scopes.push(format!("host-key:{id}"));
         }
-        let now_us = crate::identity::now_us(self.clock.as_ref());
+        let now_us = warden_core::identity::now_us(self.clock.as_ref());
 
         let mut tx = self.store.begin_read().await?;
         let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
@@ -375,7 +375,7 @@ pub async fn local_host_key(
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    let now = crate::identity::now_us(state.clock.as_ref());
+    let now = warden_core::identity::now_us(state.clock.as_ref());
     let meta = crate::audit::request::RequestMeta::none();
     let stored = warden_store::hosts::StoredKey {
         key_id: &key.key_id,

@@ -12,8 +12,8 @@ use warden_store::tenancy::{SecretKind, WorkspaceTx};
 
 use crate::audit::request::RequestMeta;
 use crate::hosts::HostCaller;
-use crate::identity::now_us;
 use crate::state::AppState;
+use warden_core::identity::now_us;
 
 /// Wakes the readers of a session's output on this node when its host reports (readers then
 /// read the database, the one ordered record; they also look every second, for reports that

@@ -169,3 +169,37 @@ impl Tx {
         .await)?)
     }
 }
+
+impl Tx {
+    /// Serialises changes that could take away the last active administrator (deactivation,
+    /// a role change) across nodes: held to the end of the transaction, so "count the
+    /// administrators, then change one" cannot interleave with another such change. SQLite's
+    /// write transactions are serialised already.
+    pub async fn lock_admin_changes(&mut self) -> Result<(), StoreError> {
+        if let crate::db::TxInner::Postgres(t) = &mut self.inner {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('warden.admin_changes')::bigint)")
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// What user `user`'s platform role grants, read in this transaction (`None`: no such
+    /// user). Inactive users' roles are read as granted, to compare what acting on them
+    /// means.
+    pub async fn role_grants_of(
+        &mut self,
+        user: uuid::Uuid,
+    ) -> Result<Option<warden_domain::access::PermissionSet>, StoreError> {
+        let row = on_tx!(self, |c| sqlx::query_as::<_, (String, bool, String)>(
+            "SELECT u.platform_role, COALESCE(r.builtin, FALSE), COALESCE(r.permissions, '') \
+             FROM users u LEFT JOIN roles r ON r.name = u.platform_role WHERE u.id = $1"
+        )
+        .bind(user)
+        .fetch_optional(c)
+        .await)?;
+        Ok(row.map(|(role, builtin, perms)| {
+            crate::tenancy::platform_grants(true, &role, builtin, &perms)
+        }))
+    }
+}

@@ -264,21 +264,6 @@ impl Store {
         )
     }
 
-    /// What a user's platform role grants, whether or not they are active (`None` for no such
-    /// user): what acting on their account would reach.
-    pub async fn role_grants_of(&self, user: Uuid) -> Result<Option<PermissionSet>, StoreError> {
-        let mut tx = self.begin_read().await?;
-        let row = on_tx!(tx, |c| sqlx::query_as::<_, (String, bool, String)>(
-            "SELECT u.platform_role, COALESCE(r.builtin, FALSE), COALESCE(r.permissions, '') \
-             FROM users u LEFT JOIN roles r ON r.name = u.platform_role WHERE u.id = $1"
-        )
-        .bind(user)
-        .fetch_optional(c)
-        .await)?;
-        tx.commit().await?;
-        Ok(row.map(|(role, builtin, perms)| platform_grants(true, &role, builtin, &perms)))
-    }
-
     /// Checks that `who`'s platform role grants `permission`.
     pub async fn authorize_platform(
         &self,

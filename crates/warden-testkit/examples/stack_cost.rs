@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let signer =
         Arc::new(audit::CheckpointSigner::load_or_create(&store, &ring, &SystemClock).await?);
     let identity = Arc::new(
-        warden_server::identity::Identity::load(
+        warden_core::identity::Identity::load(
             &store,
             &ring,
             &SystemClock,
@@ -70,13 +70,13 @@ async fn main() -> anyhow::Result<()> {
             keyring: ring,
             audit_key,
             clock: Arc::new(SystemClock),
+            identity,
             license: warden_core::license::License::new(
                 &warden_server::config::LicenseConfig::default(),
             )
             .map_err(anyhow::Error::msg)?,
             smtp: warden_server::config::SmtpConfig::default(),
         }),
-        identity,
         checkpoint_signer: signer,
         audit_monitor: warden_server::audit::AuditMonitor::new(),
         hosts: warden_server::config::HostsConfig::default(),

@@ -402,10 +402,9 @@ async fn user_create(config: Config, email: &str, role: &str) -> Result<()> {
     let license =
         warden_core::license::License::new(&config.license).map_err(|e| anyhow::anyhow!("{e}"))?;
     license.reload(&store).await?;
-    let created = warden_server::identity::users::create_offline(
-        &store, &license, &key, email, password, role,
-    )
-    .await;
+    let created =
+        warden_core::identity::users::create_offline(&store, &license, &key, email, password, role)
+            .await;
     store.close().await;
     let user = created.map_err(|e| anyhow::anyhow!("{e}"))?;
     print(&format!(
@@ -419,7 +418,7 @@ async fn rotate_signing(config: Config) -> Result<()> {
     logging::init(&config.log);
     let (store, keyring, key) = boot::open_for_admin(&config).await?;
     let kid =
-        warden_server::identity::keys::rotate(&store, &keyring, &key, &config.auth, &SystemClock)
+        warden_core::identity::keys::rotate(&store, &keyring, &key, &config.auth, &SystemClock)
             .await;
     store.close().await;
     let kid = kid?;
@@ -434,7 +433,7 @@ async fn rotate_signing(config: Config) -> Result<()> {
 async fn revoke_signing(config: Config, kid: &str) -> Result<()> {
     logging::init(&config.log);
     let (store, keyring, key) = boot::open_for_admin(&config).await?;
-    let revoked = warden_server::identity::keys::revoke(
+    let revoked = warden_core::identity::keys::revoke(
         &store,
         &keyring,
         &key,

@@ -1,29 +1,22 @@
 //! Platform administration: users and everyone's sessions.
 
-use crate::http::query::ApiQuery;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::routes;
-use uuid::Uuid;
-use warden_domain::access::{Access, Permission, may_manage};
-use warden_store::tenancy::PlatformGrant;
+use warden_core::admin::users;
+use warden_core::identity::users::CreatedUser;
+use warden_domain::access::{Access, Permission};
 
-use crate::http::authz::PlatformAccess;
-use warden_domain::audit::Outcome;
-use warden_domain::identity::check_password;
-
-use super::me::{Device, active_sessions, device, refusal};
-use crate::audit::request::RequestMeta;
+use super::me::{Device, device};
+use crate::http::authz::{PlatformAccess, UserOp};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
+use crate::http::query::ApiQuery;
 use crate::http::routes::Routes;
-use crate::identity::flows;
-use crate::identity::users::{UserView, policy_error};
-use crate::identity::{Caller, now_us};
+use crate::identity::Caller;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
@@ -54,17 +47,13 @@ pub struct SessionFilter {
         (status = 403, description = "Not a platform administrator", content_type = "application/problem+json")))]
 pub(crate) async fn list_sessions(
     State(state): State<AppState>,
+    UserOp(op): UserOp,
     caller: Caller,
+    PlatformAccess(grant): PlatformAccess,
     ApiQuery(filter): ApiQuery<SessionFilter>,
 ) -> Result<Json<Vec<Device>>, ApiError> {
-    let user = match filter.user_id.as_deref() {
-        None => None,
-        Some(u) => Some(
-            u.parse::<Uuid>()
-                .map_err(|_| ApiError::from_status(StatusCode::BAD_REQUEST))?,
-        ),
-    };
-    let rows = active_sessions(&state, user).await?;
+    let user = filter.user_id.as_deref();
+    let rows = users::sessions(&state.ctx, &op, &grant, user).await?;
     Ok(Json(
         rows.into_iter()
             .map(|s| device(s, caller.principal.session_id))
@@ -80,19 +69,11 @@ pub(crate) async fn list_sessions(
         (status = 404, description = "No such active session", content_type = "application/problem+json")))]
 pub(crate) async fn revoke_session(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
+    PlatformAccess(grant): PlatformAccess,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id: Uuid = id
-        .parse()
-        .map_err(|_| ApiError::from_status(StatusCode::NOT_FOUND))?;
-    let revoked = flows::revoke(&state, &meta, caller.actor(), &[id], "admin_revoked")
-        .await
-        .map_err(refusal)?;
-    if revoked.is_empty() {
-        return Err(ApiError::from_status(StatusCode::NOT_FOUND));
-    }
+    users::revoke_session(&state.ctx, &op, &grant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -124,150 +105,13 @@ impl std::fmt::Debug for NewUser {
         (status = 422, description = "Invalid email or weak password", content_type = "application/problem+json")))]
 pub(crate) async fn create_user(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     PlatformAccess(grant): PlatformAccess,
     ApiJson(input): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let role = input.platform_role.as_deref().unwrap_or("member");
-    super::roles::may_grant_role(&state, &grant, role).await?;
-    let user = crate::identity::users::create(
-        &state,
-        &meta,
-        caller.actor(),
-        &input.email,
-        input.password,
-        role,
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(user)))
-}
-
-/// Refuses acting on an account whose platform role grants anything the caller lacks (404
-/// for no such user).
-pub(crate) async fn may_act_on(
-    state: &AppState,
-    grant: &PlatformGrant,
-    target: Uuid,
-) -> Result<(), ApiError> {
-    match state
-        .store
-        .role_grants_of(target)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-    {
-        None => Err(ApiError::from_status(StatusCode::NOT_FOUND)),
-        Some(t) if may_manage(grant.platform(), t) => Ok(()),
-        Some(_) => Err(above_your_role()),
-    }
-}
-
-pub(crate) fn above_your_role() -> ApiError {
-    ApiError::from(warden_core::Code::AboveYourRole)
-}
-
-pub(crate) fn last_admin() -> ApiError {
-    ApiError::from(warden_core::Code::LastAdmin)
-}
-
-async fn set_active(
-    state: &AppState,
-    meta: &RequestMeta,
-    caller: &Caller,
-    grant: &PlatformGrant,
-    id: &str,
-    active: bool,
-) -> Result<StatusCode, ApiError> {
-    let not_found = || ApiError::from_status(StatusCode::NOT_FOUND);
-    let id: Uuid = id.parse().map_err(|_| not_found())?;
-    may_act_on(state, grant, id).await?;
-    let now = state.clock.now();
-    let now_us = now_us(state.clock.as_ref());
-    let mut tx = state
-        .store
-        .begin()
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    if tx
-        .user_by_id(id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .is_none()
-    {
-        return Err(not_found());
-    }
-    if !active
-        && tx
-            .user_by_id(id)
-            .await
-            .map_err(|e| ApiError::internal(&e))?
-            .is_some_and(|u| u.active && u.platform_role == "admin")
-        && tx
-            .count_admins()
-            .await
-            .map_err(|e| ApiError::internal(&e))?
-            <= 1
-    {
-        return Err(last_admin());
-    }
-    if active {
-        crate::identity::users::admit_user(&state.license, &mut tx).await?;
-    }
-    let changed = tx
-        .set_active(id, active, now_us)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    if changed {
-        let mut revoked = 0;
-        if active {
-            tx.log_revocation("user_reactivated", id, now_us)
-                .await
-                .map_err(|e| ApiError::internal(&e))?;
-        } else {
-            tx.log_revocation("user_deactivated", id, now_us)
-                .await
-                .map_err(|e| ApiError::internal(&e))?;
-            let live = tx
-                .live_session_ids(id, None)
-                .await
-                .map_err(|e| ApiError::internal(&e))?;
-            revoked = flows::revoke_in_tx(
-                &mut tx,
-                state,
-                meta,
-                &caller.actor(),
-                &live,
-                "user_deactivated",
-            )
-            .await
-            .map_err(|e| ApiError::internal(&e))?
-            .len();
-        }
-        let event = meta.event(
-            now,
-            caller.actor(),
-            if active {
-                "user.reactivated"
-            } else {
-                "user.deactivated"
-            },
-            "user",
-            Some(id.to_string()),
-            Outcome::Success,
-            json!({ "sessions_revoked": revoked }),
-        );
-        tx.record(&state.audit_key, &event)
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-    }
-    tx.commit().await.map_err(|e| ApiError::internal(&e))?;
-    if changed {
-        state
-            .identity
-            .propagate(&state.store, state.clock.as_ref())
-            .await;
-    }
-    Ok(StatusCode::NO_CONTENT)
+    let role = input.platform_role.as_deref();
+    let user = users::create(&state.ctx, &op, &grant, &input.email, input.password, role).await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(user))))
 }
 
 /// Deactivates a user: every grant they hold ends at once, on every node.
@@ -276,12 +120,12 @@ async fn set_active(
     responses((status = 204, description = "Deactivated"), (status = 404, description = "No such user")))]
 pub(crate) async fn deactivate_user(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     PlatformAccess(grant): PlatformAccess,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    set_active(&state, &meta, &caller, &grant, &id, false).await
+    users::set_active(&state.ctx, &op, &grant, &id, false).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Reactivates a user. Their old sessions stay ended.
@@ -290,12 +134,12 @@ pub(crate) async fn deactivate_user(
     responses((status = 204, description = "Reactivated"), (status = 404, description = "No such user")))]
 pub(crate) async fn reactivate_user(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     PlatformAccess(grant): PlatformAccess,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    set_active(&state, &meta, &caller, &grant, &id, true).await
+    users::set_active(&state.ctx, &op, &grant, &id, true).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An administrator's password reset.
@@ -320,65 +164,32 @@ impl std::fmt::Debug for ResetPassword {
               (status = 422, description = "Password refused by the policy")))]
 pub(crate) async fn reset_password(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     PlatformAccess(grant): PlatformAccess,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ResetPassword>,
 ) -> Result<StatusCode, ApiError> {
-    let not_found = || ApiError::from_status(StatusCode::NOT_FOUND);
-    let internal = |e: &dyn std::fmt::Display| ApiError::internal(&e.to_string());
-    let id: Uuid = id.parse().map_err(|_| not_found())?;
-    may_act_on(&state, &grant, id).await?;
-    let mut tx = state.store.begin_read().await.map_err(|e| internal(&e))?;
-    let user = tx
-        .user_by_id(id)
-        .await
-        .map_err(|e| internal(&e))?
-        .ok_or_else(not_found)?;
-    tx.commit().await.map_err(|e| internal(&e))?;
-    check_password(&input.new_password, &user.email).map_err(|p| policy_error(&p))?;
-    let new = input.new_password;
-    let hash = warden_core::costly::passwords()
-        .hash(new)
-        .await?
-        .map_err(|e| internal(&e))?;
-    let now = state.clock.now();
-    let now_us = now_us(state.clock.as_ref());
-    let mut tx = state.store.begin().await.map_err(|e| internal(&e))?;
-    tx.set_password(id, &hash, now_us)
-        .await
-        .map_err(|e| internal(&e))?;
-    let live = tx
-        .live_session_ids(id, None)
-        .await
-        .map_err(|e| internal(&e))?;
-    let revoked = flows::revoke_in_tx(
-        &mut tx,
-        &state,
-        &meta,
-        &caller.actor(),
-        &live,
-        "password_reset",
-    )
-    .await
-    .map_err(|e| internal(&e))?;
-    let event = meta.event(
-        now,
-        caller.actor(),
-        "user.password_reset",
-        "user",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "password": warden_domain::audit::MASK, "sessions_revoked": revoked.len() }),
-    );
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(|e| internal(&e))?;
-    tx.commit().await.map_err(|e| internal(&e))?;
-    state
-        .identity
-        .propagate(&state.store, state.clock.as_ref())
-        .await;
+    users::reset_password(&state.ctx, &op, &grant, &id, input.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A created user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    /// Id.
+    pub id: String,
+    /// Email.
+    pub email: String,
+    /// Platform role.
+    pub platform_role: String,
+}
+
+impl From<CreatedUser> for UserView {
+    fn from(u: CreatedUser) -> Self {
+        Self {
+            id: u.id.to_string(),
+            email: u.email,
+            platform_role: u.platform_role,
+        }
+    }
 }

@@ -9,13 +9,13 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 use warden_domain::access::Access;
 
-use crate::audit::request::RequestMeta;
+use crate::http::authz::{AnonymousOp, UserOp};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
-use crate::identity::flows::{self, Grant, Refusal};
 use crate::identity::{Caller, Credential, cookies};
 use crate::state::AppState;
+use warden_core::identity::flows::{self, Grant, Refusal};
 
 pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
@@ -129,7 +129,7 @@ fn granted(state: &AppState, grant: Grant, browser: bool) -> Response {
         (status = 429, description = "Too many failures", content_type = "application/problem+json")))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
-    meta: RequestMeta,
+    AnonymousOp(op): AnonymousOp,
     headers: HeaderMap,
     ApiJson(input): ApiJson<SignIn>,
 ) -> Response {
@@ -137,7 +137,7 @@ pub(crate) async fn sign_in(
     if input.cookies && !cookies::same_origin(&headers) {
         return ApiError::csrf().into_response();
     }
-    match flows::sign_in(&state, &meta, &input.email, input.password).await {
+    match flows::sign_in(&state.ctx, &op, &input.email, input.password).await {
         Ok(grant) => granted(&state, grant, input.cookies),
         Err(r) => refused(r),
     }
@@ -151,7 +151,7 @@ pub(crate) async fn sign_in(
         (status = 401, description = "Unknown, spent or revoked token", content_type = "application/problem+json")))]
 pub(crate) async fn refresh(
     State(state): State<AppState>,
-    meta: RequestMeta,
+    AnonymousOp(op): AnonymousOp,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -182,7 +182,7 @@ pub(crate) async fn refresh(
     } else {
         None
     };
-    let mut res = match flows::refresh(&state, &meta, &presented, csrf).await {
+    let mut res = match flows::refresh(&state.ctx, &op, &presented, csrf).await {
         Ok(grant) => granted(&state, grant, browser),
         Err(r) => refused(r),
     };
@@ -207,11 +207,11 @@ fn clear_cookies(h: &mut HeaderMap) {
         (status = 401, description = "Not signed in", content_type = "application/problem+json")))]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
-    meta: RequestMeta,
+    UserOp(op): UserOp,
     caller: Caller,
 ) -> Response {
     let session = caller.principal.session_id;
-    match flows::revoke(&state, &meta, caller.actor(), &[session], "sign_out").await {
+    match flows::revoke(&state.ctx, &op, &[session], "sign_out").await {
         Ok(_) => {
             let mut res = StatusCode::NO_CONTENT.into_response();
             res.headers_mut()

@@ -20,8 +20,9 @@ use crate::http::authz::{HostAccess, PlatformAccess, WorkspaceAccess};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
-use crate::identity::{Caller, now_us};
+use crate::identity::Caller;
 use crate::state::AppState;
+use warden_core::identity::now_us;
 
 pub(crate) fn routes() -> Routes<AppState> {
     use Access::{Platform, Workspace};

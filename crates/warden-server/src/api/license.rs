@@ -18,8 +18,9 @@ use crate::audit::request::RequestMeta;
 use crate::http::authz::PlatformAccess;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
-use crate::identity::{Caller, now_us};
+use crate::identity::Caller;
 use crate::state::AppState;
+use warden_core::identity::now_us;
 use warden_core::license::{machine, unix_now};
 
 pub(crate) fn routes() -> Routes<AppState> {

@@ -4,22 +4,19 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use warden_domain::access::Access;
-use warden_domain::audit::Outcome;
-use warden_domain::identity::check_password;
 use warden_store::identity::SessionRow;
 
-use crate::audit::request::RequestMeta;
+use warden_core::identity::account;
+
+use crate::http::authz::UserOp;
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
-use crate::identity::flows::{self, Refusal};
-use crate::identity::users::policy_error;
-use crate::identity::{Caller, now_us};
+use crate::identity::Caller;
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
@@ -52,12 +49,7 @@ pub(crate) async fn me(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Me>, ApiError> {
-    let email = state
-        .identity
-        .user_email(&state.store, caller.principal.user_id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .ok_or_else(|| ApiError::from_status(StatusCode::UNAUTHORIZED))?;
+    let email = account::email(&state.ctx, &caller.principal).await?;
     Ok(Json(Me {
         id: caller.principal.user_id.to_string(),
         email,
@@ -81,11 +73,7 @@ pub(crate) async fn my_permissions(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<MyPermissions>, ApiError> {
-    let set = state
-        .store
-        .platform_permissions(caller.principal.user_id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let set = warden_core::access::platform_permissions(&state.ctx, &caller.principal).await?;
     Ok(Json(MyPermissions {
         platform: set.names(),
     }))
@@ -127,33 +115,6 @@ pub(crate) fn device(s: SessionRow, current: Uuid) -> Device {
     }
 }
 
-pub(crate) async fn active_sessions(
-    state: &AppState,
-    user: Option<Uuid>,
-) -> Result<Vec<SessionRow>, ApiError> {
-    let now = now_us(state.clock.as_ref());
-    let idle = i64::try_from(state.identity.config.session_idle.as_micros()).unwrap_or(i64::MAX);
-    let mut tx = state
-        .store
-        .begin_read()
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let rows = tx
-        .active_sessions(user, now, now - idle)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    tx.commit().await.map_err(|e| ApiError::internal(&e))?;
-    Ok(rows)
-}
-
-pub(crate) fn refusal(r: Refusal) -> ApiError {
-    match r {
-        Refusal::Internal(cause) => ApiError::internal(&cause),
-        Refusal::Busy => ApiError::busy(),
-        _ => ApiError::from_status(StatusCode::UNAUTHORIZED),
-    }
-}
-
 /// The signed-in user's active device sessions.
 #[utoipa::path(get, path = "/api/v1/me/devices", tag = "me",
     responses(
@@ -161,9 +122,11 @@ pub(crate) fn refusal(r: Refusal) -> ApiError {
         (status = 401, description = "Not signed in", content_type = "application/problem+json")))]
 pub(crate) async fn devices(
     State(state): State<AppState>,
+    UserOp(op): UserOp,
     caller: Caller,
 ) -> Result<Json<Vec<Device>>, ApiError> {
-    let rows = active_sessions(&state, Some(caller.principal.user_id)).await?;
+    let user = Some(caller.principal.user_id);
+    let rows = account::active_sessions(&state.ctx, &op, user).await?;
     Ok(Json(
         rows.into_iter()
             .map(|s| device(s, caller.principal.session_id))
@@ -179,19 +142,11 @@ pub(crate) async fn devices(
         (status = 404, description = "No such session of yours", content_type = "application/problem+json")))]
 pub(crate) async fn revoke_device(
     State(state): State<AppState>,
-    meta: RequestMeta,
+    UserOp(op): UserOp,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let not_found = || ApiError::from_status(StatusCode::NOT_FOUND);
-    let id: Uuid = id.parse().map_err(|_| not_found())?;
-    let rows = active_sessions(&state, Some(caller.principal.user_id)).await?;
-    if !rows.iter().any(|s| s.id == id) {
-        return Err(not_found());
-    }
-    flows::revoke(&state, &meta, caller.actor(), &[id], "user_revoked_device")
-        .await
-        .map_err(refusal)?;
+    account::revoke_device(&state.ctx, &op, &caller.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -207,36 +162,11 @@ pub struct Revoked {
     responses((status = 200, description = "Revoked", body = Revoked)))]
 pub(crate) async fn revoke_other_devices(
     State(state): State<AppState>,
-    meta: RequestMeta,
+    UserOp(op): UserOp,
     caller: Caller,
 ) -> Result<Json<Revoked>, ApiError> {
-    let others = other_sessions(&state, &caller).await?;
-    let revoked = flows::revoke(
-        &state,
-        &meta,
-        caller.actor(),
-        &others,
-        "user_revoked_others",
-    )
-    .await
-    .map_err(refusal)?;
-    Ok(Json(Revoked {
-        revoked: revoked.len(),
-    }))
-}
-
-async fn other_sessions(state: &AppState, caller: &Caller) -> Result<Vec<Uuid>, ApiError> {
-    let mut tx = state
-        .store
-        .begin_read()
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let ids = tx
-        .live_session_ids(caller.principal.user_id, Some(caller.principal.session_id))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    tx.commit().await.map_err(|e| ApiError::internal(&e))?;
-    Ok(ids)
+    let revoked = account::revoke_others(&state.ctx, &op, &caller.principal).await?;
+    Ok(Json(Revoked { revoked }))
 }
 
 /// A password change.
@@ -254,14 +184,6 @@ impl std::fmt::Debug for ChangePassword {
     }
 }
 
-/// What a password change's audit event keeps: that it changed, never the values.
-#[derive(Debug, Serialize)]
-pub struct PasswordChanged {
-    /// Masked.
-    pub password: &'static str,
-}
-warden_domain::audited!(PasswordChanged { password: Changed });
-
 /// Changes the signed-in user's password and ends every other session of theirs.
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "me", request_body = ChangePassword,
     responses(
@@ -270,104 +192,11 @@ warden_domain::audited!(PasswordChanged { password: Changed });
         (status = 422, description = "New password refused by the policy", content_type = "application/problem+json")))]
 pub(crate) async fn change_password(
     State(state): State<AppState>,
-    meta: RequestMeta,
+    UserOp(op): UserOp,
     caller: Caller,
     ApiJson(input): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
-    let user = caller.principal.user_id;
-    let mut tx = state
-        .store
-        .begin_read()
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let row = tx
-        .user_by_id(user)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .ok_or_else(|| ApiError::from_status(StatusCode::UNAUTHORIZED))?;
-    tx.commit().await.map_err(|e| ApiError::internal(&e))?;
-    check_password(&input.new_password, &row.email).map_err(|p| policy_error(&p))?;
-    let stored = row.password_hash.clone().unwrap_or_default();
-    let current = input.current_password;
-    let new = input.new_password;
-    let hashed = warden_core::costly::passwords()
-        .run(move |scratch| {
-            let ok =
-                warden_crypto::password::verify_in(&current, &stored, scratch).unwrap_or(false);
-            ok.then(|| warden_crypto::password::hash_in(&new, scratch))
-        })
-        .await?;
-    let now = state.clock.now();
-    let Some(hash) = hashed else {
-        let mut tx = state
-            .store
-            .begin()
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-        let event = meta.event(
-            now,
-            caller.actor(),
-            "user.password_changed",
-            "user",
-            Some(user.to_string()),
-            Outcome::Denied,
-            json!({"reason": "wrong_current_password"}),
-        );
-        tx.record(&state.audit_key, &event)
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
-        tx.commit().await.map_err(|e| ApiError::internal(&e))?;
-        return Err(ApiError(warden_core::CoreError::with_detail(
-            warden_core::Code::InvalidCredentials,
-            "The current password is not correct.",
-        )));
-    };
-    let hash = hash.map_err(|e| ApiError::internal(&e))?;
-    let now_us = now_us(state.clock.as_ref());
-    let mut tx = state
-        .store
-        .begin()
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    tx.set_password(user, &hash, now_us)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let others = tx
-        .live_session_ids(user, Some(caller.principal.session_id))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let revoked = flows::revoke_in_tx(
-        &mut tx,
-        &state,
-        &meta,
-        &caller.actor(),
-        &others,
-        "password_changed",
-    )
-    .await
-    .map_err(|e| ApiError::internal(&e))?;
-    let summary = warden_domain::audit::summarize(&PasswordChanged { password: "x" })
-        .unwrap_or_else(|_| json!({}));
-    let mut summary = summary;
-    if let Some(obj) = summary.as_object_mut() {
-        obj.insert("sessions_revoked".to_owned(), json!(revoked.len()));
-    }
-    let event = meta.event(
-        now,
-        caller.actor(),
-        "user.password_changed",
-        "user",
-        Some(user.to_string()),
-        Outcome::Success,
-        summary,
-    );
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    tx.commit().await.map_err(|e| ApiError::internal(&e))?;
-    state
-        .identity
-        .propagate(&state.store, state.clock.as_ref())
-        .await;
+    let (current, new) = (input.current_password, input.new_password);
+    account::change_password(&state.ctx, &op, &caller.principal, current, new).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,28 +1,24 @@
 //! Platform roles (built-in and custom) and who holds them. Nobody grants more than they hold:
 //! a role can only be defined or assigned by someone whose own role covers it.
 
-use crate::http::query::ApiQuery;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
-use uuid::Uuid;
-use warden_domain::access::{Access, Permission, PermissionSet, RoleName, may_manage};
-use warden_domain::audit::Outcome;
+use warden_core::CoreError;
+use warden_core::admin::roles::{self, Definition};
+use warden_core::admin::users;
+use warden_domain::access::{Access, Permission, PermissionSet, RoleName};
 use warden_store::roles::{RoleRow, UserListRow};
-use warden_store::tenancy::PlatformGrant;
 
-use super::admin::{above_your_role, last_admin, may_act_on};
 use super::me::rfc3339;
-use crate::audit::request::RequestMeta;
-use crate::http::authz::PlatformAccess;
+use crate::http::authz::{PlatformAccess, UserOp};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
+use crate::http::query::ApiQuery;
 use crate::http::routes::Routes;
-use crate::identity::{Caller, now_us};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
@@ -34,33 +30,6 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Platform(Permission::ADMIN_CREATE), routes!(create_role))
         .add(Platform(Permission::ADMIN_UPDATE), routes!(update_role))
         .add(Platform(Permission::ADMIN_DELETE), routes!(delete_role))
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(&e)
-}
-
-/// Refuses a role the caller could not hold themselves, or one that does not exist.
-pub(crate) async fn may_grant_role(
-    state: &AppState,
-    grant: &PlatformGrant,
-    role: &str,
-) -> Result<(), ApiError> {
-    let mut tx = state.store.begin_read().await.map_err(internal)?;
-    let row = tx.role(role).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    let row = row.ok_or(ApiError(
-        warden_core::CoreError::with_detail(
-            warden_core::Code::UnknownRole,
-            "no platform role has this name",
-        )
-        .on_field("platform_role"),
-    ))?;
-    if may_manage(grant.platform(), row.grants()) {
-        Ok(())
-    } else {
-        Err(above_your_role())
-    }
 }
 
 /// A user, as administrators see them.
@@ -112,23 +81,13 @@ pub struct UserPage {
     responses((status = 200, description = "Users", body = UserPage)))]
 pub(crate) async fn list_users(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     ApiQuery(q): ApiQuery<UserQuery>,
 ) -> Result<Json<UserPage>, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::from(warden_core::Code::InvalidLimit));
-    }
-    let mut tx = state.store.begin_read().await.map_err(internal)?;
-    let rows = tx
-        .list_users(q.cursor.as_deref(), limit)
-        .await
-        .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    let full = i64::try_from(rows.len()).unwrap_or(0) == limit;
-    let next_cursor = rows.last().filter(|_| full).map(|u| u.email.clone());
+    let page = users::list(&state.ctx, &grant, q.cursor.as_deref(), q.limit).await?;
     Ok(Json(UserPage {
-        items: rows.into_iter().map(user_entry).collect(),
-        next_cursor,
+        items: page.items.into_iter().map(user_entry).collect(),
+        next_cursor: page.next_cursor,
     }))
 }
 
@@ -150,52 +109,12 @@ pub struct PlatformRoleChange {
         (status = 409, description = "Would leave no active administrator", content_type = "application/problem+json")))]
 pub(crate) async fn set_user_role(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     PlatformAccess(grant): PlatformAccess,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<PlatformRoleChange>,
 ) -> Result<StatusCode, ApiError> {
-    let id: Uuid = id
-        .parse()
-        .map_err(|_| ApiError::from_status(StatusCode::NOT_FOUND))?;
-    may_act_on(&state, &grant, id).await?;
-    may_grant_role(&state, &grant, &input.platform_role).await?;
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    let user = tx
-        .user_by_id(id)
-        .await
-        .map_err(internal)?
-        .ok_or(ApiError::from_status(StatusCode::NOT_FOUND))?;
-    if user.platform_role == input.platform_role {
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    if user.platform_role == "admin"
-        && user.active
-        && tx.count_admins().await.map_err(internal)? <= 1
-    {
-        return Err(last_admin());
-    }
-    if !tx
-        .set_platform_role(id, &input.platform_role, now_us(state.clock.as_ref()))
-        .await
-        .map_err(internal)?
-    {
-        return Err(ApiError::from_status(StatusCode::NOT_FOUND));
-    }
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "user.role_changed",
-        "user",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "platform_role": { "old": user.platform_role, "new": input.platform_role } }),
-    );
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    users::set_role(&state.ctx, &op, &grant, &id, &input.platform_role).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -233,10 +152,11 @@ pub struct RoleList {
 /// Every platform role.
 #[utoipa::path(get, path = "/api/v1/admin/roles", tag = "admin",
     responses((status = 200, description = "Roles", body = RoleList)))]
-pub(crate) async fn list_roles(State(state): State<AppState>) -> Result<Json<RoleList>, ApiError> {
-    let mut tx = state.store.begin_read().await.map_err(internal)?;
-    let rows = tx.roles().await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+pub(crate) async fn list_roles(
+    State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
+) -> Result<Json<RoleList>, ApiError> {
+    let rows = roles::list(&state.ctx, &grant).await?;
     Ok(Json(RoleList {
         roles: rows.iter().map(role_view).collect(),
         permissions: PermissionSet::all().names(),
@@ -257,22 +177,6 @@ pub struct RoleDefinition {
     pub permissions: Vec<String>,
 }
 
-fn checked_set(grant: &PlatformGrant, def: &RoleDefinition) -> Result<PermissionSet, ApiError> {
-    let invalid = |detail| ApiError(warden_core::CoreError::invalid("permissions", detail));
-    let set = PermissionSet::parse(def.permissions.iter().map(String::as_str))
-        .map_err(|_| invalid("unknown permission name; GET /api/v1/admin/roles lists them"))?;
-    if def.description.chars().count() > 200 || def.description.chars().any(char::is_control) {
-        return Err(ApiError(warden_core::CoreError::invalid(
-            "description",
-            "at most 200 characters, no control characters",
-        )));
-    }
-    if !may_manage(grant.platform(), set) {
-        return Err(above_your_role());
-    }
-    Ok(set)
-}
-
 /// Defines a custom platform role.
 #[utoipa::path(post, path = "/api/v1/admin/roles", tag = "admin",
     request_body(content = RoleDefinition, example = json!({"name": "helpdesk",
@@ -282,45 +186,14 @@ fn checked_set(grant: &PlatformGrant, def: &RoleDefinition) -> Result<Permission
         (status = 422, description = "Bad name or permission", content_type = "application/problem+json")))]
 pub(crate) async fn create_role(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     PlatformAccess(grant): PlatformAccess,
     ApiJson(def): ApiJson<RoleDefinition>,
 ) -> Result<(StatusCode, Json<RoleView>), ApiError> {
     let name = RoleName::parse(def.name.as_deref().unwrap_or_default())
-        .map_err(|detail| ApiError(warden_core::CoreError::invalid("name", detail)))?;
-    let set = checked_set(&grant, &def)?;
-    let perms = set.names().join(" ");
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    if tx.role(name.as_str()).await.map_err(internal)?.is_some() {
-        return Err(ApiError::from(warden_core::Code::RoleExists));
-    }
-    tx.create_role(
-        name.as_str(),
-        &perms,
-        &def.description,
-        now_us(state.clock.as_ref()),
-    )
-    .await
-    .map_err(internal)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "role.created",
-        "role",
-        Some(name.as_str().to_owned()),
-        Outcome::Success,
-        json!({ "permissions": set.names() }),
-    );
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(internal)?;
-    let row = tx
-        .role(name.as_str())
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| internal("role vanished"))?;
-    tx.commit().await.map_err(internal)?;
+        .map_err(|detail| CoreError::invalid("name", detail))?;
+    let def = Definition::parse(&grant, &def.permissions, def.description)?;
+    let row = roles::create(&state.ctx, &op, &name, &def).await?;
     Ok((StatusCode::CREATED, Json(role_view(&row))))
 }
 
@@ -334,52 +207,13 @@ pub(crate) async fn create_role(
         (status = 404, description = "No such custom role")))]
 pub(crate) async fn update_role(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     PlatformAccess(grant): PlatformAccess,
     Path(name): Path<String>,
     ApiJson(def): ApiJson<RoleDefinition>,
 ) -> Result<Json<RoleView>, ApiError> {
-    let set = checked_set(&grant, &def)?;
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    let before = tx
-        .role(&name)
-        .await
-        .map_err(internal)?
-        .filter(|r| !r.builtin)
-        .ok_or(ApiError::from_status(StatusCode::NOT_FOUND))?;
-    // Changing a role someone more powerful could not have is fine; widening one past the
-    // caller's own grants is not (checked above); narrowing one the caller could not define
-    // would let them strip a more powerful role, so that is refused too.
-    if !may_manage(grant.platform(), before.grants()) {
-        return Err(above_your_role());
-    }
-    tx.update_role(
-        &name,
-        &set.names().join(" "),
-        &def.description,
-        now_us(state.clock.as_ref()),
-    )
-    .await
-    .map_err(internal)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "role.updated",
-        "role",
-        Some(name.clone()),
-        Outcome::Success,
-        json!({ "permissions": { "old": before.grants().names(), "new": set.names() } }),
-    );
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(internal)?;
-    let row = tx
-        .role(&name)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| internal("role vanished"))?;
-    tx.commit().await.map_err(internal)?;
+    let def = Definition::parse(&grant, &def.permissions, def.description)?;
+    let row = roles::update(&state.ctx, &op, &grant, &name, &def).await?;
     Ok(Json(role_view(&row)))
 }
 
@@ -391,37 +225,10 @@ pub(crate) async fn update_role(
         (status = 409, description = "Still held by someone", content_type = "application/problem+json")))]
 pub(crate) async fn delete_role(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     PlatformAccess(grant): PlatformAccess,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    let role = tx
-        .role(&name)
-        .await
-        .map_err(internal)?
-        .filter(|r| !r.builtin)
-        .ok_or(ApiError::from_status(StatusCode::NOT_FOUND))?;
-    if !may_manage(grant.platform(), role.grants()) {
-        return Err(above_your_role());
-    }
-    let holders = tx.role_holders(&name).await.map_err(internal)?;
-    if holders > 0 || !tx.delete_role(&name).await.map_err(internal)? {
-        return Err(ApiError::from(warden_core::Code::RoleInUse));
-    }
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "role.deleted",
-        "role",
-        Some(name),
-        Outcome::Success,
-        json!({ "permissions": role.grants().names() }),
-    );
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    roles::delete(&state.ctx, &op, &grant, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

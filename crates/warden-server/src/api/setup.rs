@@ -16,9 +16,9 @@ use warden_domain::audit::{Actor, Outcome};
 use crate::audit::request::RequestMeta;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
-use crate::identity::users::{UserCreated, validate_new_user};
-use crate::identity::{SETUP_PREFIX, now_us};
 use crate::state::AppState;
+use warden_core::identity::users::{UserCreated, validate_new_user};
+use warden_core::identity::{SETUP_PREFIX, now_us};
 
 pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
@@ -154,7 +154,7 @@ pub(crate) async fn setup_submit(
         Err(e) => {
             return page(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("<p>{}</p>", escape(e.0.detail)),
+                &format!("<p>{}</p>", escape(e.detail)),
             );
         }
     };

@@ -90,3 +90,24 @@ impl FromRequestParts<AppState> for UserOp {
         Ok(Self(meta.op(caller.actor(), state.clock.as_ref())))
     }
 }
+
+/// The operation of a request with no principal yet (sign-in, refresh, setup): its audit
+/// events name the account they concern.
+#[derive(Debug)]
+pub struct AnonymousOp(pub warden_core::Op);
+
+impl FromRequestParts<AppState> for AnonymousOp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, std::convert::Infallible> {
+        let Ok(meta) = crate::audit::request::RequestMeta::from_request_parts(parts, state).await;
+        let nobody = warden_domain::audit::Actor {
+            kind: warden_domain::audit::ActorKind::User,
+            id: None,
+        };
+        Ok(Self(meta.op(nobody, state.clock.as_ref())))
+    }
+}

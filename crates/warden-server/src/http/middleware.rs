@@ -35,7 +35,8 @@ use warden_store::tenancy::Refusal;
 
 use crate::audit::denials::{Denial, Denials};
 use crate::hosts::{HostGate, HostRefusal};
-use crate::identity::{AuthFailure, Identity};
+use crate::identity::AuthFailure;
+use warden_core::identity::Identity;
 use warden_domain::request_id::RequestId;
 
 use super::problem::{ApiError, PROBLEM_JSON, Problem};
@@ -467,7 +468,7 @@ fn first_gate(
         Some(Access::Host) => return Ok(Some((Gate::Host, None))),
         Some(_) => {
             let now = clock.now().unix_timestamp();
-            match identity.authenticate(req.method(), req.headers(), now) {
+            match crate::identity::authenticate(identity, req.method(), req.headers(), now) {
                 Ok(caller) => caller,
                 Err(AuthFailure::Unauthenticated) => {
                     return Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response());

@@ -702,7 +702,7 @@ async fn the_default_signing_key_is_rsa_3072_and_older_keys_keep_verifying() {
     let state = app.server.state();
     let mut config = state.identity.config.clone();
     config.signing_key_bits = 3072;
-    warden_server::identity::keys::add_key(
+    warden_core::identity::keys::add_key(
         app.server.store(),
         &state.keyring,
         state.clock.as_ref(),
@@ -1274,7 +1274,7 @@ async fn a_rotated_key_is_published_first_signs_after_a_minute_and_the_old_one_i
             .await
             .unwrap();
     };
-    let kid = warden_server::identity::keys::rotate(
+    let kid = warden_core::identity::keys::rotate(
         app.server.store(),
         &state.keyring,
         &chain,

@@ -1306,3 +1306,56 @@ async fn only_a_hosts_grant_opens_every_hosts_row_on_storage() {
         "sees workspace hosts"
     );
 }
+
+#[tokio::test]
+async fn two_administrators_taking_each_other_out_at_once_leave_one_in_charge() {
+    // The last-administrator rule is checked where the change is made, serialised with every
+    // other such change: of two admins deactivating (or demoting) each other in parallel,
+    // one is refused.
+    for round in 0..6 {
+        let app = TestApp::spawn().await.unwrap();
+        let root = admin_token(&app).await;
+        let a = user(&app, &root, "a@example.com", "admin").await;
+        let b = user(&app, &root, "b@example.com", "admin").await;
+        let me: Value = call(&app, &root, Method::GET, "/api/v1/me", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let res = call(
+            &app,
+            &a.token,
+            Method::PUT,
+            &format!("/api/v1/admin/users/{}/role", me["id"].as_str().unwrap()),
+            Some(json!({"platform_role": "member"})),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        let (method, what, body) = if round % 2 == 0 {
+            (Method::POST, "deactivate", None)
+        } else {
+            (
+                Method::PUT,
+                "role",
+                Some(json!({"platform_role": "member"})),
+            )
+        };
+        let (on_b, on_a) = (
+            format!("/api/v1/admin/users/{}/{what}", b.id),
+            format!("/api/v1/admin/users/{}/{what}", a.id),
+        );
+        let (x, y) = tokio::join!(
+            call(&app, &a.token, method.clone(), &on_b, body.clone()),
+            call(&app, &b.token, method, &on_a, body),
+        );
+        let statuses = [x.status(), y.status()];
+        assert!(
+            statuses.iter().any(|s| *s != StatusCode::NO_CONTENT),
+            "round {round}: both succeeded"
+        );
+        let mut tx = app.server.store().begin_read().await.unwrap();
+        let admins = tx.count_admins().await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(admins, 1, "round {round} ({what}): {statuses:?}");
+    }
+}

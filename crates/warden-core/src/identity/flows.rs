@@ -11,9 +11,8 @@ use warden_domain::audit::{Actor, ActorKind, Outcome};
 use warden_domain::identity::{Principal, normalize_email};
 use warden_store::identity::{NewSession, Rotation, RotationByHash};
 
-use super::{REFRESH_PREFIX, now_us};
-use crate::audit::request::RequestMeta;
-use crate::state::AppState;
+use super::REFRESH_PREFIX;
+use crate::{Ctx, Op};
 
 /// A successful sign-in or refresh: what the client receives.
 #[derive(Debug)]
@@ -73,16 +72,11 @@ fn summary<T: warden_domain::audit::Audited>(input: &T) -> serde_json::Value {
 
 /// Signs in with email and password. Throttled per (account, client address), account and
 /// client address; answers the same, after the same argon2 work, for unknown accounts.
-pub async fn sign_in(
-    state: &AppState,
-    meta: &RequestMeta,
-    email: &str,
-    password: String,
-) -> Result<Grant, Refusal> {
-    let id = &state.identity;
+pub async fn sign_in(ctx: &Ctx, op: &Op, email: &str, password: String) -> Result<Grant, Refusal> {
+    let id = &ctx.identity;
     let email = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
     let email: String = email.chars().take(254).collect();
-    let ip = meta.ip_text().unwrap_or_else(|| "unknown".to_owned());
+    let ip = op.origin.ip_text().unwrap_or_else(|| "unknown".to_owned());
     let scopes = [
         format!("pair:{email}|{ip}"),
         format!("account:{email}"),
@@ -93,15 +87,15 @@ pub async fn sign_in(
         email: email.clone(),
         password: None,
     });
-    let now = state.clock.now();
-    let now_us = now_us(state.clock.as_ref());
+    let now = op.now;
+    let now_us = op.now_us();
 
     // 1. Reserve the attempt before any password work: it counts as a failure of the pair
     //    and of the account until it succeeds, in one transaction that holds their rows, so
     //    parallel attempts get through no faster than one after another would. A scope
     //    already closed refuses it (rolled back: a refused attempt is not counted).
     let policy = id.throttle;
-    let mut tx = state.store.begin().await?;
+    let mut tx = ctx.store.begin().await?;
     let mut blocked_until = tx.throttle_blocked_until(&scope_refs[2..]).await?;
     if blocked_until <= now_us {
         for (scope, rule) in scopes[..2].iter().zip([policy.pair, policy.account]) {
@@ -119,9 +113,8 @@ pub async fn sign_in(
     if blocked_until > now_us {
         tx.rollback().await?;
         let wait = Duration::from_micros(u64::try_from(blocked_until - now_us).unwrap_or(1));
-        let mut tx = state.store.begin().await?;
-        let event = meta.event(
-            now,
+        let mut tx = ctx.store.begin().await?;
+        let event = op.event_by(
             actor_for(user.as_ref().map(|u| u.id)),
             "auth.sign_in",
             "user",
@@ -129,7 +122,7 @@ pub async fn sign_in(
             Outcome::Denied,
             json!({"email": email, "reason": "throttled"}),
         );
-        tx.record(&state.audit_key, &event).await?;
+        tx.record(&ctx.audit_key, &event).await?;
         tx.commit().await?;
         return Err(Refusal::Throttled(wait));
     }
@@ -141,12 +134,12 @@ pub async fn sign_in(
         .as_ref()
         .filter(|u| u.active)
         .and_then(|u| u.password_hash.clone());
-    let ok = warden_core::costly::passwords()
+    let ok = crate::costly::passwords()
         .verify(password, stored)
         .await
         .map_err(|_| Refusal::Busy)?;
 
-    let mut tx = state.store.begin().await?;
+    let mut tx = ctx.store.begin().await?;
     let user_id = user.as_ref().map(|u| u.id);
     let Some(user) = user.filter(|_| ok) else {
         // 3a. Failure: the pair and the account counted it already; the client address
@@ -156,8 +149,7 @@ pub async fn sign_in(
             micros(rule.delay_after(n))
         })
         .await?;
-        let event = meta.event(
-            now,
+        let event = op.event_by(
             actor_for(user_id),
             "auth.sign_in",
             "user",
@@ -165,7 +157,7 @@ pub async fn sign_in(
             Outcome::Failed,
             audit_summary,
         );
-        tx.record(&state.audit_key, &event).await?;
+        tx.record(&ctx.audit_key, &event).await?;
         tx.commit().await?;
         return Err(Refusal::Invalid);
     };
@@ -180,8 +172,8 @@ pub async fn sign_in(
         user_id: user.id,
         now: now_us,
         absolute_expires_at: now_us + lifetime,
-        user_agent: meta.user_agent.as_deref(),
-        ip: meta.ip_text().as_deref(),
+        user_agent: op.origin.user_agent.as_deref(),
+        ip: op.origin.ip_text().as_deref(),
     })
     .await?;
     let refresh = token::issue(REFRESH_PREFIX)?;
@@ -190,31 +182,23 @@ pub async fn sign_in(
         session_id,
         &refresh.hash,
         now_us,
-        meta.ip_text().as_deref(),
+        op.origin.ip_text().as_deref(),
     )
     .await?;
     let actor = actor_for(Some(user.id));
     let mut revoked_any = false;
     // The licence's `multiple-active-sessions` feature must allow it too.
     if !id.config.multiple_active_sessions
-        || !state
+        || !ctx
             .license
             .feature(warden_domain::license::Feature::MultipleActiveSessions)
     {
         let others = tx.live_session_ids(user.id, Some(session_id)).await?;
-        let revoked = revoke_in_tx(
-            &mut tx,
-            state,
-            meta,
-            &actor,
-            &others,
-            "single_session_policy",
-        )
-        .await?;
+        let revoked =
+            revoke_in_tx(&mut tx, ctx, op, &actor, &others, "single_session_policy").await?;
         revoked_any = !revoked.is_empty();
     }
-    let event = meta.event(
-        now,
+    let event = op.event_by(
         actor,
         "auth.sign_in",
         "session",
@@ -222,10 +206,10 @@ pub async fn sign_in(
         Outcome::Success,
         audit_summary,
     );
-    tx.record(&state.audit_key, &event).await?;
+    tx.record(&ctx.audit_key, &event).await?;
     tx.commit().await?;
     if revoked_any {
-        id.propagate(&state.store, state.clock.as_ref()).await;
+        id.propagate(&ctx.store, ctx.clock.as_ref()).await;
     }
     if warden_crypto::password::needs_rehash(user.password_hash.as_deref().unwrap_or_default()) {
         tracing::info!("password hash uses old parameters; it is replaced at the next change");
@@ -235,7 +219,7 @@ pub async fn sign_in(
         user_id: user.id,
         session_id,
     };
-    let (access_token, expires_in) = sign_access_token(state, &principal, now).await?;
+    let (access_token, expires_in) = sign_access_token(ctx, &principal, now).await?;
     Ok(Grant {
         principal,
         access_token,
@@ -248,11 +232,11 @@ pub async fn sign_in(
 /// Signs the access token on the blocking pool: an RSA signature takes a few hundred
 /// microseconds of CPU, too long to hold an async worker that other requests are waiting on.
 async fn sign_access_token(
-    state: &AppState,
+    ctx: &Ctx,
     principal: &Principal,
     now: time::OffsetDateTime,
 ) -> Result<(String, i64), Refusal> {
-    let identity = state.identity.clone();
+    let identity = ctx.identity.clone();
     let principal = principal.clone();
     Ok(tokio::task::spawn_blocking(move || identity.issue_access_token(&principal, now)).await??)
 }
@@ -279,10 +263,10 @@ fn successor_context(id: Uuid) -> Context {
 }
 
 /// A new refresh token, its id, and its secret sealed for the grace window.
-fn successor(state: &AppState) -> Result<(token::Issued, Uuid, Vec<u8>), Refusal> {
+fn successor(ctx: &Ctx) -> Result<(token::Issued, Uuid, Vec<u8>), Refusal> {
     let next = token::issue(REFRESH_PREFIX)?;
     let id = Uuid::now_v7();
-    let sealed = state
+    let sealed = ctx
         .keyring
         .seal(&successor_context(id), next.secret.as_bytes())?;
     Ok((next, id, sealed))
@@ -293,8 +277,8 @@ fn successor(state: &AppState) -> Result<(token::Issued, Uuid, Vec<u8>), Refusal
 /// rotation is within the grace window, when the same successor is handed out again.
 /// `csrf` is the CSRF token presented with a cookie refresh (`None` for bearer clients).
 pub async fn refresh(
-    state: &AppState,
-    meta: &RequestMeta,
+    ctx: &Ctx,
+    op: &Op,
     presented: &str,
     csrf: Option<Option<&str>>,
 ) -> Result<Grant, Refusal> {
@@ -305,13 +289,13 @@ pub async fn refresh(
     // Bearer clients: the common case is one statement. Cookie refreshes first check the
     // CSRF token against the session, so they take the path below.
     if csrf.is_none()
-        && let Some(grant) = fast_refresh(state, meta, &hash).await?
+        && let Some(grant) = fast_refresh(ctx, op, &hash).await?
     {
         return Ok(grant);
     }
     // A lost race re-reads at most twice: the second read sees the winner's rotation.
     for _ in 0..3 {
-        if let Some(grant) = try_refresh(state, meta, &hash, csrf).await? {
+        if let Some(grant) = try_refresh(ctx, op, &hash, csrf).await? {
             return Ok(grant);
         }
     }
@@ -320,18 +304,14 @@ pub async fn refresh(
 
 /// Rotates an unrotated token of a live session in one statement; `None` if that is not
 /// the case (then the full path decides: grace window, reuse, or invalid).
-async fn fast_refresh(
-    state: &AppState,
-    meta: &RequestMeta,
-    hash: &[u8],
-) -> Result<Option<Grant>, Refusal> {
-    let id = &state.identity;
-    let now = state.clock.now();
-    let now_us = now_us(state.clock.as_ref());
+async fn fast_refresh(ctx: &Ctx, op: &Op, hash: &[u8]) -> Result<Option<Grant>, Refusal> {
+    let id = &ctx.identity;
+    let now = op.now;
+    let now_us = op.now_us();
     let idle = i64::try_from(id.config.session_idle.as_micros()).unwrap_or(i64::MAX);
-    let (next, next_id, sealed) = successor(state)?;
-    let ip = meta.ip_text();
-    let Some(rotated) = state
+    let (next, next_id, sealed) = successor(ctx)?;
+    let ip = op.origin.ip_text();
+    let Some(rotated) = ctx
         .store
         .rotate_refresh_by_hash(&RotationByHash {
             id: next_id,
@@ -340,7 +320,7 @@ async fn fast_refresh(
             now: now_us,
             idle_cutoff: now_us.saturating_sub(idle),
             ip: ip.as_deref(),
-            user_agent: meta.user_agent.as_deref(),
+            user_agent: op.origin.user_agent.as_deref(),
             sealed_secret: &sealed,
         })
         .await?
@@ -351,7 +331,7 @@ async fn fast_refresh(
         user_id: rotated.user_id,
         session_id: rotated.session_id,
     };
-    let (access_token, expires_in) = sign_access_token(state, &principal, now).await?;
+    let (access_token, expires_in) = sign_access_token(ctx, &principal, now).await?;
     Ok(Some(Grant {
         principal,
         access_token,
@@ -363,18 +343,18 @@ async fn fast_refresh(
 
 /// One attempt; `Ok(None)` when a concurrent rotation won between our read and our write.
 async fn try_refresh(
-    state: &AppState,
-    meta: &RequestMeta,
+    ctx: &Ctx,
+    op: &Op,
     hash: &[u8],
     csrf: Option<Option<&str>>,
 ) -> Result<Option<Grant>, Refusal> {
-    let id = &state.identity;
-    let now = state.clock.now();
-    let now_us = now_us(state.clock.as_ref());
+    let id = &ctx.identity;
+    let now = op.now;
+    let now_us = op.now_us();
     let idle = i64::try_from(id.config.session_idle.as_micros()).unwrap_or(i64::MAX);
     let grace = i64::try_from(id.config.refresh_grace.as_micros()).unwrap_or(0);
 
-    let Some(row) = state.store.refresh_token(hash).await? else {
+    let Some(row) = ctx.store.refresh_token(hash).await? else {
         return Err(Refusal::Invalid);
     };
     if let Some(presented_csrf) = csrf
@@ -395,9 +375,9 @@ async fn try_refresh(
     };
     let secret = match row.rotated_at {
         None => {
-            let (next, next_id, sealed) = successor(state)?;
-            let ip = meta.ip_text();
-            let rotated = state
+            let (next, next_id, sealed) = successor(ctx)?;
+            let ip = op.origin.ip_text();
+            let rotated = ctx
                 .store
                 .rotate_refresh_token(&Rotation {
                     id: next_id,
@@ -406,7 +386,7 @@ async fn try_refresh(
                     hash: &next.hash,
                     now: now_us,
                     ip: ip.as_deref(),
-                    user_agent: meta.user_agent.as_deref(),
+                    user_agent: op.origin.user_agent.as_deref(),
                     sealed_secret: &sealed,
                 })
                 .await?;
@@ -418,18 +398,17 @@ async fn try_refresh(
         Some(rotated) if now_us - rotated <= grace => {
             // A genuine race of one client (two tabs, a retry) gets the same successor; the
             // same token from another client is a stolen copy.
-            if !same_client(meta, &row) {
-                end_family(state, meta, &row, "grace_replay_from_another_client").await?;
+            if !same_client(op, &row) {
+                end_family(ctx, op, &row, "grace_replay_from_another_client").await?;
                 return Err(Refusal::Invalid);
             }
             let (Some(next_id), Some(sealed)) = (row.successor_id, row.successor_sealed.clone())
             else {
                 return Err(Refusal::Invalid);
             };
-            let opened = state.keyring.open(&successor_context(next_id), &sealed)?;
-            let mut tx = state.store.begin().await?;
-            let event = meta.event(
-                now,
+            let opened = ctx.keyring.open(&successor_context(next_id), &sealed)?;
+            let mut tx = ctx.store.begin().await?;
+            let event = op.event_by(
                 actor_for(Some(row.user_id)),
                 "auth.refresh_grace_reissued",
                 "session",
@@ -437,17 +416,17 @@ async fn try_refresh(
                 Outcome::Success,
                 json!({"token_id": row.id.to_string(), "after_ms": (now_us - rotated) / 1_000}),
             );
-            tx.record(&state.audit_key, &event).await?;
+            tx.record(&ctx.audit_key, &event).await?;
             tx.commit().await?;
             zeroize::Zeroizing::new(String::from_utf8(opened.to_vec())?)
         }
         Some(_) => {
             // Reuse of a rotated token: someone holds a stolen copy. End the family.
-            end_family(state, meta, &row, "refresh_reuse").await?;
+            end_family(ctx, op, &row, "refresh_reuse").await?;
             return Err(Refusal::Invalid);
         }
     };
-    let (access_token, expires_in) = sign_access_token(state, &principal, now).await?;
+    let (access_token, expires_in) = sign_access_token(ctx, &principal, now).await?;
     Ok(Some(Grant {
         principal,
         access_token,
@@ -460,38 +439,36 @@ async fn try_refresh(
 /// Whether a replay of a rotated token comes from the client that rotated it: the same
 /// address and the same user agent. (Within a window of a second or two a genuine client
 /// does not move; a neighbour on its network is not it.)
-fn same_client(meta: &RequestMeta, row: &warden_store::identity::RefreshRow) -> bool {
-    let here = meta.ip.map(|ip| ip.to_canonical());
+fn same_client(op: &Op, row: &warden_store::identity::RefreshRow) -> bool {
+    let here = op.origin.ip.map(|ip| ip.to_canonical());
     let there = row
         .successor_ip
         .as_deref()
         .and_then(|t| t.parse::<std::net::IpAddr>().ok())
         .map(|ip| ip.to_canonical());
-    here.is_some() && here == there && meta.user_agent == row.successor_user_agent
+    here.is_some() && here == there && op.origin.user_agent == row.successor_user_agent
 }
 
 /// A stolen refresh token was presented: ends its whole family (and only it), audited with
 /// `why`, and makes every node apply it before answering.
 async fn end_family(
-    state: &AppState,
-    meta: &RequestMeta,
+    ctx: &Ctx,
+    op: &Op,
     row: &warden_store::identity::RefreshRow,
     why: &'static str,
 ) -> Result<(), Refusal> {
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
+    let mut tx = ctx.store.begin().await?;
     let thief_or_owner = actor_for(Some(row.user_id));
     let revoked = revoke_in_tx(
         &mut tx,
-        state,
-        meta,
+        ctx,
+        op,
         &thief_or_owner,
         &[row.session_id],
         "refresh_reuse",
     )
     .await?;
-    let event = meta.event(
-        now,
+    let event = op.event_by(
         actor_for(Some(row.user_id)),
         "auth.refresh_reuse_detected",
         "session",
@@ -500,12 +477,9 @@ async fn end_family(
         json!({"token_id": row.id.to_string(), "family_revoked": !revoked.is_empty(),
                "reason": why}),
     );
-    tx.record(&state.audit_key, &event).await?;
+    tx.record(&ctx.audit_key, &event).await?;
     tx.commit().await?;
-    state
-        .identity
-        .propagate(&state.store, state.clock.as_ref())
-        .await;
+    ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
     Ok(())
 }
 
@@ -514,24 +488,22 @@ async fn end_family(
 /// revocation goes through here, so each one is audited the same way.
 pub async fn revoke_in_tx(
     tx: &mut warden_store::Tx,
-    state: &AppState,
-    meta: &RequestMeta,
+    ctx: &Ctx,
+    op: &Op,
     actor: &Actor,
     sessions: &[Uuid],
     reason: &'static str,
 ) -> Result<Vec<Uuid>, warden_store::StoreError> {
-    let now = state.clock.now();
     let (revoked, _) = tx
         .revoke_sessions(
             sessions,
-            now_us(state.clock.as_ref()),
+            op.now_us(),
             reason,
-            meta.ip_text().as_deref(),
+            op.origin.ip_text().as_deref(),
         )
         .await?;
     for sid in &revoked {
-        let event = meta.event(
-            now,
+        let event = op.event_by(
             actor.clone(),
             "session.revoked",
             "session",
@@ -539,7 +511,7 @@ pub async fn revoke_in_tx(
             Outcome::Success,
             json!({ "reason": reason }),
         );
-        tx.record(&state.audit_key, &event).await?;
+        tx.record(&ctx.audit_key, &event).await?;
     }
     Ok(revoked)
 }
@@ -547,20 +519,31 @@ pub async fn revoke_in_tx(
 /// Revokes sessions with an audit event for each, then makes sure every node applied it.
 /// `owner` restricts the revocation to that user's sessions. Returns the ids revoked.
 pub async fn revoke(
-    state: &AppState,
-    meta: &RequestMeta,
-    actor: Actor,
+    ctx: &Ctx,
+    op: &Op,
     sessions: &[Uuid],
     reason: &'static str,
 ) -> Result<Vec<Uuid>, Refusal> {
-    let mut tx = state.store.begin().await?;
-    let revoked = revoke_in_tx(&mut tx, state, meta, &actor, sessions, reason).await?;
+    let mut tx = ctx.store.begin().await?;
+    let revoked = revoke_in_tx(&mut tx, ctx, op, &op.actor, sessions, reason).await?;
     tx.commit().await?;
     if !revoked.is_empty() {
-        state
-            .identity
-            .propagate(&state.store, state.clock.as_ref())
-            .await;
+        ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
     }
     Ok(revoked)
+}
+
+impl From<Refusal> for crate::CoreError {
+    /// Outside sign-in and refresh (which answer for themselves), a refusal means the
+    /// caller's own session is no longer valid.
+    fn from(r: Refusal) -> Self {
+        use crate::{Code, CoreError};
+        match r {
+            Refusal::Internal(cause) => CoreError::internal(&cause),
+            Refusal::Busy => CoreError::busy(),
+            Refusal::Throttled(wait) => CoreError::too_many_attempts(wait),
+            Refusal::Csrf => Code::CsrfRefused.into(),
+            Refusal::Invalid => Code::Unauthenticated.into(),
+        }
+    }
 }

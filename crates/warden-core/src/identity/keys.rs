@@ -10,7 +10,7 @@ use warden_store::audit::ChainKey;
 use warden_store::{Store, StoreError};
 
 use super::{AUDIENCE, now_us};
-use crate::config::AuthConfig;
+use crate::settings::AuthConfig;
 
 /// The keys in use: one signs, all verify, all are published.
 #[derive(Debug)]
@@ -160,9 +160,12 @@ pub async fn rotate(
 ) -> Result<String, StoreError> {
     let ttl = i64::try_from(config.access_token_ttl.as_secs()).unwrap_or(3600);
     let keep = ACTIVATION_DELAY_SECS + RELOAD_SECS + ttl + 2 * warden_crypto::jwt::LEEWAY_SECS;
-    let mut event = crate::audit::request::RequestMeta::none().event(
-        clock.now(),
+    let mut event = crate::Op::new(
         warden_domain::audit::Actor::system(),
+        crate::Origin::default(),
+        clock,
+    )
+    .event_with(
         "auth.signing_key_rotated",
         "signing_key",
         None,
@@ -230,9 +233,12 @@ pub async fn revoke(
     let position = tx
         .log_revocation("signing_key", uuid::Uuid::now_v7(), now)
         .await?;
-    let event = crate::audit::request::RequestMeta::none().event(
-        clock.now(),
+    let event = crate::Op::new(
         warden_domain::audit::Actor::system(),
+        crate::Origin::default(),
+        clock,
+    )
+    .event_with(
         "auth.signing_key_revoked",
         "signing_key",
         Some(kid.to_owned()),
