@@ -10,7 +10,7 @@ use warden_store::audit::ChainKey;
 
 use crate::identity::Identity;
 use crate::license::License;
-use crate::settings::SmtpConfig;
+use crate::settings::{HostsConfig, SmtpConfig};
 
 /// The node's shared parts, as use cases see them. Cheap to share behind the front end's
 /// state.
@@ -30,4 +30,6 @@ pub struct Ctx {
     pub license: License,
     /// Outgoing mail.
     pub smtp: SmtpConfig,
+    /// Where hosts may connect from, and how many at once.
+    pub hosts: HostsConfig,
 }

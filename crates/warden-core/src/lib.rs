@@ -11,6 +11,7 @@ pub mod admin;
 pub mod costly;
 pub mod ctx;
 pub mod error;
+pub mod hosts;
 pub mod identity;
 pub mod license;
 pub mod op;

@@ -22,8 +22,6 @@ pub struct Shared {
     pub checkpoint_signer: Arc<warden_store::audit::CheckpointSigner>,
     /// Background verification of the audit chain.
     pub audit_monitor: crate::audit::AuditMonitor,
-    /// Where hosts may connect from.
-    pub hosts: crate::config::HostsConfig,
     /// This node's live agent connections.
     pub connections: Arc<crate::agent::Connections>,
     /// Signs host session tickets (a server secret every node shares).

@@ -76,10 +76,10 @@ async fn main() -> anyhow::Result<()> {
             )
             .map_err(anyhow::Error::msg)?,
             smtp: warden_server::config::SmtpConfig::default(),
+            hosts: warden_server::config::HostsConfig::default(),
         }),
         checkpoint_signer: signer,
         audit_monitor: warden_server::audit::AuditMonitor::new(),
-        hosts: warden_server::config::HostsConfig::default(),
         host_tickets,
         connections: Arc::default(),
         session_feeds: Default::default(),

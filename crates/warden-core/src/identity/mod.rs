@@ -13,6 +13,7 @@ pub mod account;
 pub mod flows;
 pub mod keys;
 mod revocation;
+pub mod setup;
 pub mod users;
 
 use std::collections::HashMap;

@@ -10,6 +10,7 @@
 //! status endpoint says so.
 
 pub mod alerts;
+pub mod install;
 pub mod machine;
 
 use std::path::Path;

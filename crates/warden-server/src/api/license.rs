@@ -5,23 +5,18 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
+use warden_core::license::{install, machine, unix_now};
 use warden_domain::access::{Access, Permission};
-use warden_domain::audit::Outcome;
-use warden_domain::hosts::HostKind;
-use warden_domain::license::{BANNER_DAYS, Claims, DAY, Here, Standing, Tier, days_left, standing};
+use warden_domain::license::{BANNER_DAYS, DAY, Standing, Tier, days_left};
 
 use super::me::rfc3339;
-use crate::audit::request::RequestMeta;
-use crate::http::authz::PlatformAccess;
+use crate::http::authz::{PlatformAccess, UserOp};
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
 use crate::identity::Caller;
 use crate::state::AppState;
-use warden_core::identity::now_us;
-use warden_core::license::{machine, unix_now};
 
 pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
@@ -34,10 +29,6 @@ pub(crate) fn routes() -> Routes<AppState> {
             Access::Platform(Permission::ADMIN_UPDATE),
             routes!(upload_license),
         )
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(&e)
 }
 
 /// Used and allowed.
@@ -124,15 +115,11 @@ pub struct LicenseStatus {
     responses((status = 200, description = "Licence status", body = LicenseStatus)))]
 pub(crate) async fn license_status(
     State(state): State<AppState>,
+    UserOp(op): UserOp,
     caller: Caller,
 ) -> Result<Json<LicenseStatus>, ApiError> {
     let now = unix_now(state.clock.as_ref());
-    let admin = state
-        .store
-        .platform_permissions(caller.principal.user_id)
-        .await
-        .map_err(internal)?
-        .contains(Permission::ADMIN_READ);
+    let admin = install::is_admin(&state.ctx, &caller.principal).await?;
     let license = &state.license;
     let installed = license.installed();
     let standing = license.standing(now);
@@ -181,32 +168,19 @@ pub(crate) async fn license_status(
         history: Vec::new(),
     };
     if admin {
-        let fresh = i64::try_from((crate::agent::HEARTBEAT * 3).as_micros()).unwrap_or(i64::MAX);
-        let since = now_us(state.clock.as_ref()) - fresh;
-        let hosts = |kind: HostKind| {
-            let store = state.store.clone();
-            async move { store.connected_hosts(kind.as_str(), since).await }
+        let view = install::admin_view(&state.ctx, &op).await?;
+        let usage = |u: install::Usage| Usage {
+            used: u.used,
+            limit: u.limit,
         };
-        status.users = Some(Usage {
-            used: state.store.count_active_users().await.map_err(internal)?,
-            limit: license.user_limit(),
-        });
-        status.session_hosts = Some(Usage {
-            used: hosts(HostKind::Session).await.map_err(internal)?,
-            limit: license.host_cap(HostKind::Session, state.hosts.max_session_hosts),
-        });
-        status.deploy_hosts = Some(Usage {
-            used: hosts(HostKind::Deploy).await.map_err(internal)?,
-            limit: license.host_cap(HostKind::Deploy, state.hosts.max_deploy_hosts),
-        });
+        status.users = Some(usage(view.users));
+        status.session_hosts = Some(usage(view.session_hosts));
+        status.deploy_hosts = Some(usage(view.deploy_hosts));
         if claims.is_none_or(|c| c.tier == Tier::Standard) {
             status.machine_id = Some(license.fingerprint().to_owned());
         }
-        status.history = state
-            .store
-            .license_history(100)
-            .await
-            .map_err(internal)?
+        status.history = view
+            .history
             .into_iter()
             .map(|r| InstallView {
                 license_id: r.license_id,
@@ -236,7 +210,7 @@ pub(crate) async fn machine_info(
     let info = MachineInfo {
         fingerprint: state.license.fingerprint().to_owned(),
         hostname: machine::hostname(),
-        generated_at: rfc3339(now_us(state.clock.as_ref())),
+        generated_at: rfc3339(warden_core::identity::now_us(state.clock.as_ref())),
         warden_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let mut res = Json(info).into_response();
@@ -245,11 +219,6 @@ pub(crate) async fn machine_info(
         HeaderValue::from_static("attachment; filename=\"machine-info.json\""),
     );
     Ok(res)
-}
-
-/// A licence refused at upload: invalid input (422), whatever the problem's usual status.
-fn refused(code: warden_core::Code, detail: &'static str) -> ApiError {
-    ApiError(warden_core::CoreError::with_detail(code, detail).unprocessable())
 }
 
 /// Installs a licence: the body is the `.lic` file. It is verified (signature with the
@@ -262,102 +231,13 @@ fn refused(code: warden_core::Code, detail: &'static str) -> ApiError {
         (status = 422, description = "Refused, with the reason", content_type = "application/problem+json")))]
 pub(crate) async fn upload_license(
     State(state): State<AppState>,
-    meta: RequestMeta,
+    UserOp(op): UserOp,
     caller: Caller,
-    _admin: PlatformAccess,
+    PlatformAccess(grant): PlatformAccess,
     body: String,
 ) -> Result<Json<LicenseStatus>, ApiError> {
-    let license = &state.license;
-    let Some(key) = license.key() else {
-        return Err(ApiError::from(warden_core::Code::LicenseNotEnforced));
-    };
-    let now = unix_now(state.clock.as_ref());
-    let verified = key
-        .verify(&body)
-        .map_err(|_| {
-            refused(
-                warden_core::Code::LicenseInvalidSignature,
-                "The licence signature is invalid, or it was signed by another operator key.",
-            )
-        })
-        .and_then(|payload| {
-            serde_json::from_value::<Claims>(serde_json::Value::Object(payload)).map_err(|_| {
-                refused(
-                    warden_core::Code::LicenseMalformed,
-                    warden_core::Code::LicenseMalformed.sentence(),
-                )
-            })
-        })
-        .and_then(|claims| {
-            claims
-                .check()
-                .map_err(|e| refused(warden_core::Code::LicenseMalformed, e.0))?;
-            let here = Here {
-                now,
-                fingerprint: license.fingerprint(),
-                installed_at: now,
-                freshness: license.freshness(),
-                clock_tampered: license.clock_watch().tampered_at(now),
-            };
-            match standing(&claims, &here) {
-                Standing::Invalid(p) => {
-                    let code = warden_core::license::problem_code(p);
-                    Err(refused(code, code.sentence()))
-                }
-                Standing::Valid | Standing::Grace(_) => Ok(claims),
-            }
-        });
-    let claims = match verified {
-        Ok(c) => c,
-        Err(e) => {
-            let mut tx = state.store.begin().await.map_err(internal)?;
-            let event = meta.event(
-                state.clock.now(),
-                caller.actor(),
-                "license.install_refused",
-                "license",
-                None,
-                Outcome::Failed,
-                json!({ "reason": e.code().as_str() }),
-            );
-            tx.record(&state.audit_key, &event)
-                .await
-                .map_err(internal)?;
-            tx.commit().await.map_err(internal)?;
-            return Err(e);
-        }
-    };
-    let mut tx = state.store.begin().await.map_err(internal)?;
-    tx.insert_license(&warden_store::license::NewInstall {
-        license_id: &claims.jti,
-        customer: &claims.customer,
-        tier: claims.tier.as_str(),
-        expires_at: claims.exp,
-        token: body.trim(),
-        installed_by: Some(caller.principal.user_id),
-        installed_at: now,
-    })
-    .await
-    .map_err(internal)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "license.installed",
-        "license",
-        Some(claims.jti.clone()),
-        Outcome::Success,
-        json!({ "customer": claims.customer, "tier": claims.tier.as_str(),
-                "expires_at": rfc3339(claims.exp.saturating_mul(1_000_000)),
-                "user_limit": claims.user_limit, "session_hosts": claims.session_hosts,
-                "deploy_hosts": claims.deploy_hosts, "features": claims.features,
-                "allowed_domain": claims.allowed_domain }),
-    );
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    license.reload(&state.store).await.map_err(internal)?;
-    license_status(State(state), caller).await
+    install::install(&state.ctx, &op, &grant, &body).await?;
+    license_status(State(state), UserOp(op), caller).await
 }
 
 /// What an administrator sends the operator to get a standard licence.

@@ -9,16 +9,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::routes;
-use uuid::Uuid;
+use warden_core::Code;
+use warden_core::identity::setup::{self, Setup};
 use warden_domain::access::Access;
-use warden_domain::audit::{Actor, Outcome};
 
-use crate::audit::request::RequestMeta;
+use crate::http::authz::AnonymousOp;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
 use crate::state::AppState;
-use warden_core::identity::users::{UserCreated, validate_new_user};
-use warden_core::identity::{SETUP_PREFIX, now_us};
 
 pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
@@ -75,14 +73,14 @@ pub(crate) async fn setup_form(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SetupQuery>,
 ) -> Response {
-    match admin_exists(&state).await {
+    match setup::admin_exists(&state.ctx).await {
         Ok(true) => return done_already(),
         Ok(false) => {}
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError(e).into_response(),
     }
     let token = q
         .token
-        .filter(|t| warden_crypto::token::well_formed(t, SETUP_PREFIX))
+        .filter(|t| setup::well_formed(t))
         .unwrap_or_default();
     page(
         StatusCode::OK,
@@ -104,20 +102,6 @@ fn done_already() -> Response {
         StatusCode::GONE,
         "<p>Setup is complete: an administrator exists. Sign in instead.</p>",
     )
-}
-
-async fn admin_exists(state: &AppState) -> Result<bool, ApiError> {
-    let mut tx = state
-        .store
-        .begin_read()
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let n = tx
-        .count_admins()
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    tx.commit().await.map_err(|e| ApiError::internal(&e))?;
-    Ok(n > 0)
 }
 
 /// The submitted form.
@@ -146,46 +130,25 @@ impl std::fmt::Debug for SetupForm {
               (status = 422, description = "Invalid email or weak password", content_type = "text/html")))]
 pub(crate) async fn setup_submit(
     State(state): State<AppState>,
-    meta: RequestMeta,
+    AnonymousOp(op): AnonymousOp,
     Form(form): Form<SetupForm>,
 ) -> Response {
-    let email = match validate_new_user(&form.email, &form.password) {
-        Ok(e) => e,
-        Err(e) => {
-            return page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &format!("<p>{}</p>", escape(e.detail)),
-            );
-        }
-    };
-    if !warden_crypto::token::well_formed(&form.token, SETUP_PREFIX) {
-        return bad_link();
-    }
-    let password = form.password;
-    let hash = match warden_core::costly::passwords().hash(password).await {
-        Ok(Ok(h)) => h,
-        Ok(Err(e)) => return ApiError::internal(&e).into_response(),
-        Err(busy) => return ApiError::from(busy).into_response(),
-    };
-    match create_first_admin(&state, &meta, &form.token, &email, &hash).await {
-        Ok(Some(_)) => page(
+    let created =
+        setup::create_first_admin(&state.ctx, &op, &form.token, &form.email, form.password).await;
+    match created {
+        Ok(Setup::Created(_)) => page(
             StatusCode::CREATED,
             "<p>The administrator account is ready. Sign in with it (POST /api/v1/auth/sign-in, \
              or <code>warden login</code>).</p>",
         ),
-        Ok(None) => bad_link(),
-        Err(SetupFailure::Gone) => done_already(),
-        Err(SetupFailure::Internal) => {
-            ApiError::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
-        }
+        Ok(Setup::BadLink) => bad_link(),
+        Ok(Setup::Done) => done_already(),
+        Err(e) if matches!(e.code, Code::InvalidEmail | Code::WeakPassword) => page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("<p>{}</p>", escape(e.detail)),
+        ),
+        Err(e) => ApiError(e).into_response(),
     }
-}
-
-enum SetupFailure {
-    /// An administrator exists already.
-    Gone,
-    /// The database failed; logged, not shown.
-    Internal,
 }
 
 fn bad_link() -> Response {
@@ -194,54 +157,4 @@ fn bad_link() -> Response {
         "<p>This setup link is not valid: it was already used, has expired, or is mistyped. \
          Restart <code>warden serve</code> for a new one, or use <code>warden user create</code>.</p>",
     )
-}
-
-async fn create_first_admin(
-    state: &AppState,
-    meta: &RequestMeta,
-    token: &str,
-    email: &str,
-    hash: &str,
-) -> Result<Option<Uuid>, SetupFailure> {
-    let run = async {
-        let now = state.clock.now();
-        let now_us = now_us(state.clock.as_ref());
-        let mut tx = state.store.begin().await?;
-        if tx.count_admins().await? > 0 {
-            return Ok(Err(SetupFailure::Gone));
-        }
-        if !tx
-            .claim_setup_token(&warden_crypto::token::hash(token), now_us)
-            .await?
-        {
-            return Ok(Ok(None));
-        }
-        let id = Uuid::now_v7();
-        tx.create_user(id, email, hash, "admin", now_us).await?;
-        let summary = warden_domain::audit::summarize(&UserCreated {
-            email: email.to_owned(),
-            password: "x",
-            platform_role: "admin".to_owned(),
-        })
-        .unwrap_or_default();
-        let event = meta.event(
-            now,
-            Actor::system(),
-            "user.created",
-            "user",
-            Some(id.to_string()),
-            Outcome::Success,
-            serde_json::json!({"via": "setup_link", "input": summary}),
-        );
-        tx.record(&state.audit_key, &event).await?;
-        tx.commit().await?;
-        Ok::<_, warden_store::StoreError>(Ok(Some(id)))
-    };
-    match run.await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "first administrator setup failed");
-            Err(SetupFailure::Internal)
-        }
-    }
 }
