@@ -67,7 +67,7 @@ async fn main() {
         session_id: format!("s{n}"),
         workspace_id: "ws".into(),
         repository: Repository::Path(repo.display().to_string()),
-        mode: "chat".into(),
+        mode: warden_protocol::Mode::Chat,
         argv,
         env: Vec::new(),
         pat: None,
@@ -97,7 +97,7 @@ async fn main() {
                     session_ms.push(t.elapsed().as_secs_f64() * 1000.0)
                 }
                 AgentMessage::SessionEnded { status, error, .. } => {
-                    assert_eq!(status, "done", "{error:?}");
+                    assert_eq!(status, warden_protocol::EndStatus::Done, "{error:?}");
                     break;
                 }
                 _ => {}

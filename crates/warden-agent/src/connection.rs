@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
-use warden_protocol::{AgentMessage, AgentState, PROTOCOL_VERSION, ServerMessage};
+use warden_protocol::{AgentMessage, AgentState, PROTOCOL_VERSION, Refusal, ServerMessage};
 use zeroize::Zeroizing;
 
 /// Where to connect, and how to trust it.
@@ -283,9 +283,10 @@ async fn once(
                     });
                 }
                 Ok(ServerMessage::Refused { code, reason }) => {
-                    return match code.as_str() {
-                        "upgrade-required" | "revoked" => Ended::Final(format!("{code}: {reason}")),
-                        _ => Ended::Lost(format!("{code}: {reason}")),
+                    let said = format!("{}: {reason}", code.as_str());
+                    return match code {
+                        Refusal::UpgradeRequired | Refusal::Revoked => Ended::Final(said),
+                        _ => Ended::Lost(said),
                     };
                 }
                 Err(_) => return Ended::Lost("the server sent something unreadable".into()),

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use warden_protocol::{AgentMessage, Repository, Secret};
+use warden_protocol::{AgentMessage, EndStatus, Mode, Repository, Secret};
 use zeroize::Zeroizing;
 
 use crate::run::{Event, Spec, Stream, start, stop};
@@ -26,7 +26,7 @@ pub struct Job {
     /// The repository.
     pub repository: Repository,
     /// `chat`, `develop` or `bot`.
-    pub mode: String,
+    pub mode: Mode,
     /// Program and arguments.
     pub argv: Vec<String>,
     /// Environment for the process only.
@@ -125,7 +125,7 @@ impl Runner {
                     .send(AgentMessage::SessionEnded {
                         session_id: id.clone(),
                         seq: 0,
-                        status: "failed".into(),
+                        status: EndStatus::Failed,
                         exit_code: None,
                         error: Some(error),
                     })
@@ -149,7 +149,7 @@ impl Runner {
         let dir = self.data_dir.join("sessions");
         let _ = std::fs::create_dir_all(&dir);
         let note = serde_json::json!({
-            "workspace_id": job.workspace_id, "mode": job.mode, "pgid": pgid,
+            "workspace_id": job.workspace_id, "mode": job.mode.as_str(), "pgid": pgid,
         });
         let _ = std::fs::write(self.record_path(&job.session_id), note.to_string());
     }
@@ -421,8 +421,8 @@ impl Runner {
                             session_id: job.session_id.clone(),
                             seq,
                             stream: match stream {
-                                Stream::Stdout => "stdout".into(),
-                                Stream::Stderr => "stderr".into(),
+                                Stream::Stdout => warden_protocol::Stream::Stdout,
+                                Stream::Stderr => warden_protocol::Stream::Stderr,
                             },
                             data,
                         })
@@ -480,24 +480,24 @@ impl Runner {
             }
         }
         let status = if self.stopping(&job.session_id) {
-            "canceled"
+            EndStatus::Canceled
         } else if failure.is_none() && exit_code == Some(0) {
-            "done"
+            EndStatus::Done
         } else {
-            "failed"
+            EndStatus::Failed
         };
         let _ = out
             .send(AgentMessage::SessionEnded {
                 session_id: job.session_id.clone(),
                 seq,
-                status: status.into(),
+                status,
                 exit_code,
                 error: failure,
             })
             .await;
         let _ = std::fs::remove_dir_all(&tmp);
         let _ = std::fs::remove_file(self.record_path(&job.session_id));
-        if job.mode == "develop" {
+        if job.mode == Mode::Develop {
             let lock = self.mirror_lock(&job.workspace_id);
             let _guard = lock.lock().await;
             let _ = remove_worktree(

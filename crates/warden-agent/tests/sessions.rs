@@ -811,7 +811,7 @@ async fn a_session_that_failed_to_prepare_is_cleaned_up_by_the_next_agent() {
             session_id: "s-broken".into(),
             workspace_id: "ws".into(),
             repository: Repository::Path(root.path().join("gone").display().to_string()),
-            mode: "develop".into(),
+            mode: warden_protocol::Mode::Develop,
             argv: vec!["true".into()],
             env: Vec::new(),
             pat: None,
@@ -827,7 +827,7 @@ async fn a_session_that_failed_to_prepare_is_cleaned_up_by_the_next_agent() {
             .unwrap()
         {
             AgentMessage::SessionEnded { status, .. } => {
-                assert_eq!(status, "failed");
+                assert_eq!(status, warden_protocol::EndStatus::Failed);
                 break;
             }
             _ => continue,
@@ -930,7 +930,7 @@ async fn a_preparation_error_does_not_show_the_hosts_paths() {
             session_id: "s-1".into(),
             workspace_id: "ws".into(),
             repository: Repository::Path(repo.display().to_string()),
-            mode: "develop".into(),
+            mode: warden_protocol::Mode::Develop,
             argv: vec!["true".into()],
             env: Vec::new(),
             pat: None,
@@ -946,7 +946,7 @@ async fn a_preparation_error_does_not_show_the_hosts_paths() {
                 .unwrap()
                 .unwrap()
         {
-            assert_eq!(status, "failed");
+            assert_eq!(status, warden_protocol::EndStatus::Failed);
             break error.unwrap_or_default();
         }
     };

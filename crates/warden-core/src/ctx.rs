@@ -8,8 +8,12 @@ use warden_domain::clock::Clock;
 use warden_store::Store;
 use warden_store::audit::ChainKey;
 
+use warden_crypto::host_ticket::TicketKey;
+
+use crate::hosts::links::Connections;
 use crate::identity::Identity;
 use crate::license::License;
+use crate::sessions::reports::Feeds;
 use crate::settings::{HostsConfig, SmtpConfig};
 
 /// The node's shared parts, as use cases see them. Cheap to share behind the front end's
@@ -32,4 +36,10 @@ pub struct Ctx {
     pub smtp: SmtpConfig,
     /// Where hosts may connect from, and how many at once.
     pub hosts: HostsConfig,
+    /// This node's live agent connections.
+    pub connections: Connections,
+    /// Signs host session tickets (a server secret every node shares).
+    pub host_tickets: Arc<TicketKey>,
+    /// Wakes readers of session output on this node.
+    pub session_feeds: Feeds,
 }

@@ -16,6 +16,7 @@ pub mod identity;
 pub mod license;
 pub mod op;
 pub mod secrets;
+pub mod sessions;
 pub mod settings;
 pub mod workspaces;
 

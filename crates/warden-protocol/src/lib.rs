@@ -81,8 +81,8 @@ pub enum AgentMessage {
         session_id: String,
         /// Position in the session's stream.
         seq: u64,
-        /// `stdout` or `stderr`.
-        stream: String,
+        /// Which stream.
+        stream: Stream,
         /// The bytes, as UTF-8 (invalid sequences replaced).
         data: String,
     },
@@ -104,8 +104,8 @@ pub enum AgentMessage {
         session_id: String,
         /// Position in the session's stream.
         seq: u64,
-        /// `done`, `failed` or `canceled`.
-        status: String,
+        /// How it ended.
+        status: EndStatus,
         /// Exit code, when the process exited.
         exit_code: Option<i32>,
         /// Why it failed, in words safe to show (never a secret).
@@ -167,8 +167,8 @@ pub enum ServerMessage {
         workspace_id: String,
         /// The workspace's repository.
         repository: Repository,
-        /// `chat`, `develop` or `bot`.
-        mode: String,
+        /// What kind of session.
+        mode: Mode,
         /// Program and arguments; no shell.
         argv: Vec<String>,
         /// Environment for the process only (provider key, workspace variables).
@@ -212,11 +212,132 @@ pub enum ServerMessage {
     },
     /// The connection is refused or ends; the server closes it after this.
     Refused {
-        /// Stable code: `upgrade-required`, `invalid-message`, `replaced`, `revoked`, …
-        code: String,
+        /// Stable code.
+        code: Refusal,
         /// A sentence for the operator.
         reason: String,
     },
+}
+
+/// Which of a session's output streams a chunk is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+        }
+    }
+}
+
+/// How a session ended, as its host reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndStatus {
+    /// The process exited successfully.
+    Done,
+    /// It failed, or could not start.
+    Failed,
+    /// It was stopped.
+    Canceled,
+}
+
+impl EndStatus {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+}
+
+/// What kind of session a host is asked to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A conversation; no commits expected.
+    Chat,
+    /// Development on a branch of its own.
+    Develop,
+    /// Run by an automation.
+    Bot,
+}
+
+impl Mode {
+    /// As stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Develop => "develop",
+            Self::Bot => "bot",
+        }
+    }
+}
+
+/// Why the server refuses or ends a connection. A code this agent does not know (from a
+/// newer server) decodes as [`Refusal::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refusal {
+    /// The agent speaks no protocol version this server does.
+    UpgradeRequired,
+    /// A frame that is not a message of this protocol.
+    InvalidMessage,
+    /// A message over [`MAX_MESSAGE_BYTES`].
+    MessageTooLarge,
+    /// No hello in time.
+    HelloTimeout,
+    /// No heartbeat for three intervals.
+    HeartbeatTimeout,
+    /// A newer connection of this host replaced this one.
+    Replaced,
+    /// The host was deleted or rejected.
+    Revoked,
+    /// As many hosts of this kind are connected as the licence allows.
+    HostLimit,
+    /// A code this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl Refusal {
+    /// The code on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UpgradeRequired => "upgrade-required",
+            Self::InvalidMessage => "invalid-message",
+            Self::MessageTooLarge => "message-too-large",
+            Self::HelloTimeout => "hello-timeout",
+            Self::HeartbeatTimeout => "heartbeat-timeout",
+            Self::Replaced => "replaced",
+            Self::Revoked => "revoked",
+            Self::HostLimit => "host-limit",
+            Self::Other => "other",
+        }
+    }
+
+    /// This refusal with its standard sentence, for the codes that have one.
+    pub fn message(self) -> ServerMessage {
+        let reason = match self {
+            Self::InvalidMessage => "not a message of this protocol version",
+            Self::MessageTooLarge => "messages are at most 64 KiB",
+            Self::HelloTimeout => "say hello first",
+            Self::HeartbeatTimeout => "no heartbeat for three intervals",
+            _ => "",
+        };
+        ServerMessage::refused(self, reason)
+    }
 }
 
 /// Why a frame is not a message.
@@ -254,9 +375,9 @@ impl ServerMessage {
     }
 
     /// A refusal.
-    pub fn refused(code: &str, reason: &str) -> Self {
+    pub fn refused(code: Refusal, reason: &str) -> Self {
         Self::Refused {
-            code: code.to_owned(),
+            code,
             reason: reason.to_owned(),
         }
     }
@@ -306,8 +427,27 @@ mod tests {
             "x".repeat(MAX_MESSAGE_BYTES)
         );
         assert_eq!(AgentMessage::decode(&huge), Err(DecodeError::TooLarge));
-        let refused = ServerMessage::refused("upgrade-required", "speak version 1");
+        let refused = ServerMessage::refused(Refusal::UpgradeRequired, "speak version 1");
         assert_eq!(ServerMessage::decode(&refused.encode()).unwrap(), refused);
+        assert!(refused.encode().contains(r#""code":"upgrade-required""#));
+        let newer = r#"{"type":"refused","code":"quota-exceeded","reason":"r"}"#;
+        assert!(matches!(
+            ServerMessage::decode(newer).unwrap(),
+            ServerMessage::Refused {
+                code: Refusal::Other,
+                ..
+            }
+        ));
+        for bad in [
+            r#"{"type":"session_ended","session_id":"s","seq":1,"status":"exploded","exit_code":null,"error":null}"#,
+            r#"{"type":"session_output","session_id":"s","seq":1,"stream":"stdin","data":""}"#,
+        ] {
+            assert_eq!(
+                AgentMessage::decode(bad),
+                Err(DecodeError::Invalid),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -316,7 +456,7 @@ mod tests {
             session_id: "s".into(),
             workspace_id: "w".into(),
             repository: Repository::Url("https://git.example/r.git".into()),
-            mode: "develop".into(),
+            mode: Mode::Develop,
             argv: vec!["claude".into(), "--print".into(), "hi".into()],
             env: vec![("ANTHROPIC_API_KEY".into(), Secret("sk-live-123".into()))],
             pat: Some(Secret("ghp_456".into())),

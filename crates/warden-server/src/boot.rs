@@ -334,7 +334,6 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         .await
         .map_err(|e| BootError(format!("license: {e}")))?;
     let state = AppState::new(Shared {
-        session_feeds: Default::default(),
         ctx: Arc::new(warden_core::Ctx {
             store: store.clone(),
             keyring,
@@ -344,18 +343,19 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
             license,
             smtp: config.smtp.clone(),
             hosts: config.hosts.clone(),
+            connections: Default::default(),
+            host_tickets,
+            session_feeds: Default::default(),
         }),
         checkpoint_signer,
         audit_monitor,
-        host_tickets,
-        connections: Arc::default(),
         openapi_json: OnceLock::new(),
     });
     let identity_task = warden_core::identity::spawn_sync(state.ctx.clone());
 
-    let hosts_task = crate::agent::spawn_watch(state.clone());
+    let hosts_task = warden_core::hosts::link::spawn_watch(state.ctx.clone());
     let license_task = warden_core::license::spawn_watch(state.ctx.clone());
-    let sweep_task = crate::agent::spawn_session_sweep(state.clone());
+    let sweep_task = warden_core::hosts::link::spawn_session_sweep(state.ctx.clone());
     let routes = crate::api::routes().merge(extra_routes);
     let mut app = http::assemble(state.clone(), routes, &config.http, tls.is_some());
     app.openapi.info = utoipa::openapi::InfoBuilder::new()

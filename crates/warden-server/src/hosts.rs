@@ -23,40 +23,12 @@ use warden_domain::hosts::{
     audit_failure, client_ip,
 };
 use warden_store::audit::ChainKey;
-use warden_store::hosts::{HostGrant, TicketCheck};
+use warden_store::hosts::TicketCheck;
 use warden_store::{Store, StoreError};
 
 use crate::config::HostsConfig;
 
-/// How long a host session ticket is valid; the agent gets a fresh one at every hello.
-pub const TICKET_LIFETIME: Duration = Duration::from_secs(15 * 60);
-
-/// An authenticated host, left in the request's extensions for the handler.
-#[derive(Debug, Clone)]
-pub struct HostCaller {
-    /// The host.
-    pub host_id: Uuid,
-    /// What it runs.
-    pub kind: HostKind,
-    /// Its approval status: only approved hosts get work.
-    pub status: HostStatus,
-    /// The key id it used.
-    pub key_id: String,
-    /// The address it connected from.
-    pub ip: IpAddr,
-    /// The store's proof that it authenticated: what acting as this host on storage takes.
-    pub grant: HostGrant,
-}
-
-impl HostCaller {
-    /// The audit actor for this host.
-    pub fn actor(&self) -> Actor {
-        Actor {
-            kind: ActorKind::Host,
-            id: Some(self.host_id.to_string()),
-        }
-    }
-}
+pub use warden_core::hosts::HostCaller;
 
 /// Why a host was refused.
 #[derive(Debug, thiserror::Error)]
@@ -104,12 +76,6 @@ impl std::fmt::Debug for HostGate {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-/// A session ticket for an authenticated host, valid for [`TICKET_LIFETIME`].
-pub fn ticket_for(tickets: &TicketKey, clock: &dyn Clock, caller: &HostCaller) -> Option<String> {
-    let expires = warden_core::identity::now_us(clock) + micros(TICKET_LIFETIME);
-    host_ticket::issue(tickets, *caller.host_id.as_bytes(), &caller.key_id, expires)
 }
 
 fn micros(d: Duration) -> i64 {

@@ -13,6 +13,5 @@ pub mod hosts;
 pub mod http;
 pub mod identity;
 pub mod logging;
-pub mod sessions;
 pub mod state;
 pub mod tls;

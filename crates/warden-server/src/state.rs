@@ -22,12 +22,6 @@ pub struct Shared {
     pub checkpoint_signer: Arc<warden_store::audit::CheckpointSigner>,
     /// Background verification of the audit chain.
     pub audit_monitor: crate::audit::AuditMonitor,
-    /// This node's live agent connections.
-    pub connections: Arc<crate::agent::Connections>,
-    /// Signs host session tickets (a server secret every node shares).
-    pub host_tickets: Arc<warden_crypto::host_ticket::TicketKey>,
-    /// Wakes readers of session output.
-    pub session_feeds: crate::sessions::Feeds,
     /// The OpenAPI document as JSON, filled once the routes are assembled.
     pub openapi_json: OnceLock<String>,
 }

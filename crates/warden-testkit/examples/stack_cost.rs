@@ -77,12 +77,12 @@ async fn main() -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?,
             smtp: warden_server::config::SmtpConfig::default(),
             hosts: warden_server::config::HostsConfig::default(),
+            connections: Default::default(),
+            host_tickets,
+            session_feeds: Default::default(),
         }),
         checkpoint_signer: signer,
         audit_monitor: warden_server::audit::AuditMonitor::new(),
-        host_tickets,
-        connections: Arc::default(),
-        session_feeds: Default::default(),
         openapi_json: OnceLock::new(),
     });
     let http = HttpConfig {

@@ -4,25 +4,22 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
 use uuid::Uuid;
+use warden_core::hosts::admin::{self, Scope};
+use warden_core::hosts::agent::{self, Report};
 use warden_domain::access::{Access, Permission};
-use warden_domain::audit::{NewEvent, Outcome};
-use warden_domain::hosts::{AllowList, HostKind, HostName, HostStatus};
-use warden_store::hosts::{HostRow, Hosts, NewHost, StoredKey};
-use warden_store::tenancy::{PlatformGrant, WorkspaceTx};
+use warden_domain::hosts::{AllowList, HostStatus};
+use warden_store::hosts::HostRow;
 
 use super::me::rfc3339;
 use crate::audit::request::RequestMeta;
-use crate::http::authz::{HostAccess, PlatformAccess, WorkspaceAccess};
+use crate::http::authz::{HostAccess, PlatformAccess, UserOp, WorkspaceAccess};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
-use crate::identity::Caller;
 use crate::state::AppState;
-use warden_core::identity::now_us;
 
 pub(crate) fn routes() -> Routes<AppState> {
     use Access::{Platform, Workspace};
@@ -67,14 +64,6 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Access::Host, routes!(agent_connect))
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(&e)
-}
-
-fn not_found() -> ApiError {
-    ApiError::from_status(StatusCode::NOT_FOUND)
-}
-
 /// A host, without key material.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HostView {
@@ -115,8 +104,7 @@ pub struct HostView {
 }
 
 fn view(h: HostRow, now: i64) -> HostView {
-    let fresh = i64::try_from((crate::agent::HEARTBEAT * 3).as_micros()).unwrap_or(i64::MAX);
-    let online = h.connected_node.is_some() && h.last_seen_at.is_some_and(|t| now - t < fresh);
+    let online = admin::online(&h, now);
     HostView {
         online,
         workspace_id: h.workspace_id.map(|w| w.to_string()),
@@ -160,76 +148,18 @@ pub struct HostWithKey {
     pub api_key: String,
 }
 
+fn with_key(made: admin::WithKey, now: i64) -> HostWithKey {
+    HostWithKey {
+        host: view(made.host, now),
+        api_key: made.api_key.to_string(),
+    }
+}
+
 impl std::fmt::Debug for HostWithKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostWithKey")
             .field("host", &self.host)
             .finish_non_exhaustive()
-    }
-}
-
-async fn new_key() -> Result<warden_crypto::host_key::NewKey, ApiError> {
-    tokio::task::spawn_blocking(warden_crypto::host_key::generate)
-        .await
-        .map_err(internal)?
-        .map_err(internal)
-}
-
-fn parse_id(id: &str) -> Result<Uuid, ApiError> {
-    id.parse().map_err(|_| not_found())
-}
-
-/// Whose hosts a request manages: every host (the platform routes) or one workspace's own
-/// (the workspace routes, for its maintainers).
-enum Scope<'a> {
-    Platform(&'a PlatformGrant),
-    Workspace(&'a WorkspaceAccess),
-}
-
-/// The transaction a scope opens: its host queries carry the scope's filter, and its audit
-/// events the workspace.
-enum HostTx {
-    Platform(warden_store::Tx),
-    Workspace(WorkspaceTx),
-}
-
-impl HostTx {
-    async fn open(state: &AppState, scope: &Scope<'_>) -> Result<Self, ApiError> {
-        Ok(match scope {
-            Scope::Platform(grant) => Self::Platform(state.store.hosts_admin(grant).await?),
-            Scope::Workspace(access) => Self::Workspace(access.open(state).await?),
-        })
-    }
-
-    async fn open_read(state: &AppState, scope: &Scope<'_>) -> Result<Self, ApiError> {
-        Ok(match scope {
-            Scope::Platform(grant) => Self::Platform(state.store.hosts_admin_read(grant).await?),
-            Scope::Workspace(access) => Self::Workspace(access.open(state).await?),
-        })
-    }
-
-    fn hosts(&mut self) -> Hosts<'_> {
-        match self {
-            Self::Platform(tx) => tx.all_hosts(),
-            Self::Workspace(tx) => tx.hosts(),
-        }
-    }
-
-    async fn record(&mut self, state: &AppState, event: NewEvent) -> Result<(), ApiError> {
-        match self {
-            Self::Platform(tx) => tx.record(&state.audit_key, &event).await,
-            Self::Workspace(tx) => tx.record(&state.audit_key, event).await,
-        }
-        .map(drop)
-        .map_err(internal)
-    }
-
-    async fn commit(self) -> Result<(), ApiError> {
-        match self {
-            Self::Platform(tx) => tx.commit().await,
-            Self::Workspace(tx) => tx.commit().await,
-        }
-        .map_err(internal)
     }
 }
 
@@ -242,11 +172,12 @@ impl HostTx {
 pub(crate) async fn register_host(
     State(state): State<AppState>,
     PlatformAccess(grant): PlatformAccess,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     ApiJson(input): ApiJson<NewHostInput>,
 ) -> Result<(StatusCode, Json<HostWithKey>), ApiError> {
-    register(&state, &meta, &caller, &Scope::Platform(&grant), input).await
+    let input = admin::NewHostInput::parse(&input.name, &input.kind, &input.allow_list)?;
+    let made = admin::register(&state.ctx, &op, Scope::Platform(&grant), input).await?;
+    Ok((StatusCode::CREATED, Json(with_key(made, op.now_us()))))
 }
 
 /// Registers a host bound to this workspace: it serves this workspace alone. It stays
@@ -259,72 +190,13 @@ pub(crate) async fn register_host(
         (status = 422, description = "Invalid name, kind or allow-list", content_type = "application/problem+json")))]
 pub(crate) async fn register_workspace_host(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     ApiJson(input): ApiJson<NewHostInput>,
 ) -> Result<(StatusCode, Json<HostWithKey>), ApiError> {
-    register(&state, &meta, &caller, &Scope::Workspace(&access), input).await
-}
-
-async fn register(
-    state: &AppState,
-    meta: &RequestMeta,
-    caller: &Caller,
-    scope: &Scope<'_>,
-    input: NewHostInput,
-) -> Result<(StatusCode, Json<HostWithKey>), ApiError> {
-    let name = HostName::parse(&input.name).map_err(|e| ApiError::invalid(&e))?;
-    let kind = HostKind::parse(&input.kind).ok_or(ApiError(warden_core::CoreError::invalid(
-        "kind",
-        "must be session or deploy",
-    )))?;
-    let allow = AllowList::parse(input.allow_list.iter().map(String::as_str))
-        .map_err(|e| ApiError::invalid(&e))?;
-    let key = new_key().await?;
-    let id = Uuid::now_v7();
-    let mut tx = HostTx::open(state, scope).await?;
-    tx.hosts()
-        .insert(&NewHost {
-            id,
-            name: name.as_str(),
-            kind: kind.as_str(),
-            allow_list: &allow.to_stored(),
-            key: StoredKey {
-                key_id: &key.key_id,
-                salt: &key.salt,
-                hash: &key.hash,
-            },
-            created_by: caller.principal.user_id,
-            now: now_us(state.clock.as_ref()),
-        })
-        .await
-        .map_err(internal)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "host.registered",
-        "host",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "name": name.as_str(), "kind": kind.as_str(), "key_id": key.key_id,
-                "allow_list": allow.entries() }),
-    );
-    tx.record(state, event).await?;
-    let row = tx
-        .hosts()
-        .get(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(HostWithKey {
-            host: view(row, now_us(state.clock.as_ref())),
-            api_key: key.key.to_string(),
-        }),
-    ))
+    let input = admin::NewHostInput::parse(&input.name, &input.kind, &input.allow_list)?;
+    let made = admin::register(&state.ctx, &op, Scope::Workspace(&grant), input).await?;
+    Ok((StatusCode::CREATED, Json(with_key(made, op.now_us()))))
 }
 
 /// Every host, platform-wide and workspace-bound, by name.
@@ -333,8 +205,12 @@ async fn register(
 pub(crate) async fn list_hosts(
     State(state): State<AppState>,
     PlatformAccess(grant): PlatformAccess,
+    UserOp(op): UserOp,
 ) -> Result<Json<Vec<HostView>>, ApiError> {
-    list(&state, &Scope::Platform(&grant)).await
+    let rows = admin::list(&state.ctx, Scope::Platform(&grant)).await?;
+    Ok(Json(
+        rows.into_iter().map(|h| view(h, op.now_us())).collect(),
+    ))
 }
 
 /// This workspace's own hosts, by name.
@@ -343,17 +219,13 @@ pub(crate) async fn list_hosts(
     responses((status = 200, description = "Hosts", body = Vec<HostView>)))]
 pub(crate) async fn list_workspace_hosts(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
 ) -> Result<Json<Vec<HostView>>, ApiError> {
-    list(&state, &Scope::Workspace(&access)).await
-}
-
-async fn list(state: &AppState, scope: &Scope<'_>) -> Result<Json<Vec<HostView>>, ApiError> {
-    let mut tx = HostTx::open_read(state, scope).await?;
-    let rows = tx.hosts().list().await.map_err(internal)?;
-    tx.commit().await?;
-    let now = now_us(state.clock.as_ref());
-    Ok(Json(rows.into_iter().map(|r| view(r, now)).collect()))
+    let rows = admin::list(&state.ctx, Scope::Workspace(&grant)).await?;
+    Ok(Json(
+        rows.into_iter().map(|h| view(h, op.now_us())).collect(),
+    ))
 }
 
 /// One host.
@@ -364,9 +236,11 @@ async fn list(state: &AppState, scope: &Scope<'_>) -> Result<Json<Vec<HostView>>
 pub(crate) async fn get_host(
     State(state): State<AppState>,
     PlatformAccess(grant): PlatformAccess,
+    UserOp(op): UserOp,
     Path(id): Path<String>,
 ) -> Result<Json<HostView>, ApiError> {
-    get(&state, &Scope::Platform(&grant), &id).await
+    let row = admin::get(&state.ctx, Scope::Platform(&grant), &id).await?;
+    Ok(Json(view(row, op.now_us())))
 }
 
 /// One of this workspace's hosts.
@@ -377,79 +251,12 @@ pub(crate) async fn get_host(
         (status = 404, description = "No such host in this workspace", content_type = "application/problem+json")))]
 pub(crate) async fn get_workspace_host(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<HostView>, ApiError> {
-    get(&state, &Scope::Workspace(&access), &path.1).await
-}
-
-async fn get(state: &AppState, scope: &Scope<'_>, id: &str) -> Result<Json<HostView>, ApiError> {
-    let id = parse_id(id)?;
-    let mut tx = HostTx::open_read(state, scope).await?;
-    let row = tx
-        .hosts()
-        .get(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)?;
-    tx.commit().await?;
-    Ok(Json(view(row, now_us(state.clock.as_ref()))))
-}
-
-async fn decide(
-    state: &AppState,
-    grant: &PlatformGrant,
-    meta: &RequestMeta,
-    caller: &Caller,
-    id: &str,
-    status: HostStatus,
-) -> Result<Json<HostView>, ApiError> {
-    let id = parse_id(id)?;
-    let mut tx = HostTx::open(state, &Scope::Platform(grant)).await?;
-    let before = tx
-        .hosts()
-        .get(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)?;
-    tx.hosts()
-        .decide(
-            id,
-            status.as_str(),
-            caller.principal.user_id,
-            now_us(state.clock.as_ref()),
-        )
-        .await
-        .map_err(internal)?;
-    let action = match status {
-        HostStatus::Approved => "host.approved",
-        HostStatus::Rejected => "host.rejected",
-        HostStatus::Pending => "host.pending",
-    };
-    let mut event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        action,
-        "host",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "status": { "old": before.status, "new": status.as_str() } }),
-    );
-    event.workspace_id = before.workspace_id.map(|w| w.to_string());
-    tx.record(state, event).await?;
-    let row = tx
-        .hosts()
-        .get(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)?;
-    tx.commit().await?;
-    if status == HostStatus::Rejected {
-        state
-            .connections
-            .kick(id, "revoked", "an administrator rejected this host");
-    }
-    Ok(Json(view(row, now_us(state.clock.as_ref()))))
+    let row = admin::get(&state.ctx, Scope::Workspace(&grant), &path.1).await?;
+    Ok(Json(view(row, op.now_us())))
 }
 
 /// Approves a host: it may receive work.
@@ -460,11 +267,11 @@ async fn decide(
 pub(crate) async fn approve_host(
     State(state): State<AppState>,
     PlatformAccess(grant): PlatformAccess,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     Path(id): Path<String>,
 ) -> Result<Json<HostView>, ApiError> {
-    decide(&state, &grant, &meta, &caller, &id, HostStatus::Approved).await
+    let row = admin::decide(&state.ctx, &op, &grant, &id, HostStatus::Approved).await?;
+    Ok(Json(view(row, op.now_us())))
 }
 
 /// Rejects (or revokes the approval of) a host: it gets no work.
@@ -475,11 +282,11 @@ pub(crate) async fn approve_host(
 pub(crate) async fn reject_host(
     State(state): State<AppState>,
     PlatformAccess(grant): PlatformAccess,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     Path(id): Path<String>,
 ) -> Result<Json<HostView>, ApiError> {
-    decide(&state, &grant, &meta, &caller, &id, HostStatus::Rejected).await
+    let row = admin::decide(&state.ctx, &op, &grant, &id, HostStatus::Rejected).await?;
+    Ok(Json(view(row, op.now_us())))
 }
 
 /// Key rotation options.
@@ -502,12 +309,13 @@ pub struct Rotation {
 pub(crate) async fn rotate_host_key(
     State(state): State<AppState>,
     PlatformAccess(grant): PlatformAccess,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<Rotation>,
 ) -> Result<Json<HostWithKey>, ApiError> {
-    rotate(&state, &meta, &caller, &Scope::Platform(&grant), &id, input).await
+    let scope = Scope::Platform(&grant);
+    let made = admin::rotate_key(&state.ctx, &op, scope, &id, input.grace_minutes).await?;
+    Ok(Json(with_key(made, op.now_us())))
 }
 
 /// Issues a new key for one of this workspace's hosts (shown once); the current key keeps
@@ -521,82 +329,14 @@ pub(crate) async fn rotate_host_key(
         (status = 422, description = "Grace period out of range", content_type = "application/problem+json")))]
 pub(crate) async fn rotate_workspace_host_key(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
     ApiJson(input): ApiJson<Rotation>,
 ) -> Result<Json<HostWithKey>, ApiError> {
-    rotate(
-        &state,
-        &meta,
-        &caller,
-        &Scope::Workspace(&access),
-        &path.1,
-        input,
-    )
-    .await
-}
-
-async fn rotate(
-    state: &AppState,
-    meta: &RequestMeta,
-    caller: &Caller,
-    scope: &Scope<'_>,
-    id: &str,
-    input: Rotation,
-) -> Result<Json<HostWithKey>, ApiError> {
-    let id = parse_id(id)?;
-    let grace = input.grace_minutes.unwrap_or(60);
-    if !(0..=10_080).contains(&grace) {
-        return Err(ApiError(warden_core::CoreError::invalid(
-            "grace_minutes",
-            "must be between 0 and 10080 minutes",
-        )));
-    }
-    let key = new_key().await?;
-    let now = now_us(state.clock.as_ref());
-    let mut tx = HostTx::open(state, scope).await?;
-    let before = tx
-        .hosts()
-        .get(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)?;
-    tx.hosts()
-        .rotate_key(
-            id,
-            StoredKey {
-                key_id: &key.key_id,
-                salt: &key.salt,
-                hash: &key.hash,
-            },
-            now + grace * 60_000_000,
-            now,
-        )
-        .await
-        .map_err(internal)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "host.key_rotated",
-        "host",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "key_id": { "old": before.key_id, "new": key.key_id }, "grace_minutes": grace }),
-    );
-    tx.record(state, event).await?;
-    let row = tx
-        .hosts()
-        .get(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)?;
-    tx.commit().await?;
-    Ok(Json(HostWithKey {
-        host: view(row, now_us(state.clock.as_ref())),
-        api_key: key.key.to_string(),
-    }))
+    let scope = Scope::Workspace(&grant);
+    let made = admin::rotate_key(&state.ctx, &op, scope, &path.1, input.grace_minutes).await?;
+    Ok(Json(with_key(made, op.now_us())))
 }
 
 /// A host's allow-list.
@@ -617,12 +357,13 @@ pub struct AllowListInput {
 pub(crate) async fn set_allow_list(
     State(state): State<AppState>,
     PlatformAccess(grant): PlatformAccess,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<AllowListInput>,
 ) -> Result<Json<HostView>, ApiError> {
-    allow_list(&state, &meta, &caller, &Scope::Platform(&grant), &id, input).await
+    let scope = Scope::Platform(&grant);
+    let row = admin::set_allow_list(&state.ctx, &op, scope, &id, &input.allow_list).await?;
+    Ok(Json(view(row, op.now_us())))
 }
 
 /// Replaces the allow-list of one of this workspace's hosts.
@@ -635,64 +376,14 @@ pub(crate) async fn set_allow_list(
         (status = 422, description = "Invalid entry", content_type = "application/problem+json")))]
 pub(crate) async fn set_workspace_allow_list(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
     ApiJson(input): ApiJson<AllowListInput>,
 ) -> Result<Json<HostView>, ApiError> {
-    allow_list(
-        &state,
-        &meta,
-        &caller,
-        &Scope::Workspace(&access),
-        &path.1,
-        input,
-    )
-    .await
-}
-
-async fn allow_list(
-    state: &AppState,
-    meta: &RequestMeta,
-    caller: &Caller,
-    scope: &Scope<'_>,
-    id: &str,
-    input: AllowListInput,
-) -> Result<Json<HostView>, ApiError> {
-    let id = parse_id(id)?;
-    let allow = AllowList::parse(input.allow_list.iter().map(String::as_str))
-        .map_err(|e| ApiError::invalid(&e))?;
-    let mut tx = HostTx::open(state, scope).await?;
-    let before = tx
-        .hosts()
-        .get(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)?;
-    tx.hosts()
-        .set_allow_list(id, &allow.to_stored(), now_us(state.clock.as_ref()))
-        .await
-        .map_err(internal)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "host.allow_list_changed",
-        "host",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "allow_list": { "old": AllowList::from_stored(&before.allow_list).entries(),
-                                "new": allow.entries() } }),
-    );
-    tx.record(state, event).await?;
-    let row = tx
-        .hosts()
-        .get(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)?;
-    tx.commit().await?;
-    Ok(Json(view(row, now_us(state.clock.as_ref()))))
+    let scope = Scope::Workspace(&grant);
+    let row = admin::set_allow_list(&state.ctx, &op, scope, &path.1, &input.allow_list).await?;
+    Ok(Json(view(row, op.now_us())))
 }
 
 /// Deletes a host with every key it had: it can never come back with them; re-adding it means
@@ -704,11 +395,11 @@ async fn allow_list(
 pub(crate) async fn delete_host(
     State(state): State<AppState>,
     PlatformAccess(grant): PlatformAccess,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    delete(&state, &meta, &caller, &Scope::Platform(&grant), &id).await
+    admin::delete(&state.ctx, &op, Scope::Platform(&grant), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Deletes one of this workspace's hosts with every key it had.
@@ -719,45 +410,11 @@ pub(crate) async fn delete_host(
         (status = 404, description = "No such host in this workspace", content_type = "application/problem+json")))]
 pub(crate) async fn delete_workspace_host(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    delete(&state, &meta, &caller, &Scope::Workspace(&access), &path.1).await
-}
-
-async fn delete(
-    state: &AppState,
-    meta: &RequestMeta,
-    caller: &Caller,
-    scope: &Scope<'_>,
-    id: &str,
-) -> Result<StatusCode, ApiError> {
-    let id = parse_id(id)?;
-    let mut tx = HostTx::open(state, scope).await?;
-    let before = tx
-        .hosts()
-        .get(id)
-        .await
-        .map_err(internal)?
-        .ok_or_else(not_found)?;
-    tx.hosts().delete(id).await.map_err(internal)?;
-    let mut event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "host.deleted",
-        "host",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "name": before.name, "key_id": before.key_id, "status": before.status }),
-    );
-    event.workspace_id = before.workspace_id.map(|w| w.to_string());
-    tx.record(state, event).await?;
-    tx.commit().await?;
-    state
-        .connections
-        .kick(id, "revoked", "an administrator deleted this host");
+    admin::delete(&state.ctx, &op, Scope::Workspace(&grant), &path.1).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -787,17 +444,6 @@ pub struct HelloAnswer {
     pub ticket: String,
 }
 
-fn reported(field: &'static str, value: &str) -> Result<(), ApiError> {
-    if value.trim().is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control)
-    {
-        return Err(ApiError(warden_core::CoreError::invalid(
-            field,
-            "must be 1 to 200 characters without control characters",
-        )));
-    }
-    Ok(())
-}
-
 /// An agent announces itself with its host key (`Authorization: Bearer whk_…`): Warden
 /// records what it reports and answers whether it may work. A pending or rejected host gets
 /// no work. Every failure is the same 401; repeated failures get 429 with `Retry-After`.
@@ -812,45 +458,14 @@ pub(crate) async fn agent_hello(
     HostAccess(host): HostAccess,
     ApiJson(input): ApiJson<HelloInput>,
 ) -> Result<Json<HelloAnswer>, ApiError> {
-    reported("hostname", &input.hostname)?;
-    reported("os", &input.os)?;
-    reported("agent_version", &input.agent_version)?;
-    let ip = host.ip.to_string();
-    let mut tx = state.store.as_host(&host.grant).await?;
-    if !tx
-        .record_hello(
-            &host.grant,
-            &warden_store::hosts::Hello {
-                hostname: input.hostname.trim(),
-                os: input.os.trim(),
-                agent_version: input.agent_version.trim(),
-                ip: &ip,
-                now: now_us(state.clock.as_ref()),
-            },
-        )
-        .await
-        .map_err(internal)?
-    {
+    let report = Report::parse(&input.hostname, &input.os, &input.agent_version)?;
+    let op = meta.host_op(&host, state.clock.as_ref());
+    if !agent::hello(&state.ctx, &op, &host, &report, None).await? {
         // Deleted between the key check and now.
         return Err(ApiError::from_status(StatusCode::UNAUTHORIZED));
     }
-    let mut event = meta.event(
-        state.clock.now(),
-        host.actor(),
-        "host.connected",
-        "host",
-        Some(host.host_id.to_string()),
-        Outcome::Success,
-        json!({ "key_id": host.key_id, "status": host.status.as_str(),
-                "hostname": input.hostname.trim(), "agent_version": input.agent_version.trim() }),
-    );
-    event.client_ip = Some(host.ip);
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    let ticket = crate::hosts::ticket_for(&state.host_tickets, state.clock.as_ref(), &host)
-        .ok_or_else(|| internal("cannot issue a host ticket"))?;
+    let ticket = warden_core::hosts::ticket_for(&state.host_tickets, state.clock.as_ref(), &host)
+        .ok_or_else(|| ApiError::internal(&"cannot issue a host ticket"))?;
     Ok(Json(HelloAnswer {
         host_id: host.host_id.to_string(),
         status: host.status.as_str().to_owned(),
@@ -899,56 +514,13 @@ pub struct HostWorkspaces {
 pub(crate) async fn set_host_workspaces(
     State(state): State<AppState>,
     PlatformAccess(grant): PlatformAccess,
-    meta: RequestMeta,
-    caller: Caller,
+    UserOp(op): UserOp,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<HostWorkspaces>,
 ) -> Result<Json<HostWorkspaces>, ApiError> {
-    let id = parse_id(&id)?;
-    let bad = || {
-        ApiError(warden_core::CoreError::invalid(
-            "workspace_ids",
-            "every entry must be the id of an existing workspace (at most 1000)",
-        ))
-    };
-    if input.workspace_ids.len() > 1000 {
-        return Err(bad());
-    }
-    let mut wanted = input
-        .workspace_ids
-        .iter()
-        .map(|w| w.parse::<Uuid>().map_err(|_| bad()))
-        .collect::<Result<Vec<_>, _>>()?;
-    wanted.sort();
-    wanted.dedup();
-    let mut tx = state.store.hosts_admin(&grant).await?;
-    let before = tx.all_hosts().workspaces_of(id).await.map_err(internal)?;
-    match tx
-        .all_hosts()
-        .set_workspaces(id, &wanted)
-        .await
-        .map_err(internal)?
-    {
-        None => return Err(not_found()),
-        Some(false) => return Err(bad()),
-        Some(true) => {}
-    }
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "host.workspaces_changed",
-        "host",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "workspace_ids": {
-            "old": before.iter().map(Uuid::to_string).collect::<Vec<_>>(),
-            "new": wanted.iter().map(Uuid::to_string).collect::<Vec<_>>() } }),
-    );
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    let ids = &input.workspace_ids;
+    let saved = admin::set_workspaces(&state.ctx, &op, &grant, &id, ids).await?;
     Ok(Json(HostWorkspaces {
-        workspace_ids: wanted.iter().map(Uuid::to_string).collect(),
+        workspace_ids: saved.iter().map(Uuid::to_string).collect(),
     }))
 }

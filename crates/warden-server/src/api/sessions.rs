@@ -1,7 +1,6 @@
 //! Agent sessions in a workspace: create (the session goes to an approved host this workspace
 //! may use, connected to this node), list, read, follow the output from any position, stop.
 
-use crate::http::query::ApiQuery;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -10,23 +9,18 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 use uuid::Uuid;
+use warden_core::sessions::{self, StartSession};
 use warden_domain::access::{Access, Permission};
-use warden_domain::audit::Outcome;
-use warden_domain::sessions::{SessionMode, provider_argv};
-use warden_domain::tenancy::{Provider, Repository};
-use warden_protocol::ServerMessage;
-use warden_store::sessions::{NewSession, SessionRow};
+use warden_store::sessions::{OutputRow, SessionRow};
+use warden_store::tenancy::WorkspaceGrant;
 
 use super::me::rfc3339;
-use super::workspaces::db;
-use crate::audit::request::RequestMeta;
-use crate::http::authz::WorkspaceAccess;
+use crate::http::authz::{UserOp, WorkspaceAccess};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
+use crate::http::query::ApiQuery;
 use crate::http::routes::Routes;
-use crate::identity::Caller;
 use crate::state::AppState;
-use warden_core::identity::now_us;
 
 pub(crate) fn routes() -> Routes<AppState> {
     use Access::Workspace;
@@ -53,14 +47,6 @@ pub(crate) fn routes() -> Routes<AppState> {
             Workspace(Permission::SESSIONS_READ),
             routes!(stream_session),
         )
-}
-
-pub(super) fn not_found() -> ApiError {
-    ApiError::from_status(StatusCode::NOT_FOUND)
-}
-
-pub(super) fn invalid(field: &'static str, detail: &'static str) -> ApiError {
-    ApiError(warden_core::CoreError::invalid(field, detail))
 }
 
 /// A session.
@@ -146,137 +132,18 @@ pub struct NewSessionInput {
         (status = 422, description = "Invalid input", content_type = "application/problem+json")))]
 pub(crate) async fn create_session(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     ApiJson(input): ApiJson<NewSessionInput>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    let mode = match input.mode.as_deref() {
-        None => SessionMode::Develop,
-        Some(m) => {
-            SessionMode::parse(m).ok_or_else(|| invalid("mode", "must be chat, develop or bot"))?
-        }
-    };
-    if input.prompt.len() > 100_000 || input.prompt.contains('\0') {
-        return Err(invalid(
-            "prompt",
-            "must be at most 100,000 bytes, without NUL",
-        ));
-    }
-    let (provider, argv) = if input.provider == "command" {
-        if input.command.is_empty()
-            || input.command.len() > 256
-            || input
-                .command
-                .iter()
-                .any(|a| a.len() > 4096 || a.contains('\0'))
-            || input.command[0].is_empty()
-        {
-            return Err(invalid(
-                "command",
-                "must be a program and its arguments: 1 to 256 items of at most 4096 bytes, \
-                 without NUL",
-            ));
-        }
-        (None, input.command.clone())
-    } else {
-        let p = Provider::parse(&input.provider).ok_or_else(|| {
-            invalid(
-                "provider",
-                "must be claude-code, gemini-cli, codex, opencode, kilo-cli, qwen-code or command",
-            )
-        })?;
-        if !input.command.is_empty() {
-            return Err(invalid(
-                "command",
-                "only the command provider takes a command",
-            ));
-        }
-        (Some(p), provider_argv(p, &input.prompt))
-    };
-    let wanted = match &input.host_id {
-        None => None,
-        Some(h) => Some(
-            h.parse::<Uuid>()
-                .map_err(|_| invalid("host_id", "must be a host id"))?,
-        ),
-    };
-
-    let mut tx = access.open(&state).await?;
-    let workspace = tx.get().await.map_err(db)?;
-    let repository = workspace
-        .repository
-        .as_deref()
-        .and_then(|r| serde_json::from_str::<Repository>(r).ok())
-        .ok_or(ApiError::from(warden_core::Code::NoRepository))?;
-    let hooks: warden_domain::tenancy::Hooks =
-        serde_json::from_str(&workspace.hooks).unwrap_or_default();
-    let here = state.connections.session_hosts();
-    let host = tx
-        .usable_hosts()
-        .await
-        .map_err(db)?
-        .into_iter()
-        .filter(|h| here.contains(h))
-        .find(|h| wanted.is_none_or(|w| w == *h))
-        .ok_or(ApiError::from(warden_core::Code::NoHostAvailable))?;
-    let secrets = crate::sessions::secrets_for(&state, &mut tx, provider)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let id = Uuid::now_v7();
-    let provider_name = provider.map_or("command", Provider::as_str);
-    tx.insert_session(&NewSession {
-        id,
-        host_id: host,
-        provider: provider_name,
-        mode: mode.as_str(),
-        prompt: &input.prompt,
-        now: now_us(state.clock.as_ref()),
-    })
-    .await
-    .map_err(db)?;
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "session.created",
-        "session",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "provider": provider_name, "mode": mode.as_str(), "host_id": host.to_string(),
-                "prompt_bytes": input.prompt.len(),
-                "variables": secrets.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>() }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    let row = tx.session(id).await.map_err(db)?.ok_or_else(not_found)?;
-    tx.commit().await.map_err(db)?;
-
-    let start = ServerMessage::StartSession {
-        session_id: id.to_string(),
-        workspace_id: workspace.id.to_string(),
-        repository: match repository {
-            Repository::Url(u) => warden_protocol::Repository::Url(u),
-            Repository::Path(p) => warden_protocol::Repository::Path(p),
-        },
-        mode: mode.as_str().to_owned(),
-        argv,
-        env: secrets.env,
-        pat: secrets.pat,
-        hooks_pre: hooks.pre_session,
-        hooks_post: hooks.post_session,
-    };
-    if !state.connections.send(host, start) {
-        // The host left between the choice and now.
-        let mut tx = access.open(&state).await?;
-        tx.end_waiting_session(
-            id,
-            "failed",
-            Some("the host disconnected before the session started"),
-            now_us(state.clock.as_ref()),
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-    }
+    let start = StartSession::parse(
+        &input.provider,
+        input.prompt,
+        input.mode.as_deref(),
+        input.command,
+        input.host_id.as_deref(),
+    )?;
+    let row = sessions::start(&state.ctx, &op, &grant, start).await?;
     Ok((StatusCode::CREATED, Json(view(row))))
 }
 
@@ -286,16 +153,10 @@ pub(crate) async fn create_session(
     responses((status = 200, description = "Sessions", body = Vec<SessionView>)))]
 pub(crate) async fn list_sessions(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
-    let mut tx = access.open(&state).await?;
-    let rows = tx.sessions(200).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    let rows = sessions::list(&state.ctx, &grant).await?;
     Ok(Json(rows.into_iter().map(view).collect()))
-}
-
-pub(super) fn session_id(path: &(String, String)) -> Result<Uuid, ApiError> {
-    path.1.parse().map_err(|_| not_found())
 }
 
 /// One session.
@@ -306,14 +167,12 @@ pub(super) fn session_id(path: &(String, String)) -> Result<Uuid, ApiError> {
         (status = 404, description = "No such session in this workspace", content_type = "application/problem+json")))]
 pub(crate) async fn get_session(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let id = session_id(&path)?;
-    let mut tx = access.open(&state).await?;
-    let row = tx.session(id).await.map_err(db)?.ok_or_else(not_found)?;
-    tx.commit().await.map_err(db)?;
-    Ok(Json(view(row)))
+    Ok(Json(view(
+        sessions::get(&state.ctx, &grant, &path.1).await?,
+    )))
 }
 
 /// Where to resume the output.
@@ -357,27 +216,17 @@ pub struct OutputPage {
         (status = 404, description = "No such session in this workspace", content_type = "application/problem+json")))]
 pub(crate) async fn session_output(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
     ApiQuery(q): ApiQuery<OutputQuery>,
 ) -> Result<Json<OutputPage>, ApiError> {
-    let id = session_id(&path)?;
+    let id = sessions::parse_id(&path.1)?;
     let after = q.after.unwrap_or(-1);
     let limit = q.limit.unwrap_or(500).clamp(1, 1000);
-    let mut tx = access.open(&state).await?;
-    let row = tx.session(id).await.map_err(db)?.ok_or_else(not_found)?;
-    let chunks = tx.session_output(id, after, limit).await.map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    let (row, chunks) = sessions::output(&state.ctx, &grant, id, after, limit).await?;
     let next_after = chunks.last().map_or(after, |c| c.seq);
     Ok(Json(OutputPage {
-        chunks: chunks
-            .into_iter()
-            .map(|c| Chunk {
-                seq: c.seq,
-                stream: c.stream,
-                data: c.data,
-            })
-            .collect(),
+        chunks: chunks.into_iter().map(chunk).collect(),
         status: row.status,
         next_after,
     }))
@@ -393,46 +242,20 @@ pub(crate) async fn session_output(
         (status = 409, description = "Already ended, or its host is not connected here", content_type = "application/problem+json")))]
 pub(crate) async fn stop_session(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
-    let id = session_id(&path)?;
-    let mut tx = access.open(&state).await?;
-    let row = tx.session(id).await.map_err(db)?.ok_or_else(not_found)?;
-    if !matches!(row.status.as_str(), "waiting" | "running") {
-        return Err(ApiError::from(warden_core::Code::SessionEnded));
-    }
-    let sent = row.host_id.is_some_and(|h| {
-        state.connections.send(
-            h,
-            ServerMessage::StopSession {
-                session_id: id.to_string(),
-            },
-        )
-    });
-    if !sent && row.status == "running" {
-        return Err(ApiError::from(warden_core::Code::HostNotConnected));
-    }
-    if !sent {
-        tx.end_waiting_session(id, "canceled", None, now_us(state.clock.as_ref()))
-            .await
-            .map_err(db)?;
-    }
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "session.stopped",
-        "session",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "status_before": row.status }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    let row = tx.session(id).await.map_err(db)?.ok_or_else(not_found)?;
-    tx.commit().await.map_err(db)?;
+    let row = sessions::stop(&state.ctx, &op, &grant, &path.1).await?;
     Ok((StatusCode::ACCEPTED, Json(view(row))))
+}
+
+fn chunk(c: OutputRow) -> Chunk {
+    Chunk {
+        seq: c.seq,
+        stream: c.stream,
+        data: c.data,
+    }
 }
 
 /// Where a stream resumes.
@@ -444,7 +267,7 @@ pub struct StreamQuery {
 
 struct Follow {
     state: AppState,
-    access: WorkspaceAccess,
+    grant: WorkspaceGrant,
     id: Uuid,
     after: i64,
     feed: tokio::sync::watch::Receiver<u64>,
@@ -455,29 +278,16 @@ struct Follow {
 impl Follow {
     /// Reads what is new; at the end, the final status.
     async fn fill(&mut self) -> Result<(), ApiError> {
-        let mut tx = self.access.open(&self.state).await?;
-        let row = tx
-            .session(self.id)
-            .await
-            .map_err(db)?
-            .ok_or_else(not_found)?;
-        let chunks = tx
-            .session_output(self.id, self.after, 500)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let (row, chunks) =
+            sessions::output(&self.state.ctx, &self.grant, self.id, self.after, 500).await?;
         let empty = chunks.is_empty();
         for c in chunks {
             self.after = c.seq;
-            let data = serde_json::to_string(&Chunk {
-                seq: c.seq,
-                stream: c.stream,
-                data: c.data,
-            })
-            .unwrap_or_default();
+            let seq = c.seq;
+            let data = serde_json::to_string(&chunk(c)).unwrap_or_default();
             self.queue.push_back(
                 axum::response::sse::Event::default()
-                    .id(c.seq.to_string())
+                    .id(seq.to_string())
                     .event("output")
                     .data(data),
             );
@@ -505,7 +315,7 @@ impl Follow {
         (status = 404, description = "No such session in this workspace", content_type = "application/problem+json")))]
 pub(crate) async fn stream_session(
     State(state): State<AppState>,
-    access: WorkspaceAccess,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
     ApiQuery(q): ApiQuery<StreamQuery>,
     headers: axum::http::HeaderMap,
@@ -515,7 +325,7 @@ pub(crate) async fn stream_session(
     >,
     ApiError,
 > {
-    let id = session_id(&path)?;
+    let id = sessions::parse_id(&path.1)?;
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -524,7 +334,7 @@ pub(crate) async fn stream_session(
     let mut follow = Follow {
         after: last.or(q.after).unwrap_or(-1),
         state,
-        access,
+        grant,
         id,
         feed,
         queue: std::collections::VecDeque::new(),
@@ -559,41 +369,11 @@ pub(crate) async fn stream_session(
         (status = 409, description = "Still running, or already closed", content_type = "application/problem+json")))]
 pub(crate) async fn close_session(
     State(state): State<AppState>,
-    meta: RequestMeta,
-    caller: Caller,
-    access: WorkspaceAccess,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let id = session_id(&path)?;
-    let mut tx = access.open(&state).await?;
-    let row = tx.session(id).await.map_err(db)?.ok_or_else(not_found)?;
-    if !tx
-        .archive_session(id, now_us(state.clock.as_ref()))
-        .await
-        .map_err(db)?
-    {
-        return Err(ApiError::from(warden_core::Code::SessionNotClosable));
-    }
-    let event = meta.event(
-        state.clock.now(),
-        caller.actor(),
-        "session.closed",
-        "session",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "mode": row.mode, "status": row.status }),
-    );
-    tx.record(&state.audit_key, event).await.map_err(db)?;
-    let row = tx.session(id).await.map_err(db)?.ok_or_else(not_found)?;
-    tx.commit().await.map_err(db)?;
-    if let Some(host) = row.host_id {
-        state.connections.send(
-            host,
-            ServerMessage::ArchiveSession {
-                session_id: id.to_string(),
-                workspace_id: row.workspace_id.to_string(),
-            },
-        );
-    }
-    Ok(Json(view(row)))
+    Ok(Json(view(
+        sessions::close(&state.ctx, &op, &grant, &path.1).await?,
+    )))
 }

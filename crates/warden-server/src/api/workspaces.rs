@@ -59,10 +59,6 @@ pub(crate) fn routes() -> Routes<AppState> {
         )
 }
 
-pub(crate) fn db(e: warden_store::StoreError) -> ApiError {
-    ApiError::internal(&e)
-}
-
 /// A workspace.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkspaceView {

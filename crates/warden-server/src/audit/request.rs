@@ -63,6 +63,18 @@ impl RequestMeta {
         )
     }
 
+    /// The operation an authenticated host performs through this request: its origin is the
+    /// host's address as the gate resolved it (trusted proxies included).
+    pub fn host_op(
+        &self,
+        host: &warden_core::hosts::HostCaller,
+        clock: &dyn warden_domain::clock::Clock,
+    ) -> warden_core::Op {
+        let mut op = self.op(host.actor(), clock);
+        op.origin.ip = Some(host.ip);
+        op
+    }
+
     /// The client address as text.
     pub fn ip_text(&self) -> Option<String> {
         self.ip.map(|ip| ip.to_string())

@@ -90,7 +90,7 @@ pub(crate) async fn welcomed(app: &TestApp, credential: &str) -> (Ws, ServerMess
 
 pub(crate) fn refusal_code(m: Option<ServerMessage>) -> String {
     match m {
-        Some(ServerMessage::Refused { code, .. }) => code,
+        Some(ServerMessage::Refused { code, .. }) => code.as_str().to_owned(),
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
@@ -216,7 +216,9 @@ async fn bad_messages_end_the_connection_with_a_reason_and_the_server_carries_on
                 ended = true;
                 break;
             }
-            Some(ServerMessage::Refused { code, .. }) => assert_eq!(code, "message-too-large"),
+            Some(ServerMessage::Refused { code, .. }) => {
+                assert_eq!(code, warden_protocol::Refusal::MessageTooLarge)
+            }
             Some(other) => panic!("{other:?}"),
         }
     }
@@ -476,7 +478,7 @@ async fn a_host_reports_only_on_its_own_sessions_and_a_burst_of_output_keeps_its
             AgentMessage::SessionOutput {
                 session_id: sid.clone(),
                 seq,
-                stream: "stdout".into(),
+                stream: warden_protocol::Stream::Stdout,
                 data,
             }
             .encode(),
@@ -528,7 +530,7 @@ async fn a_host_reports_only_on_its_own_sessions_and_a_burst_of_output_keeps_its
                     AgentMessage::SessionOutput {
                         session_id: "01234567-89ab-7def-8123-456789abcdef".into(),
                         seq: 0,
-                        stream: "stdout".into(),
+                        stream: warden_protocol::Stream::Stdout,
                         data: "nowhere\n".into(),
                     }
                     .encode(),
@@ -542,7 +544,7 @@ async fn a_host_reports_only_on_its_own_sessions_and_a_burst_of_output_keeps_its
             AgentMessage::SessionEnded {
                 session_id: sid.clone(),
                 seq: 300,
-                status: "done".into(),
+                status: warden_protocol::EndStatus::Done,
                 exit_code: Some(0),
                 error: None,
             }

@@ -10,10 +10,8 @@ use warden_protocol::Secret;
 use warden_store::sessions::{HostReport, OutputChunk};
 use warden_store::tenancy::{SecretKind, WorkspaceTx};
 
-use crate::audit::request::RequestMeta;
 use crate::hosts::HostCaller;
-use crate::state::AppState;
-use warden_core::identity::now_us;
+use crate::{Ctx, Op};
 
 /// Wakes the readers of a session's output on this node when its host reports (readers then
 /// read the database, the one ordered record; they also look every second, for reports that
@@ -35,7 +33,8 @@ impl Feeds {
         }
     }
 
-    fn notify(&self, id: Uuid, ended: bool) {
+    /// Wakes the readers of session `id` (and forgets it when it `ended`).
+    pub fn notify(&self, id: Uuid, ended: bool) {
         if let Ok(mut m) = self.map.lock() {
             if let Some(tx) = m.get(&id) {
                 tx.send_modify(|n| *n += 1);
@@ -49,8 +48,8 @@ impl Feeds {
 
 /// Applies a host's report about session `session_id`.
 pub async fn report(
-    state: &AppState,
-    meta: &RequestMeta,
+    ctx: &Ctx,
+    op: &Op,
     host: &HostCaller,
     session_id: &str,
     report: HostReport<'_>,
@@ -60,8 +59,7 @@ pub async fn report(
         return;
     };
     let event = match report {
-        HostReport::Started { isolation } => meta.event(
-            state.clock.now(),
+        HostReport::Started { isolation } => op.event_by(
             host.actor(),
             "session.started",
             "session",
@@ -71,8 +69,7 @@ pub async fn report(
         ),
         HostReport::Ended {
             status, exit_code, ..
-        } => meta.event(
-            state.clock.now(),
+        } => op.event_by(
             host.actor(),
             "session.ended",
             "session",
@@ -86,18 +83,18 @@ pub async fn report(
         ),
     };
     let ended = matches!(report, HostReport::Ended { .. });
-    let applied = state
+    let applied = ctx
         .store
         .host_report(
             &host.grant,
             id,
             report,
-            now_us(state.clock.as_ref()),
-            (state.audit_key.as_ref(), event),
+            op.now_us(),
+            (ctx.audit_key.as_ref(), event),
         )
         .await;
     match applied {
-        Ok(Some(_)) => state.session_feeds.notify(id, ended),
+        Ok(Some(_)) => ctx.session_feeds.notify(id, ended),
         Ok(None) => tracing::warn!(
             host = %host.host_id,
             session = %id,
@@ -109,11 +106,7 @@ pub async fn report(
 
 /// Records a burst of output a host reported (session id, seq, stream, text), in one
 /// transaction, and wakes the readers of the sessions it belongs to.
-pub async fn report_output(
-    state: &AppState,
-    host: &HostCaller,
-    burst: &[(String, u64, String, String)],
-) {
+pub async fn report_output(ctx: &Ctx, host: &HostCaller, burst: &[(String, u64, String, String)]) {
     // PostgreSQL text cannot hold NUL; the agent replaces it, and so does this side for any
     // other sender (a rejected insert would lose the whole burst).
     let cleaned: Vec<std::borrow::Cow<'_, str>> = burst
@@ -145,10 +138,10 @@ pub async fn report_output(
     if chunks.len() < burst.len() {
         tracing::warn!(host = %host.host_id, "a host reported output of a malformed session id");
     }
-    match state.store.host_output(&host.grant, &chunks).await {
+    match ctx.store.host_output(&host.grant, &chunks).await {
         Ok(applied) => {
             for id in &applied {
-                state.session_feeds.notify(*id, false);
+                ctx.session_feeds.notify(*id, false);
             }
             if chunks.iter().any(|c| !applied.contains(&c.session)) {
                 tracing::warn!(
@@ -182,15 +175,15 @@ impl std::fmt::Debug for SessionSecrets {
 }
 
 fn open(
-    state: &AppState,
+    ctx: &Ctx,
     ws: WorkspaceId,
     kind: SecretKind,
     name: &str,
     sealed: &[u8],
 ) -> Result<Secret, String> {
-    let plain = state
+    let plain = ctx
         .keyring
-        .open(&warden_core::secrets::context(ws, kind, name), sealed)
+        .open(&crate::secrets::context(ws, kind, name), sealed)
         .map_err(|_| "a workspace secret could not be opened".to_owned())?;
     String::from_utf8(plain.to_vec())
         .map(Secret)
@@ -199,7 +192,7 @@ fn open(
 
 /// Opens the secrets a session of `provider` needs, inside the workspace's transaction.
 pub async fn secrets_for(
-    state: &AppState,
+    ctx: &Ctx,
     tx: &mut WorkspaceTx,
     provider: Option<Provider>,
 ) -> Result<SessionSecrets, String> {
@@ -217,7 +210,7 @@ pub async fn secrets_for(
         {
             env.push((
                 meta.name.clone(),
-                open(state, ws, SecretKind::Variable, &meta.name, &sealed)?,
+                open(ctx, ws, SecretKind::Variable, &meta.name, &sealed)?,
             ));
         }
     }
@@ -229,7 +222,7 @@ pub async fn secrets_for(
     {
         env.push((
             warden_domain::sessions::key_variable(p).to_owned(),
-            open(state, ws, SecretKind::Provider, p.as_str(), &sealed)?,
+            open(ctx, ws, SecretKind::Provider, p.as_str(), &sealed)?,
         ));
     }
     let pat = match tx
@@ -237,7 +230,7 @@ pub async fn secrets_for(
         .await
         .map_err(|e| e.to_string())?
     {
-        Some(sealed) => Some(open(state, ws, SecretKind::Pat, "pat", &sealed)?),
+        Some(sealed) => Some(open(ctx, ws, SecretKind::Pat, "pat", &sealed)?),
         None => None,
     };
     Ok(SessionSecrets { env, pat })
