@@ -10,6 +10,7 @@ use warden_store::audit::ChainKey;
 
 use warden_crypto::host_ticket::TicketKey;
 
+use crate::audit::AuditMonitor;
 use crate::hosts::links::Connections;
 use crate::identity::Identity;
 use crate::license::License;
@@ -42,4 +43,6 @@ pub struct Ctx {
     pub host_tickets: Arc<TicketKey>,
     /// Wakes readers of session output on this node.
     pub session_feeds: Feeds,
+    /// Background chaining and verification of the audit trail.
+    pub audit_monitor: AuditMonitor,
 }

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod audit;
 pub mod costly;
 pub mod ctx;
 pub mod error;

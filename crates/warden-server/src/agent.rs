@@ -19,8 +19,8 @@ use warden_core::hosts::links::Signal;
 use warden_protocol::{AgentMessage, DecodeError, Refusal, ServerMessage};
 
 use crate::audit::request::RequestMeta;
-use crate::hosts::HostCaller;
 use crate::state::AppState;
+use warden_core::hosts::HostCaller;
 
 /// How long a new connection may take to say hello.
 pub const HELLO_TIMEOUT: Duration = Duration::from_secs(10);

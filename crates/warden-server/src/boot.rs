@@ -295,14 +295,14 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     drop(master);
 
     let audit_key = Arc::new(audit_key);
-    let audit_monitor = crate::audit::AuditMonitor::new();
+    let audit_monitor = warden_core::audit::AuditMonitor::new();
     let checkpoint_signer = Arc::new(checkpoint_signer);
     let monitor_task = audit_monitor.spawn(
         store.clone(),
         audit_key.clone(),
         checkpoint_signer.clone(),
         clock.clone(),
-        crate::audit::Schedule {
+        warden_core::audit::Schedule {
             every: config.audit.verify_interval,
             retention: config.audit.retention,
         },
@@ -346,9 +346,9 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
             connections: Default::default(),
             host_tickets,
             session_feeds: Default::default(),
+            audit_monitor,
         }),
         checkpoint_signer,
-        audit_monitor,
         openapi_json: OnceLock::new(),
     });
     let identity_task = warden_core::identity::spawn_sync(state.ctx.clone());
@@ -727,9 +727,6 @@ pub async fn open_for_admin(
     Ok((store, keyring, key))
 }
 
-/// How long a setup link stays valid.
-const SETUP_LINK_TTL_SECS: i64 = 3600;
-
 /// With no administrator yet, makes a one-time setup link (valid for an hour) and returns it.
 async fn setup_link(
     store: &Store,
@@ -737,20 +734,15 @@ async fn setup_link(
     addr: &SocketAddr,
     tls: bool,
 ) -> Result<Option<String>, BootError> {
-    let mut tx = store.begin().await?;
-    if tx.count_admins().await? > 0 {
-        tx.rollback().await?;
+    let Some(token) = warden_core::identity::setup::issue_link(store, clock)
+        .await
+        .map_err(|e| BootError(format!("setup link: {e}")))?
+    else {
         return Ok(None);
-    }
-    let issued = warden_crypto::token::issue(warden_core::identity::SETUP_PREFIX)
-        .map_err(|e| BootError(format!("setup link: {e}")))?;
-    let now = warden_core::identity::now_us(clock);
-    tx.insert_setup_token(&issued.hash, now, now + SETUP_LINK_TTL_SECS * 1_000_000)
-        .await?;
-    tx.commit().await?;
+    };
     let scheme = if tls { "https" } else { "http" };
     Ok(Some(format!(
         "{scheme}://{addr}/setup?token={}",
-        issued.secret.as_str()
+        token.as_str()
     )))
 }

@@ -9,7 +9,6 @@ pub mod api;
 pub mod audit;
 pub mod boot;
 pub mod config;
-pub mod hosts;
 pub mod http;
 pub mod identity;
 pub mod logging;

@@ -20,8 +20,6 @@ pub struct Shared {
     pub ctx: Arc<Ctx>,
     /// Signs audit checkpoints.
     pub checkpoint_signer: Arc<warden_store::audit::CheckpointSigner>,
-    /// Background verification of the audit chain.
-    pub audit_monitor: crate::audit::AuditMonitor,
     /// The OpenAPI document as JSON, filled once the routes are assembled.
     pub openapi_json: OnceLock<String>,
 }

@@ -37,7 +37,7 @@ async fn main() -> Result<()> {
     let action = Action::parse("workspace.updated").ok_or_else(|| anyhow::anyhow!("action"))?;
 
     // The chainer runs as in the server: woken by each commit that recorded an event.
-    let chainer = warden_server::audit::AuditMonitor::new().spawn_chainer(
+    let chainer = warden_core::audit::AuditMonitor::new().spawn_chainer(
         store.clone(),
         key.clone(),
         std::time::Duration::from_secs(1),

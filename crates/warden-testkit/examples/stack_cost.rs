@@ -80,9 +80,9 @@ async fn main() -> anyhow::Result<()> {
             connections: Default::default(),
             host_tickets,
             session_feeds: Default::default(),
+            audit_monitor: warden_core::audit::AuditMonitor::new(),
         }),
         checkpoint_signer: signer,
-        audit_monitor: warden_server::audit::AuditMonitor::new(),
         openapi_json: OnceLock::new(),
     });
     let http = HttpConfig {
@@ -110,14 +110,14 @@ async fn main() -> anyhow::Result<()> {
             table.clone(),
             app_state.identity.clone(),
             app_state.ctx.clone(),
-            Arc::new(warden_server::hosts::HostGate::new(
+            Arc::new(warden_core::hosts::gate::HostGate::new(
                 app_state.store.clone(),
                 app_state.audit_key.clone(),
                 app_state.clock.clone(),
                 app_state.hosts.clone(),
                 app_state.host_tickets.clone(),
             )),
-            Arc::new(warden_server::audit::denials::Denials::new(
+            Arc::new(warden_core::audit::denials::Denials::new(
                 app_state.store.clone(),
                 app_state.audit_key.clone(),
                 app_state.clock.clone(),

@@ -98,7 +98,7 @@ async fn start_local_host(
     data_dir: &std::path::Path,
     tls_cert: Option<&std::path::Path>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let key = warden_server::hosts::local_host_key(running.state())
+    let key = warden_core::hosts::admin::local_host_key(running.state())
         .await
         .map_err(|e| anyhow::anyhow!("local host: {e}"))?;
     let target = warden_agent::connection::Target::new(url, tls_cert)?;
@@ -285,7 +285,7 @@ async fn audit_verify(config: Config) -> Result<()> {
             ));
             Ok(())
         }
-        Some((seq, warden_server::audit::Tamper::Unsealed)) => anyhow::bail!(
+        Some((seq, warden_core::audit::Tamper::Unsealed)) => anyhow::bail!(
             "audit trail broken: an event waiting to be chained (it would be event {seq}) does \
              not carry the server's seal: it was edited, or inserted without the key ({} events \
              before it verified)",
@@ -348,7 +348,7 @@ async fn audit_export(config: Config, args: crate::cli::ExportArgs) -> Result<()
     } else {
         Box::new(std::io::BufWriter::new(std::fs::File::create(&partial)?))
     };
-    let mut chunks = Box::pin(warden_server::audit::csv::stream(
+    let mut chunks = Box::pin(warden_core::audit::csv::stream(
         store.clone(),
         parsed.filter,
         Some(done.clone()),

@@ -371,3 +371,81 @@ pub fn online(host: &HostRow, now_us: i64) -> bool {
             .last_seen_at
             .is_some_and(|t| t > super::connected_since(now_us))
 }
+
+/// The name of the host `warden serve` runs in its own process.
+pub const LOCAL_HOST_NAME: &str = "local";
+
+/// A key for the host that `warden serve` runs in its own process (the single-machine
+/// default): registered and approved by the system on first start, its key rotated at every
+/// start (the key lives only in this process's memory), allowed to connect from the loopback
+/// only. An administrator may still reject or delete it; a rejected local host stays rejected.
+pub async fn local_host_key(ctx: &Ctx) -> Result<Zeroizing<String>, String> {
+    let key = tokio::task::spawn_blocking(warden_crypto::host_key::generate)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let op = Op::new(
+        warden_domain::audit::Actor::system(),
+        crate::Origin::default(),
+        ctx.clock.as_ref(),
+    );
+    let now = op.now_us();
+    let stored = warden_store::hosts::StoredKey {
+        key_id: &key.key_id,
+        salt: &key.salt,
+        hash: &key.hash,
+    };
+    let mut tx = ctx
+        .store
+        .hosts_as_system()
+        .await
+        .map_err(|e| e.to_string())?;
+    let existing = tx
+        .all_hosts()
+        .list()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|h| h.name == LOCAL_HOST_NAME && h.created_by.is_nil() && h.workspace_id.is_none());
+    let (id, action) = match existing {
+        Some(h) => {
+            tx.all_hosts()
+                .rotate_key(h.id, stored, now, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            (h.id, "host.key_rotated")
+        }
+        None => {
+            let id = Uuid::now_v7();
+            let loopback = AllowList::parse(["127.0.0.0/8", "::1"]).map_err(|e| e.to_string())?;
+            tx.all_hosts()
+                .insert(&warden_store::hosts::NewHost {
+                    id,
+                    name: LOCAL_HOST_NAME,
+                    kind: HostKind::Session.as_str(),
+                    allow_list: &loopback.to_stored(),
+                    key: stored,
+                    created_by: Uuid::nil(),
+                    now,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            tx.all_hosts()
+                .decide(id, HostStatus::Approved.as_str(), Uuid::nil(), now)
+                .await
+                .map_err(|e| e.to_string())?;
+            (id, "host.registered")
+        }
+    };
+    let event = op.event(
+        action,
+        "host",
+        Some(id.to_string()),
+        json!({ "name": LOCAL_HOST_NAME, "key_id": key.key_id, "local": true }),
+    );
+    tx.record(&ctx.audit_key, &event)
+        .await
+        .map_err(|e| e.to_string())?;
+    tx.commit().await.map_err(|e| e.to_string())?;
+    Ok(Zeroizing::new(key.key.to_string()))
+}

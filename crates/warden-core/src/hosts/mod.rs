@@ -13,6 +13,7 @@ use warden_store::hosts::HostGrant;
 
 pub mod admin;
 pub mod agent;
+pub mod gate;
 pub mod link;
 pub mod links;
 

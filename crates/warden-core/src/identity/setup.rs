@@ -20,6 +20,29 @@ pub enum Setup {
     Done,
 }
 
+/// How long a setup link stays valid.
+const SETUP_LINK_TTL_SECS: i64 = 3600;
+
+/// With no administrator yet, makes a one-time setup token (valid for an hour; only its hash
+/// is stored) and returns it; `None` once an administrator exists. Run by `warden serve` at
+/// start-up, as the system.
+pub async fn issue_link(
+    store: &warden_store::Store,
+    clock: &dyn warden_domain::clock::Clock,
+) -> CoreResult<Option<zeroize::Zeroizing<String>>> {
+    let mut tx = store.begin().await?;
+    if tx.count_admins().await? > 0 {
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let issued = warden_crypto::token::issue(SETUP_PREFIX).map_err(|e| CoreError::internal(&e))?;
+    let now = super::now_us(clock);
+    tx.insert_setup_token(&issued.hash, now, now + SETUP_LINK_TTL_SECS * 1_000_000)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(issued.secret))
+}
+
 /// Whether an administrator exists (setup is complete).
 pub async fn admin_exists(ctx: &Ctx) -> CoreResult<bool> {
     let mut tx = ctx.store.begin_read().await?;

@@ -12,11 +12,12 @@ use utoipa_axum::routes;
 use warden_domain::access::{Access, Permission};
 use warden_store::audit::Row;
 
-use crate::audit::AuditStatus;
 use crate::audit::filter::AuditQuery;
+use crate::http::authz::PlatformAccess;
 use crate::http::problem::ApiError;
 use crate::http::routes::Routes;
 use crate::state::AppState;
+use warden_core::audit::{self as core, AuditStatus};
 
 pub(crate) fn routes() -> Routes<AppState> {
     Routes::new()
@@ -147,19 +148,12 @@ fn bad_filter(e: crate::audit::filter::FilterError) -> ApiError {
         (status = 401, description = "Not signed in", content_type = "application/problem+json")))]
 pub(crate) async fn events(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     let parsed = query.parse().map_err(bad_filter)?;
-    // Whatever was committed before this request is in the chain, and so on the page.
-    state
-        .audit_monitor
-        .chain(&state.store, &state.audit_key)
-        .await;
-    let rows = state
-        .store
-        .audit_page(&parsed.filter, parsed.before, parsed.limit)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let (filter, before, limit) = (&parsed.filter, parsed.before, parsed.limit);
+    let rows = core::page(&state.ctx, &grant, filter, before, limit).await?;
     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == parsed.limit;
     let next_cursor = rows.last().filter(|_| full).map(|r| r.seq.to_string());
     Ok(Json(EventPage {
@@ -176,14 +170,11 @@ pub(crate) async fn events(
         (status = 401, description = "Not signed in", content_type = "application/problem+json")))]
 pub(crate) async fn export_csv(
     State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let parsed = query.parse().map_err(bad_filter)?;
-    state
-        .audit_monitor
-        .chain(&state.store, &state.audit_key)
-        .await;
-    let chunks = crate::audit::csv::stream(state.store.clone(), parsed.filter, None);
+    let chunks = core::export(&state.ctx, &grant, parsed.filter).await;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

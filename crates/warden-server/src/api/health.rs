@@ -32,7 +32,7 @@ pub struct Readiness {
     /// The database Warden is using.
     pub database: DatabaseStatus,
     /// The audit chain as this node last verified it.
-    pub audit: crate::audit::AuditStatus,
+    pub audit: warden_core::audit::AuditStatus,
 }
 
 /// The database as `/readyz` reports it.

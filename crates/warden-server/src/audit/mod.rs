@@ -1,11 +1,6 @@
-//! The server's side of the audit trail: background chaining and verification, the filters
-//! clients send, and the CSV export.
+//! The server's side of the audit trail: the filters clients send, and what an audit event
+//! records about the request that caused it. Chaining, verification, denials and the export
+//! are `warden_core::audit`.
 
-pub mod csv;
-pub mod denials;
 pub mod filter;
-mod monitor;
 pub mod request;
-
-pub use monitor::{AuditMonitor, AuditStatus, GATHER, Schedule};
-pub use warden_store::audit::Tamper;

@@ -3,9 +3,8 @@
 //! the proof of that check here: the only way to open a workspace-scoped transaction.
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
-use warden_store::tenancy::{PlatformGrant, Refusal, WorkspaceGrant, WorkspaceTx};
+use warden_store::tenancy::{PlatformGrant, WorkspaceGrant};
 
 use super::problem::ApiError;
 use crate::state::AppState;
@@ -23,13 +22,6 @@ impl<S: Send + Sync> FromRequestParts<S> for WorkspaceAccess {
             .remove::<WorkspaceGrant>()
             .map(Self)
             .ok_or_else(|| ApiError::internal(&"workspace handler on a route without a grant"))
-    }
-}
-
-impl WorkspaceAccess {
-    /// Opens the transaction the grant allows (checked again inside it).
-    pub async fn open(&self, state: &AppState) -> Result<WorkspaceTx, ApiError> {
-        state.store.scoped(&self.0).await.map_err(refused)
     }
 }
 
@@ -51,7 +43,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PlatformAccess {
 
 /// The host the guard authenticated by its key, on a route declared `Access::Host`.
 #[derive(Debug)]
-pub struct HostAccess(pub crate::hosts::HostCaller);
+pub struct HostAccess(pub warden_core::hosts::HostCaller);
 
 impl<S: Send + Sync> FromRequestParts<S> for HostAccess {
     type Rejection = ApiError;
@@ -59,20 +51,9 @@ impl<S: Send + Sync> FromRequestParts<S> for HostAccess {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         parts
             .extensions
-            .remove::<crate::hosts::HostCaller>()
+            .remove::<warden_core::hosts::HostCaller>()
             .map(Self)
             .ok_or_else(|| ApiError::internal(&"host handler on a route without a host"))
-    }
-}
-
-/// The answer for a refused authorization: 404 where existence must not leak, 403, or 409
-/// for a change to an archived workspace.
-pub fn refused(r: Refusal) -> ApiError {
-    match r {
-        Refusal::NotFound => ApiError::from_status(StatusCode::NOT_FOUND),
-        Refusal::Forbidden => ApiError::from_status(StatusCode::FORBIDDEN),
-        Refusal::Archived => ApiError::from(warden_core::Code::WorkspaceArchived),
-        Refusal::Store(e) => ApiError::internal(&e),
     }
 }
 

@@ -33,9 +33,9 @@ use warden_domain::tenancy::WorkspaceId;
 use warden_store::Store;
 use warden_store::tenancy::Refusal;
 
-use crate::audit::denials::{Denial, Denials};
-use crate::hosts::{HostGate, HostRefusal};
 use crate::identity::AuthFailure;
+use warden_core::audit::denials::{Denial, Denials};
+use warden_core::hosts::gate::{HostGate, HostRefusal};
 use warden_core::identity::Identity;
 use warden_domain::request_id::RequestId;
 
@@ -543,14 +543,26 @@ async fn grant(
     Ok(())
 }
 
-/// Authenticates a host key and leaves the [`HostCaller`](crate::hosts::HostCaller) for the
+/// Authenticates a host key and leaves the [`HostCaller`](warden_core::hosts::HostCaller) for the
 /// handler. Every failure is one 401; a throttled address or key gets 429 with `Retry-After`.
 async fn host_grant(hosts: &HostGate, req: &mut Request) -> Result<(), Response> {
-    let peer = req
+    let Some(peer) = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    match hosts.authenticate(req.headers(), peer).await {
+        .map(|c| c.0.ip())
+    else {
+        return Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response());
+    };
+    let headers = req.headers();
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = hosts.client_ip(peer, forwarded);
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let request_id = crate::logging::current_request_id().map(|id| id.to_string());
+    match hosts.authenticate(presented, ip, request_id).await {
         Ok(caller) => {
             req.extensions_mut().insert(caller);
             Ok(())
@@ -600,7 +612,7 @@ fn path_workspace(req: &Request) -> Result<WorkspaceId, Response> {
 pub static X_WORKSPACE_ID: HeaderName = HeaderName::from_static("x-workspace-id");
 
 fn refusal_response(r: Refusal) -> Response {
-    super::authz::refused(r).into_response()
+    ApiError::from(r).into_response()
 }
 
 fn method_not_allowed(allowed: &[&str]) -> Response {

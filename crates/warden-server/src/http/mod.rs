@@ -52,14 +52,14 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
             access.clone(),
             state.identity.clone(),
             state.ctx.clone(),
-            Arc::new(crate::hosts::HostGate::new(
+            Arc::new(warden_core::hosts::gate::HostGate::new(
                 state.store.clone(),
                 state.audit_key.clone(),
                 state.clock.clone(),
                 state.hosts.clone(),
                 state.host_tickets.clone(),
             )),
-            Arc::new(crate::audit::denials::Denials::new(
+            Arc::new(warden_core::audit::denials::Denials::new(
                 state.store.clone(),
                 state.audit_key.clone(),
                 state.clock.clone(),

@@ -306,7 +306,7 @@ async fn an_edited_or_forged_event_waiting_to_be_chained_is_never_chained() {
         store.chain_audit(&key).await.unwrap().unsealed,
         Some((5, edited.clone()))
     );
-    let monitor = warden_server::audit::AuditMonitor::new();
+    let monitor = warden_core::audit::AuditMonitor::new();
     monitor.chain(&store, &key).await;
     let status = monitor.status();
     assert_eq!(

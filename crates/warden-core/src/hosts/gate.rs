@@ -1,5 +1,6 @@
-//! The host gate: how a request carrying a host key (`Authorization: Bearer whk_…`) is
-//! authenticated. The access guard runs it for every route declared `Access::Host`.
+//! The host gate: how a host key (or session ticket) presented with a request is
+//! authenticated. The server's access guard reads the key and the client address off the
+//! request and runs this for every route declared `Access::Host`.
 //!
 //! Order: client address (socket peer, or `X-Forwarded-For` behind a trusted proxy only),
 //! throttle (per address and per key id; closed → 429 before any work), key shape, one indexed
@@ -11,24 +12,20 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
-use axum::http::header;
 use serde_json::json;
-use uuid::Uuid;
 use warden_crypto::host_ticket::{self, TicketKey};
 use warden_domain::audit::{Actor, ActorKind, NewEvent, Outcome};
 use warden_domain::clock::Clock;
 use warden_domain::hosts::{
     AllowList, HOST_AUTH_THROTTLE_ADDRESS, HOST_AUTH_THROTTLE_KEY, HostKind, HostStatus,
-    audit_failure, client_ip,
+    audit_failure,
 };
 use warden_store::audit::ChainKey;
 use warden_store::hosts::TicketCheck;
 use warden_store::{Store, StoreError};
 
-use crate::config::HostsConfig;
-
-pub use warden_core::hosts::HostCaller;
+use super::HostCaller;
+use crate::settings::HostsConfig;
 
 /// Why a host was refused.
 #[derive(Debug, thiserror::Error)]
@@ -134,30 +131,28 @@ impl HostGate {
         })
     }
 
-    /// Authenticates the request's host key. `peer` is the socket peer.
+    /// The client's address: the socket `peer`, or the `X-Forwarded-For` entry a trusted
+    /// proxy added (no proxy is trusted unless configured).
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        warden_domain::hosts::client_ip(peer, forwarded_for, &self.config.trusted_proxies)
+    }
+
+    /// Authenticates the key (or ticket) a host presented from address `ip` (see
+    /// [`Self::client_ip`]); `request_id` marks the audit events of failures.
     pub async fn authenticate(
         &self,
-        headers: &HeaderMap,
-        peer: Option<IpAddr>,
+        presented_text: &str,
+        ip: IpAddr,
+        request_id: Option<String>,
     ) -> Result<HostCaller, HostRefusal> {
-        let Some(peer) = peer else {
-            return Err(HostRefusal::Invalid);
-        };
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let ip = client_ip(peer, forwarded, &self.config.trusted_proxies);
-        let presented_text = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default()
-            .to_owned();
+        let presented_text = presented_text.to_owned();
         let presented = warden_crypto::host_key::parse(&presented_text);
         let key_id = presented.as_ref().map(|p| p.key_id.to_owned());
         let mut scopes = vec![format!("host-ip:{ip}")];
         if let Some(id) = &key_id {
             scopes.push(format!("host-key:{id}"));
         }
-        let now_us = warden_core::identity::now_us(self.clock.as_ref());
+        let now_us = crate::identity::now_us(self.clock.as_ref());
 
         let mut tx = self.store.begin_read().await?;
         let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
@@ -173,7 +168,8 @@ impl HostGate {
                 Ok(caller) => return Ok(caller),
                 Err(reason) => reason,
             };
-            self.fail(&scopes, None, ip, reason, now_us).await?;
+            self.fail(&scopes, None, (ip, request_id), reason, now_us)
+                .await?;
             return Err(HostRefusal::Invalid);
         }
         let row = match &key_id {
@@ -197,7 +193,7 @@ impl HostGate {
                 self.reserve(&reserved, now_us).await?;
                 reserved_key = true;
                 let (checked, text) = (row.clone(), presented_text.clone());
-                let grant = warden_core::costly::host_keys()
+                let grant = crate::costly::host_keys()
                     .run(move || checked.verify(&text))
                     .await
                     .map_err(|_| HostRefusal::Throttled(Duration::from_secs(1)))?;
@@ -234,7 +230,7 @@ impl HostGate {
         } else {
             &scopes[..]
         };
-        self.fail(counted, key_id.as_deref(), ip, reason, now_us)
+        self.fail(counted, key_id.as_deref(), (ip, request_id), reason, now_us)
             .await?;
         Err(HostRefusal::Invalid)
     }
@@ -283,7 +279,7 @@ impl HostGate {
         &self,
         scopes: &[String],
         key_id: Option<&str>,
-        ip: IpAddr,
+        (ip, request_id): (IpAddr, Option<String>),
         reason: &str,
         now_us: i64,
     ) -> Result<(), StoreError> {
@@ -315,7 +311,7 @@ impl HostGate {
                 outcome: Outcome::Failed,
                 client_ip: Some(ip),
                 user_agent: None,
-                request_id: crate::logging::current_request_id().map(|id| id.to_string()),
+                request_id,
                 duration_ms: 0,
                 summary: json!({ "reason": reason, "key_id": key_id,
                                  "failures_from_address": from_ip,
@@ -325,83 +321,4 @@ impl HostGate {
         }
         tx.commit().await
     }
-}
-
-/// The name of the host `warden serve` runs in its own process.
-pub const LOCAL_HOST_NAME: &str = "local";
-
-/// A key for the host that `warden serve` runs in its own process (the single-machine
-/// default): registered and approved by the system on first start, its key rotated at every
-/// start (the key lives only in this process's memory), allowed to connect from the loopback
-/// only. An administrator may still reject or delete it; a rejected local host stays rejected.
-pub async fn local_host_key(
-    state: &crate::state::AppState,
-) -> Result<zeroize::Zeroizing<String>, String> {
-    let key = tokio::task::spawn_blocking(warden_crypto::host_key::generate)
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    let now = warden_core::identity::now_us(state.clock.as_ref());
-    let meta = crate::audit::request::RequestMeta::none();
-    let stored = warden_store::hosts::StoredKey {
-        key_id: &key.key_id,
-        salt: &key.salt,
-        hash: &key.hash,
-    };
-    let mut tx = state
-        .store
-        .hosts_as_system()
-        .await
-        .map_err(|e| e.to_string())?;
-    let existing = tx
-        .all_hosts()
-        .list()
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .find(|h| h.name == LOCAL_HOST_NAME && h.created_by.is_nil() && h.workspace_id.is_none());
-    let (id, action) = match existing {
-        Some(h) => {
-            tx.all_hosts()
-                .rotate_key(h.id, stored, now, now)
-                .await
-                .map_err(|e| e.to_string())?;
-            (h.id, "host.key_rotated")
-        }
-        None => {
-            let id = Uuid::now_v7();
-            let loopback = AllowList::parse(["127.0.0.0/8", "::1"]).map_err(|e| e.to_string())?;
-            tx.all_hosts()
-                .insert(&warden_store::hosts::NewHost {
-                    id,
-                    name: LOCAL_HOST_NAME,
-                    kind: HostKind::Session.as_str(),
-                    allow_list: &loopback.to_stored(),
-                    key: stored,
-                    created_by: Uuid::nil(),
-                    now,
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            tx.all_hosts()
-                .decide(id, HostStatus::Approved.as_str(), Uuid::nil(), now)
-                .await
-                .map_err(|e| e.to_string())?;
-            (id, "host.registered")
-        }
-    };
-    let event = meta.event(
-        state.clock.now(),
-        Actor::system(),
-        action,
-        "host",
-        Some(id.to_string()),
-        Outcome::Success,
-        json!({ "name": LOCAL_HOST_NAME, "key_id": key.key_id, "local": true }),
-    );
-    tx.record(&state.audit_key, &event)
-        .await
-        .map_err(|e| e.to_string())?;
-    tx.commit().await.map_err(|e| e.to_string())?;
-    Ok(zeroize::Zeroizing::new(key.key.to_string()))
 }

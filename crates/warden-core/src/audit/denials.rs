@@ -92,7 +92,7 @@ impl Denials {
 
     /// Counts a refusal; logs and audits it when its count is a power of two.
     pub fn record(&self, d: Denial) {
-        let now = warden_core::identity::now_us(self.clock.as_ref());
+        let now = crate::identity::now_us(self.clock.as_ref());
         let who = match (d.user, d.ip) {
             (Some(user), _) => format!("user:{user}"),
             (None, Some(ip)) => format!("ip:{ip}"),

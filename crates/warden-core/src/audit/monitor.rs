@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::task::JoinHandle;
-use utoipa::ToSchema;
 use warden_domain::clock::Clock;
 use warden_store::Store;
 use warden_store::audit::{Anchor, ChainKey, Chained, CheckpointSigner, Tamper};
@@ -29,7 +28,8 @@ pub struct Schedule {
 }
 
 /// What the monitor knows about the chain.
-#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditStatus {
     /// `pending` (not yet checked), `intact` or `broken`.
     pub status: &'static str,
