@@ -25,16 +25,10 @@ async fn call(
     path: &str,
     body: Value,
 ) -> Value {
-    let res = app
-        .client
-        .request(method, app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
+    app.api()
+        .call(token, method, path, Some(&body))
         .await
-        .unwrap();
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-    res.json().await.unwrap_or(Value::Null)
+        .expect(path)
 }
 
 /// Follows a session's stream; calls `each` with every output event's data; returns the

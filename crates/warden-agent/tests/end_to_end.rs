@@ -48,24 +48,8 @@ async fn admin(app: &TestApp) -> String {
     sign_in(app, EMAIL).await
 }
 
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 async fn ok(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
-    let (status, v) = call(app, token, method, path, body).await;
+    let (status, v) = app.call(token, method, path, body).await;
     assert!(status.is_success(), "{path}: {status} {v}");
     v
 }
@@ -184,7 +168,9 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
          printf '%s\\n' \"$(printf %s \"$GREETING\" | cut -c11-)\"; \
          test ${#GREETING} -eq 24 && echo length-ok; ls"]});
     // No host connected yet.
-    let (status, body) = call(&app, &admin, Method::POST, &sessions, Some(run.clone())).await;
+    let (status, body) = app
+        .call(&admin, Method::POST, &sessions, Some(run.clone()))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "no-host-available");
 
@@ -418,14 +404,14 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(running);
-    let (status, _) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &format!("{sessions}/{long_id}/stop"),
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("{sessions}/{long_id}/stop"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let (_, stopped) = finish(&app, &admin, &ws, &long_id).await;
     assert_eq!(stopped["status"], "canceled");
@@ -675,14 +661,14 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
     );
 
     // Another workspace's member sees none of it.
-    let (s, _) = call(
-        &app,
-        &admin,
-        Method::POST,
-        "/api/v1/admin/users",
-        Some(json!({"email": "bob@example.com", "password": PASSWORD})),
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(json!({"email": "bob@example.com", "password": PASSWORD})),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED);
     let bob = sign_in(&app, "bob@example.com").await;
     let other = ok(
@@ -703,7 +689,7 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         format!("/api/v1/workspaces/{other}/sessions/{id}"),
         format!("/api/v1/workspaces/{other}/sessions/{id}/output"),
     ] {
-        let (s, _) = call(&app, &bob, Method::GET, &path, None).await;
+        let (s, _) = app.call(&bob, Method::GET, &path, None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
     }
 
@@ -726,14 +712,14 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(gone, "the closed session's worktree is still there");
-    let (s, _) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &format!("{sessions}/{long_id}/close"),
-        None,
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("{sessions}/{long_id}/close"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::CONFLICT);
 
     // A platform host restricted to another workspace takes no sessions from this one.
@@ -749,14 +735,14 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         .unwrap()
         .to_owned();
     let restrict = format!("/api/v1/hosts/{host}/workspaces");
-    let (s, _) = call(
-        &app,
-        &admin,
-        Method::PUT,
-        &restrict,
-        Some(json!({"workspace_ids": [uuid_like()]})),
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &restrict,
+            Some(json!({"workspace_ids": [uuid_like()]})),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "unknown workspace");
     ok(
         &app,
@@ -767,7 +753,9 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
     )
     .await;
     let quick = json!({"provider": "command", "command": ["true"]});
-    let (s, body) = call(&app, &admin, Method::POST, &sessions, Some(quick.clone())).await;
+    let (s, body) = app
+        .call(&admin, Method::POST, &sessions, Some(quick.clone()))
+        .await;
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], "no-host-available");
     ok(
@@ -778,7 +766,9 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         Some(json!({"workspace_ids": []})),
     )
     .await;
-    let (s, _) = call(&app, &admin, Method::POST, &sessions, Some(quick.clone())).await;
+    let (s, _) = app
+        .call(&admin, Method::POST, &sessions, Some(quick.clone()))
+        .await;
     assert_eq!(s, StatusCode::CREATED);
 
     // A failing pre-session hook fails the session before the provider runs.

@@ -258,6 +258,31 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// The typed API client the command line uses, on this app.
+    pub fn api(&self) -> warden_client::Client {
+        warden_client::Client::with(self.client.clone(), self.base.clone())
+    }
+
+    /// Calls the API with a bearer token: the status and the JSON body (`Null` when none).
+    /// Panics only when the server cannot be reached.
+    #[allow(clippy::panic)]
+    pub async fn call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        match self
+            .api()
+            .send(Some(token), method, path, body.as_ref())
+            .await
+        {
+            Ok(answer) => (answer.status, answer.body),
+            Err(e) => panic!("{path}: {e}"),
+        }
+    }
 }
 
 fn path_string(p: &Path) -> String {

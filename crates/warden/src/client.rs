@@ -19,15 +19,8 @@ struct Saved {
     refresh_token: String,
 }
 
-#[derive(Deserialize)]
-struct Refreshed {
-    access_token: String,
-    refresh_token: String,
-}
-
 pub(crate) struct Api {
-    base: String,
-    client: reqwest::Client,
+    client: warden_client::Client,
     path: PathBuf,
     saved: Mutex<Saved>,
     token: Mutex<Zeroizing<String>>,
@@ -49,10 +42,7 @@ pub(crate) async fn connect(credentials: Option<PathBuf>) -> Result<Api> {
     let saved: Saved = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a Warden credentials file", path.display()))?;
     let api = Api {
-        base: saved.url.clone(),
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?,
+        client: warden_client::Client::new(saved.url.clone())?,
         path,
         saved: Mutex::new(saved),
         token: Mutex::new(Zeroizing::new(String::new())),
@@ -69,26 +59,20 @@ impl Api {
     /// A new access token for the saved session; the rotated refresh token is saved.
     async fn refresh(&self) -> Result<()> {
         let current = Zeroizing::new(self.saved.lock().map_err(poisoned)?.refresh_token.clone());
-        let res = self
-            .client
-            .post(format!("{}/api/v1/auth/refresh", self.base))
-            .json(&serde_json::json!({ "refresh_token": current.as_str() }))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
-        if !res.status().is_success() {
-            bail!(
+        let fresh = match self.client.refresh(&current).await {
+            Ok(tokens) => tokens,
+            Err(warden_client::ClientError::Refused(_)) => bail!(
                 "the saved session has ended (signed out, expired or revoked): run `warden login` again"
-            );
-        }
-        let fresh: Refreshed = res.json().await.context("not a token response")?;
+            ),
+            Err(e) => return Err(e.into()),
+        };
         let text = {
             let mut saved = self.saved.lock().map_err(poisoned)?;
-            saved.refresh_token = fresh.refresh_token;
+            saved.refresh_token = fresh.refresh_token.to_string();
             Zeroizing::new(serde_json::to_string_pretty(&*saved)?)
         };
         crate::login::write_private(&self.path, text.as_bytes())?;
-        *self.token.lock().map_err(poisoned)? = Zeroizing::new(fresh.access_token);
+        *self.token.lock().map_err(poisoned)? = fresh.access_token;
         Ok(())
     }
 
@@ -102,39 +86,16 @@ impl Api {
         let mut refreshed = false;
         loop {
             let token = Zeroizing::new(self.token.lock().map_err(poisoned)?.as_str().to_owned());
-            let mut req = self
+            let answer = self
                 .client
-                .request(method.clone(), format!("{}{path}", self.base))
-                .bearer_auth(token.as_str());
-            if let Some(b) = &body {
-                req = req.json(b);
-            }
-            let res = req
-                .send()
-                .await
-                .with_context(|| format!("cannot reach {}", self.base))?;
-            let status = res.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
+                .send(Some(token.as_str()), method.clone(), path, body.as_ref())
+                .await?;
+            if answer.status == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;
                 self.refresh().await?;
                 continue;
             }
-            let body: Value = res.json().await.unwrap_or(Value::Null);
-            if !status.is_success() {
-                let detail = body["detail"].as_str().unwrap_or("request refused");
-                // A body of the wrong shape names each field at fault.
-                let fields: Vec<String> = body["errors"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| format!("{} {}", text(&e["pointer"]), text(&e["reason"])))
-                    .collect();
-                if fields.is_empty() {
-                    bail!("{} ({})", detail, status.as_u16());
-                }
-                bail!("{} ({}): {}", detail, status.as_u16(), fields.join("; "));
-            }
-            return Ok(body);
+            return Ok(answer.into_result()?);
         }
     }
 }

@@ -6,16 +6,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::cli::LoginArgs;
-
-#[derive(Deserialize)]
-struct Tokens {
-    refresh_token: String,
-    session_id: String,
-}
 
 /// What the credentials file holds.
 #[derive(Serialize)]
@@ -47,37 +41,26 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         .context("cannot read the password from standard input")?;
     let password = Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_owned());
     let base = args.url.trim_end_matches('/');
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let res = client
-        .post(format!("{base}/api/v1/auth/sign-in"))
-        .json(&serde_json::json!({"email": args.email, "password": password.as_str()}))
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    match res.status().as_u16() {
-        200 => {}
-        401 => bail!("sign-in refused: wrong email or password"),
-        429 => bail!(
-            "too many failed attempts; try again in {} seconds",
-            res.headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("a few")
-        ),
-        other => bail!("sign-in failed: the server answered {other}"),
-    }
-    let tokens: Tokens = res
-        .json()
-        .await
-        .context("the server's answer is not a token response")?;
-    let refresh = Zeroizing::new(tokens.refresh_token);
+    let client = warden_client::Client::new(base)?;
+    let tokens = match client.sign_in(&args.email, &password).await {
+        Ok(tokens) => tokens,
+        Err(warden_client::ClientError::Refused(p)) => match p.status {
+            401 => bail!("sign-in refused: wrong email or password"),
+            429 => bail!(
+                "too many failed attempts; try again in {} seconds",
+                p.retry_after
+                    .map_or_else(|| "a few".to_owned(), |s| s.to_string())
+            ),
+            other => bail!("sign-in failed: the server answered {other}"),
+        },
+        Err(e) => return Err(e.into()),
+    };
+    let session_id = tokens.session_id.clone().unwrap_or_default();
     let text = Zeroizing::new(serde_json::to_string_pretty(&Credentials {
         url: base,
         email: &args.email,
-        session_id: &tokens.session_id,
-        refresh_token: &refresh,
+        session_id: &session_id,
+        refresh_token: &tokens.refresh_token,
     })?);
     write_private(&path, text.as_bytes())?;
     crate::commands::print(&format!(

@@ -8,23 +8,6 @@ use warden_testkit::{AppOptions, TestApp};
 
 use crate::identity::{admin_token, audit_rows, database_dump, sign_in};
 
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// The stored (key_id, salt, hash) of every key a host row holds, read as the owner.
 async fn stored_keys(app: &TestApp, id: &str) -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let id: uuid::Uuid = id.parse().unwrap();
@@ -75,7 +58,7 @@ fn verifies(key: &str, stored: &(String, Vec<u8>, Vec<u8>)) -> bool {
 async fn a_registered_host_gets_a_key_once_stored_only_as_pbkdf2_and_waits_for_approval() {
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
-    let (status, created) = call(&app, &admin, Method::POST, "/api/v1/hosts",
+    let (status, created) = app.call(&admin, Method::POST, "/api/v1/hosts",
         Some(json!({"name": "build-01", "kind": "session", "allow_list": ["10.0.0.0/8", "2001:db8::1"]}))).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let key = created["api_key"].as_str().unwrap().to_owned();
@@ -100,29 +83,29 @@ async fn a_registered_host_gets_a_key_once_stored_only_as_pbkdf2_and_waits_for_a
     assert_eq!(registered.len(), 1);
     assert!(registered[0].summary.contains(parsed.key_id));
     assert!(!registered[0].summary.contains(secret));
-    let (_, list) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    let (_, list) = app.call(&admin, Method::GET, "/api/v1/hosts", None).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert!(!list.to_string().contains(secret));
 
     // Approval and rejection, audited.
-    let (status, host) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &format!("/api/v1/hosts/{id}/approve"),
-        None,
-    )
-    .await;
+    let (status, host) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/hosts/{id}/approve"),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(host["status"], "approved");
-    let (_, host) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &format!("/api/v1/hosts/{id}/reject"),
-        None,
-    )
-    .await;
+    let (_, host) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/hosts/{id}/reject"),
+            None,
+        )
+        .await;
     assert_eq!(host["status"], "rejected");
     assert_eq!(audit_rows(&app, "host.approved").await.len(), 1);
     assert_eq!(audit_rows(&app, "host.rejected").await.len(), 1);
@@ -132,36 +115,36 @@ async fn a_registered_host_gets_a_key_once_stored_only_as_pbkdf2_and_waits_for_a
 async fn rotation_keeps_the_old_key_for_its_grace_period_and_deletion_takes_every_key() {
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
-    let (_, created) = call(
-        &app,
-        &admin,
-        Method::POST,
-        "/api/v1/hosts",
-        Some(json!({"name": "deploy-01", "kind": "deploy"})),
-    )
-    .await;
+    let (_, created) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/hosts",
+            Some(json!({"name": "deploy-01", "kind": "deploy"})),
+        )
+        .await;
     let first = created["api_key"].as_str().unwrap().to_owned();
     let id = created["host"]["id"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/hosts/{id}/rotate-key");
 
-    let (status, problem) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &path,
-        Some(json!({"grace_minutes": 20000})),
-    )
-    .await;
+    let (status, problem) = app
+        .call(
+            &admin,
+            Method::POST,
+            &path,
+            Some(json!({"grace_minutes": 20000})),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(problem["field"], "grace_minutes");
-    let (status, rotated) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &path,
-        Some(json!({"grace_minutes": 30})),
-    )
-    .await;
+    let (status, rotated) = app
+        .call(
+            &admin,
+            Method::POST,
+            &path,
+            Some(json!({"grace_minutes": 30})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let second = rotated["api_key"].as_str().unwrap().to_owned();
     assert_ne!(first, second);
@@ -176,14 +159,14 @@ async fn rotation_keeps_the_old_key_for_its_grace_period_and_deletion_takes_ever
     assert!(!verifies(&second, &keys[1]));
 
     // A second rotation ends the first key at once.
-    let (_, again) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &path,
-        Some(json!({"grace_minutes": 0})),
-    )
-    .await;
+    let (_, again) = app
+        .call(
+            &admin,
+            Method::POST,
+            &path,
+            Some(json!({"grace_minutes": 0})),
+        )
+        .await;
     let third = again["api_key"].as_str().unwrap().to_owned();
     let keys = stored_keys(&app, &id).await;
     assert!(verifies(&third, &keys[0]));
@@ -193,27 +176,17 @@ async fn rotation_keeps_the_old_key_for_its_grace_period_and_deletion_takes_ever
             .all(|k| k.0 != host_key::parse(&first).unwrap().key_id)
     );
 
-    let (status, _) = call(
-        &app,
-        &admin,
-        Method::DELETE,
-        &format!("/api/v1/hosts/{id}"),
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .call(&admin, Method::DELETE, &format!("/api/v1/hosts/{id}"), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(
         stored_keys(&app, &id).await.is_empty(),
         "a deleted host keeps no key"
     );
-    let (status, _) = call(
-        &app,
-        &admin,
-        Method::GET,
-        &format!("/api/v1/hosts/{id}"),
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .call(&admin, Method::GET, &format!("/api/v1/hosts/{id}"), None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(audit_rows(&app, "host.key_rotated").await.len(), 2);
     assert_eq!(audit_rows(&app, "host.deleted").await.len(), 1);
@@ -227,23 +200,23 @@ async fn only_host_administrators_manage_hosts_and_bad_input_names_its_field() {
         ("audra@example.com", "auditor"),
         ("mo@example.com", "member"),
     ] {
-        let (s, _) = call(&app, &admin, Method::POST, "/api/v1/admin/users",
+        let (s, _) = app.call(&admin, Method::POST, "/api/v1/admin/users",
             Some(json!({"email": email, "password": "quiet harbor 4417 finch", "platform_role": role}))).await;
         assert_eq!(s, StatusCode::CREATED);
         let token = sign_in(&app, email, "quiet harbor 4417 finch").await["access_token"]
             .as_str()
             .unwrap()
             .to_owned();
-        let (s, _) = call(
-            &app,
-            &token,
-            Method::POST,
-            "/api/v1/hosts",
-            Some(json!({"name": "x", "kind": "session"})),
-        )
-        .await;
+        let (s, _) = app
+            .call(
+                &token,
+                Method::POST,
+                "/api/v1/hosts",
+                Some(json!({"name": "x", "kind": "session"})),
+            )
+            .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{role}");
-        let (s, _) = call(&app, &token, Method::GET, "/api/v1/hosts", None).await;
+        let (s, _) = app.call(&token, Method::GET, "/api/v1/hosts", None).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{role}");
     }
     for (body, field) in [
@@ -258,73 +231,68 @@ async fn only_host_administrators_manage_hosts_and_bad_input_names_its_field() {
             "allow_list",
         ),
     ] {
-        let (s, problem) = call(
-            &app,
-            &admin,
-            Method::POST,
-            "/api/v1/hosts",
-            Some(body.clone()),
-        )
-        .await;
+        let (s, problem) = app
+            .call(&admin, Method::POST, "/api/v1/hosts", Some(body.clone()))
+            .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(problem["field"], field, "{body}");
     }
-    let (_, created) = call(
-        &app,
-        &admin,
-        Method::POST,
-        "/api/v1/hosts",
-        Some(json!({"name": "x", "kind": "session"})),
-    )
-    .await;
+    let (_, created) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/hosts",
+            Some(json!({"name": "x", "kind": "session"})),
+        )
+        .await;
     let id = created["host"]["id"].as_str().unwrap();
-    let (s, host) = call(
-        &app,
-        &admin,
-        Method::PUT,
-        &format!("/api/v1/hosts/{id}/allow-list"),
-        Some(json!({"allow_list": ["192.0.2.0/24"]})),
-    )
-    .await;
+    let (s, host) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/hosts/{id}/allow-list"),
+            Some(json!({"allow_list": ["192.0.2.0/24"]})),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(host["allow_list"], json!(["192.0.2.0/24"]));
     // An IPv4-mapped spelling would never match a peer (peers are compared as IPv4): it is
     // stored as the IPv4 network it means.
-    let (s, host) = call(
-        &app,
-        &admin,
-        Method::PUT,
-        &format!("/api/v1/hosts/{id}/allow-list"),
-        Some(json!({"allow_list": ["::ffff:192.0.2.0/120", "::ffff:198.51.100.9"]})),
-    )
-    .await;
+    let (s, host) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/hosts/{id}/allow-list"),
+            Some(json!({"allow_list": ["::ffff:192.0.2.0/120", "::ffff:198.51.100.9"]})),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         host["allow_list"],
         json!(["192.0.2.0/24", "198.51.100.9/32"])
     );
     for missing in ["not-an-id", "0190f5c2-0000-7000-8000-000000000000"] {
-        let (s, _) = call(
-            &app,
-            &admin,
-            Method::POST,
-            &format!("/api/v1/hosts/{missing}/approve"),
-            None,
-        )
-        .await;
+        let (s, _) = app
+            .call(
+                &admin,
+                Method::POST,
+                &format!("/api/v1/hosts/{missing}/approve"),
+                None,
+            )
+            .await;
         assert_eq!(s, StatusCode::NOT_FOUND);
     }
 }
 
 async fn register(app: &TestApp, admin: &str, allow: &[&str]) -> (String, String) {
-    let (status, created) = call(
-        app,
-        admin,
-        Method::POST,
-        "/api/v1/hosts",
-        Some(json!({"name": "build-01", "kind": "session", "allow_list": allow})),
-    )
-    .await;
+    let (status, created) = app
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/hosts",
+            Some(json!({"name": "build-01", "kind": "session", "allow_list": allow})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     (
         created["host"]["id"].as_str().unwrap().to_owned(),
@@ -378,20 +346,14 @@ async fn a_host_key_admits_only_its_host_from_allowed_addresses_and_pending_host
     assert_eq!(answer["host_id"], id.as_str());
     assert_eq!(answer["status"], "pending");
     assert_eq!(answer["may_work"], false);
-    let (_, host) = call(
-        &app,
-        &admin,
-        Method::GET,
-        &format!("/api/v1/hosts/{id}"),
-        None,
-    )
-    .await;
+    let (_, host) = app
+        .call(&admin, Method::GET, &format!("/api/v1/hosts/{id}"), None)
+        .await;
     assert_eq!(host["hostname"], "build-01.internal");
     assert_eq!(host["os"], "Debian 12");
     assert_eq!(host["agent_version"], "0.1.0");
     assert_eq!(host["last_ip"], "127.0.0.1");
-    call(
-        &app,
+    app.call(
         &admin,
         Method::POST,
         &format!("/api/v1/hosts/{id}/approve"),
@@ -400,8 +362,7 @@ async fn a_host_key_admits_only_its_host_from_allowed_addresses_and_pending_host
     .await;
     let (_, answer) = hello(&app, &key).await;
     assert_eq!(answer["may_work"], true);
-    call(
-        &app,
+    app.call(
         &admin,
         Method::POST,
         &format!("/api/v1/hosts/{id}/reject"),
@@ -448,14 +409,8 @@ async fn a_host_key_admits_only_its_host_from_allowed_addresses_and_pending_host
     );
     assert!(!all.contains(&key[4 + 32 + 1..]));
     // A deleted host's key is refused.
-    call(
-        &app,
-        &admin,
-        Method::DELETE,
-        &format!("/api/v1/hosts/{id}"),
-        None,
-    )
-    .await;
+    app.call(&admin, Method::DELETE, &format!("/api/v1/hosts/{id}"), None)
+        .await;
     let (status, _) =
         hello_from(&app, &crate::identity::client_from("127.0.0.3"), &key, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -484,14 +439,9 @@ async fn forwarded_for_counts_only_behind_a_configured_trusted_proxy() {
     let (id, key) = register(&app, &admin, &["10.0.0.0/8"]).await;
     let (status, _) = hello_from(&app, &app.client, &key, Some("10.1.1.1")).await;
     assert_eq!(status, StatusCode::OK);
-    let (_, host) = call(
-        &app,
-        &admin,
-        Method::GET,
-        &format!("/api/v1/hosts/{id}"),
-        None,
-    )
-    .await;
+    let (_, host) = app
+        .call(&admin, Method::GET, &format!("/api/v1/hosts/{id}"), None)
+        .await;
     assert_eq!(host["last_ip"], "10.1.1.1");
     let (status, _) = hello_from(&app, &app.client, &key, Some("192.0.2.1")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -525,14 +475,14 @@ async fn a_rotated_key_works_for_its_grace_period_then_is_refused() {
     .unwrap();
     let admin = admin_token(&app).await;
     let (id, old) = register(&app, &admin, &[]).await;
-    let (_, rotated) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &format!("/api/v1/hosts/{id}/rotate-key"),
-        Some(json!({"grace_minutes": 30})),
-    )
-    .await;
+    let (_, rotated) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/hosts/{id}/rotate-key"),
+            Some(json!({"grace_minutes": 30})),
+        )
+        .await;
     let new = rotated["api_key"].as_str().unwrap().to_owned();
     assert_eq!(hello(&app, &old).await.0, StatusCode::OK);
     assert_eq!(hello(&app, &new).await.0, StatusCode::OK);
@@ -687,8 +637,7 @@ async fn a_ticket_reconnects_without_the_key_until_the_key_is_retired_or_the_hos
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    call(
-        &app,
+    app.call(
         &admin,
         Method::POST,
         &format!("/api/v1/hosts/{id}/reject"),
@@ -719,8 +668,7 @@ async fn a_ticket_reconnects_without_the_key_until_the_key_is_retired_or_the_hos
     // A rotation past its grace retires the key the ticket proved.
     let (_, answer) = hello(&app, &key).await;
     let ticket = answer["ticket"].as_str().unwrap().to_owned();
-    call(
-        &app,
+    app.call(
         &admin,
         Method::POST,
         &format!("/api/v1/hosts/{id}/rotate-key"),
@@ -729,32 +677,24 @@ async fn a_ticket_reconnects_without_the_key_until_the_key_is_retired_or_the_hos
     .await;
     assert_eq!(hello(&app, &ticket).await.0, StatusCode::UNAUTHORIZED);
     // A deleted host's ticket is refused.
-    let (_, rotated) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &format!("/api/v1/hosts/{id}/rotate-key"),
-        Some(json!({"grace_minutes": 0})),
-    )
-    .await;
+    let (_, rotated) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/hosts/{id}/rotate-key"),
+            Some(json!({"grace_minutes": 0})),
+        )
+        .await;
     let (_, answer) = hello(&app, rotated["api_key"].as_str().unwrap()).await;
     let ticket = answer["ticket"].as_str().unwrap().to_owned();
     assert_eq!(hello(&app, &ticket).await.0, StatusCode::OK);
-    call(
-        &app,
-        &admin,
-        Method::DELETE,
-        &format!("/api/v1/hosts/{id}"),
-        None,
-    )
-    .await;
+    app.call(&admin, Method::DELETE, &format!("/api/v1/hosts/{id}"), None)
+        .await;
     assert_eq!(hello(&app, &ticket).await.0, StatusCode::UNAUTHORIZED);
 }
 
 async fn member(app: &TestApp, admin: &str, email: &str) -> (String, String) {
-    let (s, created) = call(
-        app,
-        admin,
+    let (s, created) = app.call(admin,
         Method::POST,
         "/api/v1/admin/users",
         Some(json!({"email": email, "password": "quiet harbor 4417 finch", "platform_role": "member"})),
@@ -775,25 +715,25 @@ async fn workspace_maintainers_register_and_manage_their_own_hosts_and_only_admi
     let (_, owner) = member(&app, &admin, "olga@example.com").await;
     let (mark_id, mark) = member(&app, &admin, "mark@example.com").await;
     let (mia_id, mia) = member(&app, &admin, "mia@example.com").await;
-    let (s, ws) = call(
-        &app,
-        &owner,
-        Method::POST,
-        "/api/v1/workspaces",
-        Some(json!({"name": "Alpha"})),
-    )
-    .await;
+    let (s, ws) = app
+        .call(
+            &owner,
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(json!({"name": "Alpha"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{ws}");
     let ws = ws["id"].as_str().unwrap().to_owned();
     for (id, role) in [(&mark_id, "maintainer"), (&mia_id, "member")] {
-        let (s, body) = call(
-            &app,
-            &owner,
-            Method::POST,
-            &format!("/api/v1/workspaces/{ws}/members"),
-            Some(json!({"user_id": id, "role": role})),
-        )
-        .await;
+        let (s, body) = app
+            .call(
+                &owner,
+                Method::POST,
+                &format!("/api/v1/workspaces/{ws}/members"),
+                Some(json!({"user_id": id, "role": role})),
+            )
+            .await;
         assert!(s.is_success(), "{s} {body}");
     }
     let (platform_host, _) = register(&app, &admin, &[]).await;
@@ -801,9 +741,11 @@ async fn workspace_maintainers_register_and_manage_their_own_hosts_and_only_admi
     let body = json!({"name": "alpha-runner", "kind": "session"});
 
     // A member may not register one; a maintainer may.
-    let (s, _) = call(&app, &mia, Method::POST, &hosts, Some(body.clone())).await;
+    let (s, _) = app
+        .call(&mia, Method::POST, &hosts, Some(body.clone()))
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, created) = call(&app, &mark, Method::POST, &hosts, Some(body)).await;
+    let (s, created) = app.call(&mark, Method::POST, &hosts, Some(body)).await;
     assert_eq!(s, StatusCode::CREATED, "{created}");
     let id = created["host"]["id"].as_str().unwrap().to_owned();
     let key = created["api_key"].as_str().unwrap().to_owned();
@@ -818,7 +760,7 @@ async fn workspace_maintainers_register_and_manage_their_own_hosts_and_only_admi
     assert_eq!(event.actor_id.as_deref(), Some(mark_id.as_str()));
 
     // The workspace sees its own host only; the platform list shows both.
-    let (s, listed) = call(&app, &mia, Method::GET, &hosts, None).await;
+    let (s, listed) = app.call(&mia, Method::GET, &hosts, None).await;
     assert_eq!(s, StatusCode::OK);
     let ids: Vec<&str> = listed
         .as_array()
@@ -827,7 +769,7 @@ async fn workspace_maintainers_register_and_manage_their_own_hosts_and_only_admi
         .map(|h| h["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [id.as_str()]);
-    let (_, all) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    let (_, all) = app.call(&admin, Method::GET, "/api/v1/hosts", None).await;
     assert_eq!(all.as_array().unwrap().len(), 2);
     // A platform host is not the workspace's to manage.
     for (method, suffix) in [
@@ -835,14 +777,14 @@ async fn workspace_maintainers_register_and_manage_their_own_hosts_and_only_admi
         (Method::DELETE, ""),
         (Method::POST, "/rotate-key"),
     ] {
-        let (s, _) = call(
-            &app,
-            &mark,
-            method.clone(),
-            &format!("{hosts}/{platform_host}{suffix}"),
-            (method == Method::POST).then(|| json!({})),
-        )
-        .await;
+        let (s, _) = app
+            .call(
+                &mark,
+                method.clone(),
+                &format!("{hosts}/{platform_host}{suffix}"),
+                (method == Method::POST).then(|| json!({})),
+            )
+            .await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{method} {suffix}");
     }
 
@@ -850,52 +792,56 @@ async fn workspace_maintainers_register_and_manage_their_own_hosts_and_only_admi
     let (s, answer) = hello(&app, &key).await;
     assert_eq!(s, StatusCode::OK, "{answer}");
     assert_eq!(answer["may_work"], false);
-    let (s, _) = call(
-        &app,
-        &mark,
-        Method::POST,
-        &format!("/api/v1/hosts/{id}/approve"),
-        None,
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            &mark,
+            Method::POST,
+            &format!("/api/v1/hosts/{id}/approve"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = call(
-        &app,
-        &admin,
-        Method::POST,
-        &format!("/api/v1/hosts/{id}/approve"),
-        None,
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/hosts/{id}/approve"),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK);
     let (_, answer) = hello(&app, &key).await;
     assert_eq!(answer["may_work"], true);
 
     // The maintainer rotates its key (without grace) and deletes it; a member may do neither.
-    let (s, _) = call(
-        &app,
-        &mia,
-        Method::POST,
-        &format!("{hosts}/{id}/rotate-key"),
-        Some(json!({"grace_minutes": 0})),
-    )
-    .await;
+    let (s, _) = app
+        .call(
+            &mia,
+            Method::POST,
+            &format!("{hosts}/{id}/rotate-key"),
+            Some(json!({"grace_minutes": 0})),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, rotated) = call(
-        &app,
-        &mark,
-        Method::POST,
-        &format!("{hosts}/{id}/rotate-key"),
-        Some(json!({"grace_minutes": 0})),
-    )
-    .await;
+    let (s, rotated) = app
+        .call(
+            &mark,
+            Method::POST,
+            &format!("{hosts}/{id}/rotate-key"),
+            Some(json!({"grace_minutes": 0})),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{rotated}");
     let new_key = rotated["api_key"].as_str().unwrap().to_owned();
     assert_eq!(hello(&app, &key).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(hello(&app, &new_key).await.0, StatusCode::OK);
-    let (s, _) = call(&app, &mia, Method::DELETE, &format!("{hosts}/{id}"), None).await;
+    let (s, _) = app
+        .call(&mia, Method::DELETE, &format!("{hosts}/{id}"), None)
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = call(&app, &mark, Method::DELETE, &format!("{hosts}/{id}"), None).await;
+    let (s, _) = app
+        .call(&mark, Method::DELETE, &format!("{hosts}/{id}"), None)
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(hello(&app, &new_key).await.0, StatusCode::UNAUTHORIZED);
     let deleted = audit_rows(&app, "host.deleted").await;

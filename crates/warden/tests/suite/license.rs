@@ -102,23 +102,6 @@ fn manual_clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(now))
 }
 
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 async fn upload(app: &TestApp, token: &str, lic: &str) -> (StatusCode, Value) {
     let res = app
         .client
@@ -134,14 +117,13 @@ async fn upload(app: &TestApp, token: &str, lic: &str) -> (StatusCode, Value) {
 }
 
 async fn status(app: &TestApp, token: &str) -> Value {
-    let (s, v) = call(app, token, Method::GET, "/api/v1/license", None).await;
+    let (s, v) = app.call(token, Method::GET, "/api/v1/license", None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     v
 }
 
 async fn create_user(app: &TestApp, admin: &str, email: &str) -> (StatusCode, Value) {
-    call(
-        app,
+    app.call(
         admin,
         Method::POST,
         "/api/v1/admin/users",
@@ -157,7 +139,7 @@ async fn without_an_operator_key_warden_runs_unlicensed_with_every_feature() {
     let s = status(&app, &admin).await;
     assert_eq!(s["state"], "unlicensed");
     assert_eq!(s["features"].as_array().unwrap().len(), 15);
-    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    let (code, _) = app.call(&admin, Method::GET, "/api/v1/hosts", None).await;
     assert_eq!(code, StatusCode::OK);
     let (code, body) = upload(&app, &admin, "x.y.z").await;
     assert_eq!(code, StatusCode::CONFLICT, "{body}");
@@ -189,7 +171,7 @@ async fn without_a_licence_every_api_route_but_the_recovery_routes_answers_503()
             .join("/");
         let m = Method::from_bytes(method.as_bytes()).unwrap();
         let body = (m != Method::GET && m != Method::DELETE).then(|| json!({}));
-        let (code, problem) = call(&app, &admin, m, &filled, body).await;
+        let (code, problem) = app.call(&admin, m, &filled, body).await;
         if declared.license == LicenseRule::Recovery || !path.starts_with("/api/") {
             assert_ne!(code, StatusCode::SERVICE_UNAVAILABLE, "{method} {path}");
             if path.starts_with("/api/") {
@@ -349,12 +331,12 @@ async fn machine_info_names_this_machine_and_a_licence_signed_from_it_installs_a
     let (code, body) = upload(&app, &admin, &token).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["code"], "license-invalid-signature");
-    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    let (code, _) = app.call(&admin, Method::GET, "/api/v1/hosts", None).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     let (code, body) = upload(&app, &admin, &op.sign(&op.claims(unix(clock.as_ref())))).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "valid");
-    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    let (code, _) = app.call(&admin, Method::GET, "/api/v1/hosts", None).await;
     assert_eq!(code, StatusCode::OK);
 
     let s = status(&app, &admin).await;
@@ -531,18 +513,22 @@ async fn missing_features_answer_403_and_single_sign_in_applies_without_multiple
     c["features"] = json!(["bots"]);
     let (code, _) = upload(&app, &admin, &op.sign(&c)).await;
     assert_eq!(code, StatusCode::OK);
-    let (code, body) = call(&app, &admin, Method::GET, "/api/v1/audit/export.csv", None).await;
+    let (code, body) = app
+        .call(&admin, Method::GET, "/api/v1/audit/export.csv", None)
+        .await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "feature-not-licensed");
     assert_eq!(status(&app, &admin).await["features"], json!(["bots"]));
     // Without multiple-active-sessions, a new sign-in ends the user's other sessions.
-    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/me/devices", None).await;
+    let (code, _) = app
+        .call(&admin, Method::GET, "/api/v1/me/devices", None)
+        .await;
     assert_eq!(code, StatusCode::OK);
     let second = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/me", None).await;
+    let (code, _) = app.call(&admin, Method::GET, "/api/v1/me", None).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED, "the first session survived");
 
     // Enterprise with audit-export: the export answers.
@@ -552,10 +538,12 @@ async fn missing_features_answer_403_and_single_sign_in_applies_without_multiple
     c.as_object_mut().unwrap().remove("fingerprint");
     let (code, body) = upload(&app, &second, &op.sign(&c)).await;
     assert_eq!(code, StatusCode::OK, "{body}");
-    let (code, _) = call(&app, &second, Method::GET, "/api/v1/audit/export.csv", None).await;
+    let (code, _) = app
+        .call(&second, Method::GET, "/api/v1/audit/export.csv", None)
+        .await;
     assert_eq!(code, StatusCode::OK);
     sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let (code, _) = call(&app, &second, Method::GET, "/api/v1/me", None).await;
+    let (code, _) = app.call(&second, Method::GET, "/api/v1/me", None).await;
     assert_eq!(code, StatusCode::OK, "multiple sessions are licensed now");
 }
 
@@ -579,11 +567,15 @@ async fn the_user_limit_blocks_new_and_reactivated_users_and_a_lower_renewal_kee
     // Deactivating one frees a place; reactivating beyond the limit is refused.
     let ann = ann["id"].as_str().unwrap().to_owned();
     let path = |what: &str| format!("/api/v1/admin/users/{ann}/{what}");
-    let (code, body) = call(&app, &admin, Method::POST, &path("deactivate"), None).await;
+    let (code, body) = app
+        .call(&admin, Method::POST, &path("deactivate"), None)
+        .await;
     assert!(code.is_success(), "{code} {body}");
     let (code, _) = create_user(&app, &admin, "cy@example.com").await;
     assert_eq!(code, StatusCode::CREATED);
-    let (code, body) = call(&app, &admin, Method::POST, &path("reactivate"), None).await;
+    let (code, body) = app
+        .call(&admin, Method::POST, &path("reactivate"), None)
+        .await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "user-limit-reached");
 
@@ -594,7 +586,7 @@ async fn the_user_limit_blocks_new_and_reactivated_users_and_a_lower_renewal_kee
     let bob = sign_in(&app, "bob@example.com", "quiet harbor 4417 finch").await;
     let bob = bob["access_token"].as_str().unwrap();
     assert_eq!(
-        call(&app, bob, Method::GET, "/api/v1/me", None).await.0,
+        app.call(bob, Method::GET, "/api/v1/me", None).await.0,
         StatusCode::OK
     );
     assert_eq!(
@@ -971,7 +963,7 @@ async fn every_node_sharing_the_database_picks_up_an_install_and_verifies_it_for
     drop(admin);
     let problem_on_b = || async {
         let on_b = fresh(&b).await;
-        let (code, body) = call(&b, &on_b, Method::GET, "/api/v1/hosts", None).await;
+        let (code, body) = b.call(&on_b, Method::GET, "/api/v1/hosts", None).await;
         (code, body["code"].as_str().unwrap_or_default().to_owned())
     };
     assert_eq!(problem_on_b().await.1, "license-missing");
@@ -982,7 +974,7 @@ async fn every_node_sharing_the_database_picks_up_an_install_and_verifies_it_for
     let (code, _) = upload(&a, &admin, &op.sign(&op.claims(unix(clock.as_ref())))).await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(
-        call(&a, &admin, Method::GET, "/api/v1/hosts", None).await.0,
+        a.call(&admin, Method::GET, "/api/v1/hosts", None).await.0,
         StatusCode::OK
     );
     let mut seen = String::new();
@@ -1035,7 +1027,7 @@ async fn built_in_operator_keys_cannot_be_switched_off_by_configuration() {
     .await
     .unwrap();
     let admin = admin_token(&app).await;
-    let (code, body) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    let (code, body) = app.call(&admin, Method::GET, "/api/v1/hosts", None).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["code"], "license-missing");
     let s = status(&app, &admin).await;
@@ -1047,7 +1039,7 @@ async fn built_in_operator_keys_cannot_be_switched_off_by_configuration() {
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
     let (code, body) = upload(&app, &admin, &op.sign(&op.claims(now))).await;
     assert_eq!(code, StatusCode::OK, "{body}");
-    let (code, _) = call(&app, &admin, Method::GET, "/api/v1/hosts", None).await;
+    let (code, _) = app.call(&admin, Method::GET, "/api/v1/hosts", None).await;
     assert_eq!(code, StatusCode::OK);
 
     // A configured key adds to the built-in ones.

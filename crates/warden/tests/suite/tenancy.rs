@@ -43,11 +43,9 @@ async fn ok_json(
     path: &str,
     body: Option<Value>,
 ) -> Value {
-    let res = call(app, token, method.clone(), path, body).await;
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    assert!(status.is_success(), "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    let (status, v) = app.call(token, method.clone(), path, body).await;
+    assert!(status.is_success(), "{method} {path}: {status} {v}");
+    v
 }
 
 async fn user(app: &TestApp, admin: &str, email: &str, role: &str) -> User {
