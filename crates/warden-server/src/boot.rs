@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
-use warden_crypto::MasterKey;
+use warden_crypto::{Keyring, MasterKey};
 use warden_domain::clock::Clock;
+use warden_store::audit::{ChainKey, CheckpointSigner};
 use warden_store::{Backend, ConnectOptions, Store, StoreError};
 
 use crate::config::{Config, KeySource};
@@ -173,9 +174,46 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         clock,
         extra_routes,
     } = boot;
+    check_key_placement(&config)?;
+    let (listener, addr, tls) = listen(&config)?;
+    let (store, master, generated_key) = open_store(&config, clock.as_ref(), created).await?;
+    let secrets = match load_secrets(
+        &config,
+        &store,
+        &master,
+        clock.as_ref(),
+        &addr,
+        tls.is_some(),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
+    drop(master);
+    let (state, background) = share(&config, store.clone(), clock, secrets.0).await?;
+    let app = assemble(&state, extra_routes, &config, tls.is_some())?;
+    let (stop, task) = serve(&config, listener, tls, app)?;
+    Ok(Running {
+        addr,
+        tls: config.tls.is_some(),
+        stop,
+        task,
+        background,
+        state,
+        setup_link: secrets.1,
+        store,
+        grace: config.http.shutdown_grace,
+        generated_key,
+    })
+}
 
-    // The generated key beside the data is a convenience for one machine: a copy of the data
-    // directory would carry its own key. Beyond loopback the key must come from elsewhere.
+/// The generated key beside the data is a convenience for one machine: a copy of the data
+/// directory would carry its own key. Beyond loopback the key must come from elsewhere.
+fn check_key_placement(config: &Config) -> Result<(), BootError> {
     if let crate::config::KeySource::DataDir(path) = &config.encryption_key
         && !config.listen.ip().is_loopback()
     {
@@ -190,6 +228,13 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
             path.display()
         )));
     }
+    Ok(())
+}
+
+/// The bound listener, its address and the TLS configuration, if any.
+fn listen(
+    config: &Config,
+) -> Result<(TcpListener, SocketAddr, Option<Arc<rustls::ServerConfig>>), BootError> {
     let listener = bind(config.listen)?;
     let addr = listener
         .local_addr()
@@ -206,6 +251,16 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         );
     }
 
+    Ok((listener, addr, tls))
+}
+
+/// Prepares the data directory (SQLite), reads the master key, migrates (as the owner role
+/// when one is configured) and connects.
+async fn open_store(
+    config: &Config,
+    clock: &dyn Clock,
+    created: &mut Created,
+) -> Result<(Store, MasterKey, Option<PathBuf>), BootError> {
     let url = config.database.url.expose_secret().to_owned();
     if config.database.backend == Backend::Sqlite {
         prepare_data_dir(&config.data_dir, created)?;
@@ -216,7 +271,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     let (master, generated_key) = load_master_key(&config.encryption_key, created)?;
 
     if let Some(owner) = &config.database.owner_url {
-        migrate_as_owner(&config, owner.expose_secret(), clock.as_ref()).await?;
+        migrate_as_owner(config, owner.expose_secret(), clock).await?;
     }
     let store = Store::connect(&ConnectOptions {
         url,
@@ -225,75 +280,84 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         busy_timeout: Duration::from_secs(5),
     })
     .await?;
-    let result = async {
-        let report = store.migrate(clock.as_ref()).await.map_err(|e| {
-            let mut message = BootError::from(e).0;
-            if config.database.backend == Backend::Postgres && config.database.owner_url.is_none() {
-                message.push_str(
-                    "; set database.owner_url (WARDEN_DATABASE_OWNER_URL) to the role that owns \
-                     Warden's tables so Warden can migrate them",
-                );
-            }
-            BootError(message)
-        })?;
-        store.check_serving_role().await?;
-        if report.from != report.to {
-            tracing::info!(
-                from = report.from,
-                to = report.to,
-                "database schema migrated"
+    Ok((store, master, generated_key))
+}
+
+/// What the stored secrets give a node: the keyring, the audit keys, identity, and the
+/// setup link while no administrator exists.
+type Secrets = (
+    (
+        Keyring,
+        ChainKey,
+        CheckpointSigner,
+        warden_core::identity::Identity,
+    ),
+    Option<String>,
+);
+
+/// Migrates the schema, then loads (or on first boot creates) the keyring, the audit keys,
+/// identity and the setup link.
+async fn load_secrets(
+    config: &Config,
+    store: &Store,
+    master: &MasterKey,
+    clock: &dyn Clock,
+    addr: &SocketAddr,
+    tls: bool,
+) -> Result<Secrets, BootError> {
+    let report = store.migrate(clock).await.map_err(|e| {
+        let mut message = BootError::from(e).0;
+        if config.database.backend == Backend::Postgres && config.database.owner_url.is_none() {
+            message.push_str(
+                "; set database.owner_url (WARDEN_DATABASE_OWNER_URL) to the role that owns \
+                 Warden's tables so Warden can migrate them",
             );
         }
-        warden_store::keyring::load_or_create(&store, &master, clock.as_ref())
-            .await
-            .map_err(|e| match e {
-                StoreError::Keyring(warden_crypto::KeyringError::WrongMasterKey { .. }) => {
-                    BootError(format!(
-                        "{}: the encryption key does not match the one this database was set \
-                         up with; supply the original key (losing it makes stored secrets \
-                         unrecoverable)",
-                        key_setting(&config.encryption_key)
-                    ))
-                }
-                other => other.into(),
-            })
+        BootError(message)
+    })?;
+    store.check_serving_role().await?;
+    if report.from != report.to {
+        tracing::info!(
+            from = report.from,
+            to = report.to,
+            "database schema migrated"
+        );
     }
-    .await;
-    let result = match result {
-        Ok(keyring) => audit_keys(&store, &keyring, clock.as_ref())
-            .await
-            .map(|(key, signer)| (keyring, key, signer)),
-        Err(e) => Err(e),
-    };
-    let result = match result {
-        Ok((keyring, key, signer)) => {
-            let identity = warden_core::identity::Identity::load(
-                &store,
-                &keyring,
-                clock.as_ref(),
-                config.auth.clone(),
-            )
-            .await
-            .map_err(|e| BootError(format!("identity: {e}")));
-            match identity {
-                Ok(identity) => {
-                    let link = setup_link(&store, clock.as_ref(), &addr, tls.is_some()).await;
-                    link.map(|link| (keyring, key, signer, identity, link))
-                }
-                Err(e) => Err(e),
+    let keyring = warden_store::keyring::load_or_create(store, master, clock)
+        .await
+        .map_err(|e| match e {
+            StoreError::Keyring(warden_crypto::KeyringError::WrongMasterKey { .. }) => {
+                BootError(format!(
+                    "{}: the encryption key does not match the one this database was set up \
+                     with; supply the original key (losing it makes stored secrets \
+                     unrecoverable)",
+                    key_setting(&config.encryption_key)
+                ))
             }
-        }
-        Err(e) => Err(e),
-    };
-    let (keyring, audit_key, checkpoint_signer, identity, setup_link) = match result {
-        Ok(k) => k,
-        Err(e) => {
-            store.close().await;
-            return Err(e);
-        }
-    };
-    drop(master);
+            other => other.into(),
+        })?;
+    let (key, signer) = audit_keys(store, &keyring, clock).await?;
+    let identity =
+        warden_core::identity::Identity::load(store, &keyring, clock, config.auth.clone())
+            .await
+            .map_err(|e| BootError(format!("identity: {e}")))?;
+    let link = setup_link(store, clock, addr, tls).await?;
+    Ok(((keyring, key, signer, identity), link))
+}
 
+/// Builds the node's shared state and starts its background work (audit chaining and
+/// verification, revocation sync, host watch, licence watch, session sweep).
+async fn share(
+    config: &Config,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    (keyring, audit_key, checkpoint_signer, identity): (
+        Keyring,
+        ChainKey,
+        CheckpointSigner,
+        warden_core::identity::Identity,
+    ),
+) -> Result<(AppState, Vec<JoinHandle<()>>), BootError> {
     let audit_key = Arc::new(audit_key);
     let audit_monitor = warden_core::audit::AuditMonitor::new();
     let checkpoint_signer = Arc::new(checkpoint_signer);
@@ -356,8 +420,28 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     let hosts_task = warden_core::hosts::link::spawn_watch(state.ctx.clone());
     let license_task = warden_core::license::spawn_watch(state.ctx.clone());
     let sweep_task = warden_core::hosts::link::spawn_session_sweep(state.ctx.clone());
+    Ok((
+        state,
+        vec![
+            monitor_task,
+            chainer_task,
+            identity_task,
+            hosts_task,
+            license_task,
+            sweep_task,
+        ],
+    ))
+}
+
+/// The HTTP application with its routes and its OpenAPI document.
+fn assemble(
+    state: &AppState,
+    extra_routes: Routes<AppState>,
+    config: &Config,
+    tls: bool,
+) -> Result<http::App, BootError> {
     let routes = crate::api::routes().merge(extra_routes);
-    let mut app = http::assemble(state.clone(), routes, &config.http, tls.is_some());
+    let mut app = http::assemble(state.clone(), routes, &config.http, tls);
     app.openapi.info = utoipa::openapi::InfoBuilder::new()
         .title("Warden")
         .version(env!("CARGO_PKG_VERSION"))
@@ -371,6 +455,23 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         .map_err(|e| BootError(format!("cannot render the OpenAPI document: {e}")))?;
     let _ = state.openapi_json.set(doc);
 
+    Ok(app)
+}
+
+/// Starts serving on the listener; returns the stop signal and the server task.
+#[allow(clippy::type_complexity)]
+fn serve(
+    config: &Config,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: http::App,
+) -> Result<
+    (
+        tokio::sync::oneshot::Sender<()>,
+        JoinHandle<std::io::Result<()>>,
+    ),
+    BootError,
+> {
     let open_files = http::serve::raise_open_files_limit();
     let limits = http::serve::Limits {
         header_read_timeout: config.http.header_read_timeout,
@@ -400,25 +501,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         limits,
         stopped,
     ));
-    Ok(Running {
-        addr,
-        tls: config.tls.is_some(),
-        stop,
-        task,
-        background: vec![
-            monitor_task,
-            chainer_task,
-            identity_task,
-            hosts_task,
-            license_task,
-            sweep_task,
-        ],
-        state: state.clone(),
-        setup_link,
-        store,
-        grace: config.http.shutdown_grace,
-        generated_key,
-    })
+    Ok((stop, task))
 }
 
 fn bind(addr: SocketAddr) -> Result<TcpListener, BootError> {

@@ -70,33 +70,71 @@ fn summary<T: warden_domain::audit::Audited>(input: &T) -> serde_json::Value {
     warden_domain::audit::summarize(input).unwrap_or_else(|_| json!({}))
 }
 
+/// One sign-in attempt: the account it names and the throttle scopes it counts in.
+struct Attempt {
+    email: String,
+    /// `pair:<email>|<ip>`, `account:<email>`, `client:<ip>`.
+    scopes: [String; 3],
+    audit_summary: serde_json::Value,
+}
+
+impl Attempt {
+    fn new(op: &Op, email: &str) -> Self {
+        let email = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+        let email: String = email.chars().take(254).collect();
+        let ip = op.origin.ip_text().unwrap_or_else(|| "unknown".to_owned());
+        Self {
+            scopes: [
+                format!("pair:{email}|{ip}"),
+                format!("account:{email}"),
+                format!("client:{ip}"),
+            ],
+            audit_summary: summary(&SignInSummary {
+                email: email.clone(),
+                password: None,
+            }),
+            email,
+        }
+    }
+}
+
 /// Signs in with email and password. Throttled per (account, client address), account and
 /// client address; answers the same, after the same argon2 work, for unknown accounts.
 pub async fn sign_in(ctx: &Ctx, op: &Op, email: &str, password: String) -> Result<Grant, Refusal> {
-    let id = &ctx.identity;
-    let email = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
-    let email: String = email.chars().take(254).collect();
-    let ip = op.origin.ip_text().unwrap_or_else(|| "unknown".to_owned());
-    let scopes = [
-        format!("pair:{email}|{ip}"),
-        format!("account:{email}"),
-        format!("client:{ip}"),
-    ];
-    let scope_refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
-    let audit_summary = summary(&SignInSummary {
-        email: email.clone(),
-        password: None,
-    });
-    let now = op.now;
-    let now_us = op.now_us();
+    let attempt = Attempt::new(op, email);
+    let user = reserve_attempt(ctx, op, &attempt).await?;
 
-    // 1. Reserve the attempt before any password work: it counts as a failure of the pair
-    //    and of the account until it succeeds, in one transaction that holds their rows, so
-    //    parallel attempts get through no faster than one after another would. A scope
-    //    already closed refuses it (rolled back: a refused attempt is not counted).
-    let policy = id.throttle;
+    // The password, off the async workers and bounded (argon2id costs ~20 ms of CPU and
+    // 19 MiB): past the queue, 503 at once. The reservation stays counted.
+    let stored = user
+        .as_ref()
+        .filter(|u| u.active)
+        .and_then(|u| u.password_hash.clone());
+    let ok = crate::costly::passwords()
+        .verify(password, stored)
+        .await
+        .map_err(|_| Refusal::Busy)?;
+    let user_id = user.as_ref().map(|u| u.id);
+    match user.filter(|_| ok) {
+        Some(user) => open_session(ctx, op, &attempt, &user).await,
+        None => Err(record_failure(ctx, op, &attempt, user_id).await?),
+    }
+}
+
+/// Reserves the attempt before any password work: it counts as a failure of the pair and of
+/// the account until it succeeds, in one transaction that holds their rows, so parallel
+/// attempts get through no faster than one after another would. A scope already closed
+/// refuses it (rolled back, so a refused attempt is not counted; audited). Returns the account.
+async fn reserve_attempt(
+    ctx: &Ctx,
+    op: &Op,
+    attempt: &Attempt,
+) -> Result<Option<warden_store::identity::UserRow>, Refusal> {
+    let policy = ctx.identity.throttle;
+    let now_us = op.now_us();
+    let scopes = &attempt.scopes;
     let mut tx = ctx.store.begin().await?;
-    let mut blocked_until = tx.throttle_blocked_until(&scope_refs[2..]).await?;
+    let mut blocked_until = tx.throttle_blocked_until(&[scopes[2].as_str()]).await?;
     if blocked_until <= now_us {
         for (scope, rule) in scopes[..2].iter().zip([policy.pair, policy.account]) {
             if let Some(until) = tx
@@ -109,62 +147,67 @@ pub async fn sign_in(ctx: &Ctx, op: &Op, email: &str, password: String) -> Resul
             }
         }
     }
-    let user = tx.user_by_email(&email).await?;
-    if blocked_until > now_us {
-        tx.rollback().await?;
-        let wait = Duration::from_micros(u64::try_from(blocked_until - now_us).unwrap_or(1));
-        let mut tx = ctx.store.begin().await?;
-        let event = op.event_by(
-            actor_for(user.as_ref().map(|u| u.id)),
-            "auth.sign_in",
-            "user",
-            user.as_ref().map(|u| u.id.to_string()),
-            Outcome::Denied,
-            json!({"email": email, "reason": "throttled"}),
-        );
-        tx.record(&ctx.audit_key, &event).await?;
+    let user = tx.user_by_email(&attempt.email).await?;
+    if blocked_until <= now_us {
         tx.commit().await?;
-        return Err(Refusal::Throttled(wait));
+        return Ok(user);
     }
-    tx.commit().await?;
-
-    // 2. The password, off the async workers and bounded (argon2id costs ~20 ms of CPU and
-    //    19 MiB): past the queue, 503 at once. The reservation stays counted.
-    let stored = user
-        .as_ref()
-        .filter(|u| u.active)
-        .and_then(|u| u.password_hash.clone());
-    let ok = crate::costly::passwords()
-        .verify(password, stored)
-        .await
-        .map_err(|_| Refusal::Busy)?;
-
+    tx.rollback().await?;
+    let wait = Duration::from_micros(u64::try_from(blocked_until - now_us).unwrap_or(1));
     let mut tx = ctx.store.begin().await?;
-    let user_id = user.as_ref().map(|u| u.id);
-    let Some(user) = user.filter(|_| ok) else {
-        // 3a. Failure: the pair and the account counted it already; the client address
-        //     (which many accounts may share) counts it now. Audited.
-        let rule = policy.client;
-        tx.throttle_fail(&scopes[2], now_us, micros(rule.window), |n| {
-            micros(rule.delay_after(n))
-        })
-        .await?;
-        let event = op.event_by(
-            actor_for(user_id),
-            "auth.sign_in",
-            "user",
-            user_id.map(|u| u.to_string()),
-            Outcome::Failed,
-            audit_summary,
-        );
-        tx.record(&ctx.audit_key, &event).await?;
-        tx.commit().await?;
-        return Err(Refusal::Invalid);
-    };
+    let event = op.event_by(
+        actor_for(user.as_ref().map(|u| u.id)),
+        "auth.sign_in",
+        "user",
+        user.as_ref().map(|u| u.id.to_string()),
+        Outcome::Denied,
+        json!({"email": attempt.email, "reason": "throttled"}),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    tx.commit().await?;
+    Err(Refusal::Throttled(wait))
+}
 
-    // 3b. Success: a new session (a new refresh-token family), always.
-    tx.clear_throttle(&scopes[0]).await?;
-    tx.clear_throttle(&scopes[1]).await?;
+/// A failed attempt: the pair and the account counted it already; the client address (which
+/// many accounts may share) counts it now. Audited. Returns the refusal to answer with.
+async fn record_failure(
+    ctx: &Ctx,
+    op: &Op,
+    attempt: &Attempt,
+    user_id: Option<Uuid>,
+) -> Result<Refusal, Refusal> {
+    let rule = ctx.identity.throttle.client;
+    let mut tx = ctx.store.begin().await?;
+    tx.throttle_fail(&attempt.scopes[2], op.now_us(), micros(rule.window), |n| {
+        micros(rule.delay_after(n))
+    })
+    .await?;
+    let event = op.event_by(
+        actor_for(user_id),
+        "auth.sign_in",
+        "user",
+        user_id.map(|u| u.to_string()),
+        Outcome::Failed,
+        attempt.audit_summary.clone(),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    tx.commit().await?;
+    Ok(Refusal::Invalid)
+}
+
+/// A successful attempt: a new session (a new refresh-token family), always; under the
+/// single-session policy the user's other sessions end.
+async fn open_session(
+    ctx: &Ctx,
+    op: &Op,
+    attempt: &Attempt,
+    user: &warden_store::identity::UserRow,
+) -> Result<Grant, Refusal> {
+    let id = &ctx.identity;
+    let now_us = op.now_us();
+    let mut tx = ctx.store.begin().await?;
+    tx.clear_throttle(&attempt.scopes[0]).await?;
+    tx.clear_throttle(&attempt.scopes[1]).await?;
     let session_id = Uuid::now_v7();
     let lifetime = i64::try_from(id.config.session_lifetime.as_micros()).unwrap_or(i64::MAX);
     tx.create_session(&NewSession {
@@ -204,7 +247,7 @@ pub async fn sign_in(ctx: &Ctx, op: &Op, email: &str, password: String) -> Resul
         "session",
         Some(session_id.to_string()),
         Outcome::Success,
-        audit_summary,
+        attempt.audit_summary.clone(),
     );
     tx.record(&ctx.audit_key, &event).await?;
     tx.commit().await?;
@@ -214,12 +257,11 @@ pub async fn sign_in(ctx: &Ctx, op: &Op, email: &str, password: String) -> Resul
     if warden_crypto::password::needs_rehash(user.password_hash.as_deref().unwrap_or_default()) {
         tracing::info!("password hash uses old parameters; it is replaced at the next change");
     }
-
     let principal = Principal {
         user_id: user.id,
         session_id,
     };
-    let (access_token, expires_in) = sign_access_token(ctx, &principal, now).await?;
+    let (access_token, expires_in) = sign_access_token(ctx, &principal, op.now).await?;
     Ok(Grant {
         principal,
         access_token,

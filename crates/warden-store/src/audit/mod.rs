@@ -16,7 +16,6 @@
 //! slip an event into it. This module never updates an event and deletes only what the
 //! database allows (chained pending rows; purged events behind a checkpoint).
 
-
 use warden_domain::audit::NewEvent;
 
 use crate::db::on_tx;
