@@ -208,3 +208,245 @@ pub(super) fn build_auth(
         issuer,
     })
 }
+
+pub(super) fn build_database(
+    raw: FileDatabase,
+    env: &BTreeMap<String, String>,
+    data_dir: &Path,
+) -> Result<DatabaseConfig, ConfigError> {
+    let url = env
+        .get("WARDEN_DATABASE_URL")
+        .cloned()
+        .or(raw.url)
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("warden.db").display()));
+    let backend = Backend::of_url(&url).map_err(|_| {
+        ConfigError::new(
+            "database.url: must start with sqlite:// (embedded) or postgres:// (cluster)",
+        )
+    })?;
+    let owner_url = env
+        .get("WARDEN_DATABASE_OWNER_URL")
+        .cloned()
+        .or(raw.owner_url);
+    if let Some(owner) = &owner_url
+        && (backend != Backend::Postgres || Backend::of_url(owner).ok() != Some(Backend::Postgres))
+    {
+        return Err(ConfigError::new(
+            "database.owner_url: only used with PostgreSQL, and must be a postgres:// URL like \
+             database.url",
+        ));
+    }
+    let max_connections = env_or(
+        env,
+        "WARDEN_DATABASE_MAX_CONNECTIONS",
+        raw.max_connections,
+        |v| v.parse().ok(),
+        "a whole number",
+    )?
+    .unwrap_or(10);
+    if !(1..=1000).contains(&max_connections) {
+        return Err(ConfigError::new(
+            "database.max_connections: must be between 1 and 1000",
+        ));
+    }
+    let connect_timeout = secs(
+        env_or(
+            env,
+            "WARDEN_DATABASE_CONNECT_TIMEOUT_SECS",
+            raw.connect_timeout_secs,
+            |v| v.parse().ok(),
+            "a whole number of seconds",
+        )?,
+        5,
+        "database.connect_timeout_secs",
+    )?;
+
+    Ok(DatabaseConfig {
+        url: SecretString::from(url),
+        owner_url: owner_url.map(SecretString::from),
+        backend,
+        max_connections,
+        connect_timeout,
+    })
+}
+
+pub(super) fn build_http(
+    raw: FileHttp,
+    env: &BTreeMap<String, String>,
+) -> Result<HttpConfig, ConfigError> {
+    let body_limit_bytes = env_or(
+        env,
+        "WARDEN_HTTP_BODY_LIMIT_BYTES",
+        raw.body_limit_bytes,
+        |v| v.parse().ok(),
+        "a whole number of bytes",
+    )?
+    .unwrap_or(1024 * 1024);
+    if body_limit_bytes == 0 {
+        return Err(ConfigError::new("http.body_limit_bytes: must be above 0"));
+    }
+    let request_timeout = secs(
+        env_or(
+            env,
+            "WARDEN_HTTP_REQUEST_TIMEOUT_SECS",
+            raw.request_timeout_secs,
+            |v| v.parse().ok(),
+            "a whole number of seconds",
+        )?,
+        30,
+        "http.request_timeout_secs",
+    )?;
+    let shutdown_grace = secs(
+        env_or(
+            env,
+            "WARDEN_HTTP_SHUTDOWN_GRACE_SECS",
+            raw.shutdown_grace_secs,
+            |v| v.parse().ok(),
+            "a whole number of seconds",
+        )?,
+        10,
+        "http.shutdown_grace_secs",
+    )?;
+    let header_read_timeout = secs(
+        env_or(
+            env,
+            "WARDEN_HTTP_HEADER_READ_TIMEOUT_SECS",
+            raw.header_read_timeout_secs,
+            |v| v.parse().ok(),
+            "a whole number of seconds",
+        )?,
+        20,
+        "http.header_read_timeout_secs",
+    )?;
+    let http_max_connections = env_or(
+        env,
+        "WARDEN_HTTP_MAX_CONNECTIONS",
+        raw.max_connections,
+        |v| v.parse().ok(),
+        "a whole number of connections",
+    )?
+    .unwrap_or(10_000);
+    let max_connections_per_ip = env_or(
+        env,
+        "WARDEN_HTTP_MAX_CONNECTIONS_PER_IP",
+        raw.max_connections_per_ip,
+        |v| v.parse().ok(),
+        "a whole number of connections",
+    )?
+    .unwrap_or(1_000);
+    if !(1..=1_000_000).contains(&http_max_connections) {
+        return Err(ConfigError::new(
+            "http.max_connections: must be between 1 and 1000000",
+        ));
+    }
+    if max_connections_per_ip == 0 || max_connections_per_ip > http_max_connections {
+        return Err(ConfigError::new(
+            "http.max_connections_per_ip: must be at least 1 and at most http.max_connections",
+        ));
+    }
+
+    Ok(HttpConfig {
+        body_limit_bytes,
+        request_timeout,
+        shutdown_grace,
+        header_read_timeout,
+        max_connections: http_max_connections,
+        max_connections_per_ip,
+    })
+}
+
+pub(super) fn build_tls(
+    raw: FileTls,
+    env: &BTreeMap<String, String>,
+) -> Result<Option<TlsConfig>, ConfigError> {
+    let cert = env
+        .get("WARDEN_TLS_CERT_FILE")
+        .map(PathBuf::from)
+        .or(raw.cert_file);
+    let key = env
+        .get("WARDEN_TLS_KEY_FILE")
+        .map(PathBuf::from)
+        .or(raw.key_file);
+    Ok(match (cert, key) {
+        (Some(cert_file), Some(key_file)) => Some(TlsConfig {
+            cert_file,
+            key_file,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::new(
+                "tls: set both tls.cert_file and tls.key_file, or neither",
+            ));
+        }
+    })
+}
+
+pub(super) fn build_audit(
+    raw: FileAudit,
+    env: &BTreeMap<String, String>,
+) -> Result<AuditConfig, ConfigError> {
+    let verify_interval = secs(
+        env_or(
+            env,
+            "WARDEN_AUDIT_VERIFY_INTERVAL_SECS",
+            raw.verify_interval_secs,
+            |v| v.parse().ok(),
+            "a whole number of seconds",
+        )?,
+        60,
+        "audit.verify_interval_secs",
+    )?;
+
+    let retention_days = env_or(
+        env,
+        "WARDEN_AUDIT_RETENTION_DAYS",
+        raw.retention_days,
+        |v| v.parse().ok(),
+        "a whole number of days",
+    )?
+    .unwrap_or(MIN_AUDIT_RETENTION_DAYS);
+    if !(MIN_AUDIT_RETENTION_DAYS..=36_500).contains(&retention_days) {
+        return Err(ConfigError::new(format!(
+            "audit.retention_days: must be at least {MIN_AUDIT_RETENTION_DAYS} (and at most \
+             36500); {retention_days} would discard audit history too early"
+        )));
+    }
+
+    Ok(AuditConfig {
+        verify_interval,
+        retention: Duration::from_secs(retention_days * 86_400),
+    })
+}
+
+pub(super) fn build_log(
+    raw: FileLog,
+    env: &BTreeMap<String, String>,
+) -> Result<LogConfig, ConfigError> {
+    let format = match env
+        .get("WARDEN_LOG_FORMAT")
+        .cloned()
+        .or(raw.format)
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            return Err(ConfigError::new(format!(
+                "log.format: '{other}' is not one of: text, json"
+            )));
+        }
+    };
+    let level = env
+        .get("WARDEN_LOG_LEVEL")
+        .cloned()
+        .or(raw.level)
+        .unwrap_or_else(|| "info".to_owned());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        return Err(ConfigError::new(format!(
+            "log.level: '{level}' is not a log filter such as info, debug or warden_server=debug"
+        )));
+    }
+
+    Ok(LogConfig { format, level })
+}
