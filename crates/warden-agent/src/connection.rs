@@ -125,42 +125,9 @@ async fn once(
     stop_after_welcome: bool,
     work: &mut Work,
 ) -> Ended {
-    let mut req = match target.url.as_str().into_client_request() {
-        Ok(r) => r,
-        Err(e) => return Ended::Final(format!("bad URL: {e}")),
-    };
-    match format!("Bearer {credential}").parse() {
-        Ok(v) => {
-            req.headers_mut().insert("authorization", v);
-        }
-        Err(_) => return Ended::Final("the credential is not a valid header value".into()),
-    }
-    let connector = target.tls.clone().map(Connector::Rustls);
-    let mut ws = match connect_async_tls_with_config(req, None, false, connector).await {
-        Ok((ws, _)) => ws,
-        Err(WsError::Http(res)) if res.status() == 401 => return Ended::Unauthorized,
-        Err(WsError::Http(res)) if res.status() == 429 => {
-            return Ended::Lost("too many failed attempts from this address".into());
-        }
-        // No valid licence on the server: keep retrying (a renewal takes effect at once).
-        Err(WsError::Http(res)) if res.status() == 503 => {
-            let problem: Option<serde_json::Value> = res
-                .body()
-                .as_deref()
-                .and_then(|b| serde_json::from_slice(b).ok());
-            let said = |k: &str| {
-                problem
-                    .as_ref()
-                    .and_then(|p| p[k].as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            };
-            return Ended::Lost(format!(
-                "the server refuses hosts: {} ({})",
-                said("detail"),
-                said("code")
-            ));
-        }
-        Err(e) => return Ended::Lost(e.to_string()),
+    let mut ws = match dial(target, credential).await {
+        Ok(ws) => ws,
+        Err(ended) => return ended,
     };
     let hello = AgentMessage::Hello {
         protocol: PROTOCOL_VERSION,
@@ -224,70 +191,10 @@ async fn once(
                         return Ended::Done;
                     }
                 }
-                Ok(ServerMessage::StartSession {
-                    session_id,
-                    workspace_id,
-                    repository,
-                    mode,
-                    argv,
-                    env,
-                    pat,
-                    hooks_pre,
-                    hooks_post,
-                }) => {
-                    work.runner.start(
-                        crate::work::Job {
-                            session_id,
-                            workspace_id,
-                            repository,
-                            mode,
-                            argv,
-                            env,
-                            pat,
-                            hooks_pre,
-                            hooks_post,
-                        },
-                        work.out.clone(),
-                    );
-                }
-                Ok(ServerMessage::StopSession { session_id }) => work.runner.stop(&session_id),
-                Ok(ServerMessage::ArchiveSession {
-                    session_id,
-                    workspace_id,
-                }) => {
-                    let runner = work.runner.clone();
-                    tokio::spawn(async move { runner.archive(&workspace_id, &session_id).await });
-                }
-                Ok(ServerMessage::FileRequest {
-                    request_id,
-                    session_id,
-                    workspace_id,
-                    op,
-                    path,
-                    content,
-                }) => {
-                    let runner = work.runner.clone();
-                    let out = work.out.clone();
-                    tokio::spawn(async move {
-                        let answer = runner
-                            .file(crate::work::FileJob {
-                                request_id,
-                                session_id,
-                                workspace_id,
-                                op,
-                                path,
-                                content,
-                            })
-                            .await;
-                        let _ = out.send(answer).await;
-                    });
-                }
-                Ok(ServerMessage::Refused { code, reason }) => {
-                    let said = format!("{}: {reason}", code.as_str());
-                    return match code {
-                        Refusal::UpgradeRequired | Refusal::Revoked => Ended::Final(said),
-                        _ => Ended::Lost(said),
-                    };
+                Ok(other) => {
+                    if let Some(ended) = act(work, other) {
+                        return ended;
+                    }
                 }
                 Err(_) => return Ended::Lost("the server sent something unreadable".into()),
             },
@@ -297,6 +204,131 @@ async fn once(
             Ok(Some(Ok(_))) => {}
         }
     }
+}
+
+/// Opens the WebSocket with the host's credential; a refusal says how the attempt ended.
+async fn dial(
+    target: &Target,
+    credential: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    Ended,
+> {
+    let mut req = match target.url.as_str().into_client_request() {
+        Ok(r) => r,
+        Err(e) => return Err(Ended::Final(format!("bad URL: {e}"))),
+    };
+    match format!("Bearer {credential}").parse() {
+        Ok(v) => {
+            req.headers_mut().insert("authorization", v);
+        }
+        Err(_) => {
+            return Err(Ended::Final(
+                "the credential is not a valid header value".into(),
+            ));
+        }
+    }
+    let connector = target.tls.clone().map(Connector::Rustls);
+    match connect_async_tls_with_config(req, None, false, connector).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(WsError::Http(res)) if res.status() == 401 => Err(Ended::Unauthorized),
+        Err(WsError::Http(res)) if res.status() == 429 => Err(Ended::Lost(
+            "too many failed attempts from this address".into(),
+        )),
+        // No valid licence on the server: keep retrying (a renewal takes effect at once).
+        Err(WsError::Http(res)) if res.status() == 503 => {
+            let problem: Option<serde_json::Value> = res
+                .body()
+                .as_deref()
+                .and_then(|b| serde_json::from_slice(b).ok());
+            let said = |k: &str| {
+                problem
+                    .as_ref()
+                    .and_then(|p| p[k].as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            };
+            Err(Ended::Lost(format!(
+                "the server refuses hosts: {} ({})",
+                said("detail"),
+                said("code")
+            )))
+        }
+        Err(e) => Err(Ended::Lost(e.to_string())),
+    }
+}
+
+/// Acts on a message from the server other than the welcome; `Some` when it ends the
+/// connection.
+fn act(work: &mut Work, msg: ServerMessage) -> Option<Ended> {
+    match msg {
+        ServerMessage::StartSession {
+            session_id,
+            workspace_id,
+            repository,
+            mode,
+            argv,
+            env,
+            pat,
+            hooks_pre,
+            hooks_post,
+        } => {
+            work.runner.start(
+                crate::work::Job {
+                    session_id,
+                    workspace_id,
+                    repository,
+                    mode,
+                    argv,
+                    env,
+                    pat,
+                    hooks_pre,
+                    hooks_post,
+                },
+                work.out.clone(),
+            );
+        }
+        ServerMessage::StopSession { session_id } => work.runner.stop(&session_id),
+        ServerMessage::ArchiveSession {
+            session_id,
+            workspace_id,
+        } => {
+            let runner = work.runner.clone();
+            tokio::spawn(async move { runner.archive(&workspace_id, &session_id).await });
+        }
+        ServerMessage::FileRequest {
+            request_id,
+            session_id,
+            workspace_id,
+            op,
+            path,
+            content,
+        } => {
+            let runner = work.runner.clone();
+            let out = work.out.clone();
+            tokio::spawn(async move {
+                let answer = runner
+                    .file(crate::work::FileJob {
+                        request_id,
+                        session_id,
+                        workspace_id,
+                        op,
+                        path,
+                        content,
+                    })
+                    .await;
+                let _ = out.send(answer).await;
+            });
+        }
+        ServerMessage::Refused { code, reason } => {
+            let said = format!("{}: {reason}", code.as_str());
+            return Some(match code {
+                Refusal::UpgradeRequired | Refusal::Revoked => Ended::Final(said),
+                _ => Ended::Lost(said),
+            });
+        }
+        ServerMessage::Welcome { .. } => {}
+    }
+    None
 }
 
 /// Keeps this host connected until the server refuses it for good.

@@ -150,6 +150,129 @@ fn print_secrets(list: &Value) {
 }
 
 /// Runs a `warden workspace` command.
+/// `warden workspace members …`.
+async fn members(api: &Api, workspace: &str, command: Option<MembersCommand>) -> Result<()> {
+    let ws = workspace_id(api, workspace).await?;
+    let base = format!("/api/v1/workspaces/{ws}/members");
+    match command.unwrap_or(MembersCommand::List) {
+        MembersCommand::List => {
+            let members = api.call(Method::GET, &base, None).await?;
+            print("USER ID                               EMAIL  ROLE  ADDED");
+            for m in members.as_array().into_iter().flatten() {
+                print(&format!(
+                    "{}  {}  {}  {}",
+                    text(&m["user_id"]),
+                    text(&m["email"]),
+                    text(&m["role"]),
+                    text(&m["added_at"])
+                ));
+            }
+        }
+        MembersCommand::Add { user, role } => {
+            let body = if is_id(&user) {
+                json!({ "user_id": user, "role": role })
+            } else {
+                json!({ "email": user, "role": role })
+            };
+            let m = api.call(Method::POST, &base, Some(body)).await?;
+            print(&format!(
+                "{} is now {} of workspace {ws}",
+                text(&m["email"]),
+                text(&m["role"])
+            ));
+        }
+        MembersCommand::Role { user, role } => {
+            let id = member_id(api, &ws, &user).await?;
+            let m = api
+                .call(
+                    Method::PATCH,
+                    &format!("{base}/{id}"),
+                    Some(json!({ "role": role })),
+                )
+                .await?;
+            print(&format!(
+                "{} is now {} of workspace {ws}",
+                text(&m["email"]),
+                text(&m["role"])
+            ));
+        }
+        MembersCommand::Remove { user } => {
+            let id = member_id(api, &ws, &user).await?;
+            api.call(Method::DELETE, &format!("{base}/{id}"), None)
+                .await?;
+            print(&format!("{user} removed from workspace {ws}"));
+        }
+    }
+    Ok(())
+}
+
+/// `warden workspace secrets …`.
+async fn secrets(api: &Api, workspace: &str, command: Option<SecretsCommand>) -> Result<()> {
+    let ws = workspace_id(api, workspace).await?;
+    let base = format!("/api/v1/workspaces/{ws}");
+    match command.unwrap_or(SecretsCommand::List) {
+        SecretsCommand::List => {
+            let keys = api
+                .call(Method::GET, &format!("{base}/provider-keys"), None)
+                .await?;
+            print("provider keys:");
+            print_secrets(&keys);
+            let pat = api.call(Method::GET, &format!("{base}/pat"), None).await?;
+            print(&format!(
+                "git access token: {}",
+                if pat.is_null() || pat["set"] == false {
+                    "not set".to_owned()
+                } else {
+                    format!(
+                        "set by {} at {}",
+                        text(&pat["set_by"]),
+                        text(&pat["set_at"])
+                    )
+                }
+            ));
+        }
+        SecretsCommand::SetProviderKey { provider } => {
+            let provider = segment("provider", &provider)?;
+            let value = secret_from_stdin("provider key")?;
+            api.call(
+                Method::PUT,
+                &format!("{base}/provider-keys/{provider}"),
+                Some(json!({ "value": value.as_str() })),
+            )
+            .await?;
+            print(&format!(
+                "provider key for {provider} set (stored encrypted)"
+            ));
+        }
+        SecretsCommand::RemoveProviderKey { provider } => {
+            let provider = segment("provider", &provider)?;
+            api.call(
+                Method::DELETE,
+                &format!("{base}/provider-keys/{provider}"),
+                None,
+            )
+            .await?;
+            print(&format!("provider key for {provider} removed"));
+        }
+        SecretsCommand::SetPat => {
+            let value = secret_from_stdin("access token")?;
+            api.call(
+                Method::PUT,
+                &format!("{base}/pat"),
+                Some(json!({ "value": value.as_str() })),
+            )
+            .await?;
+            print("git access token set (stored encrypted)");
+        }
+        SecretsCommand::RemovePat => {
+            api.call(Method::DELETE, &format!("{base}/pat"), None)
+                .await?;
+            print("git access token removed");
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(credentials: Option<PathBuf>, command: WorkspaceCommand) -> Result<()> {
     let api = connect(credentials).await?;
     match command {
@@ -215,121 +338,10 @@ pub async fn run(credentials: Option<PathBuf>, command: WorkspaceCommand) -> Res
             }
         }
         WorkspaceCommand::Members { workspace, command } => {
-            let ws = workspace_id(&api, &workspace).await?;
-            let base = format!("/api/v1/workspaces/{ws}/members");
-            match command.unwrap_or(MembersCommand::List) {
-                MembersCommand::List => {
-                    let members = api.call(Method::GET, &base, None).await?;
-                    print("USER ID                               EMAIL  ROLE  ADDED");
-                    for m in members.as_array().into_iter().flatten() {
-                        print(&format!(
-                            "{}  {}  {}  {}",
-                            text(&m["user_id"]),
-                            text(&m["email"]),
-                            text(&m["role"]),
-                            text(&m["added_at"])
-                        ));
-                    }
-                }
-                MembersCommand::Add { user, role } => {
-                    let body = if is_id(&user) {
-                        json!({ "user_id": user, "role": role })
-                    } else {
-                        json!({ "email": user, "role": role })
-                    };
-                    let m = api.call(Method::POST, &base, Some(body)).await?;
-                    print(&format!(
-                        "{} is now {} of workspace {ws}",
-                        text(&m["email"]),
-                        text(&m["role"])
-                    ));
-                }
-                MembersCommand::Role { user, role } => {
-                    let id = member_id(&api, &ws, &user).await?;
-                    let m = api
-                        .call(
-                            Method::PATCH,
-                            &format!("{base}/{id}"),
-                            Some(json!({ "role": role })),
-                        )
-                        .await?;
-                    print(&format!(
-                        "{} is now {} of workspace {ws}",
-                        text(&m["email"]),
-                        text(&m["role"])
-                    ));
-                }
-                MembersCommand::Remove { user } => {
-                    let id = member_id(&api, &ws, &user).await?;
-                    api.call(Method::DELETE, &format!("{base}/{id}"), None)
-                        .await?;
-                    print(&format!("{user} removed from workspace {ws}"));
-                }
-            }
+            members(&api, &workspace, command).await?;
         }
         WorkspaceCommand::Secrets { workspace, command } => {
-            let ws = workspace_id(&api, &workspace).await?;
-            let base = format!("/api/v1/workspaces/{ws}");
-            match command.unwrap_or(SecretsCommand::List) {
-                SecretsCommand::List => {
-                    let keys = api
-                        .call(Method::GET, &format!("{base}/provider-keys"), None)
-                        .await?;
-                    print("provider keys:");
-                    print_secrets(&keys);
-                    let pat = api.call(Method::GET, &format!("{base}/pat"), None).await?;
-                    print(&format!(
-                        "git access token: {}",
-                        if pat.is_null() || pat["set"] == false {
-                            "not set".to_owned()
-                        } else {
-                            format!(
-                                "set by {} at {}",
-                                text(&pat["set_by"]),
-                                text(&pat["set_at"])
-                            )
-                        }
-                    ));
-                }
-                SecretsCommand::SetProviderKey { provider } => {
-                    let provider = segment("provider", &provider)?;
-                    let value = secret_from_stdin("provider key")?;
-                    api.call(
-                        Method::PUT,
-                        &format!("{base}/provider-keys/{provider}"),
-                        Some(json!({ "value": value.as_str() })),
-                    )
-                    .await?;
-                    print(&format!(
-                        "provider key for {provider} set (stored encrypted)"
-                    ));
-                }
-                SecretsCommand::RemoveProviderKey { provider } => {
-                    let provider = segment("provider", &provider)?;
-                    api.call(
-                        Method::DELETE,
-                        &format!("{base}/provider-keys/{provider}"),
-                        None,
-                    )
-                    .await?;
-                    print(&format!("provider key for {provider} removed"));
-                }
-                SecretsCommand::SetPat => {
-                    let value = secret_from_stdin("access token")?;
-                    api.call(
-                        Method::PUT,
-                        &format!("{base}/pat"),
-                        Some(json!({ "value": value.as_str() })),
-                    )
-                    .await?;
-                    print("git access token set (stored encrypted)");
-                }
-                SecretsCommand::RemovePat => {
-                    api.call(Method::DELETE, &format!("{base}/pat"), None)
-                        .await?;
-                    print("git access token removed");
-                }
-            }
+            secrets(&api, &workspace, command).await?;
         }
         WorkspaceCommand::Variables { workspace, command } => {
             let ws = workspace_id(&api, &workspace).await?;
