@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+/// Operator public keys embedded at build time (`WARDEN_OPERATOR_KEYS_FILE`, see build.rs).
+pub const EMBEDDED_OPERATOR_KEYS: &str =
+    include_str!(concat!(env!("OUT_DIR"), "/operator_keys.pem"));
+
 /// Offline licensing.
 #[derive(Debug, Clone)]
 pub struct LicenseConfig {
@@ -35,7 +39,7 @@ impl Default for LicenseConfig {
             freshness_days: warden_domain::license::DEFAULT_FRESHNESS_DAYS,
             alert_hour: 9,
             public_host: None,
-            embedded_keys: crate::license::EMBEDDED_OPERATOR_KEYS.to_owned(),
+            embedded_keys: EMBEDDED_OPERATOR_KEYS.to_owned(),
         }
     }
 }

@@ -162,6 +162,15 @@ impl crate::Store {
     }
 }
 
+impl crate::tenancy::WorkspaceTx {
+    /// This workspace's own hosts (workspace-bound ones; never platform hosts or another
+    /// workspace's).
+    pub fn hosts(&mut self) -> Hosts<'_> {
+        let workspace = self.workspace().uuid();
+        Hosts::of_workspace(self.inner(), workspace)
+    }
+}
+
 impl Tx {
     /// Every host, platform-wide and workspace-bound. Open the transaction with
     /// [`crate::Store::hosts_admin`]; on another one, PostgreSQL shows only platform hosts.

@@ -82,13 +82,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// Writes to standard output, ignoring a closed pipe: a server whose output reader went
-/// away must keep serving.
-pub(crate) fn print(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
-}
+pub(crate) use crate::output::print;
 
 /// Starts the local host: a `warden-agent` connection loop in this process, with a key that
 /// lives only in memory, confining its sessions through this binary.

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use crate::cli::HostCommand;
 use crate::client::{connect, text};
-use crate::commands::print;
+use crate::output::print;
 
 /// Runs a `warden host` command.
 pub async fn run(credentials: Option<PathBuf>, command: HostCommand) -> Result<()> {

@@ -14,7 +14,7 @@ use warden_domain::clock::{Clock, SystemClock};
 use warden_domain::license::{Claims, DAY, Tier};
 
 use crate::cli::{LicenseCommand, SignArgs};
-use crate::commands::print;
+use crate::output::print;
 
 pub fn run(command: LicenseCommand) -> Result<()> {
     match command {

@@ -63,7 +63,7 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         refresh_token: &tokens.refresh_token,
     })?);
     write_private(&path, text.as_bytes())?;
-    crate::commands::print(&format!(
+    crate::output::print(&format!(
         "signed in; credentials saved to {}",
         path.display()
     ));

@@ -6,6 +6,7 @@ mod commands;
 mod host;
 mod license;
 mod login;
+mod output;
 mod session;
 mod workspace;
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::cli::SessionCommand;
 use crate::client::{Api, connect, text};
-use crate::commands::print;
+use crate::output::print;
 
 /// How long `--follow` waits before asking again when nothing new came.
 const POLL: Duration = Duration::from_millis(300);

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{MembersCommand, SecretsCommand, UserCommand, VariablesCommand, WorkspaceCommand};
 use crate::client::{Api, connect, text};
-use crate::commands::print;
+use crate::output::print;
 
 /// A path segment from the command line: refused if it could change the path.
 fn segment(what: &str, value: &str) -> Result<String> {

@@ -87,9 +87,7 @@ pub fn unix_now(clock: &dyn Clock) -> i64 {
     clock.now().unix_timestamp()
 }
 
-/// Operator public keys embedded at build time (`WARDEN_OPERATOR_KEYS_FILE`, see build.rs).
-pub const EMBEDDED_OPERATOR_KEYS: &str =
-    include_str!(concat!(env!("OUT_DIR"), "/operator_keys.pem"));
+pub use crate::settings::EMBEDDED_OPERATOR_KEYS;
 
 /// Where the keys that enforce licences come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The one place errors become responses: RFC 9457 `application/problem+json`.
 //!
 //! Handlers return [`ApiError`], which carries a stable code and a safe message only. The
-//! [`render_problems`](super::middleware::render_problems) middleware turns every error
+//! `render_problems` middleware (in `http::middleware`) turns every error
 //! response — ours, axum's rejections, tower's timeouts — into a problem document with the
 //! request id, and drops whatever body it had, so no internal text reaches a client.
 

@@ -627,10 +627,9 @@ impl WorkspaceTx {
         &mut self.tx
     }
 
-    /// This workspace's own hosts (workspace-bound ones; never platform hosts or another
-    /// workspace's).
-    pub fn hosts(&mut self) -> crate::hosts::Hosts<'_> {
-        crate::hosts::Hosts::of_workspace(&mut self.tx, self.workspace.uuid())
+    /// The transaction itself, for the other store modules' workspace-scoped queries.
+    pub(crate) fn inner(&mut self) -> &mut Tx {
+        &mut self.tx
     }
 
     /// A user by (normalised) email, to add as a member. Users are platform-wide.
