@@ -47,7 +47,7 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, socke
     let Some((protocol, report)) = conn.hello().await else {
         return;
     };
-    let op = meta.host_op(&host, state.clock.as_ref());
+    let op = meta.host_op(&host, state.ctx.clock.as_ref());
     let (link, welcome) = match link::connect(&state.ctx, &op, host, protocol, &report).await {
         Ok(linked) => linked,
         Err(refusal) => {
@@ -226,7 +226,7 @@ impl AgentSocket {
         msg: AgentMessage,
     ) -> Flow {
         let ctx = &state.ctx;
-        let op = || meta.host_op(link.host(), state.clock.as_ref());
+        let op = || meta.host_op(link.host(), state.ctx.clock.as_ref());
         match msg {
             AgentMessage::Heartbeat { .. } => {
                 if let Some(refusal) = link.verdict(ctx).await {

@@ -115,13 +115,14 @@ impl Running {
         // Events recorded by the last requests join the chain now rather than at the next
         // start.
         self.state
+            .ctx
             .audit_monitor
-            .chain(&self.store, &self.state.audit_key)
+            .chain(&self.store, &self.state.ctx.audit_key)
             .await;
-        let _ = self.store.node_leave(self.state.identity.node_id).await;
+        let _ = self.store.node_leave(self.state.ctx.identity.node_id).await;
         // The clock's latest reading outlives this process (clock-tamper detection).
-        let now = warden_core::license::unix_now(self.state.clock.as_ref());
-        let _ = self.state.license.observe_clock(&self.store, now).await;
+        let now = warden_core::license::unix_now(self.state.ctx.clock.as_ref());
+        let _ = self.state.ctx.license.observe_clock(&self.store, now).await;
         self.store.close().await;
         match served {
             Ok(Ok(())) => Ok(()),

@@ -1,4 +1,4 @@
-//! What handlers share: the store, the keyring, the clock and the served OpenAPI document.
+//! What handlers share: the use cases' context ([`Ctx`]) and the served OpenAPI document.
 //!
 //! axum clones the state for every request, so it is one `Arc`: a clone is a single
 //! reference-count increment however much the state grows.
@@ -12,8 +12,7 @@ use warden_core::Ctx;
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Shared>);
 
-/// The contents of [`AppState`]. The use cases' part is [`Ctx`], reachable through `Deref`
-/// while the last handlers still reach storage themselves.
+/// The contents of [`AppState`]: the use cases' [`Ctx`], and what only HTTP needs.
 #[derive(Debug)]
 pub struct Shared {
     /// What the core's use cases need: store, keyring, audit key, clock, licence, mail.
@@ -36,13 +35,5 @@ impl Deref for AppState {
 
     fn deref(&self) -> &Shared {
         &self.0
-    }
-}
-
-impl Deref for Shared {
-    type Target = Ctx;
-
-    fn deref(&self) -> &Ctx {
-        &self.ctx
     }
 }

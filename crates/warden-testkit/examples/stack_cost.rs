@@ -108,19 +108,19 @@ async fn main() -> anyhow::Result<()> {
     let guarded = router
         .route_layer(warden_server::http::middleware::AccessGuardLayer::new(
             table.clone(),
-            app_state.identity.clone(),
+            app_state.ctx.identity.clone(),
             app_state.ctx.clone(),
             Arc::new(warden_core::hosts::gate::HostGate::new(
-                app_state.store.clone(),
-                app_state.audit_key.clone(),
-                app_state.clock.clone(),
-                app_state.hosts.clone(),
-                app_state.host_tickets.clone(),
+                app_state.ctx.store.clone(),
+                app_state.ctx.audit_key.clone(),
+                app_state.ctx.clock.clone(),
+                app_state.ctx.hosts.clone(),
+                app_state.ctx.host_tickets.clone(),
             )),
             Arc::new(warden_core::audit::denials::Denials::new(
-                app_state.store.clone(),
-                app_state.audit_key.clone(),
-                app_state.clock.clone(),
+                app_state.ctx.store.clone(),
+                app_state.ctx.audit_key.clone(),
+                app_state.ctx.clock.clone(),
             )),
         ))
         .with_state(app_state.clone());

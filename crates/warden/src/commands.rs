@@ -92,7 +92,7 @@ async fn start_local_host(
     data_dir: &std::path::Path,
     tls_cert: Option<&std::path::Path>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let key = warden_core::hosts::admin::local_host_key(running.state())
+    let key = warden_core::hosts::admin::local_host_key(&running.state().ctx)
         .await
         .map_err(|e| anyhow::anyhow!("local host: {e}"))?;
     let target = warden_agent::connection::Target::new(url, tls_cert)?;
@@ -187,7 +187,7 @@ async fn serve(config: Config) -> Result<()> {
          \x20 sign-in: {sign_in}\n\
          \x20 licence: {licence}\n\
          \x20 stop with Ctrl-C",
-        licence = match running.state().license.enforcement() {
+        licence = match running.state().ctx.license.enforcement() {
             warden_core::license::Enforcement::Embedded => {
                 "enforced with the operator keys built into this binary"
             }

@@ -36,7 +36,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         (status = 200, description = "Chain status", body = AuditStatus),
         (status = 401, description = "Not signed in", content_type = "application/problem+json")))]
 pub(crate) async fn status(State(state): State<AppState>) -> Json<AuditStatus> {
-    Json(state.audit_monitor.status())
+    Json(state.ctx.audit_monitor.status())
 }
 
 /// One audit event as the API shows it.

@@ -90,7 +90,7 @@ fn refused(r: Refusal) -> Response {
 
 fn granted(state: &AppState, grant: Grant, browser: bool) -> Response {
     let session_id = grant.principal.session_id;
-    let csrf = browser.then(|| state.identity.csrf_token(session_id));
+    let csrf = browser.then(|| state.ctx.identity.csrf_token(session_id));
     let body = TokenResponse {
         access_token: grant.access_token.clone(),
         token_type: "Bearer",
@@ -237,7 +237,7 @@ pub struct Jwks {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "Public keys", body = Jwks)))]
 pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
-    let keys = state.identity.keys().jwks().to_vec();
+    let keys = state.ctx.identity.keys().jwks().to_vec();
     let mut res = Json(Jwks { keys }).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,

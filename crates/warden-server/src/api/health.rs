@@ -58,11 +58,13 @@ pub(crate) async fn healthz() -> Json<Health> {
         (status = 503, description = "Not ready", content_type = "application/problem+json")))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     state
+        .ctx
         .store
         .ping()
         .await
         .map_err(|e| ApiError::unavailable(&e))?;
     let schema_version = state
+        .ctx
         .store
         .schema_version()
         .await
@@ -76,9 +78,9 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readine
     Ok(Json(Readiness {
         status: "ready",
         database: DatabaseStatus {
-            backend: state.store.backend().name(),
+            backend: state.ctx.store.backend().name(),
             schema_version,
         },
-        audit: state.audit_monitor.status(),
+        audit: state.ctx.audit_monitor.status(),
     }))
 }

@@ -459,13 +459,14 @@ pub(crate) async fn agent_hello(
     ApiJson(input): ApiJson<HelloInput>,
 ) -> Result<Json<HelloAnswer>, ApiError> {
     let report = Report::parse(&input.hostname, &input.os, &input.agent_version)?;
-    let op = meta.host_op(&host, state.clock.as_ref());
+    let op = meta.host_op(&host, state.ctx.clock.as_ref());
     if !agent::hello(&state.ctx, &op, &host, &report, None).await? {
         // Deleted between the key check and now.
         return Err(ApiError::from_status(StatusCode::UNAUTHORIZED));
     }
-    let ticket = warden_core::hosts::ticket_for(&state.host_tickets, state.clock.as_ref(), &host)
-        .ok_or_else(|| ApiError::internal(&"cannot issue a host ticket"))?;
+    let ticket =
+        warden_core::hosts::ticket_for(&state.ctx.host_tickets, state.ctx.clock.as_ref(), &host)
+            .ok_or_else(|| ApiError::internal(&"cannot issue a host ticket"))?;
     Ok(Json(HelloAnswer {
         host_id: host.host_id.to_string(),
         status: host.status.as_str().to_owned(),

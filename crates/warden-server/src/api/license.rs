@@ -118,9 +118,9 @@ pub(crate) async fn license_status(
     UserOp(op): UserOp,
     caller: Caller,
 ) -> Result<Json<LicenseStatus>, ApiError> {
-    let now = unix_now(state.clock.as_ref());
+    let now = unix_now(state.ctx.clock.as_ref());
     let admin = install::is_admin(&state.ctx, &caller.principal).await?;
-    let license = &state.license;
+    let license = &state.ctx.license;
     let installed = license.installed();
     let standing = license.standing(now);
     let (state_name, problem) = match standing {
@@ -202,15 +202,15 @@ pub(crate) async fn machine_info(
     State(state): State<AppState>,
     _admin: PlatformAccess,
 ) -> Result<Response, ApiError> {
-    if state.license.fingerprint().is_empty() {
+    if state.ctx.license.fingerprint().is_empty() {
         return Err(ApiError::from(
             warden_core::Code::MachineIdentityUnavailable,
         ));
     }
     let info = MachineInfo {
-        fingerprint: state.license.fingerprint().to_owned(),
+        fingerprint: state.ctx.license.fingerprint().to_owned(),
         hostname: machine::hostname(),
-        generated_at: rfc3339(warden_core::identity::now_us(state.clock.as_ref())),
+        generated_at: rfc3339(warden_core::identity::now_us(state.ctx.clock.as_ref())),
         warden_version: env!("CARGO_PKG_VERSION").to_owned(),
     };
     let mut res = Json(info).into_response();

@@ -330,7 +330,7 @@ pub(crate) async fn stream_session(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i64>().ok());
-    let feed = state.session_feeds.subscribe(id);
+    let feed = state.ctx.session_feeds.subscribe(id);
     let mut follow = Follow {
         after: last.or(q.after).unwrap_or(-1),
         state,

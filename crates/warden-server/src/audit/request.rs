@@ -1,4 +1,5 @@
-//! What an audit event records about the request that caused it.
+//! Where a request comes from (address, user agent, when it arrived): the origin of the
+//! `Op` a handler passes to the core, and so of every audit event it records.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
@@ -6,9 +7,7 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
-use serde_json::Value;
-use time::OffsetDateTime;
-use warden_domain::audit::{Action, Actor, NewEvent, Outcome};
+use warden_domain::audit::Actor;
 
 /// The client's address and user agent, and when handling began.
 #[derive(Debug, Clone)]
@@ -40,15 +39,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
 }
 
 impl RequestMeta {
-    /// Meta for work that no request caused (command line, jobs).
-    pub fn none() -> Self {
-        Self {
-            ip: None,
-            user_agent: None,
-            started: Instant::now(),
-        }
-    }
-
     /// The operation `actor` performs through this request, with one clock reading.
     pub fn op(&self, actor: Actor, clock: &dyn warden_domain::clock::Clock) -> warden_core::Op {
         warden_core::Op::started_at(
@@ -73,38 +63,5 @@ impl RequestMeta {
         let mut op = self.op(host.actor(), clock);
         op.origin.ip = Some(host.ip);
         op
-    }
-
-    /// The client address as text.
-    pub fn ip_text(&self) -> Option<String> {
-        self.ip.map(|ip| ip.to_string())
-    }
-
-    /// An audit event for this request.
-    #[allow(clippy::too_many_arguments)]
-    pub fn event(
-        &self,
-        at: OffsetDateTime,
-        actor: Actor,
-        action: &'static str,
-        resource_type: &'static str,
-        resource_id: Option<String>,
-        outcome: Outcome,
-        summary: Value,
-    ) -> NewEvent {
-        NewEvent {
-            at,
-            actor,
-            workspace_id: None,
-            action: Action::from_static(action),
-            resource_type: resource_type.to_owned(),
-            resource_id,
-            outcome,
-            client_ip: self.ip,
-            user_agent: self.user_agent.clone(),
-            request_id: crate::logging::current_request_id().map(|id| id.to_string()),
-            duration_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
-            summary,
-        }
     }
 }

@@ -68,7 +68,7 @@ impl FromRequestParts<AppState> for UserOp {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let caller = crate::identity::Caller::from_request_parts(parts, state).await?;
         let Ok(meta) = crate::audit::request::RequestMeta::from_request_parts(parts, state).await;
-        Ok(Self(meta.op(caller.actor(), state.clock.as_ref())))
+        Ok(Self(meta.op(caller.actor(), state.ctx.clock.as_ref())))
     }
 }
 
@@ -89,6 +89,6 @@ impl FromRequestParts<AppState> for AnonymousOp {
             kind: warden_domain::audit::ActorKind::User,
             id: None,
         };
-        Ok(Self(meta.op(nobody, state.clock.as_ref())))
+        Ok(Self(meta.op(nobody, state.ctx.clock.as_ref())))
     }
 }

@@ -50,19 +50,19 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
     let router = router
         .route_layer(middleware::AccessGuardLayer::new(
             access.clone(),
-            state.identity.clone(),
+            state.ctx.identity.clone(),
             state.ctx.clone(),
             Arc::new(warden_core::hosts::gate::HostGate::new(
-                state.store.clone(),
-                state.audit_key.clone(),
-                state.clock.clone(),
-                state.hosts.clone(),
-                state.host_tickets.clone(),
+                state.ctx.store.clone(),
+                state.ctx.audit_key.clone(),
+                state.ctx.clock.clone(),
+                state.ctx.hosts.clone(),
+                state.ctx.host_tickets.clone(),
             )),
             Arc::new(warden_core::audit::denials::Denials::new(
-                state.store.clone(),
-                state.audit_key.clone(),
-                state.clock.clone(),
+                state.ctx.store.clone(),
+                state.ctx.audit_key.clone(),
+                state.ctx.clock.clone(),
             )),
         ))
         .fallback(middleware::not_found)

@@ -171,7 +171,7 @@ async fn a_reconnect_replaces_the_old_connection_and_is_counted_once() {
         next(&mut first).await.is_none(),
         "the replaced connection is closed"
     );
-    assert_eq!(app.server.state().connections.count(), 1);
+    assert_eq!(app.server.state().ctx.connections.count(), 1);
     assert_eq!(host(&app, &admin, &id).await["online"], true);
 }
 
@@ -270,7 +270,7 @@ async fn credentials_are_checked_before_the_upgrade_and_revocation_drops_a_live_
             other => panic!("{:?}", other.map(|_| ())),
         }
     }
-    assert_eq!(app.server.state().connections.count(), 0);
+    assert_eq!(app.server.state().ctx.connections.count(), 0);
 }
 
 #[tokio::test]
@@ -593,5 +593,5 @@ async fn a_host_reports_only_on_its_own_sessions_and_a_burst_of_output_keeps_its
     assert_eq!(started[0].actor_id.as_deref(), Some(runner_id.as_str()));
     assert_ne!(started[0].actor_id.as_deref(), Some(intruder_id.as_str()));
     // Both connections are still up: ignoring a report is not a reason to drop a host.
-    assert_eq!(app.server.state().connections.count(), 2);
+    assert_eq!(app.server.state().ctx.connections.count(), 2);
 }

@@ -116,7 +116,7 @@ async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
 }
 
 pub(crate) async fn audit_rows(app: &TestApp, action: &str) -> Vec<warden_store::audit::Row> {
-    warden_store::audit::newest(app.server.store(), &app.server.state().audit_key, 1000)
+    warden_store::audit::newest(app.server.store(), &app.server.state().ctx.audit_key, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -356,7 +356,7 @@ async fn forged_tokens_are_refused_with_401() {
     let claims: AccessClaims = serde_json::from_slice(&B64URL.decode(parts[1]).unwrap()).unwrap();
     let header: Value = serde_json::from_slice(&B64URL.decode(parts[0]).unwrap()).unwrap();
     let kid = header["kid"].as_str().unwrap();
-    let keys = app.server.state().identity.keys();
+    let keys = app.server.state().ctx.identity.keys();
     let sign = |c: &AccessClaims| keys.sign(c).unwrap();
     let payload = b64(&serde_json::to_value(&claims).unwrap());
     let jwks: Value = app
@@ -700,12 +700,12 @@ async fn the_default_signing_key_is_rsa_3072_and_older_keys_keep_verifying() {
     setup_admin(&app).await;
     let old = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let state = app.server.state();
-    let mut config = state.identity.config.clone();
+    let mut config = state.ctx.identity.config.clone();
     config.signing_key_bits = 3072;
     warden_core::identity::keys::add_key(
         app.server.store(),
-        &state.keyring,
-        state.clock.as_ref(),
+        &state.ctx.keyring,
+        state.ctx.clock.as_ref(),
         &config,
         0,
         3600,
@@ -714,8 +714,13 @@ async fn the_default_signing_key_is_rsa_3072_and_older_keys_keep_verifying() {
     .await
     .unwrap();
     state
+        .ctx
         .identity
-        .reload_keys(app.server.store(), &state.keyring, state.clock.as_ref())
+        .reload_keys(
+            app.server.store(),
+            &state.ctx.keyring,
+            state.ctx.clock.as_ref(),
+        )
         .await
         .unwrap();
     let new = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
@@ -1269,16 +1274,21 @@ async fn a_rotated_key_is_published_first_signs_after_a_minute_and_the_old_one_i
     let chain = app.audit_key().await.unwrap();
     let reload = || async {
         state
+            .ctx
             .identity
-            .reload_keys(app.server.store(), &state.keyring, state.clock.as_ref())
+            .reload_keys(
+                app.server.store(),
+                &state.ctx.keyring,
+                state.ctx.clock.as_ref(),
+            )
             .await
             .unwrap();
     };
     let kid = warden_core::identity::keys::rotate(
         app.server.store(),
-        &state.keyring,
+        &state.ctx.keyring,
         &chain,
-        &state.identity.config,
+        &state.ctx.identity.config,
         clock.as_ref(),
     )
     .await

@@ -864,7 +864,7 @@ async fn expiry_alerts_reach_admins_once_per_milestone_and_a_missed_run_sends_no
     // milestone is due today.
     c["exp"] = json!(day0 + 30 * DAY + 6 * 3600);
     assert_eq!(upload(&app, &admin, &op.sign(&c)).await.0, StatusCode::OK);
-    let state = app.server.state();
+    let state = &app.server.state().ctx;
     use warden_core::license::alerts::{Outcome, run, run_if_due};
     let at = |d: i64, h: i64| day0 + d * DAY + h * 3600;
 
