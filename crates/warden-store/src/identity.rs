@@ -29,7 +29,7 @@ pub struct UserRow {
 
 /// A device session (refresh-token family) as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SessionRow {
+pub struct DeviceRow {
     /// Id (the `sid` claim).
     pub id: Uuid,
     /// Owner.
@@ -117,7 +117,7 @@ pub struct RevocationRow {
 
 /// A new device session.
 #[derive(Debug, Clone)]
-pub struct NewSession<'a> {
+pub struct NewDevice<'a> {
     /// Id.
     pub id: Uuid,
     /// Owner.
@@ -327,7 +327,7 @@ impl Tx {
     }
 
     /// Starts a device session.
-    pub async fn create_session(&mut self, s: &NewSession<'_>) -> Result<(), StoreError> {
+    pub async fn create_device(&mut self, s: &NewDevice<'_>) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO sessions (id, user_id, created_at, last_used_at, absolute_expires_at, \
              user_agent, first_ip, last_ip) VALUES ($1, $2, $3, $3, $4, $5, $6, $6)"
@@ -345,8 +345,8 @@ impl Tx {
     }
 
     /// One session.
-    pub async fn session(&mut self, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, SessionRow>(
+    pub async fn device(&mut self, id: Uuid) -> Result<Option<DeviceRow>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, DeviceRow>(
             "SELECT id, user_id, created_at, last_used_at, absolute_expires_at, user_agent, \
              first_ip, last_ip, revoked_at, revoked_reason, revoked_ip FROM sessions WHERE id = $1"
         )
@@ -357,13 +357,13 @@ impl Tx {
 
     /// Sessions not revoked and not past their hard end, of one user or of everyone,
     /// most recently used first.
-    pub async fn active_sessions(
+    pub async fn active_devices(
         &mut self,
         user: Option<Uuid>,
         now: i64,
         idle_cutoff: i64,
-    ) -> Result<Vec<SessionRow>, StoreError> {
-        Ok(on_tx!(self, |c| sqlx::query_as::<_, SessionRow>(
+    ) -> Result<Vec<DeviceRow>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, DeviceRow>(
             "SELECT id, user_id, created_at, last_used_at, absolute_expires_at, user_agent, \
              first_ip, last_ip, revoked_at, revoked_reason, revoked_ip FROM sessions \
              WHERE revoked_at IS NULL AND absolute_expires_at > $2 AND last_used_at > $3 \
@@ -378,7 +378,7 @@ impl Tx {
 
     /// Revokes the given sessions that are not yet revoked and logs each revocation. Returns
     /// the ids actually revoked and the last log position written.
-    pub async fn revoke_sessions(
+    pub async fn revoke_devices(
         &mut self,
         ids: &[Uuid],
         now: i64,
@@ -408,7 +408,7 @@ impl Tx {
     }
 
     /// Ids of a user's sessions that are not revoked, except `keep`.
-    pub async fn live_session_ids(
+    pub async fn live_device_ids(
         &mut self,
         user: Uuid,
         keep: Option<Uuid>,

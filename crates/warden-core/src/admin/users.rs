@@ -5,7 +5,7 @@
 use serde_json::json;
 use uuid::Uuid;
 use warden_domain::identity::check_password;
-use warden_store::identity::SessionRow;
+use warden_store::identity::DeviceRow;
 use warden_store::roles::UserListRow;
 use warden_store::tenancy::PlatformGrant;
 
@@ -53,26 +53,21 @@ pub async fn create(
 
 /// Every active device session, optionally of one user (an id that does not parse is a
 /// 400: it is a filter, not a resource).
-pub async fn sessions(
+pub async fn devices(
     ctx: &Ctx,
     op: &Op,
     _admin: &PlatformGrant,
     user: Option<&str>,
-) -> CoreResult<Vec<SessionRow>> {
+) -> CoreResult<Vec<DeviceRow>> {
     let user = match user {
         None => None,
         Some(u) => Some(u.parse::<Uuid>().map_err(|_| Code::BadRequest)?),
     };
-    account::active_sessions(ctx, op, user).await
+    account::active_devices(ctx, op, user).await
 }
 
 /// Ends any device session, at once, on every node; 404 when it is not active.
-pub async fn revoke_session(
-    ctx: &Ctx,
-    op: &Op,
-    _admin: &PlatformGrant,
-    id: &str,
-) -> CoreResult<()> {
+pub async fn revoke_device(ctx: &Ctx, op: &Op, _admin: &PlatformGrant, id: &str) -> CoreResult<()> {
     let id = user_id(id)?;
     if flows::revoke(ctx, op, &[id], "admin_revoked")
         .await?
@@ -112,7 +107,7 @@ pub async fn set_active(
             tx.log_revocation("user_reactivated", id, now).await?;
         } else {
             tx.log_revocation("user_deactivated", id, now).await?;
-            let live = tx.live_session_ids(id, None).await?;
+            let live = tx.live_device_ids(id, None).await?;
             revoked = flows::revoke_in_tx(&mut tx, ctx, op, &op.actor, &live, "user_deactivated")
                 .await?
                 .len();
@@ -160,7 +155,7 @@ pub async fn reset_password(
     // Checked again where the change is made: the account may have changed hands meanwhile.
     may_act_on(&mut tx, grant, id).await?;
     tx.set_password(id, &hash, op.now_us()).await?;
-    let live = tx.live_session_ids(id, None).await?;
+    let live = tx.live_device_ids(id, None).await?;
     let revoked = flows::revoke_in_tx(&mut tx, ctx, op, &op.actor, &live, "password_reset").await?;
     let event = op.event(
         "user.password_reset",

@@ -5,7 +5,7 @@ use serde_json::json;
 use uuid::Uuid;
 use warden_domain::audit::Outcome;
 use warden_domain::identity::{Principal, check_password};
-use warden_store::identity::SessionRow;
+use warden_store::identity::DeviceRow;
 
 use super::flows;
 use super::users::policy_error;
@@ -20,15 +20,11 @@ pub async fn email(ctx: &Ctx, principal: &Principal) -> CoreResult<String> {
 }
 
 /// Active device sessions, of one user or (for administrators) everyone's.
-pub async fn active_sessions(
-    ctx: &Ctx,
-    op: &Op,
-    user: Option<Uuid>,
-) -> CoreResult<Vec<SessionRow>> {
+pub async fn active_devices(ctx: &Ctx, op: &Op, user: Option<Uuid>) -> CoreResult<Vec<DeviceRow>> {
     let idle = i64::try_from(ctx.identity.config.session_idle.as_micros()).unwrap_or(i64::MAX);
     let now = op.now_us();
     let mut tx = ctx.store.begin_read().await?;
-    let rows = tx.active_sessions(user, now, now - idle).await?;
+    let rows = tx.active_devices(user, now, now - idle).await?;
     tx.commit().await?;
     Ok(rows)
 }
@@ -37,7 +33,7 @@ pub async fn active_sessions(
 /// one of theirs.
 pub async fn revoke_device(ctx: &Ctx, op: &Op, principal: &Principal, id: &str) -> CoreResult<()> {
     let id: Uuid = id.parse().map_err(|_| Code::NotFound)?;
-    let rows = active_sessions(ctx, op, Some(principal.user_id)).await?;
+    let rows = active_devices(ctx, op, Some(principal.user_id)).await?;
     if !rows.iter().any(|s| s.id == id) {
         return Err(Code::NotFound.into());
     }
@@ -49,7 +45,7 @@ pub async fn revoke_device(ctx: &Ctx, op: &Op, principal: &Principal, id: &str) 
 pub async fn revoke_others(ctx: &Ctx, op: &Op, principal: &Principal) -> CoreResult<usize> {
     let mut tx = ctx.store.begin_read().await?;
     let others = tx
-        .live_session_ids(principal.user_id, Some(principal.session_id))
+        .live_device_ids(principal.user_id, Some(principal.session_id))
         .await?;
     tx.commit().await?;
     let revoked = flows::revoke(ctx, op, &others, "user_revoked_others").await?;
@@ -105,9 +101,7 @@ pub async fn change_password(
     let hash = hash.map_err(|e| CoreError::internal(&e))?;
     let mut tx = ctx.store.begin().await?;
     tx.set_password(user, &hash, op.now_us()).await?;
-    let others = tx
-        .live_session_ids(user, Some(principal.session_id))
-        .await?;
+    let others = tx.live_device_ids(user, Some(principal.session_id)).await?;
     let revoked =
         flows::revoke_in_tx(&mut tx, ctx, op, &op.actor, &others, "password_changed").await?;
     let mut summary = warden_domain::audit::summarize(&PasswordChanged { password: "x" })

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use warden_crypto::{Context, token};
 use warden_domain::audit::{Actor, ActorKind, Outcome};
 use warden_domain::identity::{Principal, normalize_email};
-use warden_store::identity::{NewSession, Rotation, RotationByHash};
+use warden_store::identity::{NewDevice, Rotation, RotationByHash};
 
 use super::REFRESH_PREFIX;
 use crate::{Ctx, Op};
@@ -210,7 +210,7 @@ async fn open_session(
     tx.clear_throttle(&attempt.scopes[1]).await?;
     let session_id = Uuid::now_v7();
     let lifetime = i64::try_from(id.config.session_lifetime.as_micros()).unwrap_or(i64::MAX);
-    tx.create_session(&NewSession {
+    tx.create_device(&NewDevice {
         id: session_id,
         user_id: user.id,
         now: now_us,
@@ -236,7 +236,7 @@ async fn open_session(
             .license
             .feature(warden_domain::license::Feature::MultipleActiveSessions)
     {
-        let others = tx.live_session_ids(user.id, Some(session_id)).await?;
+        let others = tx.live_device_ids(user.id, Some(session_id)).await?;
         let revoked =
             revoke_in_tx(&mut tx, ctx, op, &actor, &others, "single_session_policy").await?;
         revoked_any = !revoked.is_empty();
@@ -537,7 +537,7 @@ pub async fn revoke_in_tx(
     reason: &'static str,
 ) -> Result<Vec<Uuid>, warden_store::StoreError> {
     let (revoked, _) = tx
-        .revoke_sessions(
+        .revoke_devices(
             sessions,
             op.now_us(),
             reason,

@@ -19,9 +19,16 @@ use crate::http::routes::Routes;
 use crate::identity::Caller;
 use crate::state::AppState;
 
+// The former `/admin/sessions` routes are registered on purpose (existing clients).
+#[allow(deprecated)]
 pub(crate) fn routes() -> Routes<AppState> {
     use Access::Platform;
     Routes::new()
+        .add(Platform(Permission::SESSIONS_READ), routes!(list_devices))
+        .add(
+            Platform(Permission::SESSIONS_DELETE),
+            routes!(revoke_device),
+        )
         .add(Platform(Permission::SESSIONS_READ), routes!(list_sessions))
         .add(
             Platform(Permission::SESSIONS_DELETE),
@@ -40,12 +47,12 @@ pub struct SessionFilter {
     pub user_id: Option<String>,
 }
 
-/// Every active device session, optionally of one user.
-#[utoipa::path(get, path = "/api/v1/admin/sessions", tag = "admin", params(SessionFilter),
+/// Every signed-in device, optionally of one user.
+#[utoipa::path(get, path = "/api/v1/admin/devices", tag = "admin", params(SessionFilter),
     responses(
-        (status = 200, description = "Active sessions", body = Vec<Device>),
+        (status = 200, description = "Signed-in devices", body = Vec<Device>),
         (status = 403, description = "Not a platform administrator", content_type = "application/problem+json")))]
-pub(crate) async fn list_sessions(
+pub(crate) async fn list_devices(
     State(state): State<AppState>,
     UserOp(op): UserOp,
     caller: Caller,
@@ -53,7 +60,7 @@ pub(crate) async fn list_sessions(
     ApiQuery(filter): ApiQuery<SessionFilter>,
 ) -> Result<Json<Vec<Device>>, ApiError> {
     let user = filter.user_id.as_deref();
-    let rows = users::sessions(&state.ctx, &op, &grant, user).await?;
+    let rows = users::devices(&state.ctx, &op, &grant, user).await?;
     Ok(Json(
         rows.into_iter()
             .map(|s| device(s, caller.principal.session_id))
@@ -61,20 +68,52 @@ pub(crate) async fn list_sessions(
     ))
 }
 
-/// Ends any device session, at once, on every node.
-#[utoipa::path(delete, path = "/api/v1/admin/sessions/{id}", tag = "admin",
-    params(("id" = String, Path, description = "Session id")),
+/// Signs a device out, at once, on every node.
+#[utoipa::path(delete, path = "/api/v1/admin/devices/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Device (sign-in session) id")),
     responses(
-        (status = 204, description = "Revoked"),
-        (status = 404, description = "No such active session", content_type = "application/problem+json")))]
-pub(crate) async fn revoke_session(
+        (status = 204, description = "Signed out"),
+        (status = 404, description = "No such signed-in device", content_type = "application/problem+json")))]
+pub(crate) async fn revoke_device(
     State(state): State<AppState>,
     UserOp(op): UserOp,
     PlatformAccess(grant): PlatformAccess,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    users::revoke_session(&state.ctx, &op, &grant, &id).await?;
+    users::revoke_device(&state.ctx, &op, &grant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The former name of `GET /api/v1/admin/devices`, kept for existing clients.
+#[utoipa::path(get, path = "/api/v1/admin/sessions", tag = "admin", params(SessionFilter),
+    responses(
+        (status = 200, description = "Signed-in devices", body = Vec<Device>),
+        (status = 403, description = "Not a platform administrator", content_type = "application/problem+json")))]
+#[deprecated(note = "use GET /api/v1/admin/devices")]
+pub(crate) async fn list_sessions(
+    state: State<AppState>,
+    op: UserOp,
+    caller: Caller,
+    grant: PlatformAccess,
+    filter: ApiQuery<SessionFilter>,
+) -> Result<Json<Vec<Device>>, ApiError> {
+    list_devices(state, op, caller, grant, filter).await
+}
+
+/// The former name of `DELETE /api/v1/admin/devices/{id}`, kept for existing clients.
+#[utoipa::path(delete, path = "/api/v1/admin/sessions/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Device (sign-in session) id")),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 404, description = "No such signed-in device", content_type = "application/problem+json")))]
+#[deprecated(note = "use DELETE /api/v1/admin/devices/{id}")]
+pub(crate) async fn revoke_session(
+    state: State<AppState>,
+    op: UserOp,
+    grant: PlatformAccess,
+    id: Path<String>,
+) -> Result<StatusCode, ApiError> {
+    revoke_device(state, op, grant, id).await
 }
 
 /// A new user.

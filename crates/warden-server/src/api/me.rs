@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use warden_domain::access::Access;
-use warden_store::identity::SessionRow;
+use warden_store::identity::DeviceRow;
 
 use warden_core::identity::account;
 
@@ -102,7 +102,7 @@ pub struct Device {
 
 pub(crate) use warden_core::op::rfc3339;
 
-pub(crate) fn device(s: SessionRow, current: Uuid) -> Device {
+pub(crate) fn device(s: DeviceRow, current: Uuid) -> Device {
     Device {
         id: s.id.to_string(),
         user_id: s.user_id.to_string(),
@@ -126,7 +126,7 @@ pub(crate) async fn devices(
     caller: Caller,
 ) -> Result<Json<Vec<Device>>, ApiError> {
     let user = Some(caller.principal.user_id);
-    let rows = account::active_sessions(&state.ctx, &op, user).await?;
+    let rows = account::active_devices(&state.ctx, &op, user).await?;
     Ok(Json(
         rows.into_iter()
             .map(|s| device(s, caller.principal.session_id))

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use warden_crypto::jwt::AccessClaims;
 use warden_testkit::{AppOptions, TestApp};
@@ -554,7 +554,7 @@ async fn refresh_rotates_and_a_stolen_token_kills_only_its_family() {
     // The session row remembers who triggered it.
     let sid: uuid::Uuid = laptop["session_id"].as_str().unwrap().parse().unwrap();
     let mut tx = app.server.store().begin_read().await.unwrap();
-    let row = tx.session(sid).await.unwrap().unwrap();
+    let row = tx.device(sid).await.unwrap().unwrap();
     assert_eq!(row.revoked_ip.as_deref(), Some("127.0.0.3"));
     assert_eq!(row.revoked_reason.as_deref(), Some("refresh_reuse"));
 }
@@ -1594,4 +1594,65 @@ async fn no_password_or_token_is_stored_in_plaintext() {
     ] {
         assert!(!dump.contains(secret), "{what} found in the database");
     }
+}
+
+#[tokio::test]
+async fn admins_sign_devices_out_under_the_devices_name_and_the_former_sessions_name_still_answers()
+{
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let user_id = create_user(&app, &admin, "dev@example.com").await;
+    let first = sign_in(&app, "dev@example.com", "quiet harbor 4417 finch").await;
+    let second = sign_in(&app, "dev@example.com", "quiet harbor 4417 finch").await;
+    let path = format!("?user_id={user_id}");
+    let (status, new) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/admin/devices{path}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, old) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/admin/sessions{path}"),
+            None,
+        )
+        .await;
+    assert_eq!(new, old, "both names list the same devices");
+    assert_eq!(new.as_array().unwrap().len(), 2);
+    for (route, who) in [("devices", &first), ("sessions", &second)] {
+        let id = who["session_id"].as_str().unwrap();
+        let (status, _) = app
+            .call(
+                &admin,
+                Method::DELETE,
+                &format!("/api/v1/admin/{route}/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{route}");
+        assert_eq!(
+            get_me(&app, who["access_token"].as_str().unwrap()).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // The OpenAPI document marks the former name deprecated.
+    let doc: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        doc["paths"]["/api/v1/admin/sessions"]["get"]["deprecated"],
+        true
+    );
+    assert!(doc["paths"]["/api/v1/admin/devices"]["get"]["deprecated"].is_null());
 }
