@@ -258,7 +258,7 @@ impl AgentSocket {
                 error,
                 ..
             } => {
-                let (status, error) = (status.as_str(), error.as_deref());
+                let error = error.as_deref();
                 link.session_ended(ctx, &op(), &session_id, status, exit_code, error)
                     .await;
             }

@@ -3,6 +3,7 @@
 //! names the host the session was given to.
 
 use uuid::Uuid;
+use warden_domain::sessions::SessionStatus;
 
 use crate::db::on_tx;
 use crate::tenancy::WorkspaceTx;
@@ -170,10 +171,14 @@ impl WorkspaceTx {
     pub async fn end_waiting_session(
         &mut self,
         id: Uuid,
-        status: &str,
+        status: SessionStatus,
         error: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError> {
+        if !SessionStatus::Waiting.may_become(status) {
+            return Ok(false);
+        }
+        let status = status.as_str();
         let ws = self.workspace().uuid();
         let n = on_tx!(self.tx_mut(), |c| sqlx::query(
             "UPDATE agent_sessions SET status = $3, error = $4, ended_at = $5 \
@@ -199,10 +204,11 @@ pub enum HostReport<'a> {
         /// `landlock`, `landlock-partial` or `basic`.
         isolation: &'a str,
     },
-    /// It ended.
+    /// It ended (`Done`, `Failed` or `Canceled`; anything a running session may not
+    /// become is ignored).
     Ended {
-        /// `done`, `failed` or `canceled`.
-        status: &'a str,
+        /// How.
+        status: SessionStatus,
         /// Exit code.
         exit_code: Option<i32>,
         /// Why it failed.
@@ -263,16 +269,30 @@ impl crate::Store {
                 exit_code,
                 error,
             } => {
+                // Only from the statuses the domain lets become this one.
+                let from: Vec<&str> = [SessionStatus::Waiting, SessionStatus::Running]
+                    .into_iter()
+                    .filter(|s| s.may_become(status))
+                    .map(SessionStatus::as_str)
+                    .collect();
+                let (Some(first), Some(last)) = (from.first().copied(), from.last().copied())
+                else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let status = status.as_str();
                 on_tx!(tx, |c| {
                     sqlx::query(
                     "UPDATE agent_sessions SET status = $2, exit_code = $3, error = $4, ended_at = $5 \
-                     WHERE id = $1 AND status IN ('waiting', 'running')"
+                     WHERE id = $1 AND status IN ($6, $7)"
                 )
                 .bind(id)
                 .bind(status)
                 .bind(exit_code)
                 .bind(error)
                 .bind(now)
+                .bind(first)
+                .bind(last)
                 .execute(c)
                 .await
                 .map(drop)
@@ -427,5 +447,29 @@ impl WorkspaceTx {
         .bind(ws)
         .fetch_all(c)
         .await)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use warden_domain::sessions::SessionStatus::{self, *};
+
+    /// The queries above spell the session state machine in SQL (`status IN ('waiting',
+    /// 'running')` for live sessions, `status = 'waiting'` before a start); the rule itself
+    /// is `SessionStatus::may_become`. This keeps the two the same.
+    #[test]
+    fn the_statuses_the_queries_treat_as_live_are_the_domain_rules() {
+        let all = [Waiting, Running, Done, Failed, Canceled, Lost];
+        let live: Vec<SessionStatus> = all.into_iter().filter(|s| !s.is_final()).collect();
+        assert_eq!(live, [Waiting, Running]);
+        for s in &live {
+            assert!(s.may_become(Lost), "{s:?} can be lost (reconcile, sweep)");
+            assert!(s.may_become(Failed) && s.may_become(Canceled));
+        }
+        assert!(Waiting.may_become(Running) && !Running.may_become(Running));
+        assert!(Running.may_become(Done) && !Waiting.may_become(Done));
+        for s in all.into_iter().filter(|s| s.is_final()) {
+            assert!(all.into_iter().all(|t| !s.may_become(t)), "{s:?} is final");
+        }
     }
 }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 use warden_domain::hosts::{HostKind, HostStatus};
-use warden_protocol::{AgentMessage, PROTOCOL_VERSION, Refusal, SUPPORTED, ServerMessage};
+use warden_domain::sessions::SessionStatus;
+use warden_protocol::{
+    AgentMessage, EndStatus, PROTOCOL_VERSION, Refusal, SUPPORTED, ServerMessage,
+};
 use warden_store::hosts::Claim;
 use warden_store::sessions::HostReport;
 
@@ -186,20 +189,20 @@ impl Link {
         reports::report_output(ctx, &self.host, burst).await;
     }
 
-    /// A session of this host ended: `done`, `canceled`, or (anything else) `failed`.
+    /// A session of this host ended, as the host says.
     pub async fn session_ended(
         &self,
         ctx: &Ctx,
         op: &Op,
         session_id: &str,
-        status: &str,
+        status: EndStatus,
         exit_code: Option<i32>,
         error: Option<&str>,
     ) {
         let status = match status {
-            "done" => "done",
-            "canceled" => "canceled",
-            _ => "failed",
+            EndStatus::Done => SessionStatus::Done,
+            EndStatus::Canceled => SessionStatus::Canceled,
+            EndStatus::Failed => SessionStatus::Failed,
         };
         let report = HostReport::Ended {
             status,

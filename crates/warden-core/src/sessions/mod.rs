@@ -183,7 +183,7 @@ pub async fn start(
         let mut tx = ctx.store.scoped(grant).await?;
         tx.end_waiting_session(
             id,
-            SessionStatus::Failed.as_str(),
+            SessionStatus::Failed,
             Some("the host disconnected before the session started"),
             op.now_us(),
         )
@@ -253,7 +253,7 @@ pub async fn stop(ctx: &Ctx, op: &Op, grant: &WorkspaceGrant, id: &str) -> CoreR
         return Err(Code::HostNotConnected.into());
     }
     if !sent {
-        tx.end_waiting_session(id, SessionStatus::Canceled.as_str(), None, op.now_us())
+        tx.end_waiting_session(id, SessionStatus::Canceled, None, op.now_us())
             .await?;
     }
     let event = op.event(

@@ -5,6 +5,7 @@
 use serde_json::json;
 use uuid::Uuid;
 use warden_domain::audit::Outcome;
+use warden_domain::sessions::SessionStatus;
 use warden_domain::tenancy::{Provider, WorkspaceId};
 use warden_protocol::Secret;
 use warden_store::sessions::{HostReport, OutputChunk};
@@ -74,12 +75,12 @@ pub async fn report(
             "session.ended",
             "session",
             Some(id.to_string()),
-            if status == "failed" {
+            if status == SessionStatus::Failed {
                 Outcome::Failed
             } else {
                 Outcome::Success
             },
-            json!({ "status": status, "exit_code": exit_code }),
+            json!({ "status": status.as_str(), "exit_code": exit_code }),
         ),
     };
     let ended = matches!(report, HostReport::Ended { .. });

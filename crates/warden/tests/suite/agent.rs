@@ -503,6 +503,21 @@ async fn a_host_reports_only_on_its_own_sessions_and_a_burst_of_output_keeps_its
     }
     intruder.flush().await.unwrap();
 
+    // "Done" before it started is not a move the session may make (waiting never becomes
+    // done): ignored, so the start below still applies and records its isolation.
+    runner
+        .send(Message::text(
+            AgentMessage::SessionEnded {
+                session_id: sid.clone(),
+                seq: 0,
+                status: warden_protocol::EndStatus::Done,
+                exit_code: Some(0),
+                error: None,
+            }
+            .encode(),
+        ))
+        .await
+        .unwrap();
     runner
         .send(Message::text(
             AgentMessage::SessionStarted {
