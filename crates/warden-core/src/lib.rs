@@ -16,6 +16,7 @@ pub mod hosts;
 pub mod identity;
 pub mod license;
 pub mod op;
+pub mod paging;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;

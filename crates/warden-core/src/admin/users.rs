@@ -12,7 +12,7 @@ use warden_store::tenancy::PlatformGrant;
 use super::{may_act_on, may_grant_role, user_id, would_leave_no_admin};
 use crate::identity::users::{CreatedUser, admit_user, policy_error};
 use crate::identity::{account, flows};
-use crate::workspaces::{Page, page_limit};
+use crate::paging::{Page, page_limit};
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
 
 /// Every user, by email, a page at a time.

@@ -240,7 +240,7 @@ pub fn retention_us(config: &AuthConfig) -> i64 {
 
 /// `now` in Unix microseconds.
 pub fn now_us(clock: &dyn Clock) -> i64 {
-    i64::try_from(clock.now().unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+    crate::op::unix_us(clock.now())
 }
 
 /// How long a node's heartbeat stays fresh; a node silent longer is not waited for.

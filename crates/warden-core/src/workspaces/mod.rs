@@ -11,6 +11,7 @@ use warden_domain::identity::Principal;
 use warden_domain::tenancy::{Hooks, Repository, WorkspaceId, WorkspaceName};
 use warden_store::tenancy::{PlatformGrant, WorkspaceGrant, WorkspaceRow};
 
+use crate::paging::{Page, page_limit};
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
 
 /// A workspace, its stored documents parsed. A stored document that does not parse is an
@@ -68,15 +69,6 @@ pub(crate) fn stored_document<T: serde::de::DeserializeOwned>(
         .map_err(|e| CoreError::internal(&format_args!("stored workspace {what} is corrupt: {e}")))
 }
 
-/// One page of a listing.
-#[derive(Debug, Clone)]
-pub struct Page<T> {
-    /// The items, oldest first.
-    pub items: Vec<T>,
-    /// Pass as the cursor for the next page; absent on the last.
-    pub next_cursor: Option<String>,
-}
-
 /// Which workspaces to list.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
@@ -88,16 +80,6 @@ pub struct Listing {
     pub cursor: Option<String>,
     /// Page size, 1–200 (default 50).
     pub limit: Option<i64>,
-}
-
-/// A page size: 1–200, 50 when not given.
-pub fn page_limit(limit: Option<i64>) -> CoreResult<i64> {
-    let limit = limit.unwrap_or(50);
-    if (1..=200).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(Code::InvalidLimit.into())
-    }
 }
 
 /// The caller's workspaces, or with `all` every workspace (platform `workspaces.read`,
