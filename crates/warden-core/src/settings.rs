@@ -1,6 +1,6 @@
 //! The settings use cases run with, as configuration resolved them. The server's `config`
-//! module reads them from the file and the environment and checks them; here they are plain
-//! values.
+//! module reads them from the file and the environment and checks them against its settings
+//! table, which also holds every default; here they are plain values.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,9 +19,9 @@ pub struct LicenseConfig {
     /// Where the operating system keeps its machine identity (default `/etc/machine-id`, then
     /// `/var/lib/dbus/machine-id`).
     pub machine_id_file: Option<PathBuf>,
-    /// How old machine info and a licence's issue date may be (days, default 7).
+    /// How old machine info and a licence's issue date may be (days).
     pub freshness_days: u32,
-    /// Hour of the day (UTC) of the daily expiry-alert run (default 9).
+    /// Hour of the day (UTC) of the daily expiry-alert run.
     pub alert_hour: u8,
     /// The host of `public_url`: what an enterprise licence's domain binding is checked
     /// against (a request's `Host` header is the client's to choose).
@@ -31,21 +31,8 @@ pub struct LicenseConfig {
     pub embedded_keys: String,
 }
 
-impl Default for LicenseConfig {
-    fn default() -> Self {
-        Self {
-            public_key_file: None,
-            machine_id_file: None,
-            freshness_days: warden_domain::license::DEFAULT_FRESHNESS_DAYS,
-            alert_hour: 9,
-            public_host: None,
-            embedded_keys: EMBEDDED_OPERATOR_KEYS.to_owned(),
-        }
-    }
-}
-
 /// Outgoing mail. With no URL, mail that would be sent is written to the log instead.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SmtpConfig {
     /// `smtp://host:port`, `smtps://…` or `smtp://…?tls=required`, possibly with credentials.
     pub url: Option<SecretString>,
@@ -54,9 +41,9 @@ pub struct SmtpConfig {
 }
 
 /// Where hosts may connect from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HostsConfig {
-    /// Proxies whose `X-Forwarded-For` is believed (none by default: the socket peer counts).
+    /// Proxies whose `X-Forwarded-For` is believed (none: the socket peer counts).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Networks every host must connect from, on top of its own list (empty: anywhere).
     pub allow_list: warden_domain::hosts::AllowList,
@@ -70,7 +57,7 @@ pub struct HostsConfig {
 /// Sign-in and token settings.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// Access-token lifetime (5 to 60 minutes; 15 by default).
+    /// Access-token lifetime.
     pub access_token_ttl: Duration,
     /// RSA key size for new signing keys (2048, 3072 or 4096).
     pub signing_key_bits: u32,
@@ -85,22 +72,4 @@ pub struct AuthConfig {
     pub multiple_active_sessions: bool,
     /// The `iss` of access tokens.
     pub issuer: String,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            access_token_ttl: Duration::from_secs(15 * 60),
-            // 2048-bit RSA is ~112-bit security; 3072 is ~128. Keys of other sizes already
-            // stored keep verifying until they retire.
-            signing_key_bits: 3072,
-            // Long enough for one client's racing refreshes, short enough to leave a thief
-            // no time (and a replay from another client ends the family anyway).
-            refresh_grace: Duration::from_secs(2),
-            session_lifetime: Duration::from_secs(30 * 86_400),
-            session_idle: Duration::from_secs(7 * 86_400),
-            multiple_active_sessions: true,
-            issuer: "warden".to_owned(),
-        }
-    }
 }

@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 pub const DAY: i64 = 86_400;
 /// How far the clock may go back behind the latest time seen before the licence is invalid.
 pub const CLOCK_TOLERANCE: i64 = DAY;
-/// Default freshness window for machine info and for a licence's issue date at install.
-pub const DEFAULT_FRESHNESS_DAYS: u32 = 7;
 /// Days before expiry at which administrators are alerted.
 pub const ALERT_MILESTONES: [u32; 4] = [30, 14, 7, 1];
 /// Days before expiry from which administrators see a banner.

@@ -15,7 +15,7 @@ use warden_core::license::License;
 use warden_crypto::license::SigningKey;
 use warden_domain::clock::{Clock, SystemClock};
 use warden_domain::license::{Feature, LicenseRule};
-use warden_server::config::LicenseConfig;
+use warden_server::config::{Config, LicenseConfig};
 use warden_store::license::NewInstall;
 use warden_store::{ConnectOptions, Store};
 
@@ -54,7 +54,7 @@ async fn main() -> Result<()> {
         public_key_file: Some(dir.path().join("operator.pub")),
         machine_id_file: Some(dir.path().join("machine-id")),
         public_host: Some("api.acme.internal".to_owned()),
-        ..LicenseConfig::default()
+        ..Config::defaults()?.license
     };
     let now = SystemClock.now().unix_timestamp();
     let license = License::new(&config).map_err(anyhow::Error::msg)?;
@@ -124,7 +124,7 @@ async fn main() -> Result<()> {
         domain();
     });
 
-    let unlicensed = License::new(&LicenseConfig::default()).map_err(anyhow::Error::msg)?;
+    let unlicensed = License::new(&Config::defaults()?.license).map_err(anyhow::Error::msg)?;
     let free = per_op(n, || {
         black_box(
             unlicensed

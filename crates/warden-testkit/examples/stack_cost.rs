@@ -2,17 +2,15 @@
 //! against a bare axum router, both serving `/healthz`. Finds where the throughput gap in
 //! BENCHMARKS.md comes from. `cargo run --release -p warden-testkit --example stack_cost`
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::http::Request;
 use tower::{Service, ServiceExt};
 use warden_crypto::MasterKey;
 use warden_domain::clock::SystemClock;
-use warden_server::config::HttpConfig;
-use warden_server::state::{AppState, Shared};
-use warden_store::{audit, keyring};
+use warden_server::config::Config;
 
 async fn per_request<S>(mut svc: S, n: u32) -> anyhow::Result<f64>
 where
@@ -40,59 +38,18 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(300_000);
+    let defaults = Config::defaults()?;
     let db = warden_testkit::TestDb::new().await?;
     let store = db.store().await?;
-    let ring = keyring::load_or_create(&store, &MasterKey::generate()?, &SystemClock).await?;
-    let audit_key = Arc::new(audit::ChainKey::load_or_create(&store, &ring, &SystemClock).await?);
-    let signer =
-        Arc::new(audit::CheckpointSigner::load_or_create(&store, &ring, &SystemClock).await?);
-    let identity = Arc::new(
-        warden_core::identity::Identity::load(
-            &store,
-            &ring,
-            &SystemClock,
-            warden_server::config::AuthConfig::default(),
-        )
-        .await?,
-    );
-    let host_tickets = Arc::new(warden_crypto::host_ticket::TicketKey::new(
-        &warden_store::keyring::random_server_secret(
-            &store,
-            &ring,
-            &SystemClock,
-            "host_ticket_key",
-        )
-        .await?,
-    ));
-    let app_state = AppState::new(Shared {
-        ctx: Arc::new(warden_core::Ctx {
-            store,
-            keyring: ring,
-            audit_key,
-            clock: Arc::new(SystemClock),
-            identity,
-            license: warden_core::license::License::new(
-                &warden_server::config::LicenseConfig::default(),
-            )
-            .map_err(anyhow::Error::msg)?,
-            smtp: warden_server::config::SmtpConfig::default(),
-            hosts: warden_server::config::HostsConfig::default(),
-            connections: Default::default(),
-            host_tickets,
-            session_feeds: Default::default(),
-            audit_monitor: warden_core::audit::AuditMonitor::new(),
-        }),
-        checkpoint_signer: signer,
-        openapi_json: OnceLock::new(),
-    });
-    let http = HttpConfig {
-        body_limit_bytes: 1 << 20,
-        request_timeout: Duration::from_secs(30),
-        shutdown_grace: Duration::from_secs(1),
-        header_read_timeout: Duration::from_secs(20),
-        max_connections: 10_000,
-        max_connections_per_ip: 1_000,
-    };
+    let (app_state, _background) = warden_server::boot::state(
+        &defaults,
+        store,
+        &MasterKey::generate()?,
+        Arc::new(SystemClock),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let http = defaults.http.clone();
     let app = warden_server::http::assemble(
         app_state.clone(),
         warden_server::api::routes(),

@@ -163,16 +163,12 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     check_key_placement(&config)?;
     let (listener, addr, tls) = listen(&config)?;
     let (store, master, generated_key) = open_store(&config, clock.as_ref(), created).await?;
-    let secrets = match load_secrets(
-        &config,
-        &store,
-        &master,
-        clock.as_ref(),
-        &addr,
-        tls.is_some(),
-    )
-    .await
-    {
+    let loaded = async {
+        let keys = load_secrets(&config, &store, &master, clock.as_ref()).await?;
+        let link = setup_link(&store, clock.as_ref(), &addr, tls.is_some()).await?;
+        Ok::<_, BootError>((keys, link))
+    };
+    let (keys, setup_link) = match loaded.await {
         Ok(s) => s,
         Err(e) => {
             store.close().await;
@@ -180,7 +176,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         }
     };
     drop(master);
-    let (state, background) = share(&config, store.clone(), clock, secrets.0).await?;
+    let (state, background) = share(&config, store.clone(), clock, keys).await?;
     let app = assemble(&state, extra_routes, &config, tls.is_some())?;
     let (stop, task) = serve(&config, listener, tls, app)?;
     Ok(Running {
@@ -190,7 +186,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         task,
         background,
         state,
-        setup_link: secrets.1,
+        setup_link,
         store,
         grace: config.http.shutdown_grace,
         generated_key,
@@ -269,27 +265,34 @@ async fn open_store(
     Ok((store, master, generated_key))
 }
 
-/// What the stored secrets give a node: the keyring, the audit keys, identity, and the
-/// setup link while no administrator exists.
+/// What the stored secrets give a node: the keyring, the audit keys and identity.
 type Secrets = (
-    (
-        Keyring,
-        ChainKey,
-        CheckpointSigner,
-        warden_core::identity::Identity,
-    ),
-    Option<String>,
+    Keyring,
+    ChainKey,
+    CheckpointSigner,
+    warden_core::identity::Identity,
 );
 
-/// Migrates the schema, then loads (or on first boot creates) the keyring, the audit keys,
-/// identity and the setup link.
+/// The node's shared state over an open store, with its background work: what `start`
+/// builds before it listens. For in-process harnesses that drive the service without a
+/// socket (`warden-testkit/examples/stack_cost.rs`).
+pub async fn state(
+    config: &Config,
+    store: Store,
+    master: &MasterKey,
+    clock: Arc<dyn Clock>,
+) -> Result<(AppState, Vec<JoinHandle<()>>), BootError> {
+    let keys = load_secrets(config, &store, master, clock.as_ref()).await?;
+    share(config, store, clock, keys).await
+}
+
+/// Migrates the schema, then loads (or on first boot creates) the keyring, the audit keys
+/// and identity.
 async fn load_secrets(
     config: &Config,
     store: &Store,
     master: &MasterKey,
     clock: &dyn Clock,
-    addr: &SocketAddr,
-    tls: bool,
 ) -> Result<Secrets, BootError> {
     let report = store.migrate(clock).await.map_err(|e| {
         let mut message = BootError::from(e).0;
@@ -327,8 +330,7 @@ async fn load_secrets(
         warden_core::identity::Identity::load(store, &keyring, clock, config.auth.clone())
             .await
             .map_err(|e| BootError(format!("identity: {e}")))?;
-    let link = setup_link(store, clock, addr, tls).await?;
-    Ok(((keyring, key, signer, identity), link))
+    Ok((keyring, key, signer, identity))
 }
 
 /// Builds the node's shared state and starts its background work (audit chaining and
@@ -337,12 +339,7 @@ async fn share(
     config: &Config,
     store: Store,
     clock: Arc<dyn Clock>,
-    (keyring, audit_key, checkpoint_signer, identity): (
-        Keyring,
-        ChainKey,
-        CheckpointSigner,
-        warden_core::identity::Identity,
-    ),
+    (keyring, audit_key, checkpoint_signer, identity): Secrets,
 ) -> Result<(AppState, Vec<JoinHandle<()>>), BootError> {
     let audit_key = Arc::new(audit_key);
     let audit_monitor = warden_core::audit::AuditMonitor::new();

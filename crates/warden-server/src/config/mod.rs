@@ -8,10 +8,13 @@ mod redacted;
 mod sections;
 pub use public_url::PublicUrl;
 pub use redacted::redact_url;
+pub mod table;
+mod values;
 use sections::{
-    build_audit, build_auth, build_database, build_hosts, build_http, build_license, build_log,
-    build_smtp, build_tls,
+    build_audit, build_auth, build_database, build_hosts, build_http, build_key_source,
+    build_license, build_log, build_smtp, build_tls,
 };
+use values::Values;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,108 +23,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use warden_crypto::MasterKey;
 use warden_store::Backend;
 
 pub use warden_core::settings::{AuthConfig, HostsConfig, LicenseConfig, SmtpConfig};
 
-/// Default address: loopback only, so a fresh install is not exposed by accident.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-/// Default data directory, relative to the working directory.
-pub const DEFAULT_DATA_DIR: &str = "warden-data";
 /// Name of the generated key file inside the data directory (embedded SQLite only).
 pub const KEY_FILE_NAME: &str = "encryption.key";
-
-/// Every environment variable Warden reads, with the setting it sets.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    ("WARDEN_CONFIG", "path of the TOML configuration file"),
-    (
-        "WARDEN_WORKSPACE",
-        "the workspace of `warden session` (not a server setting)",
-    ),
-    ("WARDEN_DATA_DIR", "data_dir"),
-    ("WARDEN_LISTEN", "listen"),
-    ("WARDEN_PUBLIC_URL", "public_url"),
-    ("WARDEN_DATABASE_URL", "database.url"),
-    ("WARDEN_DATABASE_OWNER_URL", "database.owner_url"),
-    (
-        "WARDEN_DATABASE_MAX_CONNECTIONS",
-        "database.max_connections",
-    ),
-    (
-        "WARDEN_DATABASE_CONNECT_TIMEOUT_SECS",
-        "database.connect_timeout_secs",
-    ),
-    (
-        "WARDEN_ENCRYPTION_KEY",
-        "the master encryption key (64 hex characters)",
-    ),
-    ("WARDEN_ENCRYPTION_KEY_FILE", "encryption_key_file"),
-    ("WARDEN_HTTP_BODY_LIMIT_BYTES", "http.body_limit_bytes"),
-    (
-        "WARDEN_HTTP_REQUEST_TIMEOUT_SECS",
-        "http.request_timeout_secs",
-    ),
-    (
-        "WARDEN_HTTP_SHUTDOWN_GRACE_SECS",
-        "http.shutdown_grace_secs",
-    ),
-    (
-        "WARDEN_HTTP_HEADER_READ_TIMEOUT_SECS",
-        "http.header_read_timeout_secs",
-    ),
-    ("WARDEN_HTTP_MAX_CONNECTIONS", "http.max_connections"),
-    (
-        "WARDEN_HTTP_MAX_CONNECTIONS_PER_IP",
-        "http.max_connections_per_ip",
-    ),
-    ("WARDEN_TLS_CERT_FILE", "tls.cert_file"),
-    ("WARDEN_TLS_KEY_FILE", "tls.key_file"),
-    (
-        "WARDEN_AUDIT_VERIFY_INTERVAL_SECS",
-        "audit.verify_interval_secs",
-    ),
-    ("WARDEN_AUDIT_RETENTION_DAYS", "audit.retention_days"),
-    (
-        "WARDEN_AUTH_ACCESS_TOKEN_MINUTES",
-        "auth.access_token_minutes",
-    ),
-    ("WARDEN_AUTH_SIGNING_KEY_BITS", "auth.signing_key_bits"),
-    ("WARDEN_AUTH_REFRESH_GRACE_SECS", "auth.refresh_grace_secs"),
-    (
-        "WARDEN_AUTH_SESSION_LIFETIME_DAYS",
-        "auth.session_lifetime_days",
-    ),
-    ("WARDEN_AUTH_SESSION_IDLE_DAYS", "auth.session_idle_days"),
-    (
-        "WARDEN_AUTH_MULTIPLE_ACTIVE_SESSIONS",
-        "auth.multiple_active_sessions",
-    ),
-    ("WARDEN_AUTH_ISSUER", "auth.issuer"),
-    (
-        "WARDEN_HOSTS_TRUSTED_PROXIES",
-        "hosts.trusted_proxies (comma-separated)",
-    ),
-    (
-        "WARDEN_HOSTS_ALLOW_LIST",
-        "hosts.allow_list (comma-separated)",
-    ),
-    ("WARDEN_HOSTS_MAX_SESSION_HOSTS", "hosts.max_session_hosts"),
-    ("WARDEN_HOSTS_MAX_DEPLOY_HOSTS", "hosts.max_deploy_hosts"),
-    ("WARDEN_LICENSE_PUBLIC_KEY_FILE", "license.public_key_file"),
-    ("WARDEN_LICENSE_MACHINE_ID_FILE", "license.machine_id_file"),
-    ("WARDEN_LICENSE_FRESHNESS_DAYS", "license.freshness_days"),
-    ("WARDEN_LICENSE_ALERT_HOUR", "license.alert_hour"),
-    ("WARDEN_LOCAL_HOST", "local_host"),
-    ("WARDEN_SMTP_URL", "smtp.url"),
-    ("WARDEN_SMTP_FROM", "smtp.from"),
-    ("WARDEN_LOG_FORMAT", "log.format"),
-    ("WARDEN_LOG_LEVEL", "log.level"),
-];
-
-/// The shortest audit retention Warden accepts, in days. The database enforces it too.
-pub const MIN_AUDIT_RETENTION_DAYS: u64 = 90;
 
 const KEY_HINT: &str = "generate one with `openssl rand -hex 32`";
 
@@ -136,115 +44,8 @@ impl ConfigError {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data_dir: Option<PathBuf>,
-    listen: Option<String>,
-    public_url: Option<String>,
-    local_host: Option<bool>,
-    encryption_key_file: Option<PathBuf>,
-    #[serde(default)]
-    database: FileDatabase,
-    #[serde(default)]
-    http: FileHttp,
-    #[serde(default)]
-    tls: FileTls,
-    #[serde(default)]
-    audit: FileAudit,
-    #[serde(default)]
-    auth: FileAuth,
-    #[serde(default)]
-    hosts: FileHosts,
-    #[serde(default)]
-    license: FileLicense,
-    #[serde(default)]
-    smtp: FileSmtp,
-    #[serde(default)]
-    log: FileLog,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileLicense {
-    public_key_file: Option<PathBuf>,
-    machine_id_file: Option<PathBuf>,
-    freshness_days: Option<u32>,
-    alert_hour: Option<u8>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSmtp {
-    url: Option<String>,
-    from: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileHosts {
-    trusted_proxies: Option<Vec<String>>,
-    allow_list: Option<Vec<String>>,
-    max_session_hosts: Option<u32>,
-    max_deploy_hosts: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileAuth {
-    access_token_minutes: Option<u64>,
-    signing_key_bits: Option<u32>,
-    refresh_grace_secs: Option<u64>,
-    session_lifetime_days: Option<u64>,
-    session_idle_days: Option<u64>,
-    multiple_active_sessions: Option<bool>,
-    issuer: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileAudit {
-    verify_interval_secs: Option<u64>,
-    retention_days: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileDatabase {
-    url: Option<String>,
-    owner_url: Option<String>,
-    max_connections: Option<u32>,
-    connect_timeout_secs: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileHttp {
-    body_limit_bytes: Option<usize>,
-    request_timeout_secs: Option<u64>,
-    shutdown_grace_secs: Option<u64>,
-    header_read_timeout_secs: Option<u64>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTls {
-    cert_file: Option<PathBuf>,
-    key_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileLog {
-    format: Option<String>,
-    level: Option<String>,
-}
-
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// Human-readable lines (the default).
     Text,
@@ -390,6 +191,8 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// Logging.
     pub log: LogConfig,
+    /// What `warden config check` shows: each setting's effective value, secrets redacted.
+    shown: toml::Table,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -407,198 +210,61 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
     ) -> Result<Self, ConfigError> {
-        let env = read_env(env)?;
+        let env: BTreeMap<String, String> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("WARDEN_"))
+            .collect();
         let file = file
             .map(Path::to_path_buf)
             .or_else(|| env.get("WARDEN_CONFIG").map(PathBuf::from));
-        let raw = match &file {
-            Some(path) => parse_file(path)?,
-            None => FileConfig::default(),
-        };
-        build(raw, &env, overrides)
+        let flags = [(&table::LISTEN, "--listen", overrides.listen.clone())];
+        let mut values = Values::read(file.as_deref(), &env, &flags)?;
+        build(&mut values)
+    }
+
+    /// The built-in defaults, as if nothing were configured (for tools and benchmarks).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Self::load(None, [], &Overrides::default())
     }
 }
 
-fn read_env(
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut out = BTreeMap::new();
-    for (name, value) in env {
-        if !name.starts_with("WARDEN_") {
-            continue;
-        }
-        if !ENV_VARS.iter().any(|(known, _)| *known == name) {
-            return Err(ConfigError::new(format!(
-                "unknown environment variable {name}; Warden reads only: {}",
-                ENV_VARS
-                    .iter()
-                    .map(|(n, _)| *n)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        out.insert(name, value);
-    }
-    Ok(out)
-}
-
-fn parse_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::new(format!(
-            "cannot read configuration file {}: {e}",
-            path.display()
-        ))
+fn build(v: &mut Values) -> Result<Config, ConfigError> {
+    let data_dir = v
+        .path_opt(&table::DATA_DIR)?
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| v.refuse(&table::DATA_DIR, "must not be empty"))?;
+    let listen_text = v.text(&table::LISTEN)?;
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        v.refuse(
+            &table::LISTEN,
+            format!("'{listen_text}' is not an address like 127.0.0.1:8080 or [::1]:8080"),
+        )
     })?;
-    toml::from_str(&text).map_err(|e| {
-        let what = e.message().replace('\n', " ");
-        let at = e
-            .span()
-            .map(|s| {
-                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-                format!(" (line {line})")
-            })
-            .unwrap_or_default();
-        ConfigError::new(format!("configuration file {}{at}: {what}", path.display()))
-    })
-}
-
-fn env_or<T>(
-    env: &BTreeMap<String, String>,
-    name: &str,
-    file: Option<T>,
-    parse: impl Fn(&str) -> Option<T>,
-    expect: &str,
-) -> Result<Option<T>, ConfigError> {
-    match env.get(name) {
-        Some(v) => parse(v.trim())
-            .map(Some)
-            .ok_or_else(|| ConfigError::new(format!("{name}: '{}' is not {expect}", v.trim()))),
-        None => Ok(file),
-    }
-}
-
-fn build(
-    raw: FileConfig,
-    env: &BTreeMap<String, String>,
-    overrides: &Overrides,
-) -> Result<Config, ConfigError> {
-    let data_dir = env
-        .get("WARDEN_DATA_DIR")
-        .map(PathBuf::from)
-        .or(raw.data_dir)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    if data_dir.as_os_str().is_empty() {
-        return Err(ConfigError::new("data_dir: must not be empty"));
-    }
-
-    let (listen_text, listen_from) = match (&overrides.listen, env.get("WARDEN_LISTEN"), raw.listen)
-    {
-        (Some(v), _, _) => (v.clone(), "--listen"),
-        (None, Some(v), _) => (v.clone(), "WARDEN_LISTEN"),
-        (None, None, Some(v)) => (v, "listen"),
-        (None, None, None) => (DEFAULT_LISTEN.to_owned(), "listen"),
+    let public_url = match v.text_opt(&table::PUBLIC_URL)? {
+        Some(text) => Some(PublicUrl::parse(&text)?),
+        None => None,
     };
-    let listen: SocketAddr = listen_text.trim().parse().map_err(|_| {
-        ConfigError::new(format!(
-            "{listen_from}: '{}' is not an address like 127.0.0.1:8080 or [::1]:8080",
-            listen_text.trim()
-        ))
-    })?;
-
-    let public_url = env
-        .get("WARDEN_PUBLIC_URL")
-        .cloned()
-        .or(raw.public_url)
-        .map(|v| PublicUrl::parse(&v))
-        .transpose()?;
-
-    let database = build_database(raw.database, env, &data_dir)?;
-    let encryption_key = key_source(env, raw.encryption_key_file, &data_dir, database.backend)?;
-
-    let http = build_http(raw.http, env)?;
-
-    let tls = build_tls(raw.tls, env)?;
-
-    let audit = build_audit(raw.audit, env)?;
-
-    let auth = build_auth(raw.auth, env)?;
-    let hosts = build_hosts(raw.hosts, env)?;
-    let mut license = build_license(raw.license, env)?;
+    let database = build_database(v, &data_dir)?;
+    let encryption_key = build_key_source(v, &data_dir, database.backend)?;
+    let mut license = build_license(v)?;
     license.public_host = public_url.as_ref().map(|u| u.host().to_owned());
-    let local_host = env_or(
-        env,
-        "WARDEN_LOCAL_HOST",
-        raw.local_host,
-        |v| match v {
-            "true" | "1" | "on" => Some(true),
-            "false" | "0" | "off" => Some(false),
-            _ => None,
-        },
-        "true or false",
-    )?
-    .unwrap_or(true);
-    let smtp = build_smtp(raw.smtp, env)?;
-
-    let log = build_log(raw.log, env)?;
-
     Ok(Config {
-        data_dir,
         listen,
         public_url,
-        database,
         encryption_key,
-        http,
-        tls,
-        audit,
-        auth,
-        hosts,
+        http: build_http(v)?,
+        tls: build_tls(v)?,
+        audit: build_audit(v)?,
+        auth: build_auth(v)?,
+        hosts: build_hosts(v)?,
         license,
-        local_host,
-        smtp,
-        log,
+        local_host: v.switch(&table::LOCAL_HOST)?,
+        smtp: build_smtp(v)?,
+        log: build_log(v)?,
+        database,
+        data_dir,
+        shown: v.take_shown(),
     })
-}
-
-fn secs(value: Option<u64>, default: u64, name: &str) -> Result<Duration, ConfigError> {
-    let v = value.unwrap_or(default);
-    if v == 0 || v > 3600 {
-        return Err(ConfigError::new(format!(
-            "{name}: must be between 1 and 3600 seconds"
-        )));
-    }
-    Ok(Duration::from_secs(v))
-}
-
-fn key_source(
-    env: &BTreeMap<String, String>,
-    file_setting: Option<PathBuf>,
-    data_dir: &Path,
-    backend: Backend,
-) -> Result<KeySource, ConfigError> {
-    if let Some(value) = env.get("WARDEN_ENCRYPTION_KEY") {
-        if env.contains_key("WARDEN_ENCRYPTION_KEY_FILE") {
-            return Err(ConfigError::new(
-                "WARDEN_ENCRYPTION_KEY and WARDEN_ENCRYPTION_KEY_FILE are both set; keep one",
-            ));
-        }
-        MasterKey::from_hex(value)
-            .map_err(|e| ConfigError::new(format!("WARDEN_ENCRYPTION_KEY {e}; {KEY_HINT}")))?;
-        return Ok(KeySource::Env(SecretString::from(value.trim().to_owned())));
-    }
-    if let Some(path) = env
-        .get("WARDEN_ENCRYPTION_KEY_FILE")
-        .map(PathBuf::from)
-        .or(file_setting)
-    {
-        return Ok(KeySource::File(path));
-    }
-    match backend {
-        Backend::Sqlite => Ok(KeySource::DataDir(data_dir.join(KEY_FILE_NAME))),
-        Backend::Postgres => Err(ConfigError::new(format!(
-            "WARDEN_ENCRYPTION_KEY is not set: with PostgreSQL the master key must come from \
-             your secret store (WARDEN_ENCRYPTION_KEY or WARDEN_ENCRYPTION_KEY_FILE); {KEY_HINT}"
-        ))),
-    }
 }
 
 #[cfg(test)]
@@ -630,8 +296,8 @@ mod tests {
     #[test]
     fn no_configuration_at_all_gives_the_embedded_default() {
         let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
-        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("warden-data"));
         assert_eq!(c.database.backend, Backend::Sqlite);
         assert_eq!(
             c.database.url.expose_secret(),
@@ -869,5 +535,128 @@ mod tests {
             c.redacted_toml()
                 .contains("public_url = \"https://warden.example.com\"")
         );
+    }
+
+    #[test]
+    fn every_setting_in_the_table_is_read_and_its_default_holds() {
+        let mut values = Values::read(None, &BTreeMap::new(), &[]).unwrap();
+        build(&mut values).unwrap();
+        assert_eq!(values.unread(), Vec::<&str>::new());
+        let mut envs = std::collections::BTreeSet::new();
+        for s in table::SETTINGS {
+            assert!(envs.insert(s.env()), "{} twice", s.env());
+            assert!(
+                !table::OTHER_VARIABLES.iter().any(|(n, _)| *n == s.env()),
+                "{}",
+                s.key
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_every_setting_under_its_names() {
+        let readme = include_str!("../../../../README.md");
+        for s in table::SETTINGS {
+            if s.file {
+                assert!(readme.contains(&format!("`{}`", s.key)), "{}", s.key);
+            }
+            assert!(readme.contains(&format!("`{}`", s.env())), "{}", s.env());
+        }
+    }
+
+    #[test]
+    fn an_empty_variable_clears_an_optional_setting_and_is_refused_for_one_with_a_default() {
+        let c = load_toml(
+            "[smtp]\nurl = \"smtp://127.0.0.1:25\"\n[hosts]\nallow_list = [\"10.0.0.0/8\"]\n",
+            &[("WARDEN_SMTP_URL", " "), ("WARDEN_HOSTS_ALLOW_LIST", "")],
+        )
+        .unwrap();
+        assert!(c.smtp.url.is_none());
+        assert!(c.hosts.allow_list.entries().is_empty());
+        let err = Config::load(None, env(&[("WARDEN_DATA_DIR", "")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data_dir") && err.contains("unset WARDEN_DATA_DIR"),
+            "{err}"
+        );
+        let err = Config::load(
+            None,
+            env(&[("WARDEN_ENCRYPTION_KEY", "")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("WARDEN_ENCRYPTION_KEY"), "{err}");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_in_the_file_names_the_setting_and_the_line() {
+        for (text, expect) in [
+            (
+                "[http]\nrequest_timeout_secs = \"30\"\n",
+                "http.request_timeout_secs: '30' is not a whole number of seconds (configuration file",
+            ),
+            (
+                "\n[http]\nbody_limit_bytes = -1\n",
+                "http.body_limit_bytes: must not be negative",
+            ),
+            (
+                "local_host = \"yes\"\n",
+                "local_host: 'yes' is not true or false",
+            ),
+            (
+                "[hosts]\nallow_list = \"10.0.0.0/8\"\n",
+                "hosts.allow_list: '10.0.0.0/8' is not a list",
+            ),
+            (
+                "[auth]\nsigning_key_bits = 1024\n",
+                "auth.signing_key_bits: must be one of 2048, 3072, 4096, not 1024",
+            ),
+        ] {
+            let err = load_toml(text, &[]).unwrap_err().to_string();
+            assert!(err.contains(expect), "{text}: {err}");
+            assert!(err.contains("line "), "{err}");
+        }
+        let err = load_toml("\n[http]\nbody_limit_bytes = -1\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        let err = load_toml("[database]\nmax_conections = 5\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database.max_conections") && err.contains("database.max_connections"),
+            "{err}"
+        );
+        let err = load_toml("encryption_key = \"x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown setting 'encryption_key'"), "{err}");
+    }
+
+    #[test]
+    fn the_check_output_lists_effective_values_by_section() {
+        let c = load_toml(
+            "[http]\nbody_limit_bytes = 2048\n",
+            &[
+                ("WARDEN_SMTP_URL", "smtp://mailer:hunter2@127.0.0.1:25"),
+                ("WARDEN_LISTEN", "127.0.0.1:9100"),
+            ],
+        )
+        .unwrap();
+        let shown: toml::Table = toml::from_str(&c.redacted_toml()).unwrap();
+        assert_eq!(shown["listen"].as_str(), Some("127.0.0.1:9100"));
+        assert_eq!(shown["http"]["body_limit_bytes"].as_integer(), Some(2048));
+        assert_eq!(shown["http"]["request_timeout_secs"].as_integer(), Some(30));
+        assert_eq!(
+            shown["smtp"]["url"].as_str(),
+            Some("smtp://mailer:[redacted]@127.0.0.1:25")
+        );
+        assert_eq!(
+            shown["database"]["url"].as_str(),
+            Some("sqlite://warden-data/warden.db")
+        );
+        assert!(!c.redacted_toml().contains("hunter2"));
     }
 }
