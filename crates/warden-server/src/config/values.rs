@@ -262,17 +262,19 @@ impl Values {
             };
             self.refuse(s, format!("{found} is not {expected}"))
         };
+        // A whole number, if the value is one (refusing a negative one outright).
+        let number = |given: &Given| match given {
+            Given::Text(t) => Ok(t.trim().parse::<u64>().ok()),
+            Given::Integer(n) if *n < 0 => {
+                Err(self.refuse(s, format!("must not be negative, not {n}")))
+            }
+            Given::Integer(n) => Ok(u64::try_from(*n).ok()),
+            _ => Ok(None),
+        };
         match &s.kind {
             Kind::Whole { min, max, unit } => {
-                let n = match &given {
-                    Given::Text(t) => t.trim().parse::<u64>().ok(),
-                    Given::Integer(n) if *n < 0 => {
-                        return Err(self.refuse(s, format!("must not be negative, not {n}")));
-                    }
-                    Given::Integer(n) => u64::try_from(*n).ok(),
-                    _ => None,
-                }
-                .ok_or_else(|| wrong(&format!("a whole number of {unit}"), &given))?;
+                let n = number(&given)?
+                    .ok_or_else(|| wrong(&format!("a whole number of {unit}"), &given))?;
                 if n < *min {
                     return Err(self.refuse(s, format!("must be at least {min} {unit}, not {n}")));
                 }
@@ -287,15 +289,7 @@ impl Values {
                     .map(u64::to_string)
                     .collect::<Vec<_>>()
                     .join(", ");
-                let n = match &given {
-                    Given::Text(t) => t.trim().parse::<u64>().ok(),
-                    Given::Integer(n) if *n < 0 => {
-                        return Err(self.refuse(s, format!("must not be negative, not {n}")));
-                    }
-                    Given::Integer(n) => u64::try_from(*n).ok(),
-                    _ => None,
-                }
-                .ok_or_else(|| wrong(&format!("one of {list}"), &given))?;
+                let n = number(&given)?.ok_or_else(|| wrong(&format!("one of {list}"), &given))?;
                 if !choices.contains(&n) {
                     return Err(self.refuse(s, format!("must be one of {list}, not {n}")));
                 }
