@@ -15,7 +15,7 @@ use crate::hosts::links::Connections;
 use crate::identity::Identity;
 use crate::license::License;
 use crate::sessions::reports::Feeds;
-use crate::settings::{HostsConfig, SmtpConfig};
+use crate::settings::HostsConfig;
 
 /// The node's shared parts, as use cases see them. Cheap to share behind the front end's
 /// state.
@@ -33,8 +33,11 @@ pub struct Ctx {
     pub identity: Arc<Identity>,
     /// Offline licence enforcement.
     pub license: License,
-    /// Outgoing mail.
-    pub smtp: SmtpConfig,
+    /// Outgoing mail (settings and the outbox sender's wake-up call).
+    pub mail: crate::mail::Mail,
+    /// The origin people reach Warden at (`public_url`, or the listen address when unset):
+    /// every link Warden mails or redirects to starts with it, never with a request's `Host`.
+    pub public_url: String,
     /// Where hosts may connect from, and how many at once.
     pub hosts: HostsConfig,
     /// This node's live agent connections.

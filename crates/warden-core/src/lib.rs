@@ -15,6 +15,7 @@ pub mod error;
 pub mod hosts;
 pub mod identity;
 pub mod license;
+pub mod mail;
 pub mod op;
 pub mod paging;
 pub mod secrets;

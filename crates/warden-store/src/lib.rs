@@ -12,6 +12,8 @@ pub mod hosts;
 pub mod identity;
 pub mod keyring;
 pub mod license;
+pub mod links;
+pub mod mail;
 mod migrate;
 pub mod roles;
 pub mod sessions;

@@ -57,6 +57,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(11, "0011_audit_pending"),
     migration!(12, "0012_refresh_binding"),
     migration!(13, "0013_signing_key_revocation"),
+    migration!(14, "0014_mail_and_links"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

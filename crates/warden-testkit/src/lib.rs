@@ -19,6 +19,8 @@ use warden_server::http::routes::Routes;
 use warden_server::state::AppState;
 use warden_store::{Backend, ConnectOptions, Store};
 
+pub mod smtp;
+
 /// The backend this test run uses.
 pub fn backend() -> Backend {
     match std::env::var("TESTKIT_BACKEND").as_deref() {

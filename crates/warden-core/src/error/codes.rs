@@ -82,6 +82,8 @@ registry! {
     // Identity.
     /// Wrong email, password or token.
     InvalidCredentials = 401, "invalid-credentials", "The email, password or token is not valid.";
+    /// An emailed link that was used, expired, replaced by a newer one, or mistyped.
+    InvalidLink = 401, "invalid-link", "The link is not valid: it was used, has expired, was replaced by a newer one, or is mistyped.";
     /// The sign-in throttle is closed.
     TooManyAttempts = 429, "too-many-attempts", "Too many failed attempts; wait before trying again.";
     /// Email already used.

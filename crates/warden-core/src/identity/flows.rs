@@ -203,11 +203,25 @@ async fn open_session(
     attempt: &Attempt,
     user: &warden_store::identity::UserRow,
 ) -> Result<Grant, Refusal> {
-    let id = &ctx.identity;
-    let now_us = op.now_us();
     let mut tx = ctx.store.begin().await?;
     tx.clear_throttle(&attempt.scopes[0]).await?;
     tx.clear_throttle(&attempt.scopes[1]).await?;
+    start_session(ctx, op, tx, user, attempt.audit_summary.clone()).await
+}
+
+/// Opens a session for `user` in `tx` (which may hold the change that let them in, such as
+/// a used sign-in link) and commits it: a new device and refresh-token family, the user's
+/// other sessions ended under the single-session policy, audited as `auth.sign_in` with
+/// `summary`. Every way of signing in ends here, so each gives the same session.
+pub(super) async fn start_session(
+    ctx: &Ctx,
+    op: &Op,
+    mut tx: warden_store::Tx,
+    user: &warden_store::identity::UserRow,
+    summary: serde_json::Value,
+) -> Result<Grant, Refusal> {
+    let id = &ctx.identity;
+    let now_us = op.now_us();
     let session_id = Uuid::now_v7();
     let lifetime = i64::try_from(id.config.session_lifetime.as_micros()).unwrap_or(i64::MAX);
     tx.create_device(&NewDevice {
@@ -247,7 +261,7 @@ async fn open_session(
         "session",
         Some(session_id.to_string()),
         Outcome::Success,
-        attempt.audit_summary.clone(),
+        summary,
     );
     tx.record(&ctx.audit_key, &event).await?;
     tx.commit().await?;
@@ -283,11 +297,11 @@ async fn sign_access_token(
     Ok(tokio::task::spawn_blocking(move || identity.issue_access_token(&principal, now)).await??)
 }
 
-fn micros(d: Duration) -> i64 {
+pub(super) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn actor_for(user: Option<Uuid>) -> Actor {
+pub(super) fn actor_for(user: Option<Uuid>) -> Actor {
     match user {
         Some(id) => Actor {
             kind: ActorKind::User,

@@ -12,6 +12,7 @@
 pub mod account;
 pub mod flows;
 pub mod keys;
+pub mod links;
 mod revocation;
 pub mod setup;
 pub mod users;

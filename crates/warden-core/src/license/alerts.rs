@@ -2,13 +2,10 @@
 //! told that the licence expires in 30, 14, 7 or 1 days. Each (licence, milestone) is sent by
 //! exactly one node, once, ever: the first to record it in the database sends it. A run that
 //! was missed never sends an old milestone (see `warden_domain::license::due_milestone`).
-//! With no SMTP configured, the alert goes to the log instead.
+//! Alerts go through the mail outbox (with no SMTP configured, to the log).
 
 use std::sync::atomic::Ordering;
 
-use lettre::message::Mailbox;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use secrecy::ExposeSecret;
 use warden_domain::license::{DAY, days_left, due_milestone};
 
 use crate::Ctx as AppState;
@@ -83,43 +80,32 @@ pub async fn run(state: &AppState, now: i64) -> Outcome {
         claims.customer,
         crate::op::rfc3339(claims.exp.saturating_mul(1_000_000)),
     );
-    deliver(state, &to, &subject, &body).await;
+    if let Err(e) = queue_alert(state, &to, &subject, &body).await {
+        tracing::error!(error = %e, "cannot queue a licence expiry alert");
+    }
     Outcome::Sent { milestone, to }
 }
 
-async fn deliver(state: &AppState, to: &[String], subject: &str, body: &str) {
-    let Some(url) = &state.smtp.url else {
-        tracing::warn!(recipients = ?to, subject, "licence expiry alert (no SMTP configured)");
-        return;
-    };
-    let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret()) {
-        Ok(t) => t.build(),
-        Err(_) => {
-            tracing::error!("smtp.url is not usable; licence alert not sent");
-            return;
-        }
-    };
-    let Ok(from) = state.smtp.from.parse::<Mailbox>() else {
-        tracing::error!("smtp.from is not an address; licence alert not sent");
-        return;
-    };
+/// Queues the alert for each administrator in the outbox (sent, retried and logged like all
+/// mail).
+async fn queue_alert(
+    state: &AppState,
+    to: &[String],
+    subject: &str,
+    body: &str,
+) -> crate::CoreResult<()> {
+    let now = crate::identity::now_us(state.clock.as_ref());
+    let mut tx = state.store.begin().await?;
     for addr in to {
-        let Ok(rcpt) = addr.parse::<Mailbox>() else {
-            tracing::warn!(recipient = %addr, "not a deliverable address; skipped");
-            continue;
+        let m = crate::mail::Outgoing {
+            kind: "license_expiry",
+            to: addr,
+            subject,
+            body,
         };
-        let message = Message::builder()
-            .from(from.clone())
-            .to(rcpt)
-            .subject(subject)
-            .body(body.to_owned());
-        match message {
-            Ok(m) => {
-                if let Err(e) = transport.send(m).await {
-                    tracing::error!(recipient = %addr, error = %e, "licence alert not delivered");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot build a licence alert"),
-        }
+        crate::mail::queue(state, &mut tx, &m, now).await?;
     }
+    tx.commit().await?;
+    state.mail.wake();
+    Ok(())
 }

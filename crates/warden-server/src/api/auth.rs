@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Access::Public, routes!(refresh))
         .add_recovery(Access::SignedIn, routes!(sign_out))
         .add(Access::Public, routes!(jwks))
+        .add_recovery(Access::Public, routes!(methods))
 }
 
 /// Email and password.
@@ -78,7 +79,7 @@ pub struct TokenResponse {
     pub csrf_token: Option<String>,
 }
 
-fn refused(r: Refusal) -> Response {
+pub(crate) fn refused(r: Refusal) -> Response {
     match r {
         Refusal::Invalid => ApiError::from(warden_core::Code::InvalidCredentials).into_response(),
         Refusal::Throttled(wait) => crate::http::problem::too_many_attempts(wait),
@@ -88,7 +89,7 @@ fn refused(r: Refusal) -> Response {
     }
 }
 
-fn granted(state: &AppState, grant: Grant, browser: bool) -> Response {
+pub(crate) fn granted(state: &AppState, grant: Grant, browser: bool) -> Response {
     let session_id = grant.principal.session_id;
     let csrf = browser.then(|| state.ctx.identity.csrf_token(session_id));
     let body = TokenResponse {
@@ -104,19 +105,24 @@ fn granted(state: &AppState, grant: Grant, browser: bool) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     if let Some(csrf) = csrf {
-        let life = grant.session_expires_in.max(0);
-        for cookie in [
-            cookies::set(cookies::ACCESS, &grant.access_token, grant.expires_in, true),
-            cookies::set(cookies::REFRESH, &grant.refresh_token, life, true),
-            cookies::set(cookies::CSRF, &csrf, life, false),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            h.append(header::SET_COOKIE, cookie);
-        }
+        set_session_cookies(h, &grant, &csrf);
     }
     res
+}
+
+/// The browser session's cookies: access token, refresh token, CSRF token.
+pub(crate) fn set_session_cookies(h: &mut HeaderMap, grant: &Grant, csrf: &str) {
+    let life = grant.session_expires_in.max(0);
+    for cookie in [
+        cookies::set(cookies::ACCESS, &grant.access_token, grant.expires_in, true),
+        cookies::set(cookies::REFRESH, &grant.refresh_token, life, true),
+        cookies::set(cookies::CSRF, csrf, life, false),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        h.append(header::SET_COOKIE, cookie);
+    }
 }
 
 /// Signs in. Answers alike for an unknown email and a wrong password; repeated failures are
@@ -244,4 +250,34 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("public, max-age=300"),
     );
     res
+}
+
+/// The sign-in methods this Warden offers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInMethods {
+    /// Email and password.
+    pub password: bool,
+    /// Emailed single-use sign-in links (`POST /api/v1/auth/magic-link`).
+    pub magic_link: bool,
+    /// Emailed password-reset links (`POST /api/v1/auth/password-reset`).
+    pub password_reset: bool,
+    /// Where mail goes: `smtp`, or `log` when no SMTP server is configured (a link then
+    /// reaches only whoever reads the server's log).
+    pub mail: &'static str,
+}
+
+/// Which sign-in methods are enabled, for the console and the CLI.
+#[utoipa::path(get, path = "/api/v1/auth/methods", tag = "auth",
+    responses((status = 200, description = "Enabled methods", body = SignInMethods)))]
+pub(crate) async fn methods(State(state): State<AppState>) -> Json<SignInMethods> {
+    Json(SignInMethods {
+        password: true,
+        magic_link: true,
+        password_reset: true,
+        mail: if state.ctx.mail.config.url.is_some() {
+            "smtp"
+        } else {
+            "log"
+        },
+    })
 }

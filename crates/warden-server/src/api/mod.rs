@@ -7,6 +7,8 @@ pub mod auth;
 pub mod health;
 pub mod hosts;
 pub mod license;
+pub mod links;
+pub mod mail;
 pub mod me;
 pub mod openapi;
 pub mod roles;
@@ -25,6 +27,8 @@ pub fn routes() -> Routes<AppState> {
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(auth::routes())
+        .merge(links::routes())
+        .merge(mail::routes())
         .merge(me::routes())
         .merge(setup::routes())
         .merge(roles::routes())

@@ -2,11 +2,12 @@
 //! password. The link (printed by `warden serve` while no administrator exists) is single
 //! use and expires after an hour.
 
+use crate::http::page::escape;
 use crate::http::query::ApiQuery;
 use axum::Form;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::routes;
 use warden_core::Code;
@@ -38,31 +39,7 @@ impl std::fmt::Debug for SetupQuery {
 }
 
 fn page(status: StatusCode, body: &str) -> Response {
-    let mut res = (
-        status,
-        Html(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <title>Warden setup</title></head><body><main><h1>Warden setup</h1>{body}\
-             </main></body></html>"
-        )),
-    )
-        .into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
-}
-
-fn escape(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_owned(),
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            '"' => "&quot;".to_owned(),
-            '\'' => "&#39;".to_owned(),
-            c => c.to_string(),
-        })
-        .collect()
+    crate::http::page::page(status, "Warden setup", body)
 }
 
 /// The setup form.

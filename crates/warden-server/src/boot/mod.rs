@@ -176,7 +176,8 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         }
     };
     drop(master);
-    let (state, background) = share(&config, store.clone(), clock, keys).await?;
+    let public_url = public_url(&config, &addr, tls.is_some());
+    let (state, background) = share(&config, store.clone(), clock, keys, public_url).await?;
     let app = assemble(&state, extra_routes, &config, tls.is_some())?;
     let (stop, task) = serve(&config, listener, tls, app)?;
     Ok(Running {
@@ -283,7 +284,26 @@ pub async fn state(
     clock: Arc<dyn Clock>,
 ) -> Result<(AppState, Vec<JoinHandle<()>>), BootError> {
     let keys = load_secrets(config, &store, master, clock.as_ref()).await?;
-    share(config, store, clock, keys).await
+    let public_url = public_url(config, &config.listen, config.tls.is_some());
+    share(config, store, clock, keys, public_url).await
+}
+
+/// The origin every mailed or redirected link starts with: `public_url`, or (with a warning:
+/// links then reach only this machine) the address Warden listens on. Never a request's
+/// `Host` or `X-Forwarded-Host`, which the client chooses.
+fn public_url(config: &Config, addr: &SocketAddr, tls: bool) -> String {
+    if let Some(url) = &config.public_url {
+        return url.to_string();
+    }
+    let scheme = if tls { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %url,
+            "public_url is not set: links Warden emails use the listen address; set public_url              (WARDEN_PUBLIC_URL) to the address people reach Warden at"
+        );
+    }
+    url
 }
 
 /// Migrates the schema, then loads (or on first boot creates) the keyring, the audit keys
@@ -340,6 +360,7 @@ async fn share(
     store: Store,
     clock: Arc<dyn Clock>,
     (keyring, audit_key, checkpoint_signer, identity): Secrets,
+    public_url: String,
 ) -> Result<(AppState, Vec<JoinHandle<()>>), BootError> {
     let audit_key = Arc::new(audit_key);
     let audit_monitor = warden_core::audit::AuditMonitor::new();
@@ -388,7 +409,8 @@ async fn share(
             clock,
             identity: Arc::new(identity),
             license,
-            smtp: config.smtp.clone(),
+            mail: warden_core::mail::Mail::new(config.smtp.clone()),
+            public_url,
             hosts: config.hosts.clone(),
             connections: Default::default(),
             host_tickets,
@@ -403,6 +425,7 @@ async fn share(
     let hosts_task = warden_core::hosts::link::spawn_watch(state.ctx.clone());
     let license_task = warden_core::license::spawn_watch(state.ctx.clone());
     let sweep_task = warden_core::hosts::link::spawn_session_sweep(state.ctx.clone());
+    let mail_task = warden_core::mail::spawn_sender(state.ctx.clone());
     Ok((
         state,
         vec![
@@ -412,6 +435,7 @@ async fn share(
             hosts_task,
             license_task,
             sweep_task,
+            mail_task,
         ],
     ))
 }

@@ -659,4 +659,27 @@ mod tests {
         );
         assert!(!c.redacted_toml().contains("hunter2"));
     }
+
+    #[test]
+    fn smtp_in_the_clear_is_refused_to_another_machine() {
+        for (url, ok) in [
+            ("smtp://127.0.0.1:25", true),
+            ("smtp://localhost:2525", true),
+            ("smtp://[::1]:25", true),
+            ("smtps://mail.example.com", true),
+            ("smtp://mail.example.com:587?tls=required", true),
+            ("smtp://user:pw@mail.example.com:25", false),
+            ("smtp://mail.example.com:587?tls=opportunistic", false),
+        ] {
+            let got = Config::load(
+                None,
+                env(&[("WARDEN_SMTP_URL", url)]),
+                &Overrides::default(),
+            );
+            assert_eq!(got.is_ok(), ok, "{url}: {got:?}");
+            if let Err(e) = got {
+                assert!(!e.to_string().contains("pw@"), "{e}");
+            }
+        }
+    }
 }

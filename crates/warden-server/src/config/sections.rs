@@ -36,6 +36,28 @@ pub(super) fn build_smtp(v: &mut Values) -> Result<SmtpConfig, ConfigError> {
                 "must start with smtp:// or smtps:// (for example smtp://127.0.0.1:25)",
             ));
         }
+        if lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(u).is_err() {
+            return Err(v.refuse(&SMTP_URL, "is not a usable SMTP URL"));
+        }
+        // Mail carries sign-in links (and the URL may carry a password): in the clear only
+        // to this machine.
+        let host = u
+            .parse::<axum::http::Uri>()
+            .ok()
+            .and_then(|uri| uri.host().map(str::to_owned))
+            .unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let local = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if u.starts_with("smtp://") && !u.contains("tls=required") && !local {
+            return Err(v.refuse(
+                &SMTP_URL,
+                "sends mail unencrypted to another machine: use smtps://HOST (implicit TLS) or \
+                 smtp://HOST:587?tls=required (STARTTLS)",
+            ));
+        }
     }
     let from = v.text(&SMTP_FROM)?;
     if from.parse::<lettre::Address>().is_err() {

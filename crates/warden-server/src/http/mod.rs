@@ -7,6 +7,7 @@
 pub mod authz;
 pub mod json;
 pub mod middleware;
+pub(crate) mod page;
 pub mod problem;
 pub mod query;
 pub mod routes;

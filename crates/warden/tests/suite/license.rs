@@ -727,12 +727,7 @@ async fn the_clock_moved_back_two_days_invalidates_the_licence_across_a_restart_
     drop(db);
 }
 
-fn python() -> String {
-    std::env::var("WARDEN_TEST_PYTHON").expect(
-        "WARDEN_TEST_PYTHON is not set: run the suite through scripts/test, which installs \
-         aiosmtpd and joserfc",
-    )
-}
+use warden_testkit::smtp::python;
 
 #[test]
 fn a_standard_jose_library_verifies_a_licence_with_the_operator_public_key() {
@@ -781,67 +776,9 @@ print(json.dumps({"alg": obj.protected["alg"], "kid": obj.protected["kid"],
     assert!(!out.status.success());
 }
 
-/// A real SMTP server (aiosmtpd) writing what it receives to a maildir.
-struct Smtp {
-    child: std::process::Child,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-impl Smtp {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let maildir = tempfile::tempdir().unwrap();
-        let child = std::process::Command::new(python())
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(maildir.path().join("box"))
-            .spawn()
-            .unwrap();
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        Self {
-            child,
-            port,
-            maildir,
-        }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        let new = self.maildir.path().join("box").join("new");
-        let mut all: Vec<String> = std::fs::read_dir(new)
-            .map(|d| {
-                d.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        all.sort();
-        all
-    }
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn expiry_alerts_reach_admins_once_per_milestone_and_a_missed_run_sends_no_old_one() {
-    let smtp = Smtp::start().await;
+    let smtp = warden_testkit::smtp::Smtp::start().await;
     let op = Operator::new();
     // 08:00 UTC on some day: before the daily run.
     let day0 = (unix(&warden_domain::clock::SystemClock) / DAY) * DAY;

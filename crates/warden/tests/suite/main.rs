@@ -12,6 +12,7 @@ mod hosts;
 mod http;
 mod identity;
 mod license;
+mod links;
 mod routes;
 mod storage;
 mod tenancy;

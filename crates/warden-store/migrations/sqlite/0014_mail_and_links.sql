@@ -1,0 +1,35 @@
+-- Links Warden emails that sign a person in once: magic sign-in links and password resets.
+-- Only the SHA-256 of the secret is kept. Each is looked up by (purpose, hash), and each
+-- purpose has its own token prefix, so no other single-use token (a setup link, an
+-- invitation, a refresh token) is ever accepted as one. A link ends when used, when it
+-- expires, or when a newer link of the same purpose is issued to the same person.
+CREATE TABLE email_links (
+    hash       BLOB PRIMARY KEY,
+    purpose    TEXT NOT NULL CHECK (purpose IN ('magic_link', 'password_reset')),
+    user_id    BLOB NOT NULL REFERENCES users (id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    ended_at   INTEGER,
+    ended_why  TEXT CHECK (ended_why IN ('used', 'superseded', 'password_changed'))
+);
+CREATE INDEX email_links_user ON email_links (user_id, purpose) WHERE ended_at IS NULL;
+
+-- Mail waiting to be sent, and what became of it (the admins' mail log). The body may hold a
+-- sign-in link, so it is sealed by the keyring and wiped once the message is delivered or
+-- given up on. A node claims a due message by moving its next attempt past a lease, so two
+-- nodes never send it at once and a node that dies mid-send leaves it to be retried.
+CREATE TABLE mail_outbox (
+    id              BLOB PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    recipient       TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    sealed_body     BLOB,
+    status          TEXT NOT NULL CHECK (status IN ('queued', 'sent', 'logged', 'failed')),
+    attempts        INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    finished_at     INTEGER
+);
+CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE status = 'queued';
+CREATE INDEX mail_outbox_created ON mail_outbox (created_at);
