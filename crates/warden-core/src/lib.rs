@@ -14,6 +14,7 @@ pub mod ctx;
 pub mod error;
 pub mod hosts;
 pub mod identity;
+pub mod invitations;
 pub mod license;
 pub mod mail;
 pub mod op;

@@ -10,6 +10,7 @@ mod db;
 mod error;
 pub mod hosts;
 pub mod identity;
+pub mod invitations;
 pub mod keyring;
 pub mod license;
 pub mod links;

@@ -213,7 +213,7 @@ async fn open_session(
 /// a used sign-in link) and commits it: a new device and refresh-token family, the user's
 /// other sessions ended under the single-session policy, audited as `auth.sign_in` with
 /// `summary`. Every way of signing in ends here, so each gives the same session.
-pub(super) async fn start_session(
+pub(crate) async fn start_session(
     ctx: &Ctx,
     op: &Op,
     mut tx: warden_store::Tx,
@@ -301,7 +301,7 @@ pub(super) fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-pub(super) fn actor_for(user: Option<Uuid>) -> Actor {
+pub(crate) fn actor_for(user: Option<Uuid>) -> Actor {
     match user {
         Some(id) => Actor {
             kind: ActorKind::User,

@@ -68,6 +68,17 @@ pub enum Refusal {
     Feature(Feature),
 }
 
+impl From<Refusal> for crate::CoreError {
+    /// 503 with the licence problem's code, or 403 for a feature the licence lacks.
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Invalid(p) => problem_code(p).into(),
+            Refusal::DomainMismatch => crate::Code::LicenseDomainMismatch.into(),
+            Refusal::Feature(_) => crate::Code::FeatureNotLicensed.into(),
+        }
+    }
+}
+
 /// The licence state of this node.
 #[derive(Debug)]
 pub struct License {

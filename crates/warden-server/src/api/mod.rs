@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod hosts;
+pub mod invitations;
 pub mod license;
 pub mod links;
 pub mod mail;
@@ -28,6 +29,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(audit::routes())
         .merge(auth::routes())
         .merge(links::routes())
+        .merge(invitations::routes())
         .merge(mail::routes())
         .merge(me::routes())
         .merge(setup::routes())

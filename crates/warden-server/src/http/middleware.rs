@@ -505,11 +505,7 @@ fn first_gate(
 
 /// The answer for a request the licence refuses.
 pub fn license_refusal(r: LicenseRefusal) -> ApiError {
-    match r {
-        LicenseRefusal::Invalid(p) => warden_core::license::problem_code(p).into(),
-        LicenseRefusal::DomainMismatch => warden_core::Code::LicenseDomainMismatch.into(),
-        LicenseRefusal::Feature(_) => warden_core::Code::FeatureNotLicensed.into(),
-    }
+    ApiError(r.into())
 }
 
 /// Checks a platform or workspace permission against the store and leaves the grant in the

@@ -33,3 +33,22 @@ CREATE TABLE mail_outbox (
 );
 CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE status = 'queued';
 CREATE INDEX mail_outbox_created ON mail_outbox (created_at);
+
+-- Invitations: an administrator invites an address with a platform role (one they could hold
+-- themselves); the invitee follows the mailed link (single use, 7 days, only the hash kept,
+-- prefix `wiv_`) and chooses a password. A newer invitation to the same address revokes the
+-- pending one.
+CREATE TABLE invitations (
+    id            UUID PRIMARY KEY,
+    hash          BYTEA NOT NULL UNIQUE,
+    email         TEXT NOT NULL,
+    platform_role TEXT NOT NULL,
+    invited_by    UUID REFERENCES users (id),
+    created_at    BIGINT NOT NULL,
+    expires_at    BIGINT NOT NULL,
+    accepted_at   BIGINT,
+    accepted_user UUID REFERENCES users (id),
+    revoked_at    BIGINT
+);
+CREATE INDEX invitations_email ON invitations (email);
+CREATE INDEX invitations_created ON invitations (created_at);

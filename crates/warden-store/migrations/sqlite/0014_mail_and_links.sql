@@ -33,3 +33,22 @@ CREATE TABLE mail_outbox (
 );
 CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE status = 'queued';
 CREATE INDEX mail_outbox_created ON mail_outbox (created_at);
+
+-- Invitations: an administrator invites an address with a platform role (one they could hold
+-- themselves); the invitee follows the mailed link (single use, 7 days, only the hash kept,
+-- prefix `wiv_`) and chooses a password. A newer invitation to the same address revokes the
+-- pending one.
+CREATE TABLE invitations (
+    id            BLOB PRIMARY KEY,
+    hash          BLOB NOT NULL UNIQUE,
+    email         TEXT NOT NULL,
+    platform_role TEXT NOT NULL,
+    invited_by    BLOB REFERENCES users (id),
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    accepted_at   INTEGER,
+    accepted_user BLOB REFERENCES users (id),
+    revoked_at    INTEGER
+);
+CREATE INDEX invitations_email ON invitations (email);
+CREATE INDEX invitations_created ON invitations (created_at);

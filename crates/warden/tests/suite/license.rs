@@ -197,9 +197,14 @@ async fn without_a_licence_every_api_route_but_the_recovery_routes_answers_503()
     assert_eq!(
         recovery,
         [
+            "GET /api/v1/auth/methods",
             "GET /api/v1/license",
             "GET /api/v1/license/machine-info",
             "GET /api/v1/me",
+            "POST /api/v1/auth/magic-link",
+            "POST /api/v1/auth/magic-link/sign-in",
+            "POST /api/v1/auth/password-reset",
+            "POST /api/v1/auth/password-reset/complete",
             "POST /api/v1/auth/sign-in",
             "POST /api/v1/auth/sign-out",
             "PUT /api/v1/license",

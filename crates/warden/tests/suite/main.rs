@@ -11,6 +11,7 @@ mod connections;
 mod hosts;
 mod http;
 mod identity;
+mod invitations;
 mod license;
 mod links;
 mod routes;

@@ -17,6 +17,11 @@ const PUBLIC_ALLOWED: &[&str] = &[
     // First-run setup of the first administrator: part of signing in; it refuses (410)
     // once an administrator exists, and the one-time link is its credential.
     "/setup",
+    // The pages emailed links open (magic sign-in, password reset, invitation): the link's
+    // single-use token is their credential, and their forms accept same-origin posts only.
+    "/sign-in/link",
+    "/reset-password",
+    "/invitation",
     "/webhooks/",
     "/api/v1/license",
 ];
