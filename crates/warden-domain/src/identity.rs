@@ -155,6 +155,59 @@ impl Default for ThrottlePolicy {
     }
 }
 
+/// The network a sign-in came from, for "have we seen this before": the /24 of an IPv4
+/// address, the /48 of an IPv6 one (an IPv4-mapped address counts as IPv4).
+pub fn sign_in_network(ip: std::net::IpAddr) -> String {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            format!("{a}.{b}.{c}.0/24")
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+        }
+    }
+}
+
+/// The family of a user agent: the browser (Edge, Opera, Firefox, Chrome, Safari) or, for
+/// anything else, its first product name (`curl`, `python-requests`, `warden`), lower-cased
+/// and at most 40 characters; `unknown` when there is none.
+pub fn agent_family(user_agent: Option<&str>) -> String {
+    let ua = user_agent.unwrap_or_default();
+    for (marker, family) in [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Chromium/", "Chrome"),
+        ("Safari/", "Safari"),
+    ] {
+        if ua.contains(marker) {
+            return family.to_owned();
+        }
+    }
+    let product: String = ua
+        .split(['/', ' '])
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(40)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if product.is_empty() {
+        "unknown".to_owned()
+    } else {
+        product
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +266,32 @@ mod tests {
         assert_eq!(rule.delay_after(1_000), Duration::from_secs(900));
         let account = ThrottlePolicy::default().account;
         assert_eq!(account.delay_after(u32::MAX), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn sign_ins_are_grouped_by_network_and_agent_family() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(sign_in_network(ip("203.0.113.77")), "203.0.113.0/24");
+        assert_eq!(sign_in_network(ip("::ffff:203.0.113.9")), "203.0.113.0/24");
+        assert_eq!(
+            sign_in_network(ip("2001:db8:abcd:12::1")),
+            "2001:db8:abcd::/48"
+        );
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+                      Chrome/131.0.0.0 Safari/537.36";
+        assert_eq!(agent_family(Some(chrome)), "Chrome");
+        assert_eq!(
+            agent_family(Some(&format!("{chrome} Edg/131.0.0.0"))),
+            "Edge"
+        );
+        assert_eq!(
+            agent_family(Some(
+                "Mozilla/5.0 (X11; rv:133.0) Gecko/20100101 Firefox/133.0"
+            )),
+            "Firefox"
+        );
+        assert_eq!(agent_family(Some("curl/8.5.0")), "curl");
+        assert_eq!(agent_family(Some("<script>/1")), "script");
+        assert_eq!(agent_family(None), "unknown");
     }
 }

@@ -18,6 +18,7 @@ pub mod mail;
 mod migrate;
 pub mod roles;
 pub mod sessions;
+pub mod sign_in;
 pub mod tenancy;
 pub mod throttle;
 

@@ -82,6 +82,10 @@ registry! {
     // Identity.
     /// Wrong email, password or token.
     InvalidCredentials = 401, "invalid-credentials", "The email, password or token is not valid.";
+    /// Password sign-in is off (password-free mode).
+    PasswordSignInDisabled = 403, "password-sign-in-disabled", "Password sign-in is turned off; sign in with an emailed link or single sign-on.";
+    /// A sign-in policy that would leave administrators no way in.
+    NoOtherWayIn = 409, "no-other-way-in", "The change would leave administrators no way to sign in.";
     /// An emailed link that was used, expired, replaced by a newer one, or mistyped.
     InvalidLink = 401, "invalid-link", "The link is not valid: it was used, has expired, was replaced by a newer one, or is mistyped.";
     /// The sign-in throttle is closed.

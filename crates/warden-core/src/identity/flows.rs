@@ -40,6 +40,9 @@ pub enum Refusal {
     Csrf,
     /// Too much password hashing is running or waiting (503, retry in a moment).
     Busy,
+    /// Password sign-in is off (password-free mode) and this is not the break-glass account,
+    /// or the password was wrong: the two answer alike (403).
+    PasswordOff,
     /// Something broke (500); the cause is logged.
     Internal(String),
 }
@@ -115,10 +118,33 @@ pub async fn sign_in(ctx: &Ctx, op: &Op, email: &str, password: String) -> Resul
         .await
         .map_err(|_| Refusal::Busy)?;
     let user_id = user.as_ref().map(|u| u.id);
+    // Password-free mode: only the break-glass account may use a password, and every other
+    // outcome (wrong password included) answers alike, so the account is not revealed.
+    let policy = password_policy(ctx).await?;
+    let may_use_password =
+        policy.password_sign_in || user_id.is_some_and(|id| Some(id) == policy.break_glass_user);
     match user.filter(|_| ok) {
-        Some(user) => open_session(ctx, op, &attempt, &user).await,
-        None => Err(record_failure(ctx, op, &attempt, user_id).await?),
+        Some(user) if may_use_password => open_session(ctx, op, &attempt, &user).await,
+        _ if !policy.password_sign_in => {
+            record_failure(
+                ctx,
+                op,
+                &attempt,
+                user_id,
+                Some("password_sign_in_disabled"),
+            )
+            .await?;
+            Err(Refusal::PasswordOff)
+        }
+        _ => Err(record_failure(ctx, op, &attempt, user_id, None).await?),
     }
+}
+
+async fn password_policy(ctx: &Ctx) -> Result<warden_store::sign_in::SignInPolicy, Refusal> {
+    let mut tx = ctx.store.begin_read().await?;
+    let policy = tx.sign_in_policy().await?;
+    tx.commit().await?;
+    Ok(policy)
 }
 
 /// Reserves the attempt before any password work: it counts as a failure of the pair and of
@@ -175,6 +201,7 @@ async fn record_failure(
     op: &Op,
     attempt: &Attempt,
     user_id: Option<Uuid>,
+    reason: Option<&str>,
 ) -> Result<Refusal, Refusal> {
     let rule = ctx.identity.throttle.client;
     let mut tx = ctx.store.begin().await?;
@@ -188,7 +215,14 @@ async fn record_failure(
         "user",
         user_id.map(|u| u.to_string()),
         Outcome::Failed,
-        attempt.audit_summary.clone(),
+        match reason {
+            Some(reason) => {
+                let mut summary = attempt.audit_summary.clone();
+                summary["reason"] = json!(reason);
+                summary
+            }
+            None => attempt.audit_summary.clone(),
+        },
     );
     tx.record(&ctx.audit_key, &event).await?;
     tx.commit().await?;
@@ -264,7 +298,13 @@ pub(crate) async fn start_session(
         summary,
     );
     tx.record(&ctx.audit_key, &event).await?;
+    let unfamiliar = super::origins::note(ctx, op, &mut tx, user)
+        .await
+        .map_err(|e| Refusal::Internal(e.detail.to_owned()))?;
     tx.commit().await?;
+    if unfamiliar {
+        ctx.mail.wake();
+    }
     if revoked_any {
         id.propagate(&ctx.store, ctx.clock.as_ref()).await;
     }
@@ -600,6 +640,7 @@ impl From<Refusal> for crate::CoreError {
             Refusal::Throttled(wait) => CoreError::too_many_attempts(wait),
             Refusal::Csrf => Code::CsrfRefused.into(),
             Refusal::Invalid => Code::Unauthenticated.into(),
+            Refusal::PasswordOff => Code::PasswordSignInDisabled.into(),
         }
     }
 }

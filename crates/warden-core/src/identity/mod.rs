@@ -13,6 +13,8 @@ pub mod account;
 pub mod flows;
 pub mod keys;
 pub mod links;
+pub mod origins;
+pub mod policy;
 mod revocation;
 pub mod setup;
 pub mod users;

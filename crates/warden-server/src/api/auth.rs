@@ -85,6 +85,9 @@ pub(crate) fn refused(r: Refusal) -> Response {
         Refusal::Throttled(wait) => crate::http::problem::too_many_attempts(wait),
         Refusal::Csrf => ApiError::csrf().into_response(),
         Refusal::Busy => ApiError::busy().into_response(),
+        Refusal::PasswordOff => {
+            ApiError::from(warden_core::Code::PasswordSignInDisabled).into_response()
+        }
         Refusal::Internal(cause) => ApiError::internal(&cause).into_response(),
     }
 }
@@ -255,11 +258,12 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
 /// The sign-in methods this Warden offers.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SignInMethods {
-    /// Email and password.
+    /// Email and password (off in password-free mode).
     pub password: bool,
     /// Emailed single-use sign-in links (`POST /api/v1/auth/magic-link`).
     pub magic_link: bool,
-    /// Emailed password-reset links (`POST /api/v1/auth/password-reset`).
+    /// Emailed password-reset links (`POST /api/v1/auth/password-reset`); offered only while
+    /// password sign-in is on.
     pub password_reset: bool,
     /// Where mail goes: `smtp`, or `log` when no SMTP server is configured (a link then
     /// reaches only whoever reads the server's log).
@@ -269,15 +273,18 @@ pub struct SignInMethods {
 /// Which sign-in methods are enabled, for the console and the CLI.
 #[utoipa::path(get, path = "/api/v1/auth/methods", tag = "auth",
     responses((status = 200, description = "Enabled methods", body = SignInMethods)))]
-pub(crate) async fn methods(State(state): State<AppState>) -> Json<SignInMethods> {
-    Json(SignInMethods {
-        password: true,
+pub(crate) async fn methods(
+    State(state): State<AppState>,
+) -> Result<Json<SignInMethods>, ApiError> {
+    let password = warden_core::identity::policy::password_sign_in(&state.ctx).await?;
+    Ok(Json(SignInMethods {
+        password,
         magic_link: true,
-        password_reset: true,
+        password_reset: password,
         mail: if state.ctx.mail.config.url.is_some() {
             "smtp"
         } else {
             "log"
         },
-    })
+    }))
 }

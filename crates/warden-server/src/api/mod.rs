@@ -16,6 +16,7 @@ pub mod roles;
 pub mod session_files;
 pub mod sessions;
 pub mod setup;
+pub mod sign_in_policy;
 pub mod workspace_settings;
 pub mod workspaces;
 
@@ -30,6 +31,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(auth::routes())
         .merge(links::routes())
         .merge(invitations::routes())
+        .merge(sign_in_policy::routes())
         .merge(mail::routes())
         .merge(me::routes())
         .merge(setup::routes())

@@ -52,3 +52,25 @@ CREATE TABLE invitations (
 );
 CREATE INDEX invitations_email ON invitations (email);
 CREATE INDEX invitations_created ON invitations (created_at);
+
+-- The sign-in policy, one row: whether password sign-in is on, and the one account that may
+-- still sign in with a password while it is off (break glass).
+CREATE TABLE sign_in_policy (
+    id               INTEGER PRIMARY KEY CHECK (id = 1),
+    password_sign_in BOOLEAN NOT NULL,
+    break_glass_user UUID REFERENCES users (id),
+    updated_at       BIGINT NOT NULL
+);
+INSERT INTO sign_in_policy (id, password_sign_in, updated_at) VALUES (1, TRUE, 0);
+
+-- Where each account has signed in from: a network (/24 for IPv4, /48 for IPv6) and a
+-- user-agent family. A sign-in from a pair never seen before, by an account that has signed
+-- in before, alerts its owner.
+CREATE TABLE sign_in_origins (
+    user_id      UUID NOT NULL REFERENCES users (id),
+    network      TEXT NOT NULL,
+    agent_family TEXT NOT NULL,
+    first_seen   BIGINT NOT NULL,
+    last_seen    BIGINT NOT NULL,
+    PRIMARY KEY (user_id, network, agent_family)
+);
