@@ -6,7 +6,8 @@
 //!
 //! Asking for a link answers the same whether or not the account exists: the request is
 //! throttled the same way for every address, and the link is issued after the answer, off
-//! the request, so not even its timing tells. Throttles count per (address, client), per
+//! the request and after a random delay, so neither the answer's timing nor the load the
+//! issuing puts on the next requests tells (BENCHMARKS.md measures both). Throttles count per (address, client), per
 //! client and per address; the last is loose and short, so a stranger asking for links can
 //! delay a person's next link, never lock them out of signing in.
 
@@ -122,9 +123,23 @@ fn limits(email: &str, ip: &str) -> [(String, u32, Duration); 3] {
     ]
 }
 
-/// At most this many links are being issued at once on a node; past it, requests are
-/// answered alike and their link is dropped (logged), so a flood cannot pile up work.
-static ISSUING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(64);
+/// At most this many links are waiting or being issued at once on a node; past it,
+/// requests are answered alike and their link is dropped (logged), so a flood cannot pile up
+/// work.
+static ISSUING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1024);
+
+/// Issuing a link costs more than finding no account. Done right after the answer, that
+/// work would slow the next request to arrive, so a stranger could tell from their own
+/// follow-up request whether an address has an account. It starts after a random delay of
+/// up to this long instead, out of step with the requests.
+const ISSUE_JITTER_MS: u64 = 2000;
+
+fn jitter() -> Duration {
+    let mut b = [0u8; 8];
+    // Without randomness (never expected), no delay: the answer stays the same either way.
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    Duration::from_millis(u64::from_le_bytes(b) % ISSUE_JITTER_MS)
+}
 
 /// Asks for a link of `kind` for `email`. Answers `Ok` alike for every address (or
 /// `Throttled`, alike too); the link, if the account exists and is active, is mailed after.
@@ -158,6 +173,7 @@ pub async fn request(ctx: &Arc<Ctx>, op: &Op, kind: LinkKind, email: &str) -> Re
     permit.forget();
     let (ctx, op) = (ctx.clone(), op.clone());
     tokio::spawn(async move {
+        tokio::time::sleep(jitter()).await;
         if let Err(e) = issue(&ctx, &op, kind, &email).await {
             tracing::error!(error = %e.detail, kind = kind.name(), "cannot issue a sign-in link");
         }
