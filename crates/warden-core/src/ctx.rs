@@ -46,6 +46,8 @@ pub struct Ctx {
     pub host_tickets: Arc<TicketKey>,
     /// Wakes readers of session output on this node.
     pub session_feeds: Feeds,
+    /// The OpenID Connect relying party (provider metadata and keys, cached).
+    pub oidc: Arc<warden_oidc::Oidc>,
     /// Background chaining and verification of the audit trail.
     pub audit_monitor: AuditMonitor,
 }

@@ -22,6 +22,7 @@ pub mod paging;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;
+pub mod sso;
 pub mod workspaces;
 
 pub use ctx::Ctx;

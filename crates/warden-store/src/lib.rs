@@ -19,6 +19,7 @@ mod migrate;
 pub mod roles;
 pub mod sessions;
 pub mod sign_in;
+pub mod sso;
 pub mod tenancy;
 pub mod throttle;
 

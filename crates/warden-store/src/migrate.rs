@@ -58,6 +58,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(12, "0012_refresh_binding"),
     migration!(13, "0013_signing_key_revocation"),
     migration!(14, "0014_mail_and_links"),
+    migration!(15, "0015_sso"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -82,6 +82,10 @@ registry! {
     // Identity.
     /// Wrong email, password or token.
     InvalidCredentials = 401, "invalid-credentials", "The email, password or token is not valid.";
+    /// A single sign-on provider could not be reached or gave unusable documents.
+    SsoProviderUnavailable = 502, "sso-provider-unavailable", "The identity provider could not be reached or answered with something unusable.";
+    /// A single sign-on provider's slug is taken.
+    SsoProviderExists = 409, "sso-provider-exists", "A single sign-on provider with this name exists.";
     /// Password sign-in is off (password-free mode).
     PasswordSignInDisabled = 403, "password-sign-in-disabled", "Password sign-in is turned off; sign in with an emailed link or single sign-on.";
     /// A sign-in policy that would leave administrators no way in.

@@ -268,6 +268,19 @@ pub struct SignInMethods {
     /// Where mail goes: `smtp`, or `log` when no SMTP server is configured (a link then
     /// reaches only whoever reads the server's log).
     pub mail: &'static str,
+    /// Single sign-on providers.
+    pub sso: Vec<SsoMethod>,
+}
+
+/// A single sign-on provider on the sign-in screen.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SsoMethod {
+    /// Short name.
+    pub slug: String,
+    /// What to show.
+    pub display_name: String,
+    /// Where to send the browser (add `?redirect=/console/…` to come back there).
+    pub start_url: String,
 }
 
 /// Which sign-in methods are enabled, for the console and the CLI.
@@ -277,7 +290,17 @@ pub(crate) async fn methods(
     State(state): State<AppState>,
 ) -> Result<Json<SignInMethods>, ApiError> {
     let password = warden_core::identity::policy::password_sign_in(&state.ctx).await?;
+    let sso = warden_core::sso::flow::methods(&state.ctx)
+        .await?
+        .into_iter()
+        .map(|(slug, display_name, start_url)| SsoMethod {
+            slug,
+            display_name,
+            start_url,
+        })
+        .collect();
     Ok(Json(SignInMethods {
+        sso,
         password,
         magic_link: true,
         password_reset: password,

@@ -17,6 +17,7 @@ pub mod session_files;
 pub mod sessions;
 pub mod setup;
 pub mod sign_in_policy;
+pub mod sso;
 pub mod workspace_settings;
 pub mod workspaces;
 
@@ -32,6 +33,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(links::routes())
         .merge(invitations::routes())
         .merge(sign_in_policy::routes())
+        .merge(sso::routes())
         .merge(mail::routes())
         .merge(me::routes())
         .merge(setup::routes())

@@ -410,6 +410,9 @@ async fn share(
             identity: Arc::new(identity),
             license,
             mail: warden_core::mail::Mail::new(config.smtp.clone()),
+            oidc: Arc::new(
+                warden_oidc::Oidc::new().map_err(|e| BootError(format!("single sign-on: {e}")))?,
+            ),
             public_url,
             hosts: config.hosts.clone(),
             connections: Default::default(),

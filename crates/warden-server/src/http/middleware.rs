@@ -214,7 +214,8 @@ where
 
 fn finish(mut res: Response, id: &RequestId, config: &EdgeConfig) -> Response {
     let status = res.status();
-    if status.is_client_error() || status.is_server_error() {
+    let page = res.extensions().get::<super::page::Page>().is_some();
+    if (status.is_client_error() || status.is_server_error()) && !page {
         res = render_problem(res, id);
     }
     let headers = res.headers_mut();

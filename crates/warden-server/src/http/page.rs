@@ -4,6 +4,12 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+/// Marks a response as one of these pages: its body (escaped, written here) is what the
+/// person should read, so the edge keeps it instead of replacing an error page's body with
+/// a problem document.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Page;
+
 /// A page titled `title` with `body` (already HTML), never cached.
 pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let title = escape(title);
@@ -17,6 +23,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
         )),
     )
         .into_response();
+    res.extensions_mut().insert(Page);
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // A page reached by a link that carries a token must not leak it to another site.

@@ -16,6 +16,7 @@ mod license;
 mod links;
 mod passwordless;
 mod routes;
+mod sso;
 mod storage;
 mod tenancy;
 mod tls;

@@ -22,6 +22,8 @@ const PUBLIC_ALLOWED: &[&str] = &[
     "/sign-in/link",
     "/reset-password",
     "/invitation",
+    // Where a single sign-on that named no destination ends (a static page).
+    "/sso/signed-in",
     "/webhooks/",
     "/api/v1/license",
 ];

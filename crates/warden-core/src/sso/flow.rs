@@ -1,0 +1,355 @@
+//! The sign-in: `start` sends the browser to the provider (code flow with PKCE S256, `state`
+//! and `nonce`), binding the attempt to the browser with a short-lived cookie; `callback`
+//! takes the attempt once (10 minutes), checks the cookie, has `warden-oidc` exchange the
+//! code and verify the ID token, and then applies Warden's rules: an identity is its
+//! (issuer, subject); an email is trusted — to link an existing account (when the provider
+//! may link) or to create one (just-in-time, when on) — only when the provider asserts it
+//! verified it and its domain is allowed. A provider asserting someone else's address never
+//! reaches their account otherwise. Success opens the same session as a password sign-in.
+//! Every refusal is audited with its reason.
+
+use serde_json::json;
+use uuid::Uuid;
+use warden_crypto::{Context, token};
+use warden_domain::audit::Outcome;
+use warden_domain::identity::normalize_email;
+use warden_store::sso::ProviderRow;
+
+use super::providers::secret_context;
+use super::{DEFAULT_AFTER, safe_after};
+use crate::identity::flows::{Grant, Refusal, actor_for, start_session};
+use crate::identity::users::admit_user;
+use crate::{Code, CoreError, CoreResult, Ctx, Op};
+
+/// How long a started sign-in may take.
+pub const LOGIN_TTL_SECS: i64 = 600;
+/// Prefix of the browser-binding cookie's value.
+const BINDING_PREFIX: &str = "wsb_";
+
+fn login_context(state_hash: &[u8]) -> Context {
+    Context::new("warden.sso_login").with(state_hash)
+}
+
+/// The redirect URI registered with providers for `slug`.
+pub fn callback_url(ctx: &Ctx, slug: &str) -> String {
+    format!("{}/api/v1/auth/sso/{slug}/callback", ctx.public_url)
+}
+
+fn provider(ctx: &Ctx, row: &ProviderRow) -> Result<warden_oidc::Provider, CoreError> {
+    let secret = match &row.sealed_secret {
+        Some(sealed) => Some(
+            String::from_utf8(
+                ctx.keyring
+                    .open(&secret_context(row.id), sealed)
+                    .map_err(|e| CoreError::internal(&e))?
+                    .to_vec(),
+            )
+            .map_err(|e| CoreError::internal(&e))?,
+        ),
+        None => None,
+    };
+    Ok(warden_oidc::Provider {
+        issuer: row.issuer.clone(),
+        client_id: row.client_id.clone(),
+        client_secret: secret,
+        scopes: row.scopes.split_whitespace().map(str::to_owned).collect(),
+        allow_private_network: row.allow_private_network,
+        redirect_uri: callback_url(ctx, &row.slug),
+    })
+}
+
+/// A started sign-in: where to send the browser, and the value of its binding cookie.
+#[derive(Debug)]
+pub struct Started {
+    /// The provider's authorization URL.
+    pub url: String,
+    /// The browser-binding cookie's value (10 minutes).
+    pub binding: zeroize::Zeroizing<String>,
+}
+
+/// Starts a sign-in with provider `slug`; `after` is where to go afterwards (refused unless
+/// it is an allowed same-origin path).
+pub async fn start(ctx: &Ctx, op: &Op, slug: &str, after: Option<&str>) -> CoreResult<Started> {
+    let after = match after {
+        Some(a) => safe_after(a).ok_or_else(|| {
+            CoreError::invalid("redirect", "must be a path of this site such as /console")
+        })?,
+        None => DEFAULT_AFTER.to_owned(),
+    };
+    let mut tx = ctx.store.begin_read().await?;
+    let row = tx.sso_provider(slug).await?.ok_or(Code::NotFound)?;
+    tx.commit().await?;
+    let begun = ctx.oidc.begin(&provider(ctx, &row)?).await.map_err(|e| {
+        tracing::warn!(provider = %slug, error = %e, "single sign-on provider unavailable");
+        CoreError::new(Code::SsoProviderUnavailable)
+    })?;
+    let binding = token::issue(BINDING_PREFIX).map_err(|e| CoreError::internal(&e))?;
+    let state_hash = token::hash(&begun.state);
+    let secrets = format!("{}\n{}", begun.nonce, begun.pkce_verifier);
+    let sealed = ctx
+        .keyring
+        .seal(&login_context(&state_hash), secrets.as_bytes())
+        .map_err(|e| CoreError::internal(&e))?;
+    let now = op.now_us();
+    let mut tx = ctx.store.begin().await?;
+    tx.insert_sso_login(
+        &state_hash,
+        row.id,
+        &binding.hash,
+        &sealed,
+        &after,
+        now,
+        now + LOGIN_TTL_SECS * 1_000_000,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Started {
+        url: begun.url,
+        binding: binding.secret,
+    })
+}
+
+/// What the provider sent back to the callback.
+#[derive(Debug, Default)]
+pub struct Callback<'a> {
+    /// `state`.
+    pub state: Option<&'a str>,
+    /// `code`.
+    pub code: Option<&'a str>,
+    /// `error`, when the provider refused.
+    pub error: Option<&'a str>,
+    /// `iss` (RFC 9207), when the provider sends it: must be this provider's issuer, so a
+    /// response from another provider cannot be passed off as this one's.
+    pub iss: Option<&'a str>,
+}
+
+/// A finished sign-in.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The session.
+    pub grant: Grant,
+    /// Where to send the browser.
+    pub after: String,
+}
+
+/// Why a callback did not sign anyone in (audited as the reason).
+#[derive(Debug)]
+pub enum Failure {
+    /// Refused for this reason (`unknown_state`, `id_token_invalid`, `no_account`, …).
+    Refused(&'static str),
+    /// The provider could not be reached.
+    Unavailable,
+    /// Something broke; the cause is logged.
+    Internal(String),
+}
+
+impl From<Refusal> for Failure {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::Internal(e) => Self::Internal(e),
+            other => Self::Internal(format!("{other:?}")),
+        }
+    }
+}
+
+impl From<CoreError> for Failure {
+    fn from(e: CoreError) -> Self {
+        Self::Internal(e.detail.to_owned())
+    }
+}
+
+impl From<warden_store::StoreError> for Failure {
+    fn from(e: warden_store::StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// Finishes a sign-in with provider `slug`. `binding` is the browser's binding cookie.
+pub async fn callback(
+    ctx: &Ctx,
+    op: &Op,
+    slug: &str,
+    cb: Callback<'_>,
+    binding: Option<&str>,
+) -> Result<SignedIn, Failure> {
+    let result = finish(ctx, op, slug, cb, binding).await;
+    if let Err(f) = &result {
+        let reason = match f {
+            Failure::Refused(r) => *r,
+            Failure::Unavailable => "provider_unavailable",
+            Failure::Internal(_) => "internal",
+        };
+        audit_failure(ctx, op, slug, reason).await;
+    }
+    result
+}
+
+async fn finish(
+    ctx: &Ctx,
+    op: &Op,
+    slug: &str,
+    cb: Callback<'_>,
+    binding: Option<&str>,
+) -> Result<SignedIn, Failure> {
+    let state = cb.state.ok_or(Failure::Refused("missing_state"))?;
+    let now = op.now_us();
+    let state_hash = token::hash(state);
+    // Taken once, whatever follows: a replayed callback finds nothing.
+    let mut tx = ctx.store.begin().await?;
+    let login = tx.take_sso_login(&state_hash, now).await?;
+    let row = tx.sso_provider(slug).await?;
+    tx.commit().await?;
+    let (Some(login), Some(row)) = (login, row) else {
+        return Err(Failure::Refused("unknown_state"));
+    };
+    if login.provider_id != row.id {
+        return Err(Failure::Refused("unknown_state"));
+    }
+    let bound = binding
+        .filter(|b| token::well_formed(b, BINDING_PREFIX))
+        .is_some_and(|b| token::hash(b).as_slice() == login.binding_hash.as_slice());
+    if !bound {
+        return Err(Failure::Refused("browser_mismatch"));
+    }
+    if cb
+        .iss
+        .is_some_and(|iss| iss.trim_end_matches('/') != row.issuer.trim_end_matches('/'))
+    {
+        return Err(Failure::Refused("issuer_mismatch"));
+    }
+    if cb.error.is_some() {
+        return Err(Failure::Refused("provider_error"));
+    }
+    let code = cb.code.ok_or(Failure::Refused("missing_code"))?;
+    let secrets = ctx
+        .keyring
+        .open(&login_context(&state_hash), &login.sealed)
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let secrets =
+        String::from_utf8(secrets.to_vec()).map_err(|e| Failure::Internal(e.to_string()))?;
+    let (nonce, verifier) = secrets
+        .split_once('\n')
+        .ok_or_else(|| Failure::Internal("a stored sign-in is malformed".into()))?;
+    let identity = ctx
+        .oidc
+        .finish(
+            &provider(ctx, &row)?,
+            code,
+            nonce,
+            verifier,
+            op.now.unix_timestamp(),
+        )
+        .await
+        .map_err(|e| {
+            tracing::info!(provider = %slug, error = %e, "single sign-on refused");
+            match e {
+                warden_oidc::OidcError::Provider(_) => Failure::Unavailable,
+                warden_oidc::OidcError::Exchange(_) => Failure::Refused("exchange_refused"),
+                warden_oidc::OidcError::IdToken(_) => Failure::Refused("id_token_invalid"),
+            }
+        })?;
+    let mut tx = ctx.store.begin().await?;
+    let user_id = match tx
+        .sso_identity(&identity.issuer, &identity.subject, now)
+        .await?
+    {
+        Some(id) => id,
+        None => first_sign_in(ctx, op, &mut tx, &row, &identity).await?,
+    };
+    let user = tx
+        .user_by_id(user_id)
+        .await?
+        .filter(|u| u.active)
+        .ok_or(Failure::Refused("account_inactive"))?;
+    let summary = json!({"email": user.email, "method": "sso", "provider": row.slug});
+    let grant = start_session(ctx, op, tx, &user, summary).await?;
+    Ok(SignedIn {
+        grant,
+        after: login.redirect_to,
+    })
+}
+
+/// An identity seen for the first time: link it to the account with its email (when the
+/// provider may link) or create one (when just-in-time is on) — only for an email the
+/// provider verified, in an allowed domain.
+async fn first_sign_in(
+    ctx: &Ctx,
+    op: &Op,
+    tx: &mut warden_store::Tx,
+    row: &ProviderRow,
+    identity: &warden_oidc::Identity,
+) -> Result<Uuid, Failure> {
+    let email = identity
+        .email
+        .as_deref()
+        .and_then(|e| normalize_email(e).ok())
+        .ok_or(Failure::Refused("no_email"))?;
+    if !identity.email_verified {
+        return Err(Failure::Refused("email_unverified"));
+    }
+    let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+    let allowed = row.allowed_domains.split_whitespace().collect::<Vec<_>>();
+    if !allowed.is_empty() && !allowed.contains(&domain) {
+        return Err(Failure::Refused("domain_not_allowed"));
+    }
+    let now = op.now_us();
+    let (user_id, action) = match tx.user_by_email(&email).await? {
+        Some(existing) if row.link_by_email => (existing.id, "sso.identity_linked"),
+        Some(_) => return Err(Failure::Refused("account_not_linkable")),
+        None if row.jit => {
+            admit_user(&ctx.license, tx)
+                .await
+                .map_err(|_| Failure::Refused("user_limit_reached"))?;
+            let id = Uuid::now_v7();
+            tx.create_sso_user(id, &email, &row.default_role, now)
+                .await?;
+            (id, "sso.user_provisioned")
+        }
+        None => return Err(Failure::Refused("no_account")),
+    };
+    tx.link_sso_identity(&identity.issuer, &identity.subject, user_id, row.id, now)
+        .await?;
+    let event = op.event_by(
+        actor_for(Some(user_id)),
+        action,
+        "user",
+        Some(user_id.to_string()),
+        Outcome::Success,
+        json!({"email": email, "provider": row.slug, "issuer": identity.issuer,
+               "subject": identity.subject, "platform_role": row.default_role}),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    Ok(user_id)
+}
+
+async fn audit_failure(ctx: &Ctx, op: &Op, slug: &str, reason: &str) {
+    let record = async {
+        let mut tx = ctx.store.begin().await?;
+        let event = op.event_by(
+            actor_for(None),
+            "auth.sign_in",
+            "sso_provider",
+            Some(slug.to_owned()),
+            Outcome::Failed,
+            json!({"method": "sso", "provider": slug, "reason": reason}),
+        );
+        tx.record(&ctx.audit_key, &event).await?;
+        tx.commit().await?;
+        Ok::<_, warden_store::StoreError>(())
+    };
+    if let Err(e) = record.await {
+        tracing::error!(error = %e, "cannot audit a refused single sign-on");
+    }
+}
+
+/// The provider list for the sign-in screen: slug, display name and start path.
+pub async fn methods(ctx: &Ctx) -> CoreResult<Vec<(String, String, String)>> {
+    Ok(super::providers::public_list(ctx)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let start = format!("/api/v1/auth/sso/{}/start", r.slug);
+            (r.slug, r.display_name, start)
+        })
+        .collect())
+}

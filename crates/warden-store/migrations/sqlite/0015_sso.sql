@@ -1,0 +1,45 @@
+-- OpenID Connect providers administrators configure. The client secret is sealed by the
+-- keyring and never read back through the API. Scopes and allowed email domains are
+-- space-separated (no domains: any).
+CREATE TABLE sso_providers (
+    id                    BLOB PRIMARY KEY,
+    slug                  TEXT NOT NULL UNIQUE,
+    display_name          TEXT NOT NULL,
+    issuer                TEXT NOT NULL,
+    client_id             TEXT NOT NULL,
+    sealed_secret         BLOB,
+    scopes                TEXT NOT NULL,
+    allowed_domains       TEXT NOT NULL,
+    jit                   BOOLEAN NOT NULL,
+    default_role          TEXT NOT NULL,
+    link_by_email         BOOLEAN NOT NULL,
+    allow_private_network BOOLEAN NOT NULL,
+    created_at            INTEGER NOT NULL,
+    updated_at            INTEGER NOT NULL
+);
+
+-- Accounts as providers know them: by (issuer, subject), never by email.
+CREATE TABLE sso_identities (
+    issuer       TEXT NOT NULL,
+    subject      TEXT NOT NULL,
+    user_id      BLOB NOT NULL REFERENCES users (id),
+    provider_id  BLOB NOT NULL REFERENCES sso_providers (id) ON DELETE CASCADE,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER NOT NULL,
+    PRIMARY KEY (issuer, subject)
+);
+CREATE INDEX sso_identities_user ON sso_identities (user_id);
+
+-- Sign-ins under way: the `state` (its hash), the browser they are bound to (the hash of a
+-- short-lived cookie's value), the nonce and PKCE verifier (sealed) and where to go after.
+-- Single use, 10 minutes.
+CREATE TABLE sso_logins (
+    state_hash   BLOB PRIMARY KEY,
+    provider_id  BLOB NOT NULL REFERENCES sso_providers (id) ON DELETE CASCADE,
+    binding_hash BLOB NOT NULL,
+    sealed       BLOB NOT NULL,
+    redirect_to  TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    used_at      INTEGER
+);
