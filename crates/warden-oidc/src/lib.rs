@@ -3,7 +3,8 @@
 //! signing key at most once a minute), builds authorization requests (code flow, PKCE S256,
 //! `state`, `nonce`) and finishes them: code exchange and ID-token verification by the
 //! `openidconnect` crate — signature with the provider's published keys (asymmetric
-//! algorithms only: `none` and HMAC are refused), `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`.
+//! algorithms only: `none` and HMAC are refused), `iss`, `aud`, `exp`, `iat`, `nonce` — and
+//! here `azp` (which the crate leaves alone).
 //! Every call goes through [`http::Client`]. Nothing here keeps state about a person: the
 //! caller stores `state`, `nonce` and the PKCE verifier and hands them back.
 
@@ -352,6 +353,13 @@ fn verify(
     let claims = id_token
         .claims(&verifier, &Nonce::new(nonce.to_owned()))
         .map_err(|e| OidcError::IdToken(error_chain(&e)))?;
+    // The library leaves `azp` alone (and refuses audiences besides ours); present, it must
+    // name this client.
+    if let Some(azp) = claims.authorized_party()
+        && azp.as_str() != p.client_id
+    {
+        return Err(OidcError::IdToken("azp names another client".to_owned()));
+    }
     Ok(Identity {
         issuer: claims.issuer().as_str().to_owned(),
         subject: claims.subject().as_str().to_owned(),

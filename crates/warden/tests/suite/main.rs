@@ -17,6 +17,7 @@ mod links;
 mod passwordless;
 mod routes;
 mod sso;
+mod sso_tokens;
 mod storage;
 mod tenancy;
 mod tls;

@@ -1,0 +1,296 @@
+//! Forged and broken ID tokens: a hostile provider (a small server at the network boundary
+//! speaking OpenID Connect's documented wire format — discovery, keys, token endpoint) hands
+//! Warden crafted tokens. Each must be refused; a correctly signed one (the control) passes,
+//! so the refusals are about the token and nothing else.
+
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use axum::extract::State;
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use warden_crypto::jwt::SigningKey;
+use warden_testkit::TestApp;
+
+use crate::identity::{admin_token, audit_rows};
+
+#[derive(Clone)]
+struct Forger {
+    base: String,
+    next: Arc<Mutex<String>>,
+    jwks: Value,
+}
+
+async fn discovery(State(f): State<Forger>) -> axum::Json<Value> {
+    axum::Json(json!({
+        "issuer": f.base,
+        "authorization_endpoint": format!("{}/authorize", f.base),
+        "token_endpoint": format!("{}/token", f.base),
+        "jwks_uri": format!("{}/jwks", f.base),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+}
+
+async fn start_forger(jwks: Value) -> Forger {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let forger = Forger {
+        base,
+        next: Arc::default(),
+        jwks,
+    };
+    let app = axum::Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route(
+            "/jwks",
+            get(|State(f): State<Forger>| async move { axum::Json(f.jwks.clone()) }),
+        )
+        .route(
+            "/token",
+            post(|State(f): State<Forger>| async move {
+                let id_token = f.next.lock().unwrap().clone();
+                axum::Json(json!({"access_token": "at", "token_type": "Bearer",
+                                  "expires_in": 60, "id_token": id_token}))
+            }),
+        )
+        .with_state(forger.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    forger
+}
+
+struct Keys {
+    pair: RsaKeyPair,
+    jwk: warden_crypto::jwt::Jwk,
+}
+
+fn keys() -> Keys {
+    let (key, der) = SigningKey::generate(2048).unwrap();
+    Keys {
+        pair: RsaKeyPair::from_pkcs8(&der).unwrap(),
+        jwk: key.jwk().clone(),
+    }
+}
+
+fn rs256(k: &Keys, kid: &str, claims: &Value) -> String {
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid});
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let mut sig = vec![0; k.pair.public_modulus_len()];
+    k.pair
+        .sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+    format!("{input}.{}", B64.encode(sig))
+}
+
+fn unsigned(alg: &str, kid: &str, claims: &Value, key: &[u8]) -> String {
+    let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
+    let input = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    match alg {
+        "none" => format!("{input}."),
+        _ => {
+            let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+            let tag = aws_lc_rs::hmac::sign(&k, input.as_bytes());
+            format!("{input}.{}", B64.encode(tag.as_ref()))
+        }
+    }
+}
+
+/// Starts a sign-in at Warden: the binding cookie, the `state` and the `nonce`.
+async fn begin(app: &TestApp) -> (String, String, String) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = client
+        .get(app.url("/api/v1/auth/sso/forged/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("__Host-warden_sso="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let url = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    (cookie, param("state"), param("nonce"))
+}
+
+async fn finish(app: &TestApp, cookie: &str, state: &str) -> StatusCode {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(app.url(&format!(
+            "/api/v1/auth/sso/forged/callback?code=c0de&state={state}"
+        )))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn forged_expired_and_misdirected_id_tokens_are_refused() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let k = keys();
+    let kid = k.jwk.kid.clone();
+    let jwks = json!({"keys": [serde_json::to_value(&k.jwk).unwrap()]});
+    let f = start_forger(jwks).await;
+    let (code, body) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/sso/providers",
+            Some(
+                json!({"slug": "forged", "display_name": "Forged", "preset": "oidc",
+                        "issuer": f.base, "client_id": "warden", "client_secret": "s",
+                        "jit": true, "allow_private_network": true}),
+            ),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = |nonce: &str| {
+        json!({"iss": f.base, "sub": "victim-1", "aud": "warden", "exp": now + 300,
+               "iat": now, "nonce": nonce, "email": "victim@example.com",
+               "email_verified": true})
+    };
+    let public_key_bytes = B64.decode(&k.jwk.n).unwrap();
+    type Forge<'a> = Box<dyn Fn(&str) -> String + 'a>;
+    let cases: Vec<(&str, Forge)> = vec![
+        (
+            "aud is another client",
+            Box::new(|n| {
+                let mut c = claims(n);
+                c["aud"] = json!("someone-else");
+                rs256(&k, &kid, &c)
+            }),
+        ),
+        (
+            "a foreign iss",
+            Box::new(|n| {
+                let mut c = claims(n);
+                c["iss"] = json!("https://evil.example");
+                rs256(&k, &kid, &c)
+            }),
+        ),
+        (
+            "alg none",
+            Box::new(|n| unsigned("none", &kid, &claims(n), b"")),
+        ),
+        (
+            "HS256 keyed with the public key",
+            Box::new(|n| unsigned("HS256", &kid, &claims(n), &public_key_bytes)),
+        ),
+        (
+            "HS256 keyed with the client secret",
+            Box::new(|n| unsigned("HS256", &kid, &claims(n), b"s")),
+        ),
+        (
+            "expired",
+            Box::new(|n| {
+                let mut c = claims(n);
+                c["exp"] = json!(now - 60);
+                c["iat"] = json!(now - 3600);
+                rs256(&k, &kid, &c)
+            }),
+        ),
+        (
+            "issued in the future",
+            Box::new(|n| {
+                let mut c = claims(n);
+                c["iat"] = json!(now + 3600);
+                rs256(&k, &kid, &c)
+            }),
+        ),
+        (
+            "another nonce",
+            Box::new(|_| rs256(&k, &kid, &claims("not-the-nonce"))),
+        ),
+        (
+            "azp names another client",
+            Box::new(|n| {
+                let mut c = claims(n);
+                c["azp"] = json!("someone-else");
+                rs256(&k, &kid, &c)
+            }),
+        ),
+        (
+            "a tampered payload",
+            Box::new(|n| {
+                let good = rs256(&k, &kid, &claims(n));
+                let parts: Vec<&str> = good.split('.').collect();
+                let mut c = claims(n);
+                c["sub"] = json!("admin-1");
+                format!("{}.{}.{}", parts[0], B64.encode(c.to_string()), parts[2])
+            }),
+        ),
+        (
+            "an unknown key",
+            Box::new(|n| {
+                let other = keys();
+                rs256(&other, "unknown-kid", &claims(n))
+            }),
+        ),
+    ];
+    for (name, forge) in &cases {
+        let (cookie, state, nonce) = begin(&app).await;
+        *f.next.lock().unwrap() = forge(&nonce);
+        assert_eq!(
+            finish(&app, &cookie, &state).await,
+            StatusCode::BAD_REQUEST,
+            "{name}"
+        );
+    }
+    let refused = audit_rows(&app, "auth.sign_in")
+        .await
+        .into_iter()
+        .filter(|r| r.summary.contains("id_token_invalid"))
+        .count();
+    assert_eq!(refused, cases.len());
+
+    // The control: the same token, correctly made, signs in.
+    let (cookie, state, nonce) = begin(&app).await;
+    let good = rs256(&k, &kid, &claims(&nonce));
+    *f.next.lock().unwrap() = good.clone();
+    assert_eq!(finish(&app, &cookie, &state).await, StatusCode::SEE_OTHER);
+    // Replayed into a new sign-in, the same ID token fails on its nonce.
+    let (cookie, state, _) = begin(&app).await;
+    *f.next.lock().unwrap() = good;
+    assert_eq!(finish(&app, &cookie, &state).await, StatusCode::BAD_REQUEST);
+}
