@@ -184,7 +184,7 @@ async fn forged_expired_and_misdirected_id_tokens_are_refused() {
         )
         .await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = warden_domain::clock::Clock::now(&warden_domain::clock::SystemClock).unix_timestamp();
     let claims = |nonce: &str| {
         json!({"iss": f.base, "sub": "victim-1", "aud": "warden", "exp": now + 300,
                "iat": now, "nonce": nonce, "email": "victim@example.com",
