@@ -198,6 +198,8 @@ async fn without_a_licence_every_api_route_but_the_recovery_routes_answers_503()
         recovery,
         [
             "GET /api/v1/auth/methods",
+            "GET /api/v1/auth/sso/{slug}/callback",
+            "GET /api/v1/auth/sso/{slug}/start",
             "GET /api/v1/license",
             "GET /api/v1/license/machine-info",
             "GET /api/v1/me",

@@ -3,115 +3,14 @@
 //! Warden crafted tokens. Each must be refused; a correctly signed one (the control) passes,
 //! so the refusals are about the token and nothing else.
 
-use std::sync::{Arc, Mutex};
-
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
-use axum::extract::State;
-use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
-use warden_crypto::jwt::SigningKey;
+use serde_json::json;
 use warden_testkit::TestApp;
+use warden_testkit::forger::{keys, rs256, start_forger, unsigned};
 
 use crate::identity::{admin_token, audit_rows};
-
-#[derive(Clone)]
-struct Forger {
-    base: String,
-    next: Arc<Mutex<String>>,
-    jwks: Value,
-}
-
-async fn discovery(State(f): State<Forger>) -> axum::Json<Value> {
-    axum::Json(json!({
-        "issuer": f.base,
-        "authorization_endpoint": format!("{}/authorize", f.base),
-        "token_endpoint": format!("{}/token", f.base),
-        "jwks_uri": format!("{}/jwks", f.base),
-        "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-    }))
-}
-
-async fn start_forger(jwks: Value) -> Forger {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let forger = Forger {
-        base,
-        next: Arc::default(),
-        jwks,
-    };
-    let app = axum::Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route(
-            "/jwks",
-            get(|State(f): State<Forger>| async move { axum::Json(f.jwks.clone()) }),
-        )
-        .route(
-            "/token",
-            post(|State(f): State<Forger>| async move {
-                let id_token = f.next.lock().unwrap().clone();
-                axum::Json(json!({"access_token": "at", "token_type": "Bearer",
-                                  "expires_in": 60, "id_token": id_token}))
-            }),
-        )
-        .with_state(forger.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    forger
-}
-
-struct Keys {
-    pair: RsaKeyPair,
-    jwk: warden_crypto::jwt::Jwk,
-}
-
-fn keys() -> Keys {
-    let (key, der) = SigningKey::generate(2048).unwrap();
-    Keys {
-        pair: RsaKeyPair::from_pkcs8(&der).unwrap(),
-        jwk: key.jwk().clone(),
-    }
-}
-
-fn rs256(k: &Keys, kid: &str, claims: &Value) -> String {
-    let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(claims.to_string())
-    );
-    let mut sig = vec![0; k.pair.public_modulus_len()];
-    k.pair
-        .sign(
-            &RSA_PKCS1_SHA256,
-            &SystemRandom::new(),
-            input.as_bytes(),
-            &mut sig,
-        )
-        .unwrap();
-    format!("{input}.{}", B64.encode(sig))
-}
-
-fn unsigned(alg: &str, kid: &str, claims: &Value, key: &[u8]) -> String {
-    let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
-    let input = format!(
-        "{}.{}",
-        B64.encode(header.to_string()),
-        B64.encode(claims.to_string())
-    );
-    match alg {
-        "none" => format!("{input}."),
-        _ => {
-            let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-            let tag = aws_lc_rs::hmac::sign(&k, input.as_bytes());
-            format!("{input}.{}", B64.encode(tag.as_ref()))
-        }
-    }
-}
 
 /// Starts a sign-in at Warden: the binding cookie, the `state` and the `nonce`.
 async fn begin(app: &TestApp) -> (String, String, String) {
