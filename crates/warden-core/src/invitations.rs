@@ -16,7 +16,7 @@ use crate::admin::{may_grant_role, user_id};
 use crate::identity::flows::{Grant, Refusal, actor_for, start_session};
 use crate::identity::users::{admit_user, validate_new_user};
 use crate::mail::{self, Outgoing};
-use crate::paging::{Page, page_limit};
+use crate::paging::{Page, page_limit, time_cursor};
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
 
 /// Prefix of invitation links.
@@ -118,25 +118,11 @@ pub async fn list(
     limit: Option<i64>,
 ) -> CoreResult<Page<InvitationRow>> {
     let limit = page_limit(limit)?;
-    let before = match cursor {
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| CoreError::invalid("cursor", "is not a cursor from this list"))?,
-        ),
-        None => None,
-    };
+    let before = time_cursor(cursor)?;
     let mut tx = ctx.store.begin_read().await?;
     let rows = tx.list_invitations(before, limit).await?;
     tx.commit().await?;
-    let full = i64::try_from(rows.len()).unwrap_or(0) == limit;
-    let next_cursor = rows
-        .last()
-        .filter(|_| full)
-        .map(|r| r.created_at.to_string());
-    Ok(Page {
-        items: rows,
-        next_cursor,
-    })
+    Ok(Page::by_time(rows, limit, |r| r.created_at))
 }
 
 /// Revokes a pending invitation (404 when there is no pending one by that id).

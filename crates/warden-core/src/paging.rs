@@ -1,6 +1,6 @@
 //! Paged listings: the page a use case returns and the page sizes it accepts.
 
-use crate::{Code, CoreResult};
+use crate::{Code, CoreError, CoreResult};
 
 /// One page of a listing.
 #[derive(Debug, Clone)]
@@ -18,5 +18,29 @@ pub fn page_limit(limit: Option<i64>) -> CoreResult<i64> {
         Ok(limit)
     } else {
         Err(Code::InvalidLimit.into())
+    }
+}
+
+/// The cursor of a newest-first listing keyed by creation time (µs): `None` for the first
+/// page; anything but a number this listing handed out is refused.
+pub fn time_cursor(cursor: Option<&str>) -> CoreResult<Option<i64>> {
+    cursor
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| CoreError::invalid("cursor", "is not a cursor from this list"))
+        })
+        .transpose()
+}
+
+impl<T> Page<T> {
+    /// A page of a newest-first listing keyed by creation time: full pages carry the last
+    /// item's time as the next cursor.
+    pub fn by_time(items: Vec<T>, limit: i64, created_at: impl Fn(&T) -> i64) -> Self {
+        let full = i64::try_from(items.len()).unwrap_or(0) == limit;
+        let next_cursor = items
+            .last()
+            .filter(|_| full)
+            .map(|r| created_at(r).to_string());
+        Self { items, next_cursor }
     }
 }

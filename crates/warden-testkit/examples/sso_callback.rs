@@ -63,10 +63,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .await;
     anyhow::ensure!(code == 201, "provider: {body}");
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+    let client = warden_testkit::no_redirect_client();
     let clock = warden_domain::clock::SystemClock;
     let mut times = Vec::with_capacity(n);
     let mut fetches_after_first = 0;

@@ -23,6 +23,17 @@ pub mod forger;
 pub mod oidc;
 pub mod smtp;
 
+/// A client that does not follow redirects (to see where Warden or a provider sends a
+/// browser) and ignores proxy settings.
+#[allow(clippy::expect_used)]
+pub fn no_redirect_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+}
+
 /// The backend this test run uses.
 pub fn backend() -> Backend {
     match std::env::var("TESTKIT_BACKEND").as_deref() {

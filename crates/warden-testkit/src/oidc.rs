@@ -108,11 +108,7 @@ fn form(html: &str) -> (String, Vec<(String, String)>) {
 /// Starts signing in at Warden (`start_url`, absolute), then logs in at the provider as
 /// `login` and consents, stopping where the provider sends the browser back to Warden.
 pub async fn browse(start_url: &str, warden_base: &str, login: &str) -> Browsed {
-    let warden = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let warden = crate::no_redirect_client();
     let res = warden.get(start_url).send().await.unwrap();
     assert_eq!(
         res.status(),

@@ -17,7 +17,7 @@ use warden_crypto::Context;
 use warden_store::Tx;
 use warden_store::mail::{ClaimedMail, MailLogRow, NewMail};
 
-use crate::paging::{Page, page_limit};
+use crate::paging::{Page, page_limit, time_cursor};
 use crate::settings::SmtpConfig;
 use crate::{CoreError, CoreResult, Ctx};
 use warden_store::tenancy::PlatformGrant;
@@ -100,25 +100,11 @@ pub async fn log(
     limit: Option<i64>,
 ) -> CoreResult<Page<MailLogRow>> {
     let limit = page_limit(limit)?;
-    let before = match cursor {
-        Some(c) => Some(
-            c.parse::<i64>()
-                .map_err(|_| CoreError::invalid("cursor", "is not a cursor from this list"))?,
-        ),
-        None => None,
-    };
+    let before = time_cursor(cursor)?;
     let mut tx = ctx.store.begin_read().await?;
     let rows = tx.mail_log(before, limit).await?;
     tx.commit().await?;
-    let full = i64::try_from(rows.len()).unwrap_or(0) == limit;
-    let next_cursor = rows
-        .last()
-        .filter(|_| full)
-        .map(|r| r.created_at.to_string());
-    Ok(Page {
-        items: rows,
-        next_cursor,
-    })
+    Ok(Page::by_time(rows, limit, |r| r.created_at))
 }
 
 /// Starts this node's sender: it sends what is due whenever woken, and at least every second.

@@ -72,11 +72,7 @@ async fn browse_as(s: &TestApp, slug: &str, login: &str, redirect: Option<&str>)
 
 /// Follows the provider's redirect back into Warden, with or without the binding cookie.
 async fn come_back(b: &Browsed, with_cookie: bool) -> reqwest::Response {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = warden_testkit::no_redirect_client();
     let mut req = client.get(&b.callback);
     if with_cookie {
         req = req.header("cookie", &b.binding);
@@ -183,11 +179,7 @@ async fn signing_in_with_a_real_provider_provisions_once_and_gives_a_normal_sess
 #[tokio::test]
 async fn the_callback_refuses_a_missing_or_foreign_state_and_another_browser() {
     let s = start().await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = warden_testkit::no_redirect_client();
     let cb = callback_of(&s.app, "acme");
     assert_eq!(
         client
@@ -315,11 +307,7 @@ async fn emails_are_trusted_only_verified_in_an_allowed_domain_and_never_across_
 #[tokio::test]
 async fn redirect_targets_and_provider_addresses_are_checked() {
     let s = start().await;
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = warden_testkit::no_redirect_client();
     for target in [
         "//evil.example",
         "/%5Cevil.example",

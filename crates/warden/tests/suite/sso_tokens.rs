@@ -14,11 +14,7 @@ use crate::identity::{admin_token, audit_rows};
 
 /// Starts a sign-in at Warden: the binding cookie, the `state` and the `nonce`.
 async fn begin(app: &TestApp) -> (String, String, String) {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let client = warden_testkit::no_redirect_client();
     let res = client
         .get(app.url("/api/v1/auth/sso/forged/start"))
         .send()
@@ -47,11 +43,7 @@ async fn begin(app: &TestApp) -> (String, String, String) {
 }
 
 async fn finish(app: &TestApp, cookie: &str, state: &str) -> StatusCode {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    warden_testkit::no_redirect_client()
         .get(app.url(&format!(
             "/api/v1/auth/sso/forged/callback?code=c0de&state={state}"
         )))
