@@ -269,4 +269,15 @@ impl Tx {
         .map(drop))?;
         Ok(())
     }
+
+    /// How many active administrators can sign in through single sign-on (have a linked
+    /// identity).
+    pub async fn admins_with_sso(&mut self) -> Result<i64, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(DISTINCT u.id) FROM users u JOIN sso_identities s ON s.user_id = u.id \
+             WHERE u.platform_role = 'admin' AND u.active = TRUE"
+        )
+        .fetch_one(c)
+        .await)?)
+    }
 }

@@ -1,7 +1,7 @@
 //! The sign-in policy: password sign-in on, or off for everyone but one break-glass account
 //! (password-free mode). Turning it off is refused when no administrator would have another
-//! way in: mail that reaches people (SMTP configured, so magic links work) or an active
-//! administrator as the break-glass account. The bootstrap paths (the one-time setup link,
+//! way in: mail that reaches people (SMTP configured, so magic links work), an active
+//! administrator linked to single sign-on, or one named as the break-glass account. The bootstrap paths (the one-time setup link,
 //! `warden user create` on the server machine) stay as they are.
 
 use serde_json::json;
@@ -73,11 +73,16 @@ pub async fn set(
         }
         None => None,
     };
-    if !password_sign_in && break_glass.is_none() && ctx.mail.config.url.is_none() {
+    if !password_sign_in
+        && break_glass.is_none()
+        && ctx.mail.config.url.is_none()
+        && tx.admins_with_sso().await? == 0
+    {
         return Err(CoreError::with_detail(
             Code::NoOtherWayIn,
             "with password sign-in off, administrators would have no way in: configure \
-             smtp.url (so magic links reach them) or name a break-glass administrator",
+             smtp.url (so magic links reach them), link an administrator to single sign-on, \
+             or name a break-glass administrator",
         ));
     }
     tx.set_sign_in_policy(

@@ -297,12 +297,12 @@ fn public_url(config: &Config, addr: &SocketAddr, tls: bool) -> String {
     }
     let scheme = if tls { "https" } else { "http" };
     let url = format!("{scheme}://{addr}");
-    if !addr.ip().is_loopback() {
-        tracing::warn!(
-            %url,
-            "public_url is not set: links Warden emails use the listen address; set public_url              (WARDEN_PUBLIC_URL) to the address people reach Warden at"
-        );
-    }
+    tracing::warn!(
+        %url,
+        "public_url is not set: links Warden emails and single sign-on redirects use the \
+         listen address, which only this machine may reach; set public_url \
+         (WARDEN_PUBLIC_URL) to the address people reach Warden at"
+    );
     url
 }
 

@@ -216,6 +216,42 @@ async fn the_callback_refuses_a_missing_or_foreign_state_and_another_browser() {
         StatusCode::BAD_REQUEST
     );
     assert_eq!(come_back(&b2, true).await.status(), StatusCode::SEE_OTHER);
+    // A code from one sign-in injected into another: PKCE binds the code to its own
+    // attempt, so the exchange fails.
+    let first = browse_as(&s.app, "acme", "alice@example.com", None).await;
+    let second = browse_as(&s.app, "acme", "alice@example.com", None).await;
+    let code_of = |b: &Browsed| {
+        url::Url::parse(&b.callback)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let injected = Browsed {
+        callback: second.callback.replace(&code_of(&second), &code_of(&first)),
+        ..second.clone()
+    };
+    assert_eq!(
+        come_back(&injected, true).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert!(refused_with(&s.app, "exchange_refused").await);
+    // A response naming another issuer (mix-up, RFC 9207) is refused.
+    let b = browse_as(&s.app, "acme", "alice@example.com", None).await;
+    assert!(b.callback.contains("iss="), "{}", b.callback);
+    let mixed = Browsed {
+        callback: format!(
+            "{}&iss=https%3A%2F%2Fevil.example",
+            b.callback.split("&iss=").next().unwrap()
+        ),
+        ..b
+    };
+    assert_eq!(
+        come_back(&mixed, true).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert!(refused_with(&s.app, "issuer_mismatch").await);
 }
 
 #[tokio::test]
@@ -385,6 +421,44 @@ async fn redirect_targets_and_provider_addresses_are_checked() {
 #[tokio::test]
 async fn with_passwords_off_single_sign_on_still_works() {
     let s = start().await;
+    // No SMTP, no break glass: refused until an administrator can sign in through SSO.
+    let off = json!({"password_sign_in": false});
+    let (code, _) = s
+        .app
+        .call(
+            &s.admin,
+            Method::PUT,
+            "/api/v1/admin/sign-in-policy",
+            Some(off.clone()),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    let (code, _) = s
+        .app
+        .call(
+            &s.admin,
+            Method::PUT,
+            "/api/v1/admin/sso/providers/acme",
+            Some(
+                json!({"display_name": "Acme", "preset": "oidc", "issuer": s.acme.issuer,
+                        "client_id": "warden", "allowed_domains": ["example.com"], "jit": true,
+                        "link_by_email": true, "allow_private_network": true}),
+            ),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let b = browse_as(&s.app, "acme", ADMIN_EMAIL, None).await;
+    assert_eq!(come_back(&b, true).await.status(), StatusCode::SEE_OTHER);
+    let (code, body) = s
+        .app
+        .call(
+            &s.admin,
+            Method::PUT,
+            "/api/v1/admin/sign-in-policy",
+            Some(off),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
     let (code, body) = s
         .app
         .call(
