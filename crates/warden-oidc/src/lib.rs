@@ -5,7 +5,7 @@
 //! `openidconnect` crate — signature with the provider's published keys (asymmetric
 //! algorithms only: `none` and HMAC are refused), `iss`, `aud`, `exp`, `iat`, `nonce` — and
 //! here `azp` (which the crate leaves alone).
-//! Every call goes through [`http::Client`]. Nothing here keeps state about a person: the
+//! Every call goes through [`http::Client`]. Ages are counted on the caller's clock. Nothing here keeps state about a person: the
 //! caller stores `state`, `nonce` and the PKCE verifier and hands them back.
 
 #![forbid(unsafe_code)]
@@ -15,7 +15,7 @@ pub mod http;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
@@ -103,7 +103,8 @@ pub enum OidcError {
 
 struct Cached {
     metadata: CoreProviderMetadata,
-    fetched_at: Instant,
+    /// When fetched, by the caller's clock (Unix seconds).
+    fetched_at: i64,
 }
 
 /// The node's relying party: outbound clients and the metadata cache.
@@ -148,7 +149,7 @@ impl Oidc {
     }
 
     /// Fetches the discovery document and keys (checking the issuer URL first).
-    async fn discover(&self, p: &Provider) -> Result<CoreProviderMetadata, OidcError> {
+    async fn discover(&self, p: &Provider, now: i64) -> Result<CoreProviderMetadata, OidcError> {
         let client = self.client_for(p).clone();
         client
             .check_url(&p.issuer)
@@ -168,7 +169,7 @@ impl Oidc {
                 p.issuer.clone(),
                 Cached {
                     metadata: metadata.clone(),
-                    fetched_at: Instant::now(),
+                    fetched_at: now,
                 },
             );
         }
@@ -176,15 +177,15 @@ impl Oidc {
     }
 
     /// The cached metadata, or a fresh fetch when there is none or it is old.
-    async fn metadata(&self, p: &Provider) -> Result<CoreProviderMetadata, OidcError> {
+    async fn metadata(&self, p: &Provider, now: i64) -> Result<CoreProviderMetadata, OidcError> {
         let cached = self.cache.lock().ok().and_then(|c| {
             c.get(&p.issuer)
-                .filter(|c| c.fetched_at.elapsed() < METADATA_TTL)
+                .filter(|c| age(c.fetched_at, now) < METADATA_TTL)
                 .map(|c| c.metadata.clone())
         });
         match cached {
             Some(m) => Ok(m),
-            None => self.discover(p).await,
+            None => self.discover(p, now).await,
         }
     }
 
@@ -192,21 +193,22 @@ impl Oidc {
     async fn refetch_for_unknown_key(
         &self,
         p: &Provider,
+        now: i64,
     ) -> Result<Option<CoreProviderMetadata>, OidcError> {
         let recent = self.cache.lock().ok().is_some_and(|c| {
             c.get(&p.issuer)
-                .is_some_and(|c| c.fetched_at.elapsed() < REFETCH_EVERY)
+                .is_some_and(|c| age(c.fetched_at, now) < REFETCH_EVERY)
         });
         if recent {
             return Ok(None);
         }
-        self.discover(p).await.map(Some)
+        self.discover(p, now).await.map(Some)
     }
 
-    /// Starts a sign-in: the authorization URL (code flow, PKCE S256, fresh `state` and
-    /// `nonce`) and what the caller keeps for the callback.
-    pub async fn begin(&self, p: &Provider) -> Result<Begun, OidcError> {
-        let metadata = self.metadata(p).await?;
+    /// Starts a sign-in at `now_unix`: the authorization URL (code flow, PKCE S256, fresh
+    /// `state` and `nonce`) and what the caller keeps for the callback.
+    pub async fn begin(&self, p: &Provider, now_unix: i64) -> Result<Begun, OidcError> {
+        let metadata = self.metadata(p, now_unix).await?;
         let client = client(p, metadata)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
@@ -238,7 +240,7 @@ impl Oidc {
         pkce_verifier: &str,
         now_unix: i64,
     ) -> Result<Identity, OidcError> {
-        let metadata = self.metadata(p).await?;
+        let metadata = self.metadata(p, now_unix).await?;
         let http = self.client_for(p).clone();
         let call = move |req| {
             let http = http.clone();
@@ -258,7 +260,7 @@ impl Oidc {
         let mut identity = match verify(p, metadata.clone(), id_token, nonce, now_unix) {
             Err(OidcError::IdToken(why)) if why.contains("key") => {
                 // Perhaps the provider rotated its keys: look again, at most once a minute.
-                match self.refetch_for_unknown_key(p).await? {
+                match self.refetch_for_unknown_key(p, now_unix).await? {
                     Some(fresh) => {
                         metadata = fresh.clone();
                         verify(p, fresh, id_token, nonce, now_unix)
@@ -370,6 +372,11 @@ fn verify(
             .and_then(|n| n.get(None))
             .map(|n| n.as_str().to_owned()),
     })
+}
+
+/// How long ago `then` was at `now` (Unix seconds; a clock moved back counts as no time).
+fn age(then: i64, now: i64) -> Duration {
+    Duration::from_secs(u64::try_from(now - then).unwrap_or(0))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

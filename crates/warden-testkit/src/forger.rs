@@ -21,7 +21,8 @@ pub struct Forger {
     pub base: String,
     /// The ID token the token endpoint hands out next.
     pub next: Arc<Mutex<String>>,
-    jwks: Value,
+    /// The keys it publishes (replace them to rotate).
+    pub jwks: Arc<Mutex<Value>>,
 }
 
 async fn discovery(State(f): State<Forger>) -> axum::Json<Value> {
@@ -43,13 +44,15 @@ pub async fn start_forger(jwks: Value) -> Forger {
     let forger = Forger {
         base,
         next: Arc::default(),
-        jwks,
+        jwks: Arc::new(Mutex::new(jwks)),
     };
     let app = axum::Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route(
             "/jwks",
-            get(|State(f): State<Forger>| async move { axum::Json(f.jwks.clone()) }),
+            get(
+                |State(f): State<Forger>| async move { axum::Json(f.jwks.lock().unwrap().clone()) },
+            ),
         )
         .route(
             "/token",

@@ -79,10 +79,14 @@ pub async fn start(ctx: &Ctx, op: &Op, slug: &str, after: Option<&str>) -> CoreR
     let mut tx = ctx.store.begin_read().await?;
     let row = tx.sso_provider(slug).await?.ok_or(Code::NotFound)?;
     tx.commit().await?;
-    let begun = ctx.oidc.begin(&provider(ctx, &row)?).await.map_err(|e| {
-        tracing::warn!(provider = %slug, error = %e, "single sign-on provider unavailable");
-        CoreError::new(Code::SsoProviderUnavailable)
-    })?;
+    let begun = ctx
+        .oidc
+        .begin(&provider(ctx, &row)?, op.now.unix_timestamp())
+        .await
+        .map_err(|e| {
+            tracing::warn!(provider = %slug, error = %e, "single sign-on provider unavailable");
+            CoreError::new(Code::SsoProviderUnavailable)
+        })?;
     let binding = token::issue(BINDING_PREFIX).map_err(|e| CoreError::internal(&e))?;
     let state_hash = token::hash(&begun.state);
     let secrets = format!("{}\n{}", begun.nonce, begun.pkce_verifier);

@@ -185,3 +185,69 @@ async fn forged_expired_and_misdirected_id_tokens_are_refused() {
     *f.next.lock().unwrap() = good;
     assert_eq!(finish(&app, &cookie, &state).await, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn rotated_provider_keys_are_fetched_again_at_most_once_a_minute() {
+    use std::sync::Arc;
+    use warden_domain::clock::{Clock, ManualClock, SystemClock};
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let app = TestApp::spawn_with(warden_testkit::AppOptions {
+        clock: clock.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let (old, new) = (keys(), keys());
+    let f = start_forger(json!({"keys": [serde_json::to_value(&old.jwk).unwrap()]})).await;
+    let (code, body) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/sso/providers",
+            Some(
+                json!({"slug": "forged", "display_name": "Forged", "preset": "oidc",
+                        "issuer": f.base, "client_id": "warden", "client_secret": "s",
+                        "jit": true, "allow_private_network": true}),
+            ),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let sign_in_with = |k: &warden_testkit::forger::Keys| {
+        let k_jwk = k.jwk.kid.clone();
+        let app = &app;
+        let f = f.clone();
+        let clock = clock.clone();
+        async move {
+            let (cookie, state, nonce) = begin(app).await;
+            let now = clock.now().unix_timestamp();
+            let claims = json!({"iss": f.base, "sub": "p-1", "aud": "warden", "exp": now + 300,
+                                "iat": now, "nonce": nonce, "email": "p@example.com",
+                                "email_verified": true});
+            (cookie, state, k_jwk, claims)
+        }
+    };
+    let fetches = || app.server.state().ctx.oidc.fetches();
+    let (cookie, state, kid, claims) = sign_in_with(&old).await;
+    *f.next.lock().unwrap() = rs256(&old, &kid, &claims);
+    assert_eq!(finish(&app, &cookie, &state).await, StatusCode::SEE_OTHER);
+    assert_eq!(fetches(), 1);
+    // The provider rotates its key. Within the minute, an unknown key fetches nothing.
+    *f.jwks.lock().unwrap() = json!({"keys": [serde_json::to_value(&new.jwk).unwrap()]});
+    let (cookie, state, kid, claims) = sign_in_with(&new).await;
+    *f.next.lock().unwrap() = rs256(&new, &kid, &claims);
+    assert_eq!(finish(&app, &cookie, &state).await, StatusCode::BAD_REQUEST);
+    assert_eq!(fetches(), 1);
+    // A minute later the unknown key is looked up once, and then known.
+    clock.advance(time::Duration::seconds(61));
+    for _ in 0..2 {
+        let (cookie, state, kid, claims) = sign_in_with(&new).await;
+        *f.next.lock().unwrap() = rs256(&new, &kid, &claims);
+        assert_eq!(finish(&app, &cookie, &state).await, StatusCode::SEE_OTHER);
+    }
+    assert_eq!(fetches(), 2);
+    // The old key is gone with the refetch.
+    let (cookie, state, kid, claims) = sign_in_with(&old).await;
+    *f.next.lock().unwrap() = rs256(&old, &kid, &claims);
+    assert_eq!(finish(&app, &cookie, &state).await, StatusCode::BAD_REQUEST);
+}
