@@ -85,6 +85,15 @@ pub enum Command {
         #[command(subcommand)]
         command: SessionCommand,
     },
+    /// Manage single sign-on (OpenID Connect) providers through the API, with the credentials
+    /// `warden login` saved. A client secret is read from standard input.
+    Sso {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
+        #[command(subcommand)]
+        command: SsoCommand,
+    },
     /// Manage the keys that sign access tokens.
     Keys {
         #[command(subcommand)]
@@ -244,6 +253,65 @@ pub enum HostCommand {
         /// Host id.
         id: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SsoCommand {
+    /// Every provider: slug, name, issuer, client id, just-in-time, linking, redirect URI.
+    List,
+    /// Add a provider, or with --replace change one (its client secret, if any, is read
+    /// from standard input with --client-secret-stdin).
+    Add(Box<SsoArgs>),
+    /// Remove a provider; accounts linked to it stay, unlinked.
+    Remove {
+        /// The provider's slug.
+        slug: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SsoArgs {
+    /// Short name in URLs, e.g. `entra`.
+    pub slug: String,
+    /// Shown on the sign-in screen.
+    #[arg(long)]
+    pub name: String,
+    /// google, entra (with --tenant) or oidc (with --issuer).
+    #[arg(long, default_value = "oidc")]
+    pub preset: String,
+    /// Microsoft Entra directory (tenant) id or domain.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Issuer URL (preset oidc).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// Client id registered with the provider.
+    #[arg(long)]
+    pub client_id: String,
+    /// Read the client secret from standard input (one line).
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// A scope (repeat; default openid email profile).
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// An email domain accepted for linking and provisioning (repeat; default any).
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Create accounts for people signing in for the first time.
+    #[arg(long)]
+    pub jit: bool,
+    /// Their platform role (default member).
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Link existing accounts by the provider's verified email.
+    #[arg(long)]
+    pub link_by_email: bool,
+    /// Allow a provider on a private, loopback or link-local address.
+    #[arg(long)]
+    pub allow_private_network: bool,
+    /// Change the existing provider with this slug instead of adding one.
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Debug, Subcommand)]

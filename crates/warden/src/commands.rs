@@ -71,6 +71,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             credentials,
             command,
         } => crate::host::run(credentials, command).await,
+        Command::Sso {
+            credentials,
+            command,
+        } => crate::sso::run(credentials, command).await,
         Command::Session {
             credentials,
             workspace,

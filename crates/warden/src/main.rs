@@ -8,6 +8,7 @@ mod license;
 mod login;
 mod output;
 mod session;
+mod sso;
 mod workspace;
 
 use std::process::ExitCode;

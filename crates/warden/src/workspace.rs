@@ -108,7 +108,7 @@ async fn user_id(api: &Api, named: &str) -> Result<String> {
 }
 
 /// One secret value from standard input (a trailing newline dropped).
-fn secret_from_stdin(what: &str) -> Result<Zeroizing<String>> {
+pub(crate) fn secret_from_stdin(what: &str) -> Result<Zeroizing<String>> {
     let mut value = Zeroizing::new(String::new());
     std::io::stdin()
         .read_to_string(&mut value)

@@ -1387,3 +1387,75 @@ async fn workspaces_members_secrets_and_users_are_managed_from_the_cli() {
     let events = crate::identity::audit_rows(&app, "workspace.created").await;
     assert_eq!(events.len(), 1);
 }
+
+#[tokio::test]
+async fn warden_sso_manages_providers_with_the_secret_from_standard_input() {
+    let app = warden_testkit::TestApp::spawn().await.unwrap();
+    crate::identity::admin_token(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.json");
+    let run = |args: Vec<String>, stdin: &'static str| run_cli(dir.path(), &creds, args, stdin);
+    let sso = |cmd: &[&str]| {
+        let mut v = vec!["sso".to_owned()];
+        v.extend(cmd.iter().map(|s| (*s).to_owned()));
+        v
+    };
+    let login = vec![
+        "login".to_owned(),
+        "--url".to_owned(),
+        app.base.clone(),
+        "--email".to_owned(),
+        crate::identity::ADMIN_EMAIL.to_owned(),
+    ];
+    let (ok, out) = run(login, "violet tractor 93 lagoon\n").await.unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(
+        sso(&[
+            "add",
+            "acme",
+            "--name",
+            "Acme",
+            "--issuer",
+            "https://login.acme.example",
+            "--client-id",
+            "warden",
+            "--client-secret-stdin",
+            "--domain",
+            "acme.example",
+            "--jit",
+        ]),
+        "cli-secret-9a1\n",
+    )
+    .await
+    .unwrap();
+    assert!(
+        ok && out.contains("/api/v1/auth/sso/acme/callback"),
+        "{out}"
+    );
+    let (ok, out) = run(sso(&["list"]), "").await.unwrap();
+    assert!(
+        ok && out.contains("acme") && out.contains("https://login.acme.example"),
+        "{out}"
+    );
+    assert!(!out.contains("cli-secret-9a1"));
+    let (ok, out) = run(
+        sso(&[
+            "add",
+            "meta",
+            "--name",
+            "Meta",
+            "--issuer",
+            "https://169.254.169.254",
+            "--client-id",
+            "x",
+        ]),
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(!ok && out.contains("422"), "{out}");
+    let (ok, out) = run(sso(&["remove", "acme"]), "").await.unwrap();
+    assert!(ok && out.contains("removed"), "{out}");
+    let (ok, out) = run(sso(&["list"]), "").await.unwrap();
+    assert!(ok && !out.contains("login.acme.example"), "{out}");
+}
