@@ -240,13 +240,13 @@ impl Oidc {
         pkce_verifier: &str,
         now_unix: i64,
     ) -> Result<Identity, OidcError> {
-        let metadata = self.metadata(p, now_unix).await?;
+        let mut rp = client(p, self.metadata(p, now_unix).await?)?;
         let http = self.client_for(p).clone();
         let call = move |req| {
             let http = http.clone();
             async move { http.call(req).await }
         };
-        let token = client(p, metadata.clone())?
+        let token = rp
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| OidcError::Provider(e.to_string()))?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()))
@@ -256,14 +256,13 @@ impl Oidc {
         let id_token = token
             .id_token()
             .ok_or_else(|| OidcError::IdToken("the token response has no id_token".into()))?;
-        let mut metadata = metadata;
-        let mut identity = match verify(p, metadata.clone(), id_token, nonce, now_unix) {
+        let mut identity = match verify(p, &rp, id_token, nonce, now_unix) {
             Err(OidcError::IdToken(why)) if why.contains("key") => {
                 // Perhaps the provider rotated its keys: look again, at most once a minute.
                 match self.refetch_for_unknown_key(p, now_unix).await? {
                     Some(fresh) => {
-                        metadata = fresh.clone();
-                        verify(p, fresh, id_token, nonce, now_unix)
+                        rp = client(p, fresh)?;
+                        verify(p, &rp, id_token, nonce, now_unix)
                     }
                     None => Err(OidcError::IdToken(why)),
                 }
@@ -279,7 +278,7 @@ impl Oidc {
                 async move { http.call(req).await }
             };
             let subject = openidconnect::SubjectIdentifier::new(identity.subject.clone());
-            let info: openidconnect::core::CoreUserInfoClaims = client(p, metadata)?
+            let info: openidconnect::core::CoreUserInfoClaims = rp
                 .user_info(token.access_token().clone(), Some(subject))
                 .map_err(|e| OidcError::Provider(e.to_string()))?
                 .request_async(&call)
@@ -334,13 +333,12 @@ const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 9] = [
 
 fn verify(
     p: &Provider,
-    metadata: CoreProviderMetadata,
+    client: &Client,
     id_token: &openidconnect::core::CoreIdToken,
     nonce: &str,
     now_unix: i64,
 ) -> Result<Identity, OidcError> {
     let now = chrono::DateTime::from_timestamp(now_unix, 0).unwrap_or_default();
-    let client = client(p, metadata)?;
     let verifier = client
         .id_token_verifier()
         .set_allowed_algs(ALLOWED_ALGS)

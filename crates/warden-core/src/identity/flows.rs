@@ -258,6 +258,19 @@ pub(crate) async fn start_session(
     let now_us = op.now_us();
     let session_id = Uuid::now_v7();
     let lifetime = i64::try_from(id.config.session_lifetime.as_micros()).unwrap_or(i64::MAX);
+    let principal = Principal {
+        user_id: user.id,
+        session_id,
+    };
+    // The access token is signed while the session is written: an RSA signature (0.3 ms at
+    // 2048 bits, 0.8 ms at 3072) need not wait for the commit. It is handed out only after
+    // the commit; if the transaction fails it is dropped unseen.
+    let signing = {
+        let identity = ctx.identity.clone();
+        let principal = principal.clone();
+        let now = op.now;
+        tokio::task::spawn_blocking(move || identity.issue_access_token(&principal, now))
+    };
     tx.create_device(&NewDevice {
         id: session_id,
         user_id: user.id,
@@ -311,11 +324,7 @@ pub(crate) async fn start_session(
     if warden_crypto::password::needs_rehash(user.password_hash.as_deref().unwrap_or_default()) {
         tracing::info!("password hash uses old parameters; it is replaced at the next change");
     }
-    let principal = Principal {
-        user_id: user.id,
-        session_id,
-    };
-    let (access_token, expires_in) = sign_access_token(ctx, &principal, op.now).await?;
+    let (access_token, expires_in) = signing.await??;
     Ok(Grant {
         principal,
         access_token,
