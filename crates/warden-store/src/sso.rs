@@ -57,6 +57,8 @@ pub struct LoginRow {
     pub sealed: Vec<u8>,
     /// Where to go after.
     pub redirect_to: String,
+    /// The invitation accepted with this sign-in (hash of its secret), if any.
+    pub invitation_hash: Option<Vec<u8>>,
 }
 
 impl Tx {
@@ -162,26 +164,23 @@ impl Tx {
     }
 
     /// Stores a sign-in under way.
-    #[allow(clippy::too_many_arguments)]
     pub async fn insert_sso_login(
         &mut self,
         state_hash: &[u8],
-        provider_id: Uuid,
-        binding_hash: &[u8],
-        sealed: &[u8],
-        redirect_to: &str,
+        login: &LoginRow,
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO sso_logins (state_hash, provider_id, binding_hash, sealed, redirect_to, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+             invitation_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         )
         .bind(state_hash)
-        .bind(provider_id)
-        .bind(binding_hash)
-        .bind(sealed)
-        .bind(redirect_to)
+        .bind(login.provider_id)
+        .bind(&login.binding_hash)
+        .bind(&login.sealed)
+        .bind(&login.redirect_to)
+        .bind(&login.invitation_hash)
         .bind(now)
         .bind(expires_at)
         .execute(c)
@@ -198,7 +197,8 @@ impl Tx {
     ) -> Result<Option<LoginRow>, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_as::<_, LoginRow>(
             "UPDATE sso_logins SET used_at = $2 WHERE state_hash = $1 AND used_at IS NULL \
-             AND expires_at > $2 RETURNING provider_id, binding_hash, sealed, redirect_to"
+             AND expires_at > $2 \
+             RETURNING provider_id, binding_hash, sealed, redirect_to, invitation_hash"
         )
         .bind(state_hash)
         .bind(now)

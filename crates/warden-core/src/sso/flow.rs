@@ -68,8 +68,28 @@ pub struct Started {
 }
 
 /// Starts a sign-in with provider `slug`; `after` is where to go afterwards (refused unless
-/// it is an allowed same-origin path).
-pub async fn start(ctx: &Ctx, op: &Op, slug: &str, after: Option<&str>) -> CoreResult<Started> {
+/// it is an allowed same-origin path). With `invitation` (a pending invitation's token), the
+/// sign-in accepts it: the invited address gets its account through this provider.
+pub async fn start(
+    ctx: &Ctx,
+    op: &Op,
+    slug: &str,
+    after: Option<&str>,
+    invitation: Option<&str>,
+) -> CoreResult<Started> {
+    let invitation_hash = match invitation {
+        Some(secret) => {
+            if crate::invitations::pending(ctx, op, secret)
+                .await
+                .map_err(CoreError::from)?
+                .is_none()
+            {
+                return Err(Code::InvalidLink.into());
+            }
+            Some(token::hash(secret).to_vec())
+        }
+        None => None,
+    };
     let after = match after {
         Some(a) => safe_after(a).ok_or_else(|| {
             CoreError::invalid("redirect", "must be a path of this site such as /console")
@@ -96,16 +116,15 @@ pub async fn start(ctx: &Ctx, op: &Op, slug: &str, after: Option<&str>) -> CoreR
         .map_err(|e| CoreError::internal(&e))?;
     let now = op.now_us();
     let mut tx = ctx.store.begin().await?;
-    tx.insert_sso_login(
-        &state_hash,
-        row.id,
-        &binding.hash,
-        &sealed,
-        &after,
-        now,
-        now + LOGIN_TTL_SECS * 1_000_000,
-    )
-    .await?;
+    let login = warden_store::sso::LoginRow {
+        provider_id: row.id,
+        binding_hash: binding.hash.to_vec(),
+        sealed,
+        redirect_to: after,
+        invitation_hash,
+    };
+    tx.insert_sso_login(&state_hash, &login, now, now + LOGIN_TTL_SECS * 1_000_000)
+        .await?;
     tx.commit().await?;
     Ok(Started {
         url: begun.url,
@@ -258,7 +277,10 @@ async fn finish(
         .await?
     {
         Some(id) => id,
-        None => first_sign_in(ctx, op, &mut tx, &row, &identity).await?,
+        None => match &login.invitation_hash {
+            Some(hash) => accept_invitation(ctx, op, &mut tx, &row, &identity, hash).await?,
+            None => first_sign_in(ctx, op, &mut tx, &row, &identity).await?,
+        },
     };
     let user = tx
         .user_by_id(user_id)
@@ -321,6 +343,60 @@ async fn first_sign_in(
         Outcome::Success,
         json!({"email": email, "provider": row.slug, "issuer": identity.issuer,
                "subject": identity.subject, "platform_role": row.default_role}),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    Ok(user_id)
+}
+
+/// A first sign-in that accepts an invitation: the provider must have verified the invited
+/// address itself; the account gets the invited role (just-in-time or not) and the identity
+/// is linked; the invitation is used up.
+async fn accept_invitation(
+    ctx: &Ctx,
+    op: &Op,
+    tx: &mut warden_store::Tx,
+    row: &ProviderRow,
+    identity: &warden_oidc::Identity,
+    invitation_hash: &[u8],
+) -> Result<Uuid, Failure> {
+    let now = op.now_us();
+    let invitation = tx
+        .pending_invitation(invitation_hash, now)
+        .await?
+        .ok_or(Failure::Refused("invitation_not_pending"))?;
+    let email = identity
+        .email
+        .as_deref()
+        .and_then(|e| normalize_email(e).ok())
+        .ok_or(Failure::Refused("no_email"))?;
+    if !identity.email_verified {
+        return Err(Failure::Refused("email_unverified"));
+    }
+    if email != invitation.email {
+        return Err(Failure::Refused("invitation_email_mismatch"));
+    }
+    if tx.user_by_email(&email).await?.is_some() {
+        return Err(Failure::Refused("account_exists"));
+    }
+    admit_user(&ctx.license, tx)
+        .await
+        .map_err(|_| Failure::Refused("user_limit_reached"))?;
+    let user_id = Uuid::now_v7();
+    tx.create_sso_user(user_id, &email, &invitation.platform_role, now)
+        .await?;
+    tx.link_sso_identity(&identity.issuer, &identity.subject, user_id, row.id, now)
+        .await?;
+    if !tx.accept_invitation(invitation_hash, user_id, now).await? {
+        return Err(Failure::Refused("invitation_not_pending"));
+    }
+    let event = op.event_by(
+        actor_for(Some(user_id)),
+        "invitation.accepted",
+        "invitation",
+        Some(invitation.id.to_string()),
+        Outcome::Success,
+        json!({"email": email, "platform_role": invitation.platform_role, "user_id": user_id,
+               "method": "sso", "provider": row.slug}),
     );
     tx.record(&ctx.audit_key, &event).await?;
     Ok(user_id)

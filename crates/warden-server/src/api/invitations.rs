@@ -234,11 +234,25 @@ pub(crate) async fn invitation_page(
         Ok(None) => return not_valid(),
         Err(r) => return refused(r),
     };
+    // Or join through single sign-on, when the organisation has it.
+    let sso = warden_core::sso::flow::methods(&state.ctx)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, name, start)| {
+            format!(
+                "<p><a href=\"{}?invitation={}\">Join with {}</a></p>",
+                escape(&start),
+                escape(&token),
+                escape(&name)
+            )
+        })
+        .collect::<String>();
     page(
         StatusCode::OK,
         TITLE,
         &format!(
-            "<p>Choose a password for <strong>{}</strong>.</p>\
+            "{sso}<p>Choose a password for <strong>{}</strong>.</p>\
              <form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"token\" \
              value=\"{}\"><label>Password (at least 12 characters) <input type=\"password\" \
              name=\"password\" required minlength=\"12\" autocomplete=\"new-password\"></label>\

@@ -247,11 +247,22 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Where to go after signing in.
-#[derive(Debug, Deserialize, IntoParams)]
+/// Where to go after signing in, and an invitation to accept with it.
+#[derive(Deserialize, IntoParams)]
 pub struct StartQuery {
     /// A path of this site under `/console` (default: a page saying you are signed in).
     pub redirect: Option<String>,
+    /// A pending invitation's token: the invited address gets its account through this
+    /// provider (the provider must have verified that very address).
+    pub invitation: Option<String>,
+}
+
+impl std::fmt::Debug for StartQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartQuery")
+            .field("redirect", &self.redirect)
+            .finish_non_exhaustive()
+    }
 }
 
 fn see_other(location: &str) -> Response {
@@ -268,6 +279,7 @@ fn see_other(location: &str) -> Response {
 #[utoipa::path(get, path = "/api/v1/auth/sso/{slug}/start", tag = "auth",
     params(("slug" = String, Path, description = "Provider"), StartQuery),
     responses((status = 303, description = "To the provider (sets the binding cookie)"),
+              (status = 401, description = "The invitation is not pending", content_type = "application/problem+json"),
               (status = 404, description = "No such provider", content_type = "application/problem+json"),
               (status = 422, description = "Redirect target not allowed", content_type = "application/problem+json"),
               (status = 502, description = "The provider cannot be reached", content_type = "application/problem+json")))]
@@ -277,7 +289,14 @@ pub(crate) async fn start(
     Path(slug): Path<String>,
     ApiQuery(q): ApiQuery<StartQuery>,
 ) -> Result<Response, ApiError> {
-    let started = flow::start(&state.ctx, &op, &slug, q.redirect.as_deref()).await?;
+    let started = flow::start(
+        &state.ctx,
+        &op,
+        &slug,
+        q.redirect.as_deref(),
+        q.invitation.as_deref(),
+    )
+    .await?;
     let mut res = see_other(&started.url);
     let max_age = flow::LOGIN_TTL_SECS;
     if let Some(c) = cookies::set(BINDING_COOKIE, &started.binding, max_age, true) {

@@ -31,14 +31,15 @@ CREATE TABLE sso_identities (
 CREATE INDEX sso_identities_user ON sso_identities (user_id);
 
 -- Sign-ins under way: the `state` (its hash), the browser they are bound to (the hash of a
--- short-lived cookie's value), the nonce and PKCE verifier (sealed) and where to go after.
--- Single use, 10 minutes.
+-- short-lived cookie's value), the nonce and PKCE verifier (sealed), where to go after, and
+-- the invitation being accepted with it, if any (its hash). Single use, 10 minutes.
 CREATE TABLE sso_logins (
     state_hash   BYTEA PRIMARY KEY,
     provider_id  UUID NOT NULL REFERENCES sso_providers (id) ON DELETE CASCADE,
     binding_hash BYTEA NOT NULL,
     sealed       BYTEA NOT NULL,
     redirect_to  TEXT NOT NULL,
+    invitation_hash BYTEA,
     created_at   BIGINT NOT NULL,
     expires_at   BIGINT NOT NULL,
     used_at      BIGINT

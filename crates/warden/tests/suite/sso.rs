@@ -494,3 +494,85 @@ async fn with_passwords_off_single_sign_on_still_works() {
     );
     let _ = ADMIN_PASSWORD;
 }
+
+#[tokio::test]
+async fn an_invitation_is_accepted_through_single_sign_on_for_the_invited_address_only() {
+    let smtp = warden_testkit::smtp::Smtp::start().await;
+    let app = warden_testkit::TestApp::spawn_with(warden_testkit::AppOptions {
+        env: vec![(
+            "WARDEN_SMTP_URL".to_owned(),
+            format!("smtp://127.0.0.1:{}", smtp.port),
+        )],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let acme = OidcProvider::start("warden", SECRET, &callback_of(&app, "acme"));
+    // No just-in-time accounts: only the invitation lets a newcomer in.
+    let (code, _) = add_provider(&app, &admin, "acme", &acme.issuer, json!({})).await;
+    assert_eq!(code, StatusCode::CREATED);
+    let (code, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/invitations",
+            Some(json!({"email": "zoe@example.com", "platform_role": "auditor"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    let got = smtp.wait_for(1).await;
+    let link =
+        warden_testkit::smtp::link_in(&warden_testkit::smtp::decoded(&got[0]), "/invitation")
+            .unwrap();
+    let token = link.split("token=").nth(1).unwrap().to_owned();
+    // The invitation page offers the provider.
+    let page = app
+        .client
+        .get(app.url(&format!("/invitation?token={token}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Join with acme SSO"), "{page}");
+    let start = |invitation: &str| {
+        format!(
+            "{}?invitation={invitation}",
+            app.url("/api/v1/auth/sso/acme/start")
+        )
+    };
+    // Someone else's identity cannot take the invitation.
+    let b = browse(&start(&token), &app.base, "mallory@example.com").await;
+    assert_eq!(come_back(&b, true).await.status(), StatusCode::BAD_REQUEST);
+    assert!(refused_with(&app, "invitation_email_mismatch").await);
+    // The invited address, verified by the provider, joins with the invited role.
+    let b = browse(&start(&token), &app.base, "zoe@example.com").await;
+    let res = come_back(&b, true).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, users) = app
+        .call(&admin, Method::GET, "/api/v1/admin/users", None)
+        .await;
+    let zoe = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == "zoe@example.com")
+        .unwrap()
+        .clone();
+    assert_eq!(zoe["platform_role"], "auditor");
+    let (_, list) = app
+        .call(&admin, Method::GET, "/api/v1/admin/invitations", None)
+        .await;
+    assert_eq!(list["items"][0]["status"], "accepted");
+    // Spent: it starts nothing any more, and zoe signs in as herself from now on.
+    let res = warden_testkit::no_redirect_client()
+        .get(start(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let b = browse_as(&app, "acme", "zoe@example.com", None).await;
+    assert_eq!(come_back(&b, true).await.status(), StatusCode::SEE_OTHER);
+}
