@@ -38,6 +38,8 @@ pub struct SmtpConfig {
     pub url: Option<SecretString>,
     /// The sender address.
     pub from: String,
+    /// PEM certificates of a private CA to trust for the SMTP server (checked at start).
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// Where hosts may connect from.

@@ -28,10 +28,17 @@ impl Smtp {
 
     /// Starts one on this loopback port.
     pub async fn start_on(port: u16) -> Self {
+        Self::start_with(port, &[]).await
+    }
+
+    /// Starts one on this loopback port with more aiosmtpd options (`--tlscert`/`--tlskey`
+    /// for STARTTLS, `--smtpscert`/`--smtpskey` for implicit TLS).
+    pub async fn start_with(port: u16, options: &[&str]) -> Self {
         let maildir = tempfile::tempdir().expect("aiosmtpd starts");
         let child = std::process::Command::new(python())
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
+            .args(options)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir.path().join("box"))
             .spawn()

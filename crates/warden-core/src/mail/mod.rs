@@ -125,14 +125,54 @@ type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
 fn transport(config: &SmtpConfig) -> Option<Transport> {
     let url = config.url.as_ref()?;
-    match Transport::from_url(url.expose_secret()) {
-        Ok(t) => Some(t.timeout(Some(Duration::from_secs(20))).build()),
-        Err(_) => {
+    match build_transport(url.expose_secret(), config.ca_pem.as_deref()) {
+        Ok(t) => Some(t),
+        Err(e) => {
             // Checked at start-up; if it still fails here, every message fails visibly.
-            tracing::error!("smtp.url is not usable: mail stays queued and is retried");
+            tracing::error!(error = %e, "smtp.url is not usable: mail stays queued and is retried");
             None
         }
     }
+}
+
+/// The SMTP transport for `url` (TLS as the URL says: `smtps://` implicit, `?tls=required`
+/// STARTTLS), trusting `ca_pem` besides the system's roots when given.
+pub fn build_transport(url: &str, ca_pem: Option<&[u8]>) -> Result<Transport, String> {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let builder = Transport::from_url(url).map_err(|_| "smtp.url is not usable".to_owned())?;
+    let builder = match ca_pem {
+        Some(pem) => {
+            let host = url
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.rsplit('@').next())
+                .and_then(|rest| rest.split(['/', '?']).next())
+                .map(|hp| match hp.rsplit_once(':') {
+                    Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h,
+                    _ => hp,
+                })
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let cert = Certificate::from_pem(pem).map_err(|e| e.to_string())?;
+            let params = TlsParameters::builder(host)
+                .add_root_certificate(cert)
+                .build_rustls()
+                .map_err(|e| e.to_string())?;
+            if url.starts_with("smtps://") {
+                builder.tls(Tls::Wrapper(params))
+            } else if url.contains("tls=required") {
+                builder.tls(Tls::Required(params))
+            } else if url.contains("tls=opportunistic") {
+                builder.tls(Tls::Opportunistic(params))
+            } else {
+                builder
+            }
+        }
+        None => builder,
+    };
+    Ok(builder.timeout(Some(Duration::from_secs(20))).build())
 }
 
 /// Sends every message due now (one batch per call, until none is left).

@@ -63,7 +63,27 @@ pub(super) fn build_smtp(v: &mut Values) -> Result<SmtpConfig, ConfigError> {
     if from.parse::<lettre::Address>().is_err() {
         return Err(v.refuse(&SMTP_FROM, format!("'{from}' is not an email address")));
     }
-    Ok(SmtpConfig { url, from })
+    let ca_pem = match v.path_opt(&SMTP_CA_FILE)? {
+        Some(path) => {
+            let pem = std::fs::read(&path).map_err(|e| {
+                v.refuse(
+                    &SMTP_CA_FILE,
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            use rustls::pki_types::CertificateDer;
+            use rustls::pki_types::pem::PemObject;
+            let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+            if !certs.is_ok_and(|c| !c.is_empty())
+                || lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err()
+            {
+                return Err(v.refuse(&SMTP_CA_FILE, "holds no PEM certificate"));
+            }
+            Some(pem)
+        }
+        None => None,
+    };
+    Ok(SmtpConfig { url, from, ca_pem })
 }
 
 pub(super) fn build_hosts(v: &mut Values) -> Result<HostsConfig, ConfigError> {

@@ -189,6 +189,9 @@ settings! {
     SMTP_URL = "smtp.url", Kind::SecretUrl, Fallback::Optional;
     /// Sender address.
     SMTP_FROM = "smtp.from", Kind::Text, Fallback::Value("warden@localhost");
+    /// PEM certificates of a private CA the SMTP server's certificate is checked against (on
+    /// top of the system's roots), for a relay with an internal certificate.
+    SMTP_CA_FILE = "smtp.ca_file", Kind::Path, Fallback::Optional;
 
     /// `text` or `json` (one object per line), to standard error.
     LOG_FORMAT = "log.format", Kind::Word(&["text", "json"]), Fallback::Value("text");

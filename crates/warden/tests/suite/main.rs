@@ -14,6 +14,7 @@ mod identity;
 mod invitations;
 mod license;
 mod links;
+mod mail;
 mod passwordless;
 mod routes;
 mod sso;

@@ -5,7 +5,7 @@ use std::io::Write;
 use rustls::pki_types::pem::PemObject;
 use warden_testkit::{AppOptions, TestApp};
 
-fn self_signed(dir: &std::path::Path) -> (String, String, Vec<u8>) {
+pub(crate) fn self_signed(dir: &std::path::Path) -> (String, String, Vec<u8>) {
     let cert =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
             .unwrap();
