@@ -224,6 +224,21 @@ impl Tx {
         .await)?)
     }
 
+    /// The account linked to (issuer, subject), without marking it used (a read).
+    pub async fn sso_identity_user(
+        &mut self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, Uuid>(
+            "SELECT user_id FROM sso_identities WHERE issuer = $1 AND subject = $2"
+        )
+        .bind(issuer)
+        .bind(subject)
+        .fetch_optional(c)
+        .await)?)
+    }
+
     /// Links (issuer, subject) to an account.
     pub async fn link_sso_identity(
         &mut self,

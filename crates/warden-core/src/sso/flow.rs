@@ -17,7 +17,9 @@ use warden_store::sso::ProviderRow;
 
 use super::providers::secret_context;
 use super::{DEFAULT_AFTER, safe_after};
-use crate::identity::flows::{Grant, Refusal, actor_for, start_session};
+use crate::identity::flows::{
+    Grant, Refusal, actor_for, begin_signing, start_session, start_session_signed,
+};
 use crate::identity::users::admit_user;
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
 
@@ -271,6 +273,13 @@ async fn finish(
                 warden_oidc::OidcError::IdToken(_) => Failure::Refused("id_token_invalid"),
             }
         })?;
+    // A known identity's access token starts signing now, beside the writes that follow.
+    let mut read = ctx.store.begin_read().await?;
+    let known = read
+        .sso_identity_user(&identity.issuer, &identity.subject)
+        .await?;
+    read.commit().await?;
+    let signing = known.map(|id| begin_signing(ctx, op, id));
     let mut tx = ctx.store.begin().await?;
     let user_id = match tx
         .sso_identity(&identity.issuer, &identity.subject, now)
@@ -288,7 +297,10 @@ async fn finish(
         .filter(|u| u.active)
         .ok_or(Failure::Refused("account_inactive"))?;
     let summary = json!({"email": user.email, "method": "sso", "provider": row.slug});
-    let grant = start_session(ctx, op, tx, &user, summary).await?;
+    let grant = match signing.filter(|_| known == Some(user.id)) {
+        Some(signing) => start_session_signed(ctx, op, tx, &user, summary, signing).await?,
+        None => start_session(ctx, op, tx, &user, summary).await?,
+    };
     Ok(SignedIn {
         grant,
         after: login.redirect_to,
