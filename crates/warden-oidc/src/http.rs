@@ -159,7 +159,7 @@ impl Client {
             .inner
             .execute(request)
             .await
-            .map_err(|e| HttpError::Unreachable(describe(&e)))?;
+            .map_err(|e| HttpError::Unreachable(crate::error_chain(&e)))?;
         let mut builder = openidconnect::http::Response::builder().status(response.status());
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
@@ -168,7 +168,7 @@ impl Client {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| HttpError::Unreachable(describe(&e)))?
+            .map_err(|e| HttpError::Unreachable(crate::error_chain(&e)))?
         {
             if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
                 return Err(HttpError::TooLarge);
@@ -179,19 +179,6 @@ impl Client {
             .body(body)
             .map_err(|e| HttpError::Unreachable(e.to_string()))
     }
-}
-
-/// A reqwest error with its causes, which say what failed (the resolver's refusal, a
-/// timeout).
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -377,7 +377,9 @@ fn age(then: i64, now: i64) -> Duration {
     Duration::from_secs(u64::try_from(now - then).unwrap_or(0))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+/// An error with its causes, which say what failed (a resolver's refusal, a timeout),
+/// shortened.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

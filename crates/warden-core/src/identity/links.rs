@@ -170,14 +170,14 @@ pub async fn request(ctx: &Arc<Ctx>, op: &Op, kind: LinkKind, email: &str) -> Re
         );
         return Ok(());
     };
-    permit.forget();
     let (ctx, op) = (ctx.clone(), op.clone());
     tokio::spawn(async move {
+        // Held until the link is issued, or the task ends in any other way.
+        let _permit = permit;
         tokio::time::sleep(jitter()).await;
         if let Err(e) = issue(&ctx, &op, kind, &email).await {
             tracing::error!(error = %e.detail, kind = kind.name(), "cannot issue a sign-in link");
         }
-        ISSUING.add_permits(1);
     });
     Ok(())
 }

@@ -8,14 +8,13 @@ use axum::{Form, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
-use warden_core::Code;
 use warden_core::identity::flows::Refusal;
 use warden_core::invitations::{self, Accepted};
 use warden_domain::access::{Access, Permission};
 use warden_store::invitations::InvitationRow;
 
 use super::auth::{TokenResponse, granted, refused, set_session_cookies};
-use super::links::LinkQuery;
+use super::links::{LinkQuery, link_refused};
 use crate::http::authz::{AnonymousOp, PlatformAccess, UserOp};
 use crate::http::json::ApiJson;
 use crate::http::page::{escape, page};
@@ -203,8 +202,7 @@ pub(crate) async fn accept(
     match invitations::accept(&state.ctx, &op, &input.token, input.password).await {
         Ok(Accepted::Done(grant)) => granted(&state, grant, input.cookies),
         Ok(Accepted::Refused(e)) => ApiError(e).into_response(),
-        Err(Refusal::Invalid) => ApiError::from(Code::InvalidLink).into_response(),
-        Err(r) => refused(r),
+        Err(r) => link_refused(r),
     }
 }
 

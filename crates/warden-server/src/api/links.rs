@@ -94,7 +94,9 @@ impl std::fmt::Debug for LinkSignIn {
     }
 }
 
-fn link_refused(r: Refusal) -> Response {
+/// A refusal of an emailed link (magic link, reset, invitation): an unusable link is
+/// `invalid-link`, anything else as for sign-in.
+pub(crate) fn link_refused(r: Refusal) -> Response {
     match r {
         Refusal::Invalid => ApiError::from(Code::InvalidLink).into_response(),
         other => refused(other),
