@@ -227,7 +227,10 @@ async fn form_page(
     }
     let token = escape(&token);
     let fields = match kind {
-        LinkKind::MagicLink => "<button type=\"submit\">Sign in</button>".to_owned(),
+        LinkKind::MagicLink => "<p>Press the button to sign in to Warden in this browser. \
+             The link works once; opening this page did not use it.</p>\
+             <button type=\"submit\">Sign in</button>"
+            .to_owned(),
         LinkKind::PasswordReset => "<label>New password (at least 12 characters) \
              <input type=\"password\" name=\"password\" required minlength=\"12\" \
              autocomplete=\"new-password\"></label>\
