@@ -55,6 +55,53 @@ pub fn well_formed(secret: &str, prefix: &str) -> bool {
     })
 }
 
+/// The digits of the checked form, in order: `0-9A-Za-z`.
+const BASE62: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// 32 bytes in base 62 take at most 43 digits.
+const CHECKED_BODY: usize = 43;
+/// A CRC-32 in base 62 takes at most 6 digits.
+const CHECKED_SUM: usize = 6;
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Generates a secret in the *checked* form: `<prefix>` + 32 random bytes in base 62 (43
+/// digits, zero-padded) + the CRC-32 of those digits in base 62 (6 digits). Secret scanners
+/// recognise the prefix and confirm a find by its checksum, without asking Warden; Warden
+/// refuses a mistyped one before any lookup.
+pub fn issue_checked(prefix: &str) -> Result<Issued, KeyringError> {
+    let mut bytes = Zeroizing::new([0u8; RANDOM_BYTES]);
+    aws_lc_rs::rand::fill(&mut *bytes).map_err(|_| KeyringError::Random)?;
+    let body = Zeroizing::new(padded(&base_x::encode(BASE62, &*bytes), CHECKED_BODY));
+    let sum = padded(
+        &base_x::encode(BASE62, &CRC32.checksum(body.as_bytes()).to_be_bytes()),
+        CHECKED_SUM,
+    );
+    let secret = Zeroizing::new(format!("{prefix}{}{sum}", body.as_str()));
+    let hash = hash(&secret);
+    Ok(Issued { secret, hash })
+}
+
+fn padded(digits: &str, width: usize) -> String {
+    format!("{}{digits}", "0".repeat(width.saturating_sub(digits.len())))
+}
+
+/// Whether `secret` has the shape of one [`issue_checked`] made with `prefix` and its
+/// checksum matches, so mistyped or made-up input is refused before any lookup.
+pub fn checked_well_formed(secret: &str, prefix: &str) -> bool {
+    let Some(rest) = secret.strip_prefix(prefix) else {
+        return false;
+    };
+    if rest.len() != CHECKED_BODY + CHECKED_SUM || !rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return false;
+    }
+    let (body, sum) = rest.split_at(CHECKED_BODY);
+    let expected = padded(
+        &base_x::encode(BASE62, &CRC32.checksum(body.as_bytes()).to_be_bytes()),
+        CHECKED_SUM,
+    );
+    expected == sum
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -71,5 +118,34 @@ mod tests {
         assert_ne!(a.hash, b.hash);
         assert!(!well_formed("wrt_short", "wrt_"));
         assert!(!format!("{a:?}").contains(a.secret.as_str()));
+    }
+
+    #[test]
+    fn checked_secrets_carry_a_checksum_that_catches_any_typo() {
+        let a = issue_checked("wdn_pat_").unwrap();
+        let b = issue_checked("wdn_pat_").unwrap();
+        assert_ne!(*a.secret, *b.secret);
+        assert_eq!(a.secret.len(), "wdn_pat_".len() + 49);
+        assert!(checked_well_formed(&a.secret, "wdn_pat_"));
+        assert!(!checked_well_formed(&a.secret, "wdn_llm_"));
+        assert_eq!(hash(&a.secret), a.hash);
+        // Any one character changed fails the checksum.
+        let s = a.secret.as_str();
+        for i in "wdn_pat_".len()..s.len() {
+            let mut t = s.as_bytes().to_vec();
+            t[i] = if t[i] == b'x' { b'y' } else { b'x' };
+            let t = String::from_utf8(t).unwrap();
+            assert!(!checked_well_formed(&t, "wdn_pat_"), "{i}");
+        }
+        assert!(!checked_well_formed("wdn_pat_", "wdn_pat_"));
+        assert!(!checked_well_formed(
+            &format!("{}=", &s[..s.len() - 1]),
+            "wdn_pat_"
+        ));
+        // Many in a row: every one well formed (padding holds the length).
+        for _ in 0..200 {
+            let t = issue_checked("wdn_pat_").unwrap();
+            assert!(checked_well_formed(&t.secret, "wdn_pat_"));
+        }
     }
 }

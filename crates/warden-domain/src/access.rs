@@ -247,6 +247,18 @@ impl PermissionSet {
         self.0 & p.bit() != 0
     }
 
+    /// The permissions in both sets.
+    #[must_use]
+    pub fn intersect(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    /// The permissions in either set.
+    #[must_use]
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
     /// Whether every permission of `self` is also in `other`.
     pub fn is_subset(self, other: Self) -> bool {
         self.0 & !other.0 == 0

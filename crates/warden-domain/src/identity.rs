@@ -7,15 +7,62 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::access::PermissionSet;
+use crate::tenancy::WorkspaceId;
+
 /// Who an authenticated request acts as. What they may do is looked up per request (their
 /// platform role and memberships), so a role change takes effect at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The user.
     pub user_id: Uuid,
-    /// The device session (refresh-token family) the credential belongs to.
+    /// The device session (refresh-token family) the credential belongs to; for a personal
+    /// access token, the token's id (revoked through the same log).
     pub session_id: Uuid,
+    /// Present when the request carries a personal access token: what it is limited to.
+    pub token: Option<TokenLimits>,
 }
+
+impl Principal {
+    /// A principal signed in with a device session (no token limits).
+    pub fn session(user_id: Uuid, session_id: Uuid) -> Self {
+        Self {
+            user_id,
+            session_id,
+            token: None,
+        }
+    }
+
+    /// Whether the request carries a personal access token rather than a signed-in session.
+    pub fn is_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The permissions the credential allows at most (all for a session).
+    pub fn ceiling(&self) -> PermissionSet {
+        self.token
+            .as_ref()
+            .map_or_else(PermissionSet::all, |t| t.permissions)
+    }
+}
+
+/// What a personal access token is limited to, on top of its owner's current grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenLimits {
+    /// At most these permissions (intersected with the owner's, on every request).
+    pub permissions: PermissionSet,
+    /// Only this workspace, when set (platform-wide routes are then refused).
+    pub workspace: Option<WorkspaceId>,
+}
+
+/// Prefix of personal access tokens.
+pub const PAT_PREFIX: &str = "wdn_pat_";
+/// Most active personal access tokens per user.
+pub const PAT_MAX_ACTIVE: i64 = 25;
+/// Shortest lifetime of a personal access token, in days.
+pub const PAT_MIN_DAYS: u32 = 7;
+/// Longest lifetime of a personal access token, in days.
+pub const PAT_MAX_DAYS: u32 = 365;
 
 /// Shortest password accepted, in characters.
 pub const PASSWORD_MIN_CHARS: usize = 12;

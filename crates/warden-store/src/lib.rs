@@ -16,6 +16,7 @@ pub mod license;
 pub mod links;
 pub mod mail;
 mod migrate;
+pub mod personal_tokens;
 pub mod roles;
 pub mod sessions;
 pub mod sign_in;

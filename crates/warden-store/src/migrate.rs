@@ -59,6 +59,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(13, "0013_signing_key_revocation"),
     migration!(14, "0014_mail_and_links"),
     migration!(15, "0015_sso"),
+    migration!(16, "0016_personal_tokens"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -21,14 +21,55 @@ struct Saved {
 
 pub(crate) struct Api {
     client: warden_client::Client,
-    path: PathBuf,
-    saved: Mutex<Saved>,
+    /// The saved session (refreshed), or `None` when a personal access token is used.
+    session: Option<(PathBuf, Mutex<Saved>)>,
     token: Mutex<Zeroizing<String>>,
 }
 
-/// Reads the saved session and refreshes it (the refresh token rotates, so the file is
-/// rewritten).
+/// The environment variable holding a personal access token: when set, commands use it
+/// instead of the saved session (with `WARDEN_URL`, or the saved session's server).
+pub(crate) const TOKEN_VAR: &str = "WARDEN_TOKEN";
+/// The server's URL, for `WARDEN_TOKEN`.
+pub(crate) const URL_VAR: &str = "WARDEN_URL";
+
+/// Uses `WARDEN_TOKEN` when it is set; otherwise reads the saved session and refreshes it
+/// (the refresh token rotates, so the file is rewritten).
 pub(crate) async fn connect(credentials: Option<PathBuf>) -> Result<Api> {
+    if let Some(token) = std::env::var(TOKEN_VAR)
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        let token = Zeroizing::new(token.trim().to_owned());
+        if !token.starts_with(warden_domain::identity::PAT_PREFIX) {
+            bail!("{TOKEN_VAR} is not a personal access token (they start with wdn_pat_)");
+        }
+        let url = match std::env::var(URL_VAR).ok().filter(|u| !u.trim().is_empty()) {
+            Some(url) => url,
+            None => saved_url(credentials).with_context(|| {
+                format!("{TOKEN_VAR} is set: set {URL_VAR} to the server's URL")
+            })?,
+        };
+        return Ok(Api {
+            client: warden_client::Client::new(url)?,
+            session: None,
+            token: Mutex::new(token),
+        });
+    }
+    let (path, saved) = read_saved(credentials)?;
+    let api = Api {
+        client: warden_client::Client::new(saved.url.clone())?,
+        session: Some((path, Mutex::new(saved))),
+        token: Mutex::new(Zeroizing::new(String::new())),
+    };
+    api.refresh().await?;
+    Ok(api)
+}
+
+fn saved_url(credentials: Option<PathBuf>) -> Result<String> {
+    Ok(read_saved(credentials)?.1.url)
+}
+
+fn read_saved(credentials: Option<PathBuf>) -> Result<(PathBuf, Saved)> {
     let path = match credentials {
         Some(p) => p,
         None => crate::login::default_path()?,
@@ -41,14 +82,7 @@ pub(crate) async fn connect(credentials: Option<PathBuf>) -> Result<Api> {
     })?);
     let saved: Saved = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a Warden credentials file", path.display()))?;
-    let api = Api {
-        client: warden_client::Client::new(saved.url.clone())?,
-        path,
-        saved: Mutex::new(saved),
-        token: Mutex::new(Zeroizing::new(String::new())),
-    };
-    api.refresh().await?;
-    Ok(api)
+    Ok((path, saved))
 }
 
 fn poisoned<T>(_: T) -> anyhow::Error {
@@ -58,7 +92,10 @@ fn poisoned<T>(_: T) -> anyhow::Error {
 impl Api {
     /// A new access token for the saved session; the rotated refresh token is saved.
     async fn refresh(&self) -> Result<()> {
-        let current = Zeroizing::new(self.saved.lock().map_err(poisoned)?.refresh_token.clone());
+        let Some((path, saved)) = &self.session else {
+            bail!("{TOKEN_VAR} was refused (revoked, expired or mistyped)");
+        };
+        let current = Zeroizing::new(saved.lock().map_err(poisoned)?.refresh_token.clone());
         let fresh = match self.client.refresh(&current).await {
             Ok(tokens) => tokens,
             Err(warden_client::ClientError::Refused(_)) => bail!(
@@ -67,11 +104,11 @@ impl Api {
             Err(e) => return Err(e.into()),
         };
         let text = {
-            let mut saved = self.saved.lock().map_err(poisoned)?;
+            let mut saved = saved.lock().map_err(poisoned)?;
             saved.refresh_token = fresh.refresh_token.to_string();
             Zeroizing::new(serde_json::to_string_pretty(&*saved)?)
         };
-        crate::login::write_private(&self.path, text.as_bytes())?;
+        crate::login::write_private(path, text.as_bytes())?;
         *self.token.lock().map_err(poisoned)? = fresh.access_token;
         Ok(())
     }

@@ -11,7 +11,7 @@ use warden_store::tenancy::PlatformGrant;
 
 use super::{may_act_on, may_grant_role, user_id, would_leave_no_admin};
 use crate::identity::users::{CreatedUser, admit_user, policy_error};
-use crate::identity::{account, flows};
+use crate::identity::{account, flows, tokens};
 use crate::paging::{Page, page_limit};
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
 
@@ -111,6 +111,7 @@ pub async fn set_active(
             revoked = flows::revoke_in_tx(&mut tx, ctx, op, &op.actor, &live, "user_deactivated")
                 .await?
                 .len();
+            tokens::revoke_all_of(&mut tx, ctx, op, id, "user_deactivated").await?;
         }
         let action = if active {
             "user.reactivated"
@@ -157,6 +158,7 @@ pub async fn reset_password(
     tx.set_password(id, &hash, op.now_us()).await?;
     let live = tx.live_device_ids(id, None).await?;
     let revoked = flows::revoke_in_tx(&mut tx, ctx, op, &op.actor, &live, "password_reset").await?;
+    tokens::revoke_all_of(&mut tx, ctx, op, id, "password_reset").await?;
     let event = op.event(
         "user.password_reset",
         "user",

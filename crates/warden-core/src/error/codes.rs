@@ -91,6 +91,12 @@ registry! {
     /// A sign-in policy that would leave administrators no way in.
     NoOtherWayIn = 409, "no-other-way-in", "The change would leave administrators no way to sign in.";
     /// An emailed link that was used, expired, replaced by a newer one, or mistyped.
+    /// Something only a signed-in person may do, asked with a personal access token.
+    SessionRequired = 403, "session-required", "This needs a signed-in session: a personal access token cannot create tokens, change its owner's credentials or approve sign-ins.";
+    /// A token asked for a permission its creator does not hold.
+    PermissionNotHeld = 403, "permission-not-held", "A token can carry only permissions you hold (in its workspace, when it names one).";
+    /// The per-user cap on active tokens.
+    TokenLimitReached = 409, "token-limit-reached", "You have the most active personal access tokens allowed (25); revoke one first.";
     InvalidLink = 401, "invalid-link", "The link is not valid: it was used, has expired, was replaced by a newer one, or is mistyped.";
     /// The sign-in throttle is closed.
     TooManyAttempts = 429, "too-many-attempts", "Too many failed attempts; wait before trying again.";

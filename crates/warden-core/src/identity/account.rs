@@ -32,6 +32,7 @@ pub async fn active_devices(ctx: &Ctx, op: &Op, user: Option<Uuid>) -> CoreResul
 /// Ends one of the user's own device sessions, at once, on every node; 404 when it is not
 /// one of theirs.
 pub async fn revoke_device(ctx: &Ctx, op: &Op, principal: &Principal, id: &str) -> CoreResult<()> {
+    super::tokens::require_session(principal)?;
     let id: Uuid = id.parse().map_err(|_| Code::NotFound)?;
     let rows = active_devices(ctx, op, Some(principal.user_id)).await?;
     if !rows.iter().any(|s| s.id == id) {
@@ -43,6 +44,7 @@ pub async fn revoke_device(ctx: &Ctx, op: &Op, principal: &Principal, id: &str) 
 
 /// Ends every other device session of the user ("sign out everywhere else"); how many.
 pub async fn revoke_others(ctx: &Ctx, op: &Op, principal: &Principal) -> CoreResult<usize> {
+    super::tokens::require_session(principal)?;
     let mut tx = ctx.store.begin_read().await?;
     let others = tx
         .live_device_ids(principal.user_id, Some(principal.session_id))
@@ -69,6 +71,7 @@ pub async fn change_password(
     current: String,
     new: String,
 ) -> CoreResult<()> {
+    super::tokens::require_session(principal)?;
     let user = principal.user_id;
     let mut tx = ctx.store.begin_read().await?;
     let row = tx.user_by_id(user).await?.ok_or(Code::Unauthenticated)?;

@@ -268,10 +268,7 @@ pub(crate) struct Signing {
 /// at 2048 bits, 0.8 ms at 3072) need not wait for the session's writes. The token is handed
 /// out only after the commit; if the transaction fails it is dropped unseen.
 pub(crate) fn begin_signing(ctx: &Ctx, op: &Op, user_id: Uuid) -> Signing {
-    let principal = Principal {
-        user_id,
-        session_id: Uuid::now_v7(),
-    };
+    let principal = Principal::session(user_id, Uuid::now_v7());
     let identity = ctx.identity.clone();
     let p = principal.clone();
     let now = op.now;
@@ -464,10 +461,7 @@ async fn fast_refresh(ctx: &Ctx, op: &Op, hash: &[u8]) -> Result<Option<Grant>, 
     else {
         return Ok(None);
     };
-    let principal = Principal {
-        user_id: rotated.user_id,
-        session_id: rotated.session_id,
-    };
+    let principal = Principal::session(rotated.user_id, rotated.session_id);
     let (access_token, expires_in) = sign_access_token(ctx, &principal, now).await?;
     Ok(Some(Grant {
         principal,
@@ -506,10 +500,7 @@ async fn try_refresh(
     if !alive {
         return Err(Refusal::Invalid);
     }
-    let principal = Principal {
-        user_id: row.user_id,
-        session_id: row.session_id,
-    };
+    let principal = Principal::session(row.user_id, row.session_id);
     let secret = match row.rotated_at {
         None => {
             let (next, next_id, sealed) = successor(ctx)?;

@@ -17,6 +17,7 @@ pub mod origins;
 pub mod policy;
 mod revocation;
 pub mod setup;
+pub mod tokens;
 pub mod users;
 
 use std::collections::HashMap;
@@ -61,6 +62,8 @@ pub struct Identity {
     /// What is revoked, kept in step with the database.
     pub revocations: Revocations,
     cache: RwLock<HashMap<Box<str>, Cached>>,
+    /// Verified personal access tokens.
+    pub tokens: tokens::TokenCache,
     /// Bumped when a signing key is revoked: verifications begun before no longer count.
     generation: std::sync::atomic::AtomicU64,
     emails: RwLock<HashMap<Uuid, String>>,
@@ -104,6 +107,7 @@ impl Identity {
             keys: RwLock::new(Arc::new(keys)),
             revocations,
             cache: RwLock::new(HashMap::new()),
+            tokens: tokens::TokenCache::default(),
             generation: std::sync::atomic::AtomicU64::new(0),
             emails: RwLock::new(HashMap::new()),
             csrf_key: hmac::Key::new(hmac::HMAC_SHA256, &csrf),
@@ -185,10 +189,8 @@ impl Identity {
             Some(p) => p,
             None => {
                 let claims = self.keys().verify(token, now).ok()?;
-                let principal = Principal {
-                    user_id: claims.sub.parse().ok()?,
-                    session_id: claims.sid.parse().ok()?,
-                };
+                let principal =
+                    Principal::session(claims.sub.parse().ok()?, claims.sid.parse().ok()?);
                 self.remember(token, &principal, claims.exp, now, generation);
                 principal
             }

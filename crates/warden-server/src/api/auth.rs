@@ -219,6 +219,9 @@ pub(crate) async fn sign_out(
     UserOp(op): UserOp,
     caller: Caller,
 ) -> Response {
+    if let Err(e) = warden_core::identity::tokens::require_session(&caller.principal) {
+        return ApiError(e).into_response();
+    }
     let session = caller.principal.session_id;
     match flows::revoke(&state.ctx, &op, &[session], "sign_out").await {
         Ok(_) => {

@@ -18,6 +18,7 @@ pub mod sessions;
 pub mod setup;
 pub mod sign_in_policy;
 pub mod sso;
+pub mod tokens;
 pub mod workspace_settings;
 pub mod workspaces;
 
@@ -36,6 +37,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(sso::routes())
         .merge(mail::routes())
         .merge(me::routes())
+        .merge(tokens::routes())
         .merge(setup::routes())
         .merge(roles::routes())
         .merge(workspaces::routes())

@@ -33,7 +33,7 @@ use warden_domain::tenancy::WorkspaceId;
 use warden_store::Store;
 use warden_store::tenancy::Refusal;
 
-use crate::identity::AuthFailure;
+use crate::identity::{AuthFailure, Presented};
 use warden_core::audit::denials::{Denial, Denials};
 use warden_core::hosts::gate::{HostGate, HostRefusal};
 use warden_core::identity::Identity;
@@ -357,8 +357,30 @@ where
                 }
                 Either::Left(ready(Ok(refused)))
             }
-            Ok(None) => Either::Right(Either::Left(self.inner.call(req))),
-            Ok(Some((gate, principal))) => {
+            Ok(None) => {
+                if req.extensions_mut().remove::<NoteTokenUse>().is_some()
+                    && let (Some(caller), Some(ip)) = (
+                        req.extensions().get::<crate::identity::Caller>(),
+                        peer_ip(&req),
+                    )
+                {
+                    let now_us = warden_core::identity::now_us(self.ctx.clock.as_ref());
+                    warden_core::identity::tokens::noticed(
+                        &self.ctx,
+                        &caller.principal,
+                        ip,
+                        now_us,
+                    );
+                }
+                Either::Right(Either::Left(self.inner.call(req)))
+            }
+            Ok(Some((gate, who))) => {
+                if req.extensions_mut().remove::<NoteTokenUse>().is_some()
+                    && let (Some(Who::Known(p)), Some(ip)) = (&who, peer_ip(&req))
+                {
+                    let now_us = warden_core::identity::now_us(self.ctx.clock.as_ref());
+                    warden_core::identity::tokens::noticed(&self.ctx, p, ip, now_us);
+                }
                 // The ready clone goes into the future; this service keeps a fresh clone.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -366,6 +388,26 @@ where
                 let hosts = self.hosts.clone();
                 let denials = self.denials.clone();
                 Either::Right(Either::Right(Box::pin(async move {
+                    let principal = match who {
+                        None => None,
+                        Some(Who::Known(p)) => Some(p),
+                        Some(Who::Uncached(secret)) => {
+                            match look_up_token(&ctx, &secret, &mut req).await {
+                                Some(p) => Some(p),
+                                None => {
+                                    let refused = ApiError::from_status(StatusCode::UNAUTHORIZED)
+                                        .into_response();
+                                    if let Some(d) = denial(&req, &refused, None) {
+                                        denials.record(d);
+                                    }
+                                    return Ok(refused);
+                                }
+                            }
+                        }
+                    };
+                    if gate == Gate::Allow {
+                        return inner.call(req).await;
+                    }
                     let user = principal.as_ref().map(|p| p.user_id);
                     let granted = match (gate, principal) {
                         // Host authentication failures have their own sparse audit.
@@ -440,12 +482,12 @@ fn first_gate(
     license: &License,
     clock: &dyn Clock,
     req: &mut Request,
-) -> Result<Option<(Gate, Option<Principal>)>, Response> {
-    let Some(matched) = req.extensions().get::<MatchedPath>() else {
+) -> Result<Option<(Gate, Option<Who>)>, Response> {
+    let Some(matched) = req.extensions().get::<MatchedPath>().cloned() else {
         tracing::error!("routed request without a matched path; refusing");
         return Err(ApiError::from_status(StatusCode::FORBIDDEN).into_response());
     };
-    logging::record_route(matched);
+    logging::record_route(&matched);
     let path = matched.as_str();
     let declared = table.declared(req.method(), path);
     let rule = declared.map(|d| d.access);
@@ -464,13 +506,14 @@ fn first_gate(
     }
     // Public routes never look at credentials, host routes check a host key (not here);
     // every other route authenticates a user first.
-    let caller = match rule {
-        None | Some(Access::Public) => None,
+    let presented = match rule {
+        None | Some(Access::Public) => Presented::Nothing,
         Some(Access::Host) => return Ok(Some((Gate::Host, None))),
         Some(_) => {
             let now = clock.now().unix_timestamp();
-            match crate::identity::authenticate(identity, req.method(), req.headers(), now) {
-                Ok(caller) => caller,
+            let ip = peer_ip(req);
+            match crate::identity::authenticate(identity, req.method(), req.headers(), now, ip) {
+                Ok(presented) => presented,
                 Err(AuthFailure::Unauthenticated) => {
                     return Err(ApiError::from_status(StatusCode::UNAUTHORIZED).into_response());
                 }
@@ -478,7 +521,26 @@ fn first_gate(
             }
         }
     };
-    let principal = caller.as_ref().map(|c| c.principal.clone());
+    let caller = match presented {
+        Presented::Nothing => None,
+        Presented::Caller(caller) => Some(caller),
+        Presented::Token(caller, note) => {
+            if note {
+                req.extensions_mut().insert(NoteTokenUse);
+            }
+            Some(caller)
+        }
+        Presented::UncachedToken(secret) => {
+            // Read from the database by the guard's asynchronous half.
+            return match gate(rule, true) {
+                g @ (Gate::Allow | Gate::Platform(_) | Gate::Workspace(_)) => {
+                    Ok(Some((g, Some(Who::Uncached(secret)))))
+                }
+                _ => Err(ApiError::from_status(StatusCode::FORBIDDEN).into_response()),
+            };
+        }
+    };
+    let principal = caller.as_ref().map(|c| Who::Known(c.principal.clone()));
     match gate(rule, caller.is_some()) {
         Gate::Allow => {
             if let Some(caller) = caller {
@@ -500,6 +562,47 @@ fn first_gate(
             };
             req.extensions_mut().insert(caller);
             Ok(Some((g, Some(principal))))
+        }
+    }
+}
+
+/// Who the guard's asynchronous half checks.
+enum Who {
+    /// Authenticated already.
+    Known(Principal),
+    /// A personal access token still to be read from the database.
+    Uncached(String),
+}
+
+/// Marks a request whose personal access token use should be written down.
+#[derive(Debug, Clone, Copy)]
+struct NoteTokenUse;
+
+fn peer_ip(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())
+}
+
+/// Reads an uncached personal access token; on success the request carries its caller.
+async fn look_up_token(ctx: &Arc<Ctx>, secret: &str, req: &mut Request) -> Option<Principal> {
+    let now_us = warden_core::identity::now_us(ctx.clock.as_ref());
+    let ip = peer_ip(req);
+    match warden_core::identity::tokens::authenticate(ctx, secret, now_us, ip).await {
+        Ok(Some((principal, note))) => {
+            if note && let Some(ip) = ip {
+                warden_core::identity::tokens::noticed(ctx, &principal, ip, now_us);
+            }
+            req.extensions_mut().insert(crate::identity::Caller {
+                principal: principal.clone(),
+                credential: crate::identity::Credential::Bearer,
+            });
+            Some(principal)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!(error = ?e, "cannot read a personal access token");
+            None
         }
     }
 }

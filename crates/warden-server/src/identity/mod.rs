@@ -6,7 +6,8 @@ pub mod cookies;
 
 use axum::http::{HeaderMap, Method, header};
 use warden_core::identity::Identity;
-use warden_domain::identity::Principal;
+use warden_core::identity::tokens::Lookup;
+use warden_domain::identity::{PAT_PREFIX, Principal};
 
 /// How a request proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,22 +37,85 @@ pub enum AuthFailure {
     Csrf,
 }
 
-/// Authenticates a request from its headers: `Ok(None)` when it carries no credential.
+/// What a request's headers say about who sends it.
+#[derive(Debug)]
+pub enum Presented {
+    /// No credential.
+    Nothing,
+    /// Verified (a token this node has cached, or an access token).
+    Caller(Caller),
+    /// A personal access token this node has cached; `true` when the use should be
+    /// written down.
+    Token(Caller, bool),
+    /// A well-formed personal access token this node has not cached: the guard reads it.
+    UncachedToken(String),
+}
+
+/// Authenticates a request from its headers. Personal access tokens are accepted only as
+/// `Authorization: Bearer` (never from a cookie or the query string).
 pub fn authenticate(
     identity: &Identity,
     method: &Method,
     headers: &HeaderMap,
     now: i64,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Presented, AuthFailure> {
+    if let Some(token) = bearer(headers)?
+        && token.starts_with(PAT_PREFIX)
+    {
+        return match identity
+            .tokens
+            .cached(token, now.saturating_mul(1_000_000), ip)
+        {
+            Lookup::Refused => Err(AuthFailure::Unauthenticated),
+            Lookup::Unknown => Ok(Presented::UncachedToken(token.to_owned())),
+            Lookup::Valid(principal, note) => {
+                if identity
+                    .revocations
+                    .is_revoked(principal.session_id, principal.user_id)
+                {
+                    return Err(AuthFailure::Unauthenticated);
+                }
+                Ok(Presented::Token(
+                    Caller {
+                        principal,
+                        credential: Credential::Bearer,
+                    },
+                    note,
+                ))
+            }
+        };
+    }
+    Ok(
+        match authenticate_session(identity, method, headers, now)? {
+            Some(caller) => Presented::Caller(caller),
+            None => Presented::Nothing,
+        },
+    )
+}
+
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| AuthFailure::Unauthenticated)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or(AuthFailure::Unauthenticated)?;
+    Ok(Some(token.trim()))
+}
+
+/// Authenticates a signed-in session's access token (bearer or cookie): `Ok(None)` when the
+/// request carries no credential.
+fn authenticate_session(
+    identity: &Identity,
+    method: &Method,
+    headers: &HeaderMap,
+    now: i64,
 ) -> Result<Option<Caller>, AuthFailure> {
-    let (token, credential) = match headers.get(header::AUTHORIZATION) {
-        Some(value) => {
-            let value = value.to_str().map_err(|_| AuthFailure::Unauthenticated)?;
-            let token = value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-                .ok_or(AuthFailure::Unauthenticated)?;
-            (token.trim(), Credential::Bearer)
-        }
+    let (token, credential) = match bearer(headers)? {
+        Some(token) => (token, Credential::Bearer),
         None => match cookies::get(headers, cookies::ACCESS) {
             Some(token) => (token, Credential::Cookie),
             None => return Ok(None),

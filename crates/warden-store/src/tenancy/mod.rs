@@ -81,6 +81,8 @@ pub struct WorkspaceGrant {
     permission: Permission,
     role: Option<WorkspaceRole>,
     platform: PermissionSet,
+    /// What the credential allows at most (all, except for a personal access token).
+    ceiling: PermissionSet,
     /// For a read permission: the scoped, read-only transaction the check ran in, handed to
     /// the handler so a read costs one transaction. Taken once.
     read_tx: Option<Arc<Mutex<Option<Tx>>>>,
@@ -273,7 +275,15 @@ impl Store {
         who: &Principal,
         permission: Permission,
     ) -> Result<PlatformGrant, Refusal> {
-        let platform = self.platform_permissions(who.user_id).await?;
+        // A token bound to one workspace reaches no platform-wide route; any token reaches
+        // at most its own permissions.
+        if who.token.as_ref().is_some_and(|t| t.workspace.is_some()) {
+            return Err(Refusal::Forbidden);
+        }
+        let platform = self
+            .platform_permissions(who.user_id)
+            .await?
+            .intersect(who.ceiling());
         if !decide_platform(platform, permission) {
             return Err(Refusal::Forbidden);
         }
@@ -295,10 +305,19 @@ impl Store {
         workspace: WorkspaceId,
         permission: Permission,
     ) -> Result<WorkspaceGrant, Refusal> {
+        if let Some(limits) = &who.token {
+            // A token bound to another workspace learns nothing of this one.
+            if limits.workspace.is_some_and(|w| w != workspace) {
+                return Err(Refusal::NotFound);
+            }
+        }
         let mut tx = self.begin_read().await?;
         set_scope(&mut tx, "warden.workspace_id", &workspace.to_string()).await?;
         let row = lookup(&mut tx, who.user_id, workspace).await?;
-        let decided = decide(row.as_ref(), permission).and(row.ok_or(Refusal::NotFound));
+        let mut decided = decide(row.as_ref(), permission).and(row.ok_or(Refusal::NotFound));
+        if decided.is_ok() && !who.ceiling().contains(permission) {
+            decided = Err(Refusal::Forbidden);
+        }
         let row = match decided {
             Ok(row) => row,
             Err(refusal) => {
@@ -317,7 +336,8 @@ impl Store {
             workspace,
             permission,
             role: row.membership(),
-            platform: row.platform(),
+            platform: row.platform().intersect(who.ceiling()),
+            ceiling: who.ceiling(),
             read_tx,
         })
     }
@@ -353,7 +373,7 @@ impl Store {
             workspace: grant.workspace,
             user_id: grant.user_id,
             role: row.membership(),
-            platform: row.platform(),
+            platform: row.platform().intersect(grant.ceiling),
         })
     }
 
@@ -432,12 +452,19 @@ impl Store {
              w.created_at, w.updated_at, w.archived_at, m.role AS my_role \
              FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id \
              WHERE m.user_id = $1 AND ($2 IS NULL OR w.id > $2) \
-             AND ($3 OR w.archived_at IS NULL) ORDER BY w.id LIMIT $4"
+             AND ($3 OR w.archived_at IS NULL) AND ($5 IS NULL OR w.id = $5) \
+             ORDER BY w.id LIMIT $4"
         )
         .bind(who.user_id)
         .bind(after.map(WorkspaceId::uuid))
         .bind(include_archived)
         .bind(limit)
+        .bind(
+            who.token
+                .as_ref()
+                .and_then(|t| t.workspace)
+                .map(WorkspaceId::uuid),
+        )
         .fetch_all(c)
         .await)?;
         tx.commit().await?;

@@ -22,3 +22,4 @@ mod sso_tokens;
 mod storage;
 mod tenancy;
 mod tls;
+mod tokens;

@@ -474,10 +474,7 @@ async fn row_level_security_hides_other_workspaces_from_a_query_without_its_filt
         return;
     }
     let store = w.app.server.store();
-    let alice = Principal {
-        user_id: w.alice.id.parse().unwrap(),
-        session_id: uuid::Uuid::nil(),
-    };
+    let alice = Principal::session(w.alice.id.parse().unwrap(), uuid::Uuid::nil());
     let a = WorkspaceId::parse(&w.a).unwrap();
     let grant = store
         .authorize(&alice, a, Permission::SETTINGS_READ)
@@ -626,10 +623,7 @@ async fn secrets_are_write_only_bound_to_their_workspace_and_never_stored_in_pla
         warden_store::keyring::load_or_create(store, &master, &warden_domain::clock::SystemClock)
             .await
             .unwrap();
-    let bob = Principal {
-        user_id: w.bob.id.parse().unwrap(),
-        session_id: uuid::Uuid::nil(),
-    };
+    let bob = Principal::session(w.bob.id.parse().unwrap(), uuid::Uuid::nil());
     let b = WorkspaceId::parse(&w.b).unwrap();
     let a = WorkspaceId::parse(&w.a).unwrap();
     let grant = store
@@ -1274,10 +1268,10 @@ async fn only_a_hosts_grant_opens_every_hosts_row_on_storage() {
         .json()
         .await
         .unwrap();
-    let admin = Principal {
-        user_id: me["id"].as_str().unwrap().parse().unwrap(),
-        session_id: uuid::Uuid::nil(),
-    };
+    let admin = Principal::session(
+        me["id"].as_str().unwrap().parse().unwrap(),
+        uuid::Uuid::nil(),
+    );
     for other in [
         Permission::WORKSPACES_CREATE,
         Permission::USERS_READ,

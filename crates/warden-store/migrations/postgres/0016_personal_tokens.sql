@@ -1,0 +1,28 @@
+-- Personal access tokens: a user's bearer credentials for scripts. Only the SHA-256 of the
+-- secret is stored (looked up by it); permissions are space-separated names, at most the
+-- owner's own and intersected with them on every use; `workspace_id` binds a token to one
+-- workspace. Revocation goes through the revocation log like a device session's.
+CREATE TABLE personal_tokens (
+    id              UUID PRIMARY KEY,
+    user_id         UUID NOT NULL REFERENCES users (id),
+    name            TEXT NOT NULL,
+    hash            BYTEA NOT NULL UNIQUE,
+    permissions     TEXT NOT NULL,
+    workspace_id    UUID,
+    created_at      BIGINT NOT NULL,
+    expires_at      BIGINT NOT NULL,
+    last_used_at    BIGINT,
+    last_used_ip    TEXT,
+    revoked_at      BIGINT,
+    revoked_reason  TEXT,
+    expiry_recorded BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX personal_tokens_user ON personal_tokens (user_id, created_at);
+
+-- The addresses each token has been used from: a new one is audited once.
+CREATE TABLE personal_token_addresses (
+    token_id   UUID NOT NULL REFERENCES personal_tokens (id) ON DELETE CASCADE,
+    ip         TEXT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    PRIMARY KEY (token_id, ip)
+);
