@@ -5,6 +5,7 @@
 
 mod backoff;
 pub mod connection;
+pub mod enroll;
 pub mod files;
 pub mod mask;
 pub mod run;

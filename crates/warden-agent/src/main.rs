@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 struct Cli {
     /// Warden's address, `https://…` (or `http://…` on a trusted network).
     #[arg(long, env = "WARDEN_URL")]
-    url: String,
+    url: Option<String>,
     /// A file holding the host key (`whk_…`); otherwise `WARDEN_HOST_KEY`.
     #[arg(long)]
     key_file: Option<PathBuf>,
@@ -37,6 +37,29 @@ struct Cli {
     /// The unprivileged user session processes run as when the agent runs as root.
     #[arg(long, default_value = "nobody")]
     run_as: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Enrol this host without pasting a key: prints a code for an administrator to approve
+    /// in Warden (choosing the workspaces the host serves), then saves the host key it
+    /// receives (mode 0600) for `--key-file` to use.
+    Enroll {
+        /// Warden's address, `https://…` (or `http://…` on a trusted network).
+        #[arg(long, env = "WARDEN_URL")]
+        server: String,
+        /// The name to register the host under (default: this machine's host name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to save the host key (must not exist yet).
+        #[arg(long)]
+        key_file: PathBuf,
+        /// An extra CA certificate (PEM) to trust for Warden's TLS certificate.
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+    },
 }
 
 fn runner(cli: &Cli) -> Result<warden_agent::work::Runner> {
@@ -125,8 +148,27 @@ fn main() -> ExitCode {
 
 async fn agent(cli: Cli) -> ExitCode {
     let run = async {
+        if let Some(Command::Enroll {
+            server,
+            name,
+            key_file,
+            ca_file,
+        }) = &cli.command
+        {
+            return warden_agent::enroll::enroll(
+                server,
+                name.as_deref(),
+                key_file,
+                ca_file.as_deref(),
+            )
+            .await;
+        }
         let key = key(&cli)?;
-        let target = session::Target::new(&cli.url, cli.ca_file.as_deref())?;
+        let url = cli
+            .url
+            .as_deref()
+            .context("no server: pass --url or set WARDEN_URL")?;
+        let target = session::Target::new(url, cli.ca_file.as_deref())?;
         let runner = std::sync::Arc::new(runner(&cli)?);
         let cleaned = runner.recover().await?;
         if !cleaned.is_empty() {

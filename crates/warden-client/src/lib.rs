@@ -27,6 +27,23 @@ pub enum ClientError {
     /// A success whose body is not what the endpoint documents.
     #[error("unexpected answer from the server: {0}")]
     Unexpected(String),
+    /// A device authorization ended without approval: `access_denied` (someone denied the
+    /// code), `expired_token` (nobody approved it in time) or `invalid_grant`.
+    #[error("{}", device_refusal(.error, .description))]
+    DeviceRefused {
+        /// The OAuth error code.
+        error: String,
+        /// The server's description.
+        description: String,
+    },
+}
+
+fn device_refusal(error: &str, description: &str) -> String {
+    match error {
+        "access_denied" => "the code was denied in Warden".to_owned(),
+        "expired_token" => "the code expired before anyone approved it; start again".to_owned(),
+        _ => format!("{error}: {description}"),
+    }
 }
 
 /// One input at fault in a request body.
@@ -277,10 +294,104 @@ impl Client {
         tokens(answer)
     }
 
+    /// Starts a device authorization (RFC 8628): `kind` `user` (sign this terminal in) or
+    /// `host` (enrol an agent as `host_name`).
+    pub async fn device_start(
+        &self,
+        kind: &str,
+        client_name: &str,
+        host_name: Option<&str>,
+    ) -> Result<DeviceStart, ClientError> {
+        let body = serde_json::json!({
+            "kind": kind, "client_name": client_name, "host_name": host_name,
+        });
+        let answer = self
+            .send(None, Method::POST, "/api/v1/auth/device", Some(&body))
+            .await?
+            .into_result()?;
+        serde_json::from_value(answer).map_err(|e| ClientError::Unexpected(e.to_string()))
+    }
+
+    /// Polls the token endpoint with `device_code` every `interval` seconds (longer after a
+    /// `slow_down`) until the grant is approved (the answer's body), denied or expired.
+    pub async fn device_wait(
+        &self,
+        device_code: &str,
+        mut interval: u64,
+    ) -> Result<Value, ClientError> {
+        let body = serde_json::json!({
+            "grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+            "device_code": device_code,
+        });
+        loop {
+            tokio_sleep(interval).await;
+            let answer = self
+                .send(None, Method::POST, "/api/v1/auth/token", Some(&body))
+                .await?;
+            if answer.status.is_success() {
+                return Ok(answer.body);
+            }
+            match answer.body["error"].as_str() {
+                Some("authorization_pending") => {}
+                Some("slow_down") => interval += 5,
+                Some(error) => {
+                    return Err(ClientError::DeviceRefused {
+                        error: error.to_owned(),
+                        description: answer.body["error_description"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    });
+                }
+                None => {
+                    return Err(answer.into_result().err().unwrap_or_else(|| {
+                        ClientError::Unexpected("the token endpoint answered nothing".to_owned())
+                    }));
+                }
+            }
+        }
+    }
+
     /// Who is signed in: `{id, email, session_id}`.
     pub async fn me(&self, token: &str) -> Result<Value, ClientError> {
         self.call(token, Method::GET, "/api/v1/me", None).await
     }
+}
+
+async fn tokio_sleep(secs: u64) {
+    tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+}
+
+/// The codes of a device authorization.
+#[derive(Deserialize)]
+pub struct DeviceStart {
+    /// Secret: poll with it.
+    pub device_code: Zeroizing<String>,
+    /// Show it to the person.
+    pub user_code: String,
+    /// Where the person enters it.
+    pub verification_uri: String,
+    /// The same, with the code.
+    pub verification_uri_complete: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+    /// Seconds between polls.
+    pub interval: u64,
+}
+
+impl std::fmt::Debug for DeviceStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceStart")
+            .field("user_code", &self.user_code)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a token answer (sign-in, refresh, or a redeemed device grant).
+pub fn tokens_from(body: Value) -> Result<Tokens, ClientError> {
+    serde_json::from_value::<TokenAnswer>(body)
+        .map(Tokens::from)
+        .map_err(|e| ClientError::Unexpected(e.to_string()))
 }
 
 fn tokens(answer: Answer) -> Result<Tokens, ClientError> {

@@ -55,6 +55,25 @@ pub fn well_formed(secret: &str, prefix: &str) -> bool {
     })
 }
 
+/// A user code for the device grant: `len` characters drawn uniformly from `alphabet` (by
+/// rejection, so no character is likelier than another).
+pub fn user_code(alphabet: &[u8], len: usize) -> Result<Zeroizing<String>, KeyringError> {
+    let n = u8::try_from(alphabet.len()).map_err(|_| KeyringError::Random)?;
+    // The largest multiple of n a byte can hold: bytes at or above it are drawn again.
+    let limit = 256 - (256 % u16::from(n));
+    let mut out = Zeroizing::new(String::with_capacity(len));
+    while out.len() < len {
+        let mut buf = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut buf).map_err(|_| KeyringError::Random)?;
+        for b in buf {
+            if u16::from(b) < limit && out.len() < len {
+                out.push(char::from(alphabet[usize::from(b % n)]));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The digits of the checked form, in order: `0-9A-Za-z`.
 const BASE62: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// 32 bytes in base 62 take at most 43 digits.
@@ -118,6 +137,18 @@ mod tests {
         assert_ne!(a.hash, b.hash);
         assert!(!well_formed("wrt_short", "wrt_"));
         assert!(!format!("{a:?}").contains(a.secret.as_str()));
+    }
+
+    #[test]
+    fn user_codes_use_only_the_alphabet_and_every_letter_of_it() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let c = user_code(b"BCDFGHJKLMNPQRSTVWXZ", 8).unwrap();
+            assert_eq!(c.len(), 8);
+            assert!(c.bytes().all(|b| b"BCDFGHJKLMNPQRSTVWXZ".contains(&b)));
+            seen.extend(c.bytes());
+        }
+        assert_eq!(seen.len(), 20);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod audit;
 pub mod clock;
+pub mod device;
 pub mod hosts;
 pub mod identity;
 pub mod license;

@@ -7,6 +7,7 @@
 
 pub mod audit;
 mod db;
+pub mod device;
 mod error;
 pub mod hosts;
 pub mod identity;

@@ -60,6 +60,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(14, "0014_mail_and_links"),
     migration!(15, "0015_sso"),
     migration!(16, "0016_personal_tokens"),
+    migration!(17, "0017_device_grants"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -181,9 +181,14 @@ pub struct LoginArgs {
     /// The server, e.g. https://warden.example.com.
     #[arg(long, value_name = "URL")]
     pub url: String,
-    /// Your email address.
+    /// Your email address, to sign in with a password read from standard input. Without it
+    /// (or with `--device`, or when standard input has no password to give) the device flow
+    /// is used: approve the printed code in a browser where you are signed in.
     #[arg(long)]
-    pub email: String,
+    pub email: Option<String>,
+    /// Sign in by approving a code in the browser (RFC 8628) instead of with a password.
+    #[arg(long)]
+    pub device: bool,
     /// Where to keep the credentials; default $XDG_CONFIG_HOME/warden/credentials.json
     /// (or ~/.config/warden/credentials.json).
     #[arg(long, value_name = "FILE")]

@@ -1,7 +1,7 @@
 //! `warden login`: signs in with email and password and keeps the refresh token in a file
 //! only the user can read. (The SSO release adds the device flow.)
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
@@ -34,15 +34,23 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         Some(p) => p,
         None => default_path()?,
     };
+    let base = args.url.trim_end_matches('/');
+    let client = warden_client::Client::new(base)?;
+    let email = match (&args.email, args.device) {
+        (Some(email), false) => email.clone(),
+        _ => return device_login(&client, base, &path).await,
+    };
     let mut password = Zeroizing::new(String::new());
-    std::io::stdin()
+    let read = std::io::stdin()
         .lock()
         .read_line(&mut password)
         .context("cannot read the password from standard input")?;
+    if read == 0 && !std::io::stdin().is_terminal() {
+        // Nothing to read a password from: approve in a browser instead.
+        return device_login(&client, base, &path).await;
+    }
     let password = Zeroizing::new(password.trim_end_matches(['\r', '\n']).to_owned());
-    let base = args.url.trim_end_matches('/');
-    let client = warden_client::Client::new(base)?;
-    let tokens = match client.sign_in(&args.email, &password).await {
+    let tokens = match client.sign_in(&email, &password).await {
         Ok(tokens) => tokens,
         Err(warden_client::ClientError::Refused(p)) => match p.status {
             401 => bail!("sign-in refused: wrong email or password"),
@@ -55,19 +63,57 @@ pub async fn login(args: LoginArgs) -> Result<()> {
         },
         Err(e) => return Err(e.into()),
     };
+    save(&path, base, &email, &tokens)
+}
+
+fn save(
+    path: &std::path::Path,
+    base: &str,
+    email: &str,
+    tokens: &warden_client::Tokens,
+) -> Result<()> {
     let session_id = tokens.session_id.clone().unwrap_or_default();
     let text = Zeroizing::new(serde_json::to_string_pretty(&Credentials {
         url: base,
-        email: &args.email,
+        email,
         session_id: &session_id,
         refresh_token: &tokens.refresh_token,
     })?);
-    write_private(&path, text.as_bytes())?;
+    write_private(path, text.as_bytes())?;
     crate::output::print(&format!(
-        "signed in; credentials saved to {}",
+        "signed in as {email}; credentials saved to {}",
         path.display()
     ));
     Ok(())
+}
+
+/// The device flow (RFC 8628): prints where to approve the code, polls until someone does,
+/// then saves the session as a password sign-in would.
+async fn device_login(
+    client: &warden_client::Client,
+    base: &str,
+    path: &std::path::Path,
+) -> Result<()> {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let client_name = match host.trim() {
+        "" => "warden CLI".to_owned(),
+        h => format!("warden CLI on {h}"),
+    };
+    let start = client.device_start("user", &client_name, None).await?;
+    crate::output::print(&format!(
+        "To sign in, open {}\nand check that it shows the code {} (it expires in {} minutes).",
+        start.verification_uri_complete,
+        start.user_code,
+        start.expires_in / 60
+    ));
+    let body = client
+        .device_wait(&start.device_code, start.interval)
+        .await
+        .map_err(|e| anyhow::anyhow!("device sign-in did not complete: {e}"))?;
+    let tokens = warden_client::tokens_from(body)?;
+    let me = client.me(&tokens.access_token).await?;
+    let email = me["email"].as_str().unwrap_or_default().to_owned();
+    save(path, base, &email, &tokens)
 }
 
 /// Writes `bytes` to `path` with mode 0600 (directory 0700), replacing it atomically.

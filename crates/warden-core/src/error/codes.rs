@@ -95,6 +95,8 @@ registry! {
     SessionRequired = 403, "session-required", "This needs a signed-in session: a personal access token cannot create tokens, change its owner's credentials or approve sign-ins.";
     /// A token asked for a permission its creator does not hold.
     PermissionNotHeld = 403, "permission-not-held", "A token can carry only permissions you hold (in its workspace, when it names one).";
+    /// A device user code that names no pending grant.
+    InvalidUserCode = 400, "invalid-user-code", "The code is not valid: check it, or ask the device for a new one (codes last 10 minutes).";
     /// The per-user cap on active tokens.
     TokenLimitReached = 409, "token-limit-reached", "You have the most active personal access tokens allowed (25); revoke one first.";
     InvalidLink = 401, "invalid-link", "The link is not valid: it was used, has expired, was replaced by a newer one, or is mistyped.";

@@ -10,6 +10,7 @@
 //! every live node has applied it, so the very next request anywhere is refused.
 
 pub mod account;
+pub mod device;
 pub mod flows;
 pub mod keys;
 pub mod links;

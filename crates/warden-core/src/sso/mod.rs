@@ -11,7 +11,7 @@ pub mod providers;
 pub const DEFAULT_AFTER: &str = "/sso/signed-in";
 
 /// The paths the browser may be sent to after signing in (same origin only).
-const AFTER_ALLOWLIST: &[&str] = &["/console", "/sso/signed-in"];
+const AFTER_ALLOWLIST: &[&str] = &["/console", "/sso/signed-in", "/device"];
 
 /// A safe place to send the browser after signing in: a same-origin relative path under the
 /// allowlist, or `None`. Protocol-relative (`//host`), backslash (`/\host`), scheme

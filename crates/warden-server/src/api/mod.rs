@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod device;
 pub mod health;
 pub mod hosts;
 pub mod invitations;
@@ -31,6 +32,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(auth::routes())
+        .merge(device::routes())
         .merge(links::routes())
         .merge(invitations::routes())
         .merge(sign_in_policy::routes())

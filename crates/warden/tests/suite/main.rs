@@ -8,6 +8,7 @@ mod agent;
 mod audit;
 mod cli;
 mod connections;
+mod device;
 mod hosts;
 mod http;
 mod identity;
