@@ -17,6 +17,7 @@ pub mod license;
 pub mod links;
 pub mod mail;
 mod migrate;
+pub mod passkeys;
 pub mod personal_tokens;
 pub mod roles;
 pub mod sessions;

@@ -61,6 +61,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(15, "0015_sso"),
     migration!(16, "0016_personal_tokens"),
     migration!(17, "0017_device_grants"),
+    migration!(18, "0018_passkeys"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

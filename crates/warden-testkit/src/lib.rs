@@ -22,6 +22,7 @@ use warden_store::{Backend, ConnectOptions, Store};
 pub mod browser;
 pub mod forger;
 pub mod oidc;
+pub mod passkey;
 pub mod smtp;
 
 /// A client that does not follow redirects (to see where Warden or a provider sends a

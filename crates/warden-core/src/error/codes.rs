@@ -97,6 +97,16 @@ registry! {
     PermissionNotHeld = 403, "permission-not-held", "A token can carry only permissions you hold (in its workspace, when it names one).";
     /// A device user code that names no pending grant.
     InvalidUserCode = 400, "invalid-user-code", "The code is not valid: check it, or ask the device for a new one (codes last 10 minutes).";
+    /// Changing passkeys needs a sign-in within the last 5 minutes.
+    ReauthenticationRequired = 403, "reauthentication-required", "Sign in again first: changing your passkeys needs a sign-in within the last 5 minutes.";
+    /// A credential id registered to an account already.
+    PasskeyTaken = 409, "passkey-taken", "This passkey is registered already.";
+    /// A registration the WebAuthn checks refused (origin, challenge, flags, signature).
+    PasskeyRejected = 400, "passkey-rejected", "The passkey's answer could not be verified; start again.";
+    /// Removing the passkey that is the account's last way in.
+    LastPasskey = 409, "last-passkey", "Password sign-in is off and this is your last passkey without single sign-on: register another passkey first.";
+    /// `public_url` names an address, not a host, and WebAuthn needs a domain.
+    PasskeysUnavailable = 409, "passkeys-unavailable", "Passkeys need public_url to name a host (such as https://warden.example.com or http://localhost:8080), not an IP address.";
     /// The per-user cap on active tokens.
     TokenLimitReached = 409, "token-limit-reached", "You have the most active personal access tokens allowed (25); revoke one first.";
     InvalidLink = 401, "invalid-link", "The link is not valid: it was used, has expired, was replaced by a newer one, or is mistyped.";

@@ -15,6 +15,7 @@ pub mod flows;
 pub mod keys;
 pub mod links;
 pub mod origins;
+pub mod passkeys;
 pub mod policy;
 mod revocation;
 pub mod setup;

@@ -273,6 +273,8 @@ pub struct SignInMethods {
     pub mail: &'static str,
     /// Single sign-on providers.
     pub sso: Vec<SsoMethod>,
+    /// Passkeys: on when `public_url` names a host (WebAuthn needs a domain).
+    pub passkey: bool,
 }
 
 /// A single sign-on provider on the sign-in screen.
@@ -303,6 +305,7 @@ pub(crate) async fn methods(
         })
         .collect();
     Ok(Json(SignInMethods {
+        passkey: warden_core::identity::passkeys::relying_party(&state.ctx).is_some(),
         sso,
         password,
         magic_link: true,

@@ -13,6 +13,7 @@ pub mod links;
 pub mod mail;
 pub mod me;
 pub mod openapi;
+pub mod passkeys;
 pub mod roles;
 pub mod session_files;
 pub mod sessions;
@@ -40,6 +41,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(mail::routes())
         .merge(me::routes())
         .merge(tokens::routes())
+        .merge(passkeys::routes())
         .merge(setup::routes())
         .merge(roles::routes())
         .merge(workspaces::routes())

@@ -119,13 +119,13 @@ fn problem() -> utoipa::openapi::Content {
 fn add_problem(op: &mut Operation, status: u16) {
     let key = status.to_string();
     match op.responses.responses.get_mut(&key) {
-        // Declared by hand: make sure it names the problem document.
+        // Declared by hand: make sure it names the problem document too (an endpoint with
+        // answers of its own, such as OAuth's token errors, still refuses a malformed
+        // request with a problem document).
         Some(RefOr::T(declared)) => {
-            if declared.content.is_empty() || declared.content.contains_key(PROBLEM_JSON) {
-                declared
-                    .content
-                    .insert(PROBLEM_JSON.to_owned(), RefOr::T(problem()));
-            }
+            declared
+                .content
+                .insert(PROBLEM_JSON.to_owned(), RefOr::T(problem()));
         }
         Some(RefOr::Ref(_)) => {}
         None => {

@@ -18,6 +18,8 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
         Html(format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"referrer\" content=\"no-referrer\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+             <link rel=\"stylesheet\" href=\"/assets/warden.css\">\
              <title>{title}</title></head><body><main><h1>{title}</h1>{body}\
              </main></body></html>"
         )),

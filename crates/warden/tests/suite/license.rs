@@ -205,6 +205,8 @@ async fn without_a_licence_every_api_route_but_the_recovery_routes_answers_503()
             "GET /api/v1/me",
             "POST /api/v1/auth/magic-link",
             "POST /api/v1/auth/magic-link/sign-in",
+            "POST /api/v1/auth/passkey",
+            "POST /api/v1/auth/passkey/options",
             "POST /api/v1/auth/password-reset",
             "POST /api/v1/auth/password-reset/complete",
             "POST /api/v1/auth/sign-in",

@@ -16,6 +16,7 @@ mod invitations;
 mod license;
 mod links;
 mod mail;
+mod passkeys;
 mod passwordless;
 mod routes;
 mod sso;

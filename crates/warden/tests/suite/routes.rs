@@ -24,6 +24,13 @@ const PUBLIC_ALLOWED: &[&str] = &[
     "/invitation",
     // Where a single sign-on that named no destination ends (a static page).
     "/sso/signed-in",
+    // The device verification page: it answers anyone, but shows and decides a code only
+    // for a signed-in browser session (cookie), by a same-origin form with its CSRF field.
+    "/device",
+    // The passkey pages: static HTML and script; what they do goes through the API.
+    "/sign-in",
+    "/account/passkeys",
+    "/assets/",
     "/webhooks/",
     "/api/v1/license",
 ];
