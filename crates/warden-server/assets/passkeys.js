@@ -193,6 +193,7 @@
         },
       });
       say("Added " + name + ".", "good");
+      document.getElementById("add-passkey").reset();
       await load();
     } catch (e) {
       if (e.code === "reauthentication-required") {

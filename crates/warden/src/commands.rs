@@ -179,9 +179,10 @@ async fn serve(config: Config) -> Result<()> {
             "no administrator exists yet: open this one-time link within an hour to create \
              one\n    {link}\n    (or run `warden user create --email ADDRESS --admin`)"
         ),
-        None => {
-            "sign in with your account: POST /api/v1/auth/sign-in, or `warden login`".to_owned()
-        }
+        None => format!(
+            "sign in with your account at {}/sign-in, or `warden login`",
+            running.state().ctx.public_url
+        ),
     };
     print(&format!(
         "Warden is ready at {url}\n\

@@ -287,7 +287,7 @@ pub(crate) async fn account_page() -> Response {
         "<section class=\"card\" data-page=\"passkeys\">\
          <p id=\"who\">Loading…</p>\
          <ul id=\"passkeys\" class=\"list\"></ul>\
-         <form id=\"add-passkey\"><label>Name <input name=\"name\" maxlength=\"64\" \
+         <form id=\"add-passkey\"><label>Name for a new passkey <input name=\"name\" maxlength=\"64\" \
          placeholder=\"e.g. Work laptop\" required></label>\
          <div class=\"actions\"><button class=\"primary\" type=\"submit\">Add a passkey</button></div></form>\
          <p id=\"status\" role=\"status\"></p>\

@@ -6,6 +6,7 @@
 
 mod agent;
 mod audit;
+mod browser;
 mod cli;
 mod connections;
 mod device;
