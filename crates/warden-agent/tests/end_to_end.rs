@@ -17,35 +17,11 @@ const EMAIL: &str = "ops@example.com";
 const PASSWORD: &str = "violet tractor 93 lagoon";
 
 async fn sign_in(app: &TestApp, email: &str) -> String {
-    let res: Value = app
-        .client
-        .post(app.url("/api/v1/auth/sign-in"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["access_token"].as_str().unwrap().to_owned()
+    app.sign_in(email, PASSWORD).await.unwrap()
 }
 
 async fn admin(app: &TestApp) -> String {
-    let link = app.server.setup_link().unwrap().to_owned();
-    let token = link.split("token=").nth(1).unwrap().to_owned();
-    let res = app
-        .client
-        .post(app.url("/setup"))
-        .form(&[
-            ("token", token.as_str()),
-            ("email", EMAIL),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success());
-    sign_in(app, EMAIL).await
+    app.first_admin(EMAIL, PASSWORD).await.unwrap()
 }
 
 async fn ok(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use warden_testkit::TestApp;
 use warden_testkit::browser::{Browser, decide_device};
@@ -19,31 +19,7 @@ const EMAIL: &str = "ops@example.com";
 const PASSWORD: &str = "violet tractor 93 lagoon";
 
 async fn admin(app: &TestApp) -> String {
-    let link = app.server.setup_link().unwrap().to_owned();
-    let token = link.split("token=").nth(1).unwrap().to_owned();
-    let res = app
-        .client
-        .post(app.url("/setup"))
-        .form(&[
-            ("token", token.as_str()),
-            ("email", EMAIL),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success());
-    let res: Value = app
-        .client
-        .post(app.url("/api/v1/auth/sign-in"))
-        .json(&json!({"email": EMAIL, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["access_token"].as_str().unwrap().to_owned()
+    app.first_admin(EMAIL, PASSWORD).await.unwrap()
 }
 
 fn enroll(app: &TestApp, key_file: &std::path::Path) -> tokio::process::Command {

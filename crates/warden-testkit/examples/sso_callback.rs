@@ -26,27 +26,9 @@ async fn main() -> anyhow::Result<()> {
         ..Default::default()
     })
     .await?;
-    let setup = app.server.setup_link().unwrap().to_owned();
-    let token = setup.split("token=").nth(1).unwrap();
-    let password = "bench password 7781 heron";
-    app.client
-        .post(app.url("/setup"))
-        .form(&[
-            ("token", token),
-            ("email", "ops@example.com"),
-            ("password", password),
-        ])
-        .send()
+    let admin = &app
+        .first_admin("ops@example.com", "bench password 7781 heron")
         .await?;
-    let signed: serde_json::Value = app
-        .client
-        .post(app.url("/api/v1/auth/sign-in"))
-        .json(&json!({"email": "ops@example.com", "password": password}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let admin = signed["access_token"].as_str().unwrap();
     let k = keys();
     let kid = k.jwk.kid.clone();
     let f = start_forger(json!({"keys": [serde_json::to_value(&k.jwk)?]})).await;

@@ -276,6 +276,43 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// Creates the first administrator through the setup link, then signs them in: their
+    /// access token.
+    pub async fn first_admin(&self, email: &str, password: &str) -> Result<String> {
+        let link = self
+            .server
+            .setup_link()
+            .context("setup is over")?
+            .to_owned();
+        let token = link.split("token=").nth(1).context("a setup link")?;
+        let res = self
+            .client
+            .post(self.url("/setup"))
+            .form(&[("token", token), ("email", email), ("password", password)])
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            bail!("setup answered {}", res.status());
+        }
+        self.sign_in(email, password).await
+    }
+
+    /// Signs in with a password: the access token.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<String> {
+        let res: serde_json::Value = self
+            .client
+            .post(self.url("/api/v1/auth/sign-in"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        res["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("sign-in refused: {res}"))
+    }
+
     /// The typed API client the command line uses, on this app.
     pub fn api(&self) -> warden_client::Client {
         warden_client::Client::with(self.client.clone(), self.base.clone())
