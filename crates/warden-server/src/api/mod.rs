@@ -2,6 +2,7 @@
 //! with its access rule; [`routes`] gathers them all.
 
 pub mod admin;
+pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod device;
@@ -42,6 +43,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(me::routes())
         .merge(tokens::routes())
         .merge(passkeys::routes())
+        .merge(assets::routes())
         .merge(setup::routes())
         .merge(roles::routes())
         .merge(workspaces::routes())

@@ -6,7 +6,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -40,8 +40,6 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_recovery(Access::Public, routes!(sign_in))
         .add_recovery(Access::Public, routes!(sign_in_page))
         .add_recovery(Access::Public, routes!(account_page))
-        .add_recovery(Access::Public, routes!(script))
-        .add_recovery(Access::Public, routes!(stylesheet))
 }
 
 /// A registered passkey (never its key material).
@@ -253,9 +251,6 @@ pub(crate) async fn sign_in(
     }
 }
 
-const SCRIPT: &str = include_str!("../../assets/passkeys.js");
-const STYLESHEET: &str = include_str!("../../assets/warden.css");
-
 /// The sign-in page: a passkey button (no email typed), or email and password, or a passkey
 /// of the account an email names.
 #[utoipa::path(get, path = "/sign-in", tag = "pages",
@@ -294,30 +289,4 @@ pub(crate) async fn account_page() -> Response {
          <div class=\"actions\"><button id=\"sign-out\" type=\"button\">Sign out</button></div></section>\
          <script src=\"/assets/passkeys.js\" defer></script>",
     )
-}
-
-fn asset(body: &'static str, content_type: &'static str) -> Response {
-    let mut res = body.into_response();
-    let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    res
-}
-
-/// The pages' script (WebAuthn calls and the forms).
-#[utoipa::path(get, path = "/assets/passkeys.js", tag = "pages",
-    responses((status = 200, description = "Script", content_type = "text/javascript")))]
-pub(crate) async fn script() -> Response {
-    asset(SCRIPT, "text/javascript; charset=utf-8")
-}
-
-/// The pages' stylesheet.
-#[utoipa::path(get, path = "/assets/warden.css", tag = "pages",
-    responses((status = 200, description = "Stylesheet", content_type = "text/css")))]
-pub(crate) async fn stylesheet() -> Response {
-    asset(STYLESHEET, "text/css; charset=utf-8")
 }

@@ -115,8 +115,8 @@ pub(crate) async fn setup_submit(
     match created {
         Ok(Setup::Created(_)) => page(
             StatusCode::CREATED,
-            "<p>The administrator account is ready. Sign in with it (POST /api/v1/auth/sign-in, \
-             or <code>warden login</code>).</p>",
+            "<p>The administrator account is ready. <a href=\"/sign-in\">Sign in</a> with it \
+             (or run <code>warden login</code>).</p>",
         ),
         Ok(Setup::BadLink) => bad_link(),
         Ok(Setup::Done) => done_already(),

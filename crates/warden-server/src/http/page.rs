@@ -20,6 +20,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
              <meta name=\"referrer\" content=\"no-referrer\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <link rel=\"stylesheet\" href=\"/assets/warden.css\">\
+             <link rel=\"icon\" href=\"/assets/warden.svg\" type=\"image/svg+xml\">\
              <title>{title}</title></head><body><main><h1>{title}</h1>{body}\
              </main></body></html>"
         )),

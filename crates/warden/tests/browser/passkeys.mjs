@@ -1,12 +1,18 @@
 // Drives Debian's Chromium through Warden's pages with a virtual authenticator (CTAP2,
-// internal transport, resident keys, user verification): sign in with the password, add a
-// passkey, sign out, sign back in with the passkey and no email typed. Screenshots go to
-// $SHOTS; the last line printed is a JSON summary the Rust test checks.
-// Usage: WARDEN_URL=http://localhost:PORT EMAIL=… PASSWORD=… SHOTS=dir node passkeys.mjs
+// internal transport, resident keys, user verification): first-run setup, sign in with the
+// password, add a passkey, sign out, sign back in with the passkey and no email typed. On
+// every page: no console error, no Content-Security-Policy violation, no serious or critical
+// axe-core finding, and a screenshot at desktop (1280×800) and phone (390×844) width in
+// $SHOTS. The last line printed is a JSON summary the Rust test checks.
+// Usage: WARDEN_URL=http://localhost:PORT SETUP_LINK=… EMAIL=… PASSWORD=… SHOTS=dir node passkeys.mjs
 
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
-const { WARDEN_URL: base, EMAIL: email, PASSWORD: password, SHOTS: shots } = process.env;
+const { WARDEN_URL: base, SETUP_LINK: setup, EMAIL: email, PASSWORD: password, SHOTS: shots } =
+  process.env;
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const step = (name) => console.error(`step: ${name}`);
 
 const browser = await chromium.launch({
@@ -22,11 +28,38 @@ const browser = await chromium.launch({
     "--disable-sync",
   ],
 });
-const summary = {};
+const summary = { problems: [], pages: [] };
 try {
-  const context = await browser.newContext({ viewport: { width: 900, height: 700 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
-  page.on("console", (m) => console.error(`console: ${m.text()}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") summary.problems.push(`console error on ${page.url()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => summary.problems.push(`script error on ${page.url()}: ${e.message}`));
+  // CSP violations are reported to the page as events; collect them from every document.
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+
+  // Screenshots at both widths and an axe-core run: serious and critical findings fail.
+  const check = async (name) => {
+    await page.screenshot({ path: `${shots}/${name}-desktop.png`, fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: `${shots}/${name}-phone.png`, fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.evaluate(axeSource);
+    const found = await page.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ["violations"] });
+      return r.violations
+        .filter((v) => v.impact === "serious" || v.impact === "critical")
+        .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+    });
+    for (const f of found) summary.problems.push(`axe on ${name}: ${f}`);
+    summary.pages.push(name);
+  };
+
   const cdp = await context.newCDPSession(page);
   await cdp.send("WebAuthn.enable");
   const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
@@ -40,20 +73,32 @@ try {
     },
   });
 
+  step("first-run setup");
+  await page.goto(setup);
+  await check("setup");
+  await page.fill("input[name=email]", email);
+  await page.fill("input[name=password]", password);
+  await page.click("text=Create administrator");
+  await page.waitForSelector("text=The administrator account is ready.");
+  await check("setup-done");
+  await page.click("a:has-text('Sign in')");
+  await page.waitForURL(`${base}/sign-in`);
+
   step("password sign-in");
-  await page.goto(`${base}/sign-in`);
+  await check("sign-in");
   await page.fill("input[name=email]", email);
   await page.fill("input[name=password]", password);
   await page.click("text=Sign in with password");
   await page.waitForURL(`${base}/account/passkeys`);
   await page.waitForSelector(`text=Signed in as ${email}.`);
+  await check("passkeys-empty");
 
   step("add a passkey");
   await page.fill("input[name=name]", "Work laptop");
   await page.click("text=Add a passkey");
   await page.waitForSelector("#passkeys strong:has-text('Work laptop')");
   await page.waitForSelector("#status.good");
-  await page.screenshot({ path: `${shots}/passkeys-added.png` });
+  await check("passkeys-added");
   const { credentials } = await cdp.send("WebAuthn.getCredentials", { authenticatorId });
   summary.credentials = credentials.length;
   summary.resident = credentials.every((c) => c.isResidentCredential);
@@ -61,17 +106,35 @@ try {
   step("sign out");
   await page.click("text=Sign out");
   await page.waitForURL(`${base}/sign-in`);
-  const me = await page.evaluate(async () => (await fetch("/api/v1/me")).status);
-  summary.signed_out_status = me;
-  await page.screenshot({ path: `${shots}/sign-in.png` });
+  summary.signed_out_status = (await context.request.get(`${base}/api/v1/me`)).status();
 
   step("passkey sign-in, nothing typed");
   await page.click("text=Sign in with a passkey");
   await page.waitForURL(`${base}/account/passkeys`);
   await page.waitForSelector(`text=Signed in as ${email}.`);
   await page.waitForSelector("#passkeys .meta:not(:has-text('last used never'))");
-  await page.screenshot({ path: `${shots}/signed-in-with-passkey.png` });
+  await check("signed-in-with-passkey");
   summary.signed_in = true;
+
+  step("device approval page");
+  await page.goto(`${base}/device`);
+  await check("device");
+
+  step("framed by another page");
+  const evil = await context.newPage();
+  const evilConsole = [];
+  evil.on("console", (m) => evilConsole.push(m.text()));
+  await evil.setContent(`<iframe src="${base}/sign-in" width="600" height="400"></iframe>`);
+  await evil.waitForTimeout(1000);
+  const framed = evil.frames().find((f) => f !== evil.mainFrame());
+  let framedText = "";
+  try {
+    framedText = framed ? await framed.evaluate(() => document.body?.innerText ?? "") : "";
+  } catch {
+    framedText = "";
+  }
+  summary.framed_shows_sign_in = framedText.includes("Sign in");
+  summary.frame_refused = evilConsole.some((t) => t.includes("frame-ancestors"));
 } finally {
   await browser.close();
 }

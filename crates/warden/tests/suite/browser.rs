@@ -1,13 +1,15 @@
 //! Real Chromium (Debian's, driven by playwright-core) through Warden's pages with a
-//! virtual authenticator: sign in with a password, add a passkey, sign out, sign back in
-//! with the passkey and nothing typed. Screenshots land in
-//! `$CARGO_TARGET_TMPDIR/screenshots`. The browser is the slow peer: it runs once, on the
+//! virtual authenticator: first-run setup, sign in with a password, add a passkey, sign out,
+//! sign back in with the passkey and nothing typed. Every page is checked for console
+//! errors, Content-Security-Policy violations and serious or critical axe-core findings, and
+//! photographed at desktop and phone width into `$CARGO_TARGET_TMPDIR/screenshots`; a page of
+//! another origin that frames the sign-in page shows nothing of it. The browser is the slow peer: it runs once, on the
 //! SQLite pass (passkey storage is checked on both backends by `passkeys.rs`).
 
 use serde_json::Value;
 use warden_testkit::{AppOptions, TestApp};
 
-use crate::identity::{ADMIN_EMAIL, ADMIN_PASSWORD, audit_rows, setup_admin};
+use crate::identity::{ADMIN_EMAIL, ADMIN_PASSWORD, audit_rows};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -35,7 +37,8 @@ async fn a_person_adds_a_passkey_in_chromium_signs_out_and_signs_back_in_with_it
     })
     .await
     .unwrap();
-    setup_admin(&app).await;
+    // The setup link names the listen address; the browser opens it at the public host.
+    let setup = app.server.setup_link().unwrap().replace(&app.base, &public);
 
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -44,6 +47,7 @@ async fn a_person_adds_a_passkey_in_chromium_signs_out_and_signs_back_in_with_it
         .arg(dir.join("passkeys.mjs"))
         .current_dir(&dir)
         .env("WARDEN_URL", &public)
+        .env("SETUP_LINK", &setup)
         .env("EMAIL", ADMIN_EMAIL)
         .env("PASSWORD", ADMIN_PASSWORD)
         .env("SHOTS", &shots)
@@ -60,12 +64,20 @@ async fn a_person_adds_a_passkey_in_chromium_signs_out_and_signs_back_in_with_it
             .unwrap_or_default(),
     )
     .unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(summary["problems"], serde_json::json!([]), "{summary}");
+    assert_eq!(summary["pages"].as_array().unwrap().len(), 7, "{summary}");
     assert_eq!(summary["credentials"], 1, "{summary}");
     assert_eq!(summary["resident"], true, "{summary}");
     assert_eq!(summary["signed_out_status"], 401, "{summary}");
     assert_eq!(summary["signed_in"], true, "{summary}");
-    for shot in ["passkeys-added", "sign-in", "signed-in-with-passkey"] {
-        assert!(shots.join(format!("{shot}.png")).exists(), "{shot}");
+    // Another page framing the sign-in page: Chromium refuses it (frame-ancestors 'none').
+    assert_eq!(summary["frame_refused"], true, "{summary}");
+    assert_eq!(summary["framed_shows_sign_in"], false, "{summary}");
+    for page in summary["pages"].as_array().unwrap() {
+        for width in ["desktop", "phone"] {
+            let shot = shots.join(format!("{}-{width}.png", page.as_str().unwrap()));
+            assert!(shot.exists(), "{}", shot.display());
+        }
     }
 
     // What Warden recorded: the passkey, and a sign-in by it.
