@@ -70,6 +70,9 @@ pub struct Identity {
     generation: std::sync::atomic::AtomicU64,
     emails: RwLock<HashMap<Uuid, String>>,
     csrf_key: hmac::Key,
+    /// Keys the stand-in credential ids a passkey sign-in by email offers for an address
+    /// without passkeys (shared by every node, so the answer does not depend on the node).
+    decoy_key: hmac::Key,
     /// This node's id in the `nodes` table.
     pub node_id: Uuid,
 }
@@ -93,6 +96,9 @@ impl Identity {
         let keys = keys::load_or_create(store, keyring, clock, &config).await?;
         let csrf =
             warden_store::keyring::random_server_secret(store, keyring, clock, "csrf_key").await?;
+        let decoy =
+            warden_store::keyring::random_server_secret(store, keyring, clock, "passkey_decoy_key")
+                .await?;
         let revocations = Revocations::default();
         revocations
             .load(store, now_us(clock) - retention_us(&config))
@@ -113,6 +119,7 @@ impl Identity {
             generation: std::sync::atomic::AtomicU64::new(0),
             emails: RwLock::new(HashMap::new()),
             csrf_key: hmac::Key::new(hmac::HMAC_SHA256, &csrf),
+            decoy_key: hmac::Key::new(hmac::HMAC_SHA256, &decoy),
             node_id,
         })
     }
@@ -170,6 +177,15 @@ impl Identity {
     /// guessed from outside.
     pub fn csrf_token(&self, session_id: Uuid) -> String {
         B64URL.encode(hmac::sign(&self.csrf_key, session_id.as_bytes()))
+    }
+
+    /// The credential id a passkey sign-in by `email` offers when the address has no
+    /// passkeys: the same for the same address on every node and every request, so the
+    /// answer does not tell whether the account exists or holds passkeys.
+    pub fn decoy_credential_id(&self, email: &str) -> Vec<u8> {
+        hmac::sign(&self.decoy_key, email.trim().to_lowercase().as_bytes())
+            .as_ref()
+            .to_vec()
     }
 
     /// Whether `presented` is the CSRF token of `session_id` (constant time).

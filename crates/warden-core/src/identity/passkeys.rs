@@ -35,6 +35,11 @@ use super::flows::{self, Grant, Refusal};
 use super::tokens::require_session;
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
 
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Prefix of a ceremony handle.
 pub const CEREMONY_PREFIX: &str = "wpc_";
 const SECOND_US: i64 = 1_000_000;
@@ -368,7 +373,26 @@ pub async fn sign_in_start(ctx: &Ctx, op: &Op, email: Option<&str>) -> CoreResul
             (serde_json::to_value(&rcr), SignInState::Discoverable(state))
         }
     };
-    let options = options.map_err(|e| CoreError::internal(&e))?;
+    let mut options = options.map_err(|e| CoreError::internal(&e))?;
+    if let Some(pk) = options["publicKey"].as_object_mut() {
+        // The same shape whichever way it began (the extensions asked for are not checked).
+        pk.remove("extensions");
+        // An email without passkeys (or without an account) is offered a stand-in
+        // credential, stable per address: the answer looks like an account's.
+        if let (Some(email), SignInState::Discoverable(_)) = (email, &state) {
+            let id = ctx.identity.decoy_credential_id(email);
+            pk.insert(
+                "allowCredentials".to_owned(),
+                json!([{"type": "public-key", "id": b64url(&id)}]),
+            );
+        }
+        // Transports would tell a real credential from the stand-in; browsers try them all.
+        if let Some(allowed) = pk.get_mut("allowCredentials").and_then(Value::as_array_mut) {
+            for c in allowed.iter_mut().filter_map(Value::as_object_mut) {
+                c.remove("transports");
+            }
+        }
+    }
     let state = serde_json::to_string(&state).map_err(|e| CoreError::internal(&e))?;
     let ceremony = store_ceremony(&mut tx, op, SIGN_IN, None, state).await?;
     tx.commit().await?;

@@ -452,3 +452,51 @@ async fn the_last_passkey_stays_while_password_sign_in_is_off_and_there_is_no_ss
     assert_eq!(status, StatusCode::OK);
     assert_eq!(audit_rows(&app, "passkey.removed").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_sign_in_by_email_does_not_tell_which_addresses_have_passkeys() {
+    let app = app().await;
+    let admin = admin_token(&app).await;
+    let mut key = SoftPasskey::new(ORIGIN);
+    assert_eq!(
+        register(&app, &admin, &mut key, &Bend::default()).await.0,
+        StatusCode::CREATED
+    );
+    let (code, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(json!({"email": DEV, "password": DEV_PASSWORD})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+
+    let shape = |v: &Value| {
+        let pk = &v["options"]["publicKey"];
+        let mut keys: Vec<String> = pk.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        let allowed = pk["allowCredentials"].as_array().unwrap();
+        let entry: Vec<String> = allowed[0].as_object().unwrap().keys().cloned().collect();
+        (
+            keys,
+            allowed.len(),
+            entry,
+            allowed[0]["id"].as_str().unwrap().len(),
+        )
+    };
+    let with_passkey = options(&app, Some(ADMIN_EMAIL)).await;
+    let without = options(&app, Some(DEV)).await;
+    let nobody = options(&app, Some("nobody@example.com")).await;
+    assert_eq!(shape(&with_passkey).0, shape(&without).0);
+    assert_eq!(shape(&without), shape(&nobody));
+    assert_eq!(shape(&with_passkey).1, 1);
+    // The stand-in is stable per address (asking twice shows nothing) and differs between them.
+    let again = options(&app, Some("nobody@example.com")).await;
+    let id = |v: &Value| v["options"]["publicKey"]["allowCredentials"][0]["id"].clone();
+    assert_eq!(id(&nobody), id(&again));
+    assert_ne!(id(&nobody), id(&without));
+    // And the real passkey still signs in by email.
+    let (status, _) = sign_in_with(&app, &mut key, Some(ADMIN_EMAIL), &Bend::default()).await;
+    assert_eq!(status, StatusCode::OK);
+}
