@@ -11,7 +11,8 @@ use crate::TestApp;
 #[derive(Debug, Clone)]
 pub struct Browser {
     base: String,
-    cookie: Option<String>,
+    /// The `cookie` header it sends.
+    pub cookie: Option<String>,
     /// What the browser sends as `Origin` on a post (its own origin by default).
     pub origin: String,
 }

@@ -21,13 +21,13 @@ use warden_domain::device::{DeviceKind, GRANT_TYPE, PollError};
 use warden_domain::identity::Principal;
 
 use super::auth::granted;
-use crate::http::authz::AnonymousOp;
+use crate::http::authz::{AnonymousOp, UserOp};
 use crate::http::json::ApiJson;
 use crate::http::page::{Page, escape, page};
 use crate::http::problem::ApiError;
 use crate::http::query::ApiQuery;
 use crate::http::routes::Routes;
-use crate::identity::cookies;
+use crate::identity::{Caller, Credential, cookies};
 use crate::state::AppState;
 
 pub(crate) fn routes() -> Routes<AppState> {
@@ -35,7 +35,9 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Access::Public, routes!(start))
         .add(Access::Public, routes!(token))
         .add_recovery(Access::Public, routes!(verification_page))
-        .add_recovery(Access::Public, routes!(verification_submit))
+        // The access guard authenticates the cookie session and checks the form's CSRF
+        // field and origin, as for every cookie-authenticated form.
+        .add_recovery(Access::SignedIn, routes!(verification_submit))
 }
 
 /// A device asking for a code.
@@ -379,35 +381,25 @@ async fn confirm(state: &AppState, principal: &Principal, pending: &Pending) -> 
         (status = 403, description = "Cross-site, or without the CSRF token", content_type = "text/html")))]
 pub(crate) async fn verification_submit(
     State(state): State<AppState>,
-    AnonymousOp(op): AnonymousOp,
-    headers: HeaderMap,
+    UserOp(op): UserOp,
+    caller: Caller,
     body: Bytes,
 ) -> Response {
-    let Some(principal) = browser_session(&state, &headers, op.now.unix_timestamp()) else {
+    // Only the browser's own session approves: never a bearer token (a script's).
+    if caller.credential != Credential::Cookie {
         return sign_in_first(&[], None);
-    };
-    let mut csrf = None;
+    }
+    let principal = caller.principal;
     let mut code = None;
     let mut action = None;
     let mut workspaces = Vec::new();
     for (k, v) in form_urlencoded::parse(&body) {
         match k.as_ref() {
-            "csrf" => csrf = Some(v.into_owned()),
             "user_code" => code = Some(v.into_owned()),
             "action" => action = Some(v.into_owned()),
             "workspace_ids" if workspaces.len() < 1000 => workspaces.push(v.into_owned()),
             _ => {}
         }
-    }
-    let csrf_ok = csrf
-        .as_deref()
-        .is_some_and(|c| state.ctx.identity.csrf_matches(principal.session_id, c));
-    if !cookies::same_origin(&headers) || !csrf_ok {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Not approved",
-            "<p>This request did not come from Warden's own page. Nothing was approved.</p>",
-        );
     }
     let approve = match action.as_deref() {
         Some("approve") => true,

@@ -388,6 +388,12 @@ where
                 let hosts = self.hosts.clone();
                 let denials = self.denials.clone();
                 Either::Right(Either::Right(Box::pin(async move {
+                    if let Some(FormCsrf(session_id)) = req.extensions_mut().remove::<FormCsrf>() {
+                        req = match with_form_csrf(&ctx.identity, session_id, req).await {
+                            Ok(req) => req,
+                            Err(refused) => return Ok(refused),
+                        };
+                    }
                     let principal = match who {
                         None => None,
                         Some(Who::Known(p)) => Some(p),
@@ -433,6 +439,31 @@ where
             }
         }
     }
+}
+
+/// A cookie-authenticated HTML form post whose CSRF token is in its body: checked by the
+/// guard's asynchronous half before anything else runs.
+#[derive(Debug, Clone, Copy)]
+struct FormCsrf(uuid::Uuid);
+
+/// The largest form body the guard reads to find its CSRF field.
+const FORM_LIMIT: usize = 256 * 1024;
+
+/// Reads a form body, checks its `csrf` field against the session, and hands the request on
+/// with the body intact; 403 `csrf` when the field is missing or wrong.
+async fn with_form_csrf(
+    identity: &Identity,
+    session_id: uuid::Uuid,
+    req: Request,
+) -> Result<Request, Response> {
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, FORM_LIMIT).await else {
+        return Err(ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into_response());
+    };
+    if !crate::identity::form_csrf_matches(identity, session_id, &bytes) {
+        return Err(ApiError::csrf().into_response());
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 /// What to record of a refused request: only refusals of who the caller is or what it may do
@@ -524,6 +555,11 @@ fn first_gate(
     let caller = match presented {
         Presented::Nothing => None,
         Presented::Caller(caller) => Some(caller),
+        Presented::CallerWithFormCsrf(caller) => {
+            req.extensions_mut()
+                .insert(FormCsrf(caller.principal.session_id));
+            Some(caller)
+        }
         Presented::Token(caller, note) => {
             if note {
                 req.extensions_mut().insert(NoteTokenUse);
@@ -545,6 +581,10 @@ fn first_gate(
         Gate::Allow => {
             if let Some(caller) = caller {
                 req.extensions_mut().insert(caller);
+            }
+            // A form's CSRF field is read by the asynchronous half.
+            if req.extensions().get::<FormCsrf>().is_some() {
+                return Ok(Some((Gate::Allow, None)));
             }
             Ok(None)
         }

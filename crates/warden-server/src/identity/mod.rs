@@ -49,6 +49,9 @@ pub enum Presented {
     Token(Caller, bool),
     /// A well-formed personal access token this node has not cached: the guard reads it.
     UncachedToken(String),
+    /// A browser's same-origin HTML form post on the console's cookie, without the CSRF
+    /// header: the guard reads the token from the form's `csrf` field before letting it in.
+    CallerWithFormCsrf(Caller),
 }
 
 /// Authenticates a request from its headers. Personal access tokens are accepted only as
@@ -88,10 +91,35 @@ pub fn authenticate(
     }
     Ok(
         match authenticate_session(identity, method, headers, now)? {
-            Some(caller) => Presented::Caller(caller),
+            Some((caller, false)) => Presented::Caller(caller),
+            Some((caller, true)) => Presented::CallerWithFormCsrf(caller),
             None => Presented::Nothing,
         },
     )
+}
+
+/// Whether the body is an HTML form (`application/x-www-form-urlencoded`).
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// The name of the CSRF field of the console's HTML forms.
+pub const CSRF_FIELD: &str = "csrf";
+
+/// Whether the form `body` carries the CSRF token of `session_id` in its [`CSRF_FIELD`].
+pub fn form_csrf_matches(identity: &Identity, session_id: uuid::Uuid, body: &[u8]) -> bool {
+    let mut presented = form_urlencoded::parse(body).filter(|(k, _)| k == CSRF_FIELD);
+    match (presented.next(), presented.next()) {
+        (Some((_, v)), None) => identity.csrf_matches(session_id, &v),
+        _ => false,
+    }
 }
 
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
@@ -107,13 +135,14 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthFailure> {
 }
 
 /// Authenticates a signed-in session's access token (bearer or cookie): `Ok(None)` when the
-/// request carries no credential.
+/// request carries no credential; with `true` when the CSRF token is still to be read from
+/// the form body.
 fn authenticate_session(
     identity: &Identity,
     method: &Method,
     headers: &HeaderMap,
     now: i64,
-) -> Result<Option<Caller>, AuthFailure> {
+) -> Result<Option<(Caller, bool)>, AuthFailure> {
     let (token, credential) = match bearer(headers)? {
         Some(token) => (token, Credential::Bearer),
         None => match cookies::get(headers, cookies::ACCESS) {
@@ -124,20 +153,33 @@ fn authenticate_session(
     let principal = identity
         .verify(token, now)
         .ok_or(AuthFailure::Unauthenticated)?;
+    let mut form_csrf = false;
     if credential == Credential::Cookie && !is_safe(method) {
-        let same_origin = cookies::same_origin(headers);
-        let csrf = headers
-            .get(cookies::CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| identity.csrf_matches(principal.session_id, v));
-        if !same_origin || !csrf {
+        // Same origin always; the token in the header (scripts) or, for a plain HTML form,
+        // in its `csrf` field (checked by the guard once the body is read).
+        if !cookies::same_origin(headers) {
             return Err(AuthFailure::Csrf);
         }
+        match headers.get(cookies::CSRF_HEADER) {
+            Some(v) => {
+                let ok = v
+                    .to_str()
+                    .is_ok_and(|v| identity.csrf_matches(principal.session_id, v));
+                if !ok {
+                    return Err(AuthFailure::Csrf);
+                }
+            }
+            None if is_form(headers) => form_csrf = true,
+            None => return Err(AuthFailure::Csrf),
+        }
     }
-    Ok(Some(Caller {
-        principal,
-        credential,
-    }))
+    Ok(Some((
+        Caller {
+            principal,
+            credential,
+        },
+        form_csrf,
+    )))
 }
 
 fn is_safe(method: &Method) -> bool {

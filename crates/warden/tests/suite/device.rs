@@ -249,6 +249,37 @@ async fn approval_needs_a_signed_in_browser_on_warden_s_own_page() {
         .post("/device", &[("user_code", code), ("action", "approve")])
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    // Another session's token, the token twice, the token in a JSON body instead of a form.
+    let other = crate::identity::sign_in(
+        &app,
+        crate::identity::ADMIN_EMAIL,
+        crate::identity::ADMIN_PASSWORD,
+    )
+    .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other_browser = Browser::signed_in(&app, &other);
+    let (s, _) = other_browser.post("/device", &approve).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "another session's token");
+    let twice = [
+        ("csrf", csrf.as_str()),
+        ("csrf", csrf.as_str()),
+        ("user_code", code),
+        ("action", "approve"),
+    ];
+    let (s, _) = browser.post("/device", &twice).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "the field twice");
+    let res = app
+        .client
+        .post(app.url("/device"))
+        .header("cookie", browser.cookie.clone().unwrap())
+        .header("origin", app.url(""))
+        .json(&json!({"csrf": csrf, "user_code": code, "action": "approve"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "a JSON body");
     // No session at all.
     let (s, page) = Browser::anonymous(&app).post("/device", &approve).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{page}");
