@@ -54,6 +54,12 @@
 
   // --- Sign-in page ---------------------------------------------------------------------
 
+  // Where to go once signed in: a console or account path named by `?next=`, else the console.
+  const next = () => {
+    const n = new URLSearchParams(location.search).get("next") || "";
+    return /^\/(console|account)(\/|\?|$)/.test(n) ? n : "/console";
+  };
+
   async function passkeySignIn(email) {
     say("Waiting for your passkey…");
     try {
@@ -79,7 +85,7 @@
           },
         },
       });
-      location.assign("/account/passkeys");
+      location.assign(next());
     } catch (e) {
       say(e.status === 401 ? "That passkey did not sign you in." : explain(e), "bad");
     }
@@ -100,11 +106,23 @@
           password: form.password.value,
           cookies: true,
         });
-        location.assign("/account/passkeys");
+        location.assign(next());
       } catch (e) {
         say(e.message, "bad");
       }
     });
+    // A browser whose access cookie ran out but whose session lives goes straight on.
+    if (csrf()) {
+      fetch("/api/v1/auth/refresh", {
+        method: "POST",
+        headers: { "x-csrf-token": csrf() },
+        credentials: "same-origin",
+      })
+        .then((res) => {
+          if (res.ok) location.assign(next());
+        })
+        .catch(() => {});
+    }
     if (!window.PublicKeyCredential) {
       say("This browser cannot use passkeys; sign in with your password.", "bad");
     }

@@ -9,6 +9,7 @@ pub mod api;
 pub mod audit;
 pub mod boot;
 pub mod config;
+pub mod console;
 pub mod http;
 pub mod identity;
 pub mod logging;

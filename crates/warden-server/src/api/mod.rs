@@ -44,6 +44,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(tokens::routes())
         .merge(passkeys::routes())
         .merge(assets::routes())
+        .merge(crate::console::routes())
         .merge(setup::routes())
         .merge(roles::routes())
         .merge(workspaces::routes())

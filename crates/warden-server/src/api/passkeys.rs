@@ -287,6 +287,7 @@ pub(crate) async fn account_page() -> Response {
          <div class=\"actions\"><button class=\"primary\" type=\"submit\">Add a passkey</button></div></form>\
          <p id=\"status\" role=\"status\"></p>\
          <div class=\"actions\"><button id=\"sign-out\" type=\"button\">Sign out</button></div></section>\
+         <p><a href=\"/console/profile\">Back to your profile</a></p>\
          <script src=\"/assets/passkeys.js\" defer></script>",
     )
 }

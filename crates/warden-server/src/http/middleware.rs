@@ -143,6 +143,12 @@ where
             method: req.method().clone(),
             route: OnceLock::new(),
         };
+        // A refusal on a console page is answered with a page, not a problem document.
+        let console = req.uri().path().starts_with("/console").then(|| {
+            req.uri()
+                .path_and_query()
+                .map_or_else(|| "/console".to_owned(), ToString::to_string)
+        });
         let handled = tokio::time::timeout(
             self.config.timeout,
             AssertUnwindSafe(self.inner.call(req)).catch_unwind(),
@@ -152,6 +158,7 @@ where
             inner: logging::in_request(ctx, handled),
             id: Some(id),
             config: self.config.clone(),
+            console,
         }
     }
 }
@@ -195,6 +202,7 @@ pin_project_lite::pin_project! {
         inner: tokio::task::futures::TaskLocalFuture<RequestContext, Handled<F>>,
         id: Option<RequestId>,
         config: Arc<EdgeConfig>,
+        console: Option<String>,
     }
 }
 
@@ -208,15 +216,23 @@ where
         let this = self.project();
         let res = std::task::ready!(this.inner.poll(cx));
         let id = this.id.take().unwrap_or_else(RequestId::generate);
-        Poll::Ready(Ok(finish(res, &id, this.config)))
+        Poll::Ready(Ok(finish(res, &id, this.config, this.console.as_deref())))
     }
 }
 
-fn finish(mut res: Response, id: &RequestId, config: &EdgeConfig) -> Response {
+fn finish(
+    mut res: Response,
+    id: &RequestId,
+    config: &EdgeConfig,
+    console: Option<&str>,
+) -> Response {
     let status = res.status();
     let page = res.extensions().get::<super::page::Page>().is_some();
     if (status.is_client_error() || status.is_server_error()) && !page {
-        res = render_problem(res, id);
+        res = match console {
+            Some(path) => crate::console::error_page(status, path),
+            None => render_problem(res, id),
+        };
     }
     let headers = res.headers_mut();
     for (name, value) in &config.security_headers {

@@ -56,6 +56,12 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     if fetch_site.is_some_and(|s| s != b"same-origin") {
         return false;
     }
+    // A page with `Referrer-Policy: no-referrer` (all of Warden's) makes browsers send
+    // `Origin: null` on its own form posts; then the browser's `Sec-Fetch-Site` decides, and
+    // without it the request is refused.
+    if origin == Some("null") {
+        return fetch_site == Some(b"same-origin".as_slice());
+    }
     if let Some(origin) = origin {
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
         let authority = origin
@@ -118,5 +124,21 @@ mod tests {
             assert!(v.contains(flag), "{v}");
         }
         assert!(!v.contains("Domain"));
+    }
+
+    #[test]
+    fn a_null_origin_counts_only_with_the_browsers_same_origin_fetch_site() {
+        let host = ("host", "warden.example");
+        assert!(same_origin(&headers(&[
+            host,
+            ("origin", "null"),
+            ("sec-fetch-site", "same-origin")
+        ])));
+        assert!(!same_origin(&headers(&[host, ("origin", "null")])));
+        assert!(!same_origin(&headers(&[
+            host,
+            ("origin", "null"),
+            ("sec-fetch-site", "cross-site")
+        ])));
     }
 }

@@ -89,7 +89,32 @@ try {
   await page.fill("input[name=email]", email);
   await page.fill("input[name=password]", password);
   await page.click("text=Sign in with password");
-  await page.waitForURL(`${base}/account/passkeys`);
+  await page.waitForURL(`${base}/console`);
+  await check("console-home");
+  await page.click("nav >> text=Profile");
+  await page.waitForURL(`${base}/console/profile`);
+  await check("console-profile");
+
+  step("another browser signs in; this one signs it out from the profile");
+  const other = await browser.newContext();
+  const otherPage = await other.newPage();
+  await otherPage.goto(`${base}/sign-in`);
+  await otherPage.fill("input[name=email]", email);
+  await otherPage.fill("input[name=password]", password);
+  await otherPage.click("text=Sign in with password");
+  await otherPage.waitForURL(`${base}/console`);
+  await page.reload();
+  summary.devices_before = await page.locator("#devices li").count();
+  await page.click("#devices li:not(:has(.tag)) >> text=Sign out");
+  await page.waitForURL(`${base}/console/profile?done=device-signed-out`);
+  summary.devices_after = await page.locator("#devices li").count();
+  await check("console-profile-signed-out");
+  await otherPage.goto(`${base}/console/profile`);
+  await otherPage.waitForURL(/\/sign-in\?next=/);
+  summary.other_sent_to = new URL(otherPage.url()).pathname + new URL(otherPage.url()).search;
+  await other.close();
+
+  await page.goto(`${base}/account/passkeys`);
   await page.waitForSelector(`text=Signed in as ${email}.`);
   await check("passkeys-empty");
 
@@ -110,7 +135,8 @@ try {
 
   step("passkey sign-in, nothing typed");
   await page.click("text=Sign in with a passkey");
-  await page.waitForURL(`${base}/account/passkeys`);
+  await page.waitForURL(`${base}/console`);
+  await page.goto(`${base}/account/passkeys`);
   await page.waitForSelector(`text=Signed in as ${email}.`);
   await page.waitForSelector("#passkeys .meta:not(:has-text('last used never'))");
   await check("signed-in-with-passkey");

@@ -9,6 +9,7 @@ mod audit;
 mod browser;
 mod cli;
 mod connections;
+mod console;
 mod device;
 mod hosts;
 mod http;

@@ -1,0 +1,329 @@
+//! The web console: server-rendered pages (askama templates under `templates/console`, output
+//! escaped by the engine) over the same use cases as the API. Every route is declared with
+//! its access rule like an API route, so the access guard authenticates the cookie session,
+//! applies the licence gate and checks each form's CSRF field and origin before a handler
+//! runs; a handler reads through `warden-core` and never the store.
+//!
+//! Refusals on console paths are pages (see `error_page`): without a session the browser is
+//! sent to `/sign-in` and comes back; 403/404/500 keep the layout and say what to do.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use utoipa_axum::routes;
+use warden_core::identity::{account, passkeys, tokens};
+use warden_core::op::rfc3339;
+use warden_domain::access::Access;
+
+use crate::http::authz::UserOp;
+use crate::http::page::Page;
+use crate::http::problem::ApiError;
+use crate::http::query::ApiQuery;
+use crate::http::routes::Routes;
+use crate::identity::Caller;
+use crate::state::AppState;
+
+pub(crate) fn routes() -> Routes<AppState> {
+    Routes::new()
+        .add_recovery(Access::SignedIn, routes!(home))
+        .add_recovery(Access::SignedIn, routes!(profile))
+        .add_recovery(Access::SignedIn, routes!(revoke_device))
+        .add(Access::SignedIn, routes!(revoke_token))
+}
+
+/// What every console page shows around its content.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    /// The signed-in person's email (empty on a page without a session).
+    pub email: String,
+    /// Which navigation entry is current.
+    pub section: &'static str,
+    /// The session's CSRF token, for the page's forms.
+    pub csrf: String,
+    /// A fixed sentence about what just happened.
+    pub notice: Option<&'static str>,
+}
+
+async fn frame(
+    state: &AppState,
+    caller: &Caller,
+    section: &'static str,
+    notice: Option<&'static str>,
+) -> Result<Frame, ApiError> {
+    Ok(Frame {
+        email: account::email(&state.ctx, &caller.principal).await?,
+        section,
+        csrf: state.ctx.identity.csrf_token(caller.principal.session_id),
+        notice,
+    })
+}
+
+/// A rendered template as a page: HTML, never cached, marked so the edge keeps it.
+fn render(t: &impl Template, status: StatusCode) -> Response {
+    match t.render() {
+        Ok(html) => {
+            let mut res = (status, axum::response::Html(html)).into_response();
+            res.extensions_mut().insert(Page);
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(e) => ApiError::internal(&e).into_response(),
+    }
+}
+
+/// Which fixed sentence to show after a redirect (`?done=…`): never text from the URL.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct Done {
+    /// `device-signed-out` or `token-revoked`.
+    pub done: Option<String>,
+}
+
+fn notice(done: Option<&str>) -> Option<&'static str> {
+    match done? {
+        "device-signed-out" => Some("That device is signed out."),
+        "token-revoked" => Some("The token is revoked."),
+        _ => None,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/home.html")]
+struct HomePage {
+    frame: Frame,
+    devices: usize,
+    passkeys: usize,
+    tokens: usize,
+}
+
+fn active_tokens(rows: &[warden_store::personal_tokens::PersonalTokenRow], now: i64) -> usize {
+    rows.iter()
+        .filter(|t| t.revoked_at.is_none() && t.expires_at > now)
+        .count()
+}
+
+/// The start page: who is signed in and what they hold.
+#[utoipa::path(get, path = "/console", tag = "console",
+    responses((status = 200, description = "Page", content_type = "text/html"),
+              (status = 303, description = "Not signed in: to /sign-in")))]
+pub(crate) async fn home(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let p = &caller.principal;
+    let devices = account::active_devices(&state.ctx, &op, Some(p.user_id)).await?;
+    let keys = passkeys::mine(&state.ctx, p).await?;
+    let toks = tokens::mine(&state.ctx, &op, p).await?;
+    let page = HomePage {
+        frame: frame(&state, &caller, "home", None).await?,
+        devices: devices.len(),
+        passkeys: keys.len(),
+        tokens: active_tokens(&toks, op.now_us()),
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+struct DeviceItem {
+    id: String,
+    agent: String,
+    current: bool,
+    created_at: String,
+    last_used_at: String,
+    last_ip: Option<String>,
+}
+
+struct PasskeyItem {
+    name: String,
+    flagged: bool,
+    created_at: String,
+    last_used_at: String,
+}
+
+struct TokenItem {
+    id: String,
+    name: String,
+    permissions: String,
+    expires_at: String,
+    last_used_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "console/profile.html")]
+struct ProfilePage {
+    frame: Frame,
+    devices: Vec<DeviceItem>,
+    passkeys: Vec<PasskeyItem>,
+    tokens: Vec<TokenItem>,
+}
+
+/// A time for people: `2026-12-03 07:41 UTC`.
+fn when(us: i64) -> String {
+    let t = rfc3339(us);
+    match (t.get(..10), t.get(11..16)) {
+        (Some(d), Some(h)) => format!("{d} {h} UTC"),
+        _ => t,
+    }
+}
+
+/// A browser or client, as its user agent names it, shortened for a list.
+fn agent(ua: Option<&str>) -> String {
+    let ua = ua.unwrap_or("").trim();
+    let name = ["Firefox", "Edg", "Chrome", "Safari", "curl", "warden"]
+        .iter()
+        .find(|n| ua.contains(*n))
+        .map(|n| match *n {
+            "Edg" => "Edge",
+            "warden" => "Warden CLI",
+            other => other,
+        });
+    let os = ["Windows", "Mac OS", "Android", "iPhone", "Linux"]
+        .iter()
+        .find(|o| ua.contains(*o));
+    match (name, os) {
+        (Some(n), Some(o)) => format!("{n} on {o}"),
+        (Some(n), None) => n.to_owned(),
+        _ if ua.is_empty() => "Unknown client".to_owned(),
+        _ => ua.chars().take(60).collect(),
+    }
+}
+
+/// Profile: signed-in devices (sign any out), passkeys, personal access tokens (revoke).
+#[utoipa::path(get, path = "/console/profile", tag = "console", params(Done),
+    responses((status = 200, description = "Page", content_type = "text/html"),
+              (status = 303, description = "Not signed in: to /sign-in")))]
+pub(crate) async fn profile(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    caller: Caller,
+    ApiQuery(done): ApiQuery<Done>,
+) -> Result<Response, ApiError> {
+    let p = &caller.principal;
+    let now = op.now_us();
+    let devices = account::active_devices(&state.ctx, &op, Some(p.user_id))
+        .await?
+        .into_iter()
+        .map(|d| DeviceItem {
+            id: d.id.to_string(),
+            agent: agent(d.user_agent.as_deref()),
+            current: d.id == p.session_id,
+            created_at: when(d.created_at),
+            last_used_at: when(d.last_used_at),
+            last_ip: d.last_ip,
+        })
+        .collect();
+    let passkeys = passkeys::mine(&state.ctx, p)
+        .await?
+        .into_iter()
+        .map(|k| PasskeyItem {
+            name: k.name,
+            flagged: k.flagged_at.is_some(),
+            created_at: when(k.created_at),
+            last_used_at: k.last_used_at.map_or_else(|| "never".to_owned(), when),
+        })
+        .collect();
+    let tokens = tokens::mine(&state.ctx, &op, p)
+        .await?
+        .into_iter()
+        .filter(|t| t.revoked_at.is_none() && t.expires_at > now)
+        .map(|t| TokenItem {
+            id: t.id.to_string(),
+            name: t.name,
+            permissions: t.permissions.replace(' ', ", "),
+            expires_at: when(t.expires_at),
+            last_used_at: t.last_used_at.map_or_else(|| "never".to_owned(), when),
+        })
+        .collect();
+    let page = ProfilePage {
+        frame: frame(&state, &caller, "profile", notice(done.done.as_deref())).await?,
+        devices,
+        passkeys,
+        tokens,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+/// Signs one of the person's devices out (this browser too: then to the sign-in page).
+#[utoipa::path(post, path = "/console/profile/devices/{id}/revoke", tag = "console",
+    params(("id" = String, Path, description = "Device session id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Back to the profile, or to /sign-in for this browser")))]
+pub(crate) async fn revoke_device(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    account::revoke_device(&state.ctx, &op, &caller.principal, &id).await?;
+    if id == caller.principal.session_id.to_string() {
+        return Ok(Redirect::to("/sign-in").into_response());
+    }
+    Ok(Redirect::to("/console/profile?done=device-signed-out").into_response())
+}
+
+/// Revokes one of the person's personal access tokens.
+#[utoipa::path(post, path = "/console/profile/tokens/{id}/revoke", tag = "console",
+    params(("id" = String, Path, description = "Token id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Back to the profile")))]
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    tokens::revoke_mine(&state.ctx, &op, &caller.principal, &id).await?;
+    Ok(Redirect::to("/console/profile?done=token-revoked").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "console/error.html")]
+struct ErrorPage {
+    frame: Frame,
+    title: &'static str,
+    message: &'static str,
+}
+
+/// The page for a refusal on a console path (`path_and_query` is where the browser was
+/// going): without a session, to `/sign-in` and back; otherwise a page in the layout saying
+/// what happened and what to do.
+pub(crate) fn error_page(status: StatusCode, path_and_query: &str) -> Response {
+    if status == StatusCode::UNAUTHORIZED {
+        let next: String = form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect();
+        let mut res = Redirect::to(&format!("/sign-in?next={next}")).into_response();
+        res.extensions_mut().insert(Page);
+        return res;
+    }
+    let (title, message) = match status.as_u16() {
+        403 => (
+            "Not allowed",
+            "Your role does not allow this page. Ask an administrator if you need it.",
+        ),
+        404 => (
+            "Not found",
+            "There is nothing here, or nothing you may see. Check the address.",
+        ),
+        429 => ("Too many requests", "Wait a moment, then try again."),
+        s if s >= 500 => (
+            "Something went wrong",
+            "Warden could not answer this time. Try again; if it keeps happening, tell your administrator.",
+        ),
+        _ => (
+            "That did not work",
+            "The request was refused. Go back and try again.",
+        ),
+    };
+    let page = ErrorPage {
+        frame: Frame {
+            email: String::new(),
+            section: "",
+            csrf: String::new(),
+            notice: None,
+        },
+        title,
+        message,
+    };
+    render(&page, status)
+}

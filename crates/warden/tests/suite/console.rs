@@ -1,0 +1,113 @@
+//! The console's pages over HTTP (the browser itself drives them in `browser.rs`): without a
+//! session a page sends the browser to sign in and back; refusals are pages, not JSON; forms
+//! need the session's CSRF field and Warden's own origin; what people typed (a user agent
+//! here) is shown escaped; signing a device out from the profile ends that session at once.
+
+use reqwest::StatusCode;
+use warden_testkit::TestApp;
+use warden_testkit::browser::{Browser, hidden};
+
+use crate::identity::{ADMIN_EMAIL, ADMIN_PASSWORD, admin_token};
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn without_a_session_a_console_page_sends_the_browser_to_sign_in_and_back() {
+    let app = TestApp::spawn().await.unwrap();
+    let res = no_redirects()
+        .get(app.url("/console/profile?done=token-revoked"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        res.headers()["location"],
+        "/sign-in?next=%2Fconsole%2Fprofile%3Fdone%3Dtoken-revoked"
+    );
+    // A console path that does not exist: a page in the layout, not a problem document.
+    let admin = admin_token(&app).await;
+    let browser = Browser::signed_in(&app, &admin);
+    let (status, page) = browser.get("/console/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(page.contains("<h1>Not found</h1>"), "{page}");
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    let (status, page) = browser.get("/console").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(ADMIN_EMAIL), "{page}");
+}
+
+#[tokio::test]
+async fn the_profile_signs_a_device_out_only_by_a_same_origin_form_with_its_csrf_field() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    // A second device whose user agent is markup: shown as text.
+    let other: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .header(
+            "user-agent",
+            "<script>alert(1)</script>\"><img src=x onerror=alert(2)>{{7*7}}",
+        )
+        .json(&serde_json::json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other_token = other["access_token"].as_str().unwrap().to_owned();
+    let other_id = other["session_id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::signed_in(&app, &admin);
+    let (status, page) = browser.get("/console/profile").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(!page.contains("<img src=x"), "{page}");
+    assert!(
+        !page.contains("49"),
+        "no template evaluated what a user sent"
+    );
+    let csrf = hidden(&page, "csrf").unwrap();
+    let action = format!("/console/profile/devices/{other_id}/revoke");
+    assert!(page.contains(&action), "{page}");
+
+    // Cross-site, even with the token; same origin without it; another session's token.
+    let mut evil = browser.clone();
+    evil.origin = "https://evil.example".to_owned();
+    let (status, _) = evil.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, page) = browser.post(&action, &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("<h1>"), "a page, not JSON: {page}");
+    let third = app.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+    let (_, third_page) = Browser::signed_in(&app, &third)
+        .get("/console/profile")
+        .await;
+    let third_csrf = hidden(&third_page, "csrf").unwrap();
+    let (status, _) = browser.post(&action, &[("csrf", &third_csrf)]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .call(&other_token, reqwest::Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "nothing was signed out");
+
+    // The profile's own form: the device is signed out at once.
+    let (status, _) = browser.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = app
+        .call(&other_token, reqwest::Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, page) = browser.get("/console/profile?done=device-signed-out").await;
+    assert!(page.contains("That device is signed out."));
+    assert!(!page.contains(&action));
+    // Only fixed sentences: whatever else `done` says is not shown.
+    let (_, page) = browser.get("/console/profile?done=%3Cb%3Ehi").await;
+    assert!(!page.contains("hi</b>") && !page.contains("class=\"notice\""));
+}
