@@ -15,7 +15,7 @@ use serde::Deserialize;
 use utoipa_axum::routes;
 use warden_core::identity::{account, passkeys, tokens};
 use warden_core::op::rfc3339;
-use warden_domain::access::Access;
+use warden_domain::access::{Access, Permission, PermissionSet};
 
 use crate::http::authz::UserOp;
 use crate::http::page::Page;
@@ -25,8 +25,14 @@ use crate::http::routes::Routes;
 use crate::identity::Caller;
 use crate::state::AppState;
 
+mod hosts;
+
 pub(crate) fn routes() -> Routes<AppState> {
+    use Access::Platform;
     Routes::new()
+        .add(Platform(Permission::HOSTS_READ), routes!(hosts::hosts))
+        .add(Platform(Permission::HOSTS_APPROVE), routes!(hosts::approve))
+        .add(Platform(Permission::HOSTS_APPROVE), routes!(hosts::reject))
         .add_recovery(Access::SignedIn, routes!(home))
         .add_recovery(Access::SignedIn, routes!(profile))
         .add_recovery(Access::SignedIn, routes!(revoke_device))
@@ -44,9 +50,11 @@ pub(crate) struct Frame {
     pub csrf: String,
     /// A fixed sentence about what just happened.
     pub notice: Option<&'static str>,
+    /// What the person may do platform-wide now (the navigation shows what it allows).
+    pub may: PermissionSet,
 }
 
-async fn frame(
+pub(crate) async fn frame(
     state: &AppState,
     caller: &Caller,
     section: &'static str,
@@ -57,11 +65,12 @@ async fn frame(
         section,
         csrf: state.ctx.identity.csrf_token(caller.principal.session_id),
         notice,
+        may: warden_core::access::platform_permissions(&state.ctx, &caller.principal).await?,
     })
 }
 
 /// A rendered template as a page: HTML, never cached, marked so the edge keeps it.
-fn render(t: &impl Template, status: StatusCode) -> Response {
+pub(crate) fn render(t: &impl Template, status: StatusCode) -> Response {
     match t.render() {
         Ok(html) => {
             let mut res = (status, axum::response::Html(html)).into_response();
@@ -81,10 +90,12 @@ pub struct Done {
     pub done: Option<String>,
 }
 
-fn notice(done: Option<&str>) -> Option<&'static str> {
+pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
     match done? {
         "device-signed-out" => Some("That device is signed out."),
         "token-revoked" => Some("The token is revoked."),
+        "host-approved" => Some("The host is approved: it may receive work."),
+        "host-rejected" => Some("The host is rejected: it gets no work."),
         _ => None,
     }
 }
@@ -160,7 +171,7 @@ struct ProfilePage {
 }
 
 /// A time for people: `2026-12-03 07:41 UTC`.
-fn when(us: i64) -> String {
+pub(crate) fn when(us: i64) -> String {
     let t = rfc3339(us);
     match (t.get(..10), t.get(11..16)) {
         (Some(d), Some(h)) => format!("{d} {h} UTC"),
@@ -321,6 +332,7 @@ pub(crate) fn error_page(status: StatusCode, path_and_query: &str) -> Response {
             section: "",
             csrf: String::new(),
             notice: None,
+            may: PermissionSet::default(),
         },
         title,
         message,

@@ -91,6 +91,20 @@ try {
   await page.click("text=Sign in with password");
   await page.waitForURL(`${base}/console`);
   await check("console-home");
+  step("a host waits for approval; approve it from the console");
+  const csrf = (await context.cookies()).find((c) => c.name === "__Host-warden_csrf").value;
+  const registered = await context.request.post(`${base}/api/v1/hosts`, {
+    headers: { "x-csrf-token": csrf, origin: base },
+    data: { name: "build-07", kind: "session" },
+  });
+  summary.host_registered = registered.status();
+  await page.click("nav >> text=Hosts");
+  await page.waitForURL(`${base}/console/hosts`);
+  await check("console-hosts-pending");
+  await page.click("text=Approve");
+  await page.waitForURL(`${base}/console/hosts?done=host-approved`);
+  summary.host_approved = await page.locator("text=The host is approved").count();
+  await check("console-hosts-approved");
   await page.click("nav >> text=Profile");
   await page.waitForURL(`${base}/console/profile`);
   await check("console-profile");

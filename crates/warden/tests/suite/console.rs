@@ -112,3 +112,87 @@ async fn the_profile_signs_a_device_out_only_by_a_same_origin_form_with_its_csrf
     let (_, page) = browser.get("/console/profile?done=%3Cb%3Ehi").await;
     assert!(!page.contains("hi</b>") && !page.contains("class=\"notice\""));
 }
+
+#[tokio::test]
+async fn hosts_waiting_for_approval_are_approved_from_the_console_and_hidden_from_members() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (status, created) = app
+        .call(
+            &admin,
+            reqwest::Method::POST,
+            "/api/v1/hosts",
+            Some(serde_json::json!({"name": "<b>build-09</b>", "kind": "session"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["host"]["id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::signed_in(&app, &admin);
+    let (status, page) = browser.get("/console").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("href=\"/console/hosts\""),
+        "the admin's navigation: {page}"
+    );
+    let (status, page) = browser.get("/console/hosts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Waiting for approval"), "{page}");
+    assert!(page.contains("&#60;b&#62;build-09&#60;/b&#62;"), "{page}");
+    let csrf = hidden(&page, "csrf").unwrap();
+    let (status, _) = browser
+        .post(&format!("/console/hosts/{id}/approve"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, host) = app
+        .call(
+            &admin,
+            reqwest::Method::GET,
+            &format!("/api/v1/hosts/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(host["status"], "approved");
+    let (_, page) = browser.get("/console/hosts?done=host-approved").await;
+    assert!(page.contains("The host is approved"), "{page}");
+    assert!(!page.contains("Waiting for approval"), "{page}");
+
+    // A member: no Hosts in the navigation, and the page itself is a 403 page.
+    let (status, _) = app
+        .call(
+            &admin,
+            reqwest::Method::POST,
+            "/api/v1/admin/users",
+            Some(serde_json::json!({"email": "dev@example.com", "password": "quiet harbor 4417 finch"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let member = app
+        .sign_in("dev@example.com", "quiet harbor 4417 finch")
+        .await
+        .unwrap();
+    let member_browser = Browser::signed_in(&app, &member);
+    let (_, page) = member_browser.get("/console").await;
+    assert!(!page.contains("/console/hosts"), "{page}");
+    let (status, page) = member_browser.get("/console/hosts").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("<h1>Not allowed</h1>"), "{page}");
+    let (_, member_page) = member_browser.get("/console/profile").await;
+    let member_csrf = hidden(&member_page, "csrf").unwrap();
+    let (status, _) = member_browser
+        .post(
+            &format!("/console/hosts/{id}/reject"),
+            &[("csrf", &member_csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, host) = app
+        .call(
+            &admin,
+            reqwest::Method::GET,
+            &format!("/api/v1/hosts/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(host["status"], "approved");
+}
