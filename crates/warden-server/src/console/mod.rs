@@ -26,6 +26,7 @@ use crate::identity::Caller;
 use crate::state::AppState;
 
 mod hosts;
+mod sessions;
 
 pub(crate) fn routes() -> Routes<AppState> {
     use Access::Platform;
@@ -33,6 +34,14 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Platform(Permission::HOSTS_READ), routes!(hosts::hosts))
         .add(Platform(Permission::HOSTS_APPROVE), routes!(hosts::approve))
         .add(Platform(Permission::HOSTS_APPROVE), routes!(hosts::reject))
+        .add(
+            Platform(Permission::SESSIONS_READ),
+            routes!(sessions::sessions),
+        )
+        .add(
+            Platform(Permission::SESSIONS_DELETE),
+            routes!(sessions::revoke),
+        )
         .add_recovery(Access::SignedIn, routes!(home))
         .add_recovery(Access::SignedIn, routes!(profile))
         .add_recovery(Access::SignedIn, routes!(revoke_device))
@@ -67,6 +76,17 @@ pub(crate) async fn frame(
         notice,
         may: warden_core::access::platform_permissions(&state.ctx, &caller.principal).await?,
     })
+}
+
+/// A user's email for a list (`user <id>` when the account is gone or inactive).
+pub(crate) async fn email_of(state: &AppState, user: uuid::Uuid) -> Result<String, ApiError> {
+    Ok(state
+        .ctx
+        .identity
+        .user_email(&state.ctx.store, user)
+        .await
+        .map_err(warden_core::CoreError::from)?
+        .unwrap_or_else(|| format!("user {user}")))
 }
 
 /// A rendered template as a page: HTML, never cached, marked so the edge keeps it.
@@ -180,7 +200,7 @@ pub(crate) fn when(us: i64) -> String {
 }
 
 /// A browser or client, as its user agent names it, shortened for a list.
-fn agent(ua: Option<&str>) -> String {
+pub(crate) fn agent(ua: Option<&str>) -> String {
     let ua = ua.unwrap_or("").trim();
     let name = ["Firefox", "Edg", "Chrome", "Safari", "curl", "warden"]
         .iter()

@@ -196,3 +196,61 @@ async fn hosts_waiting_for_approval_are_approved_from_the_console_and_hidden_fro
         .await;
     assert_eq!(host["status"], "approved");
 }
+
+#[tokio::test]
+async fn an_administrator_signs_anyone_out_from_active_sessions_and_a_member_cannot() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (status, _) = app
+        .call(
+            &admin,
+            reqwest::Method::POST,
+            "/api/v1/admin/users",
+            Some(serde_json::json!({"email": "dev@example.com", "password": "quiet harbor 4417 finch"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let member: serde_json::Value = app
+        .client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .json(
+            &serde_json::json!({"email": "dev@example.com", "password": "quiet harbor 4417 finch"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let member_token = member["access_token"].as_str().unwrap().to_owned();
+    let member_session = member["session_id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::signed_in(&app, &admin);
+    let (status, page) = browser.get("/console/sessions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("dev@example.com") && page.contains(ADMIN_EMAIL),
+        "{page}"
+    );
+    let action = format!("/console/sessions/{member_session}/revoke");
+    assert!(page.contains(&action), "{page}");
+
+    // The member sees no Sessions entry, gets the 403 page, and cannot sign the admin out.
+    let member_browser = Browser::signed_in(&app, &member_token);
+    let (_, page) = member_browser.get("/console").await;
+    assert!(!page.contains("/console/sessions"), "{page}");
+    let (status, _) = member_browser.get("/console/sessions").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let csrf = hidden(&browser.get("/console/sessions").await.1, "csrf").unwrap();
+    let (status, _) = browser.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = app
+        .call(&member_token, reqwest::Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "signed out at once");
+    let (_, page) = browser
+        .get("/console/sessions?done=device-signed-out")
+        .await;
+    assert!(!page.contains("dev@example.com"), "{page}");
+}
