@@ -245,13 +245,15 @@ impl License {
         )
     }
 
-    /// The per-request check for a route declared `rule`, on `path`. Only API routes are gated;
-    /// the recovery routes never are. A domain binding is checked against the configured
+    /// The per-request check for a route declared `rule`, on `path`. Only API routes and the
+    /// console's pages are gated; the recovery routes never are. A domain binding is checked against the configured
     /// `public_url`, never against what the client sends.
     /// Whether [`License::gate`] has anything to check for this route (a licensed node, an
-    /// API route that is not a recovery route). Costs a few comparisons.
+    /// API or console route that is not a recovery route). Costs a few comparisons.
     pub fn applies(&self, path: &str, rule: LicenseRule) -> bool {
-        self.key.is_some() && rule != LicenseRule::Recovery && path.starts_with("/api/")
+        self.key.is_some()
+            && rule != LicenseRule::Recovery
+            && (path.starts_with("/api/") || path.starts_with("/console"))
     }
 
     /// Reads the clock only when it has to (a licensed node, a gated route).

@@ -118,6 +118,15 @@ pub(crate) async fn license_status(
     UserOp(op): UserOp,
     caller: Caller,
 ) -> Result<Json<LicenseStatus>, ApiError> {
+    Ok(Json(status_view(&state, &op, &caller).await?))
+}
+
+/// The licence status as `caller` may see it (the API's answer and the console's page).
+pub(crate) async fn status_view(
+    state: &AppState,
+    op: &warden_core::Op,
+    caller: &Caller,
+) -> Result<LicenseStatus, ApiError> {
     let now = unix_now(state.ctx.clock.as_ref());
     let admin = install::is_admin(&state.ctx, &caller.principal).await?;
     let license = &state.ctx.license;
@@ -168,7 +177,7 @@ pub(crate) async fn license_status(
         history: Vec::new(),
     };
     if admin {
-        let view = install::admin_view(&state.ctx, &op).await?;
+        let view = install::admin_view(&state.ctx, op).await?;
         let usage = |u: install::Usage| Usage {
             used: u.used,
             limit: u.limit,
@@ -192,7 +201,7 @@ pub(crate) async fn license_status(
             })
             .collect();
     }
-    Ok(Json(status))
+    Ok(status)
 }
 
 /// `machine-info.json`: what the operator needs to sign a standard licence for this machine.

@@ -26,6 +26,7 @@ use crate::identity::Caller;
 use crate::state::AppState;
 
 mod hosts;
+mod license;
 mod sessions;
 
 pub(crate) fn routes() -> Routes<AppState> {
@@ -41,6 +42,11 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(
             Platform(Permission::SESSIONS_DELETE),
             routes!(sessions::revoke),
+        )
+        .add_recovery(Access::SignedIn, routes!(license::license))
+        .add_recovery(
+            Platform(Permission::ADMIN_UPDATE),
+            routes!(license::install_license),
         )
         .add_recovery(Access::SignedIn, routes!(home))
         .add_recovery(Access::SignedIn, routes!(profile))
@@ -114,6 +120,7 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
     match done? {
         "device-signed-out" => Some("That device is signed out."),
         "token-revoked" => Some("The token is revoked."),
+        "license-installed" => Some("The licence is installed and in effect on every node."),
         "host-approved" => Some("The host is approved: it may receive work."),
         "host-rejected" => Some("The host is rejected: it gets no work."),
         _ => None,
@@ -337,6 +344,10 @@ pub(crate) fn error_page(status: StatusCode, path_and_query: &str) -> Response {
             "There is nothing here, or nothing you may see. Check the address.",
         ),
         429 => ("Too many requests", "Wait a moment, then try again."),
+        503 => (
+            "Licence needed",
+            "Warden's licence is missing or no longer valid, so this page is closed. An administrator can install a licence on the licence page (/console/license); everyone else: ask your administrator.",
+        ),
         s if s >= 500 => (
             "Something went wrong",
             "Warden could not answer this time. Try again; if it keeps happening, tell your administrator.",

@@ -105,6 +105,9 @@ try {
   await page.waitForURL(`${base}/console/hosts?done=host-approved`);
   summary.host_approved = await page.locator("text=The host is approved").count();
   await check("console-hosts-approved");
+  await page.click("nav >> text=Licence");
+  await page.waitForURL(`${base}/console/license`);
+  await check("console-license");
   await page.click("nav >> text=Sessions");
   await page.waitForURL(`${base}/console/sessions`);
   await check("console-sessions");

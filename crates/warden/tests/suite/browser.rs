@@ -65,7 +65,7 @@ async fn a_person_adds_a_passkey_in_chromium_signs_out_and_signs_back_in_with_it
     )
     .unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(summary["problems"], serde_json::json!([]), "{summary}");
-    assert_eq!(summary["pages"].as_array().unwrap().len(), 13, "{summary}");
+    assert_eq!(summary["pages"].as_array().unwrap().len(), 14, "{summary}");
     assert_eq!(summary["host_registered"], 201, "{summary}");
     assert_eq!(summary["host_approved"], 1, "{summary}");
     // The profile signed the other browser out: its next page sends it to sign in.

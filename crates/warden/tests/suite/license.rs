@@ -172,7 +172,8 @@ async fn without_a_licence_every_api_route_but_the_recovery_routes_answers_503()
         let m = Method::from_bytes(method.as_bytes()).unwrap();
         let body = (m != Method::GET && m != Method::DELETE).then(|| json!({}));
         let (code, problem) = app.call(&admin, m, &filled, body).await;
-        if declared.license == LicenseRule::Recovery || !path.starts_with("/api/") {
+        let gated = path.starts_with("/api/") || path.starts_with("/console");
+        if declared.license == LicenseRule::Recovery || !gated {
             assert_ne!(code, StatusCode::SERVICE_UNAVAILABLE, "{method} {path}");
             if path.starts_with("/api/") {
                 recovery.push(format!("{method} {path}"));
@@ -183,7 +184,10 @@ async fn without_a_licence_every_api_route_but_the_recovery_routes_answers_503()
                 StatusCode::SERVICE_UNAVAILABLE,
                 "{method} {path}: {problem}"
             );
-            assert_eq!(problem["code"], "license-missing", "{method} {path}");
+            // (A console page answers with the "Licence needed" page instead of JSON.)
+            if path.starts_with("/api/") {
+                assert_eq!(problem["code"], "license-missing", "{method} {path}");
+            }
         }
         checked += 1;
     }
@@ -1033,4 +1037,62 @@ async fn built_in_operator_keys_cannot_be_switched_off_by_configuration() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("embedded"), "{err}");
+}
+
+#[tokio::test]
+async fn without_a_licence_the_console_closes_but_an_administrator_installs_one_from_it() {
+    use warden_testkit::browser::{Browser, hidden};
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&app).await;
+    let browser = Browser::signed_in(&app, &admin);
+
+    // Closed pages say why and where to go; the licence page answers.
+    let (status, page) = browser.get("/console/hosts").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.contains("<h1>Licence needed</h1>"), "{page}");
+    let (status, page) = browser.get("/console/license").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("There is no valid licence"), "{page}");
+    assert!(
+        page.contains(&op.fingerprint),
+        "the machine to license: {page}"
+    );
+    let csrf = hidden(&page, "csrf").unwrap();
+
+    // A file that is not a licence: refused with the reason, nothing changes.
+    let (status, page) = browser
+        .post(
+            "/console/license",
+            &[("csrf", &csrf), ("license", "not a licence")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("class=\"alert\""), "{page}");
+    let (status, _) = browser.get("/console/hosts").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // Cross-site, even with the token: refused.
+    let lic = op.sign(&op.claims(unix(clock.as_ref())));
+    let mut evil = browser.clone();
+    evil.origin = "https://evil.example".to_owned();
+    let (status, _) = evil
+        .post("/console/license", &[("csrf", &csrf), ("license", &lic)])
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The real file: in effect at once.
+    let (status, _) = browser
+        .post("/console/license", &[("csrf", &csrf), ("license", &lic)])
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, page) = browser.get("/console/license?done=license-installed").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("The licence is valid") && page.contains("Acme Corp"),
+        "{page}"
+    );
+    let (status, _) = browser.get("/console/hosts").await;
+    assert_eq!(status, StatusCode::OK);
 }
