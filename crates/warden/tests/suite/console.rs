@@ -9,6 +9,32 @@ use warden_testkit::browser::{Browser, hidden};
 
 use crate::identity::{ADMIN_EMAIL, ADMIN_PASSWORD, admin_token};
 
+const MEMBER: &str = "dev@example.com";
+const MEMBER_PASSWORD: &str = "quiet harbor 4417 finch";
+
+/// Creates a member (no platform permissions beyond their own) and signs them in: the
+/// sign-in answer (tokens and session id).
+async fn member(app: &TestApp, admin: &str) -> serde_json::Value {
+    let (status, _) = app
+        .call(
+            admin,
+            reqwest::Method::POST,
+            "/api/v1/admin/users",
+            Some(serde_json::json!({"email": MEMBER, "password": MEMBER_PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.client
+        .post(app.url("/api/v1/auth/sign-in"))
+        .json(&serde_json::json!({"email": MEMBER, "password": MEMBER_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
@@ -158,19 +184,10 @@ async fn hosts_waiting_for_approval_are_approved_from_the_console_and_hidden_fro
     assert!(!page.contains("Waiting for approval"), "{page}");
 
     // A member: no Hosts in the navigation, and the page itself is a 403 page.
-    let (status, _) = app
-        .call(
-            &admin,
-            reqwest::Method::POST,
-            "/api/v1/admin/users",
-            Some(serde_json::json!({"email": "dev@example.com", "password": "quiet harbor 4417 finch"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let member = app
-        .sign_in("dev@example.com", "quiet harbor 4417 finch")
-        .await
-        .unwrap();
+    let member = member(&app, &admin).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let member_browser = Browser::signed_in(&app, &member);
     let (_, page) = member_browser.get("/console").await;
     assert!(!page.contains("/console/hosts"), "{page}");
@@ -201,27 +218,7 @@ async fn hosts_waiting_for_approval_are_approved_from_the_console_and_hidden_fro
 async fn an_administrator_signs_anyone_out_from_active_sessions_and_a_member_cannot() {
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
-    let (status, _) = app
-        .call(
-            &admin,
-            reqwest::Method::POST,
-            "/api/v1/admin/users",
-            Some(serde_json::json!({"email": "dev@example.com", "password": "quiet harbor 4417 finch"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED);
-    let member: serde_json::Value = app
-        .client
-        .post(app.url("/api/v1/auth/sign-in"))
-        .json(
-            &serde_json::json!({"email": "dev@example.com", "password": "quiet harbor 4417 finch"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let member = member(&app, &admin).await;
     let member_token = member["access_token"].as_str().unwrap().to_owned();
     let member_session = member["session_id"].as_str().unwrap().to_owned();
 
@@ -229,7 +226,7 @@ async fn an_administrator_signs_anyone_out_from_active_sessions_and_a_member_can
     let (status, page) = browser.get("/console/sessions").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        page.contains("dev@example.com") && page.contains(ADMIN_EMAIL),
+        page.contains(MEMBER) && page.contains(ADMIN_EMAIL),
         "{page}"
     );
     let action = format!("/console/sessions/{member_session}/revoke");
@@ -252,5 +249,5 @@ async fn an_administrator_signs_anyone_out_from_active_sessions_and_a_member_can
     let (_, page) = browser
         .get("/console/sessions?done=device-signed-out")
         .await;
-    assert!(!page.contains("dev@example.com"), "{page}");
+    assert!(!page.contains(MEMBER), "{page}");
 }
