@@ -67,6 +67,28 @@ pub(crate) struct Frame {
     pub notice: Option<&'static str>,
     /// What the person may do platform-wide now (the navigation shows what it allows).
     pub may: PermissionSet,
+    /// For administrators: the licence runs out within 30 days (or has).
+    pub banner: Option<String>,
+}
+
+/// The expiry banner administrators see from 30 days before the licence ends.
+fn expiry_banner(state: &AppState, may: PermissionSet) -> Option<String> {
+    use warden_domain::license::{BANNER_DAYS, DAY, days_left};
+    let license = &state.ctx.license;
+    if !may.contains(Permission::ADMIN_READ) || !license.enforced() {
+        return None;
+    }
+    let now = warden_core::license::unix_now(state.ctx.clock.as_ref());
+    let installed = license.installed()?;
+    let exp = installed.claims.exp;
+    if exp - now > BANNER_DAYS * DAY {
+        return None;
+    }
+    Some(match days_left(exp, now) {
+        d if d > 1 => format!("The licence expires in {d} days: install a renewed one."),
+        d if d >= 0 => "The licence expires within a day: install a renewed one.".to_owned(),
+        _ => "The licence has expired: install a new one.".to_owned(),
+    })
 }
 
 pub(crate) async fn frame(
@@ -75,12 +97,14 @@ pub(crate) async fn frame(
     section: &'static str,
     notice: Option<&'static str>,
 ) -> Result<Frame, ApiError> {
+    let may = warden_core::access::platform_permissions(&state.ctx, &caller.principal).await?;
     Ok(Frame {
         email: account::email(&state.ctx, &caller.principal).await?,
         section,
         csrf: state.ctx.identity.csrf_token(caller.principal.session_id),
         notice,
-        may: warden_core::access::platform_permissions(&state.ctx, &caller.principal).await?,
+        may,
+        banner: expiry_banner(state, may),
     })
 }
 
@@ -364,6 +388,7 @@ pub(crate) fn error_page(status: StatusCode, path_and_query: &str) -> Response {
             csrf: String::new(),
             notice: None,
             may: PermissionSet::default(),
+            banner: None,
         },
         title,
         message,

@@ -1096,3 +1096,43 @@ async fn without_a_licence_the_console_closes_but_an_administrator_installs_one_
     let (status, _) = browser.get("/console/hosts").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn administrators_see_an_expiry_banner_in_the_console_from_30_days_before() {
+    use warden_testkit::browser::Browser;
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&app).await;
+    let now = unix(clock.as_ref());
+    let mut claims = op.claims(now);
+    claims["exp"] = json!(now + 40 * DAY);
+    let (code, body) = upload(&app, &admin, &op.sign(&claims)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let browser = Browser::signed_in(&app, &admin);
+    let (_, page) = browser.get("/console").await;
+    assert!(!page.contains("class=\"banner\""), "40 days left: {page}");
+
+    clock.advance(time::Duration::days(20));
+    // (Twenty days on, the access token has long expired: sign in again.)
+    let admin = app.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+    let browser = Browser::signed_in(&app, &admin);
+    let (_, page) = browser.get("/console").await;
+    assert!(page.contains("The licence expires in 20 days"), "{page}");
+    // A member sees no banner.
+    let (code, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(json!({"email": "dev@example.com", "password": "quiet harbor 4417 finch"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    let member = app
+        .sign_in("dev@example.com", "quiet harbor 4417 finch")
+        .await
+        .unwrap();
+    let (_, page) = Browser::signed_in(&app, &member).get("/console").await;
+    assert!(!page.contains("class=\"banner\""), "{page}");
+}
