@@ -69,6 +69,31 @@ pub(crate) struct Frame {
     pub may: PermissionSet,
     /// For administrators: the licence runs out within 30 days (or has).
     pub banner: Option<String>,
+    /// For administrators: the audit trail's chain is broken, or the clock went back.
+    pub tamper: Option<String>,
+}
+
+/// The tamper banner administrators see while the audit chain is broken or the clock check
+/// fails.
+fn tamper_banner(state: &AppState, may: PermissionSet) -> Option<String> {
+    if !may.contains(Permission::ADMIN_READ) {
+        return None;
+    }
+    let audit = state.ctx.audit_monitor.status();
+    if audit.status == "broken" {
+        return Some(format!(
+            "The audit trail fails its check at event {} ({}): run `warden audit verify` and investigate.",
+            audit.broken_at.unwrap_or_default(),
+            audit.tamper.as_deref().unwrap_or("changed")
+        ));
+    }
+    let now = warden_core::license::unix_now(state.ctx.clock.as_ref());
+    state
+        .ctx
+        .license
+        .clock_watch()
+        .tampered_at(now)
+        .then(|| "The system clock was set back: licence checks treat it as tampering until it is right again.".to_owned())
 }
 
 /// The expiry banner administrators see from 30 days before the licence ends.
@@ -105,6 +130,7 @@ pub(crate) async fn frame(
         notice,
         may,
         banner: expiry_banner(state, may),
+        tamper: tamper_banner(state, may),
     })
 }
 
@@ -389,6 +415,7 @@ pub(crate) fn error_page(status: StatusCode, path_and_query: &str) -> Response {
             notice: None,
             may: PermissionSet::default(),
             banner: None,
+            tamper: None,
         },
         title,
         message,

@@ -709,6 +709,15 @@ async fn the_server_verifies_new_events_in_the_background_and_reports_a_break_in
     let status = audit_status(&app, "broken").await;
     assert_eq!(status["broken_at"], 4, "{status}");
     assert_eq!(status["tamper"], "deleted", "{status}");
+    // Administrators see it on every console page.
+    let admin = crate::identity::admin_token(&app).await;
+    let (_, page) = warden_testkit::browser::Browser::signed_in(&app, &admin)
+        .get("/console")
+        .await;
+    assert!(
+        page.contains("The audit trail fails its check at event 4 (deleted)"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
