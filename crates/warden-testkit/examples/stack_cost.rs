@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     let (router, _, table) = warden_server::api::routes().into_parts();
     let routed = router.clone().with_state(app_state.clone());
     let guarded = router
-        .route_layer(warden_server::http::middleware::AccessGuardLayer::new(
+        .route_layer(warden_server::http::guard::AccessGuardLayer::new(
             table.clone(),
             app_state.ctx.identity.clone(),
             app_state.ctx.clone(),

@@ -5,6 +5,7 @@
 //! (per route) → handler.
 
 pub mod authz;
+pub mod guard;
 pub mod json;
 pub mod middleware;
 pub(crate) mod page;
@@ -49,7 +50,7 @@ impl std::fmt::Debug for App {
 pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tls: bool) -> App {
     let (router, openapi, access) = routes.into_parts();
     let router = router
-        .route_layer(middleware::AccessGuardLayer::new(
+        .route_layer(guard::AccessGuardLayer::new(
             access.clone(),
             state.ctx.identity.clone(),
             state.ctx.clone(),
