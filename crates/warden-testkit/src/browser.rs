@@ -76,6 +76,40 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Posts a form that must answer with a redirect (303): where it sends the browser.
+    pub async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> String {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        let mut req = Self::client()
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", &self.origin)
+            .body(body);
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let res = match req.send().await {
+            Ok(res) => res,
+            Err(e) => panic!("POST {path}: {e}"),
+        };
+        let status = res.status();
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match location {
+            Some(l) if status == StatusCode::SEE_OTHER => l,
+            _ => panic!(
+                "POST {path}: {status}, not a redirect: {}",
+                res.text().await.unwrap_or_default()
+            ),
+        }
+    }
+}
+
 /// The value of the hidden input `name` in a page's HTML.
 pub fn hidden(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");

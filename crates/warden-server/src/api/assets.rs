@@ -1,5 +1,5 @@
 //! The files the server-rendered pages load, built into the binary: one stylesheet, the
-//! passkey pages' script, the icon. Same origin, so the Content-Security-Policy
+//! passkey pages' script, the session page's script (it follows the output), the icon. Same origin, so the Content-Security-Policy
 //! (`default-src 'self'`, no inline script or style) lets them in and nothing else.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -11,6 +11,7 @@ use crate::http::routes::Routes;
 use crate::state::AppState;
 
 const SCRIPT: &str = include_str!("../../assets/passkeys.js");
+const SESSION_SCRIPT: &str = include_str!("../../assets/session.js");
 const STYLESHEET: &str = include_str!("../../assets/warden.css");
 const ICON: &str = include_str!("../../assets/warden.svg");
 
@@ -19,6 +20,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_recovery(Access::Public, routes!(script))
         .add_recovery(Access::Public, routes!(stylesheet))
         .add_recovery(Access::Public, routes!(icon))
+        .add_recovery(Access::Public, routes!(session_script))
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -52,4 +54,11 @@ pub(crate) async fn stylesheet() -> Response {
     responses((status = 200, description = "Icon", content_type = "image/svg+xml")))]
 pub(crate) async fn icon() -> Response {
     asset(ICON, "image/svg+xml")
+}
+
+/// The session page's script: follows a session's output as it arrives.
+#[utoipa::path(get, path = "/assets/session.js", tag = "pages",
+    responses((status = 200, description = "Script", content_type = "text/javascript")))]
+pub(crate) async fn session_script() -> Response {
+    asset(SESSION_SCRIPT, "text/javascript; charset=utf-8")
 }

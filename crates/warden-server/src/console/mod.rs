@@ -25,9 +25,12 @@ use crate::http::routes::Routes;
 use crate::identity::Caller;
 use crate::state::AppState;
 
+mod agent_sessions;
 mod hosts;
 mod license;
 mod sessions;
+mod workspace_settings;
+mod workspaces;
 
 pub(crate) fn routes() -> Routes<AppState> {
     use Access::Platform;
@@ -52,6 +55,9 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_recovery(Access::SignedIn, routes!(profile))
         .add_recovery(Access::SignedIn, routes!(revoke_device))
         .add(Access::SignedIn, routes!(revoke_token))
+        .merge(workspaces::routes())
+        .merge(workspace_settings::routes())
+        .merge(agent_sessions::routes())
 }
 
 /// What every console page shows around its content.
@@ -159,6 +165,28 @@ pub(crate) fn render(t: &impl Template, status: StatusCode) -> Response {
     }
 }
 
+/// A submitted form's fields (`application/x-www-form-urlencoded`), read by name.
+pub(crate) struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    pub(crate) fn parse(body: &[u8]) -> Self {
+        Self(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    /// The first value of `name`, as sent (empty when absent).
+    pub(crate) fn text(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// The value of `name` trimmed, or `None` when absent or blank.
+    pub(crate) fn given(&self, name: &str) -> Option<&str> {
+        Some(self.text(name).trim()).filter(|v| !v.is_empty())
+    }
+}
+
 /// Which fixed sentence to show after a redirect (`?done=…`): never text from the URL.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct Done {
@@ -173,6 +201,18 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "license-installed" => Some("The licence is installed and in effect on every node."),
         "host-approved" => Some("The host is approved: it may receive work."),
         "host-rejected" => Some("The host is rejected: it gets no work."),
+        "workspace-created" => Some("The workspace is created: you are its owner."),
+        "member-added" => Some("The member is added."),
+        "member-changed" => Some("The member's role is changed."),
+        "member-removed" => Some("The member is removed."),
+        "settings-saved" => Some("The settings are saved."),
+        "secret-set" => Some("The value is saved. It is write-only: nobody can read it back."),
+        "secret-removed" => Some("The value is removed."),
+        "prompt-saved" => Some("The prompt is saved."),
+        "prompt-removed" => Some("The prompt is removed."),
+        "session-stopping" => Some("The session is asked to stop."),
+        "session-closed" => Some("The session is closed: its worktree is removed."),
+        "file-saved" => Some("The file is saved in the session's worktree."),
         _ => None,
     }
 }
@@ -372,12 +412,17 @@ struct ErrorPage {
     frame: Frame,
     title: &'static str,
     message: &'static str,
+    reason: Option<String>,
 }
 
 /// The page for a refusal on a console path (`path_and_query` is where the browser was
 /// going): without a session, to `/sign-in` and back; otherwise a page in the layout saying
 /// what happened and what to do.
-pub(crate) fn error_page(status: StatusCode, path_and_query: &str) -> Response {
+pub(crate) fn error_page(
+    status: StatusCode,
+    path_and_query: &str,
+    why: Option<(Option<&'static str>, &'static str)>,
+) -> Response {
     if status == StatusCode::UNAUTHORIZED {
         let next: String = form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect();
         let mut res = Redirect::to(&format!("/sign-in?next={next}")).into_response();
@@ -407,6 +452,15 @@ pub(crate) fn error_page(status: StatusCode, path_and_query: &str) -> Response {
             "The request was refused. Go back and try again.",
         ),
     };
+    // A refused form says which field and why, in the fixed sentence of the use case
+    // (never the value sent).
+    let reason = match why {
+        Some((field, detail)) if matches!(status.as_u16(), 400 | 409 | 422) => Some(match field {
+            Some(f) => format!("{f}: {detail}"),
+            None => detail.to_owned(),
+        }),
+        _ => None,
+    };
     let page = ErrorPage {
         frame: Frame {
             email: String::new(),
@@ -419,6 +473,7 @@ pub(crate) fn error_page(status: StatusCode, path_and_query: &str) -> Response {
         },
         title,
         message,
+        reason,
     };
     render(&page, status)
 }

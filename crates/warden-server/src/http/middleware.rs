@@ -216,7 +216,13 @@ fn finish(
     let page = res.extensions().get::<super::page::Page>().is_some();
     if (status.is_client_error() || status.is_server_error()) && !page {
         res = match console {
-            Some(path) => crate::console::error_page(status, path),
+            Some(path) => {
+                let why = res
+                    .extensions()
+                    .get::<ApiError>()
+                    .map(|e| (e.0.field, e.0.detail));
+                crate::console::error_page(status, path, why)
+            }
             None => render_problem(res, id),
         };
     }

@@ -113,6 +113,13 @@ impl WorkspaceGrant {
     pub fn platform_holds(&self, p: Permission) -> bool {
         self.platform.contains(p)
     }
+
+    /// Whether the caller holds `p` in this workspace as the grant was checked (membership
+    /// or platform role, within the credential's ceiling): what a page may offer. Every
+    /// action is still checked on its own request.
+    pub fn holds(&self, p: Permission) -> bool {
+        self.ceiling.contains(p) && decide_workspace(self.platform, self.role, p) == Decision::Allow
+    }
 }
 
 #[derive(Debug, sqlx::FromRow)]
