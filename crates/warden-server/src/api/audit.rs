@@ -114,7 +114,7 @@ pub struct EventPage {
     pub next_cursor: Option<String>,
 }
 
-fn bad_filter(e: crate::audit::filter::FilterError) -> ApiError {
+pub(crate) fn bad_filter(e: crate::audit::filter::FilterError) -> ApiError {
     tracing::debug!(reason = %e, "audit filter refused");
     ApiError(warden_core::CoreError::with_detail(
         warden_core::Code::InvalidFilter,

@@ -25,7 +25,9 @@ use crate::http::routes::Routes;
 use crate::identity::Caller;
 use crate::state::AppState;
 
+mod admin;
 mod agent_sessions;
+mod audit;
 mod hosts;
 mod license;
 mod sessions;
@@ -55,6 +57,8 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_recovery(Access::SignedIn, routes!(profile))
         .add_recovery(Access::SignedIn, routes!(revoke_device))
         .add(Access::SignedIn, routes!(revoke_token))
+        .merge(admin::routes())
+        .merge(audit::routes())
         .merge(workspaces::routes())
         .merge(workspace_settings::routes())
         .merge(agent_sessions::routes())
@@ -181,6 +185,14 @@ impl Fields {
             .map_or("", |(_, v)| v.as_str())
     }
 
+    /// Every value of `name` (a group of checkboxes).
+    pub(crate) fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The value of `name` trimmed, or `None` when absent or blank.
     pub(crate) fn given(&self, name: &str) -> Option<&str> {
         Some(self.text(name).trim()).filter(|v| !v.is_empty())
@@ -213,6 +225,13 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "session-stopping" => Some("The session is asked to stop."),
         "session-closed" => Some("The session is closed: its worktree is removed."),
         "file-saved" => Some("The file is saved in the session's worktree."),
+        "invitation-sent" => Some("The invitation is sent: its link works for 7 days."),
+        "invitation-revoked" => Some("The invitation is revoked: its link no longer works."),
+        "role-changed" => Some("The role is changed: it applies from their next request."),
+        "user-deactivated" => Some("The user is deactivated: every sign-in of theirs has ended."),
+        "user-reactivated" => Some("The user is reactivated: they can sign in again."),
+        "role-created" => Some("The role is defined."),
+        "role-deleted" => Some("The role is deleted."),
         _ => None,
     }
 }

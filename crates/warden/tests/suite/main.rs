@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod connections;
 mod console;
+mod console_admin;
 mod device;
 mod hosts;
 mod http;

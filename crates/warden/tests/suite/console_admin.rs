@@ -1,0 +1,365 @@
+//! The console's administration pages over HTTP: Users (invite, change a role, deactivate —
+//! the same rules as the API, refusals as pages that say why), Roles (the permission matrix,
+//! a custom role), the Audit log (filters, keyset paging, CSV export link); a member opening
+//! any of them gets the 403 page; and every state-changing console route, found in the
+//! OpenAPI document, refuses a cross-site form and a form without its CSRF field.
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use warden_testkit::TestApp;
+use warden_testkit::browser::{Browser, hidden};
+
+use crate::identity::{ADMIN_EMAIL, admin_token, audit_rows};
+
+const MEMBER: &str = "dev@example.com";
+const PASSWORD: &str = "quiet harbor 4417 finch";
+
+async fn create_member(app: &TestApp, admin: &str) -> String {
+    let (status, body) = app
+        .call(
+            admin,
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(json!({"email": MEMBER, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+async fn open(browser: &Browser, path: &str) -> (String, String) {
+    let (status, page) = browser.get(path).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {page}");
+    (page.clone(), hidden(&page, "csrf").unwrap_or_default())
+}
+
+#[tokio::test]
+async fn administrators_invite_change_roles_and_deactivate_people_from_the_console() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let member_id = create_member(&app, &admin).await;
+    let browser = Browser::signed_in(&app, &admin);
+
+    let (page, csrf) = open(&browser, "/console/admin/users").await;
+    assert!(
+        page.contains(MEMBER) && page.contains(ADMIN_EMAIL),
+        "{page}"
+    );
+    assert!(page.contains("href=\"/console/admin/users\" aria-current=\"page\""));
+    // The administrator's own row offers no action on themselves.
+    assert!(
+        !page.contains(&format!("Deactivate {ADMIN_EMAIL}")),
+        "{page}"
+    );
+
+    let to = browser
+        .submit(
+            "/console/admin/users/invite",
+            &[
+                ("csrf", &csrf),
+                ("email", "newcomer@example.com"),
+                ("platform_role", "auditor"),
+            ],
+        )
+        .await;
+    assert_eq!(to, "/console/admin/users?done=invitation-sent");
+    let (page, _) = open(&browser, &to).await;
+    assert!(page.contains("The invitation is sent"), "{page}");
+    assert!(page.contains("Pending invitations") && page.contains("newcomer@example.com"));
+    assert_eq!(audit_rows(&app, "invitation.sent").await.len(), 1);
+    // An address that already has an account: refused, with the reason, on a page.
+    let (status, page) = browser
+        .post(
+            "/console/admin/users/invite",
+            &[("csrf", &csrf), ("email", MEMBER)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("<h1>That did not work</h1>"), "{page}");
+    assert!(page.contains("class=\"alert\""), "{page}");
+
+    // A role change, effective through the API at once.
+    browser
+        .submit(
+            &format!("/console/admin/users/{member_id}/role"),
+            &[("csrf", &csrf), ("platform_role", "auditor")],
+        )
+        .await;
+    let member_token = app.sign_in(MEMBER, PASSWORD).await.unwrap();
+    let (status, _) = app
+        .call(&member_token, Method::GET, "/api/v1/audit/events", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "an auditor reads the audit trail");
+
+    // Deactivated: their sign-ins end at once; reactivated: they may sign in again.
+    browser
+        .submit(
+            &format!("/console/admin/users/{member_id}/deactivate"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    let (status, _) = app
+        .call(&member_token, Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (page, _) = open(&browser, "/console/admin/users?done=user-deactivated").await;
+    assert!(page.contains("deactivated</span>"), "{page}");
+    assert!(page.contains(&format!("Reactivate {MEMBER}")), "{page}");
+    browser
+        .submit(
+            &format!("/console/admin/users/{member_id}/reactivate"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert!(app.sign_in(MEMBER, PASSWORD).await.is_ok());
+
+    // The last administrator cannot take their own role away, however the form is sent.
+    let me = app.call(&admin, Method::GET, "/api/v1/me", None).await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, page) = browser
+        .post(
+            &format!("/console/admin/users/{me}/deactivate"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+    assert!(page.contains("class=\"alert\""), "{page}");
+}
+
+#[tokio::test]
+async fn the_roles_page_shows_the_matrix_and_defines_a_custom_role_within_the_admins_own() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let browser = Browser::signed_in(&app, &admin);
+    let (page, csrf) = open(&browser, "/console/admin/roles").await;
+    for needle in [
+        "<code>audit.export</code>",
+        ">admin<",
+        ">auditor<",
+        ">member<",
+    ] {
+        assert!(page.contains(needle), "{needle}: {page}");
+    }
+    let to = browser
+        .submit(
+            "/console/admin/roles",
+            &[
+                ("csrf", &csrf),
+                ("name", "helpdesk"),
+                ("description", "Reads <people>"),
+                ("permission", "users.read"),
+                ("permission", "sessions.read"),
+            ],
+        )
+        .await;
+    assert_eq!(to, "/console/admin/roles?done=role-created");
+    let (page, _) = open(&browser, &to).await;
+    assert!(page.contains("<strong>helpdesk</strong>"), "{page}");
+    assert!(page.contains("Reads &#60;people&#62;"), "{page}");
+    let (_, roles) = app
+        .call(&admin, Method::GET, "/api/v1/admin/roles", None)
+        .await;
+    let helpdesk = roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "helpdesk")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        helpdesk["permissions"],
+        json!(["users.read", "sessions.read"])
+    );
+    // A permission that does not exist: the reason, on a page.
+    let (status, page) = browser
+        .post(
+            "/console/admin/roles",
+            &[
+                ("csrf", &csrf),
+                ("name", "odd"),
+                ("permission", "users.fly"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.contains("permissions: unknown permission name"),
+        "{page}"
+    );
+    browser
+        .submit("/console/admin/roles/helpdesk/delete", &[("csrf", &csrf)])
+        .await;
+    let (page, _) = open(&browser, "/console/admin/roles").await;
+    assert!(!page.contains("<strong>helpdesk</strong>"));
+}
+
+#[tokio::test]
+async fn the_audit_page_filters_pages_through_the_trail_and_offers_the_export() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    for i in 0..60 {
+        let (status, _) = app
+            .call(
+                &admin,
+                Method::POST,
+                "/api/v1/workspaces",
+                Some(json!({"name": format!("ws-{i:02}")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let browser = Browser::signed_in(&app, &admin);
+    let (page, _) = open(&browser, "/console/audit?action=workspace.created").await;
+    assert_eq!(
+        page.matches("<strong>workspace.created</strong>").count(),
+        50
+    );
+    assert!(!page.contains("<strong>auth.sign_in</strong>"), "filtered");
+    assert!(page.contains("The chain"), "the chain's status: {page}");
+    assert!(
+        page.contains(&format!(">{ADMIN_EMAIL}</a>")),
+        "actors by email"
+    );
+    assert!(
+        page.contains("href=\"/api/v1/audit/export.csv?action=workspace.created\""),
+        "{page}"
+    );
+    let start = page
+        .find("/console/audit?action=workspace.created&#38;cursor=")
+        .unwrap();
+    let older = page[start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    let (next, _) = open(&browser, &older).await;
+    assert_eq!(
+        next.matches("<strong>workspace.created</strong>").count(),
+        10
+    );
+    assert!(
+        next.contains("ws-00") && !next.contains("ws-59"),
+        "older events"
+    );
+    assert!(!next.contains("Older events"), "the last page");
+    // The export link serves the CSV to the console's own cookie.
+    let res = reqwest::Client::new()
+        .get(app.url("/api/v1/audit/export.csv?action=workspace.created"))
+        .header("cookie", browser.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.text().await.unwrap().lines().count(), 61);
+    // A filter that does not parse: a page that says which.
+    let (status, page) = browser.get("/console/audit?outcome=maybe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("outcome must be one of"), "{page}");
+}
+
+#[tokio::test]
+async fn a_member_opening_administration_pages_gets_the_403_page_and_no_links_to_them() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    create_member(&app, &admin).await;
+    let member = app.sign_in(MEMBER, PASSWORD).await.unwrap();
+    let browser = Browser::signed_in(&app, &member);
+    let (home, _) = open(&browser, "/console").await;
+    for path in [
+        "/console/admin/users",
+        "/console/admin/roles",
+        "/console/audit",
+        "/console/hosts",
+        "/console/sessions",
+    ] {
+        assert!(!home.contains(&format!("href=\"{path}\"")), "{path}");
+        let (status, page) = browser.get(path).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        assert!(page.contains("<h1>Not allowed</h1>"), "{path}: {page}");
+        assert!(page.starts_with("<!doctype html>"));
+    }
+    let (_, csrf) = open(&browser, "/console/profile").await;
+    let (status, _) = browser
+        .post(
+            "/console/admin/users/invite",
+            &[("csrf", &csrf), ("email", "x@example.com")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(audit_rows(&app, "invitation.sent").await.is_empty());
+}
+
+#[tokio::test]
+async fn every_state_changing_console_route_refuses_cross_site_forms_and_forms_without_csrf() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (_, ws) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(json!({"name": "Alpha"})),
+        )
+        .await;
+    let ws = ws["id"].as_str().unwrap().to_owned();
+    let doc: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let browser = Browser::signed_in(&app, &admin);
+    let (_, csrf) = open(&browser, "/console/profile").await;
+    let mut evil = browser.clone();
+    evil.origin = "https://evil.example".to_owned();
+    let before = warden_store::audit::newest(
+        app.server.store(),
+        &app.server.state().ctx.audit_key,
+        10_000,
+    )
+    .await
+    .unwrap()
+    .iter()
+    .filter(|r| r.outcome == "success")
+    .count();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/console") || item.get("post").is_none() {
+            continue;
+        }
+        let url = path
+            .replace("{workspace_id}", &ws)
+            .replace("{name}", "helpdesk")
+            .replace("{user_id}", "0190b3b0-0000-7000-8000-00000000beef")
+            .replace("{session_id}", "0190b3b0-0000-7000-8000-00000000dead")
+            .replace("{host_id}", "0190b3b0-0000-7000-8000-00000000cafe")
+            .replace("{id}", "0190b3b0-0000-7000-8000-00000000f00d");
+        let fields = [
+            ("csrf", csrf.as_str()),
+            ("name", "Beta"),
+            ("email", "x@example.com"),
+        ];
+        let (status, page) = evil.post(&url, &fields).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "cross-site {url}: {page}");
+        let (status, page) = browser.post(&url, &fields[1..]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "no csrf {url}: {page}");
+        checked += 1;
+    }
+    assert!(checked >= 26, "only {checked} console forms found");
+    let after = warden_store::audit::newest(
+        app.server.store(),
+        &app.server.state().ctx.audit_key,
+        10_000,
+    )
+    .await
+    .unwrap()
+    .iter()
+    .filter(|r| r.outcome == "success")
+    .count();
+    assert_eq!(before, after, "nothing changed");
+}
