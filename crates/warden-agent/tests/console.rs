@@ -183,13 +183,6 @@ async fn a_workspace_is_set_up_and_a_session_run_edited_and_closed_from_the_cons
     )
     .await;
     let host = created["host"]["id"].as_str().unwrap().to_owned();
-    let (_, csrf) = open(&browser, "/console/hosts").await;
-    browser
-        .submit(
-            &format!("/console/hosts/{host}/approve"),
-            &[("csrf", &csrf)],
-        )
-        .await;
     let _agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden-agent"))
         .arg("--url")
         .arg(&app.base)
@@ -218,6 +211,23 @@ async fn a_workspace_is_set_up_and_a_session_run_edited_and_closed_from_the_cons
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(online, "the agent did not connect");
+    let (home, _) = open(&browser, "/console").await;
+    assert!(
+        home.contains("Host runner waits for your approval"),
+        "{home}"
+    );
+    // Connected while waiting for approval; approved from the console, it takes work at once.
+    let (page, csrf) = open(&browser, "/console/hosts").await;
+    assert!(
+        page.contains("Waiting for approval") && page.contains("online"),
+        "{page}"
+    );
+    browser
+        .submit(
+            &format!("/console/hosts/{host}/approve"),
+            &[("csrf", &csrf)],
+        )
+        .await;
 
     // A session from the prompt form; its provider prints colours, markup and the secret.
     let (page, csrf) = open(&browser, &settings).await;
@@ -251,6 +261,14 @@ async fn a_workspace_is_set_up_and_a_session_run_edited_and_closed_from_the_cons
     assert!(page.contains(&format!(
         "/sessions/{id}\"><strong>tidy the README</strong>"
     )));
+    let (home, _) = open(&browser, "/console").await;
+    assert!(
+        home.contains(&format!(
+            "href=\"{to}\">Session done in Alpha &#60;script&#62;"
+        )),
+        "{home}"
+    );
+    assert!(!home.contains("waits for your approval"), "{home}");
 
     // Its worktree: the files, one opened and edited, the diff.
     let (page, _) = open(&browser, &format!("{to}/files")).await;
@@ -317,6 +335,11 @@ async fn a_workspace_is_set_up_and_a_session_run_edited_and_closed_from_the_cons
     let outsider = Browser::signed_in(&app, &outsider_token);
     let (page, their_csrf) = open(&outsider, "/console/workspaces").await;
     assert!(page.contains("Beta") && !page.contains("Alpha"), "{page}");
+    let (home, _) = open(&outsider, "/console").await;
+    assert!(
+        !home.contains("tidy the README") && !home.contains("runner"),
+        "{home}"
+    );
     for path in [
         settings.clone(),
         format!("{settings}/settings"),

@@ -7,6 +7,7 @@
 //! front ends.
 
 pub mod access;
+pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod costly;

@@ -28,6 +28,7 @@ use crate::state::AppState;
 mod admin;
 mod agent_sessions;
 mod audit;
+mod home;
 mod hosts;
 mod license;
 mod sessions;
@@ -53,7 +54,7 @@ pub(crate) fn routes() -> Routes<AppState> {
             Platform(Permission::ADMIN_UPDATE),
             routes!(license::install_license),
         )
-        .add_recovery(Access::SignedIn, routes!(home))
+        .add_recovery(Access::SignedIn, routes!(home::home))
         .add_recovery(Access::SignedIn, routes!(profile))
         .add_recovery(Access::SignedIn, routes!(revoke_device))
         .add(Access::SignedIn, routes!(revoke_token))
@@ -234,43 +235,6 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "role-deleted" => Some("The role is deleted."),
         _ => None,
     }
-}
-
-#[derive(Template)]
-#[template(path = "console/home.html")]
-struct HomePage {
-    frame: Frame,
-    devices: usize,
-    passkeys: usize,
-    tokens: usize,
-}
-
-fn active_tokens(rows: &[warden_store::personal_tokens::PersonalTokenRow], now: i64) -> usize {
-    rows.iter()
-        .filter(|t| t.revoked_at.is_none() && t.expires_at > now)
-        .count()
-}
-
-/// The start page: who is signed in and what they hold.
-#[utoipa::path(get, path = "/console", tag = "console",
-    responses((status = 200, description = "Page", content_type = "text/html"),
-              (status = 303, description = "Not signed in: to /sign-in")))]
-pub(crate) async fn home(
-    State(state): State<AppState>,
-    UserOp(op): UserOp,
-    caller: Caller,
-) -> Result<Response, ApiError> {
-    let p = &caller.principal;
-    let devices = account::active_devices(&state.ctx, &op, Some(p.user_id)).await?;
-    let keys = passkeys::mine(&state.ctx, p).await?;
-    let toks = tokens::mine(&state.ctx, &op, p).await?;
-    let page = HomePage {
-        frame: frame(&state, &caller, "home", None).await?,
-        devices: devices.len(),
-        passkeys: keys.len(),
-        tokens: active_tokens(&toks, op.now_us()),
-    };
-    Ok(render(&page, StatusCode::OK))
 }
 
 struct DeviceItem {
