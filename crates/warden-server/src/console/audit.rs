@@ -211,13 +211,14 @@ pub(crate) async fn audit_page(
             ),
             false,
         ),
-        "intact" => (
+        "intact" if status.verified_through > 0 => (
             format!(
-                "The chain is intact through event {}.",
+                "The chain checks out through event {}.",
                 status.verified_through
             ),
             true,
         ),
+        "intact" => ("The chain checks out.".to_owned(), true),
         _ => ("The chain has not been checked yet.".to_owned(), true),
     };
     let page = AuditPage {

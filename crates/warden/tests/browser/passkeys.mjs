@@ -6,59 +6,15 @@
 // $SHOTS. The last line printed is a JSON summary the Rust test checks.
 // Usage: WARDEN_URL=http://localhost:PORT SETUP_LINK=… EMAIL=… PASSWORD=… SHOTS=dir node passkeys.mjs
 
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+import { launch, step } from "./harness.mjs";
 
 const { WARDEN_URL: base, SETUP_LINK: setup, EMAIL: email, PASSWORD: password, SHOTS: shots } =
   process.env;
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-const step = (name) => console.error(`step: ${name}`);
-
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
-const summary = { problems: [], pages: [] };
+const { browser, summary, context: newContext, watch, check: checkPage } = await launch(shots);
 try {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  page.on("console", (m) => {
-    if (m.type() === "error") summary.problems.push(`console error on ${page.url()}: ${m.text()}`);
-  });
-  page.on("pageerror", (e) => summary.problems.push(`script error on ${page.url()}: ${e.message}`));
-  // CSP violations are reported to the page as events; collect them from every document.
-  await context.addInitScript(() => {
-    document.addEventListener("securitypolicyviolation", (e) => {
-      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
-    });
-  });
-
-  // Screenshots at both widths and an axe-core run: serious and critical findings fail.
-  const check = async (name) => {
-    await page.screenshot({ path: `${shots}/${name}-desktop.png`, fullPage: true });
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.screenshot({ path: `${shots}/${name}-phone.png`, fullPage: true });
-    await page.setViewportSize({ width: 1280, height: 800 });
-    await page.evaluate(axeSource);
-    const found = await page.evaluate(async () => {
-      const r = await window.axe.run(document, { resultTypes: ["violations"] });
-      return r.violations
-        .filter((v) => v.impact === "serious" || v.impact === "critical")
-        .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-    });
-    for (const f of found) summary.problems.push(`axe on ${name}: ${f}`);
-    summary.pages.push(name);
-  };
+  const context = await newContext();
+  const page = watch(await context.newPage());
+  const check = (name) => checkPage(page, name);
 
   const cdp = await context.newCDPSession(page);
   await cdp.send("WebAuthn.enable");

@@ -1,0 +1,180 @@
+//! The console walk-through in real Chromium with a real `warden-agent`
+//! (`crates/warden/tests/browser/console.mjs`): a workspace set up from its forms, the
+//! waiting host approved, a session started from a prompt with its output followed live,
+//! a file edited, the diff, the close, the administration pages and the audit export.
+//! Every page is checked for console errors, CSP violations and axe-core findings and
+//! photographed at two widths into `$CARGO_TARGET_TMPDIR/screenshots`. The browser is the
+//! slow peer: it runs once, on the SQLite pass.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use warden_testkit::{AppOptions, TestApp};
+
+const EMAIL: &str = "ops@example.com";
+const PASSWORD: &str = "violet tractor 93 lagoon";
+const MEMBER: &str = "dev@example.com";
+const HOST: &str = "build-07";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn the_console_walk_through_runs_a_session_in_chromium_on_a_real_agent() {
+    if std::env::var("TESTKIT_BACKEND").as_deref() == Ok("postgres") {
+        eprintln!("the browser test runs on the SQLite pass");
+        return;
+    }
+    warden_testkit::install_crypto_provider();
+    let port = free_port();
+    let public = format!("http://localhost:{port}");
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![
+            ("WARDEN_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+            ("WARDEN_PUBLIC_URL".to_owned(), public.clone()),
+        ],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = app.first_admin(EMAIL, PASSWORD).await.unwrap();
+    let (status, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(json!({"email": MEMBER, "password": PASSWORD})),
+        )
+        .await;
+    assert!(status.is_success());
+
+    // A repository, and a host that connects while it waits for approval.
+    let root = tempfile::tempdir().unwrap();
+    let repo = root.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("README.md"), "# demo\n").unwrap();
+    let made = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            "git init -q -b main && git add -A && \
+             git -c user.name=t -c user.email=t@example.com commit -q -m init",
+        )
+        .current_dir(&repo)
+        .status()
+        .await
+        .unwrap();
+    assert!(made.success());
+    let (_, created) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/hosts",
+            Some(json!({"name": HOST, "kind": "session"})),
+        )
+        .await;
+    let host = created["host"]["id"].as_str().unwrap().to_owned();
+    let _agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden-agent"))
+        .arg("--url")
+        .arg(&app.base)
+        .arg("--data-dir")
+        .arg(root.path().join("agent-data"))
+        .env("WARDEN_HOST_KEY", created["api_key"].as_str().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut online = false;
+    for _ in 0..100 {
+        let (_, h) = app
+            .call(&admin, Method::GET, &format!("/api/v1/hosts/{host}"), None)
+            .await;
+        if h["online"] == true {
+            online = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(online, "the agent did not connect");
+
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden/tests/browser");
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join("console.mjs"))
+        .current_dir(&dir)
+        .env("WARDEN_URL", &public)
+        .env("EMAIL", EMAIL)
+        .env("PASSWORD", PASSWORD)
+        .env("MEMBER", MEMBER)
+        .env("HOST", HOST)
+        .env("REPO", &repo)
+        .env("SHOTS", &shots)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node runs (scripts/test installs Node.js, Chromium and playwright-core)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or_default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(summary["problems"], json!([]), "{summary}");
+    assert_eq!(summary["pages"].as_array().unwrap().len(), 15, "{summary}");
+    for page in summary["pages"].as_array().unwrap() {
+        for width in ["desktop", "phone"] {
+            let shot = shots.join(format!("{}-{width}.png", page.as_str().unwrap()));
+            assert!(shot.exists(), "{}", shot.display());
+        }
+    }
+    assert_eq!(summary["feed_waiting"], 1, "{summary}");
+    // The workspace's name is text, shown as typed.
+    assert_eq!(
+        summary["heading"],
+        "Payments <script>alert(1)</script>\"><img src=x onerror=alert(2)> {{7*7}}",
+        "{summary}"
+    );
+    assert_eq!(summary["secret_shown"], false, "{summary}");
+    assert_eq!(summary["variable_set"], 1, "{summary}");
+    assert_eq!(summary["members"], 2, "{summary}");
+    // The output: every line, colours removed, markup as text, the secret masked.
+    let output = summary["output"].as_str().unwrap();
+    for i in 1..=10 {
+        assert!(
+            output.contains(&format!("line {i} <b>bold</b>")),
+            "{output}"
+        );
+    }
+    assert!(!output.contains('\u{1b}'), "{output}");
+    assert!(output.contains("says-***"), "{output}");
+    assert_eq!(summary["output_markup"], 0, "{summary}");
+    assert_eq!(summary["diff_added"], 1, "{summary}");
+    let actions: Vec<&str> = summary["audit_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for a in ["session.created", "session.file_written", "session.closed"] {
+        assert!(actions.contains(&a), "{a}: {actions:?}");
+    }
+    assert_eq!(summary["csv_status"], 200, "{summary}");
+    assert_eq!(summary["csv_has_file_written"], true, "{summary}");
+    assert_eq!(summary["feed_done"], 1, "{summary}");
+    // How long a line took from the provider to the page (written down in BENCHMARKS.md by
+    // scripts/bench-console, not asserted: a test is no benchmark).
+    eprintln!("output line → page (ms): {}", summary["latencies"]);
+}
