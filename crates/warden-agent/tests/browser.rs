@@ -141,6 +141,8 @@ async fn the_console_walk_through_runs_a_session_in_chromium_on_a_real_agent() {
         }
     }
     assert_eq!(summary["feed_waiting"], 1, "{summary}");
+    assert_eq!(summary["second_host"], 201, "{summary}");
+    assert_eq!(summary["refreshed_without_reload"], true, "{summary}");
     // The workspace's name is text, shown as typed.
     assert_eq!(
         summary["heading"],

@@ -1,5 +1,6 @@
 //! The files the server-rendered pages load, built into the binary: one stylesheet, the
-//! passkey pages' script, the session page's script (it follows the output), the icon. Same origin, so the Content-Security-Policy
+//! passkey pages' script, the session page's script (it follows the output), htmx (vendored,
+//! see `assets/VENDORED.md`), the icon. Same origin, so the Content-Security-Policy
 //! (`default-src 'self'`, no inline script or style) lets them in and nothing else.
 
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,6 +13,7 @@ use crate::state::AppState;
 
 const SCRIPT: &str = include_str!("../../assets/passkeys.js");
 const SESSION_SCRIPT: &str = include_str!("../../assets/session.js");
+const HTMX: &str = include_str!("../../assets/htmx.min.js");
 const STYLESHEET: &str = include_str!("../../assets/warden.css");
 const ICON: &str = include_str!("../../assets/warden.svg");
 
@@ -21,6 +23,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_recovery(Access::Public, routes!(stylesheet))
         .add_recovery(Access::Public, routes!(icon))
         .add_recovery(Access::Public, routes!(session_script))
+        .add_recovery(Access::Public, routes!(htmx))
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {
@@ -61,4 +64,11 @@ pub(crate) async fn icon() -> Response {
     responses((status = 200, description = "Script", content_type = "text/javascript")))]
 pub(crate) async fn session_script() -> Response {
     asset(SESSION_SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// htmx, vendored at a pinned release: the console's lists refresh themselves with it.
+#[utoipa::path(get, path = "/assets/htmx.min.js", tag = "pages",
+    responses((status = 200, description = "Script", content_type = "text/javascript")))]
+pub(crate) async fn htmx() -> Response {
+    asset(HTMX, "text/javascript; charset=utf-8")
 }

@@ -79,6 +79,15 @@ try {
   await page.click("nav >> text=Hosts");
   await page.waitForURL(`${base}/console/hosts`);
   await check("hosts-waiting");
+  // Another host registers meanwhile: the list shows it without a reload (htmx).
+  const csrf = (await context.cookies()).find((c) => c.name === "__Host-warden_csrf").value;
+  const registered = await context.request.post(`${base}/api/v1/hosts`, {
+    headers: { "x-csrf-token": csrf, origin: base },
+    data: { name: "build-08", kind: "session" },
+  });
+  summary.second_host = registered.status();
+  await page.waitForSelector("#host-lists strong:text-is('build-08')", { timeout: 20000 });
+  summary.refreshed_without_reload = true;
   await page.click(`button[aria-label="Approve ${host}"]`);
   await done("host-approved");
 
