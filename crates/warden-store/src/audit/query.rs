@@ -49,7 +49,15 @@ const MATCHING: &str = "FROM audit_events \
     AND ($8 IS NULL OR occurred_at_us >= $8) AND ($9 IS NULL OR occurred_at_us < $9) \
     AND ($10 IS NULL OR seq < $10)";
 
+/// A later page: the same filters, and the page's start as a plain range on `seq` (an
+/// `IS NULL OR` there keeps SQLite from walking the primary key from it), so a deep page
+/// costs what the first does.
+fn matching_before() -> String {
+    MATCHING.replace("($10 IS NULL OR seq < $10)", "seq < $10")
+}
+
 static PAGE_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+static PAGE_BEFORE_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 static EXPORT_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 static COUNT_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 pub(super) static CHAIN_SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -144,9 +152,17 @@ impl Store {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Row>, StoreError> {
-        let sql = sql(&PAGE_SQL, || {
-            format!("SELECT {COLUMNS} {MATCHING} ORDER BY seq DESC LIMIT $11")
-        });
+        let sql = match before {
+            None => sql(&PAGE_SQL, || {
+                format!("SELECT {COLUMNS} {MATCHING} ORDER BY seq DESC LIMIT $11")
+            }),
+            Some(_) => sql(&PAGE_BEFORE_SQL, || {
+                format!(
+                    "SELECT {COLUMNS} {} ORDER BY seq DESC LIMIT $11",
+                    matching_before()
+                )
+            }),
+        };
         let mut tx = self.begin_read().await?;
         let rows = on_tx!(tx, |c| bind_filter!(
             sqlx::query_as::<_, Row>(sql),
