@@ -1,7 +1,11 @@
 //! Console → Hosts: every host, those waiting for approval first, approved or rejected by a
-//! form (platform `hosts.approve`), through `warden_core::hosts::admin` as the API does.
+//! form (platform `hosts.approve`); registering one (its key shown once, on the answer page,
+//! never again); a host's page with its allow-list, key rotation (the new key shown once, the
+//! old one kept for a grace period) and deletion. Through `warden_core::hosts::admin` as the
+//! API does.
 
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -9,12 +13,49 @@ use warden_core::hosts::admin::{self, Scope};
 use warden_domain::access::Permission;
 use warden_domain::hosts::HostStatus;
 
-use super::{Done, Frame, frame, render, when};
+use super::{Done, Fields, Frame, frame, render, when};
 use crate::http::authz::{PlatformAccess, UserOp};
 use crate::http::problem::ApiError;
 use crate::http::query::ApiQuery;
 use crate::identity::Caller;
 use crate::state::AppState;
+
+pub(super) fn routes() -> crate::http::routes::Routes<AppState> {
+    use warden_domain::access::Access::Platform;
+    crate::http::routes::Routes::new()
+        .add(
+            Platform(Permission::HOSTS_READ),
+            utoipa_axum::routes!(hosts),
+        )
+        .add(
+            Platform(Permission::HOSTS_APPROVE),
+            utoipa_axum::routes!(approve),
+        )
+        .add(
+            Platform(Permission::HOSTS_APPROVE),
+            utoipa_axum::routes!(reject),
+        )
+        .add(
+            Platform(Permission::HOSTS_CREATE),
+            utoipa_axum::routes!(register),
+        )
+        .add(
+            Platform(Permission::HOSTS_READ),
+            utoipa_axum::routes!(host_page),
+        )
+        .add(
+            Platform(Permission::HOSTS_UPDATE),
+            utoipa_axum::routes!(allow_list),
+        )
+        .add(
+            Platform(Permission::HOSTS_UPDATE),
+            utoipa_axum::routes!(rotate_key),
+        )
+        .add(
+            Platform(Permission::HOSTS_DELETE),
+            utoipa_axum::routes!(delete),
+        )
+}
 
 pub(super) struct HostItem {
     id: String,
@@ -25,6 +66,36 @@ pub(super) struct HostItem {
     detail: String,
 }
 
+/// A host as the lists show it.
+fn item(h: warden_store::hosts::HostRow, now: i64) -> HostItem {
+    let online = admin::online(&h, now);
+    let mut detail = Vec::new();
+    if let Some(host) = &h.hostname {
+        detail.push(format!("reports {host}"));
+    }
+    if let Some(os) = &h.os {
+        detail.push(os.clone());
+    }
+    if let Some(ip) = &h.last_ip {
+        detail.push(format!("from {ip}"));
+    }
+    detail.push(match h.last_seen_at {
+        Some(t) => format!("last seen {}", when(t)),
+        None => "never connected".to_owned(),
+    });
+    if h.workspace_id.is_some() {
+        detail.push("one workspace's own".to_owned());
+    }
+    HostItem {
+        id: h.id.to_string(),
+        name: h.name,
+        kind: h.kind,
+        status: h.status,
+        online,
+        detail: detail.join(" · "),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/hosts.html")]
 struct HostsPage {
@@ -32,6 +103,7 @@ struct HostsPage {
     pending: Vec<HostItem>,
     others: Vec<HostItem>,
     may_decide: bool,
+    may_register: bool,
 }
 
 /// The hosts, waiting ones first.
@@ -55,43 +127,20 @@ pub(crate) async fn hosts(
     )
     .await?;
     let may_decide = frame.may.contains(Permission::HOSTS_APPROVE);
-    let (mut pending, mut others) = (Vec::new(), Vec::new());
+    let (mut waiting, mut others) = (Vec::new(), Vec::new());
     for h in admin::list(&state.ctx, Scope::Platform(&grant)).await? {
-        let online = admin::online(&h, now);
-        let mut detail = Vec::new();
-        if let Some(host) = &h.hostname {
-            detail.push(format!("reports {host}"));
-        }
-        if let Some(os) = &h.os {
-            detail.push(os.clone());
-        }
-        if let Some(ip) = &h.last_ip {
-            detail.push(format!("from {ip}"));
-        }
-        detail.push(match h.last_seen_at {
-            Some(t) => format!("last seen {}", when(t)),
-            None => "never connected".to_owned(),
-        });
-        if h.workspace_id.is_some() {
-            detail.push("one workspace's own".to_owned());
-        }
-        let item = HostItem {
-            id: h.id.to_string(),
-            name: h.name,
-            kind: h.kind,
-            status: h.status.clone(),
-            online,
-            detail: detail.join(" · "),
-        };
-        if h.status == HostStatus::Pending.as_str() {
-            pending.push(item);
+        let pending = h.status == HostStatus::Pending.as_str();
+        let item = item(h, now);
+        if pending {
+            waiting.push(item);
         } else {
             others.push(item);
         }
     }
     let page = HostsPage {
+        may_register: frame.may.contains(Permission::HOSTS_CREATE),
         frame,
-        pending,
+        pending: waiting,
         others,
         may_decide,
     };
@@ -140,4 +189,170 @@ pub(crate) async fn reject(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     decide(&state, &grant, &op, &id, HostStatus::Rejected).await
+}
+
+/// The answer to a registration or a rotation: the key, this once.
+#[derive(Template)]
+#[template(path = "console/host_key.html")]
+struct KeyPage {
+    frame: Frame,
+    id: String,
+    name: String,
+    key: zeroize::Zeroizing<String>,
+    rotated: bool,
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Registers a host (`name`, `kind`, `allow_list`: addresses or networks, blank for any) and
+/// shows its key once.
+#[utoipa::path(post, path = "/console/hosts", tag = "console",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Registered: the key, shown once", content_type = "text/html")))]
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
+    UserOp(op): UserOp,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = Fields::parse(&body);
+    let input = admin::NewHostInput::parse(
+        form.text("name").trim(),
+        form.given("kind").unwrap_or("session"),
+        &lines(form.text("allow_list")),
+    )?;
+    let made = admin::register(&state.ctx, &op, Scope::Platform(&grant), input).await?;
+    let page = KeyPage {
+        frame: frame(&state, &caller, "hosts", None).await?,
+        id: made.host.id.to_string(),
+        name: made.host.name.clone(),
+        key: made.api_key,
+        rotated: false,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+#[derive(Template)]
+#[template(path = "console/host.html")]
+struct HostPage {
+    frame: Frame,
+    h: HostItem,
+    allow: String,
+    key_id: String,
+    agent_version: String,
+    previous_key_until: Option<String>,
+    may_update: bool,
+    may_delete: bool,
+}
+
+/// One host: what it reports, its allow-list, key and deletion.
+#[utoipa::path(get, path = "/console/hosts/{host_id}", tag = "console",
+    params(("host_id" = String, Path, description = "Host id"), Done),
+    responses((status = 200, description = "Page", content_type = "text/html"),
+              (status = 404, description = "No such host", content_type = "text/html")))]
+pub(crate) async fn host_page(
+    State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
+    UserOp(op): UserOp,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(done): ApiQuery<Done>,
+) -> Result<Response, ApiError> {
+    let h = admin::get(&state.ctx, Scope::Platform(&grant), &id).await?;
+    let frame = frame(
+        &state,
+        &caller,
+        "hosts",
+        super::notice(done.done.as_deref()),
+    )
+    .await?;
+    let page = HostPage {
+        allow: h
+            .allow_list
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join("\n"),
+        key_id: h.key_id.clone(),
+        agent_version: h
+            .agent_version
+            .clone()
+            .unwrap_or_else(|| "not reported yet".to_owned()),
+        previous_key_until: h.previous_key_until.map(when),
+        may_update: frame.may.contains(Permission::HOSTS_UPDATE),
+        may_delete: frame.may.contains(Permission::HOSTS_DELETE),
+        h: item(h, op.now_us()),
+        frame,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+/// Replaces a host's allow-list (`allow_list`: addresses or networks, one per line; blank
+/// allows any address).
+#[utoipa::path(post, path = "/console/hosts/{host_id}/allow-list", tag = "console",
+    params(("host_id" = String, Path, description = "Host id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Saved: back to the host")))]
+pub(crate) async fn allow_list(
+    State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
+    UserOp(op): UserOp,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let entries = lines(Fields::parse(&body).text("allow_list"));
+    admin::set_allow_list(&state.ctx, &op, Scope::Platform(&grant), &id, &entries).await?;
+    Ok(Redirect::to(&format!("/console/hosts/{id}?done=allow-list-saved")).into_response())
+}
+
+/// Issues a new key for a host (`grace_minutes`: how long the current one keeps working,
+/// default 60) and shows it once.
+#[utoipa::path(post, path = "/console/hosts/{host_id}/rotate-key", tag = "console",
+    params(("host_id" = String, Path, description = "Host id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The new key, shown once", content_type = "text/html")))]
+pub(crate) async fn rotate_key(
+    State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
+    UserOp(op): UserOp,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = Fields::parse(&body);
+    let grace = match form.given("grace_minutes") {
+        None => None,
+        Some(g) => Some(g.parse::<i64>().map_err(|_| {
+            warden_core::CoreError::invalid("grace_minutes", "must be between 0 and 10080 minutes")
+        })?),
+    };
+    let made = admin::rotate_key(&state.ctx, &op, Scope::Platform(&grant), &id, grace).await?;
+    let page = KeyPage {
+        frame: frame(&state, &caller, "hosts", None).await?,
+        id: made.host.id.to_string(),
+        name: made.host.name.clone(),
+        key: made.api_key,
+        rotated: true,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+/// Deletes a host: its key stops working and its connection ends.
+#[utoipa::path(post, path = "/console/hosts/{host_id}/delete", tag = "console",
+    params(("host_id" = String, Path, description = "Host id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Deleted: back to the hosts")))]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
+    UserOp(op): UserOp,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    admin::delete(&state.ctx, &op, Scope::Platform(&grant), &id).await?;
+    Ok(Redirect::to("/console/hosts?done=host-deleted").into_response())
 }

@@ -38,9 +38,6 @@ mod workspaces;
 pub(crate) fn routes() -> Routes<AppState> {
     use Access::Platform;
     Routes::new()
-        .add(Platform(Permission::HOSTS_READ), routes!(hosts::hosts))
-        .add(Platform(Permission::HOSTS_APPROVE), routes!(hosts::approve))
-        .add(Platform(Permission::HOSTS_APPROVE), routes!(hosts::reject))
         .add(
             Platform(Permission::SESSIONS_READ),
             routes!(sessions::sessions),
@@ -58,6 +55,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_recovery(Access::SignedIn, routes!(profile))
         .add_recovery(Access::SignedIn, routes!(revoke_device))
         .add(Access::SignedIn, routes!(revoke_token))
+        .merge(hosts::routes())
         .merge(admin::routes())
         .merge(audit::routes())
         .merge(workspaces::routes())
@@ -214,6 +212,10 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "license-installed" => Some("The licence is installed and in effect on every node."),
         "host-approved" => Some("The host is approved: it may receive work."),
         "host-rejected" => Some("The host is rejected: it gets no work."),
+        "host-deleted" => Some("The host is deleted: its key no longer works."),
+        "allow-list-saved" => {
+            Some("The allow-list is saved: it applies from the host's next connection.")
+        }
         "workspace-created" => Some("The workspace is created: you are its owner."),
         "member-added" => Some("The member is added."),
         "member-changed" => Some("The member's role is changed."),

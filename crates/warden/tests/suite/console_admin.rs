@@ -363,3 +363,95 @@ async fn every_state_changing_console_route_refuses_cross_site_forms_and_forms_w
     .count();
     assert_eq!(before, after, "nothing changed");
 }
+
+#[tokio::test]
+async fn a_host_is_registered_restricted_rekeyed_and_deleted_from_the_console() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let browser = Browser::signed_in(&app, &admin);
+    let (page, csrf) = open(&browser, "/console/hosts").await;
+    assert!(page.contains("Register a host"), "{page}");
+    // Registered: the key is on the answer page, once.
+    let (status, page) = browser
+        .post(
+            "/console/hosts",
+            &[
+                ("csrf", &csrf),
+                ("name", "build-09"),
+                ("kind", "session"),
+                ("allow_list", "10.0.0.0/8\r\n127.0.0.1"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let marker = "<pre class=\"snippet key\" tabindex=\"0\">";
+    let start = page.find(marker).unwrap() + marker.len();
+    let key = page[start..].split('<').next().unwrap().to_owned();
+    assert!(key.starts_with("whk_"), "{key}");
+    let (_, hosts) = app.call(&admin, Method::GET, "/api/v1/hosts", None).await;
+    let host = hosts["items"]
+        .as_array()
+        .or(hosts.as_array())
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "build-09")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (page, csrf) = open(&browser, &format!("/console/hosts/{host}")).await;
+    assert!(!page.contains(&key), "the key is never shown again");
+    assert!(page.contains("10.0.0.0/8\n127.0.0.1/32"), "{page}");
+    for row in
+        warden_store::audit::newest(app.server.store(), &app.server.state().ctx.audit_key, 1000)
+            .await
+            .unwrap()
+    {
+        assert!(!row.summary.contains(&key[4..]), "{}", row.summary);
+    }
+
+    // The allow-list: a bad entry is refused with the reason; a good one is kept.
+    let (status, page) = browser
+        .post(
+            &format!("/console/hosts/{host}/allow-list"),
+            &[("csrf", &csrf), ("allow_list", "not-an-address")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("class=\"alert\""), "{page}");
+    let to = browser
+        .submit(
+            &format!("/console/hosts/{host}/allow-list"),
+            &[("csrf", &csrf), ("allow_list", "192.168.1.0/24")],
+        )
+        .await;
+    let (page, _) = open(&browser, &to).await;
+    assert!(page.contains("The allow-list is saved"), "{page}");
+    let (_, h) = app
+        .call(&admin, Method::GET, &format!("/api/v1/hosts/{host}"), None)
+        .await;
+    assert_eq!(h["allow_list"], json!(["192.168.1.0/24"]), "{h}");
+
+    // A new key, shown once; the old one kept for the grace period.
+    let (status, page) = browser
+        .post(
+            &format!("/console/hosts/{host}/rotate-key"),
+            &[("csrf", &csrf), ("grace_minutes", "5")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("New key for build-09"), "{page}");
+    assert!(!page.contains(&key), "a new key");
+    let (page, _) = open(&browser, &format!("/console/hosts/{host}")).await;
+    assert!(page.contains("the previous key works until"), "{page}");
+
+    // Deleted: gone from the API too.
+    let to = browser
+        .submit(&format!("/console/hosts/{host}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(to, "/console/hosts?done=host-deleted");
+    let (status, _) = app
+        .call(&admin, Method::GET, &format!("/api/v1/hosts/{host}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
