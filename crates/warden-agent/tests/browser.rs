@@ -163,6 +163,18 @@ async fn the_console_walk_through_runs_a_session_in_chromium_on_a_real_agent() {
     assert!(!output.contains('\u{1b}'), "{output}");
     assert!(output.contains("says-***"), "{output}");
     assert_eq!(summary["output_markup"], 0, "{summary}");
+    // At the end, the page shows the ended session's facts and offers Close instead of Stop.
+    assert!(
+        summary["ended_fact"]
+            .as_str()
+            .unwrap()
+            .ends_with("UTC · exit code 0"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["stop_became"], "Close: remove its worktree",
+        "{summary}"
+    );
     assert_eq!(summary["diff_added"], 1, "{summary}");
     let actions: Vec<&str> = summary["audit_actions"]
         .as_array()

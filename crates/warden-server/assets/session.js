@@ -23,6 +23,12 @@
     out.appendChild(span);
     if (follow) out.scrollTop = out.scrollHeight;
   });
+  // `2026-12-03T09:28:15.123Z` as the page writes times: `2026-12-03 09:28 UTC`.
+  const when = (t) => (t ? t.slice(0, 10) + ' ' + t.slice(11, 16) + ' UTC' : 'not yet');
+  const set = (id, text) => {
+    const el = document.getElementById(id);
+    if (el) el.textContent = text;
+  };
   source.addEventListener('end', (e) => {
     source.close();
     const end = JSON.parse(e.data);
@@ -30,11 +36,23 @@
       status.textContent = end.status;
       status.className = 'tag status-' + end.status;
     }
+    const code = end.exit_code === null || end.exit_code === undefined ? '' : ', exit code ' + end.exit_code;
+    state.textContent = 'The session has ended (' + end.status + code + ').';
+    // The ended session's facts, and Stop becomes Close.
     const stop = document.getElementById('stop-form');
-    if (stop) stop.remove();
-    state.textContent = 'The session has ended (' + end.status +
-      (end.exit_code === null || end.exit_code === undefined ? '' : ', exit code ' + end.exit_code) +
-      '). Reload the page to close it.';
+    if (stop) {
+      stop.action = stop.action.replace(/\/stop$/, '/close');
+      stop.querySelector('button').textContent = 'Close: remove its worktree';
+    }
+    fetch(out.dataset.session, { credentials: 'same-origin', headers: { accept: 'application/json' } })
+      .then((r) => (r.ok ? r.json() : null))
+      .then((s) => {
+        if (!s) return;
+        set('session-started', when(s.started_at));
+        set('session-ended', when(s.ended_at) + (s.exit_code === null ? '' : ' · exit code ' + s.exit_code));
+        if (s.isolation) set('session-isolation', s.isolation);
+      })
+      .catch(() => {});
   });
   source.addEventListener('open', () => { state.textContent = 'Following the output as it arrives.'; });
   source.addEventListener('error', () => {

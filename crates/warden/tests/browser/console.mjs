@@ -112,6 +112,9 @@ try {
   summary.session_url = new URL(page.url()).pathname;
   await page.waitForSelector("#session-status:text-is('done')", { timeout: 60000 });
   await page.waitForSelector("#output-state:has-text('has ended')");
+  await page.waitForFunction(() => !document.getElementById("session-ended").textContent.startsWith("not yet"));
+  summary.ended_fact = await page.locator("#session-ended").textContent();
+  summary.stop_became = await page.locator("#stop-form button").textContent();
   summary.output = await page.locator("#output").innerText();
   summary.output_markup = await page.locator("#output b, #output script, #output img").count();
   summary.latencies = await page.evaluate(() =>
