@@ -133,7 +133,7 @@ async fn the_console_walk_through_runs_a_session_in_chromium_on_a_real_agent() {
     )
     .unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(summary["problems"], json!([]), "{summary}");
-    assert_eq!(summary["pages"].as_array().unwrap().len(), 15, "{summary}");
+    assert_eq!(summary["pages"].as_array().unwrap().len(), 17, "{summary}");
     for page in summary["pages"].as_array().unwrap() {
         for width in ["desktop", "phone"] {
             let shot = shots.join(format!("{}-{width}.png", page.as_str().unwrap()));

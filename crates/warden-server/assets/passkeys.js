@@ -94,11 +94,12 @@
   function signInPage() {
     const form = document.getElementById("password-sign-in");
     document.getElementById("passkey-sign-in").addEventListener("click", () => passkeySignIn());
-    document
-      .getElementById("passkey-for-email")
-      .addEventListener("click", () => passkeySignIn(form.email.value.trim()));
+    const forEmail = document.getElementById("passkey-for-email");
+    if (forEmail.type === "button") forEmail.addEventListener("click", () => passkeySignIn(form.email.value.trim()));
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
+      // Password sign-in is off: the form's one way is a passkey for the email.
+      if (!form.password) return passkeySignIn(form.email.value.trim());
       say("Signing in…");
       try {
         await api("POST", "/api/v1/auth/sign-in", {

@@ -35,6 +35,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_recovery(Access::Public, routes!(link_page_submit))
         .add_recovery(Access::Public, routes!(reset_page))
         .add_recovery(Access::Public, routes!(reset_page_submit))
+        .add_recovery(Access::Public, routes!(email_link_submit))
 }
 
 /// An address to send a link to.
@@ -361,6 +362,57 @@ pub(crate) async fn reset_page_submit(
             ),
         ),
         Err(Refusal::Invalid) => not_valid(kind),
+        Err(r) => refused(r),
+    }
+}
+
+/// The sign-in page's form asking for an emailed link.
+#[derive(Deserialize, ToSchema)]
+pub struct EmailLinkForm {
+    /// The account's email.
+    pub email: String,
+    /// `sign-in` (a magic link, the default) or `reset` (a password reset link).
+    pub kind: Option<String>,
+}
+
+impl std::fmt::Debug for EmailLinkForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailLinkForm")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The sign-in page's "email me a link" form, without JavaScript: asks for a magic link or a
+/// password reset and answers alike whether or not the account exists.
+#[utoipa::path(post, path = "/sign-in/email", tag = "auth",
+    request_body(content = EmailLinkForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "Asked", content_type = "text/html"),
+              (status = 429, description = "Too many requests", content_type = "text/html")))]
+pub(crate) async fn email_link_submit(
+    State(state): State<AppState>,
+    AnonymousOp(op): AnonymousOp,
+    Form(input): Form<EmailLinkForm>,
+) -> Response {
+    let kind = match input.kind.as_deref() {
+        Some("reset") => LinkKind::PasswordReset,
+        _ => LinkKind::MagicLink,
+    };
+    match links::request(&state.ctx, &op, kind, &input.email).await {
+        Ok(()) => page(
+            StatusCode::OK,
+            "Check your email",
+            &format!(
+                "<section class=\"card\"><p>{REQUESTED} It works once, within 15 minutes.</p>\
+                 <p><a href=\"/sign-in\">Back to sign-in</a></p></section>"
+            ),
+        ),
+        Err(Refusal::Throttled(_)) => page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "<section class=\"card\"><p>Too many links were asked for. Wait a few minutes, then \
+             try again.</p><p><a href=\"/sign-in\">Back to sign-in</a></p></section>",
+        ),
         Err(r) => refused(r),
     }
 }

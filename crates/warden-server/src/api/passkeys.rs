@@ -21,7 +21,7 @@ use super::admin::SessionFilter;
 use super::auth::{granted, refused};
 use crate::http::authz::{AnonymousOp, PlatformAccess, UserOp};
 use crate::http::json::ApiJson;
-use crate::http::page::page;
+use crate::http::page::{escape, page};
 use crate::http::problem::ApiError;
 use crate::http::query::ApiQuery;
 use crate::http::routes::Routes;
@@ -251,24 +251,84 @@ pub(crate) async fn sign_in(
     }
 }
 
-/// The sign-in page: a passkey button (no email typed), or email and password, or a passkey
-/// of the account an email names.
+/// The sign-in page: a passkey button (no email typed), a button per single sign-on
+/// provider, email and password (unless password sign-in is off), a passkey of the account an
+/// email names, and an emailed sign-in link or password reset (plain forms). `next`: where to
+/// go afterwards (a safe path of this site, else the console).
 #[utoipa::path(get, path = "/sign-in", tag = "pages",
+    params(("next" = Option<String>, Query, description = "Where to go after signing in")),
     responses((status = 200, description = "Page", content_type = "text/html")))]
-pub(crate) async fn sign_in_page() -> Response {
+pub(crate) async fn sign_in_page(
+    State(state): State<AppState>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let next = query
+        .as_deref()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "next")
+                .map(|(_, v)| v.into_owned())
+        })
+        .and_then(|n| warden_core::sso::safe_after(&n))
+        .unwrap_or_else(|| "/console".to_owned());
+    let redirect: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    // A provider list or policy that cannot be read leaves the page with what always works.
+    let providers = warden_core::sso::flow::methods(&state.ctx)
+        .await
+        .unwrap_or_default();
+    let password = warden_core::identity::policy::password_sign_in(&state.ctx)
+        .await
+        .unwrap_or(true);
+    let sso: String = providers
+        .iter()
+        .map(|(_, name, start)| {
+            format!(
+                "<a class=\"button sso\" href=\"{start}?redirect={redirect}\">Sign in with {}</a>",
+                escape(name)
+            )
+        })
+        .collect();
+    let password_fields = if password {
+        "<label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\"></label>\
+         <div class=\"actions\"><button type=\"submit\">Sign in with password</button>\
+         <button id=\"passkey-for-email\" type=\"button\">Use a passkey for this email</button></div>"
+    } else {
+        "<div class=\"actions\"><button id=\"passkey-for-email\" type=\"submit\">Use a passkey for this email</button></div>"
+    };
     page(
         StatusCode::OK,
         "Sign in to Warden",
-        "<section class=\"card\" data-page=\"sign-in\">\
-         <button id=\"passkey-sign-in\" class=\"primary\" type=\"button\">Sign in with a passkey</button>\
-         <p class=\"or\">or</p>\
-         <form id=\"password-sign-in\">\
-         <label>Email <input name=\"email\" type=\"email\" autocomplete=\"username webauthn\" required></label>\
-         <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\"></label>\
-         <div class=\"actions\"><button type=\"submit\">Sign in with password</button>\
-         <button id=\"passkey-for-email\" type=\"button\">Use a passkey for this email</button></div>\
-         </form><p id=\"status\" role=\"status\"></p></section>\
-         <script src=\"/assets/passkeys.js\" defer></script>",
+        &format!(
+            "<section class=\"card\" data-page=\"sign-in\">\
+             <button id=\"passkey-sign-in\" class=\"primary\" type=\"button\">Sign in with a passkey</button>\
+             {sso_block}\
+             <p class=\"or\">or</p>\
+             <form id=\"password-sign-in\">\
+             <label>Email <input name=\"email\" type=\"email\" autocomplete=\"username webauthn\" required></label>\
+             {password_fields}\
+             </form><p id=\"status\" role=\"status\"></p></section>\
+             <details class=\"card email-link\"><summary>Sign in with a link by email{reset}</summary>\
+             <form method=\"post\" action=\"/sign-in/email\">\
+             <label>Email <input name=\"email\" type=\"email\" autocomplete=\"username\" required></label>\
+             <div class=\"actions\"><button type=\"submit\" name=\"kind\" value=\"sign-in\">Email me a sign-in link</button>{reset_button}</div>\
+             </form></details>\
+             <script src=\"/assets/passkeys.js\" defer></script>",
+            sso_block = if sso.is_empty() {
+                String::new()
+            } else {
+                format!("<div class=\"sso-list\">{sso}</div>")
+            },
+            reset = if password {
+                ", or reset your password"
+            } else {
+                ""
+            },
+            reset_button = if password {
+                "<button type=\"submit\" name=\"kind\" value=\"reset\" class=\"quiet\">Email me a password reset</button>"
+            } else {
+                ""
+            },
+        ),
     )
 }
 

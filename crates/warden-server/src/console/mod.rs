@@ -32,6 +32,7 @@ mod home;
 mod hosts;
 mod license;
 mod sessions;
+mod sign_in_admin;
 mod workspace_settings;
 mod workspaces;
 
@@ -57,6 +58,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Access::SignedIn, routes!(revoke_token))
         .merge(hosts::routes())
         .merge(admin::routes())
+        .merge(sign_in_admin::routes())
         .merge(audit::routes())
         .merge(workspaces::routes())
         .merge(workspace_settings::routes())
@@ -80,6 +82,25 @@ pub(crate) struct Frame {
     pub banner: Option<String>,
     /// For administrators: the audit trail's chain is broken, or the clock went back.
     pub tamper: Option<String>,
+}
+
+impl Frame {
+    /// The first administration page the person may open, if any (the navigation's Admin).
+    pub(crate) fn admin_home(&self) -> Option<&'static str> {
+        [
+            (Permission::USERS_READ, "/console/admin/users"),
+            (Permission::ADMIN_READ, "/console/admin/roles"),
+            (Permission::SETTINGS_READ, "/console/admin/sso"),
+        ]
+        .into_iter()
+        .find(|(p, _)| self.may.contains(*p))
+        .map(|(_, url)| url)
+    }
+
+    /// Whether this page is one of the administration pages.
+    pub(crate) fn in_admin(&self) -> bool {
+        matches!(self.section, "users" | "roles" | "sso" | "mail")
+    }
 }
 
 /// The tamper banner administrators see while the audit chain is broken or the clock check
@@ -235,6 +256,10 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "user-reactivated" => Some("The user is reactivated: they can sign in again."),
         "role-created" => Some("The role is defined."),
         "role-deleted" => Some("The role is deleted."),
+        "provider-added" => Some("The provider is added: its button is on the sign-in page."),
+        "provider-deleted" => {
+            Some("The provider is deleted: its button is gone from the sign-in page.")
+        }
         _ => None,
     }
 }

@@ -147,12 +147,18 @@ try {
   await check("session-closed");
 
   step("administration: users, roles, audit and its export");
-  await page.click("nav >> text=Users");
+  await page.click("header nav >> text=Admin");
   await page.waitForURL(`${base}/console/admin/users`);
   await check("admin-users");
-  await page.click("nav >> text=Roles");
+  await page.click("nav.tabs >> text=Roles");
   await page.waitForURL(`${base}/console/admin/roles`);
   await check("admin-roles");
+  await page.click("nav.tabs >> text=Single sign-on");
+  await page.waitForURL(`${base}/console/admin/sso`);
+  await check("admin-sso");
+  await page.click("nav.tabs >> text=Mail log");
+  await page.waitForURL(`${base}/console/admin/mail`);
+  await check("admin-mail");
   await page.click("nav >> text=Audit");
   await page.waitForURL(`${base}/console/audit`);
   await page.fill("input[name=action]", "session.");

@@ -455,3 +455,128 @@ async fn a_host_is_registered_restricted_rekeyed_and_deleted_from_the_console() 
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn single_sign_on_providers_are_added_from_the_console_and_appear_on_the_sign_in_page() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let browser = Browser::signed_in(&app, &admin);
+    let (page, csrf) = open(&browser, "/console/admin/sso").await;
+    assert!(page.contains("None yet"), "{page}");
+    let to = browser
+        .submit(
+            "/console/admin/sso",
+            &[
+                ("csrf", &csrf),
+                ("display_name", "Acme <SSO>"),
+                ("slug", "acme"),
+                ("preset", "issuer"),
+                ("issuer", "https://idp.example.com"),
+                ("client_id", "warden-client"),
+                ("client_secret", "s3cret-client-value-0123"),
+                ("allowed_domains", "example.com, example.org"),
+                ("jit", "on"),
+                ("default_role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(to, "/console/admin/sso?done=provider-added");
+    let (page, _) = open(&browser, &to).await;
+    assert!(page.contains("Acme &#60;SSO&#62;"), "{page}");
+    assert!(
+        page.contains("secret <span class=\"tag\">set</span>"),
+        "{page}"
+    );
+    assert!(!page.contains("s3cret-client-value"), "write-only");
+    assert!(page.contains("/api/v1/auth/sso/acme/callback"), "{page}");
+    assert!(page.contains("new accounts as member"), "{page}");
+    // A preset without what it needs: refused with the reason.
+    let (status, page) = browser
+        .post(
+            "/console/admin/sso",
+            &[
+                ("csrf", &csrf),
+                ("display_name", "Entra"),
+                ("slug", "entra"),
+                ("preset", "entra"),
+                ("tenant", "not a tenant!"),
+                ("client_id", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(page.contains("tenant: must be a directory"), "{page}");
+
+    // The sign-in page offers it, returning where the person was going.
+    let (status, page) = Browser::anonymous(&app)
+        .get("/sign-in?next=%2Fconsole%2Faudit")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains(
+            "href=\"/api/v1/auth/sso/acme/start?redirect=%2Fconsole%2Faudit\">Sign in with Acme &lt;SSO&gt;</a>"
+        ) || page.contains(
+            "href=\"/api/v1/auth/sso/acme/start?redirect=%2Fconsole%2Faudit\">Sign in with Acme &#60;SSO&#62;</a>"
+        ),
+        "{page}"
+    );
+    // Somewhere else entirely is not a place to return to.
+    let (_, page) = Browser::anonymous(&app)
+        .get("/sign-in?next=https%3A%2F%2Fevil.example")
+        .await;
+    assert!(page.contains("redirect=%2Fconsole\""), "{page}");
+
+    let (_, csrf) = open(&browser, "/console/admin/sso").await;
+    browser
+        .submit("/console/admin/sso/acme/delete", &[("csrf", &csrf)])
+        .await;
+    let (_, page) = Browser::anonymous(&app).get("/sign-in").await;
+    assert!(!page.contains("Acme"), "{page}");
+}
+
+#[tokio::test]
+async fn the_sign_in_page_emails_a_link_without_javascript_and_the_mail_log_shows_it() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let anonymous = Browser::anonymous(&app);
+    let (_, page) = anonymous.get("/sign-in").await;
+    assert!(page.contains("action=\"/sign-in/email\""), "{page}");
+    for (email, kind) in [(ADMIN_EMAIL, "sign-in"), ("nobody@example.com", "sign-in")] {
+        let (status, page) = anonymous
+            .post("/sign-in/email", &[("email", email), ("kind", kind)])
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page.contains("a link is on its way"),
+            "answered alike: {page}"
+        );
+    }
+    let (status, _) = anonymous
+        .post(
+            "/sign-in/email",
+            &[("email", ADMIN_EMAIL), ("kind", "reset")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // One magic link and one reset for the real account; nothing for the unknown address.
+    let browser = Browser::signed_in(&app, &admin);
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = open(&browser, "/console/admin/mail").await.0;
+        if page.matches(&format!("to {ADMIN_EMAIL}")).count() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        page.matches(&format!("to {ADMIN_EMAIL}")).count(),
+        2,
+        "{page}"
+    );
+    assert!(
+        page.contains("magic link to") && page.contains("password reset to"),
+        "{page}"
+    );
+    assert!(!page.contains("nobody@example.com"), "{page}");
+    assert!(!page.contains("token="), "no link, no body: {page}");
+}

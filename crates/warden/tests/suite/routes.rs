@@ -29,6 +29,10 @@ const PUBLIC_ALLOWED: &[&str] = &[
     "/device",
     // The passkey pages: static HTML and script; what they do goes through the API.
     "/sign-in",
+    // The sign-in page's "email me a link" form: the same request as the public
+    // /api/v1/auth/magic-link and password-reset routes, answered alike for every address and
+    // throttled per address and client.
+    "/sign-in/email",
     "/account/passkeys",
     "/assets/",
     "/webhooks/",
