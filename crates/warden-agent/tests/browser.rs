@@ -8,12 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::{Value, json};
-use warden_testkit::{AppOptions, TestApp};
+use warden_testkit::browser::{screenshots, walk_through};
+use warden_testkit::{AppOptions, TestApp, agent};
 
 const EMAIL: &str = "ops@example.com";
 const PASSWORD: &str = "violet tractor 93 lagoon";
@@ -82,64 +80,33 @@ async fn the_console_walk_through_runs_a_session_in_chromium_on_a_real_agent() {
         )
         .await;
     let host = created["host"]["id"].as_str().unwrap().to_owned();
-    let _agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden-agent"))
-        .arg("--url")
-        .arg(&app.base)
-        .arg("--data-dir")
-        .arg(root.path().join("agent-data"))
-        .env("WARDEN_HOST_KEY", created["api_key"].as_str().unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut online = false;
-    for _ in 0..100 {
-        let (_, h) = app
-            .call(&admin, Method::GET, &format!("/api/v1/hosts/{host}"), None)
-            .await;
-        if h["online"] == true {
-            online = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(online, "the agent did not connect");
+    let _agent = agent::start(
+        env!("CARGO_BIN_EXE_warden-agent"),
+        &app,
+        created["api_key"].as_str().unwrap(),
+        &root.path().join("agent-data"),
+    );
+    agent::wait_online(&app, &admin, &host).await;
 
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../warden/tests/browser");
-    let out = tokio::process::Command::new("node")
-        .arg(dir.join("console.mjs"))
-        .current_dir(&dir)
-        .env("WARDEN_URL", &public)
-        .env("EMAIL", EMAIL)
-        .env("PASSWORD", PASSWORD)
-        .env("MEMBER", MEMBER)
-        .env("HOST", HOST)
-        .env("REPO", &repo)
-        .env("SHOTS", &shots)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("node runs (scripts/test installs Node.js, Chromium and playwright-core)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let summary: Value = serde_json::from_str(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default(),
+    let summary = walk_through(
+        &dir,
+        "console.mjs",
+        &[
+            ("WARDEN_URL", public.as_ref()),
+            ("EMAIL", EMAIL.as_ref()),
+            ("PASSWORD", PASSWORD.as_ref()),
+            ("MEMBER", MEMBER.as_ref()),
+            ("HOST", HOST.as_ref()),
+            ("REPO", repo.as_os_str()),
+            ("SHOTS", shots.as_os_str()),
+        ],
     )
-    .unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    .await;
     assert_eq!(summary["problems"], json!([]), "{summary}");
-    assert_eq!(summary["pages"].as_array().unwrap().len(), 17, "{summary}");
-    for page in summary["pages"].as_array().unwrap() {
-        for width in ["desktop", "phone"] {
-            let shot = shots.join(format!("{}-{width}.png", page.as_str().unwrap()));
-            assert!(shot.exists(), "{}", shot.display());
-        }
-    }
+    assert_eq!(screenshots(&summary, &shots), 17, "{summary}");
     assert_eq!(summary["feed_waiting"], 1, "{summary}");
     assert_eq!(summary["second_host"], 201, "{summary}");
     assert_eq!(summary["refreshed_without_reload"], true, "{summary}");

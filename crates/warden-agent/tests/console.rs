@@ -9,7 +9,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -183,34 +182,13 @@ async fn a_workspace_is_set_up_and_a_session_run_edited_and_closed_from_the_cons
     )
     .await;
     let host = created["host"]["id"].as_str().unwrap().to_owned();
-    let _agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_warden-agent"))
-        .arg("--url")
-        .arg(&app.base)
-        .arg("--data-dir")
-        .arg(root.path().join("agent-data"))
-        .env("WARDEN_HOST_KEY", created["api_key"].as_str().unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut online = false;
-    for _ in 0..100 {
-        let h = ok(
-            &app,
-            &admin,
-            Method::GET,
-            &format!("/api/v1/hosts/{host}"),
-            None,
-        )
-        .await;
-        if h["online"] == true {
-            online = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(online, "the agent did not connect");
+    let _agent = warden_testkit::agent::start(
+        env!("CARGO_BIN_EXE_warden-agent"),
+        &app,
+        created["api_key"].as_str().unwrap(),
+        &root.path().join("agent-data"),
+    );
+    warden_testkit::agent::wait_online(&app, &admin, &host).await;
     let (home, _) = open(&browser, "/console").await;
     assert!(
         home.contains("Host runner waits for your approval"),

@@ -139,3 +139,45 @@ pub async fn decide_device(
     }
     browser.post("/device", &fields).await
 }
+
+/// Runs the browser walk-through `script` (in `dir`, where its npm packages are) with `env`
+/// and returns the JSON summary it prints last; fails the test if node fails or prints none.
+pub async fn walk_through(
+    dir: &std::path::Path,
+    script: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> serde_json::Value {
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(dir.join(script))
+        .current_dir(dir)
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = match cmd.output().await {
+        Ok(out) => out,
+        Err(e) => {
+            panic!("node runs (scripts/test installs Node.js, Chromium and playwright-core): {e}")
+        }
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    match serde_json::from_str(stdout.lines().last().unwrap_or_default()) {
+        Ok(summary) => summary,
+        Err(e) => panic!("{e}: {stderr}"),
+    }
+}
+
+/// Checks that every page a walk-through photographed has its desktop and phone screenshot
+/// in `shots`, and returns how many pages there were.
+pub fn screenshots(summary: &serde_json::Value, shots: &std::path::Path) -> usize {
+    let pages = summary["pages"].as_array().cloned().unwrap_or_default();
+    for page in &pages {
+        for width in ["desktop", "phone"] {
+            let shot = shots.join(format!("{}-{width}.png", page.as_str().unwrap_or_default()));
+            assert!(shot.exists(), "{}", shot.display());
+        }
+    }
+    pages.len()
+}

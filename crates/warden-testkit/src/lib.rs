@@ -19,6 +19,7 @@ use warden_server::http::routes::Routes;
 use warden_server::state::AppState;
 use warden_store::{Backend, ConnectOptions, Store};
 
+pub mod agent;
 pub mod browser;
 pub mod forger;
 pub mod oidc;

@@ -6,7 +6,7 @@
 //! another origin that frames the sign-in page shows nothing of it. The browser is the slow peer: it runs once, on the
 //! SQLite pass (passkey storage is checked on both backends by `passkeys.rs`).
 
-use serde_json::Value;
+use warden_testkit::browser::{screenshots, walk_through};
 use warden_testkit::{AppOptions, TestApp};
 
 use crate::identity::{ADMIN_EMAIL, ADMIN_PASSWORD, audit_rows};
@@ -43,29 +43,20 @@ async fn a_person_adds_a_passkey_in_chromium_signs_out_and_signs_back_in_with_it
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let out = tokio::process::Command::new("node")
-        .arg(dir.join("passkeys.mjs"))
-        .current_dir(&dir)
-        .env("WARDEN_URL", &public)
-        .env("SETUP_LINK", &setup)
-        .env("EMAIL", ADMIN_EMAIL)
-        .env("PASSWORD", ADMIN_PASSWORD)
-        .env("SHOTS", &shots)
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("node runs (scripts/test installs Node.js, Chromium and playwright-core)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let summary: Value = serde_json::from_str(
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default(),
+    let summary = walk_through(
+        &dir,
+        "passkeys.mjs",
+        &[
+            ("WARDEN_URL", public.as_ref()),
+            ("SETUP_LINK", setup.as_ref()),
+            ("EMAIL", ADMIN_EMAIL.as_ref()),
+            ("PASSWORD", ADMIN_PASSWORD.as_ref()),
+            ("SHOTS", shots.as_os_str()),
+        ],
     )
-    .unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    .await;
     assert_eq!(summary["problems"], serde_json::json!([]), "{summary}");
-    assert_eq!(summary["pages"].as_array().unwrap().len(), 14, "{summary}");
+    assert_eq!(screenshots(&summary, &shots), 14, "{summary}");
     assert_eq!(summary["host_registered"], 201, "{summary}");
     assert_eq!(summary["host_approved"], 1, "{summary}");
     // The profile signed the other browser out: its next page sends it to sign in.
@@ -82,12 +73,6 @@ async fn a_person_adds_a_passkey_in_chromium_signs_out_and_signs_back_in_with_it
     // Another page framing the sign-in page: Chromium refuses it (frame-ancestors 'none').
     assert_eq!(summary["frame_refused"], true, "{summary}");
     assert_eq!(summary["framed_shows_sign_in"], false, "{summary}");
-    for page in summary["pages"].as_array().unwrap() {
-        for width in ["desktop", "phone"] {
-            let shot = shots.join(format!("{}-{width}.png", page.as_str().unwrap()));
-            assert!(shot.exists(), "{}", shot.display());
-        }
-    }
 
     // What Warden recorded: the passkey, and a sign-in by it.
     assert_eq!(audit_rows(&app, "passkey.registered").await.len(), 1);
