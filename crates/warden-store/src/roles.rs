@@ -153,6 +153,18 @@ impl Tx {
         Ok(n == 1)
     }
 
+    /// The emails of up to `limit` active administrators (built-in `admin` role), by email:
+    /// whom people are told to ask when the licence has run out.
+    pub async fn admin_emails(&mut self, limit: i64) -> Result<Vec<String>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, String>(
+            "SELECT email FROM users WHERE active AND platform_role = 'admin' \
+             ORDER BY email LIMIT $1"
+        )
+        .bind(limit)
+        .fetch_all(c)
+        .await)?)
+    }
+
     /// Users ordered by email, after `after` (an email), at most `limit`.
     pub async fn list_users(
         &mut self,

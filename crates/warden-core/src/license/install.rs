@@ -155,3 +155,12 @@ pub async fn admin_view(ctx: &Ctx, op: &Op) -> CoreResult<AdminView> {
         history: ctx.store.license_history(100).await?,
     })
 }
+
+/// Whom a signed-in person without the right to install a licence should ask: up to five
+/// active administrators' emails.
+pub async fn contacts(ctx: &Ctx) -> CoreResult<Vec<String>> {
+    let mut tx = ctx.store.begin_read().await?;
+    let emails = tx.admin_emails(5).await?;
+    tx.commit().await?;
+    Ok(emails)
+}

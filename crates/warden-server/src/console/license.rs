@@ -27,6 +27,8 @@ struct LicensePage {
     headline: &'static str,
     admin: bool,
     alert: Option<&'static str>,
+    /// For those who cannot install one: whom to ask.
+    contacts: Vec<String>,
 }
 
 async fn page(
@@ -45,8 +47,15 @@ async fn page(
         "invalid" => "There is no valid licence",
         _ => "This build runs unlicensed: every feature is on",
     };
+    let admin = frame.may.contains(Permission::ADMIN_UPDATE);
+    let contacts = if admin {
+        Vec::new()
+    } else {
+        install::contacts(&state.ctx).await?
+    };
     let page = LicensePage {
-        admin: frame.may.contains(Permission::ADMIN_UPDATE),
+        admin,
+        contacts,
         frame,
         status,
         headline,

@@ -8,19 +8,16 @@
 //! sent to `/sign-in` and comes back; 403/404/500 keep the layout and say what to do.
 
 use askama::Template;
-use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use utoipa_axum::routes;
-use warden_core::identity::{account, passkeys, tokens};
+use warden_core::identity::account;
 use warden_core::op::rfc3339;
 use warden_domain::access::{Access, Permission, PermissionSet};
 
-use crate::http::authz::UserOp;
 use crate::http::page::Page;
 use crate::http::problem::ApiError;
-use crate::http::query::ApiQuery;
 use crate::http::routes::Routes;
 use crate::identity::Caller;
 use crate::state::AppState;
@@ -31,6 +28,7 @@ mod audit;
 mod home;
 mod hosts;
 mod license;
+mod profile;
 mod sessions;
 mod sign_in_admin;
 mod workspace_settings;
@@ -53,9 +51,7 @@ pub(crate) fn routes() -> Routes<AppState> {
             routes!(license::install_license),
         )
         .add_recovery(Access::SignedIn, routes!(home::home))
-        .add_recovery(Access::SignedIn, routes!(profile))
-        .add_recovery(Access::SignedIn, routes!(revoke_device))
-        .add(Access::SignedIn, routes!(revoke_token))
+        .merge(profile::routes())
         .merge(hosts::routes())
         .merge(admin::routes())
         .merge(sign_in_admin::routes())
@@ -82,6 +78,9 @@ pub(crate) struct Frame {
     pub banner: Option<String>,
     /// For administrators: the audit trail's chain is broken, or the clock went back.
     pub tamper: Option<String>,
+    /// Whether the licence opens the console's gated pages now (the navigation hides them
+    /// while it does not).
+    pub open: bool,
 }
 
 impl Frame {
@@ -161,6 +160,15 @@ pub(crate) async fn frame(
         may,
         banner: expiry_banner(state, may),
         tamper: tamper_banner(state, may),
+        open: state
+            .ctx
+            .license
+            .gate(
+                state.ctx.clock.as_ref(),
+                "/console/hosts",
+                warden_domain::license::LicenseRule::Required,
+            )
+            .is_ok(),
     })
 }
 
@@ -238,6 +246,10 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
             Some("The allow-list is saved: it applies from the host's next connection.")
         }
         "workspace-created" => Some("The workspace is created: you are its owner."),
+        "workspace-renamed" => Some("The workspace is renamed."),
+        "workspace-archived" => {
+            Some("The workspace is archived: it stays readable, and nothing in it can change.")
+        }
         "member-added" => Some("The member is added."),
         "member-changed" => Some("The member's role is changed."),
         "member-removed" => Some("The member is removed."),
@@ -249,6 +261,7 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "session-stopping" => Some("The session is asked to stop."),
         "session-closed" => Some("The session is closed: its worktree is removed."),
         "file-saved" => Some("The file is saved in the session's worktree."),
+        "password-changed" => Some("Your password is changed; your other sessions are signed out."),
         "invitation-sent" => Some("The invitation is sent: its link works for 7 days."),
         "invitation-revoked" => Some("The invitation is revoked: its link no longer works."),
         "role-changed" => Some("The role is changed: it applies from their next request."),
@@ -256,45 +269,13 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "user-reactivated" => Some("The user is reactivated: they can sign in again."),
         "role-created" => Some("The role is defined."),
         "role-deleted" => Some("The role is deleted."),
+        "policy-saved" => Some("The sign-in policy is saved."),
         "provider-added" => Some("The provider is added: its button is on the sign-in page."),
         "provider-deleted" => {
             Some("The provider is deleted: its button is gone from the sign-in page.")
         }
         _ => None,
     }
-}
-
-struct DeviceItem {
-    id: String,
-    agent: String,
-    current: bool,
-    created_at: String,
-    last_used_at: String,
-    last_ip: Option<String>,
-}
-
-struct PasskeyItem {
-    name: String,
-    flagged: bool,
-    created_at: String,
-    last_used_at: String,
-}
-
-struct TokenItem {
-    id: String,
-    name: String,
-    permissions: String,
-    expires_at: String,
-    last_used_at: String,
-}
-
-#[derive(Template)]
-#[template(path = "console/profile.html")]
-struct ProfilePage {
-    frame: Frame,
-    devices: Vec<DeviceItem>,
-    passkeys: Vec<PasskeyItem>,
-    tokens: Vec<TokenItem>,
 }
 
 /// A time for people: `2026-12-03 07:41 UTC`.
@@ -326,94 +307,6 @@ pub(crate) fn agent(ua: Option<&str>) -> String {
         _ if ua.is_empty() => "Unknown client".to_owned(),
         _ => ua.chars().take(60).collect(),
     }
-}
-
-/// Profile: signed-in devices (sign any out), passkeys, personal access tokens (revoke).
-#[utoipa::path(get, path = "/console/profile", tag = "console", params(Done),
-    responses((status = 200, description = "Page", content_type = "text/html"),
-              (status = 303, description = "Not signed in: to /sign-in")))]
-pub(crate) async fn profile(
-    State(state): State<AppState>,
-    UserOp(op): UserOp,
-    caller: Caller,
-    ApiQuery(done): ApiQuery<Done>,
-) -> Result<Response, ApiError> {
-    let p = &caller.principal;
-    let now = op.now_us();
-    let devices = account::active_devices(&state.ctx, &op, Some(p.user_id))
-        .await?
-        .into_iter()
-        .map(|d| DeviceItem {
-            id: d.id.to_string(),
-            agent: agent(d.user_agent.as_deref()),
-            current: d.id == p.session_id,
-            created_at: when(d.created_at),
-            last_used_at: when(d.last_used_at),
-            last_ip: d.last_ip,
-        })
-        .collect();
-    let passkeys = passkeys::mine(&state.ctx, p)
-        .await?
-        .into_iter()
-        .map(|k| PasskeyItem {
-            name: k.name,
-            flagged: k.flagged_at.is_some(),
-            created_at: when(k.created_at),
-            last_used_at: k.last_used_at.map_or_else(|| "never".to_owned(), when),
-        })
-        .collect();
-    let tokens = tokens::mine(&state.ctx, &op, p)
-        .await?
-        .into_iter()
-        .filter(|t| t.revoked_at.is_none() && t.expires_at > now)
-        .map(|t| TokenItem {
-            id: t.id.to_string(),
-            name: t.name,
-            permissions: t.permissions.replace(' ', ", "),
-            expires_at: when(t.expires_at),
-            last_used_at: t.last_used_at.map_or_else(|| "never".to_owned(), when),
-        })
-        .collect();
-    let page = ProfilePage {
-        frame: frame(&state, &caller, "profile", notice(done.done.as_deref())).await?,
-        devices,
-        passkeys,
-        tokens,
-    };
-    Ok(render(&page, StatusCode::OK))
-}
-
-/// Signs one of the person's devices out (this browser too: then to the sign-in page).
-#[utoipa::path(post, path = "/console/profile/devices/{id}/revoke", tag = "console",
-    params(("id" = String, Path, description = "Device session id")),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 303, description = "Back to the profile, or to /sign-in for this browser")))]
-pub(crate) async fn revoke_device(
-    State(state): State<AppState>,
-    UserOp(op): UserOp,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    account::revoke_device(&state.ctx, &op, &caller.principal, &id).await?;
-    if id == caller.principal.session_id.to_string() {
-        return Ok(Redirect::to("/sign-in").into_response());
-    }
-    Ok(Redirect::to("/console/profile?done=device-signed-out").into_response())
-}
-
-/// Revokes one of the person's personal access tokens.
-#[utoipa::path(post, path = "/console/profile/tokens/{id}/revoke", tag = "console",
-    params(("id" = String, Path, description = "Token id")),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 303, description = "Back to the profile")))]
-pub(crate) async fn revoke_token(
-    State(state): State<AppState>,
-    UserOp(op): UserOp,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    tokens::revoke_mine(&state.ctx, &op, &caller.principal, &id).await?;
-    Ok(Redirect::to("/console/profile?done=token-revoked").into_response())
 }
 
 #[derive(Template)]
@@ -480,6 +373,7 @@ pub(crate) fn error_page(
             may: PermissionSet::default(),
             banner: None,
             tamper: None,
+            open: false,
         },
         title,
         message,

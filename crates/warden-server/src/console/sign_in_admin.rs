@@ -1,4 +1,5 @@
-//! Console → Admin → Single sign-on and Mail log: the OpenID Connect providers (add one from
+//! Console → Admin → Single sign-on and Mail log: the sign-in policy (password sign-in on, or
+//! off but for a break-glass administrator), the OpenID Connect providers (add one from
 //! a preset — Google, Microsoft Entra with its tenant — or any issuer URL; the client secret is
 //! write-only: shown as "set", never the value; delete), and what Warden sent by email (never
 //! a body). Through `warden_core::sso::providers` and `warden_core::mail`, as the API.
@@ -32,6 +33,7 @@ pub(super) fn routes() -> Routes<AppState> {
             routes!(delete_provider),
         )
         .add(Platform(Permission::SETTINGS_READ), routes!(mail_page))
+        .add(Platform(Permission::SETTINGS_UPDATE), routes!(set_policy))
 }
 
 struct ProviderItem {
@@ -53,6 +55,9 @@ struct SsoPage {
     providers: Vec<ProviderItem>,
     may_create: bool,
     may_delete: bool,
+    may_update: bool,
+    password_sign_in: bool,
+    break_glass: String,
 }
 
 /// The single sign-on providers and the form that adds one.
@@ -88,8 +93,12 @@ pub(crate) async fn sso_page(
             link_by_email: p.link_by_email,
         })
         .collect();
+    let policy = warden_core::identity::policy::get(&state.ctx, &grant).await?;
     let frame = frame(&state, &caller, "sso", super::notice(done.done.as_deref())).await?;
     let page = SsoPage {
+        may_update: frame.may.contains(Permission::SETTINGS_UPDATE),
+        password_sign_in: policy.password_sign_in,
+        break_glass: policy.break_glass_email.unwrap_or_default(),
         may_create: frame.may.contains(Permission::SETTINGS_CREATE),
         may_delete: frame.may.contains(Permission::SETTINGS_DELETE),
         frame,
@@ -218,4 +227,27 @@ pub(crate) async fn mail_page(
         older,
     };
     Ok(render(&page, StatusCode::OK))
+}
+
+/// Sets the sign-in policy (`password_sign_in` on or absent, `break_glass_email`); turning
+/// passwords off is refused when administrators would have no way in.
+#[utoipa::path(post, path = "/console/admin/sign-in-policy", tag = "console",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Saved: back to single sign-on")))]
+pub(crate) async fn set_policy(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    PlatformAccess(grant): PlatformAccess,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = Fields::parse(&body);
+    warden_core::identity::policy::set(
+        &state.ctx,
+        &op,
+        &grant,
+        form.text("password_sign_in") == "on",
+        form.given("break_glass_email"),
+    )
+    .await?;
+    Ok(Redirect::to("/console/admin/sso?done=policy-saved").into_response())
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use warden_core::secrets::{self, Slot};
 use warden_core::workspaces::{self as core, settings};
 use warden_domain::access::{Access, Permission};
-use warden_domain::tenancy::{Hooks, PromptName, Repository};
+use warden_domain::tenancy::{Hooks, PromptName, Repository, WorkspaceName};
 use warden_store::tenancy::{SecretKind, SecretMeta, WorkspaceGrant};
 
 use super::workspaces::Place;
@@ -38,6 +38,8 @@ pub(super) fn routes() -> Routes<AppState> {
         .add(delete, routes!(remove_secret))
         .add(update, routes!(save_prompt))
         .add(delete, routes!(remove_prompt))
+        .add(Workspace(Permission::WORKSPACES_UPDATE), routes!(rename))
+        .add(Workspace(Permission::WORKSPACES_DELETE), routes!(archive))
 }
 
 struct SecretItem {
@@ -65,6 +67,8 @@ struct SettingsPage {
     prompts: Vec<PromptItem>,
     may_update: bool,
     may_delete: bool,
+    may_rename: bool,
+    may_archive: bool,
     providers: &'static [&'static str],
 }
 
@@ -151,6 +155,8 @@ pub(crate) async fn settings_page(
         prompts,
         may_update: grant.holds(Permission::SETTINGS_UPDATE) && !place.archived,
         may_delete: grant.holds(Permission::SETTINGS_DELETE) && !place.archived,
+        may_rename: grant.holds(Permission::WORKSPACES_UPDATE) && !place.archived,
+        may_archive: grant.holds(Permission::WORKSPACES_DELETE) && !place.archived,
         place,
         providers: KEY_PROVIDERS,
     };
@@ -276,4 +282,34 @@ pub(crate) async fn remove_prompt(
     let form = Fields::parse(&body);
     settings::delete_prompt(&state.ctx, &op, &grant, form.text("name")).await?;
     Ok(to_settings(&grant, "prompt-removed"))
+}
+
+/// Renames the workspace (`name`).
+#[utoipa::path(post, path = "/console/workspaces/{workspace_id}/rename", tag = "console",
+    params(("workspace_id" = String, Path, description = "Workspace id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Renamed: back to the settings")))]
+pub(crate) async fn rename(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let name = WorkspaceName::parse(Fields::parse(&body).text("name"))?;
+    core::rename(&state.ctx, &op, &grant, &name).await?;
+    Ok(to_settings(&grant, "workspace-renamed"))
+}
+
+/// Archives the workspace: it stays readable, and nothing in it can change.
+#[utoipa::path(post, path = "/console/workspaces/{workspace_id}/archive", tag = "console",
+    params(("workspace_id" = String, Path, description = "Workspace id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Archived: back to the settings")))]
+pub(crate) async fn archive(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
+) -> Result<Response, ApiError> {
+    core::archive(&state.ctx, &op, &grant).await?;
+    Ok(to_settings(&grant, "workspace-archived"))
 }

@@ -11,7 +11,7 @@ use warden_testkit::{AppOptions, TestApp};
 
 use crate::identity::{ADMIN_EMAIL, ADMIN_PASSWORD, audit_rows};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -251,3 +251,105 @@ async fn an_administrator_signs_anyone_out_from_active_sessions_and_a_member_can
         .await;
     assert!(!page.contains(MEMBER), "{page}");
 }
+
+#[tokio::test]
+async fn the_profile_creates_a_token_shown_once_and_changes_the_password() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let signed_in = member(&app, &admin).await;
+    let token = signed_in["access_token"].as_str().unwrap().to_owned();
+    let browser = Browser::signed_in(&app, &token);
+    let (_, page) = browser.get("/console/profile").await;
+    let csrf = hidden(&page, "csrf").unwrap();
+    // A member may hand a token only what they hold themselves.
+    assert!(page.contains("value=\"workspaces.create\""), "{page}");
+    assert!(!page.contains("value=\"users.read\""), "{page}");
+    let (status, page) = browser
+        .post(
+            "/console/profile/tokens",
+            &[
+                ("csrf", &csrf),
+                ("name", "ci <deploys>"),
+                ("expires_in_days", "30"),
+                ("permission", "workspaces.create"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("ci &#60;deploys&#62;"), "{page}");
+    let marker = "<pre class=\"snippet key\" tabindex=\"0\">";
+    let start = page.find(marker).unwrap() + marker.len();
+    let secret = page[start..].split('<').next().unwrap().to_owned();
+    assert!(secret.starts_with("wdn_pat_"), "{secret}");
+    let (status, _) = app
+        .call(&secret, reqwest::Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "the token works");
+    let (_, page) = browser.get("/console/profile").await;
+    assert!(!page.contains(&secret), "shown once");
+    // More than the member holds: refused with the reason.
+    let (status, page) = browser
+        .post(
+            "/console/profile/tokens",
+            &[
+                ("csrf", &csrf),
+                ("name", "too much"),
+                ("expires_in_days", "30"),
+                ("permission", "users.read"),
+            ],
+        )
+        .await;
+    assert!(status.is_client_error(), "{status}: {page}");
+
+    // The password: the two copies must agree, the current one must be right.
+    let (status, page) = browser
+        .post(
+            "/console/profile/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", MEMBER_PASSWORD),
+                ("new_password", "brisk lantern 5520 otter"),
+                ("confirm", "brisk lantern 5520 otteR"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(
+        page.contains("confirm: the two new passwords differ"),
+        "{page}"
+    );
+    let (status, page) = browser
+        .post(
+            "/console/profile/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", "not it at all 123"),
+                ("new_password", "brisk lantern 5520 otter"),
+                ("confirm", "brisk lantern 5520 otter"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert!(
+        page.contains("current_password: is not your current password"),
+        "{page}"
+    );
+    let to = browser
+        .submit(
+            "/console/profile/password",
+            &[
+                ("csrf", &csrf),
+                ("current_password", MEMBER_PASSWORD),
+                ("new_password", "brisk lantern 5520 otter"),
+                ("confirm", "brisk lantern 5520 otter"),
+            ],
+        )
+        .await;
+    assert_eq!(to, "/console/profile?done=password-changed");
+    assert!(
+        app.sign_in(MEMBER, "brisk lantern 5520 otter")
+            .await
+            .is_ok()
+    );
+    assert!(app.sign_in(MEMBER, MEMBER_PASSWORD).await.is_err());
+}

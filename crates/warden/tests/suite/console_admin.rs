@@ -580,3 +580,86 @@ async fn the_sign_in_page_emails_a_link_without_javascript_and_the_mail_log_show
     assert!(!page.contains("nobody@example.com"), "{page}");
     assert!(!page.contains("token="), "no link, no body: {page}");
 }
+
+#[tokio::test]
+async fn password_sign_in_is_turned_off_from_the_console_and_the_sign_in_page_follows() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let browser = Browser::signed_in(&app, &admin);
+    let (page, csrf) = open(&browser, "/console/admin/sso").await;
+    assert!(
+        page.contains("name=\"password_sign_in\" value=\"on\" checked"),
+        "{page}"
+    );
+    let to = browser
+        .submit(
+            "/console/admin/sign-in-policy",
+            &[("csrf", &csrf), ("break_glass_email", ADMIN_EMAIL)],
+        )
+        .await;
+    let (page, _) = open(&browser, &to).await;
+    assert!(page.contains("The sign-in policy is saved"), "{page}");
+    assert!(!page.contains("value=\"on\" checked"), "{page}");
+    let (_, sign_in) = Browser::anonymous(&app).get("/sign-in").await;
+    assert!(!sign_in.contains("name=\"password\""), "{sign_in}");
+    assert!(!sign_in.contains("password reset"), "{sign_in}");
+    assert!(sign_in.contains("Email me a sign-in link"), "{sign_in}");
+    let (_, policy) = app
+        .call(&admin, Method::GET, "/api/v1/admin/sign-in-policy", None)
+        .await;
+    assert_eq!(policy["password_sign_in"], false, "{policy}");
+    // Back on.
+    browser
+        .submit(
+            "/console/admin/sign-in-policy",
+            &[("csrf", &csrf), ("password_sign_in", "on")],
+        )
+        .await;
+    let (_, sign_in) = Browser::anonymous(&app).get("/sign-in").await;
+    assert!(sign_in.contains("name=\"password\""), "{sign_in}");
+}
+
+#[tokio::test]
+async fn a_workspace_is_renamed_and_archived_from_its_settings_and_then_changes_nothing() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let browser = Browser::signed_in(&app, &admin);
+    let (_, csrf) = open(&browser, "/console/workspaces").await;
+    let to = browser
+        .submit("/console/workspaces", &[("csrf", &csrf), ("name", "Alpha")])
+        .await;
+    let ws = to.split('/').nth(3).unwrap().to_owned();
+    let base = format!("/console/workspaces/{ws}");
+    browser
+        .submit(
+            &format!("{base}/rename"),
+            &[("csrf", &csrf), ("name", "Gamma")],
+        )
+        .await;
+    let (page, _) = open(&browser, &format!("{base}/settings")).await;
+    assert!(page.contains("<h1>Gamma</h1>"), "{page}");
+    browser
+        .submit(&format!("{base}/archive"), &[("csrf", &csrf)])
+        .await;
+    let (page, _) = open(&browser, &format!("{base}/settings")).await;
+    assert!(page.contains("archived: read-only"), "{page}");
+    assert!(
+        !page.contains("Save settings"),
+        "no forms on an archived workspace"
+    );
+    let (page, _) = open(&browser, &base).await;
+    assert!(!page.contains("Start a session"), "{page}");
+    // However the form is sent, an archived workspace changes nothing.
+    let (status, page) = browser
+        .post(
+            &format!("{base}/secrets"),
+            &[
+                ("csrf", &csrf),
+                ("kind", "variable"),
+                ("name", "X"),
+                ("value", "y"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{page}");
+}

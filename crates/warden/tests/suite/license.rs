@@ -1136,3 +1136,105 @@ async fn administrators_see_an_expiry_banner_in_the_console_from_30_days_before(
     let (_, page) = Browser::signed_in(&app, &member).get("/console").await;
     assert!(!page.contains("class=\"banner\""), "{page}");
 }
+
+#[tokio::test]
+async fn in_chromium_a_licence_run_out_closes_the_console_and_a_new_one_opens_it_without_restart() {
+    if std::env::var("TESTKIT_BACKEND").as_deref() == Ok("postgres") {
+        eprintln!("the browser test runs on the SQLite pass");
+        return;
+    }
+    use warden_testkit::browser::{screenshots, walk_through};
+    let op = Operator::new();
+    let clock = manual_clock();
+    let port = crate::browser::free_port();
+    let public = format!("http://localhost:{port}");
+    let mut env = op.env();
+    env.push(("WARDEN_LISTEN".to_owned(), format!("127.0.0.1:{port}")));
+    env.push(("WARDEN_PUBLIC_URL".to_owned(), public.clone()));
+    let app = TestApp::spawn_with(AppOptions {
+        env,
+        clock: clock.clone(),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    // A licence for 30 days, a member, then 40 days pass.
+    let mut claims = op.claims(unix(clock.as_ref()));
+    claims["exp"] = json!(unix(clock.as_ref()) + 30 * DAY);
+    let (code, body) = upload(&app, &admin, &op.sign(&claims)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let member_password = "quiet harbor 4417 finch";
+    let (code, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(json!({"email": "dev@example.com", "password": member_password})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CREATED);
+    clock.advance(Duration::days(40));
+    let now = unix(clock.as_ref());
+    let mut expired = op.claims(now - 3 * DAY);
+    expired["exp"] = json!(now - DAY);
+    let valid = op.sign(&op.claims(now));
+
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let summary = walk_through(
+        &dir,
+        "license.mjs",
+        &[
+            ("WARDEN_URL", public.as_ref()),
+            ("EMAIL", ADMIN_EMAIL.as_ref()),
+            ("PASSWORD", ADMIN_PASSWORD.as_ref()),
+            ("MEMBER", "dev@example.com".as_ref()),
+            ("MEMBER_PASSWORD", member_password.as_ref()),
+            ("EXPIRED", op.sign(&expired).as_ref()),
+            ("VALID", valid.as_ref()),
+            ("SHOTS", shots.as_os_str()),
+        ],
+    )
+    .await;
+    assert_eq!(summary["problems"], json!([]), "{summary}");
+    assert_eq!(screenshots(&summary, &shots), 6, "{summary}");
+    // Closed: the navigation keeps only what works, the gated pages say why.
+    assert_eq!(
+        summary["nav_closed"],
+        json!(["Home", "Licence", "Profile"]),
+        "{summary}"
+    );
+    assert_eq!(summary["needed_status"], 503, "{summary}");
+    assert_eq!(summary["needed_heading"], "Licence needed", "{summary}");
+    assert_eq!(
+        summary["headline"], "There is no valid licence",
+        "{summary}"
+    );
+    assert!(
+        summary["member_told"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Ask {ADMIN_EMAIL}.")),
+        "{summary}"
+    );
+    assert!(
+        summary["refused"].as_str().unwrap().contains("expired"),
+        "{summary}"
+    );
+    // Open again at once, the same process.
+    assert_eq!(
+        summary["installed_headline"], "The licence is valid",
+        "{summary}"
+    );
+    let open: Vec<&str> = summary["nav_open"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for entry in ["Workspaces", "Hosts", "Admin", "Audit", "Licence"] {
+        assert!(open.contains(&entry), "{entry}: {summary}");
+    }
+}
