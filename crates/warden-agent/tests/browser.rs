@@ -152,6 +152,7 @@ async fn the_console_walk_through_runs_a_session_in_chromium_on_a_real_agent() {
     for a in ["session.created", "session.file_written", "session.closed"] {
         assert!(actions.contains(&a), "{a}: {actions:?}");
     }
+    assert_eq!(summary["invited"], 1, "{summary}");
     assert_eq!(summary["csv_status"], 200, "{summary}");
     assert_eq!(summary["csv_has_file_written"], true, "{summary}");
     assert_eq!(summary["feed_done"], 1, "{summary}");

@@ -221,6 +221,11 @@ impl Fields {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether the form has a field called `name` (even empty).
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
     /// The value of `name` trimmed, or `None` when absent or blank.
     pub(crate) fn given(&self, name: &str) -> Option<&str> {
         Some(self.text(name).trim()).filter(|v| !v.is_empty())

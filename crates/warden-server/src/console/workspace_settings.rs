@@ -61,6 +61,7 @@ struct SettingsPage {
     repository: String,
     pre_session: String,
     post_session: String,
+    ticket_config: String,
     variables: Vec<SecretItem>,
     keys: Vec<SecretItem>,
     pat: Option<SecretItem>,
@@ -147,6 +148,11 @@ pub(crate) async fn settings_page(
             Some(Repository::Url(r) | Repository::Path(r)) => r,
             None => String::new(),
         },
+        ticket_config: w
+            .ticket_config
+            .as_ref()
+            .map(|t| serde_json::to_string_pretty(t).unwrap_or_default())
+            .unwrap_or_default(),
         pre_session: w.hooks.pre_session.join("\n"),
         post_session: w.hooks.post_session.join("\n"),
         variables,
@@ -174,8 +180,9 @@ fn to_settings(grant: &WorkspaceGrant, done: &str) -> Response {
     Redirect::to(&Place::url(grant, &format!("/settings?done={done}"))).into_response()
 }
 
-/// Saves the repository (`repository`, blank clears it) and hooks (`pre_session`,
-/// `post_session`: one command per line); the ticket configuration is kept as it is.
+/// Saves the repository (`repository`, blank clears it), hooks (`pre_session`,
+/// `post_session`: one command per line) and ticket source (`ticket_config`, JSON; blank
+/// clears it, a form without the field keeps it).
 #[utoipa::path(post, path = "/console/workspaces/{workspace_id}/settings", tag = "console",
     params(("workspace_id" = String, Path, description = "Workspace id")),
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
@@ -192,11 +199,22 @@ pub(crate) async fn save_settings(
         pre_session: lines(form.text("pre_session")),
         post_session: lines(form.text("post_session")),
     };
-    let parsed = settings::Settings::parse(
-        form.given("repository"),
-        hooks,
-        current.ticket_config.as_ref(),
-    )?;
+    // The ticket source, as JSON (blank clears it); a page without the field keeps it.
+    let tickets = match form.has("ticket_config") {
+        false => current.ticket_config,
+        true => match form.given("ticket_config") {
+            None => None,
+            Some(text) => Some(
+                serde_json::from_str::<serde_json::Value>(text).map_err(|_| {
+                    warden_core::CoreError::invalid(
+                        "ticket_config",
+                        "must be JSON: {\"provider\": \"github\", \"project\": \"owner/repo\"}",
+                    )
+                })?,
+            ),
+        },
+    };
+    let parsed = settings::Settings::parse(form.given("repository"), hooks, tickets.as_ref())?;
     settings::save(&state.ctx, &op, &grant, parsed).await?;
     Ok(to_settings(&grant, "settings-saved"))
 }

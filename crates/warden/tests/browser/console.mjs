@@ -149,6 +149,10 @@ try {
   step("administration: users, roles, audit and its export");
   await page.click("header nav >> text=Admin");
   await page.waitForURL(`${base}/console/admin/users`);
+  await page.fill("section[aria-labelledby=invite-h] input[name=email]", "newcomer@example.com");
+  await page.click("text=Send invitation");
+  await done("invitation-sent");
+  summary.invited = await page.locator("section[aria-labelledby=pending-h] strong:text-is('newcomer@example.com')").count();
   await check("admin-users");
   await page.click("nav.tabs >> text=Roles");
   await page.waitForURL(`${base}/console/admin/roles`);

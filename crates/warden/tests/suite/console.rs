@@ -353,3 +353,89 @@ async fn the_profile_creates_a_token_shown_once_and_changes_the_password() {
     );
     assert!(app.sign_in(MEMBER, MEMBER_PASSWORD).await.is_err());
 }
+
+#[tokio::test]
+async fn a_workspace_ticket_source_is_set_refused_when_malformed_and_cleared_from_its_settings() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let browser = Browser::signed_in(&app, &admin);
+    let (_, page) = browser.get("/console/workspaces").await;
+    let csrf = hidden(&page, "csrf").unwrap();
+    let to = browser
+        .submit("/console/workspaces", &[("csrf", &csrf), ("name", "Alpha")])
+        .await;
+    let ws = to.split('/').nth(3).unwrap().to_owned();
+    let settings = format!("/console/workspaces/{ws}/settings");
+    let tickets = r#"{"provider": "github", "project": "acme/payments"}"#;
+    browser
+        .submit(
+            &settings,
+            &[
+                ("csrf", &csrf),
+                ("repository", "/srv/repo"),
+                ("ticket_config", tickets),
+            ],
+        )
+        .await;
+    let (_, w) = app
+        .call(
+            &admin,
+            reqwest::Method::GET,
+            &format!("/api/v1/workspaces/{ws}"),
+            None,
+        )
+        .await;
+    assert_eq!(w["ticket_config"]["project"], "acme/payments", "{w}");
+    let (_, page) = browser.get(&settings).await;
+    assert!(page.contains("acme/payments"), "{page}");
+    // Not JSON, or not a ticket source: refused with the reason, nothing changes.
+    for bad in [
+        "{not json",
+        r#"{"provider": "carrier-pigeon", "project": "x"}"#,
+    ] {
+        let (status, page) = browser
+            .post(
+                &settings,
+                &[
+                    ("csrf", &csrf),
+                    ("repository", "/srv/repo"),
+                    ("ticket_config", bad),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {page}");
+        assert!(page.contains("class=\"alert\""), "{page}");
+    }
+    // A form without the field (an older page) keeps it; a blank field clears it.
+    browser
+        .submit(&settings, &[("csrf", &csrf), ("repository", "/srv/repo")])
+        .await;
+    let (_, w) = app
+        .call(
+            &admin,
+            reqwest::Method::GET,
+            &format!("/api/v1/workspaces/{ws}"),
+            None,
+        )
+        .await;
+    assert_eq!(w["ticket_config"]["provider"], "github", "{w}");
+    browser
+        .submit(
+            &settings,
+            &[
+                ("csrf", &csrf),
+                ("repository", "/srv/repo"),
+                ("ticket_config", ""),
+            ],
+        )
+        .await;
+    let (_, w) = app
+        .call(
+            &admin,
+            reqwest::Method::GET,
+            &format!("/api/v1/workspaces/{ws}"),
+            None,
+        )
+        .await;
+    assert!(w["ticket_config"].is_null(), "{w}");
+}
