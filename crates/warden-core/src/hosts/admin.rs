@@ -363,6 +363,15 @@ pub async fn set_workspaces(
     Ok(wanted)
 }
 
+/// The workspaces a platform host is restricted to (empty: every workspace).
+pub async fn workspaces_of(ctx: &Ctx, grant: &PlatformGrant, id: &str) -> CoreResult<Vec<Uuid>> {
+    let id = host_id(id)?;
+    let mut tx = ctx.store.hosts_admin_read(grant).await?;
+    let ids = tx.all_hosts().workspaces_of(id).await?;
+    tx.commit().await?;
+    Ok(ids)
+}
+
 /// Whether a host counts as online at `now_us`: connected to some node and seen within
 /// three heartbeats.
 pub fn online(host: &HostRow, now_us: i64) -> bool {

@@ -55,6 +55,10 @@ pub(super) fn routes() -> crate::http::routes::Routes<AppState> {
             Platform(Permission::HOSTS_DELETE),
             utoipa_axum::routes!(delete),
         )
+        .add(
+            Platform(Permission::HOSTS_UPDATE),
+            utoipa_axum::routes!(workspaces),
+        )
 }
 
 pub(super) struct HostItem {
@@ -238,11 +242,21 @@ pub(crate) async fn register(
     Ok(render(&page, StatusCode::OK))
 }
 
+/// A workspace a platform host may serve, and whether it is chosen.
+struct Served {
+    id: String,
+    name: String,
+    chosen: bool,
+}
+
 #[derive(Template)]
 #[template(path = "console/host.html")]
 struct HostPage {
     frame: Frame,
     h: HostItem,
+    /// For a platform host, with `hosts.update`: every workspace, the chosen ones ticked.
+    served: Option<Vec<Served>>,
+    restricted: bool,
     allow: String,
     key_id: String,
     agent_version: String,
@@ -265,6 +279,31 @@ pub(crate) async fn host_page(
     ApiQuery(done): ApiQuery<Done>,
 ) -> Result<Response, ApiError> {
     let h = admin::get(&state.ctx, Scope::Platform(&grant), &id).await?;
+    let chosen = admin::workspaces_of(&state.ctx, &grant, &id).await?;
+    let may_update = grant.platform().contains(Permission::HOSTS_UPDATE);
+    // Every workspace, to choose from (a platform-wide listing, audited as the API's is).
+    let served = if may_update && h.workspace_id.is_none() {
+        let listing = warden_core::workspaces::Listing {
+            all: true,
+            archived: false,
+            cursor: None,
+            limit: Some(200),
+        };
+        let all =
+            warden_core::workspaces::list(&state.ctx, &op, &caller.principal, listing).await?;
+        Some(
+            all.items
+                .into_iter()
+                .map(|w| Served {
+                    chosen: chosen.contains(&w.id),
+                    id: w.id.to_string(),
+                    name: w.name,
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
     let frame = frame(
         &state,
         &caller,
@@ -284,8 +323,10 @@ pub(crate) async fn host_page(
             .clone()
             .unwrap_or_else(|| "not reported yet".to_owned()),
         previous_key_until: h.previous_key_until.map(when),
-        may_update: frame.may.contains(Permission::HOSTS_UPDATE),
+        may_update,
         may_delete: frame.may.contains(Permission::HOSTS_DELETE),
+        restricted: !chosen.is_empty(),
+        served,
         h: item(h, op.now_us()),
         frame,
     };
@@ -355,4 +396,23 @@ pub(crate) async fn delete(
 ) -> Result<Response, ApiError> {
     admin::delete(&state.ctx, &op, Scope::Platform(&grant), &id).await?;
     Ok(Redirect::to("/console/hosts?done=host-deleted").into_response())
+}
+
+/// Restricts a platform host to the ticked workspaces (`workspace`, one field each; none:
+/// every workspace may use it).
+#[utoipa::path(post, path = "/console/hosts/{host_id}/workspaces", tag = "console",
+    params(("host_id" = String, Path, description = "Host id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Saved: back to the host")))]
+pub(crate) async fn workspaces(
+    State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
+    UserOp(op): UserOp,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = Fields::parse(&body);
+    let ids: Vec<String> = form.all("workspace").map(str::to_owned).collect();
+    admin::set_workspaces(&state.ctx, &op, &grant, &id, &ids).await?;
+    Ok(Redirect::to(&format!("/console/hosts/{id}?done=host-workspaces-saved")).into_response())
 }

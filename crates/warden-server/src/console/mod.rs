@@ -246,6 +246,7 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "license-installed" => Some("The licence is installed and in effect on every node."),
         "host-approved" => Some("The host is approved: it may receive work."),
         "host-rejected" => Some("The host is rejected: it gets no work."),
+        "host-workspaces-saved" => Some("The workspaces this host serves are saved."),
         "host-deleted" => Some("The host is deleted: its key no longer works."),
         "allow-list-saved" => {
             Some("The allow-list is saved: it applies from the host's next connection.")

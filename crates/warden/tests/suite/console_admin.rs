@@ -663,3 +663,67 @@ async fn a_workspace_is_renamed_and_archived_from_its_settings_and_then_changes_
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{page}");
 }
+
+#[tokio::test]
+async fn a_host_is_kept_to_chosen_workspaces_from_its_page() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let mut ids = Vec::new();
+    for name in ["Alpha", "Beta"] {
+        let (_, ws) = app
+            .call(
+                &admin,
+                Method::POST,
+                "/api/v1/workspaces",
+                Some(json!({"name": name})),
+            )
+            .await;
+        ids.push(ws["id"].as_str().unwrap().to_owned());
+    }
+    let (_, created) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/hosts",
+            Some(json!({"name": "build-10", "kind": "session"})),
+        )
+        .await;
+    let host = created["host"]["id"].as_str().unwrap().to_owned();
+    let browser = Browser::signed_in(&app, &admin);
+    let (page, csrf) = open(&browser, &format!("/console/hosts/{host}")).await;
+    assert!(
+        page.contains("Every workspace may run sessions on it"),
+        "{page}"
+    );
+    assert!(
+        page.contains("> Alpha</label>") && page.contains("> Beta</label>"),
+        "{page}"
+    );
+    let to = browser
+        .submit(
+            &format!("/console/hosts/{host}/workspaces"),
+            &[("csrf", &csrf), ("workspace", &ids[1])],
+        )
+        .await;
+    let (page, _) = open(&browser, &to).await;
+    assert!(page.contains("Only the ticked workspaces"), "{page}");
+    assert!(
+        page.contains(&format!("value=\"{}\" checked> Beta", ids[1])),
+        "{page}"
+    );
+    assert!(
+        !page.contains(&format!("value=\"{}\" checked", ids[0])),
+        "{page}"
+    );
+    let changed = audit_rows(&app, "host.workspaces_changed").await;
+    assert_eq!(changed.len(), 1);
+    // Not a workspace: refused with the reason, nothing changes.
+    let (status, page) = browser
+        .post(
+            &format!("/console/hosts/{host}/workspaces"),
+            &[("csrf", &csrf), ("workspace", "not-a-workspace")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    assert_eq!(audit_rows(&app, "host.workspaces_changed").await.len(), 1);
+}
