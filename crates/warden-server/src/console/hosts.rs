@@ -62,16 +62,16 @@ pub(super) fn routes() -> crate::http::routes::Routes<AppState> {
 }
 
 pub(super) struct HostItem {
-    id: String,
-    name: String,
-    kind: String,
-    status: String,
-    online: bool,
-    detail: String,
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub status: String,
+    pub online: bool,
+    pub detail: String,
 }
 
 /// A host as the lists show it.
-fn item(h: warden_store::hosts::HostRow, now: i64) -> HostItem {
+pub(super) fn item(h: warden_store::hosts::HostRow, now: i64) -> HostItem {
     let online = admin::online(&h, now);
     let mut detail = Vec::new();
     if let Some(host) = &h.hostname {
@@ -198,15 +198,16 @@ pub(crate) async fn reject(
 /// The answer to a registration or a rotation: the key, this once.
 #[derive(Template)]
 #[template(path = "console/host_key.html")]
-struct KeyPage {
-    frame: Frame,
-    id: String,
-    name: String,
-    key: zeroize::Zeroizing<String>,
-    rotated: bool,
+pub(super) struct KeyPage {
+    pub frame: Frame,
+    pub name: String,
+    pub key: zeroize::Zeroizing<String>,
+    pub rotated: bool,
+    /// Where "go to the host" leads.
+    pub back: String,
 }
 
-fn lines(text: &str) -> Vec<String> {
+pub(super) fn lines(text: &str) -> Vec<String> {
     text.split(|c: char| c.is_whitespace() || c == ',')
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
@@ -234,7 +235,7 @@ pub(crate) async fn register(
     let made = admin::register(&state.ctx, &op, Scope::Platform(&grant), input).await?;
     let page = KeyPage {
         frame: frame(&state, &caller, "hosts", None).await?,
-        id: made.host.id.to_string(),
+        back: format!("/console/hosts/{}", made.host.id),
         name: made.host.name.clone(),
         key: made.api_key,
         rotated: false,
@@ -375,7 +376,7 @@ pub(crate) async fn rotate_key(
     let made = admin::rotate_key(&state.ctx, &op, Scope::Platform(&grant), &id, grace).await?;
     let page = KeyPage {
         frame: frame(&state, &caller, "hosts", None).await?,
-        id: made.host.id.to_string(),
+        back: format!("/console/hosts/{}", made.host.id),
         name: made.host.name.clone(),
         key: made.api_key,
         rotated: true,

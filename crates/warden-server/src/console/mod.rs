@@ -31,6 +31,7 @@ mod license;
 mod profile;
 mod sessions;
 mod sign_in_admin;
+mod workspace_hosts;
 mod workspace_settings;
 mod workspaces;
 
@@ -58,6 +59,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .merge(audit::routes())
         .merge(workspaces::routes())
         .merge(workspace_settings::routes())
+        .merge(workspace_hosts::routes())
         .merge(agent_sessions::routes())
 }
 

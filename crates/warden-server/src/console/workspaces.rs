@@ -58,6 +58,7 @@ pub(super) struct Place {
     pub archived: bool,
     pub may_sessions: bool,
     pub may_settings: bool,
+    pub may_hosts: bool,
 }
 
 impl Place {
@@ -74,6 +75,7 @@ impl Place {
             archived: w.archived_at.is_some(),
             may_sessions: grant.holds(Permission::SESSIONS_READ),
             may_settings: grant.holds(Permission::SETTINGS_READ),
+            may_hosts: grant.holds(Permission::HOSTS_READ),
         })
     }
 

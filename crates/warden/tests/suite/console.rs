@@ -439,3 +439,57 @@ async fn a_workspace_ticket_source_is_set_refused_when_malformed_and_cleared_fro
         .await;
     assert!(w["ticket_config"].is_null(), "{w}");
 }
+
+#[tokio::test]
+async fn a_workspace_registers_and_deletes_a_host_of_its_own_from_the_console() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let browser = Browser::signed_in(&app, &admin);
+    let (_, page) = browser.get("/console/workspaces").await;
+    let csrf = hidden(&page, "csrf").unwrap();
+    let to = browser
+        .submit("/console/workspaces", &[("csrf", &csrf), ("name", "Alpha")])
+        .await;
+    let ws = to.split('/').nth(3).unwrap().to_owned();
+    let hosts = format!("/console/workspaces/{ws}/hosts");
+    let (status, page) = browser.get(&hosts).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("Register a host for this workspace"),
+        "{page}"
+    );
+    let (status, page) = browser
+        .post(
+            &hosts,
+            &[
+                ("csrf", &csrf),
+                ("name", "alpha-runner"),
+                ("kind", "session"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("whk_"), "the key, once: {page}");
+    assert!(page.contains(&format!("href=\"{hosts}\"")), "{page}");
+    let (_, page) = browser.get(&hosts).await;
+    assert!(page.contains("<strong>alpha-runner</strong>"), "{page}");
+    assert!(!page.contains("whk_"), "{page}");
+    let (_, listed) = app
+        .call(
+            &admin,
+            reqwest::Method::GET,
+            &format!("/api/v1/workspaces/{ws}/hosts"),
+            None,
+        )
+        .await;
+    let id = listed.as_array().or(listed["items"].as_array()).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let to = browser
+        .submit(&format!("{hosts}/{id}/delete"), &[("csrf", &csrf)])
+        .await;
+    let (_, page) = browser.get(&to).await;
+    assert!(page.contains("The host is deleted"), "{page}");
+    assert!(!page.contains("<strong>alpha-runner</strong>"), "{page}");
+}
