@@ -110,6 +110,20 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Creates a workspace called `name` with the console's form: its id, and the session's
+    /// CSRF token for the next forms.
+    pub async fn new_workspace(&self, name: &str) -> (String, String) {
+        let (_, page) = self.get("/console/workspaces").await;
+        let csrf = hidden(&page, "csrf").unwrap_or_default();
+        let to = self
+            .submit("/console/workspaces", &[("csrf", &csrf), ("name", name)])
+            .await;
+        let id = to.split('/').nth(3).unwrap_or_default().to_owned();
+        (id, csrf)
+    }
+}
+
 /// The value of the hidden input `name` in a page's HTML.
 pub fn hidden(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");

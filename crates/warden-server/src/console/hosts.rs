@@ -198,20 +198,48 @@ pub(crate) async fn reject(
 /// The answer to a registration or a rotation: the key, this once.
 #[derive(Template)]
 #[template(path = "console/host_key.html")]
-pub(super) struct KeyPage {
-    pub frame: Frame,
-    pub name: String,
-    pub key: zeroize::Zeroizing<String>,
-    pub rotated: bool,
+struct KeyPage {
+    frame: Frame,
+    name: String,
+    key: zeroize::Zeroizing<String>,
+    rotated: bool,
     /// Where "go to the host" leads.
-    pub back: String,
+    back: String,
 }
 
-pub(super) fn lines(text: &str) -> Vec<String> {
+fn lines(text: &str) -> Vec<String> {
     text.split(|c: char| c.is_whitespace() || c == ',')
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// Registers the host a form describes (`name`, `kind`, `allow_list`) in `scope` and answers
+/// with its key, shown this once; `back` names where its page is.
+pub(super) async fn register_from(
+    state: &AppState,
+    op: &warden_core::Op,
+    caller: &Caller,
+    scope: Scope<'_>,
+    body: &[u8],
+    section: &'static str,
+    back: impl FnOnce(&str) -> String,
+) -> Result<Response, ApiError> {
+    let form = Fields::parse(body);
+    let input = admin::NewHostInput::parse(
+        form.text("name").trim(),
+        form.given("kind").unwrap_or("session"),
+        &lines(form.text("allow_list")),
+    )?;
+    let made = admin::register(&state.ctx, op, scope, input).await?;
+    let page = KeyPage {
+        frame: frame(state, caller, section, None).await?,
+        back: back(&made.host.id.to_string()),
+        name: made.host.name.clone(),
+        key: made.api_key,
+        rotated: false,
+    };
+    Ok(render(&page, StatusCode::OK))
 }
 
 /// Registers a host (`name`, `kind`, `allow_list`: addresses or networks, blank for any) and
@@ -226,21 +254,16 @@ pub(crate) async fn register(
     caller: Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let form = Fields::parse(&body);
-    let input = admin::NewHostInput::parse(
-        form.text("name").trim(),
-        form.given("kind").unwrap_or("session"),
-        &lines(form.text("allow_list")),
-    )?;
-    let made = admin::register(&state.ctx, &op, Scope::Platform(&grant), input).await?;
-    let page = KeyPage {
-        frame: frame(&state, &caller, "hosts", None).await?,
-        back: format!("/console/hosts/{}", made.host.id),
-        name: made.host.name.clone(),
-        key: made.api_key,
-        rotated: false,
-    };
-    Ok(render(&page, StatusCode::OK))
+    register_from(
+        &state,
+        &op,
+        &caller,
+        Scope::Platform(&grant),
+        &body,
+        "hosts",
+        |id| format!("/console/hosts/{id}"),
+    )
+    .await
 }
 
 /// A workspace a platform host may serve, and whether it is chosen.

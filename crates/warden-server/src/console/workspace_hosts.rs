@@ -12,9 +12,9 @@ use utoipa_axum::routes;
 use warden_core::hosts::admin::{self, Scope};
 use warden_domain::access::{Access, Permission};
 
-use super::hosts::{HostItem, KeyPage, item, lines};
+use super::hosts::{HostItem, item, register_from};
 use super::workspaces::Place;
-use super::{Done, Fields, Frame, frame, render};
+use super::{Done, Frame, frame, render};
 use crate::http::authz::{UserOp, WorkspaceAccess};
 use crate::http::problem::ApiError;
 use crate::http::query::ApiQuery;
@@ -88,21 +88,17 @@ pub(crate) async fn register(
     caller: Caller,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let form = Fields::parse(&body);
-    let input = admin::NewHostInput::parse(
-        form.text("name").trim(),
-        form.given("kind").unwrap_or("session"),
-        &lines(form.text("allow_list")),
-    )?;
-    let made = admin::register(&state.ctx, &op, Scope::Workspace(&grant), input).await?;
-    let page = KeyPage {
-        frame: frame(&state, &caller, "workspaces", None).await?,
-        back: Place::url(&grant, "/hosts"),
-        name: made.host.name.clone(),
-        key: made.api_key,
-        rotated: false,
-    };
-    Ok(render(&page, StatusCode::OK))
+    let back = Place::url(&grant, "/hosts");
+    register_from(
+        &state,
+        &op,
+        &caller,
+        Scope::Workspace(&grant),
+        &body,
+        "workspaces",
+        |_| back,
+    )
+    .await
 }
 
 /// Deletes one of the workspace's own hosts.

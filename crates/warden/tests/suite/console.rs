@@ -359,12 +359,7 @@ async fn a_workspace_ticket_source_is_set_refused_when_malformed_and_cleared_fro
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
     let browser = Browser::signed_in(&app, &admin);
-    let (_, page) = browser.get("/console/workspaces").await;
-    let csrf = hidden(&page, "csrf").unwrap();
-    let to = browser
-        .submit("/console/workspaces", &[("csrf", &csrf), ("name", "Alpha")])
-        .await;
-    let ws = to.split('/').nth(3).unwrap().to_owned();
+    let (ws, csrf) = browser.new_workspace("Alpha").await;
     let settings = format!("/console/workspaces/{ws}/settings");
     let tickets = r#"{"provider": "github", "project": "acme/payments"}"#;
     browser
@@ -445,12 +440,7 @@ async fn a_workspace_registers_and_deletes_a_host_of_its_own_from_the_console() 
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
     let browser = Browser::signed_in(&app, &admin);
-    let (_, page) = browser.get("/console/workspaces").await;
-    let csrf = hidden(&page, "csrf").unwrap();
-    let to = browser
-        .submit("/console/workspaces", &[("csrf", &csrf), ("name", "Alpha")])
-        .await;
-    let ws = to.split('/').nth(3).unwrap().to_owned();
+    let (ws, csrf) = browser.new_workspace("Alpha").await;
     let hosts = format!("/console/workspaces/{ws}/hosts");
     let (status, page) = browser.get(&hosts).await;
     assert_eq!(status, StatusCode::OK, "{page}");

@@ -624,11 +624,7 @@ async fn a_workspace_is_renamed_and_archived_from_its_settings_and_then_changes_
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
     let browser = Browser::signed_in(&app, &admin);
-    let (_, csrf) = open(&browser, "/console/workspaces").await;
-    let to = browser
-        .submit("/console/workspaces", &[("csrf", &csrf), ("name", "Alpha")])
-        .await;
-    let ws = to.split('/').nth(3).unwrap().to_owned();
+    let (ws, csrf) = browser.new_workspace("Alpha").await;
     let base = format!("/console/workspaces/{ws}");
     browser
         .submit(
