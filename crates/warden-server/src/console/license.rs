@@ -19,6 +19,14 @@ use crate::http::query::ApiQuery;
 use crate::identity::Caller;
 use crate::state::AppState;
 
+/// An RFC 3339 time as the console writes times: `2026-12-03 07:41 UTC`.
+fn shown(t: &str) -> String {
+    match (t.get(..10), t.get(11..16)) {
+        (Some(d), Some(h)) if t.len() > 16 => format!("{d} {h} UTC"),
+        _ => t.to_owned(),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "console/license.html")]
 struct LicensePage {
