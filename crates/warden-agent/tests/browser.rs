@@ -1,12 +1,15 @@
 //! The console walk-through in real Chromium with a real `warden-agent`
-//! (`crates/warden/tests/browser/console.mjs`): a workspace set up from its forms, the
-//! waiting host approved, a session started from a prompt with its output followed live,
+//! (`crates/warden/tests/browser/console.mjs`): a workspace set up from its forms, a host
+//! registered from the console (the agent started with the key the page showed) and
+//! approved once connected, a session started from a prompt with its output followed live,
 //! a file edited, the diff, the close, the administration pages and the audit export.
 //! Every page is checked for console errors, CSP violations and axe-core findings and
 //! photographed at two widths into `$CARGO_TARGET_TMPDIR/screenshots`. The browser is the
 //! slow peer: it runs once, on the SQLite pass.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -71,22 +74,27 @@ async fn the_console_walk_through_runs_a_session_in_chromium_on_a_real_agent() {
         .await
         .unwrap();
     assert!(made.success());
-    let (_, created) = app
-        .call(
-            &admin,
-            Method::POST,
-            "/api/v1/hosts",
-            Some(json!({"name": HOST, "kind": "session"})),
-        )
-        .await;
-    let host = created["host"]["id"].as_str().unwrap().to_owned();
-    let _agent = agent::start(
-        env!("CARGO_BIN_EXE_warden-agent"),
-        &app,
-        created["api_key"].as_str().unwrap(),
-        &root.path().join("agent-data"),
-    );
-    agent::wait_online(&app, &admin, &host).await;
+    // The walk-through registers the host and writes its key here; the real agent starts
+    // with it as soon as it appears, as an operator would on the host.
+    let key_file = root.path().join("host.key");
+    let agent = {
+        let (key_file, data_dir, base) = (
+            key_file.clone(),
+            root.path().join("agent-data"),
+            app.base.clone(),
+        );
+        tokio::spawn(async move {
+            let key = loop {
+                match tokio::fs::read_to_string(&key_file).await {
+                    Ok(k) if k.starts_with("whk_") => break k,
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            };
+            let mut child =
+                agent::start_at(env!("CARGO_BIN_EXE_warden-agent"), &base, &key, &data_dir);
+            let _ = child.wait().await;
+        })
+    };
 
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -102,11 +110,14 @@ async fn the_console_walk_through_runs_a_session_in_chromium_on_a_real_agent() {
             ("HOST", HOST.as_ref()),
             ("REPO", repo.as_os_str()),
             ("SHOTS", shots.as_os_str()),
+            ("KEY_FILE", key_file.as_os_str()),
         ],
     )
     .await;
+    agent.abort();
     assert_eq!(summary["problems"], json!([]), "{summary}");
-    assert_eq!(screenshots(&summary, &shots), 17, "{summary}");
+    assert_eq!(screenshots(&summary, &shots), 18, "{summary}");
+    assert_eq!(summary["key_shown"], true, "{summary}");
     assert_eq!(summary["feed_waiting"], 1, "{summary}");
     assert_eq!(summary["second_host"], 201, "{summary}");
     assert_eq!(summary["refreshed_without_reload"], true, "{summary}");

@@ -13,9 +13,14 @@ use crate::TestApp;
 /// Starts the agent at `binary` for `app` with the host key `key`, keeping its data in
 /// `data_dir`; it is killed when the handle drops.
 pub fn start(binary: &str, app: &TestApp, key: &str, data_dir: &Path) -> tokio::process::Child {
+    start_at(binary, &app.base, key, data_dir)
+}
+
+/// [`start`] for the server at `base`.
+pub fn start_at(binary: &str, base: &str, key: &str, data_dir: &Path) -> tokio::process::Child {
     tokio::process::Command::new(binary)
         .arg("--url")
-        .arg(&app.base)
+        .arg(base)
         .arg("--data-dir")
         .arg(data_dir)
         .env("WARDEN_HOST_KEY", key)

@@ -1,18 +1,21 @@
 // The console walk-through with a real warden-agent behind it, in Debian's Chromium: sign in,
 // create a workspace (its name is markup, shown as text), set its repository, a secret
-// variable and a provider key (never shown back), add a member, approve the waiting host,
+// variable and a provider key (never shown back), add a member, register a host (the test
+// starts the real agent with the key the page shows) and approve it once it is connected,
 // start a session from a prompt and watch its output arrive (terminal colours and markup in
 // it shown as plain text), open a file of its worktree, edit it, see the diff, close the
 // session, then the Users, Roles and Audit pages and the CSV export, and the activity feed.
 // Every page is checked and photographed (see harness.mjs). The summary also carries, for
 // each output line that arrived while the page was open, the time from the provider writing
 // it to the line being in the page (milliseconds, one machine's clock).
-// Usage: WARDEN_URL=… EMAIL=… PASSWORD=… MEMBER=… HOST=… REPO=… SHOTS=dir node console.mjs
+// Usage: WARDEN_URL=… EMAIL=… PASSWORD=… MEMBER=… HOST=… REPO=… SHOTS=dir KEY_FILE=path
+//        node console.mjs (the caller starts warden-agent with the key written to KEY_FILE)
 
+import { writeFileSync } from "node:fs";
 import { launch, step } from "./harness.mjs";
 
 const { WARDEN_URL: base, EMAIL: email, PASSWORD: password, MEMBER: member, HOST: host, REPO: repo,
-  SHOTS: shots } = process.env;
+  SHOTS: shots, KEY_FILE: keyFile } = process.env;
 const NAME = 'Payments <script>alert(1)</script>"><img src=x onerror=alert(2)> {{7*7}}';
 const { browser, summary, context: newContext, watch, check: checkPage } = await launch(shots);
 try {
@@ -40,8 +43,7 @@ try {
   await page.fill("input[name=password]", password);
   await page.click("text=Sign in with password");
   await page.waitForURL(`${base}/console`);
-  await check("console-home-waiting-host");
-  summary.feed_waiting = await page.locator(`ol.feed a:has-text("Host ${host} waits for your approval")`).count();
+  await check("console-home");
 
   step("create a workspace and set it up");
   await page.click("nav >> text=Workspaces");
@@ -75,10 +77,26 @@ try {
   summary.members = await page.locator("section[aria-labelledby=members-h] li").count();
   await check("workspace-members");
 
-  step("approve the waiting host");
+  step("register a host, start its agent with the key, approve it");
   await page.click("nav >> text=Hosts");
   await page.waitForURL(`${base}/console/hosts`);
+  await page.fill("section[aria-labelledby=register-h] input[name=name]", host);
+  await page.click("text=Register host");
+  const key = (await page.locator("pre.key").textContent()).trim();
+  summary.key_shown = key.startsWith("whk_");
+  await check("host-key");
+  // The test starts the real agent with the key it finds here.
+  writeFileSync(keyFile, key);
+  await page.click("text=Go to the host");
+  await page.click("text=All hosts");
+  await page.waitForURL(`${base}/console/hosts`);
+  // The list refreshes itself until the agent is connected.
+  await page.waitForSelector(`#host-lists li:has(strong:text-is('${host}')) .tag.online`, { timeout: 60000 });
   await check("hosts-waiting");
+  await page.click("nav >> text=Home");
+  summary.feed_waiting = await page.locator(`ol.feed a:has-text("Host ${host} waits for your approval")`).count();
+  await page.click("nav >> text=Hosts");
+  await page.waitForURL(`${base}/console/hosts`);
   // Another host registers meanwhile: the list shows it without a reload (htmx).
   const csrf = (await context.cookies()).find((c) => c.name === "__Host-warden_csrf").value;
   const registered = await context.request.post(`${base}/api/v1/hosts`, {
