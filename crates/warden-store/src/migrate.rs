@@ -62,6 +62,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(16, "0016_personal_tokens"),
     migration!(17, "0017_device_grants"),
     migration!(18, "0018_passkeys"),
+    migration!(19, "0019_display_names"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

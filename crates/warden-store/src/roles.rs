@@ -133,6 +133,36 @@ impl Tx {
         .await)?)
     }
 
+    /// A user's display name, if they gave one.
+    pub async fn display_name(&mut self, user: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, Option<String>>(
+            "SELECT display_name FROM users WHERE id = $1"
+        )
+        .bind(user)
+        .fetch_optional(c)
+        .await)?
+        .flatten())
+    }
+
+    /// Sets (or, with `None`, clears) a user's display name. Returns whether the user exists.
+    pub async fn set_display_name(
+        &mut self,
+        user: Uuid,
+        name: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE users SET display_name = $2, updated_at = $3 WHERE id = $1"
+        )
+        .bind(user)
+        .bind(name)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
     /// Sets a user's platform role (which must exist). Returns whether the user exists.
     pub async fn set_platform_role(
         &mut self,

@@ -19,6 +19,49 @@ pub async fn email(ctx: &Ctx, principal: &Principal) -> CoreResult<String> {
         .ok_or_else(|| Code::Unauthenticated.into())
 }
 
+/// The person's display name, if they gave one.
+pub async fn display_name(ctx: &Ctx, principal: &Principal) -> CoreResult<Option<String>> {
+    let mut tx = ctx.store.begin_read().await?;
+    let name = tx.display_name(principal.user_id).await?;
+    tx.commit().await?;
+    Ok(name)
+}
+
+/// Sets the person's display name (1 to 100 characters without control characters; blank
+/// clears it), recorded with the old and new names.
+pub async fn set_display_name(
+    ctx: &Ctx,
+    op: &Op,
+    principal: &Principal,
+    name: &str,
+) -> CoreResult<Option<String>> {
+    let name = name.trim();
+    if name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(crate::CoreError::invalid(
+            "name",
+            "at most 100 characters, without control characters",
+        ));
+    }
+    let new = Some(name).filter(|n| !n.is_empty());
+    let mut tx = ctx.store.begin().await?;
+    let old = tx.display_name(principal.user_id).await?;
+    if !tx
+        .set_display_name(principal.user_id, new, op.now_us())
+        .await?
+    {
+        return Err(Code::Unauthenticated.into());
+    }
+    let event = op.event(
+        "user.name_changed",
+        "user",
+        Some(principal.user_id.to_string()),
+        serde_json::json!({ "name": { "old": old, "new": new } }),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    tx.commit().await?;
+    Ok(new.map(str::to_owned))
+}
+
 /// Active device sessions, of one user or (for administrators) everyone's.
 pub async fn active_devices(ctx: &Ctx, op: &Op, user: Option<Uuid>) -> CoreResult<Vec<DeviceRow>> {
     let idle = i64::try_from(ctx.identity.config.session_idle.as_micros()).unwrap_or(i64::MAX);

@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Access::SignedIn, routes!(revoke_device))
         .add(Access::SignedIn, routes!(revoke_other_devices))
         .add(Access::SignedIn, routes!(change_password))
+        .add(Access::SignedIn, routes!(set_name))
 }
 
 /// The signed-in user.
@@ -199,4 +200,28 @@ pub(crate) async fn change_password(
     let (current, new) = (input.current_password, input.new_password);
     account::change_password(&state.ctx, &op, &caller.principal, current, new).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A display name.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisplayName {
+    /// 1 to 100 characters without control characters; blank (or null) clears it.
+    pub name: Option<String>,
+}
+
+/// Sets the signed-in user's display name (shown beside their email in the console).
+#[utoipa::path(put, path = "/api/v1/me/name", tag = "me", request_body = DisplayName,
+    responses(
+        (status = 200, description = "The name now", body = DisplayName),
+        (status = 422, description = "Too long or with control characters", content_type = "application/problem+json")))]
+pub(crate) async fn set_name(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    caller: Caller,
+    ApiJson(input): ApiJson<DisplayName>,
+) -> Result<Json<DisplayName>, ApiError> {
+    let name = input.name.unwrap_or_default();
+    let name = account::set_display_name(&state.ctx, &op, &caller.principal, &name).await?;
+    Ok(Json(DisplayName { name }))
 }

@@ -68,6 +68,8 @@ pub(crate) fn routes() -> Routes<AppState> {
 pub(crate) struct Frame {
     /// The signed-in person's email (empty on a page without a session).
     pub email: String,
+    /// Their display name, if they gave one.
+    pub name: Option<String>,
     /// Which navigation entry is current.
     pub section: &'static str,
     /// The session's CSRF token, for the page's forms.
@@ -156,6 +158,7 @@ pub(crate) async fn frame(
     let may = warden_core::access::platform_permissions(&state.ctx, &caller.principal).await?;
     Ok(Frame {
         email: account::email(&state.ctx, &caller.principal).await?,
+        name: account::display_name(&state.ctx, &caller.principal).await?,
         section,
         csrf: state.ctx.identity.csrf_token(caller.principal.session_id),
         notice,
@@ -269,6 +272,7 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "session-stopping" => Some("The session is asked to stop."),
         "session-closed" => Some("The session is closed: its worktree is removed."),
         "file-saved" => Some("The file is saved in the session's worktree."),
+        "name-saved" => Some("Your name is saved."),
         "password-changed" => Some("Your password is changed; your other sessions are signed out."),
         "invitation-sent" => Some("The invitation is sent: its link works for 7 days."),
         "invitation-revoked" => Some("The invitation is revoked: its link no longer works."),
@@ -375,6 +379,7 @@ pub(crate) fn error_page(
     let page = ErrorPage {
         frame: Frame {
             email: String::new(),
+            name: None,
             section: "",
             csrf: String::new(),
             notice: None,

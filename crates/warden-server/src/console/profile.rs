@@ -1,4 +1,4 @@
-//! Console → Profile: the person's signed-in devices (sign any out; this browser's own ends
+//! Console → Profile: the person's name, signed-in devices (sign any out; this browser's own ends
 //! this session), passkeys, personal access tokens (create one — its secret shown once — or
 //! revoke), and their password. Through `warden_core::identity`, as the API; what needs a
 //! session (not a token) refuses a personal access token there too.
@@ -27,6 +27,7 @@ pub(super) fn routes() -> Routes<AppState> {
         .add(Access::SignedIn, routes!(revoke_token))
         .add(Access::SignedIn, routes!(create_token))
         .add_recovery(Access::SignedIn, routes!(change_password))
+        .add(Access::SignedIn, routes!(set_name))
 }
 
 struct DeviceItem {
@@ -236,4 +237,19 @@ pub(crate) async fn change_password(
         }
     })?;
     Ok(Redirect::to("/console/profile?done=password-changed").into_response())
+}
+
+/// Sets the person's display name (`name`; blank clears it).
+#[utoipa::path(post, path = "/console/profile/name", tag = "console",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Saved: back to the profile")))]
+pub(crate) async fn set_name(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = Fields::parse(&body);
+    account::set_display_name(&state.ctx, &op, &caller.principal, form.text("name")).await?;
+    Ok(Redirect::to("/console/profile?done=name-saved").into_response())
 }

@@ -483,3 +483,68 @@ async fn a_workspace_registers_and_deletes_a_host_of_its_own_from_the_console() 
     assert!(page.contains("The host is deleted"), "{page}");
     assert!(!page.contains("<strong>alpha-runner</strong>"), "{page}");
 }
+
+#[tokio::test]
+async fn a_name_with_markup_is_shown_as_text_wherever_the_console_shows_it() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let browser = Browser::signed_in(&app, &admin);
+    let (status, page) = browser.get("/console/profile").await;
+    let csrf = hidden(&page, "csrf").unwrap_or_else(|| panic!("{status} {page}"));
+    let hostile = "Ada <script>alert(1)</script>\"><img src=x onerror=alert(2)> {{7*7}}";
+    let to = browser
+        .submit(
+            "/console/profile/name",
+            &[("csrf", &csrf), ("name", hostile)],
+        )
+        .await;
+    assert_eq!(to, "/console/profile?done=name-saved");
+    for path in [
+        "/console",
+        "/console/profile",
+        "/console/workspaces",
+        "/console/hosts",
+    ] {
+        let (status, page) = browser.get(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            !page.contains("<script>alert") && !page.contains("<img src=x"),
+            "{path}: {page}"
+        );
+        assert!(
+            page.contains("Ada &#60;script&#62;alert(1)&#60;/script&#62;&#34;&#62;&#60;img src=x onerror=alert(2)&#62; {{7*7}} · "),
+            "{path}: {page}"
+        );
+    }
+    let changed = crate::identity::audit_rows(&app, "user.name_changed").await;
+    assert_eq!(changed.len(), 1);
+    // Too long, or with a control character: refused with the reason; blank clears it.
+    let (status, page) = browser
+        .post(
+            "/console/profile/name",
+            &[("csrf", &csrf), ("name", &"x".repeat(101))],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    let (status, body) = app
+        .call(
+            &admin,
+            reqwest::Method::PUT,
+            "/api/v1/me/name",
+            Some(serde_json::json!({"name": "bell\u{7}"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = app
+        .call(
+            &admin,
+            reqwest::Method::PUT,
+            "/api/v1/me/name",
+            Some(serde_json::json!({"name": "  "})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["name"].is_null(), "{body}");
+    let (_, page) = browser.get("/console").await;
+    assert!(!page.contains("Ada"), "{page}");
+}
