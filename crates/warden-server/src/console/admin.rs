@@ -37,9 +37,15 @@ pub(super) fn routes() -> Routes<AppState> {
         .add(Platform(Permission::USERS_UPDATE), routes!(set_role))
         .add(Platform(Permission::USERS_UPDATE), routes!(deactivate))
         .add(Platform(Permission::USERS_UPDATE), routes!(reactivate))
+        .add(Platform(Permission::USERS_UPDATE), routes!(reset_password))
+        .add(
+            Platform(Permission::SESSIONS_DELETE),
+            routes!(sign_out_everywhere),
+        )
         .add(Platform(Permission::ADMIN_READ), routes!(roles_page))
         .add(Platform(Permission::ADMIN_CREATE), routes!(create_role))
         .add(Platform(Permission::ADMIN_DELETE), routes!(delete_role))
+        .add(Platform(Permission::ADMIN_UPDATE), routes!(update_role))
 }
 
 /// Users: which page, and the notice after a change.
@@ -79,6 +85,7 @@ struct UsersPage {
     roles: Vec<String>,
     may_update: bool,
     may_invite: bool,
+    may_sign_out: bool,
 }
 
 const USERS_PER_PAGE: i64 = 100;
@@ -131,6 +138,7 @@ pub(crate) async fn users_page(
     let page = UsersPage {
         may_update: frame.may.contains(Permission::USERS_UPDATE),
         may_invite: frame.may.contains(Permission::USERS_CREATE),
+        may_sign_out: frame.may.contains(Permission::SESSIONS_DELETE),
         frame,
         users,
         next,
@@ -245,6 +253,8 @@ struct RoleColumn {
     name: String,
     builtin: bool,
     description: String,
+    /// The permission names it grants, for the edit form.
+    grants: Vec<String>,
 }
 
 /// A row of the matrix: a permission, and whether each role (in column order) grants it.
@@ -261,6 +271,7 @@ struct RolesPage {
     matrix: Vec<PermissionRow>,
     may_create: bool,
     may_delete: bool,
+    may_edit: bool,
 }
 
 /// The platform roles and what each grants, as a matrix; the form that defines a role.
@@ -285,6 +296,7 @@ pub(crate) async fn roles_page(
     let roles = rows
         .into_iter()
         .map(|r| RoleColumn {
+            grants: r.grants().names(),
             name: r.name,
             builtin: r.builtin,
             description: r.description,
@@ -300,6 +312,7 @@ pub(crate) async fn roles_page(
     let page = RolesPage {
         may_create: frame.may.contains(Permission::ADMIN_CREATE),
         may_delete: frame.may.contains(Permission::ADMIN_DELETE),
+        may_edit: frame.may.contains(Permission::ADMIN_UPDATE),
         frame,
         roles,
         matrix,
@@ -339,4 +352,57 @@ pub(crate) async fn delete_role(
 ) -> Result<Response, ApiError> {
     roles::delete(&state.ctx, &op, &grant, &name).await?;
     Ok(Redirect::to("/console/admin/roles?done=role-deleted").into_response())
+}
+
+/// Sets a user's password (`new_password`, checked against the policy) and signs them out
+/// everywhere.
+#[utoipa::path(post, path = "/console/admin/users/{id}/password", tag = "console",
+    params(("id" = String, Path, description = "User id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Back to the users")))]
+pub(crate) async fn reset_password(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    PlatformAccess(grant): PlatformAccess,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let password = Fields::parse(&body).text("new_password").to_owned();
+    users::reset_password(&state.ctx, &op, &grant, &id, password).await?;
+    Ok(to_users("password-reset"))
+}
+
+/// Ends every session and personal access token of a user, at once, on every node.
+#[utoipa::path(post, path = "/console/admin/users/{id}/sign-out", tag = "console",
+    params(("id" = String, Path, description = "User id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Back to the users")))]
+pub(crate) async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    PlatformAccess(grant): PlatformAccess,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    warden_core::identity::tokens::revoke_everything(&state.ctx, &op, &grant, &id).await?;
+    Ok(to_users("signed-out-everywhere"))
+}
+
+/// Replaces a custom role's permissions and description (`description`, one `permission`
+/// field each); its holders are affected on their next request.
+#[utoipa::path(post, path = "/console/admin/roles/{name}", tag = "console",
+    params(("name" = String, Path, description = "Role name")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Saved: back to the roles")))]
+pub(crate) async fn update_role(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    PlatformAccess(grant): PlatformAccess,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = Fields::parse(&body);
+    let permissions: Vec<String> = form.all("permission").map(str::to_owned).collect();
+    let def = Definition::parse(&grant, &permissions, form.text("description").to_owned())?;
+    roles::update(&state.ctx, &op, &grant, &name, &def).await?;
+    Ok(Redirect::to("/console/admin/roles?done=role-saved").into_response())
 }

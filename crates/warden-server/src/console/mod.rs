@@ -281,8 +281,16 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "user-reactivated" => Some("The user is reactivated: they can sign in again."),
         "role-created" => Some("The role is defined."),
         "role-deleted" => Some("The role is deleted."),
+        "role-saved" => {
+            Some("The role is saved: its holders have the new permissions from their next request.")
+        }
+        "password-reset" => Some("The password is set and that person is signed out everywhere."),
+        "signed-out-everywhere" => {
+            Some("Every session and personal access token of that person has ended.")
+        }
         "policy-saved" => Some("The sign-in policy is saved."),
         "provider-added" => Some("The provider is added: its button is on the sign-in page."),
+        "provider-saved" => Some("The provider is saved."),
         "provider-deleted" => {
             Some("The provider is deleted: its button is gone from the sign-in page.")
         }

@@ -34,6 +34,10 @@ pub(super) fn routes() -> Routes<AppState> {
         )
         .add(Platform(Permission::SETTINGS_READ), routes!(mail_page))
         .add(Platform(Permission::SETTINGS_UPDATE), routes!(set_policy))
+        .add(
+            Platform(Permission::SETTINGS_UPDATE),
+            routes!(update_provider),
+        )
 }
 
 struct ProviderItem {
@@ -46,6 +50,11 @@ struct ProviderItem {
     jit: String,
     link_by_email: bool,
     callback: String,
+    /// For the edit form.
+    domains_raw: String,
+    jit_on: bool,
+    default_role: String,
+    private_network: bool,
 }
 
 #[derive(Template)]
@@ -75,6 +84,10 @@ pub(crate) async fn sso_page(
         .into_iter()
         .map(|p| ProviderItem {
             callback: warden_core::sso::flow::callback_url(&state.ctx, &p.slug),
+            domains_raw: p.allowed_domains.replace(' ', ", "),
+            jit_on: p.jit,
+            default_role: p.default_role.clone(),
+            private_network: p.allow_private_network,
             slug: p.slug,
             name: p.display_name,
             issuer: p.issuer,
@@ -107,19 +120,10 @@ pub(crate) async fn sso_page(
     Ok(render(&page, StatusCode::OK))
 }
 
-/// Adds a provider (`slug`, `display_name`, `preset`: google, entra or issuer; `tenant`,
-/// `issuer`, `client_id`, `client_secret`, `allowed_domains`, `jit`, `default_role`,
-/// `link_by_email`).
-#[utoipa::path(post, path = "/console/admin/sso", tag = "console",
-    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 303, description = "Added: back to the providers")))]
-pub(crate) async fn add_provider(
-    State(state): State<AppState>,
-    UserOp(op): UserOp,
-    PlatformAccess(grant): PlatformAccess,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let form = Fields::parse(&body);
+/// A provider's settings as a form gives them (`preset`: google, entra or issuer; `tenant`,
+/// `issuer`, `client_id`, `client_secret` — blank keeps the stored one on a change —,
+/// `allowed_domains`, `jit`, `default_role`, `link_by_email`).
+fn settings_from(form: &Fields) -> Result<Settings, ApiError> {
     let issuer = match form.text("preset") {
         "google" => Issuer::Google,
         "entra" => Issuer::Entra {
@@ -130,7 +134,7 @@ pub(crate) async fn add_provider(
             return Err(CoreError::invalid("preset", "must be google, entra or issuer").into());
         }
     };
-    let settings = Settings {
+    Ok(Settings {
         display_name: form.text("display_name").trim().to_owned(),
         issuer,
         client_id: form.text("client_id").trim().to_owned(),
@@ -145,8 +149,24 @@ pub(crate) async fn add_provider(
         jit: form.text("jit") == "on",
         default_role: form.given("default_role").map(str::to_owned),
         link_by_email: form.text("link_by_email") == "on",
-        allow_private_network: false,
-    };
+        allow_private_network: form.text("allow_private_network") == "on",
+    })
+}
+
+/// Adds a provider (`slug`, `display_name`, `preset`: google, entra or issuer; `tenant`,
+/// `issuer`, `client_id`, `client_secret`, `allowed_domains`, `jit`, `default_role`,
+/// `link_by_email`).
+#[utoipa::path(post, path = "/console/admin/sso", tag = "console",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Added: back to the providers")))]
+pub(crate) async fn add_provider(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    PlatformAccess(grant): PlatformAccess,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let form = Fields::parse(&body);
+    let settings = settings_from(&form)?;
     providers::create(&state.ctx, &op, &grant, form.text("slug").trim(), &settings).await?;
     Ok(Redirect::to("/console/admin/sso?done=provider-added").into_response())
 }
@@ -250,4 +270,22 @@ pub(crate) async fn set_policy(
     )
     .await?;
     Ok(Redirect::to("/console/admin/sso?done=policy-saved").into_response())
+}
+
+/// Changes a provider (the form of [`add_provider`] without `slug`; a blank secret keeps the
+/// stored one).
+#[utoipa::path(post, path = "/console/admin/sso/{slug}", tag = "console",
+    params(("slug" = String, Path, description = "Provider slug")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Saved: back to the providers")))]
+pub(crate) async fn update_provider(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    PlatformAccess(grant): PlatformAccess,
+    Path(slug): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let settings = settings_from(&Fields::parse(&body))?;
+    providers::update(&state.ctx, &op, &grant, &slug, &settings).await?;
+    Ok(Redirect::to("/console/admin/sso?done=provider-saved").into_response())
 }

@@ -527,6 +527,27 @@ async fn single_sign_on_providers_are_added_from_the_console_and_appear_on_the_s
     assert!(page.contains("redirect=%2Fconsole\""), "{page}");
 
     let (_, csrf) = open(&browser, "/console/admin/sso").await;
+    // Edited with the secret left blank: the name changes, the secret is kept.
+    let to = browser
+        .submit(
+            "/console/admin/sso/acme",
+            &[
+                ("csrf", &csrf),
+                ("preset", "issuer"),
+                ("display_name", "Acme Login"),
+                ("issuer", "https://idp.example.com"),
+                ("client_id", "warden-client"),
+                ("client_secret", ""),
+            ],
+        )
+        .await;
+    assert_eq!(to, "/console/admin/sso?done=provider-saved");
+    let (page, _) = open(&browser, &to).await;
+    assert!(page.contains("<strong>Acme Login</strong>"), "{page}");
+    assert!(
+        page.contains("secret <span class=\"tag\">set</span>"),
+        "{page}"
+    );
     browser
         .submit("/console/admin/sso/acme/delete", &[("csrf", &csrf)])
         .await;
@@ -722,4 +743,96 @@ async fn a_host_is_kept_to_chosen_workspaces_from_its_page() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
     assert_eq!(audit_rows(&app, "host.workspaces_changed").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_administrator_sets_a_password_signs_someone_out_and_edits_a_role_from_the_console() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let member_id = create_member(&app, &admin).await;
+    let member_token = app.sign_in(MEMBER, PASSWORD).await.unwrap();
+    let browser = Browser::signed_in(&app, &admin);
+    let (page, csrf) = open(&browser, "/console/admin/users").await;
+    assert!(
+        page.contains(&format!("Sign out {MEMBER} everywhere")),
+        "{page}"
+    );
+
+    // Signed out everywhere: the member's session ends at once.
+    let to = browser
+        .submit(
+            &format!("/console/admin/users/{member_id}/sign-out"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(to, "/console/admin/users?done=signed-out-everywhere");
+    let (status, _) = app
+        .call(&member_token, Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A new password: the policy applies; the old one stops working.
+    let (status, page) = browser
+        .post(
+            &format!("/console/admin/users/{member_id}/password"),
+            &[("csrf", &csrf), ("new_password", "short")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+    let to = browser
+        .submit(
+            &format!("/console/admin/users/{member_id}/password"),
+            &[
+                ("csrf", &csrf),
+                ("new_password", "copper kettle 8812 marsh"),
+            ],
+        )
+        .await;
+    assert_eq!(to, "/console/admin/users?done=password-reset");
+    assert!(
+        app.sign_in(MEMBER, "copper kettle 8812 marsh")
+            .await
+            .is_ok()
+    );
+    assert!(app.sign_in(MEMBER, PASSWORD).await.is_err());
+
+    // A custom role, edited: its permissions are replaced.
+    let (status, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/admin/roles",
+            Some(json!({"name": "helpdesk", "permissions": ["users.read", "sessions.read"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (page, csrf) = open(&browser, "/console/admin/roles").await;
+    assert!(page.contains("value=\"users.read\" checked"), "{page}");
+    let to = browser
+        .submit(
+            "/console/admin/roles/helpdesk",
+            &[
+                ("csrf", &csrf),
+                ("description", "Reads sessions"),
+                ("permission", "sessions.read"),
+            ],
+        )
+        .await;
+    assert_eq!(to, "/console/admin/roles?done=role-saved");
+    let (_, roles) = app
+        .call(&admin, Method::GET, "/api/v1/admin/roles", None)
+        .await;
+    let helpdesk = roles["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "helpdesk")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        helpdesk["permissions"],
+        json!(["sessions.read"]),
+        "{helpdesk}"
+    );
+    assert_eq!(helpdesk["description"], "Reads sessions");
 }
