@@ -275,6 +275,19 @@ async fn a_workspace_is_set_up_and_a_session_run_edited_and_closed_from_the_cons
         page.contains("<span class=\"add\">+changed &#60;i&#62;from&#60;/i&#62; the console"),
         "{page}"
     );
+    // A file deleted from its page: back to its directory, without it.
+    let back = browser
+        .submit(
+            &format!("{to}/file/delete"),
+            &[("csrf", &csrf), ("path", "notes.txt")],
+        )
+        .await;
+    assert_eq!(back, format!("{to}/files?path="));
+    let (page, _) = open(&browser, &back).await;
+    assert!(
+        !page.contains(">notes.txt</a>") && page.contains(">README.md</a>"),
+        "{page}"
+    );
     let audit = ok(
         &app,
         &admin,

@@ -41,6 +41,7 @@ pub(super) fn routes() -> Routes<AppState> {
         .add(read, routes!(files_page))
         .add(read, routes!(file_page))
         .add(update, routes!(save_file))
+        .add(update, routes!(delete_file))
         .add(read, routes!(diff_page))
 }
 
@@ -541,4 +542,28 @@ pub(crate) async fn diff_page(
         lines,
     };
     Ok(render(&page, StatusCode::OK))
+}
+
+/// Deletes a file of the worktree (`path`), then shows its directory.
+#[utoipa::path(post, path = "/console/workspaces/{workspace_id}/sessions/{session_id}/file/delete", tag = "console",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("session_id" = String, Path, description = "Session id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Deleted: to its directory")))]
+pub(crate) async fn delete_file(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    Path(path): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path.1;
+    let file = Fields::parse(&body).text("path").to_owned();
+    files::delete(&state.ctx, &op, &grant, &id, Some(file.clone())).await?;
+    let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+    Ok(Redirect::to(&Place::url(
+        &grant,
+        &format!("/sessions/{id}/files?path={}", query_path(dir)),
+    ))
+    .into_response())
 }

@@ -63,6 +63,8 @@ struct ProfilePage {
     tokens: Vec<TokenItem>,
     /// The permissions a new token may carry: the person's own.
     grantable: Vec<String>,
+    /// The person's workspaces, one of which a token may be kept to (id, name).
+    workspaces: Vec<(String, String)>,
 }
 
 /// Profile: signed-in devices (sign any out), passkeys, personal access tokens (revoke).
@@ -111,6 +113,18 @@ pub(crate) async fn profile(
             last_used_at: t.last_used_at.map_or_else(|| "never".to_owned(), when),
         })
         .collect();
+    let listing = warden_core::workspaces::Listing {
+        all: false,
+        archived: false,
+        cursor: None,
+        limit: Some(200),
+    };
+    let workspaces = warden_core::workspaces::list(&state.ctx, &op, p, listing)
+        .await?
+        .items
+        .into_iter()
+        .map(|w| (w.id.to_string(), w.name))
+        .collect();
     let frame = frame(
         &state,
         &caller,
@@ -119,6 +133,7 @@ pub(crate) async fn profile(
     )
     .await?;
     let page = ProfilePage {
+        workspaces,
         grantable: frame.may.names(),
         frame,
         devices,
@@ -189,7 +204,7 @@ pub(crate) async fn create_token(
     let input = tokens::NewToken {
         name: form.text("name").to_owned(),
         permissions: form.all("permission").map(str::to_owned).collect(),
-        workspace_id: None,
+        workspace_id: form.given("workspace_id").map(str::to_owned),
         expires_in_days: days,
     };
     let made = tokens::create(&state.ctx, &op, &caller.principal, input).await?;

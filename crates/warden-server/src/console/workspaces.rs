@@ -99,20 +99,34 @@ struct WorkspacesPage {
     frame: Frame,
     items: Vec<WorkspaceItem>,
     may_create: bool,
+    /// Whether the person may list every workspace, and whether this page does.
+    may_all: bool,
+    all: bool,
 }
 
-/// The person's workspaces (up to 200), and the form that creates one.
-#[utoipa::path(get, path = "/console/workspaces", tag = "console", params(Done),
+/// Which workspaces the list shows.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct WorkspacesQuery {
+    /// `true`: every workspace (platform `workspaces.read`; audited), not only the person's.
+    #[serde(default)]
+    pub all: bool,
+    /// A fixed notice (see the console's `notice`).
+    pub done: Option<String>,
+}
+
+/// The person's workspaces (up to 200) — or, for those who may, every workspace — and the
+/// form that creates one.
+#[utoipa::path(get, path = "/console/workspaces", tag = "console", params(WorkspacesQuery),
     responses((status = 200, description = "Page", content_type = "text/html"),
               (status = 303, description = "Not signed in: to /sign-in")))]
 pub(crate) async fn workspaces(
     State(state): State<AppState>,
     UserOp(op): UserOp,
     caller: Caller,
-    ApiQuery(done): ApiQuery<Done>,
+    ApiQuery(q): ApiQuery<WorkspacesQuery>,
 ) -> Result<Response, ApiError> {
     let listing = Listing {
-        all: false,
+        all: q.all,
         archived: true,
         cursor: None,
         limit: Some(200),
@@ -139,11 +153,13 @@ pub(crate) async fn workspaces(
         &state,
         &caller,
         "workspaces",
-        super::notice(done.done.as_deref()),
+        super::notice(q.done.as_deref()),
     )
     .await?;
     let page = WorkspacesPage {
         may_create: frame.may.contains(Permission::WORKSPACES_CREATE),
+        may_all: frame.may.contains(Permission::WORKSPACES_READ),
+        all: q.all,
         frame,
         items,
     };

@@ -548,3 +548,76 @@ async fn a_name_with_markup_is_shown_as_text_wherever_the_console_shows_it() {
     let (_, page) = browser.get("/console").await;
     assert!(!page.contains("Ada"), "{page}");
 }
+
+#[tokio::test]
+async fn every_workspace_is_listed_for_those_who_may_and_a_token_is_kept_to_one_workspace() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let signed_in = member(&app, &admin).await;
+    let member_token = signed_in["access_token"].as_str().unwrap().to_owned();
+    // The member's own workspace, which the administrator does not belong to.
+    let (_, theirs) = app
+        .call(
+            &member_token,
+            reqwest::Method::POST,
+            "/api/v1/workspaces",
+            Some(serde_json::json!({"name": "Theirs"})),
+        )
+        .await;
+    let theirs = theirs["id"].as_str().unwrap().to_owned();
+    let browser = Browser::signed_in(&app, &admin);
+    let (_, page) = browser.get("/console/workspaces").await;
+    assert!(!page.contains("Theirs"), "{page}");
+    assert!(
+        page.contains("href=\"/console/workspaces?all=true\""),
+        "{page}"
+    );
+    let (_, page) = browser.get("/console/workspaces?all=true").await;
+    assert!(
+        page.contains(&format!("href=\"/console/workspaces/{theirs}\"")),
+        "{page}"
+    );
+    assert_eq!(
+        crate::identity::audit_rows(&app, "workspace.listed_all")
+            .await
+            .len(),
+        1
+    );
+    let (_, page) = Browser::signed_in(&app, &member_token)
+        .get("/console/workspaces")
+        .await;
+    assert!(!page.contains("all=true"), "{page}");
+    let (status, _) = Browser::signed_in(&app, &member_token)
+        .get("/console/workspaces?all=true")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A token kept to one workspace reaches no other.
+    let member_browser = Browser::signed_in(&app, &member_token);
+    let (_, page) = member_browser.get("/console/profile").await;
+    assert!(
+        page.contains(&format!("<option value=\"{theirs}\">only Theirs</option>")),
+        "{page}"
+    );
+    let csrf = hidden(&page, "csrf").unwrap();
+    let (status, page) = member_browser
+        .post(
+            "/console/profile/tokens",
+            &[
+                ("csrf", &csrf),
+                ("name", "theirs only"),
+                ("expires_in_days", "7"),
+                ("workspace_id", &theirs),
+                ("permission", "workspaces.create"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let marker = "<pre class=\"snippet key\" tabindex=\"0\">";
+    let start = page.find(marker).unwrap() + marker.len();
+    let secret = page[start..].split('<').next().unwrap().to_owned();
+    let (status, _) = app
+        .call(&secret, reqwest::Method::GET, "/api/v1/admin/users", None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "no platform routes");
+}
