@@ -267,7 +267,7 @@ pub(crate) async fn register(
 }
 
 /// A workspace a platform host may serve, and whether it is chosen.
-struct Served {
+pub(super) struct Served {
     id: String,
     name: String,
     chosen: bool,
@@ -278,6 +278,10 @@ struct Served {
 struct HostPage {
     frame: Frame,
     h: HostItem,
+    /// Where its forms post (`…/allow-list`, `…/rotate-key`, `…/delete`).
+    base: String,
+    /// The list it belongs to.
+    back: String,
     /// For a platform host, with `hosts.update`: every workspace, the chosen ones ticked.
     served: Option<Vec<Served>>,
     restricted: bool,
@@ -328,13 +332,50 @@ pub(crate) async fn host_page(
     } else {
         None
     };
-    let frame = frame(
+    let place = HostPlace {
+        base: format!("/console/hosts/{id}"),
+        back: "/console/hosts".to_owned(),
+        section: "hosts",
+        may_update,
+        may_delete: grant.platform().contains(Permission::HOSTS_DELETE),
+    };
+    let notice = super::notice(done.done.as_deref());
+    show_host(
         &state,
+        &op,
         &caller,
-        "hosts",
-        super::notice(done.done.as_deref()),
+        h,
+        place,
+        served,
+        !chosen.is_empty(),
+        notice,
     )
-    .await?;
+    .await
+}
+
+/// Where a host's page lives, and what the person may do there.
+pub(super) struct HostPlace {
+    pub base: String,
+    pub back: String,
+    pub section: &'static str,
+    pub may_update: bool,
+    pub may_delete: bool,
+}
+
+/// A host's page: what it reports, its allow-list, key and deletion (and, for a shared host,
+/// the workspaces it serves).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn show_host(
+    state: &AppState,
+    op: &warden_core::Op,
+    caller: &Caller,
+    h: warden_store::hosts::HostRow,
+    place: HostPlace,
+    served: Option<Vec<Served>>,
+    restricted: bool,
+    notice: Option<&'static str>,
+) -> Result<Response, ApiError> {
+    let frame = frame(state, caller, place.section, notice).await?;
     let page = HostPage {
         allow: h
             .allow_list
@@ -347,12 +388,56 @@ pub(crate) async fn host_page(
             .clone()
             .unwrap_or_else(|| "not reported yet".to_owned()),
         previous_key_until: h.previous_key_until.map(when),
-        may_update,
-        may_delete: frame.may.contains(Permission::HOSTS_DELETE),
-        restricted: !chosen.is_empty(),
+        may_update: place.may_update,
+        may_delete: place.may_delete,
+        restricted,
         served,
+        base: place.base,
+        back: place.back,
         h: item(h, op.now_us()),
         frame,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+/// Replaces the allow-list of the host `id` in `scope` with the form's `allow_list`.
+pub(super) async fn allow_list_from(
+    state: &AppState,
+    op: &warden_core::Op,
+    scope: Scope<'_>,
+    id: &str,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let entries = lines(Fields::parse(body).text("allow_list"));
+    admin::set_allow_list(&state.ctx, op, scope, id, &entries).await?;
+    Ok(())
+}
+
+/// Issues a new key for the host `id` in `scope` (the form's `grace_minutes`) and answers
+/// with it, shown this once.
+pub(super) async fn rotate_from(
+    state: &AppState,
+    op: &warden_core::Op,
+    caller: &Caller,
+    scope: Scope<'_>,
+    id: &str,
+    body: &[u8],
+    (section, back): (&'static str, String),
+) -> Result<Response, ApiError> {
+    let form = Fields::parse(body);
+    let grace = match form.given("grace_minutes") {
+        None => None,
+        Some(g) => Some(g.parse::<i64>().map_err(|_| {
+            warden_core::CoreError::invalid("grace_minutes", "must be between 0 and 10080 minutes")
+        })?),
+    };
+    let made = admin::rotate_key(&state.ctx, op, scope, id, grace).await?;
+    let page = KeyPage {
+        frame: frame(state, caller, section, None).await?,
+        back,
+        name: made.host.name.clone(),
+        key: made.api_key,
+        rotated: true,
     };
     Ok(render(&page, StatusCode::OK))
 }
@@ -370,8 +455,7 @@ pub(crate) async fn allow_list(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let entries = lines(Fields::parse(&body).text("allow_list"));
-    admin::set_allow_list(&state.ctx, &op, Scope::Platform(&grant), &id, &entries).await?;
+    allow_list_from(&state, &op, Scope::Platform(&grant), &id, &body).await?;
     Ok(Redirect::to(&format!("/console/hosts/{id}?done=allow-list-saved")).into_response())
 }
 
@@ -389,22 +473,17 @@ pub(crate) async fn rotate_key(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let form = Fields::parse(&body);
-    let grace = match form.given("grace_minutes") {
-        None => None,
-        Some(g) => Some(g.parse::<i64>().map_err(|_| {
-            warden_core::CoreError::invalid("grace_minutes", "must be between 0 and 10080 minutes")
-        })?),
-    };
-    let made = admin::rotate_key(&state.ctx, &op, Scope::Platform(&grant), &id, grace).await?;
-    let page = KeyPage {
-        frame: frame(&state, &caller, "hosts", None).await?,
-        back: format!("/console/hosts/{}", made.host.id),
-        name: made.host.name.clone(),
-        key: made.api_key,
-        rotated: true,
-    };
-    Ok(render(&page, StatusCode::OK))
+    let back = format!("/console/hosts/{id}");
+    rotate_from(
+        &state,
+        &op,
+        &caller,
+        Scope::Platform(&grant),
+        &id,
+        &body,
+        ("hosts", back),
+    )
+    .await
 }
 
 /// Deletes a host: its key stops working and its connection ends.

@@ -1,6 +1,6 @@
 //! Console → a workspace's own Hosts: the hosts registered for this workspace alone (they
 //! serve only it, and wait for an administrator's approval like any host), registering one
-//! (its key shown once) and deleting one. Through `warden_core::hosts::admin` with the
+//! (its key shown once), a host's page (allow-list, key rotation) and deleting one. Through `warden_core::hosts::admin` with the
 //! workspace scope, as the API.
 
 use askama::Template;
@@ -12,7 +12,9 @@ use utoipa_axum::routes;
 use warden_core::hosts::admin::{self, Scope};
 use warden_domain::access::{Access, Permission};
 
-use super::hosts::{HostItem, item, register_from};
+use super::hosts::{
+    HostItem, HostPlace, allow_list_from, item, register_from, rotate_from, show_host,
+};
 use super::workspaces::Place;
 use super::{Done, Frame, frame, render};
 use crate::http::authz::{UserOp, WorkspaceAccess};
@@ -28,6 +30,9 @@ pub(super) fn routes() -> Routes<AppState> {
         .add(Workspace(Permission::HOSTS_READ), routes!(hosts_page))
         .add(Workspace(Permission::HOSTS_CREATE), routes!(register))
         .add(Workspace(Permission::HOSTS_DELETE), routes!(delete))
+        .add(Workspace(Permission::HOSTS_READ), routes!(host_page))
+        .add(Workspace(Permission::HOSTS_UPDATE), routes!(allow_list))
+        .add(Workspace(Permission::HOSTS_UPDATE), routes!(rotate_key))
 }
 
 #[derive(Template)]
@@ -115,4 +120,81 @@ pub(crate) async fn delete(
 ) -> Result<Response, ApiError> {
     admin::delete(&state.ctx, &op, Scope::Workspace(&grant), &path.1).await?;
     Ok(Redirect::to(&Place::url(&grant, "/hosts?done=host-deleted")).into_response())
+}
+
+/// One of the workspace's own hosts: what it reports, its allow-list, key and deletion.
+#[utoipa::path(get, path = "/console/workspaces/{workspace_id}/hosts/{host_id}", tag = "console",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("host_id" = String, Path, description = "Host id"), Done),
+    responses((status = 200, description = "Page", content_type = "text/html"),
+              (status = 404, description = "No such host in this workspace", content_type = "text/html")))]
+pub(crate) async fn host_page(
+    State(state): State<AppState>,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    UserOp(op): UserOp,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+    ApiQuery(done): ApiQuery<Done>,
+) -> Result<Response, ApiError> {
+    let id = path.1;
+    let h = admin::get(&state.ctx, Scope::Workspace(&grant), &id).await?;
+    let place = HostPlace {
+        base: Place::url(&grant, &format!("/hosts/{id}")),
+        back: Place::url(&grant, "/hosts"),
+        section: "workspaces",
+        may_update: grant.holds(Permission::HOSTS_UPDATE),
+        may_delete: grant.holds(Permission::HOSTS_DELETE),
+    };
+    let notice = super::notice(done.done.as_deref());
+    show_host(&state, &op, &caller, h, place, None, false, notice).await
+}
+
+/// Replaces the allow-list of one of the workspace's own hosts (`allow_list`).
+#[utoipa::path(post, path = "/console/workspaces/{workspace_id}/hosts/{host_id}/allow-list", tag = "console",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("host_id" = String, Path, description = "Host id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Saved: back to the host")))]
+pub(crate) async fn allow_list(
+    State(state): State<AppState>,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    UserOp(op): UserOp,
+    Path(path): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path.1;
+    allow_list_from(&state, &op, Scope::Workspace(&grant), &id, &body).await?;
+    Ok(Redirect::to(&Place::url(
+        &grant,
+        &format!("/hosts/{id}?done=allow-list-saved"),
+    ))
+    .into_response())
+}
+
+/// Issues a new key for one of the workspace's own hosts (`grace_minutes`) and shows it once.
+#[utoipa::path(post, path = "/console/workspaces/{workspace_id}/hosts/{host_id}/rotate-key", tag = "console",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("host_id" = String, Path, description = "Host id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The new key, shown once", content_type = "text/html")))]
+pub(crate) async fn rotate_key(
+    State(state): State<AppState>,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    UserOp(op): UserOp,
+    caller: Caller,
+    Path(path): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = path.1;
+    let back = Place::url(&grant, &format!("/hosts/{id}"));
+    rotate_from(
+        &state,
+        &op,
+        &caller,
+        Scope::Workspace(&grant),
+        &id,
+        &body,
+        ("workspaces", back),
+    )
+    .await
 }

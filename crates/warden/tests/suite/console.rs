@@ -476,6 +476,45 @@ async fn a_workspace_registers_and_deletes_a_host_of_its_own_from_the_console() 
         .as_str()
         .unwrap()
         .to_owned();
+    // Its page: the allow-list and a new key, in this workspace's scope.
+    let (status, page) = browser.get(&format!("{hosts}/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(&format!("action=\"{hosts}/{id}/allow-list\"")),
+        "{page}"
+    );
+    assert!(
+        !page.contains("Workspaces it serves"),
+        "a workspace's own host serves it alone"
+    );
+    let to = browser
+        .submit(
+            &format!("{hosts}/{id}/allow-list"),
+            &[("csrf", &csrf), ("allow_list", "10.1.0.0/16")],
+        )
+        .await;
+    let (_, page) = browser.get(&to).await;
+    assert!(
+        page.contains("The allow-list is saved") && page.contains("10.1.0.0/16"),
+        "{page}"
+    );
+    let (status, page) = browser
+        .post(
+            &format!("{hosts}/{id}/rotate-key"),
+            &[("csrf", &csrf), ("grace_minutes", "0")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("New key for alpha-runner") && page.contains("whk_"),
+        "{page}"
+    );
+    // Another workspace's URL for it is a 404.
+    let (other, _) = browser.new_workspace("Beta").await;
+    let (status, _) = browser
+        .get(&format!("/console/workspaces/{other}/hosts/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let to = browser
         .submit(&format!("{hosts}/{id}/delete"), &[("csrf", &csrf)])
         .await;
