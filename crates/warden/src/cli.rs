@@ -505,7 +505,9 @@ pub enum KeysCommand {
     /// drops it and its cached verifications, and each token it signed is refused on its next
     /// request. When it was the key signing, a new key signs from now on.
     RevokeSigning {
-        /// The key id (`kid`), as published in /.well-known/jwks.json.
+        /// The key id (`kid`), as published in /.well-known/jwks.json. A kid is a base64url
+        /// thumbprint and may begin with `-`; it is taken as the kid, not as an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -557,4 +559,28 @@ pub struct ExportArgs {
 pub enum ConfigCommand {
     /// Validate the configuration and print the effective values, secrets redacted.
     Check,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kid is a base64url thumbprint: one in 64 begins with `-`, and the operator pasting
+    /// it from the JWKS must not be told it is an unknown option.
+    #[test]
+    fn a_kid_beginning_with_a_hyphen_is_taken_as_the_kid() {
+        let cli = Cli::try_parse_from(["warden", "keys", "revoke-signing", "-mQx0_a-b"]).unwrap();
+        match cli.command {
+            Command::Keys {
+                command: KeysCommand::RevokeSigning { kid },
+            } => assert_eq!(kid, "-mQx0_a-b"),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_command_line_definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }
