@@ -50,4 +50,12 @@ pub struct Ctx {
     pub oidc: Arc<warden_oidc::Oidc>,
     /// Background chaining and verification of the audit trail.
     pub audit_monitor: AuditMonitor,
+    /// Automations, webhooks and queue settings.
+    pub automations: crate::settings::AutomationsConfig,
+    /// This node's side of the durable work queue.
+    pub jobs: crate::jobs::Queue,
+    /// This node's automation scheduler.
+    pub scheduler: crate::automations::scheduler::Scheduler,
+    /// This node's webhook intake.
+    pub webhooks: crate::webhooks::intake::Intake,
 }

@@ -75,3 +75,37 @@ pub struct AuthConfig {
     /// The `iss` of access tokens.
     pub issuer: String,
 }
+
+/// Automations, event sources and the work queue.
+#[derive(Debug, Clone)]
+pub struct AutomationsConfig {
+    /// The largest webhook body accepted (bytes); checked before any signature.
+    pub webhook_body_limit: usize,
+    /// How long a webhook body may take to arrive before the connection is cut.
+    pub webhook_body_timeout: Duration,
+    /// Deliveries a new event source accepts per minute (each source can set its own).
+    pub webhook_rate_per_minute: i64,
+    /// Deliveries a new event source holds waiting at once (each source can set its own).
+    pub webhook_backlog: i64,
+    /// Runs of one workspace's automations whose sessions go on at once; more wait.
+    pub max_concurrent_runs: i64,
+    /// How long a node holds a claimed job before another may take it (heartbeats extend it
+    /// while the job runs).
+    pub job_lease: Duration,
+    /// Attempts before a job is dead.
+    pub job_attempts: i32,
+}
+
+impl Default for AutomationsConfig {
+    fn default() -> Self {
+        Self {
+            webhook_body_limit: 256 * 1024,
+            webhook_body_timeout: Duration::from_secs(10),
+            webhook_rate_per_minute: 60,
+            webhook_backlog: 100,
+            max_concurrent_runs: 4,
+            job_lease: Duration::from_secs(60),
+            job_attempts: 5,
+        }
+    }
+}

@@ -35,6 +35,8 @@ pub enum Area {
     Bots,
     /// Settings: a workspace's repository, variables, hooks, prompts, keys; platform settings.
     Settings,
+    /// Automations and the event sources that trigger them.
+    Automations,
 }
 
 impl Area {
@@ -51,6 +53,7 @@ impl Area {
             Self::Tickets => "tickets",
             Self::Bots => "bots",
             Self::Settings => "settings",
+            Self::Automations => "automations",
         }
     }
 }
@@ -152,6 +155,10 @@ permissions! {
     SETTINGS_CREATE = Settings.Create;
     SETTINGS_UPDATE = Settings.Update;
     SETTINGS_DELETE = Settings.Delete;
+    AUTOMATIONS_READ = Automations.Read;
+    AUTOMATIONS_CREATE = Automations.Create;
+    AUTOMATIONS_UPDATE = Automations.Update;
+    AUTOMATIONS_DELETE = Automations.Delete;
 }
 
 impl Permission {
@@ -403,6 +410,7 @@ impl WorkspaceRole {
             P::TICKETS_READ,
             P::BOTS_READ,
             P::SETTINGS_READ,
+            P::AUTOMATIONS_READ,
         ];
         const MEMBER: &[Permission] = &[
             P::SESSIONS_CREATE,
@@ -424,6 +432,9 @@ impl WorkspaceRole {
             P::BOTS_CREATE,
             P::BOTS_UPDATE,
             P::BOTS_DELETE,
+            P::AUTOMATIONS_CREATE,
+            P::AUTOMATIONS_UPDATE,
+            P::AUTOMATIONS_DELETE,
             P::SETTINGS_CREATE,
             P::SETTINGS_UPDATE,
             P::SETTINGS_DELETE,
@@ -599,6 +610,7 @@ mod tests {
             Area::Tickets,
             Area::Bots,
             Area::Settings,
+            Area::Automations,
         ] {
             for verb in [Verb::Read, Verb::Create, Verb::Update, Verb::Delete] {
                 let name = format!("{}.{}", area.as_str(), verb.as_str());

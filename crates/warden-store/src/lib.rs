@@ -6,12 +6,14 @@
 //! callers. Nothing here formats a connection URL or secret into an error.
 
 pub mod audit;
+pub mod automations;
 mod db;
 pub mod device;
 mod error;
 pub mod hosts;
 pub mod identity;
 pub mod invitations;
+pub mod jobs;
 pub mod keyring;
 pub mod license;
 pub mod links;

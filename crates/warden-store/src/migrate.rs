@@ -63,6 +63,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(17, "0017_device_grants"),
     migration!(18, "0018_passkeys"),
     migration!(19, "0019_display_names"),
+    migration!(20, "0020_automations"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

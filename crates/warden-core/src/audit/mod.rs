@@ -36,3 +36,13 @@ pub async fn export(
     ctx.audit_monitor.chain(&ctx.store, &ctx.audit_key).await;
     csv::stream(ctx.store.clone(), filter, None)
 }
+
+/// Records one event in a transaction of its own (what background work reports).
+pub async fn record_system(
+    ctx: &Ctx,
+    event: warden_domain::audit::NewEvent,
+) -> Result<(), warden_store::StoreError> {
+    let mut tx = ctx.store.begin().await?;
+    tx.record(&ctx.audit_key, &event).await?;
+    tx.commit().await
+}

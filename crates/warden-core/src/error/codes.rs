@@ -84,6 +84,10 @@ registry! {
     InvalidCredentials = 401, "invalid-credentials", "The email, password or token is not valid.";
     /// A single sign-on provider could not be reached or gave unusable documents.
     SsoProviderUnavailable = 502, "sso-provider-unavailable", "The identity provider could not be reached or answered with something unusable.";
+    /// Automation name taken.
+    AutomationExists = 409, "automation-exists", "An automation with this name exists in the workspace.";
+    /// Event source name taken.
+    EventSourceExists = 409, "event-source-exists", "An event source with this name exists in the workspace.";
     /// A single sign-on provider's slug is taken.
     SsoProviderExists = 409, "sso-provider-exists", "A single sign-on provider with this name exists.";
     /// Password sign-in is off (password-free mode).

@@ -24,6 +24,7 @@ pub struct StartSession {
     mode: SessionMode,
     prompt: String,
     host: Option<Uuid>,
+    id: Option<Uuid>,
 }
 
 impl StartSession {
@@ -89,7 +90,16 @@ impl StartSession {
             mode,
             prompt,
             host,
+            id: None,
         })
+    }
+
+    /// The session's id, chosen by the caller: starting it again with the same id finds the
+    /// session instead of opening a second (an automation run retried after a crash).
+    #[must_use]
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = Some(id);
+        self
     }
 }
 
@@ -125,6 +135,12 @@ pub async fn start(
     input: StartSession,
 ) -> CoreResult<SessionRow> {
     let mut tx = ctx.store.scoped(grant).await?;
+    if let Some(id) = input.id
+        && let Some(existing) = tx.session(id).await?
+    {
+        tx.commit().await?;
+        return Ok(existing);
+    }
     let workspace = tx.get().await?;
     let repository: Repository = stored_document(workspace.repository.as_deref(), "repository")?
         .ok_or(Code::NoRepository)?;
@@ -141,7 +157,7 @@ pub async fn start(
     let secrets = reports::secrets_for(ctx, &mut tx, input.provider)
         .await
         .map_err(|e| CoreError::internal(&e))?;
-    let id = Uuid::now_v7();
+    let id = input.id.unwrap_or_else(Uuid::now_v7);
     let provider_name = input.provider.map_or("command", Provider::as_str);
     tx.insert_session(&NewSession {
         id,

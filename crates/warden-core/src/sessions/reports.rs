@@ -83,7 +83,11 @@ pub async fn report(
             json!({ "status": status.as_str(), "exit_code": exit_code }),
         ),
     };
-    let ended = matches!(report, HostReport::Ended { .. });
+    let end_status = match report {
+        HostReport::Ended { status, .. } => Some(status),
+        HostReport::Started { .. } => None,
+    };
+    let ended = end_status.is_some();
     let applied = ctx
         .store
         .host_report(
@@ -95,7 +99,13 @@ pub async fn report(
         )
         .await;
     match applied {
-        Ok(Some(_)) => ctx.session_feeds.notify(id, ended),
+        Ok(Some(_)) => {
+            ctx.session_feeds.notify(id, ended);
+            if let Some(status) = end_status {
+                crate::automations::runner::session_ended(ctx, id, status != SessionStatus::Done)
+                    .await;
+            }
+        }
         Ok(None) => tracing::warn!(
             host = %host.host_id,
             session = %id,

@@ -1,0 +1,454 @@
+//! The webhook intake: what `POST /webhooks/{token}` does, and the worker behind it.
+//!
+//! The request path does the same small amount of work whatever the token: it hashes the
+//! token, looks the hash up in this node's routing table (every enabled source's token hash,
+//! reloaded from the database every second and at once after a change on this node), and —
+//! for a known token within its source's rate and backlog — hands the delivery to the
+//! worker. The answer is always the same `200`; nothing about a delivery's fate reaches the
+//! sender. Rate and backlog are first enforced here, per node, so a flood costs no database
+//! work; the worker enforces the per-minute limit again across the cluster.
+//!
+//! The worker takes deliveries in batches: it reads each source as stored (so a rotated
+//! token, a disabled source or a new secret applies to the very next delivery, on every
+//! node), verifies signatures over the raw bytes, applies the filter, and in one transaction
+//! stores what is accepted (a delivery id seen before is a replay, processed once), enqueues
+//! the automation runs and adds to the source's counters. While the licence is invalid or
+//! lacks `automations`, deliveries are answered as always and counted as dropped (paused):
+//! nothing is held back to run later.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::{Notify, mpsc};
+use uuid::Uuid;
+use warden_domain::audit::{Actor, Outcome};
+use warden_domain::license::Feature;
+use warden_store::automations::{Accepted, Drops, NewEvent, SourceRow};
+
+use super::verify::{self, Scheme};
+use crate::op::unix_us;
+use crate::{Ctx, Op, Origin};
+
+/// Deliveries waiting for the worker on one node, all sources together.
+const QUEUE: usize = 20_000;
+/// Deliveries the worker handles in one transaction.
+const BATCH: usize = 512;
+/// How often the routing table is reloaded without being asked.
+const RELOAD: Duration = Duration::from_secs(1);
+
+struct Route {
+    source: Uuid,
+    rate: i64,
+    backlog: i64,
+    waiting: AtomicI64,
+    window: Mutex<(i64, i64)>,
+    dropped_rate: AtomicI64,
+    dropped_backlog: AtomicI64,
+}
+
+/// One delivery handed to the worker.
+struct Delivery {
+    route: Arc<Route>,
+    token_hash: [u8; 32],
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+type Table = HashMap<[u8; 32], Arc<Route>>;
+
+/// This node's intake: routing table, queue to the worker, reload call.
+pub struct Intake {
+    routes: RwLock<Arc<Table>>,
+    sender: mpsc::Sender<Delivery>,
+    receiver: Mutex<Option<mpsc::Receiver<Delivery>>>,
+    reload: Notify,
+    loaded: Notify,
+}
+
+impl std::fmt::Debug for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake").finish_non_exhaustive()
+    }
+}
+
+impl Default for Intake {
+    fn default() -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        Self {
+            routes: RwLock::new(Arc::new(HashMap::new())),
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            reload: Notify::new(),
+            loaded: Notify::new(),
+        }
+    }
+}
+
+impl Intake {
+    /// Asks for the routing table to be reloaded now (a source changed on this node).
+    pub fn reload(&self) {
+        self.reload.notify_one();
+    }
+
+    /// Completes after the next reload of the routing table.
+    pub async fn reloaded(&self) {
+        let wait = self.loaded.notified();
+        self.reload();
+        wait.await;
+    }
+
+    /// The request path: takes a delivery for the token in the URL, or drops it. Says
+    /// nothing either way. `headers` is called only for a delivery that is taken.
+    pub fn offer(
+        &self,
+        token: &str,
+        now_us: i64,
+        headers: impl FnOnce() -> Vec<(String, String)>,
+        body: Vec<u8>,
+    ) {
+        let token_hash = warden_crypto::token::hash(token);
+        let route = self
+            .routes
+            .read()
+            .ok()
+            .and_then(|t| t.get(&token_hash).cloned());
+        let Some(route) = route else {
+            return;
+        };
+        {
+            let minute = now_us.div_euclid(60_000_000);
+            let Ok(mut w) = route.window.lock() else {
+                return;
+            };
+            if w.0 != minute {
+                *w = (minute, 0);
+            }
+            if w.1 >= route.rate {
+                route.dropped_rate.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            w.1 += 1;
+        }
+        if route.waiting.fetch_add(1, Ordering::AcqRel) >= route.backlog {
+            route.waiting.fetch_sub(1, Ordering::AcqRel);
+            route.dropped_backlog.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let delivery = Delivery {
+            route: route.clone(),
+            token_hash,
+            headers: headers(),
+            body,
+        };
+        if self.sender.try_send(delivery).is_err() {
+            route.waiting.fetch_sub(1, Ordering::AcqRel);
+            route.dropped_backlog.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn replace(&self, rows: Vec<warden_store::automations::SourceToken>) -> Vec<Arc<Route>> {
+        let old = self.routes.read().map(|t| t.clone()).unwrap_or_default();
+        let by_source: HashMap<Uuid, &Arc<Route>> =
+            old.values().map(|r| (r.source, r)).collect();
+        let mut table = Table::with_capacity(rows.len());
+        for row in rows {
+            let Ok(hash) = <[u8; 32]>::try_from(row.token_hash.as_slice()) else {
+                continue;
+            };
+            // Keep a route's state (window, backlog, counters) while its settings hold.
+            let route = match by_source.get(&row.id) {
+                Some(r) if r.rate == row.rate_per_minute && r.backlog == row.backlog => {
+                    Arc::clone(r)
+                }
+                _ => Arc::new(Route {
+                    source: row.id,
+                    rate: row.rate_per_minute,
+                    backlog: row.backlog,
+                    waiting: AtomicI64::new(0),
+                    window: Mutex::new((0, 0)),
+                    dropped_rate: AtomicI64::new(0),
+                    dropped_backlog: AtomicI64::new(0),
+                }),
+            };
+            table.insert(hash, route);
+        }
+        if let Ok(mut t) = self.routes.write() {
+            *t = Arc::new(table);
+        }
+        // Routes that left the table: their unflushed counters are flushed once more.
+        old.values().cloned().collect()
+    }
+
+    fn routes(&self) -> Vec<Arc<Route>> {
+        self.routes
+            .read()
+            .map(|t| t.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Starts this node's routing-table loader and worker.
+pub fn spawn(ctx: Arc<Ctx>) -> Vec<tokio::task::JoinHandle<()>> {
+    let loader = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                match load(&ctx).await {
+                    Ok(gone) => flush_counters(&ctx, &gone).await,
+                    Err(e) => tracing::warn!(error = %e, "cannot load the webhook routing table"),
+                }
+                ctx.webhooks.loaded.notify_waiters();
+                tokio::select! {
+                    () = ctx.webhooks.reload.notified() => {}
+                    () = tokio::time::sleep(RELOAD) => {}
+                }
+            }
+        })
+    };
+    let receiver = ctx.webhooks.receiver.lock().ok().and_then(|mut r| r.take());
+    let worker = tokio::spawn(async move {
+        let Some(mut rx) = receiver else {
+            return;
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let got = tokio::time::timeout(RELOAD, rx.recv_many(&mut batch, BATCH)).await;
+            match got {
+                Ok(0) => return,
+                Ok(_) => {
+                    process(&ctx, &mut batch).await;
+                }
+                Err(_) => {}
+            }
+            flush_counters(&ctx, &ctx.webhooks.routes()).await;
+        }
+    });
+    vec![loader, worker]
+}
+
+async fn load(ctx: &Ctx) -> Result<Vec<Arc<Route>>, warden_store::StoreError> {
+    let mut tx = ctx.store.begin_jobs().await?;
+    let rows = tx.source_tokens().await?;
+    tx.commit().await?;
+    Ok(ctx.webhooks.replace(rows))
+}
+
+/// Writes the request path's drop counts.
+async fn flush_counters(ctx: &Ctx, routes: &[Arc<Route>]) {
+    let counts: Vec<(Uuid, Drops)> = routes
+        .iter()
+        .filter_map(|r| {
+            let d = Drops {
+                rate: r.dropped_rate.swap(0, Ordering::Relaxed),
+                backlog: r.dropped_backlog.swap(0, Ordering::Relaxed),
+                ..Drops::default()
+            };
+            (!d.is_empty()).then_some((r.source, d))
+        })
+        .collect();
+    if counts.is_empty() {
+        return;
+    }
+    let result = async {
+        let mut tx = ctx.store.begin_jobs().await?;
+        for (source, d) in &counts {
+            tx.count_deliveries(*source, 0, d).await?;
+        }
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot record dropped webhook deliveries");
+    }
+}
+
+/// A source as this batch sees it: its scheme, opened key and filter.
+struct Source {
+    row: SourceRow,
+    scheme: Scheme,
+    key: Option<Vec<u8>>,
+    events: Option<Vec<String>>,
+    matcher: Option<(String, serde_json::Value)>,
+    accepted: i64,
+    drops: Drops,
+    signature_failures: Vec<&'static str>,
+}
+
+impl Source {
+    fn of(ctx: &Ctx, row: SourceRow) -> Self {
+        let scheme = Scheme::of(
+            &row.kind,
+            row.signature_header.as_deref(),
+            row.delivery_header.as_deref(),
+        );
+        let key = row.sealed_secret.as_deref().and_then(|sealed| {
+            let opened = ctx
+                .keyring
+                .open(&super::secret_context(row.id), sealed)
+                .map_err(|e| tracing::error!(error = %e, "cannot open an event source's secret"))
+                .ok()?;
+            verify::key_bytes(&scheme, &opened)
+        });
+        let events = row
+            .filter_events
+            .as_deref()
+            .and_then(|e| serde_json::from_str(e).ok());
+        let matcher = row.filter_pointer.clone().zip(
+            row.filter_value
+                .as_deref()
+                .and_then(|v| serde_json::from_str(v).ok()),
+        );
+        Self {
+            row,
+            scheme,
+            key,
+            events,
+            matcher,
+            accepted: 0,
+            drops: Drops::default(),
+            signature_failures: Vec::new(),
+        }
+    }
+
+    /// A source with a secret that could not be opened accepts nothing (fails closed).
+    fn key_missing(&self) -> bool {
+        self.row.sealed_secret.is_some() && self.key.is_none()
+    }
+
+    fn matches(&self, event_type: Option<&str>, body: &[u8]) -> bool {
+        if let Some(events) = &self.events
+            && !event_type.is_some_and(|t| events.iter().any(|e| e == t))
+        {
+            return false;
+        }
+        if let Some((pointer, value)) = &self.matcher {
+            let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+                return false;
+            };
+            if json.pointer(pointer) != Some(value) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+async fn process(ctx: &Ctx, batch: &mut Vec<Delivery>) {
+    for attempt in 0..3 {
+        match process_once(ctx, batch).await {
+            Ok(()) => break,
+            Err(e) if attempt < 2 => {
+                tracing::warn!(error = %e, "cannot store webhook deliveries; trying again");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+            Err(e) => tracing::error!(
+                error = %e,
+                dropped = batch.len(),
+                "cannot store webhook deliveries; they are lost"
+            ),
+        }
+    }
+    for d in batch.drain(..) {
+        d.route.waiting.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store::StoreError> {
+    let now = unix_us(ctx.clock.now());
+    let paused = !ctx.license.allows_background(now / 1_000_000)
+        || !ctx.license.feature(Feature::Automations);
+    let mut tx = ctx.store.begin_jobs().await?;
+    let mut sources: HashMap<(Uuid, [u8; 32]), Option<Source>> = HashMap::new();
+    let mut enqueued = false;
+    for d in batch {
+        let key = (d.route.source, d.token_hash);
+        if !sources.contains_key(&key) {
+            let row = tx.source_for_delivery(key.0, &key.1).await?;
+            sources.insert(key, row.map(|r| Source::of(ctx, r)));
+        }
+        // Gone, disabled or its token rotated since the routing table was loaded.
+        let Some(Some(source)) = sources.get_mut(&key) else {
+            continue;
+        };
+        if paused {
+            source.drops.paused += 1;
+            continue;
+        }
+        if source.key_missing() {
+            source.drops.signature += 1;
+            continue;
+        }
+        let verified = match verify::verify(
+            &source.scheme,
+            source.key.as_deref(),
+            &d.headers,
+            &d.body,
+            now / 1_000_000,
+        ) {
+            Ok(v) => v,
+            Err(why) => {
+                source.drops.signature += 1;
+                source.signature_failures.push(why.as_str());
+                continue;
+            }
+        };
+        if !source.matches(verified.event_type.as_deref(), &d.body) {
+            source.drops.ignored += 1;
+            continue;
+        }
+        let accepted = tx
+            .accept_event(
+                &NewEvent {
+                    source_id: source.row.id,
+                    workspace_id: source.row.workspace_id,
+                    delivery_id: verified.delivery_id.as_deref(),
+                    event_type: verified.event_type.as_deref(),
+                    body: &d.body,
+                    automation_id: source.row.automation_id,
+                    now,
+                },
+                &d.token_hash,
+                ctx.automations.job_attempts,
+            )
+            .await?;
+        match accepted {
+            Accepted::New(_) => {
+                source.accepted += 1;
+                enqueued |= source.row.automation_id.is_some();
+            }
+            Accepted::Replay => source.drops.replayed += 1,
+            Accepted::OverRate => source.drops.rate += 1,
+            Accepted::Gone => {}
+        }
+    }
+    for source in sources.values().flatten() {
+        if source.accepted > 0 || !source.drops.is_empty() {
+            tx.count_deliveries(source.row.id, source.accepted, &source.drops)
+                .await?;
+        }
+        if !source.signature_failures.is_empty()
+            && tx.signature_alert_due(source.row.id, now).await?
+        {
+            let op = Op::new(Actor::system(), Origin::default(), ctx.clock.as_ref());
+            let mut event = op.event_with(
+                "event_source.signature_failed",
+                "event_source",
+                Some(source.row.id.to_string()),
+                Outcome::Denied,
+                json!({ "failures": source.signature_failures.len(),
+                        "reason": source.signature_failures[0],
+                        "token": source.row.token_prefix }),
+            );
+            event.workspace_id = Some(source.row.workspace_id.to_string());
+            tx.tx().record(&ctx.audit_key, &event).await?;
+        }
+    }
+    tx.commit().await?;
+    if enqueued {
+        ctx.jobs.wake();
+    }
+    Ok(())
+}
