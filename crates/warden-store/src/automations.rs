@@ -355,7 +355,9 @@ impl WorkspaceTx {
     ) -> Result<bool, StoreError> {
         let ws = self.workspace().uuid();
         let by = self.user_id();
-        let res = on_tx!(self.tx_mut(), |c| sqlx::query(
+        let res =
+            on_tx!(self.tx_mut(), |c| {
+                sqlx::query(
             "UPDATE automations SET name = $3, kind = $4, run_at = $5, cron = $6, timezone = $7, \
              loop_interval_secs = $8, loop_max = $9, prompt = $10, provider = $11, command = $12, \
              mode = $13, host_id = $14, missed = $15, enabled = $16, next_run_at = $17, \
@@ -383,7 +385,8 @@ impl WorkspaceTx {
         .bind(&a.prompt_name)
         .execute(c)
         .await
-        .map(|r| r.rows_affected()));
+        .map(|r| r.rows_affected())
+            });
         unique_ok(res)
     }
 
@@ -393,12 +396,12 @@ impl WorkspaceTx {
         let sql = format!(
             "SELECT {AUTOMATION_COLUMNS} FROM automations WHERE workspace_id = $1 ORDER BY name"
         );
-        Ok(on_tx!(self.tx_mut(), |c| sqlx::query_as::<_, AutomationRow>(
-            sqlx::AssertSqlSafe(sql)
-        )
-        .bind(ws)
-        .fetch_all(c)
-        .await)?)
+        Ok(on_tx!(self.tx_mut(), |c| {
+            sqlx::query_as::<_, AutomationRow>(sqlx::AssertSqlSafe(sql))
+                .bind(ws)
+                .fetch_all(c)
+                .await
+        })?)
     }
 
     /// One of the workspace's automations.
@@ -502,7 +505,9 @@ impl WorkspaceTx {
         now: i64,
     ) -> Result<bool, StoreError> {
         let ws = self.workspace().uuid();
-        let res = on_tx!(self.tx_mut(), |c| sqlx::query(
+        let res =
+            on_tx!(self.tx_mut(), |c| {
+                sqlx::query(
             "UPDATE event_sources SET name = $3, kind = $4, enabled = $5, signature_header = $6, \
              delivery_header = $7, filter_events = $8, filter_pointer = $9, filter_value = $10, \
              automation_id = $11, rate_per_minute = $12, backlog = $13, updated_at = $14 \
@@ -524,7 +529,8 @@ impl WorkspaceTx {
         .bind(now)
         .execute(c)
         .await
-        .map(|r| r.rows_affected()));
+        .map(|r| r.rows_affected())
+            });
         unique_ok(res)
     }
 
@@ -642,7 +648,11 @@ async fn automation_in(
     .await)?)
 }
 
-async fn source_in(tx: &mut Tx, id: Uuid, ws: Option<Uuid>) -> Result<Option<SourceRow>, StoreError> {
+async fn source_in(
+    tx: &mut Tx,
+    id: Uuid,
+    ws: Option<Uuid>,
+) -> Result<Option<SourceRow>, StoreError> {
     let sql = format!(
         "SELECT {SOURCE_COLUMNS} FROM event_sources WHERE id = $1 \
          AND ($2 IS NULL OR workspace_id = $2)"
@@ -923,13 +933,16 @@ impl JobsTx {
         .fetch_optional(c)
         .await)?;
         if counted.is_none() {
-            let live = on_tx!(self.0, |c| sqlx::query_scalar::<_, i64>(
+            let live =
+                on_tx!(self.0, |c| {
+                    sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM event_sources WHERE id = $1 AND token_hash = $2 AND enabled"
             )
             .bind(e.source_id)
             .bind(token_hash)
             .fetch_one(c)
-            .await)?;
+            .await
+                })?;
             return Ok(if live == 1 {
                 Accepted::OverRate
             } else {
@@ -1006,7 +1019,11 @@ impl JobsTx {
 
     /// Whether a signature failure on this source should be audited now (at most once a
     /// minute per source, across nodes); marks it so.
-    pub async fn signature_alert_due(&mut self, source: Uuid, now: i64) -> Result<bool, StoreError> {
+    pub async fn signature_alert_due(
+        &mut self,
+        source: Uuid,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         Ok(on_tx!(self.0, |c| sqlx::query(
             "UPDATE event_sources SET last_signature_alert = $2 WHERE id = $1 \
              AND last_signature_alert <= $3"

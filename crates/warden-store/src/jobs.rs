@@ -84,7 +84,8 @@ impl Tx {
     /// or `None` when a job with the same dedupe key exists already (nothing is enqueued).
     pub async fn enqueue_job(&mut self, j: &NewJob<'_>) -> Result<Option<Uuid>, StoreError> {
         let id = Uuid::now_v7();
-        let inserted = on_tx!(self, |c| sqlx::query(
+        let inserted = on_tx!(self, |c| {
+            sqlx::query(
             "INSERT INTO jobs (id, kind, workspace_id, dedupe_key, payload, status, attempts, \
              max_attempts, run_at, created_at) VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $8) \
              ON CONFLICT (dedupe_key) DO NOTHING"
@@ -99,8 +100,8 @@ impl Tx {
         .bind(j.now)
         .execute(c)
         .await
-        .map(|r| r.rows_affected()))?
-            == 1;
+        .map(|r| r.rows_affected())
+        })? == 1;
         if inserted {
             self.notify_jobs().await?;
         }
@@ -158,9 +159,9 @@ impl Store {
             },
         );
         let mut tx = self.begin().await?;
-        let jobs = on_tx!(tx, |c| sqlx::query_as::<_, ClaimedJob>(sqlx::AssertSqlSafe(
-            sql
-        ))
+        let jobs = on_tx!(tx, |c| sqlx::query_as::<_, ClaimedJob>(
+            sqlx::AssertSqlSafe(sql)
+        )
         .bind(owner)
         .bind(lease_until)
         .bind(now)
@@ -179,14 +180,26 @@ impl Store {
         owner: &str,
         lease_until: i64,
     ) -> Result<bool, StoreError> {
-        held!(self, "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND lease_owner = $2 \
-             AND status = 'running'", id, owner, lease_until)
+        held!(
+            self,
+            "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND lease_owner = $2 \
+             AND status = 'running'",
+            id,
+            owner,
+            lease_until
+        )
     }
 
     /// Marks a job `owner` holds as done.
     pub async fn complete_job(&self, id: Uuid, owner: &str, now: i64) -> Result<bool, StoreError> {
-        held!(self, "UPDATE jobs SET status = 'done', finished_at = $3, lease_owner = NULL, \
-             lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND status = 'running'", id, owner, now)
+        held!(
+            self,
+            "UPDATE jobs SET status = 'done', finished_at = $3, lease_owner = NULL, \
+             lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+            id,
+            owner,
+            now
+        )
     }
 
     /// Puts a failed job back in the queue until `run_at`.
@@ -197,16 +210,29 @@ impl Store {
         run_at: i64,
         error: &str,
     ) -> Result<bool, StoreError> {
-        held!(self, "UPDATE jobs SET status = 'queued', run_at = $3, last_error = $4, lease_owner = NULL, \
-             lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND status = 'running'", id, owner, run_at, error)
+        held!(
+            self,
+            "UPDATE jobs SET status = 'queued', run_at = $3, last_error = $4, lease_owner = NULL, \
+             lease_until = NULL WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+            id,
+            owner,
+            run_at,
+            error
+        )
     }
 
     /// Puts a job back until `run_at` without counting the attempt (it could not start yet:
     /// a concurrency limit, say).
     pub async fn defer_job(&self, id: Uuid, owner: &str, run_at: i64) -> Result<bool, StoreError> {
-        held!(self, "UPDATE jobs SET status = 'queued', run_at = $3, attempts = attempts - 1, \
+        held!(
+            self,
+            "UPDATE jobs SET status = 'queued', run_at = $3, attempts = attempts - 1, \
              lease_owner = NULL, lease_until = NULL \
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running'", id, owner, run_at)
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+            id,
+            owner,
+            run_at
+        )
     }
 
     /// Gives up on a job: it stays, dead, for administrators to see.
@@ -217,26 +243,33 @@ impl Store {
         error: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        held!(self, "UPDATE jobs SET status = 'dead', last_error = $3, finished_at = $4, \
+        held!(
+            self,
+            "UPDATE jobs SET status = 'dead', last_error = $3, finished_at = $4, \
              lease_owner = NULL, lease_until = NULL \
-             WHERE id = $1 AND lease_owner = $2 AND status = 'running'", id, owner, error, now)
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+            id,
+            owner,
+            error,
+            now
+        )
     }
 
-    /// Jobs in `status`, newest first, before the cursor (an enqueue time, µs).
+    /// Jobs in `status`, newest first (by id, which grows with time), before the cursor id.
     pub async fn jobs_in(
         &self,
         status: &str,
-        before: Option<i64>,
+        before: Option<Uuid>,
         limit: i64,
     ) -> Result<Vec<JobRow>, StoreError> {
         let mut tx = self.begin_read().await?;
         let rows = on_tx!(tx, |c| sqlx::query_as::<_, JobRow>(
             "SELECT id, kind, workspace_id, status, attempts, max_attempts, last_error, \
-             created_at, finished_at FROM jobs WHERE status = $1 AND created_at < $2 \
-             ORDER BY created_at DESC, id DESC LIMIT $3"
+             created_at, finished_at FROM jobs WHERE status = $1 AND ($2 IS NULL OR id < $2) \
+             ORDER BY id DESC LIMIT $3"
         )
         .bind(status)
-        .bind(before.unwrap_or(i64::MAX))
+        .bind(before)
         .bind(limit)
         .fetch_all(c)
         .await)?;

@@ -68,8 +68,7 @@ const LOOP_INTERVAL_MAX: i64 = 7 * 24 * 3600;
 const LOOP_MAX: i64 = 100_000;
 
 fn check_name(name: &str) -> CoreResult<()> {
-    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control)
-    {
+    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(CoreError::invalid(
             "name",
             "must be 1 to 100 characters without control characters",
@@ -105,12 +104,18 @@ fn spec_of(input: &AutomationInput, now: i64) -> CoreResult<AutomationSpec> {
     let (prompt, prompt_name) = match (&input.prompt, &input.prompt_name) {
         (Some(p), None) => {
             if p.trim().is_empty() || p.len() > warden_domain::tenancy::PROMPT_MAX {
-                return Err(CoreError::invalid("prompt", "must be 1 byte to 64 KiB of text"));
+                return Err(CoreError::invalid(
+                    "prompt",
+                    "must be 1 byte to 64 KiB of text",
+                ));
             }
             template::check(p)?;
             (p.clone(), None)
         }
-        (None, Some(n)) => (String::new(), Some(PromptName::parse(n)?.as_str().to_owned())),
+        (None, Some(n)) => (
+            String::new(),
+            Some(PromptName::parse(n)?.as_str().to_owned()),
+        ),
         _ => {
             return Err(CoreError::invalid(
                 "prompt",
@@ -145,12 +150,12 @@ fn spec_of(input: &AutomationInput, now: i64) -> CoreResult<AutomationSpec> {
     };
     match kind {
         "once" => {
-            let text = input
-                .run_at
-                .as_deref()
-                .ok_or_else(|| CoreError::invalid("run_at", "a one-time automation needs run_at"))?;
-            let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| CoreError::invalid("run_at", "must be an RFC 3339 time"))?;
+            let text = input.run_at.as_deref().ok_or_else(|| {
+                CoreError::invalid("run_at", "a one-time automation needs run_at")
+            })?;
+            let at =
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| CoreError::invalid("run_at", "must be an RFC 3339 time"))?;
             let at = crate::op::unix_us(at);
             if at <= now {
                 return Err(CoreError::invalid("run_at", "must be in the future"));
@@ -249,7 +254,12 @@ pub async fn create(
     if !tx.insert_automation(id, &spec, op.now_us()).await? {
         return Err(Code::AutomationExists.into());
     }
-    let event = op.event("automation.created", "automation", Some(id.to_string()), summary(&spec));
+    let event = op.event(
+        "automation.created",
+        "automation",
+        Some(id.to_string()),
+        summary(&spec),
+    );
     tx.record(&ctx.audit_key, event).await?;
     let row = tx.automation(id).await?.ok_or(Code::NotFound)?;
     tx.commit().await?;
@@ -297,7 +307,12 @@ pub async fn update(
     if !tx.update_automation(id, &spec, op.now_us()).await? {
         return Err(Code::AutomationExists.into());
     }
-    let event = op.event("automation.changed", "automation", Some(id.to_string()), summary(&spec));
+    let event = op.event(
+        "automation.changed",
+        "automation",
+        Some(id.to_string()),
+        summary(&spec),
+    );
     tx.record(&ctx.audit_key, event).await?;
     let row = tx.automation(id).await?.ok_or(Code::NotFound)?;
     tx.commit().await?;

@@ -215,7 +215,9 @@ async fn end_run(
 ) -> Result<(), Failed> {
     let op = Op::new(Actor::system(), Origin::default(), ctx.clock.as_ref());
     let now = op.now_us();
-    tx.set_run_status(run.id, status, why, now).await.map_err(db)?;
+    tx.set_run_status(run.id, status, why, now)
+        .await
+        .map_err(db)?;
     if let Some(next) = loop_next(automation, now) {
         tx.schedule_automation(automation.id, Some(next))
             .await

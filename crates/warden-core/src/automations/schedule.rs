@@ -54,9 +54,9 @@ impl Recurring {
         })?;
         let parsed = Self { cron, zone };
         // A pattern that never matches (30 February) is refused now, not at its first run.
-        parsed.next_after(0).ok_or_else(|| {
-            CoreError::invalid("cron", "never matches a day that exists")
-        })?;
+        parsed
+            .next_after(0)
+            .ok_or_else(|| CoreError::invalid("cron", "never matches a day that exists"))?;
         Ok(parsed)
     }
 
@@ -142,7 +142,12 @@ mod tests {
     fn berlin_spring_forward_fires_a_skipped_0230_once_right_after_the_change() {
         // 2026-03-29: 02:00 CET becomes 03:00 CEST; 02:30 does not exist that day.
         assert_eq!(
-            firings("30 2 * * *", "Europe/Berlin", "2026-03-27T12:00Z", "2026-03-30T12:00Z"),
+            firings(
+                "30 2 * * *",
+                "Europe/Berlin",
+                "2026-03-27T12:00Z",
+                "2026-03-30T12:00Z"
+            ),
             [
                 "2026-03-28T01:30:00Z", // 02:30 CET
                 "2026-03-29T01:00:00Z", // 03:00 CEST, the first instant after the gap
@@ -155,7 +160,12 @@ mod tests {
     fn berlin_fall_back_fires_a_doubled_0230_once() {
         // 2026-10-25: 03:00 CEST becomes 02:00 CET; 02:30 happens twice that day.
         assert_eq!(
-            firings("30 2 * * *", "Europe/Berlin", "2026-10-23T12:00Z", "2026-10-26T12:00Z"),
+            firings(
+                "30 2 * * *",
+                "Europe/Berlin",
+                "2026-10-23T12:00Z",
+                "2026-10-26T12:00Z"
+            ),
             [
                 "2026-10-24T00:30:00Z",
                 "2026-10-25T00:30:00Z", // the first 02:30 (CEST) only
@@ -168,7 +178,12 @@ mod tests {
     fn new_york_spring_forward_and_fall_back_fire_once_each() {
         // 2026-03-08: 02:00 EST becomes 03:00 EDT.
         assert_eq!(
-            firings("30 2 * * *", "America/New_York", "2026-03-07T00:00Z", "2026-03-09T23:00Z"),
+            firings(
+                "30 2 * * *",
+                "America/New_York",
+                "2026-03-07T00:00Z",
+                "2026-03-09T23:00Z"
+            ),
             [
                 "2026-03-07T07:30:00Z",
                 "2026-03-08T07:00:00Z", // 03:00 EDT
@@ -177,7 +192,12 @@ mod tests {
         );
         // 2026-11-01: 02:00 EDT becomes 01:00 EST; 01:30 happens twice.
         assert_eq!(
-            firings("30 1 * * *", "America/New_York", "2026-10-31T00:00Z", "2026-11-02T23:00Z"),
+            firings(
+                "30 1 * * *",
+                "America/New_York",
+                "2026-10-31T00:00Z",
+                "2026-11-02T23:00Z"
+            ),
             [
                 "2026-10-31T05:30:00Z",
                 "2026-11-01T05:30:00Z", // the first 01:30 (EDT) only

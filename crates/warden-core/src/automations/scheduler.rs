@@ -179,10 +179,18 @@ pub async fn retention(ctx: &Arc<Ctx>) -> Result<Done, Failed> {
         tracing::warn!(error = %e, "retention could not reach the database");
         Failed::retry("the database was not available")
     };
-    let jobs = ctx.store.prune_done_jobs(now - 7 * DAY_US).await.map_err(fail)?;
+    let jobs = ctx
+        .store
+        .prune_done_jobs(now - 7 * DAY_US)
+        .await
+        .map_err(fail)?;
     let mut tx = ctx.store.begin_jobs().await.map_err(fail)?;
     let events = tx.prune_events(now - 30 * DAY_US).await.map_err(fail)?;
     tx.commit().await.map_err(fail)?;
-    tracing::info!(jobs, events, "retention pruned finished jobs and old deliveries");
+    tracing::info!(
+        jobs,
+        events,
+        "retention pruned finished jobs and old deliveries"
+    );
     Ok(Done::Finished)
 }

@@ -26,12 +26,15 @@ fn environment() -> Environment<'static> {
 
 /// Checks that `template` parses.
 pub fn check(template: &str) -> CoreResult<()> {
-    environment().template_from_str(template).map(drop).map_err(|_| {
-        CoreError::invalid(
-            "prompt",
-            "is not a valid template (write {{ event.field }} for a value of the event)",
-        )
-    })
+    environment()
+        .template_from_str(template)
+        .map(drop)
+        .map_err(|_| {
+            CoreError::invalid(
+                "prompt",
+                "is not a valid template (write {{ event.field }} for a value of the event)",
+            )
+        })
 }
 
 /// What a run renders its prompt with.
@@ -113,7 +116,8 @@ mod tests {
     fn runaway_and_broken_templates_fail_cleanly() {
         assert!(check("{% for").is_err());
         assert!(check("Review {{ event.pull_request.title }}").is_ok());
-        let spin = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+        let spin =
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
         assert!(render(spin, &with_body(b"{}")).is_err());
         assert!(render("   ", &with_body(b"{}")).is_err());
     }

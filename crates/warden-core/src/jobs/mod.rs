@@ -17,6 +17,8 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 use uuid::Uuid;
+pub mod admin;
+
 use warden_domain::audit::{Actor, Outcome as AuditOutcome};
 use warden_store::jobs::ClaimedJob;
 
@@ -172,7 +174,12 @@ async fn run_one(ctx: &Arc<Ctx>, job: ClaimedJob) {
     let node = ctx.jobs.node().to_owned();
     if job.attempts > job.max_attempts {
         // Its lease ran out on every attempt: the nodes running it stopped mid-way.
-        bury(ctx, &job, "its node stopped while running it on every attempt").await;
+        bury(
+            ctx,
+            &job,
+            "its node stopped while running it on every attempt",
+        )
+        .await;
         return;
     }
     // Keep the lease while the handler works.
@@ -226,7 +233,11 @@ async fn run_one(ctx: &Arc<Ctx>, job: ClaimedJob) {
 /// Gives up on a job and audits it.
 async fn bury(ctx: &Ctx, job: &ClaimedJob, reason: &str) {
     let now = unix_us(ctx.clock.now());
-    match ctx.store.bury_job(job.id, ctx.jobs.node(), reason, now).await {
+    match ctx
+        .store
+        .bury_job(job.id, ctx.jobs.node(), reason, now)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => return,
         Err(e) => {

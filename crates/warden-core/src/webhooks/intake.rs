@@ -151,8 +151,7 @@ impl Intake {
 
     fn replace(&self, rows: Vec<warden_store::automations::SourceToken>) -> Vec<Arc<Route>> {
         let old = self.routes.read().map(|t| t.clone()).unwrap_or_default();
-        let by_source: HashMap<Uuid, &Arc<Route>> =
-            old.values().map(|r| (r.source, r)).collect();
+        let by_source: HashMap<Uuid, &Arc<Route>> = old.values().map(|r| (r.source, r)).collect();
         let mut table = Table::with_capacity(rows.len());
         for row in rows {
             let Ok(hash) = <[u8; 32]>::try_from(row.token_hash.as_slice()) else {

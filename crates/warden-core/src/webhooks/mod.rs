@@ -124,7 +124,10 @@ fn spec_of(ctx: &Ctx, input: &SourceInput) -> CoreResult<SourceSpec> {
             }
             let v = v.to_string();
             if v.len() > 4096 {
-                return Err(CoreError::invalid("match_value", "must be at most 4 KiB of JSON"));
+                return Err(CoreError::invalid(
+                    "match_value",
+                    "must be at most 4 KiB of JSON",
+                ));
             }
             (Some(p.clone()), Some(v))
         }
@@ -216,7 +219,10 @@ impl std::fmt::Debug for NewToken {
 /// or a log, never enough to use.
 pub fn token_hint(token: &str) -> String {
     let rest = token.strip_prefix(TOKEN_PREFIX).unwrap_or(token);
-    format!("{TOKEN_PREFIX}{}…", rest.chars().take(4).collect::<String>())
+    format!(
+        "{TOKEN_PREFIX}{}…",
+        rest.chars().take(4).collect::<String>()
+    )
 }
 
 fn source_id(id: &str) -> CoreResult<Uuid> {

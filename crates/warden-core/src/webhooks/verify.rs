@@ -127,9 +127,8 @@ pub fn verify(
     now: i64,
 ) -> Result<Verified, Refused> {
     let json = || serde_json::from_slice::<serde_json::Value>(body).ok();
-    let from_body = |field: &str| {
-        json().and_then(|v| v.get(field).and_then(|t| t.as_str()).map(str::to_owned))
-    };
+    let from_body =
+        |field: &str| json().and_then(|v| v.get(field).and_then(|t| t.as_str()).map(str::to_owned));
     match scheme {
         Scheme::GitHub => {
             if let Some(key) = key {
@@ -193,8 +192,7 @@ pub fn verify(
                 if candidates.is_empty() {
                     return Err(Refused::Missing);
                 }
-                let expected =
-                    sign(key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
+                let expected = sign(key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]);
                 if !any_equal(&expected, &candidates) {
                     return Err(Refused::Mismatch);
                 }
@@ -283,14 +281,29 @@ mod tests {
         let zeros = format!("sha256={}", "0".repeat(64));
         for (headers, body, why) in [
             (h(&[]), GH_BODY, Refused::Missing),
-            (h(&[("x-hub-signature-256", &zeros)]), GH_BODY, Refused::Mismatch),
-            (h(&[("x-hub-signature-256", GH_SIG)]), b"Hello, World?".as_slice(), Refused::Mismatch),
             (
-                h(&[("x-hub-signature", "sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59")]),
+                h(&[("x-hub-signature-256", &zeros)]),
+                GH_BODY,
+                Refused::Mismatch,
+            ),
+            (
+                h(&[("x-hub-signature-256", GH_SIG)]),
+                b"Hello, World?".as_slice(),
+                Refused::Mismatch,
+            ),
+            (
+                h(&[(
+                    "x-hub-signature",
+                    "sha1=01dc10d0c83e72ed246219cdd91669667fe2ca59",
+                )]),
                 GH_BODY,
                 Refused::Missing,
             ),
-            (h(&[("x-hub-signature-256", "757107ea")]), GH_BODY, Refused::Malformed),
+            (
+                h(&[("x-hub-signature-256", "757107ea")]),
+                GH_BODY,
+                Refused::Malformed,
+            ),
         ] {
             assert_eq!(
                 verify(&Scheme::GitHub, Some(GH_SECRET), &headers, body, 0),
@@ -306,8 +319,7 @@ mod tests {
         let headers = h(&[("x-hub-signature-256", &sig)]);
         assert!(verify(&Scheme::GitHub, Some(GH_SECRET), &headers, raw, 0).is_ok());
         let reserialised =
-            serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(raw).unwrap())
-                .unwrap();
+            serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(raw).unwrap()).unwrap();
         assert_eq!(
             verify(&Scheme::GitHub, Some(GH_SECRET), &headers, &reserialised, 0),
             Err(Refused::Mismatch)
@@ -336,8 +348,14 @@ mod tests {
         let ok = check(stripe_header(key, now - 300, body)).unwrap();
         assert_eq!(ok.delivery_id.as_deref(), Some("evt_1"));
         assert_eq!(ok.event_type.as_deref(), Some("invoice.paid"));
-        assert_eq!(check(stripe_header(key, now - 301, body)), Err(Refused::Stale));
-        assert_eq!(check(stripe_header(key, now + 3600, body)), Err(Refused::Stale));
+        assert_eq!(
+            check(stripe_header(key, now - 301, body)),
+            Err(Refused::Stale)
+        );
+        assert_eq!(
+            check(stripe_header(key, now + 3600, body)),
+            Err(Refused::Stale)
+        );
         let good = stripe_header(key, now, body);
         let v1 = good.split("v1=").nth(1).unwrap();
         assert_eq!(check(format!("t={now},v0={v1}")), Err(Refused::Missing));
@@ -366,15 +384,30 @@ mod tests {
         let ts = "1614265330";
         let now = 1_614_265_330;
         let got = verify(&Scheme::Standard, Some(&key), &headers(good, ts), body, now).unwrap();
-        assert_eq!(got.delivery_id.as_deref(), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+        assert_eq!(
+            got.delivery_id.as_deref(),
+            Some("msg_p5jXN8AQM9LWM0D4loKWxJek")
+        );
         let two = format!("v1,AAAA{} {good}", &good[7..]);
         assert!(verify(&Scheme::Standard, Some(&key), &headers(&two, ts), body, now).is_ok());
         assert_eq!(
-            verify(&Scheme::Standard, Some(&key), &headers(good, ts), body, now + 301),
+            verify(
+                &Scheme::Standard,
+                Some(&key),
+                &headers(good, ts),
+                body,
+                now + 301
+            ),
             Err(Refused::Stale)
         );
         assert_eq!(
-            verify(&Scheme::Standard, Some(&key), &headers(good, ts), b"{}", now),
+            verify(
+                &Scheme::Standard,
+                Some(&key),
+                &headers(good, ts),
+                b"{}",
+                now
+            ),
             Err(Refused::Mismatch)
         );
         assert_eq!(key_bytes(&Scheme::Standard, b"not-whsec"), None);

@@ -39,6 +39,10 @@ pub struct Me {
     pub email: String,
     /// This device session.
     pub session_id: String,
+    /// The licence's modules that are on (`automations`, `workflows`, …, and
+    /// `multiple-active-sessions`): front ends hide what is off. Every module on when Warden
+    /// runs unlicensed.
+    pub capabilities: Vec<String>,
 }
 
 /// Who is signed in.
@@ -55,6 +59,11 @@ pub(crate) async fn me(
         id: caller.principal.user_id.to_string(),
         email,
         session_id: caller.principal.session_id.to_string(),
+        capabilities: warden_domain::license::Feature::ALL
+            .iter()
+            .filter(|f| state.ctx.license.feature(**f))
+            .map(|f| f.as_str().to_owned())
+            .collect(),
     }))
 }
 

@@ -5,10 +5,13 @@ pub mod admin;
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod automations;
 pub mod device;
+pub mod event_sources;
 pub mod health;
 pub mod hosts;
 pub mod invitations;
+pub mod jobs;
 pub mod license;
 pub mod links;
 pub mod mail;
@@ -22,6 +25,7 @@ pub mod setup;
 pub mod sign_in_policy;
 pub mod sso;
 pub mod tokens;
+pub mod webhooks;
 pub mod workspace_settings;
 pub mod workspaces;
 
@@ -33,6 +37,10 @@ pub fn routes() -> Routes<AppState> {
     Routes::new()
         .merge(admin::routes())
         .merge(audit::routes())
+        .merge(automations::routes())
+        .merge(event_sources::routes())
+        .merge(jobs::routes())
+        .merge(webhooks::routes())
         .merge(auth::routes())
         .merge(device::routes())
         .merge(links::routes())

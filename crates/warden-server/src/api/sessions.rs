@@ -64,6 +64,10 @@ pub struct SessionView {
     pub mode: String,
     /// `waiting`, `running`, `done`, `failed`, `canceled` or `lost`.
     pub status: String,
+    /// What the agent was asked (for an automation's run, its rendered template).
+    pub prompt: String,
+    /// Who started it (for an automation's run, whom the automation acts for).
+    pub created_by: String,
     /// The branch its worktree is on.
     pub branch: String,
     /// The isolation the host gave it (`landlock`, `landlock-partial`, `basic`).
@@ -91,6 +95,8 @@ fn view(r: SessionRow) -> SessionView {
         provider: r.provider,
         mode: r.mode,
         status: r.status,
+        prompt: r.prompt,
+        created_by: r.created_by.to_string(),
         isolation: r.isolation,
         exit_code: r.exit_code,
         error: r.error,

@@ -419,6 +419,10 @@ async fn share(
             host_tickets,
             session_feeds: Default::default(),
             audit_monitor,
+            automations: config.automations.clone(),
+            jobs: Default::default(),
+            scheduler: Default::default(),
+            webhooks: Default::default(),
         }),
         checkpoint_signer,
         openapi_json: OnceLock::new(),
@@ -429,18 +433,19 @@ async fn share(
     let license_task = warden_core::license::spawn_watch(state.ctx.clone());
     let sweep_task = warden_core::hosts::link::spawn_session_sweep(state.ctx.clone());
     let mail_task = warden_core::mail::spawn_sender(state.ctx.clone());
-    Ok((
-        state,
-        vec![
-            monitor_task,
-            chainer_task,
-            identity_task,
-            hosts_task,
-            license_task,
-            sweep_task,
-            mail_task,
-        ],
-    ))
+    let mut tasks = vec![
+        monitor_task,
+        chainer_task,
+        identity_task,
+        hosts_task,
+        license_task,
+        sweep_task,
+        mail_task,
+        warden_core::jobs::spawn_runner(state.ctx.clone()),
+        warden_core::automations::scheduler::spawn(state.ctx.clone()),
+    ];
+    tasks.extend(warden_core::webhooks::intake::spawn(state.ctx.clone()));
+    Ok((state, tasks))
 }
 
 /// The HTTP application with its routes and its OpenAPI document.

@@ -11,8 +11,8 @@ pub use redacted::redact_url;
 pub mod table;
 mod values;
 use sections::{
-    build_audit, build_auth, build_database, build_hosts, build_http, build_key_source,
-    build_license, build_log, build_smtp, build_tls,
+    build_audit, build_auth, build_automations, build_database, build_hosts, build_http,
+    build_key_source, build_license, build_log, build_smtp, build_tls,
 };
 use values::Values;
 
@@ -182,6 +182,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Host connections.
     pub hosts: HostsConfig,
+    /// Automations, webhooks and the work queue.
+    pub automations: warden_core::settings::AutomationsConfig,
     /// Offline licensing.
     pub license: LicenseConfig,
     /// Whether `warden serve` also runs a host in its own process, so sessions work on a
@@ -257,6 +259,7 @@ fn build(v: &mut Values) -> Result<Config, ConfigError> {
         audit: build_audit(v)?,
         auth: build_auth(v)?,
         hosts: build_hosts(v)?,
+        automations: build_automations(v)?,
         license,
         local_host: v.switch(&table::LOCAL_HOST)?,
         smtp: build_smtp(v)?,

@@ -253,3 +253,19 @@ pub(super) fn build_key_source(
     v.show(&ENCRYPTION_KEY, source.describe());
     Ok(source)
 }
+
+pub(super) fn build_automations(
+    v: &mut Values,
+) -> Result<warden_core::settings::AutomationsConfig, ConfigError> {
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let whole = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    Ok(warden_core::settings::AutomationsConfig {
+        webhook_body_limit: size(v.whole(&AUTOMATIONS_WEBHOOK_BODY_LIMIT)?),
+        webhook_body_timeout: secs(v.whole(&AUTOMATIONS_WEBHOOK_BODY_TIMEOUT)?),
+        webhook_rate_per_minute: whole(v.whole(&AUTOMATIONS_WEBHOOK_RATE)?),
+        webhook_backlog: whole(v.whole(&AUTOMATIONS_WEBHOOK_BACKLOG)?),
+        max_concurrent_runs: whole(v.whole(&AUTOMATIONS_MAX_CONCURRENT_RUNS)?),
+        job_lease: secs(v.whole(&AUTOMATIONS_JOB_LEASE)?),
+        job_attempts: i32::try_from(v.whole(&AUTOMATIONS_JOB_ATTEMPTS)?).unwrap_or(i32::MAX),
+    })
+}

@@ -173,6 +173,28 @@ settings! {
     HOSTS_MAX_DEPLOY_HOSTS = "hosts.max_deploy_hosts",
         Kind::Whole { min: 0, max: u32::MAX as u64, unit: "hosts" }, Fallback::Optional;
 
+    /// The largest webhook body accepted; larger ones get 413 before any signature work.
+    AUTOMATIONS_WEBHOOK_BODY_LIMIT = "automations.webhook_body_limit_bytes",
+        Kind::Whole { min: 1024, max: 16 << 20, unit: "bytes" }, Fallback::Value("262144");
+    /// How long a webhook body may take to arrive.
+    AUTOMATIONS_WEBHOOK_BODY_TIMEOUT = "automations.webhook_body_timeout_secs",
+        Kind::Whole { min: 1, max: 120, unit: "seconds" }, Fallback::Value("10");
+    /// Deliveries a new event source accepts per minute (each source may set its own).
+    AUTOMATIONS_WEBHOOK_RATE = "automations.webhook_rate_per_minute",
+        Kind::Whole { min: 1, max: 100_000, unit: "deliveries" }, Fallback::Value("60");
+    /// Deliveries a new event source holds waiting at once, per node.
+    AUTOMATIONS_WEBHOOK_BACKLOG = "automations.webhook_backlog",
+        Kind::Whole { min: 1, max: 100_000, unit: "deliveries" }, Fallback::Value("100");
+    /// Automation runs of one workspace whose sessions go on at once; more wait their turn.
+    AUTOMATIONS_MAX_CONCURRENT_RUNS = "automations.max_concurrent_runs",
+        Kind::Whole { min: 1, max: 10_000, unit: "runs" }, Fallback::Value("4");
+    /// How long a node holds a job before another may take it (heartbeats extend it).
+    AUTOMATIONS_JOB_LEASE = "automations.job_lease_secs",
+        Kind::Whole { min: 2, max: 3600, unit: "seconds" }, Fallback::Value("60");
+    /// Attempts before a job is dead.
+    AUTOMATIONS_JOB_ATTEMPTS = "automations.job_attempts",
+        Kind::Whole { min: 1, max: 100, unit: "attempts" }, Fallback::Value("5");
+
     /// The operator's public key (PEM); unset: unlicensed, unless keys are built in.
     LICENSE_PUBLIC_KEY_FILE = "license.public_key_file", Kind::Path, Fallback::Optional;
     /// The operating system's machine identity.

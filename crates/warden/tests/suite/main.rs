@@ -6,6 +6,7 @@
 
 mod agent;
 mod audit;
+mod automations;
 mod browser;
 mod cli;
 mod connections;
