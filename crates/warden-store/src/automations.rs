@@ -355,9 +355,8 @@ impl WorkspaceTx {
     ) -> Result<bool, StoreError> {
         let ws = self.workspace().uuid();
         let by = self.user_id();
-        let res =
-            on_tx!(self.tx_mut(), |c| {
-                sqlx::query(
+        let res = on_tx!(self.tx_mut(), |c| {
+            sqlx::query(
             "UPDATE automations SET name = $3, kind = $4, run_at = $5, cron = $6, timezone = $7, \
              loop_interval_secs = $8, loop_max = $9, prompt = $10, provider = $11, command = $12, \
              mode = $13, host_id = $14, missed = $15, enabled = $16, next_run_at = $17, \
@@ -386,7 +385,7 @@ impl WorkspaceTx {
         .execute(c)
         .await
         .map(|r| r.rows_affected())
-            });
+        });
         unique_ok(res)
     }
 
@@ -505,9 +504,8 @@ impl WorkspaceTx {
         now: i64,
     ) -> Result<bool, StoreError> {
         let ws = self.workspace().uuid();
-        let res =
-            on_tx!(self.tx_mut(), |c| {
-                sqlx::query(
+        let res = on_tx!(self.tx_mut(), |c| {
+            sqlx::query(
             "UPDATE event_sources SET name = $3, kind = $4, enabled = $5, signature_header = $6, \
              delivery_header = $7, filter_events = $8, filter_pointer = $9, filter_value = $10, \
              automation_id = $11, rate_per_minute = $12, backlog = $13, updated_at = $14 \
@@ -530,7 +528,7 @@ impl WorkspaceTx {
         .execute(c)
         .await
         .map(|r| r.rows_affected())
-            });
+        });
         unique_ok(res)
     }
 
@@ -933,16 +931,15 @@ impl JobsTx {
         .fetch_optional(c)
         .await)?;
         if counted.is_none() {
-            let live =
-                on_tx!(self.0, |c| {
-                    sqlx::query_scalar::<_, i64>(
+            let live = on_tx!(self.0, |c| {
+                sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM event_sources WHERE id = $1 AND token_hash = $2 AND enabled"
             )
             .bind(e.source_id)
             .bind(token_hash)
             .fetch_one(c)
             .await
-                })?;
+            })?;
             return Ok(if live == 1 {
                 Accepted::OverRate
             } else {

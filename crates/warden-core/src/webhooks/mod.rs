@@ -270,7 +270,7 @@ pub async fn create(
     tx.record(&ctx.audit_key, event).await?;
     let row = tx.event_source(id).await?.ok_or(Code::NotFound)?;
     tx.commit().await?;
-    ctx.webhooks.reload();
+    ctx.webhooks.reloaded().await;
     Ok((row, NewToken(issued.secret)))
 }
 
@@ -323,7 +323,7 @@ pub async fn update(
     tx.record(&ctx.audit_key, event).await?;
     let row = tx.event_source(id).await?.ok_or(Code::NotFound)?;
     tx.commit().await?;
-    ctx.webhooks.reload();
+    ctx.webhooks.reloaded().await;
     Ok(row)
 }
 
@@ -386,7 +386,7 @@ pub async fn rotate_token(
     tx.record(&ctx.audit_key, event).await?;
     let row = tx.event_source(id).await?.ok_or(Code::NotFound)?;
     tx.commit().await?;
-    ctx.webhooks.reload();
+    ctx.webhooks.reloaded().await;
     Ok((row, NewToken(issued.secret)))
 }
 
@@ -404,6 +404,6 @@ pub async fn delete(ctx: &Ctx, op: &Op, grant: &WorkspaceGrant, id: &str) -> Cor
     );
     tx.record(&ctx.audit_key, event).await?;
     tx.commit().await?;
-    ctx.webhooks.reload();
+    ctx.webhooks.reloaded().await;
     Ok(())
 }

@@ -291,7 +291,10 @@ pub(crate) async fn get(
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/automations/{automation_id}", tag = "automations",
     params(("workspace_id" = String, Path, description = "Workspace id"),
            ("automation_id" = String, Path, description = "Automation id")),
-    request_body = AutomationBody,
+    request_body(content = AutomationBody, example = json!({
+        "name": "nightly review", "kind": "cron", "cron": "0 3 * * 1-5",
+        "timezone": "America/New_York", "prompt": "Review yesterday's changes.",
+        "provider": "claude-code", "enabled": false})),
     responses((status = 200, description = "Saved", body = AutomationView),
         (status = 404, description = "No such automation", content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", content_type = "application/problem+json")))]

@@ -293,7 +293,9 @@ pub(crate) async fn get(
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/event-sources/{source_id}", tag = "event sources",
     params(("workspace_id" = String, Path, description = "Workspace id"),
            ("source_id" = String, Path, description = "Event source id")),
-    request_body = SourceBody,
+    request_body(content = SourceBody, example = json!({
+        "name": "github pushes", "kind": "github", "events": ["push", "pull_request"],
+        "enabled": true})),
     responses((status = 200, description = "Saved", body = SourceView),
         (status = 404, description = "No such source", content_type = "application/problem+json"),
         (status = 422, description = "Invalid input", content_type = "application/problem+json")))]

@@ -97,8 +97,9 @@ pub(crate) async fn list(
     ApiQuery(q): ApiQuery<JobsQuery>,
 ) -> Result<Json<JobsPage>, ApiError> {
     let status = q.status.as_deref().unwrap_or("dead");
-    let page = admin::list(&state.ctx, &grant, status, q.cursor.as_deref(), q.limit).await?;
+    // Counts first: the page is then at least as new as they are.
     let counts = admin::counts(&state.ctx, &grant).await?;
+    let page = admin::list(&state.ctx, &grant, status, q.cursor.as_deref(), q.limit).await?;
     Ok(Json(JobsPage {
         queued: counts.queued,
         running: counts.running,

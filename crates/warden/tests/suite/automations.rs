@@ -16,7 +16,6 @@ use crate::identity::{admin_token, audit_rows, sign_in};
 /// A real agent in this process (the code `warden-agent` runs), confining sessions through
 /// the `warden` binary as the local host does. Registered, approved and online on return.
 pub(crate) struct Agent {
-    pub(crate) host_id: String,
     task: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -69,11 +68,7 @@ pub(crate) async fn agent(app: &TestApp, admin: &str) -> Agent {
         let _ = warden_agent::connection::run(&target, &key, false, runner).await;
     });
     warden_testkit::agent::wait_online(app, admin, &host_id).await;
-    Agent {
-        host_id,
-        task,
-        _dir: guard,
-    }
+    Agent { task, _dir: guard }
 }
 
 /// A git repository with one commit.
@@ -192,7 +187,10 @@ async fn a_scheduled_and_a_manual_run_start_sessions_that_act_for_the_automation
     let run = &detail["runs"][0];
     assert_eq!(run["status"], "done", "{detail}");
     assert_eq!(run["trigger"], "schedule");
-    assert!(detail["automation"]["next_run_at"].is_null(), "a one-time automation is spent");
+    assert!(
+        detail["automation"]["next_run_at"].is_null(),
+        "a one-time automation is spent"
+    );
     let session_id = run["session_id"].as_str().unwrap();
     let (s, session) = app
         .call(
@@ -229,7 +227,10 @@ async fn a_scheduled_and_a_manual_run_start_sessions_that_act_for_the_automation
     let detail = wait_for(&app, &admin, &ws, &id, |d| all_ended(d, 2)).await;
     assert_eq!(detail["runs"][0]["trigger"], "manual");
     assert_eq!(detail["runs"][0]["status"], "done", "{detail}");
-    assert_ne!(detail["runs"][0]["session_id"], detail["runs"][1]["session_id"]);
+    assert_ne!(
+        detail["runs"][0]["session_id"],
+        detail["runs"][1]["session_id"]
+    );
 
     let started = audit_rows(&app, "automation.run_started").await;
     assert_eq!(started.len(), 2);
@@ -248,7 +249,10 @@ async fn a_run_is_refused_once_its_owner_may_no_longer_start_sessions_and_viewer
     let repo = repository();
     let ws = workspace(&app, &admin, repo.path()).await;
     let mut people = Vec::new();
-    for (email, role) in [("mara@example.com", "maintainer"), ("vic@example.com", "viewer")] {
+    for (email, role) in [
+        ("mara@example.com", "maintainer"),
+        ("vic@example.com", "viewer"),
+    ] {
         let (s, u) = app
             .call(
                 &admin,
@@ -285,8 +289,13 @@ async fn a_run_is_refused_once_its_owner_may_no_longer_start_sessions_and_viewer
         .await;
     assert_eq!(s, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
-    let (s, dup) = app.call(&people[0].1, Method::POST, &path, Some(body)).await;
-    assert_eq!((s, dup["code"].as_str()), (StatusCode::CONFLICT, Some("automation-exists")));
+    let (s, dup) = app
+        .call(&people[0].1, Method::POST, &path, Some(body))
+        .await;
+    assert_eq!(
+        (s, dup["code"].as_str()),
+        (StatusCode::CONFLICT, Some("automation-exists"))
+    );
     // Another workspace's member learns nothing of it.
     let other = workspace(&app, &people[1].1, repo.path()).await;
     let (s, _) = app
@@ -317,10 +326,20 @@ async fn a_run_is_refused_once_its_owner_may_no_longer_start_sessions_and_viewer
     let detail = wait_for(&app, &admin, &ws, &id, |d| all_ended(d, 1)).await;
     let run = &detail["runs"][0];
     assert_eq!(run["status"], "failed", "{detail}");
-    assert!(run["error"].as_str().unwrap().contains("may no longer start sessions"));
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .contains("may no longer start sessions")
+    );
     assert!(run["session_id"].is_null());
     let (_, sessions) = app
-        .call(&admin, Method::GET, &format!("/api/v1/workspaces/{ws}/sessions"), None)
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/sessions"),
+            None,
+        )
         .await;
     assert_eq!(sessions.as_array().map(Vec::len), Some(0), "{sessions}");
     let ended = audit_rows(&app, "automation.run_ended").await;
@@ -342,12 +361,21 @@ async fn bad_schedules_and_templates_are_refused_naming_the_field() {
         (json!({"cron": "0 0 30 2 *"}), "cron"),
         (json!({"timezone": "Mars/Olympus"}), "timezone"),
         (json!({"kind": "sometimes"}), "kind"),
-        (json!({"kind": "once", "run_at": "2001-01-01T00:00:00Z"}), "run_at"),
+        (
+            json!({"kind": "once", "run_at": "2001-01-01T00:00:00Z"}),
+            "run_at",
+        ),
         (json!({"kind": "loop"}), "loop_interval_secs"),
-        (json!({"kind": "loop", "loop_interval_secs": 60}), "loop_max"),
+        (
+            json!({"kind": "loop", "loop_interval_secs": 60}),
+            "loop_max",
+        ),
         (json!({"prompt": "{% for"}), "prompt"),
         (json!({"prompt_name": "development"}), "prompt"),
-        (json!({"prompt": null, "prompt_name": "nope"}), "prompt_name"),
+        (
+            json!({"prompt": null, "prompt_name": "nope"}),
+            "prompt_name",
+        ),
         (json!({"provider": "rm -rf"}), "provider"),
         (json!({"missed": "sometimes"}), "missed"),
         (json!({"name": "a\u{7}b"}), "name"),
@@ -371,7 +399,10 @@ async fn bad_schedules_and_templates_are_refused_naming_the_field() {
 #[tokio::test]
 async fn a_job_whose_node_died_is_finished_once_by_another_node() {
     let app = TestApp::spawn_with(AppOptions {
-        env: vec![("WARDEN_AUTOMATIONS_JOB_LEASE_SECS".to_owned(), "2".to_owned())],
+        env: vec![(
+            "WARDEN_AUTOMATIONS_JOB_LEASE_SECS".to_owned(),
+            "2".to_owned(),
+        )],
         ..AppOptions::default()
     })
     .await
@@ -423,9 +454,18 @@ async fn a_job_whose_node_died_is_finished_once_by_another_node() {
     let detail = wait_for(&app, &admin, &ws, &id, |d| all_ended(d, 1)).await;
     assert_eq!(detail["runs"][0]["status"], "done", "{detail}");
     let (_, sessions) = app
-        .call(&admin, Method::GET, &format!("/api/v1/workspaces/{ws}/sessions"), None)
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/sessions"),
+            None,
+        )
         .await;
-    assert_eq!(sessions.as_array().unwrap().len(), 1, "one run, one session");
+    assert_eq!(
+        sessions.as_array().unwrap().len(),
+        1,
+        "one run, one session"
+    );
     // The dead node's late answer changes nothing.
     assert!(
         !app.server
@@ -536,8 +576,10 @@ async fn two_nodes_fire_each_due_instant_once() {
                 &admin,
                 Method::POST,
                 &format!("/api/v1/workspaces/{ws}/automations"),
-                Some(json!({"name": format!("at-{n}"), "kind": "once", "run_at": in_secs(2),
-                            "prompt": "go", "provider": "command", "command": ["true"]})),
+                Some(
+                    json!({"name": format!("at-{n}"), "kind": "once", "run_at": in_secs(2),
+                            "prompt": "go", "provider": "command", "command": ["true"]}),
+                ),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{created}");

@@ -29,3 +29,4 @@ mod storage;
 mod tenancy;
 mod tls;
 mod tokens;
+mod webhooks;

@@ -322,8 +322,39 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
     }
     assert!(routes.len() >= 20, "only {} workspace routes", routes.len());
 
+    // An automation and an event source of B's.
+    let (s, automation) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/automations", w.b),
+            Some(
+                json!({"name": "victim-only", "kind": "manual", "prompt": "x",
+                        "provider": "claude-code"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{automation}");
+    let (s, source) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/event-sources", w.b),
+            Some(json!({"name": "victim-only", "kind": "generic"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{source}");
+
     // Ids that exist, but in workspace B.
     let victim: BTreeMap<&str, String> = [
+        (
+            "automation_id",
+            automation["id"].as_str().unwrap().to_owned(),
+        ),
+        (
+            "source_id",
+            source["source"]["id"].as_str().unwrap().to_owned(),
+        ),
         ("user_id", w.bert.id.clone()),
         ("variable", "VICTIM_ONLY".to_owned()),
         ("prompt", "victim-only".to_owned()),
@@ -401,7 +432,15 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
                 body.clone(),
             )
             .await;
-            if m == Method::PUT && !path.contains("{host_id}") && !path.contains("{session_id}") {
+            let by_id = [
+                "{host_id}",
+                "{session_id}",
+                "{automation_id}",
+                "{source_id}",
+            ]
+            .iter()
+            .any(|p| path.contains(p));
+            if m == Method::PUT && !by_id {
                 // An upsert by name creates alice's own item in A; B must stay untouched
                 // (checked below).
                 assert!(
