@@ -85,6 +85,40 @@ pub enum Command {
         #[command(subcommand)]
         command: SessionCommand,
     },
+    /// A workspace's automations: agent sessions started by schedule, by hand or by a webhook.
+    Automation {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
+        /// The workspace id or name (also WARDEN_WORKSPACE).
+        #[arg(
+            long,
+            short,
+            env = "WARDEN_WORKSPACE",
+            global = true,
+            value_name = "WORKSPACE"
+        )]
+        workspace: Option<String>,
+        #[command(subcommand)]
+        command: AutomationCommand,
+    },
+    /// A workspace's event sources: public webhook URLs that trigger automations.
+    EventSource {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
+        /// The workspace id or name (also WARDEN_WORKSPACE).
+        #[arg(
+            long,
+            short,
+            env = "WARDEN_WORKSPACE",
+            global = true,
+            value_name = "WORKSPACE"
+        )]
+        workspace: Option<String>,
+        #[command(subcommand)]
+        command: EventSourceCommand,
+    },
     /// Manage single sign-on (OpenID Connect) providers through the API, with the credentials
     /// `warden login` saved. A client secret is read from standard input.
     Sso {
@@ -431,6 +465,148 @@ pub enum WorkspaceCommand {
         workspace: String,
         #[command(subcommand)]
         command: Option<VariablesCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AutomationCommand {
+    /// The workspace's automations.
+    List,
+    /// An automation and its latest runs.
+    Show {
+        /// Automation id.
+        id: String,
+    },
+    /// Create an automation. The schedule option chooses its kind: --cron, --at, --every,
+    /// --on-event, or none of them for one that runs only when asked.
+    Create(AutomationSpec),
+    /// Replace an automation's definition (its runs then act for you).
+    Update {
+        /// Automation id.
+        id: String,
+        #[command(flatten)]
+        spec: AutomationSpec,
+    },
+    /// Queue a run now.
+    Run {
+        /// Automation id.
+        id: String,
+    },
+    /// Delete an automation and its runs.
+    Delete {
+        /// Automation id.
+        id: String,
+    },
+}
+
+/// What an automation starts, and when.
+#[derive(Debug, clap::Args)]
+pub struct AutomationSpec {
+    /// Name, unique in the workspace.
+    #[arg(long)]
+    pub name: String,
+    /// Five cron fields, e.g. "30 2 * * 1-5".
+    #[arg(long, group = "schedule")]
+    pub cron: Option<String>,
+    /// IANA time zone of --cron (default UTC).
+    #[arg(long, requires = "cron")]
+    pub timezone: Option<String>,
+    /// Once, at this RFC 3339 time.
+    #[arg(long, group = "schedule")]
+    pub at: Option<String>,
+    /// A loop: start again this many seconds after each run ends …
+    #[arg(long, group = "schedule", requires = "times")]
+    pub every: Option<i64>,
+    /// … this many runs in all.
+    #[arg(long, requires = "every")]
+    pub times: Option<i64>,
+    /// Run when an event source pointed at it accepts a delivery.
+    #[arg(long, group = "schedule")]
+    pub on_event: bool,
+    /// The prompt template ({{ event.field }} reads a triggering delivery).
+    #[arg(long, conflicts_with = "prompt_name")]
+    pub prompt: Option<String>,
+    /// One of the workspace's stored prompt templates.
+    #[arg(long)]
+    pub prompt_name: Option<String>,
+    /// claude-code, gemini-cli, codex, opencode, kilo-cli, qwen-code or command.
+    #[arg(long)]
+    pub provider: String,
+    /// chat, develop (default) or bot.
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Run on this host only.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Run once for instants missed while no server ran (default: skip them).
+    #[arg(long)]
+    pub run_missed: bool,
+    /// Create it switched off.
+    #[arg(long)]
+    pub disabled: bool,
+    /// For --provider command: the program and its arguments, after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventSourceCommand {
+    /// The workspace's event sources and their counters.
+    List,
+    /// An event source.
+    Show {
+        /// Event source id.
+        id: String,
+    },
+    /// Create an event source; prints its URL once.
+    Create {
+        /// Name, unique in the workspace.
+        #[arg(long)]
+        name: String,
+        /// generic, github, stripe or standard (Standard Webhooks).
+        #[arg(long, default_value = "generic")]
+        kind: String,
+        /// The automation a matching delivery runs.
+        #[arg(long)]
+        automation: Option<String>,
+        /// Accept only these event types (repeat, or comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        /// Read a signing secret from standard input.
+        #[arg(long)]
+        secret_stdin: bool,
+        /// Deliveries accepted per minute (default 60).
+        #[arg(long)]
+        rate_per_minute: Option<i64>,
+        /// Deliveries waiting at once per node (default 100).
+        #[arg(long)]
+        backlog: Option<i64>,
+        /// Generic: the signature header (default X-Signature).
+        #[arg(long)]
+        signature_header: Option<String>,
+        /// Generic: a delivery-id header.
+        #[arg(long)]
+        delivery_header: Option<String>,
+    },
+    /// Replace the URL token (the old URL stops at once); prints the new URL once.
+    RotateToken {
+        /// Event source id.
+        id: String,
+    },
+    /// Set the signing secret, read from standard input.
+    SetSecret {
+        /// Event source id.
+        id: String,
+    },
+    /// Remove the signing secret (unsigned deliveries are then accepted).
+    RemoveSecret {
+        /// Event source id.
+        id: String,
+    },
+    /// Delete an event source.
+    Delete {
+        /// Event source id.
+        id: String,
     },
 }
 

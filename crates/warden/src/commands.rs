@@ -80,6 +80,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             workspace,
             command,
         } => crate::session::run(credentials, workspace, command).await,
+        Command::Automation {
+            credentials,
+            workspace,
+            command,
+        } => crate::automation::run_automation(credentials, workspace, command).await,
+        Command::EventSource {
+            credentials,
+            workspace,
+            command,
+        } => crate::automation::run_event_source(credentials, workspace, command).await,
         Command::License { .. } => {
             anyhow::bail!("licence commands run before the configuration loads")
         }

@@ -1,5 +1,6 @@
 //! The `warden` binary: a thin shell that parses the command line and calls the server crate.
 
+mod automation;
 mod cli;
 mod client;
 mod commands;

@@ -17,7 +17,7 @@ use crate::client::{Api, connect, text};
 use crate::output::print;
 
 /// A path segment from the command line: refused if it could change the path.
-fn segment(what: &str, value: &str) -> Result<String> {
+pub(crate) fn segment(what: &str, value: &str) -> Result<String> {
     if value.is_empty() || value.contains(['/', '?', '#', '%', '\\']) || value == ".." {
         bail!("not a valid {what}: {value:?}");
     }
@@ -49,7 +49,7 @@ async fn all_pages(api: &Api, path: &str) -> Result<Vec<Value>> {
 }
 
 /// A workspace named by id, or by its (unique) name among those the caller sees.
-async fn workspace_id(api: &Api, named: &str) -> Result<String> {
+pub(crate) async fn workspace_id(api: &Api, named: &str) -> Result<String> {
     if is_id(named) {
         return segment("workspace id", named);
     }

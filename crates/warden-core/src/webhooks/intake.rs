@@ -364,9 +364,9 @@ async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store:
     let mut enqueued = false;
     for d in batch {
         let key = (d.route.source, d.token_hash);
-        if !sources.contains_key(&key) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = sources.entry(key) {
             let row = tx.source_for_delivery(key.0, &key.1).await?;
-            sources.insert(key, row.map(|r| Source::of(ctx, r)));
+            slot.insert(row.map(|r| Source::of(ctx, r)));
         }
         // Gone, disabled or its token rotated since the routing table was loaded.
         let Some(Some(source)) = sources.get_mut(&key) else {

@@ -144,12 +144,17 @@ fn spec_of(ctx: &Ctx, input: &SourceInput) -> CoreResult<SourceSpec> {
         .map(str::parse::<Uuid>)
         .transpose()
         .map_err(|_| CoreError::invalid("automation_id", "must be an automation id"))?;
-    let limit = |field: &'static str, v: Option<i64>, default: i64| {
+    let limit = |field: &'static str, v: Option<i64>, default: i64, why: &'static str| {
         let v = v.unwrap_or(default);
-        if (1..=100_000).contains(&v) {
+        let max = if field == "backlog" {
+            100_000
+        } else {
+            1_000_000
+        };
+        if (1..=max).contains(&v) {
             Ok(v)
         } else {
-            Err(CoreError::invalid(field, "must be 1 to 100000"))
+            Err(CoreError::invalid(field, why))
         }
     };
     Ok(SourceSpec {
@@ -166,8 +171,14 @@ fn spec_of(ctx: &Ctx, input: &SourceInput) -> CoreResult<SourceSpec> {
             "rate_per_minute",
             input.rate_per_minute,
             ctx.automations.webhook_rate_per_minute,
+            "must be 1 to 1000000",
         )?,
-        backlog: limit("backlog", input.backlog, ctx.automations.webhook_backlog)?,
+        backlog: limit(
+            "backlog",
+            input.backlog,
+            ctx.automations.webhook_backlog,
+            "must be 1 to 100000",
+        )?,
     })
 }
 

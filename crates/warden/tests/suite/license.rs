@@ -1238,3 +1238,212 @@ async fn in_chromium_a_licence_run_out_closes_the_console_and_a_new_one_opens_it
         assert!(open.contains(&entry), "{entry}: {summary}");
     }
 }
+
+/// What each licence flag gates: the routes that answer 403 without it. Every flag is in the
+/// match, so a new flag fails to compile until it is placed here.
+fn gated_routes(f: warden_domain::license::Feature) -> Vec<(Method, &'static str)> {
+    use warden_domain::license::Feature as F;
+    match f {
+        F::Automations => vec![
+            (Method::GET, "/api/v1/workspaces/{ws}/automations"),
+            (Method::POST, "/api/v1/workspaces/{ws}/automations"),
+            (Method::GET, "/api/v1/workspaces/{ws}/event-sources"),
+            (Method::POST, "/api/v1/workspaces/{ws}/event-sources"),
+        ],
+        F::AuditExport => vec![(Method::GET, "/api/v1/audit/export.csv")],
+        // Sign-in behaviour, checked below: a second sign-in ends the first.
+        F::MultipleActiveSessions => vec![],
+        // Modules not built yet: the flag shows in `capabilities` only; their issues gate
+        // their routes when they land.
+        F::Workflows
+        | F::Planner
+        | F::RoundTable
+        | F::Insights
+        | F::TicketSync
+        | F::Deployments
+        | F::CodeReview
+        | F::Verification
+        | F::Memory
+        | F::Bots
+        | F::SsoSaml
+        | F::MultiTenant => vec![],
+    }
+}
+
+#[tokio::test]
+async fn every_licence_flag_gates_its_module_and_shows_in_capabilities() {
+    use warden_domain::license::Feature;
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let mut token = admin_token(&app).await;
+    let now = unix(clock.as_ref());
+    let all: Vec<&str> = Feature::ALL.iter().map(|f| f.as_str()).collect();
+    let mut c = op.claims(now);
+    c["tier"] = json!("enterprise");
+    c.as_object_mut().unwrap().remove("fingerprint");
+    c["features"] = json!(all);
+    let (code, body) = upload(&app, &token, &op.sign(&c)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (_, ws) = app
+        .call(
+            &token,
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(json!({"name": "flags"})),
+        )
+        .await;
+    let ws = ws["id"].as_str().unwrap().to_owned();
+    for f in Feature::ALL.iter().copied() {
+        let mut c = op.claims(now);
+        c["tier"] = json!("enterprise");
+        c.as_object_mut().unwrap().remove("fingerprint");
+        c["features"] = json!(all.iter().filter(|n| **n != f.as_str()).collect::<Vec<_>>());
+        let (code, body) = upload(&app, &token, &op.sign(&c)).await;
+        assert_eq!(code, StatusCode::OK, "{f:?}: {body}");
+        token = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (_, me) = app.call(&token, Method::GET, "/api/v1/me", None).await;
+        let caps: Vec<&str> = me["capabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(!caps.contains(&f.as_str()), "{f:?} still shown: {caps:?}");
+        assert_eq!(caps.len(), all.len() - 1, "{caps:?}");
+        for (method, path) in gated_routes(f) {
+            let path = path.replace("{ws}", &ws);
+            let body = (method == Method::POST).then(|| json!({}));
+            let (code, problem) = app.call(&token, method.clone(), &path, body).await;
+            assert_eq!(code, StatusCode::FORBIDDEN, "{f:?}: {method} {path}");
+            assert_eq!(problem["code"], "feature-not-licensed", "{problem}");
+        }
+        if f == Feature::MultipleActiveSessions {
+            let first = token.clone();
+            token = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let (code, _) = app.call(&first, Method::GET, "/api/v1/me", None).await;
+            assert_eq!(code, StatusCode::UNAUTHORIZED, "one sign-in at a time");
+        }
+    }
+    // Every flag on: every gated route answers (whatever its own checks then say).
+    let mut c = op.claims(now);
+    c["tier"] = json!("enterprise");
+    c.as_object_mut().unwrap().remove("fingerprint");
+    c["features"] = json!(all);
+    let (code, _) = upload(&app, &token, &op.sign(&c)).await;
+    assert_eq!(code, StatusCode::OK);
+    for f in Feature::ALL.iter().copied() {
+        for (method, path) in gated_routes(f) {
+            let path = path.replace("{ws}", &ws);
+            let (code, _) = app.call(&token, method.clone(), &path, None).await;
+            assert_ne!(code, StatusCode::FORBIDDEN, "{f:?}: {method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_licence_pauses_schedules_the_queue_and_webhooks_and_a_new_one_resumes_them() {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let admin = admin_token(&app).await;
+    let now = unix(clock.as_ref());
+    let mut c = op.claims(now);
+    c["features"] = json!(["automations", "multiple-active-sessions"]);
+    let (code, body) = upload(&app, &admin, &op.sign(&c)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let repo = crate::automations::repository();
+    let ws = crate::automations::workspace(&app, &admin, repo.path()).await;
+    let (s, source) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/event-sources"),
+            Some(json!({"name": "hooks", "kind": "generic"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{source}");
+    let url = source["url"].as_str().unwrap().to_owned();
+    let sid = source["source"]["id"].as_str().unwrap().to_owned();
+    let in_an_hour = (clock.now() + Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (s, automation) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/automations"),
+            Some(
+                json!({"name": "later", "kind": "once", "run_at": in_an_hour,
+                        "missed": "run_once", "prompt": "go", "provider": "command",
+                        "command": ["true"]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{automation}");
+    let aid = automation["id"].as_str().unwrap().to_owned();
+
+    // The licence runs out; the automation's instant passes meanwhile.
+    clock.advance(Duration::days(91));
+    let admin = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, _) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/automations"),
+            None,
+        )
+        .await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    let res = app.client.post(&url).body("{}").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "the sender sees nothing");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let store = app.server.store();
+    for status in ["queued", "running", "done", "dead"] {
+        let jobs = store.jobs_in(status, None, 100).await.unwrap();
+        assert!(
+            jobs.iter().all(|j| j.kind != "automation.run"),
+            "a run was queued while paused: {status}"
+        );
+    }
+
+    // A valid licence: everything resumes without a restart.
+    let mut c = op.claims(unix(clock.as_ref()));
+    c["features"] = json!(["automations", "multiple-active-sessions"]);
+    let (code, body) = upload(&app, &admin, &op.sign(&c)).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let detail = crate::automations::wait_for(&app, &admin, &ws, &aid, |d| {
+        !d["runs"].as_array().unwrap().is_empty()
+    })
+    .await;
+    assert_eq!(detail["runs"][0]["trigger"], "schedule", "{detail}");
+    let res = app.client.post(&url).body("{}").send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut counters = Value::Null;
+    for _ in 0..50 {
+        let (_, s) = app
+            .call(
+                &admin,
+                Method::GET,
+                &format!("/api/v1/workspaces/{ws}/event-sources/{sid}"),
+                None,
+            )
+            .await;
+        counters = s["counters"].clone();
+        if counters["accepted"] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(counters["accepted"], 1, "{counters}");
+    assert_eq!(counters["dropped_paused"], 1, "{counters}");
+}

@@ -32,6 +32,9 @@ async fn deliver(app: &TestApp, url: &str, headers: &[(&str, &str)], body: &[u8]
     (res.status().as_u16(), res.text().await.unwrap())
 }
 
+/// Request headers, as (name, value).
+type Headers<'a> = Vec<(&'a str, &'a str)>;
+
 const RECEIVED: (u16, &str) = (200, "{\"received\":true}");
 
 async fn create_source(app: &TestApp, admin: &str, ws: &str, body: Value) -> (Value, String) {
@@ -135,7 +138,7 @@ async fn github_deliveries_are_verified_over_the_raw_bytes_and_a_match_runs_its_
     let mut flipped = body.to_vec();
     flipped[10] ^= 1;
     let legacy = format!("sha1={}", "ab".repeat(20));
-    let bent: Vec<(Vec<(&str, &str)>, &[u8])> = vec![
+    let bent: Vec<(Headers, &[u8])> = vec![
         (vec![("x-github-event", "push")], body),
         (
             vec![("x-github-event", "push"), ("x-hub-signature-256", &zeros)],
