@@ -23,6 +23,7 @@ pub mod mail;
 pub mod op;
 pub mod paging;
 pub mod secrets;
+pub mod service_keys;
 pub mod sessions;
 pub mod settings;
 pub mod sso;

@@ -22,6 +22,7 @@ mod migrate;
 pub mod passkeys;
 pub mod personal_tokens;
 pub mod roles;
+pub mod service_keys;
 pub mod sessions;
 pub mod sign_in;
 pub mod sso;

@@ -64,6 +64,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(18, "0018_passkeys"),
     migration!(19, "0019_display_names"),
     migration!(20, "0020_automations"),
+    migration!(21, "0021_service_keys"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

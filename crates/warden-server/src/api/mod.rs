@@ -19,6 +19,7 @@ pub mod me;
 pub mod openapi;
 pub mod passkeys;
 pub mod roles;
+pub mod service_keys;
 pub mod session_files;
 pub mod sessions;
 pub mod setup;
@@ -40,6 +41,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(automations::routes())
         .merge(event_sources::routes())
         .merge(jobs::routes())
+        .merge(service_keys::routes())
         .merge(webhooks::routes())
         .merge(auth::routes())
         .merge(device::routes())

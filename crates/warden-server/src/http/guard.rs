@@ -173,6 +173,19 @@ where
                     let principal = match who {
                         None => None,
                         Some(Who::Known(p)) => Some(p),
+                        Some(Who::Signed(header)) => match with_signature(&ctx, &header, req).await
+                        {
+                            Ok((r, p)) => {
+                                req = r;
+                                Some(p)
+                            }
+                            Err((r, refused)) => {
+                                if let Some(d) = denial(&r, &refused, None) {
+                                    denials.record(d);
+                                }
+                                return Ok(refused);
+                            }
+                        },
                         Some(Who::Uncached(secret)) => {
                             match look_up_token(&ctx, &secret, &mut req).await {
                                 Some(p) => Some(p),
@@ -240,6 +253,58 @@ async fn with_form_csrf(
         return Err(ApiError::csrf().into_response());
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// The largest body of a signed service request.
+const SIGNED_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Reads a signed request's body and checks its signature; hands the request on with the
+/// body intact and its caller attached, or refuses it (401, alike for every failure).
+async fn with_signature(
+    ctx: &Arc<Ctx>,
+    header: &str,
+    req: Request,
+) -> Result<(Request, Principal), (Request, Response)> {
+    let unauthorized = || ApiError::from_status(StatusCode::UNAUTHORIZED).into_response();
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, SIGNED_BODY_LIMIT).await else {
+        let refused = ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
+        return Err((Request::from_parts(parts, Body::empty()), refused));
+    };
+    let mut req = Request::from_parts(parts, Body::from(bytes.clone()));
+    let Some(signed) = warden_core::service_keys::Signed::parse(header) else {
+        return Err((req, unauthorized()));
+    };
+    let now = ctx.clock.now().unix_timestamp();
+    let checked = warden_core::service_keys::authenticate(
+        ctx,
+        &signed,
+        &warden_core::service_keys::Request {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            query: req.uri().query().unwrap_or(""),
+            body: &bytes,
+        },
+        now,
+    )
+    .await;
+    match checked {
+        Ok(Some(principal)) => {
+            req.extensions_mut().insert(crate::identity::Caller {
+                principal: principal.clone(),
+                credential: crate::identity::Credential::ServiceKey,
+            });
+            Ok((req, principal))
+        }
+        Ok(None) => Err((req, unauthorized())),
+        Err(e) => {
+            tracing::warn!(
+                code = e.code.as_str(),
+                "cannot check a signed service request"
+            );
+            Err((req, unauthorized()))
+        }
+    }
 }
 
 /// What to record of a refused request: only refusals of who the caller is or what it may do
@@ -342,6 +407,13 @@ fn first_gate(
             }
             Some(caller)
         }
+        Presented::Signed(header) => {
+            // A service key reaches its own workspace's routes only.
+            return match gate(rule, true) {
+                g @ Gate::Workspace(_) => Ok(Some((g, Some(Who::Signed(header))))),
+                _ => Err(ApiError::from_status(StatusCode::FORBIDDEN).into_response()),
+            };
+        }
         Presented::UncachedToken(secret) => {
             // Read from the database by the guard's asynchronous half.
             return match gate(rule, true) {
@@ -388,6 +460,8 @@ enum Who {
     Known(Principal),
     /// A personal access token still to be read from the database.
     Uncached(String),
+    /// A request signed with a service key: its body is read and its signature checked.
+    Signed(String),
 }
 
 /// Marks a request whose personal access token use should be written down.

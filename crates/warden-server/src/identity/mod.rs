@@ -16,6 +16,8 @@ pub enum Credential {
     Bearer,
     /// The web console's cookie: state-changing requests need the CSRF checks.
     Cookie,
+    /// A request signed with a workspace's service key (`WARDEN-HMAC-SHA256`).
+    ServiceKey,
 }
 
 /// An authenticated caller, as handlers receive it.
@@ -52,6 +54,9 @@ pub enum Presented {
     /// A browser's same-origin HTML form post on the console's cookie, without the CSRF
     /// header: the guard reads the token from the form's `csrf` field before letting it in.
     CallerWithFormCsrf(Caller),
+    /// A request signed with a service key (the `Authorization` value): the guard reads the
+    /// body and checks the signature.
+    Signed(String),
 }
 
 /// Authenticates a request from its headers. Personal access tokens are accepted only as
@@ -63,6 +68,14 @@ pub fn authenticate(
     now: i64,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Presented, AuthFailure> {
+    if let Some(value) = headers.get(header::AUTHORIZATION)
+        && let Some(signed) = value
+            .to_str()
+            .ok()
+            .filter(|v| v.starts_with(warden_core::service_keys::SCHEME))
+    {
+        return Ok(Presented::Signed(signed.to_owned()));
+    }
     if let Some(token) = bearer(headers)?
         && token.starts_with(PAT_PREFIX)
     {
@@ -202,9 +215,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
 impl Caller {
     /// The caller as an audit actor.
     pub fn actor(&self) -> warden_domain::audit::Actor {
-        warden_domain::audit::Actor {
-            kind: warden_domain::audit::ActorKind::User,
-            id: Some(self.principal.user_id.to_string()),
+        match self.credential {
+            // A service key: the key (its row id) acts, for its creator.
+            Credential::ServiceKey => warden_domain::audit::Actor {
+                kind: warden_domain::audit::ActorKind::ApiKey,
+                id: Some(self.principal.session_id.to_string()),
+            },
+            _ => warden_domain::audit::Actor {
+                kind: warden_domain::audit::ActorKind::User,
+                id: Some(self.principal.user_id.to_string()),
+            },
         }
     }
 }

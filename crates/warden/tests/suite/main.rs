@@ -23,6 +23,7 @@ mod mail;
 mod passkeys;
 mod passwordless;
 mod routes;
+mod service_keys;
 mod sso;
 mod sso_tokens;
 mod storage;

@@ -345,8 +345,19 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         .await;
     assert_eq!(s, StatusCode::CREATED, "{source}");
 
+    let (s, key) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/service-keys", w.b),
+            Some(json!({"name": "victim-only", "permissions": ["settings.read"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{key}");
+
     // Ids that exist, but in workspace B.
     let victim: BTreeMap<&str, String> = [
+        ("key_id", key["key"]["key_id"].as_str().unwrap().to_owned()),
         (
             "automation_id",
             automation["id"].as_str().unwrap().to_owned(),
