@@ -907,84 +907,121 @@ impl JobsTx {
         .await)?)
     }
 
-    /// Accepts a verified delivery: counts it against the source's per-minute limit (across
-    /// nodes, in this transaction), stores it unless its delivery id was seen, and enqueues
-    /// the automation run it triggers.
-    pub async fn accept_event(
+    /// Accepts verified deliveries of one source, in order, in a few statements whatever
+    /// their number: counts them against the per-minute limit (across nodes: the source's row
+    /// is locked for the window on PostgreSQL, and SQLite has one writer), stores those within
+    /// it unless their delivery id was seen, and enqueues the run each new one triggers.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn accept_events(
         &mut self,
-        e: &NewEvent<'_>,
+        source: Uuid,
+        workspace: Uuid,
         token_hash: &[u8],
+        automation: Option<Uuid>,
+        events: &[NewEvent<'_>],
+        now: i64,
         max_attempts: i32,
-    ) -> Result<Accepted, StoreError> {
-        let minute = e.now.div_euclid(60_000_000) * 60_000_000;
-        // One statement moves the window and counts this delivery, if the limit allows.
-        let counted = on_tx!(self.0, |c| sqlx::query_scalar::<_, i64>(
-            "UPDATE event_sources SET \
-             minute_count = CASE WHEN minute_start = $3 THEN minute_count + 1 ELSE 1 END, \
-             minute_start = $3 \
-             WHERE id = $1 AND token_hash = $2 AND enabled \
-             AND (minute_start <> $3 OR minute_count < rate_per_minute) RETURNING minute_count"
+    ) -> Result<Vec<Accepted>, StoreError> {
+        let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let lock = match self.0.backend() {
+            crate::Backend::Postgres => " FOR UPDATE",
+            crate::Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT minute_start, minute_count, rate_per_minute FROM event_sources \
+             WHERE id = $1 AND token_hash = $2 AND enabled{lock}"
+        );
+        let window = on_tx!(self.0, |c| sqlx::query_as::<_, (i64, i64, i64)>(
+            sqlx::AssertSqlSafe(sql)
         )
-        .bind(e.source_id)
+        .bind(source)
         .bind(token_hash)
-        .bind(minute)
         .fetch_optional(c)
         .await)?;
-        if counted.is_none() {
-            let live = on_tx!(self.0, |c| {
-                sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM event_sources WHERE id = $1 AND token_hash = $2 AND enabled"
-            )
-            .bind(e.source_id)
-            .bind(token_hash)
-            .fetch_one(c)
-            .await
-            })?;
-            return Ok(if live == 1 {
-                Accepted::OverRate
-            } else {
-                Accepted::Gone
-            });
+        let Some((start, count, rate)) = window else {
+            return Ok(vec![Accepted::Gone; events.len()]);
+        };
+        let minute = now.div_euclid(60_000_000) * 60_000_000;
+        let used = if start == minute { count } else { 0 };
+        let allowed = usize::try_from((rate - used).clamp(0, n)).unwrap_or(0);
+        let mut out = vec![Accepted::OverRate; events.len()];
+        if allowed == 0 {
+            return Ok(out);
         }
-        let id = Uuid::now_v7();
-        let stored = on_tx!(self.0, |c| sqlx::query(
-            "INSERT INTO webhook_events (id, workspace_id, source_id, delivery_id, event_type, \
-             body, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (source_id, delivery_id) DO NOTHING"
+        on_tx!(self.0, |c| sqlx::query(
+            "UPDATE event_sources SET minute_start = $2, minute_count = $3 WHERE id = $1"
         )
-        .bind(id)
-        .bind(e.workspace_id)
-        .bind(e.source_id)
-        .bind(e.delivery_id)
-        .bind(e.event_type)
-        .bind(e.body)
-        .bind(e.now)
+        .bind(source)
+        .bind(minute)
+        .bind(used + i64::try_from(allowed).unwrap_or(0))
         .execute(c)
         .await
-        .map(|r| r.rows_affected()))?
-            == 1;
-        if !stored {
-            return Ok(Accepted::Replay);
+        .map(drop))?;
+        let take = &events[..allowed];
+        let ids: Vec<Uuid> = take.iter().map(|_| Uuid::now_v7()).collect();
+        let inserted: std::collections::HashSet<Uuid> = on_tx!(self.0, |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO webhook_events (id, workspace_id, source_id, delivery_id, \
+                 event_type, body, received_at) ",
+            );
+            q.push_values(take.iter().zip(&ids), |mut b, (e, id)| {
+                b.push_bind(*id)
+                    .push_bind(workspace)
+                    .push_bind(source)
+                    .push_bind(e.delivery_id)
+                    .push_bind(e.event_type)
+                    .push_bind(e.body)
+                    .push_bind(now);
+            });
+            q.push(" ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING id");
+            q.build_query_scalar::<Uuid>().fetch_all(c).await
+        })?
+        .into_iter()
+        .collect();
+        for (slot, id) in out.iter_mut().zip(&ids) {
+            *slot = if inserted.contains(id) {
+                Accepted::New(*id)
+            } else {
+                Accepted::Replay
+            };
         }
-        if let Some(automation) = e.automation_id {
-            let payload = serde_json::json!({
-                "automation_id": automation, "trigger": "event", "event_id": id,
-            })
-            .to_string();
-            let key = format!("event:{id}");
-            self.0
-                .enqueue_job(&NewJob {
-                    kind: "automation.run",
-                    workspace_id: Some(e.workspace_id),
-                    dedupe_key: Some(&key),
-                    payload: &payload,
-                    max_attempts,
-                    run_at: e.now,
-                    now: e.now,
+        if let Some(automation) = automation
+            && !inserted.is_empty()
+        {
+            let jobs: Vec<(Uuid, String, String)> = ids
+                .iter()
+                .filter(|id| inserted.contains(id))
+                .map(|id| {
+                    let payload = serde_json::json!({
+                        "automation_id": automation, "trigger": "event", "event_id": id,
+                    })
+                    .to_string();
+                    (Uuid::now_v7(), format!("event:{id}"), payload)
                 })
-                .await?;
+                .collect();
+            on_tx!(self.0, |c| {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO jobs (id, kind, workspace_id, dedupe_key, payload, status, \
+                     attempts, max_attempts, run_at, created_at) ",
+                );
+                q.push_values(&jobs, |mut b, (id, key, payload)| {
+                    b.push_bind(*id)
+                        .push_bind("automation.run")
+                        .push_bind(workspace)
+                        .push_bind(key.as_str())
+                        .push_bind(payload.as_str())
+                        .push_bind("queued")
+                        .push_bind(0i32)
+                        .push_bind(max_attempts)
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+                q.push(" ON CONFLICT (dedupe_key) DO NOTHING");
+                q.build().execute(c).await.map(drop)
+            })?;
+            self.0.notify_jobs().await?;
         }
-        Ok(Accepted::New(id))
+        Ok(out)
     }
 
     /// Adds to a source's counters.

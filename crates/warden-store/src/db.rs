@@ -319,6 +319,14 @@ impl fmt::Debug for Tx {
 }
 
 impl Tx {
+    /// Which backend this transaction runs on.
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            TxInner::Postgres(_) => Backend::Postgres,
+            _ => Backend::Sqlite,
+        }
+    }
+
     /// Begins a SQLite write transaction that has not begun yet (`BEGIN IMMEDIATE`, which
     /// waits for the write lock). Every statement runs after this.
     pub(crate) async fn begun(&mut self) -> Result<(), StoreError> {

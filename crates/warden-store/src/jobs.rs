@@ -109,7 +109,7 @@ impl Tx {
     }
 
     /// On PostgreSQL, wakes every node's runner when this transaction commits.
-    async fn notify_jobs(&mut self) -> Result<(), StoreError> {
+    pub(crate) async fn notify_jobs(&mut self) -> Result<(), StoreError> {
         if let crate::db::TxInner::Postgres(t) = &mut self.inner {
             sqlx::query("SELECT pg_notify('warden_jobs', '')")
                 .execute(&mut **t)

@@ -103,8 +103,10 @@ fn plan(d: &DueAutomation, now: i64) -> (bool, Option<i64>, &'static str) {
     }
 }
 
-/// Fires what is due at `now`; returns how many due automations it looked at.
-async fn fire_due(ctx: &Ctx, now: i64) -> Result<usize, warden_store::StoreError> {
+/// Fires what is due at `now`; returns how many due automations it looked at. Jobs are
+/// stamped with the clock as this batch starts.
+async fn fire_due(ctx: &Ctx, due_by: i64) -> Result<usize, warden_store::StoreError> {
+    let now = unix_us(ctx.clock.now()).max(due_by);
     let mut tx = ctx.store.begin_jobs().await?;
     let due = tx.due_automations(now, BATCH).await?;
     let mut fired = 0;

@@ -355,13 +355,17 @@ async fn process(ctx: &Ctx, batch: &mut Vec<Delivery>) {
     }
 }
 
+/// A source as a delivery named it: its id and the hash of the token it came with.
+type SourceKey = (Uuid, [u8; 32]);
+
 async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store::StoreError> {
     let now = unix_us(ctx.clock.now());
     let paused = !ctx.license.allows_background(now / 1_000_000)
         || !ctx.license.feature(Feature::Automations);
     let mut tx = ctx.store.begin_jobs().await?;
-    let mut sources: HashMap<(Uuid, [u8; 32]), Option<Source>> = HashMap::new();
-    let mut enqueued = false;
+    let mut sources: HashMap<SourceKey, Option<Source>> = HashMap::new();
+    // What passed each source's checks, in arrival order.
+    let mut passed: HashMap<SourceKey, Vec<(verify::Verified, &[u8])>> = HashMap::new();
     for d in batch {
         let key = (d.route.source, d.token_hash);
         if let std::collections::hash_map::Entry::Vacant(slot) = sources.entry(key) {
@@ -398,29 +402,46 @@ async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store:
             source.drops.ignored += 1;
             continue;
         }
-        let accepted = tx
-            .accept_event(
-                &NewEvent {
-                    source_id: source.row.id,
-                    workspace_id: source.row.workspace_id,
-                    delivery_id: verified.delivery_id.as_deref(),
-                    event_type: verified.event_type.as_deref(),
-                    body: &d.body,
-                    automation_id: source.row.automation_id,
-                    now,
-                },
-                &d.token_hash,
+        passed.entry(key).or_default().push((verified, &d.body));
+    }
+    let mut enqueued = false;
+    for (key, items) in &passed {
+        let Some(Some(source)) = sources.get_mut(key) else {
+            continue;
+        };
+        let events: Vec<NewEvent<'_>> = items
+            .iter()
+            .map(|(v, body)| NewEvent {
+                source_id: source.row.id,
+                workspace_id: source.row.workspace_id,
+                delivery_id: v.delivery_id.as_deref(),
+                event_type: v.event_type.as_deref(),
+                body,
+                automation_id: source.row.automation_id,
+                now,
+            })
+            .collect();
+        let results = tx
+            .accept_events(
+                source.row.id,
+                source.row.workspace_id,
+                &key.1,
+                source.row.automation_id,
+                &events,
+                now,
                 ctx.automations.job_attempts,
             )
             .await?;
-        match accepted {
-            Accepted::New(_) => {
-                source.accepted += 1;
-                enqueued |= source.row.automation_id.is_some();
+        for r in results {
+            match r {
+                Accepted::New(_) => {
+                    source.accepted += 1;
+                    enqueued |= source.row.automation_id.is_some();
+                }
+                Accepted::Replay => source.drops.replayed += 1,
+                Accepted::OverRate => source.drops.rate += 1,
+                Accepted::Gone => {}
             }
-            Accepted::Replay => source.drops.replayed += 1,
-            Accepted::OverRate => source.drops.rate += 1,
-            Accepted::Gone => {}
         }
     }
     for source in sources.values().flatten() {

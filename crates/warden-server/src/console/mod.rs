@@ -25,6 +25,7 @@ use crate::state::AppState;
 mod admin;
 mod agent_sessions;
 mod audit;
+mod automations;
 mod home;
 mod hosts;
 mod license;
@@ -61,6 +62,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .merge(workspace_settings::routes())
         .merge(workspace_hosts::routes())
         .merge(agent_sessions::routes())
+        .merge(automations::routes())
 }
 
 /// What every console page shows around its content.
@@ -269,6 +271,10 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "secret-removed" => Some("The value is removed."),
         "prompt-saved" => Some("The prompt is saved."),
         "prompt-removed" => Some("The prompt is removed."),
+        "automation-created" => Some("The automation is saved: its runs act for you."),
+        "automation-deleted" => Some("The automation is deleted; the sessions it started stay."),
+        "run-queued" => Some("A run is queued: it starts when a host and a slot are free."),
+        "source-deleted" => Some("The event source is deleted: its URL no longer works."),
         "session-stopping" => Some("The session is asked to stop."),
         "session-closed" => Some("The session is closed: its worktree is removed."),
         "file-saved" => Some("The file is saved in the session's worktree."),

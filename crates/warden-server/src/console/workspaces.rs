@@ -59,6 +59,7 @@ pub(super) struct Place {
     pub may_sessions: bool,
     pub may_settings: bool,
     pub may_hosts: bool,
+    pub may_automations: bool,
 }
 
 impl Place {
@@ -76,6 +77,11 @@ impl Place {
             may_sessions: grant.holds(Permission::SESSIONS_READ),
             may_settings: grant.holds(Permission::SETTINGS_READ),
             may_hosts: grant.holds(Permission::HOSTS_READ),
+            may_automations: grant.holds(Permission::AUTOMATIONS_READ)
+                && state
+                    .ctx
+                    .license
+                    .feature(warden_domain::license::Feature::Automations),
         })
     }
 

@@ -599,3 +599,85 @@ async fn two_nodes_fire_each_due_instant_once() {
     assert_eq!(counts.dead, 0);
     drop(b);
 }
+
+#[tokio::test]
+async fn in_chromium_an_administrator_creates_runs_and_wires_an_automation_to_a_webhook() {
+    if std::env::var("TESTKIT_BACKEND").as_deref() == Ok("postgres") {
+        eprintln!("the browser test runs on the SQLite pass");
+        return;
+    }
+    use warden_testkit::browser::{screenshots, walk_through};
+    let port = crate::browser::free_port();
+    let public = format!("http://localhost:{port}");
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![
+            ("WARDEN_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+            ("WARDEN_PUBLIC_URL".to_owned(), public.clone()),
+        ],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let repo = repository();
+    let ws = workspace(&app, &admin, repo.path()).await;
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let summary = walk_through(
+        &dir,
+        "automations.mjs",
+        &[
+            ("WARDEN_URL", public.as_ref()),
+            ("EMAIL", crate::identity::ADMIN_EMAIL.as_ref()),
+            ("PASSWORD", crate::identity::ADMIN_PASSWORD.as_ref()),
+            ("WORKSPACE", ws.as_ref()),
+            ("SHOTS", shots.as_os_str()),
+        ],
+    )
+    .await;
+    assert_eq!(summary["problems"], json!([]), "{summary}");
+    assert_eq!(screenshots(&summary, &shots), 5, "{summary}");
+    assert!(
+        summary["tabs"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Automations")),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["schedule"], "30 2 * * 1-5 (Europe/Berlin)",
+        "{summary}"
+    );
+    // The template is shown as text, markup and all.
+    assert_eq!(
+        summary["prompt"], "Review {{ event.ref }} <b>carefully</b>",
+        "{summary}"
+    );
+    assert_eq!(summary["runs"], 1, "{summary}");
+    let url = summary["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{public}/webhooks/wwh_")),
+        "{summary}"
+    );
+    let listed = summary["sources"].to_string();
+    assert!(
+        listed.contains("github pushes") && listed.contains("signed"),
+        "{summary}"
+    );
+    assert!(
+        !listed.contains(&url[url.len() - 20..]),
+        "the URL is shown once: {summary}"
+    );
+    // What the browser made is what the API sees.
+    let (_, sources) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/event-sources"),
+            None,
+        )
+        .await;
+    assert_eq!(sources[0]["signed"], true);
+    assert_eq!(sources[0]["events"], json!(["push"]));
+}
