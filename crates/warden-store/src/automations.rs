@@ -734,16 +734,25 @@ impl JobsTx {
         &mut self.0
     }
 
-    /// Enabled automations due at `now`, earliest first.
+    /// Enabled automations due at `now`, earliest first. On PostgreSQL the rows stay locked
+    /// until this transaction ends and rows another node holds are skipped, so nodes
+    /// scheduling at once share the work instead of waiting on each other.
     pub async fn due_automations(
         &mut self,
         now: i64,
         limit: i64,
     ) -> Result<Vec<DueAutomation>, StoreError> {
-        Ok(on_tx!(self.0, |c| sqlx::query_as::<_, DueAutomation>(
+        let lock = match self.0.backend() {
+            crate::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            crate::Backend::Sqlite => "",
+        };
+        let sql = format!(
             "SELECT id, workspace_id, kind, next_run_at, cron, timezone, missed FROM automations \
              WHERE enabled AND next_run_at IS NOT NULL AND next_run_at <= $1 \
-             ORDER BY next_run_at LIMIT $2"
+             ORDER BY next_run_at LIMIT $2{lock}"
+        );
+        Ok(on_tx!(self.0, |c| sqlx::query_as::<_, DueAutomation>(
+            sqlx::AssertSqlSafe(sql)
         )
         .bind(now)
         .bind(limit)
@@ -751,24 +760,52 @@ impl JobsTx {
         .await)?)
     }
 
-    /// Moves an automation's schedule from `due` to `next`, only if no other node moved it
-    /// first; `true` when this call did.
-    pub async fn advance_automation(
+    /// Moves many automations' schedules at once: each `(id, due, next, fired)` moves from
+    /// `due` to `next` only if it is still at `due`, and counts a run when `fired`. Returns the
+    /// ids moved.
+    pub async fn advance_automations(
         &mut self,
-        id: Uuid,
-        due: i64,
-        next: Option<i64>,
-    ) -> Result<bool, StoreError> {
-        Ok(on_tx!(self.0, |c| sqlx::query(
-            "UPDATE automations SET next_run_at = $3 WHERE id = $1 AND next_run_at = $2"
-        )
-        .bind(id)
-        .bind(due)
-        .bind(next)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected()))?
-            == 1)
+        items: &[(Uuid, i64, Option<i64>, bool)],
+    ) -> Result<std::collections::HashSet<Uuid>, StoreError> {
+        let mut moved = std::collections::HashSet::new();
+        if let crate::db::TxInner::Postgres(t) = &mut self.0.inner {
+            let ids: Vec<Uuid> = items.iter().map(|i| i.0).collect();
+            let dues: Vec<i64> = items.iter().map(|i| i.1).collect();
+            let nexts: Vec<Option<i64>> = items.iter().map(|i| i.2).collect();
+            let fired: Vec<i64> = items.iter().map(|i| i64::from(i.3)).collect();
+            let rows: Vec<Uuid> = sqlx::query_scalar(
+                "UPDATE automations a SET next_run_at = v.next, \
+                 runs_started = a.runs_started + v.fired \
+                 FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) \
+                 AS v(id, due, next, fired) WHERE a.id = v.id AND a.next_run_at = v.due \
+                 RETURNING a.id",
+            )
+            .bind(ids)
+            .bind(dues)
+            .bind(nexts)
+            .bind(fired)
+            .fetch_all(&mut **t)
+            .await?;
+            moved.extend(rows);
+            return Ok(moved);
+        }
+        for (id, due, next, fired) in items {
+            let n = on_tx!(self.0, |c| sqlx::query(
+                "UPDATE automations SET next_run_at = $3, runs_started = runs_started + $4 \
+                 WHERE id = $1 AND next_run_at = $2"
+            )
+            .bind(id)
+            .bind(due)
+            .bind(next)
+            .bind(i64::from(*fired))
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            if n == 1 {
+                moved.insert(*id);
+            }
+        }
+        Ok(moved)
     }
 
     /// Sets when an automation fires next (a loop, after its run ended).
@@ -834,17 +871,6 @@ impl JobsTx {
         .await
         .map(drop))?;
         Ok(())
-    }
-
-    /// Counts a started run on its automation.
-    pub async fn count_run(&mut self, automation: Uuid) -> Result<i64, StoreError> {
-        Ok(on_tx!(self.0, |c| sqlx::query_scalar::<_, i64>(
-            "UPDATE automations SET runs_started = runs_started + 1 WHERE id = $1 \
-             RETURNING runs_started"
-        )
-        .bind(automation)
-        .fetch_one(c)
-        .await)?)
     }
 
     /// Runs of the workspace whose session is still going.

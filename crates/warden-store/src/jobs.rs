@@ -108,6 +108,38 @@ impl Tx {
         Ok(inserted.then_some(id))
     }
 
+    /// Enqueues many jobs in one statement (a job whose dedupe key exists already is left
+    /// out); returns how many were enqueued.
+    pub async fn enqueue_jobs(&mut self, jobs: &[NewJob<'_>]) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for chunk in jobs.chunks(1000) {
+            total += on_tx!(self, |c| {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO jobs (id, kind, workspace_id, dedupe_key, payload, status, \
+                     attempts, max_attempts, run_at, created_at) ",
+                );
+                q.push_values(chunk, |mut b, j| {
+                    b.push_bind(Uuid::now_v7())
+                        .push_bind(j.kind)
+                        .push_bind(j.workspace_id)
+                        .push_bind(j.dedupe_key)
+                        .push_bind(j.payload)
+                        .push_bind("queued")
+                        .push_bind(0i32)
+                        .push_bind(j.max_attempts)
+                        .push_bind(j.run_at)
+                        .push_bind(j.now);
+                });
+                q.push(" ON CONFLICT (dedupe_key) DO NOTHING");
+                q.build().execute(c).await.map(|r| r.rows_affected())
+            })?;
+        }
+        if total > 0 {
+            self.notify_jobs().await?;
+        }
+        Ok(total)
+    }
+
     /// On PostgreSQL, wakes every node's runner when this transaction commits.
     pub(crate) async fn notify_jobs(&mut self) -> Result<(), StoreError> {
         if let crate::db::TxInner::Postgres(t) = &mut self.inner {

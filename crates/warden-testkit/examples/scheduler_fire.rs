@@ -137,12 +137,14 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     // Every run job of that instant, wherever it is now.
     let mut late = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for status in ["queued", "running", "done", "dead"] {
         let mut cursor = None;
         loop {
             let page = store.jobs_in(status, cursor, 200).await?;
             for j in &page {
-                if j.kind == "automation.run" {
+                // A job changing state between two pages is listed twice: count it once.
+                if j.kind == "automation.run" && seen.insert(j.id) {
                     late.push(j.created_at - due);
                 }
             }

@@ -109,11 +109,18 @@ async fn fire_due(ctx: &Ctx, due_by: i64) -> Result<usize, warden_store::StoreEr
     let now = unix_us(ctx.clock.now()).max(due_by);
     let mut tx = ctx.store.begin_jobs().await?;
     let due = tx.due_automations(now, BATCH).await?;
-    let mut fired = 0;
-    for d in &due {
-        let (fire, next, trigger) = plan(d, now);
-        if !tx.advance_automation(d.id, d.next_run_at, next).await? {
-            continue; // another node took this instant
+    let plans: Vec<(bool, Option<i64>, &'static str)> = due.iter().map(|d| plan(d, now)).collect();
+    let items: Vec<(uuid::Uuid, i64, Option<i64>, bool)> = due
+        .iter()
+        .zip(&plans)
+        .map(|(d, (fire, next, _))| (d.id, d.next_run_at, *next, *fire))
+        .collect();
+    // Only instants this node moved fire here: another node took the rest.
+    let moved = tx.advance_automations(&items).await?;
+    let mut payloads = Vec::new();
+    for (d, (fire, _, trigger)) in due.iter().zip(&plans) {
+        if !moved.contains(&d.id) {
+            continue;
         }
         if !fire {
             let op = Op::new(Actor::system(), Origin::default(), ctx.clock.as_ref());
@@ -128,28 +135,26 @@ async fn fire_due(ctx: &Ctx, due_by: i64) -> Result<usize, warden_store::StoreEr
             tx.tx().record(&ctx.audit_key, &event).await?;
             continue;
         }
-        let payload = json!({ "automation_id": d.id, "trigger": trigger,
-                              "scheduled_for": d.next_run_at })
-        .to_string();
-        let key = format!("schedule:{}:{}", d.id, d.next_run_at);
-        if tx
-            .tx()
-            .enqueue_job(&NewJob {
-                kind: super::runner::KIND,
-                workspace_id: Some(d.workspace_id),
-                dedupe_key: Some(&key),
-                payload: &payload,
-                max_attempts: ctx.automations.job_attempts,
-                run_at: now,
-                now,
-            })
-            .await?
-            .is_some()
-        {
-            tx.count_run(d.id).await?;
-            fired += 1;
-        }
+        payloads.push((
+            d,
+            json!({ "automation_id": d.id, "trigger": trigger, "scheduled_for": d.next_run_at })
+                .to_string(),
+            format!("schedule:{}:{}", d.id, d.next_run_at),
+        ));
     }
+    let jobs: Vec<NewJob<'_>> = payloads
+        .iter()
+        .map(|(d, payload, key)| NewJob {
+            kind: super::runner::KIND,
+            workspace_id: Some(d.workspace_id),
+            dedupe_key: Some(key),
+            payload,
+            max_attempts: ctx.automations.job_attempts,
+            run_at: now,
+            now,
+        })
+        .collect();
+    let fired = tx.tx().enqueue_jobs(&jobs).await?;
     tx.commit().await?;
     if fired > 0 {
         ctx.jobs.wake();

@@ -35,7 +35,7 @@ use crate::{Ctx, Op, Origin};
 /// Deliveries waiting for the worker on one node, all sources together.
 const QUEUE: usize = 20_000;
 /// Deliveries the worker handles in one transaction.
-const BATCH: usize = 512;
+const BATCH: usize = 2048;
 /// How often the routing table is reloaded without being asked.
 const RELOAD: Duration = Duration::from_secs(1);
 
@@ -421,17 +421,22 @@ async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store:
                 now,
             })
             .collect();
-        let results = tx
-            .accept_events(
-                source.row.id,
-                source.row.workspace_id,
-                &key.1,
-                source.row.automation_id,
-                &events,
-                now,
-                ctx.automations.job_attempts,
-            )
-            .await?;
+        // In chunks that keep a multi-row insert within SQLite's bound on parameters.
+        let mut results = Vec::with_capacity(events.len());
+        for chunk in events.chunks(1000) {
+            results.extend(
+                tx.accept_events(
+                    source.row.id,
+                    source.row.workspace_id,
+                    &key.1,
+                    source.row.automation_id,
+                    chunk,
+                    now,
+                    ctx.automations.job_attempts,
+                )
+                .await?,
+            );
+        }
         for r in results {
             match r {
                 Accepted::New(_) => {

@@ -261,11 +261,12 @@ async fn signed_requests_act_within_the_key_and_every_bent_copy_is_refused() {
         send(&app, Method::PUT, &update, &auth, sent_body).await.0,
         StatusCode::UNAUTHORIZED
     );
-    // The signed body: a permission the key does not carry would be needed to create, but
-    // update is within it.
+    // The signed body passes the signature; the change would make the automation act for
+    // the key's creator through the key, which does not carry sessions.create: refused.
     let auth = authorization(&key, ("PUT", &update, ""), t, ws, signed_body, &nonce(12));
     let (s, body) = send(&app, Method::PUT, &update, &auth, signed_body).await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "permission-not-held");
     let auth = authorization(&key, ("POST", &list, ""), t, ws, signed_body, &nonce(13));
     assert_eq!(
         send(&app, Method::POST, &list, &auth, signed_body).await.0,
