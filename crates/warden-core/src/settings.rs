@@ -94,6 +94,9 @@ pub struct AutomationsConfig {
     pub job_lease: Duration,
     /// Attempts before a job is dead.
     pub job_attempts: i32,
+    /// Whether this node runs queued jobs (a cluster may keep some nodes for intake and the
+    /// API only; every node still schedules and takes webhooks).
+    pub run_jobs: bool,
 }
 
 impl Default for AutomationsConfig {
@@ -106,6 +109,7 @@ impl Default for AutomationsConfig {
             max_concurrent_runs: 4,
             job_lease: Duration::from_secs(60),
             job_attempts: 5,
+            run_jobs: true,
         }
     }
 }

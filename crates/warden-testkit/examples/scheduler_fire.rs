@@ -2,8 +2,9 @@
 //! (the backend named by `TESTKIT_BACKEND`; PostgreSQL for a real cluster), AUTOMATIONS
 //! recurring automations (`* * * * *`) all due at the next minute. After the instant, every
 //! automation must have exactly one run job; lateness is the job's enqueue time minus the
-//! instant it is for. No host is connected, so the runs themselves wait and retry: the load
-//! of the runner claiming them is part of what the scheduler competes with.
+//! instant it is for (its batch's start), and the time until the last of them is committed
+//! and visible. The nodes schedule but run no jobs (`automations.run_jobs = false`), so the
+//! jobs stay queued where they can be counted.
 //! `cargo run --release -p warden-testkit --example scheduler_fire [AUTOMATIONS] [NODES]`
 
 use std::time::Duration;
@@ -42,7 +43,10 @@ fn pct(sorted: &[i64], p: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let (count, nodes) = (arg(1, 10_000), arg(2, 2));
     let first = TestApp::spawn_with(AppOptions {
-        env: vec![("WARDEN_LOG_LEVEL".to_owned(), "error".to_owned())],
+        env: vec![
+            ("WARDEN_LOG_LEVEL".to_owned(), "error".to_owned()),
+            ("WARDEN_AUTOMATIONS_RUN_JOBS".to_owned(), "false".to_owned()),
+        ],
         ..AppOptions::default()
     })
     .await?;
@@ -57,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
                         first.master_key_hex.clone(),
                     ),
                     ("WARDEN_LOG_LEVEL".to_owned(), "error".to_owned()),
+                    ("WARDEN_AUTOMATIONS_RUN_JOBS".to_owned(), "false".to_owned()),
                 ],
                 ..AppOptions::default()
             })

@@ -106,8 +106,14 @@ async fn accepted(app: &TestApp, admin: &str, ids: &[String], ws: &str) -> (i64,
 #[allow(clippy::print_stdout, clippy::unwrap_used, clippy::cast_precision_loss)]
 async fn main() -> anyhow::Result<()> {
     let (secs, sources) = (arg(1, 10), arg(2, 32));
+    // RUN_JOBS=false: an intake node, as a cluster may keep them (the queued runs wait for
+    // worker nodes); default true, a single node doing everything.
+    let run_jobs = std::env::var("RUN_JOBS").unwrap_or_else(|_| "true".to_owned());
     let app = TestApp::spawn_with(AppOptions {
-        env: vec![("WARDEN_LOG_LEVEL".to_owned(), "error".to_owned())],
+        env: vec![
+            ("WARDEN_LOG_LEVEL".to_owned(), "error".to_owned()),
+            ("WARDEN_AUTOMATIONS_RUN_JOBS".to_owned(), run_jobs.clone()),
+        ],
         ..AppOptions::default()
     })
     .await?;
@@ -158,7 +164,8 @@ async fn main() -> anyhow::Result<()> {
         hex::encode(hmac::sign(&key, BODY.as_bytes()).as_ref())
     };
     println!(
-        "backend {}, {} cores, {sources} sources, {secs} s per run, 32 connections (wrk -t4)",
+        "backend {}, {} cores, {sources} sources, {secs} s per run, 32 connections (wrk -t4), \
+         this node runs jobs: {run_jobs}",
         warden_testkit::backend().name(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );

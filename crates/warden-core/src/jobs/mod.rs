@@ -96,9 +96,13 @@ impl Failed {
     }
 }
 
-/// Starts this node's runner.
+/// Starts this node's runner (one that claims nothing when `automations.run_jobs` is off).
 pub fn spawn_runner(ctx: Arc<Ctx>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        if !ctx.automations.run_jobs {
+            tracing::info!("automations.run_jobs is off: this node runs no queued jobs");
+            return;
+        }
         let slots = Arc::new(Semaphore::new(PARALLEL));
         let mut listener = match ctx.store.job_wakeups().await {
             Ok(l) => l,

@@ -267,5 +267,6 @@ pub(super) fn build_automations(
         max_concurrent_runs: whole(v.whole(&AUTOMATIONS_MAX_CONCURRENT_RUNS)?),
         job_lease: secs(v.whole(&AUTOMATIONS_JOB_LEASE)?),
         job_attempts: i32::try_from(v.whole(&AUTOMATIONS_JOB_ATTEMPTS)?).unwrap_or(i32::MAX),
+        run_jobs: v.switch(&AUTOMATIONS_RUN_JOBS)?,
     })
 }

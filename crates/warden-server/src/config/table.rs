@@ -191,6 +191,8 @@ settings! {
     /// How long a node holds a job before another may take it (heartbeats extend it).
     AUTOMATIONS_JOB_LEASE = "automations.job_lease_secs",
         Kind::Whole { min: 2, max: 3600, unit: "seconds" }, Fallback::Value("60");
+    /// Whether this node runs queued jobs (off: it only schedules, takes webhooks and serves).
+    AUTOMATIONS_RUN_JOBS = "automations.run_jobs", Kind::Switch, Fallback::Value("true");
     /// Attempts before a job is dead.
     AUTOMATIONS_JOB_ATTEMPTS = "automations.job_attempts",
         Kind::Whole { min: 1, max: 100, unit: "attempts" }, Fallback::Value("5");

@@ -79,8 +79,17 @@ struct AutomationItem {
     enabled: bool,
 }
 
+/// A time to the second, as the console writes times.
 fn when(us: Option<i64>) -> String {
-    us.map_or_else(|| "—".to_owned(), |t| rfc3339(t).replace('T', " "))
+    us.map_or_else(
+        || "—".to_owned(),
+        |t| {
+            let text = rfc3339(t - t.rem_euclid(1_000_000)).replace('T', " ");
+            text.strip_suffix('Z').map_or(text.clone(), |s| {
+                format!("{} UTC", s.trim_end_matches(".000000"))
+            })
+        },
+    )
 }
 
 fn schedule_of(a: &AutomationRow) -> String {
