@@ -681,3 +681,133 @@ async fn in_chromium_an_administrator_creates_runs_and_wires_an_automation_to_a_
     assert_eq!(sources[0]["signed"], true);
     assert_eq!(sources[0]["events"], json!(["push"]));
 }
+
+#[tokio::test]
+async fn automations_and_event_sources_are_managed_from_the_cli() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let repo = repository();
+    let ws = workspace(&app, &admin, repo.path()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.json");
+    let run = |args: &[&str], stdin: &'static str| {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        crate::cli::run_cli(dir.path(), &creds, args, stdin)
+    };
+    let (ok, out) = run(
+        &[
+            "login",
+            "--url",
+            &app.base,
+            "--email",
+            crate::identity::ADMIN_EMAIL,
+        ],
+        "violet tractor 93 lagoon\n",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(
+        &[
+            "automation",
+            "-w",
+            &ws,
+            "create",
+            "--name",
+            "nightly",
+            "--cron",
+            "30 2 * * *",
+            "--timezone",
+            "Europe/Berlin",
+            "--provider",
+            "claude-code",
+            "--prompt",
+            "Review.",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok && out.contains("(cron) created"), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap().to_owned();
+    let (ok, out) = run(&["automation", "-w", &ws, "list"], "").await.unwrap();
+    assert!(
+        ok && out.contains("nightly") && out.contains("Europe/Berlin"),
+        "{out}"
+    );
+    let (ok, out) = run(&["automation", "-w", &ws, "run", &id], "")
+        .await
+        .unwrap();
+    assert!(ok && out.contains("queued"), "{out}");
+    let (ok, out) = run(
+        &[
+            "automation",
+            "-w",
+            &ws,
+            "create",
+            "--name",
+            "bad",
+            "--cron",
+            "61 * * * *",
+            "--provider",
+            "claude-code",
+            "--prompt",
+            "x",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(!ok && out.contains("cron"), "{out}");
+
+    let (ok, out) = run(
+        &[
+            "event-source",
+            "-w",
+            &ws,
+            "create",
+            "--name",
+            "gh",
+            "--kind",
+            "github",
+            "--automation",
+            &id,
+            "--events",
+            "push,pull_request",
+            "--secret-stdin",
+        ],
+        "It's a Secret to Everybody\n",
+    )
+    .await
+    .unwrap();
+    assert!(ok && out.contains("/webhooks/wwh_"), "{out}");
+    let source = out.split_whitespace().nth(2).unwrap().to_owned();
+    let (ok, out) = run(&["event-source", "-w", &ws, "list"], "").await.unwrap();
+    assert!(
+        ok && out.contains("gh") && out.contains("true") && !out.contains("Secret"),
+        "{out}"
+    );
+    let (ok, out) = run(&["event-source", "-w", &ws, "rotate-token", &source], "")
+        .await
+        .unwrap();
+    assert!(ok && out.contains("no longer works"), "{out}");
+    let (_, sources) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/event-sources"),
+            None,
+        )
+        .await;
+    assert_eq!(sources[0]["signed"], true);
+    assert_eq!(sources[0]["events"], json!(["push", "pull_request"]));
+    let (ok, _) = run(&["event-source", "-w", &ws, "delete", &source], "")
+        .await
+        .unwrap();
+    assert!(ok);
+    let (ok, _) = run(&["automation", "-w", &ws, "delete", &id], "")
+        .await
+        .unwrap();
+    assert!(ok);
+    assert_eq!(audit_rows(&app, "event_source.deleted").await.len(), 1);
+}

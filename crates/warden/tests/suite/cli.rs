@@ -20,7 +20,7 @@ fn warden(dir: &Path) -> Command {
 
 /// Runs `warden ARGS --credentials CREDS` in `dir` with `stdin`, off the async runtime (the
 /// server under test runs on it); gives whether it succeeded and what it printed.
-fn run_cli(
+pub(crate) fn run_cli(
     dir: &Path,
     creds: &Path,
     args: Vec<String>,
