@@ -10,6 +10,7 @@ pub mod automations;
 mod db;
 pub mod device;
 mod error;
+pub mod event_sources;
 pub mod hosts;
 pub mod identity;
 pub mod invitations;

@@ -26,7 +26,7 @@ use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 use warden_domain::audit::{Actor, Outcome};
 use warden_domain::license::Feature;
-use warden_store::automations::{Accepted, Drops, NewEvent, SourceRow};
+use warden_store::event_sources::{Accepted, Drops, NewEvent, SourceRow};
 
 use super::verify::{self, Scheme};
 use crate::op::unix_us;
@@ -149,7 +149,7 @@ impl Intake {
         }
     }
 
-    fn replace(&self, rows: Vec<warden_store::automations::SourceToken>) -> Vec<Arc<Route>> {
+    fn replace(&self, rows: Vec<warden_store::event_sources::SourceToken>) -> Vec<Arc<Route>> {
         let old = self.routes.read().map(|t| t.clone()).unwrap_or_default();
         let by_source: HashMap<Uuid, &Arc<Route>> = old.values().map(|r| (r.source, r)).collect();
         let mut table = Table::with_capacity(rows.len());

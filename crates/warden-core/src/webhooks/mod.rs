@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use uuid::Uuid;
 use warden_crypto::keyring::Context;
-use warden_store::automations::{SourceRow, SourceSpec};
+use warden_store::event_sources::{SourceRow, SourceSpec};
 use warden_store::tenancy::WorkspaceGrant;
 use zeroize::Zeroizing;
 

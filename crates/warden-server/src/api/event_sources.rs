@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use warden_core::webhooks::{self, NewToken, SourceInput};
 use warden_domain::access::{Access, Permission};
 use warden_domain::license::Feature;
-use warden_store::automations::SourceRow;
+use warden_store::event_sources::SourceRow;
 
 use super::me::rfc3339;
 use crate::http::authz::{UserOp, WorkspaceAccess};

@@ -16,7 +16,8 @@ use warden_core::op::rfc3339;
 use warden_core::webhooks::{self, NewToken, SourceInput};
 use warden_domain::access::{Access, Permission};
 use warden_domain::license::Feature;
-use warden_store::automations::{AutomationRow, RunRow, SourceRow};
+use warden_store::automations::{AutomationRow, RunRow};
+use warden_store::event_sources::SourceRow;
 use zeroize::Zeroizing;
 
 use super::workspaces::Place;
