@@ -203,7 +203,10 @@ fn decide(row: Option<&Lookup>, permission: Permission) -> Result<(), Refusal> {
     let Some(row) = row else {
         return Err(Refusal::NotFound);
     };
-    if !row.ws_exists {
+    // A deactivated user holds nothing anywhere: not through a platform role, and not through
+    // a membership (what acts for them without a session — an automation's runs, a service
+    // key — stops with them).
+    if !row.ws_exists || !row.active {
         return Err(Refusal::NotFound);
     }
     match decide_workspace(row.platform(), row.membership(), permission) {

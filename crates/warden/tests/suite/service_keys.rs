@@ -375,4 +375,32 @@ async fn a_key_carries_only_permissions_its_creator_holds() {
     let (s, created) = new_key(&app, &mo, &ws, json!(["automations.read"])).await;
     assert_eq!(s, StatusCode::CREATED, "{created}");
     assert_eq!(created["key"]["created_by"], u["id"]);
+    let key = Key {
+        id: created["key"]["key_id"].as_str().unwrap().to_owned(),
+        secret: created["secret"].as_str().unwrap().to_owned(),
+    };
+    let list = format!("/api/v1/workspaces/{ws}/automations");
+    let auth = authorization(&key, ("GET", &list, ""), now(), &ws, b"", &nonce(1));
+    assert_eq!(
+        send(&app, Method::GET, &list, &auth, b"").await.0,
+        StatusCode::OK
+    );
+    // Its creator is deactivated: the key acts for nobody any more.
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!(
+                "/api/v1/admin/users/{}/deactivate",
+                u["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert!(s.is_success());
+    let auth = authorization(&key, ("GET", &list, ""), now(), &ws, b"", &nonce(2));
+    assert_eq!(
+        send(&app, Method::GET, &list, &auth, b"").await.0,
+        StatusCode::NOT_FOUND
+    );
 }
