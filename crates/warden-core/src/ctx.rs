@@ -58,4 +58,6 @@ pub struct Ctx {
     pub scheduler: crate::automations::scheduler::Scheduler,
     /// This node's webhook intake.
     pub webhooks: crate::webhooks::intake::Intake,
+    /// This node's LLM gateway.
+    pub llm: Arc<crate::llm::Gateway>,
 }

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod invitations;
 pub mod jobs;
 pub mod license;
+pub mod llm;
 pub mod mail;
 pub mod op;
 pub mod paging;

@@ -37,6 +37,8 @@ pub enum Area {
     Settings,
     /// Automations and the event sources that trigger them.
     Automations,
+    /// The LLM gateway: upstreams, gateway keys, quotas, filters, call records.
+    Llm,
 }
 
 impl Area {
@@ -54,6 +56,7 @@ impl Area {
             Self::Bots => "bots",
             Self::Settings => "settings",
             Self::Automations => "automations",
+            Self::Llm => "llm",
         }
     }
 }
@@ -159,6 +162,11 @@ permissions! {
     AUTOMATIONS_CREATE = Automations.Create;
     AUTOMATIONS_UPDATE = Automations.Update;
     AUTOMATIONS_DELETE = Automations.Delete;
+    LLM_READ = Llm.Read;
+    LLM_CREATE = Llm.Create;
+    LLM_UPDATE = Llm.Update;
+    LLM_DELETE = Llm.Delete;
+    LLM_EXPORT = Llm.Export;
 }
 
 impl Permission {
@@ -417,6 +425,7 @@ impl WorkspaceRole {
             P::SESSIONS_UPDATE,
             P::TICKETS_CREATE,
             P::TICKETS_UPDATE,
+            P::LLM_CREATE,
         ];
         const MAINTAINER: &[Permission] = &[
             P::WORKSPACES_UPDATE,
@@ -438,8 +447,12 @@ impl WorkspaceRole {
             P::SETTINGS_CREATE,
             P::SETTINGS_UPDATE,
             P::SETTINGS_DELETE,
+            P::LLM_READ,
+            P::LLM_UPDATE,
+            P::LLM_DELETE,
         ];
-        const OWNER: &[Permission] = &[P::WORKSPACES_DELETE];
+        // Reading captured prompts and responses is its own permission, held by owners only.
+        const OWNER: &[Permission] = &[P::WORKSPACES_DELETE, P::LLM_EXPORT];
         let tiers: &[&[Permission]] = match self {
             Self::Viewer => &[VIEWER],
             Self::Member => &[VIEWER, MEMBER],
@@ -468,6 +481,9 @@ pub enum Access {
     Workspace(Permission),
     /// A host, authenticated by its API key (not a user).
     Host,
+    /// A caller of the LLM gateway, authenticated by a gateway key (`wdn_llm_…`) that the
+    /// gateway itself checks: the guard lets the request through to it.
+    LlmKey,
 }
 
 /// The first step, before any database lookup: does the request need a principal at all, and
@@ -477,6 +493,7 @@ pub fn gate(rule: Option<Access>, signed_in: bool) -> Gate {
         (None, _) => Gate::Undeclared,
         (Some(Access::Public), _) => Gate::Allow,
         (Some(Access::Host), _) => Gate::Host,
+        (Some(Access::LlmKey), _) => Gate::Allow,
         (Some(_), false) => Gate::Unauthenticated,
         (Some(Access::SignedIn), true) => Gate::Allow,
         (Some(Access::Platform(p)), true) => Gate::Platform(p),

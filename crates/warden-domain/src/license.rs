@@ -86,6 +86,7 @@ features! {
     SsoSaml = "sso-saml", "Single sign-on with SAML (enterprise).";
     AuditExport = "audit-export", "Audit log export (enterprise).";
     MultiTenant = "multi-tenant", "Multi-tenant mode (enterprise).";
+    LlmGateway = "llm-gateway", "The LLM gateway with governance.";
 }
 
 impl Feature {

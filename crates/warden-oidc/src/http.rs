@@ -65,18 +65,47 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-struct Guard {
-    allow_private: bool,
+/// Whether `ip` is link-local (`169.254.0.0/16`, `fe80::/10`): where cloud metadata services
+/// answer. Refused even where private networks are allowed.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.is_link_local(),
+            None => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        },
+    }
+}
+
+/// A DNS resolver for reqwest that drops the addresses a policy forbids: every address that
+/// is not public, unless `allow_private` — and link-local addresses always when
+/// `never_link_local`. A name left with no address fails to resolve.
+#[derive(Debug, Clone, Copy)]
+pub struct Guard {
+    /// Private and loopback addresses are allowed.
+    pub allow_private: bool,
+    /// Link-local addresses are refused even when private ones are allowed.
+    pub never_link_local: bool,
+}
+
+impl Guard {
+    /// Whether the policy allows connecting to `ip`.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        if self.never_link_local && is_link_local(ip) {
+            return false;
+        }
+        self.allow_private || is_public(ip)
+    }
 }
 
 impl Resolve for Guard {
     fn resolve(&self, name: Name) -> Resolving {
-        let allow = self.allow_private;
+        let guard = *self;
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await?
-                .filter(|a| allow || is_public(a.ip()))
+                .filter(|a| guard.allows(a.ip()))
                 .collect();
             if found.is_empty() {
                 return Err(format!("{host} resolves to no address a provider may have").into());
@@ -111,7 +140,10 @@ impl Client {
             .connect_timeout(Duration::from_secs(5))
             .no_proxy()
             .user_agent("warden-oidc")
-            .dns_resolver(Arc::new(Guard { allow_private }))
+            .dns_resolver(Arc::new(Guard {
+                allow_private,
+                never_link_local: false,
+            }))
             .build()
             .map_err(|e| HttpError::Unreachable(e.to_string()))?;
         Ok(Self {

@@ -12,6 +12,7 @@ pub mod config;
 pub mod console;
 pub mod http;
 pub mod identity;
+pub mod llm;
 pub mod logging;
 pub mod state;
 pub mod tls;

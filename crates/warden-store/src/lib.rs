@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod keyring;
 pub mod license;
 pub mod links;
+pub mod llm;
 pub mod mail;
 mod migrate;
 pub mod passkeys;

@@ -65,6 +65,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(19, "0019_display_names"),
     migration!(20, "0020_automations"),
     migration!(21, "0021_service_keys"),
+    migration!(22, "0022_llm_gateway"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

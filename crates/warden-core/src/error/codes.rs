@@ -84,6 +84,8 @@ registry! {
     InvalidCredentials = 401, "invalid-credentials", "The email, password or token is not valid.";
     /// A single sign-on provider could not be reached or gave unusable documents.
     SsoProviderUnavailable = 502, "sso-provider-unavailable", "The identity provider could not be reached or answered with something unusable.";
+    /// An LLM upstream's name is taken in its workspace.
+    LlmUpstreamNameTaken = 409, "llm-upstream-name-taken", "This workspace has an upstream with this name already.";
     /// Automation name taken.
     AutomationExists = 409, "automation-exists", "An automation with this name exists in the workspace.";
     /// Event source name taken.

@@ -154,10 +154,19 @@ pub async fn start(
         .filter(|h| here.contains(h))
         .find(|h| input.host.is_none_or(|w| w == *h))
         .ok_or(Code::NoHostAvailable)?;
-    let secrets = reports::secrets_for(ctx, &mut tx, input.provider)
+    let mut secrets = reports::secrets_for(ctx, &mut tx, input.provider)
         .await
         .map_err(|e| CoreError::internal(&e))?;
     let id = input.id.unwrap_or_else(Uuid::now_v7);
+    let gateway = crate::llm::admin::sessions_use_gateway(&mut tx).await?;
+    if gateway {
+        // The session gets the gateway's address and a token of its own; the provider key
+        // stays on the server.
+        let token =
+            crate::llm::admin::mint_session_token(ctx, &mut tx, id, grant.user_id(), op.now_us())
+                .await?;
+        reports::use_gateway(&mut secrets, input.provider, &ctx.public_url, &token);
+    }
     let provider_name = input.provider.map_or("command", Provider::as_str);
     tx.insert_session(&NewSession {
         id,
@@ -174,7 +183,8 @@ pub async fn start(
         Some(id.to_string()),
         json!({ "provider": provider_name, "mode": input.mode.as_str(),
                 "host_id": host.to_string(), "prompt_bytes": input.prompt.len(),
-                "variables": secrets.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>() }),
+                "variables": secrets.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+                "llm_gateway": gateway }),
     );
     tx.record(&ctx.audit_key, event).await?;
     let row = session(&mut tx, id).await?;

@@ -102,6 +102,7 @@ pub async fn report(
         Ok(Some(_)) => {
             ctx.session_feeds.notify(id, ended);
             if let Some(status) = end_status {
+                crate::llm::admin::session_ended(ctx, id, op.now_us()).await;
                 crate::automations::runner::session_ended(ctx, id, status != SessionStatus::Done)
                     .await;
             }
@@ -199,6 +200,40 @@ fn open(
     String::from_utf8(plain.to_vec())
         .map(Secret)
         .map_err(|_| "a workspace secret is not text".to_owned())
+}
+
+/// Replaces the provider key in a session's environment with the LLM gateway: its base URL
+/// (both protocols' variables) and the session's own token, under the provider's key name.
+pub fn use_gateway(
+    secrets: &mut SessionSecrets,
+    provider: Option<Provider>,
+    public_url: &str,
+    token: &str,
+) {
+    let key_names = [
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "OPENAI_BASE_URL",
+    ];
+    let own = provider.map(warden_domain::sessions::key_variable);
+    secrets
+        .env
+        .retain(|(k, _)| !key_names.contains(&k.as_str()) && Some(k.as_str()) != own);
+    let base = public_url.trim_end_matches('/');
+    secrets.env.push((
+        "ANTHROPIC_BASE_URL".into(),
+        Secret(format!("{base}/llm/anthropic")),
+    ));
+    secrets
+        .env
+        .push(("OPENAI_BASE_URL".into(), Secret(format!("{base}/llm/v1"))));
+    for name in ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"]
+        .into_iter()
+        .chain(own.filter(|k| !["ANTHROPIC_API_KEY", "OPENAI_API_KEY"].contains(k)))
+    {
+        secrets.env.push((name.into(), Secret(token.to_owned())));
+    }
 }
 
 /// Opens the secrets a session of `provider` needs, inside the workspace's transaction.

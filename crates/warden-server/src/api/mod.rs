@@ -14,6 +14,7 @@ pub mod invitations;
 pub mod jobs;
 pub mod license;
 pub mod links;
+pub mod llm;
 pub mod mail;
 pub mod me;
 pub mod openapi;
@@ -43,6 +44,8 @@ pub fn routes() -> Routes<AppState> {
         .merge(jobs::routes())
         .merge(service_keys::routes())
         .merge(webhooks::routes())
+        .merge(llm::routes())
+        .merge(crate::llm::routes())
         .merge(auth::routes())
         .merge(device::routes())
         .merge(links::routes())

@@ -423,6 +423,10 @@ async fn share(
             jobs: Default::default(),
             scheduler: Default::default(),
             webhooks: Default::default(),
+            llm: Arc::new(
+                warden_core::llm::Gateway::new(config.llm.clone())
+                    .map_err(|e| BootError(format!("LLM gateway: {e}")))?,
+            ),
         }),
         checkpoint_signer,
         openapi_json: OnceLock::new(),
@@ -445,6 +449,7 @@ async fn share(
         warden_core::automations::scheduler::spawn(state.ctx.clone()),
     ];
     tasks.extend(warden_core::webhooks::intake::spawn(state.ctx.clone()));
+    tasks.extend(warden_core::llm::spawn(state.ctx.clone()));
     Ok((state, tasks))
 }
 

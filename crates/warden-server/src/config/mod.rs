@@ -11,7 +11,7 @@ pub use redacted::redact_url;
 pub mod table;
 mod values;
 use sections::{
-    build_audit, build_auth, build_automations, build_database, build_hosts, build_http,
+    build_audit, build_auth, build_automations, build_llm, build_database, build_hosts, build_http,
     build_key_source, build_license, build_log, build_smtp, build_tls,
 };
 use values::Values;
@@ -184,6 +184,8 @@ pub struct Config {
     pub hosts: HostsConfig,
     /// Automations, webhooks and the work queue.
     pub automations: warden_core::settings::AutomationsConfig,
+    /// The LLM gateway.
+    pub llm: warden_core::llm::LlmConfig,
     /// Offline licensing.
     pub license: LicenseConfig,
     /// Whether `warden serve` also runs a host in its own process, so sessions work on a
@@ -260,6 +262,7 @@ fn build(v: &mut Values) -> Result<Config, ConfigError> {
         auth: build_auth(v)?,
         hosts: build_hosts(v)?,
         automations: build_automations(v)?,
+        llm: build_llm(v)?,
         license,
         local_host: v.switch(&table::LOCAL_HOST)?,
         smtp: build_smtp(v)?,

@@ -270,3 +270,10 @@ pub(super) fn build_automations(
         run_jobs: v.switch(&AUTOMATIONS_RUN_JOBS)?,
     })
 }
+
+pub(super) fn build_llm(v: &mut Values) -> Result<warden_core::llm::LlmConfig, ConfigError> {
+    Ok(warden_core::llm::LlmConfig {
+        allow_private_upstreams: v.switch(&LLM_ALLOW_PRIVATE_UPSTREAMS)?,
+        body_limit: usize::try_from(v.whole(&LLM_BODY_LIMIT)?).unwrap_or(usize::MAX),
+    })
+}

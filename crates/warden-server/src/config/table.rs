@@ -197,6 +197,14 @@ settings! {
     AUTOMATIONS_JOB_ATTEMPTS = "automations.job_attempts",
         Kind::Whole { min: 1, max: 100, unit: "attempts" }, Fallback::Value("5");
 
+    /// Whether workspaces may point LLM upstreams at private and loopback addresses (a model
+    /// served inside the network); link-local addresses are refused regardless.
+    LLM_ALLOW_PRIVATE_UPSTREAMS = "llm.allow_private_upstreams", Kind::Switch, Fallback::Value("false");
+    /// The largest request body the LLM gateway accepts; larger ones get 413 before any
+    /// upstream call.
+    LLM_BODY_LIMIT = "llm.body_limit_bytes",
+        Kind::Whole { min: 1024, max: 64 << 20, unit: "bytes" }, Fallback::Value("4194304");
+
     /// The operator's public key (PEM); unset: unlicensed, unless keys are built in.
     LICENSE_PUBLIC_KEY_FILE = "license.public_key_file", Kind::Path, Fallback::Optional;
     /// The operating system's machine identity.

@@ -29,6 +29,15 @@ use warden_domain::request_id::RequestId;
 use super::problem::{ApiError, PROBLEM_JSON, Problem};
 use crate::logging::{self, RequestContext};
 
+/// Marks a response whose error body is already in its client's format (the LLM gateway
+/// answers OpenAI and Anthropic clients in theirs): the edge keeps it.
+#[derive(Debug, Clone, Copy)]
+pub struct Verbatim;
+
+/// How long a call through the LLM gateway may take before its answer starts (a model may
+/// think for minutes); every other request has the configured timeout.
+const LLM_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Header carrying the request id, in and out.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -135,8 +144,13 @@ where
                 .path_and_query()
                 .map_or_else(|| "/console".to_owned(), ToString::to_string)
         });
+        let timeout = if req.uri().path().starts_with("/llm/") {
+            LLM_TIMEOUT
+        } else {
+            self.config.timeout
+        };
         let handled = tokio::time::timeout(
-            self.config.timeout,
+            timeout,
             AssertUnwindSafe(self.inner.call(req)).catch_unwind(),
         )
         .map(settle as Settle);
@@ -213,7 +227,8 @@ fn finish(
     console: Option<&str>,
 ) -> Response {
     let status = res.status();
-    let page = res.extensions().get::<super::page::Page>().is_some();
+    let page = res.extensions().get::<super::page::Page>().is_some()
+        || res.extensions().get::<Verbatim>().is_some();
     if (status.is_client_error() || status.is_server_error()) && !page {
         res = match console {
             Some(path) => {

@@ -1251,6 +1251,11 @@ fn gated_routes(f: warden_domain::license::Feature) -> Vec<(Method, &'static str
             (Method::POST, "/api/v1/workspaces/{ws}/event-sources"),
         ],
         F::AuditExport => vec![(Method::GET, "/api/v1/audit/export.csv")],
+        // The gateway's own endpoints refuse too (in their clients' format; see llm.rs).
+        F::LlmGateway => vec![
+            (Method::GET, "/api/v1/workspaces/{ws}/llm/policy"),
+            (Method::POST, "/api/v1/workspaces/{ws}/llm/keys"),
+        ],
         // Sign-in behaviour, checked below: a second sign-in ends the first.
         F::MultipleActiveSessions => vec![],
         // Modules not built yet: the flag shows in `capabilities` only; their issues gate

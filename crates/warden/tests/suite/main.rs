@@ -19,6 +19,7 @@ mod identity;
 mod invitations;
 mod license;
 mod links;
+mod llm;
 mod mail;
 mod passkeys;
 mod passwordless;
