@@ -612,14 +612,20 @@ pub async fn call_content(
         .map_err(|e| CoreError::internal(&e))?;
     let content: serde_json::Value =
         serde_json::from_slice(&plain).map_err(|e| CoreError::internal(&e))?;
-    let event = op.event(
-        "llm.content_viewed",
-        "llm_call",
-        Some(id.to_string()),
-        json!({ "request_id": row.request_id }),
-    );
-    tx.record(&ctx.audit_key, event).await?;
     tx.commit().await?;
+    // The view is recorded before the content is shown (the grant's transaction reads only).
+    let event = warden_domain::audit::NewEvent {
+        workspace_id: Some(grant.workspace().to_string()),
+        ..op.event(
+            "llm.content_viewed",
+            "llm_call",
+            Some(id.to_string()),
+            json!({ "request_id": row.request_id }),
+        )
+    };
+    let mut audit = ctx.store.begin().await?;
+    audit.record(&ctx.audit_key, &event).await?;
+    audit.commit().await?;
     Ok(content)
 }
 

@@ -624,8 +624,11 @@ impl Gateway {
             a.input_estimate
         };
         let output = i64::try_from(usage.output).unwrap_or(i64::MAX);
-        let succeeded = (200..300).contains(&status);
-        let (tokens_in, tokens_out) = if succeeded || usage.reported {
+        // A call served (wholly, or until the client left) counts what it used; one the
+        // upstream failed counts only what the upstream reported.
+        let served = (200..300).contains(&status) || status == 499;
+        let succeeded = served;
+        let (tokens_in, tokens_out) = if served || usage.reported {
             (input, output)
         } else {
             (0, 0)

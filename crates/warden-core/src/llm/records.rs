@@ -156,7 +156,6 @@ async fn write(ctx: &Ctx, batch: &[Finished]) -> Result<(), warden_store::StoreE
         tx.tx().record(&ctx.audit_key, &event_of(f)).await?;
     }
     tx.commit().await?;
-    ctx.store.audit_recorded().await;
     Ok(())
 }
 

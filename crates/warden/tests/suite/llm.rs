@@ -156,7 +156,19 @@ async fn records(gw: &Gw, n: usize) -> Vec<Value> {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("fewer than {n} call records were written");
+    let (_, page) = gw
+        .app
+        .call(
+            &gw.admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/llm/calls?limit=500", gw.ws),
+            None,
+        )
+        .await;
+    panic!(
+        "fewer than {n} call records were written: {}",
+        page["calls"].as_array().map_or(0, Vec::len)
+    );
 }
 
 #[tokio::test]
