@@ -74,8 +74,7 @@ pub enum UpstreamError {
 /// Checks an upstream's base URL: `https` (or `http` where private networks are allowed),
 /// a host, no credentials or query, and an address written in it must be allowed.
 pub fn check_base_url(url: &str, allow_private: bool) -> Result<url::Url, UpstreamError> {
-    let parsed =
-        url::Url::parse(url).map_err(|_| UpstreamError::Refused("not a URL".into()))?;
+    let parsed = url::Url::parse(url).map_err(|_| UpstreamError::Refused("not a URL".into()))?;
     match parsed.scheme() {
         "https" => {}
         "http" if allow_private => {}
@@ -236,7 +235,6 @@ impl Upstreams {
             }
         })
     }
-
 }
 
 #[cfg(test)]

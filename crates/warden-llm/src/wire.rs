@@ -247,7 +247,9 @@ mod tests {
 
     #[test]
     fn usage_is_read_from_both_formats() {
-        let u = response_usage(br#"{"id":"x","usage":{"prompt_tokens":12,"completion_tokens":30,"total_tokens":42}}"#);
+        let u = response_usage(
+            br#"{"id":"x","usage":{"prompt_tokens":12,"completion_tokens":30,"total_tokens":42}}"#,
+        );
         assert_eq!((u.input, u.output, u.reported), (12, 30, true));
         let u = response_usage(br#"{"id":"x","usage":{"input_tokens":7,"output_tokens":9}}"#);
         assert_eq!((u.input, u.output), (7, 9));
@@ -265,7 +267,11 @@ mod tests {
                 m.feed(c);
             }
             let u = m.usage();
-            assert_eq!((u.input, u.output, u.reported), (25, 15, true), "split {split}");
+            assert_eq!(
+                (u.input, u.output, u.reported),
+                (25, 15, true),
+                "split {split}"
+            );
         }
         let mut m = StreamMeter::default();
         m.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\ndata: [DONE]\n\n");

@@ -79,8 +79,7 @@ pub struct KeyRow {
     pub revoked_at: Option<i64>,
 }
 
-const KEY_COLUMNS: &str =
-    "id, workspace_id, user_id, session_id, name, hint, created_by, created_at, expires_at, \
+const KEY_COLUMNS: &str = "id, workspace_id, user_id, session_id, name, hint, created_by, created_at, expires_at, \
      revoked_at";
 const UPSTREAM_COLUMNS: &str = "id, workspace_id, name, kind, base_url, sealed_key, models, \
      aliases, allow_private_network, created_at, updated_at";
@@ -216,12 +215,12 @@ impl WorkspaceTx {
         let sql = format!(
             "SELECT {UPSTREAM_COLUMNS} FROM llm_upstreams WHERE workspace_id = $1 ORDER BY name"
         );
-        Ok(on_tx!(self.tx_mut(), |c| sqlx::query_as::<_, UpstreamRow>(
-            sqlx::AssertSqlSafe(sql)
-        )
-        .bind(ws)
-        .fetch_all(c)
-        .await)?)
+        Ok(on_tx!(self.tx_mut(), |c| {
+            sqlx::query_as::<_, UpstreamRow>(sqlx::AssertSqlSafe(sql))
+                .bind(ws)
+                .fetch_all(c)
+                .await
+        })?)
     }
 
     /// Adds an upstream, or replaces the one with its id. `false` when its name is taken by
@@ -336,7 +335,11 @@ impl WorkspaceTx {
 
     /// Revokes live keys by id (`ids` of this workspace only) and logs each revocation, so
     /// every node refuses them at once; returns those it revoked.
-    pub async fn revoke_llm_keys(&mut self, ids: &[Uuid], now: i64) -> Result<Vec<Uuid>, StoreError> {
+    pub async fn revoke_llm_keys(
+        &mut self,
+        ids: &[Uuid],
+        now: i64,
+    ) -> Result<Vec<Uuid>, StoreError> {
         let ws = self.workspace().uuid();
         let mut done = Vec::new();
         for id in ids {
@@ -438,10 +441,12 @@ impl Store {
         let mut tx = self.begin_read().await?;
         set_scope(&mut tx, "warden.llm", "on").await?;
         let sql = format!("SELECT {KEY_COLUMNS} FROM llm_keys WHERE hash = $1");
-        let row = on_tx!(tx, |c| sqlx::query_as::<_, KeyRow>(sqlx::AssertSqlSafe(sql))
-            .bind(hash)
-            .fetch_optional(c)
-            .await)?;
+        let row = on_tx!(tx, |c| sqlx::query_as::<_, KeyRow>(sqlx::AssertSqlSafe(
+            sql
+        ))
+        .bind(hash)
+        .fetch_optional(c)
+        .await)?;
         tx.commit().await?;
         Ok(row)
     }
@@ -617,15 +622,14 @@ impl LlmTx {
                 "SELECT requests, tokens, cost FROM llm_counters WHERE workspace_id = $1 \
                  AND subject = $2 AND period = $3 AND start = $4{lock}"
             );
-            let used: (i64, i64, i64) = on_tx!(self.0, |c| sqlx::query_as(
-                sqlx::AssertSqlSafe(sql)
-            )
-            .bind(k.workspace_id)
-            .bind(&k.subject)
-            .bind(k.period)
-            .bind(k.start)
-            .fetch_one(c)
-            .await)?;
+            let used: (i64, i64, i64) =
+                on_tx!(self.0, |c| sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(k.workspace_id)
+                    .bind(&k.subject)
+                    .bind(k.period)
+                    .bind(k.start)
+                    .fetch_one(c)
+                    .await)?;
             let used = [used.0, used.1, used.2];
             let mut grant = [0i64; 3];
             for i in 0..3 {
@@ -832,11 +836,13 @@ impl LlmTx {
 
     /// Drops counters of periods that began before `before` (µs).
     pub async fn prune_counters(&mut self, before: i64) -> Result<(), StoreError> {
-        on_tx!(self.0, |c| sqlx::query("DELETE FROM llm_counters WHERE start < $1")
-            .bind(before)
-            .execute(c)
-            .await
-            .map(drop))?;
+        on_tx!(self.0, |c| sqlx::query(
+            "DELETE FROM llm_counters WHERE start < $1"
+        )
+        .bind(before)
+        .execute(c)
+        .await
+        .map(drop))?;
         Ok(())
     }
 }

@@ -96,7 +96,11 @@ impl LlmStub {
 
     /// What it received so far.
     pub fn seen(&self) -> Vec<Seen> {
-        self.inner.seen.lock().map(|s| s.clone()).unwrap_or_default()
+        self.inner
+            .seen
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// Streams that ended because the client went away.
@@ -153,7 +157,11 @@ async fn note(s: &Inner, path: &str, headers: &HeaderMap, body: &Bytes) -> Value
     }
     let delay = s.delay_ms.load(Ordering::Relaxed);
     let model = v["model"].as_str().unwrap_or("");
-    let delay = if model.ends_with("-slow") { delay.max(1500) } else { delay };
+    let delay = if model.ends_with("-slow") {
+        delay.max(1500)
+    } else {
+        delay
+    };
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }

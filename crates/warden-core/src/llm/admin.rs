@@ -189,7 +189,12 @@ pub async fn put_upstream(
         Some(u) if !u.is_empty() => u.to_owned(),
         _ => kind
             .default_base_url()
-            .ok_or_else(|| CoreError::invalid("base_url", "An OpenAI-compatible upstream needs its base URL."))?
+            .ok_or_else(|| {
+                CoreError::invalid(
+                    "base_url",
+                    "An OpenAI-compatible upstream needs its base URL.",
+                )
+            })?
             .to_owned(),
     };
     if input.allow_private_network && !ctx.llm.config.allow_private_upstreams {
@@ -242,7 +247,10 @@ pub async fn put_upstream(
         (Some(k), _) if k.is_empty() => None,
         (Some(k), _) => {
             if k.len() > 4096 || k.chars().any(char::is_control) {
-                return Err(CoreError::invalid("api_key", "At most 4096 printable characters."));
+                return Err(CoreError::invalid(
+                    "api_key",
+                    "At most 4096 printable characters.",
+                ));
             }
             Some(
                 ctx.keyring
@@ -301,7 +309,12 @@ pub async fn delete_upstream(
     if !tx.delete_llm_upstream(id).await? {
         return Err(Code::NotFound.into());
     }
-    let event = op.event("llm.upstream_deleted", "llm_upstream", Some(id.to_string()), json!({}));
+    let event = op.event(
+        "llm.upstream_deleted",
+        "llm_upstream",
+        Some(id.to_string()),
+        json!({}),
+    );
     tx.record(&ctx.audit_key, event).await?;
     tx.commit().await?;
     ctx.llm.forget_workspace(grant.workspace().uuid());
@@ -333,7 +346,11 @@ fn key_view(r: &KeyRow) -> KeyView {
     KeyView {
         id: r.id,
         name: r.name.clone(),
-        scope: if r.user_id.is_some() { "user" } else { "workspace" },
+        scope: if r.user_id.is_some() {
+            "user"
+        } else {
+            "workspace"
+        },
         user_id: r.user_id,
         hint: r.hint.clone(),
         created_at: crate::op::rfc3339(r.created_at),
@@ -352,12 +369,13 @@ pub struct NewKey {
 
 impl std::fmt::Debug for NewKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NewKey").field("view", &self.view).finish_non_exhaustive()
+        f.debug_struct("NewKey")
+            .field("view", &self.view)
+            .finish_non_exhaustive()
     }
 }
 
 async fn issue(
-    ctx: &Ctx,
     tx: &mut WorkspaceTx,
     user: Option<Uuid>,
     session: Option<Uuid>,
@@ -366,7 +384,6 @@ async fn issue(
     now: i64,
     expires_at: Option<i64>,
 ) -> CoreResult<(KeyRow, Zeroizing<String>)> {
-    let _ = ctx;
     let issued =
         warden_crypto::token::issue_checked(KEY_PREFIX).map_err(|e| CoreError::internal(&e))?;
     let hint: String = issued
@@ -419,7 +436,6 @@ pub async fn create_key(
     let mut tx = ctx.store.scoped(grant).await?;
     let user = (!workspace_key).then(|| grant.user_id());
     let (row, secret) = issue(
-        ctx,
         &mut tx,
         user,
         None,
@@ -464,7 +480,12 @@ pub async fn revoke_key(ctx: &Ctx, op: &Op, grant: &WorkspaceGrant, id: Uuid) ->
     if tx.revoke_llm_keys(&[id], op.now_us()).await?.is_empty() {
         return Err(Code::NotFound.into());
     }
-    let event = op.event("llm.key_revoked", "llm_key", Some(id.to_string()), json!({ "name": row.name }));
+    let event = op.event(
+        "llm.key_revoked",
+        "llm_key",
+        Some(id.to_string()),
+        json!({ "name": row.name }),
+    );
     tx.record(&ctx.audit_key, event).await?;
     tx.commit().await?;
     ctx.llm.forget_keys();
@@ -475,14 +496,12 @@ pub async fn revoke_key(ctx: &Ctx, op: &Op, grant: &WorkspaceGrant, id: Uuid) ->
 /// Mints the token an agent session uses instead of the provider key (inside the session's
 /// transaction). It ends when the session does, and after a day at most.
 pub async fn mint_session_token(
-    ctx: &Ctx,
     tx: &mut WorkspaceTx,
     session: Uuid,
     owner: Uuid,
     now: i64,
 ) -> CoreResult<Zeroizing<String>> {
     let (_, secret) = issue(
-        ctx,
         tx,
         Some(owner),
         Some(session),
@@ -497,7 +516,10 @@ pub async fn mint_session_token(
 
 /// Whether a workspace gives its sessions a gateway token.
 pub async fn sessions_use_gateway(tx: &mut WorkspaceTx) -> CoreResult<bool> {
-    Ok(tx.llm_policy().await?.is_some_and(|p| p.enabled && p.session_gateway))
+    Ok(tx
+        .llm_policy()
+        .await?
+        .is_some_and(|p| p.enabled && p.session_gateway))
 }
 
 /// A session ended: its gateway tokens end with it, on every node.
@@ -693,7 +715,13 @@ pub async fn usage(
 pub fn usage_csv(lines: &[UsageLine]) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record([
-        "day", "user_id", "model", "requests", "tokens_in", "tokens_out", "cost_micros",
+        "day",
+        "user_id",
+        "model",
+        "requests",
+        "tokens_in",
+        "tokens_out",
+        "cost_micros",
     ]);
     for l in lines {
         let model = crate::audit::csv::neutralize(&l.model);
@@ -716,11 +744,20 @@ pub async fn switch(ctx: &Ctx) -> CoreResult<bool> {
 }
 
 /// Turns the gateway on or off for every workspace.
-pub async fn set_switch(ctx: &Ctx, op: &Op, _admin: &PlatformGrant, enabled: bool) -> CoreResult<bool> {
+pub async fn set_switch(
+    ctx: &Ctx,
+    op: &Op,
+    _admin: &PlatformGrant,
+    enabled: bool,
+) -> CoreResult<bool> {
     let mut tx = ctx.store.begin().await?;
     warden_store::Store::set_llm_enabled(&mut tx, enabled, op.now_us()).await?;
     let event = op.event(
-        if enabled { "llm.gateway_enabled" } else { "llm.gateway_disabled" },
+        if enabled {
+            "llm.gateway_enabled"
+        } else {
+            "llm.gateway_disabled"
+        },
         "platform",
         None,
         json!({ "enabled": enabled }),

@@ -313,11 +313,11 @@ impl Gateway {
         now: i64,
     ) -> Result<Arc<GatewayKey>, Refusal> {
         let h = hash(presented);
-        let cached = self.keys.read().ok().and_then(|m| {
-            m.get(&h)
-                .filter(|e| e.until > now)
-                .map(|e| e.key.clone())
-        });
+        let cached = self
+            .keys
+            .read()
+            .ok()
+            .and_then(|m| m.get(&h).filter(|e| e.until > now).map(|e| e.key.clone()));
         let key = match cached {
             Some(k) => k,
             None => {
@@ -451,7 +451,8 @@ impl Gateway {
     }
 
     async fn gate(&self, ctx: &Ctx, key: &GatewayKey, now: i64) -> Result<Arc<WsConfig>, Refusal> {
-        if !ctx.license.allows_background(now / 1_000_000) || !ctx.license.feature(Feature::LlmGateway)
+        if !ctx.license.allows_background(now / 1_000_000)
+            || !ctx.license.feature(Feature::LlmGateway)
         {
             return Err(Refusal::Unlicensed);
         }
@@ -539,11 +540,9 @@ impl Gateway {
         }
         let max_tokens = match endpoint {
             Endpoint::Embeddings => 0,
-            _ => info
-                .max_tokens
-                .map_or(ws.policy.default_max_tokens, |m| {
-                    i64::try_from(m).unwrap_or(i64::MAX)
-                }),
+            _ => info.max_tokens.map_or(ws.policy.default_max_tokens, |m| {
+                i64::try_from(m).unwrap_or(i64::MAX)
+            }),
         };
         let tokens = admitted.input_estimate.saturating_add(max_tokens);
         let cost = ws
@@ -633,12 +632,11 @@ impl Gateway {
         } else {
             (0, 0)
         };
-        let cost = a
-            .ws
-            .policy
-            .prices
-            .get(&a.model)
-            .map_or(0, |p| p.cost(tokens_in, tokens_out));
+        let cost =
+            a.ws.policy
+                .prices
+                .get(&a.model)
+                .map_or(0, |p| p.cost(tokens_in, tokens_out));
         let sealed_content = if a.captures() {
             let content = json!({
                 "request": String::from_utf8_lossy(&a.body[..a.body.len().min(CAPTURE_MAX)]),
@@ -708,11 +706,7 @@ impl Gateway {
 }
 
 async fn load_config(ctx: &Ctx, ws: Uuid, now: i64) -> Result<WsConfig, String> {
-    let (policy_row, upstream_rows) = ctx
-        .store
-        .llm_config(ws)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (policy_row, upstream_rows) = ctx.store.llm_config(ws).await.map_err(|e| e.to_string())?;
     let (enabled, policy) = match &policy_row {
         Some(p) => (p.enabled, Policy::from_stored(&p.policy)),
         None => (true, Policy::default()),
@@ -750,10 +744,7 @@ async fn load_config(ctx: &Ctx, ws: Uuid, now: i64) -> Result<WsConfig, String> 
             }
         }
     }
-    let filters = Filters::new(
-        policy.filters.clone(),
-        values.iter().map(|v| v.as_str()),
-    );
+    let filters = Filters::new(policy.filters.clone(), values.iter().map(|v| v.as_str()));
     Ok(WsConfig {
         enabled,
         policy: Arc::new(policy),

@@ -221,9 +221,10 @@ impl Policy {
             ));
         }
         if self.prices.len() > 500
-            || self.prices.values().any(|p| {
-                p.input_micros_per_million < 0 || p.output_micros_per_million < 0
-            })
+            || self
+                .prices
+                .values()
+                .any(|p| p.input_micros_per_million < 0 || p.output_micros_per_million < 0)
         {
             return Err(CoreError::invalid(
                 "prices",
@@ -265,6 +266,9 @@ mod tests {
             output_micros_per_million: 10_000_000,
         };
         assert_eq!(p.cost(1000, 500), 7_500);
-        assert!(Policy::from_stored("{\"quotas\":{\"workspace\":{\"tokens_per_mnute\":5}}}") == Policy::default());
+        assert!(
+            Policy::from_stored("{\"quotas\":{\"workspace\":{\"tokens_per_mnute\":5}}}")
+                == Policy::default()
+        );
     }
 }

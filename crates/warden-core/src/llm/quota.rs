@@ -74,7 +74,12 @@ pub struct Quotas {
     leases: Mutex<HashMap<CounterKey, Lease>>,
 }
 
-fn parts_for(workspace: Uuid, user: Option<Uuid>, q: &super::policy::Quotas, now: i64) -> Vec<Part> {
+fn parts_for(
+    workspace: Uuid,
+    user: Option<Uuid>,
+    q: &super::policy::Quotas,
+    now: i64,
+) -> Vec<Part> {
     let mut parts = Vec::new();
     let mut add = |subject: String, limits: &Limits| {
         if !limits.any() {
@@ -116,6 +121,8 @@ fn covers(lease: &Lease, need: &Amounts, limits: &[Option<i64>; 3]) -> bool {
     (0..3).all(|i| limits[i].is_none() || lease.held[i] >= need[i])
 }
 
+// The amounts are three parallel arrays (requests, tokens, cost) indexed together.
+#[allow(clippy::needless_range_loop)]
 impl Quotas {
     /// Reserves `need` (requests, tokens, cost) for a call of `user` in `workspace`.
     pub async fn reserve(
@@ -246,9 +253,7 @@ impl Quotas {
                         continue;
                     }
                     let back = r.need[m] - used[m];
-                    if back >= 0 {
-                        lease.held[m] += back;
-                    } else if lease.held[m] >= -back {
+                    if back >= 0 || lease.held[m] >= -back {
                         lease.held[m] += back;
                     } else {
                         over[m] = -back - lease.held[m].max(0);

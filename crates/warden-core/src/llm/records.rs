@@ -180,7 +180,9 @@ async fn alerts(ctx: &Ctx, batch: &[Finished]) {
 }
 
 fn monthly(l: &Limits) -> bool {
-    l.requests_per_month.is_some() || l.tokens_per_month.is_some() || l.spend_micros_per_month.is_some()
+    l.requests_per_month.is_some()
+        || l.tokens_per_month.is_some()
+        || l.spend_micros_per_month.is_some()
 }
 
 async fn check(ctx: &Ctx, ws: Uuid, user: Option<Uuid>, l: &Limits, now: i64) {
@@ -234,7 +236,11 @@ async fn check(ctx: &Ctx, ws: Uuid, user: Option<Uuid>, l: &Limits, now: i64) {
             tx.workspace_admin_emails(ws, user).await?
         };
         for (metric, t, used, limit) in &crossed {
-            let who = if user.is_some() { "a member's" } else { "the workspace's" };
+            let who = if user.is_some() {
+                "a member's"
+            } else {
+                "the workspace's"
+            };
             let body = format!(
                 "The LLM gateway has used {t}% of {who} monthly {metric} quota \
                  ({used} of {limit}) in workspace {ws}.\n\nAt 100% calls are refused until the \

@@ -163,7 +163,7 @@ pub async fn start(
         // The session gets the gateway's address and a token of its own; the provider key
         // stays on the server.
         let token =
-            crate::llm::admin::mint_session_token(ctx, &mut tx, id, grant.user_id(), op.now_us())
+            crate::llm::admin::mint_session_token(&mut tx, id, grant.user_id(), op.now_us())
                 .await?;
         reports::use_gateway(&mut secrets, input.provider, &ctx.public_url, &token);
     }

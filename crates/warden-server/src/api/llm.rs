@@ -113,7 +113,9 @@ pub(crate) async fn put_policy(
         session_gateway: body.session_gateway,
         policy,
     };
-    Ok(value(&admin::set_policy(&state.ctx, &op, &grant, view).await?))
+    Ok(value(
+        &admin::set_policy(&state.ctx, &op, &grant, view).await?,
+    ))
 }
 
 /// An upstream to add or change.
@@ -197,7 +199,8 @@ pub(crate) async fn create_upstream(
 #[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/llm/upstreams/{upstream_id}", tag = "llm gateway",
     params(("workspace_id" = String, Path, description = "Workspace id"),
         ("upstream_id" = String, Path, description = "Upstream id")),
-    request_body(content = UpstreamBody),
+    request_body(content = UpstreamBody, example = json!({"name": "openai", "kind": "openai",
+        "models": ["gpt-4o", "gpt-4o-mini"]})),
     responses((status = 200, description = "Saved", body = Object),
         (status = 422, description = "Invalid", content_type = "application/problem+json")))]
 pub(crate) async fn update_upstream(
@@ -287,9 +290,9 @@ pub(crate) async fn create_key(
 }
 
 /// Revokes a gateway key (yours, or any with `llm.delete`); every node refuses it at once.
-#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/llm/keys/{key_id}", tag = "llm gateway",
+#[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/llm/keys/{llm_key_id}", tag = "llm gateway",
     params(("workspace_id" = String, Path, description = "Workspace id"),
-        ("key_id" = String, Path, description = "Key id")),
+        ("llm_key_id" = String, Path, description = "Gateway key id")),
     responses((status = 204, description = "Revoked")))]
 pub(crate) async fn revoke_key(
     State(state): State<AppState>,
@@ -323,7 +326,10 @@ pub(crate) async fn list_calls(
     let before = match q.cursor.as_deref() {
         None => None,
         Some(c) => Some(c.parse::<Uuid>().map_err(|_| {
-            ApiError(CoreError::invalid("cursor", "Pass the next_cursor of a previous page."))
+            ApiError(CoreError::invalid(
+                "cursor",
+                "Pass the next_cursor of a previous page.",
+            ))
         })?),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
@@ -374,10 +380,9 @@ pub(crate) async fn usage(
     WorkspaceAccess(grant): WorkspaceAccess,
     ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> Result<Response, ApiError> {
-    let today = i32::try_from(
-        warden_core::op::unix_us(state.ctx.clock.now()).div_euclid(86_400_000_000),
-    )
-    .unwrap_or(0);
+    let today =
+        i32::try_from(warden_core::op::unix_us(state.ctx.clock.now()).div_euclid(86_400_000_000))
+            .unwrap_or(0);
     let day = |s: Option<&str>, field: &'static str, default: i32| match s {
         None => Ok(default),
         Some(s) => admin::parse_day(s)

@@ -11,8 +11,8 @@ pub use redacted::redact_url;
 pub mod table;
 mod values;
 use sections::{
-    build_audit, build_auth, build_automations, build_llm, build_database, build_hosts, build_http,
-    build_key_source, build_license, build_log, build_smtp, build_tls,
+    build_audit, build_auth, build_automations, build_database, build_hosts, build_http,
+    build_key_source, build_license, build_llm, build_log, build_smtp, build_tls,
 };
 use values::Values;
 

@@ -16,8 +16,8 @@ mod stream;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::Extension;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -98,7 +98,10 @@ fn presented(headers: &HeaderMap) -> &str {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map_or("", str::trim)
 }
 
@@ -273,7 +276,14 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    call(state, Endpoint::ChatCompletions, peer.map(|c| c.0.0), headers, body).await
+    call(
+        state,
+        Endpoint::ChatCompletions,
+        peer.map(|c| c.0.0),
+        headers,
+        body,
+    )
+    .await
 }
 
 /// OpenAI-compatible (legacy) completion.
@@ -288,7 +298,14 @@ pub(crate) async fn completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    call(state, Endpoint::Completions, peer.map(|c| c.0.0), headers, body).await
+    call(
+        state,
+        Endpoint::Completions,
+        peer.map(|c| c.0.0),
+        headers,
+        body,
+    )
+    .await
 }
 
 /// OpenAI-compatible embeddings.
@@ -303,7 +320,14 @@ pub(crate) async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    call(state, Endpoint::Embeddings, peer.map(|c| c.0.0), headers, body).await
+    call(
+        state,
+        Endpoint::Embeddings,
+        peer.map(|c| c.0.0),
+        headers,
+        body,
+    )
+    .await
 }
 
 /// Anthropic-compatible messages (streaming or not).
@@ -318,7 +342,14 @@ pub(crate) async fn messages(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    call(state, Endpoint::Messages, peer.map(|c| c.0.0), headers, body).await
+    call(
+        state,
+        Endpoint::Messages,
+        peer.map(|c| c.0.0),
+        headers,
+        body,
+    )
+    .await
 }
 
 /// The models a key may call (OpenAI's list format).

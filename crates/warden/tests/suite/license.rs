@@ -138,7 +138,10 @@ async fn without_an_operator_key_warden_runs_unlicensed_with_every_feature() {
     let admin = admin_token(&app).await;
     let s = status(&app, &admin).await;
     assert_eq!(s["state"], "unlicensed");
-    assert_eq!(s["features"].as_array().unwrap().len(), 15);
+    assert_eq!(
+        s["features"].as_array().unwrap().len(),
+        warden_domain::license::Feature::ALL.len()
+    );
     let (code, _) = app.call(&admin, Method::GET, "/api/v1/hosts", None).await;
     assert_eq!(code, StatusCode::OK);
     let (code, body) = upload(&app, &admin, "x.y.z").await;

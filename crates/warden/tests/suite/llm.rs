@@ -69,7 +69,10 @@ pub(crate) async fn add_upstreams(app: &TestApp, admin: &str, ws: &str, stub: &L
             .await;
         assert_eq!(status, StatusCode::CREATED, "{up}");
         assert_eq!(up["has_key"], true);
-        assert!(!up.to_string().contains("sk-"), "a provider key is write-only: {up}");
+        assert!(
+            !up.to_string().contains("sk-"),
+            "a provider key is write-only: {up}"
+        );
     }
 }
 
@@ -107,7 +110,13 @@ pub(crate) async fn gateway(policy: Value) -> Gw {
     let stub = LlmStub::start().await.unwrap();
     let ws = workspace(&app, &admin, "Agents").await;
     add_upstreams(&app, &admin, &ws, &stub).await;
-    set_policy(&app, &admin, &ws, json!({"enabled": true, "policy": policy})).await;
+    set_policy(
+        &app,
+        &admin,
+        &ws,
+        json!({"enabled": true, "policy": policy}),
+    )
+    .await;
     let (_, key) = new_key(&app, &admin, &ws, json!({"name": "tests"})).await;
     Gw {
         app,
@@ -188,7 +197,10 @@ async fn calls_pass_through_with_the_workspace_key_and_are_recorded_and_audited(
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["x-request-id"], "corr-0001-abcdef");
     let body: Value = res.json().await.unwrap();
-    assert_eq!(body["choices"][0]["message"]["content"], "Hello from the stub");
+    assert_eq!(
+        body["choices"][0]["message"]["content"],
+        "Hello from the stub"
+    );
     assert_eq!(body["usage"]["completion_tokens"], 20);
     let seen = gw.stub.seen();
     assert_eq!(seen.len(), 1);
@@ -204,15 +216,25 @@ async fn calls_pass_through_with_the_workspace_key_and_are_recorded_and_audited(
         .client
         .post(gw.app.url("/llm/v1/chat/completions"))
         .bearer_auth(&gw.key)
-        .json(&json!({"model": "gpt-test", "stream": true, "stream_options": {"include_usage": true},
-                      "messages": [{"role": "user", "content": "hi"}]}))
+        .json(
+            &json!({"model": "gpt-test", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let text = res.text().await.unwrap();
-    assert!(text.contains("\" stub\"") && text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(
+        text.contains("\" stub\"") && text.ends_with("data: [DONE]\n\n"),
+        "{text}"
+    );
 
     // Anthropic's format, with x-api-key, both ways.
     let res = gw
@@ -235,8 +257,10 @@ async fn calls_pass_through_with_the_workspace_key_and_are_recorded_and_audited(
         .client
         .post(gw.app.url("/llm/anthropic/v1/messages"))
         .header("x-api-key", &gw.key)
-        .json(&json!({"model": "claude-test", "max_tokens": 30, "stream": true,
-                      "messages": [{"role": "user", "content": "hi"}]}))
+        .json(
+            &json!({"model": "claude-test", "max_tokens": 30, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]}),
+        )
         .send()
         .await
         .unwrap();
@@ -263,11 +287,20 @@ async fn calls_pass_through_with_the_workspace_key_and_are_recorded_and_audited(
 
     // Every call is recorded with its usage, and audited with its correlation id.
     let calls = records(&gw, 4).await;
-    let first = calls.iter().find(|c| c["request_id"] == "corr-0001-abcdef").unwrap();
+    let first = calls
+        .iter()
+        .find(|c| c["request_id"] == "corr-0001-abcdef")
+        .unwrap();
     assert_eq!(first["model"], "gpt-test");
-    assert_eq!((first["tokens_in"].as_i64(), first["tokens_out"].as_i64()), (Some(10), Some(20)));
+    assert_eq!(
+        (first["tokens_in"].as_i64(), first["tokens_out"].as_i64()),
+        (Some(10), Some(20))
+    );
     assert_eq!(first["status"], 200);
-    let streamed = calls.iter().find(|c| c["endpoint"] == "chat.completions" && c["request_id"] != "corr-0001-abcdef").unwrap();
+    let streamed = calls
+        .iter()
+        .find(|c| c["endpoint"] == "chat.completions" && c["request_id"] != "corr-0001-abcdef")
+        .unwrap();
     assert_eq!(streamed["tokens_out"], 16);
     let anthropic_streamed = calls.iter().filter(|c| c["endpoint"] == "messages").count();
     assert_eq!(anthropic_streamed, 2);
@@ -282,7 +315,12 @@ async fn calls_pass_through_with_the_workspace_key_and_are_recorded_and_audited(
     // Usage: per day, user and model, as JSON and CSV.
     let (_, usage) = gw
         .app
-        .call(&gw.admin, Method::GET, &format!("/api/v1/workspaces/{}/llm/usage", gw.ws), None)
+        .call(
+            &gw.admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/llm/usage", gw.ws),
+            None,
+        )
         .await;
     let gpt = usage["usage"]
         .as_array()
@@ -294,7 +332,10 @@ async fn calls_pass_through_with_the_workspace_key_and_are_recorded_and_audited(
     let csv = gw
         .app
         .client
-        .get(gw.app.url(&format!("/api/v1/workspaces/{}/llm/usage?format=csv", gw.ws)))
+        .get(gw.app.url(&format!(
+            "/api/v1/workspaces/{}/llm/usage?format=csv",
+            gw.ws
+        )))
         .bearer_auth(&gw.admin)
         .send()
         .await
@@ -358,8 +399,14 @@ async fn every_bad_key_gets_the_same_401_and_keys_stay_in_their_workspace() {
     let (_, other_key) = new_key(&gw.app, &gw.admin, &other, json!({"name": "x"})).await;
     let (status, _, body2) = chat(&gw, &other_key, hello("gpt-test")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body, body2, "an unknown model and another workspace's model answer alike");
-    assert!(gw.stub.seen().is_empty(), "nothing refused reached the provider");
+    assert_eq!(
+        body, body2,
+        "an unknown model and another workspace's model answer alike"
+    );
+    assert!(
+        gw.stub.seen().is_empty(),
+        "nothing refused reached the provider"
+    );
     // A workspace key needs llm.update; the secret is never stored in clear.
     let dump = database_dump(&gw.app).await;
     assert!(!dump.contains(&gw.key) && !dump.contains(OPENAI_KEY) && !dump.contains(ANTHROPIC_KEY));
@@ -415,8 +462,9 @@ async fn parallel_calls_racing_the_last_tenth_of_a_token_quota_never_spend_more_
         .sum();
     assert!(used <= LIMIT, "{used} tokens spent of {LIMIT}");
     assert!(
-        calls.iter().any(|c| c["status"] == 429
-            && c["decisions"].to_string().contains("quota")),
+        calls
+            .iter()
+            .any(|c| c["status"] == 429 && c["decisions"].to_string().contains("quota")),
         "a refusal is recorded with the rule that fired"
     );
 }
@@ -472,12 +520,23 @@ async fn raw_sql(app: &TestApp, sql: &str) {
 #[tokio::test]
 async fn when_the_quota_counters_are_unreachable_calls_are_refused_not_allowed() {
     let gw = gateway(json!({"quotas": {"per_user": {"requests_per_minute": 1000}}})).await;
-    raw_sql(&gw.app, "ALTER TABLE llm_counters RENAME TO llm_counters_gone").await;
+    raw_sql(
+        &gw.app,
+        "ALTER TABLE llm_counters RENAME TO llm_counters_gone",
+    )
+    .await;
     let (status, headers, body) = chat(&gw, &gw.key, hello("gpt-test")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(headers.contains_key("retry-after"));
-    assert!(gw.stub.seen().is_empty(), "fail closed: nothing reached the provider");
-    raw_sql(&gw.app, "ALTER TABLE llm_counters_gone RENAME TO llm_counters").await;
+    assert!(
+        gw.stub.seen().is_empty(),
+        "fail closed: nothing reached the provider"
+    );
+    raw_sql(
+        &gw.app,
+        "ALTER TABLE llm_counters_gone RENAME TO llm_counters",
+    )
+    .await;
     let (status, _, _) = chat(&gw, &gw.key, hello("gpt-test")).await;
     assert_eq!(status, StatusCode::OK);
 }
@@ -497,7 +556,8 @@ async fn secrets_in_prompts_are_blocked_or_redacted_and_never_stored_or_echoed()
         .await;
     assert!(status.is_success(), "{status}");
     let aws = "AKIAZ7QW3ERTY5UIOP2A";
-    let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+    let pem =
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
     let prompts = [
         format!("debug this: {OPENAI_KEY}"),
         "my key sk-ant-workspace-stored-9f8e7d6c5b4a fails".to_owned(),
@@ -540,12 +600,20 @@ async fn secrets_in_prompts_are_blocked_or_redacted_and_never_stored_or_echoed()
     .await;
     assert_eq!(status, StatusCode::OK);
     let sent = gw.stub.seen()[0].body.to_string();
-    assert!(!sent.contains(aws) && !sent.contains(OPENAI_KEY) && !sent.contains("ana@example.org"), "{sent}");
+    assert!(
+        !sent.contains(aws) && !sent.contains(OPENAI_KEY) && !sent.contains("ana@example.org"),
+        "{sent}"
+    );
     assert!(sent.contains("[REDACTED:aws_access_key]") && sent.contains("[REDACTED:email]"));
 
     records(&gw, prompts.len() + 1).await;
     let dump = database_dump(&gw.app).await;
-    for secret in [aws, OPENAI_KEY, "sk-ant-workspace-stored-9f8e7d6c5b4a", "MIIEvQIBADAN"] {
+    for secret in [
+        aws,
+        OPENAI_KEY,
+        "sk-ant-workspace-stored-9f8e7d6c5b4a",
+        "MIIEvQIBADAN",
+    ] {
         assert!(!dump.contains(secret), "{secret} is stored somewhere");
     }
 }
@@ -578,11 +646,19 @@ async fn a_client_that_hangs_up_mid_stream_cancels_the_upstream_call_and_is_sett
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert_eq!(gw.stub.cancelled(), 1, "the upstream stream was cut when the client left");
+    assert_eq!(
+        gw.stub.cancelled(),
+        1,
+        "the upstream stream was cut when the client left"
+    );
     assert_eq!(gw.stub.finished(), 0);
     let calls = records(&gw, 1).await;
     assert_eq!(calls[0]["status"], 499);
-    assert!(calls[0]["tokens_out"].as_i64().unwrap() >= 3, "{}", calls[0]);
+    assert!(
+        calls[0]["tokens_out"].as_i64().unwrap() >= 3,
+        "{}",
+        calls[0]
+    );
 }
 
 #[tokio::test]
@@ -600,8 +676,10 @@ async fn upstreams_follow_the_ssrf_rules_and_oversized_bodies_never_leave() {
                 &gw.admin,
                 Method::POST,
                 &format!("/api/v1/workspaces/{}/llm/upstreams", gw.ws),
-                Some(json!({"name": "meta", "kind": "openai_compatible", "base_url": base,
-                            "models": ["m"], "allow_private_network": private})),
+                Some(
+                    json!({"name": "meta", "kind": "openai_compatible", "base_url": base,
+                            "models": ["m"], "allow_private_network": private}),
+                ),
             )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{base}: {body}");
@@ -630,7 +708,9 @@ async fn upstreams_follow_the_ssrf_rules_and_oversized_bodies_never_leave() {
         .post(gw.app.url("/llm/v1/chat/completions"))
         .bearer_auth(&gw.key)
         .header("content-type", "application/json")
-        .body(format!("{{\"model\":\"gpt-test\",\"messages\":[{{\"role\":\"user\",\"content\":\"{big}\"}}]}}"))
+        .body(format!(
+            "{{\"model\":\"gpt-test\",\"messages\":[{{\"role\":\"user\",\"content\":\"{big}\"}}]}}"
+        ))
         .send()
         .await
         .unwrap();
@@ -641,23 +721,45 @@ async fn upstreams_follow_the_ssrf_rules_and_oversized_bodies_never_leave() {
 #[tokio::test]
 async fn kill_switches_stop_the_workspace_or_everything() {
     let gw = gateway(json!({})).await;
-    assert_eq!(chat(&gw, &gw.key, hello("gpt-test")).await.0, StatusCode::OK);
+    assert_eq!(
+        chat(&gw, &gw.key, hello("gpt-test")).await.0,
+        StatusCode::OK
+    );
     set_policy(&gw.app, &gw.admin, &gw.ws, json!({"enabled": false})).await;
     let (status, _, body) = chat(&gw, &gw.key, hello("gpt-test")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     set_policy(&gw.app, &gw.admin, &gw.ws, json!({"enabled": true})).await;
-    assert_eq!(chat(&gw, &gw.key, hello("gpt-test")).await.0, StatusCode::OK);
+    assert_eq!(
+        chat(&gw, &gw.key, hello("gpt-test")).await.0,
+        StatusCode::OK
+    );
     let (status, _) = gw
         .app
-        .call(&gw.admin, Method::PUT, "/api/v1/admin/llm", Some(json!({"enabled": false})))
+        .call(
+            &gw.admin,
+            Method::PUT,
+            "/api/v1/admin/llm",
+            Some(json!({"enabled": false})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(chat(&gw, &gw.key, hello("gpt-test")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        chat(&gw, &gw.key, hello("gpt-test")).await.0,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(audit_rows(&gw.app, "llm.gateway_disabled").await.len(), 1);
     gw.app
-        .call(&gw.admin, Method::PUT, "/api/v1/admin/llm", Some(json!({"enabled": true})))
+        .call(
+            &gw.admin,
+            Method::PUT,
+            "/api/v1/admin/llm",
+            Some(json!({"enabled": true})),
+        )
         .await;
-    assert_eq!(chat(&gw, &gw.key, hello("gpt-test")).await.0, StatusCode::OK);
+    assert_eq!(
+        chat(&gw, &gw.key, hello("gpt-test")).await.0,
+        StatusCode::OK
+    );
     assert_eq!(gw.stub.seen().len(), 3);
 }
 
@@ -675,7 +777,10 @@ async fn captured_content_is_sealed_and_shown_only_with_its_own_permission() {
     assert_eq!(calls[0]["captured"], true);
     assert!(!calls[0].to_string().contains("zebra"));
     let dump = database_dump(&gw.app).await;
-    assert!(!dump.contains("zebra codeword"), "content is sealed at rest");
+    assert!(
+        !dump.contains("zebra codeword"),
+        "content is sealed at rest"
+    );
     let id = calls[0]["id"].as_str().unwrap();
     let path = format!("/api/v1/workspaces/{}/llm/calls/{id}/content", gw.ws);
     // A maintainer reads records but not content.
@@ -684,13 +789,28 @@ async fn captured_content_is_sealed_and_shown_only_with_its_own_permission() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = gw
         .app
-        .call(&maintainer, Method::GET, &format!("/api/v1/workspaces/{}/llm/calls", gw.ws), None)
+        .call(
+            &maintainer,
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/llm/calls", gw.ws),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (status, content) = gw.app.call(&gw.admin, Method::GET, &path, None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(content["request"].as_str().unwrap().contains("zebra codeword"));
-    assert!(content["response"].as_str().unwrap().contains("Hello from the stub"));
+    assert!(
+        content["request"]
+            .as_str()
+            .unwrap()
+            .contains("zebra codeword")
+    );
+    assert!(
+        content["response"]
+            .as_str()
+            .unwrap()
+            .contains("Hello from the stub")
+    );
     assert_eq!(audit_rows(&gw.app, "llm.content_viewed").await.len(), 1);
 }
 
@@ -698,7 +818,10 @@ async fn captured_content_is_sealed_and_shown_only_with_its_own_permission() {
 async fn monthly_quota_alerts_go_out_once_at_80_and_90_percent() {
     let gw = gateway(json!({"quotas": {"workspace": {"requests_per_month": 10}}})).await;
     for _ in 0..9 {
-        assert_eq!(chat(&gw, &gw.key, hello("gpt-test")).await.0, StatusCode::OK);
+        assert_eq!(
+            chat(&gw, &gw.key, hello("gpt-test")).await.0,
+            StatusCode::OK
+        );
     }
     records(&gw, 9).await;
     let mut alerts = Vec::new();
@@ -718,12 +841,66 @@ async fn monthly_quota_alerts_go_out_once_at_80_and_90_percent() {
     thresholds.sort();
     assert_eq!(thresholds, ["80", "90"]);
     // The tenth is the last; the eleventh is refused.
-    assert_eq!(chat(&gw, &gw.key, hello("gpt-test")).await.0, StatusCode::OK);
+    assert_eq!(
+        chat(&gw, &gw.key, hello("gpt-test")).await.0,
+        StatusCode::OK
+    );
     assert_eq!(
         chat(&gw, &gw.key, hello("gpt-test")).await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
     records(&gw, 11).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(audit_rows(&gw.app, "llm.quota_alert").await.len(), 2, "each alert once");
+    assert_eq!(
+        audit_rows(&gw.app, "llm.quota_alert").await.len(),
+        2,
+        "each alert once"
+    );
+}
+
+#[tokio::test]
+async fn the_official_openai_and_anthropic_sdks_work_through_the_gateway_streaming_too() {
+    let gw = gateway(json!({"filters": {"secrets": "block"}})).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/llm_clients.py");
+    let base = gw.app.url("");
+    let out = tokio::process::Command::new(warden_testkit::smtp::python())
+        .arg(script)
+        .arg(base.trim_end_matches('/'))
+        .arg(&gw.key)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(seen["openai_text"], "Hello from the stub");
+    assert_eq!(seen["openai_usage"], json!([10, 12]));
+    assert_eq!(seen["openai_stream"], "Hello from the stub");
+    assert_eq!(seen["openai_stream_chunks"], 4);
+    assert_eq!(seen["openai_stream_usage"], 16);
+    assert!(
+        seen["openai_models"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("claude-test"))
+    );
+    assert_eq!(seen["openai_embedding"], 3);
+    assert_eq!(seen["openai_bad_key"], 401);
+    assert_eq!(seen["openai_bad_model"], 403);
+    assert_eq!(seen["anthropic_text"], "Hello from the stub");
+    assert_eq!(seen["anthropic_usage"], json!([10, 21]));
+    assert_eq!(seen["anthropic_stream"], "Hello from the stub");
+    assert_eq!(seen["anthropic_stream_usage"], 22);
+    assert_eq!(seen["anthropic_bad_key"], 401);
+    // The streamed calls were metered from their usage events.
+    // Six calls reached the gateway with a good key (the refused model is recorded too).
+    let calls = records(&gw, 6).await;
+    let anthropic_stream = calls
+        .iter()
+        .find(|c| c["endpoint"] == "messages" && c["tokens_out"] == 22)
+        .unwrap();
+    assert_eq!(anthropic_stream["tokens_in"], 10);
 }

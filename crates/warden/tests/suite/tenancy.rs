@@ -355,6 +355,25 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         .await;
     assert_eq!(s, StatusCode::CREATED, "{key}");
 
+    let (s, upstream) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/llm/upstreams", w.b),
+            Some(json!({"name": "victim-only", "kind": "openai", "models": ["gpt-4o"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{upstream}");
+    let (s, llm_key) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/llm/keys", w.b),
+            Some(json!({"name": "victim-only"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{llm_key}");
+
     // Ids that exist, but in workspace B.
     let victim: BTreeMap<&str, String> = [
         ("key_id", key["key"]["key_id"].as_str().unwrap().to_owned()),
@@ -372,6 +391,12 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         ("provider", "claude-code".to_owned()),
         ("host_id", w.b_host.clone()),
         ("session_id", w.b_session.clone()),
+        ("upstream_id", upstream["id"].as_str().unwrap().to_owned()),
+        (
+            "llm_key_id",
+            llm_key["key"]["id"].as_str().unwrap().to_owned(),
+        ),
+        ("call_id", uuid::Uuid::now_v7().to_string()),
     ]
     .into_iter()
     .collect();
@@ -448,6 +473,9 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
                 "{session_id}",
                 "{automation_id}",
                 "{source_id}",
+                "{upstream_id}",
+                "{llm_key_id}",
+                "{call_id}",
             ]
             .iter()
             .any(|p| path.contains(p));
@@ -494,11 +522,26 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
                 None,
             )
             .await;
-            assert_ne!(
-                res.status(),
-                StatusCode::FORBIDDEN,
-                "viewer may read {path}"
-            );
+            // A viewer reads what the viewer role grants, and nothing more.
+            let granted = match rule {
+                Access::Workspace(p) => warden_domain::access::WorkspaceRole::Viewer
+                    .grants()
+                    .contains(*p),
+                _ => true,
+            };
+            if granted {
+                assert_ne!(
+                    res.status(),
+                    StatusCode::FORBIDDEN,
+                    "viewer may read {path}"
+                );
+            } else {
+                assert_eq!(
+                    res.status(),
+                    StatusCode::FORBIDDEN,
+                    "viewer may not read {path} ({rule:?})"
+                );
+            }
         }
     }
     assert_eq!(
