@@ -904,3 +904,130 @@ async fn the_official_openai_and_anthropic_sdks_work_through_the_gateway_streami
         .unwrap();
     assert_eq!(anthropic_stream["tokens_in"], 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_gets_the_gateway_and_a_token_of_its_own_which_ends_with_it() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use warden_protocol::{AgentMessage, EndStatus, ServerMessage};
+
+    let gw = gateway(json!({})).await;
+    set_policy(
+        &gw.app,
+        &gw.admin,
+        &gw.ws,
+        json!({"enabled": true, "session_gateway": true}),
+    )
+    .await;
+    let ws = &gw.ws;
+    let provider_key = "sk-ant-provider-held-by-warden-123456";
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            format!("/api/v1/workspaces/{ws}/settings"),
+            json!({"repository": "/srv/repositories/agents"}),
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/workspaces/{ws}/provider-keys/claude-code"),
+            json!({"value": provider_key}),
+        ),
+    ] {
+        let (status, b) = gw.app.call(&gw.admin, method, &path, Some(body)).await;
+        assert!(status.is_success(), "{path}: {b}");
+    }
+    let (host_id, api_key) = crate::agent::register(&gw.app, &gw.admin).await;
+    let (status, _) = gw
+        .app
+        .call(
+            &gw.admin,
+            Method::POST,
+            &format!("/api/v1/hosts/{host_id}/approve"),
+            None,
+        )
+        .await;
+    assert!(status.is_success());
+    let (mut host, _) = crate::agent::welcomed(&gw.app, &api_key).await;
+    let (status, session) = gw
+        .app
+        .call(
+            &gw.admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/sessions"),
+            Some(json!({"provider": "claude-code", "prompt": "Tidy the README.", "host_id": host_id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let sid = session["id"].as_str().unwrap().to_owned();
+    let Some(ServerMessage::StartSession { env, .. }) = crate::agent::next(&mut host).await else {
+        panic!("no session start");
+    };
+    let var = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.0.clone())
+            .unwrap_or_default()
+    };
+    let token = var("ANTHROPIC_API_KEY");
+    assert!(
+        token.starts_with("wdn_llm_"),
+        "the session got a gateway token"
+    );
+    assert_eq!(var("OPENAI_API_KEY"), token);
+    assert!(var("ANTHROPIC_BASE_URL").ends_with("/llm/anthropic"));
+    assert!(var("OPENAI_BASE_URL").ends_with("/llm/v1"));
+    assert!(
+        env.iter().all(|(_, v)| v.0 != provider_key),
+        "the provider key never reaches the host"
+    );
+
+    // The token calls the gateway; the record names the session.
+    let res = gw
+        .app
+        .client
+        .post(gw.app.url("/llm/anthropic/v1/messages"))
+        .header("x-api-key", &token)
+        .json(&json!({"model": "claude-test", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(gw.stub.seen()[0].key, ANTHROPIC_KEY);
+    let calls = records(&gw, 1).await;
+    assert_eq!(calls[0]["session_id"], sid.as_str());
+
+    // The session ends: so does its token, at once.
+    for m in [
+        AgentMessage::SessionStarted {
+            session_id: sid.clone(),
+            isolation: "none".into(),
+        },
+        AgentMessage::SessionEnded {
+            session_id: sid.clone(),
+            seq: 0,
+            status: EndStatus::Done,
+            exit_code: Some(0),
+            error: None,
+        },
+    ] {
+        host.send(Message::text(m.encode())).await.unwrap();
+    }
+    let mut refused = false;
+    for _ in 0..100 {
+        let res = gw
+            .app
+            .client
+            .post(gw.app.url("/llm/anthropic/v1/messages"))
+            .header("x-api-key", &token)
+            .json(&json!({"model": "claude-test", "max_tokens": 8, "messages": []}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == StatusCode::UNAUTHORIZED {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "a finished session's token is refused");
+}
