@@ -199,6 +199,49 @@ fn rss() -> (String, String) {
     (get("VmRSS:"), get("VmHWM:"))
 }
 
+/// The floor: a bare forwarding proxy on the same stack (axum in, pooled reqwest out, no
+/// key, policy, filter, quota or record), so what any gateway's extra hop costs on this
+/// machine is measured apart from what Warden's governance adds.
+async fn bare_proxy(stub: String) -> String {
+    use axum::body::Bytes;
+    use axum::response::IntoResponse;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    let target = format!("http://{stub}/v1/chat/completions");
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |body: Bytes| {
+            let client = client.clone();
+            let target = target.clone();
+            async move {
+                match client
+                    .post(&target)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                {
+                    Ok(r) => {
+                        let status = r.status();
+                        let body = r.bytes().await.unwrap_or_default();
+                        (status, body).into_response()
+                    }
+                    Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/v1/chat/completions")
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -320,6 +363,8 @@ async fn main() {
         1000,
         secs,
     );
+    let bare = bare_proxy(stub0.clone()).await;
+    let (floor, ff) = open_loop(bare.clone(), "x".into(), "gpt-d0", 1000, secs);
     let (through, wf) = open_loop(warden.clone(), key.clone(), "gpt-d0", 1000, secs);
     let (d50, d99) = (percentile(&direct, 0.5), percentile(&direct, 0.99));
     let (w50, w99) = (percentile(&through, 0.5), percentile(&through, 0.99));
@@ -335,10 +380,21 @@ async fn main() {
         us(w99),
         through.len()
     );
+    let (f50, f99) = (percentile(&floor, 0.5), percentile(&floor, 0.99));
     println!(
-        "  added: p50 {:.0} µs, p99 {:.0} µs",
+        "  bare proxy p50 {:.0} µs p99 {:.0} µs ({} ok, {ff} failed): the hop alone adds p50 {:.0} µs, p99 {:.0} µs",
+        us(f50),
+        us(f99),
+        floor.len(),
+        us(f50) - us(d50),
+        us(f99) - us(d99)
+    );
+    println!(
+        "  added over direct: p50 {:.0} µs, p99 {:.0} µs; over the bare proxy (governance): p50 {:.0} µs, p99 {:.0} µs",
         us(w50) - us(d50),
-        us(w99) - us(d99)
+        us(w99) - us(d99),
+        us(w50) - us(f50),
+        us(w99) - us(f99)
     );
     if let Some(l) = &litellm0 {
         let (lite, lf) = open_loop(
@@ -356,6 +412,12 @@ async fn main() {
             lite.len(),
             us(l50) - us(d50)
         );
+    }
+
+    println!("\nthroughput of the bare proxy (the hop alone), stub 0 ms:");
+    for conns in [32u32, 256] {
+        let [rate, p50, p99, bad] = wrk(&bare, "x", "gpt-d0", conns, secs);
+        println!("| 0 ms | {conns} | bare proxy | {rate} | {p50} | {p99} | {bad} |");
     }
 
     println!("\nstreaming time to first byte, 500 sequential calls (stub 0 ms):");

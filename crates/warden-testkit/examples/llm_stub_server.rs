@@ -2,6 +2,8 @@
 //! gateway benchmark: every answer after a fixed DELAY_MS, requests not kept.
 //! `llm_stub_server <ADDR> <DELAY_MS>`
 
+#![allow(clippy::print_stdout)]
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let addr = std::env::args()

@@ -46,6 +46,9 @@ pub const KEY_PREFIX: &str = "wdn_llm_";
 const KEY_CACHE_US: i64 = 30_000_000;
 /// How long a workspace's configuration is used before it is read again (µs).
 const CONFIG_CACHE_US: i64 = 2_000_000;
+/// How long a cached configuration may still be used while one request reads it again (µs);
+/// older than this, every request waits for a fresh one (and is refused if it cannot be read).
+const STALE_US: i64 = 30_000_000;
 const KEY_CACHE_CAPACITY: usize = 100_000;
 /// Captured content kept per call, at most (each way).
 const CAPTURE_MAX: usize = 1024 * 1024;
@@ -84,6 +87,8 @@ pub struct GatewayKey {
     pub owner: Uuid,
     /// Ends then (µs).
     pub expires_at: Option<i64>,
+    /// The automation run that started its session, if one did.
+    pub automation_run_id: Option<Uuid>,
 }
 
 struct KeyEntry {
@@ -127,6 +132,7 @@ pub struct WsConfig {
     filters: Filters,
     upstreams: Vec<Upstream>,
     loaded_at: i64,
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 /// Why a call is refused (the front end words it in the client's format).
@@ -236,6 +242,7 @@ pub struct Gateway {
     keys: RwLock<HashMap<[u8; 32], KeyEntry>>,
     workspaces: RwLock<HashMap<Uuid, Arc<WsConfig>>>,
     global: RwLock<(bool, i64)>,
+    global_refreshing: std::sync::atomic::AtomicBool,
     /// Quota leases of this node.
     pub quotas: Quotas,
     writer: records::Writer,
@@ -278,6 +285,7 @@ impl Gateway {
             keys: RwLock::default(),
             workspaces: RwLock::default(),
             global: RwLock::new((true, i64::MIN)),
+            global_refreshing: std::sync::atomic::AtomicBool::new(false),
             quotas: Quotas::default(),
             writer,
             inbox: Mutex::new(Some(inbox)),
@@ -383,7 +391,16 @@ impl Gateway {
             return Ok(None);
         }
         let _ = now;
+        let automation_run_id = match row.session_id {
+            Some(session) => ctx
+                .store
+                .automation_run_of_session(session)
+                .await
+                .map_err(|_| Refusal::Unavailable)?,
+            None => None,
+        };
         Ok(Some(Arc::new(GatewayKey {
+            automation_run_id,
             id: row.id,
             workspace_id: row.workspace_id,
             user_id: row.user_id,
@@ -394,16 +411,22 @@ impl Gateway {
     }
 
     async fn switch_on(&self, ctx: &Ctx, now: i64) -> Result<bool, Refusal> {
-        if let Ok(g) = self.global.read()
-            && g.1 + CONFIG_CACHE_US > now
-        {
-            return Ok(g.0);
+        let cached = self.global.read().map(|g| *g).unwrap_or((false, i64::MIN));
+        if cached.1 + CONFIG_CACHE_US > now {
+            return Ok(cached.0);
         }
-        let on = ctx
-            .store
-            .llm_enabled()
-            .await
-            .map_err(|_| Refusal::Unavailable)?;
+        // One request reads it again; the others go on with what it was, for a while.
+        if cached.1 + STALE_US > now
+            && self
+                .global_refreshing
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            return Ok(cached.0);
+        }
+        let read = ctx.store.llm_enabled().await;
+        self.global_refreshing
+            .store(false, std::sync::atomic::Ordering::Release);
+        let on = read.map_err(|_| Refusal::Unavailable)?;
         if let Ok(mut g) = self.global.write() {
             *g = (on, now);
         }
@@ -411,16 +434,28 @@ impl Gateway {
     }
 
     async fn workspace(&self, ctx: &Ctx, ws: Uuid, now: i64) -> Result<Arc<WsConfig>, Refusal> {
-        if let Some(c) = self
+        let cached = self
             .workspaces
             .read()
             .ok()
-            .and_then(|m| m.get(&ws).cloned())
-            .filter(|c| c.loaded_at + CONFIG_CACHE_US > now)
-        {
-            return Ok(c);
+            .and_then(|m| m.get(&ws).cloned());
+        if let Some(c) = &cached {
+            if c.loaded_at + CONFIG_CACHE_US > now {
+                return Ok(c.clone());
+            }
+            // One request reads it again; the others go on with what it was, for a while.
+            if c.loaded_at + STALE_US > now
+                && c.refreshing.swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                return Ok(c.clone());
+            }
         }
-        let loaded = Arc::new(load_config(ctx, ws, now).await.map_err(|e| {
+        let loaded = load_config(ctx, ws, now).await;
+        if let Some(c) = &cached {
+            c.refreshing
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+        let loaded = Arc::new(loaded.map_err(|e| {
             tracing::error!(error = %e, "cannot load a workspace's gateway configuration");
             Refusal::Unavailable
         })?);
@@ -575,14 +610,7 @@ impl Gateway {
                 return Err((Refusal::Unavailable, Some(admitted)));
             }
         }
-        if let Some(session) = key.session_id {
-            admitted.automation_run_id = ctx
-                .store
-                .automation_run_of_session(session)
-                .await
-                .ok()
-                .flatten();
-        }
+        admitted.automation_run_id = key.automation_run_id;
         Ok(admitted)
     }
 
@@ -751,6 +779,7 @@ async fn load_config(ctx: &Ctx, ws: Uuid, now: i64) -> Result<WsConfig, String> 
         filters,
         upstreams,
         loaded_at: now,
+        refreshing: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
