@@ -664,6 +664,11 @@ mod tests {
             (Area::Sessions, Verb::Create | Verb::Update) => Some(Member),
             (Area::Tickets, Verb::Create | Verb::Update) => Some(Member),
             (Area::Workspaces, Verb::Delete) => Some(Owner),
+            // The LLM gateway: members make keys of their own; maintainers read records and
+            // usage and configure it; only owners read captured prompts and responses.
+            (Area::Llm, Verb::Create) => Some(Member),
+            (Area::Llm, Verb::Read) => Some(Maintainer),
+            (Area::Llm, Verb::Export) => Some(Owner),
             (_, Verb::Read) => Some(Viewer),
             (_, _) => Some(Maintainer),
         }

@@ -654,7 +654,7 @@ mod tests {
 
     #[test]
     fn features_parse_by_flag_and_unknown_ones_are_ignored() {
-        assert_eq!(Feature::ALL.len(), 15);
+        assert_eq!(Feature::ALL.len(), 16);
         for f in Feature::ALL {
             assert_eq!(Feature::parse(f.as_str()), Some(*f));
         }
@@ -662,6 +662,6 @@ mod tests {
         assert!(s.contains(Feature::Bots) && s.contains(Feature::AuditExport));
         assert!(!s.contains(Feature::Workflows));
         assert_eq!(s.names(), ["bots", "audit-export"]);
-        assert_eq!(FeatureSet::all().names().len(), 15);
+        assert_eq!(FeatureSet::all().names().len(), 16);
     }
 }

@@ -29,6 +29,7 @@ mod automations;
 mod home;
 mod hosts;
 mod license;
+mod llm;
 mod profile;
 mod sessions;
 mod sign_in_admin;
@@ -63,6 +64,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .merge(workspace_hosts::routes())
         .merge(agent_sessions::routes())
         .merge(automations::routes())
+        .merge(llm::routes())
 }
 
 /// What every console page shows around its content.

@@ -60,6 +60,7 @@ pub(super) struct Place {
     pub may_settings: bool,
     pub may_hosts: bool,
     pub may_automations: bool,
+    pub may_llm: bool,
 }
 
 impl Place {
@@ -82,6 +83,11 @@ impl Place {
                     .ctx
                     .license
                     .feature(warden_domain::license::Feature::Automations),
+            may_llm: grant.holds(Permission::LLM_CREATE)
+                && state
+                    .ctx
+                    .license
+                    .feature(warden_domain::license::Feature::LlmGateway),
         })
     }
 

@@ -1031,3 +1031,93 @@ async fn a_session_gets_the_gateway_and_a_token_of_its_own_which_ends_with_it() 
     }
     assert!(refused, "a finished session's token is refused");
 }
+
+#[tokio::test]
+async fn in_chromium_a_maintainer_sets_up_the_gateway_makes_a_key_and_sees_the_usage() {
+    if std::env::var("TESTKIT_BACKEND").as_deref() == Ok("postgres") {
+        eprintln!("the browser test runs on the SQLite pass");
+        return;
+    }
+    use warden_testkit::browser::{screenshots, walk_through};
+    let port = crate::browser::free_port();
+    let public = format!("http://localhost:{port}");
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![
+            ("WARDEN_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+            ("WARDEN_PUBLIC_URL".to_owned(), public.clone()),
+            (
+                "WARDEN_LLM_ALLOW_PRIVATE_UPSTREAMS".to_owned(),
+                "true".to_owned(),
+            ),
+        ],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "Console LLM").await;
+    let stub = LlmStub::start().await.unwrap();
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let stub_addr = stub.addr.to_string();
+    let summary = walk_through(
+        &dir,
+        "llm.mjs",
+        &[
+            ("WARDEN_URL", public.as_ref()),
+            ("EMAIL", crate::identity::ADMIN_EMAIL.as_ref()),
+            ("PASSWORD", crate::identity::ADMIN_PASSWORD.as_ref()),
+            ("WORKSPACE", ws.as_ref()),
+            ("STUB", stub_addr.as_ref()),
+            ("SHOTS", shots.as_os_str()),
+        ],
+    )
+    .await;
+    assert_eq!(summary["problems"], json!([]), "{summary}");
+    assert_eq!(screenshots(&summary, &shots), 5, "{summary}");
+    assert!(
+        summary["tabs"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("LLM gateway")),
+        "{summary}"
+    );
+    assert!(
+        summary["upstreams"].to_string().contains("key stored"),
+        "{summary}"
+    );
+    assert_eq!(summary["session_gateway"], true);
+    assert_eq!(summary["tokens_per_month"], "5000000");
+    let key = summary["key"].as_str().unwrap();
+    assert!(key.starts_with("wdn_llm_"), "{summary}");
+    assert_eq!(summary["call_status"], 200, "{summary}");
+    // The provider got the upstream's key and the prompt with the address redacted.
+    let seen = stub.seen();
+    assert_eq!(seen[0].key, "Bearer sk-console-upstream-0123456789abcdef");
+    assert!(seen[0].body.to_string().contains("[REDACTED:email]"));
+    assert!(
+        summary["usage"].to_string().contains("gpt-test"),
+        "{summary}"
+    );
+    assert!(
+        summary["calls"].to_string().contains("email (redact)"),
+        "{summary}"
+    );
+    assert!(
+        summary["revoked"].to_string().contains("revoked"),
+        "{summary}"
+    );
+    let (status, _, _) = {
+        let res = app
+            .client
+            .post(app.url("/llm/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&hello("gpt-test"))
+            .send()
+            .await
+            .unwrap();
+        (res.status(), (), ())
+    };
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a revoked key is refused");
+}
