@@ -13,7 +13,7 @@
 use std::sync::LazyLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 
 /// What happens when a rule fires.
@@ -156,41 +156,51 @@ fn pattern(rule: &'static str, re: &str, check: fn(&str) -> bool) -> Option<Patt
     Regex::new(re).ok().map(|re| Pattern { rule, re, check })
 }
 
-type Patterns = Option<Vec<Pattern>>;
+/// Patterns and the set of all of them: one pass over the text says which patterns match at
+/// all (usually none), and only those are run to find where.
+type Patterns = Option<(RegexSet, Vec<Pattern>)>;
+
+fn with_set(patterns: Option<Vec<Pattern>>) -> Patterns {
+    let patterns = patterns?;
+    let set = RegexSet::new(patterns.iter().map(|p| p.re.as_str())).ok()?;
+    Some((set, patterns))
+}
 
 static SECRET_PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
-    [
-        pattern(
-            "private_key",
-            r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----",
-            always,
-        ),
-        pattern(
-            "aws_access_key",
-            r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
-            always,
-        ),
-        pattern("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}", always),
-        pattern(
-            "openai_key",
-            r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}",
-            always,
-        ),
-        pattern(
-            "github_token",
-            r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
-            always,
-        ),
-        pattern("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", always),
-        pattern("warden_token", r"\bwdn_[a-z]+_[A-Za-z0-9_\-]{16,}", always),
-        pattern("high_entropy", r"[A-Za-z0-9+/=_\-]{32,}", high_entropy),
-    ]
-    .into_iter()
-    .collect()
+    with_set(
+        [
+            pattern(
+                "private_key",
+                r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----",
+                always,
+            ),
+            pattern(
+                "aws_access_key",
+                r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+                always,
+            ),
+            pattern("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}", always),
+            pattern(
+                "openai_key",
+                r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_\-]{20,}",
+                always,
+            ),
+            pattern(
+                "github_token",
+                r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
+                always,
+            ),
+            pattern("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", always),
+            pattern("warden_token", r"\bwdn_[a-z]+_[A-Za-z0-9_\-]{16,}", always),
+            pattern("high_entropy", r"[A-Za-z0-9+/=_\-]{32,}", high_entropy),
+        ]
+        .into_iter()
+        .collect(),
+    )
 });
 
 static PERSONAL_PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
-    [
+    with_set([
         pattern(
             "email",
             r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b",
@@ -213,7 +223,7 @@ static PERSONAL_PATTERNS: LazyLock<Patterns> = LazyLock::new(|| {
         ),
     ]
     .into_iter()
-    .collect()
+    .collect())
 });
 
 /// Markers of text that tries to override the model's instructions.
@@ -422,10 +432,11 @@ impl Filters {
                     });
                 }
             }
-            let Some(patterns) = SECRET_PATTERNS.as_ref() else {
+            let Some((set, patterns)) = SECRET_PATTERNS.as_ref() else {
                 return vec![broken(text, c.secrets)];
             };
-            for p in patterns {
+            for i in set.matches(text).iter() {
+                let p = &patterns[i];
                 for m in p.re.find_iter(text) {
                     if (p.check)(m.as_str()) {
                         let end = if p.rule == "private_key" {
@@ -444,10 +455,11 @@ impl Filters {
             }
         }
         if keep(c.personal_data) {
-            let Some(patterns) = PERSONAL_PATTERNS.as_ref() else {
+            let Some((set, patterns)) = PERSONAL_PATTERNS.as_ref() else {
                 return vec![broken(text, Action::Block)];
             };
-            for p in patterns {
+            for i in set.matches(text).iter() {
+                let p = &patterns[i];
                 for m in p.re.find_iter(text) {
                     if (p.check)(m.as_str()) {
                         hits.push(Hit {
@@ -722,8 +734,8 @@ mod tests {
 
     #[test]
     fn every_pattern_compiles() {
-        assert_eq!(SECRET_PATTERNS.as_ref().map(Vec::len), Some(8));
-        assert_eq!(PERSONAL_PATTERNS.as_ref().map(Vec::len), Some(4));
+        assert_eq!(SECRET_PATTERNS.as_ref().map(|p| p.1.len()), Some(8));
+        assert_eq!(PERSONAL_PATTERNS.as_ref().map(|p| p.1.len()), Some(4));
         assert!(INJECTION.is_some());
     }
 

@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use warden_testkit::{AppOptions, TestApp};
 
+// The allocator the `warden` binary uses, so the memory measured is what a node would hold.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const PASSWORD: &str = "bench password 7781 heron";
 const LITELLM_KEY: &str = "sk-litellm-bench-master";
 

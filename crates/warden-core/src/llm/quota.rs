@@ -196,6 +196,11 @@ impl Quotas {
             }
         };
         let Some(granted) = granted else {
+            // Calls running at the same time may have filled this node's leases meanwhile:
+            // what they hold is this node's to use before refusing.
+            if self.take_local(&parts, &from_db, &need, now) {
+                return Ok(Reservation { parts, need });
+            }
             self.give_back_local(&parts, &from_db, &need);
             let retry_after = from_db
                 .iter()
@@ -217,6 +222,30 @@ impl Quotas {
             lease.ends = period_end(&parts[i].key);
         }
         Ok(Reservation { parts, need })
+    }
+
+    /// Takes the parts `from_db` from this node's leases, all or none.
+    fn take_local(&self, parts: &[Part], from_db: &[usize], need: &Amounts, now: i64) -> bool {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        let all = from_db.iter().all(|&i| {
+            leases
+                .get(&parts[i].key)
+                .is_some_and(|l| covers(l, need, &parts[i].limits))
+        });
+        if !all {
+            return false;
+        }
+        for &i in from_db {
+            if let Some(lease) = leases.get_mut(&parts[i].key) {
+                for m in 0..3 {
+                    if parts[i].limits[m].is_some() {
+                        lease.held[m] -= need[m];
+                    }
+                }
+                lease.used_at = now;
+            }
+        }
+        true
     }
 
     /// Undoes the local part of a reservation the database refused.

@@ -1121,3 +1121,56 @@ async fn in_chromium_a_maintainer_sets_up_the_gateway_makes_a_key_and_sees_the_u
     };
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a revoked key is refused");
 }
+
+/// Two nodes (two gateways' quota state) reserving from the same counters at once: together
+/// they never grant more than the limit, and a node's unused lease goes back for the other.
+#[tokio::test]
+async fn two_nodes_share_the_quota_counters_and_never_grant_more_than_the_limit() {
+    use std::sync::Arc;
+    use warden_core::llm::quota::Quotas;
+    let gw = gateway(json!({})).await;
+    let store = gw.app.server.store().clone();
+    let ws: uuid::Uuid = gw.ws.parse().unwrap();
+    let limits: warden_core::llm::policy::Quotas = serde_json::from_value(
+        json!({"workspace": {"requests_per_day": 100, "tokens_per_day": 50_000}}),
+    )
+    .unwrap();
+    let limits = Arc::new(limits);
+    #[allow(clippy::disallowed_methods)]
+    let now = warden_core::op::unix_us(time::OffsetDateTime::now_utc());
+    let nodes = [Arc::new(Quotas::default()), Arc::new(Quotas::default())];
+    let mut handles = Vec::new();
+    for i in 0..300 {
+        let node = nodes[i % 2].clone();
+        let (store, limits) = (store.clone(), limits.clone());
+        handles.push(tokio::spawn(async move {
+            node.reserve(&store, ws, None, &limits, [1, 40, 0], now)
+                .await
+                .is_ok()
+        }));
+    }
+    let mut granted = 0;
+    for h in handles {
+        granted += usize::from(h.await.unwrap());
+    }
+    assert!(granted <= 100, "{granted} requests granted of 100");
+    assert!(granted >= 90, "only {granted} granted: leases stranded");
+    // What the nodes still hold goes back once idle, and the other node can have it.
+    for n in &nodes {
+        n.release_idle(&store, now + 11_000_000).await;
+    }
+    let fresh = Quotas::default();
+    let mut more = 0;
+    while fresh
+        .reserve(&store, ws, None, &limits, [1, 40, 0], now + 12_000_000)
+        .await
+        .is_ok()
+    {
+        more += 1;
+    }
+    assert_eq!(
+        granted + more,
+        100,
+        "every request of the limit is used, once"
+    );
+}
