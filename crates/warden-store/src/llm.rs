@@ -673,8 +673,11 @@ impl LlmTx {
         Ok(())
     }
 
-    /// Writes call records and adds them to the daily usage.
+    /// Writes call records and adds them to the daily usage (one update per workspace, day,
+    /// user and model of the batch).
     pub async fn insert_calls(&mut self, calls: &[CallRow]) -> Result<(), StoreError> {
+        let mut usage: std::collections::BTreeMap<(Uuid, i32, Uuid, &str), [i64; 4]> =
+            std::collections::BTreeMap::new();
         for r in calls {
             on_tx!(self.0, |c| sqlx::query(
                 "INSERT INTO llm_calls (id, workspace_id, key_id, user_id, session_id, \
@@ -705,22 +708,37 @@ impl LlmTx {
             .await
             .map(drop))?;
             let day = i32::try_from(r.created_at.div_euclid(86_400_000_000)).unwrap_or(0);
+            let sum = usage
+                .entry((
+                    r.workspace_id,
+                    day,
+                    r.user_id.unwrap_or(Uuid::nil()),
+                    &r.model,
+                ))
+                .or_default();
+            sum[0] += 1;
+            sum[1] += r.tokens_in;
+            sum[2] += r.tokens_out;
+            sum[3] += r.cost;
+        }
+        for ((ws, day, user, model), [n, tin, tout, cost]) in usage {
             on_tx!(self.0, |c| sqlx::query(
                 "INSERT INTO llm_usage (workspace_id, day, user_id, model, requests, tokens_in, \
-                 tokens_out, cost) VALUES ($1, $2, $3, $4, 1, $5, $6, $7) \
+                 tokens_out, cost) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (workspace_id, day, user_id, model) DO UPDATE SET \
-                 requests = llm_usage.requests + 1, \
+                 requests = llm_usage.requests + excluded.requests, \
                  tokens_in = llm_usage.tokens_in + excluded.tokens_in, \
                  tokens_out = llm_usage.tokens_out + excluded.tokens_out, \
                  cost = llm_usage.cost + excluded.cost"
             )
-            .bind(r.workspace_id)
+            .bind(ws)
             .bind(day)
-            .bind(r.user_id.unwrap_or(Uuid::nil()))
-            .bind(&r.model)
-            .bind(r.tokens_in)
-            .bind(r.tokens_out)
-            .bind(r.cost)
+            .bind(user)
+            .bind(model)
+            .bind(n)
+            .bind(tin)
+            .bind(tout)
+            .bind(cost)
             .execute(c)
             .await
             .map(drop))?;

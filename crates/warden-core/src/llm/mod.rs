@@ -637,7 +637,10 @@ impl Gateway {
     }
 
     /// Settles a finished (or refused, or interrupted) call and records it.
-    pub fn finish(
+    ///
+    /// When the record writer is behind (its queue full), this waits for room: calls slow
+    /// down to what the node can record rather than records piling up in memory.
+    pub async fn finish(
         &self,
         ctx: &Arc<Ctx>,
         a: Admitted,
@@ -645,6 +648,32 @@ impl Gateway {
         usage: Usage,
         response: Option<&[u8]>,
     ) {
+        let f = self.settle(ctx, a, status, usage, response);
+        self.writer.send(f).await;
+    }
+
+    /// [`Gateway::finish`] where nothing can wait (a stream dropped by its client): the
+    /// record is handed over in the background when the queue is full.
+    pub fn finish_detached(
+        &self,
+        ctx: &Arc<Ctx>,
+        a: Admitted,
+        status: u16,
+        usage: Usage,
+        response: Option<&[u8]>,
+    ) {
+        let f = self.settle(ctx, a, status, usage, response);
+        self.writer.push(f);
+    }
+
+    fn settle(
+        &self,
+        ctx: &Arc<Ctx>,
+        a: Admitted,
+        status: u16,
+        usage: Usage,
+        response: Option<&[u8]>,
+    ) -> records::Finished {
         let input = if usage.reported {
             i64::try_from(usage.input).unwrap_or(i64::MAX)
         } else {
@@ -720,11 +749,11 @@ impl Gateway {
                     .await;
             });
         }
-        self.writer.push(records::Finished {
+        records::Finished {
             row,
             client_ip,
             quotas: policy,
-        });
+        }
     }
 
     /// Takes the record writer's inbox (once, when the node starts).

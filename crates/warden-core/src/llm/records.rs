@@ -17,8 +17,8 @@ use warden_store::llm::CallRow;
 use super::policy::{Limits, Policy, month_bounds_days};
 use crate::Ctx;
 
-/// Records waiting for the writer on one node.
-const QUEUE: usize = 50_000;
+/// Records waiting for the writer on one node (bounded: a full queue slows calls down).
+const QUEUE: usize = 8_192;
 /// Records written in one transaction.
 const BATCH: usize = 512;
 
@@ -50,7 +50,14 @@ pub fn channel() -> (Writer, Inbox) {
 }
 
 impl Writer {
-    /// Hands a record to the writer. When the queue is full the caller's task waits its
+    /// Hands a record to the writer, waiting for room when its queue is full.
+    pub async fn send(&self, f: Finished) {
+        if self.tx.send(f).await.is_err() {
+            tracing::error!("the call record writer has stopped; a record is lost");
+        }
+    }
+
+    /// Hands a record to the writer without waiting. When the queue is full the caller's task waits its
     /// turn in the background: no record is dropped.
     pub fn push(&self, f: Finished) {
         match self.tx.try_send(f) {

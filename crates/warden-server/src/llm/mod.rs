@@ -180,7 +180,9 @@ async fn call(
         Ok(a) => a,
         Err((r, recorded)) => {
             if let Some(a) = recorded {
-                ctx.llm.finish(ctx, a, r.status(), Usage::default(), None);
+                ctx.llm
+                    .finish(ctx, a, r.status(), Usage::default(), None)
+                    .await;
             }
             return refused(format, &r);
         }
@@ -200,7 +202,8 @@ async fn call(
                 _ => (502, "The upstream could not be reached."),
             };
             ctx.llm
-                .finish(ctx, admitted, status, Usage::default(), None);
+                .finish(ctx, admitted, status, Usage::default(), None)
+                .await;
             return error(format, status, message, None);
         }
     };
@@ -220,14 +223,18 @@ async fn call(
         match upstream.chunk().await {
             Ok(Some(c)) => {
                 if body.len() + c.len() > RESPONSE_MAX {
-                    ctx.llm.finish(ctx, admitted, 502, Usage::default(), None);
+                    ctx.llm
+                        .finish(ctx, admitted, 502, Usage::default(), None)
+                        .await;
                     return error(format, 502, "The upstream's answer is too large.", None);
                 }
                 body.extend_from_slice(&c);
             }
             Ok(None) => break,
             Err(_) => {
-                ctx.llm.finish(ctx, admitted, 502, Usage::default(), None);
+                ctx.llm
+                    .finish(ctx, admitted, 502, Usage::default(), None)
+                    .await;
                 return error(format, 502, "The upstream's answer was cut off.", None);
             }
         }
@@ -240,7 +247,8 @@ async fn call(
     }
     let captured = admitted.captures().then(|| body.clone());
     ctx.llm
-        .finish(ctx, admitted, status.as_u16(), usage, captured.as_deref());
+        .finish(ctx, admitted, status.as_u16(), usage, captured.as_deref())
+        .await;
     let mut res = Response::new(Body::from(body));
     *res.status_mut() = status;
     if let Some(ct) = content_type {

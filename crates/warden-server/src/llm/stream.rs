@@ -36,7 +36,7 @@ impl Metered {
             let status = if status == 0 { upstream_status } else { status };
             let usage = self.meter.usage();
             ctx.llm
-                .finish(&ctx, admitted, status, usage, self.capture.as_deref());
+                .finish_detached(&ctx, admitted, status, usage, self.capture.as_deref());
         }
     }
 }
