@@ -1302,6 +1302,23 @@ async fn every_licence_flag_gates_its_module_and_shows_in_capabilities() {
         )
         .await;
     let ws = ws["id"].as_str().unwrap().to_owned();
+    // A gateway key, made while the licence has every module.
+    let (_, made) = app
+        .call(
+            &token,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/llm/keys"),
+            Some(json!({"name": "licence"})),
+        )
+        .await;
+    let llm_key = made["secret"].as_str().unwrap().to_owned();
+    let gateway = |app: &TestApp| {
+        app.client
+            .get(app.url("/llm/v1/models"))
+            .bearer_auth(&llm_key)
+            .send()
+    };
+    assert_eq!(gateway(&app).await.unwrap().status(), StatusCode::OK);
     for f in Feature::ALL.iter().copied() {
         let mut c = op.claims(now);
         c["tier"] = json!("enterprise");
@@ -1328,6 +1345,13 @@ async fn every_licence_flag_gates_its_module_and_shows_in_capabilities() {
             let (code, problem) = app.call(&token, method.clone(), &path, body).await;
             assert_eq!(code, StatusCode::FORBIDDEN, "{f:?}: {method} {path}");
             assert_eq!(problem["code"], "feature-not-licensed", "{problem}");
+        }
+        if f == Feature::LlmGateway {
+            // The gateway refuses its calls too, in its clients' format.
+            let res = gateway(&app).await.unwrap();
+            assert_eq!(res.status(), StatusCode::FORBIDDEN);
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["error"]["type"], "permission_error", "{body}");
         }
         if f == Feature::MultipleActiveSessions {
             let first = token.clone();
