@@ -16,6 +16,8 @@
 //! Administration (policies, upstreams, keys, records, usage) is in [`admin`].
 
 pub mod admin;
+mod config;
+mod keys;
 pub mod policy;
 pub mod quota;
 pub mod records;
@@ -33,7 +35,7 @@ use warden_domain::license::Feature;
 use warden_llm::filters::{Decision, Filters, Verdict};
 use warden_llm::upstream::{Kind, Passed, Target, UpstreamError, Upstreams};
 use warden_llm::wire::{Endpoint, Usage};
-use warden_store::llm::{CallRow, KeyRow, UpstreamRow};
+use warden_store::llm::CallRow;
 use zeroize::Zeroizing;
 
 use crate::Ctx;
@@ -311,158 +313,6 @@ impl Gateway {
         if let Ok(mut g) = self.global.write() {
             g.1 = i64::MIN;
         }
-    }
-
-    /// Checks a presented key. Every refusal is the same.
-    pub async fn authenticate(
-        &self,
-        ctx: &Ctx,
-        presented: &str,
-        now: i64,
-    ) -> Result<Arc<GatewayKey>, Refusal> {
-        let h = hash(presented);
-        let cached = self
-            .keys
-            .read()
-            .ok()
-            .and_then(|m| m.get(&h).filter(|e| e.until > now).map(|e| e.key.clone()));
-        let key = match cached {
-            Some(k) => k,
-            None => {
-                let loaded = self.load_key(ctx, &h, now).await?;
-                if let Ok(mut m) = self.keys.write() {
-                    if m.len() >= KEY_CACHE_CAPACITY {
-                        m.retain(|_, e| e.until > now);
-                        if m.len() >= KEY_CACHE_CAPACITY {
-                            m.clear();
-                        }
-                    }
-                    m.insert(
-                        h,
-                        KeyEntry {
-                            key: loaded.clone(),
-                            until: now + KEY_CACHE_US,
-                        },
-                    );
-                }
-                loaded
-            }
-        };
-        let key = key.ok_or(Refusal::Unauthorized)?;
-        if key.expires_at.is_some_and(|e| e <= now)
-            || ctx.identity.revocations.is_revoked(key.id, key.owner)
-        {
-            return Err(Refusal::Unauthorized);
-        }
-        Ok(key)
-    }
-
-    async fn load_key(
-        &self,
-        ctx: &Ctx,
-        h: &[u8; 32],
-        now: i64,
-    ) -> Result<Option<Arc<GatewayKey>>, Refusal> {
-        let row: Option<KeyRow> = ctx.store.llm_key_by_hash(h).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot look up a gateway key");
-            Refusal::Unavailable
-        })?;
-        let Some(row) = row.filter(|r| r.revoked_at.is_none()) else {
-            return Ok(None);
-        };
-        // A user's key holds only while they are an active member of a live workspace.
-        let member = match row.user_id.or(Some(row.created_by)) {
-            Some(u) => ctx
-                .store
-                .llm_member_role(row.workspace_id, u)
-                .await
-                .map_err(|_| Refusal::Unavailable)?
-                .is_some(),
-            None => false,
-        };
-        let platform_admin = !member
-            && ctx
-                .store
-                .platform_permissions(row.user_id.unwrap_or(row.created_by))
-                .await
-                .map(|p| p.contains(warden_domain::access::Permission::WORKSPACES_READ))
-                .unwrap_or(false);
-        if !(member || platform_admin) {
-            return Ok(None);
-        }
-        let _ = now;
-        let automation_run_id = match row.session_id {
-            Some(session) => ctx
-                .store
-                .automation_run_of_session(session)
-                .await
-                .map_err(|_| Refusal::Unavailable)?,
-            None => None,
-        };
-        Ok(Some(Arc::new(GatewayKey {
-            automation_run_id,
-            id: row.id,
-            workspace_id: row.workspace_id,
-            user_id: row.user_id,
-            session_id: row.session_id,
-            owner: row.user_id.unwrap_or(row.created_by),
-            expires_at: row.expires_at,
-        })))
-    }
-
-    async fn switch_on(&self, ctx: &Ctx, now: i64) -> Result<bool, Refusal> {
-        let cached = self.global.read().map(|g| *g).unwrap_or((false, i64::MIN));
-        if cached.1 + CONFIG_CACHE_US > now {
-            return Ok(cached.0);
-        }
-        // One request reads it again; the others go on with what it was, for a while.
-        if cached.1 + STALE_US > now
-            && self
-                .global_refreshing
-                .swap(true, std::sync::atomic::Ordering::AcqRel)
-        {
-            return Ok(cached.0);
-        }
-        let read = ctx.store.llm_enabled().await;
-        self.global_refreshing
-            .store(false, std::sync::atomic::Ordering::Release);
-        let on = read.map_err(|_| Refusal::Unavailable)?;
-        if let Ok(mut g) = self.global.write() {
-            *g = (on, now);
-        }
-        Ok(on)
-    }
-
-    async fn workspace(&self, ctx: &Ctx, ws: Uuid, now: i64) -> Result<Arc<WsConfig>, Refusal> {
-        let cached = self
-            .workspaces
-            .read()
-            .ok()
-            .and_then(|m| m.get(&ws).cloned());
-        if let Some(c) = &cached {
-            if c.loaded_at + CONFIG_CACHE_US > now {
-                return Ok(c.clone());
-            }
-            // One request reads it again; the others go on with what it was, for a while.
-            if c.loaded_at + STALE_US > now
-                && c.refreshing.swap(true, std::sync::atomic::Ordering::AcqRel)
-            {
-                return Ok(c.clone());
-            }
-        }
-        let loaded = load_config(ctx, ws, now).await;
-        if let Some(c) = &cached {
-            c.refreshing
-                .store(false, std::sync::atomic::Ordering::Release);
-        }
-        let loaded = Arc::new(loaded.map_err(|e| {
-            tracing::error!(error = %e, "cannot load a workspace's gateway configuration");
-            Refusal::Unavailable
-        })?);
-        if let Ok(mut m) = self.workspaces.write() {
-            m.insert(ws, loaded.clone());
-        }
-        Ok(loaded)
     }
 
     /// The models a key may call.
@@ -760,82 +610,6 @@ impl Gateway {
     pub fn take_inbox(&self) -> Option<records::Inbox> {
         self.inbox.lock().ok().and_then(|mut i| i.take())
     }
-}
-
-async fn load_config(ctx: &Ctx, ws: Uuid, now: i64) -> Result<WsConfig, String> {
-    let (policy_row, upstream_rows) = ctx.store.llm_config(ws).await.map_err(|e| e.to_string())?;
-    let (enabled, policy) = match &policy_row {
-        Some(p) => (p.enabled, Policy::from_stored(&p.policy)),
-        None => (true, Policy::default()),
-    };
-    let mut upstreams = Vec::with_capacity(upstream_rows.len());
-    for r in upstream_rows {
-        upstreams.push(open_upstream(ctx, &r)?);
-    }
-    // The filters look for every value the workspace stores, and its upstreams' keys.
-    let mut values: Vec<Zeroizing<String>> = Vec::new();
-    if policy.filters.secrets != warden_llm::filters::Action::Off {
-        for (kind, name, sealed) in ctx
-            .store
-            .llm_workspace_secrets(ws)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            let kind = match kind.as_str() {
-                "variable" => warden_store::tenancy::SecretKind::Variable,
-                "pat" => warden_store::tenancy::SecretKind::Pat,
-                _ => warden_store::tenancy::SecretKind::Provider,
-            };
-            let wid = warden_domain::tenancy::WorkspaceId::from_uuid(ws);
-            if let Ok(plain) = ctx
-                .keyring
-                .open(&crate::secrets::context(wid, kind, &name), &sealed)
-                && let Ok(text) = String::from_utf8(plain.to_vec())
-            {
-                values.push(Zeroizing::new(text));
-            }
-        }
-        for u in &upstreams {
-            if let Some(k) = &u.key {
-                values.push(k.clone());
-            }
-        }
-    }
-    let filters = Filters::new(policy.filters.clone(), values.iter().map(|v| v.as_str()));
-    Ok(WsConfig {
-        enabled,
-        policy: Arc::new(policy),
-        filters,
-        upstreams,
-        loaded_at: now,
-        refreshing: std::sync::atomic::AtomicBool::new(false),
-    })
-}
-
-fn open_upstream(ctx: &Ctx, r: &UpstreamRow) -> Result<Upstream, String> {
-    let key = match &r.sealed_key {
-        Some(sealed) => {
-            let plain = ctx
-                .keyring
-                .open(&upstream_key_context(r.workspace_id, r.id), sealed)
-                .map_err(|_| "an upstream key could not be opened".to_owned())?;
-            Some(Zeroizing::new(
-                String::from_utf8(plain.to_vec())
-                    .map_err(|_| "an upstream key is not text".to_owned())?,
-            ))
-        }
-        None => None,
-    };
-    Ok(Upstream {
-        id: r.id,
-        name: r.name.clone(),
-        kind: Kind::parse(&r.kind).unwrap_or(Kind::OpenAiCompatible),
-        base_url: r.base_url.clone(),
-        key,
-        models: serde_json::from_str(&r.models).unwrap_or_default(),
-        aliases: serde_json::from_str(&r.aliases).unwrap_or_default(),
-        allow_private: r.allow_private_network && ctx.llm.config.allow_private_upstreams,
-    })
 }
 
 /// Starts the record writer and the housekeeping (idle quota leases given back every 5 s,

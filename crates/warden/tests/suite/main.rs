@@ -20,6 +20,7 @@ mod invitations;
 mod license;
 mod links;
 mod llm;
+mod llm_governance;
 mod mail;
 mod passkeys;
 mod passwordless;
