@@ -34,48 +34,14 @@ fn body(model: &str, stream: bool) -> String {
 
 /// wrk against `url` with `conns` connections: (req/s, p50, p99, non-2xx).
 fn wrk(url: &str, key: &str, model: &str, conns: u32, secs: u64) -> [String; 4] {
-    let dir = std::env::temp_dir().join(format!("llm-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("chat.lua");
-    std::fs::write(
-        &script,
-        format!(
-            "wrk.method = \"POST\"\nwrk.body = '{}'\n\
-             wrk.headers[\"Content-Type\"] = \"application/json\"\n\
-             wrk.headers[\"Authorization\"] = \"Bearer {key}\"\n",
-            body(model, false)
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{conns}"),
-            &format!("-d{secs}s"),
-            "--timeout",
-            "10s",
-            "--latency",
-            "-s",
-        ])
-        .arg(&script)
-        .arg(url)
-        .output()
-        .expect("wrk is installed (scripts/bench-llm installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let field = |pick: &dyn Fn(&str) -> Option<String>| {
-        text.lines()
-            .find_map(pick)
-            .unwrap_or_else(|| "-".to_owned())
-    };
-    let rate = field(&|l: &str| l.strip_prefix("Requests/sec:").map(|v| v.trim().to_owned()));
-    let p50 = field(&|l: &str| l.trim().strip_prefix("50%").map(|v| v.trim().to_owned()));
-    let p99 = field(&|l: &str| l.trim().strip_prefix("99%").map(|v| v.trim().to_owned()));
-    let bad = field(&|l: &str| {
-        l.trim()
-            .strip_prefix("Non-2xx or 3xx responses:")
-            .map(|v| v.trim().to_owned())
-    });
-    [rate, p50, p99, if bad == "-" { "0".into() } else { bad }]
+    let lua = format!(
+        "wrk.method = \"POST\"\nwrk.body = '{}'\n\
+         wrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.headers[\"Authorization\"] = \"Bearer {key}\"\n",
+        body(model, false)
+    );
+    let r = warden_testkit::wrk::run(url, &lua, 2, conns, secs);
+    [r.rate, r.p50, r.p99, r.non2xx]
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -25,58 +25,26 @@ fn arg(i: usize, default: u64) -> u64 {
 }
 
 /// Runs wrk against `paths` (round robin); returns (req/s, p50, p99, non-2xx).
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 fn wrk(
     base: &str,
     paths: &[String],
     secs: u64,
     signature: &str,
 ) -> (String, String, String, String) {
-    let dir = std::env::temp_dir().join(format!("webhook-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let script = dir.join("deliver.lua");
     let list = paths
         .iter()
         .map(|p| format!("\"{p}\""))
         .collect::<Vec<_>>()
         .join(", ");
-    std::fs::write(
-        &script,
-        format!(
-            "local paths = {{{list}}}\nlocal i = 0\n\
-             wrk.method = \"POST\"\nwrk.body = '{BODY}'\n\
-             wrk.headers[\"Content-Type\"] = \"application/json\"\n\
-             wrk.headers[\"X-Signature\"] = \"sha256={signature}\"\n\
-             request = function()\n  i = i + 1\n  return wrk.format(nil, paths[(i % #paths) + 1])\nend\n"
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new("wrk")
-        .args(["-t4", "-c32", &format!("-d{secs}s"), "--latency", "-s"])
-        .arg(&script)
-        .arg(base)
-        .output()
-        .expect("wrk is installed (scripts/bench-automations installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let field = |pick: &dyn Fn(&str) -> Option<String>| {
-        text.lines()
-            .find_map(pick)
-            .unwrap_or_else(|| "-".to_owned())
-    };
-    let rate = field(&|l: &str| l.strip_prefix("Requests/sec:").map(|v| v.trim().to_owned()));
-    let p50 = field(&|l: &str| l.trim().strip_prefix("50%").map(|v| v.trim().to_owned()));
-    let p99 = field(&|l: &str| l.trim().strip_prefix("99%").map(|v| v.trim().to_owned()));
-    let non2xx = field(&|l: &str| {
-        l.trim()
-            .strip_prefix("Non-2xx or 3xx responses:")
-            .map(|v| v.trim().to_owned())
-    });
-    let non2xx = if non2xx == "-" {
-        "0".to_owned()
-    } else {
-        non2xx
-    };
-    (rate, p50, p99, non2xx)
+    let lua = format!(
+        "local paths = {{{list}}}\nlocal i = 0\n\
+         wrk.method = \"POST\"\nwrk.body = '{BODY}'\n\
+         wrk.headers[\"Content-Type\"] = \"application/json\"\n\
+         wrk.headers[\"X-Signature\"] = \"sha256={signature}\"\n\
+         request = function()\n  i = i + 1\n  return wrk.format(nil, paths[(i % #paths) + 1])\nend\n"
+    );
+    let r = warden_testkit::wrk::run(base, &lua, 4, 32, secs);
+    (r.rate, r.p50, r.p99, r.non2xx)
 }
 
 /// Accepted and dropped deliveries, summed over the sources.

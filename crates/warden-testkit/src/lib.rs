@@ -26,6 +26,7 @@ pub mod llm_stub;
 pub mod oidc;
 pub mod passkey;
 pub mod smtp;
+pub mod wrk;
 
 /// A client that does not follow redirects (to see where Warden or a provider sends a
 /// browser) and ignores proxy settings.
