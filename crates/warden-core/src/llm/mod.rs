@@ -21,6 +21,7 @@ mod keys;
 pub mod policy;
 pub mod quota;
 pub mod records;
+pub mod reports;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

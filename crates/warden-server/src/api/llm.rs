@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use warden_core::llm::admin::{self, PolicyView, UpstreamInput};
 use warden_core::llm::policy::Policy;
+use warden_core::llm::reports;
 use warden_core::{Code, CoreError};
 use warden_domain::access::{Access, Permission};
 use zeroize::Zeroizing;
@@ -333,7 +334,7 @@ pub(crate) async fn list_calls(
         })?),
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 500);
-    let calls = admin::calls(&state.ctx, &grant, before, limit).await?;
+    let calls = reports::calls(&state.ctx, &grant, before, limit).await?;
     let next = (i64::try_from(calls.len()).unwrap_or(0) == limit)
         .then(|| calls.last().map(|c| c.id.to_string()))
         .flatten();
@@ -352,7 +353,7 @@ pub(crate) async fn call_content(
     WorkspaceAccess(grant): WorkspaceAccess,
     Path(path): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let content = admin::call_content(&state.ctx, &op, &grant, id(&path.1)?).await?;
+    let content = reports::call_content(&state.ctx, &op, &grant, id(&path.1)?).await?;
     let mut res = Json(content).into_response();
     res.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -385,12 +386,12 @@ pub(crate) async fn usage(
             .unwrap_or(0);
     let day = |s: Option<&str>, field: &'static str, default: i32| match s {
         None => Ok(default),
-        Some(s) => admin::parse_day(s)
+        Some(s) => reports::parse_day(s)
             .ok_or_else(|| ApiError(CoreError::invalid(field, "A day is written YYYY-MM-DD."))),
     };
     let to = day(q.to.as_deref(), "to", today)?;
     let from = day(q.from.as_deref(), "from", to - 30)?;
-    let lines = admin::usage(&state.ctx, &grant, from, to).await?;
+    let lines = reports::usage(&state.ctx, &grant, from, to).await?;
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(json!({ "usage": lines })).into_response()),
         Some("csv") => Ok((
@@ -401,7 +402,7 @@ pub(crate) async fn usage(
                     "attachment; filename=\"llm-usage.csv\"",
                 ),
             ],
-            admin::usage_csv(&lines),
+            reports::usage_csv(&lines),
         )
             .into_response()),
         Some(_) => Err(ApiError(CoreError::invalid("format", "json or csv"))),

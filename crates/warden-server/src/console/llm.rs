@@ -12,7 +12,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use utoipa_axum::routes;
 use uuid::Uuid;
-use warden_core::llm::admin::{self, CallView, KeyView, PolicyView, UpstreamInput, UsageLine};
+use warden_core::llm::admin::{self, KeyView, PolicyView, UpstreamInput};
+use warden_core::llm::reports::{self, CallView, UsageLine};
 use warden_domain::access::{Access, Permission};
 use warden_domain::license::Feature;
 use warden_llm::filters::Action;
@@ -196,7 +197,7 @@ pub(crate) async fn page(
                 })
                 .collect(),
             Some(policy_form(&admin::policy(ctx, &grant).await?)),
-            admin::usage(ctx, &grant, today - 30, today)
+            reports::usage(ctx, &grant, today - 30, today)
                 .await?
                 .into_iter()
                 .map(|line| UsageItem {
@@ -208,7 +209,7 @@ pub(crate) async fn page(
                     line,
                 })
                 .collect(),
-            admin::calls(ctx, &grant, None, 20)
+            reports::calls(ctx, &grant, None, 20)
                 .await?
                 .iter()
                 .map(call_item)
