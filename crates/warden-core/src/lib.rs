@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod license;
 pub mod llm;
 pub mod mail;
+pub mod mcp;
 pub mod op;
 pub mod paging;
 pub mod secrets;
@@ -28,6 +29,7 @@ pub mod service_keys;
 pub mod sessions;
 pub mod settings;
 pub mod sso;
+pub mod tickets;
 pub mod webhooks;
 pub mod workspaces;
 

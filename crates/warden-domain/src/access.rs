@@ -79,6 +79,12 @@ pub enum Verb {
     Export,
     /// Add, change and remove a workspace's members (`workspaces.members`).
     Members,
+    /// Approve a ticket for development (`tickets.approve_dev`).
+    ApproveDev,
+    /// Approve a ticket's work in QA (`tickets.approve_qa`).
+    ApproveQa,
+    /// Move a ticket straight to done, past QA (`tickets.skip_to_merge`).
+    SkipToMerge,
 }
 
 impl Verb {
@@ -92,6 +98,9 @@ impl Verb {
             Self::Approve => "approve",
             Self::Export => "export",
             Self::Members => "members",
+            Self::ApproveDev => "approve_dev",
+            Self::ApproveQa => "approve_qa",
+            Self::SkipToMerge => "skip_to_merge",
         }
     }
 }
@@ -150,6 +159,9 @@ permissions! {
     TICKETS_CREATE = Tickets.Create;
     TICKETS_UPDATE = Tickets.Update;
     TICKETS_DELETE = Tickets.Delete;
+    TICKETS_APPROVE_DEV = Tickets.ApproveDev;
+    TICKETS_APPROVE_QA = Tickets.ApproveQa;
+    TICKETS_SKIP_TO_MERGE = Tickets.SkipToMerge;
     BOTS_READ = Bots.Read;
     BOTS_CREATE = Bots.Create;
     BOTS_UPDATE = Bots.Update;
@@ -435,6 +447,9 @@ impl WorkspaceRole {
             P::HOSTS_DELETE,
             P::SESSIONS_DELETE,
             P::TICKETS_DELETE,
+            P::TICKETS_APPROVE_DEV,
+            P::TICKETS_APPROVE_QA,
+            P::TICKETS_SKIP_TO_MERGE,
             P::WORKFLOWS_CREATE,
             P::WORKFLOWS_UPDATE,
             P::WORKFLOWS_DELETE,
@@ -484,6 +499,9 @@ pub enum Access {
     /// A caller of the LLM gateway, authenticated by a gateway key (`wdn_llm_…`) that the
     /// gateway itself checks: the guard lets the request through to it.
     LlmKey,
+    /// An agent session, authenticated by its MCP token (`wdn_mcp_…`) that the MCP endpoint
+    /// itself checks: the guard lets the request through to it.
+    McpToken,
 }
 
 /// The first step, before any database lookup: does the request need a principal at all, and
@@ -493,7 +511,7 @@ pub fn gate(rule: Option<Access>, signed_in: bool) -> Gate {
         (None, _) => Gate::Undeclared,
         (Some(Access::Public), _) => Gate::Allow,
         (Some(Access::Host), _) => Gate::Host,
-        (Some(Access::LlmKey), _) => Gate::Allow,
+        (Some(Access::LlmKey | Access::McpToken), _) => Gate::Allow,
         (Some(_), false) => Gate::Unauthenticated,
         (Some(Access::SignedIn), true) => Gate::Allow,
         (Some(Access::Platform(p)), true) => Gate::Platform(p),
@@ -663,6 +681,10 @@ mod tests {
             (Area::Hosts, Verb::Create | Verb::Update | Verb::Delete) => Some(Maintainer),
             (Area::Sessions, Verb::Create | Verb::Update) => Some(Member),
             (Area::Tickets, Verb::Create | Verb::Update) => Some(Member),
+            // Approving for development or QA and skipping to merge are maintainers'.
+            (Area::Tickets, Verb::ApproveDev | Verb::ApproveQa | Verb::SkipToMerge) => {
+                Some(Maintainer)
+            }
             (Area::Workspaces, Verb::Delete) => Some(Owner),
             // The LLM gateway: members make keys of their own; maintainers read records and
             // usage and configure it; only owners read captured prompts and responses.

@@ -13,3 +13,4 @@ pub mod license;
 pub mod request_id;
 pub mod sessions;
 pub mod tenancy;
+pub mod tickets;

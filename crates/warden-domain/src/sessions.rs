@@ -140,6 +140,55 @@ pub fn provider_argv(p: Provider, prompt: &str) -> Vec<String> {
     argv
 }
 
+/// How a provider finds Warden's MCP endpoint: arguments placed before the prompt and
+/// environment variables. The token itself travels only in `WARDEN_MCP_TOKEN` (never in
+/// arguments, which other users of the host can list); the configuration names that variable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct McpWiring {
+    /// Arguments inserted before the prompt.
+    pub args: Vec<String>,
+    /// Variables besides `WARDEN_MCP_URL` and `WARDEN_MCP_TOKEN`.
+    pub env: Vec<(String, String)>,
+}
+
+/// The MCP wiring for `p` with the endpoint at `url`: Claude Code gets `--mcp-config`, Codex
+/// `-c mcp_servers.warden.…` with a bearer-token variable, OpenCode `OPENCODE_CONFIG_CONTENT`.
+/// Gemini CLI, Kilo and Qwen Code read MCP servers only from settings files; they get the two
+/// variables alone.
+pub fn mcp_wiring(p: Provider, url: &str) -> McpWiring {
+    let url_json = serde_json::Value::String(url.to_owned());
+    match p {
+        Provider::ClaudeCode => McpWiring {
+            args: vec![
+                "--mcp-config".into(),
+                format!(
+                    r#"{{"mcpServers":{{"warden":{{"type":"http","url":{url_json},"headers":{{"Authorization":"Bearer ${{WARDEN_MCP_TOKEN}}"}}}}}}}}"#
+                ),
+            ],
+            env: Vec::new(),
+        },
+        Provider::Codex => McpWiring {
+            args: vec![
+                "-c".into(),
+                format!("mcp_servers.warden.url={url_json}"),
+                "-c".into(),
+                r#"mcp_servers.warden.bearer_token_env_var="WARDEN_MCP_TOKEN""#.into(),
+            ],
+            env: Vec::new(),
+        },
+        Provider::Opencode => McpWiring {
+            args: Vec::new(),
+            env: vec![(
+                "OPENCODE_CONFIG_CONTENT".into(),
+                format!(
+                    r#"{{"mcp":{{"warden":{{"type":"remote","url":{url_json},"headers":{{"Authorization":"Bearer {{env:WARDEN_MCP_TOKEN}}"}}}}}}}}"#
+                ),
+            )],
+        },
+        Provider::GeminiCli | Provider::KiloCli | Provider::QwenCode => McpWiring::default(),
+    }
+}
+
 /// The longest path the file API accepts, in bytes.
 pub const MAX_PATH_BYTES: usize = 1024;
 /// The longest single component, in bytes (the common file-system limit).
@@ -286,6 +335,29 @@ fn is_invisible_separator(c: char) -> bool {
         c,
         '\u{2028}' | '\u{2029}' | '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{202E}' | '\u{FEFF}'
     )
+}
+
+#[cfg(test)]
+mod mcp_tests {
+    use super::*;
+
+    #[test]
+    fn wiring_names_the_variable_not_the_token() {
+        let url = "https://warden.example.com/mcp";
+        let claude = mcp_wiring(Provider::ClaudeCode, url);
+        let config: serde_json::Value = serde_json::from_str(&claude.args[1]).unwrap();
+        assert_eq!(config["mcpServers"]["warden"]["url"], url);
+        assert_eq!(
+            config["mcpServers"]["warden"]["headers"]["Authorization"],
+            "Bearer ${WARDEN_MCP_TOKEN}"
+        );
+        let codex = mcp_wiring(Provider::Codex, url);
+        assert_eq!(codex.args[1], format!("mcp_servers.warden.url=\"{url}\""));
+        let open = mcp_wiring(Provider::Opencode, url);
+        let config: serde_json::Value = serde_json::from_str(&open.env[0].1).unwrap();
+        assert_eq!(config["mcp"]["warden"]["type"], "remote");
+        assert_eq!(mcp_wiring(Provider::GeminiCli, url), McpWiring::default());
+    }
 }
 
 #[cfg(test)]

@@ -14,5 +14,6 @@ pub mod http;
 pub mod identity;
 pub mod llm;
 pub mod logging;
+pub mod mcp;
 pub mod state;
 pub mod tls;

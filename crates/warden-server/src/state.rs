@@ -19,6 +19,8 @@ pub struct Shared {
     pub ctx: Arc<Ctx>,
     /// Signs audit checkpoints.
     pub checkpoint_signer: Arc<warden_store::audit::CheckpointSigner>,
+    /// The MCP endpoint (the SDK's service over this node's use cases).
+    pub mcp: crate::mcp::McpService,
     /// The OpenAPI document as JSON, filled once the routes are assembled.
     pub openapi_json: OnceLock<String>,
 }

@@ -20,6 +20,7 @@ pub mod license;
 pub mod links;
 pub mod llm;
 pub mod mail;
+pub mod mcp;
 mod migrate;
 pub mod passkeys;
 pub mod personal_tokens;
@@ -30,6 +31,7 @@ pub mod sign_in;
 pub mod sso;
 pub mod tenancy;
 pub mod throttle;
+pub mod tickets;
 
 pub use db::{Backend, ConnectOptions, Store, Tx, sqlite_file};
 pub use error::StoreError;

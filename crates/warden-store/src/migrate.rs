@@ -66,6 +66,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(20, "0020_automations"),
     migration!(21, "0021_service_keys"),
     migration!(22, "0022_llm_gateway"),
+    migration!(23, "0023_tickets_mcp"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

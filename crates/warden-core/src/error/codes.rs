@@ -154,6 +154,14 @@ registry! {
     NoRepository = 409, "no-repository", "Set the workspace's repository before opening a session.";
     /// No host to run a session on.
     NoHostAvailable = 409, "no-host-available", "No approved session host that this workspace may use is connected.";
+    /// A ticket move the workflow does not have.
+    TicketMoveUnknown = 409, "ticket-move-unknown", "A ticket cannot move from its status to that one.";
+    /// A ticket moved meanwhile.
+    TicketMoved = 409, "ticket-moved", "The ticket's status changed meanwhile; reload it and try again.";
+    /// A ticket move needs a permission the caller lacks.
+    TicketMoveForbidden = 403, "ticket-move-forbidden", "You do not hold the permission this ticket move needs.";
+    /// A question already answered or no longer waiting.
+    QuestionClosed = 409, "question-closed", "The question was answered already or no longer waits for an answer.";
     /// Acting on an ended session.
     SessionEnded = 409, "session-ended", "The session has already ended.";
     /// Closing a session that is running or closed.

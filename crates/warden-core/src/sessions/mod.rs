@@ -3,6 +3,7 @@
 //! is `warden_domain::sessions::SessionStatus::may_become`; every change here asks it.
 
 pub mod files;
+pub mod messages;
 pub mod reports;
 
 use serde_json::json;
@@ -94,6 +95,22 @@ impl StartSession {
         })
     }
 
+    /// The same session with another prompt (a ticket's development prompt, built after the
+    /// request was parsed).
+    pub fn with_prompt(mut self, prompt: String) -> CoreResult<Self> {
+        if prompt.len() > 100_000 || prompt.contains('\0') {
+            return Err(CoreError::invalid(
+                "prompt",
+                "must be at most 100,000 bytes, without NUL",
+            ));
+        }
+        if let Some(p) = self.provider {
+            self.argv = provider_argv(p, &prompt);
+        }
+        self.prompt = prompt;
+        Ok(self)
+    }
+
     /// The session's id, chosen by the caller: starting it again with the same id finds the
     /// session instead of opening a second (an automation run retried after a crash).
     #[must_use]
@@ -177,6 +194,20 @@ pub async fn start(
         now: op.now_us(),
     })
     .await?;
+    let mut argv = input.argv;
+    // Minted once the session row exists (the token names it).
+    let mcp = crate::mcp::mint(&mut tx, id, op.now_us()).await?;
+    if let Some(token) = &mcp {
+        // The agent finds the MCP endpoint through its provider's own configuration; the
+        // token travels as a variable only.
+        reports::use_mcp(
+            &mut secrets,
+            &mut argv,
+            input.provider,
+            &ctx.public_url,
+            token,
+        );
+    }
     let event = op.event(
         "session.created",
         "session",
@@ -184,7 +215,7 @@ pub async fn start(
         json!({ "provider": provider_name, "mode": input.mode.as_str(),
                 "host_id": host.to_string(), "prompt_bytes": input.prompt.len(),
                 "variables": secrets.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-                "llm_gateway": gateway }),
+                "llm_gateway": gateway, "mcp": mcp.is_some() }),
     );
     tx.record(&ctx.audit_key, event).await?;
     let row = session(&mut tx, id).await?;
@@ -198,7 +229,7 @@ pub async fn start(
             Repository::Path(p) => warden_protocol::Repository::Path(p),
         },
         mode: protocol_mode(input.mode),
-        argv: input.argv,
+        argv,
         env: secrets.env,
         pat: secrets.pat,
         hooks_pre: hooks.pre_session,

@@ -236,6 +236,30 @@ pub fn use_gateway(
     }
 }
 
+/// Gives a session the MCP endpoint: `WARDEN_MCP_URL`, `WARDEN_MCP_TOKEN`, and the provider's
+/// own wiring (arguments before the prompt, configuration variables).
+pub fn use_mcp(
+    secrets: &mut SessionSecrets,
+    argv: &mut Vec<String>,
+    provider: Option<Provider>,
+    public_url: &str,
+    token: &str,
+) {
+    let url = format!("{}{}", public_url.trim_end_matches('/'), crate::mcp::PATH);
+    if let Some(p) = provider {
+        let wiring = warden_domain::sessions::mcp_wiring(p, &url);
+        let at = argv.len().saturating_sub(1);
+        argv.splice(at..at, wiring.args);
+        for (k, v) in wiring.env {
+            secrets.env.push((k, Secret(v)));
+        }
+    }
+    secrets.env.push(("WARDEN_MCP_URL".into(), Secret(url)));
+    secrets
+        .env
+        .push(("WARDEN_MCP_TOKEN".into(), Secret(token.to_owned())));
+}
+
 /// Opens the secrets a session of `provider` needs, inside the workspace's transaction.
 pub async fn secrets_for(
     ctx: &Ctx,

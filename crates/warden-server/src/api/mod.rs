@@ -22,10 +22,12 @@ pub mod passkeys;
 pub mod roles;
 pub mod service_keys;
 pub mod session_files;
+pub mod session_messages;
 pub mod sessions;
 pub mod setup;
 pub mod sign_in_policy;
 pub mod sso;
+pub mod tickets;
 pub mod tokens;
 pub mod webhooks;
 pub mod workspace_settings;
@@ -66,6 +68,9 @@ pub fn routes() -> Routes<AppState> {
         .merge(license::routes())
         .merge(sessions::routes())
         .merge(session_files::routes())
+        .merge(session_messages::routes())
+        .merge(tickets::routes())
+        .merge(crate::mcp::routes())
         .merge(health::routes())
         .merge(openapi::routes())
 }

@@ -98,6 +98,7 @@ fn statuses(path: &str, op: &Operation, access: Option<Access>) -> Vec<u16> {
         Some(Access::Host) => out.extend([401, 429]),
         // The gateway answers in its clients' own error format, declared on each route.
         Some(Access::LlmKey) => return Vec::new(),
+        Some(Access::McpToken) => out.extend([401, 403]),
         Some(Access::SignedIn) => out.push(401),
         Some(Access::Platform(_)) => out.extend([401, 403]),
         Some(Access::Workspace(_)) => out.extend([401, 403, 404]),

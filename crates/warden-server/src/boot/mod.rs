@@ -401,33 +401,35 @@ async fn share(
         .reload(&store)
         .await
         .map_err(|e| BootError(format!("license: {e}")))?;
+    let ctx = Arc::new(warden_core::Ctx {
+        store: store.clone(),
+        keyring,
+        audit_key,
+        clock,
+        identity: Arc::new(identity),
+        license,
+        mail: warden_core::mail::Mail::new(config.smtp.clone()),
+        oidc: Arc::new(
+            warden_oidc::Oidc::new().map_err(|e| BootError(format!("single sign-on: {e}")))?,
+        ),
+        public_url,
+        hosts: config.hosts.clone(),
+        connections: Default::default(),
+        host_tickets,
+        session_feeds: Default::default(),
+        audit_monitor,
+        automations: config.automations.clone(),
+        jobs: Default::default(),
+        scheduler: Default::default(),
+        webhooks: Default::default(),
+        llm: Arc::new(
+            warden_core::llm::Gateway::new(config.llm.clone())
+                .map_err(|e| BootError(format!("LLM gateway: {e}")))?,
+        ),
+    });
     let state = AppState::new(Shared {
-        ctx: Arc::new(warden_core::Ctx {
-            store: store.clone(),
-            keyring,
-            audit_key,
-            clock,
-            identity: Arc::new(identity),
-            license,
-            mail: warden_core::mail::Mail::new(config.smtp.clone()),
-            oidc: Arc::new(
-                warden_oidc::Oidc::new().map_err(|e| BootError(format!("single sign-on: {e}")))?,
-            ),
-            public_url,
-            hosts: config.hosts.clone(),
-            connections: Default::default(),
-            host_tickets,
-            session_feeds: Default::default(),
-            audit_monitor,
-            automations: config.automations.clone(),
-            jobs: Default::default(),
-            scheduler: Default::default(),
-            webhooks: Default::default(),
-            llm: Arc::new(
-                warden_core::llm::Gateway::new(config.llm.clone())
-                    .map_err(|e| BootError(format!("LLM gateway: {e}")))?,
-            ),
-        }),
+        mcp: crate::mcp::endpoint_service(ctx.clone()),
+        ctx,
         checkpoint_signer,
         openapi_json: OnceLock::new(),
     });

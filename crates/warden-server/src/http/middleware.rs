@@ -37,6 +37,9 @@ pub struct Verbatim;
 /// How long a call through the LLM gateway may take before its answer starts (a model may
 /// think for minutes); every other request has the configured timeout.
 const LLM_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long an MCP tool call may take: `ask_user_question` waits up to 15 minutes for a
+/// person's answer.
+const MCP_TIMEOUT: Duration = Duration::from_secs(960);
 
 /// Header carrying the request id, in and out.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -146,6 +149,8 @@ where
         });
         let timeout = if req.uri().path().starts_with("/llm/") {
             LLM_TIMEOUT
+        } else if req.uri().path() == "/mcp" {
+            MCP_TIMEOUT
         } else {
             self.config.timeout
         };

@@ -71,7 +71,7 @@ async fn parallel_calls_racing_the_last_tenth_of_a_token_quota_never_spend_more_
     );
 }
 
-async fn raw_sql(app: &TestApp, sql: &str) {
+pub(crate) async fn raw_sql(app: &TestApp, sql: &str) {
     match app.db.backend {
         warden_store::Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&app.db.owner_url).await.unwrap();

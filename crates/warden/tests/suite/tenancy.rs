@@ -373,6 +373,15 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{llm_key}");
+    let (s, ticket) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/tickets", w.b),
+            Some(json!({"title": "victim-only"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ticket}");
 
     // Ids that exist, but in workspace B.
     let victim: BTreeMap<&str, String> = [
@@ -397,6 +406,8 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
             llm_key["key"]["id"].as_str().unwrap().to_owned(),
         ),
         ("call_id", uuid::Uuid::now_v7().to_string()),
+        ("ticket", ticket["id"].as_str().unwrap().to_owned()),
+        ("message_id", uuid::Uuid::now_v7().to_string()),
     ]
     .into_iter()
     .collect();
@@ -476,6 +487,8 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
                 "{upstream_id}",
                 "{llm_key_id}",
                 "{call_id}",
+                "{ticket}",
+                "{message_id}",
             ]
             .iter()
             .any(|p| path.contains(p));
