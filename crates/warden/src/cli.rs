@@ -85,6 +85,23 @@ pub enum Command {
         #[command(subcommand)]
         command: SessionCommand,
     },
+    /// A workspace's tickets: write, search, read, move through the workflow, delete.
+    Ticket {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
+        /// The workspace id or name (also WARDEN_WORKSPACE).
+        #[arg(
+            long,
+            short,
+            env = "WARDEN_WORKSPACE",
+            global = true,
+            value_name = "WORKSPACE"
+        )]
+        workspace: Option<String>,
+        #[command(subcommand)]
+        command: crate::ticket::TicketCommand,
+    },
     /// A workspace's automations: agent sessions started by schedule, by hand or by a webhook.
     Automation {
         /// The credentials file; default as for `warden login`.

@@ -80,6 +80,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             workspace,
             command,
         } => crate::session::run(credentials, workspace, command).await,
+        Command::Ticket {
+            credentials,
+            workspace,
+            command,
+        } => crate::ticket::run(credentials, workspace, command).await,
         Command::Automation {
             credentials,
             workspace,

@@ -10,6 +10,7 @@ mod login;
 mod output;
 mod session;
 mod sso;
+mod ticket;
 mod workspace;
 
 use std::process::ExitCode;

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use utoipa_axum::routes;
-use warden_core::sessions::{self, StartSession, files};
+use warden_core::sessions::{self, StartSession, files, messages};
 use warden_domain::access::{Access, Permission};
 use warden_store::sessions::SessionRow;
 use warden_store::tenancy::WorkspaceGrant;
@@ -38,6 +38,7 @@ pub(super) fn routes() -> Routes<AppState> {
         .add(read, routes!(session_page))
         .add(update, routes!(stop))
         .add(update, routes!(close))
+        .add(update, routes!(answer))
         .add(read, routes!(files_page))
         .add(read, routes!(file_page))
         .add(update, routes!(save_file))
@@ -178,6 +179,20 @@ struct SessionPage {
     after: i64,
     live: bool,
     may_update: bool,
+    messages: Vec<MessageItem>,
+    plan: String,
+    may_answer: bool,
+    waiting: bool,
+}
+
+/// A question or message from the session's agent.
+struct MessageItem {
+    id: String,
+    question: bool,
+    body: String,
+    state: String,
+    answer: String,
+    at: String,
 }
 
 struct SessionFacts {
@@ -248,8 +263,27 @@ pub(crate) async fn session_page(
             stream: c.stream,
         })
         .collect();
+    let owner = row.created_by == grant.user_id();
+    let now = warden_core::op::unix_us(state.ctx.clock.now());
+    let said = messages::list(&state.ctx, &grant, &row.id.to_string(), now).await?;
+    let plan = messages::plan(&state.ctx, &grant, &row.id.to_string()).await?;
     let s = facts(row);
+    let messages: Vec<MessageItem> = said
+        .into_iter()
+        .map(|m| MessageItem {
+            id: m.id.to_string(),
+            question: m.kind == "question",
+            body: m.body,
+            state: m.state.unwrap_or_default(),
+            answer: m.answer.unwrap_or_default(),
+            at: m.created_at.replace('T', " ").chars().take(19).collect(),
+        })
+        .collect();
     let page = SessionPage {
+        waiting: messages.iter().any(|m| m.state == "open"),
+        may_answer: owner && grant.holds(Permission::SESSIONS_UPDATE),
+        messages,
+        plan: plan.content,
         frame: frame(
             &state,
             &caller,
@@ -265,6 +299,26 @@ pub(crate) async fn session_page(
         after,
     };
     Ok(render(&page, StatusCode::OK))
+}
+
+/// Answers an open question of the session's agent (its owner only; the agent waiting on
+/// `ask_user_question` receives it).
+#[utoipa::path(post, path = "/console/workspaces/{workspace_id}/sessions/{session_id}/messages/{message_id}/answer", tag = "console",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("session_id" = String, Path, description = "Session id"),
+           ("message_id" = String, Path, description = "The question's id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Back to the session")))]
+pub(crate) async fn answer(
+    State(state): State<AppState>,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    UserOp(op): UserOp,
+    Path(path): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let f = Fields::parse(&body);
+    messages::answer(&state.ctx, &op, &grant, &path.1, &path.2, f.text("answer")).await?;
+    Ok(back_to(&grant, &path.1, "answer-sent"))
 }
 
 fn back_to(grant: &WorkspaceGrant, id: &str, done: &str) -> Response {

@@ -33,6 +33,7 @@ mod llm;
 mod profile;
 mod sessions;
 mod sign_in_admin;
+mod tickets;
 mod workspace_hosts;
 mod workspace_settings;
 mod workspaces;
@@ -65,6 +66,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .merge(agent_sessions::routes())
         .merge(automations::routes())
         .merge(llm::routes())
+        .merge(tickets::routes())
 }
 
 /// What every console page shows around its content.
@@ -276,6 +278,10 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "automation-created" => Some("The automation is saved: its runs act for you."),
         "automation-deleted" => Some("The automation is deleted; the sessions it started stay."),
         "run-queued" => Some("A run is queued: it starts when a host and a slot are free."),
+        "ticket-created" => Some("The ticket is written into the backlog."),
+        "ticket-moved" => Some("The ticket is moved."),
+        "answer-sent" => Some("The answer is sent: the agent waiting on it has it now."),
+        "mcp-saved" => Some("The MCP setting is saved: it applies to sessions started from now."),
         "source-deleted" => Some("The event source is deleted: its URL no longer works."),
         "session-stopping" => Some("The session is asked to stop."),
         "session-closed" => Some("The session is closed: its worktree is removed."),

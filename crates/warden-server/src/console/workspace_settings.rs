@@ -37,6 +37,7 @@ pub(super) fn routes() -> Routes<AppState> {
         .add(update, routes!(set_secret))
         .add(delete, routes!(remove_secret))
         .add(update, routes!(save_prompt))
+        .add(update, routes!(save_mcp))
         .add(delete, routes!(remove_prompt))
         .add(Workspace(Permission::WORKSPACES_UPDATE), routes!(rename))
         .add(Workspace(Permission::WORKSPACES_DELETE), routes!(archive))
@@ -71,6 +72,8 @@ struct SettingsPage {
     may_rename: bool,
     may_archive: bool,
     providers: &'static [&'static str],
+    mcp_enabled: bool,
+    mcp_url: String,
 }
 
 const KEY_PROVIDERS: &[&str] = &[
@@ -135,8 +138,11 @@ pub(crate) async fn settings_page(
             template: p.template,
         })
         .collect();
+    let mcp = warden_core::mcp::settings(&state.ctx, &grant).await?;
     let place = Place::of(&state, &grant, "settings").await?;
     let page = SettingsPage {
+        mcp_enabled: mcp.enabled,
+        mcp_url: mcp.url,
         frame: frame(
             &state,
             &caller,
@@ -167,6 +173,22 @@ pub(crate) async fn settings_page(
         providers: KEY_PROVIDERS,
     };
     Ok(render(&page, StatusCode::OK))
+}
+
+/// Turns the MCP endpoint on or off for the workspace's new sessions.
+#[utoipa::path(post, path = "/console/workspaces/{workspace_id}/settings/mcp", tag = "console",
+    params(("workspace_id" = String, Path, description = "Workspace id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Saved: back to the settings")))]
+pub(crate) async fn save_mcp(
+    State(state): State<AppState>,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    UserOp(op): UserOp,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let on = Fields::parse(&body).text("enabled") == "on";
+    warden_core::mcp::set_enabled(&state.ctx, &op, &grant, on).await?;
+    Ok(Redirect::to(&Place::url(&grant, "/settings?done=mcp-saved")).into_response())
 }
 
 fn lines(text: &str) -> Vec<String> {

@@ -61,6 +61,7 @@ pub(super) struct Place {
     pub may_hosts: bool,
     pub may_automations: bool,
     pub may_llm: bool,
+    pub may_tickets: bool,
 }
 
 impl Place {
@@ -76,6 +77,7 @@ impl Place {
             tab,
             archived: w.archived_at.is_some(),
             may_sessions: grant.holds(Permission::SESSIONS_READ),
+            may_tickets: grant.holds(Permission::TICKETS_READ),
             may_settings: grant.holds(Permission::SETTINGS_READ),
             may_hosts: grant.holds(Permission::HOSTS_READ),
             may_automations: grant.holds(Permission::AUTOMATIONS_READ)

@@ -86,7 +86,7 @@ fn help_lists_every_command() {
     let text = String::from_utf8_lossy(&out.stdout);
     for cmd in [
         "serve", "config", "migrate", "audit", "user", "login", "host", "session", "keys",
-        "license",
+        "license", "ticket",
     ] {
         assert!(text.contains(cmd), "{text}");
     }

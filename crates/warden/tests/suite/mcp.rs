@@ -496,3 +496,116 @@ async fn a_question_nobody_answers_times_out_and_only_the_owner_may_answer() {
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_tickets_are_written_and_moved_and_an_agents_question_is_answered() {
+    if std::env::var("TESTKIT_BACKEND").as_deref() == Ok("postgres") {
+        eprintln!("the browser test runs on the SQLite pass");
+        return;
+    }
+    use warden_testkit::AppOptions;
+    use warden_testkit::browser::{screenshots, walk_through};
+    let port = crate::browser::free_port();
+    let public = format!("http://localhost:{port}");
+    let app = TestApp::spawn_with(AppOptions {
+        env: vec![
+            ("WARDEN_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+            ("WARDEN_PUBLIC_URL".to_owned(), public.clone()),
+        ],
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "Console tickets").await;
+    let (host_id, mut host) = ready_host(&app, &admin, &ws).await;
+    enable(&app, &admin, &ws).await;
+    let (sid, token, _) = session(&app, &admin, &ws, &host_id, &mut host).await;
+    let token = token.unwrap();
+    // The agent asks, and waits.
+    let asking = {
+        let client = app.client.clone();
+        let url = app.url("/mcp");
+        let token = token.clone();
+        tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .bearer_auth(token)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", "2025-06-18")
+                .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+                    "name": "ask_user_question",
+                    "arguments": {"question": "Which database may the tests use?", "timeout_seconds": 120}}}))
+                .send()
+                .await
+                .unwrap();
+            res.json::<Value>().await.unwrap()
+        })
+    };
+    for _ in 0..100 {
+        let (_, msgs) = app
+            .call(
+                &admin,
+                Method::GET,
+                &format!("/api/v1/workspaces/{ws}/sessions/{sid}/messages"),
+                None,
+            )
+            .await;
+        if msgs.as_array().is_some_and(|m| !m.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let summary = walk_through(
+        &dir,
+        "tickets.mjs",
+        &[
+            ("WARDEN_URL", public.as_ref()),
+            ("EMAIL", crate::identity::ADMIN_EMAIL.as_ref()),
+            ("PASSWORD", crate::identity::ADMIN_PASSWORD.as_ref()),
+            ("WORKSPACE", ws.as_ref()),
+            ("SESSION", sid.as_ref()),
+            ("SHOTS", shots.as_os_str()),
+        ],
+    )
+    .await;
+    assert_eq!(summary["problems"], json!([]), "{summary}");
+    assert_eq!(screenshots(&summary, &shots), 7, "{summary}");
+    assert!(
+        summary["tabs"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("Tickets")),
+        "{summary}"
+    );
+    assert_eq!(summary["heading"], "#1 Dark mode for the dashboard");
+    assert_eq!(summary["rendered_h2"], json!(["Why"]));
+    assert_eq!(summary["scripts_in_body"], 0);
+    assert_eq!(summary["pwned"], false);
+    assert_eq!(
+        summary["link_hrefs"],
+        json!([null, "https://example.com/dark"]),
+        "{summary}"
+    );
+    assert_eq!(summary["status"], "In development");
+    assert_eq!(summary["mcp_checked"], true);
+    assert_eq!(summary["question"], "Which database may the tests use?");
+    let answered = asking.await.unwrap();
+    assert_eq!(
+        answered["result"]["structuredContent"]["answer"], "Use the staging database, please.",
+        "{answered}"
+    );
+    let (_, t) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/tickets/1"),
+            None,
+        )
+        .await;
+    assert_eq!(t["status"], "in_development");
+    assert_eq!(t["labels"], json!(["ui", "accessibility"]));
+}

@@ -398,3 +398,86 @@ async fn starting_development_opens_a_session_on_the_development_prompt_and_the_
     let moved = audit_rows(&app, "ticket.moved").await;
     assert!(moved.iter().any(|r| r.summary.contains(&sid)));
 }
+
+#[tokio::test]
+async fn warden_ticket_writes_lists_moves_and_shows_tickets() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "cli").await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.json");
+    let run = |args: &[&str], stdin: &'static str| {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        crate::cli::run_cli(dir.path(), &creds, args, stdin)
+    };
+    let login = [
+        "login",
+        "--url",
+        &app.base,
+        "--email",
+        crate::identity::ADMIN_EMAIL,
+    ];
+    let (ok, out) = run(&login, "violet tractor 93 lagoon\n").await.unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(
+        &[
+            "ticket",
+            "-w",
+            &ws,
+            "create",
+            "--title",
+            "Retry flaky uploads",
+            "--body",
+            "*Often*",
+            "-l",
+            "ci",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok && out.trim() == "1", "{out}");
+    run(&["ticket", "-w", &ws, "create", "--title", "Unrelated"], "")
+        .await
+        .unwrap();
+    let (ok, out) = run(&["ticket", "-w", &ws, "list", "--label", "ci"], "")
+        .await
+        .unwrap();
+    assert!(
+        ok && out.contains("Retry flaky uploads") && !out.contains("Unrelated"),
+        "{out}"
+    );
+    let (ok, out) = run(
+        &[
+            "ticket",
+            "-w",
+            &ws,
+            "move",
+            "1",
+            "--to",
+            "ready_for_development",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok && out.contains("ready_for_development"), "{out}");
+    let (ok, out) = run(&["ticket", "-w", &ws, "move", "1", "--to", "rejected"], "")
+        .await
+        .unwrap();
+    assert!(
+        !ok && out.contains("reason"),
+        "a rejection needs a reason: {out}"
+    );
+    let (ok, out) = run(&["ticket", "-w", &ws, "show", "1"], "").await.unwrap();
+    assert!(
+        ok && out.contains("#1 Retry flaky uploads") && out.contains("*Often*"),
+        "{out}"
+    );
+    let (ok, _) = run(&["ticket", "-w", &ws, "delete", "2"], "")
+        .await
+        .unwrap();
+    assert!(ok);
+    let (ok, out) = run(&["ticket", "-w", &ws, "show", "2"], "").await.unwrap();
+    assert!(!ok && out.contains("404"), "{out}");
+}
