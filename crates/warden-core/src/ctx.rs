@@ -59,5 +59,7 @@ pub struct Ctx {
     /// This node's webhook intake.
     pub webhooks: crate::webhooks::intake::Intake,
     /// This node's LLM gateway.
+    /// Audit events appended in batches, off the request path (agents' read tools).
+    pub audit_batch: crate::audit::batch::Batch,
     pub llm: Arc<crate::llm::Gateway>,
 }

@@ -25,6 +25,7 @@ pub mod forger;
 pub mod llm_stub;
 pub mod oidc;
 pub mod passkey;
+pub mod protocol_host;
 pub mod smtp;
 pub mod wrk;
 

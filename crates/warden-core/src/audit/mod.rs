@@ -1,6 +1,7 @@
 //! The audit trail's use cases: background chaining and verification, recording refused
 //! requests, reading pages of events and exporting them as CSV.
 
+pub mod batch;
 pub mod csv;
 pub mod denials;
 mod monitor;

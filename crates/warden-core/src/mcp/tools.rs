@@ -40,6 +40,13 @@ pub async fn audit(ctx: &Ctx, op: &Op, caller: &McpCaller, tool: &str, result: &
         json!({ "tool": tool, "workspace_id": caller.workspace.to_string(),
                 "user_id": caller.user.to_string(), "error": code }),
     );
+    // A read leaves nothing else behind: its event is appended in the next batch. A change
+    // (or a refusal) is appended before the agent hears back.
+    let read = READS.contains(&tool) && result.is_ok();
+    if read {
+        ctx.audit_batch.push(event);
+        return;
+    }
     let written = async {
         let mut tx = ctx.store.begin().await?;
         tx.record(&ctx.audit_key, &event).await?;
@@ -50,6 +57,14 @@ pub async fn audit(ctx: &Ctx, op: &Op, caller: &McpCaller, tool: &str, result: &
         tracing::error!(error = %e, "cannot record an MCP tool call");
     }
 }
+
+/// The tools that only read.
+const READS: &[&str] = &[
+    "search_tickets",
+    "get_ticket_details",
+    "get_session_details",
+    "read_plan",
+];
 
 async fn scoped(ctx: &Ctx, caller: &McpCaller, p: Permission) -> CoreResult<WorkspaceTx> {
     let grant = caller.grant(ctx, p).await?;

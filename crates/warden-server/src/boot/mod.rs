@@ -422,6 +422,7 @@ async fn share(
         jobs: Default::default(),
         scheduler: Default::default(),
         webhooks: Default::default(),
+        audit_batch: Default::default(),
         llm: Arc::new(
             warden_core::llm::Gateway::new(config.llm.clone())
                 .map_err(|e| BootError(format!("LLM gateway: {e}")))?,
@@ -452,6 +453,7 @@ async fn share(
     ];
     tasks.extend(warden_core::webhooks::intake::spawn(state.ctx.clone()));
     tasks.extend(warden_core::llm::spawn(state.ctx.clone()));
+    tasks.extend(warden_core::audit::batch::spawn(state.ctx.clone()));
     Ok((state, tasks))
 }
 

@@ -4,15 +4,13 @@
 use futures_util::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use warden_protocol::{AgentMessage, AgentState, PROTOCOL_VERSION, ServerMessage};
 use warden_testkit::TestApp;
 
 use crate::identity::admin_token;
 
-pub(crate) type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub(crate) use warden_testkit::protocol_host::{Ws, connect, hello, next, register, welcomed};
 
 async fn api(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
     let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
@@ -22,70 +20,6 @@ async fn api(app: &TestApp, token: &str, method: Method, path: &str, body: Optio
     let res = req.send().await.unwrap();
     assert!(res.status().is_success(), "{path}: {}", res.status());
     res.json().await.unwrap_or(Value::Null)
-}
-
-pub(crate) async fn register(app: &TestApp, admin: &str) -> (String, String) {
-    let created = api(
-        app,
-        admin,
-        Method::POST,
-        "/api/v1/hosts",
-        Some(json!({"name": "agent-01", "kind": "session"})),
-    )
-    .await;
-    (
-        created["host"]["id"].as_str().unwrap().to_owned(),
-        created["api_key"].as_str().unwrap().to_owned(),
-    )
-}
-
-pub(crate) async fn connect(app: &TestApp, credential: &str) -> Result<Ws, WsError> {
-    let url = app.url("/api/v1/agent/connect").replace("http://", "ws://");
-    let mut req = url.into_client_request().unwrap();
-    req.headers_mut().insert(
-        "authorization",
-        format!("Bearer {credential}").parse().unwrap(),
-    );
-    tokio_tungstenite::connect_async(req)
-        .await
-        .map(|(ws, _)| ws)
-}
-
-pub(crate) fn hello(protocol: u32) -> Message {
-    Message::text(
-        AgentMessage::Hello {
-            protocol,
-            hostname: "agent-01.internal".into(),
-            os: "Debian 12".into(),
-            agent_version: "0.1.0".into(),
-        }
-        .encode(),
-    )
-}
-
-/// The next protocol message, or `None` once the connection is closed.
-pub(crate) async fn next(ws: &mut Ws) -> Option<ServerMessage> {
-    loop {
-        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
-            .await
-            .expect("the server answers within 10 s");
-        match frame {
-            Some(Ok(Message::Text(t))) => return Some(ServerMessage::decode(t.as_str()).unwrap()),
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-            Some(Ok(_)) => {}
-        }
-    }
-}
-
-pub(crate) async fn welcomed(app: &TestApp, credential: &str) -> (Ws, ServerMessage) {
-    let mut ws = connect(app, credential).await.unwrap();
-    ws.send(hello(PROTOCOL_VERSION)).await.unwrap();
-    let welcome = next(&mut ws).await.unwrap();
-    assert!(
-        matches!(welcome, ServerMessage::Welcome { .. }),
-        "{welcome:?}"
-    );
-    (ws, welcome)
 }
 
 pub(crate) fn refusal_code(m: Option<ServerMessage>) -> String {

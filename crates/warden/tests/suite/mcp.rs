@@ -26,18 +26,7 @@ pub(crate) async fn ready_host(app: &TestApp, admin: &str, ws: &str) -> (String,
         )
         .await;
     assert!(s.is_success(), "{b}");
-    let (host_id, api_key) = crate::agent::register(app, admin).await;
-    let (s, _) = app
-        .call(
-            admin,
-            Method::POST,
-            &format!("/api/v1/hosts/{host_id}/approve"),
-            None,
-        )
-        .await;
-    assert!(s.is_success());
-    let (host, _) = crate::agent::welcomed(app, &api_key).await;
-    (host_id, host)
+    warden_testkit::protocol_host::ready(app, admin).await
 }
 
 /// Starts a session and returns its id, its MCP token (if it got one) and its argv.
@@ -287,8 +276,15 @@ async fn an_agent_uses_every_tool_through_the_official_python_sdk() {
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
 
-    // Every tool call is audited, naming the session and the tool.
-    let calls = audit_rows(&app, "mcp.tool_called").await;
+    // Every tool call is audited, naming the session and the tool (reads in the next batch).
+    let mut calls = audit_rows(&app, "mcp.tool_called").await;
+    for _ in 0..100 {
+        if calls.len() >= 8 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        calls = audit_rows(&app, "mcp.tool_called").await;
+    }
     assert_eq!(calls.len(), 8, "{calls:?}");
     assert!(
         calls
