@@ -31,6 +31,7 @@ pub mod settings;
 pub mod sso;
 pub mod tickets;
 pub mod webhooks;
+pub mod workflows;
 pub mod workspaces;
 
 pub use ctx::Ctx;

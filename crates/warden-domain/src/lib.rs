@@ -14,3 +14,4 @@ pub mod request_id;
 pub mod sessions;
 pub mod tenancy;
 pub mod tickets;
+pub mod workflows;

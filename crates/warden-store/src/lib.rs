@@ -32,6 +32,7 @@ pub mod sso;
 pub mod tenancy;
 pub mod throttle;
 pub mod tickets;
+pub mod workflows;
 
 pub use db::{Backend, ConnectOptions, Store, Tx, sqlite_file};
 pub use error::StoreError;

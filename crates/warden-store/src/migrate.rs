@@ -67,6 +67,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(21, "0021_service_keys"),
     migration!(22, "0022_llm_gateway"),
     migration!(23, "0023_tickets_mcp"),
+    migration!(24, "0024_workflows"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

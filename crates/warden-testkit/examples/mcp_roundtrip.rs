@@ -6,6 +6,9 @@
 //! with 16 callers at once. Every call is audited, as in production.
 //! `cargo run --release -p warden-testkit --example mcp_roundtrip [CALLS]`
 
+// A benchmark harness: a failed call ends the run loudly, and it prints its table.
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -62,7 +65,6 @@ fn report(name: &str, mut samples: Vec<Duration>, wall: Duration) {
 }
 
 #[tokio::main]
-#[allow(clippy::print_stdout, clippy::unwrap_used)]
 async fn main() -> anyhow::Result<()> {
     let calls: usize = std::env::args()
         .nth(1)

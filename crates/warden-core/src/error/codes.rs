@@ -154,6 +154,18 @@ registry! {
     NoRepository = 409, "no-repository", "Set the workspace's repository before opening a session.";
     /// No host to run a session on.
     NoHostAvailable = 409, "no-host-available", "No approved session host that this workspace may use is connected.";
+    /// A workflow definition that does not hold.
+    InvalidWorkflow = 400, "invalid-workflow", "The workflow definition is not valid.";
+    /// A workflow name in use.
+    WorkflowExists = 409, "workflow-exists", "A workflow with this name exists in the workspace.";
+    /// Acting on a run that has ended.
+    WorkflowRunEnded = 409, "workflow-run-ended", "The workflow run has ended already.";
+    /// Deciding on a run that waits for no approval.
+    NothingToApprove = 409, "nothing-to-approve", "The run is not waiting for an approval.";
+    /// An approver without the step's permission.
+    ApprovalForbidden = 403, "approval-forbidden", "You do not hold the permission this approval step needs.";
+    /// The run's starter approving a step that needs someone else.
+    ApprovalBySelf = 403, "approval-by-self", "This step must be approved by someone other than the person who started the run.";
     /// A ticket move the workflow does not have.
     TicketMoveUnknown = 409, "ticket-move-unknown", "A ticket cannot move from its status to that one.";
     /// A ticket moved meanwhile.

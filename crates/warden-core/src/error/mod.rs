@@ -25,6 +25,9 @@ pub struct CoreError {
     pub field: Option<&'static str>,
     /// When to try again, for throttles and busy answers.
     pub retry_after: Option<Duration>,
+    /// A sentence written for this one refusal, shown instead of `detail` (it names what is
+    /// wrong in the caller's own input — a workflow's step — never anything internal).
+    pub note: Option<String>,
 }
 
 /// What use cases return.
@@ -39,6 +42,16 @@ impl CoreError {
             detail: code.sentence(),
             field: None,
             retry_after: None,
+            note: None,
+        }
+    }
+
+    /// `code` about `field`, with a sentence naming exactly what is wrong in the input.
+    pub fn noted(code: Code, field: &'static str, note: String) -> Self {
+        Self {
+            field: Some(field),
+            note: Some(note),
+            ..Self::new(code)
         }
     }
 

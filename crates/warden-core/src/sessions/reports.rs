@@ -105,6 +105,8 @@ pub async fn report(
                 crate::llm::admin::session_ended(ctx, id, op.now_us()).await;
                 crate::automations::runner::session_ended(ctx, id, status != SessionStatus::Done)
                     .await;
+                crate::workflows::runner::session_ended(ctx, id, status != SessionStatus::Done)
+                    .await;
             }
         }
         Ok(None) => tracing::warn!(

@@ -437,8 +437,12 @@ pub async fn move_to(
                 "session_id": session_id.map(|s| s.to_string()) }),
     );
     tx.record(&ctx.audit_key, event).await?;
+    let started = crate::workflows::ticket_moved(ctx, op, &mut tx, row.id, m.to.as_str()).await?;
     let row = tx.ticket(row.id).await?.ok_or(Code::NotFound)?;
     tx.commit().await?;
+    if started > 0 {
+        ctx.jobs.wake();
+    }
     Ok(Moved {
         ticket: Ticket::from_row(row),
         session_id,

@@ -129,7 +129,7 @@ impl<'a> Problem<'a> {
             kind: format!("urn:warden:problem:{}", err.0.code),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
-            detail: err.0.detail,
+            detail: err.0.note.as_deref().unwrap_or(err.0.detail),
             code: err.0.code.as_str(),
             request_id,
             field: err.0.field,
