@@ -124,12 +124,12 @@ pub async fn answer(
 ) -> CoreResult<Message> {
     let session = super::parse_id(session)?;
     let message: Uuid = message.parse().map_err(|_| Code::NotFound)?;
-    check_text("answer", answer)?;
     let mut tx = ctx.store.scoped(grant).await?;
     let row = tx.session(session).await?.ok_or(Code::NotFound)?;
     tx.session_message(session, message)
         .await?
         .ok_or(Code::NotFound)?;
+    check_text("answer", answer)?;
     if row.created_by != grant.user_id() {
         return Err(CoreError::with_detail(
             Code::Forbidden,

@@ -30,6 +30,7 @@ pub mod sso;
 pub mod tickets;
 pub mod tokens;
 pub mod webhooks;
+pub mod workflows;
 pub mod workspace_settings;
 pub mod workspaces;
 
@@ -70,6 +71,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(session_files::routes())
         .merge(session_messages::routes())
         .merge(tickets::routes())
+        .merge(workflows::routes())
         .merge(crate::mcp::routes())
         .merge(health::routes())
         .merge(openapi::routes())

@@ -266,16 +266,17 @@ pub(crate) async fn move_ticket(
 ) -> Result<Response, ApiError> {
     let f = Fields::parse(&body);
     let start = match f.given("provider") {
-        Some(p) => Some(StartSession::parse(
-            p,
-            String::new(),
-            None,
-            Vec::new(),
-            None,
-        )?),
-        None => None,
+        Some(p) => StartSession::parse(p, String::new(), None, Vec::new(), None).map(Some),
+        None => Ok(None),
     };
-    let m = Move::parse(f.text("to"), f.given("reason"), start)?;
+    let m = match start.and_then(|s| Move::parse(f.text("to"), f.given("reason"), s)) {
+        Ok(m) => m,
+        Err(e) => {
+            // A ticket that is not there is "not found", whatever the form said.
+            tickets::get(&state.ctx, &grant, &path.1).await?;
+            return Err(e.into());
+        }
+    };
     let moved = tickets::move_to(&state.ctx, &op, &grant, &path.1, m).await?;
     Ok(Redirect::to(&Place::url(
         &grant,

@@ -1259,12 +1259,16 @@ fn gated_routes(f: warden_domain::license::Feature) -> Vec<(Method, &'static str
             (Method::GET, "/api/v1/workspaces/{ws}/llm/policy"),
             (Method::POST, "/api/v1/workspaces/{ws}/llm/keys"),
         ],
+        F::Workflows => vec![
+            (Method::GET, "/api/v1/workspaces/{ws}/workflows"),
+            (Method::POST, "/api/v1/workspaces/{ws}/workflows"),
+            (Method::GET, "/api/v1/workspaces/{ws}/workflow-runs"),
+        ],
         // Sign-in behaviour, checked below: a second sign-in ends the first.
         F::MultipleActiveSessions => vec![],
         // Modules not built yet: the flag shows in `capabilities` only; their issues gate
         // their routes when they land.
-        F::Workflows
-        | F::Planner
+        F::Planner
         | F::RoundTable
         | F::Insights
         | F::TicketSync

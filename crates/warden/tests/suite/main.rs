@@ -35,3 +35,4 @@ mod tickets;
 mod tls;
 mod tokens;
 mod webhooks;
+mod workflows;

@@ -382,6 +382,29 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{ticket}");
+    let (s, workflow) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/workflows", w.b),
+            Some(json!({"name": "victim-only", "definition":
+                {"steps": [{"id": "ok", "kind": "approval"}]}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{workflow}");
+    let (s, run) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &format!(
+                "/api/v1/workspaces/{}/workflows/{}/runs",
+                w.b,
+                workflow["id"].as_str().unwrap()
+            ),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{run}");
 
     // Ids that exist, but in workspace B.
     let victim: BTreeMap<&str, String> = [
@@ -408,6 +431,8 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         ("call_id", uuid::Uuid::now_v7().to_string()),
         ("ticket", ticket["id"].as_str().unwrap().to_owned()),
         ("message_id", uuid::Uuid::now_v7().to_string()),
+        ("workflow_id", workflow["id"].as_str().unwrap().to_owned()),
+        ("run_id", run["id"].as_str().unwrap().to_owned()),
     ]
     .into_iter()
     .collect();
@@ -489,6 +514,8 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
                 "{call_id}",
                 "{ticket}",
                 "{message_id}",
+                "{workflow_id}",
+                "{run_id}",
             ]
             .iter()
             .any(|p| path.contains(p));

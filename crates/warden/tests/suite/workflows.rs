@@ -1,0 +1,465 @@
+//! Workflows over HTTP: definitions checked (a cycle or an unknown step kind is a 400 naming
+//! it) and versioned; a run going step by step through agent, command, condition and
+//! approval steps on a host; approvals attacked (the starter approving a step for others, a
+//! member without the permission); cancellation; a ticket move starting a run; a server
+//! killed mid-run resuming exactly once. (The licence module off: license.rs's flag table.)
+
+use futures_util::SinkExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use warden_protocol::{AgentMessage, EndStatus, ServerMessage};
+use warden_testkit::protocol_host::{self, Ws};
+use warden_testkit::{AppOptions, TestApp};
+
+use crate::identity::{admin_token, audit_rows};
+use crate::llm::{member_with_role, workspace};
+
+async fn create(
+    app: &TestApp,
+    token: &str,
+    ws: &str,
+    name: &str,
+    definition: Value,
+) -> (StatusCode, Value) {
+    app.call(
+        token,
+        Method::POST,
+        &format!("/api/v1/workspaces/{ws}/workflows"),
+        Some(json!({"name": name, "definition": definition})),
+    )
+    .await
+}
+
+async fn run_of(app: &TestApp, token: &str, ws: &str, run: &str) -> Value {
+    let (s, v) = app
+        .call(
+            token,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/workflow-runs/{run}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v
+}
+
+/// Waits until the run's status is `status` (10 s at most).
+async fn until(app: &TestApp, token: &str, ws: &str, run: &str, status: &str) -> Value {
+    for _ in 0..200 {
+        let v = run_of(app, token, ws, run).await;
+        if v["status"] == status {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "run {run} never became {status}: {}",
+        run_of(app, token, ws, run).await
+    );
+}
+
+/// The next session the host is asked to start: its id and argv.
+async fn started(host: &mut Ws) -> (String, Vec<String>) {
+    loop {
+        match protocol_host::next(host).await {
+            Some(ServerMessage::StartSession {
+                session_id, argv, ..
+            }) => return (session_id, argv),
+            Some(_) => {}
+            None => panic!("the host's connection closed"),
+        }
+    }
+}
+
+/// The host reports a session started and ended.
+async fn finish(host: &mut Ws, session: &str, ok: bool) {
+    for m in [
+        AgentMessage::SessionStarted {
+            session_id: session.to_owned(),
+            isolation: "none".into(),
+        },
+        AgentMessage::SessionEnded {
+            session_id: session.to_owned(),
+            seq: 0,
+            status: if ok {
+                EndStatus::Done
+            } else {
+                EndStatus::Failed
+            },
+            exit_code: Some(if ok { 0 } else { 1 }),
+            error: None,
+        },
+    ] {
+        host.send(Message::text(m.encode())).await.unwrap();
+    }
+}
+
+fn flow() -> Value {
+    json!({"steps": [
+        {"id": "build", "kind": "agent", "prompt": "Implement it.", "provider": "claude-code"},
+        {"id": "tests", "kind": "command", "command": ["make", "test"]},
+        {"id": "green", "kind": "condition", "if": "succeeded", "then": "review", "else": "fix"},
+        {"id": "fix", "kind": "agent", "prompt": "The tests fail: fix them.", "provider": "codex"},
+        {"id": "review", "kind": "approval", "permission": "tickets.approve_qa", "timeout_minutes": 60}
+    ]})
+}
+
+#[tokio::test]
+async fn definitions_are_checked_and_versioned() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "defs").await;
+    let (s, w) = create(&app, &admin, &ws, "Ship", flow()).await;
+    assert_eq!(s, StatusCode::CREATED, "{w}");
+    assert_eq!(w["version"], 1);
+    let (s, v) = create(&app, &admin, &ws, "Ship", flow()).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("workflow-exists"))
+    );
+    // A cycle and an unknown kind: 400, naming the step and the problem.
+    let (s, v) = create(
+        &app,
+        &admin,
+        &ws,
+        "Loop",
+        json!({"steps": [
+        {"id": "a", "kind": "command", "command": ["true"]},
+        {"id": "again", "kind": "condition", "if": "failed", "then": "a"}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["code"], "invalid-workflow");
+    assert!(
+        v["detail"].as_str().unwrap().contains("cycle")
+            && v["detail"].as_str().unwrap().contains("\"again\""),
+        "{v}"
+    );
+    let (s, v) = create(
+        &app,
+        &admin,
+        &ws,
+        "Odd",
+        json!({"steps": [{"id": "x", "kind": "teleport"}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown kind \"teleport\""),
+        "{v}"
+    );
+    // A new version; runs keep the old one.
+    let id = w["id"].as_str().unwrap();
+    let (s, v) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/workspaces/{ws}/workflows/{id}"),
+            Some(json!({"name": "Ship it", "definition": {"steps": [{"id": "only", "kind": "command", "command": ["true"]}]}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["version"].as_i64(), v["name"].as_str()),
+        (Some(2), Some("Ship it"))
+    );
+    // A viewer reads but writes nothing.
+    let viewer = member_with_role(&app, &admin, &ws, "viewer").await;
+    let (s, list) = app
+        .call(
+            &viewer,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/workflows"),
+            None,
+        )
+        .await;
+    assert_eq!((s, list.as_array().unwrap().len()), (StatusCode::OK, 1));
+    let (s, _) = create(&app, &viewer, &ws, "Mine", flow()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(audit_rows(&app, "workflow.updated").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_takes_each_step_once_and_the_starter_may_not_approve_it() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "flow").await;
+    let maintainer = member_with_role(&app, &admin, &ws, "maintainer").await;
+    let member = member_with_role(&app, &admin, &ws, "member").await;
+    let (_, mut host) = crate::mcp::ready_host(&app, &admin, &ws).await;
+    let (_, w) = create(&app, &admin, &ws, "Ship", flow()).await;
+    let wid = w["id"].as_str().unwrap();
+    let (s, run) = app
+        .call(
+            &maintainer,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/workflows/{wid}/runs"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{run}");
+    let rid = run["id"].as_str().unwrap().to_owned();
+
+    // build (agent) → tests (command, fails) → green (condition: else) → fix (agent) → review.
+    let (build, argv) = started(&mut host).await;
+    assert_eq!(argv[0], "claude");
+    assert_eq!(argv.last().unwrap(), "Implement it.");
+    finish(&mut host, &build, true).await;
+    let (tests, argv) = started(&mut host).await;
+    assert_eq!(argv, ["make", "test"]);
+    finish(&mut host, &tests, false).await;
+    let (fix, argv) = started(&mut host).await;
+    assert_eq!(argv[0], "codex");
+    finish(&mut host, &fix, true).await;
+    let waiting = until(&app, &admin, &ws, &rid, "waiting").await;
+    let steps: Vec<(String, String)> = waiting["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["step_id"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("build", "succeeded"),
+            ("tests", "failed"),
+            ("green", "succeeded"),
+            ("fix", "succeeded"),
+            ("review", "waiting")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+
+    let decide = |token: String, body: Value| {
+        let app = &app;
+        let path = format!("/api/v1/workspaces/{ws}/workflow-runs/{rid}/decide");
+        async move { app.call(&token, Method::POST, &path, Some(body)).await }
+    };
+    // The starter approving a step that needs someone else: 403, audited.
+    let (s, v) = decide(maintainer.clone(), json!({"approve": true})).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("approval-by-self")),
+        "{v}"
+    );
+    // A member without tickets.approve_qa (nor workflows.update): 403.
+    let (s, _) = decide(member.clone(), json!({"approve": true})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // A rejection needs a reason.
+    let (s, _) = decide(admin.clone(), json!({"approve": false})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, v) = decide(admin.clone(), json!({"approve": true})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let done = until(&app, &admin, &ws, &rid, "succeeded").await;
+    assert!(done["ended_at"].is_string());
+    let (s, _) = decide(admin.clone(), json!({"approve": true})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "nothing waits any more");
+
+    // Each step once: three sessions, every step audited.
+    let (_, sessions) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/sessions"),
+            None,
+        )
+        .await;
+    assert_eq!(sessions.as_array().unwrap().len(), 3);
+    assert_eq!(audit_rows(&app, "workflow.step_started").await.len(), 5);
+    assert_eq!(audit_rows(&app, "workflow.step_ended").await.len(), 3);
+    let decided = audit_rows(&app, "workflow.step_decided").await;
+    assert!(
+        decided
+            .iter()
+            .any(|r| r.outcome == "denied" && r.summary.contains("approval-by-self"))
+    );
+    assert!(decided.iter().any(|r| r.outcome == "success"));
+    assert_eq!(audit_rows(&app, "workflow.run_ended").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticket_move_starts_a_run_on_it_and_a_run_can_be_canceled() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "tickets-flow").await;
+    let (_, mut host) = crate::mcp::ready_host(&app, &admin, &ws).await;
+    let (s, _) = create(&app, &admin, &ws, "On approval", json!({"on_ticket": "ready_for_development", "steps": [
+        {"id": "build", "kind": "agent", "prompt": "Implement the ticket.", "provider": "claude-code"},
+        {"id": "after", "kind": "command", "command": ["true"]}]})).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let t = crate::tickets::ticket(
+        &app,
+        &admin,
+        &ws,
+        json!({"title": "Export as CSV", "body": "All columns."}),
+    )
+    .await;
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/tickets/{}/move", t["number"]),
+            Some(json!({"to": "ready_for_development"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (session, argv) = started(&mut host).await;
+    let prompt = argv.last().unwrap();
+    assert!(
+        prompt.starts_with("Implement the ticket.") && prompt.contains("Ticket #1: Export as CSV"),
+        "{prompt}"
+    );
+    let (_, runs) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/workflow-runs"),
+            None,
+        )
+        .await;
+    let rid = runs[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(runs[0]["ticket_id"], t["id"]);
+    // Cancel: the run ends, its running session is asked to stop, the step never goes on.
+    let (s, v) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/workflow-runs/{rid}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "canceled");
+    finish(&mut host, &session, true).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let after = run_of(&app, &admin, &ws, &rid).await;
+    assert_eq!(after["status"], "canceled");
+    assert_eq!(after["steps"].as_array().unwrap().len(), 1, "{after}");
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/workflow-runs/{rid}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_run_resumes_it_exactly_once() {
+    let a = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&a).await;
+    let ws = workspace(&a, &admin, "durable").await;
+    let (host_id, api_key) = protocol_host::register(&a, &admin).await;
+    let (s, _) = a
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/hosts/{host_id}/approve"),
+            None,
+        )
+        .await;
+    assert!(s.is_success());
+    let (s, _) = a
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/workspaces/{ws}/settings"),
+            Some(json!({"repository": "/srv/repo"})),
+        )
+        .await;
+    assert!(s.is_success());
+    let (mut host, _) = protocol_host::welcomed(&a, &api_key).await;
+    let (_, w) = create(
+        &a,
+        &admin,
+        &ws,
+        "Two steps",
+        json!({"steps": [
+        {"id": "one", "kind": "command", "command": ["make", "one"]},
+        {"id": "two", "kind": "command", "command": ["make", "two"]}]}),
+    )
+    .await;
+    let (_, run) = a
+        .call(
+            &admin,
+            Method::POST,
+            &format!(
+                "/api/v1/workspaces/{ws}/workflows/{}/runs",
+                w["id"].as_str().unwrap()
+            ),
+            Some(json!({})),
+        )
+        .await;
+    let rid = run["id"].as_str().unwrap().to_owned();
+    let (one, _) = started(&mut host).await;
+
+    // The node dies while step one runs; a new one starts on the same database.
+    let mut env = a.db.env();
+    env.push(("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()));
+    let TestApp { server, db, .. } = a;
+    server.shutdown().await.unwrap();
+    drop(host);
+    let b = TestApp::spawn_with(AppOptions {
+        env,
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    let admin = crate::identity::sign_in(
+        &b,
+        crate::identity::ADMIN_EMAIL,
+        crate::identity::ADMIN_PASSWORD,
+    )
+    .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The host reconnects, still running step one's session, which then ends.
+    let (mut host, _) = protocol_host::welcomed(&b, &api_key).await;
+    host.send(Message::text(
+        AgentMessage::Running {
+            session_ids: vec![one.clone()],
+        }
+        .encode(),
+    ))
+    .await
+    .unwrap();
+    finish(&mut host, &one, true).await;
+    let (two, argv) = started(&mut host).await;
+    assert_eq!(argv, ["make", "two"]);
+    assert_ne!(one, two);
+    finish(&mut host, &two, true).await;
+    let done = until(&b, &admin, &ws, &rid, "succeeded").await;
+    assert_eq!(done["steps"].as_array().unwrap().len(), 2, "{done}");
+    // No step ran twice: one session each, and no further start reached the host.
+    let (_, sessions) = b
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/sessions"),
+            None,
+        )
+        .await;
+    assert_eq!(sessions.as_array().unwrap().len(), 2);
+    let more = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+        loop {
+            if let Some(ServerMessage::StartSession { .. }) = protocol_host::next(&mut host).await {
+                return true;
+            }
+        }
+    })
+    .await;
+    assert!(more.is_err(), "no step started again");
+    drop(db);
+}
