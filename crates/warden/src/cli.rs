@@ -102,6 +102,23 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::ticket::TicketCommand,
     },
+    /// A workspace's workflows: definitions, runs step by step, approvals.
+    Workflow {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
+        /// The workspace id or name (also WARDEN_WORKSPACE).
+        #[arg(
+            long,
+            short,
+            env = "WARDEN_WORKSPACE",
+            global = true,
+            value_name = "WORKSPACE"
+        )]
+        workspace: Option<String>,
+        #[command(subcommand)]
+        command: crate::workflow::WorkflowCommand,
+    },
     /// A workspace's automations: agent sessions started by schedule, by hand or by a webhook.
     Automation {
         /// The credentials file; default as for `warden login`.

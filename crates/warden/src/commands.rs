@@ -85,6 +85,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             workspace,
             command,
         } => crate::ticket::run(credentials, workspace, command).await,
+        Command::Workflow {
+            credentials,
+            workspace,
+            command,
+        } => crate::workflow::run(credentials, workspace, command).await,
         Command::Automation {
             credentials,
             workspace,

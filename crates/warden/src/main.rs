@@ -11,6 +11,7 @@ mod output;
 mod session;
 mod sso;
 mod ticket;
+mod workflow;
 mod workspace;
 
 use std::process::ExitCode;

@@ -463,3 +463,81 @@ async fn a_server_killed_mid_run_resumes_it_exactly_once() {
     assert!(more.is_err(), "no step started again");
     drop(db);
 }
+
+#[tokio::test]
+async fn warden_workflow_saves_runs_and_shows_a_run() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "cli").await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.json");
+    let file = dir.path().join("flow.json");
+    std::fs::write(
+        &file,
+        r#"{"steps": [{"id": "ok", "kind": "approval", "others_only": false}]}"#,
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"steps": [{"id": "x", "kind": "teleport"}]}"#).unwrap();
+    let run = |args: Vec<String>| {
+        crate::cli::run_cli(dir.path(), &creds, args, "violet tractor 93 lagoon\n")
+    };
+    let a = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let (ok, out) = run(a(&[
+        "login",
+        "--url",
+        &app.base,
+        "--email",
+        crate::identity::ADMIN_EMAIL,
+    ]))
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(a(&[
+        "workflow",
+        "-w",
+        &ws,
+        "save",
+        "--name",
+        "Gate",
+        "--file",
+        bad.to_str().unwrap(),
+    ]))
+    .await
+    .unwrap();
+    assert!(
+        !ok && out.contains("teleport"),
+        "the problem is named: {out}"
+    );
+    let (ok, out) = run(a(&[
+        "workflow",
+        "-w",
+        &ws,
+        "save",
+        "--name",
+        "Gate",
+        "--file",
+        file.to_str().unwrap(),
+    ]))
+    .await
+    .unwrap();
+    assert!(ok && out.contains("version 1"), "{out}");
+    let id = out.split_whitespace().next().unwrap().to_owned();
+    let (ok, out) = run(a(&["workflow", "-w", &ws, "run", &id])).await.unwrap();
+    assert!(ok, "{out}");
+    let rid = out.trim().to_owned();
+    until(&app, &admin, &ws, &rid, "waiting").await;
+    let (ok, out) = run(a(&["workflow", "-w", &ws, "status", &rid]))
+        .await
+        .unwrap();
+    assert!(ok && out.contains("ok (approval)  waiting"), "{out}");
+    let (ok, out) = run(a(&["workflow", "-w", &ws, "approve", &rid]))
+        .await
+        .unwrap();
+    assert!(ok && out.contains("succeeded"), "{out}");
+    let (ok, out) = run(a(&["workflow", "-w", &ws, "runs"])).await.unwrap();
+    assert!(
+        ok && out.contains(&rid) && out.contains("succeeded"),
+        "{out}"
+    );
+}
