@@ -408,9 +408,9 @@ pub async fn decide(
     reason: Option<&str>,
 ) -> CoreResult<RunDetail> {
     let id = id_of(id)?;
-    let reason = warden_domain::tickets::check_reason(reason, !approve)?;
     let mut tx = ctx.store.scoped(grant).await?;
     let row = tx.workflow_run(id).await?.ok_or(Code::NotFound)?;
+    let reason = warden_domain::tickets::check_reason(reason, !approve)?;
     let steps = tx.workflow_steps(id).await?;
     let Some(waiting) = steps.iter().find(|s| s.status == "waiting") else {
         return Err(Code::NothingToApprove.into());

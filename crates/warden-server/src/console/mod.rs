@@ -34,6 +34,7 @@ mod profile;
 mod sessions;
 mod sign_in_admin;
 mod tickets;
+mod workflows;
 mod workspace_hosts;
 mod workspace_settings;
 mod workspaces;
@@ -67,6 +68,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .merge(automations::routes())
         .merge(llm::routes())
         .merge(tickets::routes())
+        .merge(workflows::routes())
 }
 
 /// What every console page shows around its content.
@@ -278,6 +280,10 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "automation-created" => Some("The automation is saved: its runs act for you."),
         "automation-deleted" => Some("The automation is deleted; the sessions it started stay."),
         "run-queued" => Some("A run is queued: it starts when a host and a slot are free."),
+        "workflow-saved" => Some("The workflow is saved."),
+        "run-started" => Some("The run is started: its steps act for you."),
+        "run-decided" => Some("Your decision is recorded; the run goes on from it."),
+        "run-canceled" => Some("The run is canceled; its running session is asked to stop."),
         "ticket-created" => Some("The ticket is written into the backlog."),
         "ticket-moved" => Some("The ticket is moved."),
         "answer-sent" => Some("The answer is sent: the agent waiting on it has it now."),
@@ -358,7 +364,7 @@ struct ErrorPage {
 pub(crate) fn error_page(
     status: StatusCode,
     path_and_query: &str,
-    why: Option<(Option<&'static str>, &'static str)>,
+    why: Option<(Option<&'static str>, String)>,
 ) -> Response {
     if status == StatusCode::UNAUTHORIZED {
         let next: String = form_urlencoded::byte_serialize(path_and_query.as_bytes()).collect();
@@ -394,7 +400,7 @@ pub(crate) fn error_page(
     let reason = match why {
         Some((field, detail)) if matches!(status.as_u16(), 400 | 409 | 422) => Some(match field {
             Some(f) => format!("{f}: {detail}"),
-            None => detail.to_owned(),
+            None => detail,
         }),
         _ => None,
     };

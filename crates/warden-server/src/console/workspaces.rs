@@ -62,6 +62,7 @@ pub(super) struct Place {
     pub may_automations: bool,
     pub may_llm: bool,
     pub may_tickets: bool,
+    pub may_workflows: bool,
 }
 
 impl Place {
@@ -78,6 +79,11 @@ impl Place {
             archived: w.archived_at.is_some(),
             may_sessions: grant.holds(Permission::SESSIONS_READ),
             may_tickets: grant.holds(Permission::TICKETS_READ),
+            may_workflows: grant.holds(Permission::WORKFLOWS_READ)
+                && state
+                    .ctx
+                    .license
+                    .feature(warden_domain::license::Feature::Workflows),
             may_settings: grant.holds(Permission::SETTINGS_READ),
             may_hosts: grant.holds(Permission::HOSTS_READ),
             may_automations: grant.holds(Permission::AUTOMATIONS_READ)

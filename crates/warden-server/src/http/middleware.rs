@@ -237,10 +237,12 @@ fn finish(
     if (status.is_client_error() || status.is_server_error()) && !page {
         res = match console {
             Some(path) => {
-                let why = res
-                    .extensions()
-                    .get::<ApiError>()
-                    .map(|e| (e.0.field, e.0.detail));
+                let why = res.extensions().get::<ApiError>().map(|e| {
+                    (
+                        e.0.field,
+                        e.0.note.clone().unwrap_or_else(|| e.0.detail.to_owned()),
+                    )
+                });
                 crate::console::error_page(status, path, why)
             }
             None => render_problem(res, id),
