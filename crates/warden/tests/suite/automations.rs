@@ -602,42 +602,14 @@ async fn two_nodes_fire_each_due_instant_once() {
 
 #[tokio::test]
 async fn in_chromium_an_administrator_creates_runs_and_wires_an_automation_to_a_webhook() {
-    if std::env::var("TESTKIT_BACKEND").as_deref() == Ok("postgres") {
-        eprintln!("the browser test runs on the SQLite pass");
+    if crate::browser::skipped() {
         return;
     }
-    use warden_testkit::browser::{screenshots, walk_through};
-    let port = crate::browser::free_port();
-    let public = format!("http://localhost:{port}");
-    let app = TestApp::spawn_with(AppOptions {
-        env: vec![
-            ("WARDEN_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-            ("WARDEN_PUBLIC_URL".to_owned(), public.clone()),
-        ],
-        ..AppOptions::default()
-    })
-    .await
-    .unwrap();
+    let (app, public) = crate::browser::console_app(&[]).await;
     let admin = admin_token(&app).await;
     let repo = repository();
     let ws = workspace(&app, &admin, repo.path()).await;
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let summary = walk_through(
-        &dir,
-        "automations.mjs",
-        &[
-            ("WARDEN_URL", public.as_ref()),
-            ("EMAIL", crate::identity::ADMIN_EMAIL.as_ref()),
-            ("PASSWORD", crate::identity::ADMIN_PASSWORD.as_ref()),
-            ("WORKSPACE", ws.as_ref()),
-            ("SHOTS", shots.as_os_str()),
-        ],
-    )
-    .await;
-    assert_eq!(summary["problems"], json!([]), "{summary}");
-    assert_eq!(screenshots(&summary, &shots), 5, "{summary}");
+    let summary = crate::browser::walk("automations.mjs", &public, &[("WORKSPACE", &ws)], 5).await;
     assert!(
         summary["tabs"]
             .as_array()

@@ -19,6 +19,63 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// Whether this pass skips the browser (it runs once, on the SQLite pass).
+pub(crate) fn skipped() -> bool {
+    let skip = std::env::var("TESTKIT_BACKEND").as_deref() == Ok("postgres");
+    if skip {
+        eprintln!("the browser test runs on the SQLite pass");
+    }
+    skip
+}
+
+/// Warden served at `http://localhost:PORT` (its public URL: pages and WebAuthn need a host
+/// name), with `extra` settings; and that URL.
+pub(crate) async fn console_app(extra: &[(&str, &str)]) -> (TestApp, String) {
+    let port = free_port();
+    let public = format!("http://localhost:{port}");
+    let mut env = vec![
+        ("WARDEN_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+        ("WARDEN_PUBLIC_URL".to_owned(), public.clone()),
+    ];
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let app = TestApp::spawn_with(AppOptions {
+        env,
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    (app, public)
+}
+
+/// Runs `tests/browser/SCRIPT` signed in as the administrator against `public`, with `vars`
+/// besides `WARDEN_URL`, `EMAIL`, `PASSWORD` and `SHOTS`; its summary, once it checked that
+/// no page had a problem and that `pages` screenshots were taken.
+pub(crate) async fn walk(
+    script: &str,
+    public: &str,
+    vars: &[(&str, &str)],
+    pages: usize,
+) -> serde_json::Value {
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let mut all: Vec<(&str, &std::ffi::OsStr)> = vec![
+        ("WARDEN_URL", public.as_ref()),
+        ("EMAIL", ADMIN_EMAIL.as_ref()),
+        ("PASSWORD", ADMIN_PASSWORD.as_ref()),
+        ("SHOTS", shots.as_os_str()),
+    ];
+    all.extend(vars.iter().map(|(k, v)| (*k, std::ffi::OsStr::new(*v))));
+    let summary = walk_through(&dir, script, &all).await;
+    assert_eq!(summary["problems"], serde_json::json!([]), "{summary}");
+    assert_eq!(screenshots(&summary, &shots), pages, "{summary}");
+    summary
+}
+
 #[tokio::test]
 async fn a_person_adds_a_passkey_in_chromium_signs_out_and_signs_back_in_with_it() {
     if std::env::var("TESTKIT_BACKEND").as_deref() == Ok("postgres") {

@@ -495,23 +495,10 @@ async fn a_question_nobody_answers_times_out_and_only_the_owner_may_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_chromium_tickets_are_written_and_moved_and_an_agents_question_is_answered() {
-    if std::env::var("TESTKIT_BACKEND").as_deref() == Ok("postgres") {
-        eprintln!("the browser test runs on the SQLite pass");
+    if crate::browser::skipped() {
         return;
     }
-    use warden_testkit::AppOptions;
-    use warden_testkit::browser::{screenshots, walk_through};
-    let port = crate::browser::free_port();
-    let public = format!("http://localhost:{port}");
-    let app = TestApp::spawn_with(AppOptions {
-        env: vec![
-            ("WARDEN_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-            ("WARDEN_PUBLIC_URL".to_owned(), public.clone()),
-        ],
-        ..AppOptions::default()
-    })
-    .await
-    .unwrap();
+    let (app, public) = crate::browser::console_app(&[]).await;
     let admin = admin_token(&app).await;
     let ws = workspace(&app, &admin, "Console tickets").await;
     let (host_id, mut host) = ready_host(&app, &admin, &ws).await;
@@ -552,24 +539,13 @@ async fn in_chromium_tickets_are_written_and_moved_and_an_agents_question_is_ans
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let summary = walk_through(
-        &dir,
+    let summary = crate::browser::walk(
         "tickets.mjs",
-        &[
-            ("WARDEN_URL", public.as_ref()),
-            ("EMAIL", crate::identity::ADMIN_EMAIL.as_ref()),
-            ("PASSWORD", crate::identity::ADMIN_PASSWORD.as_ref()),
-            ("WORKSPACE", ws.as_ref()),
-            ("SESSION", sid.as_ref()),
-            ("SHOTS", shots.as_os_str()),
-        ],
+        &public,
+        &[("WORKSPACE", &ws), ("SESSION", &sid)],
+        7,
     )
     .await;
-    assert_eq!(summary["problems"], json!([]), "{summary}");
-    assert_eq!(screenshots(&summary, &shots), 7, "{summary}");
     assert!(
         summary["tabs"]
             .as_array()

@@ -544,41 +544,13 @@ async fn warden_workflow_saves_runs_and_shows_a_run() {
 
 #[tokio::test]
 async fn in_chromium_a_workflow_is_saved_run_and_approved() {
-    if std::env::var("TESTKIT_BACKEND").as_deref() == Ok("postgres") {
-        eprintln!("the browser test runs on the SQLite pass");
+    if crate::browser::skipped() {
         return;
     }
-    use warden_testkit::browser::{screenshots, walk_through};
-    let port = crate::browser::free_port();
-    let public = format!("http://localhost:{port}");
-    let app = TestApp::spawn_with(AppOptions {
-        env: vec![
-            ("WARDEN_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-            ("WARDEN_PUBLIC_URL".to_owned(), public.clone()),
-        ],
-        ..AppOptions::default()
-    })
-    .await
-    .unwrap();
+    let (app, public) = crate::browser::console_app(&[]).await;
     let admin = admin_token(&app).await;
     let ws = workspace(&app, &admin, "Console workflows").await;
-    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let summary = walk_through(
-        &dir,
-        "workflows.mjs",
-        &[
-            ("WARDEN_URL", public.as_ref()),
-            ("EMAIL", crate::identity::ADMIN_EMAIL.as_ref()),
-            ("PASSWORD", crate::identity::ADMIN_PASSWORD.as_ref()),
-            ("WORKSPACE", ws.as_ref()),
-            ("SHOTS", shots.as_os_str()),
-        ],
-    )
-    .await;
-    assert_eq!(summary["problems"], json!([]), "{summary}");
-    assert_eq!(screenshots(&summary, &shots), 5, "{summary}");
+    let summary = crate::browser::walk("workflows.mjs", &public, &[("WORKSPACE", &ws)], 5).await;
     assert!(
         summary["tabs"]
             .as_array()
