@@ -407,7 +407,66 @@ impl WorkspaceTx {
     }
 }
 
+impl WorkspaceTx {
+    /// Makes an automation start `workflow` (or, with `None`, sessions again).
+    pub async fn set_automation_workflow(
+        &mut self,
+        automation: Uuid,
+        workflow: Option<Uuid>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let ws = self.workspace().uuid();
+        match workflow {
+            Some(w) => on_tx!(self.tx_mut(), |c| sqlx::query(
+                "INSERT INTO automation_workflows (automation_id, workspace_id, workflow_id, \
+                 updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (automation_id) DO UPDATE \
+                 SET workflow_id = $3, updated_at = $4"
+            )
+            .bind(automation)
+            .bind(ws)
+            .bind(w)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(drop))?,
+            None => on_tx!(self.tx_mut(), |c| {
+                sqlx::query(
+                "DELETE FROM automation_workflows WHERE automation_id = $1 AND workspace_id = $2"
+            )
+            .bind(automation)
+            .bind(ws)
+            .execute(c)
+            .await
+            .map(drop)
+            })?,
+        }
+        Ok(())
+    }
+}
+
 impl JobsTx {
+    /// The workflow an automation starts, if it starts one.
+    pub async fn wf_of_automation(
+        &mut self,
+        automation: Uuid,
+    ) -> Result<Option<WorkflowRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM workflows w JOIN automation_workflows a ON a.workflow_id = w.id \
+             WHERE a.automation_id = $1",
+            WORKFLOW_COLUMNS
+                .split(", ")
+                .map(|c| format!("w.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(on_tx!(self.tx(), |c| sqlx::query_as::<_, WorkflowRow>(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(automation)
+        .fetch_optional(c)
+        .await)?)
+    }
+
     /// A run, whatever its workspace.
     pub async fn wf_run(&mut self, id: Uuid) -> Result<Option<RunRow>, StoreError> {
         run_in(self.tx(), id, None).await

@@ -105,6 +105,9 @@ pub async fn run(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Failed> {
         let why = "the person this automation acts for may no longer start sessions here";
         return fail(ctx, &automation, &run, why).await;
     };
+    if let Some(done) = start_workflow(ctx, &automation, &run, &grant).await? {
+        return Ok(done);
+    }
     let template_text = match &automation.prompt_name {
         None => automation.prompt.clone(),
         Some(name) => {
@@ -189,6 +192,48 @@ pub async fn run(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Failed> {
             Err(Failed::retry(e.detail))
         }
         Err(e) => fail(ctx, &automation, &run, e.detail).await,
+    }
+}
+
+/// When the automation starts a workflow: starts its run (the automation run's session id
+/// names it, so a retried job finds it) and ends the automation run.
+async fn start_workflow(
+    ctx: &Ctx,
+    automation: &AutomationRow,
+    run: &RunRow,
+    grant: &warden_store::tenancy::WorkspaceGrant,
+) -> Result<Option<Done>, Failed> {
+    let mut tx = ctx.store.begin_jobs().await.map_err(db)?;
+    let linked = tx.wf_of_automation(automation.id).await.map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    let Some(workflow) = linked else {
+        return Ok(None);
+    };
+    if !ctx
+        .license
+        .feature(warden_domain::license::Feature::Workflows)
+    {
+        fail(
+            ctx,
+            automation,
+            run,
+            "the licence does not include workflows",
+        )
+        .await?;
+        return Ok(Some(Done::Finished));
+    }
+    let op = Op::new(Actor::system(), Origin::default(), ctx.clock.as_ref());
+    let id = run.session_id.unwrap_or(run.id);
+    match crate::workflows::start_for_automation(ctx, &op, grant, &workflow, id).await {
+        Ok(_) => {
+            let tx = ctx.store.begin_jobs().await.map_err(db)?;
+            end_run(ctx, tx, automation, run, "done", None).await?;
+            Ok(Some(Done::Finished))
+        }
+        Err(e) => {
+            fail(ctx, automation, run, e.detail).await?;
+            Ok(Some(Done::Finished))
+        }
     }
 }
 

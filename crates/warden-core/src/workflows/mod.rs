@@ -260,9 +260,17 @@ pub(crate) async fn start_in(
     w: &WorkflowRow,
     ticket: Option<Uuid>,
     trigger: &str,
+    id: Option<Uuid>,
 ) -> CoreResult<RunRow> {
+    if let Some(existing) = match id {
+        Some(id) => tx.workflow_run(id).await?,
+        None => None,
+    } {
+        // Started already (a retried automation run): the same run, not a second.
+        return Ok(existing);
+    }
     let run = RunRow {
-        id: Uuid::now_v7(),
+        id: id.unwrap_or_else(Uuid::now_v7),
         workspace_id: w.workspace_id,
         workflow_id: w.id,
         name: w.name.clone(),
@@ -314,7 +322,7 @@ pub async fn start(
         Some(t) => Some(crate::tickets::find(&mut tx, t).await?.id),
         None => None,
     };
-    let run = start_in(ctx, op, &mut tx, &w, ticket, "manual").await?;
+    let run = start_in(ctx, op, &mut tx, &w, ticket, "manual", None).await?;
     tx.commit().await?;
     ctx.jobs.wake();
     Ok(Run::from_row(&run))
@@ -336,9 +344,57 @@ pub(crate) async fn ticket_moved(
     }
     let started = tx.workflows_on_ticket(status).await?;
     for w in &started {
-        start_in(ctx, op, tx, w, Some(ticket), "ticket").await?;
+        start_in(ctx, op, tx, w, Some(ticket), "ticket", None).await?;
     }
     Ok(started.len())
+}
+
+/// Makes an automation start a run of a workflow instead of a session (`None`: sessions
+/// again). Its runs then act for the automation's person, as its sessions would.
+pub async fn link_automation(
+    ctx: &Ctx,
+    op: &Op,
+    grant: &WorkspaceGrant,
+    automation: &str,
+    workflow: Option<&str>,
+) -> CoreResult<Option<Workflow>> {
+    let automation = id_of(automation)?;
+    let workflow = workflow.map(id_of).transpose()?;
+    let mut tx = ctx.store.scoped(grant).await?;
+    tx.automation(automation).await?.ok_or(Code::NotFound)?;
+    let target = match workflow {
+        Some(w) => Some(tx.workflow(w).await?.ok_or_else(|| {
+            CoreError::invalid("workflow_id", "must be a workflow of this workspace")
+        })?),
+        None => None,
+    };
+    tx.set_automation_workflow(automation, workflow, op.now_us())
+        .await?;
+    let event = op.event(
+        "automation.workflow_linked",
+        "automation",
+        Some(automation.to_string()),
+        json!({ "workflow_id": workflow.map(|w| w.to_string()) }),
+    );
+    tx.record(&ctx.audit_key, event).await?;
+    tx.commit().await?;
+    Ok(target.map(Workflow::from_row))
+}
+
+/// An automation's run starts its workflow (acting for the automation's person, whose grant
+/// is `grant`); `id` is the run's id, fixed by the automation run so a retry finds it.
+pub(crate) async fn start_for_automation(
+    ctx: &Ctx,
+    op: &Op,
+    grant: &WorkspaceGrant,
+    w: &WorkflowRow,
+    id: Uuid,
+) -> CoreResult<RunRow> {
+    let mut tx = ctx.store.scoped(grant).await?;
+    let run = start_in(ctx, op, &mut tx, w, None, "automation", Some(id)).await?;
+    tx.commit().await?;
+    ctx.jobs.wake();
+    Ok(run)
 }
 
 /// The workspace's runs, newest first (at most 200).

@@ -32,6 +32,11 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_feature(Workspace(Permission::WORKFLOWS_READ), f, routes!(run))
         .add_feature(Workspace(Permission::SESSIONS_UPDATE), f, routes!(cancel))
         .add_feature(Workspace(Permission::WORKFLOWS_UPDATE), f, routes!(decide))
+        .add_feature(
+            Workspace(Permission::AUTOMATIONS_UPDATE),
+            f,
+            routes!(link_automation),
+        )
 }
 
 /// A workflow's name and definition.
@@ -242,6 +247,40 @@ pub(crate) async fn decide(
             &path.1,
             input.approve,
             input.reason.as_deref(),
+        )
+        .await?,
+    ))
+}
+
+/// The workflow an automation starts.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AutomationWorkflow {
+    /// A workflow of the workspace; null: the automation starts sessions again.
+    pub workflow_id: Option<String>,
+}
+
+/// Makes an automation start a run of a workflow (acting for the automation's person)
+/// instead of a session; `null` undoes it.
+#[utoipa::path(put, path = "/api/v1/workspaces/{workspace_id}/automations/{automation_id}/workflow", tag = "workflows",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("automation_id" = String, Path, description = "Automation id")),
+    request_body(content = AutomationWorkflow, example = json!({"workflow_id": "01939c6e-5f0a-7c3e-9a51-2f4d8b7e1c20"})),
+    responses((status = 200, description = "Saved: the workflow it starts, or null", body = Option<Workflow>)))]
+pub(crate) async fn link_automation(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    Path(path): Path<(String, String)>,
+    ApiJson(input): ApiJson<AutomationWorkflow>,
+) -> Result<Json<Option<Workflow>>, ApiError> {
+    Ok(Json(
+        workflows::link_automation(
+            &state.ctx,
+            &op,
+            &grant,
+            &path.1,
+            input.workflow_id.as_deref(),
         )
         .await?,
     ))

@@ -82,3 +82,16 @@ ALTER TABLE workflow_steps FORCE ROW LEVEL SECURITY;
 CREATE POLICY workflow_steps_scope ON workflow_steps
     USING (workspace_id = (SELECT warden_scope_workspace()) OR (SELECT warden_scope_jobs()))
     WITH CHECK (workspace_id = (SELECT warden_scope_workspace()) OR (SELECT warden_scope_jobs()));
+
+-- An automation that starts a workflow run instead of a session.
+CREATE TABLE automation_workflows (
+    automation_id UUID PRIMARY KEY REFERENCES automations (id) ON DELETE CASCADE,
+    workspace_id  UUID NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    workflow_id   UUID NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    updated_at    BIGINT NOT NULL
+);
+ALTER TABLE automation_workflows ENABLE ROW LEVEL SECURITY;
+ALTER TABLE automation_workflows FORCE ROW LEVEL SECURITY;
+CREATE POLICY automation_workflows_scope ON automation_workflows
+    USING (workspace_id = (SELECT warden_scope_workspace()) OR (SELECT warden_scope_jobs()))
+    WITH CHECK (workspace_id = (SELECT warden_scope_workspace()) OR (SELECT warden_scope_jobs()));

@@ -61,3 +61,11 @@ CREATE TABLE workflow_steps (
     PRIMARY KEY (run_id, seq)
 );
 CREATE INDEX workflow_steps_session ON workflow_steps (session_id);
+
+-- An automation that starts a workflow run instead of a session.
+CREATE TABLE automation_workflows (
+    automation_id BLOB PRIMARY KEY REFERENCES automations (id) ON DELETE CASCADE,
+    workspace_id  BLOB NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+    workflow_id   BLOB NOT NULL REFERENCES workflows (id) ON DELETE CASCADE,
+    updated_at    INTEGER NOT NULL
+);

@@ -579,3 +579,99 @@ async fn in_chromium_a_workflow_is_saved_run_and_approved() {
     );
     assert_eq!(summary["steps"].as_array().unwrap().len(), 2, "{summary}");
 }
+
+#[tokio::test]
+async fn an_automation_starts_a_workflow_run_acting_for_its_person() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "auto-flow").await;
+    let (_, w) = create(
+        &app,
+        &admin,
+        &ws,
+        "Gate",
+        json!({"steps": [
+        {"id": "ok", "kind": "approval", "others_only": false}]}),
+    )
+    .await;
+    let (s, a) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/automations"),
+            Some(
+                json!({"name": "nightly gate", "kind": "manual", "prompt": "unused",
+                          "provider": "claude-code"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let aid = a["id"].as_str().unwrap();
+    let link = format!("/api/v1/workspaces/{ws}/automations/{aid}/workflow");
+    let (s, v) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &link,
+            Some(json!({"workflow_id": uuid::Uuid::now_v7().to_string()})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &link,
+            Some(json!({"workflow_id": w["id"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["name"], "Gate");
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/automations/{aid}/runs"),
+            None,
+        )
+        .await;
+    assert!(s.is_success());
+    let mut runs = Value::Null;
+    for _ in 0..100 {
+        let (_, r) = app
+            .call(
+                &admin,
+                Method::GET,
+                &format!("/api/v1/workspaces/{ws}/workflow-runs"),
+                None,
+            )
+            .await;
+        if r.as_array().is_some_and(|a| !a.is_empty()) {
+            runs = r;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        runs.as_array().map(Vec::len),
+        Some(1),
+        "one workflow run: {runs}"
+    );
+    let rid = runs[0]["id"].as_str().unwrap().to_owned();
+    until(&app, &admin, &ws, &rid, "waiting").await;
+    let started = audit_rows(&app, "workflow.run_started").await;
+    assert!(
+        started[0].summary.contains("\"trigger\":\"automation\""),
+        "{started:?}"
+    );
+    // No session was opened for the automation itself.
+    let (_, sessions) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/sessions"),
+            None,
+        )
+        .await;
+    assert_eq!(sessions.as_array().unwrap().len(), 0);
+}
