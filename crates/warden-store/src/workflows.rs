@@ -9,7 +9,8 @@ use uuid::Uuid;
 use crate::automations::JobsTx;
 use crate::db::on_tx;
 use crate::tenancy::WorkspaceTx;
-use crate::{StoreError, Tx};
+use crate::tenancy::set_scope;
+use crate::{Store, StoreError, Tx};
 
 /// A workflow as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -545,5 +546,34 @@ impl JobsTx {
         now: i64,
     ) -> Result<bool, StoreError> {
         set_run_in(self.tx(), run, status, now).await
+    }
+}
+
+impl Store {
+    /// Sessions that ended while the workflow step that opened them still runs (a session
+    /// lost with its host, one canceled before it started — ends that bypass the hosts'
+    /// reports): each with whether it failed. Read across workspaces (the runners' and the
+    /// hosts' scopes), for the sweep that moves those runs on.
+    pub async fn workflow_sessions_ended(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, bool)>, StoreError> {
+        let mut tx = self.begin_hosts_read().await?;
+        set_scope(&mut tx, "warden.jobs", "on").await?;
+        let rows: Vec<(Uuid, String)> = on_tx!(tx, |c| {
+            sqlx::query_as(
+            "SELECT a.id, a.status FROM workflow_steps s JOIN agent_sessions a ON a.id = s.session_id \
+             WHERE s.status = 'running' AND a.status IN ('done', 'failed', 'canceled', 'lost') \
+             LIMIT $1"
+        )
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        })?;
+        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, st)| (id, st != "done"))
+            .collect())
     }
 }

@@ -555,3 +555,24 @@ pub async fn run_timeout(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Faile
     .await?;
     Ok(Done::Finished)
 }
+
+/// How often the sweep looks for steps whose session ended without a host's report.
+const SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Every few seconds: a running step whose session ended by another way than its host's
+/// report (lost with its host, canceled before it started) ends too, and its run goes on.
+pub fn spawn_sweep(ctx: Arc<Ctx>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SWEEP).await;
+            match ctx.store.workflow_sessions_ended(500).await {
+                Ok(ended) => {
+                    for (session, failed) in ended {
+                        session_ended(&ctx, session, failed).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot sweep workflow steps"),
+            }
+        }
+    })
+}

@@ -450,6 +450,7 @@ async fn share(
         mail_task,
         warden_core::jobs::spawn_runner(state.ctx.clone()),
         warden_core::automations::scheduler::spawn(state.ctx.clone()),
+        warden_core::workflows::runner::spawn_sweep(state.ctx.clone()),
     ];
     tasks.extend(warden_core::webhooks::intake::spawn(state.ctx.clone()));
     tasks.extend(warden_core::llm::spawn(state.ctx.clone()));

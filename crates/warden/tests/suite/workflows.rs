@@ -675,3 +675,60 @@ async fn an_automation_starts_a_workflow_run_acting_for_its_person() {
         .await;
     assert_eq!(sessions.as_array().unwrap().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_whose_session_is_canceled_before_it_starts_fails_and_the_run_ends() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "swept").await;
+    let (_, mut host) = crate::mcp::ready_host(&app, &admin, &ws).await;
+    let (_, w) = create(
+        &app,
+        &admin,
+        &ws,
+        "One",
+        json!({"steps": [
+        {"id": "build", "kind": "command", "command": ["make"]}]}),
+    )
+    .await;
+    let (_, run) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!(
+                "/api/v1/workspaces/{ws}/workflows/{}/runs",
+                w["id"].as_str().unwrap()
+            ),
+            Some(json!({})),
+        )
+        .await;
+    let rid = run["id"].as_str().unwrap().to_owned();
+    // The host never starts it and goes away; someone stops the waiting session (no host
+    // report follows).
+    let (session, _) = started(&mut host).await;
+    drop(host);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (s, v) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/sessions/{session}/stop"),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let failed = until_long(&app, &admin, &ws, &rid, "failed").await;
+    assert_eq!(failed["steps"][0]["status"], "failed");
+}
+
+/// As [`until`], for what a sweep does (up to 20 s).
+async fn until_long(app: &TestApp, token: &str, ws: &str, run: &str, status: &str) -> Value {
+    for _ in 0..200 {
+        let v = run_of(app, token, ws, run).await;
+        if v["status"] == status {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("run {run} never became {status}");
+}
