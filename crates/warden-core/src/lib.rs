@@ -11,6 +11,7 @@ pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod automations;
+pub mod bots;
 pub mod costly;
 pub mod ctx;
 pub mod error;

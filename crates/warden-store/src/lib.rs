@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod automations;
+pub mod bots;
 mod db;
 pub mod device;
 mod error;

@@ -68,6 +68,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(22, "0022_llm_gateway"),
     migration!(23, "0023_tickets_mcp"),
     migration!(24, "0024_workflows"),
+    migration!(25, "0025_bots"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

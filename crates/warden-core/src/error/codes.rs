@@ -156,6 +156,8 @@ registry! {
     NoHostAvailable = 409, "no-host-available", "No approved session host that this workspace may use is connected.";
     /// A workflow definition that does not hold.
     InvalidWorkflow = 400, "invalid-workflow", "The workflow definition is not valid.";
+    /// A bot name in use.
+    BotExists = 409, "bot-exists", "A bot with this name exists in the workspace.";
     /// A workflow name in use.
     WorkflowExists = 409, "workflow-exists", "A workflow with this name exists in the workspace.";
     /// Acting on a run that has ended.

@@ -267,6 +267,7 @@ async fn bury(ctx: &Ctx, job: &ClaimedJob, reason: &str) {
 async fn handle(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Failed> {
     match job.kind.as_str() {
         crate::automations::runner::KIND => crate::automations::runner::run(ctx, job).await,
+        crate::bots::runner::TURN => crate::bots::runner::run_turn(ctx, job).await,
         crate::workflows::runner::STEP => crate::workflows::runner::run_step(ctx, job).await,
         crate::workflows::runner::TIMEOUT => crate::workflows::runner::run_timeout(ctx, job).await,
         crate::automations::scheduler::RETENTION_KIND => {

@@ -107,6 +107,7 @@ pub async fn report(
                     .await;
                 crate::workflows::runner::session_ended(ctx, id, status != SessionStatus::Done)
                     .await;
+                crate::bots::runner::session_ended(ctx, id, status != SessionStatus::Done).await;
             }
         }
         Ok(None) => tracing::warn!(

@@ -437,17 +437,20 @@ async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store:
                 .await?,
             );
         }
-        for r in results {
+        let mut for_bot: Vec<&[u8]> = Vec::new();
+        for (r, (_, body)) in results.into_iter().zip(items.iter()) {
             match r {
                 Accepted::New(_) => {
                     source.accepted += 1;
                     enqueued |= source.row.automation_id.is_some();
+                    for_bot.push(body);
                 }
                 Accepted::Replay => source.drops.replayed += 1,
                 Accepted::OverRate => source.drops.rate += 1,
                 Accepted::Gone => {}
             }
         }
+        enqueued |= crate::bots::from_webhook(ctx, &mut tx, source.row.id, &for_bot, now).await?;
     }
     for source in sources.values().flatten() {
         if source.accepted > 0 || !source.drops.is_empty() {

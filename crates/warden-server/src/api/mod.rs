@@ -6,6 +6,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod automations;
+pub mod bots;
 pub mod device;
 pub mod event_sources;
 pub mod health;
@@ -72,6 +73,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(session_messages::routes())
         .merge(tickets::routes())
         .merge(workflows::routes())
+        .merge(bots::routes())
         .merge(crate::mcp::routes())
         .merge(health::routes())
         .merge(openapi::routes())

@@ -1264,6 +1264,10 @@ fn gated_routes(f: warden_domain::license::Feature) -> Vec<(Method, &'static str
             (Method::POST, "/api/v1/workspaces/{ws}/workflows"),
             (Method::GET, "/api/v1/workspaces/{ws}/workflow-runs"),
         ],
+        F::Bots => vec![
+            (Method::GET, "/api/v1/workspaces/{ws}/bots"),
+            (Method::POST, "/api/v1/workspaces/{ws}/bots"),
+        ],
         // Sign-in behaviour, checked below: a second sign-in ends the first.
         F::MultipleActiveSessions => vec![],
         // Modules not built yet: the flag shows in `capabilities` only; their issues gate
@@ -1276,7 +1280,6 @@ fn gated_routes(f: warden_domain::license::Feature) -> Vec<(Method, &'static str
         | F::CodeReview
         | F::Verification
         | F::Memory
-        | F::Bots
         | F::SsoSaml
         | F::MultiTenant => vec![],
     }

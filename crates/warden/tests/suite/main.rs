@@ -7,6 +7,7 @@
 mod agent;
 mod audit;
 mod automations;
+mod bots;
 mod browser;
 mod cli;
 mod connections;

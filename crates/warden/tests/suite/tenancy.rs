@@ -405,6 +405,15 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{run}");
+    let (s, bot) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/bots", w.b),
+            Some(json!({"name": "victim-only", "provider": "claude-code", "instructions": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{bot}");
 
     // Ids that exist, but in workspace B.
     let victim: BTreeMap<&str, String> = [
@@ -433,6 +442,7 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         ("message_id", uuid::Uuid::now_v7().to_string()),
         ("workflow_id", workflow["id"].as_str().unwrap().to_owned()),
         ("run_id", run["id"].as_str().unwrap().to_owned()),
+        ("bot_id", bot["id"].as_str().unwrap().to_owned()),
     ]
     .into_iter()
     .collect();
@@ -516,6 +526,7 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
                 "{message_id}",
                 "{workflow_id}",
                 "{run_id}",
+                "{bot_id}",
             ]
             .iter()
             .any(|p| path.contains(p));
