@@ -7,7 +7,8 @@ use uuid::Uuid;
 use crate::automations::JobsTx;
 use crate::db::on_tx;
 use crate::tenancy::WorkspaceTx;
-use crate::{StoreError, Tx};
+use crate::tenancy::set_scope;
+use crate::{Store, StoreError, Tx};
 
 /// A bot as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -347,5 +348,29 @@ impl JobsTx {
         .await
         .map(|r| r.rows_affected()))?;
         Ok(n == 1)
+    }
+}
+
+impl Store {
+    /// Sessions that ended while the bot message they answer is still being answered (ends
+    /// that bypass the hosts' reports): each with whether it failed.
+    pub async fn bot_sessions_ended(&self, limit: i64) -> Result<Vec<(Uuid, bool)>, StoreError> {
+        let mut tx = self.begin_hosts_read().await?;
+        set_scope(&mut tx, "warden.jobs", "on").await?;
+        let rows: Vec<(Uuid, String)> = on_tx!(tx, |c| {
+            sqlx::query_as(
+            "SELECT a.id, a.status FROM bot_messages m JOIN agent_sessions a ON a.id = m.session_id \
+             WHERE m.status = 'answering' AND a.status IN ('done', 'failed', 'canceled', 'lost') \
+             LIMIT $1"
+        )
+        .bind(limit)
+        .fetch_all(c)
+        .await
+        })?;
+        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, st)| (id, st != "done"))
+            .collect())
     }
 }

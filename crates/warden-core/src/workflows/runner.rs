@@ -556,11 +556,12 @@ pub async fn run_timeout(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Faile
     Ok(Done::Finished)
 }
 
-/// How often the sweep looks for steps whose session ended without a host's report.
+/// How often the sweep looks for work whose session ended without a host's report.
 const SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Every few seconds: a running step whose session ended by another way than its host's
-/// report (lost with its host, canceled before it started) ends too, and its run goes on.
+/// Every few seconds: a workflow step or a bot's answer whose session ended by another way
+/// than its host's report (lost with its host, canceled before it started) ends too, and what
+/// waits on it goes on.
 pub fn spawn_sweep(ctx: Arc<Ctx>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -572,6 +573,14 @@ pub fn spawn_sweep(ctx: Arc<Ctx>) -> tokio::task::JoinHandle<()> {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot sweep workflow steps"),
+            }
+            match ctx.store.bot_sessions_ended(500).await {
+                Ok(ended) => {
+                    for (session, failed) in ended {
+                        crate::bots::runner::session_ended(&ctx, session, failed).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot sweep bots' answers"),
             }
         }
     })

@@ -230,3 +230,52 @@ async fn a_webhooks_deliveries_are_messages_to_the_bot_its_source_names() {
     assert_eq!(convo["messages"][0]["channel"], "webhook");
     assert_eq!(convo["messages"][0]["answer"], "Page the on-call DBA.");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_whose_session_is_canceled_before_it_starts_fails_and_the_bot_goes_on() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "bot-sweep").await;
+    let (_, mut host) = crate::mcp::ready_host(&app, &admin, &ws).await;
+    let (_, bot) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/bots"),
+            Some(json!({"name": "Helper", "provider": "codex", "instructions": "Help."})),
+        )
+        .await;
+    let bid = bot["id"].as_str().unwrap().to_owned();
+    for text in ["first", "second"] {
+        let (s, _) = app
+            .call(
+                &admin,
+                Method::POST,
+                &format!("/api/v1/workspaces/{ws}/bots/{bid}/messages"),
+                Some(json!({"message": text})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+    }
+    let (session, _) = started(&mut host).await;
+    drop(host);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (s, v) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/sessions/{session}/stop"),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    // The sweep ends the first; the second then gets its turn (and fails: no host is left).
+    for _ in 0..200 {
+        let c = conversation(&app, &admin, &ws, &bid).await;
+        if c["messages"][0]["status"] == "failed" && c["messages"][1]["status"] == "failed" {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{}", conversation(&app, &admin, &ws, &bid).await);
+}
