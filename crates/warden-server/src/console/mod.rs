@@ -26,6 +26,7 @@ mod admin;
 mod agent_sessions;
 mod audit;
 mod automations;
+mod bots;
 mod home;
 mod hosts;
 mod license;
@@ -69,6 +70,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .merge(llm::routes())
         .merge(tickets::routes())
         .merge(workflows::routes())
+        .merge(bots::routes())
 }
 
 /// What every console page shows around its content.
@@ -280,6 +282,8 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "automation-created" => Some("The automation is saved: its runs act for you."),
         "automation-deleted" => Some("The automation is deleted; the sessions it started stay."),
         "run-queued" => Some("A run is queued: it starts when a host and a slot are free."),
+        "bot-created" => Some("The bot is made: its sessions act for you."),
+        "bot-message-sent" => Some("The message is queued: the bot answers in turn."),
         "workflow-saved" => Some("The workflow is saved."),
         "run-started" => Some("The run is started: its steps act for you."),
         "run-decided" => Some("Your decision is recorded; the run goes on from it."),

@@ -63,6 +63,7 @@ pub(super) struct Place {
     pub may_llm: bool,
     pub may_tickets: bool,
     pub may_workflows: bool,
+    pub may_bots: bool,
 }
 
 impl Place {
@@ -79,6 +80,11 @@ impl Place {
             archived: w.archived_at.is_some(),
             may_sessions: grant.holds(Permission::SESSIONS_READ),
             may_tickets: grant.holds(Permission::TICKETS_READ),
+            may_bots: grant.holds(Permission::BOTS_READ)
+                && state
+                    .ctx
+                    .license
+                    .feature(warden_domain::license::Feature::Bots),
             may_workflows: grant.holds(Permission::WORKFLOWS_READ)
                 && state
                     .ctx

@@ -279,3 +279,38 @@ async fn an_answer_whose_session_is_canceled_before_it_starts_fails_and_the_bot_
     }
     panic!("{}", conversation(&app, &admin, &ws, &bid).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_a_bot_is_made_written_to_and_answers() {
+    if crate::browser::skipped() {
+        return;
+    }
+    let (app, public) = crate::browser::console_app(&[]).await;
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "Console bots").await;
+    let (_, mut host) = crate::mcp::ready_host(&app, &admin, &ws).await;
+    // The host answers the first turn it is given.
+    let answering = tokio::spawn(async move {
+        let (session, argv) = started(&mut host).await;
+        answer(&mut host, &session, "Run make release, then push the tag.").await;
+        (argv, host)
+    });
+    let summary = crate::browser::walk("bots.mjs", &public, &[("WORKSPACE", &ws)], 4).await;
+    let (argv, _host) = answering.await.unwrap();
+    assert!(
+        argv.last()
+            .unwrap()
+            .ends_with("User: How do I cut a release?"),
+        "{argv:?}"
+    );
+    assert!(
+        summary["tabs"].as_array().unwrap().contains(&json!("Bots")),
+        "{summary}"
+    );
+    let convo = summary["conversation"].as_str().unwrap();
+    assert!(
+        convo.contains("How do I cut a release?")
+            && convo.contains("Run make release, then push the tag."),
+        "{summary}"
+    );
+}
