@@ -7,7 +7,6 @@ use uuid::Uuid;
 use crate::automations::JobsTx;
 use crate::db::on_tx;
 use crate::tenancy::WorkspaceTx;
-use crate::tenancy::set_scope;
 use crate::{Store, StoreError, Tx};
 
 /// A bot as stored.
@@ -237,11 +236,7 @@ impl JobsTx {
         let sql = format!(
             "SELECT {} FROM bots b JOIN event_source_bots e ON e.bot_id = b.id \
              WHERE e.source_id = $1",
-            BOT_COLUMNS
-                .split(", ")
-                .map(|c| format!("b.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::db::prefixed(BOT_COLUMNS, "b")
         );
         Ok(on_tx!(self.tx(), |c| sqlx::query_as::<_, BotRow>(
             sqlx::AssertSqlSafe(sql)
@@ -355,22 +350,7 @@ impl Store {
     /// Sessions that ended while the bot message they answer is still being answered (ends
     /// that bypass the hosts' reports): each with whether it failed.
     pub async fn bot_sessions_ended(&self, limit: i64) -> Result<Vec<(Uuid, bool)>, StoreError> {
-        let mut tx = self.begin_hosts_read().await?;
-        set_scope(&mut tx, "warden.jobs", "on").await?;
-        let rows: Vec<(Uuid, String)> = on_tx!(tx, |c| {
-            sqlx::query_as(
-            "SELECT a.id, a.status FROM bot_messages m JOIN agent_sessions a ON a.id = m.session_id \
-             WHERE m.status = 'answering' AND a.status IN ('done', 'failed', 'canceled', 'lost') \
-             LIMIT $1"
-        )
-        .bind(limit)
-        .fetch_all(c)
-        .await
-        })?;
-        tx.commit().await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, st)| (id, st != "done"))
-            .collect())
+        self.sessions_ended_awaited(crate::sessions::Awaiting::BotAnswer, limit)
+            .await
     }
 }

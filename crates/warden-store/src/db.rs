@@ -400,6 +400,16 @@ macro_rules! on_tx {
 }
 pub(crate) use on_tx;
 
+/// A column list (`"id, name"`) with each column prefixed by a table alias (`"b.id, b.name"`),
+/// for joins over a table's usual columns.
+pub(crate) fn prefixed(columns: &str, alias: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The file a `sqlite://` URL names, if it names one (not `:memory:`).
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url

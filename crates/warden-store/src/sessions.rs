@@ -473,3 +473,44 @@ mod tests {
         }
     }
 }
+
+/// What waits on a session's end, for the sweep that catches ends without a host's report.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Awaiting {
+    /// A workflow step (`workflow_steps`, status `running`).
+    WorkflowStep,
+    /// A bot's answer (`bot_messages`, status `answering`).
+    BotAnswer,
+}
+
+impl crate::Store {
+    /// Sessions that ended while what awaits them still does: each with whether it failed.
+    /// Read across workspaces (the runners' and the hosts' scopes).
+    pub(crate) async fn sessions_ended_awaited(
+        &self,
+        awaiting: Awaiting,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, bool)>, StoreError> {
+        let sql = match awaiting {
+            Awaiting::WorkflowStep => {
+                "SELECT a.id, a.status FROM workflow_steps w JOIN agent_sessions a \
+                 ON a.id = w.session_id WHERE w.status = 'running' \
+                 AND a.status IN ('done', 'failed', 'canceled', 'lost') LIMIT $1"
+            }
+            Awaiting::BotAnswer => {
+                "SELECT a.id, a.status FROM bot_messages w JOIN agent_sessions a \
+                 ON a.id = w.session_id WHERE w.status = 'answering' \
+                 AND a.status IN ('done', 'failed', 'canceled', 'lost') LIMIT $1"
+            }
+        };
+        let mut tx = self.begin_hosts_read().await?;
+        crate::tenancy::set_scope(&mut tx, "warden.jobs", "on").await?;
+        let rows: Vec<(Uuid, String)> =
+            on_tx!(tx, |c| sqlx::query_as(sql).bind(limit).fetch_all(c).await)?;
+        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, st)| (id, st != "done"))
+            .collect())
+    }
+}

@@ -273,11 +273,7 @@ impl WorkspaceTx {
         let sql = format!(
             "SELECT {} FROM tickets t JOIN ticket_sessions s ON s.ticket_id = t.id \
              WHERE s.session_id = $1 AND t.workspace_id = $2 ORDER BY t.number",
-            COLUMNS
-                .split(", ")
-                .map(|c| format!("t.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::db::prefixed(COLUMNS, "t")
         );
         Ok(on_tx!(self.tx_mut(), |c| sqlx::query_as::<_, TicketRow>(
             sqlx::AssertSqlSafe(sql)

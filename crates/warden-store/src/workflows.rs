@@ -9,7 +9,6 @@ use uuid::Uuid;
 use crate::automations::JobsTx;
 use crate::db::on_tx;
 use crate::tenancy::WorkspaceTx;
-use crate::tenancy::set_scope;
 use crate::{Store, StoreError, Tx};
 
 /// A workflow as stored.
@@ -454,11 +453,7 @@ impl JobsTx {
         let sql = format!(
             "SELECT {} FROM workflows w JOIN automation_workflows a ON a.workflow_id = w.id \
              WHERE a.automation_id = $1",
-            WORKFLOW_COLUMNS
-                .split(", ")
-                .map(|c| format!("w.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::db::prefixed(WORKFLOW_COLUMNS, "w")
         );
         Ok(on_tx!(self.tx(), |c| sqlx::query_as::<_, WorkflowRow>(
             sqlx::AssertSqlSafe(sql)
@@ -552,28 +547,12 @@ impl JobsTx {
 impl Store {
     /// Sessions that ended while the workflow step that opened them still runs (a session
     /// lost with its host, one canceled before it started — ends that bypass the hosts'
-    /// reports): each with whether it failed. Read across workspaces (the runners' and the
-    /// hosts' scopes), for the sweep that moves those runs on.
+    /// reports): each with whether it failed.
     pub async fn workflow_sessions_ended(
         &self,
         limit: i64,
     ) -> Result<Vec<(Uuid, bool)>, StoreError> {
-        let mut tx = self.begin_hosts_read().await?;
-        set_scope(&mut tx, "warden.jobs", "on").await?;
-        let rows: Vec<(Uuid, String)> = on_tx!(tx, |c| {
-            sqlx::query_as(
-            "SELECT a.id, a.status FROM workflow_steps s JOIN agent_sessions a ON a.id = s.session_id \
-             WHERE s.status = 'running' AND a.status IN ('done', 'failed', 'canceled', 'lost') \
-             LIMIT $1"
-        )
-        .bind(limit)
-        .fetch_all(c)
-        .await
-        })?;
-        tx.commit().await?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, st)| (id, st != "done"))
-            .collect())
+        self.sessions_ended_awaited(crate::sessions::Awaiting::WorkflowStep, limit)
+            .await
     }
 }

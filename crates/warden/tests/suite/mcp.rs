@@ -369,7 +369,9 @@ async fn a_token_reaches_only_its_own_session_and_workspace_and_ends_with_the_se
     assert!(tool_error(&v).is_some_and(|e| e.contains("title")), "{v}");
 
     // Bad tokens: the same 401 for each, before any tool runs.
-    let mangled = format!("{}x", &token_a[..token_a.len() - 1]);
+    // The last character changed (the checksum then fails): never the same token.
+    let last = if token_a.ends_with('x') { "y" } else { "x" };
+    let mangled = format!("{}{last}", &token_a[..token_a.len() - 1]);
     for bad in ["", "wdn_mcp_nope", mangled.as_str(), "wdn_llm_000"] {
         let (s, _) = rpc(&app, bad, "read_plan", json!({})).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{bad}");
