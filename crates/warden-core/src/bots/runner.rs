@@ -247,7 +247,22 @@ pub async fn session_ended(ctx: &Ctx, session_id: Uuid, failed: bool) {
         };
         let answer = answer_of(&stdout);
         let status = if failed { "failed" } else { "answered" };
-        finish(ctx, &bot, &message, status, Some(&answer)).await
+        finish(ctx, &bot, &message, status, Some(&answer)).await?;
+        // The conversation lives here, not in the worktree: the turn's worktree goes.
+        if let Ok(grant) = ctx
+            .store
+            .authorize(
+                &who,
+                WorkspaceId::from_uuid(bot.workspace_id),
+                Permission::SESSIONS_UPDATE,
+            )
+            .await
+            && let Err(e) =
+                crate::sessions::close(ctx, &system_op(ctx), &grant, &session_id.to_string()).await
+        {
+            tracing::debug!(code = %e.code, "a bot's finished turn was not closed");
+        }
+        Ok(())
     }
     .await;
     if let Err(e) = result {

@@ -175,6 +175,8 @@ async fn a_bot_answers_its_messages_one_at_a_time_in_order_keeping_the_conversat
         )
         .await;
     assert_eq!(s["mode"], "bot");
+    // Its worktree is closed once the answer is in: the conversation lives in Warden.
+    assert!(s["archived_at"].is_string(), "{s}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
