@@ -408,7 +408,8 @@ impl WorkspaceTx {
 }
 
 impl WorkspaceTx {
-    /// Makes an automation start `workflow` (or, with `None`, sessions again).
+    /// Makes an automation start `workflow` (or, with `None`, sessions again); from now on
+    /// its runs act for this transaction's user, as after any other change to it.
     pub async fn set_automation_workflow(
         &mut self,
         automation: Uuid,
@@ -416,6 +417,19 @@ impl WorkspaceTx {
         now: i64,
     ) -> Result<(), StoreError> {
         let ws = self.workspace().uuid();
+        let by = self.user_id();
+        on_tx!(self.tx_mut(), |c| {
+            sqlx::query(
+            "UPDATE automations SET run_as = $3, updated_at = $4 WHERE id = $1 AND workspace_id = $2"
+        )
+        .bind(automation)
+        .bind(ws)
+        .bind(by)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(drop)
+        })?;
         match workflow {
             Some(w) => on_tx!(self.tx_mut(), |c| sqlx::query(
                 "INSERT INTO automation_workflows (automation_id, workspace_id, workflow_id, \

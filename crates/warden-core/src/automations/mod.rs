@@ -219,7 +219,7 @@ async fn check_prompt_exists(
 }
 
 /// A run acts for whoever saves the automation: they must be able to start sessions here.
-fn check_may_start_sessions(grant: &WorkspaceGrant) -> CoreResult<()> {
+pub(crate) fn check_may_start_sessions(grant: &WorkspaceGrant) -> CoreResult<()> {
     if grant.holds(Permission::SESSIONS_CREATE) {
         Ok(())
     } else {

@@ -350,7 +350,7 @@ pub(crate) async fn ticket_moved(
 }
 
 /// Makes an automation start a run of a workflow instead of a session (`None`: sessions
-/// again). Its runs then act for the automation's person, as its sessions would.
+/// again). As after any change to an automation, its runs now act for the caller.
 pub async fn link_automation(
     ctx: &Ctx,
     op: &Op,
@@ -362,6 +362,7 @@ pub async fn link_automation(
     let workflow = workflow.map(id_of).transpose()?;
     let mut tx = ctx.store.scoped(grant).await?;
     tx.automation(automation).await?.ok_or(Code::NotFound)?;
+    crate::automations::check_may_start_sessions(grant)?;
     let target = match workflow {
         Some(w) => Some(tx.workflow(w).await?.ok_or_else(|| {
             CoreError::invalid("workflow_id", "must be a workflow of this workspace")
@@ -374,7 +375,8 @@ pub async fn link_automation(
         "automation.workflow_linked",
         "automation",
         Some(automation.to_string()),
-        json!({ "workflow_id": workflow.map(|w| w.to_string()) }),
+        json!({ "workflow_id": workflow.map(|w| w.to_string()),
+                "acting_for": grant.user_id().to_string() }),
     );
     tx.record(&ctx.audit_key, event).await?;
     tx.commit().await?;

@@ -664,6 +664,27 @@ async fn an_automation_starts_a_workflow_run_acting_for_its_person() {
         started[0].summary.contains("\"trigger\":\"automation\""),
         "{started:?}"
     );
+    // Linking changes whom its runs act for: the person who linked it, not its first author.
+    let maintainer = member_with_role(&app, &admin, &ws, "maintainer").await;
+    let (s, _) = app
+        .call(
+            &maintainer,
+            Method::PUT,
+            &link,
+            Some(json!({"workflow_id": w["id"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, me) = app.call(&maintainer, Method::GET, "/api/v1/me", None).await;
+    let (_, a) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/automations/{aid}"),
+            None,
+        )
+        .await;
+    assert_eq!(a["automation"]["run_as"], me["id"], "{a}");
     // No session was opened for the automation itself.
     let (_, sessions) = app
         .call(
