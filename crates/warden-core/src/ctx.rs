@@ -58,8 +58,10 @@ pub struct Ctx {
     pub scheduler: crate::automations::scheduler::Scheduler,
     /// This node's webhook intake.
     pub webhooks: crate::webhooks::intake::Intake,
-    /// This node's LLM gateway.
     /// Audit events appended in batches, off the request path (agents' read tools).
     pub audit_batch: crate::audit::batch::Batch,
+    /// This node's LLM gateway.
     pub llm: Arc<crate::llm::Gateway>,
+    /// Ticket sync settings.
+    pub tickets: crate::settings::TicketsConfig,
 }

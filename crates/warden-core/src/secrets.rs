@@ -21,6 +21,24 @@ pub fn context(workspace: WorkspaceId, kind: SecretKind, name: &str) -> Context 
         .with(name)
 }
 
+/// Opens a sealed workspace value for use (a session's environment, a tracker's token). The
+/// error names no value.
+pub(crate) fn open_value(
+    ctx: &Ctx,
+    workspace: WorkspaceId,
+    kind: SecretKind,
+    name: &str,
+    sealed: &[u8],
+) -> Result<zeroize::Zeroizing<String>, &'static str> {
+    let plain = ctx
+        .keyring
+        .open(&context(workspace, kind, name), sealed)
+        .map_err(|_| "a workspace secret could not be opened")?;
+    String::from_utf8(plain.to_vec())
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| "a workspace secret is not text")
+}
+
 /// Which write-only value.
 #[derive(Debug, Clone)]
 pub struct Slot {

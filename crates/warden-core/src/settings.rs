@@ -99,6 +99,25 @@ pub struct AutomationsConfig {
     pub run_jobs: bool,
 }
 
+/// Ticket sync with outside trackers.
+#[derive(Debug, Clone)]
+pub struct TicketsConfig {
+    /// Whether a workspace's tracker may be on a private or loopback address (a tracker
+    /// inside the network), over `http://` too; link-local addresses are refused regardless.
+    pub allow_private_trackers: bool,
+    /// How often each synced workspace reads its tracker.
+    pub sync_every: Duration,
+}
+
+impl Default for TicketsConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_trackers: false,
+            sync_every: Duration::from_secs(300),
+        }
+    }
+}
+
 impl Default for AutomationsConfig {
     fn default() -> Self {
         Self {

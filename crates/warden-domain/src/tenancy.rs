@@ -268,7 +268,8 @@ pub struct TicketConfig {
     pub provider: TicketProvider,
     /// The project, repository or board key in that tracker.
     pub project: String,
-    /// The tracker's address, for self-hosted trackers (`https://` only).
+    /// The tracker's API address, for self-hosted trackers (`https://`; `http://` only where
+    /// the operator allows private trackers, checked when saved).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     /// Only tickets carrying one of these labels.
@@ -305,7 +306,10 @@ impl TicketConfig {
             return Err(invalid(F, "project must be 1 to 200 characters"));
         }
         if let Some(url) = &cfg.base_url {
-            let host = url.strip_prefix("https://").unwrap_or_default();
+            let host = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .unwrap_or_default();
             if host.is_empty() || url.len() > 2048 || url.contains(char::is_whitespace) {
                 return Err(invalid(F, "base_url must be an https:// URL"));
             }
@@ -426,7 +430,7 @@ mod tests {
             serde_json::json!({"provider": "jira"}),
             serde_json::json!({"provider": "trello", "project": "x"}),
             serde_json::json!({"provider": "jira", "project": "x", "extra": 1}),
-            serde_json::json!({"provider": "jira", "project": "x", "base_url": "http://x"}),
+            serde_json::json!({"provider": "jira", "project": "x", "base_url": "ftp://x"}),
             serde_json::json!([1, 2]),
         ] {
             assert!(TicketConfig::parse(&bad).is_err(), "{bad}");

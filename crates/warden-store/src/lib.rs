@@ -32,6 +32,7 @@ pub mod sign_in;
 pub mod sso;
 pub mod tenancy;
 pub mod throttle;
+pub mod ticket_sync;
 pub mod tickets;
 pub mod workflows;
 

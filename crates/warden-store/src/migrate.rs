@@ -69,6 +69,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(23, "0023_tickets_mcp"),
     migration!(24, "0024_workflows"),
     migration!(25, "0025_bots"),
+    migration!(26, "0026_ticket_sync"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -32,10 +32,20 @@ pub struct TicketRow {
     pub created_at: i64,
     /// Last changed (µs).
     pub updated_at: i64,
+    /// The tracker's id for the issue it mirrors (synced tickets only).
+    pub external_id: Option<String>,
+    /// The issue's web address.
+    pub external_url: Option<String>,
+    /// The issue's state as last seen or set (`open`, `closed:completed`,
+    /// `closed:not_planned`).
+    pub external_state: Option<String>,
+    /// The tracker state this ticket's status stood for at the last sync.
+    pub synced_state: Option<String>,
 }
 
-const COLUMNS: &str = "id, workspace_id, number, title, body, status, assignee_id, labels, \
-     created_by, created_at, updated_at";
+pub(crate) const COLUMNS: &str = "id, workspace_id, number, title, body, status, assignee_id, \
+     labels, created_by, created_at, updated_at, external_id, external_url, external_state, \
+     synced_state";
 
 /// A new ticket.
 #[derive(Debug, Clone, Copy)]

@@ -22,6 +22,7 @@ use warden_store::{Backend, ConnectOptions, Store};
 pub mod agent;
 pub mod browser;
 pub mod forger;
+pub mod github_stub;
 pub mod llm_stub;
 pub mod oidc;
 pub mod passkey;

@@ -69,6 +69,21 @@ pub enum TicketCommand {
         /// Number (or id).
         ticket: String,
     },
+    /// A ticket's comments, or (with --body) write one; on a synced ticket it goes to the
+    /// tracker with the next sync.
+    Comment {
+        /// Number (or id).
+        ticket: String,
+        /// Markdown to write.
+        #[arg(long)]
+        body: Option<String>,
+    },
+    /// How the workspace's ticket sync stands (GitHub sources); --now runs it at once.
+    Sync {
+        /// Run it now (as soon as the tracker's rate limit allows).
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 /// Runs a `warden ticket` command.
@@ -178,6 +193,59 @@ pub async fn run(
             let ticket = segment("ticket", &ticket)?;
             api.call(Method::DELETE, &format!("{base}/{ticket}"), None)
                 .await?;
+        }
+        TicketCommand::Comment { ticket, body } => {
+            let path = format!("{base}/{}/comments", segment("ticket", &ticket)?);
+            if let Some(body) = body {
+                api.call(Method::POST, &path, Some(json!({ "body": body })))
+                    .await?;
+                return Ok(());
+            }
+            for c in api
+                .call(Method::GET, &path, None)
+                .await?
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let origin = if c["from_tracker"] == true {
+                    " (tracker)"
+                } else {
+                    ""
+                };
+                print(&format!(
+                    "{} {}{origin}:",
+                    text(&c["created_at"]),
+                    text(&c["author_name"])
+                ));
+                print(&text(&c["body"]));
+                print("");
+            }
+        }
+        TicketCommand::Sync { now } => {
+            let path = format!("/api/v1/workspaces/{ws}/ticket-sync");
+            let s = if now {
+                api.call(Method::POST, &path, None).await?
+            } else {
+                api.call(Method::GET, &path, None).await?
+            };
+            print(&format!("{} {}", text(&s["provider"]), text(&s["project"])));
+            for (label, key) in [
+                ("last run", "last_finished_at"),
+                ("last success", "last_success_at"),
+                ("next run", "next_at"),
+                ("rate limited until", "rate_limited_until"),
+                ("last error", "last_error"),
+            ] {
+                if !s[key].is_null() {
+                    print(&format!("{label}: {}", text(&s[key])));
+                }
+            }
+            print(&format!(
+                "imported {}, sent {}",
+                text(&s["imported"]),
+                text(&s["pushed"])
+            ));
         }
     }
     Ok(())

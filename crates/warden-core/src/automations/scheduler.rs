@@ -61,6 +61,9 @@ pub fn spawn(ctx: Arc<Ctx>) -> tokio::task::JoinHandle<()> {
                         }
                     }
                 }
+                if let Err(e) = crate::tickets::sync::fire_due(&ctx, now).await {
+                    tracing::warn!(error = %e, "cannot start due ticket syncs");
+                }
                 let day = now.div_euclid(DAY_US);
                 if retention_day != Some(day) {
                     match enqueue_retention(&ctx, now).await {

@@ -196,13 +196,9 @@ fn open(
     name: &str,
     sealed: &[u8],
 ) -> Result<Secret, String> {
-    let plain = ctx
-        .keyring
-        .open(&crate::secrets::context(ws, kind, name), sealed)
-        .map_err(|_| "a workspace secret could not be opened".to_owned())?;
-    String::from_utf8(plain.to_vec())
-        .map(Secret)
-        .map_err(|_| "a workspace secret is not text".to_owned())
+    crate::secrets::open_value(ctx, ws, kind, name, sealed)
+        .map(|v| Secret(v.to_string()))
+        .map_err(str::to_owned)
 }
 
 /// Replaces the provider key in a session's environment with the LLM gateway: its base URL

@@ -4,7 +4,9 @@
 //! with who made it and why. Starting development can open an agent session with the
 //! workspace's `development` prompt and the ticket as its context.
 
+pub mod comments;
 pub mod markdown;
+pub mod sync;
 
 use serde::Serialize;
 use serde_json::json;
@@ -50,6 +52,9 @@ pub struct Ticket {
     pub created_at: String,
     /// Last changed (RFC 3339).
     pub updated_at: String,
+    /// The tracker issue it mirrors, for a synced ticket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
 }
 
 impl Ticket {
@@ -66,6 +71,7 @@ impl Ticket {
             created_by: row.created_by,
             created_at: crate::op::rfc3339(row.created_at),
             updated_at: crate::op::rfc3339(row.updated_at),
+            external_url: row.external_url,
         }
     }
 }

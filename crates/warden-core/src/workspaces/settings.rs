@@ -55,6 +55,7 @@ pub async fn save(
     let hooks_json = to_json(&settings.hooks)?;
     let tickets_json = settings.tickets.as_ref().map(to_json).transpose()?;
     let mut tx = ctx.store.scoped(grant).await?;
+    let before = tx.get().await?.ticket_config;
     tx.set_settings(
         repository_json.as_deref(),
         &hooks_json,
@@ -76,6 +77,10 @@ pub async fn save(
         }),
     );
     tx.record(&ctx.audit_key, event).await?;
+    // The sync follows the ticket source when it changes (and then acts for whoever saved it).
+    if before.as_deref() != tickets_json.as_deref() {
+        crate::tickets::sync::configure(ctx, op, &mut tx, settings.tickets.as_ref()).await?;
+    }
     let row = tx.get().await?;
     tx.commit().await?;
     row.try_into()

@@ -28,6 +28,7 @@ pub mod sessions;
 pub mod setup;
 pub mod sign_in_policy;
 pub mod sso;
+pub mod ticket_sync;
 pub mod tickets;
 pub mod tokens;
 pub mod webhooks;
@@ -72,6 +73,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(session_files::routes())
         .merge(session_messages::routes())
         .merge(tickets::routes())
+        .merge(ticket_sync::routes())
         .merge(workflows::routes())
         .merge(bots::routes())
         .merge(crate::mcp::routes())

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 use warden_core::sessions::StartSession;
+use warden_core::tickets::comments::{self, TicketComment};
 use warden_core::tickets::{self, Move, Moved, Search, Ticket, TicketDetail, TicketInput};
 use warden_domain::access::{Access, Permission};
 
@@ -29,6 +30,8 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add(Workspace(Permission::TICKETS_UPDATE), routes!(update))
         .add(Workspace(Permission::TICKETS_DELETE), routes!(delete))
         .add(Workspace(Permission::TICKETS_UPDATE), routes!(move_ticket))
+        .add(Workspace(Permission::TICKETS_READ), routes!(comments))
+        .add(Workspace(Permission::TICKETS_UPDATE), routes!(comment))
 }
 
 /// What a search asks for.
@@ -206,4 +209,47 @@ pub(crate) async fn move_ticket(
     Ok(Json(
         tickets::move_to(&state.ctx, &op, &grant, &path.1, m).await?,
     ))
+}
+
+/// A ticket's comments, oldest first: written here, or imported from the tracker a synced
+/// ticket mirrors (`from_tracker`).
+#[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/tickets/{ticket}/comments", tag = "tickets",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("ticket" = String, Path, description = "Number in the workspace, or id")),
+    responses((status = 200, description = "Comments", body = Vec<TicketComment>),
+              (status = 404, description = "No such ticket", content_type = "application/problem+json")))]
+pub(crate) async fn comments(
+    State(state): State<AppState>,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    Path(path): Path<(String, String)>,
+) -> Result<Json<Vec<TicketComment>>, ApiError> {
+    Ok(Json(comments::list(&state.ctx, &grant, &path.1).await?))
+}
+
+/// A comment to write.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentInput {
+    /// Markdown, 1 byte to 64 KiB.
+    pub body: String,
+}
+
+/// Writes a comment on a ticket; on a synced ticket it goes to the tracker with the next
+/// sync.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/tickets/{ticket}/comments", tag = "tickets",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("ticket" = String, Path, description = "Number in the workspace, or id")),
+    request_body(content = CommentInput, example = json!({"body": "Reproduced on main."})),
+    responses((status = 201, description = "Written", body = TicketComment),
+              (status = 404, description = "No such ticket", content_type = "application/problem+json"),
+              (status = 422, description = "Empty or too long", content_type = "application/problem+json")))]
+pub(crate) async fn comment(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    Path(path): Path<(String, String)>,
+    ApiJson(input): ApiJson<CommentInput>,
+) -> Result<(StatusCode, Json<TicketComment>), ApiError> {
+    let c = comments::add(&state.ctx, &op, &grant, &path.1, &input.body).await?;
+    Ok((StatusCode::CREATED, Json(c)))
 }

@@ -75,7 +75,8 @@ pub struct Settings {
     #[schema(value_type = Object)]
     pub hooks: Hooks,
     /// Ticket source: `{"provider": "github"|"gitlab"|"jira"|"linear", "project": "…",
-    /// "base_url"?: "https://…", "labels"?: […]}`; null clears it.
+    /// "base_url"?: "https://…", "labels"?: […]}`; null clears it. A GitHub source is
+    /// synced (licence module `ticket-sync`), acting for whoever saves it.
     #[schema(value_type = Option<Object>)]
     pub ticket_config: Option<serde_json::Value>,
 }

@@ -427,6 +427,7 @@ async fn share(
             warden_core::llm::Gateway::new(config.llm.clone())
                 .map_err(|e| BootError(format!("LLM gateway: {e}")))?,
         ),
+        tickets: config.tickets.clone(),
     });
     let state = AppState::new(Shared {
         mcp: crate::mcp::endpoint_service(ctx.clone()),

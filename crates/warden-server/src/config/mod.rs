@@ -12,7 +12,7 @@ pub mod table;
 mod values;
 use sections::{
     build_audit, build_auth, build_automations, build_database, build_hosts, build_http,
-    build_key_source, build_license, build_llm, build_log, build_smtp, build_tls,
+    build_key_source, build_license, build_llm, build_log, build_smtp, build_tickets, build_tls,
 };
 use values::Values;
 
@@ -186,6 +186,8 @@ pub struct Config {
     pub automations: warden_core::settings::AutomationsConfig,
     /// The LLM gateway.
     pub llm: warden_core::llm::LlmConfig,
+    /// Ticket sync.
+    pub tickets: warden_core::settings::TicketsConfig,
     /// Offline licensing.
     pub license: LicenseConfig,
     /// Whether `warden serve` also runs a host in its own process, so sessions work on a
@@ -263,6 +265,7 @@ fn build(v: &mut Values) -> Result<Config, ConfigError> {
         hosts: build_hosts(v)?,
         automations: build_automations(v)?,
         llm: build_llm(v)?,
+        tickets: build_tickets(v)?,
         license,
         local_host: v.switch(&table::LOCAL_HOST)?,
         smtp: build_smtp(v)?,

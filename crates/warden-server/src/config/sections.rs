@@ -271,6 +271,15 @@ pub(super) fn build_automations(
     })
 }
 
+pub(super) fn build_tickets(
+    v: &mut Values,
+) -> Result<warden_core::settings::TicketsConfig, ConfigError> {
+    Ok(warden_core::settings::TicketsConfig {
+        allow_private_trackers: v.switch(&TICKETS_ALLOW_PRIVATE_TRACKERS)?,
+        sync_every: Duration::from_secs(v.whole(&TICKETS_SYNC_EVERY)?),
+    })
+}
+
 pub(super) fn build_llm(v: &mut Values) -> Result<warden_core::llm::LlmConfig, ConfigError> {
     Ok(warden_core::llm::LlmConfig {
         allow_private_upstreams: v.switch(&LLM_ALLOW_PRIVATE_UPSTREAMS)?,

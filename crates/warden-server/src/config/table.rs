@@ -197,6 +197,13 @@ settings! {
     AUTOMATIONS_JOB_ATTEMPTS = "automations.job_attempts",
         Kind::Whole { min: 1, max: 100, unit: "attempts" }, Fallback::Value("5");
 
+    /// Whether a workspace's ticket tracker may be on a private or loopback address (over
+    /// http:// too); link-local addresses are refused regardless.
+    TICKETS_ALLOW_PRIVATE_TRACKERS = "tickets.allow_private_trackers", Kind::Switch, Fallback::Value("false");
+    /// How often each synced workspace reads its ticket tracker.
+    TICKETS_SYNC_EVERY = "tickets.sync_every_secs",
+        Kind::Whole { min: 1, max: 86_400, unit: "seconds" }, Fallback::Value("300");
+
     /// Whether workspaces may point LLM upstreams at private and loopback addresses (a model
     /// served inside the network); link-local addresses are refused regardless.
     LLM_ALLOW_PRIVATE_UPSTREAMS = "llm.allow_private_upstreams", Kind::Switch, Fallback::Value("false");

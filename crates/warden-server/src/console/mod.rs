@@ -290,6 +290,10 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "run-canceled" => Some("The run is canceled; its running session is asked to stop."),
         "ticket-created" => Some("The ticket is written into the backlog."),
         "ticket-moved" => Some("The ticket is moved."),
+        "comment-written" => Some(
+            "The comment is written; on a synced ticket it goes to the tracker with the next sync.",
+        ),
+        "sync-requested" => Some("The sync runs in a moment; reload to see how it went."),
         "answer-sent" => Some("The answer is sent: the agent waiting on it has it now."),
         "mcp-saved" => Some("The MCP setting is saved: it applies to sessions started from now."),
         "source-deleted" => Some("The event source is deleted: its URL no longer works."),

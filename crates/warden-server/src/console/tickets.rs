@@ -12,9 +12,13 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::routes;
 use warden_core::sessions::StartSession;
+use warden_core::tickets::comments::{self, TicketComment};
+use warden_core::tickets::sync::{self, SyncState};
 use warden_core::tickets::{self, Move, Search, TicketInput};
 use warden_domain::access::{Access, Permission};
+use warden_domain::license::Feature;
 use warden_domain::tickets::{TicketStatus, transition};
+use warden_store::tenancy::WorkspaceGrant;
 
 use super::workspaces::Place;
 use super::{Fields, Frame, frame, render};
@@ -32,6 +36,12 @@ pub(super) fn routes() -> Routes<AppState> {
         .add(Workspace(Permission::TICKETS_CREATE), routes!(create))
         .add(Workspace(Permission::TICKETS_READ), routes!(ticket_page))
         .add(Workspace(Permission::TICKETS_UPDATE), routes!(move_ticket))
+        .add(Workspace(Permission::TICKETS_UPDATE), routes!(comment))
+        .add_feature(
+            Workspace(Permission::TICKETS_UPDATE),
+            Feature::TicketSync,
+            routes!(sync_now),
+        )
 }
 
 /// A status as people read it.
@@ -77,6 +87,23 @@ struct TicketsPage {
     status: String,
     statuses: Vec<(&'static str, &'static str)>,
     may_create: bool,
+    sync: Option<SyncState>,
+    may_sync: bool,
+}
+
+/// The workspace's ticket sync, when its source is synced and the licence has the module.
+async fn sync_state(
+    state: &AppState,
+    grant: &WorkspaceGrant,
+) -> Result<Option<SyncState>, ApiError> {
+    if !state.ctx.license.feature(Feature::TicketSync) {
+        return Ok(None);
+    }
+    match sync::state(&state.ctx, grant).await {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.code == warden_core::Code::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The workspace's tickets, with a search and the form that writes one.
@@ -94,7 +121,10 @@ pub(crate) async fn page(
     let search = Search::parse(filter.q.as_deref(), status, None, Some(200))?;
     let rows = tickets::list(&state.ctx, &grant, &search).await?;
     let place = Place::of(&state, &grant, "tickets").await?;
+    let sync = sync_state(&state, &grant).await?;
     let page = TicketsPage {
+        may_sync: !place.archived && grant.holds(Permission::TICKETS_UPDATE),
+        sync,
         frame: frame(
             &state,
             &caller,
@@ -190,6 +220,9 @@ struct TicketPage {
     sessions: Vec<String>,
     created: String,
     moves: Vec<MoveChoice>,
+    external_url: Option<String>,
+    comments: Vec<TicketComment>,
+    may_comment: bool,
 }
 
 /// One ticket: its body, its sessions, and the moves this person may make.
@@ -206,6 +239,7 @@ pub(crate) async fn ticket_page(
     ApiQuery(done): ApiQuery<super::Done>,
 ) -> Result<Response, ApiError> {
     let d = tickets::get(&state.ctx, &grant, &path.1).await?;
+    let comments = comments::list(&state.ctx, &grant, &path.1).await?;
     let place = Place::of(&state, &grant, "tickets").await?;
     let from = TicketStatus::parse(&d.ticket.status);
     let moves = match from {
@@ -246,6 +280,9 @@ pub(crate) async fn ticket_page(
             .take(16)
             .collect(),
         moves,
+        external_url: d.ticket.external_url,
+        comments,
+        may_comment: !place.archived && grant.holds(Permission::TICKETS_UPDATE),
         place,
     };
     Ok(render(&page, StatusCode::OK))
@@ -283,4 +320,44 @@ pub(crate) async fn move_ticket(
         &format!("/tickets/{}?done=ticket-moved", moved.ticket.number),
     ))
     .into_response())
+}
+
+/// Writes a comment from the ticket's page.
+#[utoipa::path(post, path = "/console/workspaces/{workspace_id}/tickets/{ticket}/comments", tag = "console",
+    params(("workspace_id" = String, Path, description = "Workspace id"),
+           ("ticket" = String, Path, description = "Number or id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Written: back to the ticket")))]
+pub(crate) async fn comment(
+    State(state): State<AppState>,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    UserOp(op): UserOp,
+    Path(path): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let f = Fields::parse(&body);
+    let c = comments::add(&state.ctx, &op, &grant, &path.1, f.text("body")).await?;
+    let t = tickets::get(&state.ctx, &grant, &c.ticket_id.to_string()).await?;
+    Ok(Redirect::to(&Place::url(
+        &grant,
+        &format!(
+            "/tickets/{}?done=comment-written#comments-h",
+            t.ticket.number
+        ),
+    ))
+    .into_response())
+}
+
+/// Runs the ticket sync now (as soon as the tracker's rate limit allows).
+#[utoipa::path(post, path = "/console/workspaces/{workspace_id}/ticket-sync", tag = "console",
+    params(("workspace_id" = String, Path, description = "Workspace id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "Asked: back to the tickets")))]
+pub(crate) async fn sync_now(
+    State(state): State<AppState>,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    UserOp(op): UserOp,
+) -> Result<Response, ApiError> {
+    sync::request(&state.ctx, &op, &grant).await?;
+    Ok(Redirect::to(&Place::url(&grant, "/tickets?done=sync-requested")).into_response())
 }

@@ -1268,6 +1268,10 @@ fn gated_routes(f: warden_domain::license::Feature) -> Vec<(Method, &'static str
             (Method::GET, "/api/v1/workspaces/{ws}/bots"),
             (Method::POST, "/api/v1/workspaces/{ws}/bots"),
         ],
+        F::TicketSync => vec![
+            (Method::GET, "/api/v1/workspaces/{ws}/ticket-sync"),
+            (Method::POST, "/api/v1/workspaces/{ws}/ticket-sync"),
+        ],
         // Sign-in behaviour, checked below: a second sign-in ends the first.
         F::MultipleActiveSessions => vec![],
         // Modules not built yet: the flag shows in `capabilities` only; their issues gate
@@ -1275,7 +1279,6 @@ fn gated_routes(f: warden_domain::license::Feature) -> Vec<(Method, &'static str
         F::Planner
         | F::RoundTable
         | F::Insights
-        | F::TicketSync
         | F::Deployments
         | F::CodeReview
         | F::Verification

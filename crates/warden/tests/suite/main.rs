@@ -32,6 +32,7 @@ mod sso;
 mod sso_tokens;
 mod storage;
 mod tenancy;
+mod ticket_sync;
 mod tickets;
 mod tls;
 mod tokens;

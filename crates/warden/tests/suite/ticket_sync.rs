@@ -1,0 +1,682 @@
+//! Ticket sync against a stub of GitHub's REST API (testkit `github_stub`, shaped after
+//! GitHub's documented examples): issues imported, state and comments kept in step both
+//! ways with the conflict rule written in the README, pagination, the rate limit honoured,
+//! errors shown without the token, private trackers refused unless the operator allows them,
+//! the schedule, and comments on tickets.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use warden_testkit::github_stub::GitHubStub;
+use warden_testkit::{AppOptions, TestApp};
+
+use crate::identity::{admin_token, audit_rows};
+use crate::llm::{member_with_role, workspace};
+
+const REPO: &str = "team/app";
+const TOKEN: &str = "ghp_stubTokenNeverShown0123456789";
+
+fn env(every: &str) -> Vec<(String, String)> {
+    vec![
+        (
+            "WARDEN_TICKETS_ALLOW_PRIVATE_TRACKERS".into(),
+            "true".into(),
+        ),
+        ("WARDEN_TICKETS_SYNC_EVERY_SECS".into(), every.into()),
+    ]
+}
+
+fn at(v: &Value) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(v.as_str()?, &time::format_description::well_known::Rfc3339).ok()
+}
+
+struct Synced {
+    app: TestApp,
+    gh: GitHubStub,
+    admin: String,
+    ws: String,
+}
+
+async fn synced_with(every: &str, token: &str) -> Synced {
+    let gh = GitHubStub::start(REPO, TOKEN).await.unwrap();
+    let app = TestApp::spawn_with(AppOptions {
+        env: env(every),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "synced").await;
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/workspaces/{ws}/pat"),
+            Some(json!({"value": token})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    Synced { app, gh, admin, ws }
+}
+
+impl Synced {
+    async fn source(&self, config: Value) -> (StatusCode, Value) {
+        self.app
+            .call(
+                &self.admin,
+                Method::PUT,
+                &format!("/api/v1/workspaces/{}/settings", self.ws),
+                Some(json!({"repository": null, "hooks": {}, "ticket_config": config})),
+            )
+            .await
+    }
+
+    async fn point_at_stub(&self) {
+        let (s, body) = self
+            .source(json!({"provider": "github", "project": REPO,
+                           "base_url": self.gh.base_url()}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+
+    async fn state(&self) -> Value {
+        let (s, body) = self
+            .app
+            .call(
+                &self.admin,
+                Method::GET,
+                &format!("/api/v1/workspaces/{}/ticket-sync", self.ws),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Asks for a run and waits for it to end; the state after it.
+    /// Asks for a run and waits for one that started after the request to end (an earlier
+    /// run, such as the one saving the source starts, does not count).
+    async fn sync(&self) -> Value {
+        let (s, body) = self
+            .app
+            .call(
+                &self.admin,
+                Method::POST,
+                &format!("/api/v1/workspaces/{}/ticket-sync", self.ws),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let asked = at(&body["next_at"]).unwrap();
+        for _ in 0..200 {
+            let st = self.state().await;
+            if let (Some(started), Some(finished)) =
+                (at(&st["last_started_at"]), at(&st["last_finished_at"]))
+                && started >= asked
+                && finished >= started
+            {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the sync did not run: {}", self.state().await);
+    }
+
+    async fn ran_after(&self, before: &Value) -> Value {
+        for _ in 0..200 {
+            let st = self.state().await;
+            if !st["last_finished_at"].is_null() && st["last_finished_at"] != *before {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the sync did not run: {}", self.state().await);
+    }
+
+    async fn tickets(&self) -> Vec<Value> {
+        let (_, list) = self
+            .app
+            .call(
+                &self.admin,
+                Method::GET,
+                &format!("/api/v1/workspaces/{}/tickets", self.ws),
+                None,
+            )
+            .await;
+        list.as_array().cloned().unwrap_or_default()
+    }
+
+    async fn ticket(&self, number: i64) -> Value {
+        let (s, t) = self
+            .app
+            .call(
+                &self.admin,
+                Method::GET,
+                &format!("/api/v1/workspaces/{}/tickets/{number}", self.ws),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{t}");
+        t
+    }
+
+    async fn comments(&self, number: i64) -> Vec<Value> {
+        let (s, c) = self
+            .app
+            .call(
+                &self.admin,
+                Method::GET,
+                &format!("/api/v1/workspaces/{}/tickets/{number}/comments", self.ws),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        c.as_array().cloned().unwrap_or_default()
+    }
+
+    async fn move_to(&self, number: i64, to: &str, reason: Option<&str>) {
+        let (s, body) = self
+            .app
+            .call(
+                &self.admin,
+                Method::POST,
+                &format!("/api/v1/workspaces/{}/tickets/{number}/move", self.ws),
+                Some(json!({"to": to, "reason": reason})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_github_repository_is_imported_and_kept_in_step_both_ways() {
+    let t = synced_with("3600", TOKEN).await;
+    let login = t.gh.add_issue(
+        "Login loses the next link",
+        "Steps: sign in.\n\n<script>alert(1)</script>",
+        &["bug"],
+    );
+    t.gh.add_pull_request("Fix the login page");
+    let old = t.gh.add_issue("Closed long ago", "", &[]);
+    t.gh.set_state(old, Some("completed"));
+    t.point_at_stub().await;
+
+    let st = t.sync().await;
+    assert!(st["last_error"].is_null(), "{st}");
+    assert_eq!(st["provider"], "github");
+    let tickets = t.tickets().await;
+    assert_eq!(
+        tickets.len(),
+        1,
+        "open issues only, no pull request: {tickets:?}"
+    );
+    let n = tickets[0]["number"].as_i64().unwrap();
+    let detail = t.ticket(n).await;
+    assert_eq!(detail["title"], "Login loses the next link");
+    assert_eq!(detail["labels"], json!(["bug"]));
+    assert_eq!(detail["status"], "backlog");
+    assert!(
+        !detail["body_html"].as_str().unwrap().contains("<script"),
+        "{detail}"
+    );
+    let created = audit_rows(&t.app, "ticket.created").await;
+    assert!(
+        created[0].summary.contains("\"via\":\"ticket-sync\""),
+        "{created:?}"
+    );
+
+    // GitHub's side moves: a comment, then the issue closed as completed.
+    t.gh.comment(login, "alice", "Seen on staging too.");
+    t.gh.set_state(login, Some("completed"));
+    t.gh.edit_issue(login, "Login drops ?next=", "Steps: sign in.");
+    let st = t.sync().await;
+    assert!(st["last_error"].is_null(), "{st}");
+    let detail = t.ticket(n).await;
+    assert_eq!(detail["status"], "done", "{detail}");
+    assert_eq!(
+        detail["title"], "Login drops ?next=",
+        "the tracker's text wins"
+    );
+    let comments = t.comments(n).await;
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!(comments[0]["author_name"], "alice");
+    assert_eq!(comments[0]["from_tracker"], true);
+    let moved = audit_rows(&t.app, "ticket.moved").await;
+    assert!(
+        moved[0].summary.contains("ticket-sync") && moved[0].summary.contains("\"to\":\"done\""),
+        "{moved:?}"
+    );
+
+    // Our side moves: reopened here with a comment; both reach GitHub, once.
+    t.move_to(n, "backlog", Some("not fixed on mobile")).await;
+    let (s, c) = t
+        .app
+        .call(
+            &t.admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/tickets/{n}/comments", t.ws),
+            Some(json!({"body": "Still broken on **mobile**."})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    assert_eq!(c["in_tracker"], false);
+    let st = t.sync().await;
+    assert!(st["last_error"].is_null(), "{st}");
+    assert_eq!(t.gh.issue(login)["state"], "open");
+    let there = t.gh.comments_on(login);
+    assert_eq!(there.len(), 2, "{there:?}");
+    assert!(
+        there[1]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Still broken on **mobile**.")
+    );
+    // Reading our own comment back neither imports it nor sends it again.
+    t.sync().await;
+    t.sync().await;
+    assert_eq!(t.gh.comments_on(login).len(), 2);
+    let comments = t.comments(n).await;
+    assert_eq!(comments.len(), 2, "{comments:?}");
+    assert_eq!(comments[1]["in_tracker"], true, "{comments:?}");
+    assert!(
+        !comments[1]["body_html"]
+            .as_str()
+            .unwrap()
+            .contains("warden-comment")
+    );
+
+    // Both sides changed: Warden's move wins and the issue is set to match.
+    t.move_to(n, "rejected", Some("duplicate of #9")).await;
+    t.gh.set_state(login, Some("completed"));
+    let st = t.sync().await;
+    assert!(st["last_error"].is_null(), "{st}");
+    assert_eq!(t.ticket(n).await["status"], "rejected");
+    let issue = t.gh.issue(login);
+    assert_eq!(
+        (issue["state"].as_str(), issue["state_reason"].as_str()),
+        (Some("closed"), Some("not_planned"))
+    );
+    assert!(st["pushed"].as_i64().unwrap() >= 3, "{st}");
+
+    // The token went only to GitHub, as a bearer token: never into state or audit.
+    assert!(!st.to_string().contains(TOKEN));
+    for action in [
+        "ticket_sync.ran",
+        "ticket.created",
+        "ticket.moved",
+        "ticket_sync.pushed",
+    ] {
+        for r in audit_rows(&t.app, action).await {
+            assert!(!r.summary.contains(TOKEN), "{r:?}");
+        }
+    }
+    assert!(t.gh.requests().iter().all(|r| !r.contains(TOKEN)));
+}
+
+#[tokio::test]
+async fn a_tracker_change_the_acting_person_may_not_make_is_refused_and_audited() {
+    let t = synced_with("3600", TOKEN).await;
+    let issue = t.gh.add_issue("Ship it", "", &[]);
+    // A maintainer saves the source: the sync acts for them from now on.
+    let maintainer = member_with_role(&t.app, &t.admin, &t.ws, "maintainer").await;
+    let (s, body) = t
+        .app
+        .call(
+            &maintainer,
+            Method::PUT,
+            &format!("/api/v1/workspaces/{}/settings", t.ws),
+            Some(json!({"repository": null, "hooks": {},
+                        "ticket_config": {"provider": "github", "project": REPO,
+                                          "base_url": t.gh.base_url()}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, me) = t
+        .app
+        .call(&maintainer, Method::GET, "/api/v1/me", None)
+        .await;
+    assert_eq!(t.state().await["acting_for"], me["id"]);
+    t.sync().await;
+    let n = t.tickets().await[0]["number"].as_i64().unwrap();
+    t.move_to(n, "ready_for_development", None).await;
+    t.move_to(n, "in_development", None).await;
+    // They become a member: in development → done needs tickets.skip_to_merge.
+    let (s, body) = t
+        .app
+        .call(
+            &t.admin,
+            Method::PATCH,
+            &format!(
+                "/api/v1/workspaces/{}/members/{}",
+                t.ws,
+                me["id"].as_str().unwrap()
+            ),
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert!(s.is_success(), "{s} {body}");
+    t.gh.set_state(issue, Some("completed"));
+    let st = t.sync().await;
+    assert!(st["last_error"].is_null(), "{st}");
+    assert_eq!(t.ticket(n).await["status"], "in_development");
+    let denied: Vec<_> = audit_rows(&t.app, "ticket.moved")
+        .await
+        .into_iter()
+        .filter(|r| r.outcome == "denied")
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert!(
+        denied[0].summary.contains("tickets.skip_to_merge"),
+        "{denied:?}"
+    );
+    // The issue keeps its state: the sync does not reopen it either.
+    t.sync().await;
+    assert_eq!(t.gh.issue(issue)["state"], "closed");
+    // Out of the workspace, they can no longer be acted for: the run says so.
+    let (s, _) = t
+        .app
+        .call(
+            &t.admin,
+            Method::DELETE,
+            &format!(
+                "/api/v1/workspaces/{}/members/{}",
+                t.ws,
+                me["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert!(s.is_success());
+    let st = t.sync().await;
+    assert!(
+        st["last_error"].as_str().unwrap().contains("save it again"),
+        "{st}"
+    );
+}
+
+#[tokio::test]
+async fn issues_are_read_page_by_page_and_labels_select_them() {
+    let t = synced_with("3600", TOKEN).await;
+    t.gh.set_page_size(2);
+    for i in 0..5 {
+        t.gh.add_issue(&format!("Agent task {i}"), "", &["agent"]);
+    }
+    t.gh.add_issue("Not for agents", "", &["design"]);
+    let (s, body) = t
+        .source(
+            json!({"provider": "github", "project": REPO, "base_url": t.gh.base_url(),
+                       "labels": ["agent"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let st = t.sync().await;
+    assert!(st["last_error"].is_null(), "{st}");
+    let titles: Vec<String> = t
+        .tickets()
+        .await
+        .iter()
+        .map(|t| t["title"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(titles.len(), 5, "{titles:?}");
+    assert!(!titles.iter().any(|t| t == "Not for agents"));
+    // The first run read three pages from the start (saving the source started it).
+    let pages: Vec<String> =
+        t.gh.requests()
+            .into_iter()
+            .filter(|r| r.starts_with("GET /repos/team/app/issues?") && !r.contains("since="))
+            .collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(
+        pages[1].contains("page=2") && pages[2].contains("page=3"),
+        "{pages:?}"
+    );
+    // The next run starts from the newest change seen, not from the beginning.
+    t.sync().await;
+    let last =
+        t.gh.requests()
+            .into_iter()
+            .rfind(|r| r.starts_with("GET /repos/team/app/issues?"))
+            .unwrap();
+    assert!(last.contains("since="), "{last}");
+    assert_eq!(t.tickets().await.len(), 5);
+}
+
+#[tokio::test]
+async fn the_rate_limit_stops_a_run_and_the_next_waits_for_its_reset() {
+    let t = synced_with("3600", TOKEN).await;
+    t.gh.add_issue("One", "", &[]);
+    use warden_domain::clock::{Clock, SystemClock};
+    let reset = SystemClock.now().unix_timestamp() + 3600;
+    t.gh.set_rate_limit(1, reset);
+    t.point_at_stub().await;
+    let st = t.sync().await;
+    let error = st["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("rate limit"), "{st}");
+    assert!(!st["rate_limited_until"].is_null(), "{st}");
+    // The issue of the one call allowed was imported; nothing more was asked of GitHub.
+    assert_eq!(t.tickets().await.len(), 1);
+    assert_eq!(t.gh.requests().len(), 1, "{:?}", t.gh.requests());
+    // Asking again does not bring the next run before the reset.
+    let (s, again) = t
+        .app
+        .call(
+            &t.admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/ticket-sync", t.ws),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again["next_at"], st["rate_limited_until"], "{again}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(t.gh.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn sync_errors_are_shown_and_never_carry_the_token() {
+    let wrong = "ghp_wrongTokenAlsoNeverShown987";
+    let t = synced_with("3600", wrong).await;
+    t.point_at_stub().await;
+    let st = t.sync().await;
+    let error = st["last_error"].as_str().unwrap();
+    assert!(error.contains("401"), "{st}");
+    assert!(!st.to_string().contains(wrong));
+    let ran = audit_rows(&t.app, "ticket_sync.ran").await;
+    assert_eq!(ran[0].outcome, "failed");
+    assert!(!ran[0].summary.contains(wrong));
+
+    // Another repository: 404, named.
+    let (s, _) = t
+        .source(json!({"provider": "github", "project": "team/other",
+                       "base_url": t.gh.base_url()}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = t
+        .app
+        .call(
+            &t.admin,
+            Method::PUT,
+            &format!("/api/v1/workspaces/{}/pat", t.ws),
+            Some(json!({"value": TOKEN})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let st = t.sync().await;
+    assert!(
+        st["last_error"].as_str().unwrap().contains("team/other"),
+        "{st}"
+    );
+
+    // No token at all.
+    let (s, _) = t
+        .app
+        .call(
+            &t.admin,
+            Method::DELETE,
+            &format!("/api/v1/workspaces/{}/pat", t.ws),
+            None,
+        )
+        .await;
+    assert!(s.is_success());
+    let st = t.sync().await;
+    assert!(
+        st["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("personal access token"),
+        "{st}"
+    );
+    // A source that is not synced has no sync.
+    let (s, _) = t
+        .source(json!({"provider": "jira", "project": "PAY"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = t
+        .app
+        .call(
+            &t.admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/ticket-sync", t.ws),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_tracker_on_a_private_address_is_refused_unless_the_operator_allows_it() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "strict").await;
+    for base in [
+        "http://127.0.0.1:9/",
+        "https://127.0.0.1/",
+        "https://10.0.0.8/api/v3",
+        "https://169.254.169.254/",
+        "https://localhost/",
+    ] {
+        let (s, body) = app
+            .call(
+                &admin,
+                Method::PUT,
+                &format!("/api/v1/workspaces/{ws}/settings"),
+                Some(json!({"repository": null, "hooks": {},
+                    "ticket_config": {"provider": "github", "project": REPO, "base_url": base}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{base}: {body}");
+        assert_eq!(body["field"], "ticket_config", "{body}");
+    }
+    // Even where private trackers are allowed, link-local (cloud metadata) is not.
+    let t = synced_with("3600", TOKEN).await;
+    let (s, _) = t
+        .source(json!({"provider": "github", "project": REPO,
+                       "base_url": "http://169.254.169.254/"}))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn the_sync_runs_on_its_schedule() {
+    let t = synced_with("1", TOKEN).await;
+    t.point_at_stub().await;
+    let first = t.ran_after(&Value::Null).await;
+    assert!(first["last_error"].is_null(), "{first}");
+    t.gh.add_issue("Arrived later", "", &[]);
+    for _ in 0..100 {
+        if !t.tickets().await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the scheduled sync did not import the new issue");
+}
+
+#[tokio::test]
+async fn comments_are_written_read_and_refused_when_empty_or_not_allowed() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "talk").await;
+    let t = crate::tickets::ticket(&app, &admin, &ws, json!({"title": "Talk about it"})).await;
+    let n = t["number"].as_i64().unwrap();
+    let url = format!("/api/v1/workspaces/{ws}/tickets/{n}/comments");
+    let (s, c) = app
+        .call(
+            &admin,
+            Method::POST,
+            &url,
+            Some(json!({"body": "[x](javascript:alert(1)) <img src=x onerror=alert(1)>"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let html = c["body_html"].as_str().unwrap();
+    assert!(
+        !html.contains("javascript:") && !html.contains("<img"),
+        "{html}"
+    );
+    for bad in [json!({"body": "   "}), json!({"body": "x".repeat(70_000)})] {
+        let (s, _) = app.call(&admin, Method::POST, &url, Some(bad)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let viewer = member_with_role(&app, &admin, &ws, "viewer").await;
+    let (s, list) = app.call(&viewer, Method::GET, &url, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (s, _) = app
+        .call(&viewer, Method::POST, &url, Some(json!({"body": "hi"})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let commented = audit_rows(&app, "ticket.commented").await;
+    assert_eq!(commented.len(), 1);
+    // The ticket sync of a workspace with no synced source is 404.
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/ticket-sync"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn warden_ticket_sync_and_comment_work_from_a_terminal() {
+    let t = synced_with("3600", TOKEN).await;
+    t.gh.add_issue("From GitHub", "", &[]);
+    t.point_at_stub().await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.json");
+    let run = |args: &[&str], stdin: &'static str| {
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        crate::cli::run_cli(dir.path(), &creds, args, stdin)
+    };
+    let login = [
+        "login",
+        "--url",
+        &t.app.base,
+        "--email",
+        crate::identity::ADMIN_EMAIL,
+    ];
+    let (ok, out) = run(&login, "violet tractor 93 lagoon\n").await.unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["ticket", "-w", &t.ws, "sync", "--now"], "")
+        .await
+        .unwrap();
+    assert!(ok && out.contains("github team/app"), "{out}");
+    t.ran_after(&Value::Null).await;
+    let (ok, out) = run(&["ticket", "-w", &t.ws, "sync"], "").await.unwrap();
+    assert!(ok && out.contains("imported 1"), "{out}");
+    let (ok, out) = run(
+        &["ticket", "-w", &t.ws, "comment", "1", "--body", "On it."],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["ticket", "-w", &t.ws, "comment", "1"], "")
+        .await
+        .unwrap();
+    assert!(ok && out.contains("On it."), "{out}");
+}
