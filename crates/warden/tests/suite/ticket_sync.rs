@@ -680,3 +680,71 @@ async fn warden_ticket_sync_and_comment_work_from_a_terminal() {
         .unwrap();
     assert!(ok && out.contains("On it."), "{out}");
 }
+
+#[tokio::test]
+async fn a_maintainer_follows_the_sync_and_comments_in_chromium() {
+    if crate::browser::skipped() {
+        return;
+    }
+    let gh = GitHubStub::start(REPO, TOKEN).await.unwrap();
+    let (app, public) = crate::browser::console_app(&[
+        ("WARDEN_TICKETS_ALLOW_PRIVATE_TRACKERS", "true"),
+        ("WARDEN_TICKETS_SYNC_EVERY_SECS", "3600"),
+    ])
+    .await;
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "synced").await;
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/workspaces/{ws}/pat"),
+            Some(json!({"value": TOKEN})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let issue = gh.add_issue(
+        "Dark mode for the dashboard",
+        "People work **at night**.",
+        &["ui"],
+    );
+    gh.comment(issue, "alice", "The contrast must stay *AA*.");
+    let (s, body) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/workspaces/{ws}/settings"),
+            Some(json!({"repository": null, "hooks": {},
+                "ticket_config": {"provider": "github", "project": REPO, "base_url": gh.base_url()}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let summary = crate::browser::walk("ticket_sync.mjs", &public, &[("WORKSPACE", &ws)], 3).await;
+    assert_eq!(summary["sync_heading"], "Synced with GitHub", "{summary}");
+    assert!(
+        summary["notice"].as_str().unwrap().contains("sync runs"),
+        "{summary}"
+    );
+    assert!(
+        summary["list"][0]
+            .as_str()
+            .unwrap()
+            .contains("Dark mode for the dashboard"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["tracker_link"],
+        format!("https://github.com/{REPO}/issues/{issue}")
+    );
+    let comments = summary["comments"].as_array().unwrap();
+    assert_eq!(comments.len(), 1, "{summary}");
+    assert!(comments[0].as_str().unwrap().contains("alice"), "{summary}");
+    assert_eq!(summary["after"].as_array().unwrap().len(), 2, "{summary}");
+    assert!(
+        summary["bold"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("today")),
+        "{summary}"
+    );
+}
