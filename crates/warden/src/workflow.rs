@@ -17,13 +17,13 @@ use crate::workspace::{segment, workspace_id};
 pub enum WorkflowCommand {
     /// The workspace's workflows.
     List,
-    /// Save a workflow from a JSON definition file (`{"steps": [...]}`); with --id, a new
-    /// version of that workflow.
+    /// Save a workflow from a definition file, JSON or YAML (`{"steps": [...]}`); with --id,
+    /// a new version of that workflow.
     Save {
         /// Its name.
         #[arg(long, short)]
         name: String,
-        /// The definition, as JSON.
+        /// The definition, as JSON or YAML.
         #[arg(long, short, value_name = "FILE")]
         file: PathBuf,
         /// The workflow to give a new version.
@@ -134,8 +134,8 @@ pub async fn run(
         WorkflowCommand::Save { name, file, id } => {
             let raw = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let definition: Value = serde_json::from_str(&raw)
-                .with_context(|| format!("{} is not JSON", file.display()))?;
+            // JSON goes as a document; anything else as text, which the server reads as YAML.
+            let definition: Value = serde_json::from_str(&raw).unwrap_or(Value::String(raw));
             let body = json!({"name": name, "definition": definition});
             let w = match id {
                 Some(id) => {

@@ -270,7 +270,7 @@ async fn handle(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Failed> {
         crate::bots::runner::TURN => crate::bots::runner::run_turn(ctx, job).await,
         crate::workflows::runner::STEP => crate::workflows::runner::run_step(ctx, job).await,
         crate::workflows::runner::TIMEOUT => crate::workflows::runner::run_timeout(ctx, job).await,
-        crate::tickets::sync::KIND => crate::tickets::sync::run(ctx, job).await,
+        crate::tickets::sync::KIND => crate::tickets::sync::runner::run(ctx, job).await,
         crate::automations::scheduler::RETENTION_KIND => {
             crate::automations::scheduler::retention(ctx).await
         }

@@ -138,7 +138,31 @@ pub struct RunDetail {
     pub steps: Vec<RunStep>,
 }
 
+/// The longest definition accepted as text.
+const DEFINITION_TEXT_MAX: usize = 64 * 1024;
+
+/// A definition as a document: given as one, or as text — JSON, or YAML (parsed by
+/// `serde-saphyr` with its budgets against alias bombs; duplicate keys refused).
+fn definition_document(definition: &Value) -> CoreResult<Value> {
+    let Value::String(text) = definition else {
+        return Ok(definition.clone());
+    };
+    let noted = |note: String| CoreError::noted(Code::InvalidWorkflow, "definition", note);
+    if text.len() > DEFINITION_TEXT_MAX {
+        return Err(noted("a definition is at most 64 KiB of text".into()));
+    }
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return Ok(v);
+    }
+    serde_saphyr::from_str_with_options::<Value>(
+        text,
+        serde_saphyr::options! { with_snippet: false },
+    )
+    .map_err(|e| noted(format!("the definition is neither JSON nor YAML: {e}")))
+}
+
 fn parse_definition(definition: &Value) -> CoreResult<(Definition, String)> {
+    let definition = &definition_document(definition)?;
     let def = Definition::parse(definition)
         .map_err(|e| CoreError::noted(Code::InvalidWorkflow, "definition", e.0))?;
     let text = serde_json::to_string(&def).map_err(|e| CoreError::internal(&e))?;

@@ -48,7 +48,8 @@ pub struct WorkflowInput {
     /// `{"steps": [...], "on_ticket"?: status}`: steps of kind `agent` (`prompt`,
     /// `provider`, `mode`?), `command` (`command`: program and arguments), `approval`
     /// (`permission`?, `timeout_minutes`?, `others_only`? default true) and `condition`
-    /// (`if`: succeeded|failed, `then`?, `else`?: step ids further on).
+    /// (`if`: succeeded|failed, `then`?, `else`?: step ids further on). Or the same as text,
+    /// JSON or YAML (at most 64 KiB).
     #[schema(value_type = Object)]
     pub definition: serde_json::Value,
 }

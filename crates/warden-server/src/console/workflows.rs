@@ -121,7 +121,7 @@ pub(crate) async fn page(
     Ok(render(&page, StatusCode::OK))
 }
 
-/// Saves a new workflow from the form (name and JSON definition).
+/// Saves a new workflow from the form (name and definition, JSON or YAML).
 #[utoipa::path(post, path = "/console/workspaces/{workspace_id}/workflows", tag = "console",
     params(("workspace_id" = String, Path, description = "Workspace id")),
     request_body(content = String, content_type = "application/x-www-form-urlencoded"),
@@ -133,13 +133,8 @@ pub(crate) async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let f = Fields::parse(&body);
-    let definition: serde_json::Value =
-        serde_json::from_str(f.text("definition")).map_err(|_| {
-            warden_core::CoreError::invalid(
-                "definition",
-                "must be a JSON object with a list of steps",
-            )
-        })?;
+    // JSON or YAML text: the use case parses it.
+    let definition = serde_json::Value::String(f.text("definition").to_owned());
     workflows::create(&state.ctx, &op, &grant, f.text("name"), &definition).await?;
     Ok(Redirect::to(&Place::url(&grant, "/workflows?done=workflow-saved")).into_response())
 }

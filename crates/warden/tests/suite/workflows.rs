@@ -753,3 +753,41 @@ async fn until_long(app: &TestApp, token: &str, ws: &str, run: &str, status: &st
     }
     panic!("run {run} never became {status}");
 }
+
+#[tokio::test]
+async fn a_definition_may_be_written_in_yaml_and_bad_yaml_is_refused() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "yaml").await;
+    let yaml = "steps:\n  - id: build\n    kind: agent\n    prompt: Implement it.\n    \
+                provider: claude-code\n  - {id: review, kind: approval, permission: tickets.approve_qa}\n\
+                on_ticket: ready_for_development\n";
+    let (s, w) = create(&app, &admin, &ws, "Yaml", json!(yaml)).await;
+    assert_eq!(s, StatusCode::CREATED, "{w}");
+    assert_eq!(
+        w["definition"]["steps"][1]["permission"],
+        "tickets.approve_qa"
+    );
+    assert_eq!(w["definition"]["on_ticket"], "ready_for_development");
+    // JSON text works as well.
+    let (s, _) = create(&app, &admin, &ws, "Text", json!(flow().to_string())).await;
+    assert_eq!(s, StatusCode::CREATED);
+    // Refused, naming the problem: a duplicate key, an alias bomb, a cycle, too much text.
+    let bomb = "a: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n\
+                c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n\
+                e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\n\
+                g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n";
+    let cycle = "steps:\n  - {id: a, kind: command, command: [\"true\"]}\n  \
+                 - {id: again, kind: condition, if: failed, then: a}\n";
+    for (name, text, says) in [
+        ("Dup", "steps: []\nsteps: []\n", "duplicate"),
+        ("Bomb", bomb, "budget"),
+        ("Cycle", cycle, "cycle"),
+        ("Big", &"#".repeat(70 * 1024), "64 KiB"),
+    ] {
+        let (s, v) = create(&app, &admin, &ws, name, json!(text)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{name}: {v}");
+        assert_eq!(v["code"], "invalid-workflow", "{v}");
+        assert!(v["detail"].as_str().unwrap().contains(says), "{name}: {v}");
+    }
+}
