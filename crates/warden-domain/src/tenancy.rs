@@ -275,6 +275,22 @@ pub struct TicketConfig {
     /// Only tickets carrying one of these labels.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// Azure DevOps: the work item states a sync sets (by the project's process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub states: Option<TrackerStates>,
+}
+
+/// The work item states ticket sync sets in Azure DevOps, whose names depend on the
+/// project's process (Scrum: `Done`, `Removed`, `New`; Agile closes with `Closed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackerStates {
+    /// For a ticket done.
+    pub done: String,
+    /// For a ticket rejected.
+    pub rejected: String,
+    /// For a ticket reopened.
+    pub open: String,
 }
 
 /// A ticket tracker.
@@ -289,6 +305,8 @@ pub enum TicketProvider {
     Jira,
     /// Linear.
     Linear,
+    /// Azure DevOps work items.
+    AzureDevops,
 }
 
 impl TicketConfig {
@@ -298,8 +316,9 @@ impl TicketConfig {
         let cfg: Self = serde_json::from_value(value.clone()).map_err(|_| {
             invalid(
                 F,
-                "must be {\"provider\": github|gitlab|jira|linear, \"project\": ..., \
-                 optional \"base_url\" and \"labels\"}",
+                "must be {\"provider\": github|azure_devops|gitlab|jira|linear, \
+                 \"project\": ..., optional \"base_url\", \"labels\" and (Azure DevOps) \
+                 \"states\": {\"done\", \"rejected\", \"open\"}}",
             )
         })?;
         if cfg.project.trim().is_empty() || cfg.project.len() > 200 || has_control(&cfg.project) {
@@ -321,6 +340,13 @@ impl TicketConfig {
                 .any(|l| l.trim().is_empty() || l.len() > 100 || has_control(l))
         {
             return Err(invalid(F, "at most 50 labels of 1 to 100 characters"));
+        }
+        if let Some(s) = &cfg.states
+            && [&s.done, &s.rejected, &s.open]
+                .iter()
+                .any(|n| n.trim().is_empty() || n.len() > 100 || has_control(n))
+        {
+            return Err(invalid(F, "each state name is 1 to 100 characters"));
         }
         Ok(cfg)
     }

@@ -20,6 +20,7 @@ use warden_server::state::AppState;
 use warden_store::{Backend, ConnectOptions, Store};
 
 pub mod agent;
+pub mod azure_stub;
 pub mod browser;
 pub mod forger;
 pub mod github_stub;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use warden_testkit::azure_stub::AzureStub;
 use warden_testkit::github_stub::GitHubStub;
 use warden_testkit::{AppOptions, TestApp};
 
@@ -109,7 +110,7 @@ impl Synced {
             .await;
         assert_eq!(s, StatusCode::OK, "{body}");
         let asked = at(&body["next_at"]).unwrap();
-        for _ in 0..200 {
+        for _ in 0..400 {
             let st = self.state().await;
             if let (Some(started), Some(finished)) =
                 (at(&st["last_started_at"]), at(&st["last_finished_at"]))
@@ -449,8 +450,9 @@ async fn the_rate_limit_stops_a_run_and_the_next_waits_for_its_reset() {
     use warden_domain::clock::{Clock, SystemClock};
     let reset = SystemClock.now().unix_timestamp() + 3600;
     t.gh.set_rate_limit(1, reset);
+    // Saving the source starts the first run: it spends the budget.
     t.point_at_stub().await;
-    let st = t.sync().await;
+    let st = t.ran_after(&Value::Null).await;
     let error = st["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("rate limit"), "{st}");
     assert!(!st["rate_limited_until"].is_null(), "{st}");
@@ -747,4 +749,114 @@ async fn a_maintainer_follows_the_sync_and_comments_in_chromium() {
             .contains(&json!("today")),
         "{summary}"
     );
+}
+
+#[tokio::test]
+async fn azure_devops_work_items_are_imported_and_kept_in_step_both_ways() {
+    let ado = AzureStub::start("acme/Fabrikam Fiber", TOKEN)
+        .await
+        .unwrap();
+    let t = synced_with("3600", TOKEN).await;
+    let item = ado.add_work_item(
+        "Export to CSV",
+        "<div>Users ask for <b>CSV</b>.</div><div>Soon &amp; simple</div>",
+        &["agent", "export"],
+    );
+    ado.comment(item, "Dana Reyes", "<p>Needed by <i>Friday</i></p>");
+    let source = json!({"provider": "azure_devops", "project": "acme/Fabrikam Fiber",
+                        "base_url": ado.base_url()});
+    let (s, body) = t.source(source.clone()).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let st = t.sync().await;
+    assert!(st["last_error"].is_null(), "{st}");
+    assert_eq!(st["provider"], "azure_devops");
+    let n = t.tickets().await[0]["number"].as_i64().unwrap();
+    let detail = t.ticket(n).await;
+    assert_eq!(detail["title"], "Export to CSV");
+    assert_eq!(detail["labels"], json!(["agent", "export"]));
+    assert_eq!(
+        detail["body"], "Users ask for CSV.\nSoon &amp; simple",
+        "{detail}"
+    );
+    assert!(
+        detail["body_html"]
+            .as_str()
+            .unwrap()
+            .contains("Soon &amp; simple")
+    );
+    assert_eq!(
+        detail["external_url"],
+        format!(
+            "{}/acme/Fabrikam%20Fiber/_workitems/edit/{item}",
+            ado.base_url()
+        )
+    );
+    let comments = t.comments(n).await;
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!(comments[0]["author_name"], "Dana Reyes");
+    assert_eq!(comments[0]["body"], "Needed by Friday");
+    assert!(
+        ado.requests()
+            .iter()
+            .any(|r| r.starts_with("POST /acme/Fabrikam%20Fiber/_apis/wit/wiql")),
+        "{:?}",
+        ado.requests()
+    );
+
+    // Done there: done here. Reopened here with a comment: both go there, once.
+    ado.set_state(item, "Done");
+    t.sync().await;
+    assert_eq!(t.ticket(n).await["status"], "done");
+    t.move_to(n, "backlog", Some("the export drops accents"))
+        .await;
+    let (s, _) = t
+        .app
+        .call(
+            &t.admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{}/tickets/{n}/comments", t.ws),
+            Some(json!({"body": "Accents are lost in **names**."})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let st = t.sync().await;
+    assert!(st["last_error"].is_null(), "{st}");
+    assert_eq!(ado.work_item(item)["fields"]["System.State"], "New");
+    let there = ado.comments_on(item);
+    assert_eq!(there.len(), 2, "{there:?}");
+    assert!(
+        there[1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("<strong>names</strong>"),
+        "{there:?}"
+    );
+    t.sync().await;
+    t.sync().await;
+    assert_eq!(ado.comments_on(item).len(), 2);
+    assert_eq!(t.comments(n).await.len(), 2);
+
+    // A state the project's process does not have: the run fails and says so.
+    let mut agile = source.clone();
+    agile["states"] = json!({"done": "Closed", "rejected": "Removed", "open": "New"});
+    let (s, body) = t.source(agile).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    t.move_to(n, "done", None).await;
+    let st = t.sync().await;
+    assert!(
+        st["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("Azure DevOps answered 400"),
+        "{st}"
+    );
+    assert_eq!(ado.work_item(item)["fields"]["System.State"], "New");
+
+    // Throttled: 429 with Retry-After holds the sync; the token is never in the error.
+    ado.throttle(120);
+    let st = t.sync().await;
+    let error = st["last_error"].as_str().unwrap();
+    assert!(error.contains("Azure DevOps's rate limit"), "{st}");
+    assert!(!st["rate_limited_until"].is_null(), "{st}");
+    assert!(!st.to_string().contains(TOKEN));
 }

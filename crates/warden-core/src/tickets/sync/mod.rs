@@ -1,7 +1,9 @@
 //! Ticket sync (licence module `ticket-sync`): a workspace whose ticket source is a GitHub
-//! repository gets its issues imported as tickets and kept in step both ways — state and
-//! comments — on a schedule, through the work queue, with the workspace's personal access
-//! token. It acts for the person who last saved the ticket source.
+//! repository or an Azure DevOps project gets its issues (work items) imported as tickets
+//! and kept in step both ways — state and comments — on a schedule, through the work queue,
+//! with the workspace's personal access token. It acts for the person who last saved the
+//! ticket source. `tracker.rs` is the one interface the run (`runner.rs`) talks to;
+//! `github.rs` and `azure.rs` speak each API over the shared client in `http.rs`.
 //!
 //! The rules (README, "Ticket sync"):
 //! - An open issue with no ticket becomes one in the backlog (closed issues never seen
@@ -22,8 +24,11 @@
 //! - The rate limit is honoured (`x-ratelimit-*`, `retry-after`): the run stops and the
 //!   next one waits for the reset. Every run records its outcome; the last error is shown.
 
+pub mod azure;
 pub mod github;
+pub mod http;
 pub mod runner;
+pub mod tracker;
 
 use serde::Serialize;
 use serde_json::json;
@@ -72,16 +77,11 @@ pub(crate) fn status_for(remote: &str, current: TicketStatus) -> Option<TicketSt
     (target != current).then_some(target)
 }
 
-/// Whether Warden syncs tickets with this tracker.
-pub fn syncs(provider: TicketProvider) -> bool {
-    provider == TicketProvider::Github
-}
-
 /// A workspace's sync, as the API and the console show it.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncState {
-    /// The tracker (`github`).
+    /// The tracker (`github` or `azure_devops`).
     pub provider: String,
     /// The repository.
     pub project: String,
@@ -164,8 +164,11 @@ pub(crate) async fn configure(
     config: Option<&TicketConfig>,
 ) -> CoreResult<()> {
     match config {
-        Some(c) if syncs(c.provider) => {
-            let base = c.base_url.as_deref().unwrap_or(github::DEFAULT_BASE);
+        Some(c) if tracker::Tracker::syncs(c.provider) => {
+            let base = c.base_url.as_deref().unwrap_or(match c.provider {
+                TicketProvider::AzureDevops => azure::DEFAULT_BASE,
+                _ => github::DEFAULT_BASE,
+            });
             if let Err(e) =
                 warden_llm::upstream::check_base_url(base, ctx.tickets.allow_private_trackers)
             {
@@ -175,7 +178,11 @@ pub(crate) async fn configure(
                     format!("base_url: {e}"),
                 ));
             }
-            tx.set_ticket_sync("github", &c.project, op.now_us())
+            let provider = match c.provider {
+                TicketProvider::AzureDevops => "azure_devops",
+                _ => "github",
+            };
+            tx.set_ticket_sync(provider, &c.project, op.now_us())
                 .await?;
             ctx.scheduler.wake();
         }

@@ -18,8 +18,9 @@ use warden_store::tenancy::{SecretKind, WorkspaceGrant, WorkspaceTx};
 use warden_store::ticket_sync::{NewComment, SyncOutcome, SyncRow};
 use warden_store::tickets::NewTicket;
 
-use super::github::{self, CallError, GitHub, Issue};
-use super::{OPEN, STALE_RUN_US, status_for, syncs, tracker_state};
+use super::http::CallError;
+use super::tracker::{RemoteIssue, Tracker};
+use super::{OPEN, STALE_RUN_US, status_for, tracker_state};
 use crate::jobs::{Done, Failed};
 use crate::op::unix_us;
 use crate::{CoreError, Ctx, Op, Origin};
@@ -67,11 +68,18 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Failed
     let held = row.rate_limited_until.filter(|until| *until > now);
     let result = match held {
         // Still held by the rate limit: no call until the reset.
-        Some(until) => Err(SyncError::Call(CallError::RateLimited(until / 1_000_000))),
+        Some(until) => Err(SyncError::Call(CallError::RateLimited(
+            if row.provider == "azure_devops" {
+                "Azure DevOps"
+            } else {
+                "GitHub"
+            },
+            until / 1_000_000,
+        ))),
         None => sync(ctx, &row, &mut outcome).await,
     };
     if let Err(e) = result {
-        if let SyncError::Call(CallError::RateLimited(until)) = &e {
+        if let SyncError::Call(CallError::RateLimited(_, until)) = &e {
             outcome.rate_limited_until = Some(until.saturating_mul(1_000_000));
         }
         outcome.error = Some(e.to_string());
@@ -170,21 +178,22 @@ async fn sync(ctx: &Arc<Ctx>, row: &SyncRow, out: &mut SyncOutcome) -> Result<()
             .as_deref()
             .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
             .and_then(|v| TicketConfig::parse(&v).ok())
-            .filter(|c| syncs(c.provider))
-            .ok_or_else(|| SyncError::Setup("the ticket source is no longer GitHub".into()))?;
+            .filter(|c| Tracker::syncs(c.provider))
+            .ok_or_else(|| SyncError::Setup("the ticket source is no longer synced".into()))?;
         let sealed = tx.sealed_secret(SecretKind::Pat, "pat").await?;
         tx.commit().await?;
         let sealed = sealed.ok_or_else(|| {
-            SyncError::Setup("the workspace has no personal access token to reach GitHub".into())
+            SyncError::Setup(
+                "the workspace has no personal access token to reach its tracker".into(),
+            )
         })?;
         let token = crate::secrets::open_value(ctx, ws, SecretKind::Pat, "pat", &sealed)
             .map_err(|e| SyncError::Setup(e.to_owned()))?;
         (config, token)
     };
     let clock = ctx.clock.clone();
-    let gh = GitHub::new(
-        config.base_url.as_deref().unwrap_or(github::DEFAULT_BASE),
-        &config.project,
+    let gh = Tracker::for_source(
+        &config,
         token,
         ctx.tickets.allow_private_trackers,
         Arc::new(move || clock.now().unix_timestamp()),
@@ -196,8 +205,8 @@ async fn sync(ctx: &Arc<Ctx>, row: &SyncRow, out: &mut SyncOutcome) -> Result<()
         .unwrap_or_default();
     let op = Op::new(Actor::system(), Origin::default(), ctx.clock.as_ref());
     let result = async {
-        pull_issues(ctx, &op, &grant, &gh, &config, &mut cursor, out).await?;
-        pull_comments(ctx, &grant, &gh, &mut cursor, out).await?;
+        let changed = pull_issues(ctx, &op, &grant, &gh, &config, &mut cursor, out).await?;
+        pull_comments(ctx, &grant, &gh, &mut cursor, &changed, out).await?;
         push(ctx, &op, &grant, &gh, out).await
     }
     .await;
@@ -205,49 +214,50 @@ async fn sync(ctx: &Arc<Ctx>, row: &SyncRow, out: &mut SyncOutcome) -> Result<()
     result
 }
 
-/// Imports the issues changed since the cursor.
+/// Imports the issues changed since the cursor; the ids of those that mirror a ticket.
 async fn pull_issues(
     ctx: &Ctx,
     op: &Op,
     grant: &WorkspaceGrant,
-    gh: &GitHub,
+    gh: &Tracker,
     config: &TicketConfig,
     cursor: &mut Cursor,
     out: &mut SyncOutcome,
-) -> Result<(), SyncError> {
+) -> Result<Vec<String>, SyncError> {
     let mut next: Option<String> = None;
+    let mut changed = Vec::new();
     for _ in 0..PAGES_PER_RUN {
         let page = gh.issues(cursor.issues.as_deref(), next.as_deref()).await?;
         let mut tx = ctx.store.scoped(grant).await?;
         for issue in &page.items {
-            if issue.pull_request.is_none() && selected(issue, config) {
-                import_issue(ctx, op, &mut tx, grant, issue, out).await?;
+            if selected(issue, config)
+                && import_issue(ctx, op, &mut tx, grant, gh, issue, out).await?
+            {
+                changed.push(issue.id.clone());
             }
         }
         tx.commit().await?;
-        if let Some(last) = page.items.last() {
-            cursor.issues = Some(last.updated_at.clone());
+        if let Some(c) = page.cursor {
+            cursor.issues = Some(c);
         }
         match page.next {
             Some(n) => next = Some(n),
             None => break,
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
-fn selected(issue: &Issue, config: &TicketConfig) -> bool {
+fn selected(issue: &RemoteIssue, config: &TicketConfig) -> bool {
     config.labels.is_empty()
-        || issue.labels.iter().any(|l| {
-            config
-                .labels
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(&l.name))
-        })
+        || issue
+            .labels
+            .iter()
+            .any(|l| config.labels.iter().any(|c| c.eq_ignore_ascii_case(l)))
 }
 
 /// A tracker's title, body and labels made to fit a ticket.
-fn fitted(issue: &Issue) -> (String, String, Vec<String>) {
+fn fitted(issue: &RemoteIssue) -> (String, String, Vec<String>) {
     let line: String = issue
         .title
         .chars()
@@ -255,10 +265,10 @@ fn fitted(issue: &Issue) -> (String, String, Vec<String>) {
         .take(200)
         .collect();
     let title = match line.trim() {
-        "" => format!("Issue {}", issue.number),
+        "" => format!("Issue {}", issue.id),
         t => t.to_owned(),
     };
-    let mut body = issue.body.clone().unwrap_or_default().replace('\0', "");
+    let mut body = issue.body.replace('\0', "");
     if body.len() > BODY_MAX {
         let mut end = BODY_MAX - 64;
         while !body.is_char_boundary(end) {
@@ -270,28 +280,30 @@ fn fitted(issue: &Issue) -> (String, String, Vec<String>) {
     let names: Vec<String> = issue
         .labels
         .iter()
-        .map(|l| l.name.chars().take(100).collect())
+        .map(|l| l.chars().take(100).collect())
         .take(20)
         .collect();
     let labels = check_labels(&names).unwrap_or_default();
     (title, body, labels)
 }
 
+/// Imports or updates one issue; whether it mirrors a ticket (new or not).
 async fn import_issue(
     ctx: &Ctx,
     op: &Op,
     tx: &mut WorkspaceTx,
     grant: &WorkspaceGrant,
-    issue: &Issue,
+    tracker: &Tracker,
+    issue: &RemoteIssue,
     out: &mut SyncOutcome,
-) -> Result<(), SyncError> {
-    let external = issue.number.to_string();
-    let remote = issue.sync_state();
+) -> Result<bool, SyncError> {
+    let external = issue.id.clone();
+    let remote = issue.state;
     let (title, body, labels) = fitted(issue);
     let labels_json = serde_json::to_string(&labels).unwrap_or_else(|_| "[]".into());
     let Some(ticket) = tx.ticket_by_external(&external).await? else {
         if remote != OPEN {
-            return Ok(());
+            return Ok(false);
         }
         let id = Uuid::now_v7();
         let number = tx
@@ -304,19 +316,18 @@ async fn import_issue(
                 now: op.now_us(),
             })
             .await?;
-        tx.link_external(id, &external, &issue.html_url, remote)
-            .await?;
+        tx.link_external(id, &external, &issue.url, remote).await?;
         let event = op.event(
             "ticket.created",
             "ticket",
             Some(id.to_string()),
             json!({ "number": number, "title": title, "body_bytes": body.len(),
-                    "labels": labels, "via": "ticket-sync", "issue": issue.number,
+                    "labels": labels, "via": "ticket-sync", "issue": issue.id,
                     "acting_for": grant.user_id().to_string() }),
         );
         tx.record(&ctx.audit_key, event).await?;
         out.imported += 1;
-        return Ok(());
+        return Ok(true);
     };
     if ticket.title != title || ticket.body != body || ticket.labels != labels_json {
         tx.update_ticket(
@@ -333,7 +344,7 @@ async fn import_issue(
             "ticket",
             Some(ticket.id.to_string()),
             json!({ "number": ticket.number, "title": title, "body_bytes": body.len(),
-                    "labels": labels, "via": "ticket-sync", "issue": issue.number }),
+                    "labels": labels, "via": "ticket-sync", "issue": issue.id }),
         );
         tx.record(&ctx.audit_key, event).await?;
         out.imported += 1;
@@ -342,7 +353,7 @@ async fn import_issue(
     let synced = ticket.synced_state.as_deref().unwrap_or(OPEN);
     if tracker_state(&ticket.status) != synced || remote == seen {
         // Moved here since (Warden wins: the push sets the issue), or nothing changed there.
-        return Ok(());
+        return Ok(true);
     }
     let current = TicketStatus::parse(&ticket.status)
         .ok_or_else(|| CoreError::internal(&"stored ticket status is not a status"))?;
@@ -352,8 +363,8 @@ async fn import_issue(
         let rule = transition(current, target);
         let allowed = rule.is_some_and(|r| grant.holds(r.needs));
         let summary = json!({ "number": ticket.number, "from": current.as_str(),
-            "to": target.as_str(), "via": "ticket-sync", "issue": issue.number,
-            "reason": format!("issue {} is {} in GitHub", issue.number, remote.replace(':', ", ")),
+            "to": target.as_str(), "via": "ticket-sync", "issue": issue.id,
+            "reason": format!("{} {} is {}", tracker.name(), issue.id, remote.replace(':', ", ")),
             "acting_for": grant.user_id().to_string(),
             "permission": rule.map(|r| r.needs.to_string()) });
         if allowed
@@ -386,32 +397,30 @@ async fn import_issue(
     // state is noted as seen, the ticket's as unchanged, so neither is pushed back.
     tx.set_external_state(ticket.id, remote, tracker_state(now_stands.as_str()))
         .await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Imports the comments changed since the cursor, on synced tickets.
 async fn pull_comments(
     ctx: &Ctx,
     grant: &WorkspaceGrant,
-    gh: &GitHub,
+    gh: &Tracker,
     cursor: &mut Cursor,
+    changed: &[String],
     out: &mut SyncOutcome,
 ) -> Result<(), SyncError> {
     let mut next: Option<String> = None;
     for _ in 0..PAGES_PER_RUN {
         let page = gh
-            .comments(cursor.comments.as_deref(), next.as_deref())
+            .comments(cursor.comments.as_deref(), next.as_deref(), changed)
             .await?;
         let mut tx = ctx.store.scoped(grant).await?;
         for c in &page.items {
-            let Some(number) = c.issue_number() else {
+            let Some(ticket) = tx.ticket_by_external(&c.issue).await? else {
                 continue;
             };
-            let Some(ticket) = tx.ticket_by_external(&number.to_string()).await? else {
-                continue;
-            };
-            let body = c.body.clone().unwrap_or_default().replace('\0', "");
-            let external = c.id.to_string();
+            let body = c.body.replace('\0', "");
+            let external = c.id.clone();
             if let Some(ours) = crate::tickets::comments::marked_id(&body)
                 && tx
                     .ticket_comments(ticket.id)
@@ -426,10 +435,7 @@ async fn pull_comments(
             if body.len() > BODY_MAX {
                 continue;
             }
-            let author = c
-                .user
-                .as_ref()
-                .map_or_else(|| "someone on GitHub".to_owned(), |u| u.login.clone());
+            let author: String = c.author.chars().take(200).collect();
             let written = time::OffsetDateTime::parse(
                 &c.created_at,
                 &time::format_description::well_known::Rfc3339,
@@ -454,8 +460,8 @@ async fn pull_comments(
             }
         }
         tx.commit().await?;
-        if let Some(last) = page.items.last() {
-            cursor.comments = Some(last.updated_at.clone());
+        if let Some(c) = page.cursor {
+            cursor.comments = Some(c);
         }
         match page.next {
             Some(n) => next = Some(n),
@@ -470,7 +476,7 @@ async fn push(
     ctx: &Ctx,
     op: &Op,
     grant: &WorkspaceGrant,
-    gh: &GitHub,
+    gh: &Tracker,
     out: &mut SyncOutcome,
 ) -> Result<(), SyncError> {
     let tickets = {
@@ -484,7 +490,7 @@ async fn push(
         if t.synced_state.as_deref() == Some(local) {
             continue;
         }
-        let Some(number) = t.external_id.as_deref().and_then(|n| n.parse::<i64>().ok()) else {
+        let Some(number) = t.external_id.as_deref() else {
             continue;
         };
         gh.set_state(number, local).await?;
@@ -508,22 +514,15 @@ async fn push(
     };
     for c in comments {
         let mut tx = ctx.store.scoped(grant).await?;
-        let issue = tx
-            .ticket(c.ticket_id)
-            .await?
-            .and_then(|t| t.external_id)
-            .and_then(|n| n.parse::<i64>().ok());
+        let issue = tx.ticket(c.ticket_id).await?.and_then(|t| t.external_id);
         tx.commit().await?;
         let Some(issue) = issue else { continue };
-        let body = format!(
-            "{}\n\n— {} in Warden\n\n{}",
-            c.body.trim_end(),
-            c.author_name,
-            crate::tickets::comments::marker(c.id)
-        );
-        let made = gh.add_comment(issue, &body).await?;
+        let body = format!("{}\n\n— {} in Warden", c.body.trim_end(), c.author_name);
+        let made = gh
+            .add_comment(&issue, &body, &crate::tickets::comments::marker(c.id))
+            .await?;
         let mut tx = ctx.store.scoped(grant).await?;
-        tx.set_comment_external(c.id, &made.id.to_string()).await?;
+        tx.set_comment_external(c.id, &made).await?;
         tx.commit().await?;
         out.pushed += 1;
     }
