@@ -4,7 +4,7 @@
 // for console errors, CSP violations and axe findings, and photographed.
 // Usage: WARDEN_URL=… EMAIL=… PASSWORD=… WORKSPACE=… SHOTS=dir node automations.mjs
 
-import { launch, step } from "./harness.mjs";
+import { launch, signIn, step } from "./harness.mjs";
 
 const { WARDEN_URL: base, EMAIL: email, PASSWORD: password, WORKSPACE: ws, SHOTS: shots } =
   process.env;
@@ -16,11 +16,7 @@ try {
   const check = (name) => checkPage(page, name);
 
   step("sign in and open the workspace's Automations tab");
-  await page.goto(`${base}/sign-in`);
-  await page.fill("input[name=email]", email);
-  await page.fill("input[name=password]", password);
-  await page.click("text=Sign in with password");
-  await page.waitForURL(`${base}/console`);
+  await signIn(page, base, email, password);
   await page.goto(`${base}/console/workspaces/${ws}/automations`);
   summary.tabs = await page.locator("nav.tabs a").allTextContents();
   await check("automations-empty");

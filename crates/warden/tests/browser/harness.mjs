@@ -14,6 +14,15 @@ export const DESKTOP = { width: 1280, height: 800 };
 
 export const step = (name) => console.error(`step: ${name}`);
 
+// Signs in with a password on the sign-in page and waits for the console.
+export async function signIn(page, base, email, password) {
+  await page.goto(`${base}/sign-in`);
+  await page.fill("input[name=email]", email);
+  await page.fill("input[name=password]", password);
+  await page.click("text=Sign in with password");
+  await page.waitForURL(`${base}/console`);
+}
+
 export async function launch(shots) {
   const browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",

@@ -5,7 +5,7 @@
 // checked for console errors, CSP violations and axe findings, and photographed.
 // Usage: WARDEN_URL=… EMAIL=… PASSWORD=… WORKSPACE=… SHOTS=dir node ticket_sync.mjs
 
-import { launch, step } from "./harness.mjs";
+import { launch, signIn, step } from "./harness.mjs";
 
 const { WARDEN_URL: base, EMAIL: email, PASSWORD: password, WORKSPACE: ws, SHOTS: shots } = process.env;
 const { browser, summary, context: newContext, watch, check: checkPage } = await launch(shots);
@@ -16,11 +16,7 @@ try {
   const check = (name) => checkPage(page, name);
 
   step("sign in and open the synced workspace's Tickets tab");
-  await page.goto(`${base}/sign-in`);
-  await page.fill("input[name=email]", email);
-  await page.fill("input[name=password]", password);
-  await page.click("text=Sign in with password");
-  await page.waitForURL(`${base}/console`);
+  await signIn(page, base, email, password);
   await page.goto(`${base}/console/workspaces/${ws}/tickets`);
   summary.sync_heading = (await page.locator("#sync-h").textContent()).trim();
   summary.sync_facts = await page.locator("section[aria-labelledby=sync-h] dd").allTextContents();

@@ -6,7 +6,7 @@
 // photographed.
 // Usage: WARDEN_URL=… EMAIL=… PASSWORD=… WORKSPACE=… SESSION=… SHOTS=dir node tickets.mjs
 
-import { launch, step } from "./harness.mjs";
+import { launch, signIn, step } from "./harness.mjs";
 
 const { WARDEN_URL: base, EMAIL: email, PASSWORD: password, WORKSPACE: ws, SESSION: sid, SHOTS: shots } =
   process.env;
@@ -18,11 +18,7 @@ try {
   const check = (name) => checkPage(page, name);
 
   step("sign in and open the workspace's Tickets tab");
-  await page.goto(`${base}/sign-in`);
-  await page.fill("input[name=email]", email);
-  await page.fill("input[name=password]", password);
-  await page.click("text=Sign in with password");
-  await page.waitForURL(`${base}/console`);
+  await signIn(page, base, email, password);
   await page.goto(`${base}/console/workspaces/${ws}/tickets`);
   summary.tabs = await page.locator("nav.tabs a").allTextContents();
   await check("tickets-empty");

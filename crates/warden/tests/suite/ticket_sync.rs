@@ -40,28 +40,33 @@ struct Synced {
 }
 
 async fn synced_with(every: &str, token: &str) -> Synced {
-    let gh = GitHubStub::start(REPO, TOKEN).await.unwrap();
     let app = TestApp::spawn_with(AppOptions {
         env: env(every),
         ..Default::default()
     })
     .await
     .unwrap();
-    let admin = admin_token(&app).await;
-    let ws = workspace(&app, &admin, "synced").await;
-    let (s, _) = app
-        .call(
-            &admin,
-            Method::PUT,
-            &format!("/api/v1/workspaces/{ws}/pat"),
-            Some(json!({"value": token})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED);
-    Synced { app, gh, admin, ws }
+    Synced::on(app, token).await
 }
 
 impl Synced {
+    /// A workspace of `app` with `token` as its personal access token, and a GitHub stub.
+    async fn on(app: TestApp, token: &str) -> Self {
+        let gh = GitHubStub::start(REPO, TOKEN).await.unwrap();
+        let admin = admin_token(&app).await;
+        let ws = workspace(&app, &admin, "synced").await;
+        let (s, _) = app
+            .call(
+                &admin,
+                Method::PUT,
+                &format!("/api/v1/workspaces/{ws}/pat"),
+                Some(json!({"value": token})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        Self { app, gh, admin, ws }
+    }
+
     async fn source(&self, config: Value) -> (StatusCode, Value) {
         self.app
             .call(
@@ -688,39 +693,20 @@ async fn a_maintainer_follows_the_sync_and_comments_in_chromium() {
     if crate::browser::skipped() {
         return;
     }
-    let gh = GitHubStub::start(REPO, TOKEN).await.unwrap();
     let (app, public) = crate::browser::console_app(&[
         ("WARDEN_TICKETS_ALLOW_PRIVATE_TRACKERS", "true"),
         ("WARDEN_TICKETS_SYNC_EVERY_SECS", "3600"),
     ])
     .await;
-    let admin = admin_token(&app).await;
-    let ws = workspace(&app, &admin, "synced").await;
-    let (s, _) = app
-        .call(
-            &admin,
-            Method::PUT,
-            &format!("/api/v1/workspaces/{ws}/pat"),
-            Some(json!({"value": TOKEN})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED);
-    let issue = gh.add_issue(
+    let t = Synced::on(app, TOKEN).await;
+    let issue = t.gh.add_issue(
         "Dark mode for the dashboard",
         "People work **at night**.",
         &["ui"],
     );
-    gh.comment(issue, "alice", "The contrast must stay *AA*.");
-    let (s, body) = app
-        .call(
-            &admin,
-            Method::PUT,
-            &format!("/api/v1/workspaces/{ws}/settings"),
-            Some(json!({"repository": null, "hooks": {},
-                "ticket_config": {"provider": "github", "project": REPO, "base_url": gh.base_url()}})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
+    t.gh.comment(issue, "alice", "The contrast must stay *AA*.");
+    t.point_at_stub().await;
+    let ws = t.ws.clone();
     let summary = crate::browser::walk("ticket_sync.mjs", &public, &[("WORKSPACE", &ws)], 3).await;
     assert_eq!(summary["sync_heading"], "Synced with GitHub", "{summary}");
     assert!(
