@@ -143,6 +143,31 @@ pub fn wire_pieces(text: &str) -> Vec<&str> {
     pieces
 }
 
+/// Writes the files the server asked for into the session's private home (owner-only), each
+/// at a relative path that passes the worktree path rules; anything else refuses the start.
+fn write_home_files(home: &std::path::Path, json: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let files: std::collections::BTreeMap<String, String> = serde_json::from_str(json)
+        .map_err(|_| std::io::Error::other("the session's home files are not a JSON object"))?;
+    for (path, content) in files {
+        let rel = warden_domain::sessions::WorktreePath::parse(&path)
+            .map_err(|r| std::io::Error::other(format!("a home file's path: {r}")))?;
+        let target = home.join(rel.as_str());
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&target)?
+            .write_all(content.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// Starts `spec`; the first event's `seq` is `first_seq`.
 pub fn start(spec: Spec, first_seq: u64) -> std::io::Result<Running> {
     if spec.argv.is_empty() {
@@ -164,7 +189,11 @@ pub fn start(spec: Spec, first_seq: u64) -> std::io::Result<Running> {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     for (k, v) in &spec.env {
-        cmd.env(k, v.as_str());
+        if k == warden_domain::sessions::HOME_FILES_VAR {
+            write_home_files(&spec.confinement.tmp, v.as_str())?;
+        } else {
+            cmd.env(k, v.as_str());
+        }
     }
     let mut child = cmd.spawn()?;
     let pgid = child
@@ -327,5 +356,34 @@ mod tests {
         };
         let shown = format!("{spec:?}");
         assert!(shown.contains("ANTHROPIC_API_KEY") && !shown.contains("sk-secret-value"));
+    }
+
+    #[test]
+    fn home_files_land_in_the_private_home_and_stay_inside_it() {
+        let home = tempfile::tempdir().unwrap();
+        write_home_files(
+            home.path(),
+            r#"{".gemini/settings.json": "{\"mcpServers\": {}}"}"#,
+        )
+        .unwrap();
+        let written = home.path().join(".gemini/settings.json");
+        assert_eq!(
+            std::fs::read_to_string(&written).unwrap(),
+            r#"{"mcpServers": {}}"#
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&written).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        for bad in [
+            r#"{"../escape": "x"}"#,
+            r#"{"/etc/passwd": "x"}"#,
+            r#"{"a/../../b": "x"}"#,
+            r#"["not", "a", "map"]"#,
+        ] {
+            assert!(write_home_files(home.path(), bad).is_err(), "{bad}");
+        }
+        assert!(!home.path().parent().unwrap().join("escape").exists());
     }
 }

@@ -151,12 +151,28 @@ pub struct McpWiring {
     pub env: Vec<(String, String)>,
 }
 
+/// The variable through which the server hands a session files to write into its private
+/// home directory before the agent starts (a JSON object: relative path → content). The
+/// host consumes it: the agent never sees it.
+pub const HOME_FILES_VAR: &str = "WARDEN_HOME_FILES";
+
 /// The MCP wiring for `p` with the endpoint at `url`: Claude Code gets `--mcp-config`, Codex
-/// `-c mcp_servers.warden.…` with a bearer-token variable, OpenCode `OPENCODE_CONFIG_CONTENT`.
-/// Gemini CLI, Kilo and Qwen Code read MCP servers only from settings files; they get the two
-/// variables alone.
+/// `-c mcp_servers.warden.…` with a bearer-token variable, OpenCode `OPENCODE_CONFIG_CONTENT`;
+/// Gemini CLI and Qwen Code read MCP servers from their user settings file, written into the
+/// session's private home (`~/.gemini/settings.json`, `~/.qwen/settings.json`) with the token
+/// left as `$WARDEN_MCP_TOKEN` for them to expand. Kilo gets the two variables alone.
 pub fn mcp_wiring(p: Provider, url: &str) -> McpWiring {
     let url_json = serde_json::Value::String(url.to_owned());
+    let settings = |file: &str| {
+        let content = format!(
+            r#"{{"mcpServers":{{"warden":{{"httpUrl":{url_json},"headers":{{"Authorization":"Bearer $WARDEN_MCP_TOKEN"}}}}}}}}"#
+        );
+        let files = serde_json::json!({ file: content }).to_string();
+        McpWiring {
+            args: Vec::new(),
+            env: vec![(HOME_FILES_VAR.to_owned(), files)],
+        }
+    };
     match p {
         Provider::ClaudeCode => McpWiring {
             args: vec![
@@ -185,7 +201,9 @@ pub fn mcp_wiring(p: Provider, url: &str) -> McpWiring {
                 ),
             )],
         },
-        Provider::GeminiCli | Provider::KiloCli | Provider::QwenCode => McpWiring::default(),
+        Provider::GeminiCli => settings(".gemini/settings.json"),
+        Provider::QwenCode => settings(".qwen/settings.json"),
+        Provider::KiloCli => McpWiring::default(),
     }
 }
 
@@ -356,7 +374,22 @@ mod mcp_tests {
         let open = mcp_wiring(Provider::Opencode, url);
         let config: serde_json::Value = serde_json::from_str(&open.env[0].1).unwrap();
         assert_eq!(config["mcp"]["warden"]["type"], "remote");
-        assert_eq!(mcp_wiring(Provider::GeminiCli, url), McpWiring::default());
+        for (p, file) in [
+            (Provider::GeminiCli, ".gemini/settings.json"),
+            (Provider::QwenCode, ".qwen/settings.json"),
+        ] {
+            let w = mcp_wiring(p, url);
+            assert_eq!(w.env[0].0, HOME_FILES_VAR);
+            let files: serde_json::Value = serde_json::from_str(&w.env[0].1).unwrap();
+            let settings: serde_json::Value =
+                serde_json::from_str(files[file].as_str().unwrap()).unwrap();
+            assert_eq!(settings["mcpServers"]["warden"]["httpUrl"], url);
+            assert_eq!(
+                settings["mcpServers"]["warden"]["headers"]["Authorization"],
+                "Bearer $WARDEN_MCP_TOKEN"
+            );
+        }
+        assert_eq!(mcp_wiring(Provider::KiloCli, url), McpWiring::default());
     }
 }
 
