@@ -145,24 +145,37 @@ pub fn wire_pieces(text: &str) -> Vec<&str> {
 
 /// Writes the files the server asked for into the session's private home (owner-only), each
 /// at a relative path that passes the worktree path rules; anything else refuses the start.
-fn write_home_files(home: &std::path::Path, json: &str) -> std::io::Result<()> {
+/// Called once, on the freshly made home, before any process of the session ran (so nothing
+/// there is the session's yet) and before the home is handed to the session's user; links
+/// are never followed all the same.
+pub fn write_home_files(home: &std::path::Path, json: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let files: std::collections::BTreeMap<String, String> = serde_json::from_str(json)
         .map_err(|_| std::io::Error::other("the session's home files are not a JSON object"))?;
     for (path, content) in files {
         let rel = warden_domain::sessions::WorktreePath::parse(&path)
             .map_err(|r| std::io::Error::other(format!("a home file's path: {r}")))?;
-        let target = home.join(rel.as_str());
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir)?;
+        let parts: Vec<&str> = rel.as_str().split('/').collect();
+        let mut dir = home.to_path_buf();
+        for part in &parts[..parts.len() - 1] {
+            dir.push(part);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.is_dir() && !m.file_type().is_symlink() => {}
+                Ok(_) => {
+                    return Err(std::io::Error::other(
+                        "a home file's folder is not a folder",
+                    ));
+                }
+                Err(_) => std::fs::DirBuilder::new().mode(0o700).create(&dir)?,
+            }
         }
         std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
-            .open(&target)?
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(dir.join(parts[parts.len() - 1]))?
             .write_all(content.as_bytes())?;
     }
     Ok(())
@@ -189,9 +202,9 @@ pub fn start(spec: Spec, first_seq: u64) -> std::io::Result<Running> {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     for (k, v) in &spec.env {
-        if k == warden_domain::sessions::HOME_FILES_VAR {
-            write_home_files(&spec.confinement.tmp, v.as_str())?;
-        } else {
+        // Written into the home before any process of the session ran (work.rs); no
+        // process sees the variable.
+        if k != warden_domain::sessions::HOME_FILES_VAR {
             cmd.env(k, v.as_str());
         }
     }
@@ -385,5 +398,13 @@ mod tests {
             assert!(write_home_files(home.path(), bad).is_err(), "{bad}");
         }
         assert!(!home.path().parent().unwrap().join("escape").exists());
+        // Never through a link, never over a file that is there.
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), home.path().join(".qwen")).unwrap();
+        assert!(write_home_files(home.path(), r#"{".qwen/settings.json": "x"}"#).is_err());
+        assert!(!elsewhere.path().join("settings.json").exists());
+        std::os::unix::fs::symlink("/etc/hostname", home.path().join("link.json")).unwrap();
+        assert!(write_home_files(home.path(), r#"{"link.json": "x"}"#).is_err());
+        assert!(write_home_files(home.path(), r#"{".gemini/settings.json": "again"}"#).is_err());
     }
 }

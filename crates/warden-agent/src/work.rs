@@ -354,6 +354,16 @@ impl Runner {
         let tmp = self.data_dir.join("tmp").join(&job.session_id);
         std::fs::create_dir_all(&tmp)
             .map_err(|_| "cannot create the session's temporary directory")?;
+        // Files the server asked for in the home (a provider's settings), written while the
+        // directory is still the agent's alone.
+        if let Some((_, files)) = job
+            .env
+            .iter()
+            .find(|(k, _)| k == warden_domain::sessions::HOME_FILES_VAR)
+        {
+            crate::run::write_home_files(&tmp, &files.0)
+                .map_err(|_| "cannot write the session's settings files")?;
+        }
         if let Some((uid, gid)) = self.run_as {
             chown_tree(&tmp, uid, gid)
                 .map_err(|_| "cannot hand the temporary directory to the session user")?;

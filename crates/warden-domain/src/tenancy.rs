@@ -158,7 +158,13 @@ impl VariableName {
                 .bytes()
                 .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
             && !text.as_bytes()[0].is_ascii_digit();
-        if ok {
+        if ok && text.starts_with("WARDEN_") {
+            // Warden's own (the MCP endpoint, the gateway, files the host writes).
+            Err(invalid(
+                "name",
+                "names starting with WARDEN_ are Warden's own",
+            ))
+        } else if ok {
             Ok(Self(text.to_owned()))
         } else {
             Err(invalid(
@@ -433,6 +439,7 @@ mod tests {
     fn names_are_checked() {
         assert!(VariableName::parse("API_URL").is_ok());
         assert!(VariableName::parse("_X1").is_ok());
+        assert!(VariableName::parse("WARDEN_HOME_FILES").is_err());
         for bad in ["", "lower", "1ABC", "A-B", "A B", &"A".repeat(129)] {
             assert!(VariableName::parse(bad).is_err(), "{bad}");
         }

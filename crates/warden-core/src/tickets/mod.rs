@@ -71,7 +71,7 @@ impl Ticket {
             created_by: row.created_by,
             created_at: crate::op::rfc3339(row.created_at),
             updated_at: crate::op::rfc3339(row.updated_at),
-            external_url: row.external_url,
+            external_url: row.external_url.filter(|u| !u.is_empty()),
         }
     }
 }

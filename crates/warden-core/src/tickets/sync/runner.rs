@@ -248,6 +248,15 @@ async fn pull_issues(
     Ok(changed)
 }
 
+/// A tracker's link for people, kept only when it is an http(s) address (a page shows it as
+/// a link: a `javascript:` one from a hostile tracker must never get there).
+fn web_link(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "https" | "http") && url.len() <= 2048 => u.to_string(),
+        _ => String::new(),
+    }
+}
+
 fn selected(issue: &RemoteIssue, config: &TicketConfig) -> bool {
     config.labels.is_empty()
         || issue
@@ -316,7 +325,8 @@ async fn import_issue(
                 now: op.now_us(),
             })
             .await?;
-        tx.link_external(id, &external, &issue.url, remote).await?;
+        tx.link_external(id, &external, &web_link(&issue.url), remote)
+            .await?;
         let event = op.event(
             "ticket.created",
             "ticket",
@@ -527,4 +537,26 @@ async fn push(
         out.pushed += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_web_links_are_kept() {
+        assert_eq!(
+            web_link("https://github.com/a/b/issues/1"),
+            "https://github.com/a/b/issues/1"
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "JAVASCRIPT:alert(1)",
+            "//x",
+            "",
+        ] {
+            assert_eq!(web_link(bad), "", "{bad}");
+        }
+    }
 }
