@@ -73,6 +73,8 @@ async fn main() {
         pat: None,
         hooks_pre: Vec::new(),
         hooks_post: Vec::new(),
+        base_session: None,
+        keep_worktree: false,
     };
     // Warm the mirror (the first session of a workspace clones it).
     let started = Instant::now();

@@ -271,6 +271,8 @@ fn act(work: &mut Work, msg: ServerMessage) -> Option<Ended> {
             pat,
             hooks_pre,
             hooks_post,
+            base_session,
+            keep_worktree,
         } => {
             work.runner.start(
                 crate::work::Job {
@@ -283,6 +285,8 @@ fn act(work: &mut Work, msg: ServerMessage) -> Option<Ended> {
                     pat,
                     hooks_pre,
                     hooks_post,
+                    base_session,
+                    keep_worktree,
                 },
                 work.out.clone(),
             );

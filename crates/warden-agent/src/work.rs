@@ -37,6 +37,10 @@ pub struct Job {
     pub hooks_pre: Vec<String>,
     /// Shell commands after it.
     pub hooks_post: Vec<String>,
+    /// An earlier session whose branch the worktree starts from.
+    pub base_session: Option<String>,
+    /// Keep the worktree and branch at the end whatever the mode (until archived).
+    pub keep_worktree: bool,
 }
 
 /// This host's session runner.
@@ -348,9 +352,22 @@ impl Runner {
             }
         }
         let worktrees = self.data_dir.join("worktrees").join(&job.workspace_id);
-        let worktree = add_worktree(&jail, &mirror, &work, &worktrees, &job.session_id, None)
-            .await
-            .map_err(|e| e.to_string())?;
+        // A later step of a workflow goes on from the branch the step before it left.
+        let base = match &job.base_session {
+            Some(b) if safe_name(b) => Some(crate::worktree::branch(b)),
+            Some(_) => return Err("the session to start from is not a session id".to_owned()),
+            None => None,
+        };
+        let worktree = add_worktree(
+            &jail,
+            &mirror,
+            &work,
+            &worktrees,
+            &job.session_id,
+            base.as_deref(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let tmp = self.data_dir.join("tmp").join(&job.session_id);
         std::fs::create_dir_all(&tmp)
             .map_err(|_| "cannot create the session's temporary directory")?;
@@ -507,7 +524,7 @@ impl Runner {
             .await;
         let _ = std::fs::remove_dir_all(&tmp);
         let _ = std::fs::remove_file(self.record_path(&job.session_id));
-        if job.mode == Mode::Develop {
+        if job.mode == Mode::Develop && !job.keep_worktree {
             let lock = self.mirror_lock(&job.workspace_id);
             let _guard = lock.lock().await;
             let _ = remove_worktree(

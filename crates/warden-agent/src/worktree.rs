@@ -376,7 +376,11 @@ pub async fn add_worktree(
             base.unwrap_or("HEAD").as_ref(),
         ],
     )
-    .await?;
+    .await
+    .inspect_err(|_| {
+        // Nothing is left of a worktree git did not make (a base with no branch).
+        let _ = std::fs::remove_dir_all(&dir);
+    })?;
     Ok(dir)
 }
 

@@ -817,6 +817,8 @@ async fn a_session_that_failed_to_prepare_is_cleaned_up_by_the_next_agent() {
             pat: None,
             hooks_pre: Vec::new(),
             hooks_post: Vec::new(),
+            base_session: None,
+            keep_worktree: false,
         },
         out,
     );
@@ -936,6 +938,8 @@ async fn a_preparation_error_does_not_show_the_hosts_paths() {
             pat: None,
             hooks_pre: Vec::new(),
             hooks_post: Vec::new(),
+            base_session: None,
+            keep_worktree: false,
         },
         out,
     );

@@ -182,6 +182,14 @@ pub enum ServerMessage {
         /// Shell commands run in the worktree after the provider.
         #[serde(default)]
         hooks_post: Vec<String>,
+        /// An earlier session of the workspace on this host whose branch the worktree starts
+        /// from (a workflow's previous step) instead of the repository's HEAD.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_session: Option<String>,
+        /// Keep the worktree and branch when the session ends, whatever its mode, until the
+        /// server archives it (a later workflow step starts from them).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        keep_worktree: bool,
     },
     /// Stop a session's process (its whole process group).
     StopSession {
@@ -462,6 +470,8 @@ mod tests {
             pat: Some(Secret("ghp_456".into())),
             hooks_pre: vec!["make deps".into()],
             hooks_post: Vec::new(),
+            base_session: None,
+            keep_worktree: false,
         };
         let wire = start.encode();
         assert!(wire.contains("sk-live-123") && wire.contains("ghp_456"));

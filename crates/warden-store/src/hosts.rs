@@ -11,7 +11,7 @@ use crate::{StoreError, Tx};
 /// Names a transaction as host authentication or the platform's host administration, which
 /// may see every host (PostgreSQL row-level security shows other transactions only platform
 /// hosts and, in a workspace's scope, that workspace's own).
-async fn all_hosts_scope(tx: &mut Tx) -> Result<(), StoreError> {
+pub(crate) async fn all_hosts_scope(tx: &mut Tx) -> Result<(), StoreError> {
     set_scope(tx, "warden.hosts", "on").await
 }
 

@@ -547,6 +547,43 @@ impl JobsTx {
         .await)?)
     }
 
+    /// Closes (archives) up to `limit` ended sessions that steps of finished runs opened in
+    /// `develop` mode — kept while their run went on, for its next step — and returns them
+    /// (id, workspace, host).
+    pub async fn wf_close_finished_sessions(
+        &mut self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, Uuid, Option<Uuid>)>, StoreError> {
+        crate::hosts::all_hosts_scope(self.tx()).await?;
+        let found: Vec<(Uuid, Uuid, Option<Uuid>)> = on_tx!(self.tx(), |c| sqlx::query_as(
+            "SELECT a.id, a.workspace_id, a.host_id FROM workflow_steps w \
+             JOIN workflow_runs r ON r.id = w.run_id \
+             JOIN agent_sessions a ON a.id = w.session_id \
+             WHERE r.status IN ('succeeded', 'failed', 'canceled') AND a.mode = 'develop' \
+             AND a.archived_at IS NULL AND a.status NOT IN ('waiting', 'running') LIMIT $1"
+        )
+        .bind(limit)
+        .fetch_all(c)
+        .await)?;
+        let mut closed = Vec::with_capacity(found.len());
+        for (id, workspace, host) in found {
+            let n = on_tx!(self.tx(), |c| sqlx::query(
+                "UPDATE agent_sessions SET archived_at = $2 WHERE id = $1 \
+                 AND archived_at IS NULL AND status NOT IN ('waiting', 'running')"
+            )
+            .bind(id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+            if n == 1 {
+                closed.push((id, workspace, host));
+            }
+        }
+        Ok(closed)
+    }
+
     /// Moves a run that has not ended to `status`: false when it had ended.
     pub async fn wf_set_run(
         &mut self,

@@ -26,6 +26,8 @@ pub struct StartSession {
     prompt: String,
     host: Option<Uuid>,
     id: Option<Uuid>,
+    base: Option<Uuid>,
+    keep: bool,
 }
 
 impl StartSession {
@@ -92,6 +94,8 @@ impl StartSession {
             prompt,
             host,
             id: None,
+            base: None,
+            keep: false,
         })
     }
 
@@ -116,6 +120,16 @@ impl StartSession {
     #[must_use]
     pub fn with_id(mut self, id: Uuid) -> Self {
         self.id = Some(id);
+        self
+    }
+
+    /// A workflow step's session: it starts from the branch `base` (the run's previous
+    /// session, on that session's host) left, and keeps its worktree and branch when it ends
+    /// whatever its mode, until the run is over (the next step starts from them).
+    #[must_use]
+    pub fn in_workflow(mut self, base: Option<Uuid>) -> Self {
+        self.base = base;
+        self.keep = true;
         self
     }
 }
@@ -163,13 +177,21 @@ pub async fn start(
         .ok_or(Code::NoRepository)?;
     let hooks: warden_domain::tenancy::Hooks =
         stored_document(Some(&workspace.hooks), "hooks")?.unwrap_or_default();
+    // A session going on from another's branch must run where that branch is.
+    let (base, wanted) = match input.base {
+        Some(b) => match tx.session(b).await?.and_then(|r| r.host_id) {
+            Some(h) => (Some(b), Some(h)),
+            None => (None, input.host),
+        },
+        None => (None, input.host),
+    };
     let here = ctx.connections.session_hosts();
     let host = tx
         .usable_hosts()
         .await?
         .into_iter()
         .filter(|h| here.contains(h))
-        .find(|h| input.host.is_none_or(|w| w == *h))
+        .find(|h| wanted.is_none_or(|w| w == *h))
         .ok_or(Code::NoHostAvailable)?;
     let mut secrets = reports::secrets_for(ctx, &mut tx, input.provider)
         .await
@@ -214,6 +236,7 @@ pub async fn start(
         Some(id.to_string()),
         json!({ "provider": provider_name, "mode": input.mode.as_str(),
                 "host_id": host.to_string(), "prompt_bytes": input.prompt.len(),
+                "base_session": base.map(|b| b.to_string()),
                 "variables": secrets.env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
                 "llm_gateway": gateway, "mcp": mcp.is_some() }),
     );
@@ -234,6 +257,8 @@ pub async fn start(
         pat: secrets.pat,
         hooks_pre: hooks.pre_session,
         hooks_post: hooks.post_session,
+        base_session: base.map(|b| b.to_string()),
+        keep_worktree: input.keep,
     };
     if !ctx.connections.send(host, start) {
         // The host left between the choice and now.

@@ -21,6 +21,7 @@ use warden_domain::identity::Principal;
 use warden_domain::license::Feature;
 use warden_domain::tenancy::WorkspaceId;
 use warden_domain::workflows::{Definition, Next, StepKind};
+use warden_protocol::ServerMessage;
 use warden_store::automations::JobsTx;
 use warden_store::jobs::{ClaimedJob, NewJob};
 use warden_store::tenancy::WorkspaceTx;
@@ -350,7 +351,14 @@ pub async fn run_step(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Failed> 
             if row.status != "running" {
                 return Ok(Done::Finished);
             }
-            start_session(ctx, job, &run, &def, &row, &step.kind).await
+            // The run's work goes on from the branch its latest session step left.
+            let base = steps
+                .iter()
+                .filter(|s| s.seq < row.seq)
+                .filter_map(|s| s.session_id.map(|id| (s.seq, id)))
+                .max()
+                .map(|(_, id)| id);
+            start_session(ctx, job, &run, &def, &row, &step.kind, base).await
         }
     }
 }
@@ -364,6 +372,7 @@ async fn start_session(
     def: &Definition,
     step: &StepRow,
     kind: &StepKind,
+    base: Option<Uuid>,
 ) -> Result<Done, Failed> {
     let Some(session_id) = step.session_id else {
         return Err(Failed::permanent("the step has no session id"));
@@ -408,7 +417,7 @@ async fn start_session(
         _ => return Err(Failed::permanent("not a session step")),
     };
     let input = match parsed {
-        Ok(i) => i.with_id(session_id),
+        Ok(i) => i.with_id(session_id).in_workflow(base),
         Err(e) => {
             return end_step(ctx, run, def, step, "running", false, Some(e.detail))
                 .await
@@ -556,6 +565,40 @@ pub async fn run_timeout(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Faile
     Ok(Done::Finished)
 }
 
+/// Closes the develop-mode sessions of finished runs (kept while the run went on, for its next
+/// step): audited, and their hosts remove the worktrees and branches.
+async fn close_finished_sessions(ctx: &Ctx) -> Result<(), Failed> {
+    let op = system_op(ctx);
+    let mut tx = ctx.store.begin_jobs().await.map_err(db)?;
+    let closed = tx
+        .wf_close_finished_sessions(op.now_us(), 200)
+        .await
+        .map_err(db)?;
+    for (id, workspace, _) in &closed {
+        let mut event = op.event(
+            "session.closed",
+            "session",
+            Some(id.to_string()),
+            json!({ "mode": "develop", "via": "workflow" }),
+        );
+        event.workspace_id = Some(workspace.to_string());
+        tx.tx().record(&ctx.audit_key, &event).await.map_err(db)?;
+    }
+    tx.commit().await.map_err(db)?;
+    for (id, workspace, host) in closed {
+        if let Some(host) = host {
+            ctx.connections.send(
+                host,
+                ServerMessage::ArchiveSession {
+                    session_id: id.to_string(),
+                    workspace_id: workspace.to_string(),
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
 /// How often the sweep looks for work whose session ended without a host's report.
 const SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -573,6 +616,9 @@ pub fn spawn_sweep(ctx: Arc<Ctx>) -> tokio::task::JoinHandle<()> {
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot sweep workflow steps"),
+            }
+            if let Err(e) = close_finished_sessions(&ctx).await {
+                tracing::warn!(reason = %e.reason, "cannot close finished runs' sessions");
             }
             match ctx.store.bot_sessions_ended(500).await {
                 Ok(ended) => {

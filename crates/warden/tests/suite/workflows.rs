@@ -61,11 +61,25 @@ async fn until(app: &TestApp, token: &str, ws: &str, run: &str, status: &str) ->
 
 /// The next session the host is asked to start: its id and argv.
 async fn started(host: &mut Ws) -> (String, Vec<String>) {
+    let (id, argv, _) = started_on(host).await;
+    (id, argv)
+}
+
+/// The next session the host is asked to start: its id, argv and the session whose branch it
+/// starts from (checking that it keeps its worktree for the run).
+async fn started_on(host: &mut Ws) -> (String, Vec<String>, Option<String>) {
     loop {
         match protocol_host::next(host).await {
             Some(ServerMessage::StartSession {
-                session_id, argv, ..
-            }) => return (session_id, argv),
+                session_id,
+                argv,
+                base_session,
+                keep_worktree,
+                ..
+            }) => {
+                assert!(keep_worktree, "a step's worktree stays for the run");
+                return (session_id, argv, base_session);
+            }
             Some(_) => {}
             None => panic!("the host's connection closed"),
         }
@@ -205,15 +219,19 @@ async fn a_run_takes_each_step_once_and_the_starter_may_not_approve_it() {
     let rid = run["id"].as_str().unwrap().to_owned();
 
     // build (agent) → tests (command, fails) → green (condition: else) → fix (agent) → review.
-    let (build, argv) = started(&mut host).await;
+    // Each session step goes on from the branch the one before it left.
+    let (build, argv, base) = started_on(&mut host).await;
     assert_eq!(argv[0], "claude");
     assert_eq!(argv.last().unwrap(), "Implement it.");
+    assert_eq!(base, None);
     finish(&mut host, &build, true).await;
-    let (tests, argv) = started(&mut host).await;
+    let (tests, argv, base) = started_on(&mut host).await;
     assert_eq!(argv, ["make", "test"]);
+    assert_eq!(base.as_deref(), Some(build.as_str()));
     finish(&mut host, &tests, false).await;
-    let (fix, argv) = started(&mut host).await;
+    let (fix, argv, base) = started_on(&mut host).await;
     assert_eq!(argv[0], "codex");
+    assert_eq!(base.as_deref(), Some(tests.as_str()));
     finish(&mut host, &fix, true).await;
     let waiting = until(&app, &admin, &ws, &rid, "waiting").await;
     let steps: Vec<(String, String)> = waiting["steps"]
@@ -284,6 +302,29 @@ async fn a_run_takes_each_step_once_and_the_starter_may_not_approve_it() {
     );
     assert!(decided.iter().any(|r| r.outcome == "success"));
     assert_eq!(audit_rows(&app, "workflow.run_ended").await.len(), 1);
+
+    // The run over, its develop sessions' kept worktrees and branches go: the host is told
+    // (once each), the sessions are closed and that is audited.
+    let mut archived = std::collections::BTreeSet::new();
+    while archived.len() < 3 {
+        match tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            protocol_host::next(&mut host),
+        )
+        .await
+        .expect("the finished run's sessions are archived")
+        {
+            Some(ServerMessage::ArchiveSession { session_id, .. }) => {
+                assert!(archived.insert(session_id), "archived once");
+            }
+            Some(_) => {}
+            None => panic!("the host's connection closed"),
+        }
+    }
+    assert_eq!(archived, [build, tests, fix].into_iter().collect());
+    let closed = audit_rows(&app, "session.closed").await;
+    assert_eq!(closed.len(), 3);
+    assert!(closed.iter().all(|r| r.summary.contains("workflow")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
