@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod automations;
+mod backup;
 pub mod bots;
 mod db;
 pub mod device;

@@ -31,6 +31,24 @@ pub enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Copy the embedded SQLite database to FILE while Warden serves (a consistent point in
+    /// time), then check the copy: integrity, the master key opens it, the audit chain
+    /// verifies. The file is private (mode 0600); keep the master key apart from it.
+    Backup {
+        /// The backup file to create (never overwritten).
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Put a backup in place of the database, once a copy of it has passed the same checks
+    /// as `warden backup` with the configured master key. Stop Warden first.
+    Restore {
+        /// The backup file (from `warden backup`).
+        #[arg(long, short, value_name = "FILE")]
+        input: PathBuf,
+        /// Replace an existing database; it is kept beside the restored one.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Work with the audit trail.
     Audit {
         #[command(subcommand)]

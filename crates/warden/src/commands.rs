@@ -35,6 +35,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Migrate => migrate(config).await,
+        Command::Backup { output } => backup(config, &output).await,
+        Command::Restore { input, replace } => restore(config, &input, replace).await,
         Command::Audit {
             command: AuditCommand::Verify,
         } => audit_verify(config).await,
@@ -287,36 +289,45 @@ impl ShutdownSignals {
     }
 }
 
+async fn backup(config: Config, output: &std::path::Path) -> Result<()> {
+    logging::init(&config.log);
+    let checked = boot::backup::backup(&config, output).await?;
+    print(&format!(
+        "backed up to {} (schema {}, audit chain intact: {} events); keep the master key \
+         apart from it: the backup cannot be read without it",
+        output.display(),
+        checked.schema_version,
+        checked.audit_events
+    ));
+    Ok(())
+}
+
+async fn restore(config: Config, input: &std::path::Path, replace: bool) -> Result<()> {
+    logging::init(&config.log);
+    let done = boot::backup::restore(&config, input, replace).await?;
+    print(&format!(
+        "restored {} to {} (schema {}, audit chain intact: {} events)",
+        input.display(),
+        done.database.display(),
+        done.checked.schema_version,
+        done.checked.audit_events
+    ));
+    if let Some(kept) = done.kept {
+        print(&format!(
+            "the database it replaced is kept at {}",
+            kept.display()
+        ));
+    }
+    Ok(())
+}
+
 async fn audit_verify(config: Config) -> Result<()> {
     logging::init(&config.log);
     let (store, key, signer) = boot::open_existing(&config).await?;
-    // Events committed but not yet chained (a server that stopped abruptly) join the chain
-    // first, so the check covers everything recorded.
-    let report = match store.chain_audit(&key).await {
-        Ok(_) => store.verify_audit(&key, &signer.public_key()).await,
-        Err(e) => Err(e),
-    };
+    let checked = boot::verify_chain(&store, &key, &signer).await;
     store.close().await;
-    let report = report?;
-    match report.broken {
-        None => {
-            print(&format!(
-                "audit chain intact: {} events verified",
-                report.checked
-            ));
-            Ok(())
-        }
-        Some((seq, warden_core::audit::Tamper::Unsealed)) => anyhow::bail!(
-            "audit trail broken: an event waiting to be chained (it would be event {seq}) does \
-             not carry the server's seal: it was edited, or inserted without the key ({} events \
-             before it verified)",
-            report.checked
-        ),
-        Some((seq, how)) => anyhow::bail!(
-            "audit chain broken at event {seq}: {how} ({} events before it verified)",
-            report.checked
-        ),
-    }
+    print(&format!("audit chain intact: {} events verified", checked?));
+    Ok(())
 }
 
 async fn audit_export(config: Config, args: crate::cli::ExportArgs) -> Result<()> {

@@ -20,6 +20,7 @@ use crate::config::{Config, KeySource};
 use crate::http::{self, routes::Routes};
 use crate::state::{AppState, Shared};
 
+pub mod backup;
 mod files;
 use files::{Created, key_setting, load_master_key, precreate_private_file, prepare_data_dir};
 
@@ -637,6 +638,30 @@ async fn audit_keys(
     let signer =
         warden_store::audit::CheckpointSigner::load_or_create(store, keyring, clock).await?;
     Ok((key, signer))
+}
+
+/// Chains events committed but not yet chained (a server that stopped abruptly), then checks
+/// the whole chain: the number of events verified, or where and how it is broken.
+pub async fn verify_chain(
+    store: &Store,
+    key: &warden_store::audit::ChainKey,
+    signer: &warden_store::audit::CheckpointSigner,
+) -> Result<u64, BootError> {
+    store.chain_audit(key).await?;
+    let report = store.verify_audit(key, &signer.public_key()).await?;
+    match report.broken {
+        None => Ok(report.checked),
+        Some((seq, warden_core::audit::Tamper::Unsealed)) => Err(BootError(format!(
+            "audit trail broken: an event waiting to be chained (it would be event {seq}) does \
+             not carry the server's seal: it was edited, or inserted without the key ({} events \
+             before it verified)",
+            report.checked
+        ))),
+        Some((seq, how)) => Err(BootError(format!(
+            "audit chain broken at event {seq}: {how} ({} events before it verified)",
+            report.checked
+        ))),
+    }
 }
 
 /// Opens an existing installation for an operator command: connects, checks the schema is

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 const KEY: &str = "8f1c2e3d4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
-fn warden(dir: &Path) -> Command {
+pub(crate) fn warden(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
     cmd.current_dir(dir)
         .env_clear()
@@ -52,7 +52,7 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 /// Exits non-zero with exactly one line on standard error, naming `must_name`.
-fn assert_refused(out: &Output, must_name: &str) -> String {
+pub(crate) fn assert_refused(out: &Output, must_name: &str) -> String {
     assert!(
         !out.status.success(),
         "expected failure, got {:?}",
@@ -168,7 +168,10 @@ fn serve_with_no_configuration_runs_embedded_and_stops_cleanly_on_sigterm() {
     assert!(!stderr.contains(key_text.trim()), "the key reached the log");
 }
 
-fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+pub(crate) fn wait_with_timeout(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -723,7 +726,7 @@ async fn warden_host_manages_hosts_through_the_api_with_the_saved_login() {
 }
 
 /// A server the test started, killed if the test fails before stopping it.
-struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(std::process::Child);
 
 impl std::ops::Deref for KillOnDrop {
     type Target = std::process::Child;
@@ -748,7 +751,7 @@ impl Drop for KillOnDrop {
 }
 
 /// `warden serve` with no configuration in `dir`, and what it printed up to "stop with Ctrl-C".
-fn serve_in(dir: &Path) -> (KillOnDrop, String) {
+pub(crate) fn serve_in(dir: &Path) -> (KillOnDrop, String) {
     let mut child = KillOnDrop(
         warden(dir)
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -859,149 +862,20 @@ async fn a_flood_of_parallel_sign_ins_keeps_memory_under_a_ceiling() {
 #[tokio::test]
 async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = dir.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    std::fs::write(repo.join("README.md"), "# local\n").unwrap();
+    let local = crate::local::Local::start(dir.path(), "me@example.com").await;
     assert!(
-        Command::new("sh")
-            .arg("-c")
-            .arg(
-                "git init -q -b main && git add -A && \
-                 git -c user.name=t -c user.email=t@example.com commit -q -m init"
-            )
-            .current_dir(&repo)
-            .status()
-            .unwrap()
-            .success()
+        local.banner.contains("also runs a local host"),
+        "{}",
+        local.banner
     );
-    let (mut child, banner) = serve_in(dir.path());
-    assert!(banner.contains("also runs a local host"), "{banner}");
-    let url = banner
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("Warden is ready at "))
-        .unwrap()
-        .trim()
-        .to_owned();
-    let link = banner
-        .lines()
-        .map(str::trim)
-        .find(|l| l.contains("/setup?token="))
-        .unwrap()
-        .to_owned();
-    let token = link.split("token=").nth(1).unwrap();
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let res = client
-        .post(format!("{url}/setup"))
-        .form(&[
-            ("token", token),
-            ("email", "me@example.com"),
-            ("password", "violet tractor 93 lagoon"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success());
-    let signed: serde_json::Value = client
-        .post(format!("{url}/api/v1/auth/sign-in"))
-        .json(
-            &serde_json::json!({"email": "me@example.com", "password": "violet tractor 93 lagoon"}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let auth = format!("Bearer {}", signed["access_token"].as_str().unwrap());
-    let get = |path: String| {
-        let client = client.clone();
-        let auth = auth.clone();
-        async move {
-            client
-                .get(path)
-                .header("authorization", auth)
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()
-        }
-    };
-    let mut online = false;
-    for _ in 0..100 {
-        let hosts = get(format!("{url}/api/v1/hosts")).await;
-        if hosts
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|h| h["name"] == "local" && h["online"] == true && h["status"] == "approved")
-        {
-            online = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(online, "the local host did not come online");
-    let post = |path: String, body: serde_json::Value| {
-        let client = client.clone();
-        let auth = auth.clone();
-        async move {
-            let res = client
-                .request(
-                    if path.ends_with("/settings") {
-                        reqwest::Method::PUT
-                    } else {
-                        reqwest::Method::POST
-                    },
-                    path,
-                )
-                .header("authorization", auth)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(res.status().is_success(), "{}", res.status());
-            res.json::<serde_json::Value>().await.unwrap()
-        }
-    };
-    let ws = post(
-        format!("{url}/api/v1/workspaces"),
-        serde_json::json!({"name": "Local"}),
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    post(
-        format!("{url}/api/v1/workspaces/{ws}/settings"),
-        serde_json::json!({"repository": repo.display().to_string()}),
-    )
-    .await;
-    let session = post(
-        format!("{url}/api/v1/workspaces/{ws}/sessions"),
-        serde_json::json!({"provider": "command", "command": ["sh", "-c", "echo local-ok; cat README.md"]}),
-    )
-    .await;
-    let id = session["id"].as_str().unwrap();
-    let mut done = serde_json::Value::Null;
-    for _ in 0..200 {
-        done = get(format!("{url}/api/v1/workspaces/{ws}/sessions/{id}")).await;
-        if done["status"] != "waiting" && done["status"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let url = local.url.clone();
+    let ws = local.workspace(dir.path(), "Local").await;
+    let (done, text) = local
+        .run(&ws, &["sh", "-c", "echo local-ok; cat README.md"])
+        .await;
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["isolation"], "landlock");
-    let output = get(format!("{url}/api/v1/workspaces/{ws}/sessions/{id}/output")).await;
-    let text: String = output["chunks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["data"].as_str().unwrap())
-        .collect();
+    let id = done["id"].as_str().unwrap().to_owned();
     assert!(
         text.contains("local-ok") && text.contains("# local"),
         "{text}"
@@ -1093,7 +967,7 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
     );
     let (ok, out, err) = cli(vec!["session", "list"], "").await.unwrap();
     assert!(ok, "{err}");
-    assert!(out.contains(id), "{out}");
+    assert!(out.contains(&id), "{out}");
     let chat = out
         .lines()
         .find(|l| l.contains("chat"))
@@ -1126,7 +1000,10 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
     assert!(ok, "{err}");
     let long = out.trim().to_owned();
     for _ in 0..100 {
-        if get(format!("{url}/api/v1/workspaces/{ws}/sessions/{long}")).await["status"] == "running"
+        if local
+            .get(&format!("/api/v1/workspaces/{ws}/sessions/{long}"))
+            .await["status"]
+            == "running"
         {
             break;
         }
@@ -1160,13 +1037,7 @@ async fn serve_runs_a_local_host_that_takes_sessions_out_of_the_box() {
         .unwrap();
     assert!(!ok && err.contains("422"), "{err}");
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let status = wait_with_timeout(&mut child, Duration::from_secs(15));
-    assert!(status.success(), "{status:?}");
+    local.stop();
 }
 
 /// A new user's first steps without curl: create a workspace, point it at a repository

@@ -7,6 +7,7 @@
 mod agent;
 mod audit;
 mod automations;
+mod backup;
 mod bots;
 mod browser;
 mod cli;
@@ -22,6 +23,7 @@ mod license;
 mod links;
 mod llm;
 mod llm_governance;
+mod local;
 mod mail;
 mod mcp;
 mod passkeys;
