@@ -398,7 +398,9 @@ impl JobsTx {
     }
 
     /// Starts a sync run unless one is under way (started, not finished, and not older
-    /// than `stale_before`); false when one is.
+    /// than `stale_before`); false when one is, or when `now` is older than the last run's
+    /// start or end (a run that waited for the lock while another ran and ended must look
+    /// again rather than move the marks back, which would let a third run start beside it).
     pub async fn ticket_sync_started(
         &mut self,
         workspace: Uuid,
@@ -408,7 +410,9 @@ impl JobsTx {
         let n = on_tx!(self.tx(), |c| sqlx::query(
             "UPDATE ticket_sync SET last_started_at = $2 WHERE workspace_id = $1 \
              AND (last_started_at IS NULL OR last_finished_at >= last_started_at \
-                  OR last_started_at < $3)"
+                  OR last_started_at < $3) \
+             AND (last_started_at IS NULL OR last_started_at <= $2) \
+             AND (last_finished_at IS NULL OR last_finished_at <= $2)"
         )
         .bind(workspace)
         .bind(now)
@@ -419,7 +423,8 @@ impl JobsTx {
         Ok(n == 1)
     }
 
-    /// Records how a sync run ended. A rate limit pushes the next run past its reset.
+    /// Records how a sync run ended (never before it started, should the wall clock step
+    /// back). A rate limit pushes the next run past its reset.
     pub async fn ticket_sync_finished(
         &mut self,
         workspace: Uuid,
@@ -427,8 +432,10 @@ impl JobsTx {
         now: i64,
     ) -> Result<(), StoreError> {
         on_tx!(self.tx(), |c| sqlx::query(
-            "UPDATE ticket_sync SET last_finished_at = $2, last_error = $3, \
-             last_success_at = CASE WHEN $3 IS NULL THEN $2 ELSE last_success_at END, \
+            "UPDATE ticket_sync SET last_finished_at = CASE WHEN last_started_at > $2 \
+                 THEN last_started_at ELSE $2 END, last_error = $3, \
+             last_success_at = CASE WHEN $3 IS NULL THEN (CASE WHEN last_started_at > $2 \
+                 THEN last_started_at ELSE $2 END) ELSE last_success_at END, \
              cursor = COALESCE($4, cursor), rate_limited_until = $5, \
              next_at = CASE WHEN $5 > next_at THEN $5 ELSE next_at END, \
              imported = imported + $6, pushed = pushed + $7 WHERE workspace_id = $1"

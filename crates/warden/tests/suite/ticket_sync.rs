@@ -600,6 +600,58 @@ async fn the_sync_runs_on_its_schedule() {
     panic!("the scheduled sync did not import the new issue");
 }
 
+/// A run that read the clock, then waited for the lock while another run started and
+/// ended, must not move the marks back: with them back, the sync would look idle while it
+/// runs and a third run could start beside it (and a requested run would look never run).
+#[tokio::test]
+async fn a_run_that_waited_for_the_lock_never_moves_the_marks_back() {
+    let t = synced_with("3600", TOKEN).await;
+    t.point_at_stub().await;
+    let st = t.sync().await;
+    let finished = at(&st["last_finished_at"]).unwrap();
+    let us = |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap();
+    let ws: uuid::Uuid = t.ws.parse().unwrap();
+    let store = t.app.server.store().clone();
+    let stale_before = 0;
+
+    // Read the clock before the last run ended: refused, nothing moves.
+    let mut tx = store.begin_jobs().await.unwrap();
+    let stale = us(finished) - 1_000;
+    assert!(
+        !tx.ticket_sync_started(ws, stale, stale_before)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(t.state().await["last_started_at"], st["last_started_at"]);
+
+    // A current start goes through; a second one beside it is refused.
+    let later = us(finished) + 5_000_000;
+    let mut tx = store.begin_jobs().await.unwrap();
+    assert!(
+        tx.ticket_sync_started(ws, later, stale_before)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.ticket_sync_started(ws, later + 1, stale_before)
+            .await
+            .unwrap()
+    );
+    // The wall clock stepped back before the run ended: the end is its start, not earlier.
+    tx.ticket_sync_finished(
+        ws,
+        &warden_store::ticket_sync::SyncOutcome::default(),
+        later - 9,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let now = t.state().await;
+    assert_eq!(now["last_started_at"], now["last_finished_at"], "{now}");
+    assert!(at(&now["last_started_at"]).unwrap() > finished, "{now}");
+}
+
 #[tokio::test]
 async fn comments_are_written_read_and_refused_when_empty_or_not_allowed() {
     let app = TestApp::spawn().await.unwrap();

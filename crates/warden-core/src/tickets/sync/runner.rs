@@ -48,12 +48,14 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Failed
     let p: Payload = serde_json::from_str(&job.payload)
         .map_err(|_| Failed::permanent("the job's payload is not a ticket sync's"))?;
     let ws = p.workspace_id;
-    let now = unix_us(ctx.clock.now());
     let store_err = |e: warden_store::StoreError| Failed::retry(e.to_string());
     let mut tx = ctx.store.begin_jobs().await.map_err(store_err)?;
     let Some(row) = tx.ticket_sync_of(ws).await.map_err(store_err)? else {
         return Ok(Done::Finished);
     };
+    // Read the clock only now that the transaction holds its lock, so the start mark is
+    // not older than a run that ended while this one waited.
+    let now = unix_us(ctx.clock.now());
     // One run per workspace at a time; a run older than the stale mark died with its node.
     if !tx
         .ticket_sync_started(ws, now, now - STALE_RUN_US)
