@@ -48,3 +48,31 @@ start_postgres() {
   export TESTKIT_POSTGRES_URL="postgres://warden_test@127.0.0.1:$PGPORT/postgres"
 }
 
+
+# A test certificate authority and a server certificate for 127.0.0.1 signed by it (EC P-256,
+# a day long), so the cluster also accepts TLS: tests connect with sslmode=verify-full and
+# this CA (TESTKIT_POSTGRES_CA). Plain connections keep working. Sets PG_TLS_OPTIONS, the
+# postgres options that turn it on.
+# Usage: postgres_tls; start_postgres $PG_TLS_OPTIONS …
+postgres_tls() {
+  if ! command -v openssl >/dev/null 2>&1; then
+    log "installing openssl (Debian package)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
+  local d="$PGDIR/tls"
+  mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj "/CN=Warden test CA" -keyout "$d/ca.key" -out "$d/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/ext"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 1 -extfile "$d/ext" -out "$d/server.crt" 2>/dev/null
+  chown -R "$PGUSER_OS" "$d"
+  chmod 0600 "$d/server.key" "$d/ca.key"
+  chmod 0644 "$d/ca.crt"
+  export TESTKIT_POSTGRES_CA="$d/ca.crt"
+  PG_TLS_OPTIONS="-c ssl=on -c ssl_cert_file=$d/server.crt -c ssl_key_file=$d/server.key"
+}

@@ -1,12 +1,13 @@
 # Shared by scripts/test: the Python tools the tests run against real peers with — aiosmtpd
 # (a real SMTP server for licence alerts) and joserfc (a standard JOSE library that verifies
 # Warden's licence files), the official `openai` and `anthropic` SDKs (clients of the LLM
-# gateway), and the official MCP SDK `mcp` (an agent calling the MCP endpoint). Installed
+# gateway), the official MCP SDK `mcp` (an agent calling the MCP endpoint) and the official
+# Prometheus client `prometheus-client` (its parser judges `/metrics`). Installed
 # from PyPI into a virtual environment kept outside the clone, so consecutive runs reuse it;
 # exports WARDEN_TEST_PYTHON.
 # Usage: . scripts/lib/python.sh; setup_python
 
-PY_PACKAGES="aiosmtpd==1.4.6 joserfc==1.8.0 openai==3.60.0 anthropic==2.16.0 mcp==2.3.0"
+PY_PACKAGES="aiosmtpd==1.4.6 joserfc==1.8.0 openai==3.60.0 anthropic==2.16.0 mcp==2.3.0 prometheus-client==0.26.0"
 
 setup_python() {
   local venv="${WARDEN_TEST_VENV:-/var/tmp/warden-test-venv}"

@@ -23,6 +23,7 @@ pub mod license;
 pub mod llm;
 pub mod mail;
 pub mod mcp;
+pub mod metrics;
 pub mod op;
 pub mod paging;
 pub mod secrets;

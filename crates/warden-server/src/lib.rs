@@ -15,5 +15,6 @@ pub mod identity;
 pub mod llm;
 pub mod logging;
 pub mod mcp;
+pub mod metrics;
 pub mod state;
 pub mod tls;

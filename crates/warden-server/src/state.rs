@@ -21,6 +21,8 @@ pub struct Shared {
     pub checkpoint_signer: Arc<warden_store::audit::CheckpointSigner>,
     /// The MCP endpoint (the SDK's service over this node's use cases).
     pub mcp: crate::mcp::McpService,
+    /// Prometheus metrics, when `metrics.token_file` turns them on.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The OpenAPI document as JSON, filled once the routes are assembled.
     pub openapi_json: OnceLock<String>,
 }

@@ -122,6 +122,19 @@ impl Store {
         }
     }
 
+    /// The connection pool as this node sees it (for `/metrics`).
+    pub fn pool_stats(&self) -> crate::gauges::PoolStats {
+        let (open, idle, max) = match &self.pool {
+            Pool::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+            Pool::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+        };
+        crate::gauges::PoolStats {
+            open,
+            idle: u32::try_from(idle).unwrap_or(u32::MAX),
+            max,
+        }
+    }
+
     /// Which backend this store runs on.
     pub fn backend(&self) -> Backend {
         match self.pool {
@@ -278,7 +291,9 @@ async fn connect_postgres(options: &ConnectOptions) -> Result<Store, StoreError>
 fn connect_reason(err: &sqlx::Error) -> String {
     match err {
         sqlx::Error::Io(io) => io.to_string(),
-        sqlx::Error::Tls(_) => "TLS negotiation failed".to_owned(),
+        // The TLS library's reason (an unknown issuer, a name the certificate does not
+        // cover, a server without TLS) names the problem and holds no credential.
+        sqlx::Error::Tls(e) => format!("TLS negotiation failed: {e}"),
         sqlx::Error::PoolTimedOut => "timed out waiting for the database".to_owned(),
         sqlx::Error::Database(db) => db.message().to_owned(),
         _ => "the database refused the connection".to_owned(),

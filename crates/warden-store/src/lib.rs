@@ -13,6 +13,7 @@ mod db;
 pub mod device;
 mod error;
 pub mod event_sources;
+pub mod gauges;
 pub mod hosts;
 pub mod identity;
 pub mod invitations;

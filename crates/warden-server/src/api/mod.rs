@@ -18,6 +18,7 @@ pub mod links;
 pub mod llm;
 pub mod mail;
 pub mod me;
+pub mod metrics;
 pub mod openapi;
 pub mod passkeys;
 pub mod roles;
@@ -78,5 +79,6 @@ pub fn routes() -> Routes<AppState> {
         .merge(bots::routes())
         .merge(crate::mcp::routes())
         .merge(health::routes())
+        .merge(metrics::routes())
         .merge(openapi::routes())
 }

@@ -430,10 +430,17 @@ async fn share(
         ),
         tickets: config.tickets.clone(),
     });
+    let metrics = match &config.metrics_token_file {
+        Some(path) => Some(Arc::new(crate::metrics::Metrics::new(
+            &crate::metrics::read_token(path).map_err(|e| BootError(e.to_string()))?,
+        ))),
+        None => None,
+    };
     let state = AppState::new(Shared {
         mcp: crate::mcp::endpoint_service(ctx.clone()),
         ctx,
         checkpoint_signer,
+        metrics: metrics.clone(),
         openapi_json: OnceLock::new(),
     });
     let identity_task = warden_core::identity::spawn_sync(state.ctx.clone());
@@ -457,6 +464,15 @@ async fn share(
     tasks.extend(warden_core::webhooks::intake::spawn(state.ctx.clone()));
     tasks.extend(warden_core::llm::spawn(state.ctx.clone()));
     tasks.extend(warden_core::audit::batch::spawn(state.ctx.clone()));
+    if let Some(metrics) = metrics {
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                metrics.upkeep();
+            }
+        }));
+    }
     Ok((state, tasks))
 }
 

@@ -197,6 +197,9 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Prometheus metrics: the file holding the token that opens `/metrics` (unset: off,
+    /// and `/metrics` answers 404).
+    pub metrics_token_file: Option<PathBuf>,
     /// What `warden config check` shows: each setting's effective value, secrets redacted.
     shown: toml::Table,
 }
@@ -270,6 +273,7 @@ fn build(v: &mut Values) -> Result<Config, ConfigError> {
         local_host: v.switch(&table::LOCAL_HOST)?,
         smtp: build_smtp(v)?,
         log: build_log(v)?,
+        metrics_token_file: v.path_opt(&table::METRICS_TOKEN_FILE)?,
         database,
         data_dir,
         shown: v.take_shown(),

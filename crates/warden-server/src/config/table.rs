@@ -212,6 +212,10 @@ settings! {
     LLM_BODY_LIMIT = "llm.body_limit_bytes",
         Kind::Whole { min: 1024, max: 64 << 20, unit: "bytes" }, Fallback::Value("4194304");
 
+    /// The file holding the bearer token that opens `/metrics` (one word, at least 32
+    /// characters); unset: metrics are off and `/metrics` answers 404.
+    METRICS_TOKEN_FILE = "metrics.token_file", Kind::Path, Fallback::Optional;
+
     /// The operator's public key (PEM); unset: unlicensed, unless keys are built in.
     LICENSE_PUBLIC_KEY_FILE = "license.public_key_file", Kind::Path, Fallback::Optional;
     /// The operating system's machine identity.

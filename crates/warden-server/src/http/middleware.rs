@@ -12,7 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -54,12 +54,19 @@ pub struct EdgeLayer {
 struct EdgeConfig {
     security_headers: HeaderMap,
     timeout: Duration,
+    /// Where each answered request is counted, when metrics are on.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl EdgeLayer {
     /// The edge for a server that does (`tls`) or does not terminate TLS itself, answering
-    /// 408 to requests that take longer than `timeout`.
-    pub fn new(tls: bool, timeout: Duration) -> Self {
+    /// 408 to requests that take longer than `timeout`, counting each answer in `metrics`
+    /// when they are on.
+    pub fn new(
+        tls: bool,
+        timeout: Duration,
+        metrics: Option<Arc<crate::metrics::Metrics>>,
+    ) -> Self {
         let mut h = HeaderMap::new();
         h.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -89,6 +96,7 @@ impl EdgeLayer {
             config: Arc::new(EdgeConfig {
                 security_headers: h,
                 timeout,
+                metrics,
             }),
         }
     }
@@ -161,6 +169,7 @@ where
         .map(settle as Settle);
         EdgeFuture {
             inner: logging::in_request(ctx, handled),
+            started: self.config.metrics.as_ref().map(|_| Instant::now()),
             id: Some(id),
             config: self.config.clone(),
             console,
@@ -205,6 +214,8 @@ pin_project_lite::pin_project! {
     pub struct EdgeFuture<F> {
         #[pin]
         inner: tokio::task::futures::TaskLocalFuture<RequestContext, Handled<F>>,
+        // When the request arrived, when metrics are on.
+        started: Option<Instant>,
         id: Option<RequestId>,
         config: Arc<EdgeConfig>,
         console: Option<String>,
@@ -218,10 +229,21 @@ where
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let res = std::task::ready!(this.inner.poll(cx));
+        let mut this = self.project();
+        let res = std::task::ready!(this.inner.as_mut().poll(cx));
         let id = this.id.take().unwrap_or_else(RequestId::generate);
-        Poll::Ready(Ok(finish(res, &id, this.config, this.console.as_deref())))
+        let res = finish(res, &id, this.config, this.console.as_deref());
+        if let (Some(metrics), Some(started)) = (&this.config.metrics, this.started.take())
+            && let Some(ctx) = this.inner.take_value()
+        {
+            metrics.record_request(
+                &ctx.method,
+                ctx.route.get().map(axum::extract::MatchedPath::as_str),
+                res.status(),
+                started.elapsed(),
+            );
+        }
+        Poll::Ready(Ok(res))
     }
 }
 

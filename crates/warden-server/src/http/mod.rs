@@ -49,6 +49,7 @@ impl std::fmt::Debug for App {
 /// because only there is the matched route known.
 pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tls: bool) -> App {
     let (router, openapi, access) = routes.into_parts();
+    let metrics = state.metrics.clone();
     let router = router
         .route_layer(guard::AccessGuardLayer::new(
             access.clone(),
@@ -71,7 +72,11 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
         .method_not_allowed_fallback(middleware::wrong_method)
         .with_state(state);
     let service = ServiceBuilder::new()
-        .layer(middleware::EdgeLayer::new(tls, http.request_timeout))
+        .layer(middleware::EdgeLayer::new(
+            tls,
+            http.request_timeout,
+            metrics,
+        ))
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
         .service(router);
     App {

@@ -1489,3 +1489,29 @@ async fn an_invalid_licence_pauses_schedules_the_queue_and_webhooks_and_a_new_on
     assert_eq!(counters["accepted"], 1, "{counters}");
     assert_eq!(counters["dropped_paused"], 1, "{counters}");
 }
+
+#[tokio::test]
+async fn metrics_show_whether_the_licence_is_valid_and_its_days_left() {
+    use crate::metrics::{parsed, sample, scrape, token_setting};
+    let op = Operator::new();
+    let clock = manual_clock();
+    let (_dir, (k, v)) = token_setting();
+    let app = licensed(&op, &clock, &[(k.as_str(), v.as_str())]).await;
+    let admin = admin_token(&app).await;
+    let m = parsed(&scrape(&app).await).await;
+    assert_eq!(sample(&m, "warden_license_valid", &json!({})), Some(0.0));
+    assert_eq!(sample(&m, "warden_license_days_left", &json!({})), None);
+
+    let (s, body) = upload(&app, &admin, &op.sign(&op.claims(unix(clock.as_ref())))).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let m = parsed(&scrape(&app).await).await;
+    assert_eq!(sample(&m, "warden_license_valid", &json!({})), Some(1.0));
+    let days = sample(&m, "warden_license_days_left", &json!({})).unwrap();
+    assert!((89.9..=90.0).contains(&days), "{days}");
+
+    clock.advance(Duration::days(200));
+    let m = parsed(&scrape(&app).await).await;
+    assert_eq!(sample(&m, "warden_license_valid", &json!({})), Some(0.0));
+    let days = sample(&m, "warden_license_days_left", &json!({})).unwrap();
+    assert!((-110.1..=-109.9).contains(&days), "{days}");
+}

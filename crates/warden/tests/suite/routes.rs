@@ -11,6 +11,9 @@ use warden_testkit::{AppOptions, TestApp};
 const PUBLIC_ALLOWED: &[&str] = &[
     "/healthz",
     "/readyz",
+    // Prometheus scrapes hold no Warden account: the metrics token (metrics.token_file) is
+    // the endpoint's own credential, and it answers 404 while metrics are off.
+    "/metrics",
     "/.well-known/jwks.json",
     "/api/v1/openapi.json",
     "/api/v1/auth/",

@@ -607,11 +607,26 @@ async fn the_sync_runs_on_its_schedule() {
 async fn a_run_that_waited_for_the_lock_never_moves_the_marks_back() {
     let t = synced_with("3600", TOKEN).await;
     t.point_at_stub().await;
-    let st = t.sync().await;
+    t.sync().await;
+    // Saving the source queued a run of its own, which may run after the requested one
+    // (each takes its turn on the lock): wait until the queue is empty and nothing runs, so
+    // that every mark below is this test's.
+    let store = t.app.server.store().clone();
+    let mut quiet = false;
+    for _ in 0..400 {
+        let jobs = store.job_counts().await.unwrap();
+        if jobs.queued == 0 && jobs.running == 0 {
+            quiet = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(quiet, "the queue never emptied");
+    let st = t.state().await;
     let finished = at(&st["last_finished_at"]).unwrap();
+    assert!(finished >= at(&st["last_started_at"]).unwrap(), "{st}");
     let us = |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap();
     let ws: uuid::Uuid = t.ws.parse().unwrap();
-    let store = t.app.server.store().clone();
     let stale_before = 0;
 
     // Read the clock before the last run ended: refused, nothing moves.

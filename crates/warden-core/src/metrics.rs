@@ -1,0 +1,71 @@
+//! What a scrape of `/metrics` reads: the installation's counts (hosts connected, sessions
+//! running, the work queue, the audit chain's backlog), this node's view (its connections, its
+//! database pool, how far it verified the chain) and the licence's days left. Counts only,
+//! never a row, a name or a secret: whoever holds the metrics token sees no tenant's data.
+
+use warden_domain::license::Standing;
+use warden_store::gauges::{Gauges, PoolStats};
+
+use crate::Ctx;
+use crate::error::CoreResult;
+
+/// One scrape's readings.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Counts across the installation.
+    pub installation: Gauges,
+    /// This node's database pool.
+    pub pool: PoolStats,
+    /// Hosts connected to this node.
+    pub hosts_on_node: usize,
+    /// The audit chain as this node last verified it.
+    pub audit: AuditReading,
+    /// The licence, when this build enforces one.
+    pub license: Option<LicenseReading>,
+}
+
+/// The audit chain, as numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditReading {
+    /// Whether the last verification found the chain intact (`false` when broken; `true`
+    /// before the first check).
+    pub intact: bool,
+    /// The last sequence number this node verified.
+    pub verified_through: i64,
+    /// Chained events this node has not verified yet.
+    pub unverified: i64,
+}
+
+/// The licence, as numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct LicenseReading {
+    /// Whether it is valid now (a grace period counts as valid).
+    pub valid: bool,
+    /// Days until it expires (negative once past), when one is installed.
+    pub days_left: Option<f64>,
+}
+
+/// Reads the snapshot (one read transaction; the rest is in memory).
+pub async fn snapshot(ctx: &Ctx) -> CoreResult<Snapshot> {
+    let installation = ctx.store.gauges().await?;
+    let status = ctx.audit_monitor.status();
+    let now = crate::license::unix_now(ctx.clock.as_ref());
+    let license = ctx.license.standing(now).map(|standing| LicenseReading {
+        valid: !matches!(standing, Standing::Invalid(_)),
+        days_left: ctx
+            .license
+            .installed()
+            .map(|i| (i.claims.exp - now) as f64 / 86_400.0),
+    });
+    Ok(Snapshot {
+        pool: ctx.store.pool_stats(),
+        hosts_on_node: ctx.connections.count(),
+        audit: AuditReading {
+            intact: status.status != "broken",
+            verified_through: status.verified_through,
+            unverified: (installation.audit_head - status.verified_through).max(0),
+        },
+        license,
+        installation,
+    })
+}
