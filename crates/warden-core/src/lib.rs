@@ -9,6 +9,7 @@
 pub mod access;
 pub mod activity;
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod automations;
 pub mod bots;

@@ -22,6 +22,8 @@ pub struct Snapshot {
     pub audit: AuditReading,
     /// The licence, when this build enforces one.
     pub license: Option<LicenseReading>,
+    /// Alert incidents by kind: (kind, raised ever, seen in the last day), every kind listed.
+    pub alerts: Vec<(&'static str, i64, i64)>,
 }
 
 /// The audit chain, as numbers.
@@ -57,7 +59,23 @@ pub async fn snapshot(ctx: &Ctx) -> CoreResult<Snapshot> {
             .installed()
             .map(|i| (i.claims.exp - now) as f64 / 86_400.0),
     });
+    let counts = ctx
+        .store
+        .alert_counts(now - crate::alerts::ACTIVE_FOR_SECS)
+        .await?;
+    let alerts = warden_domain::alerts::AlertKind::ALL
+        .into_iter()
+        .map(|k| {
+            let c = counts.iter().find(|c| c.kind == k.as_str());
+            (
+                k.as_str(),
+                c.map_or(0, |c| c.incidents),
+                c.map_or(0, |c| c.active),
+            )
+        })
+        .collect();
     Ok(Snapshot {
+        alerts,
         pool: ctx.store.pool_stats(),
         hosts_on_node: ctx.connections.count(),
         audit: AuditReading {

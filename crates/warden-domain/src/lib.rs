@@ -4,6 +4,7 @@
 //! no sockets, no files, no database, no web framework.
 
 pub mod access;
+pub mod alerts;
 pub mod audit;
 pub mod clock;
 pub mod device;

@@ -54,6 +54,108 @@ pub fn current_request_id() -> Option<RequestId> {
     REQUEST.try_with(|ctx| ctx.id.clone()).ok()
 }
 
+/// The trace export, when `warden serve` runs with `traces.otlp_endpoint`.
+static TRACES: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
+
+/// Whether each request gets a trace span (an OTLP endpoint is configured). Without it the
+/// edge makes no span at all: the per-request cost stays that of the task-local above.
+pub fn tracing_requests() -> bool {
+    TRACES.get().is_some()
+}
+
+/// As [`init`], and, when `log.otlp_endpoint` is set, exports a span for every request
+/// (named `METHOD /route/template`, with the request id as `warden.request_id`) over
+/// OTLP/HTTP in batches. For `warden serve`; call [`flush_traces`] before exiting.
+pub fn init_serving(log: &LogConfig) -> Result<(), String> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig as _;
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
+    let Some(endpoint) = &log.otlp_endpoint else {
+        init(log);
+        return Ok(());
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(endpoint.as_str())
+        .with_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| format!("traces.otlp_endpoint: cannot export traces: {e}"))?;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("warden")
+                .with_attribute(opentelemetry::KeyValue::new(
+                    "service.version",
+                    env!("CARGO_PKG_VERSION"),
+                ))
+                .build(),
+        )
+        .build();
+    let tracer = provider.tracer("warden");
+    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let lines = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let lines = match log.format {
+        LogFormat::Text => lines.event_format(Lines::Text).boxed(),
+        LogFormat::Json => lines.event_format(Lines::Json).boxed(),
+    };
+    // The log keeps its own filter; spans go to the exporter at info whatever the log shows.
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(spans)
+        .try_init()
+        .map_err(|e| format!("cannot install the trace export: {e}"))?;
+    let _ = TRACES.set(provider);
+    Ok(())
+}
+
+/// Names a request's span after its route template (`GET /api/v1/workspaces/{workspace_id}`;
+/// `unmatched` when no route matched) and records the route and the status, once they are
+/// known (a started span's name changes through OpenTelemetry itself: `tracing` fields
+/// recorded after the start do not rename it).
+pub fn finish_span(
+    span: &tracing::Span,
+    method: &axum::http::Method,
+    route: Option<&str>,
+    status: axum::http::StatusCode,
+) {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let route = route.unwrap_or("unmatched");
+    let cx = span.context();
+    let otel = cx.span();
+    otel.update_name(format!("{method} {route}"));
+    otel.set_attribute(opentelemetry::KeyValue::new("http.route", route.to_owned()));
+    otel.set_attribute(opentelemetry::KeyValue::new(
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    ));
+    if status.is_server_error() {
+        otel.set_status(opentelemetry::trace::Status::error(""));
+    }
+}
+
+/// Sends the spans still waiting for their batch (at most a few seconds). Call once, as the
+/// server stops.
+pub fn flush_traces() {
+    if let Some(provider) = TRACES.get()
+        && let Err(e) = provider.shutdown()
+    {
+        tracing::warn!(error = %e, "traces still waiting could not be sent");
+    }
+}
+
 /// Installs the global subscriber. Call once, first thing in a binary.
 pub fn init(log: &LogConfig) {
     let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));

@@ -79,6 +79,14 @@ const GAUGES: &[(&str, &str)] = &[
         "This node's database connections: open, idle, and the most it opens.",
     ),
     (
+        "warden_alert_incidents",
+        "Alert incidents ever raised (each mailed to the administrators once), by kind.",
+    ),
+    (
+        "warden_alerts_active",
+        "Alert incidents seen in the last day, by kind.",
+    ),
+    (
         "warden_license_valid",
         "1 while the licence is valid (grace included), 0 otherwise.",
     ),
@@ -316,6 +324,15 @@ impl Metrics {
             if let Some(days) = l.days_left {
                 gauges.push(("warden_license_days_left", &[], days));
             }
+        }
+        for &(kind, raised, active) in &snap.alerts {
+            let label = || vec![Label::from_static_parts("kind", kind)];
+            self.recorder
+                .register_gauge(&Key::from_parts("warden_alert_incidents", label()), &META)
+                .set(raised as f64);
+            self.recorder
+                .register_gauge(&Key::from_parts("warden_alerts_active", label()), &META)
+                .set(active as f64);
         }
         for (name, labels, value) in gauges {
             let labels = labels

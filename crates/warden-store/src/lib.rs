@@ -5,6 +5,7 @@
 //! (connection settings, locking, transaction start) stay inside this crate and never leak to
 //! callers. Nothing here formats a connection URL or secret into an error.
 
+pub mod alerts;
 pub mod audit;
 pub mod automations;
 mod backup;

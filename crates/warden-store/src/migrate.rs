@@ -70,6 +70,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(24, "0024_workflows"),
     migration!(25, "0025_bots"),
     migration!(26, "0026_ticket_sync"),
+    migration!(27, "0027_alerts"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

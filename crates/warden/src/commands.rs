@@ -171,7 +171,7 @@ async fn start_local_host(
 }
 
 async fn serve(config: Config) -> Result<()> {
-    logging::init(&config.log);
+    logging::init_serving(&config.log).map_err(anyhow::Error::msg)?;
     let data_dir = config.data_dir.clone();
     let embedded_key = matches!(config.encryption_key, KeySource::DataDir(_));
     let local_host = config.local_host;
@@ -251,6 +251,8 @@ async fn serve(config: Config) -> Result<()> {
             tracing::info!("stopped cleanly");
         }
     }
+    // The exporter's batch thread blocks while it sends: off the async workers.
+    tokio::task::spawn_blocking(logging::flush_traces).await?;
     Ok(())
 }
 

@@ -168,7 +168,7 @@ impl HostGate {
                 Ok(caller) => return Ok(caller),
                 Err(reason) => reason,
             };
-            self.fail(&scopes, None, (ip, request_id), reason, now_us)
+            self.fail(&scopes, None, (ip, request_id), reason, None, now_us)
                 .await?;
             return Err(HostRefusal::Invalid);
         }
@@ -178,6 +178,8 @@ impl HostGate {
         };
         // Whether the key id's scope counted this attempt already (reserved before PBKDF2).
         let mut reserved_key = false;
+        // The host whose right key came from a refused address (an alert).
+        let mut refused_network = None;
         let verdict: Result<HostCaller, &str> = match row {
             None if presented.is_some() => Err("unknown key"),
             None => Err("malformed key"),
@@ -208,7 +210,10 @@ impl HostGate {
                     && self.config.allow_list.allows(ip);
                 match (grant, allowed) {
                     (None, _) => Err("wrong secret"),
-                    (Some(_), false) => Err("address not allowed"),
+                    (Some(_), false) => {
+                        refused_network = Some(row.id);
+                        Err("address not allowed")
+                    }
                     (Some(grant), true) => Ok(HostCaller {
                         host_id: row.id,
                         kind: HostKind::parse(&row.kind).unwrap_or(HostKind::Session),
@@ -230,8 +235,15 @@ impl HostGate {
         } else {
             &scopes[..]
         };
-        self.fail(counted, key_id.as_deref(), (ip, request_id), reason, now_us)
-            .await?;
+        self.fail(
+            counted,
+            key_id.as_deref(),
+            (ip, request_id),
+            reason,
+            refused_network,
+            now_us,
+        )
+        .await?;
         Err(HostRefusal::Invalid)
     }
 
@@ -281,9 +293,23 @@ impl HostGate {
         key_id: Option<&str>,
         (ip, request_id): (IpAddr, Option<String>),
         reason: &str,
+        refused_network: Option<uuid::Uuid>,
         now_us: i64,
     ) -> Result<(), StoreError> {
         let mut tx = self.store.begin().await?;
+        // A right key from a refused network: one alert per host and day, however many tries.
+        if let Some(host) = refused_network {
+            let day = now_us.div_euclid(86_400 * 1_000_000);
+            crate::alerts::raise_in(
+                &mut tx,
+                &self.audit_key,
+                self.clock.as_ref(),
+                warden_domain::alerts::AlertKind::HostRefusedNetwork,
+                &format!("host {host} day {day}"),
+                json!({ "host_id": host, "client_ip": ip.to_string(), "key_id": key_id }),
+            )
+            .await?;
+        }
         let mut counts = Vec::new();
         for (scope, rule) in scopes
             .iter()

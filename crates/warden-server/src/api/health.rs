@@ -33,6 +33,9 @@ pub struct Readiness {
     pub database: DatabaseStatus,
     /// The audit chain as this node last verified it.
     pub audit: warden_core::audit::AuditStatus,
+    /// Alerts seen in the last day (what and when; the administrators were mailed). Ready
+    /// still: an alert asks for a person, not for traffic to stop.
+    pub alerts: Vec<warden_core::alerts::ActiveAlert>,
 }
 
 /// The database as `/readyz` reports it.
@@ -82,5 +85,6 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readine
             schema_version,
         },
         audit: state.ctx.audit_monitor.status(),
+        alerts: warden_core::alerts::active(&state.ctx).await?,
     }))
 }

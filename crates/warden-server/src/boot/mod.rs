@@ -449,7 +449,9 @@ async fn share(
     let license_task = warden_core::license::spawn_watch(state.ctx.clone());
     let sweep_task = warden_core::hosts::link::spawn_session_sweep(state.ctx.clone());
     let mail_task = warden_core::mail::spawn_sender(state.ctx.clone());
+    let alerts_task = warden_core::alerts::spawn_watch(state.ctx.clone());
     let mut tasks = vec![
+        alerts_task,
         monitor_task,
         chainer_task,
         identity_task,

@@ -156,6 +156,8 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter such as `info` or `warden_server=debug,info`.
     pub level: String,
+    /// Where `warden serve` exports request traces (OTLP/HTTP), when set.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// The effective, validated configuration.

@@ -215,7 +215,23 @@ pub(super) fn build_log(v: &mut Values) -> Result<LogConfig, ConfigError> {
             format!("'{level}' is not a log filter such as info, debug or warden_server=debug"),
         ));
     }
-    Ok(LogConfig { format, level })
+    let otlp_endpoint = v.text_opt(&TRACES_OTLP_ENDPOINT)?;
+    if let Some(url) = &otlp_endpoint {
+        let ok = url
+            .parse::<axum::http::Uri>()
+            .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+        if !ok {
+            return Err(v.refuse(
+                &TRACES_OTLP_ENDPOINT,
+                "must be an http:// or https:// URL such as http://127.0.0.1:4318/v1/traces",
+            ));
+        }
+    }
+    Ok(LogConfig {
+        format,
+        level,
+        otlp_endpoint,
+    })
 }
 
 /// Where the master key comes from: the environment, a file, or (SQLite only) a key

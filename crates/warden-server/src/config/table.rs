@@ -240,6 +240,9 @@ settings! {
     LOG_FORMAT = "log.format", Kind::Word(&["text", "json"]), Fallback::Value("text");
     /// A filter such as `info`, `debug` or `warden_server=debug,info`.
     LOG_LEVEL = "log.level", Kind::Text, Fallback::Value("info");
+    /// Where `warden serve` sends a trace span for every request (OTLP over HTTP, protobuf:
+    /// `http://collector:4318/v1/traces`); unset: no trace export.
+    TRACES_OTLP_ENDPOINT = "traces.otlp_endpoint", Kind::Text, Fallback::Optional;
 }
 
 /// Environment variables Warden reads that are not settings of the server.

@@ -167,8 +167,20 @@ where
             AssertUnwindSafe(self.inner.call(req)).catch_unwind(),
         )
         .map(settle as Settle);
+        // A trace span only when traces are exported; its name and route come at the end.
+        let span = if logging::tracing_requests() {
+            tracing::info_span!(
+                "request",
+                otel.kind = "server",
+                http.request.method = %ctx.method,
+                warden.request_id = %id,
+            )
+        } else {
+            tracing::Span::none()
+        };
         EdgeFuture {
             inner: logging::in_request(ctx, handled),
+            span,
             started: self.config.metrics.as_ref().map(|_| Instant::now()),
             id: Some(id),
             config: self.config.clone(),
@@ -214,6 +226,8 @@ pin_project_lite::pin_project! {
     pub struct EdgeFuture<F> {
         #[pin]
         inner: tokio::task::futures::TaskLocalFuture<RequestContext, Handled<F>>,
+        // The request's trace span (disabled unless traces are exported).
+        span: tracing::Span,
         // When the request arrived, when metrics are on.
         started: Option<Instant>,
         id: Option<RequestId>,
@@ -230,18 +244,21 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let res = std::task::ready!(this.inner.as_mut().poll(cx));
+        let res = {
+            let _in_span = this.span.enter();
+            std::task::ready!(this.inner.as_mut().poll(cx))
+        };
         let id = this.id.take().unwrap_or_else(RequestId::generate);
         let res = finish(res, &id, this.config, this.console.as_deref());
-        if let (Some(metrics), Some(started)) = (&this.config.metrics, this.started.take())
-            && let Some(ctx) = this.inner.take_value()
-        {
-            metrics.record_request(
-                &ctx.method,
-                ctx.route.get().map(axum::extract::MatchedPath::as_str),
-                res.status(),
-                started.elapsed(),
-            );
+        let observed = this.config.metrics.is_some() || !this.span.is_none();
+        if observed && let Some(ctx) = this.inner.take_value() {
+            let route = ctx.route.get().map(axum::extract::MatchedPath::as_str);
+            if let (Some(metrics), Some(started)) = (&this.config.metrics, this.started.take()) {
+                metrics.record_request(&ctx.method, route, res.status(), started.elapsed());
+            }
+            if !this.span.is_none() {
+                logging::finish_span(this.span, &ctx.method, route, res.status());
+            }
         }
         Poll::Ready(Ok(res))
     }

@@ -56,7 +56,7 @@ async fn setup_with_known_key() -> (TestDb, Store, ChainKey, String) {
 }
 
 /// Records `n` events, each in its own transaction, and chains them.
-async fn append(store: &Store, key: &ChainKey, n: usize) {
+pub(crate) async fn append(store: &Store, key: &ChainKey, n: usize) {
     for i in 0..n {
         let mut tx = store.begin().await.unwrap();
         tx.record(key, &event(i)).await.unwrap();
@@ -433,7 +433,7 @@ fn chain_until_aborted(store: Store, key: Arc<ChainKey>) -> tokio::task::JoinHan
 }
 
 /// Lets the test play an attacker with direct database access.
-async fn disable_guards(db: &TestDb) {
+pub(crate) async fn disable_guards(db: &TestDb) {
     match db.backend {
         Backend::Sqlite => {
             raw_exec(db, "DROP TRIGGER audit_events_no_update").await;
@@ -642,7 +642,7 @@ async fn warden_audit_verify_reports_an_intact_chain_and_names_a_tampered_event(
     );
 }
 
-async fn audit_status(app: &warden_testkit::TestApp, until: &str) -> serde_json::Value {
+pub(crate) async fn audit_status(app: &warden_testkit::TestApp, until: &str) -> serde_json::Value {
     for _ in 0..100 {
         let body: serde_json::Value = app
             .client

@@ -284,7 +284,7 @@ async fn only_host_administrators_manage_hosts_and_bad_input_names_its_field() {
     }
 }
 
-async fn register(app: &TestApp, admin: &str, allow: &[&str]) -> (String, String) {
+pub(crate) async fn register(app: &TestApp, admin: &str, allow: &[&str]) -> (String, String) {
     let (status, created) = app
         .call(
             admin,
@@ -324,7 +324,7 @@ async fn hello_from(
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn hello(app: &TestApp, key: &str) -> (StatusCode, Value) {
+pub(crate) async fn hello(app: &TestApp, key: &str) -> (StatusCode, Value) {
     hello_from(app, &app.client, key, None).await
 }
 

@@ -1515,3 +1515,84 @@ async fn metrics_show_whether_the_licence_is_valid_and_its_days_left() {
     let days = sample(&m, "warden_license_days_left", &json!({})).unwrap();
     assert!((-110.1..=-109.9).contains(&days), "{days}");
 }
+
+#[tokio::test]
+async fn a_clock_moved_back_and_a_licence_that_no_longer_verifies_are_mailed_once_each() {
+    use crate::alerts::{alert_mails, readyz_alerts};
+    let smtp = warden_testkit::smtp::Smtp::start().await;
+    let op = Operator::new();
+    let clock = manual_clock();
+    let t0 = unix(clock.as_ref());
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let smtp_env = [
+        ("WARDEN_SMTP_URL", url.as_str()),
+        ("WARDEN_SMTP_FROM", "warden@example.com"),
+    ];
+    let a = licensed(&op, &clock, &smtp_env).await;
+    let admin = admin_token(&a).await;
+    let mut c = op.claims(t0 - DAY);
+    c["exp"] = json!(t0 + 20 * DAY);
+    assert_eq!(upload(&a, &admin, &op.sign(&c)).await.0, StatusCode::OK);
+    let ctx = &a.server.state().ctx;
+    warden_core::alerts::check(ctx).await.unwrap();
+    assert!(readyz_alerts(&a).await.is_empty());
+
+    // Two days back: tampering, mailed once however often it is looked at.
+    clock.advance(Duration::hours(-48));
+    warden_core::alerts::check(ctx).await.unwrap();
+    warden_core::alerts::check(ctx).await.unwrap();
+    let subject = "Warden alert: the clock moved back; the licence is suspended";
+    let mails = alert_mails(&smtp, subject).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].contains(ADMIN_EMAIL) && mails[0].contains("NTP"));
+    assert_eq!(audit_rows(&a, "alert.raised").await.len(), 1);
+    // Shown while the clock is where it was seen (the incident's times are the clock's).
+    let kinds: Vec<Value> = readyz_alerts(&a)
+        .await
+        .into_iter()
+        .map(|a| a["kind"].clone())
+        .collect();
+    assert_eq!(kinds, vec![json!("license_clock_tampered")]);
+    clock.set(OffsetDateTime::from_unix_timestamp(t0 + 60).unwrap());
+
+    // A node whose operator key did not sign the installed licence (the same database).
+    let other = Operator::new();
+    let mut env = other.env();
+    env.extend(
+        smtp_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    env.push(("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()));
+    env.extend(a.db.env());
+    let b = TestApp::spawn_with(AppOptions {
+        env,
+        clock: clock.clone(),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    warden_core::alerts::check(&b.server.state().ctx)
+        .await
+        .unwrap();
+    // Either node looking again mails nothing more.
+    warden_core::alerts::check(ctx).await.unwrap();
+    warden_core::alerts::check(&b.server.state().ctx)
+        .await
+        .unwrap();
+    let subject = "Warden alert: the licence's signature does not verify";
+    let mails = alert_mails(&smtp, subject).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(mails[0].contains("LIC-0001"), "{}", mails[0]);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(smtp.messages().len(), 2);
+    let kinds: Vec<Value> = readyz_alerts(&b)
+        .await
+        .into_iter()
+        .map(|a| a["kind"].clone())
+        .collect();
+    assert!(
+        kinds.contains(&json!("license_signature_invalid")),
+        "{kinds:?}"
+    );
+}

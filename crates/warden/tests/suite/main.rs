@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod agent;
+mod alerts;
 mod audit;
 mod automations;
 mod backup;
@@ -40,5 +41,6 @@ mod ticket_sync;
 mod tickets;
 mod tls;
 mod tokens;
+mod traces;
 mod webhooks;
 mod workflows;
