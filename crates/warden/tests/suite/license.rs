@@ -96,6 +96,23 @@ async fn licensed(op: &Operator, clock: &Arc<ManualClock>, extra: &[(&str, &str)
     .unwrap()
 }
 
+/// Another node on `a`'s database (and master key), with `env` on top.
+async fn another_node(
+    a: &TestApp,
+    clock: &Arc<ManualClock>,
+    mut env: Vec<(String, String)>,
+) -> TestApp {
+    env.push(("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()));
+    env.extend(a.db.env());
+    TestApp::spawn_with(AppOptions {
+        env,
+        clock: clock.clone(),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
 fn manual_clock() -> Arc<ManualClock> {
     #[allow(clippy::disallowed_methods)]
     let now = OffsetDateTime::now_utc();
@@ -886,15 +903,7 @@ async fn every_node_sharing_the_database_picks_up_an_install_and_verifies_it_for
         "WARDEN_LICENSE_MACHINE_ID_FILE".to_owned(),
         other_id.display().to_string(),
     ));
-    env.push(("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()));
-    env.extend(a.db.env());
-    let b = TestApp::spawn_with(AppOptions {
-        env,
-        clock: clock.clone(),
-        ..AppOptions::default()
-    })
-    .await
-    .unwrap();
+    let b = another_node(&a, &clock, env).await;
     // Without a valid licence `multiple-active-sessions` is off, so each sign-in ends the
     // admin's other sessions: every step signs in afresh where it acts.
     let fresh = |app: &TestApp| {
@@ -1563,15 +1572,7 @@ async fn a_clock_moved_back_and_a_licence_that_no_longer_verifies_are_mailed_onc
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    env.push(("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()));
-    env.extend(a.db.env());
-    let b = TestApp::spawn_with(AppOptions {
-        env,
-        clock: clock.clone(),
-        ..AppOptions::default()
-    })
-    .await
-    .unwrap();
+    let b = another_node(&a, &clock, env).await;
     warden_core::alerts::check(&b.server.state().ctx)
         .await
         .unwrap();

@@ -160,16 +160,7 @@ async fn requests_are_counted_by_route_template_and_no_secret_or_raw_path_appear
     let (app, _dir) = with_metrics().await;
     let admin = admin_token(&app).await;
     // A workspace, read by its id: the id must not become a label.
-    let (s, ws) = app
-        .call(
-            &admin,
-            reqwest::Method::POST,
-            "/api/v1/workspaces",
-            Some(json!({"name": "metrics-ws"})),
-        )
-        .await;
-    assert!(s.is_success(), "{ws}");
-    let ws_id = ws["id"].as_str().unwrap().to_owned();
+    let ws_id = crate::llm::workspace(&app, &admin, "metrics-ws").await;
     for _ in 0..3 {
         let (s, _) = app
             .call(

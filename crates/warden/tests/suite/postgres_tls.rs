@@ -4,7 +4,6 @@
 //! encrypted, and a server it cannot verify — another CA, a name the certificate does not
 //! cover — stops the start with the reason named. PostgreSQL only.
 
-use serde_json::json;
 use warden_store::Backend;
 use warden_testkit::{AppOptions, TestApp, TestDb};
 
@@ -69,15 +68,7 @@ async fn warden_reaches_postgres_over_verified_tls_and_refuses_a_server_it_canno
     .await
     .unwrap();
     let admin = admin_token(&app).await;
-    let (s, ws) = app
-        .call(
-            &admin,
-            reqwest::Method::POST,
-            "/api/v1/workspaces",
-            Some(json!({"name": "over-tls"})),
-        )
-        .await;
-    assert!(s.is_success(), "{ws}");
+    crate::llm::workspace(&app, &admin, "over-tls").await;
     // Every connection Warden holds to its database is encrypted, as the server sees it.
     let name = db.url.rsplit('/').next().unwrap().to_owned();
     let admin_url = std::env::var("TESTKIT_POSTGRES_URL").unwrap();
