@@ -15,6 +15,7 @@ pub mod automations;
 pub mod bots;
 pub mod costly;
 pub mod ctx;
+pub mod encryption;
 pub mod error;
 pub mod hosts;
 pub mod identity;

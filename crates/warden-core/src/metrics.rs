@@ -24,6 +24,10 @@ pub struct Snapshot {
     pub license: Option<LicenseReading>,
     /// Alert incidents by kind: (kind, raised ever, seen in the last day), every kind listed.
     pub alerts: Vec<(&'static str, i64, i64)>,
+    /// The data key version this node seals with.
+    pub keyring_version: u32,
+    /// Values a master-key rotation has still to re-encrypt (0 with none under way).
+    pub reencryption_remaining: i64,
 }
 
 /// The audit chain, as numbers.
@@ -74,8 +78,11 @@ pub async fn snapshot(ctx: &Ctx) -> CoreResult<Snapshot> {
             )
         })
         .collect();
+    let keyring = crate::encryption::status(&ctx.store, &ctx.keyring).await?;
     Ok(Snapshot {
         alerts,
+        keyring_version: keyring.version,
+        reencryption_remaining: keyring.rotation.map_or(0, |r| r.remaining),
         pool: ctx.store.pool_stats(),
         hosts_on_node: ctx.connections.count(),
         audit: AuditReading {

@@ -119,7 +119,7 @@ pub fn sign(secret: &[u8], canonical: &[u8]) -> String {
     hex::encode(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), canonical).as_ref())
 }
 
-fn secret_context(id: Uuid) -> Context {
+pub(crate) fn secret_context(id: Uuid) -> Context {
     Context::new("warden.service_key").with(id.as_bytes())
 }
 

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::RwLock;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -195,7 +196,15 @@ pub enum KeyringError {
 }
 
 /// Versioned data keys; seals with the newest, opens with whichever version a ciphertext names.
+///
+/// A running node learns versions added later (a master-key rotation) without the master key:
+/// the new data key is stored sealed by the one before it ([`Keyring::chain`]), which every
+/// running node holds. Hence the keys sit behind a lock, and a shared keyring sees them at once.
 pub struct Keyring {
+    inner: RwLock<Versions>,
+}
+
+struct Versions {
     current: u32,
     keys: BTreeMap<u32, LessSafeKey>,
 }
@@ -208,21 +217,42 @@ impl Keyring {
             .map(|(version, key)| Ok((version, aead_key(key.0.as_ref())?)))
             .collect::<Result<BTreeMap<_, _>, KeyringError>>()?;
         let current = *keys.keys().next_back().ok_or(KeyringError::Empty)?;
-        Ok(Self { current, keys })
+        Ok(Self {
+            inner: RwLock::new(Versions { current, keys }),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Versions> {
+        // A writer only inserts or removes a map entry; a panic there leaves a usable map.
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Versions> {
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The version that seals new secrets.
     pub fn current_version(&self) -> u32 {
-        self.current
+        self.read().current
+    }
+
+    /// Every version held, oldest first.
+    pub fn versions(&self) -> Vec<u32> {
+        self.read().keys.keys().copied().collect()
     }
 
     /// Encrypts `plaintext` for the place `context` names.
     pub fn seal(&self, context: &Context, plaintext: &[u8]) -> Result<Vec<u8>, KeyringError> {
-        let key = self
+        let versions = self.read();
+        let key = versions
             .keys
-            .get(&self.current)
-            .ok_or(KeyringError::UnknownVersion(self.current))?;
-        seal_with(key, self.current, context, plaintext)
+            .get(&versions.current)
+            .ok_or(KeyringError::UnknownVersion(versions.current))?;
+        seal_with(key, versions.current, context, plaintext)
     }
 
     /// Decrypts a ciphertext sealed for `context`.
@@ -232,7 +262,8 @@ impl Keyring {
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KeyringError> {
         let version = header_version(ciphertext)?;
-        let key = self
+        let versions = self.read();
+        let key = versions
             .keys
             .get(&version)
             .ok_or(KeyringError::UnknownVersion(version))?;
@@ -243,15 +274,52 @@ impl Keyring {
     pub fn version_of(ciphertext: &[u8]) -> Result<u32, KeyringError> {
         header_version(ciphertext)
     }
+
+    /// Seals data key `key`, to be stored as `version`, with the current data key: a node that
+    /// holds the current key learns the new one from this without the master key.
+    pub fn chain(&self, version: u32, key: &DataKey) -> Result<Vec<u8>, KeyringError> {
+        self.seal(&chain_context(version), key.0.as_ref())
+    }
+
+    /// Opens what [`Self::chain`] sealed for `version`.
+    pub fn unchain(&self, version: u32, chained: &[u8]) -> Result<DataKey, KeyringError> {
+        let plain = self.open(&chain_context(version), chained)?;
+        let bytes: [u8; KEY_LEN] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyringError::Decrypt)?;
+        Ok(DataKey(Zeroizing::new(bytes)))
+    }
+
+    /// Adds a data key; the highest version seals from now on.
+    pub fn insert(&self, version: u32, key: &DataKey) -> Result<(), KeyringError> {
+        let aead = aead_key(key.0.as_ref())?;
+        let mut versions = self.write();
+        versions.keys.insert(version, aead);
+        versions.current = versions.current.max(version);
+        Ok(())
+    }
+
+    /// Forgets every version below `version` (never the one sealing).
+    pub fn forget_below(&self, version: u32) {
+        let mut versions = self.write();
+        let keep = version.min(versions.current);
+        versions.keys.retain(|v, _| *v >= keep);
+    }
 }
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let versions = self.read();
         f.debug_struct("Keyring")
-            .field("current", &self.current)
-            .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .field("current", &versions.current)
+            .field("versions", &versions.keys.keys().collect::<Vec<_>>())
             .finish()
     }
+}
+
+fn chain_context(version: u32) -> Context {
+    Context::new("warden.keyring.chained_data_key").with(version.to_be_bytes())
 }
 
 fn aead_key(bytes: &[u8]) -> Result<LessSafeKey, KeyringError> {
@@ -342,6 +410,36 @@ mod tests {
         Context::new("workspace.env")
             .with("0192f0c4-ws")
             .with("API_TOKEN")
+    }
+
+    #[test]
+    fn a_chained_data_key_is_learned_without_the_master_key_and_seals_from_then_on() {
+        let ring = keyring_with(&[1]);
+        let old = ring.seal(&ctx(), b"before").unwrap();
+        // Another node: same version 1 (as if unwrapped from the same stored key).
+        let new = DataKey::generate().unwrap();
+        let chained = ring.chain(2, &new).unwrap();
+        assert_eq!(Keyring::version_of(&chained).unwrap(), 1);
+        // Bound to the version it is stored as.
+        assert!(ring.unchain(3, &chained).is_err());
+        let learned = ring.unchain(2, &chained).unwrap();
+        ring.insert(2, &learned).unwrap();
+        assert_eq!(ring.current_version(), 2);
+        let fresh = ring.seal(&ctx(), b"after").unwrap();
+        assert_eq!(Keyring::version_of(&fresh).unwrap(), 2);
+        // A keyring without version 1 cannot learn version 2 from the chain.
+        assert!(keyring_with(&[1]).unchain(2, &chained).is_err());
+        // Forgetting the older version: what it sealed no longer opens; the new one does.
+        ring.forget_below(2);
+        assert_eq!(ring.versions(), [2]);
+        assert_eq!(
+            ring.open(&ctx(), &old),
+            Err(KeyringError::UnknownVersion(1))
+        );
+        assert_eq!(ring.open(&ctx(), &fresh).unwrap().as_slice(), b"after");
+        // The sealing version is never forgotten.
+        ring.forget_below(9);
+        assert_eq!(ring.versions(), [2]);
     }
 
     #[test]

@@ -87,6 +87,14 @@ const GAUGES: &[(&str, &str)] = &[
         "Alert incidents seen in the last day, by kind.",
     ),
     (
+        "warden_keyring_data_key_version",
+        "The data key version this node seals new secrets with.",
+    ),
+    (
+        "warden_keyring_reencryption_remaining",
+        "Values a master-key rotation has still to re-encrypt (0 when none is under way).",
+    ),
+    (
         "warden_license_valid",
         "1 while the licence is valid (grace included), 0 otherwise.",
     ),
@@ -319,6 +327,16 @@ impl Metrics {
                 f64::from(snap.pool.max),
             ),
         ];
+        gauges.push((
+            "warden_keyring_data_key_version",
+            &[],
+            f64::from(snap.keyring_version),
+        ));
+        gauges.push((
+            "warden_keyring_reencryption_remaining",
+            &[],
+            snap.reencryption_remaining as f64,
+        ));
         if let Some(l) = snap.license {
             gauges.push(("warden_license_valid", &[], f64::from(u8::from(l.valid))));
             if let Some(days) = l.days_left {

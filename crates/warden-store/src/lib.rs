@@ -29,6 +29,7 @@ mod migrate;
 pub mod passkeys;
 pub mod personal_tokens;
 pub mod roles;
+pub mod sealed;
 pub mod service_keys;
 pub mod sessions;
 pub mod sign_in;

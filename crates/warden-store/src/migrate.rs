@@ -71,6 +71,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(25, "0025_bots"),
     migration!(26, "0026_ticket_sync"),
     migration!(27, "0027_alerts"),
+    migration!(28, "0028_master_rotation"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

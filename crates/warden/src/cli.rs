@@ -726,6 +726,25 @@ pub enum VariablesCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
+    /// Rotate the master encryption key while Warden serves: a new data key sealed by the new
+    /// master key seals every new value from now on (running servers pick it up within a
+    /// second), and every stored value is re-encrypted with it, with a progress bar. Safe to
+    /// stop at any point: run it again with the same file to resume. Then configure the new
+    /// key on every node and run `warden keys finish-rotation`.
+    RotateMaster {
+        /// The new master key: a file holding 64 hexadecimal characters, mode 0600
+        /// (`umask 077; openssl rand -hex 32 > FILE`).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+        /// Values re-encrypted per transaction (smaller holds the database's write lock for
+        /// less time).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        batch_size: u32,
+    },
+    /// End a master-key rotation once every value is re-encrypted: the older data keys are
+    /// deleted, so the old master key opens nothing. Refused while any value is left, or
+    /// while the configured key is still the old one.
+    FinishRotation,
     /// Add a new signing key and sign with it from now on; the old public key stays
     /// published until every token it signed has expired.
     RotateSigning,

@@ -58,6 +58,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             command: KeysCommand::RotateSigning,
         } => rotate_signing(config).await,
         Command::Keys {
+            command:
+                KeysCommand::RotateMaster {
+                    new_key_file,
+                    batch_size,
+                },
+        } => crate::keys::rotate_master(config, &new_key_file, batch_size).await,
+        Command::Keys {
+            command: KeysCommand::FinishRotation,
+        } => crate::keys::finish_rotation(config).await,
+        Command::Keys {
             command: KeysCommand::RevokeSigning { kid },
         } => revoke_signing(config, &kid).await,
         Command::Login(args) => crate::login::login(args).await,

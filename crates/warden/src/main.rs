@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod commands;
 mod host;
+mod keys;
 mod license;
 mod login;
 mod output;

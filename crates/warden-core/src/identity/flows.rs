@@ -392,7 +392,7 @@ pub(crate) fn actor_for(user: Option<Uuid>) -> Actor {
     }
 }
 
-fn successor_context(id: Uuid) -> Context {
+pub(crate) fn successor_context(id: Uuid) -> Context {
     Context::new("warden.refresh_successor").with(id.as_bytes())
 }
 

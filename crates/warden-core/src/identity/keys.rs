@@ -47,7 +47,7 @@ impl KeySet {
     }
 }
 
-fn context(kid: &str) -> Context {
+pub(crate) fn context(kid: &str) -> Context {
     Context::new("warden.signing_key").with(kid)
 }
 

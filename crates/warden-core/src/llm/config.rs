@@ -98,11 +98,8 @@ pub(super) async fn load_config(ctx: &Ctx, ws: Uuid, now: i64) -> Result<WsConfi
             .await
             .map_err(|e| e.to_string())?
         {
-            let kind = match kind.as_str() {
-                "variable" => warden_store::tenancy::SecretKind::Variable,
-                "pat" => warden_store::tenancy::SecretKind::Pat,
-                _ => warden_store::tenancy::SecretKind::Provider,
-            };
+            let kind = warden_store::tenancy::SecretKind::parse(&kind)
+                .unwrap_or(warden_store::tenancy::SecretKind::Provider);
             let wid = warden_domain::tenancy::WorkspaceId::from_uuid(ws);
             if let Ok(plain) = ctx
                 .keyring

@@ -54,7 +54,7 @@ impl Mail {
     }
 }
 
-fn body_context(id: Uuid) -> Context {
+pub(crate) fn body_context(id: Uuid) -> Context {
     Context::new("warden.mail_body").with(id.as_bytes())
 }
 

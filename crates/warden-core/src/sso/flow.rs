@@ -28,7 +28,7 @@ pub const LOGIN_TTL_SECS: i64 = 600;
 /// Prefix of the browser-binding cookie's value.
 const BINDING_PREFIX: &str = "wsb_";
 
-fn login_context(state_hash: &[u8]) -> Context {
+pub(crate) fn login_context(state_hash: &[u8]) -> Context {
     Context::new("warden.sso_login").with(state_hash)
 }
 

@@ -36,6 +36,8 @@ pub struct Readiness {
     /// Alerts seen in the last day (what and when; the administrators were mailed). Ready
     /// still: an alert asks for a person, not for traffic to stop.
     pub alerts: Vec<warden_core::alerts::ActiveAlert>,
+    /// The data key sealing new values here, and a master-key rotation's progress.
+    pub keyring: warden_core::encryption::KeyringStatus,
 }
 
 /// The database as `/readyz` reports it.
@@ -86,5 +88,9 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readine
         },
         audit: state.ctx.audit_monitor.status(),
         alerts: warden_core::alerts::active(&state.ctx).await?,
+        keyring: warden_core::encryption::status(&state.ctx.store, &state.ctx.keyring)
+            .await
+            .map_err(|e| ApiError::unavailable(&e))?
+            .public(),
     }))
 }

@@ -139,7 +139,7 @@ pub(super) fn load_master_key(
     }
 }
 
-fn read_key_file(path: &Path) -> Result<MasterKey, BootError> {
+pub(super) fn read_key_file(path: &Path) -> Result<MasterKey, BootError> {
     let text = fs::read_to_string(path).map_err(|e| {
         BootError(format!(
             "cannot read encryption key file {}: {e}",

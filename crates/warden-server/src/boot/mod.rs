@@ -22,7 +22,9 @@ use crate::state::{AppState, Shared};
 
 pub mod backup;
 mod files;
-use files::{Created, key_setting, load_master_key, precreate_private_file, prepare_data_dir};
+use files::{
+    Created, key_setting, load_master_key, precreate_private_file, prepare_data_dir, read_key_file,
+};
 
 /// Why start-up stopped: one line, naming the setting and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -452,6 +454,7 @@ async fn share(
     let alerts_task = warden_core::alerts::spawn_watch(state.ctx.clone());
     let mut tasks = vec![
         alerts_task,
+        warden_core::encryption::spawn_watch(state.ctx.clone()),
         monitor_task,
         chainer_task,
         identity_task,
@@ -744,6 +747,21 @@ pub async fn open_for_admin(
         warden_store::keyring::load_or_create(&store, &master, &warden_domain::clock::SystemClock)
             .await?;
     Ok((store, keyring, key))
+}
+
+/// Opens an existing installation for a master-key rotation: the store, the keyring, the
+/// audit chain key and the configured master key.
+pub async fn open_for_rotation(
+    config: &Config,
+) -> Result<(Store, Keyring, ChainKey, MasterKey), BootError> {
+    let (store, keyring, key) = open_for_admin(config).await?;
+    let master = load_master_key(&config.encryption_key, &mut Created::default())?.0;
+    Ok((store, keyring, key, master))
+}
+
+/// Reads a master key file (64 hexadecimal characters), e.g. the new key of a rotation.
+pub fn read_master_key_file(path: &Path) -> Result<MasterKey, BootError> {
+    read_key_file(path)
 }
 
 /// With no administrator yet, makes a one-time setup link (valid for an hour) and returns it.

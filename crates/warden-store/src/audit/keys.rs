@@ -4,7 +4,7 @@
 use std::fmt;
 
 use aws_lc_rs::{hmac, signature};
-use warden_crypto::{Context, Keyring};
+use warden_crypto::Keyring;
 use warden_domain::clock::Clock;
 
 use super::{HASH_LEN, Row};
@@ -111,7 +111,7 @@ pub(crate) async fn server_secret(
     name: &'static str,
     generate: impl FnOnce() -> Result<Vec<u8>, warden_crypto::KeyringError>,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
-    let ctx = Context::new("warden.server_secret").with(name);
+    let ctx = crate::keyring::server_secret_context(name);
     let mut sealed = read_secret(store, name).await?;
     if sealed.is_none() {
         let value = zeroize::Zeroizing::new(generate()?);

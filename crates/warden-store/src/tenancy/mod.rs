@@ -619,6 +619,16 @@ impl SecretKind {
             Self::Provider => "provider",
         }
     }
+
+    /// The kind a stored name stands for.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "variable" => Some(Self::Variable),
+            "pat" => Some(Self::Pat),
+            "provider" => Some(Self::Provider),
+            _ => None,
+        }
+    }
 }
 
 const WORKSPACE_COLUMNS: &str = "w.id, w.name, w.repository, w.hooks, w.ticket_config, \

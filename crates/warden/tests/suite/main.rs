@@ -26,6 +26,7 @@ mod llm;
 mod llm_governance;
 mod local;
 mod mail;
+mod master_key;
 mod mcp;
 mod metrics;
 mod passkeys;
