@@ -64,4 +64,6 @@ pub struct Ctx {
     pub llm: Arc<crate::llm::Gateway>,
     /// Ticket sync settings.
     pub tickets: crate::settings::TicketsConfig,
+    /// Reaching hosts connected to other nodes.
+    pub cluster: crate::cluster::Cluster,
 }

@@ -13,6 +13,7 @@ pub mod alerts;
 pub mod audit;
 pub mod automations;
 pub mod bots;
+pub mod cluster;
 pub mod costly;
 pub mod ctx;
 pub mod encryption;

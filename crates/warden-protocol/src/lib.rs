@@ -372,6 +372,30 @@ impl AgentMessage {
 }
 
 impl ServerMessage {
+    /// The same request with `request_id` set (the node that sends it picks the id); any
+    /// other message unchanged.
+    #[must_use]
+    pub fn with_request_id(self, id: u64) -> Self {
+        match self {
+            Self::FileRequest {
+                session_id,
+                workspace_id,
+                op,
+                path,
+                content,
+                ..
+            } => Self::FileRequest {
+                request_id: id,
+                session_id,
+                workspace_id,
+                op,
+                path,
+                content,
+            },
+            other => other,
+        }
+    }
+
     /// Decodes a text frame from the server.
     pub fn decode(frame: &str) -> Result<Self, DecodeError> {
         decode(frame)

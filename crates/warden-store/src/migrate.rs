@@ -72,6 +72,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(26, "0026_ticket_sync"),
     migration!(27, "0027_alerts"),
     migration!(28, "0028_master_rotation"),
+    migration!(29, "0029_node_addresses"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -190,7 +190,16 @@ impl Store {
     pub async fn begin_sealed(&self, workspace: Option<Uuid>) -> Result<Tx, StoreError> {
         let mut tx = self.begin().await?;
         if let Some(ws) = workspace {
-            set_scope(&mut tx, "warden.workspace_id", &ws.to_string()).await?;
+            tx.enter_workspace_scope(ws).await?;
+        }
+        Ok(tx)
+    }
+
+    /// The read-only form of [`Self::begin_sealed`] (blocks no writer).
+    pub async fn begin_sealed_read(&self, workspace: Option<Uuid>) -> Result<Tx, StoreError> {
+        let mut tx = self.begin_read().await?;
+        if let Some(ws) = workspace {
+            tx.enter_workspace_scope(ws).await?;
         }
         Ok(tx)
     }
@@ -213,16 +222,28 @@ impl Tx {
         set_scope(self, "warden.workspace_id", &workspace.to_string()).await
     }
 
-    /// Up to `limit` values of `column` sealed under another version than `version`.
+    /// Up to `limit` values of `column` sealed under another version than `version`, in key
+    /// order after `after` (a page of a sweep: each page starts where the last ended, through
+    /// the primary key's index).
     pub async fn sealed_not_under(
         &mut self,
         column: SealedColumn,
         workspace: Option<Uuid>,
         version: u32,
+        after: Option<&SealedKey>,
         limit: i64,
     ) -> Result<Vec<SealedValue>, StoreError> {
+        let next = if column.in_workspaces() { 3 } else { 2 };
+        let cursor = match after {
+            None => String::new(),
+            Some(SealedKey::Secret { .. }) => {
+                format!(" AND (kind, name) > (${next}, ${})", next + 1)
+            }
+            Some(_) => format!(" AND {} > ${next}", column.key_columns()),
+        };
         let sql = format!(
-            "SELECT {keys}, {col} FROM {table} WHERE {stale} LIMIT {limit}",
+            "SELECT {keys}, {col} FROM {table} WHERE {stale}{cursor} ORDER BY {keys} \
+             LIMIT {limit}",
             keys = column.key_columns(),
             col = column.column(),
             table = column.table(),
@@ -238,6 +259,15 @@ impl Tx {
                         q.bind(ws)
                     } else {
                         q
+                    };
+                    let q = match after {
+                        None => q,
+                        Some(SealedKey::Name(k)) => q.bind(k.as_str()),
+                        Some(SealedKey::Id(k)) => q.bind(*k),
+                        Some(SealedKey::Hash(k)) => q.bind(k.as_slice()),
+                        Some(SealedKey::Secret { kind, name }) => {
+                            q.bind(kind.as_str()).bind(name.as_str())
+                        }
                     };
                     q.fetch_all(c).await
                 })?;

@@ -432,9 +432,10 @@ async fn host_session(tx: &mut Tx, host: Uuid, id: Uuid) -> Result<Option<Uuid>,
 }
 
 impl WorkspaceTx {
-    /// Approved session hosts this workspace may use: its own, and platform hosts that are not
-    /// restricted to other workspaces.
-    pub async fn usable_hosts(&mut self) -> Result<Vec<Uuid>, StoreError> {
+    /// Approved session hosts this workspace may use — its own, and platform hosts that are not
+    /// restricted to other workspaces — that are connected to some node (seen after
+    /// `fresh_after`, µs).
+    pub async fn usable_hosts(&mut self, fresh_after: i64) -> Result<Vec<Uuid>, StoreError> {
         let ws = self.workspace().uuid();
         Ok(on_tx!(self.tx_mut(), |c| sqlx::query_scalar::<_, Uuid>(
             "SELECT h.id FROM hosts h WHERE h.status = 'approved' AND h.kind = 'session' \
@@ -442,9 +443,11 @@ impl WorkspaceTx {
                NOT EXISTS (SELECT 1 FROM host_workspaces hw WHERE hw.host_id = h.id) \
                OR EXISTS (SELECT 1 FROM host_workspaces hw \
                           WHERE hw.host_id = h.id AND hw.workspace_id = $1)))) \
+             AND h.connected_node IS NOT NULL AND h.last_seen_at > $2 \
              ORDER BY h.id"
         )
         .bind(ws)
+        .bind(fresh_after)
         .fetch_all(c)
         .await)?)
     }

@@ -139,20 +139,27 @@ pub async fn run(
         progress(swept.moved, total);
         let before = swept.moved;
         for (column, workspace) in scopes(store).await? {
+            // A page is read without the write lock and re-encrypted outside any
+            // transaction; only the swaps hold it, briefly.
+            let mut after = None;
             loop {
-                let mut tx = store.begin_sealed(workspace).await?;
+                let mut tx = store.begin_sealed_read(workspace).await?;
                 let values = tx
-                    .sealed_not_under(column, workspace, target, i64::from(batch))
+                    .sealed_not_under(column, workspace, target, after.as_ref(), i64::from(batch))
                     .await?;
-                if values.is_empty() {
-                    tx.commit().await?;
-                    break;
-                }
+                tx.commit().await?;
+                let Some(last) = values.last() else { break };
+                after = Some(last.key.clone());
+                let fresh = values
+                    .iter()
+                    .map(|v| reseal(keyring, column, workspace, &v.key, &v.sealed))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut tx = store.begin_sealed(workspace).await?;
                 let mut moved = 0;
-                for value in &values {
-                    let fresh = reseal(keyring, column, workspace, &value.key, &value.sealed)?;
+                for (value, fresh) in values.iter().zip(&fresh) {
+                    // Changed meanwhile: left for the next pass.
                     if tx
-                        .replace_sealed(column, workspace, &value.key, &value.sealed, &fresh)
+                        .replace_sealed(column, workspace, &value.key, &value.sealed, fresh)
                         .await?
                     {
                         moved += 1;
@@ -164,10 +171,6 @@ pub async fn run(
                 tx.commit().await?;
                 swept.moved += moved;
                 progress(swept.moved, total);
-                if moved == 0 {
-                    // Every value changed under us: the next pass reads them again.
-                    break;
-                }
             }
         }
         if swept.moved == before {
@@ -190,9 +193,11 @@ pub async fn run(
 pub async fn check(store: &Store, keyring: &Keyring) -> Result<i64, StoreError> {
     let mut opened = 0;
     for (column, workspace) in scopes(store).await? {
-        let mut tx = store.begin_sealed(workspace).await?;
+        let mut tx = store.begin_sealed_read(workspace).await?;
         // Version 0 seals nothing: every value is "under another version".
-        let values = tx.sealed_not_under(column, workspace, 0, i64::MAX).await?;
+        let values = tx
+            .sealed_not_under(column, workspace, 0, None, i64::MAX)
+            .await?;
         tx.commit().await?;
         for value in &values {
             reseal(keyring, column, workspace, &value.key, &value.sealed)?;

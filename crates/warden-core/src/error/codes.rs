@@ -181,7 +181,7 @@ registry! {
     /// Closing a session that is running or closed.
     SessionNotClosable = 409, "session-not-closable", "Only an ended session that is not closed yet can be closed; stop it first.";
     /// The session's host is connected to no node.
-    HostNotConnected = 409, "host-not-connected", "The session's host is not connected to this server.";
+    HostNotConnected = 409, "host-not-connected", "The session's host is not connected to any node.";
     /// The host did not answer in time.
     HostTimeout = 504, "host-timeout", "The session's host did not answer in time.";
     /// A worktree path refused before it left the server (or by the host).

@@ -2,8 +2,6 @@
 //! delete and diff. Every path is checked here first (and again on the host); refusals are
 //! audited; the host's answer is mapped to one stable code each.
 
-use std::time::Duration;
-
 use serde_json::json;
 use uuid::Uuid;
 use warden_domain::audit::Outcome;
@@ -12,9 +10,6 @@ use warden_protocol::{AgentMessage, FileEntry, ServerMessage};
 use warden_store::tenancy::WorkspaceGrant;
 
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
-
-/// How long the host has to answer.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// One file operation on one session of a workspace.
 struct FileCall<'a> {
@@ -91,22 +86,19 @@ impl FileCall<'_> {
         let host = row.host_id.ok_or(Code::HostNotConnected)?;
         let (session_id, workspace_id) = (row.id.to_string(), row.workspace_id.to_string());
         let sent_path = path.clone();
-        let rx = self
-            .ctx
-            .connections
-            .request(host, move |request_id| ServerMessage::FileRequest {
-                request_id,
+        let answer = crate::cluster::ask(
+            self.ctx,
+            host,
+            ServerMessage::FileRequest {
+                request_id: 0,
                 session_id,
                 workspace_id,
                 op: what.to_owned(),
                 path: sent_path,
                 content,
-            })
-            .ok_or(Code::HostNotConnected)?;
-        let answer = tokio::time::timeout(ANSWER_TIMEOUT, rx)
-            .await
-            .map_err(|_| Code::HostTimeout)?
-            .map_err(|_| CoreError::internal(&"the host's answer was lost"))?;
+            },
+        )
+        .await?;
         let AgentMessage::FileResponse { outcome, .. } = &answer else {
             return Err(CoreError::internal(&"unexpected answer"));
         };

@@ -185,12 +185,15 @@ pub async fn start(
         },
         None => (None, input.host),
     };
+    // Any connected host will do, whichever node holds its connection; one connected here
+    // first (no relay).
     let here = ctx.connections.session_hosts();
-    let host = tx
-        .usable_hosts()
-        .await?
+    let mut usable = tx
+        .usable_hosts(crate::hosts::connected_since(op.now_us()))
+        .await?;
+    usable.sort_by_key(|h| !here.contains(h));
+    let host = usable
         .into_iter()
-        .filter(|h| here.contains(h))
         .find(|h| wanted.is_none_or(|w| w == *h))
         .ok_or(Code::NoHostAvailable)?;
     let mut secrets = reports::secrets_for(ctx, &mut tx, input.provider)
@@ -260,7 +263,7 @@ pub async fn start(
         base_session: base.map(|b| b.to_string()),
         keep_worktree: input.keep,
     };
-    if !ctx.connections.send(host, start) {
+    if !crate::cluster::send(ctx, host, start).await {
         // The host left between the choice and now.
         let mut tx = ctx.store.scoped(grant).await?;
         tx.end_waiting_session(
@@ -323,14 +326,19 @@ pub async fn stop(ctx: &Ctx, op: &Op, grant: &WorkspaceGrant, id: &str) -> CoreR
     if !before.may_become(SessionStatus::Canceled) {
         return Err(Code::SessionEnded.into());
     }
-    let sent = row.host_id.is_some_and(|h| {
-        ctx.connections.send(
-            h,
-            ServerMessage::StopSession {
-                session_id: id.to_string(),
-            },
-        )
-    });
+    let sent = match row.host_id {
+        Some(h) => {
+            crate::cluster::send(
+                ctx,
+                h,
+                ServerMessage::StopSession {
+                    session_id: id.to_string(),
+                },
+            )
+            .await
+        }
+        None => false,
+    };
     if !sent && before == SessionStatus::Running {
         return Err(Code::HostNotConnected.into());
     }
@@ -370,13 +378,15 @@ pub async fn close(ctx: &Ctx, op: &Op, grant: &WorkspaceGrant, id: &str) -> Core
     let row = session(&mut tx, id).await?;
     tx.commit().await?;
     if let Some(host) = row.host_id {
-        ctx.connections.send(
+        crate::cluster::send(
+            ctx,
             host,
             ServerMessage::ArchiveSession {
                 session_id: id.to_string(),
                 workspace_id: row.workspace_id.to_string(),
             },
-        );
+        )
+        .await;
     }
     Ok(row)
 }

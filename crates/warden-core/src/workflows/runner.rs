@@ -587,13 +587,15 @@ async fn close_finished_sessions(ctx: &Ctx) -> Result<(), Failed> {
     tx.commit().await.map_err(db)?;
     for (id, workspace, host) in closed {
         if let Some(host) = host {
-            ctx.connections.send(
+            crate::cluster::send(
+                ctx,
                 host,
                 ServerMessage::ArchiveSession {
                     session_id: id.to_string(),
                     workspace_id: workspace.to_string(),
                 },
-            );
+            )
+            .await;
         }
     }
     Ok(())

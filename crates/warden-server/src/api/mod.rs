@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod automations;
 pub mod bots;
+pub mod cluster;
 pub mod device;
 pub mod event_sources;
 pub mod health;
@@ -79,6 +80,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(bots::routes())
         .merge(crate::mcp::routes())
         .merge(health::routes())
+        .merge(cluster::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
 }

@@ -180,7 +180,9 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     };
     drop(master);
     let public_url = public_url(&config, &addr, tls.is_some());
-    let (state, background) = share(&config, store.clone(), clock, keys, public_url).await?;
+    let node_url = node_url(&config, &addr, tls.is_some());
+    let (state, background) =
+        share(&config, store.clone(), clock, keys, public_url, node_url).await?;
     let app = assemble(&state, extra_routes, &config, tls.is_some())?;
     let (stop, task) = serve(&config, listener, tls, app)?;
     Ok(Running {
@@ -288,7 +290,27 @@ pub async fn state(
 ) -> Result<(AppState, Vec<JoinHandle<()>>), BootError> {
     let keys = load_secrets(config, &store, master, clock.as_ref()).await?;
     let public_url = public_url(config, &config.listen, config.tls.is_some());
-    share(config, store, clock, keys, public_url).await
+    let node_url = node_url(config, &config.listen, config.tls.is_some());
+    share(config, store, clock, keys, public_url, node_url).await
+}
+
+/// Where the other nodes reach this one: `node_url`, or the address Warden listens on when
+/// that names one interface. Listening on every address without `node_url`, no other node
+/// can relay to this one (said once, at start).
+fn node_url(config: &Config, addr: &SocketAddr, tls: bool) -> Option<String> {
+    if let Some(url) = &config.node_url {
+        return Some(url.to_string());
+    }
+    if addr.ip().is_unspecified() {
+        tracing::warn!(
+            "node_url is not set and Warden listens on every address: other nodes cannot \
+             relay requests for hosts connected here; set node_url (WARDEN_NODE_URL) when \
+             running several nodes"
+        );
+        return None;
+    }
+    let scheme = if tls { "https" } else { "http" };
+    Some(format!("{scheme}://{addr}"))
 }
 
 /// The origin every mailed or redirected link starts with: `public_url`, or (with a warning:
@@ -364,6 +386,7 @@ async fn share(
     clock: Arc<dyn Clock>,
     (keyring, audit_key, checkpoint_signer, identity): Secrets,
     public_url: String,
+    node_url: Option<String>,
 ) -> Result<(AppState, Vec<JoinHandle<()>>), BootError> {
     let audit_key = Arc::new(audit_key);
     let audit_monitor = warden_core::audit::AuditMonitor::new();
@@ -431,7 +454,11 @@ async fn share(
                 .map_err(|e| BootError(format!("LLM gateway: {e}")))?,
         ),
         tickets: config.tickets.clone(),
+        cluster: warden_core::cluster::Cluster::new(node_url).map_err(BootError)?,
     });
+    warden_core::cluster::announce(&ctx)
+        .await
+        .map_err(|e| BootError(format!("announcing this node: {e}")))?;
     let metrics = match &config.metrics_token_file {
         Some(path) => Some(Arc::new(crate::metrics::Metrics::new(
             &crate::metrics::read_token(path).map_err(|e| BootError(e.to_string()))?,

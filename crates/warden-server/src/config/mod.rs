@@ -170,6 +170,8 @@ pub struct Config {
     /// The address people and agents reach Warden at (behind a proxy, not `listen`), when
     /// set: what a licence's domain binding is checked against, never a request's `Host`.
     pub public_url: Option<PublicUrl>,
+    /// Where the other nodes reach this one, when set.
+    pub node_url: Option<PublicUrl>,
     /// Database settings.
     pub database: DatabaseConfig,
     /// Where the master encryption key comes from.
@@ -255,6 +257,13 @@ fn build(v: &mut Values) -> Result<Config, ConfigError> {
         Some(text) => Some(PublicUrl::parse(&text)?),
         None => None,
     };
+    let node_url =
+        match v.text_opt(&table::NODE_URL)? {
+            Some(text) => Some(PublicUrl::parse(&text).map_err(|e| {
+                ConfigError::new(e.to_string().replacen("public_url", "node_url", 1))
+            })?),
+            None => None,
+        };
     let database = build_database(v, &data_dir)?;
     let encryption_key = build_key_source(v, &data_dir, database.backend)?;
     let mut license = build_license(v)?;
@@ -262,6 +271,7 @@ fn build(v: &mut Values) -> Result<Config, ConfigError> {
     Ok(Config {
         listen,
         public_url,
+        node_url,
         encryption_key,
         http: build_http(v)?,
         tls: build_tls(v)?,

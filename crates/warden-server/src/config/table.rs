@@ -94,6 +94,9 @@ settings! {
     LISTEN = "listen", Kind::Text, Fallback::Value("127.0.0.1:8080");
     /// The origin people and agents reach Warden at.
     PUBLIC_URL = "public_url", Kind::Text, Fallback::Optional;
+    /// Where the other nodes reach this one (node-to-node calls).
+    NODE_URL = "node_url", Kind::Text,
+        Fallback::Derived("the listen address, unless it is 0.0.0.0 or ::");
     /// Whether `warden serve` also runs a host in its own process.
     LOCAL_HOST = "local_host", Kind::Switch, Fallback::Value("true");
     /// The master encryption key, 64 hex characters: from the environment only.

@@ -62,9 +62,9 @@ async fn run(cmd: &mut tokio::process::Command) -> (bool, String) {
 /// associated data.
 async fn variables(app: &TestApp, ws: uuid::Uuid) -> Vec<(String, String, u32)> {
     let ctx = &app.server.state().ctx;
-    let mut tx = ctx.store.begin_sealed(Some(ws)).await.unwrap();
+    let mut tx = ctx.store.begin_sealed_read(Some(ws)).await.unwrap();
     let values = tx
-        .sealed_not_under(SealedColumn::WorkspaceSecrets, Some(ws), 0, 100_000)
+        .sealed_not_under(SealedColumn::WorkspaceSecrets, Some(ws), 0, None, 100_000)
         .await
         .unwrap();
     tx.commit().await.unwrap();
