@@ -24,25 +24,11 @@ const OUTSIDER: &str = "outsider@example.com";
 const HOSTILE: &str = "Alpha <script>alert(1)</script>\"><img src=x onerror=alert(2)> {{7*7}}";
 
 async fn ok(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
-    let (status, v) = app.call(token, method, path, body).await;
-    assert!(status.is_success(), "{path}: {status} {v}");
-    v
+    app.ok(token, method, path, body).await
 }
 
 fn repo(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("README.md"), "# demo\n").unwrap();
-    let ok = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(
-            "git init -q -b main && git add -A && \
-             git -c user.name=t -c user.email=t@example.com commit -q -m init",
-        )
-        .current_dir(dir)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    warden_testkit::git_repo(dir);
 }
 
 /// Opens `path` (200) and returns the page with its CSRF field.

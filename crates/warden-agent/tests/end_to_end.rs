@@ -25,25 +25,11 @@ async fn admin(app: &TestApp) -> String {
 }
 
 async fn ok(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
-    let (status, v) = app.call(token, method, path, body).await;
-    assert!(status.is_success(), "{path}: {status} {v}");
-    v
+    app.ok(token, method, path, body).await
 }
 
 fn repo(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("README.md"), "# demo\n").unwrap();
-    let ok = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(
-            "git init -q -b main && git add -A && \
-             git -c user.name=t -c user.email=t@example.com commit -q -m init",
-        )
-        .current_dir(dir)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    warden_testkit::git_repo(dir);
 }
 
 fn sh_in(dir: &Path, script: &str) {

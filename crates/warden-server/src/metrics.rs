@@ -12,7 +12,9 @@
 //! this server (nothing is installed globally), so two servers in one process never mix.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -112,7 +114,15 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     token: [u8; 32],
+    /// The request counter and duration histogram of each (method, status) and route
+    /// template, registered once: a request after the first of its kind only counts (no label
+    /// is built, no registry looked up). Bounded by the routes, methods and statuses served.
+    requests: RwLock<RequestTable>,
 }
+
+type RequestHandles = (metrics::Counter, metrics::Histogram);
+/// (method, status) → route template → handles.
+type RequestTable = HashMap<(&'static str, u16), HashMap<String, RequestHandles>>;
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -188,6 +198,7 @@ impl Metrics {
             recorder,
             handle,
             token: digest(secrecy::ExposeSecret::expose_secret(token).as_bytes()),
+            requests: RwLock::default(),
         }
     }
 
@@ -211,32 +222,26 @@ impl Metrics {
         elapsed: Duration,
     ) {
         let method = method_label(method);
-        let route_label: SharedString = route
-            .map_or(Cow::Borrowed("unmatched"), |r| Cow::Owned(r.to_owned()))
-            .into();
-        let status_label = SharedString::from(status.as_str().to_owned());
-        let counter = self.recorder.register_counter(
-            &Key::from_parts(
-                REQUESTS,
-                vec![
-                    Label::from_static_parts("method", method),
-                    Label::new("route", route_label.clone()),
-                    Label::new("status", status_label),
-                ],
-            ),
-            &META,
-        );
+        let key = (method, status.as_u16());
+        let template = route.unwrap_or("unmatched");
+        let known = self
+            .requests
+            .read()
+            .ok()
+            .and_then(|m| m.get(&key).and_then(|routes| routes.get(template)).cloned());
+        let (counter, histogram) = match known {
+            Some(handles) => handles,
+            None => {
+                let handles = self.register_request(method, template, status);
+                if let Ok(mut m) = self.requests.write() {
+                    m.entry(key)
+                        .or_default()
+                        .insert(template.to_owned(), handles.clone());
+                }
+                handles
+            }
+        };
         counter.increment(1);
-        let histogram = self.recorder.register_histogram(
-            &Key::from_parts(
-                DURATION,
-                vec![
-                    Label::from_static_parts("method", method),
-                    Label::new("route", route_label),
-                ],
-            ),
-            &META,
-        );
         histogram.record(elapsed.as_secs_f64());
         if status.is_client_error()
             && let Some(route) = route
@@ -252,6 +257,38 @@ impl Metrics {
                 )
                 .increment(1);
         }
+    }
+
+    fn register_request(
+        &self,
+        method: &'static str,
+        template: &str,
+        status: StatusCode,
+    ) -> RequestHandles {
+        let route_label: SharedString = Cow::<'static, str>::Owned(template.to_owned()).into();
+        let status_label = SharedString::from(status.as_str().to_owned());
+        let counter = self.recorder.register_counter(
+            &Key::from_parts(
+                REQUESTS,
+                vec![
+                    Label::from_static_parts("method", method),
+                    Label::new("route", route_label.clone()),
+                    Label::new("status", status_label),
+                ],
+            ),
+            &META,
+        );
+        let histogram = self.recorder.register_histogram(
+            &Key::from_parts(
+                DURATION,
+                vec![
+                    Label::from_static_parts("method", method),
+                    Label::new("route", route_label),
+                ],
+            ),
+            &META,
+        );
+        (counter, histogram)
     }
 
     /// Drains what the recorder holds between scrapes (histogram samples), so an installation

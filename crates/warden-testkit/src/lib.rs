@@ -343,6 +343,39 @@ impl TestApp {
             Err(e) => panic!("{path}: {e}"),
         }
     }
+
+    /// [`Self::call`] that must succeed (2xx): the JSON body. Panics naming the path, the
+    /// status and the body otherwise.
+    #[allow(clippy::panic)]
+    pub async fn ok(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let (status, v) = self.call(token, method, path, body).await;
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+}
+
+/// A git repository at `dir` (created) on branch `main`, with one commit holding a
+/// README: what a workspace's sessions start from.
+#[allow(clippy::panic)]
+pub fn git_repo(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    std::fs::write(dir.join("README.md"), "# demo\n").unwrap_or_else(|e| panic!("{e}"));
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            "git init -q -b main && git add -A && \
+             git -c user.name=t -c user.email=t@example.com commit -q -m init",
+        )
+        .current_dir(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "git init in {}", dir.display());
 }
 
 fn path_string(p: &Path) -> String {

@@ -150,21 +150,17 @@ pub async fn run(
                 tx.commit().await?;
                 let Some(last) = values.last() else { break };
                 after = Some(last.key.clone());
-                let fresh = values
-                    .iter()
-                    .map(|v| reseal(keyring, column, workspace, &v.key, &v.sealed))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let swaps = values
+                    .into_iter()
+                    .map(|v| {
+                        let fresh = reseal(keyring, column, workspace, &v.key, &v.sealed)?;
+                        Ok((v.key, v.sealed, fresh))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
                 let mut tx = store.begin_sealed(workspace).await?;
-                let mut moved = 0;
-                for (value, fresh) in values.iter().zip(&fresh) {
-                    // Changed meanwhile: left for the next pass.
-                    if tx
-                        .replace_sealed(column, workspace, &value.key, &value.sealed, fresh)
-                        .await?
-                    {
-                        moved += 1;
-                    }
-                }
+                // A value changed meanwhile is not swapped: left for the next pass.
+                let moved = i64::try_from(tx.replace_sealed(column, workspace, &swaps).await?)
+                    .unwrap_or(i64::MAX);
                 left = (left - moved).max(0);
                 tx.keyring_rotation_progress(moved, left, now_us(clock))
                     .await?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::json;
 use warden_core::encryption::sweep;
 use warden_store::sealed::{SealedColumn, SealedKey};
@@ -103,16 +103,7 @@ async fn readyz_keyring(app: &TestApp) -> serde_json::Value {
 async fn a_master_key_rotation_reencrypts_everything_while_serving_and_resumes_after_kill_9() {
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
-    let (status, ws) = app
-        .call(
-            &admin,
-            Method::POST,
-            "/api/v1/workspaces",
-            Some(json!({"name": "Rotation"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{ws}");
-    let ws_text = ws["id"].as_str().unwrap().to_owned();
+    let ws_text = crate::llm::workspace(&app, &admin, "Rotation").await;
     let ws: uuid::Uuid = ws_text.parse().unwrap();
     // Values enough that a sweep one value per transaction takes a while.
     let puts = (0..VALUES).map(|i| {
