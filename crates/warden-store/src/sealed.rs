@@ -297,85 +297,55 @@ impl Tx {
     }
 
     /// Replaces values with their re-encryptions — `(row, old, new)` — each only if it still
-    /// holds `old` (a value changed meanwhile is left to the next pass). One statement per
-    /// thousand values. Returns how many were replaced.
+    /// holds `old` (a value changed meanwhile is left to the next pass). Returns how many
+    /// were replaced.
+    ///
+    /// One statement per value, by primary key: measured faster on SQLite than one
+    /// `UPDATE … FROM (VALUES …)` per page, which its planner runs as a scan of the table.
     pub async fn replace_sealed(
         &mut self,
         column: SealedColumn,
         workspace: Option<Uuid>,
         swaps: &[(SealedKey, Vec<u8>, Vec<u8>)],
     ) -> Result<u64, StoreError> {
-        let mut replaced = 0;
-        for chunk in swaps.chunks(1000) {
-            replaced += self.replace_chunk(column, workspace, chunk).await?;
-        }
-        Ok(replaced)
-    }
-
-    async fn replace_chunk(
-        &mut self,
-        column: SealedColumn,
-        workspace: Option<Uuid>,
-        swaps: &[(SealedKey, Vec<u8>, Vec<u8>)],
-    ) -> Result<u64, StoreError> {
-        if swaps.is_empty() {
-            return Ok(0);
-        }
         let (table, col) = (column.table(), column.column());
-        // `VALUES` names its columns column1, column2, … on both backends: the key (one
-        // column, or kind and name), the old value, the new one.
-        let keys: &[&str] = match column.shape() {
-            Shape::Secret => &["kind", "name"],
-            _ => &[column.key_columns()],
+        let key_match = match column.shape() {
+            Shape::Secret => "kind = $3 AND name = $4",
+            _ => match column.key_columns() {
+                "name" => "name = $3",
+                "kid" => "kid = $3",
+                "state_hash" => "state_hash = $3",
+                _ => "id = $3",
+            },
         };
-        let width = keys.len() + 2;
-        let mut n = 0;
-        let mut param = || {
-            n += 1;
-            format!("${n}")
+        let ws = match (column.in_workspaces(), column.shape()) {
+            (false, _) => "",
+            (true, Shape::Secret) => " AND workspace_id = $5",
+            (true, _) => " AND workspace_id = $4",
         };
-        let ws = if column.in_workspaces() {
-            format!(" AND {table}.workspace_id = {}", param())
-        } else {
-            String::new()
-        };
-        let rows = swaps
-            .iter()
-            .map(|_| {
-                let cells: Vec<String> = (0..width).map(|_| param()).collect();
-                format!("({})", cells.join(", "))
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let key_match = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("{table}.{k} = v.column{}", i + 1))
-            .collect::<Vec<_>>()
-            .join(" AND ");
-        let sql = format!(
-            "UPDATE {table} SET {col} = v.column{new} FROM (VALUES {rows}) AS v \
-             WHERE {key_match} AND {table}.{col} = v.column{old}{ws}",
-            old = keys.len() + 1,
-            new = keys.len() + 2,
-        );
+        let sql = format!("UPDATE {table} SET {col} = $1 WHERE {col} = $2 AND {key_match}{ws}");
         let workspace = workspace.unwrap_or_default();
-        Ok(on_tx!(self, |c| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
-            if column.in_workspaces() {
-                q = q.bind(workspace);
-            }
-            for (key, old, new) in swaps {
-                q = match key {
+        let mut replaced = 0;
+        for (key, old, new) in swaps {
+            replaced += on_tx!(self, |c| {
+                let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+                    .bind(new.as_slice())
+                    .bind(old.as_slice());
+                let q = match key {
                     SealedKey::Name(k) => q.bind(k.as_str()),
                     SealedKey::Id(k) => q.bind(*k),
                     SealedKey::Hash(k) => q.bind(k.as_slice()),
                     SealedKey::Secret { kind, name } => q.bind(kind.as_str()).bind(name.as_str()),
                 };
-                q = q.bind(old.as_slice()).bind(new.as_slice());
-            }
-            q.execute(c).await.map(|r| r.rows_affected())
-        })?)
+                let q = if column.in_workspaces() {
+                    q.bind(workspace)
+                } else {
+                    q
+                };
+                q.execute(c).await.map(|r| r.rows_affected())
+            })?;
+        }
+        Ok(replaced)
     }
 
     /// How many values of `column` are sealed under another version than `version`.
