@@ -10,43 +10,80 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{Connector, connect_async_tls_with_config};
-use warden_protocol::{AgentMessage, AgentState, PROTOCOL_VERSION, Refusal, ServerMessage};
+use warden_protocol::{
+    AgentMessage, AgentState, PROTOCOL_VERSION, RECORDED_SINCE, Refusal, ServerMessage,
+};
 use zeroize::Zeroizing;
 
-/// Where to connect, and how to trust it.
+/// Where to connect, and how to trust it: one Warden address, or several nodes of one
+/// installation. A lost connection moves on to the next address, so the hosts of a node that
+/// died reconnect to another one (any node serves any host).
 pub struct Target {
-    url: String,
+    urls: Vec<String>,
+    next: std::sync::atomic::AtomicUsize,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .finish_non_exhaustive()
     }
 }
 
 impl Target {
-    /// The agent endpoint of the Warden at `base` (`https://…` or `http://…`).
+    /// The agent endpoint of the Warden at `base` (`https://…` or `http://…`), or of each
+    /// node in a comma-separated list of such addresses (tried in turn).
     pub fn new(base: &str, ca_file: Option<&Path>) -> Result<Self> {
-        let base = base.trim_end_matches('/');
-        let (scheme, rest) = if let Some(rest) = base.strip_prefix("https://") {
-            ("wss://", rest)
-        } else if let Some(rest) = base.strip_prefix("http://") {
-            ("ws://", rest)
-        } else {
-            bail!("--url must start with https:// or http://");
-        };
-        let tls = if scheme == "wss://" {
+        let mut urls = Vec::new();
+        let mut secure = false;
+        for one in base.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+            let one = one.trim_end_matches('/');
+            let (scheme, rest) = if let Some(rest) = one.strip_prefix("https://") {
+                secure = true;
+                ("wss://", rest)
+            } else if let Some(rest) = one.strip_prefix("http://") {
+                ("ws://", rest)
+            } else {
+                bail!("--url must start with https:// or http:// (each of a comma-separated list)");
+            };
+            urls.push(format!("{scheme}{rest}/api/v1/agent/connect"));
+        }
+        if urls.is_empty() {
+            bail!("--url names no address");
+        }
+        let tls = if secure {
             Some(Arc::new(tls_config(ca_file)?))
         } else {
             None
         };
         Ok(Self {
-            url: format!("{scheme}{rest}/api/v1/agent/connect"),
+            urls,
+            next: std::sync::atomic::AtomicUsize::new(0),
             tls,
         })
+    }
+
+    /// How many addresses there are to try.
+    pub fn len(&self) -> usize {
+        self.urls.len()
+    }
+
+    /// Whether there is no address (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.urls.is_empty()
+    }
+
+    /// The address to dial now.
+    fn current(&self) -> &str {
+        let i = self.next.load(std::sync::atomic::Ordering::Relaxed) % self.urls.len();
+        &self.urls[i]
+    }
+
+    /// Moves on to the next address (after a lost connection or a failed dial).
+    fn advance(&self) {
+        self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -116,6 +153,12 @@ pub struct Work {
     pub out: mpsc::Sender<AgentMessage>,
     /// Their receiving end.
     pub reports: mpsc::Receiver<AgentMessage>,
+    /// Whether the last connection was welcomed (the backoff starts again after one).
+    pub welcomed: bool,
+    /// Reports sent and not yet confirmed: sent again on the next connection.
+    pub unconfirmed: crate::replay::Unconfirmed,
+    /// Whether this connection's server confirms reports (protocol 3 on).
+    pub confirming: bool,
 }
 
 async fn once(
@@ -139,10 +182,15 @@ async fn once(
         return Ended::Lost(e.to_string());
     }
     let mut heartbeat = Duration::from_secs(20);
+    // Reports wait for the welcome: it says whether this server confirms them.
+    let mut welcomed = false;
     loop {
         let frame = tokio::select! {
             frame = tokio::time::timeout(heartbeat, ws.next()) => frame,
-            Some(report) = work.reports.recv() => {
+            Some(report) = work.reports.recv(), if welcomed => {
+                if work.confirming {
+                    work.unconfirmed.keep(&report);
+                }
                 if let Err(e) = ws.send(Message::text(report.encode())).await {
                     return Ended::Lost(e.to_string());
                 }
@@ -163,12 +211,12 @@ async fn once(
             Ok(Some(Err(e))) => return Ended::Lost(e.to_string()),
             Ok(Some(Ok(Message::Text(text)))) => match ServerMessage::decode(text.as_str()) {
                 Ok(ServerMessage::Welcome {
+                    protocol,
                     host_id,
                     status,
                     may_work,
                     heartbeat_secs,
                     ticket: fresh,
-                    ..
                 }) => {
                     tracing::info!(
                         "connected as host {host_id} ({status}{})",
@@ -179,13 +227,42 @@ async fn once(
                         }
                     );
                     heartbeat = Duration::from_secs(heartbeat_secs.clamp(1, 300));
-                    let running = AgentMessage::Running {
-                        session_ids: work.runner.running(),
-                    };
+                    work.confirming = protocol >= RECORDED_SINCE;
+                    if !work.confirming {
+                        work.unconfirmed.clear();
+                    }
+                    // Sessions whose end is not confirmed are still this host's to report.
+                    let mut session_ids = work.runner.running();
+                    for id in work.unconfirmed.ending() {
+                        if !session_ids.contains(&id) {
+                            session_ids.push(id);
+                        }
+                    }
+                    let running = AgentMessage::Running { session_ids };
                     if let Err(e) = ws.send(Message::text(running.encode())).await {
                         return Ended::Lost(e.to_string());
                     }
+                    // What the last connection's server never confirmed, again (what it did
+                    // store is skipped there).
+                    if !work.unconfirmed.is_empty() {
+                        tracing::info!(
+                            reports = work.unconfirmed.len(),
+                            "reporting again what the server had not confirmed"
+                        );
+                    }
+                    let again: Vec<String> = work
+                        .unconfirmed
+                        .pending()
+                        .map(AgentMessage::encode)
+                        .collect();
+                    for report in again {
+                        if let Err(e) = ws.send(Message::text(report)).await {
+                            return Ended::Lost(e.to_string());
+                        }
+                    }
+                    welcomed = true;
                     *ticket = Some(Zeroizing::new(fresh));
+                    work.welcomed = true;
                     if stop_after_welcome {
                         let _ = ws.close(None).await;
                         return Ended::Done;
@@ -214,7 +291,7 @@ async fn dial(
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     Ended,
 > {
-    let mut req = match target.url.as_str().into_client_request() {
+    let mut req = match target.current().into_client_request() {
         Ok(r) => r,
         Err(e) => return Err(Ended::Final(format!("bad URL: {e}"))),
     };
@@ -330,6 +407,11 @@ fn act(work: &mut Work, msg: ServerMessage) -> Option<Ended> {
                 _ => Ended::Lost(said),
             });
         }
+        ServerMessage::Recorded {
+            session_id,
+            through,
+            ended,
+        } => work.unconfirmed.confirm(&session_id, through, ended),
         ServerMessage::Welcome { .. } => {}
     }
     None
@@ -347,6 +429,9 @@ pub async fn run(
         runner,
         out,
         reports,
+        welcomed: false,
+        unconfirmed: crate::replay::Unconfirmed::default(),
+        confirming: false,
     };
     let mut ticket: Option<Zeroizing<String>> = None;
     let mut attempt = 0u32;
@@ -377,14 +462,44 @@ pub async fn run(
                 )
             }
             Ended::Lost(why) => {
-                if ticket.is_some() {
+                if std::mem::take(&mut work.welcomed) {
                     attempt = 0;
                 }
-                let wait = crate::backoff::delay(attempt, crate::backoff::draw());
-                tracing::warn!("{why}; reconnecting in {:.1} s", wait.as_secs_f64());
+                // With several nodes, the next one is tried at the same step of the backoff:
+                // each address once per step, so a dead node costs one short wait.
+                let lost = target.current().to_owned();
+                target.advance();
+                let nodes = u32::try_from(target.len()).unwrap_or(u32::MAX).max(1);
+                let wait = crate::backoff::delay(attempt / nodes, crate::backoff::draw());
+                tracing::warn!(
+                    "{why} ({lost}); reconnecting to {} in {:.1} s",
+                    target.current(),
+                    wait.as_secs_f64()
+                );
                 attempt = attempt.saturating_add(1);
                 tokio::time::sleep(wait).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_nodes_are_dialed_in_turn_and_a_bad_address_is_refused() {
+        let t = Target::new("http://127.0.0.1:8080/, http://127.0.0.2:8080", None).unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.current(), "ws://127.0.0.1:8080/api/v1/agent/connect");
+        t.advance();
+        assert_eq!(t.current(), "ws://127.0.0.2:8080/api/v1/agent/connect");
+        t.advance();
+        assert_eq!(t.current(), "ws://127.0.0.1:8080/api/v1/agent/connect");
+        assert!(Target::new("http://127.0.0.1:8080,ftp://127.0.0.1", None).is_err());
+        assert!(Target::new(" , ", None).is_err());
+        let one = Target::new("https://127.0.0.1:8443", None).unwrap();
+        assert_eq!(one.current(), "wss://127.0.0.1:8443/api/v1/agent/connect");
+        assert!(one.tls.is_some());
     }
 }

@@ -18,7 +18,8 @@ use zeroize::Zeroizing;
 #[derive(Debug, Parser)]
 #[command(name = "warden-agent", version)]
 struct Cli {
-    /// Warden's address, `https://…` (or `http://…` on a trusted network).
+    /// Warden's address, `https://…` (or `http://…` on a trusted network); or several nodes
+    /// of one installation, comma-separated, tried in turn when a connection is lost.
     #[arg(long, env = "WARDEN_URL")]
     url: Option<String>,
     /// A file holding the host key (`whk_…`); otherwise `WARDEN_HOST_KEY`.

@@ -10,12 +10,17 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this build speaks. Version 2 added sessions; a version-1 agent still
-/// connects and heartbeats but is given no sessions.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// connects and heartbeats but is given no sessions. Version 3 added
+/// [`ServerMessage::Recorded`]: the agent keeps what it reported until the server says it is
+/// stored, and reports it again after a reconnect (to whichever node), so a node that dies
+/// loses nothing.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The versions this server accepts from agents.
-pub const SUPPORTED: std::ops::RangeInclusive<u32> = 1..=2;
+pub const SUPPORTED: std::ops::RangeInclusive<u32> = 1..=3;
 /// The first version that runs sessions.
 pub const SESSIONS_SINCE: u32 = 2;
+/// The first version told what the server recorded ([`ServerMessage::Recorded`]).
+pub const RECORDED_SINCE: u32 = 3;
 
 /// A value that must never be printed: `Debug` shows `[redacted]`; on the wire it is the plain
 /// string (the connection is the authenticated channel it travels on).
@@ -190,6 +195,20 @@ pub enum ServerMessage {
         /// server archives it (a later workflow step starts from them).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         keep_worktree: bool,
+    },
+    /// What the agent reported about a session is stored: its start, its output up to and
+    /// including sequence number `through`, and (when `ended`) its end. The agent forgets
+    /// those; whatever it reported and was not confirmed it reports again on its next
+    /// connection (the server ignores what it already has). Version 3 on.
+    Recorded {
+        /// The session.
+        session_id: String,
+        /// The last output sequence number stored by this report, if it carried output.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        through: Option<u64>,
+        /// The session's end is stored.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ended: bool,
     },
     /// Stop a session's process (its whole process group).
     StopSession {

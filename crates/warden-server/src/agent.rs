@@ -43,10 +43,12 @@ pub async fn session(state: AppState, meta: RequestMeta, host: HostCaller, socke
     let mut conn = AgentSocket {
         socket,
         stash: None,
+        confirms: false,
     };
     let Some((protocol, report)) = conn.hello().await else {
         return;
     };
+    conn.confirms = protocol >= warden_protocol::RECORDED_SINCE;
     let op = meta.host_op(&host, state.ctx.clock.as_ref());
     let (link, welcome) = match link::connect(&state.ctx, &op, host, protocol, &report).await {
         Ok(linked) => linked,
@@ -66,6 +68,8 @@ struct AgentSocket {
     socket: WebSocket,
     /// A frame read ahead while gathering a burst of output, handled next.
     stash: Option<Frame>,
+    /// The agent is told what was recorded (protocol 3 on), so it can report the rest again.
+    confirms: bool,
 }
 
 impl AgentSocket {
@@ -239,8 +243,12 @@ impl AgentSocket {
                 session_id,
                 isolation,
             } => {
-                link.session_started(ctx, &op(), &session_id, &isolation)
-                    .await;
+                if link
+                    .session_started(ctx, &op(), &session_id, &isolation)
+                    .await
+                {
+                    return self.recorded(session_id, None, false).await;
+                }
             }
             AgentMessage::SessionOutput {
                 session_id,
@@ -249,7 +257,21 @@ impl AgentSocket {
                 data,
             } => {
                 let burst = self.gather_output((session_id, seq, stream.as_str().to_owned(), data));
-                link.session_output(ctx, &burst).await;
+                if link.session_output(ctx, &burst).await {
+                    // The highest sequence number of each session in the burst.
+                    let mut through: Vec<(String, u64)> = Vec::new();
+                    for (session, seq, _, _) in burst {
+                        match through.iter_mut().find(|(s, _)| *s == session) {
+                            Some((_, high)) => *high = (*high).max(seq),
+                            None => through.push((session, seq)),
+                        }
+                    }
+                    for (session, seq) in through {
+                        if matches!(self.recorded(session, Some(seq), false).await, Flow::Stop) {
+                            return Flow::Stop;
+                        }
+                    }
+                }
             }
             AgentMessage::SessionEnded {
                 session_id,
@@ -259,8 +281,12 @@ impl AgentSocket {
                 ..
             } => {
                 let error = error.as_deref();
-                link.session_ended(ctx, &op(), &session_id, status, exit_code, error)
-                    .await;
+                if link
+                    .session_ended(ctx, &op(), &session_id, status, exit_code, error)
+                    .await
+                {
+                    return self.recorded(session_id, None, true).await;
+                }
             }
             answer @ AgentMessage::FileResponse { .. } => link.answer(ctx, answer),
             AgentMessage::Hello { .. } => {
@@ -269,6 +295,23 @@ impl AgentSocket {
             }
         }
         Flow::Continue
+    }
+
+    /// Tells the agent what is stored (when it speaks a version that is told).
+    async fn recorded(&mut self, session_id: String, through: Option<u64>, ended: bool) -> Flow {
+        if !self.confirms {
+            return Flow::Continue;
+        }
+        let msg = ServerMessage::Recorded {
+            session_id,
+            through,
+            ended,
+        };
+        if self.send(&msg).await {
+            Flow::Continue
+        } else {
+            Flow::Stop
+        }
     }
 
     /// Output comes in bursts: takes what has already arrived after `first` (output only;

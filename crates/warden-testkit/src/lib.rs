@@ -277,6 +277,26 @@ impl TestApp {
         })
     }
 
+    /// What another node of this installation is started with: the same database and
+    /// master key.
+    pub fn cluster_env(&self) -> Vec<(String, String)> {
+        let mut env = self.db.env();
+        env.push((
+            "WARDEN_ENCRYPTION_KEY".to_owned(),
+            self.master_key_hex.clone(),
+        ));
+        env
+    }
+
+    /// Another node of this installation, in this process.
+    pub async fn another_node(&self) -> Result<TestApp> {
+        Self::spawn_with(AppOptions {
+            env: self.cluster_env(),
+            ..AppOptions::default()
+        })
+        .await
+    }
+
     /// `base` + `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

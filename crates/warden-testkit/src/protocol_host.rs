@@ -63,8 +63,19 @@ pub fn hello(protocol: u32) -> Message {
     )
 }
 
-/// The next protocol message, or `None` once the connection is closed.
+/// The next protocol message other than a confirmation of what the host reported
+/// (`Recorded`, which this host does not need), or `None` once the connection is closed.
 pub async fn next(ws: &mut Ws) -> Option<ServerMessage> {
+    loop {
+        match next_message(ws).await {
+            Some(ServerMessage::Recorded { .. }) => {}
+            other => return other,
+        }
+    }
+}
+
+/// The next protocol message, whatever it is, or `None` once the connection is closed.
+pub async fn next_message(ws: &mut Ws) -> Option<ServerMessage> {
     loop {
         let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
             .await

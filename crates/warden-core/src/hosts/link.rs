@@ -107,7 +107,7 @@ pub async fn connect(
     let mailbox = ctx.connections.register(host.host_id, conn, protocol);
     let ticket = ticket_for(&ctx.host_tickets, ctx.clock.as_ref(), &host).unwrap_or_default();
     let welcome = ServerMessage::Welcome {
-        protocol: PROTOCOL_VERSION,
+        protocol: protocol.min(PROTOCOL_VERSION),
         host_id: host.host_id.to_string(),
         status: host.status.as_str().to_owned(),
         may_work: host.status.may_work(),
@@ -178,18 +178,26 @@ impl Link {
         }
     }
 
-    /// A session of this host started, isolated as it says.
-    pub async fn session_started(&self, ctx: &Ctx, op: &Op, session_id: &str, isolation: &str) {
+    /// A session of this host started, isolated as it says. `true` once stored (or known
+    /// already): the agent may forget the report.
+    pub async fn session_started(
+        &self,
+        ctx: &Ctx,
+        op: &Op,
+        session_id: &str,
+        isolation: &str,
+    ) -> bool {
         let report = HostReport::Started { isolation };
-        reports::report(ctx, op, &self.host, session_id, report).await;
+        reports::report(ctx, op, &self.host, session_id, report).await
     }
 
-    /// A burst of output (session id, seq, stream, text), recorded in one transaction.
-    pub async fn session_output(&self, ctx: &Ctx, burst: &[(String, u64, String, String)]) {
-        reports::report_output(ctx, &self.host, burst).await;
+    /// A burst of output (session id, seq, stream, text), recorded in one transaction; `true`
+    /// once stored.
+    pub async fn session_output(&self, ctx: &Ctx, burst: &[(String, u64, String, String)]) -> bool {
+        reports::report_output(ctx, &self.host, burst).await
     }
 
-    /// A session of this host ended, as the host says.
+    /// A session of this host ended, as the host says; `true` once stored.
     pub async fn session_ended(
         &self,
         ctx: &Ctx,
@@ -198,7 +206,7 @@ impl Link {
         status: EndStatus,
         exit_code: Option<i32>,
         error: Option<&str>,
-    ) {
+    ) -> bool {
         let status = match status {
             EndStatus::Done => SessionStatus::Done,
             EndStatus::Canceled => SessionStatus::Canceled,
@@ -209,7 +217,7 @@ impl Link {
             exit_code,
             error,
         };
-        reports::report(ctx, op, &self.host, session_id, report).await;
+        reports::report(ctx, op, &self.host, session_id, report).await
     }
 
     /// The answer to a request a use case sent this host (a worktree file).

@@ -54,10 +54,10 @@ pub async fn report(
     host: &HostCaller,
     session_id: &str,
     report: HostReport<'_>,
-) {
+) -> bool {
     let Ok(id) = session_id.parse::<Uuid>() else {
         tracing::warn!(host = %host.host_id, "a host reported on a malformed session id");
-        return;
+        return true;
     };
     let event = match report {
         HostReport::Started { isolation } => op.event_by(
@@ -109,19 +109,34 @@ pub async fn report(
                     .await;
                 crate::bots::runner::session_ended(ctx, id, status != SessionStatus::Done).await;
             }
+            true
         }
-        Ok(None) => tracing::warn!(
-            host = %host.host_id,
-            session = %id,
-            "a host reported on a session it was not given; ignored"
-        ),
-        Err(e) => tracing::error!(error = %e, "cannot record a host's session report"),
+        Ok(None) => {
+            // Also a report sent again after a reconnect, already recorded (rare: only what a
+            // node that died had not confirmed).
+            tracing::warn!(
+                host = %host.host_id,
+                session = %id,
+                "a host reported on a session it was not given, or already ended; ignored"
+            );
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a host's session report");
+            false
+        }
     }
 }
 
 /// Records a burst of output a host reported (session id, seq, stream, text), in one
-/// transaction, and wakes the readers of the sessions it belongs to.
-pub async fn report_output(ctx: &Ctx, host: &HostCaller, burst: &[(String, u64, String, String)]) {
+/// transaction (a chunk already stored is skipped: hosts report again what was not
+/// confirmed), and wakes the readers of the sessions it belongs to. `false` when nothing
+/// could be stored.
+pub async fn report_output(
+    ctx: &Ctx,
+    host: &HostCaller,
+    burst: &[(String, u64, String, String)],
+) -> bool {
     // PostgreSQL text cannot hold NUL; the agent replaces it, and so does this side for any
     // other sender (a rejected insert would lose the whole burst).
     let cleaned: Vec<std::borrow::Cow<'_, str>> = burst
@@ -164,8 +179,12 @@ pub async fn report_output(ctx: &Ctx, host: &HostCaller, burst: &[(String, u64, 
                     "a host reported output of a session it was not given; ignored"
                 );
             }
+            true
         }
-        Err(e) => tracing::error!(error = %e, "cannot record a host's session output"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a host's session output");
+            false
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use warden_testkit::TestApp;
 
 use crate::identity::admin_token;
 
-pub(crate) use warden_testkit::protocol_host::{Ws, connect, hello, next, register, welcomed};
+pub(crate) use warden_testkit::protocol_host::{
+    Ws, connect, hello, next, next_message, register, welcomed,
+};
 
 async fn api(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
     let mut req = app.client.request(method, app.url(path)).bearer_auth(token);
@@ -543,4 +545,68 @@ async fn a_host_reports_only_on_its_own_sessions_and_a_burst_of_output_keeps_its
     assert_ne!(started[0].actor_id.as_deref(), Some(intruder_id.as_str()));
     // Both connections are still up: ignoring a report is not a reason to drop a host.
     assert_eq!(app.server.state().ctx.connections.count(), 2);
+
+    // The runner (protocol 3) was told what is stored: its start, its output through the last
+    // chunk, its end — so an agent knows what to report again after losing a node. (A report
+    // on a session it was not given is "recorded" too — ignored — the same answer whether the
+    // session exists or not.)
+    let mut told = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        next_message(&mut runner),
+    )
+    .await
+    {
+        if let ServerMessage::Recorded {
+            session_id,
+            through,
+            ended,
+        } = m
+            && session_id == sid
+        {
+            told.push((through, ended));
+        }
+    }
+    assert!(told.contains(&(None, false)), "{told:?}");
+    assert!(told.contains(&(None, true)), "{told:?}");
+    let highest = told.iter().filter_map(|(t, _)| *t).max();
+    assert_eq!(highest, Some(299), "{told:?}");
+    let throughs: Vec<u64> = told.iter().filter_map(|(t, _)| *t).collect();
+    assert!(throughs.windows(2).all(|w| w[0] < w[1]), "{told:?}");
+}
+
+/// An agent of protocol 2 (before confirmations) is welcomed at its own version and never
+/// sent a message it does not know.
+#[tokio::test]
+async fn an_agent_of_protocol_2_is_spoken_to_in_protocol_2() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let (id, key) = register(&app, &admin).await;
+    api(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{id}/approve"),
+        None,
+    )
+    .await;
+    let mut ws = connect(&app, &key).await.unwrap();
+    ws.send(hello(2)).await.unwrap();
+    match next_message(&mut ws).await {
+        Some(ServerMessage::Welcome { protocol, .. }) => assert_eq!(protocol, 2),
+        other => panic!("no welcome: {other:?}"),
+    }
+    // A report on a session it was not given is ignored, and not confirmed to a version-2
+    // agent (it would not understand the message).
+    ws.send(Message::text(
+        AgentMessage::SessionStarted {
+            session_id: "01234567-89ab-7def-8123-456789abcdef".into(),
+            isolation: "none".into(),
+        }
+        .encode(),
+    ))
+    .await
+    .unwrap();
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(500), ws.next()).await;
+    assert!(quiet.is_err(), "a version-2 agent was sent {quiet:?}");
 }

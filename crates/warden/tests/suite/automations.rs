@@ -16,6 +16,8 @@ use crate::identity::{admin_token, audit_rows, sign_in};
 /// A real agent in this process (the code `warden-agent` runs), confining sessions through
 /// the `warden` binary as the local host does. Registered, approved and online on return.
 pub(crate) struct Agent {
+    /// The host it connects as.
+    pub(crate) host_id: String,
     task: tokio::task::JoinHandle<()>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -27,6 +29,11 @@ impl Drop for Agent {
 }
 
 pub(crate) async fn agent(app: &TestApp, admin: &str) -> Agent {
+    agent_at(app, admin, &app.base).await
+}
+
+/// [`agent`] dialing `bases` (one address, or several nodes comma-separated, in turn).
+pub(crate) async fn agent_at(app: &TestApp, admin: &str, bases: &str) -> Agent {
     let (s, created) = app
         .call(
             admin,
@@ -63,12 +70,16 @@ pub(crate) async fn agent(app: &TestApp, admin: &str) -> Agent {
         PathBuf::from(env!("CARGO_BIN_EXE_warden")),
         run_as,
     ));
-    let target = warden_agent::connection::Target::new(&app.base, None).unwrap();
+    let target = warden_agent::connection::Target::new(bases, None).unwrap();
     let task = tokio::spawn(async move {
         let _ = warden_agent::connection::run(&target, &key, false, runner).await;
     });
     warden_testkit::agent::wait_online(app, admin, &host_id).await;
-    Agent { task, _dir: guard }
+    Agent {
+        host_id,
+        task,
+        _dir: guard,
+    }
 }
 
 /// A git repository with one commit.

@@ -12,6 +12,7 @@ mod backup;
 mod bots;
 mod browser;
 mod cli;
+mod cluster;
 mod connections;
 mod console;
 mod console_admin;
