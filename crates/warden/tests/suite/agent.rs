@@ -210,29 +210,29 @@ async fn credentials_are_checked_before_the_upgrade_and_revocation_drops_a_live_
 }
 
 #[tokio::test]
-async fn the_concurrent_host_cap_holds_across_two_nodes_and_a_reconnect_counts_once() {
-    let cap = ("WARDEN_HOSTS_MAX_SESSION_HOSTS".to_owned(), "1".to_owned());
+async fn the_concurrent_host_cap_holds_across_three_nodes_and_a_reconnect_counts_once() {
+    let cap = ("WARDEN_HOSTS_MAX_SESSION_HOSTS".to_owned(), "2".to_owned());
     let a = TestApp::spawn_with(warden_testkit::AppOptions {
         env: vec![cap.clone()],
         ..Default::default()
     })
     .await
     .unwrap();
-    // Node b shares node a's database and key.
-    let mut env = vec![
-        cap,
-        ("WARDEN_ENCRYPTION_KEY".to_owned(), a.master_key_hex.clone()),
-    ];
-    env.extend(a.db.env());
-    let b = TestApp::spawn_with(warden_testkit::AppOptions {
-        env,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    // Nodes b and c share node a's database and key.
+    let node = || {
+        let mut env = a.cluster_env();
+        env.push(cap.clone());
+        TestApp::spawn_with(warden_testkit::AppOptions {
+            env,
+            ..Default::default()
+        })
+    };
+    let b = node().await.unwrap();
+    let c = node().await.unwrap();
     let admin = admin_token(&a).await;
     let (_, first) = register(&a, &admin).await;
     let (_, second) = register(&a, &admin).await;
+    let (_, third) = register(&a, &admin).await;
     let deploy = api(
         &a,
         &admin,
@@ -243,7 +243,8 @@ async fn the_concurrent_host_cap_holds_across_two_nodes_and_a_reconnect_counts_o
     .await;
     let deploy = deploy["api_key"].as_str().unwrap().to_owned();
 
-    // One session host connected through node a fills the cap for both nodes.
+    // One session host through node c and one through node a fill the cap for all three.
+    let (_on_c, _) = welcomed(&c, &third).await;
     let (mut on_a, _) = welcomed(&a, &first).await;
     let mut refused = connect(&b, &second).await.unwrap();
     refused.send(hello(PROTOCOL_VERSION)).await.unwrap();

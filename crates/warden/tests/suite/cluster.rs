@@ -266,3 +266,98 @@ async fn a_node_killed_mid_stream_loses_nothing_and_its_hosts_and_sessions_move_
     assert!(end.contains("\"canceled\""), "{end}");
     eprintln!("the host was back through another node {moved:?} after the kill");
 }
+
+/// Three nodes on one database share what must be one: a session signed out on one node is
+/// refused by the very next request on each of the others; three nodes writing at once keep
+/// one unbroken audit chain. (The host cap across nodes: `agent.rs`; the licence picked up by
+/// every node: `license.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_share_revocations_and_keep_one_audit_chain_with_three_writers() {
+    let a = TestApp::spawn().await.unwrap();
+    admin_token(&a).await;
+    let b = a.another_node().await.unwrap();
+    let c = a.another_node().await.unwrap();
+    let nodes = [&a, &b, &c];
+
+    // One session per node, each accepted everywhere.
+    let mut tokens = Vec::new();
+    for node in nodes {
+        tokens.push(
+            crate::identity::sign_in(
+                node,
+                crate::identity::ADMIN_EMAIL,
+                crate::identity::ADMIN_PASSWORD,
+            )
+            .await["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let me = |node: &TestApp, token: &str| {
+        let req = node.client.get(node.url("/api/v1/me")).bearer_auth(token);
+        async move { req.send().await.unwrap().status() }
+    };
+    for node in nodes {
+        for t in &tokens {
+            assert_eq!(me(node, t).await, StatusCode::OK);
+        }
+    }
+    // Signed out on B: the very next request with it is refused on every node, no wait.
+    let out = b
+        .client
+        .post(b.url("/api/v1/auth/sign-out"))
+        .bearer_auth(&tokens[1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    for node in nodes {
+        assert_eq!(me(node, &tokens[1]).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(me(node, &tokens[0]).await, StatusCode::OK);
+        assert_eq!(me(node, &tokens[2]).await, StatusCode::OK);
+    }
+
+    // Three writers at once: 3 nodes × 4 tasks × 5 workspaces.
+    let mut writers = Vec::new();
+    for (n, node) in nodes.into_iter().enumerate() {
+        for w in 0..4 {
+            let client = node.client.clone();
+            let url = node.url("/api/v1/workspaces");
+            let token = tokens[if n == 1 { 0 } else { n }].clone();
+            writers.push(tokio::spawn(async move {
+                for i in 0..5 {
+                    let res = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&json!({"name": format!("n{n}-w{w}-{i}")}))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(res.status(), StatusCode::CREATED);
+                }
+            }));
+        }
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let key = a.audit_key().await.unwrap();
+    let store = a.server.store();
+    let public = a.server.state().checkpoint_signer.public_key();
+    let created = crate::identity::audit_rows(&a, "workspace.created").await;
+    assert_eq!(created.len(), 60);
+    // Each node chains its own events within a second; then the whole chain verifies.
+    let mut report = store.verify_audit(&key, &public).await.unwrap();
+    for _ in 0..100 {
+        let (pending, unsealed) = store.audit_pending(&key).await.unwrap();
+        assert_eq!(unsealed, None);
+        report = store.verify_audit(&key, &public).await.unwrap();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(report.broken, None, "{report:?}");
+    assert!(report.checked >= 60, "{report:?}");
+}

@@ -894,44 +894,50 @@ async fn every_node_sharing_the_database_picks_up_an_install_and_verifies_it_for
     let clock = manual_clock();
     let a = licensed(&op, &clock, &[]).await;
     let admin = admin_token(&a).await;
-    // Node b shares a's database, with another machine identity.
-    let other_id = op.dir.path().join("other-machine-id");
-    std::fs::write(&other_id, "0000000000000000ffffffffffffffff\n").unwrap();
-    let mut env = op.env();
-    env.retain(|(k, _)| k != "WARDEN_LICENSE_MACHINE_ID_FILE");
-    env.push((
-        "WARDEN_LICENSE_MACHINE_ID_FILE".to_owned(),
-        other_id.display().to_string(),
-    ));
-    let b = another_node(&a, &clock, env).await;
+    // Nodes b and c share a's database, each with a machine identity of its own.
+    let mut others = Vec::new();
+    for (name, id) in [
+        ("b-machine-id", "0000000000000000ffffffffffffffff"),
+        ("c-machine-id", "1111111111111111eeeeeeeeeeeeeeee"),
+    ] {
+        let file = op.dir.path().join(name);
+        std::fs::write(&file, format!("{id}\n")).unwrap();
+        let mut env = op.env();
+        env.retain(|(k, _)| k != "WARDEN_LICENSE_MACHINE_ID_FILE");
+        env.push((
+            "WARDEN_LICENSE_MACHINE_ID_FILE".to_owned(),
+            file.display().to_string(),
+        ));
+        others.push(another_node(&a, &clock, env).await);
+    }
+    let c = others.pop().unwrap();
+    let b = others.pop().unwrap();
     // Without a valid licence `multiple-active-sessions` is off, so each sign-in ends the
     // admin's other sessions: every step signs in afresh where it acts.
-    let fresh = |app: &TestApp| {
-        let client = app.client.clone();
-        let url = app.url("/api/v1/auth/sign-in");
-        async move {
-            let v: Value = client
-                .post(url)
-                .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["access_token"].as_str().unwrap().to_owned()
-        }
-    };
-    drop(admin);
-    let problem_on_b = || async {
-        let on_b = fresh(&b).await;
-        let (code, body) = b.call(&on_b, Method::GET, "/api/v1/hosts", None).await;
+    async fn fresh(app: &TestApp) -> String {
+        let v: Value = app
+            .client
+            .post(app.url("/api/v1/auth/sign-in"))
+            .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+    async fn problem_on(node: &TestApp) -> (StatusCode, String) {
+        let token = fresh(node).await;
+        let (code, body) = node.call(&token, Method::GET, "/api/v1/hosts", None).await;
         (code, body["code"].as_str().unwrap_or_default().to_owned())
-    };
-    assert_eq!(problem_on_b().await.1, "license-missing");
+    }
+    drop(admin);
+    assert_eq!(problem_on(&b).await.1, "license-missing");
+    assert_eq!(problem_on(&c).await.1, "license-missing");
 
-    // A standard licence for a's machine: valid on a at once; b learns of it and finds that
-    // it is not for its machine.
+    // A standard licence for a's machine, uploaded on a: valid there at once; b and c learn
+    // of it and find that it is not for their machines.
     let admin = fresh(&a).await;
     let (code, _) = upload(&a, &admin, &op.sign(&op.claims(unix(clock.as_ref())))).await;
     assert_eq!(code, StatusCode::OK);
@@ -939,32 +945,39 @@ async fn every_node_sharing_the_database_picks_up_an_install_and_verifies_it_for
         a.call(&admin, Method::GET, "/api/v1/hosts", None).await.0,
         StatusCode::OK
     );
-    let mut seen = String::new();
-    for _ in 0..100 {
-        seen = problem_on_b().await.1;
-        if seen != "license-missing" {
-            break;
+    for node in [&b, &c] {
+        let mut seen = String::new();
+        for _ in 0..100 {
+            seen = problem_on(node).await.1;
+            if seen != "license-missing" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(seen, "machine-identity-changed");
     }
-    assert_eq!(seen, "machine-identity-changed");
 
-    // An enterprise licence (machine-agnostic) works on both.
-    let mut c = op.claims(unix(clock.as_ref()));
-    c["jti"] = json!("LIC-ENT");
-    c["tier"] = json!("enterprise");
-    c.as_object_mut().unwrap().remove("fingerprint");
+    // An enterprise licence (machine-agnostic) works on all three.
+    let mut claims = op.claims(unix(clock.as_ref()));
+    claims["jti"] = json!("LIC-ENT");
+    claims["tier"] = json!("enterprise");
+    claims.as_object_mut().unwrap().remove("fingerprint");
     let admin = fresh(&a).await;
-    assert_eq!(upload(&a, &admin, &op.sign(&c)).await.0, StatusCode::OK);
-    let mut code = StatusCode::SERVICE_UNAVAILABLE;
-    for _ in 0..100 {
-        code = problem_on_b().await.0;
-        if code == StatusCode::OK {
-            break;
+    assert_eq!(
+        upload(&a, &admin, &op.sign(&claims)).await.0,
+        StatusCode::OK
+    );
+    for node in [&b, &c] {
+        let mut code = StatusCode::SERVICE_UNAVAILABLE;
+        for _ in 0..100 {
+            code = problem_on(node).await.0;
+            if code == StatusCode::OK {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(code, StatusCode::OK);
     }
-    assert_eq!(code, StatusCode::OK);
 }
 
 /// A build with the operator's keys built in enforces licences even when no
