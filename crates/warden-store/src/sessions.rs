@@ -251,19 +251,17 @@ impl crate::Store {
             tx.rollback().await?;
             return Ok(None);
         };
-        match report {
-            HostReport::Started { isolation } => {
-                on_tx!(tx, |c| sqlx::query(
-                    "UPDATE agent_sessions SET status = 'running', isolation = $2, started_at = $3 \
+        let changed = match report {
+            HostReport::Started { isolation } => on_tx!(tx, |c| sqlx::query(
+                "UPDATE agent_sessions SET status = 'running', isolation = $2, started_at = $3 \
                      WHERE id = $1 AND status = 'waiting'"
-                )
-                .bind(id)
-                .bind(isolation)
-                .bind(now)
-                .execute(c)
-                .await
-                .map(drop))?;
-            }
+            )
+            .bind(id)
+            .bind(isolation)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?,
             HostReport::Ended {
                 status,
                 exit_code,
@@ -295,10 +293,16 @@ impl crate::Store {
                 .bind(last)
                 .execute(c)
                 .await
-                .map(drop)
-                })?;
+                .map(|r| r.rows_affected())
+                })?
             }
+        };
+        // Already so (a report sent again after a reconnect): nothing to record twice.
+        if changed == 0 {
+            tx.rollback().await?;
+            return Ok(None);
         }
+        tx.notify_output(id).await?;
         let (key, event) = audit;
         let event = warden_domain::audit::NewEvent {
             workspace_id: Some(ws.to_string()),
@@ -352,12 +356,24 @@ impl crate::Store {
                     q.execute(c).await.map(drop)
                 })?;
             }
+            tx.notify_output(*id).await?;
         }
         tx.commit().await?;
         Ok(sessions
             .into_iter()
             .filter_map(|(id, ws)| ws.map(|_| id))
             .collect())
+    }
+
+    /// Subscribes to the sessions other nodes record output or an end for; `None` on SQLite
+    /// (one node, which wakes its readers directly).
+    pub async fn output_changes(&self) -> Result<Option<OutputChanges>, StoreError> {
+        let Some(pool) = self.pool_postgres() else {
+            return Ok(None);
+        };
+        let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
+        listener.listen(OUTPUT_CHANNEL).await?;
+        Ok(Some(OutputChanges { listener }))
     }
 
     /// A host says which sessions it runs: its other unfinished sessions created before
@@ -515,5 +531,48 @@ impl crate::Store {
             .into_iter()
             .map(|(id, st)| (id, st != "done"))
             .collect())
+    }
+}
+
+/// The PostgreSQL channel on which a node announces, when it commits, the sessions it recorded
+/// output or an end for.
+const OUTPUT_CHANNEL: &str = "warden_output";
+
+impl crate::db::Tx {
+    /// On PostgreSQL, tells every node when this transaction commits that session `id` has
+    /// something new, so their readers of it wake at once (not at their next look).
+    pub(crate) async fn notify_output(&mut self, id: Uuid) -> Result<(), StoreError> {
+        if let crate::db::TxInner::Postgres(t) = &mut self.inner {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(OUTPUT_CHANNEL)
+                .bind(id.to_string())
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Sessions other nodes recorded output or an end for (PostgreSQL only).
+pub struct OutputChanges {
+    listener: sqlx::postgres::PgListener,
+}
+
+impl std::fmt::Debug for OutputChanges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutputChanges").finish_non_exhaustive()
+    }
+}
+
+impl OutputChanges {
+    /// The next session with something new. Reconnects by itself after a lost connection
+    /// (what was announced meanwhile is missed; readers still look every second).
+    pub async fn next(&mut self) -> Result<Uuid, StoreError> {
+        loop {
+            let n = self.listener.recv().await?;
+            if let Ok(id) = n.payload().parse() {
+                return Ok(id);
+            }
+        }
     }
 }

@@ -14,9 +14,9 @@ use warden_store::tenancy::{SecretKind, WorkspaceTx};
 use crate::hosts::HostCaller;
 use crate::{Ctx, Op};
 
-/// Wakes the readers of a session's output on this node when its host reports (readers then
-/// read the database, the one ordered record; they also look every second, for reports that
-/// arrive through other nodes).
+/// Wakes the readers of a session's output on this node when its host reports, here or
+/// through another node ([`spawn_output_watch`]); readers then read the database, the one
+/// ordered record (and look every second anyway).
 #[derive(Debug, Default)]
 pub struct Feeds {
     map: std::sync::Mutex<std::collections::HashMap<Uuid, tokio::sync::watch::Sender<u64>>>,
@@ -45,6 +45,34 @@ impl Feeds {
             }
         }
     }
+}
+
+/// Wakes this node's readers of sessions whose host reported through another node, as those
+/// nodes announce it (PostgreSQL `NOTIFY`); on SQLite there is one node and nothing to hear.
+pub fn spawn_output_watch(ctx: std::sync::Arc<Ctx>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let mut changes = match ctx.store.output_changes().await {
+                Ok(Some(c)) => c,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for session output; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            loop {
+                match changes.next().await {
+                    Ok(id) => ctx.session_feeds.notify(id, false),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session output listener failed; reconnecting");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        break;
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Applies a host's report about session `session_id`.

@@ -279,14 +279,26 @@ struct Follow {
     feed: tokio::sync::watch::Receiver<u64>,
     queue: std::collections::VecDeque<axum::response::sse::Event>,
     done: bool,
+    /// The last read filled a page: more is waiting, read again without waiting.
+    more: bool,
 }
+
+/// Chunks read at a time.
+const FOLLOW_PAGE: i64 = 500;
 
 impl Follow {
     /// Reads what is new; at the end, the final status.
     async fn fill(&mut self) -> Result<(), ApiError> {
-        let (row, chunks) =
-            sessions::output(&self.state.ctx, &self.grant, self.id, self.after, 500).await?;
+        let (row, chunks) = sessions::output(
+            &self.state.ctx,
+            &self.grant,
+            self.id,
+            self.after,
+            FOLLOW_PAGE,
+        )
+        .await?;
         let empty = chunks.is_empty();
+        self.more = i64::try_from(chunks.len()).unwrap_or(i64::MAX) >= FOLLOW_PAGE;
         for c in chunks {
             self.after = c.seq;
             let seq = c.seq;
@@ -345,6 +357,7 @@ pub(crate) async fn stream_session(
         feed,
         queue: std::collections::VecDeque::new(),
         done: false,
+        more: false,
     };
     // The first read answers 404 for another workspace's session, before any stream starts.
     follow.fill().await?;
@@ -356,7 +369,10 @@ pub(crate) async fn stream_session(
             if f.done {
                 return None;
             }
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), f.feed.changed()).await;
+            if !f.more {
+                let wait = std::time::Duration::from_secs(1);
+                let _ = tokio::time::timeout(wait, f.feed.changed()).await;
+            }
             if f.fill().await.is_err() {
                 return None;
             }

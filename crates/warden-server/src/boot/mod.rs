@@ -483,6 +483,7 @@ async fn share(
     let mut tasks = vec![
         alerts_task,
         warden_core::encryption::spawn_watch(state.ctx.clone()),
+        warden_core::sessions::reports::spawn_output_watch(state.ctx.clone()),
         monitor_task,
         chainer_task,
         identity_task,
