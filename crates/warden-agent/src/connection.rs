@@ -181,12 +181,20 @@ async fn once(
     if let Err(e) = ws.send(Message::text(hello.encode())).await {
         return Ended::Lost(e.to_string());
     }
-    let mut heartbeat = Duration::from_secs(20);
+    // A heartbeat every interval whatever else goes either way: the server counts a host as
+    // online by them (a server that sends often — confirmations of a busy session's output —
+    // must not keep them back).
+    let every = |secs: u64| {
+        let d = Duration::from_secs(secs.clamp(1, 300));
+        tokio::time::interval_at(tokio::time::Instant::now() + d, d)
+    };
+    let mut beats = every(20);
     // Reports wait for the welcome: it says whether this server confirms them.
     let mut welcomed = false;
     loop {
         let frame = tokio::select! {
-            frame = tokio::time::timeout(heartbeat, ws.next()) => frame,
+            frame = ws.next() => Ok(frame),
+            _ = beats.tick() => Err(()),
             Some(report) = work.reports.recv(), if welcomed => {
                 if work.confirming {
                     work.unconfirmed.keep(&report);
@@ -198,8 +206,8 @@ async fn once(
             }
         };
         match frame {
-            // Quiet for a heartbeat interval: say we are alive.
-            Err(_) => {
+            // Say we are alive.
+            Err(()) => {
                 let beat = AgentMessage::Heartbeat {
                     state: AgentState::Idle,
                 };
@@ -226,7 +234,7 @@ async fn once(
                             ", waiting for approval"
                         }
                     );
-                    heartbeat = Duration::from_secs(heartbeat_secs.clamp(1, 300));
+                    beats = every(heartbeat_secs);
                     work.confirming = protocol >= RECORDED_SINCE;
                     if !work.confirming {
                         work.unconfirmed.clear();

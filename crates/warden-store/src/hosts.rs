@@ -608,13 +608,17 @@ impl crate::Store {
     ) -> Result<Claim, StoreError> {
         let id = host.host_id;
         let mut tx = self.begin_hosts().await?;
-        if let crate::db::TxInner::Postgres(t) = &mut tx.inner {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('warden.host_cap.' || $1)::bigint)")
+        if let Some(cap) = cap {
+            // Claims of one kind take turns across nodes only when a cap is to be counted
+            // (without one, ten thousand hosts reconnecting at once need not queue).
+            if let crate::db::TxInner::Postgres(t) = &mut tx.inner {
+                sqlx::query(
+                    "SELECT pg_advisory_xact_lock(hashtext('warden.host_cap.' || $1)::bigint)",
+                )
                 .bind(kind)
                 .execute(&mut **t)
                 .await?;
-        }
-        if let Some(cap) = cap {
+            }
             let others = on_tx!(tx, |c| sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM hosts WHERE kind = $1 AND id <> $2 \
                  AND connected_node IS NOT NULL AND last_seen_at > $3"

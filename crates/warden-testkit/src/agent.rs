@@ -16,8 +16,14 @@ pub fn start(binary: &str, app: &TestApp, key: &str, data_dir: &Path) -> tokio::
     start_at(binary, &app.base, key, data_dir)
 }
 
-/// [`start`] for the server at `base`.
+/// [`start`] for the server at `base`. Its log goes nowhere unless `WARDEN_TEST_AGENT_LOG` is
+/// set (then to this process's standard error).
 pub fn start_at(binary: &str, base: &str, key: &str, data_dir: &Path) -> tokio::process::Child {
+    let log = if std::env::var_os("WARDEN_TEST_AGENT_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
     tokio::process::Command::new(binary)
         .arg("--url")
         .arg(base)
@@ -25,7 +31,7 @@ pub fn start_at(binary: &str, base: &str, key: &str, data_dir: &Path) -> tokio::
         .arg(data_dir)
         .env("WARDEN_HOST_KEY", key)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("{binary} did not start: {e}"))

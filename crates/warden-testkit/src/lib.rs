@@ -29,6 +29,7 @@ pub mod oidc;
 pub mod passkey;
 pub mod protocol_host;
 pub mod smtp;
+pub mod storm;
 pub mod wrk;
 
 /// A client that does not follow redirects (to see where Warden or a provider sends a
