@@ -467,10 +467,14 @@ pub struct Hello<'a> {
     pub ip: &'a str,
     /// Now (µs).
     pub now: i64,
+    /// The connection (`node/number`) that now holds the host, when the hello also claims it
+    /// (see [`Tx::host_cap_reached`]).
+    pub connection: Option<&'a str>,
 }
 
 impl Tx {
-    /// Records what a connecting agent reported and when it was last seen.
+    /// Records what a connecting agent reported and when it was last seen, and marks the
+    /// host held by `h.connection` when one is given.
     pub async fn record_hello(
         &mut self,
         host: &HostGrant,
@@ -479,7 +483,7 @@ impl Tx {
         let id = host.host_id;
         let n = on_tx!(self, |c| sqlx::query(
             "UPDATE hosts SET hostname = $2, os = $3, agent_version = $4, last_ip = $5, \
-             last_seen_at = $6 WHERE id = $1"
+             last_seen_at = $6, connected_node = COALESCE($7, connected_node) WHERE id = $1"
         )
         .bind(id)
         .bind(h.hostname)
@@ -487,6 +491,7 @@ impl Tx {
         .bind(h.agent_version)
         .bind(h.ip)
         .bind(h.now)
+        .bind(h.connection)
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
@@ -580,70 +585,36 @@ impl crate::Store {
     }
 }
 
-/// The outcome of [`Store::claim_connection`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Claim {
-    /// Connected; the host's status.
-    Claimed(String),
-    /// As many hosts of this kind are connected as the cap allows.
-    LimitReached,
-    /// The host no longer exists.
-    Gone,
-}
-
-impl crate::Store {
-    /// Marks host `id` (of `kind`) connected through `conn`, unless `cap` other hosts of that
-    /// kind are connected already (connected to any node and seen after `fresh_after`, µs).
-    /// The host's own earlier connection never counts, so a reconnect is never counted twice.
-    /// Serialised per kind across nodes (an advisory lock on PostgreSQL, the write lock on
-    /// SQLite), so two nodes cannot both admit the last free place.
-    pub async fn claim_connection(
-        &self,
+impl Tx {
+    /// Whether `cap` hosts of `kind` other than `host` are connected already (to any node,
+    /// seen after `fresh_after`, µs): asked in the transaction that then marks the host
+    /// connected, so the host's own earlier connection never counts and a reconnect is never
+    /// counted twice. Claims take turns per kind across nodes (an advisory lock on
+    /// PostgreSQL, the write lock on SQLite), so two nodes cannot both admit the last free
+    /// place. Ask it before the hello's update: the turn comes before the host's row.
+    pub async fn host_cap_reached(
+        &mut self,
         host: &HostGrant,
         kind: &str,
-        conn: &str,
-        now: i64,
         fresh_after: i64,
-        cap: Option<u32>,
-    ) -> Result<Claim, StoreError> {
-        let id = host.host_id;
-        let mut tx = self.begin_hosts().await?;
-        if let Some(cap) = cap {
-            // Claims of one kind take turns across nodes only when a cap is to be counted
-            // (without one, ten thousand hosts reconnecting at once need not queue).
-            if let crate::db::TxInner::Postgres(t) = &mut tx.inner {
-                sqlx::query(
-                    "SELECT pg_advisory_xact_lock(hashtext('warden.host_cap.' || $1)::bigint)",
-                )
+        cap: u32,
+    ) -> Result<bool, StoreError> {
+        if let crate::db::TxInner::Postgres(t) = &mut self.inner {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('warden.host_cap.' || $1)::bigint)")
                 .bind(kind)
                 .execute(&mut **t)
                 .await?;
-            }
-            let others = on_tx!(tx, |c| sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM hosts WHERE kind = $1 AND id <> $2 \
-                 AND connected_node IS NOT NULL AND last_seen_at > $3"
-            )
-            .bind(kind)
-            .bind(id)
-            .bind(fresh_after)
-            .fetch_one(c)
-            .await)?;
-            if others >= i64::from(cap) {
-                tx.rollback().await?;
-                return Ok(Claim::LimitReached);
-            }
         }
-        let status = on_tx!(tx, |c| sqlx::query_scalar::<_, String>(
-            "UPDATE hosts SET connected_node = $2, last_seen_at = $3 WHERE id = $1 \
-             RETURNING status"
+        let others = on_tx!(self, |c| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM hosts WHERE kind = $1 AND id <> $2 \
+             AND connected_node IS NOT NULL AND last_seen_at > $3"
         )
-        .bind(id)
-        .bind(conn)
-        .bind(now)
-        .fetch_optional(c)
+        .bind(kind)
+        .bind(host.host_id)
+        .bind(fresh_after)
+        .fetch_one(c)
         .await)?;
-        tx.commit().await?;
-        Ok(status.map_or(Claim::Gone, Claim::Claimed))
+        Ok(others >= i64::from(cap))
     }
 }
 

@@ -177,6 +177,49 @@ fn version_bytes(version: u32) -> Vec<u8> {
     version.to_be_bytes().to_vec()
 }
 
+/// How many values one swap statement replaces (3 parameters per value, far below either
+/// database's limit).
+const SWAP_CHUNK: usize = 100;
+
+/// The statement that swaps `n` values of `column`. Parameters: the workspace (when the
+/// column is in one), the kind (workspace secrets: one statement swaps one kind's), then per
+/// value its key, its old and its new ciphertext.
+///
+/// Written so that SQLite, which keeps no statistics here, finds the rows through the primary
+/// key: the key is one column compared with a list (`IN`), and the workspace check on a
+/// single-key table is an expression (`COALESCE`) so that a `(workspace_id, …)` index does not
+/// look better to the planner than the key (measured: it would scan the whole workspace for
+/// each statement).
+fn swap_sql(column: SealedColumn, n: usize) -> String {
+    let (table, col) = (column.table(), column.column());
+    let (scope, key, first) = match (column.in_workspaces(), column.shape()) {
+        (_, Shape::Secret) => ("workspace_id = $1 AND kind = $2 AND ", "name", 3),
+        (true, _) => (
+            "COALESCE(workspace_id, workspace_id) = $1 AND ",
+            column.key_columns(),
+            2,
+        ),
+        (false, _) => ("", column.key_columns(), 1),
+    };
+    // Value i: key at `at(i)`, old at `at(i) + 1`, new at `at(i) + 2`.
+    let at = |i: usize| first + i * 3;
+    let case = |offset: usize| {
+        let arms: String = (0..n)
+            .map(|i| format!(" WHEN ${} THEN ${}", at(i), at(i) + offset))
+            .collect();
+        format!("CASE {key}{arms} END")
+    };
+    let keys = (0..n)
+        .map(|i| format!("${}", at(i)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "UPDATE {table} SET {col} = {new} WHERE {scope}{key} IN ({keys}) AND {col} = {old}",
+        new = case(2),
+        old = case(1),
+    )
+}
+
 impl Store {
     /// Every workspace's id, archived ones included (the platform-wide read).
     pub async fn all_workspace_ids(&self) -> Result<Vec<Uuid>, StoreError> {
@@ -300,48 +343,52 @@ impl Tx {
     /// holds `old` (a value changed meanwhile is left to the next pass). Returns how many
     /// were replaced.
     ///
-    /// One statement per value, by primary key: measured faster on SQLite than one
-    /// `UPDATE … FROM (VALUES …)` per page, which its planner runs as a scan of the table.
+    /// One statement per [`SWAP_CHUNK`] values (see [`swap_sql`]): the rows are found through
+    /// the primary key and each gets its own new value only where it still holds its own old
+    /// one (`CASE` per row). Measured on SQLite: one statement per value spends most of its
+    /// time on the round trip to the database thread, and `UPDATE … FROM (VALUES …)` is
+    /// planned as a scan of the table.
     pub async fn replace_sealed(
         &mut self,
         column: SealedColumn,
         workspace: Option<Uuid>,
         swaps: &[(SealedKey, Vec<u8>, Vec<u8>)],
     ) -> Result<u64, StoreError> {
-        let (table, col) = (column.table(), column.column());
-        let key_match = match column.shape() {
-            Shape::Secret => "kind = $3 AND name = $4",
-            _ => match column.key_columns() {
-                "name" => "name = $3",
-                "kid" => "kid = $3",
-                "state_hash" => "state_hash = $3",
-                _ => "id = $3",
-            },
-        };
-        let ws = match (column.in_workspaces(), column.shape()) {
-            (false, _) => "",
-            (true, Shape::Secret) => " AND workspace_id = $5",
-            (true, _) => " AND workspace_id = $4",
-        };
-        let sql = format!("UPDATE {table} SET {col} = $1 WHERE {col} = $2 AND {key_match}{ws}");
-        let workspace = workspace.unwrap_or_default();
         let mut replaced = 0;
-        for (key, old, new) in swaps {
+        let workspace = workspace.unwrap_or_default();
+        // Workspace secrets are keyed by kind and name: one statement per kind.
+        let kind_of = |key: &SealedKey| match key {
+            SealedKey::Secret { kind, .. } => Some(kind.clone()),
+            _ => None,
+        };
+        let mut rest = swaps;
+        while let Some((first, _, _)) = rest.first() {
+            let kind = kind_of(first);
+            let run = rest
+                .iter()
+                .take(SWAP_CHUNK)
+                .take_while(|(k, _, _)| kind_of(k) == kind)
+                .count();
+            let (chunk, next) = rest.split_at(run);
+            rest = next;
+            let sql = swap_sql(column, chunk.len());
             replaced += on_tx!(self, |c| {
-                let q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(new.as_slice())
-                    .bind(old.as_slice());
-                let q = match key {
-                    SealedKey::Name(k) => q.bind(k.as_str()),
-                    SealedKey::Id(k) => q.bind(*k),
-                    SealedKey::Hash(k) => q.bind(k.as_slice()),
-                    SealedKey::Secret { kind, name } => q.bind(kind.as_str()).bind(name.as_str()),
-                };
-                let q = if column.in_workspaces() {
-                    q.bind(workspace)
-                } else {
-                    q
-                };
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
+                if column.in_workspaces() {
+                    q = q.bind(workspace);
+                }
+                if let Some(kind) = &kind {
+                    q = q.bind(kind.as_str());
+                }
+                for (key, old, new) in chunk {
+                    q = match key {
+                        SealedKey::Name(k) => q.bind(k.as_str()),
+                        SealedKey::Id(k) => q.bind(*k),
+                        SealedKey::Hash(k) => q.bind(k.as_slice()),
+                        SealedKey::Secret { name, .. } => q.bind(name.as_str()),
+                    };
+                    q = q.bind(old.as_slice()).bind(new.as_slice());
+                }
                 q.execute(c).await.map(|r| r.rows_affected())
             })?;
         }

@@ -160,6 +160,19 @@ async fn start_local_host(
     };
     std::fs::create_dir_all(&host_dir)
         .with_context(|| format!("cannot create {}", host_dir.display()))?;
+    if run_as.is_some() {
+        // Traversable by the session user whatever the umask this server was started with
+        // (under `umask 077` both were made private, and every session failed to reach its
+        // repository).
+        use std::os::unix::fs::PermissionsExt;
+        for dir in [host_dir.parent(), Some(host_dir.as_path())]
+            .into_iter()
+            .flatten()
+        {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+                .with_context(|| format!("cannot open {} to the session user", dir.display()))?;
+        }
+    }
     let host_dir_shown = host_dir.display().to_string();
     let runner = Arc::new(warden_agent::work::Runner::new(
         host_dir,

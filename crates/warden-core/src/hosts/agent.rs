@@ -49,8 +49,59 @@ pub async fn hello(
     report: &Report,
     via: Option<&'static str>,
 ) -> CoreResult<bool> {
+    Ok(hello_claiming(ctx, op, host, report, via, None).await? != Greeted::Gone)
+}
+
+/// A connection that claims its host as it says hello (see [`hello_claiming`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Claiming<'a> {
+    /// `node/number`: who will hold the host.
+    pub connection: &'a str,
+    /// Hosts last seen before this (µs) no longer count as connected.
+    pub fresh_after: i64,
+    /// How many hosts of this host's kind may be connected at once.
+    pub cap: Option<u32>,
+}
+
+/// What a hello came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Greeted {
+    /// Recorded (and, when claiming, the host is held by the connection).
+    Recorded,
+    /// Recorded, but as many hosts of its kind are connected as the cap allows: not held.
+    LimitReached,
+    /// The host no longer exists.
+    Gone,
+}
+
+/// [`hello`], and with `claim` the connection takes the host in the same transaction (one
+/// write per connecting agent: ten thousand reconnecting at once is the case that counts).
+pub async fn hello_claiming(
+    ctx: &Ctx,
+    op: &Op,
+    host: &HostCaller,
+    report: &Report,
+    via: Option<&'static str>,
+    claim: Option<Claiming<'_>>,
+) -> CoreResult<Greeted> {
     let ip = host.ip.to_string();
     let mut tx = ctx.store.as_host(&host.grant).await?;
+    let mut greeted = Greeted::Recorded;
+    if let Some(Claiming {
+        cap: Some(cap),
+        fresh_after,
+        ..
+    }) = claim
+        && tx
+            .host_cap_reached(&host.grant, host.kind.as_str(), fresh_after, cap)
+            .await?
+    {
+        greeted = Greeted::LimitReached;
+    }
+    let connection = match greeted {
+        Greeted::Recorded => claim.map(|c| c.connection),
+        _ => None,
+    };
     let known = tx
         .record_hello(
             &host.grant,
@@ -60,11 +111,12 @@ pub async fn hello(
                 agent_version: &report.agent_version,
                 ip: &ip,
                 now: op.now_us(),
+                connection,
             },
         )
         .await?;
     if !known {
-        return Ok(false);
+        return Ok(Greeted::Gone);
     }
     let mut summary = json!({ "key_id": host.key_id, "status": host.status.as_str(),
                               "hostname": report.hostname,
@@ -83,5 +135,5 @@ pub async fn hello(
     event.client_ip = Some(host.ip);
     tx.record(&ctx.audit_key, &event).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(greeted)
 }

@@ -11,10 +11,9 @@ use warden_domain::sessions::SessionStatus;
 use warden_protocol::{
     AgentMessage, EndStatus, PROTOCOL_VERSION, Refusal, SUPPORTED, ServerMessage,
 };
-use warden_store::hosts::Claim;
 use warden_store::sessions::HostReport;
 
-use super::agent::{Report, hello};
+use super::agent::{Claiming, Greeted, Report, hello_claiming};
 use super::links::Mailbox;
 use super::{HEARTBEAT, HostCaller, connected_since, ticket_for};
 use crate::sessions::reports;
@@ -57,9 +56,9 @@ fn gone() -> ServerMessage {
     ServerMessage::refused(Refusal::Revoked, "this host is no longer registered")
 }
 
-/// Records the hello, claims a place under the concurrent-host cap of the host's kind (a
-/// reconnect takes its own place), and registers the connection on this node, replacing an
-/// older one here. Returns the link and the welcome to send.
+/// Records the hello and, in the same transaction, claims a place under the concurrent-host
+/// cap of the host's kind (a reconnect takes its own place); then registers the connection on
+/// this node, replacing an older one here. Returns the link and the welcome to send.
 pub async fn connect(
     ctx: &Ctx,
     op: &Op,
@@ -67,14 +66,6 @@ pub async fn connect(
     protocol: u32,
     report: &Report,
 ) -> Result<(Link, ServerMessage), Box<ServerMessage>> {
-    match hello(ctx, op, &host, report, Some("websocket")).await {
-        Ok(true) => {}
-        Ok(false) => return Err(Box::new(gone())),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot record an agent connection");
-            return Err(Box::new(gone()));
-        }
-    }
     let conn = ctx.connections.next_id();
     let node = format!("{}/{conn}", ctx.identity.node_id.simple());
     let now = op.now_us();
@@ -82,27 +73,24 @@ pub async fn connect(
         HostKind::Session => ctx.hosts.max_session_hosts,
         HostKind::Deploy => ctx.hosts.max_deploy_hosts,
     };
-    let cap = ctx.license.host_cap(host.kind, configured);
-    let claim = ctx
-        .store
-        .claim_connection(
-            &host.grant,
-            host.kind.as_str(),
-            &node,
-            now,
-            connected_since(now),
-            cap,
-        )
-        .await;
-    match claim {
-        Ok(Claim::Claimed(_)) => {}
-        Ok(Claim::LimitReached) => {
+    let claim = Claiming {
+        connection: &node,
+        fresh_after: connected_since(now),
+        cap: ctx.license.host_cap(host.kind, configured),
+    };
+    match hello_claiming(ctx, op, &host, report, Some("websocket"), Some(claim)).await {
+        Ok(Greeted::Recorded) => {}
+        Ok(Greeted::LimitReached) => {
             return Err(Box::new(ServerMessage::refused(
                 Refusal::HostLimit,
                 "concurrent host limit reached; try again when a host of this kind disconnects",
             )));
         }
-        Ok(Claim::Gone) | Err(_) => return Err(Box::new(gone())),
+        Ok(Greeted::Gone) => return Err(Box::new(gone())),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record an agent connection");
+            return Err(Box::new(gone()));
+        }
     }
     let mailbox = ctx.connections.register(host.host_id, conn, protocol);
     let ticket = ticket_for(&ctx.host_tickets, ctx.clock.as_ref(), &host).unwrap_or_default();

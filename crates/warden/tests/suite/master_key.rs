@@ -353,3 +353,126 @@ async fn every_sealed_column_is_reencrypted_by_a_rotation() {
     catalogue.sort();
     assert_eq!(in_schema, catalogue);
 }
+
+/// The swap replaces several values in one statement, yet each row only where it still holds
+/// what was read: a value changed after the read keeps its new content, the others move.
+#[tokio::test]
+async fn a_swap_of_many_values_leaves_every_row_changed_meanwhile_alone() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws_text = crate::llm::workspace(&app, &admin, "Swap").await;
+    let ws: uuid::Uuid = ws_text.parse().unwrap();
+    // More than one statement's worth (SWAP_CHUNK is 100).
+    for i in 0..230 {
+        let (status, body) = app
+            .call(
+                &admin,
+                Method::PUT,
+                &format!("/api/v1/workspaces/{ws_text}/variables/V{i:03}"),
+                Some(json!({"value": format!("value {i}")})),
+            )
+            .await;
+        assert!(status.is_success(), "{status} {body}");
+    }
+    // Other kinds of the same table too (one swap statement per kind).
+    for (path, value) in [
+        ("pat", "a git token"),
+        ("provider-keys/claude-code", "a provider key"),
+    ] {
+        let (status, body) = app
+            .call(
+                &admin,
+                Method::PUT,
+                &format!("/api/v1/workspaces/{ws_text}/{path}"),
+                Some(json!({ "value": value })),
+            )
+            .await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+    }
+    let store = &app.server.state().ctx.store;
+    let mut tx = store.begin_sealed_read(Some(ws)).await.unwrap();
+    let read = tx
+        .sealed_not_under(SealedColumn::WorkspaceSecrets, Some(ws), 0, None, 1_000)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(read.len(), 232);
+    let name = |key: &SealedKey| match key {
+        SealedKey::Secret { kind, name } => format!("{kind} {name}"),
+        other => panic!("{other:?}"),
+    };
+    // Every seventh variable is written again after the read.
+    let changed: Vec<String> = (0..230)
+        .step_by(7)
+        .map(|i| format!("variable V{i:03}"))
+        .collect();
+    for i in (0..230).step_by(7) {
+        let (status, _) = app
+            .call(
+                &admin,
+                Method::PUT,
+                &format!("/api/v1/workspaces/{ws_text}/variables/V{i:03}"),
+                Some(json!({"value": format!("changed {i}")})),
+            )
+            .await;
+        assert!(status.is_success());
+    }
+    let swaps: Vec<_> = read
+        .iter()
+        .map(|v| {
+            let fresh = format!("swapped {}", name(&v.key)).into_bytes();
+            (v.key.clone(), v.sealed.clone(), fresh)
+        })
+        .collect();
+    let mut tx = store.begin_sealed(Some(ws)).await.unwrap();
+    let replaced = tx
+        .replace_sealed(SealedColumn::WorkspaceSecrets, Some(ws), &swaps)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(replaced, (232 - changed.len()) as u64);
+    let mut tx = store.begin_sealed_read(Some(ws)).await.unwrap();
+    let after = tx
+        .sealed_not_under(SealedColumn::WorkspaceSecrets, Some(ws), 0, None, 1_000)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(after.len(), 232);
+    for v in &after {
+        let n = name(&v.key);
+        if changed.contains(&n) {
+            assert!(!v.sealed.starts_with(b"swapped "), "{n}");
+        } else {
+            assert_eq!(v.sealed, format!("swapped {n}").into_bytes());
+        }
+    }
+    // The rows changed meanwhile still open to what was written after the read.
+    let values = variables_where_they_open(&app, ws, &after).await;
+    assert_eq!(values.len(), changed.len());
+    for i in (0..230).step_by(7) {
+        assert_eq!(values[&format!("V{i:03}")], format!("changed {i}"));
+    }
+}
+
+/// The values of `rows` that open (the swapped ones in the test above hold plain bytes).
+async fn variables_where_they_open(
+    app: &TestApp,
+    ws: uuid::Uuid,
+    rows: &[warden_store::sealed::SealedValue],
+) -> std::collections::HashMap<String, String> {
+    let ctx = &app.server.state().ctx;
+    rows.iter()
+        .filter_map(|v| {
+            let SealedKey::Secret { kind, name } = &v.key else {
+                return None;
+            };
+            let context = warden_core::secrets::context(
+                warden_domain::tenancy::WorkspaceId::from_uuid(ws),
+                SecretKind::parse(kind).unwrap(),
+                name,
+            );
+            let plain = ctx.keyring.open(&context, &v.sealed).ok()?;
+            Some((name.clone(), String::from_utf8(plain.to_vec()).unwrap()))
+        })
+        .collect()
+}
