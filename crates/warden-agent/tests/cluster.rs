@@ -13,6 +13,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use warden_core::cluster::envelope::{self, Relay};
+use warden_testkit::tls::PrivateCa;
 use warden_testkit::{AppOptions, TestApp};
 
 const EMAIL: &str = "ops@example.com";
@@ -275,6 +276,122 @@ async fn a_session_on_a_host_of_another_node_is_served_by_every_node() {
     let last = altered.len() - 1;
     altered[last] ^= 1;
     assert_eq!(post(altered).await, StatusCode::FORBIDDEN);
+}
+
+/// A node serving TLS with the certificate `ca` signed; `trust` gives it `node_ca_file` (the
+/// other nodes' certificates are checked against `ca`). Its test client trusts `ca`.
+async fn tls_node(first: Option<&TestApp>, ca: &PrivateCa, trust: bool) -> TestApp {
+    let mut env = ca.serve_env();
+    if let Some(first) = first {
+        env.extend(first.cluster_env());
+    }
+    if trust {
+        env.push((
+            "WARDEN_NODE_CA_FILE".to_owned(),
+            ca.ca_file.display().to_string(),
+        ));
+    }
+    let mut app = TestApp::spawn_with(AppOptions {
+        env,
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    assert!(app.base.starts_with("https://"), "{}", app.base);
+    app.client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca.ca_pem().unwrap()).unwrap()])
+        .build()
+        .unwrap();
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_serving_tls_with_an_internal_ca_relay_when_told_to_trust_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = PrivateCa::new(dir.path()).unwrap();
+    let a = tls_node(None, &ca, true).await;
+    let b = tls_node(Some(&a), &ca, true).await;
+    // C was not given the CA: the system's roots do not vouch for B's certificate.
+    let c = tls_node(Some(&a), &ca, false).await;
+    let admin = a.first_admin(EMAIL, PASSWORD).await.unwrap();
+    repo(&dir.path().join("repo"));
+    let ws = ok(
+        &a,
+        &admin,
+        Method::POST,
+        "/api/v1/workspaces",
+        Some(json!({"name": "Internal PKI"})),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(
+        &a,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/settings"),
+        Some(json!({"repository": dir.path().join("repo").display().to_string()})),
+    )
+    .await;
+    let host = ok(
+        &a,
+        &admin,
+        Method::POST,
+        "/api/v1/hosts",
+        Some(json!({"name": "on-b", "kind": "session"})),
+    )
+    .await;
+    let host_id = host["host"]["id"].as_str().unwrap().to_owned();
+    ok(
+        &a,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/hosts/{host_id}/approve"),
+        None,
+    )
+    .await;
+    let _agent = warden_testkit::agent::start_trusting(
+        env!("CARGO_BIN_EXE_warden-agent"),
+        &b.base,
+        host["api_key"].as_str().unwrap(),
+        &dir.path().join("agent"),
+        Some(&ca.ca_file),
+    );
+    warden_testkit::agent::wait_online(&b, &admin, &host_id).await;
+    assert_eq!(b.server.state().ctx.connections.count(), 1);
+
+    // Opened on A, started on B's host over B's TLS.
+    let sessions = format!("/api/v1/workspaces/{ws}/sessions");
+    let run = json!({"provider": "command", "mode": "chat", "command": ["sh", "-c",
+        "echo over-tls > note.txt; echo started; sleep 60"]});
+    let id = ok(&a, &admin, Method::POST, &sessions, Some(run)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    output_until(&a, &admin, &ws, &id, "started").await;
+    let file = format!("{sessions}/{id}/file?path=note.txt");
+    let read = ok(&a, &admin, Method::GET, &file, None).await;
+    assert_eq!(read["content"], "over-tls\n", "{read}");
+
+    // C cannot reach B: the question fails and nothing is delivered.
+    let (status, body) = c.call(&admin, Method::GET, &file, None).await;
+    assert!(status.is_server_error(), "{status} {body}");
+    let stop = warden_protocol::ServerMessage::StopSession {
+        session_id: id.clone(),
+    };
+    let cctx = c.server.state().ctx.clone();
+    let host_uuid = host_id.parse().unwrap();
+    assert!(!warden_core::cluster::send(&cctx, host_uuid, stop.clone()).await);
+    assert_eq!(
+        ok(&a, &admin, Method::GET, &format!("{sessions}/{id}"), None).await["status"],
+        "running"
+    );
+    // A delivers it.
+    let actx = a.server.state().ctx.clone();
+    assert!(warden_core::cluster::send(&actx, host_uuid, stop).await);
+    status_becomes(&a, &admin, &format!("{sessions}/{id}"), "canceled").await;
 }
 
 /// The first file named `name` under `dir`.

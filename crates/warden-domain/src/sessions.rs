@@ -104,6 +104,16 @@ impl SessionStatus {
                 | (Running, Done | Failed | Canceled | Lost)
         )
     }
+
+    /// Whether the session's own host may move it to `next`: what [`Self::may_become`]
+    /// allows, and out of `Lost` too. `Lost` is the server's conclusion while the host was
+    /// away; the host, back, knows better — it still runs the session, or says how it ended.
+    /// Nobody else may revive a lost session (a user cannot stop one).
+    pub fn host_may_make(self, next: SessionStatus) -> bool {
+        use SessionStatus::*;
+        self.may_become(next)
+            || (self == Lost && matches!(next, Running | Done | Failed | Canceled))
+    }
 }
 
 /// The environment variable a provider reads its API key from.
@@ -477,6 +487,16 @@ mod tests {
         assert!(!Done.may_become(Running));
         assert!(!Lost.may_become(Running));
         assert!(!Running.may_become(Waiting));
+        // Only the host itself corrects a loss, and nothing else comes back.
+        assert!(Lost.host_may_make(Done) && Lost.host_may_make(Running));
+        assert!(!Lost.may_become(Canceled) && !Lost.host_may_make(Waiting));
+        for s in [Done, Failed, Canceled] {
+            assert!(
+                [Waiting, Running, Done, Failed, Canceled, Lost]
+                    .into_iter()
+                    .all(|t| !s.host_may_make(t))
+            );
+        }
         assert!(Done.is_final() && Canceled.is_final() && !Running.is_final());
         for s in [Waiting, Running, Done, Failed, Canceled, Lost] {
             assert_eq!(SessionStatus::parse(s.as_str()), Some(s));

@@ -60,3 +60,27 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
 }
+
+impl StoreError {
+    /// Whether the database itself is out of reach — down, restarting, its connections cut,
+    /// out of connections — rather than the query or the data being wrong: what a client
+    /// should retry shortly (503), not an internal error.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Connect { .. } => true,
+            Self::Query(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                // PostgreSQL: connection exceptions (class 08), the server shutting down or
+                // starting (57P01–57P03), too many connections (53300).
+                sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                    c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "53300")
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}

@@ -216,6 +216,15 @@ pub enum HostReport<'a> {
     },
 }
 
+/// What a host's list of the sessions it runs changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Unfinished sessions it no longer runs, now lost.
+    pub lost: u64,
+    /// Sessions marked lost while it was away that it still runs, running again.
+    pub revived: u64,
+}
+
 /// One chunk of a session's output, as its host reported it.
 #[derive(Debug, Clone, Copy)]
 pub struct OutputChunk<'a> {
@@ -267,30 +276,36 @@ impl crate::Store {
                 exit_code,
                 error,
             } => {
-                // Only from the statuses the domain lets become this one.
-                let from: Vec<&str> = [SessionStatus::Waiting, SessionStatus::Running]
-                    .into_iter()
-                    .filter(|s| s.may_become(status))
-                    .map(SessionStatus::as_str)
-                    .collect();
-                let (Some(first), Some(last)) = (from.first().copied(), from.last().copied())
-                else {
+                // Only from the statuses the domain lets the host make this one (a session
+                // marked lost while its host was away gets the end the host reports).
+                let from: Vec<&str> = [
+                    SessionStatus::Waiting,
+                    SessionStatus::Running,
+                    SessionStatus::Lost,
+                ]
+                .into_iter()
+                .filter(|s| s.host_may_make(status))
+                .map(SessionStatus::as_str)
+                .collect();
+                let Some(&last) = from.last() else {
                     tx.rollback().await?;
                     return Ok(None);
                 };
+                let from: [&str; 3] = std::array::from_fn(|i| from.get(i).copied().unwrap_or(last));
                 let status = status.as_str();
                 on_tx!(tx, |c| {
                     sqlx::query(
                     "UPDATE agent_sessions SET status = $2, exit_code = $3, error = $4, ended_at = $5 \
-                     WHERE id = $1 AND status IN ($6, $7)"
+                     WHERE id = $1 AND status IN ($6, $7, $8)"
                 )
                 .bind(id)
                 .bind(status)
                 .bind(exit_code)
                 .bind(error)
                 .bind(now)
-                .bind(first)
-                .bind(last)
+                .bind(from[0])
+                .bind(from[1])
+                .bind(from[2])
                 .execute(c)
                 .await
                 .map(|r| r.rows_affected())
@@ -377,14 +392,15 @@ impl crate::Store {
     }
 
     /// A host says which sessions it runs: its other unfinished sessions created before
-    /// `since` (µs, when this connection began) are lost. Returns how many.
+    /// `since` (µs, when this connection began) are lost, and those of its sessions marked
+    /// lost while it was away (started, not closed) run again. Returns how many of each.
     pub async fn reconcile_host_sessions(
         &self,
         host: &crate::hosts::HostGrant,
         running: &[Uuid],
         since: i64,
         now: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Reconciled, StoreError> {
         let host = host.host_id();
         let mut tx = self.begin_hosts().await?;
         let open = on_tx!(tx, |c| sqlx::query_scalar::<_, Uuid>(
@@ -408,8 +424,22 @@ impl crate::Store {
             .await
             .map(|r| r.rows_affected()))?;
         }
+        debug_assert!(SessionStatus::Lost.host_may_make(SessionStatus::Running));
+        let mut revived = 0;
+        for id in running {
+            revived += on_tx!(tx, |c| sqlx::query(
+                "UPDATE agent_sessions SET status = 'running', ended_at = NULL, error = NULL \
+                 WHERE id = $1 AND host_id = $2 AND status = 'lost' \
+                 AND started_at IS NOT NULL AND archived_at IS NULL"
+            )
+            .bind(*id)
+            .bind(host)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        }
         tx.commit().await?;
-        Ok(lost)
+        Ok(Reconciled { lost, revived })
     }
 
     /// Marks lost the unfinished sessions whose host is gone: deleted, or not seen since

@@ -19,12 +19,27 @@ pub fn start(binary: &str, app: &TestApp, key: &str, data_dir: &Path) -> tokio::
 /// [`start`] for the server at `base`. Its log goes nowhere unless `WARDEN_TEST_AGENT_LOG` is
 /// set (then to this process's standard error).
 pub fn start_at(binary: &str, base: &str, key: &str, data_dir: &Path) -> tokio::process::Child {
+    start_trusting(binary, base, key, data_dir, None)
+}
+
+/// [`start_at`], trusting the CA certificate in `ca_file` for the server's TLS.
+pub fn start_trusting(
+    binary: &str,
+    base: &str,
+    key: &str,
+    data_dir: &Path,
+    ca_file: Option<&Path>,
+) -> tokio::process::Child {
     let log = if std::env::var_os("WARDEN_TEST_AGENT_LOG").is_some() {
         Stdio::inherit()
     } else {
         Stdio::null()
     };
-    tokio::process::Command::new(binary)
+    let mut command = tokio::process::Command::new(binary);
+    if let Some(ca) = ca_file {
+        command.arg("--ca-file").arg(ca);
+    }
+    command
         .arg("--url")
         .arg(base)
         .arg("--data-dir")

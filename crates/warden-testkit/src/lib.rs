@@ -27,9 +27,11 @@ pub mod github_stub;
 pub mod llm_stub;
 pub mod oidc;
 pub mod passkey;
+pub mod private_postgres;
 pub mod protocol_host;
 pub mod smtp;
 pub mod storm;
+pub mod tls;
 pub mod wrk;
 
 /// A client that does not follow redirects (to see where Warden or a provider sends a
@@ -155,6 +157,12 @@ async fn ensure_roles(conn: &mut sqlx::PgConnection) -> Result<()> {
 async fn fresh_postgres_database() -> Result<(String, String)> {
     let admin = std::env::var("TESTKIT_POSTGRES_URL")
         .context("TESTKIT_BACKEND=postgres needs TESTKIT_POSTGRES_URL (run scripts/test)")?;
+    fresh_postgres_database_at(&admin).await
+}
+
+/// [`fresh_postgres_database`] on the cluster the superuser URL `admin` reaches.
+pub(crate) async fn fresh_postgres_database_at(admin: &str) -> Result<(String, String)> {
+    let admin = admin.to_owned();
     let name = format!("warden_t_{}", uuid::Uuid::now_v7().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await?;
     ensure_roles(&mut conn).await?;

@@ -33,9 +33,17 @@ pub struct Cluster {
 
 impl Cluster {
     /// A node reached by the others at `address` (`None`: it relays to others, and nobody
-    /// relays to it).
-    pub fn new(address: Option<String>) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
+    /// relays to it), trusting the certificates in `ca_pem` (PEM) for their TLS besides the
+    /// system's roots.
+    pub fn new(address: Option<String>, ca_pem: Option<&[u8]>) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            builder = builder.tls_certs_merge(
+                reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| format!("node_ca_file: {e}"))?,
+            );
+        }
+        let client = builder
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))

@@ -129,8 +129,17 @@ impl From<Code> for CoreError {
 }
 
 impl From<StoreError> for CoreError {
+    /// 503 with `Retry-After` when the database is out of reach (down, restarting, its
+    /// connections cut); otherwise an internal error.
     fn from(e: StoreError) -> Self {
-        Self::internal(&e)
+        if e.is_unavailable() {
+            Self {
+                retry_after: Some(Duration::from_secs(1)),
+                ..Self::unavailable(&e)
+            }
+        } else {
+            Self::internal(&e)
+        }
     }
 }
 
@@ -153,7 +162,7 @@ impl From<Refusal> for CoreError {
             Refusal::NotFound => Self::new(Code::NotFound),
             Refusal::Forbidden => Self::new(Code::Forbidden),
             Refusal::Archived => Self::new(Code::WorkspaceArchived),
-            Refusal::Store(e) => Self::internal(&e),
+            Refusal::Store(e) => e.into(),
         }
     }
 }

@@ -158,9 +158,13 @@ impl Link {
             .reconcile_host_sessions(&self.host.grant, &ids, self.connected_at, now)
             .await
         {
-            Ok(0) => {}
-            Ok(n) => {
-                tracing::warn!(host = %self.host.host_id, sessions = n, "sessions lost: the host no longer runs them");
+            Ok(r) => {
+                if r.lost > 0 {
+                    tracing::warn!(host = %self.host.host_id, sessions = r.lost, "sessions lost: the host no longer runs them");
+                }
+                if r.revived > 0 {
+                    tracing::info!(host = %self.host.host_id, sessions = r.revived, "sessions marked lost run again: their host is back and still runs them");
+                }
             }
             Err(e) => tracing::warn!(error = %e, "cannot reconcile a host's sessions"),
         }

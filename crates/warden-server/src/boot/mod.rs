@@ -455,7 +455,8 @@ async fn share(
                 .map_err(|e| BootError(format!("LLM gateway: {e}")))?,
         ),
         tickets: config.tickets.clone(),
-        cluster: warden_core::cluster::Cluster::new(node_url).map_err(BootError)?,
+        cluster: warden_core::cluster::Cluster::new(node_url, config.node_ca_pem.as_deref())
+            .map_err(BootError)?,
     });
     warden_core::cluster::announce(&ctx)
         .await

@@ -172,6 +172,8 @@ pub struct Config {
     pub public_url: Option<PublicUrl>,
     /// Where the other nodes reach this one, when set.
     pub node_url: Option<PublicUrl>,
+    /// A private CA's certificates (PEM) trusted for the other nodes' TLS, when set.
+    pub node_ca_pem: Option<Vec<u8>>,
     /// Database settings.
     pub database: DatabaseConfig,
     /// Where the master encryption key comes from.
@@ -272,6 +274,7 @@ fn build(v: &mut Values) -> Result<Config, ConfigError> {
         listen,
         public_url,
         node_url,
+        node_ca_pem: sections::read_ca_file(v, &table::NODE_CA_FILE)?,
         encryption_key,
         http: build_http(v)?,
         tls: build_tls(v)?,

@@ -63,27 +63,34 @@ pub(super) fn build_smtp(v: &mut Values) -> Result<SmtpConfig, ConfigError> {
     if from.parse::<lettre::Address>().is_err() {
         return Err(v.refuse(&SMTP_FROM, format!("'{from}' is not an email address")));
     }
-    let ca_pem = match v.path_opt(&SMTP_CA_FILE)? {
-        Some(path) => {
-            let pem = std::fs::read(&path).map_err(|e| {
-                v.refuse(
-                    &SMTP_CA_FILE,
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            use rustls::pki_types::CertificateDer;
-            use rustls::pki_types::pem::PemObject;
-            let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
-            if !certs.is_ok_and(|c| !c.is_empty())
-                || lettre::transport::smtp::client::Certificate::from_pem(&pem).is_err()
-            {
-                return Err(v.refuse(&SMTP_CA_FILE, "holds no PEM certificate"));
-            }
-            Some(pem)
-        }
-        None => None,
-    };
+    let ca_pem = read_ca_file(v, &SMTP_CA_FILE)?;
+    if ca_pem
+        .as_deref()
+        .is_some_and(|pem| lettre::transport::smtp::client::Certificate::from_pem(pem).is_err())
+    {
+        return Err(v.refuse(&SMTP_CA_FILE, "holds no PEM certificate"));
+    }
     Ok(SmtpConfig { url, from, ca_pem })
+}
+
+/// The PEM certificates in the file `setting` names, when set: refused unless it holds at
+/// least one certificate and every PEM block in it is one.
+pub(super) fn read_ca_file(
+    v: &mut Values,
+    setting: &'static Setting,
+) -> Result<Option<Vec<u8>>, ConfigError> {
+    let Some(path) = v.path_opt(setting)? else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(&path)
+        .map_err(|e| v.refuse(setting, format!("cannot read {}: {e}", path.display())))?;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+    if !certs.is_ok_and(|c| !c.is_empty()) {
+        return Err(v.refuse(setting, "holds no PEM certificate"));
+    }
+    Ok(Some(pem))
 }
 
 pub(super) fn build_hosts(v: &mut Values) -> Result<HostsConfig, ConfigError> {

@@ -97,6 +97,9 @@ settings! {
     /// Where the other nodes reach this one (node-to-node calls).
     NODE_URL = "node_url", Kind::Text,
         Fallback::Derived("the listen address, unless it is 0.0.0.0 or ::");
+    /// PEM certificates of a private CA the other nodes' certificates are checked against (on
+    /// top of the system's roots), for nodes serving TLS with an internal certificate.
+    NODE_CA_FILE = "node_ca_file", Kind::Path, Fallback::Optional;
     /// Whether `warden serve` also runs a host in its own process.
     LOCAL_HOST = "local_host", Kind::Switch, Fallback::Value("true");
     /// The master encryption key, 64 hex characters: from the environment only.
