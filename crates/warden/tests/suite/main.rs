@@ -18,7 +18,6 @@ mod console;
 mod console_admin;
 mod database_outage;
 mod device;
-mod disk_full;
 mod hosts;
 mod http;
 mod identity;
