@@ -66,8 +66,14 @@ pub fn hello(protocol: u32) -> Message {
 /// The next protocol message other than a confirmation of what the host reported
 /// (`Recorded`, which this host does not need), or `None` once the connection is closed.
 pub async fn next(ws: &mut Ws) -> Option<ServerMessage> {
+    next_within(ws, ANSWER_WITHIN).await
+}
+
+/// [`next`], waiting up to `limit` for it: for a host whose next work comes from something
+/// slower than the server itself (a browser walking through the console).
+pub async fn next_within(ws: &mut Ws, limit: std::time::Duration) -> Option<ServerMessage> {
     loop {
-        match next_message(ws).await {
+        match next_message_within(ws, limit).await {
             Some(ServerMessage::Recorded { .. }) => {}
             other => return other,
         }
@@ -76,10 +82,17 @@ pub async fn next(ws: &mut Ws) -> Option<ServerMessage> {
 
 /// The next protocol message, whatever it is, or `None` once the connection is closed.
 pub async fn next_message(ws: &mut Ws) -> Option<ServerMessage> {
+    next_message_within(ws, ANSWER_WITHIN).await
+}
+
+/// How long a host waits for the server's next message before the test fails.
+const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn next_message_within(ws: &mut Ws, limit: std::time::Duration) -> Option<ServerMessage> {
     loop {
-        let frame = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        let frame = tokio::time::timeout(limit, ws.next())
             .await
-            .expect("the server answers within 10 s");
+            .unwrap_or_else(|_| panic!("the server answers within {limit:?}"));
         match frame {
             Some(Ok(Message::Text(t))) => return Some(ServerMessage::decode(t.as_str()).unwrap()),
             Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,

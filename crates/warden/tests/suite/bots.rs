@@ -14,8 +14,13 @@ use crate::identity::{admin_token, audit_rows};
 use crate::llm::{member_with_role, workspace};
 
 async fn started(host: &mut Ws) -> (String, Vec<String>) {
+    started_within(host, std::time::Duration::from_secs(10)).await
+}
+
+/// [`started`], waiting up to `limit` for the session.
+async fn started_within(host: &mut Ws, limit: std::time::Duration) -> (String, Vec<String>) {
     loop {
-        match protocol_host::next(host).await {
+        match protocol_host::next_within(host, limit).await {
             Some(ServerMessage::StartSession {
                 session_id, argv, ..
             }) => return (session_id, argv),
@@ -291,9 +296,10 @@ async fn in_chromium_a_bot_is_made_written_to_and_answers() {
     let admin = admin_token(&app).await;
     let ws = workspace(&app, &admin, "Console bots").await;
     let (_, mut host) = crate::mcp::ready_host(&app, &admin, &ws).await;
-    // The host answers the first turn it is given.
+    // The host answers the first turn it is given, once the browser (launched, signed in,
+    // checking every page) has got that far: minutes on a busy machine, not the usual 10 s.
     let answering = tokio::spawn(async move {
-        let (session, argv) = started(&mut host).await;
+        let (session, argv) = started_within(&mut host, std::time::Duration::from_secs(300)).await;
         answer(&mut host, &session, "Run make release, then push the tag.").await;
         (argv, host)
     });
