@@ -79,17 +79,13 @@ async fn status_becomes(app: &TestApp, token: &str, path: &str, want: &str) -> V
     panic!("status never became {want}: {last}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_on_a_host_of_another_node_is_served_by_every_node() {
-    let a = TestApp::spawn().await.unwrap();
-    let b = node_of(&a).await;
-    let c = node_of(&a).await;
-    let admin = a.first_admin(EMAIL, PASSWORD).await.unwrap();
-    let root = tempfile::tempdir().unwrap();
-    repo(&root.path().join("repo"));
+/// A workspace on a new git repository under `dir`, and an approved session host: (workspace
+/// id, host id, host key).
+async fn workspace_and_host(app: &TestApp, admin: &str, dir: &Path) -> (String, String, String) {
+    repo(&dir.join("repo"));
     let ws = ok(
-        &a,
-        &admin,
+        app,
+        admin,
         Method::POST,
         "/api/v1/workspaces",
         Some(json!({"name": "Cluster"})),
@@ -99,37 +95,47 @@ async fn a_session_on_a_host_of_another_node_is_served_by_every_node() {
         .unwrap()
         .to_owned();
     ok(
-        &a,
-        &admin,
+        app,
+        admin,
         Method::PUT,
         &format!("/api/v1/workspaces/{ws}/settings"),
-        Some(json!({"repository": root.path().join("repo").display().to_string()})),
-    )
-    .await;
-    ok(
-        &a,
-        &admin,
-        Method::PUT,
-        &format!("/api/v1/workspaces/{ws}/variables/GREETING"),
-        Some(json!({"value": "sealed-across-nodes"})),
+        Some(json!({"repository": dir.join("repo").display().to_string()})),
     )
     .await;
     let host = ok(
-        &a,
-        &admin,
+        app,
+        admin,
         Method::POST,
         "/api/v1/hosts",
         Some(json!({"name": "on-b", "kind": "session"})),
     )
     .await;
     let host_id = host["host"]["id"].as_str().unwrap().to_owned();
-    let key = host["api_key"].as_str().unwrap().to_owned();
     ok(
-        &a,
-        &admin,
+        app,
+        admin,
         Method::POST,
         &format!("/api/v1/hosts/{host_id}/approve"),
         None,
+    )
+    .await;
+    (ws, host_id, host["api_key"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_on_a_host_of_another_node_is_served_by_every_node() {
+    let a = TestApp::spawn().await.unwrap();
+    let b = node_of(&a).await;
+    let c = node_of(&a).await;
+    let admin = a.first_admin(EMAIL, PASSWORD).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (ws, host_id, key) = workspace_and_host(&a, &admin, root.path()).await;
+    ok(
+        &a,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/variables/GREETING"),
+        Some(json!({"value": "sealed-across-nodes"})),
     )
     .await;
     // The agent connects to node B only.
@@ -315,47 +321,11 @@ async fn nodes_serving_tls_with_an_internal_ca_relay_when_told_to_trust_it() {
     // C was not given the CA: the system's roots do not vouch for B's certificate.
     let c = tls_node(Some(&a), &ca, false).await;
     let admin = a.first_admin(EMAIL, PASSWORD).await.unwrap();
-    repo(&dir.path().join("repo"));
-    let ws = ok(
-        &a,
-        &admin,
-        Method::POST,
-        "/api/v1/workspaces",
-        Some(json!({"name": "Internal PKI"})),
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ok(
-        &a,
-        &admin,
-        Method::PUT,
-        &format!("/api/v1/workspaces/{ws}/settings"),
-        Some(json!({"repository": dir.path().join("repo").display().to_string()})),
-    )
-    .await;
-    let host = ok(
-        &a,
-        &admin,
-        Method::POST,
-        "/api/v1/hosts",
-        Some(json!({"name": "on-b", "kind": "session"})),
-    )
-    .await;
-    let host_id = host["host"]["id"].as_str().unwrap().to_owned();
-    ok(
-        &a,
-        &admin,
-        Method::POST,
-        &format!("/api/v1/hosts/{host_id}/approve"),
-        None,
-    )
-    .await;
+    let (ws, host_id, key) = workspace_and_host(&a, &admin, dir.path()).await;
     let _agent = warden_testkit::agent::start_trusting(
         env!("CARGO_BIN_EXE_warden-agent"),
         &b.base,
-        host["api_key"].as_str().unwrap(),
+        &key,
         &dir.path().join("agent"),
         Some(&ca.ca_file),
     );

@@ -250,6 +250,21 @@ async fn connect_sqlite(options: &ConnectOptions) -> Result<Store, StoreError> {
     let pool = SqlitePoolOptions::new()
         .max_connections(options.max_connections.max(1))
         .test_before_acquire(false)
+        // A transaction whose statement or COMMIT failed on a full disk (SQLITE_FULL) may be
+        // rolled back by SQLite itself; the driver's own rollback then fails and leaves it
+        // counting a transaction that no longer exists, and every later BEGIN on that
+        // connection fails. Such a connection is closed instead of reused (found by the
+        // full-disk test). The check costs nothing unless a transaction seems open: then a
+        // ping waits for the rollback queued when it was dropped.
+        .before_acquire(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Connection as _;
+                if conn.is_in_transaction() {
+                    conn.ping().await?;
+                }
+                Ok(!conn.is_in_transaction())
+            })
+        })
         .acquire_timeout(options.connect_timeout)
         .connect_with(opts)
         .await

@@ -83,4 +83,16 @@ impl StoreError {
             _ => false,
         }
     }
+
+    /// Whether the database's storage is full (SQLite: `SQLITE_FULL` or no space left on the
+    /// device; PostgreSQL: `disk_full`): the change was not made, and nothing is wrong with it.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Self::Query(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|c| matches!(&*c, "13" | "53100"))
+            }
+            Self::Query(sqlx::Error::Io(io)) => io.raw_os_error() == Some(28),
+            _ => false,
+        }
+    }
 }

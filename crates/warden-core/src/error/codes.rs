@@ -58,6 +58,8 @@ registry! {
     Internal = 500, "internal", "An internal error occurred; quote the request id when reporting it.";
     /// A dependency is not ready.
     Unavailable = 503, "unavailable", "The service is not ready; retry shortly.";
+    /// The database's storage is full.
+    StorageFull = 507, "storage-full", "The server's storage is full: nothing was changed. Retry once an operator has freed space.";
     /// Any other status.
     Error = 400, "error", "The request could not be completed.";
 

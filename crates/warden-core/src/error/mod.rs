@@ -129,10 +129,13 @@ impl From<Code> for CoreError {
 }
 
 impl From<StoreError> for CoreError {
-    /// 503 with `Retry-After` when the database is out of reach (down, restarting, its
-    /// connections cut); otherwise an internal error.
+    /// 507 when the database's storage is full; 503 with `Retry-After` when the database is
+    /// out of reach (down, restarting, its connections cut); otherwise an internal error.
     fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
+        if e.is_storage_full() {
+            tracing::error!(error = %e, "the database's storage is full: a change was refused");
+            Self::new(Code::StorageFull)
+        } else if e.is_unavailable() {
             Self {
                 retry_after: Some(Duration::from_secs(1)),
                 ..Self::unavailable(&e)

@@ -726,7 +726,7 @@ async fn warden_host_manages_hosts_through_the_api_with_the_saved_login() {
 }
 
 /// A server the test started, killed if the test fails before stopping it.
-pub(crate) struct KillOnDrop(std::process::Child);
+pub(crate) struct KillOnDrop(pub(crate) std::process::Child);
 
 impl std::ops::Deref for KillOnDrop {
     type Target = std::process::Child;

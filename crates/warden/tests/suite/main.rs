@@ -18,6 +18,7 @@ mod console;
 mod console_admin;
 mod database_outage;
 mod device;
+mod disk_full;
 mod hosts;
 mod http;
 mod identity;
