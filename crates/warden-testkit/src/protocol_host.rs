@@ -39,7 +39,12 @@ pub async fn register(app: &TestApp, admin: &str) -> (String, String) {
 
 /// Opens the agent WebSocket with `credential`.
 pub async fn connect(app: &TestApp, credential: &str) -> Result<Ws, WsError> {
-    let url = app.url("/api/v1/agent/connect").replace("http://", "ws://");
+    connect_at(&app.base, credential).await
+}
+
+/// [`connect`] to the server at `base` (`http://127.0.0.1:PORT`), which may be another process.
+pub async fn connect_at(base: &str, credential: &str) -> Result<Ws, WsError> {
+    let url = format!("{base}/api/v1/agent/connect").replace("http://", "ws://");
     let mut req = url.into_client_request().unwrap();
     req.headers_mut().insert(
         "authorization",

@@ -760,6 +760,13 @@ pub(crate) fn serve_in(dir: &Path) -> (KillOnDrop, String) {
             .spawn()
             .unwrap(),
     );
+    let banner = banner(&mut child);
+    (child, banner)
+}
+
+/// What a `warden serve` started with piped standard output printed, up to its last line
+/// ("stop with Ctrl-C"), or everything it printed if it ended first.
+pub(crate) fn banner(child: &mut KillOnDrop) -> String {
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut banner = String::new();
     loop {
@@ -772,7 +779,7 @@ pub(crate) fn serve_in(dir: &Path) -> (KillOnDrop, String) {
             break;
         }
     }
-    (child, banner)
+    banner
 }
 
 /// The peak resident memory (VmHWM) of a process, in MiB.

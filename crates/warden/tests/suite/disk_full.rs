@@ -3,7 +3,7 @@
 //! freed. Writes fail with a clear `507 storage-full` (never a 500), reads go on, nothing
 //! corrupts, and writes succeed again once space returns — without a restart.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -44,18 +44,11 @@ fn serve_on_tmpfs(mount: &Path) -> (KillOnDrop, String, PathBuf) {
             Stdio::null()
         });
     let mut child = KillOnDrop(command.spawn().expect("unshare runs"));
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    loop {
-        let mut line = String::new();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            panic!("warden serve on a tmpfs did not start: {banner}");
-        }
-        banner.push_str(&line);
-        if line.contains("stop with Ctrl-C") {
-            break;
-        }
-    }
+    let banner = crate::cli::banner(&mut child);
+    assert!(
+        banner.contains("stop with Ctrl-C"),
+        "warden serve on a tmpfs did not start: {banner}"
+    );
     let url = banner
         .lines()
         .next()

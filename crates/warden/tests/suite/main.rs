@@ -16,6 +16,7 @@ mod cluster;
 mod connections;
 mod console;
 mod console_admin;
+mod crash;
 mod database_outage;
 mod device;
 mod disk_full;
