@@ -764,6 +764,26 @@ pub(crate) fn serve_in(dir: &Path) -> (KillOnDrop, String) {
     (child, banner)
 }
 
+/// The address a started `warden serve` printed in its banner, and its setup link if it
+/// printed one (first start only). Panics, showing the banner, unless it started.
+pub(crate) fn ready(banner: &str) -> (String, Option<String>) {
+    assert!(
+        banner.contains("stop with Ctrl-C"),
+        "warden serve did not start: {banner}"
+    );
+    let url = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("Warden is ready at "))
+        .unwrap_or_else(|| panic!("no ready line: {banner}"))
+        .trim()
+        .to_owned();
+    let setup = banner
+        .lines()
+        .find(|l| l.contains("/setup?token="))
+        .map(|l| l.trim().to_owned());
+    (url, setup)
+}
+
 /// What a `warden serve` started with piped standard output printed, up to its last line
 /// ("stop with Ctrl-C"), or everything it printed if it ended first.
 pub(crate) fn banner(child: &mut KillOnDrop) -> String {

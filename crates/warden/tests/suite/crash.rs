@@ -44,21 +44,7 @@ fn start(db: &TestDb, key: &str) -> (KillOnDrop, String, Option<String>) {
             Stdio::null()
         });
     let mut child = KillOnDrop(command.spawn().expect("warden serve runs"));
-    let banner = crate::cli::banner(&mut child);
-    assert!(
-        banner.contains("stop with Ctrl-C"),
-        "warden serve did not start: {banner}"
-    );
-    let url = banner
-        .lines()
-        .find_map(|l| l.strip_prefix("Warden is ready at "))
-        .unwrap_or_else(|| panic!("no ready line: {banner}"))
-        .trim()
-        .to_owned();
-    let setup = banner
-        .lines()
-        .find(|l| l.contains("/setup?token="))
-        .map(|l| l.trim().to_owned());
+    let (url, setup) = crate::cli::ready(&crate::cli::banner(&mut child));
     (child, url, setup)
 }
 
@@ -268,7 +254,7 @@ async fn stream_output(url: String, key: String, session: String, seen: Arc<Seen
 }
 
 /// Every page of a listing (`items`/`next_cursor`).
-async fn all(
+pub(crate) async fn all(
     client: &reqwest::Client,
     url: &str,
     token: &str,

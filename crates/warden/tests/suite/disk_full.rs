@@ -44,26 +44,10 @@ fn serve_on_tmpfs(mount: &Path) -> (KillOnDrop, String, PathBuf) {
             Stdio::null()
         });
     let mut child = KillOnDrop(command.spawn().expect("unshare runs"));
-    let banner = crate::cli::banner(&mut child);
-    assert!(
-        banner.contains("stop with Ctrl-C"),
-        "warden serve on a tmpfs did not start: {banner}"
-    );
-    let url = banner
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("Warden is ready at "))
-        .unwrap_or_else(|| panic!("no ready line: {banner}"))
-        .trim()
-        .to_owned();
+    let (url, link) = crate::cli::ready(&crate::cli::banner(&mut child));
+    let link = link.unwrap_or_else(|| panic!("no setup link"));
     // The process's view of the file system, tmpfs included.
     let seen = PathBuf::from(format!("/proc/{}/root{}", child.id(), mount.display()));
-    let link = banner
-        .lines()
-        .find(|l| l.contains("/setup?token="))
-        .unwrap_or_else(|| panic!("no setup link: {banner}"))
-        .trim()
-        .to_owned();
     (child, format!("{url}\n{link}"), seen)
 }
 
@@ -97,7 +81,8 @@ async fn a_full_disk_refuses_writes_clearly_corrupts_nothing_and_service_resumes
         .json()
         .await
         .unwrap();
-    let auth = format!("Bearer {}", signed["access_token"].as_str().unwrap());
+    let access = signed["access_token"].as_str().unwrap().to_owned();
+    let auth = format!("Bearer {access}");
     let create = |name: String| {
         let (client, auth, url) = (client.clone(), auth.clone(), url.to_owned());
         async move {
@@ -179,26 +164,12 @@ async fn a_full_disk_refuses_writes_clearly_corrupts_nothing_and_service_resumes
     assert!(back, "writes did not resume once space returned");
 
     // Every acknowledged write is there; the database is intact; the audit chain verifies.
-    let mut names = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let page: Value = client
-            .get(format!("{url}/api/v1/workspaces?limit=200{cursor}"))
-            .header("authorization", &auth)
-            .send()
+    let names: Vec<String> =
+        crate::crash::all(&client, url, &access, "/api/v1/workspaces", "items")
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        for w in page["items"].as_array().unwrap() {
-            names.push(w["name"].as_str().unwrap().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => break,
-        }
-    }
+            .iter()
+            .map(|w| w["name"].as_str().unwrap().to_owned())
+            .collect();
     for name in &acknowledged {
         assert!(names.contains(name), "acknowledged {name} is gone");
     }
