@@ -343,6 +343,31 @@ mod tests {
         );
     }
 
+    /// Found by the licence fuzz target: JSON numbers read with serde_json's default (fast,
+    /// not always exact) float parser came back one unit in the last place off, so a signed
+    /// licence's claims did not verify to the claims signed.
+    #[test]
+    fn claims_with_any_number_verify_to_exactly_what_was_signed() {
+        let (key, _) = SigningKey::generate().unwrap();
+        for n in [
+            4.101_111_111_111_111e38,
+            0.1,
+            f64::MAX,
+            5e-324,
+            -0.0,
+            1e23,
+            7.0,
+        ] {
+            let claims = json!({ "n": n, "seats": 7 });
+            let got = key
+                .public_key()
+                .verify(&key.sign(&claims).unwrap())
+                .unwrap();
+            assert_eq!(got["n"].as_f64(), Some(n), "{n:e}");
+            assert_eq!(Value::Object(got), claims);
+        }
+    }
+
     #[test]
     fn other_algorithms_and_key_carrying_headers_are_refused() {
         let (key, _) = SigningKey::generate().unwrap();

@@ -8,6 +8,14 @@
 //! sender. Rate and backlog are first enforced here, per node, so a flood costs no database
 //! work; the worker enforces the per-minute limit again across the cluster.
 //!
+//! A delivery handed to the worker is answered only once the transaction that handled it
+//! has committed (group commit: everything that arrived while the previous batch was
+//! being written goes in the next one), so a `200` means the delivery is stored, or counted
+//! as refused, even if the process dies the next moment. If it cannot be stored in time the
+//! answer is `503` and the provider sends it again; its delivery id makes the resend a
+//! replay, processed once. (Only the holder of a live token can see that difference, or
+//! the few milliseconds a commit takes: the 256-bit token is the secret, not its liveness.)
+//!
 //! The worker takes deliveries in batches: it reads each source as stored (so a rotated
 //! token, a disabled source or a new secret applies to the very next delivery, on every
 //! node), verifies signatures over the raw bytes, applies the filter, and in one transaction
@@ -17,12 +25,12 @@
 //! nothing is held back to run later.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 use warden_domain::audit::{Actor, Outcome};
 use warden_domain::license::Feature;
@@ -55,6 +63,8 @@ struct Delivery {
     token_hash: [u8; 32],
     headers: Vec<(String, String)>,
     body: Vec<u8>,
+    /// Told whether the transaction that handled the delivery committed.
+    stored: oneshot::Sender<bool>,
 }
 
 type Table = HashMap<[u8; 32], Arc<Route>>;
@@ -66,11 +76,25 @@ pub struct Intake {
     receiver: Mutex<Option<mpsc::Receiver<Delivery>>>,
     reload: Notify,
     loaded: Notify,
+    /// Whether the routing table has been loaded since the process started.
+    ready: AtomicBool,
 }
 
 impl std::fmt::Debug for Intake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Intake").finish_non_exhaustive()
+    }
+}
+
+/// A delivery handed to the worker, to be waited for before the sender is answered.
+#[derive(Debug)]
+pub struct Stored(oneshot::Receiver<bool>);
+
+impl Stored {
+    /// Whether the delivery was handled and committed (stored, or counted as refused)
+    /// within `limit`; `false` if storing it failed or took longer.
+    pub async fn committed(self, limit: Duration) -> bool {
+        matches!(tokio::time::timeout(limit, self.0).await, Ok(Ok(true)))
     }
 }
 
@@ -83,6 +107,7 @@ impl Default for Intake {
             receiver: Mutex::new(Some(receiver)),
             reload: Notify::new(),
             loaded: Notify::new(),
+            ready: AtomicBool::new(false),
         }
     }
 }
@@ -93,6 +118,22 @@ impl Intake {
         self.reload.notify_one();
     }
 
+    /// Whether the routing table has been loaded since the process started, waiting up to
+    /// `limit` for it. Before that every token would look unknown and a delivery sent to a
+    /// node that has just started would be dropped with a `200`.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let loaded = self.loaded.notified();
+            if self.ready.load(Ordering::Acquire) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, loaded).await.is_err() {
+                return self.ready.load(Ordering::Acquire);
+            }
+        }
+    }
+
     /// Completes after the next reload of the routing table.
     pub async fn reloaded(&self) {
         let wait = self.loaded.notified();
@@ -101,52 +142,52 @@ impl Intake {
     }
 
     /// The request path: takes a delivery for the token in the URL, or drops it. Says
-    /// nothing either way. `headers` is called only for a delivery that is taken.
+    /// nothing either way. `headers` is called only for a delivery that is taken; for that
+    /// one the answer is a [`Stored`] to wait for before answering the sender.
     pub fn offer(
         &self,
         token: &str,
         now_us: i64,
         headers: impl FnOnce() -> Vec<(String, String)>,
         body: Vec<u8>,
-    ) {
+    ) -> Option<Stored> {
         let token_hash = warden_crypto::token::hash(token);
         let route = self
             .routes
             .read()
             .ok()
-            .and_then(|t| t.get(&token_hash).cloned());
-        let Some(route) = route else {
-            return;
-        };
+            .and_then(|t| t.get(&token_hash).cloned())?;
         {
             let minute = now_us.div_euclid(60_000_000);
-            let Ok(mut w) = route.window.lock() else {
-                return;
-            };
+            let mut w = route.window.lock().ok()?;
             if w.0 != minute {
                 *w = (minute, 0);
             }
             if w.1 >= route.rate {
                 route.dropped_rate.fetch_add(1, Ordering::Relaxed);
-                return;
+                return None;
             }
             w.1 += 1;
         }
         if route.waiting.fetch_add(1, Ordering::AcqRel) >= route.backlog {
             route.waiting.fetch_sub(1, Ordering::AcqRel);
             route.dropped_backlog.fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
+        let (stored, answer) = oneshot::channel();
         let delivery = Delivery {
             route: route.clone(),
             token_hash,
             headers: headers(),
             body,
+            stored,
         };
         if self.sender.try_send(delivery).is_err() {
             route.waiting.fetch_sub(1, Ordering::AcqRel);
             route.dropped_backlog.fetch_add(1, Ordering::Relaxed);
+            return None;
         }
+        Some(Stored(answer))
     }
 
     fn replace(&self, rows: Vec<warden_store::event_sources::SourceToken>) -> Vec<Arc<Route>> {
@@ -196,7 +237,10 @@ pub fn spawn(ctx: Arc<Ctx>) -> Vec<tokio::task::JoinHandle<()>> {
         tokio::spawn(async move {
             loop {
                 match load(&ctx).await {
-                    Ok(gone) => flush_counters(&ctx, &gone).await,
+                    Ok(gone) => {
+                        ctx.webhooks.ready.store(true, Ordering::Release);
+                        flush_counters(&ctx, &gone).await;
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot load the webhook routing table"),
                 }
                 ctx.webhooks.loaded.notify_waiters();
@@ -336,9 +380,13 @@ impl Source {
 }
 
 async fn process(ctx: &Ctx, batch: &mut Vec<Delivery>) {
+    let mut committed = false;
     for attempt in 0..3 {
         match process_once(ctx, batch).await {
-            Ok(()) => break,
+            Ok(()) => {
+                committed = true;
+                break;
+            }
             Err(e) if attempt < 2 => {
                 tracing::warn!(error = %e, "cannot store webhook deliveries; trying again");
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
@@ -346,12 +394,14 @@ async fn process(ctx: &Ctx, batch: &mut Vec<Delivery>) {
             Err(e) => tracing::error!(
                 error = %e,
                 dropped = batch.len(),
-                "cannot store webhook deliveries; they are lost"
+                "cannot store webhook deliveries; their senders are told to send them again"
             ),
         }
     }
     for d in batch.drain(..) {
         d.route.waiting.fetch_sub(1, Ordering::AcqRel);
+        // The sender may have given up waiting; the delivery is stored all the same.
+        let _ = d.stored.send(committed);
     }
 }
 

@@ -1,8 +1,9 @@
 //! `POST /webhooks/{token}`: the public URL of an event source. Its answer is always the same
 //! `200` whatever became of the delivery (unknown token, disabled source, bad signature,
 //! over a limit, accepted), so the URL tells a prober nothing. Only a body over the size
-//! limit (413, checked before any work on the token) or one that does not arrive in time
-//! (408) is answered otherwise. The route is logged by its pattern, never its path, so the
+//! limit (413, checked before any work on the token), one that does not arrive in time
+//! (408), or one that could not be stored (503: the provider sends it again) is answered
+//! otherwise. The `200` comes only after the delivery is stored. The route is logged by its pattern, never its path, so the
 //! token appears in no access log.
 
 use axum::body::Body;
@@ -22,6 +23,9 @@ pub(crate) fn routes() -> Routes<AppState> {
 
 /// Headers kept for signature checks, at most.
 const HEADERS_MAX: usize = 64;
+/// How long a taken delivery may wait for its batch to commit before the sender is told to
+/// send it again (providers give up after about 10 s).
+const STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The one answer.
 fn received() -> Response {
@@ -41,7 +45,8 @@ fn received() -> Response {
     responses(
         (status = 200, description = "Received (the same answer whatever became of it)"),
         (status = 408, description = "The body did not arrive in time", content_type = "application/problem+json"),
-        (status = 413, description = "The body is over the limit (256 KiB by default)", content_type = "application/problem+json")))]
+        (status = 413, description = "The body is over the limit (256 KiB by default)", content_type = "application/problem+json"),
+        (status = 503, description = "The delivery could not be stored in time, or the node has just started: send it again", content_type = "application/problem+json")))]
 pub(crate) async fn deliver(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -59,8 +64,14 @@ pub(crate) async fn deliver(
         Ok(Err(_)) => return Err(ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE)),
         Ok(Ok(b)) => b,
     };
+    // A node that has just started knows no token until its routing table is loaded.
+    if !state.ctx.webhooks.ready(STORE_WAIT).await {
+        return Err(ApiError::unavailable(
+            &"the webhook routing table is not loaded yet",
+        ));
+    }
     let now = warden_core::op::unix_us(state.ctx.clock.now());
-    state.ctx.webhooks.offer(
+    let taken = state.ctx.webhooks.offer(
         &token,
         now,
         || {
@@ -72,5 +83,14 @@ pub(crate) async fn deliver(
         },
         bytes.to_vec(),
     );
+    // A delivery taken is answered once it is stored: a 200 survives a crash the next
+    // moment. One that could not be stored in time is sent again by the provider.
+    if let Some(stored) = taken
+        && !stored.committed(STORE_WAIT).await
+    {
+        return Err(ApiError::unavailable(
+            &"the webhook delivery could not be stored",
+        ));
+    }
     Ok(received())
 }
