@@ -3,8 +3,8 @@
 //! over a limit, accepted), so the URL tells a prober nothing. Only a body over the size
 //! limit (413, checked before any work on the token), one that does not arrive in time
 //! (408), or one that could not be stored (503: the provider sends it again) is answered
-//! otherwise. The `200` comes only after the delivery is stored. The route is logged by its pattern, never its path, so the
-//! token appears in no access log.
+//! otherwise. The `200` comes only after the delivery is stored. The route is logged by its
+//! pattern, never its path, so the token appears in no access log.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
