@@ -460,8 +460,13 @@ pub async fn create_key(
     })
 }
 
-/// The keys the caller may see: all of the workspace's with `llm.read`, else their own.
+/// The keys the caller may see: all of the workspace's with `llm.read`, else their own (with
+/// `llm.create`, which lets them have keys). The route asks only for `workspaces.read`, so an
+/// archived workspace's keys can still be listed.
 pub async fn keys(ctx: &Ctx, grant: &WorkspaceGrant) -> CoreResult<Vec<KeyView>> {
+    if !grant.holds(Permission::LLM_READ) && !grant.holds(Permission::LLM_CREATE) {
+        return Err(Code::Forbidden.into());
+    }
     let mut tx = ctx.store.scoped(grant).await?;
     let only = (!grant.holds(Permission::LLM_READ)).then(|| grant.user_id());
     let rows = tx.llm_keys(only).await?;

@@ -42,6 +42,7 @@ pub(crate) fn routes() -> Routes<AppState> {
 
 /// Filter for the session list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SessionFilter {
     /// Only this user's sessions.
     pub user_id: Option<String>,
@@ -156,7 +157,8 @@ pub(crate) async fn create_user(
 /// Deactivates a user: every grant they hold ends at once, on every node.
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/deactivate", tag = "admin",
     params(("id" = String, Path, description = "User id")),
-    responses((status = 204, description = "Deactivated"), (status = 404, description = "No such user")))]
+    responses((status = 204, description = "Deactivated"), (status = 404, description = "No such user"),
+        (status = 409, description = "The last active administrator (`last-admin`)", content_type = "application/problem+json")))]
 pub(crate) async fn deactivate_user(
     State(state): State<AppState>,
     UserOp(op): UserOp,

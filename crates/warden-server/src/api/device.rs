@@ -197,6 +197,7 @@ pub(crate) async fn token(
 
 /// The code in the verification page's address.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CodeQuery {
     /// The user code, `XXXX-XXXX` (any case, dash optional).
     pub user_code: Option<String>,

@@ -115,6 +115,7 @@ pub(crate) async fn send(
 
 /// Paging.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InvitationQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -25,6 +25,7 @@ pub(crate) fn routes() -> Routes<AppState> {
 
 /// Which jobs.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobsQuery {
     /// `dead` (default), `queued`, `running` or `done`.
     pub status: Option<String>,

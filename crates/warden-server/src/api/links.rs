@@ -181,6 +181,7 @@ pub(crate) async fn complete_password_reset(
 
 /// The token a mailed link carries.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LinkQuery {
     /// From the link.
     pub token: Option<String>,

@@ -40,7 +40,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_feature(Workspace(P::LLM_UPDATE), f, routes!(create_upstream))
         .add_feature(Workspace(P::LLM_UPDATE), f, routes!(update_upstream))
         .add_feature(Workspace(P::LLM_UPDATE), f, routes!(delete_upstream))
-        .add_feature(Workspace(P::LLM_CREATE), f, routes!(list_keys))
+        .add_feature(Workspace(P::WORKSPACES_READ), f, routes!(list_keys))
         .add_feature(Workspace(P::LLM_CREATE), f, routes!(create_key))
         // Revoking and reading what was recorded stay possible without the licence.
         .add(Workspace(P::LLM_CREATE), routes!(revoke_key))
@@ -69,9 +69,10 @@ pub struct PolicyBody {
     /// provider key.
     #[serde(default)]
     pub session_gateway: bool,
-    /// Quotas, prices, filters, capture (see the README's "LLM gateway").
+    /// Quotas, prices, filters, capture (see the README's "LLM gateway"); absent or null:
+    /// none.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub policy: Option<Value>,
 }
 
@@ -170,7 +171,7 @@ impl From<UpstreamBody> for UpstreamInput {
 /// The workspace's upstreams (never their keys).
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/llm/upstreams", tag = "llm gateway",
     params(("workspace_id" = String, Path, description = "Workspace id")),
-    responses((status = 200, description = "Upstreams", body = Object)))]
+    responses((status = 200, description = "Upstreams", body = Vec<Object>)))]
 pub(crate) async fn list_upstreams(
     State(state): State<AppState>,
     WorkspaceAccess(grant): WorkspaceAccess,
@@ -248,7 +249,7 @@ pub struct KeyBody {
 /// Gateway keys: all of the workspace's with `llm.read`, else your own.
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/llm/keys", tag = "llm gateway",
     params(("workspace_id" = String, Path, description = "Workspace id")),
-    responses((status = 200, description = "Keys, newest first (never their secrets)", body = Object)))]
+    responses((status = 200, description = "Keys, newest first (never their secrets)", body = Vec<Object>)))]
 pub(crate) async fn list_keys(
     State(state): State<AppState>,
     WorkspaceAccess(grant): WorkspaceAccess,
@@ -307,6 +308,7 @@ pub(crate) async fn revoke_key(
 
 /// Paging of call records.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CallsQuery {
     /// The `next_cursor` of the previous page.
@@ -362,6 +364,7 @@ pub(crate) async fn call_content(
 
 /// The days and format of a usage report.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageQuery {
     /// First day (`YYYY-MM-DD`, UTC); default: 30 days ago.

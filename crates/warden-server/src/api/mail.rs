@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Routes<AppState> {
 
 /// Paging.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MailLogQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -84,3 +84,24 @@ pub fn routes() -> Routes<AppState> {
         .merge(metrics::routes())
         .merge(openapi::routes())
 }
+
+#[cfg(test)]
+mod tests {
+    use warden_domain::access::Access;
+
+    /// An archived workspace refuses every permission that changes something, so a page of it
+    /// gated by such a permission would vanish when the workspace is archived (listing one's
+    /// gateway keys did: 409 on a GET).
+    #[test]
+    fn every_workspace_read_route_is_gated_by_a_read_permission() {
+        let (_, _, table) = super::routes().into_parts();
+        let wrong: Vec<String> = table
+            .entries()
+            .filter(|(method, _, access)| {
+                *method == "GET" && matches!(access, Access::Workspace(p) if !p.is_read_only())
+            })
+            .map(|(method, path, access)| format!("{method} {path} {access:?}"))
+            .collect();
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+}

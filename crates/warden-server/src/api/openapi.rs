@@ -2,12 +2,17 @@
 //! stack enforces around every handler (so generated clients expect what the server does):
 //! the problem document for every error, and the answers the middleware gives — 400/413/415/
 //! 422 for request bodies, 400 for query strings, 401/403/404 from the access guard, 429 and
-//! 503 where credentials are checked, 503 from the licence gate, 500 anywhere.
+//! 503 where credentials are checked, 503 from the licence gate, 500 anywhere, 403 where a
+//! browser's request can fail the CSRF check; and the credential each route checks, as a
+//! security scheme.
 
 use axum::extract::State;
 use axum::http::{Method, header};
 use axum::response::IntoResponse;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa_axum::routes;
 use warden_domain::access::Access;
@@ -30,6 +35,40 @@ pub(crate) async fn openapi_json(State(state): State<AppState>) -> impl IntoResp
     }
 }
 
+/// The credentials, as `Authorization: Bearer` values: (scheme name, format, description).
+const SCHEMES: &[(&str, &str, &str)] = &[
+    (
+        "user",
+        "JWT access token or personal access token (wdn_pat_…)",
+        "A person's access token from sign-in (or the browser's `__Host-` session cookie, \
+         with `X-CSRF-Token` on state-changing requests), or a personal access token. A \
+         workspace's service key signs its requests instead (`Authorization: \
+         WARDEN-HMAC-SHA256 keyId=wsk_…, ts=…, nonce=…, sig=…`).",
+    ),
+    (
+        "host",
+        "host key (whk_…)",
+        "A host's key, issued when it was registered.",
+    ),
+    (
+        "gateway",
+        "gateway key (wdn_llm_…)",
+        "An LLM gateway key (Anthropic clients may send it as `x-api-key`).",
+    ),
+    ("mcp", "MCP token (wdn_mcp_…)", "A workspace MCP token."),
+];
+
+/// The scheme a route's access rule checks; `None` for public routes.
+fn scheme(access: Access) -> Option<&'static str> {
+    match access {
+        Access::Public => None,
+        Access::Host => Some("host"),
+        Access::LlmKey => Some("gateway"),
+        Access::McpToken => Some("mcp"),
+        Access::SignedIn | Access::Platform(_) | Access::Workspace(_) => Some("user"),
+    }
+}
+
 /// Routes whose credential check is throttled (429) and bounded (503 `server-busy`).
 const CREDENTIAL_ROUTES: &[&str] = &[
     "/api/v1/auth/sign-in",
@@ -48,9 +87,28 @@ pub fn complete(doc: &mut OpenApi, table: &AccessTable) {
         "FieldProblem".to_owned(),
         <crate::http::problem::FieldProblem as utoipa::PartialSchema>::schema(),
     );
-    // Each standard answer is described once and referenced by every operation.
-    for status in [400, 401, 403, 404, 413, 415, 422, 429, 500, 503] {
-        let standard = warden_core::Code::for_status(status);
+    for (name, format, description) in SCHEMES {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format(*format)
+            .description(Some(*description))
+            .build();
+        components.add_security_scheme(*name, SecurityScheme::Http(scheme));
+    }
+    components.add_security_scheme(
+        "console",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::identity::cookies::ACCESS,
+            "The browser's session cookie, set by signing in; forms carry the `csrf` field.",
+        ))),
+    );
+    // Each standard answer is described once and referenced by every operation: a problem
+    // document on the API, a page on the console.
+    for status in [400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503] {
+        let standard = match status {
+            409 => warden_core::Code::WorkspaceArchived,
+            s => warden_core::Code::for_status(s),
+        };
         let (code, sentence) = (standard.as_str(), standard.sentence());
         let response = ResponseBuilder::new()
             .description(format!(
@@ -61,7 +119,23 @@ pub fn complete(doc: &mut OpenApi, table: &AccessTable) {
         components
             .responses
             .insert(format!("Problem{status}"), RefOr::T(response));
+        let page = ResponseBuilder::new()
+            .description(format!("A page saying: {sentence}"))
+            .content("text/html", ContentBuilder::new().build())
+            .build();
+        components
+            .responses
+            .insert(format!("Page{status}"), RefOr::T(page));
     }
+    components.responses.insert(
+        "SignIn303".to_owned(),
+        RefOr::T(
+            ResponseBuilder::new()
+                .description("Not signed in: to `/sign-in?next=…` and back")
+                .build(),
+        ),
+    );
+    let cookie_bodies = cookie_bodies(doc);
     for (path, item) in doc.paths.paths.iter_mut() {
         for (method, op) in [
             (Method::GET, item.get.as_mut()),
@@ -72,14 +146,35 @@ pub fn complete(doc: &mut OpenApi, table: &AccessTable) {
         ] {
             let Some(op) = op else { continue };
             let access = table.rule(&method, path);
-            for status in statuses(path, op, access) {
-                add_problem(op, status);
+            let console = path == "/console" || path.starts_with("/console/");
+            let scheme = match access.and_then(scheme) {
+                Some("user") if console => Some("console"),
+                other => other,
+            };
+            if let Some(scheme) = scheme {
+                op.security = Some(vec![SecurityRequirement::new(scheme, Vec::<String>::new())]);
+            }
+            let cookies = body_schema(op).is_some_and(|n| cookie_bodies.contains(n));
+            for status in statuses(path, &method, op, access, cookies) {
+                match (console, status) {
+                    (true, 401) => add_answer(op, 303, "SignIn303"),
+                    (true, s) => add_answer(op, s, &format!("Page{s}")),
+                    (false, s) => add_problem(op, s),
+                }
             }
         }
     }
 }
 
-fn statuses(path: &str, op: &Operation, access: Option<Access>) -> Vec<u16> {
+/// The error answers the stack around a handler may give it. `cookies`: its body can ask
+/// for browser cookies.
+fn statuses(
+    path: &str,
+    method: &Method,
+    op: &Operation,
+    access: Option<Access>,
+    cookies: bool,
+) -> Vec<u16> {
     let mut out = Vec::new();
     if op.request_body.is_some() {
         out.extend([400, 413, 415, 422]);
@@ -91,8 +186,10 @@ fn statuses(path: &str, op: &Operation, access: Option<Access>) -> Vec<u16> {
         })
     });
     if has_query {
-        out.push(400);
+        // 400: not a query string of this shape; 422: a value it does not accept.
+        out.extend([400, 422]);
     }
+    let writes = *method != Method::GET;
     match access {
         Some(Access::Public) | None => {}
         Some(Access::Host) => out.extend([401, 429]),
@@ -101,7 +198,23 @@ fn statuses(path: &str, op: &Operation, access: Option<Access>) -> Vec<u16> {
         Some(Access::McpToken) => out.extend([401, 403]),
         Some(Access::SignedIn) => out.push(401),
         Some(Access::Platform(_)) => out.extend([401, 403]),
-        Some(Access::Workspace(_)) => out.extend([401, 403, 404]),
+        // An archived workspace can be read, not changed.
+        Some(Access::Workspace(_)) => out.extend(if writes {
+            &[401, 403, 404, 409][..]
+        } else {
+            &[401, 403, 404][..]
+        }),
+    }
+    // A browser's state-changing request is refused without same-origin evidence and the
+    // CSRF token: on every signed-in route, and on the public sign-in routes when they are
+    // asked to set cookies.
+    let csrf = match access {
+        Some(Access::SignedIn) => writes,
+        Some(Access::Public) => cookies,
+        _ => false,
+    };
+    if csrf {
+        out.push(403);
     }
     if CREDENTIAL_ROUTES.contains(&path) {
         out.extend([429, 503]);
@@ -111,6 +224,36 @@ fn statuses(path: &str, op: &Operation, access: Option<Access>) -> Vec<u16> {
     }
     out.push(500);
     out
+}
+
+/// Names of the request-body schemas with a `cookies` switch (sign-in for the browser).
+fn cookie_bodies(doc: &OpenApi) -> std::collections::HashSet<String> {
+    let Some(components) = doc.components.as_ref() else {
+        return Default::default();
+    };
+    components
+        .schemas
+        .iter()
+        .filter(|(_, schema)| match schema {
+            RefOr::T(utoipa::openapi::Schema::Object(o)) => o.properties.contains_key("cookies"),
+            _ => false,
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// The schema name a JSON request body refers to.
+fn body_schema(op: &Operation) -> Option<&str> {
+    let RefOr::T(body) = op.request_body.as_ref()? else {
+        return None;
+    };
+    let RefOr::T(content) = body.content.get("application/json")? else {
+        return None;
+    };
+    match content.schema.as_ref()? {
+        RefOr::Ref(r) => r.ref_location.rsplit('/').next(),
+        RefOr::T(_) => None,
+    }
 }
 
 fn problem() -> utoipa::openapi::Content {
@@ -136,4 +279,13 @@ fn add_problem(op: &mut Operation, status: u16) {
             op.responses.responses.insert(key, RefOr::Ref(shared));
         }
     }
+}
+
+/// A console answer: a page, or the way to sign in. Answers declared by hand stay.
+fn add_answer(op: &mut Operation, status: u16, component: &str) {
+    let key = status.to_string();
+    op.responses
+        .responses
+        .entry(key)
+        .or_insert_with(|| RefOr::Ref(Ref::new(format!("#/components/responses/{component}"))));
 }

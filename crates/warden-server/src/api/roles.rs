@@ -59,6 +59,7 @@ fn user_entry(u: UserListRow) -> UserEntry {
 
 /// Paging through users.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

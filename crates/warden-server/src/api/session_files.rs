@@ -30,6 +30,7 @@ pub(crate) fn routes() -> Routes<AppState> {
 
 /// Which file.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FileQuery {
     /// Path inside the worktree, `/`-separated (for a listing: a directory; default the root).
     pub path: Option<String>,

@@ -183,11 +183,11 @@ pub(crate) async fn get_session(
 
 /// Where to resume the output.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutputQuery {
     /// Return chunks after this sequence number (default: from the start).
     pub after: Option<i64>,
-    /// At most this many chunks (1–1000, default 500).
-    #[param(minimum = 1, maximum = 1000)]
+    /// At most this many chunks (default 500); below 1 counts as 1, above 1000 as 1000.
     pub limit: Option<i64>,
 }
 
@@ -266,6 +266,7 @@ fn chunk(c: OutputRow) -> Chunk {
 
 /// Where a stream resumes.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Send chunks after this sequence number (or send `Last-Event-ID`); default: all.
     pub after: Option<i64>,

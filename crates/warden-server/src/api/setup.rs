@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Routes<AppState> {
 
 /// The link's token.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SetupQuery {
     /// From the printed link.
     pub token: Option<String>,

@@ -249,6 +249,7 @@ pub(crate) async fn delete(
 
 /// Where to go after signing in, and an invitation to accept with it.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StartQuery {
     /// A path of this site under `/console` (default: a page saying you are signed in).
     pub redirect: Option<String>,
@@ -307,6 +308,7 @@ pub(crate) async fn start(
 
 /// What the provider sends back.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     /// The authorization code.
     pub code: Option<String>,

@@ -170,7 +170,8 @@ pub(crate) async fn revoke_mine(
 
 /// Every user's personal access tokens, optionally of one user.
 #[utoipa::path(get, path = "/api/v1/admin/tokens", tag = "admin", params(SessionFilter),
-    responses((status = 200, description = "Tokens, newest first", body = Vec<TokenView>)))]
+    responses((status = 200, description = "Tokens, newest first", body = Vec<TokenView>),
+        (status = 404, description = "`user_id` names no user", content_type = "application/problem+json")))]
 pub(crate) async fn all(
     State(state): State<AppState>,
     UserOp(op): UserOp,

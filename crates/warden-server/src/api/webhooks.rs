@@ -40,7 +40,7 @@ fn received() -> Response {
 /// Receives a delivery for an event source.
 #[utoipa::path(post, path = "/webhooks/{token}", tag = "event sources",
     params(("token" = String, Path, description = "The source's URL token (`wwh_…`)")),
-    request_body(content = String, content_type = "application/json",
+    request_body(content = Option<serde_json::Value>, content_type = "application/json",
         description = "The provider's payload, as it signed it"),
     responses(
         (status = 200, description = "Received (the same answer whatever became of it)"),

@@ -173,7 +173,8 @@ pub(crate) async fn put_variable(
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/variables/{variable}", tag = "workspace settings",
     params(("workspace_id" = String, Path, description = "Workspace id"),
            ("variable" = String, Path, description = "Name")),
-    responses((status = 204, description = "Deleted"), (status = 404, description = "No such variable")))]
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such variable"),
+        (status = 422, description = "Not a variable name", content_type = "application/problem+json")))]
 pub(crate) async fn delete_variable(
     State(state): State<AppState>,
     UserOp(op): UserOp,

@@ -104,6 +104,7 @@ pub(crate) fn view(w: Workspace) -> WorkspaceView {
 
 /// Listing options.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Every workspace, not only the caller's (platform `workspaces.read`; audited).
     #[serde(default)]

@@ -42,8 +42,8 @@ pub struct AuditQuery {
     pub until: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
-    /// Page size (default 50, at most 500).
-    #[param(minimum = 1, maximum = 500)]
+    /// Page size (default 50); larger than 500 is answered with 500.
+    #[param(minimum = 1)]
     pub limit: Option<i64>,
 }
 

@@ -50,6 +50,7 @@ pub(super) fn routes() -> Routes<AppState> {
 
 /// Users: which page, and the notice after a change.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsersQuery {
     /// The `next` link of the previous page.
     pub after: Option<String>,

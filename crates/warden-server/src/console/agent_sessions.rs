@@ -361,6 +361,7 @@ pub(crate) async fn close(
 
 /// Which file or directory of the worktree.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FileQuery {
     /// Relative to the worktree's root (default: the root).
     pub path: Option<String>,

@@ -34,6 +34,7 @@ pub(super) fn routes() -> Routes<AppState> {
 
 /// The filter form's fields; blank fields filter nothing.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditForm {
     /// Actions starting with this (`user.`, `session.file`).
     pub action: Option<String>,

@@ -33,7 +33,7 @@ pub(super) fn routes() -> Routes<AppState> {
     use Permission as P;
     let f = Feature::LlmGateway;
     Routes::new()
-        .add_feature(Workspace(P::LLM_CREATE), f, routes!(page))
+        .add_feature(Workspace(P::WORKSPACES_READ), f, routes!(page))
         .add_feature(Workspace(P::LLM_CREATE), f, routes!(create_key))
         .add_feature(Workspace(P::LLM_CREATE), f, routes!(revoke_key))
         .add_feature(Workspace(P::LLM_UPDATE), f, routes!(add_upstream))

@@ -249,6 +249,7 @@ impl Fields {
 
 /// Which fixed sentence to show after a redirect (`?done=…`): never text from the URL.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Done {
     /// `device-signed-out` or `token-revoked`.
     pub done: Option<String>,

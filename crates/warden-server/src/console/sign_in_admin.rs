@@ -188,6 +188,7 @@ pub(crate) async fn delete_provider(
 
 /// Which page of the mail log.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MailQuery {
     /// The "older" link of the previous page.
     pub cursor: Option<String>,

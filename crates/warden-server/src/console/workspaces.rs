@@ -132,6 +132,7 @@ struct WorkspacesPage {
 
 /// Which workspaces the list shows.
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WorkspacesQuery {
     /// `true`: every workspace (platform `workspaces.read`; audited), not only the person's.
     #[serde(default)]

@@ -282,7 +282,14 @@ fn finish(
                         e.0.note.clone().unwrap_or_else(|| e.0.detail.to_owned()),
                     )
                 });
-                crate::console::error_page(status, path, why)
+                let mut page = crate::console::error_page(status, path, why);
+                // What the refusal tells the client to do next survives the page.
+                for name in [header::ALLOW, header::RETRY_AFTER] {
+                    if let Some(v) = res.headers().get(&name) {
+                        page.headers_mut().insert(name, v.clone());
+                    }
+                }
+                page
             }
             None => render_problem(res, id),
         };

@@ -397,3 +397,42 @@ async fn captured_content_is_sealed_and_shown_only_with_its_own_permission() {
     );
     assert_eq!(audit_rows(&gw.app, "llm.content_viewed").await.len(), 1);
 }
+
+/// Archiving a workspace makes it read-only, not unreadable: members still list their gateway
+/// keys (a GET that used to answer 409 `workspace-archived`), viewers still may not, and
+/// making a key is refused.
+#[tokio::test]
+async fn an_archived_workspace_still_lists_gateway_keys_to_who_may_have_them() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let ws = workspace(&app, &admin, "archived keys").await;
+    let member = member_with_role(&app, &admin, &ws, "member").await;
+    let viewer = member_with_role(&app, &admin, &ws, "viewer").await;
+    let (id, _) = crate::llm::new_key(&app, &member, &ws, json!({"name": "laptop"})).await;
+    let (status, body) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/workspaces/{ws}/archive"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let keys = format!("/api/v1/workspaces/{ws}/llm/keys");
+    let (status, listed) = app.call(&member, Method::GET, &keys, None).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+    let (status, _) = app.call(&viewer, Method::GET, &keys, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = app
+        .call(
+            &member,
+            Method::POST,
+            &keys,
+            Some(json!({"name": "another"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["code"], "workspace-archived");
+}

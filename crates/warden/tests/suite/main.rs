@@ -6,6 +6,7 @@
 
 mod agent;
 mod alerts;
+mod api_schema;
 mod audit;
 mod automations;
 mod backup;
