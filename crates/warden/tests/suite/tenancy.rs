@@ -573,13 +573,18 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
                 None,
             )
             .await;
-            // A viewer reads what the viewer role grants, and nothing more.
-            let granted = match rule {
-                Access::Workspace(p) => warden_domain::access::WorkspaceRole::Viewer
-                    .grants()
-                    .contains(*p),
-                _ => true,
-            };
+            // A viewer reads what the viewer role grants, and nothing more. Listing gateway
+            // keys admits every reader (so an archived workspace's keys can be listed) but
+            // answers only who may hold keys: the use case refuses a viewer.
+            let narrowed =
+                path.ends_with("/{workspace_id}/llm/keys") || path.ends_with("/{workspace_id}/llm");
+            let granted = !narrowed
+                && match rule {
+                    Access::Workspace(p) => warden_domain::access::WorkspaceRole::Viewer
+                        .grants()
+                        .contains(*p),
+                    _ => true,
+                };
             if granted {
                 assert_ne!(
                     res.status(),
