@@ -551,12 +551,23 @@ fn serve(
     BootError,
 > {
     let open_files = http::serve::raise_open_files_limit();
+    let max_connections = config
+        .http
+        .max_connections
+        .unwrap_or_else(|| http::serve::connection_budget(open_files));
     let limits = http::serve::Limits {
         header_read_timeout: config.http.header_read_timeout,
-        max_connections: config.http.max_connections,
-        max_connections_per_ip: config.http.max_connections_per_ip,
+        max_connections,
+        max_connections_per_ip: config.http.max_connections_per_ip.min(max_connections),
     };
-    if let Some(files) = open_files
+    tracing::info!(
+        max_connections,
+        max_connections_per_ip = limits.max_connections_per_ip,
+        open_files,
+        "connection limits"
+    );
+    if config.http.max_connections.is_some()
+        && let Some(files) = open_files
         && u64::try_from(limits.max_connections).unwrap_or(u64::MAX) + 256 > files
     {
         tracing::warn!(
@@ -566,6 +577,7 @@ fn serve(
              (LimitNOFILE=) or lower the setting"
         );
     }
+    http::serve::lengthen_accept_queue(&listener);
     listener
         .set_nonblocking(true)
         .map_err(|e| BootError(format!("listen: {e}")))?;

@@ -125,8 +125,12 @@ pub struct HttpConfig {
     /// start or from the end of its previous response (so it also ends idle keep-alive
     /// connections); also bounds the TLS handshake.
     pub header_read_timeout: Duration,
-    /// Most connections open at once; more wait in the kernel's accept queue.
-    pub max_connections: usize,
+    /// How long a request's body may take to arrive once its headers are in; then 408 and
+    /// the connection is closed.
+    pub body_read_timeout: Duration,
+    /// Most connections open at once; more wait in the kernel's accept queue. `None`: what
+    /// the open-files limit allows ([`crate::http::serve::connection_budget`]).
+    pub max_connections: Option<usize>,
     /// Most connections open at once from one client address (fairness).
     pub max_connections_per_ip: usize,
 }

@@ -167,9 +167,9 @@ pub(super) fn build_database(
 
 pub(super) fn build_http(v: &mut Values) -> Result<HttpConfig, ConfigError> {
     let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-    let max_connections = size(v.whole(&HTTP_MAX_CONNECTIONS)?);
+    let max_connections = v.whole_opt(&HTTP_MAX_CONNECTIONS)?.map(size);
     let max_connections_per_ip = size(v.whole(&HTTP_MAX_CONNECTIONS_PER_IP)?);
-    if max_connections_per_ip > max_connections {
+    if max_connections.is_some_and(|max| max_connections_per_ip > max) {
         return Err(v.refuse(
             &HTTP_MAX_CONNECTIONS_PER_IP,
             "must be at most http.max_connections",
@@ -180,6 +180,7 @@ pub(super) fn build_http(v: &mut Values) -> Result<HttpConfig, ConfigError> {
         request_timeout: secs(v.whole(&HTTP_REQUEST_TIMEOUT)?),
         shutdown_grace: secs(v.whole(&HTTP_SHUTDOWN_GRACE)?),
         header_read_timeout: secs(v.whole(&HTTP_HEADER_READ_TIMEOUT)?),
+        body_read_timeout: secs(v.whole(&HTTP_BODY_READ_TIMEOUT)?),
         max_connections,
         max_connections_per_ip,
     })

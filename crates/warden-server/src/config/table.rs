@@ -127,9 +127,11 @@ settings! {
     HTTP_SHUTDOWN_GRACE = "http.shutdown_grace_secs", SECONDS, Fallback::Value("10");
     /// How long a client has to send a request's headers.
     HTTP_HEADER_READ_TIMEOUT = "http.header_read_timeout_secs", SECONDS, Fallback::Value("20");
-    /// Connections open at once.
+    /// How long a request's body may take to arrive once its headers are in.
+    HTTP_BODY_READ_TIMEOUT = "http.body_read_timeout_secs", SECONDS, Fallback::Value("20");
+    /// Connections open at once (unset: what the open-files limit allows, less a reserve).
     HTTP_MAX_CONNECTIONS = "http.max_connections",
-        Kind::Whole { min: 1, max: 1_000_000, unit: "connections" }, Fallback::Value("10000");
+        Kind::Whole { min: 1, max: 1_000_000, unit: "connections" }, Fallback::Optional;
     /// Connections open at once from one client address (at most `http.max_connections`).
     HTTP_MAX_CONNECTIONS_PER_IP = "http.max_connections_per_ip",
         Kind::Whole { min: 1, max: 1_000_000, unit: "connections" }, Fallback::Value("1000");

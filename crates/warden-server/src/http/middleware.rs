@@ -1,7 +1,8 @@
 //! What every request goes through around its handler, as two hand-written tower services
 //! with named futures (nothing boxed per request; see BENCHMARKS.md for why):
 //!
-//! - [`EdgeLayer`], outermost: request id and log span, request timeout (408), panic catcher
+//! - [`EdgeLayer`], outermost: request id and log span, request timeout (408), a deadline for
+//!   the request body (408 and the connection closed; `body_deadline.rs`), panic catcher
 //!   (500), problem documents for every error, security headers and the id on every response.
 //! - The access guard (`guard.rs`), on each route: the route's declared access rule decides
 //!   whether the handler runs. A route without a rule is refused whoever asks.
@@ -54,17 +55,20 @@ pub struct EdgeLayer {
 struct EdgeConfig {
     security_headers: HeaderMap,
     timeout: Duration,
+    /// How long a request's body may take to arrive, from the end of its headers.
+    body_timeout: Duration,
     /// Where each answered request is counted, when metrics are on.
     metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl EdgeLayer {
     /// The edge for a server that does (`tls`) or does not terminate TLS itself, answering
-    /// 408 to requests that take longer than `timeout`, counting each answer in `metrics`
-    /// when they are on.
+    /// 408 to requests that take longer than `timeout` or whose body takes longer than
+    /// `body_timeout` to arrive, counting each answer in `metrics` when they are on.
     pub fn new(
         tls: bool,
         timeout: Duration,
+        body_timeout: Duration,
         metrics: Option<Arc<crate::metrics::Metrics>>,
     ) -> Self {
         let mut h = HeaderMap::new();
@@ -96,6 +100,7 @@ impl EdgeLayer {
             config: Arc::new(EdgeConfig {
                 security_headers: h,
                 timeout,
+                body_timeout,
                 metrics,
             }),
         }
@@ -136,7 +141,16 @@ where
     }
 
     fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
-        let req = req.map(Body::new);
+        let (parts, body) = req.into_parts();
+        // Only a request that has a body gets (and pays for) a deadline on it.
+        let (body, body_expired) = if super::body_deadline::has_body(&parts.headers) {
+            let (body, expired) =
+                super::body_deadline::limit(Body::new(body), self.config.body_timeout);
+            (body, Some(expired))
+        } else {
+            (Body::new(body), None)
+        };
+        let req = Request::from_parts(parts, body);
         let id = req
             .headers()
             .get(&X_REQUEST_ID)
@@ -185,6 +199,7 @@ where
             id: Some(id),
             config: self.config.clone(),
             console,
+            body_expired,
         }
     }
 }
@@ -233,6 +248,8 @@ pin_project_lite::pin_project! {
         id: Option<RequestId>,
         config: Arc<EdgeConfig>,
         console: Option<String>,
+        // Set when the request had a body: whether its deadline passed before it was read.
+        body_expired: Option<super::body_deadline::Expired>,
     }
 }
 
@@ -249,6 +266,11 @@ where
             std::task::ready!(this.inner.as_mut().poll(cx))
         };
         let id = this.id.take().unwrap_or_else(RequestId::generate);
+        let res = if this.body_expired.as_ref().is_some_and(|e| e.expired()) {
+            body_too_slow()
+        } else {
+            res
+        };
         let res = finish(res, &id, this.config, this.console.as_deref());
         let observed = this.config.metrics.is_some() || !this.span.is_none();
         if observed && let Some(ctx) = this.inner.take_value() {
@@ -262,6 +284,17 @@ where
         }
         Poll::Ready(Ok(res))
     }
+}
+
+/// The answer to a request whose body did not arrive in time, whatever the handler made of
+/// the failed read (a 400, or the LLM gateway's 413): 408, and the connection is closed —
+/// what is left of the body is not worth waiting for.
+fn body_too_slow() -> Response {
+    tracing::debug!("request body timed out");
+    let mut res = ApiError::from_status(StatusCode::REQUEST_TIMEOUT).into_response();
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
 }
 
 fn finish(

@@ -1,10 +1,11 @@
 //! The HTTP stack: middleware order, limits, and the assembly of routes into one service.
 //!
-//! Order, outermost first: edge (request id, span, timeout, panic catcher, problem documents,
-//! security headers) → body limit (enforced by the body extractors) → router → access guard
-//! (per route) → handler.
+//! Order, outermost first: edge (request id, span, timeout, body deadline, panic catcher,
+//! problem documents, security headers) → body limit (enforced by the body extractors) →
+//! router → access guard (per route) → handler.
 
 pub mod authz;
+pub mod body_deadline;
 pub mod guard;
 pub mod json;
 pub mod middleware;
@@ -75,6 +76,7 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
         .layer(middleware::EdgeLayer::new(
             tls,
             http.request_timeout,
+            http.body_read_timeout,
             metrics,
         ))
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))

@@ -8,8 +8,10 @@
 //!   (an upgraded connection, e.g. a host's WebSocket, counts until it closes); beyond them
 //!   the connection waits in the kernel's accept queue (global) or is closed at once (per
 //!   address);
-//! - the soft open-files limit raised to the hard one at start, and an accept error (out of
-//!   descriptors) answered by a short pause instead of a busy loop.
+//! - an accept queue long enough for a burst of connections ([`ACCEPT_BACKLOG`]);
+//! - the soft open-files limit raised to the hard one at start, the connection cap derived
+//!   from it unless set ([`connection_budget`]), and an accept error (out of descriptors)
+//!   answered by a short pause instead of a busy loop.
 //!
 //! Shutdown: stop accepting, ask every connection to finish its requests and close, wait for
 //! them (the caller bounds the wait by the grace period).
@@ -54,6 +56,40 @@ pub fn raise_open_files_limit() -> Option<u64> {
         }
     }
     getrlimit(Resource::Nofile).current
+}
+
+/// The accept queue's length (the kernel caps it at `net.core.somaxconn`): a burst of new
+/// connections — hosts reconnecting after a restart, a flood — waits there to be accepted.
+/// With the standard library's 128, the rest of a burst had its handshakes dropped and
+/// retried by the clients' kernels a second or more later.
+pub const ACCEPT_BACKLOG: i32 = 4096;
+
+/// Lengthens `listener`'s accept queue to [`ACCEPT_BACKLOG`] (listening again on a listening
+/// socket changes only its backlog).
+pub fn lengthen_accept_queue(listener: &std::net::TcpListener) {
+    if let Err(e) = rustix::net::listen(listener, ACCEPT_BACKLOG) {
+        tracing::warn!(error = %e, "cannot lengthen the accept queue");
+    }
+}
+
+/// Descriptors kept for everything but client connections (the database, data files, git,
+/// agent processes, outgoing calls) when the connection cap is derived from the limit.
+pub const RESERVED_FILES: u64 = 1024;
+/// The derived connection cap never exceeds this (an idle connection costs a few KiB; this
+/// bounds what idle clients can make the server hold).
+pub const MAX_DERIVED_CONNECTIONS: u64 = 65_536;
+
+/// The connection cap when `http.max_connections` is not set: what the open-files limit
+/// (`open_files`, after [`raise_open_files_limit`]) leaves once [`RESERVED_FILES`] are kept
+/// back, at most [`MAX_DERIVED_CONNECTIONS`] and at least 64. So the server accepts only
+/// connections it can hold, and an accept never fails for want of descriptors.
+pub fn connection_budget(open_files: Option<u64>) -> usize {
+    let budget = open_files.map_or(MAX_DERIVED_CONNECTIONS, |files| {
+        files
+            .saturating_sub(RESERVED_FILES)
+            .clamp(64, MAX_DERIVED_CONNECTIONS)
+    });
+    usize::try_from(budget).unwrap_or(usize::MAX)
 }
 
 /// Counts connections per client address.
@@ -340,4 +376,18 @@ where
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_derived_connection_cap_keeps_descriptors_back_and_stays_bounded() {
+        assert_eq!(connection_budget(Some(20_000)), 18_976);
+        assert_eq!(connection_budget(Some(1_048_576)), 65_536);
+        assert_eq!(connection_budget(Some(1024)), 64);
+        assert_eq!(connection_budget(Some(0)), 64);
+        assert_eq!(connection_budget(None), 65_536);
+    }
 }

@@ -21,6 +21,7 @@ mod crash;
 mod database_outage;
 mod device;
 mod disk_full;
+mod exhaustion;
 mod hosts;
 mod http;
 mod identity;
