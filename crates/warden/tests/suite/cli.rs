@@ -784,6 +784,38 @@ pub(crate) fn ready(banner: &str) -> (String, Option<String>) {
     (url, setup)
 }
 
+/// Where a `warden serve` under test writes its log: this test's standard error when
+/// `WARDEN_TEST_SERVER_LOG` is set, nowhere otherwise.
+pub(crate) fn server_log() -> Stdio {
+    if std::env::var_os("WARDEN_TEST_SERVER_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
+}
+
+/// Follows the setup link a fresh `warden serve` at `url` printed: `email` becomes its first
+/// platform admin, with `password`.
+pub(crate) async fn set_up(
+    client: &reqwest::Client,
+    url: &str,
+    link: &str,
+    email: &str,
+    password: &str,
+) {
+    let token = link
+        .split("token=")
+        .nth(1)
+        .expect("a token in the setup link");
+    let res = client
+        .post(format!("{url}/setup"))
+        .form(&[("token", token), ("email", email), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "setup: {}", res.status());
+}
+
 /// What a `warden serve` started with piped standard output printed, up to its last line
 /// ("stop with Ctrl-C"), or everything it printed if it ended first.
 pub(crate) fn banner(child: &mut KillOnDrop) -> String {

@@ -38,11 +38,7 @@ fn serve_on_tmpfs(mount: &Path) -> (KillOnDrop, String, PathBuf) {
         .env("WARDEN_LOCAL_HOST", "false")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("WARDEN_TEST_SERVER_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
+        .stderr(crate::cli::server_log());
     let mut child = KillOnDrop(command.spawn().expect("unshare runs"));
     let (url, link) = crate::cli::ready(&crate::cli::banner(&mut child));
     let link = link.unwrap_or_else(|| panic!("no setup link"));
@@ -64,14 +60,7 @@ async fn a_full_disk_refuses_writes_clearly_corrupts_nothing_and_service_resumes
     let (server, banner, seen) = serve_on_tmpfs(&mount);
     let (url, link) = banner.split_once('\n').unwrap();
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let token = link.split("token=").nth(1).unwrap();
-    let res = client
-        .post(format!("{url}/setup"))
-        .form(&[("token", token), ("email", EMAIL), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.status());
+    crate::cli::set_up(&client, url, link, EMAIL, PASSWORD).await;
     let signed: Value = client
         .post(format!("{url}/api/v1/auth/sign-in"))
         .json(&json!({"email": EMAIL, "password": PASSWORD}))

@@ -42,11 +42,7 @@ fn start(db: &TestDb, key: &str) -> (KillOnDrop, String, Option<String>) {
         .env("WARDEN_LOCAL_HOST", "false")
         .env("WARDEN_AUTH_SIGNING_KEY_BITS", "2048")
         .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("WARDEN_TEST_SERVER_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
+        .stderr(crate::cli::server_log());
     let mut child = KillOnDrop(command.spawn().expect("warden serve runs"));
     let (url, setup) = crate::cli::ready(&crate::cli::banner(&mut child));
     (child, url, setup)
@@ -297,14 +293,7 @@ async fn killed_mid_write_again_and_again_it_loses_nothing_it_acknowledged() {
     let (mut server, mut url, setup) = start(&db, &key);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let setup = setup.expect("a setup link on the first start");
-    let token = setup.split("token=").nth(1).unwrap();
-    let res = client
-        .post(format!("{url}/setup"))
-        .form(&[("token", token), ("email", EMAIL), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.status());
+    crate::cli::set_up(&client, &url, &setup, EMAIL, PASSWORD).await;
     // The writers and the rotating client are separate sign-ins (devices): a family ended by
     // a replay after a crash takes its access tokens with it, and only its own.
     let (admin, _) = sign_in(&client, &url).await.unwrap();

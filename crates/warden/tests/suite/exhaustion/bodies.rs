@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use super::{DB_FILES, MIB, Server, closed_within, connect_from, raise_own_open_files_limit};
 
@@ -23,13 +24,22 @@ const HUGE: u64 = 100 * 1024 * 1024;
 /// refused huge body is read up to the 1 MiB limit and no further).
 const RSS_BOUND_KIB: u64 = 64 * MIB;
 
-/// Headers of a request to `path` whose body is `framing` (a `Content-Length` or chunked).
-fn head(path: &str, token: Option<&str>, framing: &str) -> Vec<u8> {
+/// A connection from `from` that has sent the headers of a request to `path` whose body is
+/// `framing` (a `Content-Length` or chunked), split for reading the answer while writing.
+async fn open(
+    server: &Server,
+    from: [u8; 4],
+    path: &str,
+    token: Option<&str>,
+    framing: &str,
+) -> (OwnedReadHalf, OwnedWriteHalf) {
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    format!(
+    let head = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n{framing}\r\n\r\n"
-    )
-    .into_bytes()
+    );
+    let mut conn = connect_from(server, from).await;
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.into_split()
 }
 
 /// Sends the headers, then a byte every 300 ms: the answer's status line, how long it took,
@@ -41,15 +51,13 @@ async fn trickle(
     token: Option<&str>,
     chunked: bool,
 ) -> (Option<String>, Duration, bool) {
-    let mut conn = connect_from(server, from).await;
     let framing = if chunked {
         "Transfer-Encoding: chunked"
     } else {
         "Content-Length: 1000"
     };
-    conn.write_all(&head(path, token, framing)).await.unwrap();
+    let (mut read, mut write) = open(server, from, path, token, framing).await;
     let started = Instant::now();
-    let (mut read, mut write) = conn.into_split();
     let writer = tokio::spawn(async move {
         for _ in 0..100 {
             let piece: &[u8] = if chunked { b"1\r\n \r\n" } else { b" " };
@@ -60,8 +68,7 @@ async fn trickle(
         }
         write
     });
-    let mut buf = Vec::new();
-    let line = read_status(&mut read, &mut buf, Duration::from_secs(20)).await;
+    let line = read_status(&mut read, Duration::from_secs(20)).await;
     let took = started.elapsed();
     let write = writer.await.unwrap();
     let mut conn = read.reunite(write).unwrap();
@@ -69,13 +76,11 @@ async fn trickle(
     (line, took, closed)
 }
 
-async fn read_status(
-    read: &mut tokio::net::tcp::OwnedReadHalf,
-    buf: &mut Vec<u8>,
-    limit: Duration,
-) -> Option<String> {
-    use tokio::io::AsyncReadExt;
+/// The status line of the answer (waiting up to `limit`), or `None` if the server closed the
+/// connection without one or said nothing.
+async fn read_status(read: &mut OwnedReadHalf, limit: Duration) -> Option<String> {
     let until = Instant::now() + limit;
+    let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while !buf.windows(2).any(|w| w == b"\r\n") {
         match tokio::time::timeout_at(until.into(), read.read(&mut chunk)).await {
@@ -83,7 +88,7 @@ async fn read_status(
             _ => return None,
         }
     }
-    String::from_utf8_lossy(buf)
+    String::from_utf8_lossy(&buf)
         .lines()
         .next()
         .map(str::to_owned)
@@ -98,14 +103,12 @@ async fn flood(
     token: Option<&str>,
     chunked: bool,
 ) -> (Option<String>, u64) {
-    let mut conn = connect_from(server, from).await;
     let framing = if chunked {
         "Transfer-Encoding: chunked".to_owned()
     } else {
         format!("Content-Length: {HUGE}")
     };
-    conn.write_all(&head(path, token, &framing)).await.unwrap();
-    let (mut read, mut write) = conn.into_split();
+    let (mut read, mut write) = open(server, from, path, token, &framing).await;
     let sent = Arc::new(AtomicU64::new(0));
     let counted = sent.clone();
     let writer = tokio::spawn(async move {
@@ -124,8 +127,7 @@ async fn flood(
             counted.fetch_add(piece.len() as u64, Ordering::Relaxed);
         }
     });
-    let mut buf = Vec::new();
-    let line = read_status(&mut read, &mut buf, Duration::from_secs(20)).await;
+    let line = read_status(&mut read, Duration::from_secs(20)).await;
     writer.abort();
     (line, sent.load(Ordering::Relaxed))
 }

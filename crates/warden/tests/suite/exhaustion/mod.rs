@@ -47,11 +47,7 @@ impl Server {
             .env("WARDEN_AUTH_SIGNING_KEY_BITS", "2048")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("WARDEN_TEST_SERVER_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            });
+            .stderr(crate::cli::server_log());
         let mut child = KillOnDrop(command.spawn().expect("warden serve runs"));
         let (url, setup) = crate::cli::ready(&crate::cli::banner(&mut child));
         // No keep-alive pool: a connection it left idle would count against the server.
@@ -62,14 +58,7 @@ impl Server {
             .build()
             .unwrap();
         let setup = setup.expect("a setup link on the first start");
-        let token = setup.split("token=").nth(1).unwrap();
-        let res = client
-            .post(format!("{url}/setup"))
-            .form(&[("token", token), ("email", EMAIL), ("password", PASSWORD)])
-            .send()
-            .await
-            .unwrap();
-        assert!(res.status().is_success(), "setup: {}", res.status());
+        crate::cli::set_up(&client, &url, &setup, EMAIL, PASSWORD).await;
         let mut server = Self {
             child,
             url,
