@@ -146,7 +146,10 @@ where
         let (body, body_expired) = if super::body_deadline::has_body(&parts.headers) {
             let (body, expired) =
                 super::body_deadline::limit(Body::new(body), self.config.body_timeout);
-            (body, Some(expired))
+            (
+                body,
+                Some((expired, parts.version < axum::http::Version::HTTP_2)),
+            )
         } else {
             (Body::new(body), None)
         };
@@ -248,8 +251,9 @@ pin_project_lite::pin_project! {
         id: Option<RequestId>,
         config: Arc<EdgeConfig>,
         console: Option<String>,
-        // Set when the request had a body: whether its deadline passed before it was read.
-        body_expired: Option<super::body_deadline::Expired>,
+        // Set when the request had a body: whether its deadline passed before it was read,
+        // and whether it came over HTTP/1 (whose connection is then closed).
+        body_expired: Option<(super::body_deadline::Expired, bool)>,
     }
 }
 
@@ -266,10 +270,9 @@ where
             std::task::ready!(this.inner.as_mut().poll(cx))
         };
         let id = this.id.take().unwrap_or_else(RequestId::generate);
-        let res = if this.body_expired.as_ref().is_some_and(|e| e.expired()) {
-            body_too_slow()
-        } else {
-            res
+        let res = match this.body_expired {
+            Some((expired, http1)) if expired.expired() => body_too_slow(*http1),
+            _ => res,
         };
         let res = finish(res, &id, this.config, this.console.as_deref());
         let observed = this.config.metrics.is_some() || !this.span.is_none();
@@ -287,13 +290,16 @@ where
 }
 
 /// The answer to a request whose body did not arrive in time, whatever the handler made of
-/// the failed read (a 400, or the LLM gateway's 413): 408, and the connection is closed —
-/// what is left of the body is not worth waiting for.
-fn body_too_slow() -> Response {
+/// the failed read (a 400, or the LLM gateway's 413): 408, and on HTTP/1 the connection is
+/// closed — what is left of the body is not worth waiting for. (HTTP/2 has no `Connection`
+/// header; its stream ends with the answer.)
+fn body_too_slow(http1: bool) -> Response {
     tracing::debug!("request body timed out");
     let mut res = ApiError::from_status(StatusCode::REQUEST_TIMEOUT).into_response();
-    res.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if http1 {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     res
 }
 
