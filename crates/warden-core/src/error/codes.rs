@@ -71,7 +71,7 @@ registry! {
     /// A cursor that no page handed out.
     InvalidCursor = 400, "invalid-cursor", "cursor must be the next_cursor of a previous page.";
     /// A query string that is not UTF-8.
-    InvalidEncoding = 400, "invalid-encoding", "The query string does not decode to UTF-8 text.";
+    InvalidEncoding = 400, "invalid-encoding", "The query string does not decode to UTF-8 text without NUL.";
     /// An audit filter that does not parse.
     InvalidFilter = 400, "invalid-filter", "The filter is not valid.";
     /// `X-Workspace-Id` disagrees with the path.

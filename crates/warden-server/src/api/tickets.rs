@@ -4,7 +4,7 @@
 //! `tickets.approve_qa`, `tickets.skip_to_merge`) and audits a refusal.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -18,6 +18,7 @@ use super::sessions::NewSessionInput;
 use crate::http::authz::{UserOp, WorkspaceAccess};
 use crate::http::json::ApiJson;
 use crate::http::problem::ApiError;
+use crate::http::query::ApiQuery;
 use crate::http::routes::Routes;
 use crate::state::AppState;
 
@@ -55,7 +56,7 @@ pub(crate) struct SearchQuery {
 pub(crate) async fn list(
     State(state): State<AppState>,
     WorkspaceAccess(grant): WorkspaceAccess,
-    Query(q): Query<SearchQuery>,
+    ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> Result<Json<Vec<Ticket>>, ApiError> {
     let search = Search::parse(
         q.q.as_deref(),

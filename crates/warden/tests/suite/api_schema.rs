@@ -140,6 +140,9 @@ async fn judge(
         ])
         .args(["--report", "junit,ndjson", "--report-dir"])
         .arg(report.join(role))
+        // Its example cache (`.schemathesis/`, replayed crashes included) lives and dies with
+        // the run, so every run starts from the seed alone.
+        .current_dir(dir)
         .stdin(Stdio::null());
     if role == "password" {
         // Each wrong current password counts against the account as a failed sign-in; judged
