@@ -477,8 +477,6 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         "..%5c..%5cetc",
         "notes%2fplan.md",
         "file%00.txt",
-        "a\0b",
-        "README.md\0.png",
         "line\nbreak",
         "tab\tname",
         "esc\u{1b}[0m",
@@ -498,7 +496,7 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
     .collect();
     attacks.push(long_component);
     attacks.push(format!("{}/x", "abcdefgh/".repeat(130)));
-    assert!(attacks.len() >= 40, "{} payloads", attacks.len());
+    assert!(attacks.len() >= 38, "{} payloads", attacks.len());
     for raw in &attacks {
         let res = file_at(raw).send().await.unwrap();
         let status = res.status();
@@ -537,22 +535,23 @@ async fn a_session_runs_confined_in_its_own_worktree_and_streams_its_output() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(!root.path().join("planted-by-api.txt").exists());
-    // A path that is not UTF-8 once decoded is refused, not turned into another name.
-    for method in [Method::GET, Method::PUT] {
-        let res = app
-            .client
-            .request(
-                method.clone(),
-                format!("{}?path=notes%2Fa%FFb.md", app.url(&file)),
-            )
-            .bearer_auth(&admin)
-            .json(&json!({"content": "x"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{method}");
-        assert!(res.text().await.unwrap().contains("invalid-encoding"));
+    // A path that is not UTF-8 once decoded, or holds a NUL, is refused as a malformed query
+    // (like every query of the API), not turned into another name or cut at the NUL.
+    for query in ["notes%2Fa%FFb.md", "a%00b", "README.md%00.png"] {
+        for method in [Method::GET, Method::PUT] {
+            let res = app
+                .client
+                .request(method.clone(), format!("{}?path={query}", app.url(&file)))
+                .bearer_auth(&admin)
+                .json(&json!({"content": "x"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{method} {query}");
+            assert!(res.text().await.unwrap().contains("invalid-encoding"));
+        }
     }
+    assert!(!long_wt.join("a").exists() && !long_wt.join("README.md.png").exists());
     assert!(!std::fs::read_dir(long_wt.join("notes")).unwrap().any(|e| {
         e.unwrap()
             .file_name()

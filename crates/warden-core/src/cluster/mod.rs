@@ -82,13 +82,8 @@ pub async fn send(ctx: &Ctx, host: Uuid, message: ServerMessage) -> bool {
     if ctx.connections.send(host, message.clone()) {
         return true;
     }
-    match relay(ctx, host, message, false).await {
-        Ok(d) => d.sent,
-        Err(e) => {
-            tracing::warn!(%host, error = %e, "cannot relay to the host's node");
-            false
-        }
-    }
+    // A failed relay was logged where it failed.
+    relay(ctx, host, message, false).await.is_ok_and(|d| d.sent)
 }
 
 /// Asks `host`'s agent the request `message` makes (its `request_id` is set where it is
@@ -114,6 +109,17 @@ pub async fn ask(ctx: &Ctx, host: Uuid, message: ServerMessage) -> CoreResult<Ag
             Err(Code::HostTimeout.into())
         }
         Delivered { .. } => Err(CoreError::internal(&"the host's answer was lost")),
+    }
+}
+
+/// The node at `node` did not take a relay (its connection failed, it timed out, or it
+/// answered with an error): 503, to retry once the host has reconnected elsewhere or the node
+/// is back. The cause is logged, not answered.
+fn unreachable_node(host: Uuid, node: &str, cause: &dyn std::fmt::Display) -> CoreError {
+    tracing::warn!(%host, %node, error = %cause, "cannot relay to the host's node");
+    CoreError {
+        retry_after: Some(Duration::from_secs(1)),
+        ..CoreError::new(Code::HostNodeUnreachable)
     }
 }
 
@@ -160,17 +166,25 @@ async fn relay(ctx: &Ctx, host: Uuid, message: ServerMessage, ask: bool) -> Core
         .timeout(ANSWER_TIMEOUT + Duration::from_secs(5))
         .send()
         .await
-        .map_err(|e| CoreError::internal(&format_args!("node {node}: {e}")))?;
-    if !res.status().is_success() {
+        .map_err(|e| unreachable_node(host, &node, &e))?;
+    let status = res.status();
+    if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
+        // The nodes disagree (keys, versions): retrying will not help.
         return Err(CoreError::internal(&format_args!(
-            "node {node} refused the relay: {}",
-            res.status()
+            "node {node} refused the relay: {status}"
         )));
+    }
+    if !status.is_success() {
+        return Err(unreachable_node(
+            host,
+            &node,
+            &format_args!("it could not take the relay: {status}"),
+        ));
     }
     let sealed = res
         .bytes()
         .await
-        .map_err(|e| CoreError::internal(&format_args!("node {node}: {e}")))?;
+        .map_err(|e| unreachable_node(host, &node, &e))?;
     envelope::open_answer(&ctx.keyring, &relay.nonce, &sealed)
         .map_err(|e| CoreError::internal(&format_args!("node {node}'s answer: {e}")))
 }

@@ -186,6 +186,8 @@ registry! {
     HostNotConnected = 409, "host-not-connected", "The session's host is not connected to any node.";
     /// The host did not answer in time.
     HostTimeout = 504, "host-timeout", "The session's host did not answer in time.";
+    /// The node holding the host's connection cannot be reached (down, restarting, cut off).
+    HostNodeUnreachable = 503, "host-node-unreachable", "The node holding the host's connection cannot be reached; retry shortly (the host moves to another node when it reconnects).";
     /// A worktree path refused before it left the server (or by the host).
     PathRefused = 400, "path-refused", "The path is not accepted.";
     /// A path that leads outside the worktree.

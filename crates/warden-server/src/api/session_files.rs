@@ -67,7 +67,10 @@ pub struct FileEntryView {
            ("session_id" = String, Path, description = "Session id"), FileQuery),
     responses((status = 200, description = "Entries", body = Vec<FileEntryView>),
         (status = 400, description = "Path refused", content_type = "application/problem+json"),
-        (status = 403, description = "Path leads outside the worktree", content_type = "application/problem+json")))]
+        (status = 403, description = "Path leads outside the worktree", content_type = "application/problem+json"),
+        (status = 409, description = "The session's host is connected to no node, it has no worktree for the session, or the path names a directory", content_type = "application/problem+json"),
+        (status = 503, description = "The node holding the host's connection cannot be reached (`Retry-After`)", content_type = "application/problem+json"),
+        (status = 504, description = "The host did not answer in time", content_type = "application/problem+json")))]
 pub(crate) async fn list_files(
     State(state): State<AppState>,
     UserOp(op): UserOp,
@@ -94,7 +97,10 @@ pub(crate) async fn list_files(
            ("session_id" = String, Path, description = "Session id"), FileQuery),
     responses((status = 200, description = "Content", body = FileText),
         (status = 400, description = "Path refused", content_type = "application/problem+json"),
-        (status = 403, description = "Path leads outside the worktree", content_type = "application/problem+json")))]
+        (status = 403, description = "Path leads outside the worktree", content_type = "application/problem+json"),
+        (status = 409, description = "The session's host is connected to no node, it has no worktree for the session, or the path names a directory", content_type = "application/problem+json"),
+        (status = 503, description = "The node holding the host's connection cannot be reached (`Retry-After`)", content_type = "application/problem+json"),
+        (status = 504, description = "The host did not answer in time", content_type = "application/problem+json")))]
 pub(crate) async fn read_file(
     State(state): State<AppState>,
     UserOp(op): UserOp,
@@ -114,7 +120,10 @@ pub(crate) async fn read_file(
     request_body(content = FileContent, example = json!({"content": "fn main() {}\n"})),
     responses((status = 204, description = "Written"),
         (status = 400, description = "Path refused", content_type = "application/problem+json"),
-        (status = 403, description = "Path leads outside the worktree", content_type = "application/problem+json")))]
+        (status = 403, description = "Path leads outside the worktree", content_type = "application/problem+json"),
+        (status = 409, description = "The session's host is connected to no node, it has no worktree for the session, or the path names a directory", content_type = "application/problem+json"),
+        (status = 503, description = "The node holding the host's connection cannot be reached (`Retry-After`)", content_type = "application/problem+json"),
+        (status = 504, description = "The host did not answer in time", content_type = "application/problem+json")))]
 pub(crate) async fn write_file(
     State(state): State<AppState>,
     UserOp(op): UserOp,
@@ -133,7 +142,10 @@ pub(crate) async fn write_file(
            ("session_id" = String, Path, description = "Session id"), FileQuery),
     responses((status = 204, description = "Deleted"),
         (status = 400, description = "Path refused", content_type = "application/problem+json"),
-        (status = 403, description = "Path leads outside the worktree", content_type = "application/problem+json")))]
+        (status = 403, description = "Path leads outside the worktree", content_type = "application/problem+json"),
+        (status = 409, description = "The session's host is connected to no node, it has no worktree for the session, or the path names a directory", content_type = "application/problem+json"),
+        (status = 503, description = "The node holding the host's connection cannot be reached (`Retry-After`)", content_type = "application/problem+json"),
+        (status = 504, description = "The host did not answer in time", content_type = "application/problem+json")))]
 pub(crate) async fn delete_file(
     State(state): State<AppState>,
     UserOp(op): UserOp,
@@ -149,7 +161,10 @@ pub(crate) async fn delete_file(
 #[utoipa::path(get, path = "/api/v1/workspaces/{workspace_id}/sessions/{session_id}/diff", tag = "sessions",
     params(("workspace_id" = String, Path, description = "Workspace id"),
            ("session_id" = String, Path, description = "Session id")),
-    responses((status = 200, description = "Unified diff (at most 48 KiB)", body = FileText)))]
+    responses((status = 200, description = "Unified diff (at most 48 KiB)", body = FileText),
+        (status = 409, description = "The session's host is connected to no node, it has no worktree for the session, or the path names a directory", content_type = "application/problem+json"),
+        (status = 503, description = "The node holding the host's connection cannot be reached (`Retry-After`)", content_type = "application/problem+json"),
+        (status = 504, description = "The host did not answer in time", content_type = "application/problem+json")))]
 pub(crate) async fn session_diff(
     State(state): State<AppState>,
     UserOp(op): UserOp,

@@ -4,7 +4,8 @@
 //! (SIGSTOP for a second, then SIGKILL). The host reconnects to C by itself, the client resumes from C where it stopped,
 //! and every line the session printed is there exactly once, in order — including what the
 //! host reported to B in its last moments (reported again, since B never confirmed it). The
-//! session stays running, its files and stop work through A (relayed to C now).
+//! session stays running, its files and stop work through A (relayed to C now). A host whose
+//! only node died is answered for with 503 and `Retry-After`, not 500.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -265,6 +266,67 @@ async fn a_node_killed_mid_stream_loses_nothing_and_its_hosts_and_sessions_move_
     };
     assert!(end.contains("\"canceled\""), "{end}");
     eprintln!("the host was back through another node {moved:?} after the kill");
+}
+
+/// The node holding a host's connection dies and the host has nowhere else to go: a request
+/// that must reach the host through it answers 503 `host-node-unreachable` with `Retry-After`
+/// (it was a 500), naming neither the node nor its address.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_relayed_to_a_dead_node_answers_503_and_retry_after() {
+    let a = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&a).await;
+    let b = node_process(&a);
+    let repo = repository();
+    let ws = workspace(&a, &admin, repo.path()).await;
+    // The agent knows B only.
+    let _agent = agent_at(&a, &admin, &b.base).await;
+    let sessions = format!("/api/v1/workspaces/{ws}/sessions");
+    let created = a
+        .ok(
+            &admin,
+            Method::POST,
+            &sessions,
+            Some(json!({"provider": "command", "mode": "chat", "command": ["sleep", "600"]})),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let file = format!("{sessions}/{id}/file?path=README.md");
+    // Through A, relayed to B (once the host has made the worktree).
+    let started = Instant::now();
+    loop {
+        let (s, v) = a.call(&admin, Method::GET, &file, None).await;
+        if s == StatusCode::OK {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{s} {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut b = b;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let res = a
+        .client
+        .get(a.url(&file))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body = res.text().await.unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], "host-node-unreachable", "{v}");
+    let port = b.base.rsplit(':').next().unwrap();
+    assert!(
+        !body.contains(port),
+        "the answer names the node's address: {body}"
+    );
 }
 
 /// Three nodes on one database share what must be one: a session signed out on one node is
