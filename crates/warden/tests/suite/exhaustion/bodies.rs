@@ -25,14 +25,17 @@ const HUGE: u64 = 100 * 1024 * 1024;
 const RSS_BOUND_KIB: u64 = 64 * MIB;
 
 /// A connection from `from` that has sent the headers of a request to `path` whose body is
-/// `framing` (a `Content-Length` or chunked), split for reading the answer while writing.
+/// `declared` bytes long (`None`: chunked), split for reading the answer while writing.
 async fn open(
     server: &Server,
     from: [u8; 4],
     path: &str,
     token: Option<&str>,
-    framing: &str,
+    declared: Option<u64>,
 ) -> (OwnedReadHalf, OwnedWriteHalf) {
+    let framing = declared.map_or("Transfer-Encoding: chunked".to_owned(), |n| {
+        format!("Content-Length: {n}")
+    });
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n{framing}\r\n\r\n"
@@ -51,12 +54,8 @@ async fn trickle(
     token: Option<&str>,
     chunked: bool,
 ) -> (Option<String>, Duration, bool) {
-    let framing = if chunked {
-        "Transfer-Encoding: chunked"
-    } else {
-        "Content-Length: 1000"
-    };
-    let (mut read, mut write) = open(server, from, path, token, framing).await;
+    let declared = (!chunked).then_some(1000);
+    let (mut read, mut write) = open(server, from, path, token, declared).await;
     let started = Instant::now();
     let writer = tokio::spawn(async move {
         for _ in 0..100 {
@@ -103,12 +102,8 @@ async fn flood(
     token: Option<&str>,
     chunked: bool,
 ) -> (Option<String>, u64) {
-    let framing = if chunked {
-        "Transfer-Encoding: chunked".to_owned()
-    } else {
-        format!("Content-Length: {HUGE}")
-    };
-    let (mut read, mut write) = open(server, from, path, token, &framing).await;
+    let declared = (!chunked).then_some(HUGE);
+    let (mut read, mut write) = open(server, from, path, token, declared).await;
     let sent = Arc::new(AtomicU64::new(0));
     let counted = sent.clone();
     let writer = tokio::spawn(async move {

@@ -50,13 +50,7 @@ impl Server {
             .stderr(crate::cli::server_log());
         let mut child = KillOnDrop(command.spawn().expect("warden serve runs"));
         let (url, setup) = crate::cli::ready(&crate::cli::banner(&mut child));
-        // No keep-alive pool: a connection it left idle would count against the server.
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
+        let client = unpooled(Duration::from_secs(20));
         let setup = setup.expect("a setup link on the first start");
         crate::cli::set_up(&client, &url, &setup, EMAIL, PASSWORD).await;
         let mut server = Self {
@@ -87,12 +81,7 @@ impl Server {
     /// answered within 10 s — from a fresh connection each time (a new client), so a full
     /// connection table would show.
     pub(crate) async fn serves_healthy_clients(&self, round: &str) {
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap();
+        let client = unpooled(Duration::from_secs(10));
         let health = client.get(format!("{}/healthz", self.url)).send().await;
         assert!(
             health.as_ref().is_ok_and(|r| r.status() == StatusCode::OK),
@@ -325,4 +314,15 @@ async fn idle_wave(
         server.fds()
     );
     rss1
+}
+
+/// A client that keeps no connection open between requests (one it left idle would count
+/// against the server), giving up after `timeout`.
+fn unpooled(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .timeout(timeout)
+        .build()
+        .unwrap()
 }
