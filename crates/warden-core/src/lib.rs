@@ -29,6 +29,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod op;
 pub mod paging;
+pub mod scim;
 pub mod secrets;
 pub mod service_keys;
 pub mod sessions;

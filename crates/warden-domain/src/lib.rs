@@ -12,6 +12,7 @@ pub mod hosts;
 pub mod identity;
 pub mod license;
 pub mod request_id;
+pub mod scim;
 pub mod sessions;
 pub mod tenancy;
 pub mod tickets;

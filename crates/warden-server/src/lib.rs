@@ -16,5 +16,6 @@ pub mod llm;
 pub mod logging;
 pub mod mcp;
 pub mod metrics;
+pub mod scim;
 pub mod state;
 pub mod tls;

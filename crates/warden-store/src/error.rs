@@ -62,6 +62,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database refused a row because a unique column already holds its value
+    /// (two clients racing for one name).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Query(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+impl StoreError {
     /// Whether the database itself is out of reach — down, restarting, its connections cut,
     /// out of connections — rather than the query or the data being wrong: what a client
     /// should retry shortly (503), not an internal error.

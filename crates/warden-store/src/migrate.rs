@@ -73,6 +73,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(27, "0027_alerts"),
     migration!(28, "0028_master_rotation"),
     migration!(29, "0029_node_addresses"),
+    migration!(30, "0030_scim"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

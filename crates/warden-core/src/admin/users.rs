@@ -89,16 +89,36 @@ pub async fn set_active(
     active: bool,
 ) -> CoreResult<()> {
     let id = user_id(id)?;
-    let now = op.now_us();
     let mut tx = ctx.store.begin().await?;
     tx.lock_admin_changes().await?;
     may_act_on(&mut tx, grant, id).await?;
+    let changed = change_active(&mut tx, ctx, op, id, active).await?;
+    tx.commit().await?;
+    if changed {
+        ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
+    }
+    Ok(())
+}
+
+/// Inside the caller's transaction (after [`warden_store::Tx::lock_admin_changes`]):
+/// deactivates or reactivates `id` with every rule of [`set_active`] — the last active
+/// administrator stays, a reactivation counts against the licence, a deactivation ends every
+/// device session and token — and audits it. Whether anything changed; the caller
+/// propagates the revocations after committing.
+pub(crate) async fn change_active(
+    tx: &mut warden_store::Tx,
+    ctx: &Ctx,
+    op: &Op,
+    id: Uuid,
+    active: bool,
+) -> CoreResult<bool> {
+    let now = op.now_us();
     let user = tx.user_by_id(id).await?.ok_or(Code::NotFound)?;
-    if !active && would_leave_no_admin(&mut tx, &user.platform_role, user.active).await? {
+    if !active && would_leave_no_admin(tx, &user.platform_role, user.active).await? {
         return Err(Code::LastAdmin.into());
     }
     if active {
-        admit_user(&ctx.license, &mut tx).await?;
+        admit_user(&ctx.license, tx).await?;
     }
     let changed = tx.set_active(id, active, now).await?;
     if changed {
@@ -108,10 +128,10 @@ pub async fn set_active(
         } else {
             tx.log_revocation("user_deactivated", id, now).await?;
             let live = tx.live_device_ids(id, None).await?;
-            revoked = flows::revoke_in_tx(&mut tx, ctx, op, &op.actor, &live, "user_deactivated")
+            revoked = flows::revoke_in_tx(tx, ctx, op, &op.actor, &live, "user_deactivated")
                 .await?
                 .len();
-            tokens::revoke_all_of(&mut tx, ctx, op, id, "user_deactivated").await?;
+            tokens::revoke_all_of(tx, ctx, op, id, "user_deactivated").await?;
         }
         let action = if active {
             "user.reactivated"
@@ -126,11 +146,7 @@ pub async fn set_active(
         );
         tx.record(&ctx.audit_key, &event).await?;
     }
-    tx.commit().await?;
-    if changed {
-        ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
-    }
-    Ok(())
+    Ok(changed)
 }
 
 /// Sets a user's password (checked against the policy) and signs them out everywhere, at

@@ -224,6 +224,26 @@ registry! {
     LicenseNotEnforced = 409, "license-not-enforced", "No operator public key is built in or configured (license.public_key_file), so Warden runs unlicensed and has nothing to verify a licence with.";
     /// The machine identity cannot be read.
     MachineIdentityUnavailable = 503, "machine-identity-unavailable", "This machine's identity cannot be read; set license.machine_id_file.";
+
+    // SCIM provisioning (answered in SCIM's own error format, with the `scimType` named).
+    /// A filter that does not parse or names what cannot be searched (`invalidFilter`).
+    ScimInvalidFilter = 400, "scim-invalid-filter", "The filter is not valid or names an attribute that cannot be filtered on.";
+    /// A value SCIM's schema does not allow (`invalidValue`).
+    ScimInvalidValue = 400, "scim-invalid-value", "A value in the request is missing or not valid.";
+    /// A request body that is not a SCIM message of the expected kind (`invalidSyntax`).
+    ScimInvalidSyntax = 400, "scim-invalid-syntax", "The request body is not valid SCIM.";
+    /// A userName, email or group name already taken (`uniqueness`).
+    ScimUniqueness = 409, "scim-uniqueness", "Another resource already has this userName, email or displayName.";
+    /// An attempt to change what cannot change (`mutability`).
+    ScimMutability = 400, "scim-mutability", "The request tries to change a read-only or immutable attribute.";
+    /// A PATCH path that does not name an attribute (`invalidPath`).
+    ScimInvalidPath = 400, "scim-invalid-path", "The PATCH path does not name an attribute of this resource.";
+    /// A PATCH path whose filter matched nothing (`noTarget`).
+    ScimNoTarget = 400, "scim-no-target", "The PATCH path's filter matched no value.";
+    /// `If-Match` named another version.
+    ScimVersionMismatch = 412, "scim-version-mismatch", "The resource has changed since that version (If-Match).";
+    /// A SCIM operation Warden does not offer (bulk, searching every resource type at once).
+    ScimNotImplemented = 501, "scim-not-implemented", "This SCIM operation is not supported.";
 }
 
 impl Code {

@@ -502,6 +502,10 @@ pub enum Access {
     /// An agent session, authenticated by its MCP token (`wdn_mcp_…`) that the MCP endpoint
     /// itself checks: the guard lets the request through to it.
     McpToken,
+    /// A directory provisioning accounts over SCIM, authenticated by a SCIM token
+    /// (`wdn_scim_…`) that the SCIM endpoint itself checks: the guard lets the request through
+    /// to it.
+    ScimToken,
 }
 
 /// The first step, before any database lookup: does the request need a principal at all, and
@@ -511,7 +515,7 @@ pub fn gate(rule: Option<Access>, signed_in: bool) -> Gate {
         (None, _) => Gate::Undeclared,
         (Some(Access::Public), _) => Gate::Allow,
         (Some(Access::Host), _) => Gate::Host,
-        (Some(Access::LlmKey | Access::McpToken), _) => Gate::Allow,
+        (Some(Access::LlmKey | Access::McpToken | Access::ScimToken), _) => Gate::Allow,
         (Some(_), false) => Gate::Unauthenticated,
         (Some(Access::SignedIn), true) => Gate::Allow,
         (Some(Access::Platform(p)), true) => Gate::Platform(p),

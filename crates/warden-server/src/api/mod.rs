@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod passkeys;
 pub mod roles;
+pub mod scim_tokens;
 pub mod service_keys;
 pub mod session_files;
 pub mod session_messages;
@@ -79,6 +80,8 @@ pub fn routes() -> Routes<AppState> {
         .merge(workflows::routes())
         .merge(bots::routes())
         .merge(crate::mcp::routes())
+        .merge(crate::scim::routes())
+        .merge(scim_tokens::routes())
         .merge(health::routes())
         .merge(cluster::routes())
         .merge(metrics::routes())

@@ -56,6 +56,11 @@ const SCHEMES: &[(&str, &str, &str)] = &[
         "An LLM gateway key (Anthropic clients may send it as `x-api-key`).",
     ),
     ("mcp", "MCP token (wdn_mcp_…)", "A workspace MCP token."),
+    (
+        "scim",
+        "SCIM token (wdn_scim_…)",
+        "A directory's SCIM provisioning token.",
+    ),
 ];
 
 /// The scheme a route's access rule checks; `None` for public routes.
@@ -65,6 +70,7 @@ fn scheme(access: Access) -> Option<&'static str> {
         Access::Host => Some("host"),
         Access::LlmKey => Some("gateway"),
         Access::McpToken => Some("mcp"),
+        Access::ScimToken => Some("scim"),
         Access::SignedIn | Access::Platform(_) | Access::Workspace(_) => Some("user"),
     }
 }
@@ -127,6 +133,25 @@ pub fn complete(doc: &mut OpenApi, table: &AccessTable) {
             .responses
             .insert(format!("Page{status}"), RefOr::T(page));
     }
+    // SCIM answers its directories in SCIM's error format (RFC 7644 §3.12).
+    components
+        .schemas
+        .insert("ScimError".to_owned(), scim_error_schema().into());
+    for status in [400, 401, 413, 500] {
+        let sentence = warden_core::Code::for_status(status).sentence();
+        let response = ResponseBuilder::new()
+            .description(format!("{sentence} (a SCIM error document)"))
+            .content(
+                crate::scim::SCIM_JSON,
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ScimError")))
+                    .build(),
+            )
+            .build();
+        components
+            .responses
+            .insert(format!("Scim{status}"), RefOr::T(response));
+    }
     components.responses.insert(
         "SignIn303".to_owned(),
         RefOr::T(
@@ -153,6 +178,16 @@ pub fn complete(doc: &mut OpenApi, table: &AccessTable) {
             };
             if let Some(scheme) = scheme {
                 op.security = Some(vec![SecurityRequirement::new(scheme, Vec::<String>::new())]);
+            }
+            if access == Some(Access::ScimToken) {
+                let with_body = op.request_body.is_some();
+                for status in [401, 500]
+                    .into_iter()
+                    .chain(with_body.then_some([400, 413]).into_iter().flatten())
+                {
+                    add_answer(op, status, &format!("Scim{status}"));
+                }
+                continue;
             }
             let cookies = body_schema(op).is_some_and(|n| cookie_bodies.contains(n));
             for status in statuses(path, &method, op, access, cookies) {
@@ -195,6 +230,8 @@ fn statuses(
         Some(Access::Host) => out.extend([401, 429]),
         // The gateway answers in its clients' own error format, declared on each route.
         Some(Access::LlmKey) => return Vec::new(),
+        // SCIM answers in its own error format (RFC 7644 §3.12), declared on each route.
+        Some(Access::ScimToken) => return Vec::new(),
         Some(Access::McpToken) => out.extend([401, 403]),
         Some(Access::SignedIn) => out.push(401),
         Some(Access::Platform(_)) => out.extend([401, 403]),
@@ -254,6 +291,28 @@ fn body_schema(op: &Operation) -> Option<&str> {
         RefOr::Ref(r) => r.ref_location.rsplit('/').next(),
         RefOr::T(_) => None,
     }
+}
+
+/// SCIM's error document: `schemas`, `status` (as a string), `scimType`, `detail`.
+fn scim_error_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    ObjectBuilder::new()
+        .property("schemas", ArrayBuilder::new().items(text()))
+        .required("schemas")
+        .property(
+            "status",
+            text().description(Some("The HTTP status, as a string")),
+        )
+        .required("status")
+        .property(
+            "scimType",
+            text().description(Some(
+                "invalidFilter, invalidValue, uniqueness, mutability, …",
+            )),
+        )
+        .property("detail", text())
+        .build()
 }
 
 fn problem() -> utoipa::openapi::Content {

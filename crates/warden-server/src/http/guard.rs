@@ -379,7 +379,9 @@ fn first_gate(
     // Public routes never look at credentials, host routes check a host key (not here);
     // every other route authenticates a user first.
     let presented = match rule {
-        None | Some(Access::Public | Access::LlmKey | Access::McpToken) => Presented::Nothing,
+        None | Some(Access::Public | Access::LlmKey | Access::McpToken | Access::ScimToken) => {
+            Presented::Nothing
+        }
         Some(Access::Host) => return Ok(Some((Gate::Host, None))),
         Some(_) => {
             let now = clock.now().unix_timestamp();

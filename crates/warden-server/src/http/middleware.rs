@@ -172,6 +172,9 @@ where
                 .path_and_query()
                 .map_or_else(|| "/console".to_owned(), ToString::to_string)
         });
+        // Under SCIM, every refusal (the guard's, a body limit's, an unknown path) is a SCIM
+        // error document.
+        let scim = req.uri().path().starts_with(warden_core::scim::ROOT);
         let timeout = if req.uri().path().starts_with("/llm/") {
             LLM_TIMEOUT
         } else if req.uri().path() == "/mcp" {
@@ -202,6 +205,7 @@ where
             id: Some(id),
             config: self.config.clone(),
             console,
+            scim,
             body_expired,
         }
     }
@@ -251,6 +255,7 @@ pin_project_lite::pin_project! {
         id: Option<RequestId>,
         config: Arc<EdgeConfig>,
         console: Option<String>,
+        scim: bool,
         // Set when the request had a body: whether its deadline passed before it was read,
         // and whether it came over HTTP/1 (whose connection is then closed).
         body_expired: Option<(super::body_deadline::Expired, bool)>,
@@ -274,7 +279,7 @@ where
             Some((expired, http1)) if expired.expired() => body_too_slow(*http1),
             _ => res,
         };
-        let res = finish(res, &id, this.config, this.console.as_deref());
+        let res = finish(res, &id, this.config, this.console.as_deref(), *this.scim);
         let observed = this.config.metrics.is_some() || !this.span.is_none();
         if observed && let Some(ctx) = this.inner.take_value() {
             let route = ctx.route.get().map(axum::extract::MatchedPath::as_str);
@@ -308,12 +313,14 @@ fn finish(
     id: &RequestId,
     config: &EdgeConfig,
     console: Option<&str>,
+    scim: bool,
 ) -> Response {
     let status = res.status();
     let page = res.extensions().get::<super::page::Page>().is_some()
         || res.extensions().get::<Verbatim>().is_some();
     if (status.is_client_error() || status.is_server_error()) && !page {
         res = match console {
+            _ if scim => crate::scim::error_document(res),
             Some(path) => {
                 let why = res.extensions().get::<ApiError>().map(|e| {
                     (

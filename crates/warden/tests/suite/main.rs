@@ -40,6 +40,7 @@ mod passkeys;
 mod passwordless;
 mod postgres_tls;
 mod routes;
+mod scim;
 mod service_keys;
 mod sso;
 mod sso_tokens;

@@ -1,0 +1,198 @@
+//! SCIM 2.0 provisioning (RFC 7643/7644): a directory such as Entra ID or Okta creates,
+//! updates, deactivates and deletes accounts and groups at `/scim/v2`.
+//!
+//! The directory authenticates with a bearer token (`wdn_scim_…`) an administrator created;
+//! only its SHA-256 is stored, and every failure is the same 401. Every change is audited
+//! with the token as the actor (`api_key` `scim:<token id>`). Deactivating an account
+//! (`active: false`) or deleting it ends its device sessions and personal access tokens at
+//! once, on every node; its gateway keys stop with it (they hold only for active users).
+//! Deleting keeps the account (deactivated) for the audit trail; the directory no longer
+//! sees it.
+
+pub mod discovery;
+pub mod groups;
+pub mod model;
+pub mod patch;
+pub mod search;
+pub mod users;
+
+use serde_json::json;
+use uuid::Uuid;
+use warden_domain::audit::{Actor, ActorKind};
+use warden_store::scim::ScimTokenRow;
+use warden_store::tenancy::PlatformGrant;
+use zeroize::Zeroizing;
+
+use crate::{Code, CoreError, CoreResult, Ctx, Op};
+
+/// Prefix of directory tokens.
+pub const TOKEN_PREFIX: &str = "wdn_scim_";
+/// The path SCIM is served under.
+pub const ROOT: &str = "/scim/v2";
+/// The most resources one page holds.
+pub const MAX_RESULTS: i64 = 200;
+/// A page's size when the directory does not ask.
+pub const DEFAULT_COUNT: i64 = 100;
+
+/// The directory behind a request.
+#[derive(Debug, Clone)]
+pub struct ScimClient {
+    /// The token's id.
+    pub token_id: Uuid,
+}
+
+impl ScimClient {
+    /// Who acts in the audit trail.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            kind: ActorKind::ApiKey,
+            id: Some(format!("scim:{}", self.token_id)),
+        }
+    }
+}
+
+/// The SCIM root URL links are built on (from `public_url`, never from the request).
+pub fn base(ctx: &Ctx) -> String {
+    format!("{}{ROOT}", ctx.public_url.trim_end_matches('/'))
+}
+
+/// Finds the token a directory presented. Every failure — malformed, unknown, revoked — is
+/// the same 401.
+pub async fn authenticate(ctx: &Ctx, presented: &str, now: i64) -> CoreResult<ScimClient> {
+    if !warden_crypto::token::checked_well_formed(presented, TOKEN_PREFIX) {
+        return Err(Code::Unauthenticated.into());
+    }
+    let hash = warden_crypto::token::hash(presented);
+    let mut tx = ctx.store.begin().await?;
+    let row = tx.use_scim_token(&hash, now).await?;
+    tx.commit().await?;
+    let row = row.ok_or(Code::Unauthenticated)?;
+    Ok(ScimClient { token_id: row.id })
+}
+
+/// A new token with its secret, shown once.
+pub struct NewToken {
+    /// The stored token.
+    pub row: ScimTokenRow,
+    /// The secret.
+    pub secret: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("row", &self.row)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates a directory token.
+pub async fn create_token(
+    ctx: &Ctx,
+    op: &Op,
+    grant: &PlatformGrant,
+    name: &str,
+) -> CoreResult<NewToken> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            "name",
+            "name must be 1 to 100 characters on one line",
+        ));
+    }
+    let issued =
+        warden_crypto::token::issue_checked(TOKEN_PREFIX).map_err(|e| CoreError::internal(&e))?;
+    let row = ScimTokenRow {
+        id: Uuid::now_v7(),
+        name: name.to_owned(),
+        created_by: grant.user_id(),
+        created_at: op.now_us(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    let mut tx = ctx.store.begin().await?;
+    tx.insert_scim_token(&row, &issued.hash).await?;
+    let event = op.event(
+        "scim_token.created",
+        "scim_token",
+        Some(row.id.to_string()),
+        json!({ "name": row.name }),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    tx.commit().await?;
+    Ok(NewToken {
+        row,
+        secret: issued.secret,
+    })
+}
+
+/// Every directory token, newest first.
+pub async fn tokens(ctx: &Ctx, _grant: &PlatformGrant) -> CoreResult<Vec<ScimTokenRow>> {
+    let mut tx = ctx.store.begin_read().await?;
+    let rows = tx.scim_tokens().await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Revokes a token at once; 404 unless it is live.
+pub async fn revoke_token(ctx: &Ctx, op: &Op, _grant: &PlatformGrant, id: &str) -> CoreResult<()> {
+    let id = id.parse::<Uuid>().map_err(|_| Code::NotFound)?;
+    let mut tx = ctx.store.begin().await?;
+    if !tx.revoke_scim_token(id, op.now_us()).await? {
+        return Err(Code::NotFound.into());
+    }
+    let event = op.event(
+        "scim_token.revoked",
+        "scim_token",
+        Some(id.to_string()),
+        json!({}),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Which page a list asks for: SCIM's 1-based `startIndex` and `count`, clamped as RFC 7644
+/// says (below 1 is 1; a negative count is 0; above [`MAX_RESULTS`] is that).
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    /// 1-based.
+    pub start_index: i64,
+    /// At most this many.
+    pub count: i64,
+}
+
+impl Paging {
+    /// From the query's values.
+    pub fn new(start_index: Option<i64>, count: Option<i64>) -> Self {
+        Self {
+            start_index: start_index.unwrap_or(1).max(1),
+            count: count.unwrap_or(DEFAULT_COUNT).clamp(0, MAX_RESULTS),
+        }
+    }
+}
+
+/// A page of resources as SCIM JSON.
+#[derive(Debug)]
+pub struct Listed {
+    /// How many match in all.
+    pub total: i64,
+    /// Where the page starts (1-based).
+    pub start_index: i64,
+    /// The page.
+    pub resources: Vec<serde_json::Value>,
+}
+
+/// Checks `If-Match` against the current version (`*` matches any).
+pub fn check_version(if_match: Option<&str>, version: i64) -> CoreResult<()> {
+    let Some(want) = if_match else { return Ok(()) };
+    let current = model::etag(version);
+    let ok = want.split(',').map(str::trim).any(|t| {
+        t == "*" || t == current || t.trim_start_matches("W/") == current.trim_start_matches("W/")
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Code::ScimVersionMismatch.into())
+    }
+}

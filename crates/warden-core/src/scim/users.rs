@@ -1,0 +1,272 @@
+//! The directory's users. A User is a Warden account plus what the directory said of it; a
+//! POST whose email belongs to an account the directory does not manage yet adopts that
+//! account (the directory is the organisation's own), one it already manages is a conflict.
+//! New accounts get the `member` role and no password: they sign in through single sign-on
+//! or an emailed link.
+
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+use warden_store::scim::ScimUserRow;
+
+use super::model::{UserWrite, fold_keys, user_json};
+use super::search::{Resource, translate};
+use super::{Listed, Paging, ScimClient, base, check_version, patch};
+use crate::identity::users::admit_user;
+use crate::{Code, CoreError, CoreResult, Ctx, Op};
+
+/// A resource and its version (for the `ETag` header).
+pub type Versioned = (Value, i64);
+
+fn id_of(id: &str) -> CoreResult<Uuid> {
+    id.parse().map_err(|_| Code::NotFound.into())
+}
+
+fn unique(e: warden_store::StoreError) -> CoreError {
+    if e.is_unique_violation() {
+        Code::ScimUniqueness.into()
+    } else {
+        e.into()
+    }
+}
+
+/// One user.
+pub async fn get(ctx: &Ctx, _client: &ScimClient, id: &str) -> CoreResult<Versioned> {
+    let id = id_of(id)?;
+    let mut tx = ctx.store.begin_read().await?;
+    let row = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
+    tx.commit().await?;
+    Ok((user_json(&row, &base(ctx)), row.version))
+}
+
+/// Users matching `filter`, a page at a time.
+pub async fn list(
+    ctx: &Ctx,
+    _client: &ScimClient,
+    filter: Option<&str>,
+    paging: Paging,
+) -> CoreResult<Listed> {
+    let pred = filter.map(|f| translate(f, Resource::Users)).transpose()?;
+    let mut tx = ctx.store.begin_read().await?;
+    let found = tx
+        .search_scim_users(pred.as_ref(), paging.start_index - 1, paging.count)
+        .await?;
+    tx.commit().await?;
+    let b = base(ctx);
+    Ok(Listed {
+        total: found.total,
+        start_index: paging.start_index,
+        resources: found.rows.iter().map(|r| user_json(r, &b)).collect(),
+    })
+}
+
+/// Provisions a user (201).
+pub async fn create(
+    ctx: &Ctx,
+    op: &Op,
+    _client: &ScimClient,
+    body: Value,
+) -> CoreResult<Versioned> {
+    let w = UserWrite::read(&fold_keys(body))?;
+    let email = w.account_email();
+    let now = op.now_us();
+    let mut tx = ctx.store.begin().await?;
+    tx.lock_admin_changes().await?;
+    if tx.scim_user_by_name(&w.user_name).await?.is_some() {
+        return Err(Code::ScimUniqueness.into());
+    }
+    let existing = tx.user_by_email(&email).await?;
+    let mut row = ScimUserRow {
+        user_id: existing.as_ref().map_or_else(Uuid::now_v7, |u| u.id),
+        email: email.clone(),
+        display_name: w.display_name.clone(),
+        active: w.active,
+        user_name: w.user_name.clone(),
+        external_id: w.external_id.clone(),
+        attributes: w.attributes(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut propagate = false;
+    match existing {
+        Some(user) => {
+            if tx.is_scim_user(user.id).await? {
+                return Err(Code::ScimUniqueness.into());
+            }
+            tx.insert_scim_user(&row).await.map_err(unique)?;
+            tx.update_scim_user(&row, row.version).await?;
+            row.version += 1;
+            let event = op.event(
+                "user.scim_adopted",
+                "user",
+                Some(user.id.to_string()),
+                json!({ "user_name": row.user_name }),
+            );
+            tx.record(&ctx.audit_key, &event).await?;
+            propagate =
+                crate::admin::users::change_active(&mut tx, ctx, op, user.id, w.active).await?;
+        }
+        None => {
+            if w.active {
+                admit_user(&ctx.license, &mut tx).await?;
+            }
+            tx.create_scim_account(&row, "member")
+                .await
+                .map_err(unique)?;
+            let event = op.event(
+                "user.created",
+                "user",
+                Some(row.user_id.to_string()),
+                json!({ "email": email, "platform_role": "member", "source": "scim", "active": w.active }),
+            );
+            tx.record(&ctx.audit_key, &event).await?;
+        }
+    }
+    let stored = tx.scim_user(row.user_id).await?.ok_or(Code::NotFound)?;
+    tx.commit().await?;
+    if propagate {
+        ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
+    }
+    Ok((user_json(&stored, &base(ctx)), stored.version))
+}
+
+/// Replaces a user (PUT).
+pub async fn replace(
+    ctx: &Ctx,
+    op: &Op,
+    client: &ScimClient,
+    id: &str,
+    body: Value,
+    if_match: Option<&str>,
+) -> CoreResult<Versioned> {
+    let w = UserWrite::read(&fold_keys(body))?;
+    write(ctx, op, client, id, if_match, |_| Ok(w)).await
+}
+
+/// Changes a user by PATCH operations.
+pub async fn modify(
+    ctx: &Ctx,
+    op: &Op,
+    client: &ScimClient,
+    id: &str,
+    body: Value,
+    if_match: Option<&str>,
+) -> CoreResult<Versioned> {
+    write(ctx, op, client, id, if_match, move |row| {
+        let Value::Object(mut doc) = UserWrite::folded_of(row) else {
+            return Err(Code::Internal.into());
+        };
+        patch::apply(&mut doc, &patch::USER, body)?;
+        UserWrite::read(&Value::Object(doc))
+    })
+    .await
+}
+
+async fn write(
+    ctx: &Ctx,
+    op: &Op,
+    _client: &ScimClient,
+    id: &str,
+    if_match: Option<&str>,
+    change: impl FnOnce(&ScimUserRow) -> CoreResult<UserWrite>,
+) -> CoreResult<Versioned> {
+    let id = id_of(id)?;
+    let now = op.now_us();
+    let mut tx = ctx.store.begin().await?;
+    tx.lock_admin_changes().await?;
+    let row = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
+    check_version(if_match, row.version)?;
+    let w = change(&row)?;
+    let email = w.account_email();
+    if let Some(other) = tx.scim_user_by_name(&w.user_name).await?
+        && other != id
+    {
+        return Err(Code::ScimUniqueness.into());
+    }
+    if let Some(other) = tx.user_by_email(&email).await?
+        && other.id != id
+    {
+        return Err(Code::ScimUniqueness.into());
+    }
+    let new = ScimUserRow {
+        email: email.clone(),
+        display_name: w.display_name.clone(),
+        active: w.active,
+        user_name: w.user_name.clone(),
+        external_id: w.external_id.clone(),
+        attributes: w.attributes(),
+        updated_at: now,
+        ..row.clone()
+    };
+    if !tx
+        .update_scim_user(&new, row.version)
+        .await
+        .map_err(unique)?
+    {
+        return Err(Code::ScimVersionMismatch.into());
+    }
+    let mut changed = Map::new();
+    if row.email != new.email {
+        changed.insert(
+            "email".into(),
+            json!({ "old": row.email, "new": new.email }),
+        );
+    }
+    if row.user_name != new.user_name {
+        changed.insert(
+            "user_name".into(),
+            json!({ "old": row.user_name, "new": new.user_name }),
+        );
+    }
+    if row.display_name != new.display_name {
+        changed.insert("display_name".into(), json!(true));
+    }
+    let event = op.event(
+        "user.scim_updated",
+        "user",
+        Some(id.to_string()),
+        Value::Object(changed),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    let propagate = if row.active == w.active {
+        false
+    } else {
+        crate::admin::users::change_active(&mut tx, ctx, op, id, w.active).await?
+    };
+    let stored = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
+    tx.commit().await?;
+    if propagate {
+        ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
+    }
+    Ok((user_json(&stored, &base(ctx)), stored.version))
+}
+
+/// Deletes a user: the account is deactivated (its sessions and tokens end) and kept for the
+/// audit trail; the directory no longer sees it (404 afterwards).
+pub async fn delete(
+    ctx: &Ctx,
+    op: &Op,
+    _client: &ScimClient,
+    id: &str,
+    if_match: Option<&str>,
+) -> CoreResult<()> {
+    let id = id_of(id)?;
+    let mut tx = ctx.store.begin().await?;
+    tx.lock_admin_changes().await?;
+    let row = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
+    check_version(if_match, row.version)?;
+    let propagate = crate::admin::users::change_active(&mut tx, ctx, op, id, false).await?;
+    tx.delete_scim_user(id).await?;
+    let event = op.event(
+        "user.scim_deleted",
+        "user",
+        Some(id.to_string()),
+        json!({ "user_name": row.user_name }),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    tx.commit().await?;
+    if propagate {
+        ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,723 @@
+//! SCIM provisioning in storage: the directory's tokens, the accounts and groups it manages,
+//! and searches over them. A search takes a [`Pred`] tree (built by the use cases from a SCIM
+//! filter) and renders it here as SQL with every value bound, never spliced into the text.
+
+use uuid::Uuid;
+
+use crate::db::on_tx;
+use crate::{StoreError, Tx};
+
+/// A directory's bearer token as stored (never its secret).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScimTokenRow {
+    /// Id.
+    pub id: Uuid,
+    /// What the administrator called it.
+    pub name: String,
+    /// Who created it.
+    pub created_by: Uuid,
+    /// Created, µs.
+    pub created_at: i64,
+    /// Last used, µs (kept to within a minute).
+    pub last_used_at: Option<i64>,
+    /// Revoked, µs.
+    pub revoked_at: Option<i64>,
+}
+
+/// An account the directory manages, with what it said of it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScimUserRow {
+    /// The account's id (the SCIM `id`).
+    pub user_id: Uuid,
+    /// The account's email.
+    pub email: String,
+    /// The account's display name.
+    pub display_name: Option<String>,
+    /// Whether the account is active.
+    pub active: bool,
+    /// The SCIM `userName`, as the directory wrote it.
+    pub user_name: String,
+    /// The directory's own id for it.
+    pub external_id: Option<String>,
+    /// Further SCIM attributes (JSON object text).
+    pub attributes: String,
+    /// Bumped on every change (the ETag).
+    pub version: i64,
+    /// Provisioned, µs.
+    pub created_at: i64,
+    /// Last changed through SCIM, µs.
+    pub updated_at: i64,
+}
+
+/// A directory group.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScimGroupRow {
+    /// Id.
+    pub id: Uuid,
+    /// Its name.
+    pub display_name: String,
+    /// The directory's own id for it.
+    pub external_id: Option<String>,
+    /// Bumped on every change (the ETag).
+    pub version: i64,
+    /// Created, µs.
+    pub created_at: i64,
+    /// Last changed, µs.
+    pub updated_at: i64,
+}
+
+/// A group member, with what identifies them to a person.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberRow {
+    /// The group.
+    pub group_id: Uuid,
+    /// The member's account.
+    pub user_id: Uuid,
+    /// Their SCIM userName (their email when the directory does not manage them).
+    pub user_name: String,
+}
+
+/// What a search can test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The resource's id.
+    Id,
+    /// A user's userName (compared without case).
+    UserName,
+    /// The directory's id for the resource (compared exactly).
+    ExternalId,
+    /// A user's or a group's display name (compared without case).
+    DisplayName,
+    /// Whether a user is active.
+    Active,
+    /// A user's email (compared without case).
+    Email,
+    /// When the resource was provisioned (µs).
+    Created,
+    /// When it last changed (µs).
+    LastModified,
+    /// A group's member (by account id; `eq` only).
+    Member,
+}
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Equal.
+    Eq,
+    /// Not equal.
+    Ne,
+    /// Contains.
+    Co,
+    /// Starts with.
+    Sw,
+    /// Ends with.
+    Ew,
+    /// Greater than.
+    Gt,
+    /// Greater than or equal.
+    Ge,
+    /// Less than.
+    Lt,
+    /// Less than or equal.
+    Le,
+}
+
+/// A value compared against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Val {
+    /// Text.
+    Text(String),
+    /// A boolean.
+    Bool(bool),
+    /// An integer (timestamps, µs).
+    Int(i64),
+    /// An id.
+    Id(Uuid),
+}
+
+/// A search predicate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pred {
+    /// Both.
+    And(Box<Pred>, Box<Pred>),
+    /// Either.
+    Or(Box<Pred>, Box<Pred>),
+    /// Not.
+    Not(Box<Pred>),
+    /// The field has a value.
+    Present(Field),
+    /// The field compares to the value.
+    Cmp(Field, Op, Val),
+    /// Never true (an id that cannot exist).
+    False,
+}
+
+/// Which resource a search runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Over {
+    Users,
+    Groups,
+}
+
+/// SQL text with its bound values.
+struct Sql {
+    text: String,
+    binds: Vec<Val>,
+    postgres: bool,
+}
+
+impl Sql {
+    fn bind(&mut self, v: Val) -> String {
+        self.binds.push(v);
+        format!("${}", self.binds.len())
+    }
+
+    fn column(over: Over, f: Field) -> Option<(&'static str, bool)> {
+        // (expression, compared without case)
+        Some(match (over, f) {
+            (Over::Users, Field::Id) => ("s.user_id", false),
+            (Over::Users, Field::UserName) => ("s.user_name_key", true),
+            (Over::Users, Field::ExternalId) => ("s.external_id", false),
+            (Over::Users, Field::DisplayName) => ("lower(u.display_name)", true),
+            (Over::Users, Field::Active) => ("u.active", false),
+            (Over::Users, Field::Email) => ("u.email", true),
+            (Over::Users, Field::Created) => ("s.created_at", false),
+            (Over::Users, Field::LastModified) => ("s.updated_at", false),
+            (Over::Groups, Field::Id) => ("g.id", false),
+            (Over::Groups, Field::DisplayName) => ("g.display_name_key", true),
+            (Over::Groups, Field::ExternalId) => ("g.external_id", false),
+            (Over::Groups, Field::Created) => ("g.created_at", false),
+            (Over::Groups, Field::LastModified) => ("g.updated_at", false),
+            _ => return None,
+        })
+    }
+
+    fn render(&mut self, over: Over, p: &Pred) -> Result<String, StoreError> {
+        Ok(match p {
+            Pred::And(a, b) => format!("({} AND {})", self.render(over, a)?, self.render(over, b)?),
+            Pred::Or(a, b) => format!("({} OR {})", self.render(over, a)?, self.render(over, b)?),
+            Pred::Not(a) => format!("(NOT {})", self.render(over, a)?),
+            Pred::False => "(1 = 0)".to_owned(),
+            Pred::Present(Field::Member) if over == Over::Groups => {
+                "EXISTS (SELECT 1 FROM scim_group_members m WHERE m.group_id = g.id)".to_owned()
+            }
+            Pred::Present(f) => {
+                let (col, _) = Self::column(over, *f).ok_or_else(unsupported)?;
+                format!("({col} IS NOT NULL)")
+            }
+            Pred::Cmp(Field::Member, Op::Eq, Val::Id(id)) if over == Over::Groups => {
+                let n = self.bind(Val::Id(*id));
+                format!(
+                    "EXISTS (SELECT 1 FROM scim_group_members m WHERE m.group_id = g.id \
+                     AND m.user_id = {n})"
+                )
+            }
+            Pred::Cmp(f, op, v) => {
+                let (col, no_case) = Self::column(over, *f).ok_or_else(unsupported)?;
+                let v = match v {
+                    Val::Text(t) if no_case => Val::Text(t.to_lowercase()),
+                    v => v.clone(),
+                };
+                // Two-valued logic: a missing value neither equals nor contains anything, and
+                // `not` of that holds.
+                let cmp = match (op, &v) {
+                    (Op::Co | Op::Sw | Op::Ew, Val::Text(t)) => {
+                        let t = t.clone();
+                        let n = self.bind(Val::Text(t));
+                        match op {
+                            Op::Co if self.postgres => format!("strpos({col}, {n}) > 0"),
+                            Op::Co => format!("instr({col}, {n}) > 0"),
+                            Op::Sw => format!("substr({col}, 1, length({n})) = {n}"),
+                            _ => format!(
+                                "(length({col}) >= length({n}) AND \
+                                 substr({col}, length({col}) - length({n}) + 1) = {n})"
+                            ),
+                        }
+                    }
+                    (Op::Co | Op::Sw | Op::Ew, _) => return Err(unsupported()),
+                    _ => {
+                        let sym = match op {
+                            Op::Eq => "=",
+                            Op::Ne => "<>",
+                            Op::Gt => ">",
+                            Op::Ge => ">=",
+                            Op::Lt => "<",
+                            _ => "<=",
+                        };
+                        let n = self.bind(v);
+                        format!("{col} {sym} {n}")
+                    }
+                };
+                format!("COALESCE(({cmp}), FALSE)")
+            }
+        })
+    }
+}
+
+fn unsupported() -> StoreError {
+    StoreError::Invalid("a SCIM search named a field this resource does not have".to_owned())
+}
+
+/// A page of a search: how many match in all, and this page of them.
+#[derive(Debug, Clone)]
+pub struct Found<T> {
+    /// How many match.
+    pub total: i64,
+    /// The page.
+    pub rows: Vec<T>,
+}
+
+const USER_COLUMNS: &str = "s.user_id, u.email, u.display_name, u.active, s.user_name, \
+     s.external_id, s.attributes, s.version, s.created_at, s.updated_at";
+const USER_FROM: &str = "FROM scim_users s JOIN users u ON u.id = s.user_id";
+const GROUP_COLUMNS: &str =
+    "g.id, g.display_name, g.external_id, g.version, g.created_at, g.updated_at";
+
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                Val::Text(t) => q.bind(t.clone()),
+                Val::Bool(v) => q.bind(*v),
+                Val::Int(v) => q.bind(*v),
+                Val::Id(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+impl Tx {
+    // ---- tokens -------------------------------------------------------------------------
+
+    /// Stores a new directory token under the hash of its secret.
+    pub async fn insert_scim_token(
+        &mut self,
+        row: &ScimTokenRow,
+        hash: &[u8],
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO scim_tokens (id, name, hash, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5)"
+        )
+        .bind(row.id)
+        .bind(&row.name)
+        .bind(hash)
+        .bind(row.created_by)
+        .bind(row.created_at)
+        .execute(c)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Every directory token, newest first.
+    pub async fn scim_tokens(&mut self) -> Result<Vec<ScimTokenRow>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, ScimTokenRow>(
+            "SELECT id, name, created_by, created_at, last_used_at, revoked_at FROM scim_tokens \
+             ORDER BY created_at DESC, id"
+        )
+        .fetch_all(c)
+        .await)?)
+    }
+
+    /// Revokes a token; whether it was live.
+    pub async fn revoke_scim_token(&mut self, id: Uuid, now: i64) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE scim_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"
+        )
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// The live token whose secret hashes to `hash`; its last use is recorded (at most once a
+    /// minute).
+    pub async fn use_scim_token(
+        &mut self,
+        hash: &[u8],
+        now: i64,
+    ) -> Result<Option<ScimTokenRow>, StoreError> {
+        let row = on_tx!(self, |c| {
+            sqlx::query_as::<_, ScimTokenRow>(
+            "SELECT id, name, created_by, created_at, last_used_at, revoked_at FROM scim_tokens \
+             WHERE hash = $1 AND revoked_at IS NULL"
+        )
+        .bind(hash)
+        .fetch_optional(c)
+        .await
+        })?;
+        let Some(row) = row else { return Ok(None) };
+        if row.last_used_at.is_none_or(|t| t < now - 60_000_000) {
+            on_tx!(self, |c| sqlx::query(
+                "UPDATE scim_tokens SET last_used_at = $2 WHERE id = $1"
+            )
+            .bind(row.id)
+            .bind(now)
+            .execute(c)
+            .await
+            .map(drop))?;
+        }
+        Ok(Some(row))
+    }
+
+    // ---- users --------------------------------------------------------------------------
+
+    /// Creates an account the directory manages (no password: it signs in through single
+    /// sign-on or an emailed link).
+    pub async fn create_scim_account(
+        &mut self,
+        row: &ScimUserRow,
+        platform_role: &str,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO users (id, email, password_hash, platform_role, active, created_at, \
+             updated_at, display_name) VALUES ($1, $2, NULL, $3, $4, $5, $5, $6)"
+        )
+        .bind(row.user_id)
+        .bind(&row.email)
+        .bind(platform_role)
+        .bind(row.active)
+        .bind(row.created_at)
+        .bind(&row.display_name)
+        .execute(c)
+        .await
+        .map(drop))?;
+        self.insert_scim_user(row).await
+    }
+
+    /// Records that the directory manages an account (new, or one that already existed).
+    pub async fn insert_scim_user(&mut self, row: &ScimUserRow) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO scim_users (user_id, user_name, user_name_key, external_id, attributes, \
+             version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+        )
+        .bind(row.user_id)
+        .bind(&row.user_name)
+        .bind(row.user_name.to_lowercase())
+        .bind(&row.external_id)
+        .bind(&row.attributes)
+        .bind(row.version)
+        .bind(row.created_at)
+        .execute(c)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Replaces what the directory said of an account, and the account's email and display
+    /// name, when its version is still `expected`; whether it was.
+    pub async fn update_scim_user(
+        &mut self,
+        row: &ScimUserRow,
+        expected: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE scim_users SET user_name = $2, user_name_key = $3, external_id = $4, \
+             attributes = $5, version = version + 1, updated_at = $6 \
+             WHERE user_id = $1 AND version = $7"
+        )
+        .bind(row.user_id)
+        .bind(&row.user_name)
+        .bind(row.user_name.to_lowercase())
+        .bind(&row.external_id)
+        .bind(&row.attributes)
+        .bind(row.updated_at)
+        .bind(expected)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n != 1 {
+            return Ok(false);
+        }
+        on_tx!(self, |c| sqlx::query(
+            "UPDATE users SET email = $2, display_name = $3, updated_at = $4 WHERE id = $1"
+        )
+        .bind(row.user_id)
+        .bind(&row.email)
+        .bind(&row.display_name)
+        .bind(row.updated_at)
+        .execute(c)
+        .await
+        .map(drop))?;
+        Ok(true)
+    }
+
+    /// The directory lets go of an account (it stays, deactivated, for the audit trail).
+    pub async fn delete_scim_user(&mut self, user: Uuid) -> Result<bool, StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "DELETE FROM scim_group_members WHERE user_id = $1"
+        )
+        .bind(user)
+        .execute(c)
+        .await
+        .map(drop))?;
+        let n = on_tx!(self, |c| sqlx::query(
+            "DELETE FROM scim_users WHERE user_id = $1"
+        )
+        .bind(user)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// One managed account.
+    pub async fn scim_user(&mut self, user: Uuid) -> Result<Option<ScimUserRow>, StoreError> {
+        let sql = format!("SELECT {USER_COLUMNS} {USER_FROM} WHERE s.user_id = $1");
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, ScimUserRow>(
+            sqlx::AssertSqlSafe(sql.clone())
+        )
+        .bind(user)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    /// The managed account with this userName (without case), if any.
+    pub async fn scim_user_by_name(&mut self, user_name: &str) -> Result<Option<Uuid>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, Uuid>(
+            "SELECT user_id FROM scim_users WHERE user_name_key = $1"
+        )
+        .bind(user_name.to_lowercase())
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    /// Whether the directory already manages this account.
+    pub async fn is_scim_user(&mut self, user: Uuid) -> Result<bool, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM scim_users WHERE user_id = $1"
+        )
+        .bind(user)
+        .fetch_one(c)
+        .await)?
+            > 0)
+    }
+
+    /// Managed accounts matching `filter`, oldest first, `count` from the `offset`-th.
+    pub async fn search_scim_users(
+        &mut self,
+        filter: Option<&Pred>,
+        offset: i64,
+        count: i64,
+    ) -> Result<Found<ScimUserRow>, StoreError> {
+        let mut sql = Sql {
+            text: String::new(),
+            binds: Vec::new(),
+            postgres: self.backend() == crate::Backend::Postgres,
+        };
+        let cond = match filter {
+            Some(p) => sql.render(Over::Users, p)?,
+            None => "TRUE".to_owned(),
+        };
+        sql.text = format!("SELECT COUNT(*) {USER_FROM} WHERE {cond}");
+        let total = on_tx!(self, |c| bind_all!(
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.text.clone())),
+            &sql.binds
+        )
+        .fetch_one(c)
+        .await)?;
+        let rows = if count > 0 && offset < total {
+            let l = sql.bind(Val::Int(count));
+            let o = sql.bind(Val::Int(offset));
+            sql.text = format!(
+                "SELECT {USER_COLUMNS} {USER_FROM} WHERE {cond} \
+                 ORDER BY s.created_at, s.user_id LIMIT {l} OFFSET {o}"
+            );
+            on_tx!(self, |c| bind_all!(
+                sqlx::query_as::<_, ScimUserRow>(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.binds
+            )
+            .fetch_all(c)
+            .await)?
+        } else {
+            Vec::new()
+        };
+        Ok(Found { total, rows })
+    }
+
+    // ---- groups -------------------------------------------------------------------------
+
+    /// Creates a group.
+    pub async fn insert_scim_group(&mut self, row: &ScimGroupRow) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "INSERT INTO scim_groups (id, display_name, display_name_key, external_id, version, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)"
+        )
+        .bind(row.id)
+        .bind(&row.display_name)
+        .bind(row.display_name.to_lowercase())
+        .bind(&row.external_id)
+        .bind(row.version)
+        .bind(row.created_at)
+        .execute(c)
+        .await
+        .map(drop))?;
+        Ok(())
+    }
+
+    /// Replaces a group's attributes when its version is still `expected`; whether it was.
+    pub async fn update_scim_group(
+        &mut self,
+        row: &ScimGroupRow,
+        expected: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| {
+            sqlx::query(
+            "UPDATE scim_groups SET display_name = $2, display_name_key = $3, external_id = $4, \
+             version = version + 1, updated_at = $5 WHERE id = $1 AND version = $6"
+        )
+        .bind(row.id)
+        .bind(&row.display_name)
+        .bind(row.display_name.to_lowercase())
+        .bind(&row.external_id)
+        .bind(row.updated_at)
+        .bind(expected)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected())
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Replaces a group's members.
+    pub async fn set_scim_members(
+        &mut self,
+        group: Uuid,
+        users: &[Uuid],
+    ) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "DELETE FROM scim_group_members WHERE group_id = $1"
+        )
+        .bind(group)
+        .execute(c)
+        .await
+        .map(drop))?;
+        for user in users {
+            on_tx!(self, |c| sqlx::query(
+                "INSERT INTO scim_group_members (group_id, user_id) VALUES ($1, $2)"
+            )
+            .bind(group)
+            .bind(*user)
+            .execute(c)
+            .await
+            .map(drop))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a group; whether it existed.
+    pub async fn delete_scim_group(&mut self, group: Uuid) -> Result<bool, StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "DELETE FROM scim_group_members WHERE group_id = $1"
+        )
+        .bind(group)
+        .execute(c)
+        .await
+        .map(drop))?;
+        let n = on_tx!(self, |c| sqlx::query(
+            "DELETE FROM scim_groups WHERE id = $1"
+        )
+        .bind(group)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// One group.
+    pub async fn scim_group(&mut self, group: Uuid) -> Result<Option<ScimGroupRow>, StoreError> {
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM scim_groups g WHERE g.id = $1");
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, ScimGroupRow>(
+            sqlx::AssertSqlSafe(sql.clone())
+        )
+        .bind(group)
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    /// The group with this name (without case), if any.
+    pub async fn scim_group_by_name(&mut self, name: &str) -> Result<Option<Uuid>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_scalar::<_, Uuid>(
+            "SELECT id FROM scim_groups WHERE display_name_key = $1"
+        )
+        .bind(name.to_lowercase())
+        .fetch_optional(c)
+        .await)?)
+    }
+
+    /// The members of these groups, by group then userName.
+    pub async fn scim_members(&mut self, groups: &[Uuid]) -> Result<Vec<MemberRow>, StoreError> {
+        let mut out = Vec::new();
+        for g in groups {
+            out.extend(on_tx!(self, |c| sqlx::query_as::<_, MemberRow>(
+                "SELECT m.group_id, m.user_id, COALESCE(s.user_name, u.email) AS user_name \
+                 FROM scim_group_members m JOIN users u ON u.id = m.user_id \
+                 LEFT JOIN scim_users s ON s.user_id = m.user_id \
+                 WHERE m.group_id = $1 ORDER BY 3"
+            )
+            .bind(*g)
+            .fetch_all(c)
+            .await)?);
+        }
+        Ok(out)
+    }
+
+    /// Which of these ids are accounts the directory manages.
+    pub async fn scim_users_existing(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            if self.is_scim_user(*id).await? {
+                out.push(*id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Groups matching `filter`, oldest first, `count` from the `offset`-th.
+    pub async fn search_scim_groups(
+        &mut self,
+        filter: Option<&Pred>,
+        offset: i64,
+        count: i64,
+    ) -> Result<Found<ScimGroupRow>, StoreError> {
+        let mut sql = Sql {
+            text: String::new(),
+            binds: Vec::new(),
+            postgres: self.backend() == crate::Backend::Postgres,
+        };
+        let cond = match filter {
+            Some(p) => sql.render(Over::Groups, p)?,
+            None => "TRUE".to_owned(),
+        };
+        sql.text = format!("SELECT COUNT(*) FROM scim_groups g WHERE {cond}");
+        let total = on_tx!(self, |c| bind_all!(
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.text.clone())),
+            &sql.binds
+        )
+        .fetch_one(c)
+        .await)?;
+        let rows = if count > 0 && offset < total {
+            let l = sql.bind(Val::Int(count));
+            let o = sql.bind(Val::Int(offset));
+            sql.text = format!(
+                "SELECT {GROUP_COLUMNS} FROM scim_groups g WHERE {cond} \
+                 ORDER BY g.created_at, g.id LIMIT {l} OFFSET {o}"
+            );
+            on_tx!(self, |c| bind_all!(
+                sqlx::query_as::<_, ScimGroupRow>(sqlx::AssertSqlSafe(sql.text.clone())),
+                &sql.binds
+            )
+            .fetch_all(c)
+            .await)?
+        } else {
+            Vec::new()
+        };
+        Ok(Found { total, rows })
+    }
+}
