@@ -336,34 +336,31 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// The live token whose secret hashes to `hash`; its last use is recorded (at most once a
-    /// minute).
-    pub async fn use_scim_token(
+    /// The live token whose secret hashes to `hash`.
+    pub async fn scim_token_by_hash(
         &mut self,
         hash: &[u8],
-        now: i64,
     ) -> Result<Option<ScimTokenRow>, StoreError> {
-        let row = on_tx!(self, |c| {
-            sqlx::query_as::<_, ScimTokenRow>(
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, ScimTokenRow>(
             "SELECT id, name, created_by, created_at, last_used_at, revoked_at FROM scim_tokens \
              WHERE hash = $1 AND revoked_at IS NULL"
         )
         .bind(hash)
         .fetch_optional(c)
+        .await)?)
+    }
+
+    /// Records a token's use.
+    pub async fn touch_scim_token(&mut self, id: Uuid, now: i64) -> Result<(), StoreError> {
+        on_tx!(self, |c| sqlx::query(
+            "UPDATE scim_tokens SET last_used_at = $2 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(now)
+        .execute(c)
         .await
-        })?;
-        let Some(row) = row else { return Ok(None) };
-        if row.last_used_at.is_none_or(|t| t < now - 60_000_000) {
-            on_tx!(self, |c| sqlx::query(
-                "UPDATE scim_tokens SET last_used_at = $2 WHERE id = $1"
-            )
-            .bind(row.id)
-            .bind(now)
-            .execute(c)
-            .await
-            .map(drop))?;
-        }
-        Ok(Some(row))
+        .map(drop))?;
+        Ok(())
     }
 
     // ---- users --------------------------------------------------------------------------

@@ -183,6 +183,15 @@ pub enum Command {
         #[command(subcommand)]
         command: SsoCommand,
     },
+    /// Manage the tokens directories provision accounts with over SCIM (`/scim/v2`), through
+    /// the API with the credentials `warden login` saved.
+    Scim {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
+        #[command(subcommand)]
+        command: crate::scim::ScimCommand,
+    },
     /// Manage the keys that sign access tokens.
     Keys {
         #[command(subcommand)]

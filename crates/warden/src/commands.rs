@@ -83,6 +83,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             credentials,
             command,
         } => crate::host::run(credentials, command).await,
+        Command::Scim {
+            credentials,
+            command,
+        } => crate::scim::run(credentials, command).await,
         Command::Sso {
             credentials,
             command,

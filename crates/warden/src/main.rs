@@ -9,6 +9,7 @@ mod keys;
 mod license;
 mod login;
 mod output;
+mod scim;
 mod session;
 mod sso;
 mod ticket;

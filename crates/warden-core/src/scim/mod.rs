@@ -63,10 +63,16 @@ pub async fn authenticate(ctx: &Ctx, presented: &str, now: i64) -> CoreResult<Sc
         return Err(Code::Unauthenticated.into());
     }
     let hash = warden_crypto::token::hash(presented);
-    let mut tx = ctx.store.begin().await?;
-    let row = tx.use_scim_token(&hash, now).await?;
+    let mut tx = ctx.store.begin_read().await?;
+    let row = tx.scim_token_by_hash(&hash).await?;
     tx.commit().await?;
     let row = row.ok_or(Code::Unauthenticated)?;
+    // The last use, to within a minute: a write only when the recorded one is older.
+    if row.last_used_at.is_none_or(|t| t < now - 60_000_000) {
+        let mut tx = ctx.store.begin().await?;
+        tx.touch_scim_token(row.id, now).await?;
+        tx.commit().await?;
+    }
     Ok(ScimClient { token_id: row.id })
 }
 

@@ -420,3 +420,57 @@ async fn a_deactivated_users_session_and_token_stop_on_the_next_request() {
     let (s, _, _) = scim(&app, &token, Method::GET, &format!("/Users/{id}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn warden_scim_creates_lists_and_revokes_tokens() {
+    let app = TestApp::spawn().await.unwrap();
+    admin_token(&app).await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.json");
+    let run = |args: &[&str], stdin: &'static str| {
+        crate::cli::run_cli(
+            dir.path(),
+            &creds,
+            args.iter().map(|s| (*s).to_owned()).collect(),
+            stdin,
+        )
+    };
+    let login = [
+        "login",
+        "--url",
+        &app.base,
+        "--email",
+        crate::identity::ADMIN_EMAIL,
+    ];
+    let (ok, out) = run(&login, "violet tractor 93 lagoon\n").await.unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["scim", "create-token", "--name", "Okta"], "")
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("/scim/v2"), "{out}");
+    let secret = out
+        .split_whitespace()
+        .find(|w| w.starts_with("wdn_scim_"))
+        .unwrap()
+        .to_owned();
+    let (s, _, _) = scim(&app, &secret, Method::GET, "/Users", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (ok, out) = run(&["scim", "tokens"], "").await.unwrap();
+    assert!(
+        ok && out.contains("Okta") && !out.contains("wdn_scim_"),
+        "{out}"
+    );
+    let id = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let (ok, out) = run(&["scim", "revoke-token", &id], "").await.unwrap();
+    assert!(ok, "{out}");
+    let (s, _, _) = scim(&app, &secret, Method::GET, "/Users", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
