@@ -503,38 +503,57 @@ impl Tx {
         offset: i64,
         count: i64,
     ) -> Result<Found<ScimUserRow>, StoreError> {
+        self.search(Over::Users, filter, offset, count).await
+    }
+
+    async fn search<T>(
+        &mut self,
+        over: Over,
+        filter: Option<&Pred>,
+        offset: i64,
+        count: i64,
+    ) -> Result<Found<T>, StoreError>
+    where
+        T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        let (columns, from, order) = match over {
+            Over::Users => (USER_COLUMNS, USER_FROM, "s.created_at, s.user_id"),
+            Over::Groups => (GROUP_COLUMNS, "FROM scim_groups g", "g.created_at, g.id"),
+        };
         let mut sql = Sql {
             text: String::new(),
             binds: Vec::new(),
             postgres: self.backend() == crate::Backend::Postgres,
         };
         let cond = match filter {
-            Some(p) => sql.render(Over::Users, p)?,
+            Some(p) => sql.render(over, p)?,
             None => "TRUE".to_owned(),
         };
-        sql.text = format!("SELECT COUNT(*) {USER_FROM} WHERE {cond}");
+        // Only column names of these tables and `$n` placeholders reach the text.
+        sql.text = format!("SELECT COUNT(*) {from} WHERE {cond}");
         let total = on_tx!(self, |c| bind_all!(
             sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.text.clone())),
             &sql.binds
         )
         .fetch_one(c)
         .await)?;
-        let rows = if count > 0 && offset < total {
-            let l = sql.bind(Val::Int(count));
-            let o = sql.bind(Val::Int(offset));
-            sql.text = format!(
-                "SELECT {USER_COLUMNS} {USER_FROM} WHERE {cond} \
-                 ORDER BY s.created_at, s.user_id LIMIT {l} OFFSET {o}"
-            );
-            on_tx!(self, |c| bind_all!(
-                sqlx::query_as::<_, ScimUserRow>(sqlx::AssertSqlSafe(sql.text.clone())),
-                &sql.binds
-            )
-            .fetch_all(c)
-            .await)?
-        } else {
-            Vec::new()
-        };
+        if count <= 0 || offset >= total {
+            return Ok(Found {
+                total,
+                rows: Vec::new(),
+            });
+        }
+        let l = sql.bind(Val::Int(count));
+        let o = sql.bind(Val::Int(offset));
+        sql.text =
+            format!("SELECT {columns} {from} WHERE {cond} ORDER BY {order} LIMIT {l} OFFSET {o}");
+        let rows = on_tx!(self, |c| bind_all!(
+            sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.text.clone())),
+            &sql.binds
+        )
+        .fetch_all(c)
+        .await)?;
         Ok(Found { total, rows })
     }
 
@@ -683,38 +702,6 @@ impl Tx {
         offset: i64,
         count: i64,
     ) -> Result<Found<ScimGroupRow>, StoreError> {
-        let mut sql = Sql {
-            text: String::new(),
-            binds: Vec::new(),
-            postgres: self.backend() == crate::Backend::Postgres,
-        };
-        let cond = match filter {
-            Some(p) => sql.render(Over::Groups, p)?,
-            None => "TRUE".to_owned(),
-        };
-        sql.text = format!("SELECT COUNT(*) FROM scim_groups g WHERE {cond}");
-        let total = on_tx!(self, |c| bind_all!(
-            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.text.clone())),
-            &sql.binds
-        )
-        .fetch_one(c)
-        .await)?;
-        let rows = if count > 0 && offset < total {
-            let l = sql.bind(Val::Int(count));
-            let o = sql.bind(Val::Int(offset));
-            sql.text = format!(
-                "SELECT {GROUP_COLUMNS} FROM scim_groups g WHERE {cond} \
-                 ORDER BY g.created_at, g.id LIMIT {l} OFFSET {o}"
-            );
-            on_tx!(self, |c| bind_all!(
-                sqlx::query_as::<_, ScimGroupRow>(sqlx::AssertSqlSafe(sql.text.clone())),
-                &sql.binds
-            )
-            .fetch_all(c)
-            .await)?
-        } else {
-            Vec::new()
-        };
-        Ok(Found { total, rows })
+        self.search(Over::Groups, filter, offset, count).await
     }
 }

@@ -7,12 +7,8 @@ use warden_store::scim::ScimGroupRow;
 use super::model::{GroupWrite, fold_keys, group_json};
 use super::search::{Resource, translate};
 use super::users::Versioned;
-use super::{Listed, Paging, ScimClient, base, check_version, patch};
+use super::{Listed, Paging, ScimClient, base, check_version, id_of, patch, unique};
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
-
-fn id_of(id: &str) -> CoreResult<Uuid> {
-    id.parse().map_err(|_| Code::NotFound.into())
-}
 
 async fn check_members(tx: &mut warden_store::Tx, members: &[Uuid]) -> CoreResult<()> {
     let known = tx.scim_users_existing(members).await?;
@@ -128,14 +124,6 @@ pub async fn create(
     let out = stored(ctx, &mut tx, row.id, true).await?;
     tx.commit().await?;
     Ok(out)
-}
-
-fn unique(e: warden_store::StoreError) -> CoreError {
-    if e.is_unique_violation() {
-        Code::ScimUniqueness.into()
-    } else {
-        e.into()
-    }
 }
 
 /// Replaces a group (PUT).

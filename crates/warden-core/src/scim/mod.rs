@@ -189,6 +189,20 @@ pub struct Listed {
     pub resources: Vec<serde_json::Value>,
 }
 
+/// A resource id from a path: one that does not parse names nothing.
+pub(crate) fn id_of(id: &str) -> CoreResult<Uuid> {
+    id.parse().map_err(|_| Code::NotFound.into())
+}
+
+/// A unique column refused a row (two clients racing for one name): 409 `uniqueness`.
+pub(crate) fn unique(e: warden_store::StoreError) -> CoreError {
+    if e.is_unique_violation() {
+        Code::ScimUniqueness.into()
+    } else {
+        e.into()
+    }
+}
+
 /// Checks `If-Match` against the current version (`*` matches any).
 pub fn check_version(if_match: Option<&str>, version: i64) -> CoreResult<()> {
     let Some(want) = if_match else { return Ok(()) };

@@ -10,24 +10,12 @@ use warden_store::scim::ScimUserRow;
 
 use super::model::{UserWrite, fold_keys, user_json};
 use super::search::{Resource, translate};
-use super::{Listed, Paging, ScimClient, base, check_version, patch};
+use super::{Listed, Paging, ScimClient, base, check_version, id_of, patch, unique};
 use crate::identity::users::admit_user;
-use crate::{Code, CoreError, CoreResult, Ctx, Op};
+use crate::{Code, CoreResult, Ctx, Op};
 
 /// A resource and its version (for the `ETag` header).
 pub type Versioned = (Value, i64);
-
-fn id_of(id: &str) -> CoreResult<Uuid> {
-    id.parse().map_err(|_| Code::NotFound.into())
-}
-
-fn unique(e: warden_store::StoreError) -> CoreError {
-    if e.is_unique_violation() {
-        Code::ScimUniqueness.into()
-    } else {
-        e.into()
-    }
-}
 
 /// One user.
 pub async fn get(ctx: &Ctx, _client: &ScimClient, id: &str) -> CoreResult<Versioned> {
