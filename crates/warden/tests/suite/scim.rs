@@ -474,3 +474,111 @@ async fn warden_scim_creates_lists_and_revokes_tokens() {
     let (s, _, _) = scim(&app, &secret, Method::GET, "/Users", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn groups_keep_their_members_as_a_directory_patches_them() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let token = scim_token(&app, &admin).await;
+    let mut ids = Vec::new();
+    for n in ["fay", "gus"] {
+        let (_, _, u) = scim(
+            &app,
+            &token,
+            Method::POST,
+            "/Users",
+            Some(user(n, &format!("{n}@corp.example"))),
+        )
+        .await;
+        ids.push(u["id"].as_str().unwrap().to_owned());
+    }
+    let (s, _, g) = scim(
+        &app,
+        &token,
+        Method::POST,
+        "/Groups",
+        Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let gid = g["id"].as_str().unwrap().to_owned();
+    let patch = |ops: Value| {
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}),
+        )
+    };
+    // Entra ID adds members, then removes one by a filtered path.
+    let (s, _, v) = scim(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Groups/{gid}"),
+        patch(json!([{"op": "Add", "path": "members", "value": [{"value": ids[0]}, {"value": ids[1]}]}])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["members"].as_array().unwrap().len(), 2);
+    let q = format!(
+        "/Groups?filter=members%5Bvalue%20eq%20%22{}%22%5D&excludedAttributes=members",
+        ids[1]
+    );
+    let (_, _, v) = scim(&app, &token, Method::GET, &q, None).await;
+    assert_eq!(v["totalResults"], 1, "{v}");
+    assert!(v["Resources"][0].get("members").is_none(), "{v}");
+    let (s, _, v) = scim(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Groups/{gid}"),
+        patch(json!([{"op": "Remove", "path": format!("members[value eq \"{}\"]", ids[1])}])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["members"][0]["value"], ids[0].as_str());
+    assert_eq!(v["members"].as_array().unwrap().len(), 1);
+    let (_, _, v) = scim(&app, &token, Method::GET, &q, None).await;
+    assert_eq!(v["totalResults"], 0, "{v}");
+    // A member must be a provisioned User: an account the directory does not manage, or no id.
+    let (_, me) = app.call(&admin, Method::GET, "/api/v1/me", None).await;
+    for bad in [
+        me["id"].as_str().unwrap(),
+        "00000000-0000-0000-0000-000000000000",
+    ] {
+        let (s, _, v) = scim(
+            &app,
+            &token,
+            Method::PATCH,
+            &format!("/Groups/{gid}"),
+            patch(json!([{"op": "add", "path": "members", "value": [{"value": bad}]}])),
+        )
+        .await;
+        assert_eq!(
+            (s, v["scimType"].clone()),
+            (StatusCode::BAD_REQUEST, json!("invalidValue")),
+            "{v}"
+        );
+    }
+    let updated = audit_rows(&app, "scim_group.updated").await;
+    assert_eq!(updated.len(), 2);
+    let (s, _, _) = scim(
+        &app,
+        &token,
+        Method::DELETE,
+        &format!("/Groups/{gid}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = scim(&app, &token, Method::GET, &format!("/Groups/{gid}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The members' accounts stay.
+    let (s, _, _) = scim(
+        &app,
+        &token,
+        Method::GET,
+        &format!("/Users/{}", ids[1]),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+}
