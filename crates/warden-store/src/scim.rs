@@ -197,7 +197,10 @@ impl Sql {
         Ok(match p {
             Pred::And(a, b) => format!("({} AND {})", self.render(over, a)?, self.render(over, b)?),
             Pred::Or(a, b) => format!("({} OR {})", self.render(over, a)?, self.render(over, b)?),
-            Pred::Not(a) => format!("(NOT {})", self.render(over, a)?),
+            // Two-valued logic: a missing value neither equals nor contains anything, and `not`
+            // of that holds (`IS NOT TRUE`, where `NOT NULL` would be NULL). The comparisons
+            // themselves stay bare, so an indexed column is searched by its index.
+            Pred::Not(a) => format!("(({}) IS NOT TRUE)", self.render(over, a)?),
             Pred::False => "(1 = 0)".to_owned(),
             Pred::Present(Field::Member) if over == Over::Groups => {
                 "EXISTS (SELECT 1 FROM scim_group_members m WHERE m.group_id = g.id)".to_owned()
@@ -219,8 +222,6 @@ impl Sql {
                     Val::Text(t) if no_case => Val::Text(t.to_lowercase()),
                     v => v.clone(),
                 };
-                // Two-valued logic: a missing value neither equals nor contains anything, and
-                // `not` of that holds.
                 let cmp = match (op, &v) {
                     (Op::Co | Op::Sw | Op::Ew, Val::Text(t)) => {
                         let t = t.clone();
@@ -249,7 +250,7 @@ impl Sql {
                         format!("{col} {sym} {n}")
                     }
                 };
-                format!("COALESCE(({cmp}), FALSE)")
+                format!("({cmp})")
             }
         })
     }
@@ -601,20 +602,24 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// Replaces a group's members.
-    pub async fn set_scim_members(
+    /// Changes a group's members: adds `added`, removes `removed`.
+    pub async fn change_scim_members(
         &mut self,
         group: Uuid,
-        users: &[Uuid],
+        added: &[Uuid],
+        removed: &[Uuid],
     ) -> Result<(), StoreError> {
-        on_tx!(self, |c| sqlx::query(
-            "DELETE FROM scim_group_members WHERE group_id = $1"
-        )
-        .bind(group)
-        .execute(c)
-        .await
-        .map(drop))?;
-        for user in users {
+        for user in removed {
+            on_tx!(self, |c| sqlx::query(
+                "DELETE FROM scim_group_members WHERE group_id = $1 AND user_id = $2"
+            )
+            .bind(group)
+            .bind(*user)
+            .execute(c)
+            .await
+            .map(drop))?;
+        }
+        for user in added {
             on_tx!(self, |c| sqlx::query(
                 "INSERT INTO scim_group_members (group_id, user_id) VALUES ($1, $2)"
             )

@@ -1,5 +1,7 @@
 //! The directory's groups and their members (accounts the directory manages).
 
+use std::collections::HashSet;
+
 use serde_json::{Value, json};
 use uuid::Uuid;
 use warden_store::scim::ScimGroupRow;
@@ -113,7 +115,7 @@ pub async fn create(
         updated_at: now,
     };
     tx.insert_scim_group(&row).await.map_err(unique)?;
-    tx.set_scim_members(row.id, &w.members).await?;
+    tx.change_scim_members(row.id, &w.members, &[]).await?;
     let event = op.event(
         "scim_group.created",
         "scim_group",
@@ -183,7 +185,20 @@ async fn write(
     {
         return Err(Code::ScimUniqueness.into());
     }
-    check_members(&mut tx, &w.members).await?;
+    let (was, now): (HashSet<&Uuid>, HashSet<&Uuid>) =
+        (before.iter().collect(), w.members.iter().collect());
+    let added: Vec<Uuid> = w
+        .members
+        .iter()
+        .filter(|m| !was.contains(m))
+        .copied()
+        .collect();
+    let removed: Vec<Uuid> = before
+        .iter()
+        .filter(|m| !now.contains(m))
+        .copied()
+        .collect();
+    check_members(&mut tx, &added).await?;
     let new = ScimGroupRow {
         display_name: w.display_name.clone(),
         external_id: w.external_id.clone(),
@@ -197,23 +212,18 @@ async fn write(
     {
         return Err(Code::ScimVersionMismatch.into());
     }
-    tx.set_scim_members(id, &w.members).await?;
-    let added: Vec<String> = w
-        .members
-        .iter()
-        .filter(|m| !before.contains(m))
-        .map(Uuid::to_string)
-        .collect();
-    let removed: Vec<String> = before
-        .iter()
-        .filter(|m| !w.members.contains(m))
-        .map(Uuid::to_string)
-        .collect();
+    tx.change_scim_members(id, &added, &removed).await?;
+    // The ids changed (the first 100 of each), and how many.
+    let ids = |v: &[Uuid]| v.iter().take(100).map(Uuid::to_string).collect::<Vec<_>>();
     let event = op.event(
         "scim_group.updated",
         "scim_group",
         Some(id.to_string()),
-        json!({ "display_name": new.display_name, "members_added": added, "members_removed": removed }),
+        json!({
+            "display_name": new.display_name,
+            "members_added": ids(&added), "added": added.len(),
+            "members_removed": ids(&removed), "removed": removed.len(),
+        }),
     );
     tx.record(&ctx.audit_key, &event).await?;
     let out = stored(ctx, &mut tx, id, true).await?;

@@ -22,8 +22,8 @@ pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 const MAX_TEXT: usize = 256;
 const MAX_EMAILS: usize = 10;
-/// The most members one request may set on a group.
-pub const MAX_MEMBERS: usize = 1000;
+/// The most members a group may have.
+pub const MAX_MEMBERS: usize = 10_000;
 const NAME_PARTS: [&str; 6] = [
     "formatted",
     "familyName",
@@ -321,7 +321,7 @@ impl GroupWrite {
         }
         if members.len() > MAX_MEMBERS {
             return Err(invalid(format!(
-                "at most {MAX_MEMBERS} members per request; add more with PATCH"
+                "a group has at most {MAX_MEMBERS} members"
             )));
         }
         Ok(Self {
