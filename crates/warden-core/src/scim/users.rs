@@ -12,10 +12,29 @@ use super::model::{UserWrite, fold_keys, user_json};
 use super::search::{Resource, translate};
 use super::{Listed, Paging, ScimClient, base, check_version, id_of, patch, unique};
 use crate::identity::users::admit_user;
-use crate::{Code, CoreResult, Ctx, Op};
+use crate::{Code, CoreError, CoreResult, Ctx, Op};
 
 /// A resource and its version (for the `ETag` header).
 pub type Versioned = (Value, i64);
+
+/// The only platform role a directory manages: it creates members, and it may neither adopt
+/// nor change an account with any other role (else changing an administrator's email would
+/// hand the administrator's account to whoever holds the directory's token).
+const DIRECTORY_ROLE: &str = "member";
+
+async fn only_members(tx: &mut warden_store::Tx, id: Uuid) -> CoreResult<()> {
+    let user = tx.user_by_id(id).await?.ok_or(Code::NotFound)?;
+    if user.platform_role == DIRECTORY_ROLE {
+        return Ok(());
+    }
+    Err(CoreError::noted(
+        Code::Forbidden,
+        "id",
+        "this account was given a platform role other than member; an administrator manages it \
+         now (make it a member again to hand it back to the directory)"
+            .into(),
+    ))
+}
 
 /// One user.
 pub async fn get(ctx: &Ctx, _client: &ScimClient, id: &str) -> CoreResult<Versioned> {
@@ -81,6 +100,15 @@ pub async fn create(
             if tx.is_scim_user(user.id).await? {
                 return Err(Code::ScimUniqueness.into());
             }
+            if user.platform_role != DIRECTORY_ROLE {
+                return Err(CoreError::noted(
+                    Code::ScimUniqueness,
+                    "emails",
+                    "this email belongs to an account with a platform role other than member, \
+                     which Warden does not hand to a directory"
+                        .into(),
+                ));
+            }
             tx.insert_scim_user(&row).await.map_err(unique)?;
             tx.update_scim_user(&row, row.version).await?;
             row.version += 1;
@@ -98,7 +126,7 @@ pub async fn create(
             if w.active {
                 admit_user(&ctx.license, &mut tx).await?;
             }
-            tx.create_scim_account(&row, "member")
+            tx.create_scim_account(&row, DIRECTORY_ROLE)
                 .await
                 .map_err(unique)?;
             let event = op.event(
@@ -164,6 +192,7 @@ async fn write(
     tx.lock_admin_changes().await?;
     let row = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
     check_version(if_match, row.version)?;
+    only_members(&mut tx, id).await?;
     let w = change(&row)?;
     let email = w.account_email();
     if let Some(other) = tx.scim_user_by_name(&w.user_name).await?
@@ -243,6 +272,7 @@ pub async fn delete(
     tx.lock_admin_changes().await?;
     let row = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
     check_version(if_match, row.version)?;
+    only_members(&mut tx, id).await?;
     let propagate = crate::admin::users::change_active(&mut tx, ctx, op, id, false).await?;
     tx.delete_scim_user(id).await?;
     let event = op.event(

@@ -405,6 +405,27 @@ async fn a_deactivated_users_session_and_token_stop_on_the_next_request() {
         let (s, _) = app.call(t, Method::GET, "/api/v1/me", None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
     }
+    // Promoted by an administrator, the account is no longer the directory's to change.
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/admin/users/{id}/role"),
+            Some(json!({"platform_role": "auditor"})),
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
+    let (s, _, v) = scim(&app, &token, Method::PATCH, &format!("/Users/{id}"), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "attacker@evil.example"}]}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/admin/users/{id}/role"),
+            Some(json!({"platform_role": "member"})),
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
     let deactivated = audit_rows(&app, "user.deactivated").await;
     assert_eq!(deactivated.len(), 1);
     assert!(
