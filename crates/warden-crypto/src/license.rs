@@ -41,6 +41,11 @@ pub enum KeyError {
     /// The system could not generate or use a key.
     #[error("the key could not be generated or used")]
     Unusable,
+    /// The signed licence would be over [`MAX_LICENSE_BYTES`], so no verifier would accept it.
+    #[error(
+        "the licence would be larger than {MAX_LICENSE_BYTES} bytes, which no installation accepts"
+    )]
+    TooLarge,
 }
 
 /// Why a licence was refused. Messages name the problem, never the licence's content.
@@ -128,7 +133,12 @@ impl SigningKey {
             .pair
             .sign(&SystemRandom::new(), signing_input.as_bytes())
             .map_err(|_| KeyError::Unusable)?;
-        Ok(format!("{signing_input}.{}", B64URL.encode(sig.as_ref())))
+        let token = format!("{signing_input}.{}", B64URL.encode(sig.as_ref()));
+        // What is signed must verify: never hand out a licence the verifier refuses unread.
+        if token.len() > MAX_LICENSE_BYTES {
+            return Err(KeyError::TooLarge);
+        }
+        Ok(token)
     }
 }
 
@@ -411,6 +421,17 @@ mod tests {
             public.verify(&"a".repeat(MAX_LICENSE_BYTES + 1)),
             Err(Rejection::TooLarge)
         );
+    }
+
+    #[test]
+    fn the_signer_refuses_a_licence_the_verifier_would_refuse_as_too_large() {
+        // Found by the `license` fuzz target: a signed licence over the verifier's limit.
+        let (key, _) = SigningKey::generate().unwrap();
+        let big = json!({ "sub": "x".repeat(MAX_LICENSE_BYTES) });
+        assert_eq!(key.sign(&big), Err(KeyError::TooLarge));
+        let fits = json!({ "sub": "x".repeat(MAX_LICENSE_BYTES / 2) });
+        let token = key.sign(&fits).unwrap();
+        assert!(key.public_key().verify(&token).is_ok());
     }
 
     #[test]
