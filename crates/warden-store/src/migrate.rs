@@ -74,6 +74,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(28, "0028_master_rotation"),
     migration!(29, "0029_node_addresses"),
     migration!(30, "0030_scim"),
+    migration!(31, "0031_directory_groups"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -1,5 +1,6 @@
-//! `warden scim …`: the tokens a directory (Entra ID, Okta) provisions with over SCIM, through
-//! the API with the credentials `warden login` saved. A new token's secret is printed once.
+//! `warden scim …`: the tokens a directory (Entra ID, Okta) provisions with over SCIM, and the
+//! directory groups mapped to workspaces, through the API with the credentials `warden login`
+//! saved. A new token's secret is printed once.
 
 use std::path::PathBuf;
 
@@ -26,6 +27,65 @@ pub enum ScimCommand {
         /// Token id.
         id: String,
     },
+    /// The groups the directory provisioned.
+    Groups,
+    /// The directory groups mapped to a workspace.
+    Mappings {
+        /// Workspace id.
+        #[arg(long, short)]
+        workspace: String,
+    },
+    /// Map a directory group to a workspace: its members become members with ROLE, and the
+    /// directory's changes to the group follow. Running it again resynchronises.
+    MapGroup {
+        /// Workspace id.
+        #[arg(long, short)]
+        workspace: String,
+        /// The group's id or display name.
+        #[arg(long, short)]
+        group: String,
+        /// owner, maintainer, member or viewer.
+        #[arg(long, short, default_value = "member")]
+        role: String,
+    },
+    /// Remove a group's mapping: the memberships it alone granted end.
+    UnmapGroup {
+        /// Workspace id.
+        #[arg(long, short)]
+        workspace: String,
+        /// The group's id or display name.
+        #[arg(long, short)]
+        group: String,
+    },
+}
+
+/// Every directory group (a page of 200 at a time).
+async fn all_groups(api: &crate::client::Api) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    loop {
+        let path = format!("/api/v1/scim/groups?offset={}&limit=200", out.len());
+        let page = api.call(Method::GET, &path, None).await?;
+        let groups = page["groups"].as_array().cloned().unwrap_or_default();
+        let total = page["total"].as_u64().unwrap_or(0);
+        let done = groups.is_empty();
+        out.extend(groups);
+        if done || out.len() as u64 >= total {
+            return Ok(out);
+        }
+    }
+}
+
+/// A group named by id, or by display name (without case).
+async fn group_id(api: &crate::client::Api, group: &str) -> Result<String> {
+    if uuid::Uuid::parse_str(group).is_ok() {
+        return Ok(group.to_owned());
+    }
+    all_groups(api)
+        .await?
+        .iter()
+        .find(|g| text(&g["display_name"]).eq_ignore_ascii_case(group))
+        .map(|g| text(&g["id"]))
+        .ok_or_else(|| anyhow::anyhow!("no directory group is called {group:?}"))
 }
 
 /// Runs a `warden scim` command.
@@ -66,6 +126,63 @@ pub async fn run(credentials: Option<PathBuf>, command: ScimCommand) -> Result<(
             api.call(Method::DELETE, &format!("/api/v1/scim/tokens/{id}"), None)
                 .await?;
             print(&format!("token {id} revoked"));
+        }
+        ScimCommand::Groups => {
+            print("ID  NAME  EXTERNAL ID");
+            for g in all_groups(&api).await? {
+                print(&format!(
+                    "{}  {}  {}",
+                    text(&g["id"]),
+                    text(&g["display_name"]),
+                    text(&g["external_id"]),
+                ));
+            }
+        }
+        ScimCommand::Mappings { workspace } => {
+            let path = format!("/api/v1/workspaces/{workspace}/directory-groups");
+            let all = api.call(Method::GET, &path, None).await?;
+            print("GROUP  NAME  ROLE  MEMBERS  CONFIGURED BY");
+            for m in all.as_array().into_iter().flatten() {
+                print(&format!(
+                    "{}  {}  {}  {}  {}",
+                    text(&m["group_id"]),
+                    text(&m["display_name"]),
+                    text(&m["role"]),
+                    text(&m["members"]),
+                    text(&m["configured_by"]),
+                ));
+            }
+        }
+        ScimCommand::MapGroup {
+            workspace,
+            group,
+            role,
+        } => {
+            let id = group_id(&api, &group).await?;
+            let path = format!("/api/v1/workspaces/{workspace}/directory-groups/{id}");
+            let v = api
+                .call(Method::PUT, &path, Some(json!({ "role": role })))
+                .await?;
+            print(&format!(
+                "group {} mapped as {}: {} added, {} changed, {} removed, {} skipped",
+                text(&v["mapping"]["display_name"]),
+                text(&v["mapping"]["role"]),
+                text(&v["synced"]["added"]),
+                text(&v["synced"]["changed"]),
+                text(&v["synced"]["removed"]),
+                text(&v["synced"]["skipped"]),
+            ));
+        }
+        ScimCommand::UnmapGroup { workspace, group } => {
+            let id = group_id(&api, &group).await?;
+            let path = format!("/api/v1/workspaces/{workspace}/directory-groups/{id}");
+            let v = api.call(Method::DELETE, &path, None).await?;
+            print(&format!(
+                "group unmapped: {} removed, {} changed, {} skipped",
+                text(&v["removed"]),
+                text(&v["changed"]),
+                text(&v["skipped"]),
+            ));
         }
     }
     Ok(())

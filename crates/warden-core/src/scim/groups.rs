@@ -228,6 +228,11 @@ async fn write(
     tx.record(&ctx.audit_key, &event).await?;
     let out = stored(ctx, &mut tx, id, true).await?;
     tx.commit().await?;
+    if !added.is_empty() || !removed.is_empty() {
+        let changed: Vec<Uuid> = added.iter().chain(&removed).copied().collect();
+        let mappings = ctx.store.directory_mappings_of(&[id]).await?;
+        super::workspaces::sync(ctx, op, &mappings, &changed).await?;
+    }
     Ok(out)
 }
 
@@ -240,9 +245,17 @@ pub async fn delete(
     if_match: Option<&str>,
 ) -> CoreResult<()> {
     let id = id_of(id)?;
+    // Read first: the group's mappings go with it (a read of its own, outside the write).
+    let mappings = ctx.store.directory_mappings_of(&[id]).await?;
     let mut tx = ctx.store.begin().await?;
     let row = tx.scim_group(id).await?.ok_or(Code::NotFound)?;
     check_version(if_match, row.version)?;
+    let members: Vec<Uuid> = tx
+        .scim_members(&[id])
+        .await?
+        .iter()
+        .map(|m| m.user_id)
+        .collect();
     tx.delete_scim_group(id).await?;
     let event = op.event(
         "scim_group.deleted",
@@ -252,5 +265,7 @@ pub async fn delete(
     );
     tx.record(&ctx.audit_key, &event).await?;
     tx.commit().await?;
+    // Its mappings went with it: the memberships they alone granted end.
+    super::workspaces::sync(ctx, op, &mappings, &members).await?;
     Ok(())
 }

@@ -15,6 +15,7 @@ pub mod model;
 pub mod patch;
 pub mod search;
 pub mod users;
+pub mod workspaces;
 
 use serde_json::json;
 use uuid::Uuid;

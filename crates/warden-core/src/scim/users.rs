@@ -274,6 +274,7 @@ pub async fn delete(
     check_version(if_match, row.version)?;
     only_members(&mut tx, id).await?;
     let propagate = crate::admin::users::change_active(&mut tx, ctx, op, id, false).await?;
+    let groups = tx.scim_groups_of(id).await?;
     tx.delete_scim_user(id).await?;
     let event = op.event(
         "user.scim_deleted",
@@ -286,5 +287,8 @@ pub async fn delete(
     if propagate {
         ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
     }
+    // Out of every group: the workspace memberships those groups granted end.
+    let mappings = ctx.store.directory_mappings_of(&groups).await?;
+    super::workspaces::sync(ctx, op, &mappings, &[id]).await?;
     Ok(())
 }

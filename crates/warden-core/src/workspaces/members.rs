@@ -51,7 +51,7 @@ pub async fn list(ctx: &Ctx, grant: &WorkspaceGrant) -> CoreResult<Vec<MemberRow
 }
 
 /// Checks a membership change against the actor's role and the last-owner rule.
-async fn check_change(
+pub(crate) async fn check_change(
     tx: &mut WorkspaceTx,
     from: Option<WorkspaceRole>,
     to: Option<WorkspaceRole>,
@@ -91,7 +91,7 @@ pub async fn add(
     if tx.member(user.id).await?.is_some() {
         return Err(Code::AlreadyMember.into());
     }
-    tx.add_member(user.id, role, op.now_us()).await?;
+    tx.add_member(user.id, role, op.now_us(), false).await?;
     let event = op.event(
         "workspace.member_added",
         "user",
@@ -127,7 +127,7 @@ pub async fn change_role(
     let mut tx = ctx.store.scoped(grant).await?;
     let (id, from) = existing_member(&mut tx, user_id).await?;
     check_change(&mut tx, Some(from), Some(role)).await?;
-    tx.set_member_role(id, role, op.now_us()).await?;
+    tx.set_member_role(id, role, op.now_us(), false).await?;
     let event = op.event(
         "workspace.member_role_changed",
         "user",

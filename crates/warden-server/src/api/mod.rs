@@ -9,6 +9,7 @@ pub mod automations;
 pub mod bots;
 pub mod cluster;
 pub mod device;
+pub mod directory_groups;
 pub mod event_sources;
 pub mod health;
 pub mod hosts;
@@ -82,6 +83,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(crate::mcp::routes())
         .merge(crate::scim::routes())
         .merge(scim_tokens::routes())
+        .merge(directory_groups::routes())
         .merge(health::routes())
         .merge(cluster::routes())
         .merge(metrics::routes())

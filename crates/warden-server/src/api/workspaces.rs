@@ -246,6 +246,9 @@ pub struct MemberView {
     pub added_by: String,
     /// When (RFC 3339).
     pub added_at: String,
+    /// Granted through a mapped directory group (the directory changes and removes it; a
+    /// person's change makes it theirs).
+    pub from_directory: bool,
 }
 
 fn member_view(m: MemberRow) -> MemberView {
@@ -255,6 +258,7 @@ fn member_view(m: MemberRow) -> MemberView {
         role: m.role,
         added_by: m.added_by.to_string(),
         added_at: rfc3339(m.added_at),
+        from_directory: m.via_directory,
     }
 }
 

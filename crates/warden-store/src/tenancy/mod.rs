@@ -571,6 +571,8 @@ pub struct MemberRow {
     pub added_at: i64,
     /// Role last changed (µs).
     pub updated_at: i64,
+    /// Granted through a mapped directory group (the directory changes and removes it).
+    pub via_directory: bool,
 }
 
 /// What may be shown about a write-only value: never the value.

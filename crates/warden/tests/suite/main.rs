@@ -20,6 +20,7 @@ mod console_admin;
 mod crash;
 mod database_outage;
 mod device;
+mod directory_groups;
 mod disk_full;
 mod exhaustion;
 mod hosts;

@@ -23,7 +23,7 @@ pub(crate) async fn scim_token(app: &TestApp, admin: &str) -> String {
     v["secret"].as_str().unwrap().to_owned()
 }
 
-async fn scim(
+pub(crate) async fn scim(
     app: &TestApp,
     token: &str,
     method: Method,
@@ -50,7 +50,7 @@ async fn scim(
     )
 }
 
-fn user(name: &str, email: &str) -> Value {
+pub(crate) fn user(name: &str, email: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
         "userName": name,

@@ -119,6 +119,7 @@ async fn snapshot(app: &TestApp, owner: &User, ws: &str) -> Value {
     for part in [
         "",
         "/members",
+        "/directory-groups",
         "/variables",
         "/prompts",
         "/pat",
@@ -160,6 +161,8 @@ struct World {
     b: String,
     b_host: String,
     b_session: String,
+    /// A directory group mapped to B.
+    group: String,
 }
 
 async fn world() -> World {
@@ -173,6 +176,27 @@ async fn world() -> World {
     let b = workspace(&app, &bob, "Bravo").await;
     add_member(&app, &alice, &a, &vera, "viewer").await;
     add_member(&app, &bob, &b, &bert, "member").await;
+    let scim = crate::scim::scim_token(&app, &admin).await;
+    let (_, _, g) = crate::scim::scim(
+        &app,
+        &scim,
+        Method::POST,
+        "/Groups",
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Bravo team"}),
+        ),
+    )
+    .await;
+    let group = g["id"].as_str().unwrap().to_owned();
+    ok_json(
+        &app,
+        &bob.token,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{b}/directory-groups/{group}"),
+        Some(json!({"role": "viewer"})),
+    )
+    .await;
     for (path, body) in [
         (
             format!("/api/v1/workspaces/{b}/variables/VICTIM_ONLY"),
@@ -208,6 +232,7 @@ async fn world() -> World {
     let b_session = insert_waiting_session(&app, &b, &b_host, &bob.id).await;
     World {
         b_session,
+        group,
         b_host,
         app,
         alice,
@@ -443,6 +468,7 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
         ("workflow_id", workflow["id"].as_str().unwrap().to_owned()),
         ("run_id", run["id"].as_str().unwrap().to_owned()),
         ("bot_id", bot["id"].as_str().unwrap().to_owned()),
+        ("group_id", w.group.clone()),
     ]
     .into_iter()
     .collect();

@@ -2,6 +2,8 @@
 //! and searches over them. A search takes a [`Pred`] tree (built by the use cases from a SCIM
 //! filter) and renders it here as SQL with every value bound, never spliced into the text.
 
+pub mod mappings;
+
 use uuid::Uuid;
 
 use crate::db::on_tx;
