@@ -75,6 +75,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(29, "0029_node_addresses"),
     migration!(30, "0030_scim"),
     migration!(31, "0031_directory_groups"),
+    migration!(32, "0032_member_order"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

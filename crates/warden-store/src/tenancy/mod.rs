@@ -457,13 +457,24 @@ impl Store {
             let list: Vec<String> = ids.iter().map(Uuid::to_string).collect();
             set_scope(&mut tx, "warden.workspace_ids", &list.join(",")).await?;
         }
-        let rows = on_tx!(tx, |c| sqlx::query_as::<_, WorkspaceRow>(
+        // The memberships are walked in workspace order along (user_id, workspace_id), and a
+        // later page starts as a plain range there (an `IS NULL OR` would make SQLite sort
+        // every membership the person has, on every page).
+        let after_range = if after.is_some() {
+            "m.workspace_id > $2"
+        } else {
+            "$2 IS NULL"
+        };
+        let sql = format!(
             "SELECT w.id, w.name, w.repository, w.hooks, w.ticket_config, w.created_by, \
              w.created_at, w.updated_at, w.archived_at, m.role AS my_role \
              FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id \
-             WHERE m.user_id = $1 AND ($2 IS NULL OR w.id > $2) \
+             WHERE m.user_id = $1 AND {after_range} \
              AND ($3 OR w.archived_at IS NULL) AND ($5 IS NULL OR w.id = $5) \
-             ORDER BY w.id LIMIT $4"
+             ORDER BY m.workspace_id LIMIT $4"
+        );
+        let rows = on_tx!(tx, |c| sqlx::query_as::<_, WorkspaceRow>(
+            sqlx::AssertSqlSafe(sql.clone())
         )
         .bind(who.user_id)
         .bind(after.map(WorkspaceId::uuid))

@@ -1546,3 +1546,38 @@ async fn two_administrators_taking_each_other_out_at_once_leave_one_in_charge() 
         assert_eq!(admins, 1, "round {round} ({what}): {statuses:?}");
     }
 }
+
+#[tokio::test]
+async fn my_workspaces_page_in_id_order_by_cursor_without_gaps_or_repeats() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let owner = user(&app, &admin, "pager@example.com", "member").await;
+    let mut made = Vec::new();
+    for n in 0..7 {
+        made.push(workspace(&app, &owner, &format!("W{n}")).await);
+    }
+    // Someone else's workspaces never appear in the pages.
+    let other = user(&app, &admin, "other@example.com", "member").await;
+    workspace(&app, &other, "Not mine").await;
+    made.sort();
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = ok_json(
+            &app,
+            &owner.token,
+            Method::GET,
+            &format!("/api/v1/workspaces?limit=3{cursor}"),
+            None,
+        )
+        .await;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3, "{page}");
+        seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made);
+}
