@@ -18,6 +18,19 @@ async fn ok(app: &TestApp, token: &str, method: Method, path: &str, body: Option
     v
 }
 
+/// A workspace the caller creates (and owns): its id.
+async fn new_workspace(app: &TestApp, token: &str, name: &str) -> String {
+    let v = ok(
+        app,
+        token,
+        Method::POST,
+        "/api/v1/workspaces",
+        Some(json!({ "name": name })),
+    )
+    .await;
+    v["id"].as_str().unwrap().to_owned()
+}
+
 /// A person with a password: (id, access token).
 async fn person(app: &TestApp, admin: &str, email: &str) -> (String, String) {
     let created = ok(
@@ -90,28 +103,8 @@ async fn mapped_groups_drive_workspace_membership_and_only_the_directorys_own() 
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
     let token = scim_token(&app, &admin).await;
-    let ws = ok(
-        &app,
-        &admin,
-        Method::POST,
-        "/api/v1/workspaces",
-        Some(json!({"name": "Payments"})),
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let other = ok(
-        &app,
-        &admin,
-        Method::POST,
-        "/api/v1/workspaces",
-        Some(json!({"name": "Elsewhere"})),
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ws = new_workspace(&app, &admin, "Payments").await;
+    let other = new_workspace(&app, &admin, "Elsewhere").await;
     // Mo maintains Payments (a person's membership); Val only views it.
     let (mo, mo_token) = person(&app, &admin, "mo@corp.example").await;
     let (val, val_token) = person(&app, &admin, "val@corp.example").await;
@@ -393,17 +386,7 @@ async fn warden_scim_maps_a_group_by_name_and_unmaps_it() {
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
     let token = scim_token(&app, &admin).await;
-    let ws = ok(
-        &app,
-        &admin,
-        Method::POST,
-        "/api/v1/workspaces",
-        Some(json!({"name": "Payments"})),
-    )
-    .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let ws = new_workspace(&app, &admin, "Payments").await;
     let (_, _, u) = scim(
         &app,
         &token,
