@@ -234,8 +234,8 @@ async fn sync_workspace(
         .map(|m| (m.group_id, m.display_name.clone()))
         .collect();
     let mut desired: HashMap<Uuid, (WorkspaceRole, Uuid)> = HashMap::new();
-    for (user, role, group) in tx.directory_roles(users, &valid).await? {
-        let Some(role) = WorkspaceRole::parse(&role) else {
+    for (user, role, group) in tx.directory_roles(users).await? {
+        let Some(role) = WorkspaceRole::parse(&role).filter(|_| valid.contains(&group)) else {
             continue;
         };
         let best = desired.entry(user).or_insert((role, group));

@@ -155,31 +155,27 @@ impl WorkspaceTx {
         Ok(n == 1)
     }
 
-    /// For each of `users` in a group mapped here by one of `groups`: the user, the mapped
-    /// role, and the group (one row per user and group).
+    /// For each of `users` in a group mapped here: the user, the mapped role, and the group
+    /// (one row per user and group).
     pub async fn directory_roles(
         &mut self,
         users: &[Uuid],
-        groups: &[Uuid],
     ) -> Result<Vec<(Uuid, String, Uuid)>, StoreError> {
         let ws = self.workspace().uuid();
         let mut out = Vec::new();
-        for g in groups {
-            for u in users {
-                out.extend(on_tx!(self.inner(), |c| sqlx::query_as::<
-                    _,
-                    (Uuid, String, Uuid),
-                >(
-                    "SELECT m.user_id, w.role, w.group_id FROM scim_group_workspaces w \
-                     JOIN scim_group_members m ON m.group_id = w.group_id \
-                     WHERE w.workspace_id = $1 AND w.group_id = $2 AND m.user_id = $3"
-                )
-                .bind(ws)
-                .bind(*g)
-                .bind(*u)
-                .fetch_all(c)
-                .await)?);
-            }
+        for u in users {
+            out.extend(on_tx!(self.inner(), |c| sqlx::query_as::<
+                _,
+                (Uuid, String, Uuid),
+            >(
+                "SELECT m.user_id, w.role, w.group_id FROM scim_group_workspaces w \
+                 JOIN scim_group_members m ON m.group_id = w.group_id \
+                 WHERE w.workspace_id = $1 AND m.user_id = $2"
+            )
+            .bind(ws)
+            .bind(*u)
+            .fetch_all(c)
+            .await)?);
         }
         Ok(out)
     }
