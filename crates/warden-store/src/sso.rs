@@ -189,6 +189,24 @@ impl Tx {
         Ok(())
     }
 
+    /// The sign-in attempt for `state_hash` if it is still unused and unexpired, without
+    /// taking it: the callback checks it and starts the code exchange while
+    /// [`Tx::take_sso_login`] takes it, and goes on only if the take succeeded.
+    pub async fn sso_login(
+        &mut self,
+        state_hash: &[u8],
+        now: i64,
+    ) -> Result<Option<LoginRow>, StoreError> {
+        Ok(on_tx!(self, |c| sqlx::query_as::<_, LoginRow>(
+            "SELECT provider_id, binding_hash, sealed, redirect_to, invitation_hash \
+             FROM sso_logins WHERE state_hash = $1 AND used_at IS NULL AND expires_at > $2"
+        )
+        .bind(state_hash)
+        .bind(now)
+        .fetch_optional(c)
+        .await)?)
+    }
+
     /// Takes a sign-in under way by its state: once, unexpired.
     pub async fn take_sso_login(
         &mut self,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use warden_crypto::{Context, token};
 use warden_domain::audit::Outcome;
 use warden_domain::identity::normalize_email;
-use warden_store::sso::ProviderRow;
+use warden_store::sso::{LoginRow, ProviderRow};
 
 use super::providers::secret_context;
 use super::{DEFAULT_AFTER, safe_after};
@@ -219,60 +219,49 @@ async fn finish(
     let state = cb.state.ok_or(Failure::Refused("missing_state"))?;
     let now = op.now_us();
     let state_hash = token::hash(state);
-    // Taken once, whatever follows: a replayed callback finds nothing.
-    let mut tx = ctx.store.begin().await?;
-    let login = tx.take_sso_login(&state_hash, now).await?;
-    let row = tx.sso_provider(slug).await?;
-    tx.commit().await?;
-    let (Some(login), Some(row)) = (login, row) else {
+    // Read here, taken below while the code is exchanged: whatever follows, only the one
+    // callback whose take succeeds goes on, so a replayed callback finds nothing.
+    let mut read = ctx.store.begin_read().await?;
+    let login = read.sso_login(&state_hash, now).await?;
+    let row = read.sso_provider(slug).await?;
+    read.commit().await?;
+    let Some(login) = login else {
         return Err(Failure::Refused("unknown_state"));
     };
-    if login.provider_id != row.id {
-        return Err(Failure::Refused("unknown_state"));
-    }
-    let bound = binding
-        .filter(|b| token::well_formed(b, BINDING_PREFIX))
-        .is_some_and(|b| token::hash(b).as_slice() == login.binding_hash.as_slice());
-    if !bound {
-        return Err(Failure::Refused("browser_mismatch"));
-    }
-    if cb
-        .iss
-        .is_some_and(|iss| iss.trim_end_matches('/') != row.issuer.trim_end_matches('/'))
-    {
-        return Err(Failure::Refused("issuer_mismatch"));
-    }
-    if cb.error.is_some() {
-        return Err(Failure::Refused("provider_error"));
-    }
-    let code = cb.code.ok_or(Failure::Refused("missing_code"))?;
-    let secrets = ctx
-        .keyring
-        .open(&login_context(&state_hash), &login.sealed)
-        .map_err(|e| Failure::Internal(e.to_string()))?;
-    let secrets =
-        String::from_utf8(secrets.to_vec()).map_err(|e| Failure::Internal(e.to_string()))?;
+    // Taken once, whatever follows — a refused callback too.
+    let take = async {
+        let mut tx = ctx.store.begin().await?;
+        let taken = tx.take_sso_login(&state_hash, now).await?;
+        tx.commit().await?;
+        Ok::<_, warden_store::StoreError>(taken.is_some())
+    };
+    let (row, code, secrets) = match checked(ctx, &login, row, binding, &cb, &state_hash) {
+        Ok(checked) => checked,
+        Err(refused) => {
+            take.await?;
+            return Err(refused);
+        }
+    };
     let (nonce, verifier) = secrets
         .split_once('\n')
         .ok_or_else(|| Failure::Internal("a stored sign-in is malformed".into()))?;
-    let identity = ctx
+    let oidc = provider(ctx, &row)?;
+    let exchange = ctx
         .oidc
-        .finish(
-            &provider(ctx, &row)?,
-            code,
-            nonce,
-            verifier,
-            op.now.unix_timestamp(),
-        )
-        .await
-        .map_err(|e| {
-            tracing::info!(provider = %slug, error = %e, "single sign-on refused");
-            match e {
-                warden_oidc::OidcError::Provider(_) => Failure::Unavailable,
-                warden_oidc::OidcError::Exchange(_) => Failure::Refused("exchange_refused"),
-                warden_oidc::OidcError::IdToken(_) => Failure::Refused("id_token_invalid"),
-            }
-        })?;
+        .finish(&oidc, code, nonce, verifier, op.now.unix_timestamp());
+    let (taken, identity) = tokio::join!(take, exchange);
+    if !taken? {
+        // Another callback with the same state took it first.
+        return Err(Failure::Refused("unknown_state"));
+    }
+    let identity = identity.map_err(|e| {
+        tracing::info!(provider = %slug, error = %e, "single sign-on refused");
+        match e {
+            warden_oidc::OidcError::Provider(_) => Failure::Unavailable,
+            warden_oidc::OidcError::Exchange(_) => Failure::Refused("exchange_refused"),
+            warden_oidc::OidcError::IdToken(_) => Failure::Refused("id_token_invalid"),
+        }
+    })?;
     // A known identity's access token starts signing now, beside the writes that follow.
     let mut read = ctx.store.begin_read().await?;
     let known = read
@@ -305,6 +294,45 @@ async fn finish(
         grant,
         after: login.redirect_to,
     })
+}
+
+/// The callback's checks before the code exchange: the attempt belongs to this provider
+/// and this browser, the provider reported no error, a code came back. Returns the provider,
+/// the code and the attempt's opened secrets (nonce and PKCE verifier).
+fn checked<'a>(
+    ctx: &Ctx,
+    login: &LoginRow,
+    row: Option<ProviderRow>,
+    binding: Option<&str>,
+    cb: &Callback<'a>,
+    state_hash: &[u8],
+) -> Result<(ProviderRow, &'a str, String), Failure> {
+    let row = row
+        .filter(|row| row.id == login.provider_id)
+        .ok_or(Failure::Refused("unknown_state"))?;
+    let bound = binding
+        .filter(|b| token::well_formed(b, BINDING_PREFIX))
+        .is_some_and(|b| token::hash(b).as_slice() == login.binding_hash.as_slice());
+    if !bound {
+        return Err(Failure::Refused("browser_mismatch"));
+    }
+    if cb
+        .iss
+        .is_some_and(|iss| iss.trim_end_matches('/') != row.issuer.trim_end_matches('/'))
+    {
+        return Err(Failure::Refused("issuer_mismatch"));
+    }
+    if cb.error.is_some() {
+        return Err(Failure::Refused("provider_error"));
+    }
+    let code = cb.code.ok_or(Failure::Refused("missing_code"))?;
+    let secrets = ctx
+        .keyring
+        .open(&login_context(state_hash), &login.sealed)
+        .map_err(|e| Failure::Internal(e.to_string()))?;
+    let secrets =
+        String::from_utf8(secrets.to_vec()).map_err(|e| Failure::Internal(e.to_string()))?;
+    Ok((row, code, secrets))
 }
 
 /// An identity seen for the first time: link it to the account with its email (when the

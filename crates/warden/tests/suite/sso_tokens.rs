@@ -184,6 +184,36 @@ async fn forged_expired_and_misdirected_id_tokens_are_refused() {
     let (cookie, state, _) = begin(&app).await;
     *f.next.lock().unwrap() = good;
     assert_eq!(finish(&app, &cookie, &state).await, StatusCode::BAD_REQUEST);
+
+    // One callback sent eight times at once: this provider answers every exchange with a
+    // valid token, so only the attempt being taken once stands between them — exactly one
+    // signs in, and that one session is all that was opened.
+    let (cookie, state, nonce) = begin(&app).await;
+    *f.next.lock().unwrap() = rs256(&k, &kid, &claims(&nonce));
+    let sessions_before = audit_rows(&app, "auth.sign_in")
+        .await
+        .into_iter()
+        .filter(|r| r.outcome == "success")
+        .count();
+    let racing: Vec<_> = (0..8).map(|_| finish(&app, &cookie, &state)).collect();
+    let codes = futures_util::future::join_all(racing).await;
+    let signed_in = codes
+        .iter()
+        .filter(|c| **c == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(signed_in, 1, "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == StatusCode::SEE_OTHER || *c == StatusCode::BAD_REQUEST),
+        "{codes:?}"
+    );
+    let sessions_after = audit_rows(&app, "auth.sign_in")
+        .await
+        .into_iter()
+        .filter(|r| r.outcome == "success")
+        .count();
+    assert_eq!(sessions_after, sessions_before + 1);
 }
 
 #[tokio::test]
