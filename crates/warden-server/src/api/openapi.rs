@@ -228,10 +228,9 @@ fn statuses(
     match access {
         Some(Access::Public) | None => {}
         Some(Access::Host) => out.extend([401, 429]),
-        // The gateway answers in its clients' own error format, declared on each route.
-        Some(Access::LlmKey) => return Vec::new(),
-        // SCIM answers in its own error format (RFC 7644 §3.12), declared on each route.
-        Some(Access::ScimToken) => return Vec::new(),
+        // The gateway answers in its clients' own error format, declared on each route; SCIM
+        // routes (RFC 7644 §3.12 errors) get theirs in `declare_errors` and never come here.
+        Some(Access::LlmKey | Access::ScimToken) => return Vec::new(),
         Some(Access::McpToken) => out.extend([401, 403]),
         Some(Access::SignedIn) => out.push(401),
         Some(Access::Platform(_)) => out.extend([401, 403]),

@@ -238,6 +238,7 @@ pub(crate) async fn get_user(
     responses((status = 200, description = "The User", content_type = "application/scim+json", body = Object),
         (status = 400, description = "An invalid User", content_type = "application/scim+json", body = Object),
         (status = 401, description = "No valid SCIM token", content_type = "application/scim+json", body = Object),
+        (status = 403, description = "An account an administrator gave another platform role: no longer the directory's", content_type = "application/scim+json", body = Object),
         (status = 404, description = "No such User", content_type = "application/scim+json", body = Object),
         (status = 409, description = "userName or email taken; or the last administrator", content_type = "application/scim+json", body = Object),
         (status = 412, description = "If-Match names another version", content_type = "application/scim+json", body = Object)))]
@@ -265,6 +266,7 @@ pub(crate) async fn replace_user(
     responses((status = 200, description = "The User", content_type = "application/scim+json", body = Object),
         (status = 400, description = "An invalid operation", content_type = "application/scim+json", body = Object),
         (status = 401, description = "No valid SCIM token", content_type = "application/scim+json", body = Object),
+        (status = 403, description = "An account an administrator gave another platform role: no longer the directory's", content_type = "application/scim+json", body = Object),
         (status = 404, description = "No such User", content_type = "application/scim+json", body = Object),
         (status = 409, description = "userName or email taken; or the last administrator", content_type = "application/scim+json", body = Object),
         (status = 412, description = "If-Match names another version", content_type = "application/scim+json", body = Object)))]
@@ -289,6 +291,7 @@ pub(crate) async fn modify_user(
     params(("id" = String, Path, description = "The User's id")),
     responses((status = 204, description = "Deleted"),
         (status = 401, description = "No valid SCIM token", content_type = "application/scim+json", body = Object),
+        (status = 403, description = "An account an administrator gave another platform role: no longer the directory's", content_type = "application/scim+json", body = Object),
         (status = 404, description = "No such User", content_type = "application/scim+json", body = Object),
         (status = 409, description = "The last administrator", content_type = "application/scim+json", body = Object),
         (status = 412, description = "If-Match names another version", content_type = "application/scim+json", body = Object)))]

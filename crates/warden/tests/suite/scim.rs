@@ -417,6 +417,28 @@ async fn a_deactivated_users_session_and_token_stop_on_the_next_request() {
     assert!(s.is_success(), "{s}");
     let (s, _, v) = scim(&app, &token, Method::PATCH, &format!("/Users/{id}"), Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "attacker@evil.example"}]}))).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _, v) = scim(&app, &token, Method::PUT, &format!("/Users/{id}"), Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "attacker@evil.example", "emails": [{"value": "attacker@evil.example", "type": "work", "primary": true}]}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _, v) = scim(&app, &token, Method::DELETE, &format!("/Users/{id}"), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    // The OpenAPI document declares that answer on each of the three.
+    let doc: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for method in ["put", "patch", "delete"] {
+        assert!(
+            doc["paths"]["/scim/v2/Users/{id}"][method]["responses"]
+                .get("403")
+                .is_some(),
+            "{method}"
+        );
+    }
     let (s, _) = app
         .call(
             &admin,
