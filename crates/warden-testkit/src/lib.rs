@@ -311,6 +311,18 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// The OpenAPI document the server publishes (`GET /api/v1/openapi.json`, public).
+    pub async fn openapi(&self) -> Result<serde_json::Value> {
+        Ok(self
+            .client
+            .get(self.url("/api/v1/openapi.json"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?)
+    }
+
     /// Creates the first administrator through the setup link, then signs them in: their
     /// access token.
     pub async fn first_admin(&self, email: &str, password: &str) -> Result<String> {

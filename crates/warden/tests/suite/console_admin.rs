@@ -304,15 +304,7 @@ async fn every_state_changing_console_route_refuses_cross_site_forms_and_forms_w
         )
         .await;
     let ws = ws["id"].as_str().unwrap().to_owned();
-    let doc: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await.unwrap();
     let browser = Browser::signed_in(&app, &admin);
     let (_, csrf) = open(&browser, "/console/profile").await;
     let mut evil = browser.clone();

@@ -1641,15 +1641,7 @@ async fn admins_sign_devices_out_under_the_devices_name_and_the_former_sessions_
         );
     }
     // The OpenAPI document marks the former name deprecated.
-    let doc: Value = app
-        .client
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await.unwrap();
     assert_eq!(
         doc["paths"]["/api/v1/admin/sessions"]["get"]["deprecated"],
         true

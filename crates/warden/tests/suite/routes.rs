@@ -49,15 +49,7 @@ const PUBLIC_ALLOWED: &[&str] = &[
 #[tokio::test]
 async fn every_served_route_declares_an_access_rule_and_appears_in_the_openapi_document() {
     let app = TestApp::spawn().await.unwrap();
-    let doc: Value = app
-        .client
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await.unwrap();
     let paths = doc["paths"].as_object().unwrap();
     let mut documented = Vec::new();
     for (path, item) in paths {
@@ -150,15 +142,7 @@ async fn a_signed_in_route_answers_401_to_an_anonymous_or_forged_caller() {
 #[tokio::test]
 async fn the_openapi_document_declares_enforced_statuses_and_constraints() {
     let app = TestApp::spawn().await.unwrap();
-    let doc: Value = app
-        .client
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await.unwrap();
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     let problem_of = |op: &Value, status: &str| -> bool {
         // Inline, or a reference to a shared response.

@@ -422,15 +422,7 @@ async fn a_deactivated_users_session_and_token_stop_on_the_next_request() {
     let (s, _, v) = scim(&app, &token, Method::DELETE, &format!("/Users/{id}"), None).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     // The OpenAPI document declares that answer on each of the three.
-    let doc: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await.unwrap();
     for method in ["put", "patch", "delete"] {
         assert!(
             doc["paths"]["/scim/v2/Users/{id}"][method]["responses"]

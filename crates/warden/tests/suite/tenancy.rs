@@ -320,15 +320,7 @@ fn fill(pattern: &str, ws: &str, sub: &BTreeMap<&str, String>) -> String {
 async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes() {
     let w = world().await;
     let app = &w.app;
-    let doc: Value = app
-        .client
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = app.openapi().await.unwrap();
 
     // The route table itself: a route is workspace-scoped exactly when its path names a
     // workspace, and then its rule is a workspace permission.
