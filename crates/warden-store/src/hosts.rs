@@ -562,6 +562,24 @@ impl crate::Store {
 }
 
 impl crate::Store {
+    /// Forgets the connections a copy of the database recorded (a backup, a restore): no
+    /// node of the copy runs, and none of its hosts is connected. Without this a restored
+    /// host looks online until its heartbeats lapse, and work sent to it fails.
+    pub async fn forget_live_connections(&self) -> Result<(), StoreError> {
+        let mut tx = self.begin_hosts().await?;
+        on_tx!(tx, |c| sqlx::query(
+            "UPDATE hosts SET connected_node = NULL WHERE connected_node IS NOT NULL"
+        )
+        .execute(c)
+        .await
+        .map(drop))?;
+        on_tx!(tx, |c| sqlx::query("DELETE FROM nodes")
+            .execute(c)
+            .await
+            .map(drop))?;
+        tx.commit().await
+    }
+
     /// Marks a host disconnected from `node` (unless another node has taken it over).
     pub async fn host_disconnected(
         &self,

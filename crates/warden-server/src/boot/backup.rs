@@ -164,6 +164,7 @@ fn sqlite_only(config: &Config, command: &str) -> Result<PathBuf, BootError> {
 }
 
 /// Opens the copy at `path` and checks it: integrity, schema, the master key, the audit chain.
+/// A copy that passes forgets the live connections it recorded (it describes no running node).
 async fn check_copy(config: &Config, path: &Path, what: &str) -> Result<Checked, BootError> {
     let master = match &config.encryption_key {
         KeySource::DataDir(key) if !key.exists() => {
@@ -188,7 +189,12 @@ async fn check_copy(config: &Config, path: &Path, what: &str) -> Result<Checked,
             "{what} is not a Warden database (SQLite cannot open it)"
         ))
     })?;
-    let result = check_store(&store, &master, what).await;
+    let mut result = check_store(&store, &master, what).await;
+    if result.is_ok()
+        && let Err(e) = store.forget_live_connections().await
+    {
+        result = Err(BootError(format!("cannot prepare {what}: {e}")));
+    }
     store.close().await;
     result
 }
