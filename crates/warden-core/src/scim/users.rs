@@ -250,10 +250,20 @@ async fn write(
     } else {
         crate::admin::users::change_active(&mut tx, ctx, op, id, w.active).await?
     };
+    // Reactivated: the groups it joined while inactive (which added nothing) grant now.
+    let groups = if !row.active && w.active {
+        tx.scim_groups_of(id).await?
+    } else {
+        Vec::new()
+    };
     let stored = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
     tx.commit().await?;
     if propagate {
         ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
+    }
+    if !groups.is_empty() {
+        let mappings = ctx.store.directory_mappings_of(&groups).await?;
+        super::workspaces::sync(ctx, op, &mappings, &[id]).await?;
     }
     Ok((user_json(&stored, &base(ctx)), stored.version))
 }

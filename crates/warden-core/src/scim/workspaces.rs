@@ -12,7 +12,8 @@
 //! - Mapping a group with the owner role needs someone who may grant it (an owner or a
 //!   platform administrator), and the last owner is never removed by the directory.
 //! - A deactivated account is not added; deactivation alone removes nothing (its sessions end,
-//!   and every permission check refuses an inactive account).
+//!   and every permission check refuses an inactive account). Reactivating it brings it in
+//!   line with the groups it is in, including those it joined while inactive.
 //! - The directory cannot reach platform roles: no group, and no SCIM token, makes anyone a
 //!   platform administrator.
 

@@ -449,3 +449,106 @@ async fn warden_scim_maps_a_group_by_name_and_unmaps_it() {
         None
     );
 }
+
+#[tokio::test]
+async fn a_reactivated_account_gets_the_memberships_its_groups_grant() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let token = scim_token(&app, &admin).await;
+    let ws = new_workspace(&app, &admin, "Payments").await;
+    let (_, _, u) = scim(
+        &app,
+        &token,
+        Method::POST,
+        "/Users",
+        Some(user("kit", "kit@corp.example")),
+    )
+    .await;
+    let kit = u["id"].as_str().unwrap().to_owned();
+    let ops = group(&app, &token, "Operations", &[]).await;
+    ok(
+        &app,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/directory-groups/{ops}"),
+        Some(json!({"role": "member"})),
+    )
+    .await;
+    let set_active =
+        |active: bool| patch(json!([{"op": "replace", "path": "active", "value": active}]));
+
+    // Deactivated, then put in the group: an inactive account is not added.
+    let (s, _, v) = scim(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Users/{kit}"),
+        set_active(false),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, v) = scim(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Groups/{ops}"),
+        patch(json!([{"op": "add", "path": "members", "value": [{"value": kit}]}])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        has(&members(&app, &admin, &ws).await, "kit@corp.example"),
+        None
+    );
+
+    // Reactivated: the group's membership arrives with it, audited as the directory's.
+    let (s, _, v) = scim(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Users/{kit}"),
+        set_active(true),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        has(&members(&app, &admin, &ws).await, "kit@corp.example"),
+        Some(("member".into(), true))
+    );
+    let added = audit_rows(&app, "workspace.member_added").await;
+    let row = added
+        .iter()
+        .find(|r| r.resource_id.as_deref() == Some(kit.as_str()))
+        .expect("kit's addition audited");
+    assert!(
+        row.summary.contains("\"via\":\"directory\""),
+        "{}",
+        row.summary
+    );
+
+    // Deactivating again removes nothing (the account is refused everywhere instead), and a
+    // second reactivation adds nothing twice.
+    for active in [false, true] {
+        let (s, _, v) = scim(
+            &app,
+            &token,
+            Method::PATCH,
+            &format!("/Users/{kit}"),
+            set_active(active),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    assert_eq!(
+        has(&members(&app, &admin, &ws).await, "kit@corp.example"),
+        Some(("member".into(), true))
+    );
+    assert_eq!(
+        audit_rows(&app, "workspace.member_added")
+            .await
+            .iter()
+            .filter(|r| r.resource_id.as_deref() == Some(kit.as_str()))
+            .count(),
+        1
+    );
+}
