@@ -81,6 +81,20 @@ fn patch(ops: Value) -> Option<Value> {
     Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}))
 }
 
+/// A person the directory creates (`userName` `name`, email `name@corp.example`): their id.
+async fn directory_user(app: &TestApp, token: &str, name: &str) -> String {
+    let (s, _, u) = scim(
+        app,
+        token,
+        Method::POST,
+        "/Users",
+        Some(user(name, &format!("{name}@corp.example"))),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{u}");
+    u["id"].as_str().unwrap().to_owned()
+}
+
 async fn group(app: &TestApp, token: &str, name: &str, members: &[&String]) -> String {
     let value: Vec<Value> = members.iter().map(|id| json!({ "value": id })).collect();
     let (s, _, g) = scim(
@@ -120,16 +134,7 @@ async fn mapped_groups_drive_workspace_membership_and_only_the_directorys_own() 
     }
     let mut ids = Vec::new();
     for n in ["fay", "gus", "hal", "ivy"] {
-        let (s, _, u) = scim(
-            &app,
-            &token,
-            Method::POST,
-            "/Users",
-            Some(user(n, &format!("{n}@corp.example"))),
-        )
-        .await;
-        assert_eq!(s, StatusCode::CREATED, "{u}");
-        ids.push(u["id"].as_str().unwrap().to_owned());
+        ids.push(directory_user(&app, &token, n).await);
     }
     let eng = group(&app, &token, "Engineering", &[&ids[0], &ids[1]]).await;
 
@@ -387,15 +392,7 @@ async fn warden_scim_maps_a_group_by_name_and_unmaps_it() {
     let admin = admin_token(&app).await;
     let token = scim_token(&app, &admin).await;
     let ws = new_workspace(&app, &admin, "Payments").await;
-    let (_, _, u) = scim(
-        &app,
-        &token,
-        Method::POST,
-        "/Users",
-        Some(user("jo", "jo@corp.example")),
-    )
-    .await;
-    let jo = u["id"].as_str().unwrap().to_owned();
+    let jo = directory_user(&app, &token, "jo").await;
     group(&app, &token, "Platform Team", &[&jo]).await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -456,15 +453,7 @@ async fn a_reactivated_account_gets_the_memberships_its_groups_grant() {
     let admin = admin_token(&app).await;
     let token = scim_token(&app, &admin).await;
     let ws = new_workspace(&app, &admin, "Payments").await;
-    let (_, _, u) = scim(
-        &app,
-        &token,
-        Method::POST,
-        "/Users",
-        Some(user("kit", "kit@corp.example")),
-    )
-    .await;
-    let kit = u["id"].as_str().unwrap().to_owned();
+    let kit = directory_user(&app, &token, "kit").await;
     let ops = group(&app, &token, "Operations", &[]).await;
     ok(
         &app,
