@@ -93,11 +93,17 @@ pub async fn set_active(
     tx.lock_admin_changes().await?;
     may_act_on(&mut tx, grant, id).await?;
     let changed = change_active(&mut tx, ctx, op, id, active).await?;
+    // Reactivated: its directory groups' workspace mappings apply again (as through SCIM).
+    let groups = if changed && active {
+        tx.scim_groups_of(id).await?
+    } else {
+        Vec::new()
+    };
     tx.commit().await?;
     if changed {
         ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
     }
-    Ok(())
+    crate::scim::workspaces::after_reactivation(ctx, op, id, &groups).await
 }
 
 /// Inside the caller's transaction (after [`warden_store::Tx::lock_admin_changes`]):

@@ -261,10 +261,7 @@ async fn write(
     if propagate {
         ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
     }
-    if !groups.is_empty() {
-        let mappings = ctx.store.directory_mappings_of(&groups).await?;
-        super::workspaces::sync(ctx, op, &mappings, &[id]).await?;
-    }
+    super::workspaces::after_reactivation(ctx, op, id, &groups).await?;
     Ok((user_json(&stored, &base(ctx)), stored.version))
 }
 

@@ -134,6 +134,23 @@ pub async fn remove(ctx: &Ctx, op: &Op, grant: &WorkspaceGrant, group: &str) -> 
     sync(ctx, op, &[acting], &members).await
 }
 
+/// After an account was reactivated (by the directory or by an administrator), with the
+/// directory groups it is in (read in the reactivating transaction): the groups it joined
+/// while inactive, which added nothing then, grant now.
+pub(crate) async fn after_reactivation(
+    ctx: &Ctx,
+    op: &Op,
+    user: Uuid,
+    groups: &[Uuid],
+) -> CoreResult<()> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let mappings = ctx.store.directory_mappings_of(groups).await?;
+    sync(ctx, op, &mappings, &[user]).await?;
+    Ok(())
+}
+
 /// After the directory changed who is in groups: brings `users`' memberships in line in every
 /// workspace one of `mappings` names.
 pub(crate) async fn sync(

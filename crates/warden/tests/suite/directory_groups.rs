@@ -449,46 +449,9 @@ async fn warden_scim_maps_a_group_by_name_and_unmaps_it() {
 
 #[tokio::test]
 async fn a_reactivated_account_gets_the_memberships_its_groups_grant() {
-    let app = TestApp::spawn().await.unwrap();
-    let admin = admin_token(&app).await;
-    let token = scim_token(&app, &admin).await;
-    let ws = new_workspace(&app, &admin, "Payments").await;
-    let kit = directory_user(&app, &token, "kit").await;
-    let ops = group(&app, &token, "Operations", &[]).await;
-    ok(
-        &app,
-        &admin,
-        Method::PUT,
-        &format!("/api/v1/workspaces/{ws}/directory-groups/{ops}"),
-        Some(json!({"role": "member"})),
-    )
-    .await;
+    let (app, admin, token, ws, kit) = inactive_in_a_mapped_group().await;
     let set_active =
         |active: bool| patch(json!([{"op": "replace", "path": "active", "value": active}]));
-
-    // Deactivated, then put in the group: an inactive account is not added.
-    let (s, _, v) = scim(
-        &app,
-        &token,
-        Method::PATCH,
-        &format!("/Users/{kit}"),
-        set_active(false),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let (s, _, v) = scim(
-        &app,
-        &token,
-        Method::PATCH,
-        &format!("/Groups/{ops}"),
-        patch(json!([{"op": "add", "path": "members", "value": [{"value": kit}]}])),
-    )
-    .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(
-        has(&members(&app, &admin, &ws).await, "kit@corp.example"),
-        None
-    );
 
     // Reactivated: the group's membership arrives with it, audited as the directory's.
     let (s, _, v) = scim(
@@ -532,6 +495,92 @@ async fn a_reactivated_account_gets_the_memberships_its_groups_grant() {
         has(&members(&app, &admin, &ws).await, "kit@corp.example"),
         Some(("member".into(), true))
     );
+    assert_eq!(
+        audit_rows(&app, "workspace.member_added")
+            .await
+            .iter()
+            .filter(|r| r.resource_id.as_deref() == Some(kit.as_str()))
+            .count(),
+        1
+    );
+}
+
+/// A directory account deactivated and then put in a group mapped to a workspace (so not a
+/// member of it): the app, an admin's token, the SCIM token, the workspace and the account.
+async fn inactive_in_a_mapped_group() -> (TestApp, String, String, String, String) {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let token = scim_token(&app, &admin).await;
+    let ws = new_workspace(&app, &admin, "Payments").await;
+    let kit = directory_user(&app, &token, "kit").await;
+    let ops = group(&app, &token, "Operations", &[]).await;
+    ok(
+        &app,
+        &admin,
+        Method::PUT,
+        &format!("/api/v1/workspaces/{ws}/directory-groups/{ops}"),
+        Some(json!({"role": "member"})),
+    )
+    .await;
+    let (s, _, v) = scim(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Users/{kit}"),
+        patch(json!([{"op": "replace", "path": "active", "value": false}])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, v) = scim(
+        &app,
+        &token,
+        Method::PATCH,
+        &format!("/Groups/{ops}"),
+        patch(json!([{"op": "add", "path": "members", "value": [{"value": kit}]}])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // An inactive account is not added.
+    assert_eq!(
+        has(&members(&app, &admin, &ws).await, "kit@corp.example"),
+        None
+    );
+    (app, admin, token, ws, kit)
+}
+
+/// The same rule through the administrator's door: reactivating the account in Warden
+/// brings the memberships its directory groups grant.
+#[tokio::test]
+async fn an_administrator_reactivating_an_account_brings_its_directory_memberships() {
+    let (app, admin, _token, ws, kit) = inactive_in_a_mapped_group().await;
+    ok(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/admin/users/{kit}/reactivate"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        has(&members(&app, &admin, &ws).await, "kit@corp.example"),
+        Some(("member".into(), true))
+    );
+    let via_directory = audit_rows(&app, "workspace.member_added")
+        .await
+        .into_iter()
+        .filter(|r| r.resource_id.as_deref() == Some(kit.as_str()))
+        .filter(|r| r.summary.contains("\"via\":\"directory\""))
+        .count();
+    assert_eq!(via_directory, 1);
+    // Reactivating an active account changes nothing and adds nothing twice.
+    ok(
+        &app,
+        &admin,
+        Method::POST,
+        &format!("/api/v1/admin/users/{kit}/reactivate"),
+        None,
+    )
+    .await;
     assert_eq!(
         audit_rows(&app, "workspace.member_added")
             .await
