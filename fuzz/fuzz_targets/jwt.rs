@@ -1,4 +1,4 @@
-//! The access-token (JWS, RS256) verifier. Invariants: random text never verifies; a token
+//! The access-token (JWS, ES256 and RS256) verifier, publishing one key of each. Invariants: random text never verifies; a token
 //! this Warden signed verifies to exactly its claims when issuer, audience and times are
 //! right, and is refused otherwise; one changed character makes any token fail; a verified
 //! token always has the issuer, audience and validity the verifier promises.
@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
 use warden_crypto::jwt::{
-    AccessClaims, LEEWAY_SECS, MAX_LIFETIME_SECS, MAX_TOKEN_BYTES, SigningKey, Verifier,
+    AccessClaims, KeyKind, LEEWAY_SECS, MAX_LIFETIME_SECS, MAX_TOKEN_BYTES, SigningKey, Verifier,
 };
 
 const ISS: &str = "https://warden.test";
@@ -20,6 +20,7 @@ const NOW: i64 = 1_800_000_000;
 enum Input {
     Token(String),
     Signed {
+        rsa: bool,
         other_iss: bool,
         other_aud: bool,
         sub: String,
@@ -32,12 +33,13 @@ enum Input {
     },
 }
 
-fn keys() -> &'static (SigningKey, Verifier) {
-    static KEYS: OnceLock<(SigningKey, Verifier)> = OnceLock::new();
+fn keys() -> &'static (SigningKey, SigningKey, Verifier) {
+    static KEYS: OnceLock<(SigningKey, SigningKey, Verifier)> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let key = SigningKey::generate(2048).expect("key").0;
-        let verifier = Verifier::new(ISS, AUD, [key.jwk()]);
-        (key, verifier)
+        let ec = SigningKey::generate(KeyKind::Es256).expect("key").0;
+        let rsa = SigningKey::generate(KeyKind::Rs256(2048)).expect("key").0;
+        let verifier = Verifier::new(ISS, AUD, [ec.jwk(), rsa.jwk()]);
+        (ec, rsa, verifier)
     })
 }
 
@@ -58,7 +60,7 @@ fn check_promises(c: &AccessClaims) {
 }
 
 fuzz_target!(|input: Input| {
-    let (key, verifier) = keys();
+    let (ec, rsa_key, verifier) = keys();
     match input {
         Input::Token(token) => {
             if let Ok(c) = verifier.verify(&token, NOW) {
@@ -66,6 +68,7 @@ fuzz_target!(|input: Input| {
             }
         }
         Input::Signed {
+            rsa,
             other_iss,
             other_aud,
             sub,
@@ -94,6 +97,7 @@ fuzz_target!(|input: Input| {
                 exp: NOW + i64::from(exp),
                 nbf: nbf.map(|n| NOW + i64::from(n)),
             };
+            let key = if rsa { rsa_key } else { ec };
             let Ok(token) = key.sign(&claims) else { return };
             match tamper {
                 None => match verifier.verify(&token, NOW) {

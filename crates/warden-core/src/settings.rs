@@ -61,8 +61,8 @@ pub struct HostsConfig {
 pub struct AuthConfig {
     /// Access-token lifetime.
     pub access_token_ttl: Duration,
-    /// RSA key size for new signing keys (2048, 3072 or 4096).
-    pub signing_key_bits: u32,
+    /// What new signing keys are (ES256, or RS256 of 2048, 3072 or 4096 bits).
+    pub signing_key: warden_crypto::jwt::KeyKind,
     /// How long a rotated refresh token still yields the same successor (concurrent
     /// refreshes from one client), instead of counting as reuse.
     pub refresh_grace: Duration,

@@ -1,8 +1,10 @@
-//! Access tokens: JWTs signed RS256 with RSA keys that aws-lc-rs generates and signs with.
+//! Access tokens: JWTs signed ES256 (P-256, the default) or RS256 (RSA) with keys that
+//! aws-lc-rs generates and signs with; each published key verifies its own algorithm only.
 //! Verification goes through `jsonwebtoken` (aws-lc-rs backend) after a strict look at the
 //! header, and checks time against the caller's clock, not the system's.
 //!
-//! Refused, whatever the signature: any `alg` but RS256 (`none`, HS*, PS*, ES*, other RS*),
+//! Refused, whatever the signature: any `alg` but the key's own (`none`, HS*, PS*, ES384,
+//! RS384, ES256 on an RSA key, RS256 on a P-256 key),
 //! an unknown `kid`, `jku`/`x5u`/`jwk`/`x5c` and other key-carrying or critical headers,
 //! tokens over 8 KiB, a wrong `iss` or `aud`, expiry beyond a 30 s leeway, and `iat`/`nbf`
 //! in the future.
@@ -11,7 +13,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256,
+};
 use aws_lc_rs::{digest, encoding::AsDer};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -35,7 +39,7 @@ pub enum Rejection {
     /// Not three base64url parts with JSON inside, or claims missing.
     #[error("malformed token")]
     Malformed,
-    /// `alg` other than RS256.
+    /// `alg` other than the key's own (RS256 for RSA, ES256 for P-256).
     #[error("algorithm not accepted")]
     Algorithm,
     /// A header that points at or carries a key, or marks extensions critical.
@@ -64,15 +68,15 @@ pub enum Rejection {
 /// Something went wrong with a signing key itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
-    /// Only 2048, 3072 and 4096 bits are offered.
+    /// Only 2048, 3072 and 4096 bits are offered for RSA.
     #[error("RSA key size must be 2048, 3072 or 4096 bits, not {0}")]
     Size(u32),
     /// Key generation failed.
-    #[error("RSA key generation failed")]
+    #[error("key generation failed")]
     Generate,
 
     /// The stored key does not parse.
-    #[error("the stored signing key is not a valid RSA private key")]
+    #[error("the stored signing key is not a valid RSA or P-256 private key")]
     Parse,
     /// The key could not sign, or its signature did not verify with its public half.
     #[error("the signing key failed its sign/verify self-test")]
@@ -104,27 +108,74 @@ pub struct AccessClaims {
     pub nbf: Option<i64>,
 }
 
-/// A public key as published in the JWKS.
+/// What kind of key signs new access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// ECDSA P-256 with SHA-256 (`ES256`): ~128-bit security, a signature in tens of
+    /// microseconds.
+    Es256,
+    /// RSA PKCS#1 v1.5 with SHA-256 (`RS256`), of 2048, 3072 or 4096 bits.
+    Rs256(u32),
+}
+
+/// A public key as published in the JWKS (RFC 7517/7518): an `RSA` key carries `n` and `e`,
+/// an `EC` key `crv`, `x` and `y`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
-    /// Always `RSA`.
+    /// `RSA` or `EC`.
     pub kty: String,
     /// Always `sig`.
     #[serde(rename = "use")]
     pub use_: String,
-    /// Always `RS256`.
+    /// `RS256` for an RSA key, `ES256` for a P-256 key: each key signs with one algorithm.
     pub alg: String,
     /// Key id (RFC 7638 thumbprint).
     pub kid: String,
-    /// Modulus, base64url.
-    pub n: String,
-    /// Exponent, base64url.
-    pub e: String,
+    /// RSA modulus, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// RSA exponent, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+    /// EC curve: `P-256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// EC point x, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// EC point y, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
 }
 
-/// An RSA private key that signs access tokens. Never printed.
+impl Jwk {
+    /// The algorithm this key verifies and the key to verify with, or `None` for a key this
+    /// server would not have published (another type, curve or algorithm, bad encoding).
+    fn decoding_key(&self) -> Option<(Algorithm, DecodingKey)> {
+        match (self.kty.as_str(), self.alg.as_str()) {
+            ("RSA", "RS256") => {
+                DecodingKey::from_rsa_components(self.n.as_deref()?, self.e.as_deref()?)
+                    .ok()
+                    .map(|k| (Algorithm::RS256, k))
+            }
+            ("EC", "ES256") if self.crv.as_deref() == Some("P-256") => {
+                DecodingKey::from_ec_components(self.x.as_deref()?, self.y.as_deref()?)
+                    .ok()
+                    .map(|k| (Algorithm::ES256, k))
+            }
+            _ => None,
+        }
+    }
+}
+
+enum Pair {
+    Rsa(KeyPair),
+    Ec(EcdsaKeyPair),
+}
+
+/// A private key that signs access tokens (RSA or P-256). Never printed.
 pub struct SigningKey {
-    pair: KeyPair,
+    pair: Pair,
     jwk: Jwk,
 }
 
@@ -132,50 +183,94 @@ impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
             .field("kid", &self.jwk.kid)
+            .field("alg", &self.jwk.alg)
             .finish_non_exhaustive()
     }
 }
 
+/// RFC 7638: SHA-256 over the required members in lexicographic order, base64url.
+fn thumbprint(canonical: &str) -> String {
+    B64URL.encode(digest::digest(&digest::SHA256, canonical.as_bytes()))
+}
+
 impl SigningKey {
-    /// Generates a key of `bits` bits. Returns it with its PKCS#8 encoding, to be sealed
-    /// before it is stored.
-    pub fn generate(bits: u32) -> Result<(Self, Zeroizing<Vec<u8>>), KeyError> {
-        let size = match bits {
-            2048 => KeySize::Rsa2048,
-            3072 => KeySize::Rsa3072,
-            4096 => KeySize::Rsa4096,
-            other => return Err(KeyError::Size(other)),
+    /// Generates a key of `kind`. Returns it with its PKCS#8 encoding, to be sealed before it
+    /// is stored.
+    pub fn generate(kind: KeyKind) -> Result<(Self, Zeroizing<Vec<u8>>), KeyError> {
+        let der = match kind {
+            KeyKind::Es256 => {
+                let doc = EcdsaKeyPair::generate_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                )
+                .map_err(|_| KeyError::Generate)?;
+                Zeroizing::new(doc.as_ref().to_vec())
+            }
+            KeyKind::Rs256(bits) => {
+                let size = match bits {
+                    2048 => KeySize::Rsa2048,
+                    3072 => KeySize::Rsa3072,
+                    4096 => KeySize::Rsa4096,
+                    other => return Err(KeyError::Size(other)),
+                };
+                let pair = KeyPair::generate(size).map_err(|_| KeyError::Generate)?;
+                let der = pair.as_der().map_err(|_| KeyError::Generate)?;
+                Zeroizing::new(der.as_ref().to_vec())
+            }
         };
-        let pair = KeyPair::generate(size).map_err(|_| KeyError::Generate)?;
-        let der = pair.as_der().map_err(|_| KeyError::Generate)?;
-        let der = Zeroizing::new(der.as_ref().to_vec());
-        Ok((Self::from_pair(pair)?, der))
+        Ok((Self::from_pkcs8(&der)?, der))
     }
 
-    /// Loads a stored PKCS#8 key and runs the self-test.
+    /// Loads a stored PKCS#8 key (RSA or P-256) and runs the self-test.
     pub fn from_pkcs8(der: &[u8]) -> Result<Self, KeyError> {
-        let pair = KeyPair::from_pkcs8(der).map_err(|_| KeyError::Parse)?;
-        Self::from_pair(pair)
-    }
-
-    fn from_pair(pair: KeyPair) -> Result<Self, KeyError> {
-        let public = pair.public_key();
-        let n = B64URL.encode(public.modulus().big_endian_without_leading_zero());
-        let e = B64URL.encode(public.exponent().big_endian_without_leading_zero());
-        // RFC 7638: SHA-256 over the required members in lexicographic order.
-        let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-        let kid = B64URL.encode(digest::digest(&digest::SHA256, canonical.as_bytes()));
-        let key = Self {
-            pair,
-            jwk: Jwk {
-                kty: "RSA".to_owned(),
-                use_: "sig".to_owned(),
-                alg: "RS256".to_owned(),
-                kid,
-                n,
-                e,
-            },
+        let pair = match KeyPair::from_pkcs8(der) {
+            Ok(rsa) => Pair::Rsa(rsa),
+            Err(_) => Pair::Ec(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(|_| KeyError::Parse)?,
+            ),
         };
+        let jwk = match &pair {
+            Pair::Rsa(rsa) => {
+                let public = rsa.public_key();
+                let n = B64URL.encode(public.modulus().big_endian_without_leading_zero());
+                let e = B64URL.encode(public.exponent().big_endian_without_leading_zero());
+                Jwk {
+                    kty: "RSA".to_owned(),
+                    use_: "sig".to_owned(),
+                    alg: "RS256".to_owned(),
+                    kid: thumbprint(&format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#)),
+                    n: Some(n),
+                    e: Some(e),
+                    crv: None,
+                    x: None,
+                    y: None,
+                }
+            }
+            Pair::Ec(ec) => {
+                // The uncompressed point: 0x04 ‖ x ‖ y, 32 bytes each on P-256.
+                let point = ec.public_key().as_ref();
+                if point.len() != 65 || point[0] != 4 {
+                    return Err(KeyError::Parse);
+                }
+                let x = B64URL.encode(&point[1..33]);
+                let y = B64URL.encode(&point[33..]);
+                Jwk {
+                    kty: "EC".to_owned(),
+                    use_: "sig".to_owned(),
+                    alg: "ES256".to_owned(),
+                    kid: thumbprint(&format!(
+                        r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#
+                    )),
+                    n: None,
+                    e: None,
+                    crv: Some("P-256".to_owned()),
+                    x: Some(x),
+                    y: Some(y),
+                }
+            }
+        };
+        let key = Self { pair, jwk };
         key.self_test()?;
         Ok(key)
     }
@@ -210,32 +305,44 @@ impl SigningKey {
         &self.jwk
     }
 
-    /// Signs `claims` into a compact JWT.
+    /// Signs `claims` into a compact JWT (`RS256` or `ES256`, as the key is).
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
         #[derive(Serialize)]
         struct Header<'a> {
-            alg: &'static str,
+            alg: &'a str,
             typ: &'static str,
             kid: &'a str,
         }
         let header = serde_json::to_vec(&Header {
-            alg: "RS256",
+            alg: &self.jwk.alg,
             typ: "JWT",
             kid: &self.jwk.kid,
         })
         .map_err(|_| KeyError::Encode)?;
         let payload = serde_json::to_vec(claims).map_err(|_| KeyError::Encode)?;
-        let mut token = String::with_capacity(
-            (header.len() + payload.len()) * 4 / 3 + self.pair.public_modulus_len() * 4 / 3 + 8,
-        );
+        let sig_len = match &self.pair {
+            Pair::Rsa(rsa) => rsa.public_modulus_len(),
+            Pair::Ec(_) => 64,
+        };
+        let mut token = String::with_capacity((header.len() + payload.len() + sig_len) * 4 / 3 + 8);
         B64URL.encode_string(&header, &mut token);
         token.push('.');
         B64URL.encode_string(&payload, &mut token);
-        let mut sig = vec![0u8; self.pair.public_modulus_len()];
         let rng = aws_lc_rs::rand::SystemRandom::new();
-        self.pair
-            .sign(&RSA_PKCS1_SHA256, &rng, token.as_bytes(), &mut sig)
-            .map_err(|_| KeyError::SelfTest)?;
+        let sig = match &self.pair {
+            Pair::Rsa(rsa) => {
+                let mut sig = vec![0u8; sig_len];
+                rsa.sign(&RSA_PKCS1_SHA256, &rng, token.as_bytes(), &mut sig)
+                    .map_err(|_| KeyError::SelfTest)?;
+                sig
+            }
+            // The fixed-length r ‖ s encoding JWS asks for (RFC 7518 §3.4).
+            Pair::Ec(ec) => ec
+                .sign(&rng, token.as_bytes())
+                .map_err(|_| KeyError::SelfTest)?
+                .as_ref()
+                .to_vec(),
+        };
         token.push('.');
         B64URL.encode_string(&sig, &mut token);
         Ok(token)
@@ -244,8 +351,11 @@ impl SigningKey {
 
 /// Checks access tokens against the published keys.
 pub struct Verifier {
-    keys: HashMap<String, DecodingKey>,
-    validation: Validation,
+    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    /// For RS256 keys and for ES256 keys: `jsonwebtoken` wants every algorithm a validation
+    /// names to be of the key's family.
+    rs256: Validation,
+    es256: Validation,
 }
 
 impl fmt::Debug for Verifier {
@@ -257,24 +367,28 @@ impl fmt::Debug for Verifier {
 }
 
 impl Verifier {
-    /// A verifier accepting tokens from `issuer` for `audience` signed by any of `keys`.
+    /// A verifier accepting tokens from `issuer` for `audience` signed by any of `keys`, each
+    /// with its own algorithm only.
     pub fn new<'a>(issuer: &str, audience: &str, keys: impl IntoIterator<Item = &'a Jwk>) -> Self {
         let keys = keys
             .into_iter()
-            .filter_map(|jwk| {
-                DecodingKey::from_rsa_components(&jwk.n, &jwk.e)
-                    .ok()
-                    .map(|k| (jwk.kid.clone(), k))
-            })
+            .filter_map(|jwk| jwk.decoding_key().map(|k| (jwk.kid.clone(), k)))
             .collect();
-        let mut validation = Validation::new(Algorithm::RS256);
-        // Time is checked below against the caller's clock.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.required_spec_claims.clear();
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[audience]);
-        Self { keys, validation }
+        let validation = |alg| {
+            let mut validation = Validation::new(alg);
+            // Time is checked below against the caller's clock.
+            validation.validate_exp = false;
+            validation.validate_nbf = false;
+            validation.required_spec_claims.clear();
+            validation.set_issuer(&[issuer]);
+            validation.set_audience(&[audience]);
+            validation
+        };
+        Self {
+            keys,
+            rs256: validation(Algorithm::RS256),
+            es256: validation(Algorithm::ES256),
+        }
     }
 
     /// Verifies `token` at `now` (Unix seconds) and returns its claims.
@@ -291,7 +405,7 @@ impl Verifier {
             ErrorKind::Json(_) | ErrorKind::InvalidAlgorithmName => Rejection::Algorithm,
             _ => Rejection::Malformed,
         })?;
-        if header.alg != Algorithm::RS256 {
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(Rejection::Algorithm);
         }
         if header.jku.is_some()
@@ -310,20 +424,31 @@ impl Verifier {
         {
             return Err(Rejection::Header);
         }
-        let key = header
+        let (alg, key) = header
             .kid
             .as_deref()
             .and_then(|kid| self.keys.get(kid))
             .ok_or(Rejection::UnknownKey)?;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(
-            |e| match e.kind() {
-                ErrorKind::InvalidSignature => Rejection::Signature,
-                ErrorKind::InvalidIssuer => Rejection::Issuer,
-                ErrorKind::InvalidAudience => Rejection::Audience,
-                ErrorKind::InvalidAlgorithm => Rejection::Algorithm,
-                _ => Rejection::Malformed,
-            },
-        )?;
+        // A key verifies only the algorithm it was made for: no RS256 header on a P-256 key,
+        // no ES256 header on an RSA key.
+        if header.alg != *alg {
+            return Err(Rejection::Algorithm);
+        }
+        let validation = if *alg == Algorithm::ES256 {
+            &self.es256
+        } else {
+            &self.rs256
+        };
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, key, validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::InvalidSignature => Rejection::Signature,
+                    ErrorKind::InvalidIssuer => Rejection::Issuer,
+                    ErrorKind::InvalidAudience => Rejection::Audience,
+                    ErrorKind::InvalidAlgorithm => Rejection::Algorithm,
+                    _ => Rejection::Malformed,
+                }
+            })?;
         let c = data.claims;
         if now > c.exp.saturating_add(LEEWAY_SECS) {
             return Err(Rejection::Expired);
@@ -340,287 +465,4 @@ impl Verifier {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-    use aws_lc_rs::hmac;
-    use aws_lc_rs::signature::{RSA_PKCS1_SHA384, RSA_PSS_SHA256, RsaEncoding};
-
-    fn claims(now: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "https://warden.test".to_owned(),
-            aud: "warden-api".to_owned(),
-            sub: "user-1".to_owned(),
-            sid: "session-1".to_owned(),
-            jti: "token-1".to_owned(),
-            iat: now,
-            exp: now + 900,
-            nbf: None,
-        }
-    }
-
-    fn key() -> SigningKey {
-        static KEY: std::sync::OnceLock<Zeroizing<Vec<u8>>> = std::sync::OnceLock::new();
-        let der = KEY.get_or_init(|| SigningKey::generate(2048).unwrap().1);
-        SigningKey::from_pkcs8(der).unwrap()
-    }
-
-    fn verifier(k: &SigningKey) -> Verifier {
-        Verifier::new("https://warden.test", "warden-api", [k.jwk()])
-    }
-
-    fn b64(v: &serde_json::Value) -> String {
-        B64URL.encode(serde_json::to_vec(v).unwrap())
-    }
-
-    /// A token with any header, signed by `k` with any RSA padding.
-    fn forge_rsa(
-        k: &SigningKey,
-        header: serde_json::Value,
-        enc: &'static dyn RsaEncoding,
-    ) -> String {
-        let input = format!(
-            "{}.{}",
-            b64(&header),
-            b64(&serde_json::to_value(claims(1_000)).unwrap())
-        );
-        let mut sig = vec![0u8; k.pair.public_modulus_len()];
-        k.pair
-            .sign(
-                enc,
-                &aws_lc_rs::rand::SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .unwrap();
-        format!("{input}.{}", B64URL.encode(sig))
-    }
-
-    #[test]
-    fn a_signed_token_verifies_and_round_trips_its_claims() {
-        let k = key();
-        let token = k.sign(&claims(1_000)).unwrap();
-        assert_eq!(verifier(&k).verify(&token, 1_000).unwrap(), claims(1_000));
-    }
-
-    #[test]
-    fn a_key_publishes_a_stable_rfc7638_kid() {
-        let k = key();
-        assert_eq!(k.kid().len(), 43);
-        assert_eq!(k.jwk().alg, "RS256");
-        assert!(!format!("{k:?}").contains(&k.jwk().n));
-    }
-
-    #[test]
-    fn only_the_offered_key_sizes_are_generated() {
-        assert_eq!(SigningKey::generate(1024).err(), Some(KeyError::Size(1024)));
-        assert_eq!(
-            SigningKey::from_pkcs8(b"not a key").err(),
-            Some(KeyError::Parse)
-        );
-    }
-
-    #[test]
-    fn alg_none_is_refused() {
-        let k = key();
-        let token = format!(
-            "{}.{}.",
-            b64(&serde_json::json!({"alg": "none", "kid": k.kid()})),
-            b64(&serde_json::to_value(claims(1_000)).unwrap())
-        );
-        assert_eq!(
-            verifier(&k).verify(&token, 1_000),
-            Err(Rejection::Algorithm)
-        );
-    }
-
-    #[test]
-    fn hs256_keyed_with_our_public_key_is_refused() {
-        let k = key();
-        let input = format!(
-            "{}.{}",
-            b64(&serde_json::json!({"alg": "HS256", "kid": k.kid(), "typ": "JWT"})),
-            b64(&serde_json::to_value(claims(1_000)).unwrap())
-        );
-        for secret in [
-            k.jwk().n.as_bytes(),
-            serde_json::to_vec(k.jwk()).unwrap().as_slice(),
-        ] {
-            let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), input.as_bytes());
-            let token = format!("{input}.{}", B64URL.encode(tag));
-            assert_eq!(
-                verifier(&k).verify(&token, 1_000),
-                Err(Rejection::Algorithm)
-            );
-        }
-    }
-
-    #[test]
-    fn other_rsa_algorithms_signed_by_our_own_key_are_refused() {
-        let k = key();
-        for (alg, enc) in [
-            ("RS384", &RSA_PKCS1_SHA384 as &'static dyn RsaEncoding),
-            ("PS256", &RSA_PSS_SHA256),
-        ] {
-            let token = forge_rsa(&k, serde_json::json!({"alg": alg, "kid": k.kid()}), enc);
-            assert_eq!(
-                verifier(&k).verify(&token, 1_000),
-                Err(Rejection::Algorithm),
-                "{alg}"
-            );
-        }
-        let es = forge_rsa(
-            &k,
-            serde_json::json!({"alg": "ES256", "kid": k.kid()}),
-            &RSA_PKCS1_SHA256,
-        );
-        assert_eq!(verifier(&k).verify(&es, 1_000), Err(Rejection::Algorithm));
-    }
-
-    #[test]
-    fn key_carrying_headers_are_refused_even_with_a_valid_signature() {
-        let k = key();
-        for extra in [
-            serde_json::json!({"jku": "http://127.0.0.1:9/jwks.json"}),
-            serde_json::json!({"x5u": "http://127.0.0.1:9/cert.pem"}),
-            serde_json::json!({"jwk": {"kty": "RSA", "n": k.jwk().n, "e": k.jwk().e}}),
-            serde_json::json!({"x5c": ["MIIB"]}),
-            serde_json::json!({"crit": ["exp"]}),
-        ] {
-            let mut header = serde_json::json!({"alg": "RS256", "kid": k.kid()});
-            header
-                .as_object_mut()
-                .unwrap()
-                .extend(extra.as_object().unwrap().clone());
-            let token = forge_rsa(&k, header, &RSA_PKCS1_SHA256);
-            assert_eq!(
-                verifier(&k).verify(&token, 1_000),
-                Err(Rejection::Header),
-                "{extra}"
-            );
-        }
-    }
-
-    #[test]
-    fn unknown_or_missing_kid_and_foreign_keys_are_refused() {
-        let k = key();
-        let other = SigningKey::generate(2048).unwrap().0;
-        let token = other.sign(&claims(1_000)).unwrap();
-        assert_eq!(
-            verifier(&k).verify(&token, 1_000),
-            Err(Rejection::UnknownKey)
-        );
-        let no_kid = forge_rsa(&k, serde_json::json!({"alg": "RS256"}), &RSA_PKCS1_SHA256);
-        assert_eq!(
-            verifier(&k).verify(&no_kid, 1_000),
-            Err(Rejection::UnknownKey)
-        );
-        // Another key's signature presented under our kid.
-        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-        parts[0] = b64(&serde_json::json!({"alg": "RS256", "kid": k.kid(), "typ": "JWT"}));
-        let spliced = parts.join(".");
-        assert_eq!(
-            verifier(&k).verify(&spliced, 1_000),
-            Err(Rejection::Signature)
-        );
-    }
-
-    #[test]
-    fn a_flipped_signature_or_payload_is_refused() {
-        let k = key();
-        let token = k.sign(&claims(1_000)).unwrap();
-        let (head, sig) = token.rsplit_once('.').unwrap();
-        let mut sig = B64URL.decode(sig).unwrap();
-        sig[10] ^= 1;
-        let bad = format!("{head}.{}", B64URL.encode(sig));
-        assert_eq!(verifier(&k).verify(&bad, 1_000), Err(Rejection::Signature));
-        let mut c = claims(1_000);
-        c.sub = "admin".to_owned();
-        let parts: Vec<&str> = token.split('.').collect();
-        let swapped = format!(
-            "{}.{}.{}",
-            parts[0],
-            b64(&serde_json::to_value(c).unwrap()),
-            parts[2]
-        );
-        assert_eq!(
-            verifier(&k).verify(&swapped, 1_000),
-            Err(Rejection::Signature)
-        );
-    }
-
-    #[test]
-    fn wrong_issuer_or_audience_is_refused() {
-        let k = key();
-        let mut c = claims(1_000);
-        c.iss = "https://evil.test".to_owned();
-        assert_eq!(
-            verifier(&k).verify(&k.sign(&c).unwrap(), 1_000),
-            Err(Rejection::Issuer)
-        );
-        let mut c = claims(1_000);
-        c.aud = "another-api".to_owned();
-        assert_eq!(
-            verifier(&k).verify(&k.sign(&c).unwrap(), 1_000),
-            Err(Rejection::Audience)
-        );
-    }
-
-    #[test]
-    fn expiry_and_future_times_respect_a_small_leeway() {
-        let k = key();
-        let v = verifier(&k);
-        let token = k.sign(&claims(1_000)).unwrap();
-        assert!(v.verify(&token, 1_900 + LEEWAY_SECS).is_ok());
-        assert_eq!(
-            v.verify(&token, 1_901 + LEEWAY_SECS),
-            Err(Rejection::Expired)
-        );
-        assert_eq!(
-            v.verify(&token, 1_000 - LEEWAY_SECS - 1),
-            Err(Rejection::NotYetValid)
-        );
-        let mut c = claims(1_000);
-        c.nbf = Some(2_000);
-        assert_eq!(
-            v.verify(&k.sign(&c).unwrap(), 1_000),
-            Err(Rejection::NotYetValid)
-        );
-        let mut c = claims(1_000);
-        c.exp = 1_000 + MAX_LIFETIME_SECS + 1;
-        assert_eq!(
-            v.verify(&k.sign(&c).unwrap(), 1_000),
-            Err(Rejection::NotYetValid)
-        );
-    }
-
-    #[test]
-    fn malformed_and_oversized_tokens_are_refused() {
-        let k = key();
-        let v = verifier(&k);
-        for bad in ["", "abc", "a.b", "a.b.c.d", "!!.!!.!!", "e30.e30.e30"] {
-            assert!(v.verify(bad, 1_000).is_err(), "{bad}");
-        }
-        let big = format!("{}.{}.x", "a".repeat(MAX_TOKEN_BYTES), "b");
-        assert_eq!(v.verify(&big, 1_000), Err(Rejection::TooLarge));
-        // A valid signature over claims missing `sid` is malformed.
-        let input = format!(
-            "{}.{}",
-            b64(&serde_json::json!({"alg": "RS256", "kid": k.kid()})),
-            b64(
-                &serde_json::json!({"iss": "https://warden.test", "aud": "warden-api", "sub": "u", "iat": 1000, "exp": 1900, "jti": "j"})
-            )
-        );
-        let mut sig = vec![0u8; k.pair.public_modulus_len()];
-        k.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &aws_lc_rs::rand::SystemRandom::new(),
-                input.as_bytes(),
-                &mut sig,
-            )
-            .unwrap();
-        let token = format!("{input}.{}", B64URL.encode(sig));
-        assert_eq!(v.verify(&token, 1_000), Err(Rejection::Malformed));
-    }
-}
+mod tests;

@@ -1,11 +1,11 @@
 //! Server-side time of a passkey sign-in: Warden in process (embedded SQLite, access tokens
-//! signed RSA-3072 as by default, or the size given), one passkey registered by the software
+//! signed ES256 as by default, or RS256 with the RSA size given), one passkey registered by the software
 //! authenticator, then N sign-ins, each timed from the client in two parts — the options
 //! (`POST /api/v1/auth/passkey/options`, the ceremony stored) and the answer
 //! (`POST /api/v1/auth/passkey`: the ceremony taken, the assertion verified, the counter
 //! stored, a session opened and its access token signed). Sign-ins come from 50 loopback
 //! addresses, so the per-address limit on starts (60 a minute) is not what is measured.
-//! `cargo run --release -p warden-testkit --example passkey_sign_in [N] [BITS]`
+//! `cargo run --release -p warden-testkit --example passkey_sign_in [N] [ES256|2048|3072]`
 
 use std::time::Instant;
 
@@ -33,12 +33,15 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(500);
-    let bits = std::env::args().nth(2).unwrap_or_else(|| "3072".to_owned());
+    let signing = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "ES256".to_owned());
     let app = TestApp::spawn_with(warden_testkit::AppOptions {
-        env: vec![
-            ("WARDEN_AUTH_SIGNING_KEY_BITS".to_owned(), bits.clone()),
-            ("WARDEN_PUBLIC_URL".to_owned(), ORIGIN.to_owned()),
-        ],
+        env: [
+            warden_testkit::signing_key_env(&signing),
+            vec![("WARDEN_PUBLIC_URL".to_owned(), ORIGIN.to_owned())],
+        ]
+        .concat(),
         ..Default::default()
     })
     .await?;
@@ -108,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
     start_ms.sort_by(f64::total_cmp);
     finish_ms.sort_by(f64::total_cmp);
     println!(
-        "passkey sign-ins: {n}, access tokens RSA-{bits}, machine {} cores",
+        "passkey sign-ins: {n}, access tokens signed with {signing}, machine {} cores",
         num_cpus()
     );
     for (name, v) in [("options", &start_ms), ("sign-in", &finish_ms)] {

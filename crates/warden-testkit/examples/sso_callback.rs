@@ -1,10 +1,10 @@
 //! Server-side time of the single sign-on callback with warm provider keys: Warden (in
-//! process, embedded SQLite, access tokens signed RSA-3072 as by default, or the size given)
+//! process, embedded SQLite, access tokens signed ES256 as by default, or RS256 with the RSA size given)
 //! against a provider at
 //! the network boundary on loopback that answers at once (`forger`), so what is measured is
 //! Warden's own work — the state lookup, the code exchange round trip on loopback, the ID-token
 //! checks, the session. Also counts discovery/key fetches: one, for the first sign-in.
-//! `cargo run --release -p warden-testkit --example sso_callback [N] [BITS]`
+//! `cargo run --release -p warden-testkit --example sso_callback [N] [ES256|2048|3072]`
 
 use std::time::Instant;
 
@@ -19,10 +19,12 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(500);
-    // RSA size of the access tokens each sign-in signs: 3072 is Warden's default.
-    let bits = std::env::args().nth(2).unwrap_or_else(|| "3072".to_owned());
+    // The key of the access tokens each sign-in signs: ES256 is Warden's default.
+    let key = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "ES256".to_owned());
     let app = TestApp::spawn_with(warden_testkit::AppOptions {
-        env: vec![("WARDEN_AUTH_SIGNING_KEY_BITS".to_owned(), bits.clone())],
+        env: warden_testkit::signing_key_env(&key),
         ..Default::default()
     })
     .await?;
@@ -101,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     times.sort_by(f64::total_cmp);
     let q = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
     println!(
-        "callback (n={n}, RSA-{bits} access tokens): p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms; discovery/key fetches: {} \
+        "callback (n={n}, access tokens signed with {key}): p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms; discovery/key fetches: {} \
          after the first sign-in, {} after all",
         q(0.5),
         q(0.9),

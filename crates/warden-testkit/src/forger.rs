@@ -78,7 +78,7 @@ pub struct Keys {
 
 /// A fresh 2048-bit key.
 pub fn keys() -> Keys {
-    let (key, der) = SigningKey::generate(2048).unwrap();
+    let (key, der) = SigningKey::generate(warden_crypto::jwt::KeyKind::Rs256(2048)).unwrap();
     Keys {
         pair: RsaKeyPair::from_pkcs8(&der).unwrap(),
         jwk: key.jwk().clone(),

@@ -89,7 +89,7 @@ pub(super) async fn load(
 }
 
 /// Loads the keys, creating the first one on a fresh database (before serving: every node
-/// sharing the database must see the same first key; RSA-3072 takes ~0.4 s, once).
+/// sharing the database must see the same first key; P-256 is instant, RSA-3072 ~0.4 s).
 pub(super) async fn load_or_create(
     store: &Store,
     keyring: &Keyring,
@@ -116,8 +116,8 @@ pub async fn add_key(
     keep_older_secs: i64,
     audit: Option<(&ChainKey, &mut NewEvent)>,
 ) -> Result<String, StoreError> {
-    let bits = config.signing_key_bits;
-    let (key, der) = tokio::task::spawn_blocking(move || SigningKey::generate(bits))
+    let kind = config.signing_key;
+    let (key, der) = tokio::task::spawn_blocking(move || SigningKey::generate(kind))
         .await
         .map_err(|e| StoreError::Invalid(format!("key generation stopped: {e}")))?
         .map_err(|e| StoreError::Invalid(e.to_string()))?;

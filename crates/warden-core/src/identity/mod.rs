@@ -3,7 +3,7 @@
 //! revocation and user-creation use cases. Reading credentials off a request is the front
 //! end's part (the server's `identity` module).
 //!
-//! Steady state costs no database read per request: a token is verified once (RS256) and
+//! Steady state costs no database read per request: a token is verified once (ES256 or RS256) and
 //! then found in the cache; revocation is checked against memory on every request. A
 //! revocation is written to the database and its log, announced to other nodes (PostgreSQL
 //! `NOTIFY`, with polling as a fallback), and the revoking request does not answer until

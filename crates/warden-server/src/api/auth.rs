@@ -63,7 +63,7 @@ impl std::fmt::Debug for Refresh {
 /// Tokens issued by a sign-in or refresh.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
-    /// Access token (JWT, RS256).
+    /// Access token (JWT, ES256 by default or RS256).
     pub access_token: String,
     /// Always `Bearer`.
     pub token_type: &'static str,

@@ -302,6 +302,7 @@ fn build(v: &mut Values) -> Result<Config, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use warden_crypto::jwt::KeyKind;
 
     const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
@@ -504,6 +505,11 @@ mod tests {
                 "auth.signing_key_bits",
             ),
             (
+                "WARDEN_AUTH_SIGNING_ALGORITHM",
+                "HS256",
+                "auth.signing_algorithm",
+            ),
+            (
                 "WARDEN_AUTH_REFRESH_GRACE_SECS",
                 "61",
                 "auth.refresh_grace_secs",
@@ -521,16 +527,17 @@ mod tests {
             None,
             env(&[
                 ("WARDEN_AUTH_ACCESS_TOKEN_MINUTES", "5"),
+                ("WARDEN_AUTH_SIGNING_ALGORITHM", "RS256"),
                 ("WARDEN_AUTH_SIGNING_KEY_BITS", "4096"),
             ]),
             &Overrides::default(),
         )
         .unwrap();
         assert_eq!(c.auth.access_token_ttl, Duration::from_secs(300));
-        assert_eq!(c.auth.signing_key_bits, 4096);
+        assert_eq!(c.auth.signing_key, KeyKind::Rs256(4096));
         let d = Config::load(None, env(&[]), &Overrides::default()).unwrap();
         assert_eq!(d.auth.access_token_ttl, Duration::from_secs(900));
-        assert_eq!(d.auth.signing_key_bits, 3072);
+        assert_eq!(d.auth.signing_key, KeyKind::Es256);
         assert_eq!(d.auth.refresh_grace, Duration::from_secs(2));
         assert!(d.auth.multiple_active_sessions);
         assert!(d.redacted_toml().contains("access_token_minutes = 15"));

@@ -119,7 +119,14 @@ pub(super) fn build_auth(v: &mut Values) -> Result<AuthConfig, ConfigError> {
     }
     Ok(AuthConfig {
         access_token_ttl: secs(v.whole(&AUTH_ACCESS_TOKEN_MINUTES)? * 60),
-        signing_key_bits: u32::try_from(v.whole(&AUTH_SIGNING_KEY_BITS)?).unwrap_or(u32::MAX),
+        signing_key: {
+            // Checked whichever algorithm is chosen: a bad size is a mistake either way.
+            let bits = u32::try_from(v.whole(&AUTH_SIGNING_KEY_BITS)?).unwrap_or(u32::MAX);
+            match v.text(&AUTH_SIGNING_ALGORITHM)?.as_str() {
+                "RS256" => warden_crypto::jwt::KeyKind::Rs256(bits),
+                _ => warden_crypto::jwt::KeyKind::Es256,
+            }
+        },
         refresh_grace: secs(v.whole(&AUTH_REFRESH_GRACE)?),
         session_lifetime: days(v.whole(&AUTH_SESSION_LIFETIME_DAYS)?),
         session_idle: days(v.whole(&AUTH_SESSION_IDLE_DAYS)?),

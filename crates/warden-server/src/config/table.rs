@@ -150,7 +150,12 @@ settings! {
     /// Access-token lifetime.
     AUTH_ACCESS_TOKEN_MINUTES = "auth.access_token_minutes",
         Kind::Whole { min: 5, max: 60, unit: "minutes" }, Fallback::Value("15");
-    /// RSA size of new signing keys: 2048-bit is ~112-bit security, 3072 ~128. Keys of
+    /// What new signing keys are: ES256 (P-256, ~128-bit security, a signature costs tens of
+    /// microseconds) or RS256 (RSA, for verifiers that know nothing else). Keys of the other
+    /// kind already stored keep verifying until they retire.
+    AUTH_SIGNING_ALGORITHM = "auth.signing_algorithm", Kind::Word(&["ES256", "RS256"]),
+        Fallback::Value("ES256");
+    /// RSA size of new RS256 signing keys: 2048-bit is ~112-bit security, 3072 ~128. Keys of
     /// another size already stored keep verifying until they retire.
     AUTH_SIGNING_KEY_BITS = "auth.signing_key_bits", Kind::WholeOf(&[2048, 3072, 4096]),
         Fallback::Value("3072");

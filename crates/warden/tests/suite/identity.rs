@@ -336,8 +336,8 @@ async fn sign_in_gives_a_working_token_a_refresh_token_and_no_store() {
         .await
         .unwrap();
     assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
-    assert_eq!(header["alg"], "RS256");
-    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert_eq!(header["alg"], "ES256");
+    assert_eq!(jwks["keys"][0]["kty"], "EC");
     assert!(
         jwks["keys"][0].get("d").is_none(),
         "no private parts published"
@@ -350,12 +350,24 @@ fn b64(v: &Value) -> String {
 
 #[tokio::test]
 async fn forged_tokens_are_refused_with_401() {
-    let app = TestApp::spawn().await.unwrap();
-    let good = admin_token(&app).await;
+    // ES256 (the default) and RS256.
+    forged_tokens_are_refused(&TestApp::spawn().await.unwrap()).await;
+    let rsa = TestApp::spawn_with(AppOptions {
+        env: warden_testkit::signing_key_env("2048"),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
+    forged_tokens_are_refused(&rsa).await;
+}
+
+async fn forged_tokens_are_refused(app: &TestApp) {
+    let good = admin_token(app).await;
     let parts: Vec<&str> = good.split('.').collect();
     let claims: AccessClaims = serde_json::from_slice(&B64URL.decode(parts[1]).unwrap()).unwrap();
     let header: Value = serde_json::from_slice(&B64URL.decode(parts[0]).unwrap()).unwrap();
     let kid = header["kid"].as_str().unwrap();
+    let alg = header["alg"].as_str().unwrap();
     let keys = app.server.state().ctx.identity.keys();
     let sign = |c: &AccessClaims| keys.sign(c).unwrap();
     let payload = b64(&serde_json::to_value(&claims).unwrap());
@@ -368,7 +380,9 @@ async fn forged_tokens_are_refused_with_401() {
         .json()
         .await
         .unwrap();
-    let n = jwks["keys"][0]["n"].as_str().unwrap().to_owned();
+    let public = jwks["keys"][0].clone();
+    // What an attacker would key an HMAC with: the modulus or the point's x, as published.
+    let secret = public["n"].as_str().or(public["x"].as_str()).unwrap();
 
     let mut forged: Vec<(&str, String)> = Vec::new();
     forged.push((
@@ -377,34 +391,31 @@ async fn forged_tokens_are_refused_with_401() {
     ));
     let hs_input = format!("{}.{payload}", b64(&json!({"alg": "HS256", "kid": kid})));
     let tag = aws_lc_rs::hmac::sign(
-        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, n.as_bytes()),
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes()),
         hs_input.as_bytes(),
     );
     forged.push((
         "HS256 keyed with the public key",
         format!("{hs_input}.{}", B64URL.encode(tag)),
     ));
-    forged.push((
-        "RS384 header",
-        format!(
-            "{}.{payload}.{}",
-            b64(&json!({"alg": "RS384", "kid": kid})),
-            parts[2]
-        ),
-    ));
-    forged.push((
-        "ES256 header",
-        format!(
-            "{}.{payload}.{}",
-            b64(&json!({"alg": "ES256", "kid": kid})),
-            parts[2]
-        ),
-    ));
+    // The genuine signature under any other algorithm's name.
+    for other in ["RS256", "RS384", "ES256", "ES384", "PS256"] {
+        if other != alg {
+            forged.push((
+                other,
+                format!(
+                    "{}.{payload}.{}",
+                    b64(&json!({"alg": other, "kid": kid})),
+                    parts[2]
+                ),
+            ));
+        }
+    }
     forged.push((
         "unknown kid",
         format!(
             "{}.{payload}.{}",
-            b64(&json!({"alg": "RS256", "kid": "nope"})),
+            b64(&json!({"alg": alg, "kid": "nope"})),
             parts[2]
         ),
     ));
@@ -412,7 +423,7 @@ async fn forged_tokens_are_refused_with_401() {
         "jku header",
         format!(
             "{}.{payload}.{}",
-            b64(&json!({"alg": "RS256", "kid": kid, "jku": "http://127.0.0.1:9/k"})),
+            b64(&json!({"alg": alg, "kid": kid, "jku": "http://127.0.0.1:9/k"})),
             parts[2]
         ),
     ));
@@ -420,7 +431,7 @@ async fn forged_tokens_are_refused_with_401() {
         "embedded jwk",
         format!(
             "{}.{payload}.{}",
-            b64(&json!({"alg": "RS256", "kid": kid, "jwk": {"kty": "RSA", "n": n, "e": "AQAB"}})),
+            b64(&json!({"alg": alg, "kid": kid, "jwk": public})),
             parts[2]
         ),
     ));
@@ -428,7 +439,7 @@ async fn forged_tokens_are_refused_with_401() {
         "x5u header",
         format!(
             "{}.{payload}.{}",
-            b64(&json!({"alg": "RS256", "kid": kid, "x5u": "http://127.0.0.1:9/c"})),
+            b64(&json!({"alg": alg, "kid": kid, "x5u": "http://127.0.0.1:9/c"})),
             parts[2]
         ),
     ));
@@ -479,7 +490,7 @@ async fn forged_tokens_are_refused_with_401() {
         assert_eq!(res.headers()["www-authenticate"], "Bearer", "{what}");
     }
     // And the genuine token still works.
-    assert_eq!(get_me(&app, &good).await, StatusCode::OK);
+    assert_eq!(get_me(app, &good).await, StatusCode::OK);
     // A non-Bearer scheme is refused too.
     let basic = app
         .client
@@ -666,42 +677,58 @@ async fn a_replay_within_the_grace_window_from_another_client_ends_the_family() 
     }
 }
 
-/// New signing keys are RSA-3072 by default; a key of another size already in use keeps
-/// verifying its tokens while it is published.
+/// New signing keys are P-256 (ES256) by default; an RSA key already in use (as on an
+/// installation from before, or one that chose RS256) keeps verifying its tokens while it is
+/// published, beside the new key.
 #[tokio::test]
-async fn the_default_signing_key_is_rsa_3072_and_older_keys_keep_verifying() {
-    let modulus_bytes = |jwk: &Value| B64URL.decode(jwk["n"].as_str().unwrap()).unwrap().len();
-    // The test kit uses 2048-bit keys for speed; an empty value restores the default.
-    let fresh = TestApp::spawn_with(AppOptions {
-        env: vec![("WARDEN_AUTH_SIGNING_KEY_BITS".to_owned(), String::new())],
-        ..AppOptions::default()
-    })
-    .await
-    .unwrap();
+async fn the_default_signing_key_is_p256_and_rsa_keys_already_in_use_keep_verifying() {
+    let jwks = |app: &TestApp| {
+        let url = app.url("/.well-known/jwks.json");
+        let client = app.client.clone();
+        async move {
+            let v: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+            v["keys"].as_array().unwrap().clone()
+        }
+    };
+    let alg_of = |t: &Value| {
+        let header = t["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap();
+        serde_json::from_slice::<Value>(&B64URL.decode(header).unwrap()).unwrap()["alg"].clone()
+    };
+    let fresh = TestApp::spawn().await.unwrap();
     setup_admin(&fresh).await;
     let token = sign_in(&fresh, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(alg_of(&token), "ES256");
     assert_eq!(
         get_me(&fresh, token["access_token"].as_str().unwrap()).await,
         StatusCode::OK
     );
-    let jwks: Value = fresh
-        .client
-        .get(fresh.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(modulus_bytes(&jwks["keys"][0]), 384, "{jwks}");
+    let keys = jwks(&fresh).await;
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["kty"], "EC", "{keys:?}");
+    assert_eq!(keys[0]["crv"], "P-256");
+    assert_eq!(
+        B64URL.decode(keys[0]["y"].as_str().unwrap()).unwrap().len(),
+        32
+    );
 
-    // A server whose key is 2048 bits gets a 3072-bit one (as after an upgrade).
-    let app = TestApp::spawn().await.unwrap();
+    // A server signing RS256 with a 3072-bit key moves to P-256 (as after an upgrade).
+    let app = TestApp::spawn_with(AppOptions {
+        env: warden_testkit::signing_key_env("3072"),
+        ..AppOptions::default()
+    })
+    .await
+    .unwrap();
     setup_admin(&app).await;
     let old = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(alg_of(&old), "RS256");
     let state = app.server.state();
     let mut config = state.ctx.identity.config.clone();
-    config.signing_key_bits = 3072;
+    config.signing_key = warden_crypto::jwt::KeyKind::Es256;
     warden_core::identity::keys::add_key(
         app.server.store(),
         &state.ctx.keyring,
@@ -724,39 +751,25 @@ async fn the_default_signing_key_is_rsa_3072_and_older_keys_keep_verifying() {
         .await
         .unwrap();
     let new = sign_in(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let kid = |t: &Value| {
-        let header = t["access_token"]
-            .as_str()
-            .unwrap()
-            .split('.')
-            .next()
-            .unwrap();
-        serde_json::from_slice::<Value>(&B64URL.decode(header).unwrap()).unwrap()["kid"].clone()
-    };
-    assert_ne!(kid(&old), kid(&new));
+    assert_eq!(alg_of(&new), "ES256");
     for t in [&old, &new] {
         assert_eq!(
             get_me(&app, t["access_token"].as_str().unwrap()).await,
             StatusCode::OK
         );
     }
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut sizes: Vec<usize> = jwks["keys"]
-        .as_array()
-        .unwrap()
+    let keys = jwks(&app).await;
+    let mut kinds: Vec<(String, usize)> = keys
         .iter()
-        .map(modulus_bytes)
+        .map(|k| {
+            let n = k["n"]
+                .as_str()
+                .map_or(0, |n| B64URL.decode(n).unwrap().len());
+            (k["kty"].as_str().unwrap().to_owned(), n)
+        })
         .collect();
-    sizes.sort_unstable();
-    assert_eq!(sizes, [256, 384]);
+    kinds.sort();
+    assert_eq!(kinds, [("EC".to_owned(), 0), ("RSA".to_owned(), 384)]);
 }
 
 #[tokio::test]

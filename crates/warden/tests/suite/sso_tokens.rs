@@ -81,7 +81,7 @@ async fn forged_expired_and_misdirected_id_tokens_are_refused() {
                "iat": now, "nonce": nonce, "email": "victim@example.com",
                "email_verified": true})
     };
-    let public_key_bytes = B64.decode(&k.jwk.n).unwrap();
+    let public_key_bytes = B64.decode(k.jwk.n.as_deref().unwrap()).unwrap();
     type Forge<'a> = Box<dyn Fn(&str) -> String + 'a>;
     let cases: Vec<(&str, Forge)> = vec![
         (
