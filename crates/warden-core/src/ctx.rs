@@ -66,4 +66,6 @@ pub struct Ctx {
     pub tickets: crate::settings::TicketsConfig,
     /// Reaching hosts connected to other nodes.
     pub cluster: crate::cluster::Cluster,
+    /// Directory (SCIM) tokens this node has read.
+    pub scim_tokens: crate::scim::TokenCache,
 }

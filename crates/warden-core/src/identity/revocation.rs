@@ -38,6 +38,14 @@ impl Revocations {
         }
     }
 
+    /// Whether `session` (a device session, a personal or directory token) was revoked.
+    pub fn is_session_revoked(&self, session: Uuid) -> bool {
+        match self.state.read() {
+            Ok(s) => s.sessions.contains_key(&session),
+            Err(_) => true,
+        }
+    }
+
     /// The last log position applied.
     pub fn applied(&self) -> i64 {
         self.applied.load(Ordering::Acquire)

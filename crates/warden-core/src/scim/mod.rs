@@ -8,6 +8,10 @@
 //! once, on every node; its gateway keys stop with it (they hold only for active users).
 //! Deleting keeps the account (deactivated) for the audit trail; the directory no longer
 //! sees it.
+//!
+//! A token a node has read is trusted from its memory for at most a minute ([`TokenCache`]),
+//! so a directory's burst of requests costs no token read each; revoking a token goes
+//! through the revocation log, so every node refuses it on the next request all the same.
 
 pub mod discovery;
 pub mod groups;
@@ -16,6 +20,9 @@ pub mod patch;
 pub mod search;
 pub mod users;
 pub mod workspaces;
+
+use std::collections::HashMap;
+use std::sync::RwLock;
 
 use serde_json::json;
 use uuid::Uuid;
@@ -34,6 +41,48 @@ pub const ROOT: &str = "/scim/v2";
 pub const MAX_RESULTS: i64 = 200;
 /// A page's size when the directory does not ask.
 pub const DEFAULT_COUNT: i64 = 100;
+
+/// How long a node trusts a token it has read: well within the time a revoked id stays in
+/// the revocation state every node keeps (the access-token lifetime, five minutes at least).
+const CACHE_US: i64 = 60_000_000;
+/// Tokens one node remembers; past it the expired ones go, then all.
+const CACHE_CAPACITY: usize = 1_000;
+
+/// This node's directory tokens read from the database, by their secret's SHA-256: the
+/// token's id and until when it is trusted without reading it again.
+#[derive(Default)]
+pub struct TokenCache {
+    entries: RwLock<HashMap<[u8; 32], (Uuid, i64)>>,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenCache")
+    }
+}
+
+impl TokenCache {
+    fn get(&self, hash: &[u8; 32], now: i64) -> Option<Uuid> {
+        let entries = self.entries.read().ok()?;
+        entries
+            .get(hash)
+            .filter(|(_, until)| now < *until)
+            .map(|(id, _)| *id)
+    }
+
+    fn remember(&self, hash: [u8; 32], id: Uuid, now: i64) {
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        if entries.len() >= CACHE_CAPACITY {
+            entries.retain(|_, (_, until)| now < *until);
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (id, now + CACHE_US));
+    }
+}
 
 /// The directory behind a request.
 #[derive(Debug, Clone)]
@@ -57,24 +106,35 @@ pub fn base(ctx: &Ctx) -> String {
     format!("{}{ROOT}", ctx.public_url.trim_end_matches('/'))
 }
 
-/// Finds the token a directory presented. Every failure — malformed, unknown, revoked — is
-/// the same 401.
+/// Finds the token a directory presented: from this node's memory when it read it less than
+/// a minute ago, else from the database. Every failure — malformed, unknown, revoked — is the
+/// same 401; a revocation on any node is in the revocation state before its request answers.
 pub async fn authenticate(ctx: &Ctx, presented: &str, now: i64) -> CoreResult<ScimClient> {
     if !warden_crypto::token::checked_well_formed(presented, TOKEN_PREFIX) {
         return Err(Code::Unauthenticated.into());
     }
     let hash = warden_crypto::token::hash(presented);
-    let mut tx = ctx.store.begin_read().await?;
-    let row = tx.scim_token_by_hash(&hash).await?;
-    tx.commit().await?;
-    let row = row.ok_or(Code::Unauthenticated)?;
-    // The last use, to within a minute: a write only when the recorded one is older.
-    if row.last_used_at.is_none_or(|t| t < now - 60_000_000) {
-        let mut tx = ctx.store.begin().await?;
-        tx.touch_scim_token(row.id, now).await?;
-        tx.commit().await?;
+    let token_id = match ctx.scim_tokens.get(&hash, now) {
+        Some(id) => id,
+        None => {
+            let mut tx = ctx.store.begin_read().await?;
+            let row = tx.scim_token_by_hash(&hash).await?;
+            tx.commit().await?;
+            let row = row.ok_or(Code::Unauthenticated)?;
+            // The last use, to within a minute: a write only when the recorded one is older.
+            if row.last_used_at.is_none_or(|t| t < now - 60_000_000) {
+                let mut tx = ctx.store.begin().await?;
+                tx.touch_scim_token(row.id, now).await?;
+                tx.commit().await?;
+            }
+            ctx.scim_tokens.remember(hash, row.id, now);
+            row.id
+        }
+    };
+    if ctx.identity.revocations.is_session_revoked(token_id) {
+        return Err(Code::Unauthenticated.into());
     }
-    Ok(ScimClient { token_id: row.id })
+    Ok(ScimClient { token_id })
 }
 
 /// A new token with its secret, shown once.
@@ -148,6 +208,8 @@ pub async fn revoke_token(ctx: &Ctx, op: &Op, _grant: &PlatformGrant, id: &str) 
     if !tx.revoke_scim_token(id, op.now_us()).await? {
         return Err(Code::NotFound.into());
     }
+    // Every node that trusts it from memory learns it through the log.
+    tx.log_revocation("session", id, op.now_us()).await?;
     let event = op.event(
         "scim_token.revoked",
         "scim_token",
@@ -156,6 +218,7 @@ pub async fn revoke_token(ctx: &Ctx, op: &Op, _grant: &PlatformGrant, id: &str) 
     );
     tx.record(&ctx.audit_key, &event).await?;
     tx.commit().await?;
+    ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
     Ok(())
 }
 

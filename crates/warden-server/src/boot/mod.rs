@@ -457,6 +457,7 @@ async fn share(
         tickets: config.tickets.clone(),
         cluster: warden_core::cluster::Cluster::new(node_url, config.node_ca_pem.as_deref())
             .map_err(BootError)?,
+        scim_tokens: Default::default(),
     });
     warden_core::cluster::announce(&ctx)
         .await

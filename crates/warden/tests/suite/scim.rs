@@ -105,6 +105,41 @@ async fn scim2_tester_passes_every_check() {
     );
 }
 
+/// Nodes trust a token they read from memory for up to a minute; a revocation on one node
+/// still stops it on the very next request at every other.
+#[tokio::test]
+async fn a_revoked_token_is_refused_at_once_by_a_node_that_had_it_in_memory() {
+    let a = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&a).await;
+    let token = scim_token(&a, &admin).await;
+    let b = a.another_node().await.unwrap();
+    for _ in 0..3 {
+        let (s, _, v) = scim(&b, &token, Method::GET, "/Users?count=1", None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (_, list) = a
+        .call(&admin, Method::GET, "/api/v1/scim/tokens", None)
+        .await;
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let (s, _) = a
+        .call(
+            &admin,
+            Method::DELETE,
+            &format!("/api/v1/scim/tokens/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    for node in [&b, &a] {
+        let (s, _, _) = scim(node, &token, Method::GET, "/Users?count=1", None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    // A node started afterwards refuses it too (from the database).
+    let c = a.another_node().await.unwrap();
+    let (s, _, _) = scim(&c, &token, Method::GET, "/Users?count=1", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
 #[tokio::test]
 async fn tokens_are_checked_and_revocable() {
     let app = TestApp::spawn().await.unwrap();
