@@ -105,6 +105,23 @@ async fn scim2_tester_passes_every_check() {
     );
 }
 
+/// The administrator revokes the one directory token there is (`DELETE /api/v1/scim/tokens/{id}`).
+async fn revoke_the_token(app: &TestApp, admin: &str) {
+    let (_, list) = app
+        .call(admin, Method::GET, "/api/v1/scim/tokens", None)
+        .await;
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    let (s, _) = app
+        .call(
+            admin,
+            Method::DELETE,
+            &format!("/api/v1/scim/tokens/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+}
+
 /// Nodes trust a token they read from memory for up to a minute; a revocation on one node
 /// still stops it on the very next request at every other.
 #[tokio::test]
@@ -117,19 +134,7 @@ async fn a_revoked_token_is_refused_at_once_by_a_node_that_had_it_in_memory() {
         let (s, _, v) = scim(&b, &token, Method::GET, "/Users?count=1", None).await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
-    let (_, list) = a
-        .call(&admin, Method::GET, "/api/v1/scim/tokens", None)
-        .await;
-    let id = list[0]["id"].as_str().unwrap().to_owned();
-    let (s, _) = a
-        .call(
-            &admin,
-            Method::DELETE,
-            &format!("/api/v1/scim/tokens/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    revoke_the_token(&a, &admin).await;
     for node in [&b, &a] {
         let (s, _, _) = scim(node, &token, Method::GET, "/Users?count=1", None).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -158,19 +163,7 @@ async fn tokens_are_checked_and_revocable() {
     let (s, _, _) = scim(&app, &token, Method::GET, "/ServiceProviderConfig", None).await;
     assert_eq!(s, StatusCode::OK);
     // A member cannot create one; the administrator revokes it and it stops at once.
-    let (_, list) = app
-        .call(&admin, Method::GET, "/api/v1/scim/tokens", None)
-        .await;
-    let id = list[0]["id"].as_str().unwrap().to_owned();
-    let (s, _) = app
-        .call(
-            &admin,
-            Method::DELETE,
-            &format!("/api/v1/scim/tokens/{id}"),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    revoke_the_token(&app, &admin).await;
     let (s, _, _) = scim(&app, &token, Method::GET, "/Users", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(audit_rows(&app, "scim_token.revoked").await.len(), 1);
