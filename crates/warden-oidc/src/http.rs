@@ -182,6 +182,24 @@ impl Client {
         Ok(())
     }
 
+    /// A document by GET (a SAML provider's metadata): the body of a 200 answer, at most
+    /// the same size as any other answer, under the same address rules.
+    pub async fn get(&self, url: &str) -> Result<Vec<u8>, HttpError> {
+        let request = openidconnect::http::Request::builder()
+            .method(openidconnect::http::Method::GET)
+            .uri(url)
+            .body(Vec::new())
+            .map_err(|_| HttpError::Refused("not a URL".into()))?;
+        let response = self.call(request).await?;
+        if response.status() != openidconnect::http::StatusCode::OK {
+            return Err(HttpError::Unreachable(format!(
+                "answered {}",
+                response.status()
+            )));
+        }
+        Ok(response.into_body())
+    }
+
     /// One request, as openidconnect asks for it.
     pub async fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         self.check_url(&request.uri().to_string())?;

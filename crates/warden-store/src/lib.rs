@@ -30,6 +30,7 @@ mod migrate;
 pub mod passkeys;
 pub mod personal_tokens;
 pub mod roles;
+pub mod saml;
 pub mod scim;
 pub mod sealed;
 pub mod service_keys;

@@ -76,6 +76,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(30, "0030_scim"),
     migration!(31, "0031_directory_groups"),
     migration!(32, "0032_member_order"),
+    migration!(33, "0033_saml"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -1,4 +1,4 @@
-//! Single sign-on in storage: configured OpenID Connect providers, the (issuer, subject)
+//! Single sign-on in storage: configured OpenID Connect and SAML providers, the (issuer, subject)
 //! identities linked to accounts, and sign-ins under way.
 
 use uuid::Uuid;
@@ -37,12 +37,14 @@ pub struct ProviderRow {
     pub created_at: i64,
     /// Changed, µs.
     pub updated_at: i64,
+    /// `oidc` or `saml` (then its settings are a [`crate::saml::SamlRow`]); fixed once created.
+    pub protocol: String,
 }
 
 macro_rules! provider_columns {
     () => {
         "id, slug, display_name, issuer, client_id, sealed_secret, scopes, allowed_domains, jit, \
-         default_role, link_by_email, allow_private_network, created_at, updated_at"
+         default_role, link_by_email, allow_private_network, created_at, updated_at, protocol"
     };
 }
 
@@ -67,7 +69,7 @@ impl Tx {
         on_tx!(self, |c| sqlx::query(concat!(
             "INSERT INTO sso_providers (",
             provider_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(p.id)
         .bind(&p.slug)
@@ -83,6 +85,7 @@ impl Tx {
         .bind(p.allow_private_network)
         .bind(p.created_at)
         .bind(p.updated_at)
+        .bind(&p.protocol)
         .execute(c)
         .await
         .map(drop))?;
@@ -114,11 +117,12 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// Removes a provider, its linked identities and its sign-ins under way.
+    /// Removes a provider, its linked identities, its sign-ins under way and its SAML settings.
     pub async fn delete_sso_provider(&mut self, id: Uuid) -> Result<bool, StoreError> {
         for sql in [
             "DELETE FROM sso_logins WHERE provider_id = $1",
             "DELETE FROM sso_identities WHERE provider_id = $1",
+            "DELETE FROM saml_providers WHERE provider_id = $1",
         ] {
             on_tx!(self, |c| sqlx::query(sql)
                 .bind(id)

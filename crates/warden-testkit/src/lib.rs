@@ -29,6 +29,7 @@ pub mod oidc;
 pub mod passkey;
 pub mod private_postgres;
 pub mod protocol_host;
+pub mod saml;
 pub mod smtp;
 pub mod storm;
 pub mod tls;

@@ -94,6 +94,8 @@ registry! {
     EventSourceExists = 409, "event-source-exists", "An event source with this name exists in the workspace.";
     /// A single sign-on provider's slug is taken.
     SsoProviderExists = 409, "sso-provider-exists", "A single sign-on provider with this name exists.";
+    /// SAML needs a build with the `saml` feature (libxml2 and xmlsec1).
+    SamlNotBuilt = 501, "saml-not-built", "This build of Warden has no SAML support; build it with the saml feature (see README, \"SAML\").";
     /// Password sign-in is off (password-free mode).
     PasswordSignInDisabled = 403, "password-sign-in-disabled", "Password sign-in is turned off; sign in with an emailed link or single sign-on.";
     /// A sign-in policy that would leave administrators no way in.

@@ -26,7 +26,7 @@ use crate::{Code, CoreError, CoreResult, Ctx, Op};
 /// How long a started sign-in may take.
 pub const LOGIN_TTL_SECS: i64 = 600;
 /// Prefix of the browser-binding cookie's value.
-const BINDING_PREFIX: &str = "wsb_";
+pub(crate) const BINDING_PREFIX: &str = "wsb_";
 
 pub(crate) fn login_context(state_hash: &[u8]) -> Context {
     Context::new("warden.sso_login").with(state_hash)
@@ -67,6 +67,9 @@ pub struct Started {
     pub url: String,
     /// The browser-binding cookie's value (10 minutes).
     pub binding: zeroize::Zeroizing<String>,
+    /// Whether the provider comes back with a cross-site POST (SAML's HTTP-POST binding), so
+    /// the binding cookie must be `SameSite=None` to come back with it.
+    pub cross_site: bool,
 }
 
 /// Starts a sign-in with provider `slug`; `after` is where to go afterwards (refused unless
@@ -101,6 +104,9 @@ pub async fn start(
     let mut tx = ctx.store.begin_read().await?;
     let row = tx.sso_provider(slug).await?.ok_or(Code::NotFound)?;
     tx.commit().await?;
+    if row.protocol == "saml" {
+        return super::saml::start(ctx, op, &row, after, invitation_hash).await;
+    }
     let begun = ctx
         .oidc
         .begin(&provider(ctx, &row)?, op.now.unix_timestamp())
@@ -131,6 +137,7 @@ pub async fn start(
     Ok(Started {
         url: begun.url,
         binding: binding.secret,
+        cross_site: false,
     })
 }
 
@@ -204,7 +211,7 @@ pub async fn callback(
             Failure::Unavailable => "provider_unavailable",
             Failure::Internal(_) => "internal",
         };
-        audit_failure(ctx, op, slug, reason).await;
+        audit_failure(ctx, op, slug, "sso", reason).await;
     }
     result
 }
@@ -262,6 +269,36 @@ async fn finish(
             warden_oidc::OidcError::IdToken(_) => Failure::Refused("id_token_invalid"),
         }
     })?;
+    let grant = sign_in(
+        ctx,
+        op,
+        &row,
+        &identity,
+        login.invitation_hash.as_deref(),
+        "sso",
+        None,
+    )
+    .await?;
+    Ok(SignedIn {
+        grant,
+        after: login.redirect_to,
+    })
+}
+
+/// Signs in the person a provider vouched for: the account linked to the identity, or — the
+/// first time — the one its invitation creates, or the one the provider's rules link or
+/// create; then the same session as a password sign-in. `method` names the protocol in the
+/// audit log; a SAML `assertion` is spent in the same transaction (a replay is refused).
+pub(crate) async fn sign_in(
+    ctx: &Ctx,
+    op: &Op,
+    row: &ProviderRow,
+    identity: &warden_oidc::Identity,
+    invitation_hash: Option<&[u8]>,
+    method: &'static str,
+    assertion: Option<Assertion<'_>>,
+) -> Result<Grant, Failure> {
+    let now = op.now_us();
     // A known identity's access token starts signing now, beside the writes that follow.
     let mut read = ctx.store.begin_read().await?;
     let known = read
@@ -270,14 +307,21 @@ async fn finish(
     read.commit().await?;
     let signing = known.map(|id| begin_signing(ctx, op, id));
     let mut tx = ctx.store.begin().await?;
+    if let Some(a) = assertion
+        && !tx
+            .use_saml_assertion(a.issuer, a.id, a.expires_at, now)
+            .await?
+    {
+        return Err(Failure::Refused("assertion_replayed"));
+    }
     let user_id = match tx
         .sso_identity(&identity.issuer, &identity.subject, now)
         .await?
     {
         Some(id) => id,
-        None => match &login.invitation_hash {
-            Some(hash) => accept_invitation(ctx, op, &mut tx, &row, &identity, hash).await?,
-            None => first_sign_in(ctx, op, &mut tx, &row, &identity).await?,
+        None => match invitation_hash {
+            Some(hash) => accept_invitation(ctx, op, &mut tx, row, identity, hash).await?,
+            None => first_sign_in(ctx, op, &mut tx, row, identity).await?,
         },
     };
     let user = tx
@@ -285,15 +329,20 @@ async fn finish(
         .await?
         .filter(|u| u.active)
         .ok_or(Failure::Refused("account_inactive"))?;
-    let summary = json!({"email": user.email, "method": "sso", "provider": row.slug});
-    let grant = match signing.filter(|_| known == Some(user.id)) {
-        Some(signing) => start_session_signed(ctx, op, tx, &user, summary, signing).await?,
-        None => start_session(ctx, op, tx, &user, summary).await?,
-    };
-    Ok(SignedIn {
-        grant,
-        after: login.redirect_to,
-    })
+    let summary = json!({"email": user.email, "method": method, "provider": row.slug});
+    match signing.filter(|_| known == Some(user.id)) {
+        Some(signing) => Ok(start_session_signed(ctx, op, tx, &user, summary, signing).await?),
+        None => Ok(start_session(ctx, op, tx, &user, summary).await?),
+    }
+}
+
+/// A SAML assertion used by a sign-in: refused if it was used before (any node), kept
+/// until `expires_at` (µs).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Assertion<'a> {
+    pub issuer: &'a str,
+    pub id: &'a str,
+    pub expires_at: i64,
 }
 
 /// The callback's checks before the code exchange: the attempt belongs to this provider
@@ -308,7 +357,7 @@ fn checked<'a>(
     state_hash: &[u8],
 ) -> Result<(ProviderRow, &'a str, String), Failure> {
     let row = row
-        .filter(|row| row.id == login.provider_id)
+        .filter(|row| row.id == login.provider_id && row.protocol == "oidc")
         .ok_or(Failure::Refused("unknown_state"))?;
     let bound = binding
         .filter(|b| token::well_formed(b, BINDING_PREFIX))
@@ -442,7 +491,7 @@ async fn accept_invitation(
     Ok(user_id)
 }
 
-async fn audit_failure(ctx: &Ctx, op: &Op, slug: &str, reason: &str) {
+pub(crate) async fn audit_failure(ctx: &Ctx, op: &Op, slug: &str, method: &str, reason: &str) {
     let record = async {
         let mut tx = ctx.store.begin().await?;
         let event = op.event_by(
@@ -451,7 +500,7 @@ async fn audit_failure(ctx: &Ctx, op: &Op, slug: &str, reason: &str) {
             "sso_provider",
             Some(slug.to_owned()),
             Outcome::Failed,
-            json!({"method": "sso", "provider": slug, "reason": reason}),
+            json!({"method": method, "provider": slug, "reason": reason}),
         );
         tx.record(&ctx.audit_key, &event).await?;
         tx.commit().await?;

@@ -1,11 +1,13 @@
 //! Single sign-on with OpenID Connect: providers administrators configure (`providers`) and
-//! the sign-in itself (`flow`). The protocol — discovery, keys, PKCE, code exchange, ID-token
+//! the sign-in itself (`flow`); SAML 2.0 providers share both and add their own protocol
+//! (`saml`, on `warden-saml`). The protocol — discovery, keys, PKCE, code exchange, ID-token
 //! checks, the guarded outbound client — is `warden-oidc`'s; here are Warden's rules: who a
 //! verified identity is (by issuer and subject, never by email), when an email may link or
 //! create an account, and where the browser may be sent afterwards.
 
 pub mod flow;
 pub mod providers;
+pub mod saml;
 
 /// Where the browser goes after signing in when the request named nowhere.
 pub const DEFAULT_AFTER: &str = "/sso/signed-in";

@@ -89,7 +89,7 @@ pub(crate) fn secret_context(id: Uuid) -> Context {
     Context::new("warden.sso_client_secret").with(id.as_bytes())
 }
 
-fn check_slug(slug: &str) -> CoreResult<()> {
+pub(crate) fn check_slug(slug: &str) -> CoreResult<()> {
     let ok = (1..=40).contains(&slug.len())
         && slug
             .chars()
@@ -104,6 +104,39 @@ fn check_slug(slug: &str) -> CoreResult<()> {
     }
 }
 
+/// The email domains a provider is trusted for, checked and lower-cased.
+pub(crate) fn allowed_domains(list: &[String]) -> CoreResult<Vec<String>> {
+    let mut domains = Vec::new();
+    for d in list {
+        let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+        let ok = !d.is_empty()
+            && d.len() <= 253
+            && d.contains('.')
+            && d.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        if !ok {
+            return Err(CoreError::invalid(
+                "allowed_domains",
+                "must be domain names such as example.com",
+            ));
+        }
+        domains.push(d);
+    }
+    Ok(domains)
+}
+
+/// A display name: 1 to 100 characters, trimmed.
+pub(crate) fn display_name(name: &str) -> CoreResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(CoreError::invalid(
+            "display_name",
+            "must be 1 to 100 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 /// Checks the settings and turns them into a row (the secret sealed; `keep` is the stored
 /// sealed secret when none is given).
 fn row(
@@ -115,13 +148,7 @@ fn row(
     created_at: i64,
     now: i64,
 ) -> CoreResult<ProviderRow> {
-    let display_name = s.display_name.trim();
-    if display_name.is_empty() || display_name.chars().count() > 100 {
-        return Err(CoreError::invalid(
-            "display_name",
-            "must be 1 to 100 characters",
-        ));
-    }
+    let display_name = display_name(&s.display_name)?;
     let issuer = s.issuer.url()?;
     let http = warden_oidc::http::Client::new(s.allow_private_network)
         .map_err(|e| CoreError::internal(&e))?;
@@ -151,22 +178,7 @@ fn row(
     if !scopes.iter().any(|s| s == "openid") {
         scopes.insert(0, "openid".to_owned());
     }
-    let mut domains = Vec::new();
-    for d in &s.allowed_domains {
-        let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
-        let ok = !d.is_empty()
-            && d.len() <= 253
-            && d.contains('.')
-            && d.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-        if !ok {
-            return Err(CoreError::invalid(
-                "allowed_domains",
-                "must be domain names such as example.com",
-            ));
-        }
-        domains.push(d);
-    }
+    let domains = allowed_domains(&s.allowed_domains)?;
     let sealed_secret = match &s.client_secret {
         Some(secret) if !secret.is_empty() => Some(
             ctx.keyring
@@ -179,7 +191,7 @@ fn row(
     Ok(ProviderRow {
         id,
         slug: slug.to_owned(),
-        display_name: display_name.to_owned(),
+        display_name,
         issuer,
         client_id: s.client_id.trim().to_owned(),
         sealed_secret,
@@ -194,10 +206,11 @@ fn row(
         allow_private_network: s.allow_private_network,
         created_at,
         updated_at: now,
+        protocol: "oidc".to_owned(),
     })
 }
 
-fn summary(r: &ProviderRow, secret_changed: bool) -> serde_json::Value {
+pub(crate) fn summary(r: &ProviderRow, secret_changed: bool) -> serde_json::Value {
     json!({
         "slug": r.slug, "display_name": r.display_name, "issuer": r.issuer,
         "client_id": r.client_id, "client_secret": if secret_changed { "[changed]" } else { "[unchanged]" },
@@ -245,6 +258,12 @@ pub async fn update(
 ) -> CoreResult<ProviderRow> {
     let mut tx = ctx.store.begin().await?;
     let old = tx.sso_provider(slug).await?.ok_or(Code::NotFound)?;
+    if old.protocol != "oidc" {
+        return Err(CoreError::invalid(
+            "preset",
+            "this is a SAML provider: change it at /api/v1/admin/saml/providers/{slug}",
+        ));
+    }
     let r = row(
         ctx,
         old.id,

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod passkeys;
 pub mod roles;
+pub mod saml;
 pub mod scim_tokens;
 pub mod service_keys;
 pub mod session_files;
@@ -61,6 +62,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(invitations::routes())
         .merge(sign_in_policy::routes())
         .merge(sso::routes())
+        .merge(saml::routes())
         .merge(mail::routes())
         .merge(me::routes())
         .merge(tokens::routes())

@@ -145,13 +145,20 @@ pub struct ProviderView {
     pub link_by_email: bool,
     /// Whether private addresses are allowed.
     pub allow_private_network: bool,
-    /// The redirect URI to register with the provider.
+    /// The redirect URI to register with the provider (for SAML: the assertion consumer
+    /// service URL).
     pub redirect_uri: String,
+    /// `oidc` or `saml` (its SAML settings: `/api/v1/admin/saml/providers/{slug}`).
+    pub protocol: String,
 }
 
-fn view(state: &AppState, r: ProviderRow) -> ProviderView {
+pub(crate) fn view(state: &AppState, r: ProviderRow) -> ProviderView {
     ProviderView {
-        redirect_uri: flow::callback_url(&state.ctx, &r.slug),
+        redirect_uri: if r.protocol == "saml" {
+            warden_core::sso::saml::acs_url(&state.ctx, &r.slug)
+        } else {
+            flow::callback_url(&state.ctx, &r.slug)
+        },
         has_client_secret: r.sealed_secret.is_some(),
         scopes: r.scopes.split_whitespace().map(str::to_owned).collect(),
         allowed_domains: r
@@ -167,6 +174,7 @@ fn view(state: &AppState, r: ProviderRow) -> ProviderView {
         default_role: r.default_role,
         link_by_email: r.link_by_email,
         allow_private_network: r.allow_private_network,
+        protocol: r.protocol,
     }
 }
 
@@ -266,7 +274,7 @@ impl std::fmt::Debug for StartQuery {
     }
 }
 
-fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     let mut res = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(location) {
         res.headers_mut().insert(header::LOCATION, v);
@@ -300,7 +308,13 @@ pub(crate) async fn start(
     .await?;
     let mut res = see_other(&started.url);
     let max_age = flow::LOGIN_TTL_SECS;
-    if let Some(c) = cookies::set(BINDING_COOKIE, &started.binding, max_age, true) {
+    // SAML comes back with a cross-site POST, which carries only a SameSite=None cookie.
+    let cookie = if started.cross_site {
+        cookies::set_cross_site(super::saml::BINDING_COOKIE, &started.binding, max_age)
+    } else {
+        cookies::set(BINDING_COOKIE, &started.binding, max_age, true)
+    };
+    if let Some(c) = cookie {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(res)
@@ -348,7 +362,19 @@ pub(crate) async fn callback(
         iss: q.iss.as_deref(),
     };
     let binding = cookies::get(&headers, BINDING_COOKIE);
-    let mut res = match flow::callback(&state.ctx, &op, &slug, cb, binding).await {
+    let result = flow::callback(&state.ctx, &op, &slug, cb, binding).await;
+    finished(&state, result, BINDING_COOKIE)
+}
+
+/// The answer to a finished sign-in (OIDC callback or SAML assertion consumer service):
+/// session cookies and on to where it was going, or a page saying why not; the binding cookie
+/// `binding_cookie` is cleared either way.
+pub(crate) fn finished(
+    state: &AppState,
+    result: Result<flow::SignedIn, Failure>,
+    binding_cookie: &str,
+) -> Response {
+    let mut res = match result {
         Ok(done) => {
             let mut res = see_other(&done.after);
             let csrf = state
@@ -374,7 +400,7 @@ pub(crate) async fn callback(
         ),
         Err(Failure::Internal(cause)) => ApiError::internal(&cause).into_response(),
     };
-    if let Some(c) = cookies::clear(BINDING_COOKIE) {
+    if let Some(c) = cookies::clear(binding_cookie) {
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     res

@@ -1,7 +1,8 @@
 //! The web console's cookies and the same-origin rules for requests that use them.
 //!
 //! Cookies are `__Host-` prefixed (so: `Secure`, `Path=/`, no `Domain`), `HttpOnly` (except
-//! the CSRF token, which the console's script must read) and `SameSite=Lax`.
+//! the CSRF token, which the console's script must read) and `SameSite=Lax` — but for the
+//! cookie binding a SAML sign-in to its browser, which must come back on a cross-site POST.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
@@ -32,6 +33,16 @@ pub fn set(name: &str, value: &str, max_age: i64, http_only: bool) -> Option<Hea
     let http_only = if http_only { "; HttpOnly" } else { "" };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; Secure{http_only}; SameSite=Lax; Max-Age={max_age}"
+    ))
+    .ok()
+}
+
+/// A `Set-Cookie` value for `name` that a cross-site POST carries too (`SameSite=None`,
+/// HttpOnly): only for binding a sign-in to the browser that started it, when the identity
+/// provider comes back by posting a form (SAML's HTTP-POST binding).
+pub fn set_cross_site(name: &str, value: &str, max_age: i64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=None; Max-Age={max_age}"
     ))
     .ok()
 }

@@ -41,6 +41,8 @@ mod passkeys;
 mod passwordless;
 mod postgres_tls;
 mod routes;
+#[cfg(feature = "saml")]
+mod saml;
 mod scim;
 mod service_keys;
 mod sso;
