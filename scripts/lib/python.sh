@@ -5,12 +5,13 @@
 # Prometheus client `prometheus-client` (its parser judges `/metrics`) and the OpenTelemetry
 # protobuf definitions `opentelemetry-proto` (they decode the traces Warden exports), and
 # `schemathesis` (it judges every API operation against the OpenAPI document) and
-# `scim2-tester` (it judges the SCIM 2.0 service, /scim/v2). Installed
+# `scim2-tester` (it judges the SCIM 2.0 service, /scim/v2) and `pysaml2` (a real SAML identity
+# provider, signing with Debian's xmlsec1). Installed
 # from PyPI into a virtual environment kept outside the clone, so consecutive runs reuse it;
 # exports WARDEN_TEST_PYTHON.
 # Usage: . scripts/lib/python.sh; setup_python
 
-PY_PACKAGES="aiosmtpd==1.4.6 joserfc==1.8.0 openai==3.60.0 anthropic==2.16.0 mcp==2.3.0 prometheus-client==0.26.0 opentelemetry-proto==1.45.2 schemathesis==4.32.5 scim2-tester[httpx2]==0.5.2"
+PY_PACKAGES="aiosmtpd==1.4.6 joserfc==1.8.0 openai==3.60.0 anthropic==2.16.0 mcp==2.3.0 prometheus-client==0.26.0 opentelemetry-proto==1.45.2 schemathesis==4.32.5 scim2-tester[httpx2]==0.5.2 pysaml2==7.5.5"
 
 setup_python() {
   local venv="${WARDEN_TEST_VENV:-/var/tmp/warden-test-venv}"

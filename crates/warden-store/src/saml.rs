@@ -88,9 +88,8 @@ impl Tx {
         .execute(c)
         .await
         .map(drop))?;
-        let n =
-            on_tx!(self, |c| {
-                sqlx::query(
+        let n = on_tx!(self, |c| {
+            sqlx::query(
             "INSERT INTO saml_assertions (issuer, assertion_id, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (issuer, assertion_id) DO NOTHING"
         )
@@ -100,7 +99,7 @@ impl Tx {
         .execute(c)
         .await
         .map(|r| r.rows_affected())
-            })?;
+        })?;
         Ok(n == 1)
     }
 }

@@ -360,11 +360,15 @@ pub enum HostCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum SsoCommand {
-    /// Every provider: slug, name, issuer, client id, just-in-time, linking, redirect URI.
+    /// Every provider: slug, protocol, name, issuer, client id, just-in-time, linking,
+    /// redirect URI.
     List,
     /// Add a provider, or with --replace change one (its client secret, if any, is read
     /// from standard input with --client-secret-stdin).
     Add(Box<SsoArgs>),
+    /// Add a SAML 2.0 provider from the IdP's metadata (file or URL), or with --replace
+    /// change one. Prints what to register with the IdP.
+    AddSaml(Box<crate::sso::SamlArgs>),
     /// Remove a provider; accounts linked to it stay, unlinked.
     Remove {
         /// The provider's slug.

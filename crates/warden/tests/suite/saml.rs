@@ -398,3 +398,69 @@ async fn a_provider_that_must_sign_the_response_refuses_a_signed_assertion_alone
         StatusCode::SEE_OTHER
     );
 }
+
+#[tokio::test]
+async fn warden_sso_add_saml_takes_the_metadata_file_and_prints_what_to_register() {
+    let app = TestApp::spawn().await.unwrap();
+    admin_token(&app).await;
+    let idp = SamlIdp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.json");
+    let metadata = dir.path().join("idp.xml");
+    std::fs::write(&metadata, idp.metadata().await).unwrap();
+    let run = |args: &[&str], stdin: &'static str| {
+        crate::cli::run_cli(
+            dir.path(),
+            &creds,
+            args.iter().map(|s| (*s).to_owned()).collect(),
+            stdin,
+        )
+    };
+    let email = crate::identity::ADMIN_EMAIL;
+    let (ok, out) = run(
+        &["login", "--url", &app.base, "--email", email],
+        "violet tractor 93 lagoon\n",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    let file = metadata.to_str().unwrap();
+    let args = [
+        "sso",
+        "add-saml",
+        "okta",
+        "--name",
+        "Okta",
+        "--metadata-file",
+        file,
+        "--domain",
+        "example.com",
+        "--jit",
+    ];
+    let (ok, out) = run(&args, "").await.unwrap();
+    assert!(
+        ok && out.contains("/api/v1/auth/saml/okta/metadata")
+            && out.contains("/api/v1/auth/saml/okta/acs")
+            && out.contains(&idp.entity_id),
+        "{out}"
+    );
+    let (ok, out) = run(&["sso", "list"], "").await.unwrap();
+    assert!(ok && out.contains("okta  saml  Okta"), "{out}");
+    // Metadata that is not an IdP's is refused with the reason.
+    std::fs::write(&metadata, "<x/>").unwrap();
+    let (ok, out) = run(
+        &[
+            "sso",
+            "add-saml",
+            "bad",
+            "--name",
+            "Bad",
+            "--metadata-file",
+            file,
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(!ok && out.contains("422"), "{out}");
+}
