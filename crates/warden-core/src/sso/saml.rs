@@ -151,6 +151,7 @@ async fn rows(
     slug: &str,
     created_at: i64,
     now: i64,
+    keep: Option<&SamlRow>,
 ) -> CoreResult<Provider> {
     let display_name = display_name(&s.display_name)?;
     let domains = allowed_domains(&s.allowed_domains)?;
@@ -167,7 +168,13 @@ async fn rows(
             "must be assertion, response or either",
         ));
     }
-    let (xml, metadata_url) = metadata(s).await?;
+    let (xml, metadata_url) = match keep {
+        // Neither given on a change: the stored metadata stays (not fetched again).
+        Some(old) if s.metadata_xml.is_none() && s.metadata_url.is_none() => {
+            (old.idp_metadata.clone(), old.metadata_url.clone())
+        }
+        _ => metadata(s).await?,
+    };
     let idp = warden_saml::read_metadata(&xml).map_err(|e| match e {
         warden_saml::SamlError::NotBuilt => CoreError::new(Code::SamlNotBuilt),
         other => CoreError::noted(Code::InvalidInput, "metadata_xml", other.to_string()),
@@ -232,7 +239,7 @@ pub async fn create(
     licensed(ctx)?;
     check_slug(slug)?;
     let now = op.now_us();
-    let p = rows(s, Uuid::now_v7(), slug, now, now).await?;
+    let p = rows(s, Uuid::now_v7(), slug, now, now, None).await?;
     let mut tx = ctx.store.begin().await?;
     may_grant_role(&mut tx, grant, &p.row.default_role).await?;
     if tx.sso_provider(slug).await?.is_some() {
@@ -252,7 +259,7 @@ pub async fn create(
 }
 
 /// Changes a SAML provider (its metadata too: a rotated IdP certificate is a new upload or
-/// fetch).
+/// fetch; with neither, the stored metadata stays).
 pub async fn update(
     ctx: &Ctx,
     op: &Op,
@@ -262,7 +269,15 @@ pub async fn update(
 ) -> CoreResult<Provider> {
     licensed(ctx)?;
     let old = get(ctx, grant, slug).await?;
-    let p = rows(s, old.row.id, slug, old.row.created_at, op.now_us()).await?;
+    let p = rows(
+        s,
+        old.row.id,
+        slug,
+        old.row.created_at,
+        op.now_us(),
+        Some(&old.saml),
+    )
+    .await?;
     let mut tx = ctx.store.begin().await?;
     may_grant_role(&mut tx, grant, &p.row.default_role).await?;
     if !tx.update_sso_provider(&p.row).await? {

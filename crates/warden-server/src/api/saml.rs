@@ -48,7 +48,8 @@ pub struct SamlProviderInput {
     pub slug: Option<String>,
     /// Shown on the sign-in screen.
     pub display_name: String,
-    /// The IdP's metadata XML (an `EntityDescriptor`), or give `metadata_url`.
+    /// The IdP's metadata XML (an `EntityDescriptor`), or give `metadata_url` (on a change,
+    /// neither keeps the stored metadata).
     #[serde(default)]
     pub metadata_xml: Option<String>,
     /// Where to fetch the IdP's metadata (https; fetched once, on each save).

@@ -32,6 +32,7 @@ mod hosts;
 mod license;
 mod llm;
 mod profile;
+mod saml_admin;
 mod sessions;
 mod sign_in_admin;
 mod tickets;
@@ -61,6 +62,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .merge(hosts::routes())
         .merge(admin::routes())
         .merge(sign_in_admin::routes())
+        .merge(saml_admin::routes())
         .merge(audit::routes())
         .merge(workspaces::routes())
         .merge(workspace_settings::routes())

@@ -50,6 +50,8 @@ struct ProviderItem {
     jit: String,
     link_by_email: bool,
     callback: String,
+    /// A SAML provider's settings (`None`: OpenID Connect).
+    saml: Option<super::saml_admin::SamlItem>,
     /// For the edit form.
     domains_raw: String,
     jit_on: bool,
@@ -65,6 +67,8 @@ struct SsoPage {
     may_create: bool,
     may_delete: bool,
     may_update: bool,
+    /// Whether SAML providers may be added (licence feature `sso-saml`).
+    saml_licensed: bool,
     password_sign_in: bool,
     break_glass: String,
 }
@@ -79,11 +83,16 @@ pub(crate) async fn sso_page(
     caller: Caller,
     ApiQuery(done): ApiQuery<Done>,
 ) -> Result<Response, ApiError> {
-    let providers = providers::list(&state.ctx, &grant)
-        .await?
-        .into_iter()
-        .map(|p| ProviderItem {
+    let mut items = Vec::new();
+    for p in providers::list(&state.ctx, &grant).await? {
+        let saml = if p.protocol == "saml" {
+            Some(super::saml_admin::item(&state, &grant, &p.slug).await?)
+        } else {
+            None
+        };
+        items.push(ProviderItem {
             callback: warden_core::sso::flow::callback_url(&state.ctx, &p.slug),
+            saml,
             domains_raw: p.allowed_domains.replace(' ', ", "),
             jit_on: p.jit,
             default_role: p.default_role.clone(),
@@ -104,8 +113,9 @@ pub(crate) async fn sso_page(
                 "off".to_owned()
             },
             link_by_email: p.link_by_email,
-        })
-        .collect();
+        });
+    }
+    let providers = items;
     let policy = warden_core::identity::policy::get(&state.ctx, &grant).await?;
     let frame = frame(&state, &caller, "sso", super::notice(done.done.as_deref())).await?;
     let page = SsoPage {
@@ -113,6 +123,10 @@ pub(crate) async fn sso_page(
         password_sign_in: policy.password_sign_in,
         break_glass: policy.break_glass_email.unwrap_or_default(),
         may_create: frame.may.contains(Permission::SETTINGS_CREATE),
+        saml_licensed: state
+            .ctx
+            .license
+            .feature(warden_domain::license::Feature::SsoSaml),
         may_delete: frame.may.contains(Permission::SETTINGS_DELETE),
         frame,
         providers,

@@ -10,10 +10,13 @@ Usage: saml_idp.py PORT
   POST /sp                           body: an SP's metadata XML, loaded
   GET  /sso?SAMLRequest=&RelayState=&user=&forge=JSON
   GET  /unsolicited?sp=&acs=&user=&forge=JSON     (IdP-initiated)
-Both sign-in answers are JSON: {"acs", "SAMLResponse", "RelayState", "xml"}.
+Both sign-in answers are JSON: {"acs", "SAMLResponse", "RelayState", "xml"}. Without `user`,
+/sso is what a browser sees: a sign-in page whose form (GET /sso/login) answers with a page
+that posts the response to the SP, as an IdP's HTTP-POST binding does.
 """
 
 import base64
+import html
 import datetime
 import json
 import re
@@ -223,6 +226,30 @@ def wrap(xml, variant, evil, name):
 
 # --- HTTP -----------------------------------------------------------------------------------
 
+def login_page(q):
+    hidden = "".join(
+        f'<input type="hidden" name="{k}" value="{html.escape(q[k])}">'
+        for k in ("SAMLRequest", "RelayState") if k in q
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Test IdP</title></head>'
+        '<body><main><h1>Test identity provider</h1><form method="get" action="/sso/login">'
+        f'{hidden}<label>User <input name="user" type="email"></label> '
+        '<button type="submit">Continue</button></form></main></body></html>'
+    )
+
+
+def post_page(acs, xml, relay):
+    encoded = base64.b64encode(xml.encode()).decode()
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Signing in</title></head>'
+        f'<body onload="document.forms[0].submit()"><form method="post" action="{html.escape(acs)}">'
+        f'<input type="hidden" name="SAMLResponse" value="{encoded}">'
+        f'<input type="hidden" name="RelayState" value="{html.escape(relay)}">'
+        '<noscript><button type="submit">Continue</button></noscript></form></body></html>'
+    )
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -251,6 +278,14 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/metadata":
                 md = create_metadata_string(None, IDP.config, 4, None, None, None, None, None)
                 return self.send(200, md, "application/samlmetadata+xml")
+            if url.path == "/sso" and "user" not in q:
+                return self.send(200, login_page(q), "text/html; charset=utf-8")
+            if url.path == "/sso/login":
+                req = IDP.parse_authn_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
+                msg = req.message
+                xml = respond(msg.id, msg.assertion_consumer_service_url, msg.issuer.text, q["user"], forge)
+                page = post_page(msg.assertion_consumer_service_url, xml, q.get("RelayState", ""))
+                return self.send(200, page, "text/html; charset=utf-8")
             if url.path == "/sso":
                 req = IDP.parse_authn_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
                 msg = req.message

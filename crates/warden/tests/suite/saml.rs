@@ -464,3 +464,39 @@ async fn warden_sso_add_saml_takes_the_metadata_file_and_prints_what_to_register
     .unwrap();
     assert!(!ok && out.contains("422"), "{out}");
 }
+
+#[tokio::test]
+async fn in_chromium_an_administrator_adds_a_saml_provider_and_someone_signs_in_through_it() {
+    if crate::browser::skipped() {
+        return;
+    }
+    let (app, public) = crate::browser::console_app(&[]).await;
+    admin_token(&app).await;
+    let idp = SamlIdp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let metadata = dir.path().join("idp.xml");
+    std::fs::write(&metadata, idp.metadata().await).unwrap();
+    let summary = crate::browser::walk(
+        "saml.mjs",
+        &public,
+        &[
+            ("IDP", idp.base.as_str()),
+            ("IDP_METADATA", metadata.to_str().unwrap()),
+        ],
+        2,
+    )
+    .await;
+    let listed = summary["listed"].as_str().unwrap();
+    assert!(
+        listed.contains("SAML")
+            && listed.contains(&idp.entity_id)
+            && listed.contains("/api/v1/auth/saml/corp/acs"),
+        "{summary}"
+    );
+    assert_eq!(summary["registered"], 204, "{summary}");
+    assert_eq!(summary["landed"], "/console", "{summary}");
+    assert_eq!(summary["me"], "pat@example.com", "{summary}");
+    let provisioned = audit_rows(&app, "sso.user_provisioned").await;
+    assert_eq!(provisioned.len(), 1);
+    assert!(provisioned[0].summary.contains("pat@example.com"));
+}

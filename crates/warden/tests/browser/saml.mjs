@@ -1,0 +1,53 @@
+// SAML in Chromium: the administrator adds a SAML provider on Admin → Single sign-on by
+// pasting the IdP's metadata and sees what to register with the IdP; then someone else, in a
+// fresh browser, clicks its button on the sign-in page, signs in at the IdP (pysaml2), whose
+// page posts the signed response back across sites, and lands in the console with an account
+// made for them. Warden's pages are checked for console errors, CSP violations and axe
+// findings, and photographed.
+// Usage: WARDEN_URL=… EMAIL=… PASSWORD=… IDP=… IDP_METADATA=file SHOTS=dir node saml.mjs
+
+import { readFileSync } from "node:fs";
+import { launch, signIn, step } from "./harness.mjs";
+
+const { WARDEN_URL: base, EMAIL: email, PASSWORD: password, IDP: idp, IDP_METADATA: metadata, SHOTS: shots } = process.env;
+const { browser, summary, context: newContext, watch, check: checkPage } = await launch(shots);
+
+try {
+  const context = await newContext();
+  const page = watch(await context.newPage());
+  const check = (name) => checkPage(page, name);
+
+  step("the administrator adds a SAML provider");
+  await signIn(page, base, email, password);
+  await page.goto(`${base}/console/admin/sso`);
+  const form = "section[aria-labelledby=add-saml-h] form";
+  await page.fill(`${form} input[name=display_name]`, "Corp SAML");
+  await page.fill(`${form} input[name=slug]`, "corp");
+  await page.fill(`${form} textarea[name=metadata_xml]`, readFileSync(metadata, "utf8"));
+  await page.fill(`${form} input[name=allowed_domains]`, "example.com");
+  await page.check(`${form} input[name=jit]`);
+  await page.click("button:text-is('Add SAML provider')");
+  await page.waitForURL(/done=provider-added/);
+  summary.listed = (await page.locator("ul.list li:has-text('Corp SAML')").textContent()).replace(/\s+/g, " ").trim();
+  await check("admin-sso-saml");
+
+  step("the IdP learns Warden's metadata");
+  const sp = await (await fetch(`${base}/api/v1/auth/saml/corp/metadata`)).text();
+  summary.registered = (await fetch(`${idp}/sp`, { method: "POST", body: sp })).status;
+
+  step("someone signs in with it in a fresh browser");
+  const other = await newContext();
+  const them = watch(await other.newPage());
+  await them.goto(`${base}/sign-in`);
+  await them.click("a.sso:has-text('Corp SAML')");
+  await them.waitForURL(new RegExp(`^${idp}/sso\\?`));
+  await them.fill("input[name=user]", "pat@example.com");
+  await them.click("button:text-is('Continue')");
+  await them.waitForURL(`${base}/console`);
+  summary.landed = new URL(them.url()).pathname;
+  summary.me = await them.evaluate(async () => (await (await fetch("/api/v1/me")).json()).email);
+  await checkPage(them, "console-after-saml");
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(summary));
