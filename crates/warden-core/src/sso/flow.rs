@@ -115,12 +115,41 @@ pub async fn start(
             tracing::warn!(provider = %slug, error = %e, "single sign-on provider unavailable");
             CoreError::new(Code::SsoProviderUnavailable)
         })?;
-    let binding = token::issue(BINDING_PREFIX).map_err(|e| CoreError::internal(&e))?;
-    let state_hash = token::hash(&begun.state);
     let secrets = format!("{}\n{}", begun.nonce, begun.pkce_verifier);
+    let binding = remember(
+        ctx,
+        op,
+        &row,
+        &begun.state,
+        secrets.as_bytes(),
+        after,
+        invitation_hash,
+    )
+    .await?;
+    Ok(Started {
+        url: begun.url,
+        binding,
+        cross_site: false,
+    })
+}
+
+/// Stores a sign-in under way (10 minutes, single use) under the hash of its `state`: the
+/// protocol's `secrets` sealed, where to go after, the invitation it accepts — bound to the
+/// browser by a new cookie, whose value this returns.
+pub(crate) async fn remember(
+    ctx: &Ctx,
+    op: &Op,
+    row: &ProviderRow,
+    state: &str,
+    secrets: &[u8],
+    after: String,
+    invitation_hash: Option<Vec<u8>>,
+) -> CoreResult<zeroize::Zeroizing<String>> {
+    let binding = token::issue(BINDING_PREFIX).map_err(|e| CoreError::internal(&e))?;
+    let state_hash = token::hash(state);
     let sealed = ctx
         .keyring
-        .seal(&login_context(&state_hash), secrets.as_bytes())
+        .seal(&login_context(&state_hash), secrets)
         .map_err(|e| CoreError::internal(&e))?;
     let now = op.now_us();
     let mut tx = ctx.store.begin().await?;
@@ -134,11 +163,7 @@ pub async fn start(
     tx.insert_sso_login(&state_hash, &login, now, now + LOGIN_TTL_SECS * 1_000_000)
         .await?;
     tx.commit().await?;
-    Ok(Started {
-        url: begun.url,
-        binding: binding.secret,
-        cross_site: false,
-    })
+    Ok(binding.secret)
 }
 
 /// What the provider sent back to the callback.
@@ -175,6 +200,17 @@ pub enum Failure {
     Internal(String),
 }
 
+impl Failure {
+    /// The reason the audit log gives.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Refused(r) => r,
+            Self::Unavailable => "provider_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
 impl From<Refusal> for Failure {
     fn from(r: Refusal) -> Self {
         match r {
@@ -206,12 +242,7 @@ pub async fn callback(
 ) -> Result<SignedIn, Failure> {
     let result = finish(ctx, op, slug, cb, binding).await;
     if let Err(f) = &result {
-        let reason = match f {
-            Failure::Refused(r) => *r,
-            Failure::Unavailable => "provider_unavailable",
-            Failure::Internal(_) => "internal",
-        };
-        audit_failure(ctx, op, slug, "sso", reason).await;
+        audit_failure(ctx, op, slug, "sso", f.reason()).await;
     }
     result
 }

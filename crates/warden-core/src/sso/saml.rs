@@ -25,8 +25,8 @@ use warden_store::sso::ProviderRow;
 use warden_store::tenancy::PlatformGrant;
 
 use super::flow::{
-    Assertion, BINDING_PREFIX, Failure, LOGIN_TTL_SECS, SignedIn, Started, audit_failure,
-    login_context, sign_in,
+    Assertion, BINDING_PREFIX, Failure, SignedIn, Started, audit_failure, login_context, remember,
+    sign_in,
 };
 use super::providers::{allowed_domains, check_slug, display_name};
 use super::{DEFAULT_AFTER, safe_after};
@@ -341,8 +341,7 @@ pub(crate) async fn start(
     let saml = tx.saml_provider(row.id).await?.ok_or(Code::NotFound)?;
     tx.commit().await?;
     let state = token::issue("wss_").map_err(|e| CoreError::internal(&e))?;
-    let binding = token::issue(BINDING_PREFIX).map_err(|e| CoreError::internal(&e))?;
-    // An XML name: 128 random bits, hex.
+    // An XML name: 128 random bits, hex (derived from the RelayState, which travels with it).
     let request_id = format!("_{}", hex::encode(&token::hash(&state.secret)[..16]));
     let (entity, acs) = (entity_id(ctx, &row.slug), acs_url(ctx, &row.slug));
     let sp = Sp {
@@ -354,26 +353,19 @@ pub(crate) async fn start(
         warden_saml::SamlError::NotBuilt => CoreError::new(Code::SamlNotBuilt),
         _ => CoreError::new(Code::SsoProviderUnavailable),
     })?;
-    let state_hash = token::hash(&state.secret);
-    let sealed = ctx
-        .keyring
-        .seal(&login_context(&state_hash), request_id.as_bytes())
-        .map_err(|e| CoreError::internal(&e))?;
-    let now = op.now_us();
-    let mut tx = ctx.store.begin().await?;
-    let login = warden_store::sso::LoginRow {
-        provider_id: row.id,
-        binding_hash: binding.hash.to_vec(),
-        sealed,
-        redirect_to: after,
+    let binding = remember(
+        ctx,
+        op,
+        row,
+        &state.secret,
+        request_id.as_bytes(),
+        after,
         invitation_hash,
-    };
-    tx.insert_sso_login(&state_hash, &login, now, now + LOGIN_TTL_SECS * 1_000_000)
-        .await?;
-    tx.commit().await?;
+    )
+    .await?;
     Ok(Started {
         url,
-        binding: binding.secret,
+        binding,
         cross_site: true,
     })
 }
@@ -398,12 +390,7 @@ pub async fn acs(
 ) -> Result<SignedIn, Failure> {
     let result = finish(ctx, op, slug, posted, binding).await;
     if let Err(f) = &result {
-        let reason = match f {
-            Failure::Refused(r) => *r,
-            Failure::Unavailable => "provider_unavailable",
-            Failure::Internal(_) => "internal",
-        };
-        audit_failure(ctx, op, slug, "saml", reason).await;
+        audit_failure(ctx, op, slug, "saml", f.reason()).await;
     }
     result
 }

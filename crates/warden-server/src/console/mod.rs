@@ -247,6 +247,15 @@ impl Fields {
     pub(crate) fn given(&self, name: &str) -> Option<&str> {
         Some(self.text(name).trim()).filter(|v| !v.is_empty())
     }
+
+    /// The field's comma- or space-separated words (email domains, say).
+    pub(crate) fn words(&self, name: &str) -> Vec<String> {
+        self.text(name)
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|d| !d.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// Which fixed sentence to show after a redirect (`?done=…`): never text from the URL.

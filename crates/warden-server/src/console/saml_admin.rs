@@ -63,12 +63,7 @@ fn settings_from(form: &Fields) -> Settings {
         email_attribute: form.given("email_attribute").map(str::to_owned),
         name_attribute: None,
         groups_attribute: None,
-        allowed_domains: form
-            .text("allowed_domains")
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        allowed_domains: form.words("allowed_domains"),
         jit: form.text("jit") == "on",
         default_role: form.given("default_role").map(str::to_owned),
         link_by_email: form.text("link_by_email") == "on",

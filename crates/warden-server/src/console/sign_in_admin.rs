@@ -154,12 +154,7 @@ fn settings_from(form: &Fields) -> Result<Settings, ApiError> {
         client_id: form.text("client_id").trim().to_owned(),
         client_secret: form.given("client_secret").map(str::to_owned),
         scopes: None,
-        allowed_domains: form
-            .text("allowed_domains")
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|d| !d.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        allowed_domains: form.words("allowed_domains"),
         jit: form.text("jit") == "on",
         default_role: form.given("default_role").map(str::to_owned),
         link_by_email: form.text("link_by_email") == "on",
