@@ -125,6 +125,26 @@ pub(crate) fn allowed_domains(list: &[String]) -> CoreResult<Vec<String>> {
     Ok(domains)
 }
 
+/// Refuses an issuer another provider has when either is SAML. Identities are (issuer,
+/// subject) whichever provider vouched; an OpenID provider's keys follow from its issuer, but a
+/// SAML provider's come from the metadata it was given — so a second provider claiming an
+/// issuer already in use, with keys of its own, could sign in as that issuer's people.
+pub(crate) async fn issuer_free(tx: &mut warden_store::Tx, row: &ProviderRow) -> CoreResult<()> {
+    let norm = |s: &str| s.trim_end_matches('/').to_owned();
+    let clash = tx.sso_providers().await?.into_iter().any(|o| {
+        o.id != row.id
+            && norm(&o.issuer) == norm(&row.issuer)
+            && (o.protocol == "saml" || row.protocol == "saml")
+    });
+    if clash {
+        return Err(CoreError::invalid(
+            "issuer",
+            "another provider has this issuer (a SAML IdP's entity id): a SAML provider's must be its own",
+        ));
+    }
+    Ok(())
+}
+
 /// A display name: 1 to 100 characters, trimmed.
 pub(crate) fn display_name(name: &str) -> CoreResult<String> {
     let name = name.trim();
@@ -233,6 +253,7 @@ pub async fn create(
     let r = row(ctx, Uuid::now_v7(), slug, s, None, now, now)?;
     let mut tx = ctx.store.begin().await?;
     may_grant_role(&mut tx, grant, &r.default_role).await?;
+    issuer_free(&mut tx, &r).await?;
     if tx.sso_provider(slug).await?.is_some() {
         return Err(Code::SsoProviderExists.into());
     }
@@ -274,6 +295,7 @@ pub async fn update(
         op.now_us(),
     )?;
     may_grant_role(&mut tx, grant, &r.default_role).await?;
+    issuer_free(&mut tx, &r).await?;
     tx.update_sso_provider(&r).await?;
     let event = op.event(
         "sso.provider_changed",

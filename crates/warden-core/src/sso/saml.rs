@@ -28,7 +28,7 @@ use super::flow::{
     Assertion, BINDING_PREFIX, Failure, SignedIn, Started, audit_failure, login_context, remember,
     sign_in,
 };
-use super::providers::{allowed_domains, check_slug, display_name};
+use super::providers::{allowed_domains, check_slug, display_name, issuer_free};
 use super::{DEFAULT_AFTER, safe_after};
 use crate::admin::may_grant_role;
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
@@ -242,6 +242,7 @@ pub async fn create(
     let p = rows(s, Uuid::now_v7(), slug, now, now, None).await?;
     let mut tx = ctx.store.begin().await?;
     may_grant_role(&mut tx, grant, &p.row.default_role).await?;
+    issuer_free(&mut tx, &p.row).await?;
     if tx.sso_provider(slug).await?.is_some() {
         return Err(Code::SsoProviderExists.into());
     }
@@ -280,6 +281,7 @@ pub async fn update(
     .await?;
     let mut tx = ctx.store.begin().await?;
     may_grant_role(&mut tx, grant, &p.row.default_role).await?;
+    issuer_free(&mut tx, &p.row).await?;
     if !tx.update_sso_provider(&p.row).await? {
         return Err(Code::NotFound.into());
     }

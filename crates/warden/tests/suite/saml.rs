@@ -365,6 +365,11 @@ async fn an_idp_is_trusted_only_for_its_own_domains_and_links_only_when_told() {
     // Linking and just-in-time accounts need the domains the IdP is trusted for.
     let (code, body) = add_provider(&s, "loose", json!({"allowed_domains": []})).await;
     assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // A second provider claiming the same IdP (with keys of its own) could speak for the
+    // first one's people: refused.
+    let (code, body) = add_provider(&s, "twin", json!({})).await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["field"], "issuer", "{body}");
     // Unusable metadata is refused with the reason.
     let (code, body) = add_provider(
         &s,
