@@ -91,7 +91,29 @@
     }
   }
 
+  // Home-realm discovery: a work email whose domain has one provider goes straight to it (a
+  // navigation, which the page's form-action policy allows where a form's redirect to the
+  // provider would not be); none or several: the form's own page says so or offers the choice.
+  function discoverForm() {
+    const form = document.querySelector("form.sso-discover");
+    if (!form) return;
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        const found = await api("POST", "/api/v1/auth/sso/discover", { email: form.email.value.trim() });
+        if (found.providers.length === 1) {
+          location.assign(`${found.providers[0].start}?redirect=${encodeURIComponent(form.next.value)}`);
+          return;
+        }
+      } catch (_) {
+        // the page explains (not an address, or Warden unreachable)
+      }
+      form.submit();
+    });
+  }
+
   function signInPage() {
+    discoverForm();
     const form = document.getElementById("password-sign-in");
     document.getElementById("passkey-sign-in").addEventListener("click", () => passkeySignIn());
     const forEmail = document.getElementById("passkey-for-email");

@@ -374,6 +374,12 @@ pub enum SsoCommand {
         /// The provider's slug.
         slug: String,
     },
+    /// Which providers an email address's domain signs in with (home-realm discovery, as the
+    /// sign-in page finds them).
+    Discover {
+        /// The address, e.g. alice@contoso.com.
+        email: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -98,8 +98,34 @@ pub async fn run(credentials: Option<PathBuf>, command: SsoCommand) -> Result<()
             .await?;
             print(&format!("provider {slug} removed"));
         }
+        SsoCommand::Discover { email } => {
+            let found = api
+                .call(
+                    reqwest::Method::POST,
+                    "/api/v1/auth/sso/discover",
+                    Some(json!({ "email": email })),
+                )
+                .await?;
+            let providers = found["providers"].as_array().cloned().unwrap_or_default();
+            if providers.is_empty() {
+                print("no single sign-on provider serves that domain");
+            }
+            print_realms(&providers);
+        }
     }
     Ok(())
+}
+
+fn print_realms(providers: &[serde_json::Value]) {
+    for p in providers {
+        print(&format!(
+            "{}  {}  {}  {}",
+            text(&p["slug"]),
+            text(&p["protocol"]),
+            text(&p["name"]),
+            text(&p["start"]),
+        ));
+    }
 }
 
 /// `warden sso add-saml`.

@@ -1,10 +1,12 @@
 //! Single sign-on with OpenID Connect: providers administrators configure (`providers`) and
 //! the sign-in itself (`flow`); SAML 2.0 providers share both and add their own protocol
-//! (`saml`, on `warden-saml`). The protocol — discovery, keys, PKCE, code exchange, ID-token
+//! (`saml`, on `warden-saml`); `discovery` finds the providers an email's domain signs in
+//! with (home-realm discovery). The protocol — discovery, keys, PKCE, code exchange, ID-token
 //! checks, the guarded outbound client — is `warden-oidc`'s; here are Warden's rules: who a
 //! verified identity is (by issuer and subject, never by email), when an email may link or
 //! create an account, and where the browser may be sent afterwards.
 
+pub mod discovery;
 pub mod flow;
 pub mod providers;
 pub mod saml;

@@ -33,6 +33,7 @@ pub mod sessions;
 pub mod setup;
 pub mod sign_in_policy;
 pub mod sso;
+pub mod sso_discovery;
 pub mod ticket_sync;
 pub mod tickets;
 pub mod tokens;
@@ -62,6 +63,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(invitations::routes())
         .merge(sign_in_policy::routes())
         .merge(sso::routes())
+        .merge(sso_discovery::routes())
         .merge(saml::routes())
         .merge(mail::routes())
         .merge(me::routes())

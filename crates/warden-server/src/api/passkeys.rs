@@ -276,6 +276,9 @@ pub(crate) async fn sign_in_page(
     let providers = warden_core::sso::flow::methods(&state.ctx)
         .await
         .unwrap_or_default();
+    let discover = warden_core::sso::discovery::offered(&state.ctx)
+        .await
+        .unwrap_or(false);
     let password = warden_core::identity::policy::password_sign_in(&state.ctx)
         .await
         .unwrap_or(true);
@@ -316,7 +319,20 @@ pub(crate) async fn sign_in_page(
             sso_block = if sso.is_empty() {
                 String::new()
             } else {
-                format!("<div class=\"sso-list\">{sso}</div>")
+                format!(
+                    "<div class=\"sso-list\">{sso}</div>{}",
+                    if discover {
+                        format!(
+                            "<form class=\"sso-discover\" method=\"get\" action=\"/sign-in/sso\">\
+                         <input type=\"hidden\" name=\"next\" value=\"{}\">\
+                         <label>Work email <input name=\"email\" type=\"email\" autocomplete=\"username\" required></label>\
+                         <button type=\"submit\">Continue with single sign-on</button></form>",
+                            escape(&next)
+                        )
+                    } else {
+                        String::new()
+                    }
+                )
             },
             reset = if password {
                 ", or reset your password"

@@ -1,6 +1,7 @@
 // SAML in Chromium: the administrator adds a SAML provider on Admin → Single sign-on by
 // pasting the IdP's metadata and sees what to register with the IdP; then someone else, in a
-// fresh browser, clicks its button on the sign-in page, signs in at the IdP (pysaml2), whose
+// fresh browser, types their work email on the sign-in page (home-realm discovery finds the
+// provider for its domain), signs in at the IdP (pysaml2), whose
 // page posts the signed response back across sites, and lands in the console with an account
 // made for them. Warden's pages are checked for console errors, CSP violations and axe
 // findings, and photographed.
@@ -39,7 +40,10 @@ try {
   const other = await newContext();
   const them = watch(await other.newPage());
   await them.goto(`${base}/sign-in`);
-  await them.click("a.sso:has-text('Corp SAML')");
+  // Home-realm discovery: their work email finds the provider trusted for its domain.
+  await them.fill("form.sso-discover input[name=email]", "pat@example.com");
+  await checkPage(them, "sign-in-sso-discovery");
+  await them.click("button:text-is('Continue with single sign-on')");
   await them.waitForURL(new RegExp(`^${idp}/sso\\?`));
   await them.fill("input[name=user]", "pat@example.com");
   await them.click("button:text-is('Continue')");

@@ -46,6 +46,7 @@ mod saml;
 mod scim;
 mod service_keys;
 mod sso;
+mod sso_discovery;
 mod sso_tokens;
 mod storage;
 mod tenancy;

@@ -36,6 +36,9 @@ const PUBLIC_ALLOWED: &[&str] = &[
     // /api/v1/auth/magic-link and password-reset routes, answered alike for every address and
     // throttled per address and client.
     "/sign-in/email",
+    // The sign-in page's "continue with single sign-on" form: the same answer as the public
+    // /api/v1/auth/sso/discover, from the email's domain alone (links to providers, no state).
+    "/sign-in/sso",
     "/account/passkeys",
     "/assets/",
     "/webhooks/",

@@ -451,6 +451,18 @@ async fn warden_sso_add_saml_takes_the_metadata_file_and_prints_what_to_register
     );
     let (ok, out) = run(&["sso", "list"], "").await.unwrap();
     assert!(ok && out.contains("okta  saml  Okta"), "{out}");
+    // Home-realm discovery finds it by a domain it serves, and nothing for another.
+    let (ok, out) = run(&["sso", "discover", "Pat@Example.com"], "")
+        .await
+        .unwrap();
+    assert!(
+        ok && out.contains("okta  saml  Okta  /api/v1/auth/sso/okta/start"),
+        "{out}"
+    );
+    let (ok, out) = run(&["sso", "discover", "pat@elsewhere.test"], "")
+        .await
+        .unwrap();
+    assert!(ok && out.contains("no single sign-on provider"), "{out}");
     // Metadata that is not an IdP's is refused with the reason.
     std::fs::write(&metadata, "<x/>").unwrap();
     let (ok, out) = run(
@@ -488,7 +500,7 @@ async fn in_chromium_an_administrator_adds_a_saml_provider_and_someone_signs_in_
             ("IDP", idp.base.as_str()),
             ("IDP_METADATA", metadata.to_str().unwrap()),
         ],
-        2,
+        3,
     )
     .await;
     let listed = summary["listed"].as_str().unwrap();
