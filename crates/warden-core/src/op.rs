@@ -56,6 +56,15 @@ impl Op {
         }
     }
 
+    /// The same operation (origin, instant) continued on behalf of `actor` — e.g. what a
+    /// sign-in goes on to change for the person who just signed in.
+    pub fn acting_as(&self, actor: Actor) -> Self {
+        Self {
+            actor,
+            ..self.clone()
+        }
+    }
+
     /// [`Op::now`] in Unix microseconds, as rows store it.
     pub fn now_us(&self) -> i64 {
         unix_us(self.now)

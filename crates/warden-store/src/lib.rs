@@ -37,6 +37,7 @@ pub mod service_keys;
 pub mod sessions;
 pub mod sign_in;
 pub mod sso;
+pub mod sso_groups;
 pub mod tenancy;
 pub mod throttle;
 pub mod ticket_sync;

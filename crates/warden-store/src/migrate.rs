@@ -77,6 +77,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(31, "0031_directory_groups"),
     migration!(32, "0032_member_order"),
     migration!(33, "0033_saml"),
+    migration!(34, "0034_sso_groups"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

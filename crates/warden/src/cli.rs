@@ -380,6 +380,34 @@ pub enum SsoCommand {
         /// The address, e.g. alice@contoso.com.
         email: String,
     },
+    /// Map a group a SAML provider asserts to a workspace with a role: each sign-in through
+    /// the provider then adds, re-roles or removes the person there.
+    MapGroup {
+        /// The workspace's id.
+        #[arg(short, long)]
+        workspace: String,
+        /// The SAML provider's slug.
+        #[arg(short, long)]
+        provider: String,
+        /// The group as the provider asserts it (Entra ID: its object id; Okta: its name).
+        #[arg(short, long)]
+        group: String,
+        /// owner, maintainer, member or viewer.
+        #[arg(short, long, default_value = "member")]
+        role: String,
+    },
+    /// Remove a SAML group's mapping from a workspace (the memberships it granted end).
+    UnmapGroup {
+        /// The workspace's id.
+        #[arg(short, long)]
+        workspace: String,
+        /// The SAML provider's slug.
+        #[arg(short, long)]
+        provider: String,
+        /// The group as mapped.
+        #[arg(short, long)]
+        group: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

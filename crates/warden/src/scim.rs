@@ -141,11 +141,17 @@ pub async fn run(credentials: Option<PathBuf>, command: ScimCommand) -> Result<(
         ScimCommand::Mappings { workspace } => {
             let path = format!("/api/v1/workspaces/{workspace}/directory-groups");
             let all = api.call(Method::GET, &path, None).await?;
-            print("GROUP  NAME  ROLE  MEMBERS  CONFIGURED BY");
+            print("GROUP  SOURCE  NAME  ROLE  MEMBERS  CONFIGURED BY");
             for m in all.as_array().into_iter().flatten() {
+                let source = if m["provider"].is_string() {
+                    text(&m["provider"])
+                } else {
+                    "scim".to_owned()
+                };
                 print(&format!(
-                    "{}  {}  {}  {}  {}",
+                    "{}  {}  {}  {}  {}  {}",
                     text(&m["group_id"]),
+                    source,
                     text(&m["display_name"]),
                     text(&m["role"]),
                     text(&m["members"]),

@@ -112,6 +112,51 @@ pub async fn run(credentials: Option<PathBuf>, command: SsoCommand) -> Result<()
             }
             print_realms(&providers);
         }
+        SsoCommand::MapGroup {
+            workspace,
+            provider,
+            group,
+            role,
+        } => {
+            let path = format!("/api/v1/workspaces/{workspace}/directory-groups");
+            let body = json!({ "provider": provider, "group": group, "role": role });
+            let v = api.call(reqwest::Method::POST, &path, Some(body)).await?;
+            print(&format!(
+                "{} group {} mapped as {} (id {}): {} added, {} changed, {} removed, {} skipped",
+                text(&v["mapping"]["provider"]),
+                text(&v["mapping"]["display_name"]),
+                text(&v["mapping"]["role"]),
+                text(&v["mapping"]["group_id"]),
+                text(&v["synced"]["added"]),
+                text(&v["synced"]["changed"]),
+                text(&v["synced"]["removed"]),
+                text(&v["synced"]["skipped"]),
+            ));
+        }
+        SsoCommand::UnmapGroup {
+            workspace,
+            provider,
+            group,
+        } => {
+            let path = format!("/api/v1/workspaces/{workspace}/directory-groups");
+            let all = api.call(reqwest::Method::GET, &path, None).await?;
+            let id = all
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["provider"] == provider.as_str() && m["display_name"] == group.as_str())
+                .map(|m| text(&m["group_id"]))
+                .ok_or_else(|| anyhow::anyhow!("{provider} group {group} is not mapped there"))?;
+            let v = api
+                .call(reqwest::Method::DELETE, &format!("{path}/{id}"), None)
+                .await?;
+            print(&format!(
+                "group unmapped: {} removed, {} changed, {} skipped",
+                text(&v["removed"]),
+                text(&v["changed"]),
+                text(&v["skipped"]),
+            ));
+        }
     }
     Ok(())
 }

@@ -77,18 +77,80 @@ pub async fn put(
     let group = group_id(group)?;
     let mut tx = ctx.store.scoped(grant).await?;
     let name = tx.scim_group_name(group).await?.ok_or(Code::NotFound)?;
-    let platform_wide = tx.platform_holds(Permission::WORKSPACES_MEMBERS);
-    if !may_change_membership(tx.role(), platform_wide, None, Some(role)) {
-        return Err(Code::OwnerRoleReserved.into());
-    }
+    check_grantable(&tx, role)?;
     let before = tx.directory_group(group).await?;
     tx.put_directory_group(group, role, op.now_us()).await?;
+    mapped(ctx, op, grant, tx, (group, name, None), before, role).await
+}
+
+/// Maps the group `name` of the single sign-on provider `provider` (a SAML provider's slug)
+/// to the workspace with `role`, as [`put`] does a SCIM group: from the next sign-in through
+/// the provider, whoever it says is in the group is a member here. The group need not have
+/// been asserted yet (it is created, empty).
+pub async fn put_sso(
+    ctx: &Ctx,
+    op: &Op,
+    grant: &WorkspaceGrant,
+    provider: &str,
+    name: &str,
+    role: WorkspaceRole,
+) -> CoreResult<(GroupMappingRow, Synced)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
+        return Err(CoreError::invalid(
+            "group",
+            "must be 1 to 256 characters without control characters",
+        ));
+    }
+    let mut tx = ctx.store.scoped(grant).await?;
+    let (provider_id, protocol) = tx.sso_provider_protocol(provider).await?.ok_or_else(|| {
+        CoreError::invalid("provider", "must be a single sign-on provider's slug")
+    })?;
+    if protocol != "saml" {
+        return Err(CoreError::invalid(
+            "provider",
+            "must be a SAML provider (groups are read from SAML assertions)",
+        ));
+    }
+    check_grantable(&tx, role)?;
+    let group = tx.sso_group(provider_id, name, op.now_us()).await?;
+    let before = tx.directory_group(group).await?;
+    tx.put_sso_group_mapping(group, role, op.now_us()).await?;
+    let source = (group, name.to_owned(), Some(provider.to_owned()));
+    mapped(ctx, op, grant, tx, source, before, role).await
+}
+
+/// Whether the caller may grant `role` through a mapping (the owner role is reserved).
+fn check_grantable(tx: &WorkspaceTx, role: WorkspaceRole) -> CoreResult<()> {
+    let platform_wide = tx.platform_holds(Permission::WORKSPACES_MEMBERS);
+    if may_change_membership(tx.role(), platform_wide, None, Some(role)) {
+        Ok(())
+    } else {
+        Err(Code::OwnerRoleReserved.into())
+    }
+}
+
+/// A mapping just saved in `tx`: audits it, commits, and brings the group's members in line.
+async fn mapped(
+    ctx: &Ctx,
+    op: &Op,
+    grant: &WorkspaceGrant,
+    mut tx: WorkspaceTx,
+    (group, name, provider): (Uuid, String, Option<String>),
+    before: Option<GroupMappingRow>,
+    role: WorkspaceRole,
+) -> CoreResult<(GroupMappingRow, Synced)> {
     let event = op.event(
         "workspace.directory_group_mapped",
-        "scim_group",
+        if provider.is_some() {
+            "sso_group"
+        } else {
+            "scim_group"
+        },
         Some(group.to_string()),
         json!({
             "display_name": name,
+            "provider": provider,
             "role": { "old": before.as_ref().map(|b| b.role.clone()), "new": role.as_str() },
         }),
     );
@@ -98,6 +160,7 @@ pub async fn put(
     let mapping = GroupMappingRow {
         group_id: group,
         display_name: name,
+        provider,
         workspace_id: grant.workspace().uuid(),
         role: role.as_str().to_owned(),
         configured_by: grant.user_id(),
@@ -119,9 +182,14 @@ pub async fn remove(ctx: &Ctx, op: &Op, grant: &WorkspaceGrant, group: &str) -> 
     tx.delete_directory_group(group).await?;
     let event = op.event(
         "workspace.directory_group_unmapped",
-        "scim_group",
+        if mapping.provider.is_some() {
+            "sso_group"
+        } else {
+            "scim_group"
+        },
         Some(group.to_string()),
-        json!({ "display_name": mapping.display_name, "role": mapping.role }),
+        json!({ "display_name": mapping.display_name, "provider": mapping.provider,
+                "role": mapping.role }),
     );
     tx.record(&ctx.audit_key, event).await?;
     let members = tx.directory_group_members(group).await?;

@@ -449,6 +449,13 @@ async fn first_sign_in(
             let id = Uuid::now_v7();
             tx.create_sso_user(id, &email, &row.default_role, now)
                 .await?;
+            // The provider's name for them, when it is one a person could have chosen.
+            let name = identity.name.as_deref().map(str::trim).filter(|n| {
+                !n.is_empty() && n.chars().count() <= 100 && !n.chars().any(char::is_control)
+            });
+            if name.is_some() {
+                tx.set_display_name(id, name, now).await?;
+            }
             (id, "sso.user_provisioned")
         }
         None => return Err(Failure::Refused("no_account")),

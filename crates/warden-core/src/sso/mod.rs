@@ -8,6 +8,7 @@
 
 pub mod discovery;
 pub mod flow;
+pub mod groups;
 pub mod providers;
 pub mod saml;
 

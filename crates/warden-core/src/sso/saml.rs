@@ -28,6 +28,7 @@ use super::flow::{
     Assertion, BINDING_PREFIX, Failure, SignedIn, Started, audit_failure, login_context, remember,
     sign_in,
 };
+use super::groups::GROUP_ATTRIBUTES;
 use super::providers::{allowed_domains, check_slug, display_name, issuer_free};
 use super::{DEFAULT_AFTER, safe_after};
 use crate::admin::may_grant_role;
@@ -520,6 +521,26 @@ async fn finish(
         invitation.as_deref(),
         "saml",
         Some(assertion),
+    )
+    .await?;
+    // Fails closed: memberships the assertion no longer supports must not outlive the sign-in
+    // that showed it (the session just opened is never handed out).
+    let configured = [p.saml.groups_attribute.as_str()];
+    let names: &[&str] = if configured[0].is_empty() {
+        GROUP_ATTRIBUTES
+    } else {
+        &configured
+    };
+    let asserted = names
+        .iter()
+        .find(|n| verified.values(n).next().is_some())
+        .map(|n| verified.values(n));
+    super::groups::after_sign_in(
+        ctx,
+        op,
+        p.row.id,
+        grant.principal.user_id,
+        asserted.into_iter().flatten(),
     )
     .await?;
     Ok(SignedIn { grant, after })

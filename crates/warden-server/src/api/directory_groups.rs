@@ -29,16 +29,21 @@ pub(crate) fn routes() -> Routes<AppState> {
         )
         .add(Workspace(Permission::WORKSPACES_READ), routes!(list))
         .add(Workspace(Permission::WORKSPACES_MEMBERS), routes!(put))
+        .add(Workspace(Permission::WORKSPACES_MEMBERS), routes!(put_sso))
         .add(Workspace(Permission::WORKSPACES_MEMBERS), routes!(remove))
 }
 
 /// A directory group mapped to a workspace.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DirectoryGroupView {
-    /// The SCIM group's id.
+    /// The group's id (a SCIM group's, or a single sign-on group's).
     pub group_id: String,
-    /// Its display name.
+    /// Its display name (a single sign-on group's: the name its provider asserts).
     pub display_name: String,
+    /// For a single sign-on group: the provider (slug) whose sign-ins fill it. Absent for a
+    /// SCIM group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
     /// The role its members get here: owner, maintainer, member or viewer.
     pub role: String,
     /// Who saved the mapping (the directory's changes act for them).
@@ -53,6 +58,7 @@ fn view(m: GroupMappingRow) -> DirectoryGroupView {
     DirectoryGroupView {
         group_id: m.group_id.to_string(),
         display_name: m.display_name,
+        provider: m.provider,
         role: m.role,
         configured_by: m.configured_by.to_string(),
         configured_at: rfc3339(m.configured_at),
@@ -139,10 +145,49 @@ pub(crate) async fn put(
     }))
 }
 
+/// A single sign-on provider's group to map.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SsoGroupMapping {
+    /// The SAML provider's slug.
+    pub provider: String,
+    /// The group as the provider asserts it (Entra ID: the group's object id; Okta: its name).
+    pub group: String,
+    /// owner, maintainer, member or viewer (owner only by an owner or platform administrator).
+    pub role: String,
+}
+
+/// Maps a group a SAML provider asserts to the workspace (or changes its role): from then on,
+/// each sign-in through the provider makes whoever it says is in the group a member here, and
+/// ends the membership when it no longer says so. Its members so far are synchronised now.
+#[utoipa::path(post, path = "/api/v1/workspaces/{workspace_id}/directory-groups", tag = "workspaces",
+    params(("workspace_id" = String, Path, description = "Workspace id")),
+    request_body(content = SsoGroupMapping,
+        example = json!({"provider": "okta", "group": "Engineering", "role": "member"})),
+    responses(
+        (status = 200, description = "Mapped and synchronised", body = MappedView),
+        (status = 403, description = "Only an owner or platform administrator maps a group as owners", content_type = "application/problem+json"),
+        (status = 404, description = "No such workspace", content_type = "application/problem+json"),
+        (status = 422, description = "Not a role, a SAML provider or a group name", content_type = "application/problem+json")))]
+pub(crate) async fn put_sso(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    WorkspaceAccess(grant): WorkspaceAccess,
+    ApiJson(input): ApiJson<SsoGroupMapping>,
+) -> Result<Json<MappedView>, ApiError> {
+    let role = parse_role(&input.role)?;
+    let (mapping, s) =
+        core::put_sso(&state.ctx, &op, &grant, &input.provider, &input.group, role).await?;
+    Ok(Json(MappedView {
+        mapping: view(mapping),
+        synced: synced(s),
+    }))
+}
+
 /// Removes a group's mapping: the memberships it alone granted end.
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/directory-groups/{group_id}", tag = "workspaces",
     params(("workspace_id" = String, Path, description = "Workspace id"),
-           ("group_id" = String, Path, description = "The SCIM group's id")),
+           ("group_id" = String, Path, description = "The group's id (SCIM or single sign-on)")),
     responses(
         (status = 200, description = "Removed; what that changed", body = SyncedView),
         (status = 404, description = "No such workspace or mapping", content_type = "application/problem+json")))]

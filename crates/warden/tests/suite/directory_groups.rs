@@ -12,14 +12,20 @@ use crate::scim::{scim, scim_token, user};
 
 const PASSWORD: &str = "quiet harbor 4417 finch";
 
-async fn ok(app: &TestApp, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+pub(crate) async fn ok(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
     let (s, v) = app.call(token, method.clone(), path, body).await;
     assert!(s.is_success(), "{method} {path}: {s} {v}");
     v
 }
 
 /// A workspace the caller creates (and owns): its id.
-async fn new_workspace(app: &TestApp, token: &str, name: &str) -> String {
+pub(crate) async fn new_workspace(app: &TestApp, token: &str, name: &str) -> String {
     let v = ok(
         app,
         token,
@@ -32,7 +38,7 @@ async fn new_workspace(app: &TestApp, token: &str, name: &str) -> String {
 }
 
 /// A person with a password: (id, access token).
-async fn person(app: &TestApp, admin: &str, email: &str) -> (String, String) {
+pub(crate) async fn person(app: &TestApp, admin: &str, email: &str) -> (String, String) {
     let created = ok(
         app,
         admin,
@@ -49,7 +55,7 @@ async fn person(app: &TestApp, admin: &str, email: &str) -> (String, String) {
 }
 
 /// The workspace's members as email → (role, from_directory).
-async fn members(app: &TestApp, token: &str, ws: &str) -> Vec<(String, String, bool)> {
+pub(crate) async fn members(app: &TestApp, token: &str, ws: &str) -> Vec<(String, String, bool)> {
     let v = ok(
         app,
         token,
@@ -71,7 +77,7 @@ async fn members(app: &TestApp, token: &str, ws: &str) -> Vec<(String, String, b
         .collect()
 }
 
-fn has(list: &[(String, String, bool)], email: &str) -> Option<(String, bool)> {
+pub(crate) fn has(list: &[(String, String, bool)], email: &str) -> Option<(String, bool)> {
     list.iter()
         .find(|m| m.0 == email)
         .map(|m| (m.1.clone(), m.2))
@@ -95,7 +101,7 @@ async fn directory_user(app: &TestApp, token: &str, name: &str) -> String {
     u["id"].as_str().unwrap().to_owned()
 }
 
-async fn group(app: &TestApp, token: &str, name: &str, members: &[&String]) -> String {
+pub(crate) async fn group(app: &TestApp, token: &str, name: &str, members: &[&String]) -> String {
     let value: Vec<Value> = members.iter().map(|id| json!({ "value": id })).collect();
     let (s, _, g) = scim(
         app,
@@ -433,7 +439,10 @@ async fn warden_scim_maps_a_group_by_name_and_unmaps_it() {
         Some(("viewer".into(), true))
     );
     let (done, out) = run(&["scim", "mappings", "-w", &ws], "").await.unwrap();
-    assert!(done && out.contains("Platform Team  viewer  1"), "{out}");
+    assert!(
+        done && out.contains("scim  Platform Team  viewer  1"),
+        "{out}"
+    );
     let (done, out) = run(&["scim", "map-group", "-w", &ws, "-g", "Nobody"], "")
         .await
         .unwrap();

@@ -43,6 +43,8 @@ mod postgres_tls;
 mod routes;
 #[cfg(feature = "saml")]
 mod saml;
+#[cfg(feature = "saml")]
+mod saml_groups;
 mod scim;
 mod service_keys;
 mod sso;

@@ -13,13 +13,13 @@ use crate::identity::{admin_token, audit_rows};
 
 const COOKIE: &str = "__Host-warden_saml";
 
-struct Saml {
-    app: TestApp,
-    admin: String,
-    idp: SamlIdp,
+pub(crate) struct Saml {
+    pub(crate) app: TestApp,
+    pub(crate) admin: String,
+    pub(crate) idp: SamlIdp,
 }
 
-async fn add_provider(s: &Saml, slug: &str, extra: Value) -> (StatusCode, Value) {
+pub(crate) async fn add_provider(s: &Saml, slug: &str, extra: Value) -> (StatusCode, Value) {
     let mut body = json!({
         "slug": slug, "display_name": format!("{slug} SAML"),
         "metadata_xml": s.idp.metadata().await,
@@ -49,7 +49,7 @@ async fn add_provider(s: &Saml, slug: &str, extra: Value) -> (StatusCode, Value)
     res
 }
 
-async fn start_with(extra: Value) -> Saml {
+pub(crate) async fn start_with(extra: Value) -> Saml {
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
     let s = Saml {
@@ -68,7 +68,7 @@ async fn start() -> Saml {
 
 /// Starts a sign-in at `slug` and has the IdP answer it as `user`, forged as `forge` says.
 /// Returns the answer and the browser's binding cookie.
-async fn begin(s: &Saml, slug: &str, user: &str, forge: Value) -> (Answer, String) {
+pub(crate) async fn begin(s: &Saml, slug: &str, user: &str, forge: Value) -> (Answer, String) {
     let res = warden_testkit::no_redirect_client()
         .get(s.app.url(&format!("/api/v1/auth/sso/{slug}/start")))
         .send()
@@ -101,7 +101,7 @@ fn cookie_header(res: &reqwest::Response, name: &str) -> Option<String> {
 }
 
 /// Posts the answer to the assertion consumer service, as the IdP's auto-posting form would.
-async fn post(answer: &Answer, binding: Option<&str>) -> reqwest::Response {
+pub(crate) async fn post(answer: &Answer, binding: Option<&str>) -> reqwest::Response {
     let mut req = warden_testkit::no_redirect_client()
         .post(&answer.acs)
         .form(&[
@@ -407,7 +407,7 @@ async fn a_provider_that_must_sign_the_response_refuses_a_signed_assertion_alone
 #[tokio::test]
 async fn warden_sso_add_saml_takes_the_metadata_file_and_prints_what_to_register() {
     let app = TestApp::spawn().await.unwrap();
-    admin_token(&app).await;
+    let admin = admin_token(&app).await;
     let idp = SamlIdp::start();
     let dir = tempfile::tempdir().unwrap();
     let creds = dir.path().join("credentials.json");
@@ -463,6 +463,44 @@ async fn warden_sso_add_saml_takes_the_metadata_file_and_prints_what_to_register
         .await
         .unwrap();
     assert!(ok && out.contains("no single sign-on provider"), "{out}");
+    // Its groups map to a workspace, and unmap by name.
+    let ws = crate::directory_groups::new_workspace(&app, &admin, "Payments").await;
+    let map = [
+        "sso",
+        "map-group",
+        "-w",
+        &ws,
+        "-p",
+        "okta",
+        "-g",
+        "Payments Team",
+        "-r",
+        "viewer",
+    ];
+    let (ok, out) = run(&map, "").await.unwrap();
+    assert!(
+        ok && out.contains("okta group Payments Team mapped as viewer"),
+        "{out}"
+    );
+    let (ok, out) = run(&["scim", "mappings", "-w", &ws], "").await.unwrap();
+    assert!(
+        ok && out.contains("okta  Payments Team  viewer  0"),
+        "{out}"
+    );
+    let unmap = [
+        "sso",
+        "unmap-group",
+        "-w",
+        &ws,
+        "-p",
+        "okta",
+        "-g",
+        "Payments Team",
+    ];
+    let (ok, out) = run(&unmap, "").await.unwrap();
+    assert!(ok && out.contains("group unmapped"), "{out}");
+    let (ok, out) = run(&unmap, "").await.unwrap();
+    assert!(!ok && out.contains("is not mapped there"), "{out}");
     // Metadata that is not an IdP's is refused with the reason.
     std::fs::write(&metadata, "<x/>").unwrap();
     let (ok, out) = run(
