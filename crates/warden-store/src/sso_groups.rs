@@ -63,6 +63,30 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// A provider's groups and everyone in any of them (to end what they granted when the
+    /// provider goes).
+    pub async fn sso_groups_of_provider(
+        &mut self,
+        provider: Uuid,
+    ) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
+        let groups = on_tx!(self, |c| sqlx::query_scalar::<_, Uuid>(
+            "SELECT id FROM sso_groups WHERE provider_id = $1 ORDER BY id"
+        )
+        .bind(provider)
+        .fetch_all(c)
+        .await)?;
+        let users = on_tx!(self, |c| sqlx::query_scalar::<_, Uuid>(
+            "SELECT DISTINCT m.user_id FROM sso_group_members m \
+             JOIN sso_groups g ON g.id = m.group_id WHERE g.provider_id = $1 ORDER BY m.user_id"
+        )
+        .bind(provider)
+        .fetch_all(c)
+        .await)?;
+        Ok((groups, users))
+    }
+}
+
 impl WorkspaceTx {
     /// A single sign-on provider by slug: its id and protocol.
     pub async fn sso_provider_protocol(

@@ -309,9 +309,19 @@ pub async fn update(
 }
 
 /// Removes a provider and unlinks its identities (the accounts stay).
-pub async fn delete(ctx: &Ctx, op: &Op, _grant: &PlatformGrant, slug: &str) -> CoreResult<()> {
+pub async fn delete(ctx: &Ctx, op: &Op, grant: &PlatformGrant, slug: &str) -> CoreResult<()> {
+    // What the provider's groups granted ends with it: their mappings and members, read first
+    // (deleting the provider deletes its groups).
+    let mut read = ctx.store.begin_read().await?;
+    let old = read.sso_provider(slug).await?.ok_or(Code::NotFound)?;
+    let (groups, members) = read.sso_groups_of_provider(old.id).await?;
+    read.commit().await?;
+    let mappings = if groups.is_empty() {
+        Vec::new()
+    } else {
+        ctx.store.directory_mappings_of(&groups).await?
+    };
     let mut tx = ctx.store.begin().await?;
-    let old = tx.sso_provider(slug).await?.ok_or(Code::NotFound)?;
     tx.delete_sso_provider(old.id).await?;
     let event = op.event(
         "sso.provider_deleted",
@@ -321,6 +331,18 @@ pub async fn delete(ctx: &Ctx, op: &Op, _grant: &PlatformGrant, slug: &str) -> C
     );
     tx.record(&ctx.audit_key, &event).await?;
     tx.commit().await?;
+    if !mappings.is_empty() {
+        // Acting for the one deleting it, or else for the mappings' authors.
+        let mut acting: Vec<_> = mappings
+            .iter()
+            .map(|m| warden_store::scim::mappings::GroupMappingRow {
+                configured_by: grant.user_id(),
+                ..m.clone()
+            })
+            .collect();
+        acting.extend(mappings);
+        crate::scim::workspaces::sync(ctx, op, &acting, &members).await?;
+    }
     Ok(())
 }
 

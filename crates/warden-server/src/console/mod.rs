@@ -27,6 +27,7 @@ mod agent_sessions;
 mod audit;
 mod automations;
 mod bots;
+mod directory_groups;
 mod home;
 mod hosts;
 mod license;
@@ -65,6 +66,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .merge(saml_admin::routes())
         .merge(audit::routes())
         .merge(workspaces::routes())
+        .merge(directory_groups::routes())
         .merge(workspace_settings::routes())
         .merge(workspace_hosts::routes())
         .merge(agent_sessions::routes())
@@ -286,6 +288,10 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "member-added" => Some("The member is added."),
         "member-changed" => Some("The member's role is changed."),
         "member-removed" => Some("The member is removed."),
+        "group-mapped" => Some(
+            "The group is mapped: its members are in line now, and follow the directory from now on.",
+        ),
+        "group-unmapped" => Some("The mapping is removed: the memberships it granted ended."),
         "settings-saved" => Some("The settings are saved."),
         "secret-set" => Some("The value is saved. It is write-only: nobody can read it back."),
         "secret-removed" => Some("The value is removed."),

@@ -218,6 +218,8 @@ struct MemberItem {
     email: String,
     role: &'static str,
     added_at: String,
+    /// Granted by a mapped directory group (which changes it), not by a person.
+    from_directory: bool,
 }
 
 #[derive(Template)]
@@ -228,6 +230,7 @@ struct MembersPage {
     members: Vec<MemberItem>,
     may_manage: bool,
     roles: [WorkspaceRole; 4],
+    directory: super::directory_groups::Section,
 }
 
 /// A workspace's members and their roles; maintainers add, change and remove them.
@@ -249,8 +252,10 @@ pub(crate) async fn members_page(
             email: m.email,
             role: WorkspaceRole::parse(&m.role).map_or("unknown", WorkspaceRole::as_str),
             added_at: when(m.added_at),
+            from_directory: m.via_directory,
         })
         .collect();
+    let directory = super::directory_groups::section(&state, &grant, &caller.principal).await?;
     let page = MembersPage {
         frame: frame(
             &state,
@@ -263,6 +268,7 @@ pub(crate) async fn members_page(
         members,
         may_manage: grant.holds(Permission::WORKSPACES_MEMBERS),
         roles: WorkspaceRole::ALL,
+        directory,
     };
     Ok(render(&page, StatusCode::OK))
 }

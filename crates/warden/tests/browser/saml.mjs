@@ -3,14 +3,15 @@
 // fresh browser, types their work email on the sign-in page (home-realm discovery finds the
 // provider for its domain), signs in at the IdP (pysaml2), whose
 // page posts the signed response back across sites, and lands in the console with an account
-// made for them. Warden's pages are checked for console errors, CSP violations and axe
+// made for them — and, through the IdP group the administrator mapped to a workspace, in that
+// workspace as a maintainer. Warden's pages are checked for console errors, CSP violations and axe
 // findings, and photographed.
 // Usage: WARDEN_URL=… EMAIL=… PASSWORD=… IDP=… IDP_METADATA=file SHOTS=dir node saml.mjs
 
 import { readFileSync } from "node:fs";
 import { launch, signIn, step } from "./harness.mjs";
 
-const { WARDEN_URL: base, EMAIL: email, PASSWORD: password, IDP: idp, IDP_METADATA: metadata, SHOTS: shots } = process.env;
+const { WARDEN_URL: base, EMAIL: email, PASSWORD: password, IDP: idp, IDP_METADATA: metadata, WORKSPACE: ws, SHOTS: shots } = process.env;
 const { browser, summary, context: newContext, watch, check: checkPage } = await launch(shots);
 
 try {
@@ -36,6 +37,16 @@ try {
   const sp = await (await fetch(`${base}/api/v1/auth/saml/corp/metadata`)).text();
   summary.registered = (await fetch(`${idp}/sp`, { method: "POST", body: sp })).status;
 
+  step("the administrator maps the IdP's eng-team group to a workspace");
+  await page.goto(`${base}/console/workspaces/${ws}/members`);
+  const mapForm = "form[aria-label='Map a SAML group']";
+  await page.fill(`${mapForm} input[name=group]`, "eng-team");
+  await page.selectOption(`${mapForm} select[name=role]`, "maintainer");
+  await page.click("button:text-is('Map SAML group')");
+  await page.waitForURL(/done=group-mapped/);
+  summary.mapped = (await page.locator("section[aria-labelledby=groups-h] ul.list").textContent()).replace(/\s+/g, " ").trim();
+  await check("workspace-directory-groups");
+
   step("someone signs in with it in a fresh browser");
   const other = await newContext();
   const them = watch(await other.newPage());
@@ -46,11 +57,17 @@ try {
   await them.click("button:text-is('Continue with single sign-on')");
   await them.waitForURL(new RegExp(`^${idp}/sso\\?`));
   await them.fill("input[name=user]", "pat@example.com");
+  await them.fill("input[name=groups]", "eng-team, other");
   await them.click("button:text-is('Continue')");
   await them.waitForURL(`${base}/console`);
   summary.landed = new URL(them.url()).pathname;
   summary.me = await them.evaluate(async () => (await (await fetch("/api/v1/me")).json()).email);
   await checkPage(them, "console-after-saml");
+
+  step("the administrator sees them joined through the group");
+  await page.goto(`${base}/console/workspaces/${ws}/members`);
+  summary.members = (await page.locator("section[aria-labelledby=members-h] ul.list").textContent()).replace(/\s+/g, " ").trim();
+  await check("workspace-members-from-directory");
 } finally {
   await browser.close();
 }

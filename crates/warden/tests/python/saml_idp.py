@@ -235,6 +235,7 @@ def login_page(q):
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>Test IdP</title></head>'
         '<body><main><h1>Test identity provider</h1><form method="get" action="/sso/login">'
         f'{hidden}<label>User <input name="user" type="email"></label> '
+        '<label>Groups (comma-separated) <input name="groups"></label> '
         '<button type="submit">Continue</button></form></main></body></html>'
     )
 
@@ -281,6 +282,9 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/sso" and "user" not in q:
                 return self.send(200, login_page(q), "text/html; charset=utf-8")
             if url.path == "/sso/login":
+                groups = [g.strip() for g in q.get("groups", "").split(",") if g.strip()]
+                if groups:
+                    forge["groups"] = groups
                 req = IDP.parse_authn_request(q["SAMLRequest"], BINDING_HTTP_REDIRECT)
                 msg = req.message
                 xml = respond(msg.id, msg.assertion_consumer_service_url, msg.issuer.text, q["user"], forge)

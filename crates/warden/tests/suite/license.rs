@@ -235,6 +235,7 @@ async fn without_a_licence_every_api_route_but_the_recovery_routes_answers_503()
             "POST /api/v1/auth/password-reset/complete",
             "POST /api/v1/auth/sign-in",
             "POST /api/v1/auth/sign-out",
+            "POST /api/v1/auth/sso/discover",
             "PUT /api/v1/license",
         ]
     );

@@ -526,7 +526,8 @@ async fn in_chromium_an_administrator_adds_a_saml_provider_and_someone_signs_in_
         return;
     }
     let (app, public) = crate::browser::console_app(&[]).await;
-    admin_token(&app).await;
+    let admin = admin_token(&app).await;
+    let ws = crate::directory_groups::new_workspace(&app, &admin, "Engineering").await;
     let idp = SamlIdp::start();
     let dir = tempfile::tempdir().unwrap();
     let metadata = dir.path().join("idp.xml");
@@ -537,8 +538,9 @@ async fn in_chromium_an_administrator_adds_a_saml_provider_and_someone_signs_in_
         &[
             ("IDP", idp.base.as_str()),
             ("IDP_METADATA", metadata.to_str().unwrap()),
+            ("WORKSPACE", ws.as_str()),
         ],
-        3,
+        5,
     )
     .await;
     let listed = summary["listed"].as_str().unwrap();
@@ -551,6 +553,16 @@ async fn in_chromium_an_administrator_adds_a_saml_provider_and_someone_signs_in_
     assert_eq!(summary["registered"], 204, "{summary}");
     assert_eq!(summary["landed"], "/console", "{summary}");
     assert_eq!(summary["me"], "pat@example.com", "{summary}");
+    let mapped = summary["mapped"].as_str().unwrap();
+    assert!(
+        mapped.contains("eng-team") && mapped.contains("maintainer") && mapped.contains("corp"),
+        "{summary}"
+    );
+    let joined = summary["members"].as_str().unwrap();
+    assert!(
+        joined.contains("pat@example.com maintainer") && joined.contains("from a directory group"),
+        "{summary}"
+    );
     let provisioned = audit_rows(&app, "sso.user_provisioned").await;
     assert_eq!(provisioned.len(), 1);
     assert!(provisioned[0].summary.contains("pat@example.com"));

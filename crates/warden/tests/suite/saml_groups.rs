@@ -278,3 +278,46 @@ async fn mapping_an_sso_group_is_refused_where_it_must_be() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn deleting_the_provider_ends_what_its_groups_granted() {
+    let s = start_with(json!({})).await;
+    let (app, admin) = (&s.app, s.admin.as_str());
+    let ws = new_workspace(app, admin, "Payments").await;
+    let body = json!({"provider": "corp", "group": "payments", "role": "member"});
+    assert_eq!(map(&s, admin, &ws, body).await.0, StatusCode::OK);
+    sign_in_with_groups(&s, "pat@example.com", &["payments"]).await;
+    assert_eq!(
+        has(&members(app, admin, &ws).await, "pat@example.com"),
+        Some(("member".into(), true))
+    );
+    let (code, out) = app
+        .call(
+            admin,
+            Method::DELETE,
+            "/api/v1/admin/sso/providers/corp",
+            None,
+        )
+        .await;
+    assert!(code.is_success(), "{code} {out}");
+    assert_eq!(
+        has(&members(app, admin, &ws).await, "pat@example.com"),
+        None,
+        "a deleted provider's group grants nothing"
+    );
+    let (_, listed) = app
+        .call(
+            admin,
+            Method::GET,
+            &format!("/api/v1/workspaces/{ws}/directory-groups"),
+            None,
+        )
+        .await;
+    assert_eq!(listed, json!([]));
+    assert!(
+        audit_rows(app, "workspace.member_removed")
+            .await
+            .iter()
+            .any(|r| r.summary.contains("\"via\":\"directory\""))
+    );
+}
