@@ -524,6 +524,21 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
             "(2) {method} {path} leaks"
         );
         if has_sub_ids {
+            // Directory groups are platform-wide: once the upsert above mapped B's group in
+            // A too, naming it in A reaches A's own mapping (B's is checked below).
+            let own_group = path.contains("{group_id}")
+                && ok_json(
+                    app,
+                    &w.alice.token,
+                    Method::GET,
+                    &format!("/api/v1/workspaces/{}/directory-groups", w.a),
+                    None,
+                )
+                .await
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["group_id"] == w.group.as_str());
             let res = call(
                 app,
                 &w.alice.token,
@@ -548,7 +563,7 @@ async fn every_workspace_route_hides_other_workspaces_and_refuses_viewer_writes(
             ]
             .iter()
             .any(|p| path.contains(p));
-            if m == Method::PUT && !by_id {
+            if (m == Method::PUT && !by_id) || own_group {
                 // An upsert by name creates alice's own item in A; B must stay untouched
                 // (checked below).
                 assert!(
