@@ -28,6 +28,7 @@ pub mod mail;
 pub mod mcp;
 pub mod metrics;
 pub mod op;
+pub mod organizations;
 pub mod paging;
 pub mod scim;
 pub mod secrets;

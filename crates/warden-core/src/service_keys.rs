@@ -186,6 +186,7 @@ pub async fn authenticate(
             permissions: PermissionSet::from_stored(key.permissions.split_whitespace()),
             workspace: Some(WorkspaceId::from_uuid(key.workspace_id)),
         }),
+        organization: None,
     }))
 }
 

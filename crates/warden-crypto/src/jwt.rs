@@ -106,6 +106,9 @@ pub struct AccessClaims {
     /// Not before (Unix seconds), if present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    /// The organization the session acts in, when not the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
 }
 
 /// What kind of key signs new access tokens.
@@ -286,6 +289,7 @@ impl SigningKey {
             iat: 1_000,
             exp: 1_060,
             nbf: None,
+            org: None,
         };
         let token = self.sign(&claims)?;
         let verifier = Verifier::new("self-test", "self-test", [&self.jwk]);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::access::PermissionSet;
+use crate::organizations::OrgId;
 use crate::tenancy::WorkspaceId;
 
 /// Who an authenticated request acts as. What they may do is looked up per request (their
@@ -21,6 +22,11 @@ pub struct Principal {
     pub session_id: Uuid,
     /// Present when the request carries a personal access token: what it is limited to.
     pub token: Option<TokenLimits>,
+    /// The organization the credential acts in: a session's current one (its access token
+    /// says which), a personal access token's own. `None` for a credential bound to one
+    /// workspace by what it is (a service key, an agent session's MCP token): that workspace's
+    /// organization, whichever it is.
+    pub organization: Option<OrgId>,
 }
 
 impl Principal {
@@ -30,7 +36,24 @@ impl Principal {
             user_id,
             session_id,
             token: None,
+            organization: Some(OrgId::DEFAULT),
         }
+    }
+
+    /// A job acting for `user_id` in a workspace it names itself (an automation's run, a
+    /// bot's answer, a directory group's sync): bound by that workspace, whichever
+    /// organization holds it — not by a sign-in's choice of organization.
+    pub fn for_job(user_id: Uuid, session_id: Uuid) -> Self {
+        Self {
+            organization: None,
+            ..Self::session(user_id, session_id)
+        }
+    }
+
+    /// The same principal acting in `org`.
+    pub fn in_org(mut self, org: OrgId) -> Self {
+        self.organization = Some(org);
+        self
     }
 
     /// Whether the request carries a personal access token rather than a signed-in session.

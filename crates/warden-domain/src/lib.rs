@@ -11,6 +11,7 @@ pub mod device;
 pub mod hosts;
 pub mod identity;
 pub mod license;
+pub mod organizations;
 pub mod request_id;
 pub mod scim;
 pub mod sessions;

@@ -83,6 +83,8 @@ pub struct RefreshRow {
     pub revoked_at: Option<i64>,
     /// Whether the owner is active.
     pub active: bool,
+    /// The organization the session acts in (`None`: the default one).
+    pub organization_id: Option<Uuid>,
 }
 
 /// A stored signing key.
@@ -135,7 +137,8 @@ pub struct NewDevice<'a> {
 const REFRESH_ROW_SQL: &str = "SELECT t.id, t.session_id, t.rotated_at, t.successor_id, \
      c.sealed_secret AS successor_sealed, c.created_at AS successor_created_at, \
      c.created_ip AS successor_ip, c.created_user_agent AS successor_user_agent, \
-     s.user_id, s.last_used_at, s.absolute_expires_at, s.revoked_at, u.active \
+     s.user_id, s.last_used_at, s.absolute_expires_at, s.revoked_at, u.active, \
+     s.organization_id \
      FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id \
      JOIN users u ON u.id = s.user_id LEFT JOIN refresh_tokens c ON c.parent_id = t.id \
      WHERE t.hash = $1";
@@ -631,7 +634,9 @@ impl Store {
              (SELECT s2.user_id FROM sessions s2 WHERE s2.id = refresh_tokens.session_id) \
                  AS user_id, \
              (SELECT s4.absolute_expires_at FROM sessions s4 \
-                 WHERE s4.id = refresh_tokens.session_id) AS absolute_expires_at";
+                 WHERE s4.id = refresh_tokens.session_id) AS absolute_expires_at, \
+             (SELECT s5.organization_id FROM sessions s5 \
+                 WHERE s5.id = refresh_tokens.session_id) AS organization_id";
         macro_rules! run {
             ($pool:expr) => {
                 sqlx::query_as::<_, Rotated>(SQL)
@@ -709,6 +714,8 @@ pub struct Rotated {
     pub user_id: Uuid,
     /// The session's hard end (µs).
     pub absolute_expires_at: i64,
+    /// The organization the session acts in (`None`: the default one).
+    pub organization_id: Option<Uuid>,
 }
 
 /// A rotation of the token whose hash is known, the common case in one statement.

@@ -78,6 +78,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(32, "0032_member_order"),
     migration!(33, "0033_saml"),
     migration!(34, "0034_sso_groups"),
+    migration!(35, "0035_organizations"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

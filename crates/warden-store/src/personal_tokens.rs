@@ -32,12 +32,14 @@ pub struct PersonalTokenRow {
     pub revoked_at: Option<i64>,
     /// Why.
     pub revoked_reason: Option<String>,
+    /// The organization it acts in (the one its creator's session was in).
+    pub organization_id: Uuid,
 }
 
 macro_rules! columns {
     () => {
         "id, user_id, name, permissions, workspace_id, created_at, expires_at, last_used_at, \
-         last_used_ip, revoked_at, revoked_reason"
+         last_used_ip, revoked_at, revoked_reason, organization_id"
     };
 }
 
@@ -50,7 +52,7 @@ impl Tx {
     ) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO personal_tokens (id, user_id, name, hash, permissions, workspace_id, \
-             created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+             created_at, expires_at, organization_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         )
         .bind(row.id)
         .bind(row.user_id)
@@ -60,6 +62,7 @@ impl Tx {
         .bind(row.workspace_id)
         .bind(row.created_at)
         .bind(row.expires_at)
+        .bind(row.organization_id)
         .execute(c)
         .await
         .map(drop))?;

@@ -155,6 +155,7 @@ fn signatures(threads: usize, secs: u64, kind: KeyKind) -> anyhow::Result<()> {
                     iat: 1,
                     exp: 901,
                     nbf: None,
+                    org: None,
                 };
                 while Instant::now() < until {
                     key.sign(&claims).unwrap();

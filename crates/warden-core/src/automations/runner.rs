@@ -95,7 +95,7 @@ pub async fn run(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Failed> {
     tx.commit().await.map_err(db)?;
 
     // Acts for run_as, whose permission is checked now, not when the automation was saved.
-    let who = Principal::session(automation.run_as, automation.id);
+    let who = Principal::for_job(automation.run_as, automation.id);
     let workspace = WorkspaceId::from_uuid(automation.workspace_id);
     let Ok(grant) = ctx
         .store

@@ -126,7 +126,7 @@ pub async fn run_turn(ctx: &Arc<Ctx>, job: &ClaimedJob) -> Result<Done, Failed> 
         .collect();
     tx.commit().await.map_err(db)?;
 
-    let who = Principal::session(bot.run_as, bot.id);
+    let who = Principal::for_job(bot.run_as, bot.id);
     let started = async {
         let grant = ctx
             .store
@@ -223,7 +223,7 @@ pub async fn session_ended(ctx: &Ctx, session_id: Uuid, failed: bool) {
             return Ok(());
         };
         tx.commit().await.map_err(db)?;
-        let who = Principal::session(bot.run_as, bot.id);
+        let who = Principal::for_job(bot.run_as, bot.id);
         let stdout = match ctx
             .store
             .authorize(

@@ -141,6 +141,18 @@ registry! {
     /// Deleting a role users hold.
     RoleInUse = 409, "role-in-use", "Users still hold this role; give them another role first.";
 
+    // Organizations.
+    /// An organization named in the path or `x-org-id` is not the one the credential acts in.
+    OrgMismatch = 403, "org-mismatch", "The request names another organization than the one this sign-in acts in: switch organization first (POST /api/v1/auth/organization).";
+    /// An organization slug already used.
+    OrgExists = 409, "org-exists", "An organization with this slug already exists.";
+    /// Switching into an organization the caller does not belong to.
+    NotOrgMember = 403, "not-org-member", "You are not a member of that organization.";
+    /// A change the default organization does not take (everyone belongs to it).
+    DefaultOrg = 409, "default-org", "Every account belongs to the default organization; its membership cannot be changed.";
+    /// Removing or demoting an organization's last admin.
+    LastOrgAdmin = 409, "last-org-admin", "An organization keeps at least one admin: make someone else admin first.";
+
     // Workspaces.
     /// A change to an archived workspace.
     WorkspaceArchived = 409, "workspace-archived", "The workspace is archived; it can be read but not changed.";

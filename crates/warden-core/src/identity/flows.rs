@@ -9,6 +9,7 @@ use uuid::Uuid;
 use warden_crypto::{Context, token};
 use warden_domain::audit::{Actor, ActorKind, Outcome};
 use warden_domain::identity::{Principal, normalize_email};
+use warden_domain::organizations::OrgId;
 use warden_store::identity::{NewDevice, Rotation, RotationByHash};
 
 use super::REFRESH_PREFIX;
@@ -461,7 +462,8 @@ async fn fast_refresh(ctx: &Ctx, op: &Op, hash: &[u8]) -> Result<Option<Grant>, 
     else {
         return Ok(None);
     };
-    let principal = Principal::session(rotated.user_id, rotated.session_id);
+    let principal = Principal::session(rotated.user_id, rotated.session_id)
+        .in_org(session_org(rotated.organization_id));
     let (access_token, expires_in) = sign_access_token(ctx, &principal, now).await?;
     Ok(Some(Grant {
         principal,
@@ -500,7 +502,8 @@ async fn try_refresh(
     if !alive {
         return Err(Refusal::Invalid);
     }
-    let principal = Principal::session(row.user_id, row.session_id);
+    let principal =
+        Principal::session(row.user_id, row.session_id).in_org(session_org(row.organization_id));
     let secret = match row.rotated_at {
         None => {
             let (next, next_id, sealed) = successor(ctx)?;
@@ -675,4 +678,9 @@ impl From<Refusal> for crate::CoreError {
             Refusal::PasswordOff => Code::PasswordSignInDisabled.into(),
         }
     }
+}
+
+/// The organization a stored session acts in (`NULL`: the default one).
+fn session_org(stored: Option<Uuid>) -> OrgId {
+    stored.map_or(OrgId::DEFAULT, OrgId::from_uuid)
 }

@@ -33,6 +33,7 @@ use warden_crypto::Keyring;
 use warden_crypto::jwt::{AccessClaims, LEEWAY_SECS};
 use warden_domain::clock::Clock;
 use warden_domain::identity::{Principal, ThrottlePolicy};
+use warden_domain::organizations::OrgId;
 use warden_store::{Store, StoreError};
 
 use crate::settings::AuthConfig;
@@ -169,6 +170,10 @@ impl Identity {
             iat,
             exp: iat + ttl,
             nbf: None,
+            org: principal
+                .organization
+                .filter(|o| !o.is_default())
+                .map(|o| o.to_string()),
         };
         Ok((self.keys().sign(&claims)?, ttl))
     }
@@ -207,8 +212,11 @@ impl Identity {
             Some(p) => p,
             None => {
                 let claims = self.keys().verify(token, now).ok()?;
-                let principal =
+                let mut principal =
                     Principal::session(claims.sub.parse().ok()?, claims.sid.parse().ok()?);
+                if let Some(org) = &claims.org {
+                    principal = principal.in_org(OrgId::parse(org)?);
+                }
                 self.remember(token, &principal, claims.exp, now, generation);
                 principal
             }

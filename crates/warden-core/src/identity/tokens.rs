@@ -26,6 +26,7 @@ use warden_domain::audit::{Actor, ActorKind};
 use warden_domain::identity::{
     PAT_MAX_ACTIVE, PAT_MAX_DAYS, PAT_MIN_DAYS, PAT_PREFIX, Principal, TokenLimits,
 };
+use warden_domain::organizations::OrgId;
 use warden_domain::tenancy::WorkspaceId;
 use warden_store::personal_tokens::PersonalTokenRow;
 use warden_store::tenancy::PlatformGrant;
@@ -136,6 +137,7 @@ pub async fn create(
         last_used_ip: None,
         revoked_at: None,
         revoked_reason: None,
+        organization_id: principal.organization.unwrap_or(OrgId::DEFAULT).uuid(),
     };
     let mut tx = ctx.store.begin().await?;
     // Counted where the token is added, under the owner's row lock on PostgreSQL, so parallel
@@ -459,6 +461,7 @@ pub async fn authenticate(
             permissions: PermissionSet::from_stored(row.permissions.split(' ')),
             workspace: row.workspace_id.map(WorkspaceId::from_uuid),
         }),
+        organization: Some(OrgId::from_uuid(row.organization_id)),
     };
     if ctx
         .identity

@@ -62,6 +62,7 @@ impl McpCaller {
                 permissions: ceiling(),
                 workspace: Some(self.workspace),
             }),
+            organization: None,
         }
     }
 

@@ -246,7 +246,7 @@ pub(crate) async fn sync(
 
 /// A grant for `user` to manage `ws`'s members, if they still may.
 async fn acting_grant(ctx: &Ctx, ws: WorkspaceId, user: Uuid) -> Option<WorkspaceGrant> {
-    let who = Principal::session(user, ws.uuid());
+    let who = Principal::for_job(user, ws.uuid());
     ctx.store
         .authorize(&who, ws, Permission::WORKSPACES_MEMBERS)
         .await

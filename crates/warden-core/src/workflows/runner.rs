@@ -377,7 +377,7 @@ async fn start_session(
     let Some(session_id) = step.session_id else {
         return Err(Failed::permanent("the step has no session id"));
     };
-    let who = Principal::session(run.started_by, run.id);
+    let who = Principal::for_job(run.started_by, run.id);
     let Ok(grant) = ctx
         .store
         .authorize(

@@ -13,6 +13,7 @@ fn claims(now: i64) -> AccessClaims {
         iat: now,
         exp: now + 900,
         nbf: None,
+        org: None,
     }
 }
 

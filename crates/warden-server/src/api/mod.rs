@@ -22,6 +22,7 @@ pub mod mail;
 pub mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod organizations;
 pub mod passkeys;
 pub mod roles;
 pub mod saml;
@@ -73,6 +74,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(crate::console::routes())
         .merge(setup::routes())
         .merge(roles::routes())
+        .merge(organizations::routes())
         .merge(workspaces::routes())
         .merge(workspace_settings::routes())
         .merge(hosts::routes())

@@ -27,6 +27,7 @@ use warden_core::license::{License, Refusal as LicenseRefusal};
 use warden_domain::access::{Access, Gate, gate};
 use warden_domain::clock::Clock;
 use warden_domain::identity::Principal;
+use warden_domain::organizations::OrgId;
 use warden_domain::tenancy::WorkspaceId;
 use warden_store::Store;
 use warden_store::tenancy::Refusal;
@@ -200,6 +201,14 @@ where
                             }
                         }
                     };
+                    if let Some(p) = &principal
+                        && let Some(refused) = org_header_refusal(&req, p)
+                    {
+                        if let Some(d) = denial(&req, &refused, Some(p.user_id)) {
+                            denials.record(d);
+                        }
+                        return Ok(refused);
+                    }
                     if gate == Gate::Allow {
                         return inner.call(req).await;
                     }
@@ -322,7 +331,7 @@ fn denial(req: &Request, res: &Response, user: Option<uuid::Uuid>) -> Option<Den
         return None;
     }
     Some(Denial {
-        user,
+        user: user.or_else(|| res.extensions().get::<DeniedUser>().map(|d| d.0)),
         ip: req
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -426,6 +435,11 @@ fn first_gate(
             };
         }
     };
+    if let Some(c) = &caller
+        && let Some(refused) = org_header_refusal(req, &c.principal)
+    {
+        return Err(refused);
+    }
     let principal = caller.as_ref().map(|c| Who::Known(c.principal.clone()));
     match gate(rule, caller.is_some()) {
         Gate::Allow => {
@@ -454,6 +468,33 @@ fn first_gate(
             Ok(Some((g, Some(principal))))
         }
     }
+}
+
+/// The account a refusal answered, when the refusal itself knows it (the denial record).
+#[derive(Debug, Clone, Copy)]
+struct DeniedUser(uuid::Uuid);
+
+/// The header a request may name its organization in.
+const ORG_HEADER: &str = "x-org-id";
+
+/// A request naming an organization (`x-org-id`, each value if repeated) must name the one
+/// its credential acts in; otherwise 403 `org-mismatch`, logged and recorded as a denial. A
+/// credential bound to one workspace (a service key) acts in no organization it could name.
+#[allow(clippy::result_large_err)]
+fn org_header_refusal(req: &Request, principal: &Principal) -> Option<Response> {
+    let mut named = req.headers().get_all(ORG_HEADER).iter().peekable();
+    named.peek()?;
+    let acting = principal.organization;
+    if acting.is_some() && named.all(|v| v.to_str().ok().and_then(OrgId::parse) == acting) {
+        return None;
+    }
+    tracing::warn!(
+        user = %principal.user_id,
+        "x-org-id names another organization than the one the credential acts in"
+    );
+    let mut res = ApiError(warden_core::Code::OrgMismatch.into()).into_response();
+    res.extensions_mut().insert(DeniedUser(principal.user_id));
+    Some(res)
 }
 
 /// Who the guard's asynchronous half checks.

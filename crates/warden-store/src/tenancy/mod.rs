@@ -15,19 +15,25 @@ use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 use warden_domain::access::{
-    BuiltinRole, Decision, Permission, PermissionSet, WorkspaceRole, decide_platform,
-    decide_workspace,
+    Decision, Permission, PermissionSet, WorkspaceRole, decide_platform, decide_workspace,
 };
 use warden_domain::audit::NewEvent;
 use warden_domain::identity::Principal;
+use warden_domain::organizations::OrgId;
 use warden_domain::tenancy::WorkspaceId;
 
+mod decide;
 mod members;
+pub mod organizations;
 mod secrets;
+
+use warden_domain::organizations::ORG_MANAGER;
 
 use crate::audit::ChainKey;
 use crate::db::on_tx;
 use crate::{Store, StoreError, Tx};
+use decide::{decide, lookup};
+pub(crate) use decide::{platform_grants, set_scope};
 
 /// Why an authorization check refused.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +59,7 @@ pub struct PlatformGrant {
     user_id: Uuid,
     permission: Permission,
     platform: PermissionSet,
+    organization: OrgId,
 }
 
 impl PlatformGrant {
@@ -70,6 +77,11 @@ impl PlatformGrant {
     pub fn platform(&self) -> PermissionSet {
         self.platform
     }
+
+    /// The organization the caller acts in.
+    pub fn organization(&self) -> OrgId {
+        self.organization
+    }
 }
 
 /// Proof that the caller holds a permission in one workspace. Only [`Store::authorize`]
@@ -83,6 +95,8 @@ pub struct WorkspaceGrant {
     platform: PermissionSet,
     /// What the credential allows at most (all, except for a personal access token).
     ceiling: PermissionSet,
+    /// The organization the caller acts in (`None`: a credential bound to this workspace).
+    organization: Option<OrgId>,
     /// For a read permission: the scoped, read-only transaction the check ran in, handed to
     /// the handler so a read costs one transaction. Taken once.
     read_tx: Option<Arc<Mutex<Option<Tx>>>>,
@@ -104,6 +118,11 @@ impl WorkspaceGrant {
         self.permission
     }
 
+    /// The organization the caller acts in (`None`: a credential bound to this workspace).
+    pub fn organization(&self) -> Option<OrgId> {
+        self.organization
+    }
+
     /// The caller's role in the workspace, if a member.
     pub fn role(&self) -> Option<WorkspaceRole> {
         self.role
@@ -120,104 +139,6 @@ impl WorkspaceGrant {
     pub fn holds(&self, p: Permission) -> bool {
         self.ceiling.contains(p) && decide_workspace(self.platform, self.role, p) == Decision::Allow
     }
-}
-
-#[derive(Debug, sqlx::FromRow)]
-struct Lookup {
-    active: bool,
-    platform_role: String,
-    builtin: bool,
-    permissions: String,
-    membership: Option<String>,
-    archived_at: Option<i64>,
-    ws_exists: bool,
-}
-
-impl Lookup {
-    fn platform(&self) -> PermissionSet {
-        platform_grants(
-            self.active,
-            &self.platform_role,
-            self.builtin,
-            &self.permissions,
-        )
-    }
-
-    fn membership(&self) -> Option<WorkspaceRole> {
-        self.membership.as_deref().and_then(WorkspaceRole::parse)
-    }
-}
-
-/// What a platform role grants: built-in roles from code, custom roles from their stored
-/// names. An inactive user, or a role that no longer exists, grants nothing.
-pub(crate) fn platform_grants(
-    active: bool,
-    role: &str,
-    builtin: bool,
-    permissions: &str,
-) -> PermissionSet {
-    if !active {
-        return PermissionSet::EMPTY;
-    }
-    match (builtin, BuiltinRole::parse(role)) {
-        (true, Some(b)) => b.grants(),
-        (false, None) => PermissionSet::from_stored(permissions.split_whitespace()),
-        _ => PermissionSet::EMPTY,
-    }
-}
-
-const LOOKUP_SQL: &str = "SELECT u.active, u.platform_role, \
-     COALESCE(r.builtin, FALSE) AS builtin, COALESCE(r.permissions, '') AS permissions, \
-     m.role AS membership, w.archived_at, w.id IS NOT NULL AS ws_exists \
-     FROM users u LEFT JOIN roles r ON r.name = u.platform_role \
-     LEFT JOIN workspaces w ON w.id = $2 \
-     LEFT JOIN workspace_members m ON m.workspace_id = w.id AND m.user_id = u.id \
-     WHERE u.id = $1";
-
-/// Sets the transaction's PostgreSQL scope settings (no-op on SQLite, which has no row-level
-/// security and relies on the explicit filters every query carries).
-pub(crate) async fn set_scope(
-    tx: &mut Tx,
-    name: &'static str,
-    value: &str,
-) -> Result<(), StoreError> {
-    if let crate::db::TxInner::Postgres(t) = &mut tx.inner {
-        sqlx::query("SELECT set_config($1, $2, true)")
-            .bind(name)
-            .bind(value)
-            .execute(&mut **t)
-            .await?;
-    }
-    Ok(())
-}
-
-async fn lookup(tx: &mut Tx, user: Uuid, ws: WorkspaceId) -> Result<Option<Lookup>, StoreError> {
-    Ok(on_tx!(tx, |c| sqlx::query_as::<_, Lookup>(LOOKUP_SQL)
-        .bind(user)
-        .bind(ws.uuid())
-        .fetch_optional(c)
-        .await)?)
-}
-
-fn decide(row: Option<&Lookup>, permission: Permission) -> Result<(), Refusal> {
-    let Some(row) = row else {
-        return Err(Refusal::NotFound);
-    };
-    // A deactivated user holds nothing anywhere: not through a platform role, and not through
-    // a membership (what acts for them without a session — an automation's runs, a service
-    // key — stops with them).
-    if !row.ws_exists || !row.active {
-        return Err(Refusal::NotFound);
-    }
-    match decide_workspace(row.platform(), row.membership(), permission) {
-        Decision::Allow => {}
-        Decision::Forbidden => return Err(Refusal::Forbidden),
-        Decision::NotFound => return Err(Refusal::NotFound),
-    }
-    if row.archived_at.is_some() && !permission.is_read_only() {
-        return Err(Refusal::Archived);
-    }
-    Ok(())
 }
 
 impl Store {
@@ -297,10 +218,19 @@ impl Store {
         if !decide_platform(platform, permission) {
             return Err(Refusal::Forbidden);
         }
+        let organization = who.organization.unwrap_or(OrgId::DEFAULT);
+        if !organization.is_default()
+            && !platform.contains(ORG_MANAGER)
+            && self.org_role(organization, who.user_id).await?.is_none()
+        {
+            // Removed from the organization their session still names.
+            return Err(Refusal::Forbidden);
+        }
         Ok(PlatformGrant {
             user_id: who.user_id,
             permission,
             platform,
+            organization,
         })
     }
 
@@ -322,9 +252,9 @@ impl Store {
             }
         }
         let mut tx = self.begin_read().await?;
-        set_scope(&mut tx, "warden.workspace_id", &workspace.to_string()).await?;
-        let row = lookup(&mut tx, who.user_id, workspace).await?;
-        let mut decided = decide(row.as_ref(), permission).and(row.ok_or(Refusal::NotFound));
+        let row = lookup(&mut tx, who.user_id, workspace, who.organization).await?;
+        let mut decided =
+            decide(row.as_ref(), permission, who.organization).and(row.ok_or(Refusal::NotFound));
         if decided.is_ok() && !who.ceiling().contains(permission) {
             decided = Err(Refusal::Forbidden);
         }
@@ -348,6 +278,7 @@ impl Store {
             role: row.membership(),
             platform: row.platform().intersect(who.ceiling()),
             ceiling: who.ceiling(),
+            organization: who.organization,
             read_tx,
         })
     }
@@ -374,9 +305,8 @@ impl Store {
         } else {
             self.begin().await?
         };
-        set_scope(&mut tx, "warden.workspace_id", &grant.workspace.to_string()).await?;
-        let row = lookup(&mut tx, grant.user_id, grant.workspace).await?;
-        decide(row.as_ref(), grant.permission)?;
+        let row = lookup(&mut tx, grant.user_id, grant.workspace, grant.organization).await?;
+        decide(row.as_ref(), grant.permission, grant.organization)?;
         let row = row.ok_or(Refusal::NotFound)?;
         Ok(WorkspaceTx {
             tx,
@@ -403,15 +333,17 @@ impl Store {
         let id = WorkspaceId::generate();
         let mut tx = self.begin().await?;
         set_scope(&mut tx, "warden.workspace_id", &id.to_string()).await?;
+        set_scope(&mut tx, "warden.org_id", &grant.organization.to_string()).await?;
         on_tx!(tx, |c| sqlx::query(
             "INSERT INTO workspaces (id, name, repository, hooks, ticket_config, created_by, \
-             created_at, updated_at, archived_at) VALUES ($1, $2, NULL, '{}', NULL, $3, $4, $4, \
-             NULL)"
+             created_at, updated_at, archived_at, organization_id) \
+             VALUES ($1, $2, NULL, '{}', NULL, $3, $4, $4, NULL, $5)"
         )
         .bind(id.uuid())
         .bind(name)
         .bind(grant.user_id)
         .bind(now)
+        .bind(grant.organization.uuid())
         .execute(c)
         .await
         .map(drop))?;
@@ -445,6 +377,9 @@ impl Store {
     ) -> Result<Vec<WorkspaceRow>, StoreError> {
         let mut tx = self.begin_read().await?;
         set_scope(&mut tx, "warden.user_id", &who.user_id.to_string()).await?;
+        if let Some(org) = who.organization {
+            set_scope(&mut tx, "warden.org_id", &org.to_string()).await?;
+        }
         if matches!(tx.inner, crate::db::TxInner::Postgres(_)) {
             // Row-level security shows the caller's memberships; the workspaces they name
             // are then opened by id.
@@ -471,6 +406,7 @@ impl Store {
              FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id \
              WHERE m.user_id = $1 AND {after_range} \
              AND ($3 OR w.archived_at IS NULL) AND ($5 IS NULL OR w.id = $5) \
+             AND ($6 IS NULL OR w.organization_id = $6) \
              ORDER BY m.workspace_id LIMIT $4"
         );
         let rows = on_tx!(tx, |c| sqlx::query_as::<_, WorkspaceRow>(
@@ -486,13 +422,14 @@ impl Store {
                 .and_then(|t| t.workspace)
                 .map(WorkspaceId::uuid),
         )
+        .bind(who.organization.map(OrgId::uuid))
         .fetch_all(c)
         .await)?;
         tx.commit().await?;
         Ok(rows)
     }
 
-    /// The explicit platform-wide read path: every workspace, for a holder of a platform
+    /// The explicit platform-wide read path: every workspace of the caller's organization, for a holder of a platform
     /// grant of `workspaces.read`. `event` (the caller's audit record of this read) is written
     /// in the same transaction, so the read is never unrecorded.
     pub async fn platform_wide(
@@ -511,18 +448,21 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         set_scope(&mut tx, "warden.platform", "on").await?;
+        set_scope(&mut tx, "warden.org_id", &grant.organization.to_string()).await?;
         let rows = on_tx!(tx, |c| sqlx::query_as::<_, WorkspaceRow>(
             "SELECT w.id, w.name, w.repository, w.hooks, w.ticket_config, w.created_by, \
              w.created_at, w.updated_at, w.archived_at, \
              (SELECT m.role FROM workspace_members m WHERE m.workspace_id = w.id \
               AND m.user_id = $1) AS my_role \
              FROM workspaces w WHERE ($2 IS NULL OR w.id > $2) \
-             AND ($3 OR w.archived_at IS NULL) ORDER BY w.id LIMIT $4"
+             AND ($3 OR w.archived_at IS NULL) AND w.organization_id = $5 \
+             ORDER BY w.id LIMIT $4"
         )
         .bind(grant.user_id)
         .bind(after.map(WorkspaceId::uuid))
         .bind(include_archived)
         .bind(limit)
+        .bind(grant.organization.uuid())
         .fetch_all(c)
         .await)?;
         tx.record(key, event).await?;

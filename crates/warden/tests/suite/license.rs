@@ -1306,8 +1306,10 @@ fn gated_routes(f: warden_domain::license::Feature) -> Vec<(Method, &'static str
         | F::CodeReview
         | F::Verification
         | F::Memory
-        | F::SsoSaml
-        | F::MultiTenant => vec![],
+        | F::SsoSaml => vec![],
+        // Listing and switching organizations answer without it (the default one is always
+        // there); making them and changing their members do not.
+        F::MultiTenant => vec![(Method::POST, "/api/v1/organizations")],
     }
 }
 
@@ -1610,4 +1612,79 @@ async fn a_clock_moved_back_and_a_licence_that_no_longer_verifies_are_mailed_onc
         kinds.contains(&json!("license_signature_invalid")),
         "{kinds:?}"
     );
+}
+
+/// Without `multi-tenant` there is one organization, as before organizations existed: the
+/// default one is listed and can be switched to, but none is made, joined or entered.
+#[tokio::test]
+async fn without_the_multi_tenant_flag_there_is_one_organization() {
+    let op = Operator::new();
+    let clock = manual_clock();
+    let app = licensed(&op, &clock, &[]).await;
+    let token = admin_token(&app).await;
+    let now = unix(clock.as_ref());
+    // With the flag: an organization with the administrator in it.
+    let mut c = op.claims(now);
+    c["tier"] = json!("enterprise");
+    c.as_object_mut().unwrap().remove("fingerprint");
+    c["features"] = json!(["multi-tenant"]);
+    let (s, v) = upload(&app, &token, &op.sign(&c)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, org) = app
+        .call(
+            &token,
+            Method::POST,
+            "/api/v1/organizations",
+            Some(json!({"slug": "acme", "name": "Acme"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{org}");
+    // Without it (the standard licence's features).
+    assert_eq!(
+        upload(&app, &token, &op.sign(&op.claims(now))).await.0,
+        StatusCode::OK
+    );
+    let (s, v) = app
+        .call(
+            &token,
+            Method::POST,
+            "/api/v1/organizations",
+            Some(json!({"slug": "globex", "name": "Globex"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("feature-not-licensed"))
+    );
+    for target in ["acme", org["id"].as_str().unwrap()] {
+        let (s, v) = app
+            .call(
+                &token,
+                Method::POST,
+                "/api/v1/auth/organization",
+                Some(json!({ "organization": target })),
+            )
+            .await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("feature-not-licensed")),
+            "{target}"
+        );
+    }
+    let (s, v) = app
+        .call(
+            &token,
+            Method::POST,
+            "/api/v1/auth/organization",
+            Some(json!({"organization": "default"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["organization"]["slug"], "default");
+    let (s, v) = app
+        .call(&token, Method::GET, "/api/v1/organizations", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["items"][0]["slug"], "default");
+    assert_eq!(v["items"][0]["current"], true);
 }

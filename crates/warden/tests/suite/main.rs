@@ -37,6 +37,7 @@ mod mail;
 mod master_key;
 mod mcp;
 mod metrics;
+mod organizations;
 mod passkeys;
 mod passwordless;
 mod postgres_tls;

@@ -14,15 +14,15 @@ use warden_testkit::{AppOptions, TestApp};
 
 use crate::identity::{ADMIN_EMAIL, admin_token, database_dump, sign_in};
 
-const PASSWORD: &str = "quiet harbor 4417 finch";
+pub(crate) const PASSWORD: &str = "quiet harbor 4417 finch";
 
 /// A signed-in user of the app under test.
-struct User {
-    id: String,
-    token: String,
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) token: String,
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     token: &str,
     method: Method,
@@ -50,7 +50,7 @@ async fn call(
 
 /// A refusal's body without what differs between two requests: a problem document without
 /// its request id, or a console page as it is.
-async fn refusal_shape(res: reqwest::Response) -> Value {
+pub(crate) async fn refusal_shape(res: reqwest::Response) -> Value {
     let text = res.text().await.unwrap();
     match serde_json::from_str::<Value>(&text) {
         Ok(v) => problem_shape(&v),
@@ -58,7 +58,7 @@ async fn refusal_shape(res: reqwest::Response) -> Value {
     }
 }
 
-async fn ok_json(
+pub(crate) async fn ok_json(
     app: &TestApp,
     token: &str,
     method: Method,
@@ -70,7 +70,7 @@ async fn ok_json(
     v
 }
 
-async fn user(app: &TestApp, admin: &str, email: &str, role: &str) -> User {
+pub(crate) async fn user(app: &TestApp, admin: &str, email: &str, role: &str) -> User {
     let created = ok_json(
         app,
         admin,
@@ -89,7 +89,7 @@ async fn user(app: &TestApp, admin: &str, email: &str, role: &str) -> User {
     }
 }
 
-async fn workspace(app: &TestApp, owner: &User, name: &str) -> String {
+pub(crate) async fn workspace(app: &TestApp, owner: &User, name: &str) -> String {
     let ws = ok_json(
         app,
         &owner.token,
@@ -281,7 +281,7 @@ async fn insert_waiting_session(app: &TestApp, ws: &str, host: &str, by: &str) -
 }
 
 /// The example request body the OpenAPI document gives for a route, if it takes one.
-fn example_body(doc: &Value, path: &str, method: &str) -> Option<Value> {
+pub(crate) fn example_body(doc: &Value, path: &str, method: &str) -> Option<Value> {
     let op = &doc["paths"][path][method.to_lowercase()];
     let body = &op["requestBody"]["content"]["application/json"];
     if body.is_null() {
@@ -1344,7 +1344,7 @@ async fn platform_roles_apply_at_once_and_nobody_grants_more_than_they_hold() {
 
 /// Waits (up to 5 s) until `n` `access.denied` events are on record; returns them, newest
 /// first. Denials are written beside the response, so they may trail it by a moment.
-async fn denials(app: &TestApp, n: usize) -> Vec<warden_store::audit::Row> {
+pub(crate) async fn denials(app: &TestApp, n: usize) -> Vec<warden_store::audit::Row> {
     for _ in 0..100 {
         let rows = crate::identity::audit_rows(app, "access.denied").await;
         if rows.len() >= n {

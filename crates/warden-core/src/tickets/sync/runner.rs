@@ -160,7 +160,7 @@ impl From<warden_store::StoreError> for SyncError {
 /// One run: read the tracker's changes, then write ours.
 async fn sync(ctx: &Arc<Ctx>, row: &SyncRow, out: &mut SyncOutcome) -> Result<(), SyncError> {
     let ws = WorkspaceId::from_uuid(row.workspace_id);
-    let who = Principal::session(row.acting_for, row.workspace_id);
+    let who = Principal::for_job(row.acting_for, row.workspace_id);
     let grant = ctx
         .store
         .authorize(&who, ws, Permission::TICKETS_UPDATE)

@@ -1,0 +1,644 @@
+//! Organizations (multi-tenant mode): a sign-in acts in one organization at a time; another
+//! organization's workspaces do not exist for it on any route, a request naming another
+//! organization (`x-org-id`, or the path) is refused and recorded, an organization's admin
+//! cannot act as a platform administrator, and on PostgreSQL row-level security hides another
+//! organization's rows from a query that forgot to filter by it.
+
+use std::collections::BTreeMap;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use warden_domain::access::{Access, Permission};
+use warden_domain::identity::Principal;
+use warden_domain::organizations::OrgId;
+use warden_domain::tenancy::WorkspaceId;
+use warden_store::Backend;
+use warden_testkit::TestApp;
+
+use crate::identity::{ADMIN_EMAIL, admin_token, audit_rows, sign_in};
+use crate::tenancy::{
+    PASSWORD, User, call, denials, example_body, ok_json, refusal_shape, user, workspace,
+};
+
+const DEFAULT: &str = "00000000-0000-0000-0000-000000000001";
+
+/// Switches `token`'s sign-in into `org`; the new access token.
+async fn switch(app: &TestApp, token: &str, org: &str) -> String {
+    let v = ok_json(
+        app,
+        token,
+        Method::POST,
+        "/api/v1/auth/organization",
+        Some(json!({ "organization": org })),
+    )
+    .await;
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn workspace_ids(app: &TestApp, token: &str) -> Vec<String> {
+    let v = ok_json(app, token, Method::GET, "/api/v1/workspaces", None).await;
+    let items = v["items"].as_array().or(v.as_array()).unwrap().clone();
+    items
+        .iter()
+        .map(|w| w["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// An installation with the default organization and `acme`: bob is acme's admin, carol a
+/// member; the administrator owns `home` in the default organization, bob owns `rocket` in
+/// acme.
+struct World {
+    app: TestApp,
+    admin: String,
+    acme: String,
+    bob: User,
+    carol: User,
+    home: String,
+    rocket: String,
+}
+
+async fn world() -> World {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let bob = user(&app, &admin, "bob@acme.example", "member").await;
+    let carol = user(&app, &admin, "carol@acme.example", "member").await;
+    let home = workspace(
+        &app,
+        &User {
+            id: String::new(),
+            token: admin.clone(),
+        },
+        "Home",
+    )
+    .await;
+    let org = ok_json(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/organizations",
+        Some(json!({"slug": "acme", "name": "Acme Corp"})),
+    )
+    .await;
+    let acme = org["id"].as_str().unwrap().to_owned();
+    // Adding members names the organization the sign-in acts in: the administrator switches.
+    let admin_in_acme = switch(&app, &admin, "acme").await;
+    for (who, role) in [
+        ("bob@acme.example", "admin"),
+        ("carol@acme.example", "member"),
+    ] {
+        ok_json(
+            &app,
+            &admin_in_acme,
+            Method::POST,
+            &format!("/api/v1/organizations/{acme}/members"),
+            Some(json!({"email": who, "role": role})),
+        )
+        .await;
+    }
+    let admin = switch(&app, &admin_in_acme, "default").await;
+    let bob = User {
+        token: switch(&app, &bob.token, "acme").await,
+        ..bob
+    };
+    let carol = User {
+        token: switch(&app, &carol.token, &acme).await,
+        ..carol
+    };
+    let rocket = workspace(&app, &bob, "Rocket").await;
+    World {
+        app,
+        admin,
+        acme,
+        bob,
+        carol,
+        home,
+        rocket,
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_acts_in_one_organization_and_sees_only_its_workspaces() {
+    let w = world().await;
+    let app = &w.app;
+    // Each sign-in lists the workspaces of the organization it acts in.
+    assert_eq!(
+        workspace_ids(app, &w.bob.token).await,
+        vec![w.rocket.clone()]
+    );
+    assert_eq!(workspace_ids(app, &w.admin).await, vec![w.home.clone()]);
+    let orgs = ok_json(
+        app,
+        &w.bob.token,
+        Method::GET,
+        "/api/v1/organizations",
+        None,
+    )
+    .await;
+    let listed: Vec<(&str, bool, Value)> = orgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["slug"].as_str().unwrap(),
+                o["current"].as_bool().unwrap(),
+                o["role"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            ("default", false, Value::Null),
+            ("acme", true, json!("admin"))
+        ]
+    );
+    // A refresh keeps the organization: the session remembers it.
+    let signed = sign_in(app, "bob@acme.example", PASSWORD).await;
+    let fresh = signed["access_token"].as_str().unwrap();
+    assert_eq!(workspace_ids(app, fresh).await, Vec::<String>::new());
+    switch(app, fresh, "acme").await;
+    let refreshed = ok_json(
+        app,
+        "",
+        Method::POST,
+        "/api/v1/auth/refresh",
+        Some(json!({"refresh_token": signed["refresh_token"]})),
+    )
+    .await;
+    let refreshed = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(workspace_ids(app, refreshed).await, vec![w.rocket.clone()]);
+    // A personal access token acts in the organization it was made in, and cannot switch.
+    let pat = ok_json(
+        app,
+        &w.bob.token,
+        Method::POST,
+        "/api/v1/me/tokens",
+        Some(json!({"name": "ci", "permissions": ["workspaces.read"], "expires_in_days": 30})),
+    )
+    .await;
+    let pat = pat["token"].as_str().unwrap();
+    assert_eq!(workspace_ids(app, pat).await, vec![w.rocket.clone()]);
+    let (s, v) = app
+        .call(
+            pat,
+            Method::POST,
+            "/api/v1/auth/organization",
+            Some(json!({"organization": "default"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    // Carol belongs to acme only as a member; she cannot enter an organization she is not in.
+    let admin = ok_json(
+        app,
+        &w.admin,
+        Method::POST,
+        "/api/v1/organizations",
+        Some(json!({"slug": "globex", "name": "Globex"})),
+    )
+    .await;
+    let (s, v) = app
+        .call(
+            &w.carol.token,
+            Method::POST,
+            "/api/v1/auth/organization",
+            Some(json!({"organization": admin["id"]})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not-org-member"))
+    );
+    let (s, _) = app
+        .call(
+            &w.carol.token,
+            Method::POST,
+            "/api/v1/auth/organization",
+            Some(json!({"organization": "no-such-org"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Slugs are checked and unique.
+    for (slug, expected) in [
+        ("acme", StatusCode::CONFLICT),
+        ("Acme", StatusCode::UNPROCESSABLE_ENTITY),
+        ("a", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let (s, v) = app
+            .call(
+                &w.admin,
+                Method::POST,
+                "/api/v1/organizations",
+                Some(json!({"slug": slug, "name": "X"})),
+            )
+            .await;
+        assert_eq!(s, expected, "{slug}: {v}");
+    }
+    // Switching is recorded.
+    let switched = audit_rows(app, "session.organization_switched").await;
+    assert!(
+        switched
+            .iter()
+            .any(|r| r.actor_id.as_deref() == Some(w.bob.id.as_str())
+                && r.resource_id.as_deref() == Some(w.acme.as_str())),
+        "{switched:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_organization_header_or_path_naming_another_organization_is_refused_and_recorded() {
+    let w = world().await;
+    let app = &w.app;
+    let path = format!("/api/v1/workspaces/{}", w.rocket);
+    for (header, expected) in [
+        (Some(w.acme.clone()), StatusCode::OK),
+        (None, StatusCode::OK),
+        (Some(DEFAULT.to_owned()), StatusCode::FORBIDDEN),
+        (Some("acme".to_owned()), StatusCode::FORBIDDEN),
+        (Some(String::new()), StatusCode::FORBIDDEN),
+    ] {
+        let mut req = app.client.get(app.url(&path)).bearer_auth(&w.bob.token);
+        if let Some(h) = &header {
+            req = req.header("x-org-id", h);
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), expected, "x-org-id: {header:?}");
+        if expected == StatusCode::FORBIDDEN {
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["code"], "org-mismatch", "{body}");
+        }
+    }
+    // Two headers: every one must name the organization.
+    let res = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&w.bob.token)
+        .header("x-org-id", &w.acme)
+        .header("x-org-id", DEFAULT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // The refusal is on record with who asked and the route.
+    let denied = denials(app, 1).await;
+    let ours: Vec<_> = denied
+        .iter()
+        .filter(|r| r.summary.contains("org-mismatch"))
+        .collect();
+    assert!(ours.len() >= 2, "{denied:?}");
+    assert!(
+        ours.iter()
+            .all(|r| r.actor_id.as_deref() == Some(w.bob.id.as_str())),
+        "{ours:?}"
+    );
+    // The path names an organization the same way.
+    let (s, v) = app
+        .call(
+            &w.bob.token,
+            Method::GET,
+            &format!("/api/v1/organizations/{DEFAULT}/members"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("org-mismatch"))
+    );
+    let (s, v) = app
+        .call(
+            &w.bob.token,
+            Method::GET,
+            "/api/v1/organizations/acme/members",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let emails: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["bob@acme.example", "carol@acme.example"]);
+}
+
+#[tokio::test]
+async fn every_workspace_route_hides_another_organizations_workspace() {
+    let w = world().await;
+    let app = &w.app;
+    let doc = app.openapi().await.unwrap();
+    // The administrator owns `home` and holds every platform permission, but acts in acme
+    // now: for this sign-in, `home` does not exist.
+    let admin_in_acme = switch(app, &w.admin, "acme").await;
+    let (_, _, table) = warden_server::api::routes().into_parts();
+    let missing = WorkspaceId::generate().to_string();
+    let mut checked = 0;
+    for (method, path, rule) in table.entries() {
+        if !matches!(rule, Access::Workspace(_)) {
+            continue;
+        }
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let body = example_body(&doc, path, method);
+        // Every other parameter gets a fresh id: the workspace is checked before them.
+        let fill = |ws: &str| {
+            let sub: BTreeMap<&str, String> = BTreeMap::new();
+            path.split('/')
+                .map(|seg| {
+                    if seg == "{workspace_id}" {
+                        ws.to_owned()
+                    } else if seg.starts_with('{') {
+                        sub.get(seg)
+                            .cloned()
+                            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+                    } else {
+                        seg.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        let absent = call(
+            app,
+            &admin_in_acme,
+            m.clone(),
+            &fill(&missing),
+            body.clone(),
+        )
+        .await;
+        assert_eq!(absent.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        let absent = refusal_shape(absent).await;
+        let res = call(app, &admin_in_acme, m.clone(), &fill(&w.home), body.clone()).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::NOT_FOUND,
+            "{method} {path}: another organization's workspace"
+        );
+        assert_eq!(refusal_shape(res).await, absent, "{method} {path} leaks");
+        checked += 1;
+    }
+    assert!(checked >= 60, "only {checked} workspace routes");
+    // The same sign-in back in the default organization reaches `home` again, and bob's own
+    // workspace is hidden from his sign-in once it acts in the default organization.
+    let admin_home = switch(app, &admin_in_acme, "default").await;
+    ok_json(
+        app,
+        &admin_home,
+        Method::GET,
+        &format!("/api/v1/workspaces/{}", w.home),
+        None,
+    )
+    .await;
+    let bob_default = switch(app, &w.bob.token, "default").await;
+    let (s, _) = app
+        .call(
+            &bob_default,
+            Method::GET,
+            &format!("/api/v1/workspaces/{}", w.rocket),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .call(
+            &bob_default,
+            Method::GET,
+            &format!("/api/v1/workspaces/{}/members", w.rocket),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_organization_admin_manages_its_members_but_is_no_platform_administrator() {
+    let w = world().await;
+    let app = &w.app;
+    let bob = &w.bob.token;
+    // Platform actions: refused.
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/organizations".to_owned(),
+            Some(json!({"slug": "bobcorp", "name": "Bob"})),
+        ),
+        (Method::GET, "/api/v1/admin/users".to_owned(), None),
+        (
+            Method::PUT,
+            format!("/api/v1/admin/users/{}/role", w.carol.id),
+            Some(json!({"platform_role": "admin"})),
+        ),
+        (Method::GET, "/api/v1/admin/roles".to_owned(), None),
+        (
+            Method::POST,
+            format!("/api/v1/organizations/{}/members", w.acme),
+            Some(json!({"email": ADMIN_EMAIL, "role": "member"})),
+        ),
+    ] {
+        let (s, v) = app.call(bob, method.clone(), &path, body).await;
+        assert!(
+            s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND,
+            "{method} {path}: {s} {v}"
+        );
+    }
+    // Adding the administrator would have told bob the account exists: it is a 404 as for
+    // any address, and nothing changed.
+    let members = |token: String| async move {
+        ok_json(
+            app,
+            &token,
+            Method::GET,
+            "/api/v1/organizations/acme/members",
+            None,
+        )
+        .await["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["email"].as_str().unwrap().to_owned(),
+                    m["role"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(members(bob.clone()).await.len(), 2);
+    // A member is not an admin: no member list.
+    let (s, _) = app
+        .call(
+            &w.carol.token,
+            Method::GET,
+            "/api/v1/organizations/acme/members",
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // The admin promotes and demotes; the last admin stays.
+    ok_json(
+        app,
+        bob,
+        Method::POST,
+        "/api/v1/organizations/acme/members",
+        Some(json!({"email": "carol@acme.example", "role": "admin"})),
+    )
+    .await;
+    ok_json(
+        app,
+        bob,
+        Method::POST,
+        "/api/v1/organizations/acme/members",
+        Some(json!({"email": "carol@acme.example", "role": "member"})),
+    )
+    .await;
+    let (s, v) = app
+        .call(
+            bob,
+            Method::POST,
+            "/api/v1/organizations/acme/members",
+            Some(json!({"email": "bob@acme.example", "role": "member"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("last-org-admin"))
+    );
+    // Removing carol takes the organization from her sign-in on its next request.
+    let carol_ws = workspace(app, &w.carol, "Carol's").await;
+    let (s, _) = app
+        .call(
+            bob,
+            Method::DELETE,
+            &format!("/api/v1/organizations/acme/members/{}", w.carol.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app
+        .call(
+            &w.carol.token,
+            Method::GET,
+            &format!("/api/v1/workspaces/{carol_ws}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "a removed member's sign-in");
+    let (s, _) = app
+        .call(
+            &w.carol.token,
+            Method::POST,
+            "/api/v1/workspaces",
+            Some(json!({"name": "smuggled"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        members(bob.clone()).await,
+        vec![("bob@acme.example".to_owned(), "admin".to_owned())]
+    );
+    let removed = audit_rows(app, "organization.member_removed").await;
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].actor_id.as_deref(), Some(w.bob.id.as_str()));
+    // The default organization has no member list to change.
+    let (s, v) = app
+        .call(
+            &w.admin,
+            Method::POST,
+            &format!("/api/v1/organizations/{DEFAULT}/members"),
+            Some(json!({"email": "carol@acme.example", "role": "member"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::CONFLICT, Some("default-org"))
+    );
+}
+
+#[tokio::test]
+async fn row_level_security_hides_another_organizations_rows_from_an_unfiltered_query() {
+    let w = world().await;
+    if w.app.db.backend != Backend::Postgres {
+        // SQLite has no row-level security; there the explicit filters are the only wall.
+        return;
+    }
+    let store = w.app.server.store();
+    let bob = Principal::session(w.bob.id.parse().unwrap(), uuid::Uuid::nil())
+        .in_org(OrgId::parse(&w.acme).unwrap());
+    let rocket = WorkspaceId::parse(&w.rocket).unwrap();
+    let grant = store
+        .authorize(&bob, rocket, Permission::SETTINGS_READ)
+        .await
+        .unwrap();
+    let mut tx = store.scoped(&grant).await.unwrap();
+    for (sql, expected) in [
+        ("SELECT COUNT(*) FROM workspaces", 1),
+        ("SELECT COUNT(*) FROM workspace_members", 1),
+    ] {
+        assert_eq!(
+            tx.unfiltered_count_for_rls_test(sql).await.unwrap(),
+            expected,
+            "{sql}"
+        );
+    }
+    drop(tx);
+    // The application role, by hand: a transaction naming acme and a workspace of the default
+    // organization sees none of that workspace's rows — the query has no organization filter.
+    let pool = sqlx::PgPool::connect(&w.app.db.url).await.unwrap();
+    for (org, ws, expected) in [
+        (w.acme.as_str(), w.home.as_str(), 0),
+        (DEFAULT, w.home.as_str(), 1),
+        (w.acme.as_str(), w.rocket.as_str(), 1),
+        (DEFAULT, w.rocket.as_str(), 0),
+    ] {
+        let mut conn = pool.begin().await.unwrap();
+        sqlx::query(
+            "SELECT set_config('warden.workspace_id', $1, true), \
+             set_config('warden.org_id', $2, true)",
+        )
+        .bind(ws)
+        .bind(org)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        for table in ["workspaces", "workspace_members"] {
+            let n: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap();
+            assert_eq!(n, expected, "{table} as org {org} in workspace {ws}");
+        }
+    }
+    // The platform-wide path too: naming acme, it lists acme's workspaces only.
+    let mut conn = pool.begin().await.unwrap();
+    sqlx::query(
+        "SELECT set_config('warden.platform', 'on', true), set_config('warden.org_id', $1, true)",
+    )
+    .bind(&w.acme)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM workspaces")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec![rocket.uuid()]);
+    drop(conn);
+    // And a row cannot be moved into another organization.
+    let mut conn = pool.begin().await.unwrap();
+    sqlx::query(
+        "SELECT set_config('warden.workspace_id', $1, true), set_config('warden.org_id', $2, true)",
+    )
+    .bind(&w.rocket)
+    .bind(&w.acme)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let err = sqlx::query("UPDATE workspaces SET organization_id = $1")
+        .bind(OrgId::DEFAULT.uuid())
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+    drop(conn);
+    pool.close().await;
+}
