@@ -79,6 +79,8 @@ fuzz_target!(|input: Input| {
             nbf,
             tamper,
         } => {
+            // An organization claim on every other input (its text is the token id's).
+            let org = (jti.len() % 2 == 1).then(|| jti.clone());
             let claims = AccessClaims {
                 iss: if other_iss {
                     "https://evil.test".into()
@@ -96,6 +98,7 @@ fuzz_target!(|input: Input| {
                 iat: NOW + i64::from(iat),
                 exp: NOW + i64::from(exp),
                 nbf: nbf.map(|n| NOW + i64::from(n)),
+                org,
             };
             let key = if rsa { rsa_key } else { ec };
             let Ok(token) = key.sign(&claims) else { return };

@@ -289,6 +289,50 @@ pub async fn switch(ctx: &Ctx, op: &Op, principal: &Principal, org: &str) -> Cor
     })
 }
 
+/// Gives a single sign-on provider (OpenID or SAML) to the organization the caller acts in,
+/// or (`assign` false) takes it back to the installation: its sign-ins then act in that
+/// organization, and a person signing in through it for the first time joins it. Needs the
+/// route's `settings.update` and [`ORG_MANAGER`].
+pub async fn set_provider(
+    ctx: &Ctx,
+    op: &Op,
+    grant: &PlatformGrant,
+    org: &str,
+    slug: &str,
+    assign: bool,
+) -> CoreResult<()> {
+    let row = find(ctx, org).await?;
+    let org = OrgId::from_uuid(row.id);
+    if grant.organization() != org {
+        return Err(Code::OrgMismatch.into());
+    }
+    if !grant.platform().contains(ORG_MANAGER) {
+        return Err(Code::Forbidden.into());
+    }
+    licensed(ctx)?;
+    let mut tx = ctx.store.begin().await?;
+    let provider = tx.sso_provider(slug).await?.ok_or(Code::NotFound)?;
+    let stored = (!org.is_default()).then(|| org.uuid());
+    if !assign && provider.organization_id != stored {
+        return Err(Code::NotFound.into());
+    }
+    tx.set_sso_provider_org(provider.id, if assign { stored } else { None })
+        .await?;
+    let event = op.event(
+        if assign {
+            "sso.provider_organization_set"
+        } else {
+            "sso.provider_organization_cleared"
+        },
+        "sso_provider",
+        Some(provider.slug.clone()),
+        json!({ "organization": org.to_string(), "slug": row.slug }),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
 async fn find(ctx: &Ctx, org: &str) -> CoreResult<OrgRow> {
     let mut tx = ctx.store.begin_read().await?;
     let row = tx.organization(org).await?;

@@ -39,12 +39,16 @@ pub struct ProviderRow {
     pub updated_at: i64,
     /// `oidc` or `saml` (then its settings are a [`crate::saml::SamlRow`]); fixed once created.
     pub protocol: String,
+    /// The organization whose people it signs in (multi-tenant mode); `None`: the
+    /// installation's. Set by its own route, never by the provider's settings.
+    pub organization_id: Option<Uuid>,
 }
 
 macro_rules! provider_columns {
     () => {
         "id, slug, display_name, issuer, client_id, sealed_secret, scopes, allowed_domains, jit, \
-         default_role, link_by_email, allow_private_network, created_at, updated_at, protocol"
+         default_role, link_by_email, allow_private_network, created_at, updated_at, protocol, \
+         organization_id"
     };
 }
 
@@ -64,12 +68,30 @@ pub struct LoginRow {
 }
 
 impl Tx {
+    /// Gives a provider to an organization (`None`: back to the installation). Returns
+    /// whether it exists.
+    pub async fn set_sso_provider_org(
+        &mut self,
+        id: Uuid,
+        org: Option<Uuid>,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE sso_providers SET organization_id = $2 WHERE id = $1"
+        )
+        .bind(id)
+        .bind(org)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
     /// Stores a new provider (its slug must be free).
     pub async fn insert_sso_provider(&mut self, p: &ProviderRow) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(concat!(
             "INSERT INTO sso_providers (",
             provider_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(p.id)
         .bind(&p.slug)
@@ -86,6 +108,7 @@ impl Tx {
         .bind(p.created_at)
         .bind(p.updated_at)
         .bind(&p.protocol)
+        .bind(p.organization_id)
         .execute(c)
         .await
         .map(drop))?;

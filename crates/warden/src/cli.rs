@@ -192,6 +192,16 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::scim::ScimCommand,
     },
+    /// Organizations (multi-tenant mode): list them, switch the one this sign-in acts in,
+    /// create them and manage their members, through the API with the credentials
+    /// `warden login` saved.
+    Org {
+        /// The credentials file; default as for `warden login`.
+        #[arg(long, value_name = "FILE", global = true)]
+        credentials: Option<PathBuf>,
+        #[command(subcommand)]
+        command: crate::org::OrgCommand,
+    },
     /// Manage the keys that sign access tokens.
     Keys {
         #[command(subcommand)]

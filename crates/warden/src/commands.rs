@@ -87,6 +87,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             credentials,
             command,
         } => crate::scim::run(credentials, command).await,
+        Command::Org {
+            credentials,
+            command,
+        } => crate::org::run(credentials, command).await,
         Command::Sso {
             credentials,
             command,

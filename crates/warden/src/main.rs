@@ -8,6 +8,7 @@ mod host;
 mod keys;
 mod license;
 mod login;
+mod org;
 mod output;
 mod scim;
 mod session;

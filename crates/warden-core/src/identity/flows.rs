@@ -269,7 +269,13 @@ pub(crate) struct Signing {
 /// at 2048 bits, 0.8 ms at 3072) need not wait for the session's writes. The token is handed
 /// out only after the commit; if the transaction fails it is dropped unseen.
 pub(crate) fn begin_signing(ctx: &Ctx, op: &Op, user_id: Uuid) -> Signing {
-    let principal = Principal::session(user_id, Uuid::now_v7());
+    begin_signing_in(ctx, op, user_id, OrgId::DEFAULT)
+}
+
+/// [`begin_signing`] for a session acting in `org` from the start (a sign-in through an
+/// organization's own provider).
+pub(crate) fn begin_signing_in(ctx: &Ctx, op: &Op, user_id: Uuid, org: OrgId) -> Signing {
+    let principal = Principal::session(user_id, Uuid::now_v7()).in_org(org);
     let identity = ctx.identity.clone();
     let p = principal.clone();
     let now = op.now;
@@ -310,6 +316,9 @@ pub(crate) async fn start_session_signed(
         ip: op.origin.ip_text().as_deref(),
     })
     .await?;
+    if let Some(org) = principal.organization.filter(|o| !o.is_default()) {
+        tx.set_session_org(session_id, user.id, org).await?;
+    }
     let refresh = token::issue(REFRESH_PREFIX)?;
     tx.insert_refresh_token(
         Uuid::now_v7(),

@@ -11,9 +11,10 @@ use super::search::{Resource, translate};
 use super::users::Versioned;
 use super::{Listed, Paging, ScimClient, base, check_version, id_of, patch, unique};
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
+use warden_domain::organizations::OrgId;
 
-async fn check_members(tx: &mut warden_store::Tx, members: &[Uuid]) -> CoreResult<()> {
-    let known = tx.scim_users_existing(members).await?;
+async fn check_members(tx: &mut warden_store::Tx, org: OrgId, members: &[Uuid]) -> CoreResult<()> {
+    let known = tx.scim_users_existing(org, members).await?;
     if known.len() != members.len() {
         return Err(CoreError::noted(
             Code::ScimInvalidValue,
@@ -27,10 +28,11 @@ async fn check_members(tx: &mut warden_store::Tx, members: &[Uuid]) -> CoreResul
 async fn stored(
     ctx: &Ctx,
     tx: &mut warden_store::Tx,
+    org: OrgId,
     id: Uuid,
     with_members: bool,
 ) -> CoreResult<Versioned> {
-    let row = tx.scim_group(id).await?.ok_or(Code::NotFound)?;
+    let row = tx.scim_group(org, id).await?.ok_or(Code::NotFound)?;
     let members = if with_members {
         Some(tx.scim_members(&[id]).await?)
     } else {
@@ -43,10 +45,10 @@ async fn stored(
 }
 
 /// One group.
-pub async fn get(ctx: &Ctx, _client: &ScimClient, id: &str) -> CoreResult<Versioned> {
+pub async fn get(ctx: &Ctx, client: &ScimClient, id: &str) -> CoreResult<Versioned> {
     let id = id_of(id)?;
     let mut tx = ctx.store.begin_read().await?;
-    let out = stored(ctx, &mut tx, id, true).await?;
+    let out = stored(ctx, &mut tx, client.organization, id, true).await?;
     tx.commit().await?;
     Ok(out)
 }
@@ -55,7 +57,7 @@ pub async fn get(ctx: &Ctx, _client: &ScimClient, id: &str) -> CoreResult<Versio
 /// excluded).
 pub async fn list(
     ctx: &Ctx,
-    _client: &ScimClient,
+    client: &ScimClient,
     filter: Option<&str>,
     paging: Paging,
     with_members: bool,
@@ -63,7 +65,12 @@ pub async fn list(
     let pred = filter.map(|f| translate(f, Resource::Groups)).transpose()?;
     let mut tx = ctx.store.begin_read().await?;
     let found = tx
-        .search_scim_groups(pred.as_ref(), paging.start_index - 1, paging.count)
+        .search_scim_groups(
+            client.organization,
+            pred.as_ref(),
+            paging.start_index - 1,
+            paging.count,
+        )
         .await?;
     let ids: Vec<Uuid> = found.rows.iter().map(|g| g.id).collect();
     let members = if with_members {
@@ -93,19 +100,15 @@ pub async fn list(
 }
 
 /// Creates a group (201).
-pub async fn create(
-    ctx: &Ctx,
-    op: &Op,
-    _client: &ScimClient,
-    body: Value,
-) -> CoreResult<Versioned> {
+pub async fn create(ctx: &Ctx, op: &Op, client: &ScimClient, body: Value) -> CoreResult<Versioned> {
+    let org = client.organization;
     let w = GroupWrite::read(&fold_keys(body))?;
     let now = op.now_us();
     let mut tx = ctx.store.begin().await?;
-    if tx.scim_group_by_name(&w.display_name).await?.is_some() {
+    if tx.scim_group_by_name(org, &w.display_name).await?.is_some() {
         return Err(Code::ScimUniqueness.into());
     }
-    check_members(&mut tx, &w.members).await?;
+    check_members(&mut tx, org, &w.members).await?;
     let row = ScimGroupRow {
         id: Uuid::now_v7(),
         display_name: w.display_name.clone(),
@@ -114,7 +117,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    tx.insert_scim_group(&row).await.map_err(unique)?;
+    tx.insert_scim_group(org, &row).await.map_err(unique)?;
     tx.change_scim_members(row.id, &w.members, &[]).await?;
     let event = op.event(
         "scim_group.created",
@@ -123,7 +126,7 @@ pub async fn create(
         json!({ "display_name": row.display_name, "members": w.members.len() }),
     );
     tx.record(&ctx.audit_key, &event).await?;
-    let out = stored(ctx, &mut tx, row.id, true).await?;
+    let out = stored(ctx, &mut tx, org, row.id, true).await?;
     tx.commit().await?;
     Ok(out)
 }
@@ -163,16 +166,17 @@ pub async fn modify(
 async fn write(
     ctx: &Ctx,
     op: &Op,
-    _client: &ScimClient,
+    client: &ScimClient,
     id: &str,
     if_match: Option<&str>,
     change: impl FnOnce(&Value, &ScimGroupRow) -> CoreResult<GroupWrite>,
 ) -> CoreResult<Versioned> {
+    let org = client.organization;
     let id = id_of(id)?;
     let mut tx = ctx.store.begin().await?;
-    let row = tx.scim_group(id).await?.ok_or(Code::NotFound)?;
+    let row = tx.scim_group(org, id).await?.ok_or(Code::NotFound)?;
     check_version(if_match, row.version)?;
-    let (current, _) = stored(ctx, &mut tx, id, true).await?;
+    let (current, _) = stored(ctx, &mut tx, org, id, true).await?;
     let before: Vec<Uuid> = tx
         .scim_members(&[id])
         .await?
@@ -180,7 +184,7 @@ async fn write(
         .map(|m| m.user_id)
         .collect();
     let w = change(&current, &row)?;
-    if let Some(other) = tx.scim_group_by_name(&w.display_name).await?
+    if let Some(other) = tx.scim_group_by_name(org, &w.display_name).await?
         && other != id
     {
         return Err(Code::ScimUniqueness.into());
@@ -198,7 +202,7 @@ async fn write(
         .filter(|m| !now.contains(m))
         .copied()
         .collect();
-    check_members(&mut tx, &added).await?;
+    check_members(&mut tx, org, &added).await?;
     let new = ScimGroupRow {
         display_name: w.display_name.clone(),
         external_id: w.external_id.clone(),
@@ -206,7 +210,7 @@ async fn write(
         ..row.clone()
     };
     if !tx
-        .update_scim_group(&new, row.version)
+        .update_scim_group(org, &new, row.version)
         .await
         .map_err(unique)?
     {
@@ -226,7 +230,7 @@ async fn write(
         }),
     );
     tx.record(&ctx.audit_key, &event).await?;
-    let out = stored(ctx, &mut tx, id, true).await?;
+    let out = stored(ctx, &mut tx, org, id, true).await?;
     tx.commit().await?;
     if !added.is_empty() || !removed.is_empty() {
         let changed: Vec<Uuid> = added.iter().chain(&removed).copied().collect();
@@ -240,15 +244,23 @@ async fn write(
 pub async fn delete(
     ctx: &Ctx,
     op: &Op,
-    _client: &ScimClient,
+    client: &ScimClient,
     id: &str,
     if_match: Option<&str>,
 ) -> CoreResult<()> {
     let id = id_of(id)?;
+    let mut tx = ctx.store.begin_read().await?;
+    tx.scim_group(client.organization, id)
+        .await?
+        .ok_or(Code::NotFound)?;
+    tx.commit().await?;
     // Read first: the group's mappings go with it (a read of its own, outside the write).
     let mappings = ctx.store.directory_mappings_of(&[id]).await?;
     let mut tx = ctx.store.begin().await?;
-    let row = tx.scim_group(id).await?.ok_or(Code::NotFound)?;
+    let row = tx
+        .scim_group(client.organization, id)
+        .await?
+        .ok_or(Code::NotFound)?;
     check_version(if_match, row.version)?;
     let members: Vec<Uuid> = tx
         .scim_members(&[id])

@@ -9,6 +9,12 @@
 //! Deleting keeps the account (deactivated) for the audit trail; the directory no longer
 //! sees it.
 //!
+//! A directory belongs to one organization (multi-tenant mode): its token is made by an
+//! administrator acting there, and it sees and changes only the accounts and groups it
+//! provisioned there — another organization's are unknown to it (404). An account it creates
+//! joins the organization as a member; it adopts an existing account only if that account
+//! already belongs to the organization.
+//!
 //! A token a node has read is trusted from its memory for at most a minute ([`TokenCache`]),
 //! so a directory's burst of requests costs no token read each; revoking a token goes
 //! through the revocation log, so every node refuses it on the next request all the same.
@@ -27,6 +33,7 @@ use std::sync::RwLock;
 use serde_json::json;
 use uuid::Uuid;
 use warden_domain::audit::{Actor, ActorKind};
+use warden_domain::organizations::OrgId;
 use warden_store::scim::ScimTokenRow;
 use warden_store::tenancy::PlatformGrant;
 use zeroize::Zeroizing;
@@ -49,10 +56,10 @@ const CACHE_US: i64 = 60_000_000;
 const CACHE_CAPACITY: usize = 1_000;
 
 /// This node's directory tokens read from the database, by their secret's SHA-256: the
-/// token's id and until when it is trusted without reading it again.
+/// token's id, its organization and until when it is trusted without reading it again.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: RwLock<HashMap<[u8; 32], (Uuid, i64)>>,
+    entries: RwLock<HashMap<[u8; 32], (ScimClient, i64)>>,
 }
 
 impl std::fmt::Debug for TokenCache {
@@ -62,15 +69,15 @@ impl std::fmt::Debug for TokenCache {
 }
 
 impl TokenCache {
-    fn get(&self, hash: &[u8; 32], now: i64) -> Option<Uuid> {
+    fn get(&self, hash: &[u8; 32], now: i64) -> Option<ScimClient> {
         let entries = self.entries.read().ok()?;
         entries
             .get(hash)
             .filter(|(_, until)| now < *until)
-            .map(|(id, _)| *id)
+            .map(|(client, _)| client.clone())
     }
 
-    fn remember(&self, hash: [u8; 32], id: Uuid, now: i64) {
+    fn remember(&self, hash: [u8; 32], client: ScimClient, now: i64) {
         let Ok(mut entries) = self.entries.write() else {
             return;
         };
@@ -80,7 +87,7 @@ impl TokenCache {
                 entries.clear();
             }
         }
-        entries.insert(hash, (id, now + CACHE_US));
+        entries.insert(hash, (client, now + CACHE_US));
     }
 }
 
@@ -89,6 +96,8 @@ impl TokenCache {
 pub struct ScimClient {
     /// The token's id.
     pub token_id: Uuid,
+    /// The organization whose directory it is.
+    pub organization: OrgId,
 }
 
 impl ScimClient {
@@ -114,8 +123,8 @@ pub async fn authenticate(ctx: &Ctx, presented: &str, now: i64) -> CoreResult<Sc
         return Err(Code::Unauthenticated.into());
     }
     let hash = warden_crypto::token::hash(presented);
-    let token_id = match ctx.scim_tokens.get(&hash, now) {
-        Some(id) => id,
+    let client = match ctx.scim_tokens.get(&hash, now) {
+        Some(client) => client,
         None => {
             let mut tx = ctx.store.begin_read().await?;
             let row = tx.scim_token_by_hash(&hash).await?;
@@ -127,14 +136,18 @@ pub async fn authenticate(ctx: &Ctx, presented: &str, now: i64) -> CoreResult<Sc
                 tx.touch_scim_token(row.id, now).await?;
                 tx.commit().await?;
             }
-            ctx.scim_tokens.remember(hash, row.id, now);
-            row.id
+            let client = ScimClient {
+                token_id: row.id,
+                organization: OrgId::from_uuid(row.organization_id),
+            };
+            ctx.scim_tokens.remember(hash, client.clone(), now);
+            client
         }
     };
-    if ctx.identity.revocations.is_session_revoked(token_id) {
+    if ctx.identity.revocations.is_session_revoked(client.token_id) {
         return Err(Code::Unauthenticated.into());
     }
-    Ok(ScimClient { token_id })
+    Ok(client)
 }
 
 /// A new token with its secret, shown once.
@@ -153,7 +166,7 @@ impl std::fmt::Debug for NewToken {
     }
 }
 
-/// Creates a directory token.
+/// Creates a directory token for the organization the administrator acts in.
 pub async fn create_token(
     ctx: &Ctx,
     op: &Op,
@@ -172,6 +185,7 @@ pub async fn create_token(
     let row = ScimTokenRow {
         id: Uuid::now_v7(),
         name: name.to_owned(),
+        organization_id: grant.organization().uuid(),
         created_by: grant.user_id(),
         created_at: op.now_us(),
         last_used_at: None,
@@ -183,7 +197,7 @@ pub async fn create_token(
         "scim_token.created",
         "scim_token",
         Some(row.id.to_string()),
-        json!({ "name": row.name }),
+        json!({ "name": row.name, "organization_id": row.organization_id.to_string() }),
     );
     tx.record(&ctx.audit_key, &event).await?;
     tx.commit().await?;
@@ -193,19 +207,23 @@ pub async fn create_token(
     })
 }
 
-/// Every directory token, newest first.
-pub async fn tokens(ctx: &Ctx, _grant: &PlatformGrant) -> CoreResult<Vec<ScimTokenRow>> {
+/// The directory tokens of the organization the administrator acts in, newest first.
+pub async fn tokens(ctx: &Ctx, grant: &PlatformGrant) -> CoreResult<Vec<ScimTokenRow>> {
     let mut tx = ctx.store.begin_read().await?;
-    let rows = tx.scim_tokens().await?;
+    let rows = tx.scim_tokens(grant.organization()).await?;
     tx.commit().await?;
     Ok(rows)
 }
 
-/// Revokes a token at once; 404 unless it is live.
-pub async fn revoke_token(ctx: &Ctx, op: &Op, _grant: &PlatformGrant, id: &str) -> CoreResult<()> {
+/// Revokes a token at once; 404 unless it is live and of the organization the administrator
+/// acts in.
+pub async fn revoke_token(ctx: &Ctx, op: &Op, grant: &PlatformGrant, id: &str) -> CoreResult<()> {
     let id = id.parse::<Uuid>().map_err(|_| Code::NotFound)?;
     let mut tx = ctx.store.begin().await?;
-    if !tx.revoke_scim_token(id, op.now_us()).await? {
+    if !tx
+        .revoke_scim_token(grant.organization(), id, op.now_us())
+        .await?
+    {
         return Err(Code::NotFound.into());
     }
     // Every node that trusts it from memory learns it through the log.

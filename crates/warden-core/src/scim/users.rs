@@ -1,6 +1,9 @@
 //! The directory's users. A User is a Warden account plus what the directory said of it; a
 //! POST whose email belongs to an account the directory does not manage yet adopts that
 //! account (the directory is the organisation's own), one it already manages is a conflict.
+//! In multi-tenant mode a directory is one organization's: it sees only the accounts it
+//! provisioned there, adopts only an account that already belongs to the organization, and
+//! the accounts it creates join the organization as members.
 //! New accounts get the `member` role and no password: they sign in through single sign-on
 //! or an emailed link.
 
@@ -13,6 +16,7 @@ use super::search::{Resource, translate};
 use super::{Listed, Paging, ScimClient, base, check_version, id_of, patch, unique};
 use crate::identity::users::admit_user;
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
+use warden_domain::organizations::OrgRole;
 
 /// A resource and its version (for the `ETag` header).
 pub type Versioned = (Value, i64);
@@ -37,10 +41,13 @@ async fn only_members(tx: &mut warden_store::Tx, id: Uuid) -> CoreResult<()> {
 }
 
 /// One user.
-pub async fn get(ctx: &Ctx, _client: &ScimClient, id: &str) -> CoreResult<Versioned> {
+pub async fn get(ctx: &Ctx, client: &ScimClient, id: &str) -> CoreResult<Versioned> {
     let id = id_of(id)?;
     let mut tx = ctx.store.begin_read().await?;
-    let row = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
+    let row = tx
+        .scim_user(client.organization, id)
+        .await?
+        .ok_or(Code::NotFound)?;
     tx.commit().await?;
     Ok((user_json(&row, &base(ctx)), row.version))
 }
@@ -48,14 +55,19 @@ pub async fn get(ctx: &Ctx, _client: &ScimClient, id: &str) -> CoreResult<Versio
 /// Users matching `filter`, a page at a time.
 pub async fn list(
     ctx: &Ctx,
-    _client: &ScimClient,
+    client: &ScimClient,
     filter: Option<&str>,
     paging: Paging,
 ) -> CoreResult<Listed> {
     let pred = filter.map(|f| translate(f, Resource::Users)).transpose()?;
     let mut tx = ctx.store.begin_read().await?;
     let found = tx
-        .search_scim_users(pred.as_ref(), paging.start_index - 1, paging.count)
+        .search_scim_users(
+            client.organization,
+            pred.as_ref(),
+            paging.start_index - 1,
+            paging.count,
+        )
         .await?;
     tx.commit().await?;
     let b = base(ctx);
@@ -67,12 +79,8 @@ pub async fn list(
 }
 
 /// Provisions a user (201).
-pub async fn create(
-    ctx: &Ctx,
-    op: &Op,
-    _client: &ScimClient,
-    body: Value,
-) -> CoreResult<Versioned> {
+pub async fn create(ctx: &Ctx, op: &Op, client: &ScimClient, body: Value) -> CoreResult<Versioned> {
+    let org = client.organization;
     let w = UserWrite::read(&fold_keys(body))?;
     let email = w.account_email();
     let now = op.now_us();
@@ -109,7 +117,12 @@ pub async fn create(
                         .into(),
                 ));
             }
-            tx.insert_scim_user(&row).await.map_err(unique)?;
+            // Another organization's person is not this directory's to take over: the same
+            // answer as for an account another directory manages.
+            if !org.is_default() && tx.org_member_role(org, user.id).await?.is_none() {
+                return Err(Code::ScimUniqueness.into());
+            }
+            tx.insert_scim_user(org, &row).await.map_err(unique)?;
             tx.update_scim_user(&row, row.version).await?;
             row.version += 1;
             let event = op.event(
@@ -126,7 +139,7 @@ pub async fn create(
             if w.active {
                 admit_user(&ctx.license, &mut tx).await?;
             }
-            tx.create_scim_account(&row, DIRECTORY_ROLE)
+            tx.create_scim_account(org, &row, DIRECTORY_ROLE)
                 .await
                 .map_err(unique)?;
             let event = op.event(
@@ -136,9 +149,24 @@ pub async fn create(
                 json!({ "email": email, "platform_role": "member", "source": "scim", "active": w.active }),
             );
             tx.record(&ctx.audit_key, &event).await?;
+            if !org.is_default() {
+                // `added_by` names the directory's token: no person added them.
+                tx.put_org_member(org, row.user_id, OrgRole::Member, client.token_id, now)
+                    .await?;
+                let event = op.event(
+                    "organization.member_added",
+                    "organization",
+                    Some(org.to_string()),
+                    json!({ "user_id": row.user_id.to_string(), "role": "member", "source": "scim" }),
+                );
+                tx.record(&ctx.audit_key, &event).await?;
+            }
         }
     }
-    let stored = tx.scim_user(row.user_id).await?.ok_or(Code::NotFound)?;
+    let stored = tx
+        .scim_user(org, row.user_id)
+        .await?
+        .ok_or(Code::NotFound)?;
     tx.commit().await?;
     if propagate {
         ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
@@ -181,7 +209,7 @@ pub async fn modify(
 async fn write(
     ctx: &Ctx,
     op: &Op,
-    _client: &ScimClient,
+    client: &ScimClient,
     id: &str,
     if_match: Option<&str>,
     change: impl FnOnce(&ScimUserRow) -> CoreResult<UserWrite>,
@@ -190,7 +218,10 @@ async fn write(
     let now = op.now_us();
     let mut tx = ctx.store.begin().await?;
     tx.lock_admin_changes().await?;
-    let row = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
+    let row = tx
+        .scim_user(client.organization, id)
+        .await?
+        .ok_or(Code::NotFound)?;
     check_version(if_match, row.version)?;
     only_members(&mut tx, id).await?;
     let w = change(&row)?;
@@ -256,7 +287,10 @@ async fn write(
     } else {
         Vec::new()
     };
-    let stored = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
+    let stored = tx
+        .scim_user(client.organization, id)
+        .await?
+        .ok_or(Code::NotFound)?;
     tx.commit().await?;
     if propagate {
         ctx.identity.propagate(&ctx.store, ctx.clock.as_ref()).await;
@@ -270,14 +304,17 @@ async fn write(
 pub async fn delete(
     ctx: &Ctx,
     op: &Op,
-    _client: &ScimClient,
+    client: &ScimClient,
     id: &str,
     if_match: Option<&str>,
 ) -> CoreResult<()> {
     let id = id_of(id)?;
     let mut tx = ctx.store.begin().await?;
     tx.lock_admin_changes().await?;
-    let row = tx.scim_user(id).await?.ok_or(Code::NotFound)?;
+    let row = tx
+        .scim_user(client.organization, id)
+        .await?
+        .ok_or(Code::NotFound)?;
     check_version(if_match, row.version)?;
     only_members(&mut tx, id).await?;
     let propagate = crate::admin::users::change_active(&mut tx, ctx, op, id, false).await?;

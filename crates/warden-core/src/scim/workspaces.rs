@@ -429,17 +429,23 @@ async fn apply(
     Ok(())
 }
 
-/// The directory's groups, for an administrator choosing one to map: `count` of them (at most
-/// [`super::MAX_RESULTS`]) from the `offset`-th, oldest first, and how many there are.
+/// The directory's groups (of the organization the administrator acts in), for an
+/// administrator choosing one to map: `count` of them (at most [`super::MAX_RESULTS`]) from
+/// the `offset`-th, oldest first, and how many there are.
 pub async fn directory_groups(
     ctx: &Ctx,
-    _grant: &warden_store::tenancy::PlatformGrant,
+    grant: &warden_store::tenancy::PlatformGrant,
     offset: i64,
     count: i64,
 ) -> CoreResult<warden_store::scim::Found<warden_store::scim::ScimGroupRow>> {
     let mut tx = ctx.store.begin_read().await?;
     let found = tx
-        .search_scim_groups(None, offset.max(0), count.clamp(1, super::MAX_RESULTS))
+        .search_scim_groups(
+            grant.organization(),
+            None,
+            offset.max(0),
+            count.clamp(1, super::MAX_RESULTS),
+        )
         .await?;
     tx.commit().await?;
     Ok(found)

@@ -13,12 +13,14 @@ use uuid::Uuid;
 use warden_crypto::{Context, token};
 use warden_domain::audit::Outcome;
 use warden_domain::identity::normalize_email;
+use warden_domain::license::Feature;
+use warden_domain::organizations::{OrgId, OrgRole};
 use warden_store::sso::{LoginRow, ProviderRow};
 
 use super::providers::secret_context;
 use super::{DEFAULT_AFTER, safe_after};
 use crate::identity::flows::{
-    Grant, Refusal, actor_for, begin_signing, start_session, start_session_signed,
+    Grant, Refusal, actor_for, begin_signing, begin_signing_in, start_session_signed,
 };
 use crate::identity::users::admit_user;
 use crate::{Code, CoreError, CoreResult, Ctx, Op};
@@ -361,10 +363,49 @@ pub(crate) async fn sign_in(
         .filter(|u| u.active)
         .ok_or(Failure::Refused("account_inactive"))?;
     let summary = json!({"email": user.email, "method": method, "provider": row.slug});
-    match signing.filter(|_| known == Some(user.id)) {
+    let org = provider_org(ctx, op, &mut tx, row, user.id, known.is_none()).await?;
+    match signing.filter(|_| known == Some(user.id) && org.is_default()) {
         Some(signing) => Ok(start_session_signed(ctx, op, tx, &user, summary, signing).await?),
-        None => Ok(start_session(ctx, op, tx, &user, summary).await?),
+        None => {
+            let signing = begin_signing_in(ctx, op, user.id, org);
+            Ok(start_session_signed(ctx, op, tx, &user, summary, signing).await?)
+        }
     }
+}
+
+/// The organization a sign-in through `row` acts in: the provider's organization (multi-tenant
+/// mode) when the account belongs to it — and an identity signing in through it for the first
+/// time (just linked or made) joins it as a member — otherwise the default one.
+async fn provider_org(
+    ctx: &Ctx,
+    op: &Op,
+    tx: &mut warden_store::Tx,
+    row: &ProviderRow,
+    user: Uuid,
+    first_time: bool,
+) -> Result<OrgId, Failure> {
+    let Some(org) = row.organization_id.map(OrgId::from_uuid) else {
+        return Ok(OrgId::DEFAULT);
+    };
+    if !ctx.license.feature(Feature::MultiTenant) {
+        return Ok(OrgId::DEFAULT);
+    }
+    if tx.org_member_role(org, user).await?.is_some() {
+        return Ok(org);
+    }
+    if !first_time {
+        return Ok(OrgId::DEFAULT);
+    }
+    tx.put_org_member(org, user, OrgRole::Member, user, op.now_us())
+        .await?;
+    let event = op.acting_as(actor_for(Some(user))).event(
+        "organization.member_added",
+        "organization",
+        Some(org.to_string()),
+        json!({ "user_id": user.to_string(), "role": "member", "provider": row.slug }),
+    );
+    tx.record(&ctx.audit_key, &event).await?;
+    Ok(org)
 }
 
 /// A SAML assertion used by a sign-in: refused if it was used before (any node), kept

@@ -227,6 +227,7 @@ fn row(
         created_at,
         updated_at: now,
         protocol: "oidc".to_owned(),
+        organization_id: None,
     })
 }
 
@@ -285,7 +286,7 @@ pub async fn update(
             "this is a SAML provider: change it at /api/v1/admin/saml/providers/{slug}",
         ));
     }
-    let r = row(
+    let mut r = row(
         ctx,
         old.id,
         slug,
@@ -294,6 +295,7 @@ pub async fn update(
         old.created_at,
         op.now_us(),
     )?;
+    r.organization_id = old.organization_id;
     may_grant_role(&mut tx, grant, &r.default_role).await?;
     issuer_free(&mut tx, &r).await?;
     tx.update_sso_provider(&r).await?;

@@ -199,6 +199,7 @@ async fn rows(
         created_at,
         updated_at: now,
         protocol: "saml".to_owned(),
+        organization_id: None,
     };
     let saml = SamlRow {
         provider_id: id,
@@ -271,7 +272,7 @@ pub async fn update(
 ) -> CoreResult<Provider> {
     licensed(ctx)?;
     let old = get(ctx, grant, slug).await?;
-    let p = rows(
+    let mut p = rows(
         s,
         old.row.id,
         slug,
@@ -280,6 +281,7 @@ pub async fn update(
         Some(&old.saml),
     )
     .await?;
+    p.row.organization_id = old.row.organization_id;
     let mut tx = ctx.store.begin().await?;
     may_grant_role(&mut tx, grant, &p.row.default_role).await?;
     issuer_free(&mut tx, &p.row).await?;

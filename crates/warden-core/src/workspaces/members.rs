@@ -87,6 +87,10 @@ pub async fn add(
         }
     };
     let user = user.filter(|u| u.active).ok_or_else(unknown_user)?;
+    // Someone outside the workspace's organization is, here, no account at all.
+    if !tx.in_workspace_org(user.id).await? {
+        return Err(unknown_user());
+    }
     check_change(&mut tx, None, Some(role)).await?;
     if tx.member(user.id).await?.is_some() {
         return Err(Code::AlreadyMember.into());

@@ -37,6 +37,11 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_feature(Access::SignedIn, f, routes!(put_member))
         .add_feature(Access::SignedIn, f, routes!(remove_member))
         .add(Access::SignedIn, routes!(switch_organization))
+        .add_feature(
+            Access::Platform(Permission::SETTINGS_UPDATE),
+            f,
+            routes!(assign_provider, unassign_provider),
+        )
 }
 
 /// An organization.
@@ -271,4 +276,41 @@ pub(crate) async fn switch_organization(
         expires_in: s.expires_in,
     };
     Ok((headers, Json(view)).into_response())
+}
+
+/// Gives a single sign-on provider (OpenID or SAML) to the organization: its sign-ins act
+/// there, and a person signing in through it for the first time joins it (platform
+/// administrators holding `settings.update` and `admin.update`; the organization must be the
+/// one the sign-in acts in).
+#[utoipa::path(put, path = "/api/v1/organizations/{org}/sso-providers/{slug}", tag = "organizations",
+    params(("org" = String, Path, description = "Organization id or slug"),
+        ("slug" = String, Path, description = "The provider's slug")),
+    responses((status = 204, description = "The provider belongs to the organization"),
+        (status = 403, description = "Another organization than the sign-in's, or not a platform administrator", content_type = "application/problem+json"),
+        (status = 404, description = "No such organization or provider", content_type = "application/problem+json")))]
+pub(crate) async fn assign_provider(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    PlatformAccess(grant): PlatformAccess,
+    Path((org, slug)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    organizations::set_provider(&state.ctx, &op, &grant, &org, &slug, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes a provider back from the organization: it signs people in for the installation again.
+#[utoipa::path(delete, path = "/api/v1/organizations/{org}/sso-providers/{slug}", tag = "organizations",
+    params(("org" = String, Path, description = "Organization id or slug"),
+        ("slug" = String, Path, description = "The provider's slug")),
+    responses((status = 204, description = "Taken back"),
+        (status = 403, description = "Another organization than the sign-in's, or not a platform administrator", content_type = "application/problem+json"),
+        (status = 404, description = "No such organization, or the provider is not its", content_type = "application/problem+json")))]
+pub(crate) async fn unassign_provider(
+    State(state): State<AppState>,
+    UserOp(op): UserOp,
+    PlatformAccess(grant): PlatformAccess,
+    Path((org, slug)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    organizations::set_provider(&state.ctx, &op, &grant, &org, &slug, false).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -150,6 +150,9 @@ pub struct ProviderView {
     pub redirect_uri: String,
     /// `oidc` or `saml` (its SAML settings: `/api/v1/admin/saml/providers/{slug}`).
     pub protocol: String,
+    /// The organization whose people it signs in (multi-tenant mode); absent: the
+    /// installation's. Set with `PUT /api/v1/organizations/{org}/sso-providers/{slug}`.
+    pub organization_id: Option<String>,
 }
 
 pub(crate) fn view(state: &AppState, r: ProviderRow) -> ProviderView {
@@ -175,6 +178,7 @@ pub(crate) fn view(state: &AppState, r: ProviderRow) -> ProviderView {
         link_by_email: r.link_by_email,
         allow_private_network: r.allow_private_network,
         protocol: r.protocol,
+        organization_id: r.organization_id.map(|o| o.to_string()),
     }
 }
 

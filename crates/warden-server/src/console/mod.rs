@@ -32,6 +32,7 @@ mod home;
 mod hosts;
 mod license;
 mod llm;
+mod organizations;
 mod profile;
 mod saml_admin;
 mod sessions;
@@ -60,6 +61,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         )
         .add_recovery(Access::SignedIn, routes!(home::home))
         .merge(profile::routes())
+        .merge(organizations::routes())
         .merge(hosts::routes())
         .merge(admin::routes())
         .merge(sign_in_admin::routes())
@@ -99,6 +101,8 @@ pub(crate) struct Frame {
     /// Whether the licence opens the console's gated pages now (the navigation hides them
     /// while it does not).
     pub open: bool,
+    /// The organizations the person may switch between (empty: no choice to offer).
+    pub orgs: Vec<organizations::OrgChoice>,
 }
 
 impl Frame {
@@ -188,6 +192,7 @@ pub(crate) async fn frame(
                 warden_domain::license::LicenseRule::Required,
             )
             .is_ok(),
+        orgs: organizations::choices(state, caller).await?,
     })
 }
 
@@ -285,6 +290,7 @@ pub(crate) fn notice(done: Option<&str>) -> Option<&'static str> {
         "workspace-archived" => {
             Some("The workspace is archived: it stays readable, and nothing in it can change.")
         }
+        "org-switched" => Some("You now act in this organization: these are its workspaces."),
         "member-added" => Some("The member is added."),
         "member-changed" => Some("The member's role is changed."),
         "member-removed" => Some("The member is removed."),
@@ -441,6 +447,7 @@ pub(crate) fn error_page(
             banner: None,
             tamper: None,
             open: false,
+            orgs: Vec::new(),
         },
         title,
         message,

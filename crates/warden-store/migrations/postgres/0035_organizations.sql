@@ -61,3 +61,20 @@ ALTER POLICY workspaces_scope ON workspaces
     WITH CHECK (id = (SELECT warden_scope_workspace_named())
         AND ((SELECT warden_scope_org()) IS NULL
             OR organization_id = (SELECT warden_scope_org())));
+
+-- A single sign-on provider may belong to an organization: its sign-ins act there, and a
+-- person signing in through it for the first time joins it.
+ALTER TABLE sso_providers ADD COLUMN organization_id UUID REFERENCES organizations (id);
+
+-- A directory (SCIM) belongs to an organization: its tokens act there, and it sees and
+-- changes only the accounts and groups it provisioned there. Existing ones are the default
+-- organization's. A group's name is unique within its organization: the store keys another
+-- organization's group names with the organization's id.
+ALTER TABLE scim_tokens ADD COLUMN organization_id UUID NOT NULL
+    DEFAULT '00000000-0000-0000-0000-000000000001' REFERENCES organizations (id);
+ALTER TABLE scim_users ADD COLUMN organization_id UUID NOT NULL
+    DEFAULT '00000000-0000-0000-0000-000000000001' REFERENCES organizations (id);
+ALTER TABLE scim_groups ADD COLUMN organization_id UUID NOT NULL
+    DEFAULT '00000000-0000-0000-0000-000000000001' REFERENCES organizations (id);
+CREATE INDEX scim_users_organization ON scim_users (organization_id, created_at, user_id);
+CREATE INDEX scim_groups_organization ON scim_groups (organization_id, created_at, id);

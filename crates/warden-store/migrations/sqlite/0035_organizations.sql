@@ -36,3 +36,20 @@ ALTER TABLE sessions ADD COLUMN organization_id BLOB REFERENCES organizations (i
 -- A personal access token acts in the organization its creator's session was in.
 ALTER TABLE personal_tokens ADD COLUMN organization_id BLOB NOT NULL
     DEFAULT X'00000000000000000000000000000001';
+
+-- A single sign-on provider may belong to an organization: its sign-ins act there, and a
+-- person signing in through it for the first time joins it.
+ALTER TABLE sso_providers ADD COLUMN organization_id BLOB REFERENCES organizations (id);
+
+-- A directory (SCIM) belongs to an organization: its tokens act there, and it sees and
+-- changes only the accounts and groups it provisioned there. Existing ones are the default
+-- organization's. A group's name is unique within its organization: the store keys another
+-- organization's group names with the organization's id.
+ALTER TABLE scim_tokens ADD COLUMN organization_id BLOB NOT NULL
+    DEFAULT X'00000000000000000000000000000001';
+ALTER TABLE scim_users ADD COLUMN organization_id BLOB NOT NULL
+    DEFAULT X'00000000000000000000000000000001';
+ALTER TABLE scim_groups ADD COLUMN organization_id BLOB NOT NULL
+    DEFAULT X'00000000000000000000000000000001';
+CREATE INDEX scim_users_organization ON scim_users (organization_id, created_at, user_id);
+CREATE INDEX scim_groups_organization ON scim_groups (organization_id, created_at, id);

@@ -88,12 +88,16 @@ impl Tx {
 }
 
 impl WorkspaceTx {
-    /// A directory group's display name, if the group exists (groups are platform-wide).
+    /// A directory group's display name, if the group exists in the directory of the
+    /// workspace's organization (another organization's group is unknown here).
     pub async fn scim_group_name(&mut self, group: Uuid) -> Result<Option<String>, StoreError> {
+        let ws = self.workspace().uuid();
         Ok(on_tx!(self.inner(), |c| sqlx::query_scalar::<_, String>(
-            "SELECT display_name FROM scim_groups WHERE id = $1"
+            "SELECT g.display_name FROM scim_groups g JOIN workspaces w ON w.id = $2 \
+             WHERE g.id = $1 AND g.organization_id = w.organization_id"
         )
         .bind(group)
+        .bind(ws)
         .fetch_optional(c)
         .await)?)
     }

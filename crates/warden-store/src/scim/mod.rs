@@ -5,6 +5,7 @@
 pub mod mappings;
 
 use uuid::Uuid;
+use warden_domain::organizations::OrgId;
 
 use crate::db::on_tx;
 use crate::{StoreError, Tx};
@@ -16,6 +17,8 @@ pub struct ScimTokenRow {
     pub id: Uuid,
     /// What the administrator called it.
     pub name: String,
+    /// The organization whose directory it is.
+    pub organization_id: Uuid,
     /// Who created it.
     pub created_by: Uuid,
     /// Created, µs.
@@ -187,7 +190,7 @@ impl Sql {
             (Over::Users, Field::Created) => ("s.created_at", false),
             (Over::Users, Field::LastModified) => ("s.updated_at", false),
             (Over::Groups, Field::Id) => ("g.id", false),
-            (Over::Groups, Field::DisplayName) => ("g.display_name_key", true),
+            (Over::Groups, Field::DisplayName) => ("lower(g.display_name)", true),
             (Over::Groups, Field::ExternalId) => ("g.external_id", false),
             (Over::Groups, Field::Created) => ("g.created_at", false),
             (Over::Groups, Field::LastModified) => ("g.updated_at", false),
@@ -277,6 +280,16 @@ const USER_FROM: &str = "FROM scim_users s JOIN users u ON u.id = s.user_id";
 const GROUP_COLUMNS: &str =
     "g.id, g.display_name, g.external_id, g.version, g.created_at, g.updated_at";
 
+/// The key a group's name is unique under: its lower-case form, prefixed (outside the default
+/// organization) with its organization's id, so two organizations may name a group alike.
+fn group_key(org: OrgId, name: &str) -> String {
+    if org.is_default() {
+        name.to_lowercase()
+    } else {
+        format!("{org}/{}", name.to_lowercase())
+    }
+}
+
 macro_rules! bind_all {
     ($q:expr, $binds:expr) => {{
         let mut q = $q;
@@ -302,37 +315,46 @@ impl Tx {
         hash: &[u8],
     ) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(
-            "INSERT INTO scim_tokens (id, name, hash, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5)"
+            "INSERT INTO scim_tokens (id, name, hash, created_by, created_at, organization_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
         )
         .bind(row.id)
         .bind(&row.name)
         .bind(hash)
         .bind(row.created_by)
         .bind(row.created_at)
+        .bind(row.organization_id)
         .execute(c)
         .await
         .map(drop))?;
         Ok(())
     }
 
-    /// Every directory token, newest first.
-    pub async fn scim_tokens(&mut self) -> Result<Vec<ScimTokenRow>, StoreError> {
+    /// An organization's directory tokens, newest first.
+    pub async fn scim_tokens(&mut self, org: OrgId) -> Result<Vec<ScimTokenRow>, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_as::<_, ScimTokenRow>(
-            "SELECT id, name, created_by, created_at, last_used_at, revoked_at FROM scim_tokens \
-             ORDER BY created_at DESC, id"
+            "SELECT id, name, organization_id, created_by, created_at, last_used_at, revoked_at \
+             FROM scim_tokens WHERE organization_id = $1 ORDER BY created_at DESC, id"
         )
+        .bind(org.uuid())
         .fetch_all(c)
         .await)?)
     }
 
-    /// Revokes a token; whether it was live.
-    pub async fn revoke_scim_token(&mut self, id: Uuid, now: i64) -> Result<bool, StoreError> {
+    /// Revokes one of an organization's tokens; whether it was live.
+    pub async fn revoke_scim_token(
+        &mut self,
+        org: OrgId,
+        id: Uuid,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let n = on_tx!(self, |c| sqlx::query(
-            "UPDATE scim_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL"
+            "UPDATE scim_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL \
+             AND organization_id = $3"
         )
         .bind(id)
         .bind(now)
+        .bind(org.uuid())
         .execute(c)
         .await
         .map(|r| r.rows_affected()))?;
@@ -345,8 +367,8 @@ impl Tx {
         hash: &[u8],
     ) -> Result<Option<ScimTokenRow>, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_as::<_, ScimTokenRow>(
-            "SELECT id, name, created_by, created_at, last_used_at, revoked_at FROM scim_tokens \
-             WHERE hash = $1 AND revoked_at IS NULL"
+            "SELECT id, name, organization_id, created_by, created_at, last_used_at, revoked_at \
+             FROM scim_tokens WHERE hash = $1 AND revoked_at IS NULL"
         )
         .bind(hash)
         .fetch_optional(c)
@@ -372,6 +394,7 @@ impl Tx {
     /// sign-on or an emailed link).
     pub async fn create_scim_account(
         &mut self,
+        org: OrgId,
         row: &ScimUserRow,
         platform_role: &str,
     ) -> Result<(), StoreError> {
@@ -388,14 +411,20 @@ impl Tx {
         .execute(c)
         .await
         .map(drop))?;
-        self.insert_scim_user(row).await
+        self.insert_scim_user(org, row).await
     }
 
-    /// Records that the directory manages an account (new, or one that already existed).
-    pub async fn insert_scim_user(&mut self, row: &ScimUserRow) -> Result<(), StoreError> {
+    /// Records that an organization's directory manages an account (new, or one that already
+    /// existed).
+    pub async fn insert_scim_user(
+        &mut self,
+        org: OrgId,
+        row: &ScimUserRow,
+    ) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO scim_users (user_id, user_name, user_name_key, external_id, attributes, \
-             version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+             version, created_at, updated_at, organization_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)"
         )
         .bind(row.user_id)
         .bind(&row.user_name)
@@ -404,6 +433,7 @@ impl Tx {
         .bind(&row.attributes)
         .bind(row.version)
         .bind(row.created_at)
+        .bind(org.uuid())
         .execute(c)
         .await
         .map(drop))?;
@@ -467,18 +497,26 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// One managed account.
-    pub async fn scim_user(&mut self, user: Uuid) -> Result<Option<ScimUserRow>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} {USER_FROM} WHERE s.user_id = $1");
+    /// One account an organization's directory manages.
+    pub async fn scim_user(
+        &mut self,
+        org: OrgId,
+        user: Uuid,
+    ) -> Result<Option<ScimUserRow>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} {USER_FROM} WHERE s.user_id = $1 AND s.organization_id = $2"
+        );
         Ok(on_tx!(self, |c| sqlx::query_as::<_, ScimUserRow>(
             sqlx::AssertSqlSafe(sql.clone())
         )
         .bind(user)
+        .bind(org.uuid())
         .fetch_optional(c)
         .await)?)
     }
 
-    /// The managed account with this userName (without case), if any.
+    /// The managed account with this userName (without case), if any, in any organization
+    /// (a userName names one account on the whole platform).
     pub async fn scim_user_by_name(&mut self, user_name: &str) -> Result<Option<Uuid>, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_scalar::<_, Uuid>(
             "SELECT user_id FROM scim_users WHERE user_name_key = $1"
@@ -488,7 +526,7 @@ impl Tx {
         .await)?)
     }
 
-    /// Whether the directory already manages this account.
+    /// Whether a directory (of any organization) already manages this account.
     pub async fn is_scim_user(&mut self, user: Uuid) -> Result<bool, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM scim_users WHERE user_id = $1"
@@ -499,19 +537,22 @@ impl Tx {
             > 0)
     }
 
-    /// Managed accounts matching `filter`, oldest first, `count` from the `offset`-th.
+    /// Accounts an organization's directory manages matching `filter`, oldest first, `count`
+    /// from the `offset`-th.
     pub async fn search_scim_users(
         &mut self,
+        org: OrgId,
         filter: Option<&Pred>,
         offset: i64,
         count: i64,
     ) -> Result<Found<ScimUserRow>, StoreError> {
-        self.search(Over::Users, filter, offset, count).await
+        self.search(Over::Users, org, filter, offset, count).await
     }
 
     async fn search<T>(
         &mut self,
         over: Over,
+        org: OrgId,
         filter: Option<&Pred>,
         offset: i64,
         count: i64,
@@ -520,18 +561,30 @@ impl Tx {
         T: Send + Unpin + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
         T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
     {
-        let (columns, from, order) = match over {
-            Over::Users => (USER_COLUMNS, USER_FROM, "s.created_at, s.user_id"),
-            Over::Groups => (GROUP_COLUMNS, "FROM scim_groups g", "g.created_at, g.id"),
+        let (columns, from, order, org_column) = match over {
+            Over::Users => (
+                USER_COLUMNS,
+                USER_FROM,
+                "s.created_at, s.user_id",
+                "s.organization_id",
+            ),
+            Over::Groups => (
+                GROUP_COLUMNS,
+                "FROM scim_groups g",
+                "g.created_at, g.id",
+                "g.organization_id",
+            ),
         };
         let mut sql = Sql {
             text: String::new(),
             binds: Vec::new(),
             postgres: self.backend() == crate::Backend::Postgres,
         };
+        // The organization first, whatever the filter says.
+        let o = sql.bind(Val::Id(org.uuid()));
         let cond = match filter {
-            Some(p) => sql.render(over, p)?,
-            None => "TRUE".to_owned(),
+            Some(p) => format!("{org_column} = {o} AND {}", sql.render(over, p)?),
+            None => format!("{org_column} = {o}"),
         };
         // Only column names of these tables and `$n` placeholders reach the text.
         sql.text = format!("SELECT COUNT(*) {from} WHERE {cond}");
@@ -562,18 +615,23 @@ impl Tx {
 
     // ---- groups -------------------------------------------------------------------------
 
-    /// Creates a group.
-    pub async fn insert_scim_group(&mut self, row: &ScimGroupRow) -> Result<(), StoreError> {
+    /// Creates a group in an organization's directory.
+    pub async fn insert_scim_group(
+        &mut self,
+        org: OrgId,
+        row: &ScimGroupRow,
+    ) -> Result<(), StoreError> {
         on_tx!(self, |c| sqlx::query(
             "INSERT INTO scim_groups (id, display_name, display_name_key, external_id, version, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)"
+             created_at, updated_at, organization_id) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)"
         )
         .bind(row.id)
         .bind(&row.display_name)
-        .bind(row.display_name.to_lowercase())
+        .bind(group_key(org, &row.display_name))
         .bind(&row.external_id)
         .bind(row.version)
         .bind(row.created_at)
+        .bind(org.uuid())
         .execute(c)
         .await
         .map(drop))?;
@@ -583,20 +641,23 @@ impl Tx {
     /// Replaces a group's attributes when its version is still `expected`; whether it was.
     pub async fn update_scim_group(
         &mut self,
+        org: OrgId,
         row: &ScimGroupRow,
         expected: i64,
     ) -> Result<bool, StoreError> {
         let n = on_tx!(self, |c| {
             sqlx::query(
             "UPDATE scim_groups SET display_name = $2, display_name_key = $3, external_id = $4, \
-             version = version + 1, updated_at = $5 WHERE id = $1 AND version = $6"
+             version = version + 1, updated_at = $5 WHERE id = $1 AND version = $6 \
+             AND organization_id = $7"
         )
         .bind(row.id)
         .bind(&row.display_name)
-        .bind(row.display_name.to_lowercase())
+        .bind(group_key(org, &row.display_name))
         .bind(&row.external_id)
         .bind(row.updated_at)
         .bind(expected)
+        .bind(org.uuid())
         .execute(c)
         .await
         .map(|r| r.rows_affected())
@@ -653,23 +714,34 @@ impl Tx {
         Ok(n == 1)
     }
 
-    /// One group.
-    pub async fn scim_group(&mut self, group: Uuid) -> Result<Option<ScimGroupRow>, StoreError> {
-        let sql = format!("SELECT {GROUP_COLUMNS} FROM scim_groups g WHERE g.id = $1");
+    /// One group of an organization's directory.
+    pub async fn scim_group(
+        &mut self,
+        org: OrgId,
+        group: Uuid,
+    ) -> Result<Option<ScimGroupRow>, StoreError> {
+        let sql = format!(
+            "SELECT {GROUP_COLUMNS} FROM scim_groups g WHERE g.id = $1 AND g.organization_id = $2"
+        );
         Ok(on_tx!(self, |c| sqlx::query_as::<_, ScimGroupRow>(
             sqlx::AssertSqlSafe(sql.clone())
         )
         .bind(group)
+        .bind(org.uuid())
         .fetch_optional(c)
         .await)?)
     }
 
-    /// The group with this name (without case), if any.
-    pub async fn scim_group_by_name(&mut self, name: &str) -> Result<Option<Uuid>, StoreError> {
+    /// An organization's group with this name (without case), if any.
+    pub async fn scim_group_by_name(
+        &mut self,
+        org: OrgId,
+        name: &str,
+    ) -> Result<Option<Uuid>, StoreError> {
         Ok(on_tx!(self, |c| sqlx::query_scalar::<_, Uuid>(
             "SELECT id FROM scim_groups WHERE display_name_key = $1"
         )
-        .bind(name.to_lowercase())
+        .bind(group_key(org, name))
         .fetch_optional(c)
         .await)?)
     }
@@ -691,11 +763,22 @@ impl Tx {
         Ok(out)
     }
 
-    /// Which of these ids are accounts the directory manages.
-    pub async fn scim_users_existing(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+    /// Which of these ids are accounts an organization's directory manages.
+    pub async fn scim_users_existing(
+        &mut self,
+        org: OrgId,
+        ids: &[Uuid],
+    ) -> Result<Vec<Uuid>, StoreError> {
         let mut out = Vec::new();
         for id in ids {
-            if self.is_scim_user(*id).await? {
+            let n = on_tx!(self, |c| sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM scim_users WHERE user_id = $1 AND organization_id = $2"
+            )
+            .bind(*id)
+            .bind(org.uuid())
+            .fetch_one(c)
+            .await)?;
+            if n > 0 {
                 out.push(*id);
             }
         }
@@ -705,10 +788,11 @@ impl Tx {
     /// Groups matching `filter`, oldest first, `count` from the `offset`-th.
     pub async fn search_scim_groups(
         &mut self,
+        org: OrgId,
         filter: Option<&Pred>,
         offset: i64,
         count: i64,
     ) -> Result<Found<ScimGroupRow>, StoreError> {
-        self.search(Over::Groups, filter, offset, count).await
+        self.search(Over::Groups, org, filter, offset, count).await
     }
 }

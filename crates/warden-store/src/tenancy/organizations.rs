@@ -236,3 +236,22 @@ impl Store {
         Ok(role)
     }
 }
+
+impl super::WorkspaceTx {
+    /// Whether `user` belongs to the organization holding this workspace (everyone belongs
+    /// to the default one): a workspace's members come from its organization.
+    pub async fn in_workspace_org(&mut self, user: Uuid) -> Result<bool, StoreError> {
+        let ws = self.workspace.uuid();
+        Ok(on_tx!(self.tx, |c| sqlx::query_scalar::<_, bool>(
+            "SELECT w.organization_id = $3 OR EXISTS (SELECT 1 FROM organization_members m \
+             WHERE m.organization_id = w.organization_id AND m.user_id = $2) \
+             FROM workspaces w WHERE w.id = $1"
+        )
+        .bind(ws)
+        .bind(user)
+        .bind(OrgId::DEFAULT.uuid())
+        .fetch_optional(c)
+        .await)?
+        .unwrap_or(false))
+    }
+}

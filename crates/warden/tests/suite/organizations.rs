@@ -23,7 +23,7 @@ use crate::tenancy::{
 const DEFAULT: &str = "00000000-0000-0000-0000-000000000001";
 
 /// Switches `token`'s sign-in into `org`; the new access token.
-async fn switch(app: &TestApp, token: &str, org: &str) -> String {
+pub(crate) async fn switch(app: &TestApp, token: &str, org: &str) -> String {
     let v = ok_json(
         app,
         token,
@@ -47,17 +47,17 @@ async fn workspace_ids(app: &TestApp, token: &str) -> Vec<String> {
 /// An installation with the default organization and `acme`: bob is acme's admin, carol a
 /// member; the administrator owns `home` in the default organization, bob owns `rocket` in
 /// acme.
-struct World {
-    app: TestApp,
-    admin: String,
-    acme: String,
-    bob: User,
-    carol: User,
-    home: String,
-    rocket: String,
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) admin: String,
+    pub(crate) acme: String,
+    pub(crate) bob: User,
+    pub(crate) carol: User,
+    pub(crate) home: String,
+    pub(crate) rocket: String,
 }
 
-async fn world() -> World {
+pub(crate) async fn world() -> World {
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
     let bob = user(&app, &admin, "bob@acme.example", "member").await;
@@ -218,6 +218,40 @@ async fn a_sign_in_acts_in_one_organization_and_sees_only_its_workspaces() {
         )
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    // A workspace's members come from its organization: someone outside it is, there, no
+    // account at all.
+    let members = format!("/api/v1/workspaces/{}/members", w.rocket);
+    let (s1, outsider) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &members,
+            Some(json!({"email": ADMIN_EMAIL, "role": "member"})),
+        )
+        .await;
+    let (s2, nobody) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &members,
+            Some(json!({"email": "nobody-4e1a@acme.example", "role": "member"})),
+        )
+        .await;
+    assert_eq!(
+        (s1, &outsider["code"]),
+        (s2, &nobody["code"]),
+        "{outsider} {nobody}"
+    );
+    assert!(s1.is_client_error());
+    let (s, v) = app
+        .call(
+            &w.bob.token,
+            Method::POST,
+            &members,
+            Some(json!({"email": "carol@acme.example", "role": "member"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
     // Slugs are checked and unique.
     for (slug, expected) in [
         ("acme", StatusCode::CONFLICT),
@@ -279,8 +313,21 @@ async fn an_organization_header_or_path_naming_another_organization_is_refused_a
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    // The refusal is on record with who asked and the route.
-    let denied = denials(app, 1).await;
+    // The refusal is on record with who asked and the route (denials are written in the
+    // background: wait for both).
+    let mut denied = denials(app, 2).await;
+    for _ in 0..100 {
+        if denied
+            .iter()
+            .filter(|r| r.summary.contains("org-mismatch"))
+            .count()
+            >= 2
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        denied = denials(app, 2).await;
+    }
     let ours: Vec<_> = denied
         .iter()
         .filter(|r| r.summary.contains("org-mismatch"))
@@ -641,4 +688,267 @@ async fn row_level_security_hides_another_organizations_rows_from_an_unfiltered_
     assert!(err.to_string().contains("row-level security"), "{err}");
     drop(conn);
     pool.close().await;
+}
+
+#[tokio::test]
+async fn warden_org_lists_switches_and_manages_members() {
+    let w = world().await;
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.json");
+    let run = |args: &[&str], stdin: &'static str| {
+        crate::cli::run_cli(
+            dir.path(),
+            &creds,
+            args.iter().map(|s| (*s).to_owned()).collect(),
+            stdin,
+        )
+    };
+    let (ok, out) = run(
+        &["login", "--url", &w.app.base, "--email", "bob@acme.example"],
+        "quiet harbor 4417 finch\n",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    // A new sign-in starts in the default organization.
+    let (ok, out) = run(&["org", "list"], "").await.unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("*  default  Default organization"), "{out}");
+    assert!(out.contains("   acme  Acme Corp  admin"), "{out}");
+    let (ok, out) = run(&["org", "members", "acme"], "").await.unwrap();
+    assert!(!ok && out.contains("names another organization"), "{out}");
+    let (ok, out) = run(&["org", "switch", "acme"], "").await.unwrap();
+    assert!(
+        ok && out.contains("now acting in acme (Acme Corp)"),
+        "{out}"
+    );
+    // The next command (a new refresh) acts in acme.
+    let (ok, out) = run(&["org", "list"], "").await.unwrap();
+    assert!(ok && out.contains("*  acme"), "{out}");
+    let (ok, out) = run(
+        &[
+            "org",
+            "add-member",
+            "acme",
+            "carol@acme.example",
+            "--role",
+            "admin",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(
+        ok && out.contains("carol@acme.example is admin of acme"),
+        "{out}"
+    );
+    let (ok, out) = run(&["org", "members", "acme"], "").await.unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("bob@acme.example  admin"), "{out}");
+    assert!(out.contains("carol@acme.example  admin"), "{out}");
+    let (ok, out) = run(&["org", "provider", "acme", "no-such-provider"], "")
+        .await
+        .unwrap();
+    assert!(!ok, "bob holds no platform permission: {out}");
+    let (ok, out) = run(&["org", "remove-member", "acme", &w.carol.id], "")
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["org", "create", "--slug", "bobcorp", "--name", "Bob"], "")
+        .await
+        .unwrap();
+    assert!(
+        !ok,
+        "an organization admin is no platform administrator: {out}"
+    );
+}
+
+/// The access token a browser was handed (its `__Host-warden_access` cookie).
+fn access_cookie(res: &reqwest::Response) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("__Host-warden_access="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_sign_in_through_an_organizations_provider_joins_it_and_acts_in_it() {
+    use warden_testkit::oidc::{OidcProvider, browse};
+    const SECRET: &str = "oidc-client-secret-org-7c1e";
+    let w = world().await;
+    let app = &w.app;
+    let idp = OidcProvider::start(
+        "warden",
+        SECRET,
+        &app.url("/api/v1/auth/sso/acme-idp/callback"),
+    );
+    ok_json(
+        app,
+        &w.admin,
+        Method::POST,
+        "/api/v1/admin/sso/providers",
+        Some(json!({
+            "slug": "acme-idp", "display_name": "Acme", "preset": "oidc", "issuer": idp.issuer,
+            "client_id": "warden", "client_secret": SECRET, "allow_private_network": true,
+            "allowed_domains": ["acme.example"], "jit": true,
+        })),
+    )
+    .await;
+    let path = "/api/v1/organizations/acme/sso-providers/acme-idp";
+    // Naming acme while acting in the default organization; an organization admin; then the
+    // platform administrator acting in acme.
+    let (s, v) = app.call(&w.admin, Method::PUT, path, None).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("org-mismatch"))
+    );
+    let (s, _) = app.call(&w.bob.token, Method::PUT, path, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let admin_in_acme = switch(app, &w.admin, "acme").await;
+    let (s, v) = app.call(&admin_in_acme, Method::PUT, path, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let listed = ok_json(
+        app,
+        &w.admin,
+        Method::GET,
+        "/api/v1/admin/sso/providers",
+        None,
+    )
+    .await;
+    let listed = listed
+        .as_array()
+        .or(listed["items"].as_array())
+        .unwrap()
+        .clone();
+    assert_eq!(listed[0]["organization_id"], w.acme.as_str(), "{listed:?}");
+
+    // Dave signs in through it for the first time: a new account, a member of acme, and his
+    // sign-in acts there.
+    let b = browse(
+        &app.url("/api/v1/auth/sso/acme-idp/start"),
+        &app.base,
+        "dave@acme.example",
+    )
+    .await;
+    let back = warden_testkit::no_redirect_client()
+        .get(&b.callback)
+        .header("cookie", &b.binding)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    let dave = access_cookie(&back);
+    let orgs = ok_json(app, &dave, Method::GET, "/api/v1/organizations", None).await;
+    let current: Vec<(&str, &Value)> = orgs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["current"] == true)
+        .map(|o| (o["slug"].as_str().unwrap(), &o["role"]))
+        .collect();
+    assert_eq!(current, vec![("acme", &json!("member"))]);
+    let members = ok_json(
+        app,
+        &w.bob.token,
+        Method::GET,
+        "/api/v1/organizations/acme/members",
+        None,
+    )
+    .await;
+    assert!(
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == "dave@acme.example" && m["role"] == "member"),
+        "{members}"
+    );
+    let added = audit_rows(app, "organization.member_added").await;
+    assert!(
+        added.iter().any(|r| r.summary.contains("acme-idp")),
+        "{added:?}"
+    );
+    // Taken back, the provider signs people in for the installation again.
+    let (s, _) = app.call(&admin_in_acme, Method::DELETE, path, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.call(&admin_in_acme, Method::DELETE, path, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let b = browse(
+        &app.url("/api/v1/auth/sso/acme-idp/start"),
+        &app.base,
+        "erin@acme.example",
+    )
+    .await;
+    let back = warden_testkit::no_redirect_client()
+        .get(&b.callback)
+        .header("cookie", &b.binding)
+        .send()
+        .await
+        .unwrap();
+    let erin = access_cookie(&back);
+    let orgs = ok_json(app, &erin, Method::GET, "/api/v1/organizations", None).await;
+    assert_eq!(orgs["items"].as_array().unwrap().len(), 1, "{orgs}");
+    assert_eq!(orgs["items"][0]["slug"], "default");
+}
+
+#[tokio::test]
+async fn the_console_switches_organizations_from_its_header() {
+    if crate::browser::skipped() {
+        return;
+    }
+    let (app, public) = crate::browser::console_app(&[]).await;
+    let admin = admin_token(&app).await;
+    let admin_user = User {
+        id: String::new(),
+        token: admin.clone(),
+    };
+    let home = workspace(&app, &admin_user, "Home").await;
+    ok_json(
+        &app,
+        &admin,
+        Method::POST,
+        "/api/v1/organizations",
+        Some(json!({"slug": "acme", "name": "Acme Corp"})),
+    )
+    .await;
+    let in_acme = User {
+        id: String::new(),
+        token: switch(&app, &admin, "acme").await,
+    };
+    let rocket = workspace(&app, &in_acme, "Rocket").await;
+    let summary = crate::browser::walk(
+        "organizations.mjs",
+        &public,
+        &[("HOME_WS", &home), ("ACME_WS", &rocket)],
+        2,
+    )
+    .await;
+    assert_eq!(
+        summary["options"],
+        json!(["Default organization", "Acme Corp"]),
+        "{summary}"
+    );
+    assert_eq!(summary["selected_before"], "Default organization");
+    assert!(summary["home_listed"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["selected_after"], "Acme Corp");
+    assert!(
+        summary["notice"]
+            .as_str()
+            .unwrap()
+            .contains("You now act in this organization"),
+        "{summary}"
+    );
+    assert!(summary["acme_listed"].as_u64().unwrap() > 0, "{summary}");
+    assert_eq!(summary["home_listed_in_acme"], 0);
+    assert_eq!(summary["home_status"], 404);
+    assert!(
+        summary["home_listed_again"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
+    let switched = audit_rows(&app, "session.organization_switched").await;
+    assert!(switched.len() >= 3, "{switched:?}");
 }
