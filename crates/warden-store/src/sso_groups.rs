@@ -88,16 +88,21 @@ impl Tx {
 }
 
 impl WorkspaceTx {
-    /// A single sign-on provider by slug: its id and protocol.
+    /// A single sign-on provider by slug: its id and protocol — a platform-wide provider or
+    /// one of the workspace's organization (another organization's is unknown here).
     pub async fn sso_provider_protocol(
         &mut self,
         slug: &str,
     ) -> Result<Option<(Uuid, String)>, StoreError> {
+        let ws = self.workspace().uuid();
         Ok(on_tx!(self.inner(), |c| {
             sqlx::query_as::<_, (Uuid, String)>(
-                "SELECT id, protocol FROM sso_providers WHERE slug = $1",
+                "SELECT p.id, p.protocol FROM sso_providers p JOIN workspaces w ON w.id = $2 \
+                 WHERE p.slug = $1 \
+                 AND (p.organization_id IS NULL OR p.organization_id = w.organization_id)",
             )
             .bind(slug)
+            .bind(ws)
             .fetch_optional(c)
             .await
         })?)

@@ -38,7 +38,7 @@ mod master_key;
 mod mcp;
 mod metrics;
 mod organizations;
-mod organizations_scim;
+mod organizations_directories;
 mod passkeys;
 mod passwordless;
 mod postgres_tls;

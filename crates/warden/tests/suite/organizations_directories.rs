@@ -1,14 +1,16 @@
-//! A directory (SCIM) belongs to one organization: the token a platform administrator makes
-//! while acting in an organization provisions that organization only. Attacked: organization
-//! A's token reading, changing, deactivating and deleting organization B's users and groups,
+//! Directories belong to one organization. A SCIM token a platform administrator makes while
+//! acting in an organization provisions that organization only. Attacked: organization A's
+//! token reading, changing, deactivating and deleting organization B's users and groups,
 //! adopting B's people by POSTing their email, putting B's users into its groups, and mapping
-//! its groups onto B's workspaces; group names are each organization's own.
+//! its groups onto B's workspaces; group names are each organization's own. Likewise an
+//! organization's SAML provider's groups map only onto that organization's workspaces.
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::identity::audit_rows;
 use crate::organizations::{switch, world};
+use crate::saml::{Saml, add_provider};
 use crate::scim::{scim, scim_token, user};
 use crate::tenancy::ok_json;
 
@@ -303,4 +305,49 @@ async fn a_directory_token_of_one_organization_cannot_reach_another_organization
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _, _) = scim(app, &acme_dir, Method::GET, "/Users", None).await;
     assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_organizations_saml_groups_map_only_onto_its_workspaces() {
+    let w = world().await;
+    let s = Saml {
+        app: w.app,
+        admin: w.admin,
+        idp: warden_testkit::saml::SamlIdp::start(),
+    };
+    let (code, body) = add_provider(&s, "acme-entra", json!({})).await;
+    assert_eq!(code, StatusCode::CREATED, "{body}");
+    let admin_in_acme = switch(&s.app, &s.admin, "acme").await;
+    ok_json(
+        &s.app,
+        &admin_in_acme,
+        Method::PUT,
+        &format!("/api/v1/organizations/{}/sso-providers/acme-entra", w.acme),
+        None,
+    )
+    .await;
+    let map = |token: String, ws: String, provider: &'static str| {
+        let app = &s.app;
+        async move {
+            app.call(
+                &token,
+                Method::POST,
+                &format!("/api/v1/workspaces/{ws}/directory-groups"),
+                Some(json!({"provider": provider, "group": "eng", "role": "member"})),
+            )
+            .await
+        }
+    };
+    // Acme's provider is unknown to the default organization's workspace (the same answer as
+    // a slug that names no provider), even for the platform administrator.
+    let (code, v) = map(s.admin.clone(), w.home.clone(), "acme-entra").await;
+    assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v.to_string()
+            .contains("must be a single sign-on provider's slug"),
+        "{v}"
+    );
+    // In acme's own workspace it maps (a platform-wide provider maps anywhere: saml_groups).
+    let (code, v) = map(w.bob.token.clone(), w.rocket.clone(), "acme-entra").await;
+    assert_eq!(code, StatusCode::OK, "{v}");
 }
