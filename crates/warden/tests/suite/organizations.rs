@@ -57,6 +57,26 @@ pub(crate) struct World {
     pub(crate) rocket: String,
 }
 
+/// Asserts that `email` is a member (role member) of acme, as acme's admin `token` lists it.
+pub(crate) async fn assert_acme_member(app: &TestApp, token: &str, email: &str) {
+    let members = ok_json(
+        app,
+        token,
+        Method::GET,
+        "/api/v1/organizations/acme/members",
+        None,
+    )
+    .await;
+    assert!(
+        members["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["email"] == email && m["role"] == "member"),
+        "{members}"
+    );
+}
+
 pub(crate) async fn world() -> World {
     let app = TestApp::spawn().await.unwrap();
     let admin = admin_token(&app).await;
@@ -851,22 +871,7 @@ async fn a_sign_in_through_an_organizations_provider_joins_it_and_acts_in_it() {
         .map(|o| (o["slug"].as_str().unwrap(), &o["role"]))
         .collect();
     assert_eq!(current, vec![("acme", &json!("member"))]);
-    let members = ok_json(
-        app,
-        &w.bob.token,
-        Method::GET,
-        "/api/v1/organizations/acme/members",
-        None,
-    )
-    .await;
-    assert!(
-        members["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["email"] == "dave@acme.example" && m["role"] == "member"),
-        "{members}"
-    );
+    assert_acme_member(app, &w.bob.token, "dave@acme.example").await;
     let added = audit_rows(app, "organization.member_added").await;
     assert!(
         added.iter().any(|r| r.summary.contains("acme-idp")),

@@ -9,7 +9,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::identity::audit_rows;
-use crate::organizations::{switch, world};
+use crate::organizations::{assert_acme_member, switch, world};
 use crate::saml::{Saml, add_provider};
 use crate::scim::{scim, scim_token, user};
 use crate::tenancy::ok_json;
@@ -62,22 +62,7 @@ async fn a_directory_token_of_one_organization_cannot_reach_another_organization
     let erin = erin["id"].as_str().unwrap().to_owned();
 
     // Erin joined acme, on record with the directory as the actor.
-    let members = ok_json(
-        app,
-        &w.bob.token,
-        Method::GET,
-        "/api/v1/organizations/acme/members",
-        None,
-    )
-    .await;
-    assert!(
-        members["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["email"] == "erin@acme.example" && m["role"] == "member"),
-        "{members}"
-    );
+    assert_acme_member(app, &w.bob.token, "erin@acme.example").await;
     let joined = audit_rows(app, "organization.member_added").await;
     assert!(
         joined.iter().any(|r| r.summary.contains(&erin)
