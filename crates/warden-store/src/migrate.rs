@@ -79,6 +79,8 @@ const MIGRATIONS: &[Migration] = &[
     migration!(33, "0033_saml"),
     migration!(34, "0034_sso_groups"),
     migration!(35, "0035_organizations"),
+    migration!(36, "0036_workspace_entry"),
+    migration!(37, "0037_organization_settings"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

@@ -152,6 +152,10 @@ registry! {
     DefaultOrg = 409, "default-org", "Every account belongs to the default organization; its membership cannot be changed.";
     /// Removing or demoting an organization's last admin.
     LastOrgAdmin = 409, "last-org-admin", "An organization keeps at least one admin: make someone else admin first.";
+    /// Creating a workspace in an organization already holding its limit of active ones.
+    OrgWorkspaceLimit = 409, "org-workspace-limit", "The organization already holds as many active workspaces as its settings allow: archive one, or ask a platform administrator to raise the limit.";
+    /// Adding a member whose address is outside the organization's email domains.
+    OrgEmailDomain = 422, "org-email-domain", "This address is not in one of the organization's email domains.";
 
     // Workspaces.
     /// A change to an archived workspace.

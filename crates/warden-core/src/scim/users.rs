@@ -136,6 +136,19 @@ pub async fn create(ctx: &Ctx, op: &Op, client: &ScimClient, body: Value) -> Cor
                 crate::admin::users::change_active(&mut tx, ctx, op, user.id, w.active).await?;
         }
         None => {
+            if !org.is_default() {
+                let settings = tx
+                    .organization(&org.to_string())
+                    .await?
+                    .ok_or(Code::NotFound)?;
+                if !crate::organizations::settings::email_allowed(&settings, &email) {
+                    return Err(CoreError::noted(
+                        Code::ScimInvalidValue,
+                        "emails",
+                        "this email is not in one of the organization's email domains".into(),
+                    ));
+                }
+            }
             if w.active {
                 admit_user(&ctx.license, &mut tx).await?;
             }

@@ -106,6 +106,12 @@ pub(crate) fn check_slug(slug: &str) -> CoreResult<()> {
 
 /// The email domains a provider is trusted for, checked and lower-cased.
 pub(crate) fn allowed_domains(list: &[String]) -> CoreResult<Vec<String>> {
+    domain_list("allowed_domains", list)
+}
+
+/// A list of email domains (`example.com`, an `@` in front allowed), checked and lower-cased;
+/// `field` names it in the refusal.
+pub(crate) fn domain_list(field: &'static str, list: &[String]) -> CoreResult<Vec<String>> {
     let mut domains = Vec::new();
     for d in list {
         let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
@@ -116,11 +122,13 @@ pub(crate) fn allowed_domains(list: &[String]) -> CoreResult<Vec<String>> {
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
         if !ok {
             return Err(CoreError::invalid(
-                "allowed_domains",
+                field,
                 "must be domain names such as example.com",
             ));
         }
-        domains.push(d);
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
     }
     Ok(domains)
 }

@@ -135,7 +135,8 @@ pub async fn create(
     let mut tx = ctx
         .store
         .create_workspace(grant, name.as_str(), op.now_us())
-        .await?;
+        .await?
+        .map_err(|_| CoreError::from(Code::OrgWorkspaceLimit))?;
     let event = op.event(
         "workspace.created",
         "workspace",

@@ -22,6 +22,7 @@ pub mod mail;
 pub mod me;
 pub mod metrics;
 pub mod openapi;
+pub mod organization_admin;
 pub mod organizations;
 pub mod passkeys;
 pub mod roles;
@@ -75,6 +76,7 @@ pub fn routes() -> Routes<AppState> {
         .merge(setup::routes())
         .merge(roles::routes())
         .merge(organizations::routes())
+        .merge(organization_admin::routes())
         .merge(workspaces::routes())
         .merge(workspace_settings::routes())
         .merge(hosts::routes())

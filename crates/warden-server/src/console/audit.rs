@@ -106,16 +106,17 @@ impl AuditForm {
     }
 }
 
-struct EventItem {
-    seq: i64,
-    time: String,
-    actor: String,
-    actor_id: Option<String>,
-    action: String,
-    resource: String,
-    outcome: String,
-    from: String,
-    summary: String,
+/// One event as the console lists it (the trail's page and an organization's view).
+pub(super) struct EventItem {
+    pub(super) seq: i64,
+    pub(super) time: String,
+    pub(super) actor: String,
+    pub(super) actor_id: Option<String>,
+    pub(super) action: String,
+    pub(super) resource: String,
+    pub(super) outcome: String,
+    pub(super) from: String,
+    pub(super) summary: String,
 }
 
 #[derive(Template)]
@@ -129,6 +130,8 @@ struct AuditPage {
     paged: bool,
     chain: String,
     chain_ok: bool,
+    /// Actors link to their events (the events partial).
+    link_actors: bool,
 }
 
 const PER_PAGE: i64 = 50;
@@ -142,25 +145,11 @@ fn short(text: &str, max: usize) -> String {
     }
 }
 
-/// The audit trail, filtered, a page at a time.
-#[utoipa::path(get, path = "/console/audit", tag = "console", params(AuditForm),
-    responses((status = 200, description = "Page", content_type = "text/html"),
-              (status = 400, description = "A filter that does not parse", content_type = "text/html"),
-              (status = 403, description = "Without audit.read", content_type = "text/html")))]
-pub(crate) async fn audit_page(
-    State(state): State<AppState>,
-    PlatformAccess(grant): PlatformAccess,
-    caller: Caller,
-    ApiQuery(form): ApiQuery<AuditForm>,
-) -> Result<Response, ApiError> {
-    let parsed = form.query().parse().map_err(bad_filter)?;
-    let rows = core::page(&state.ctx, &grant, &parsed.filter, parsed.before, PER_PAGE).await?;
-    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == PER_PAGE;
-    let filters = form.encoded();
-    let older = rows.last().filter(|_| full).map(|r| {
-        let sep = if filters.is_empty() { "" } else { "&" };
-        format!("/console/audit?{filters}{sep}cursor={}", r.seq)
-    });
+/// The events as the console lists them: actors by email, long ids and summaries cut short.
+pub(super) async fn items(
+    state: &AppState,
+    rows: Vec<warden_store::audit::Row>,
+) -> Result<Vec<EventItem>, ApiError> {
     let mut names: HashMap<String, String> = HashMap::new();
     let mut events = Vec::with_capacity(rows.len());
     for r in rows {
@@ -169,7 +158,7 @@ pub(crate) async fn audit_page(
                 Some(e) => e.clone(),
                 None => {
                     let e = match id.parse() {
-                        Ok(uuid) => super::email_of(&state, uuid).await?,
+                        Ok(uuid) => super::email_of(state, uuid).await?,
                         Err(_) => format!("user {id}"),
                     };
                     names.insert(id.to_owned(), e.clone());
@@ -194,6 +183,29 @@ pub(crate) async fn audit_page(
             summary: short(&r.summary, 240),
         });
     }
+    Ok(events)
+}
+
+/// The audit trail, filtered, a page at a time.
+#[utoipa::path(get, path = "/console/audit", tag = "console", params(AuditForm),
+    responses((status = 200, description = "Page", content_type = "text/html"),
+              (status = 400, description = "A filter that does not parse", content_type = "text/html"),
+              (status = 403, description = "Without audit.read", content_type = "text/html")))]
+pub(crate) async fn audit_page(
+    State(state): State<AppState>,
+    PlatformAccess(grant): PlatformAccess,
+    caller: Caller,
+    ApiQuery(form): ApiQuery<AuditForm>,
+) -> Result<Response, ApiError> {
+    let parsed = form.query().parse().map_err(bad_filter)?;
+    let rows = core::page(&state.ctx, &grant, &parsed.filter, parsed.before, PER_PAGE).await?;
+    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == PER_PAGE;
+    let filters = form.encoded();
+    let older = rows.last().filter(|_| full).map(|r| {
+        let sep = if filters.is_empty() { "" } else { "&" };
+        format!("/console/audit?{filters}{sep}cursor={}", r.seq)
+    });
+    let events = items(&state, rows).await?;
     let frame = frame(&state, &caller, "audit", None).await?;
     let export = (frame.may.contains(Permission::AUDIT_EXPORT)
         && state.ctx.license.feature(Feature::AuditExport))
@@ -231,6 +243,7 @@ pub(crate) async fn audit_page(
         export,
         chain,
         chain_ok,
+        link_actors: true,
     };
     Ok(render(&page, StatusCode::OK))
 }

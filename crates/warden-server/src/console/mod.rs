@@ -32,6 +32,7 @@ mod home;
 mod hosts;
 mod license;
 mod llm;
+mod org_admin;
 mod organizations;
 mod profile;
 mod saml_admin;
@@ -62,6 +63,7 @@ pub(crate) fn routes() -> Routes<AppState> {
         .add_recovery(Access::SignedIn, routes!(home::home))
         .merge(profile::routes())
         .merge(organizations::routes())
+        .merge(org_admin::routes())
         .merge(hosts::routes())
         .merge(admin::routes())
         .merge(sign_in_admin::routes())
@@ -103,6 +105,9 @@ pub(crate) struct Frame {
     pub open: bool,
     /// The organizations the person may switch between (empty: no choice to offer).
     pub orgs: Vec<organizations::OrgChoice>,
+    /// Whether the person administers the organization they act in (the navigation's
+    /// Organization).
+    pub org_admin: bool,
 }
 
 impl Frame {
@@ -174,6 +179,7 @@ pub(crate) async fn frame(
     notice: Option<&'static str>,
 ) -> Result<Frame, ApiError> {
     let may = warden_core::access::platform_permissions(&state.ctx, &caller.principal).await?;
+    let (orgs, org_admin) = organizations::choices(state, caller, may).await?;
     Ok(Frame {
         email: account::email(&state.ctx, &caller.principal).await?,
         name: account::display_name(&state.ctx, &caller.principal).await?,
@@ -192,7 +198,8 @@ pub(crate) async fn frame(
                 warden_domain::license::LicenseRule::Required,
             )
             .is_ok(),
-        orgs: organizations::choices(state, caller).await?,
+        orgs,
+        org_admin,
     })
 }
 
@@ -448,6 +455,7 @@ pub(crate) fn error_page(
             tamper: None,
             open: false,
             orgs: Vec::new(),
+            org_admin: false,
         },
         title,
         message,

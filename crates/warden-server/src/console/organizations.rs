@@ -8,7 +8,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use utoipa_axum::routes;
 use warden_core::organizations;
-use warden_domain::access::Access;
+use warden_domain::access::{Access, PermissionSet};
+use warden_domain::organizations::{ORG_MANAGER, OrgId};
 
 use super::Fields;
 use crate::http::authz::UserOp;
@@ -29,20 +30,36 @@ pub(crate) struct OrgChoice {
     pub current: bool,
 }
 
-/// The organizations the header offers: empty unless there is a choice to make.
-pub(crate) async fn choices(state: &AppState, caller: &Caller) -> Result<Vec<OrgChoice>, ApiError> {
-    let all = organizations::mine(&state.ctx, &caller.principal).await?;
-    if all.len() < 2 || caller.principal.is_token() {
-        return Ok(Vec::new());
+/// The organizations the header offers (empty unless there is a choice to make), and whether
+/// the person administers the one they act in: its admin, or a platform administrator
+/// managing organizations — never for the default organization, which has no admins.
+pub(crate) async fn choices(
+    state: &AppState,
+    caller: &Caller,
+    may: PermissionSet,
+) -> Result<(Vec<OrgChoice>, bool), ApiError> {
+    if caller.principal.is_token() {
+        return Ok((Vec::new(), false));
     }
-    Ok(all
-        .into_iter()
-        .map(|o| OrgChoice {
-            id: o.row.id.to_string(),
-            name: o.row.name,
-            current: o.current,
-        })
-        .collect())
+    let all = organizations::mine(&state.ctx, &caller.principal).await?;
+    let admin = all.iter().any(|o| {
+        o.current
+            && !OrgId::from_uuid(o.row.id).is_default()
+            && (o.row.role.as_deref() == Some("admin") || may.contains(ORG_MANAGER))
+    });
+    if all.len() < 2 {
+        return Ok((Vec::new(), admin));
+    }
+    Ok((
+        all.into_iter()
+            .map(|o| OrgChoice {
+                id: o.row.id.to_string(),
+                name: o.row.name,
+                current: o.current,
+            })
+            .collect(),
+        admin,
+    ))
 }
 
 /// Acts in another organization (form field `organization`: its id or slug), then to its

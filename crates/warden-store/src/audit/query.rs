@@ -242,3 +242,84 @@ impl Store {
         Ok(n)
     }
 }
+
+/// What an organization's audit view adds to the filters: its workspaces' events, the events
+/// about the organization itself, and those its directory (SCIM tokens) made. Lists are bound
+/// as JSON arrays ($11 workspaces, $12 the organization, $13 actors; $14 the page size).
+fn org_condition(postgres: bool) -> &'static str {
+    if postgres {
+        "(workspace_id IN (SELECT json_array_elements_text(CAST($11 AS json))) \
+         OR (resource_type = 'organization' AND resource_id = $12) \
+         OR actor_id IN (SELECT json_array_elements_text(CAST($13 AS json))))"
+    } else {
+        "(workspace_id IN (SELECT value FROM json_each($11)) \
+         OR (resource_type = 'organization' AND resource_id = $12) \
+         OR actor_id IN (SELECT value FROM json_each($13)))"
+    }
+}
+
+impl Store {
+    /// One page of the events of organization `org` matching `filter`, newest first, older
+    /// than `before` when given: its workspaces' events, those about the organization, and
+    /// those its directory made.
+    pub async fn audit_org_page(
+        &self,
+        org: warden_domain::organizations::OrgId,
+        filter: &Filter,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Row>, StoreError> {
+        let mut tx = self.begin_read().await?;
+        crate::tenancy::decide::set_scope(&mut tx, "warden.org_id", &org.to_string()).await?;
+        crate::tenancy::decide::set_scope(&mut tx, "warden.platform", "on").await?;
+        let workspaces = on_tx!(tx, |c| sqlx::query_scalar::<_, uuid::Uuid>(
+            "SELECT id FROM workspaces WHERE organization_id = $1"
+        )
+        .bind(org.uuid())
+        .fetch_all(c)
+        .await)?;
+        crate::tenancy::decide::set_scope(&mut tx, "warden.platform", "").await?;
+        let tokens = on_tx!(tx, |c| sqlx::query_scalar::<_, uuid::Uuid>(
+            "SELECT id FROM scim_tokens WHERE organization_id = $1"
+        )
+        .bind(org.uuid())
+        .fetch_all(c)
+        .await)?;
+        let workspaces = serde_json::Value::from(
+            workspaces
+                .iter()
+                .map(uuid::Uuid::to_string)
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let actors = serde_json::Value::from(
+            tokens
+                .iter()
+                .map(|t| format!("scim:{t}"))
+                .collect::<Vec<_>>(),
+        )
+        .to_string();
+        let postgres = matches!(tx.inner, crate::db::TxInner::Postgres(_));
+        let matching = match before {
+            None => MATCHING.to_owned(),
+            Some(_) => matching_before(),
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} {matching} AND {} ORDER BY seq DESC LIMIT $14",
+            org_condition(postgres)
+        );
+        let rows = on_tx!(tx, |c| bind_filter!(
+            sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql.clone())),
+            filter,
+            before
+        )
+        .bind(&workspaces)
+        .bind(org.to_string())
+        .bind(&actors)
+        .bind(limit)
+        .fetch_all(c)
+        .await)?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+}

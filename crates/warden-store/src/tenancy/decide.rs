@@ -86,6 +86,29 @@ pub(crate) async fn set_scope(
     Ok(())
 }
 
+/// Names the transaction's workspace (and on PostgreSQL its organization, when the caller acts
+/// in one). With an organization, PostgreSQL keeps the workspace named only if it lies in that
+/// organization (`warden_enter_workspace`, checked once here rather than in every policy), so
+/// the rest of the transaction sees none of another organization's rows even through a query
+/// that forgot its filter.
+pub(crate) async fn enter_workspace(
+    tx: &mut Tx,
+    ws: WorkspaceId,
+    org: Option<OrgId>,
+) -> Result<(), StoreError> {
+    match (&mut tx.inner, org) {
+        (crate::db::TxInner::Postgres(t), Some(org)) => {
+            sqlx::query("SELECT warden_enter_workspace($1, $2)")
+                .bind(ws.uuid())
+                .bind(org.uuid())
+                .execute(&mut **t)
+                .await?;
+            Ok(())
+        }
+        _ => set_scope(tx, "warden.workspace_id", &ws.to_string()).await,
+    }
+}
+
 /// Reads what deciding needs, in a transaction scoped to `ws` (and on PostgreSQL to `org`,
 /// when the caller acts in one: row-level security then hides a workspace of any other).
 pub(super) async fn lookup(
@@ -94,10 +117,7 @@ pub(super) async fn lookup(
     ws: WorkspaceId,
     org: Option<OrgId>,
 ) -> Result<Option<Lookup>, StoreError> {
-    set_scope(tx, "warden.workspace_id", &ws.to_string()).await?;
-    if let Some(org) = org {
-        set_scope(tx, "warden.org_id", &org.to_string()).await?;
-    }
+    enter_workspace(tx, ws, org).await?;
     Ok(on_tx!(tx, |c| sqlx::query_as::<_, Lookup>(LOOKUP_SQL)
         .bind(user)
         .bind(ws.uuid())

@@ -22,8 +22,9 @@ use warden_domain::identity::Principal;
 use warden_domain::organizations::OrgId;
 use warden_domain::tenancy::WorkspaceId;
 
-mod decide;
+pub(crate) mod decide;
 mod members;
+pub mod org_usage;
 pub mod organizations;
 mod secrets;
 
@@ -318,13 +319,14 @@ impl Store {
     }
 
     /// Creates a workspace with `grant`'s holder as its owner, in a transaction scoped to the
-    /// new workspace; the caller records the audit event and commits.
+    /// new workspace; the caller records the audit event and commits. `Ok(Err(_))`: the
+    /// organization already holds as many active workspaces as its settings allow.
     pub async fn create_workspace(
         &self,
         grant: &PlatformGrant,
         name: &str,
         now: i64,
-    ) -> Result<WorkspaceTx, StoreError> {
+    ) -> Result<Result<WorkspaceTx, organizations::OrgFull>, StoreError> {
         if grant.permission != Permission::WORKSPACES_CREATE {
             return Err(StoreError::Invalid(
                 "creating a workspace needs a workspaces.create grant".to_owned(),
@@ -332,8 +334,11 @@ impl Store {
         }
         let id = WorkspaceId::generate();
         let mut tx = self.begin().await?;
-        set_scope(&mut tx, "warden.workspace_id", &id.to_string()).await?;
         set_scope(&mut tx, "warden.org_id", &grant.organization.to_string()).await?;
+        if let Some(full) = organizations::workspace_room(&mut tx, grant.organization).await? {
+            return Ok(Err(full));
+        }
+        set_scope(&mut tx, "warden.workspace_id", &id.to_string()).await?;
         on_tx!(tx, |c| sqlx::query(
             "INSERT INTO workspaces (id, name, repository, hooks, ticket_config, created_by, \
              created_at, updated_at, archived_at, organization_id) \
@@ -357,13 +362,13 @@ impl Store {
         .execute(c)
         .await
         .map(drop))?;
-        Ok(WorkspaceTx {
+        Ok(Ok(WorkspaceTx {
             tx,
             workspace: id,
             user_id: grant.user_id,
             role: Some(WorkspaceRole::Owner),
             platform: grant.platform,
-        })
+        }))
     }
 
     /// The workspaces `who` is a member of, with their role, after `after` (by id), at most

@@ -21,6 +21,21 @@ pub struct OrgRow {
     pub created_by: Option<Uuid>,
     /// Made, µs.
     pub created_at: i64,
+    /// The email domains its members' addresses must be in (space-separated; empty: any).
+    pub email_domains: String,
+    /// How many active workspaces it may hold (`None`: no limit).
+    pub max_workspaces: Option<i64>,
+}
+
+/// An organization's settings, as its admins change them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgSettings {
+    /// Its display name.
+    pub name: String,
+    /// The email domains its members' addresses must be in (space-separated; empty: any).
+    pub email_domains: String,
+    /// How many active workspaces it may hold (`None`: no limit).
+    pub max_workspaces: Option<i64>,
 }
 
 /// An organization with the caller's role in it (`None`: the default organization, or one
@@ -52,7 +67,46 @@ pub struct OrgMemberRow {
     pub added_at: i64,
 }
 
-const ORG_COLUMNS: &str = "id, slug, name, created_by, created_at";
+/// An organization already holds as many active workspaces as its settings allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrgFull {
+    /// Its limit.
+    pub limit: i64,
+}
+
+/// Whether `org` has room for one more active workspace (`Some`: it has not). On PostgreSQL
+/// the organization's row stays locked to the end of the transaction, so two creations
+/// cannot both take the last place (SQLite runs one writer at a time). The count sees every
+/// workspace of the organization for this one statement only.
+pub(super) async fn workspace_room(tx: &mut Tx, org: OrgId) -> Result<Option<OrgFull>, StoreError> {
+    let lock = if matches!(tx.inner, crate::db::TxInner::Postgres(_)) {
+        " FOR UPDATE"
+    } else {
+        ""
+    };
+    let sql = format!("SELECT max_workspaces FROM organizations WHERE id = $1{lock}");
+    let limit = on_tx!(tx, |c| sqlx::query_scalar::<_, Option<i64>>(
+        sqlx::AssertSqlSafe(sql.clone())
+    )
+    .bind(org.uuid())
+    .fetch_optional(c)
+    .await)?
+    .flatten();
+    let Some(limit) = limit else {
+        return Ok(None);
+    };
+    super::decide::set_scope(tx, "warden.platform", "on").await?;
+    let active = on_tx!(tx, |c| sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM workspaces WHERE organization_id = $1 AND archived_at IS NULL"
+    )
+    .bind(org.uuid())
+    .fetch_one(c)
+    .await)?;
+    super::decide::set_scope(tx, "warden.platform", "").await?;
+    Ok((active >= limit).then_some(OrgFull { limit }))
+}
+
+const ORG_COLUMNS: &str = "id, slug, name, created_by, created_at, email_domains, max_workspaces";
 
 impl Tx {
     /// Every organization, the default one first, then by slug.
@@ -113,6 +167,28 @@ impl Tx {
         .await
         .map(drop))?;
         Ok(())
+    }
+
+    /// Changes an organization's settings. Returns whether it exists.
+    pub async fn set_org_settings(
+        &mut self,
+        org: OrgId,
+        settings: &OrgSettings,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = on_tx!(self, |c| sqlx::query(
+            "UPDATE organizations SET name = $2, email_domains = $3, max_workspaces = $4, \
+             updated_at = $5 WHERE id = $1"
+        )
+        .bind(org.uuid())
+        .bind(&settings.name)
+        .bind(&settings.email_domains)
+        .bind(settings.max_workspaces)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     /// An organization's members, by email.

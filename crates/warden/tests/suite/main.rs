@@ -38,6 +38,7 @@ mod master_key;
 mod mcp;
 mod metrics;
 mod organizations;
+mod organizations_admin;
 mod organizations_directories;
 mod passkeys;
 mod passwordless;

@@ -647,8 +647,9 @@ async fn row_level_security_hides_another_organizations_rows_from_an_unfiltered_
         );
     }
     drop(tx);
-    // The application role, by hand: a transaction naming acme and a workspace of the default
-    // organization sees none of that workspace's rows — the query has no organization filter.
+    // The application role, by hand, entering workspaces the way the store does: a
+    // transaction naming acme and a workspace of the default organization is left naming no
+    // workspace, and sees none of that workspace's rows — the query has no organization filter.
     let pool = sqlx::PgPool::connect(&w.app.db.url).await.unwrap();
     for (org, ws, expected) in [
         (w.acme.as_str(), w.home.as_str(), 0),
@@ -657,15 +658,18 @@ async fn row_level_security_hides_another_organizations_rows_from_an_unfiltered_
         (DEFAULT, w.rocket.as_str(), 0),
     ] {
         let mut conn = pool.begin().await.unwrap();
-        sqlx::query(
-            "SELECT set_config('warden.workspace_id', $1, true), \
-             set_config('warden.org_id', $2, true)",
-        )
-        .bind(ws)
-        .bind(org)
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+        let entered: bool = sqlx::query_scalar("SELECT warden_enter_workspace($1::uuid, $2::uuid)")
+            .bind(ws)
+            .bind(org)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(entered, expected == 1, "entering {ws} as org {org}");
+        let named: String = sqlx::query_scalar("SELECT current_setting('warden.workspace_id')")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(named, if expected == 1 { ws } else { "" });
         for table in ["workspaces", "workspace_members"] {
             let n: i64 =
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))

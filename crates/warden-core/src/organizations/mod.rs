@@ -8,6 +8,10 @@
 //! administrators holding [`ORG_MANAGER`] create organizations and manage anyone's
 //! membership; an organization's own admins change and remove its members.
 
+pub mod audit;
+pub mod settings;
+pub mod usage;
+
 use serde_json::json;
 use uuid::Uuid;
 use warden_domain::identity::{Principal, normalize_email};
@@ -75,6 +79,8 @@ pub async fn create(
         name,
         created_by: Some(grant.user_id()),
         created_at: op.now_us(),
+        email_domains: String::new(),
+        max_workspaces: None,
     };
     let mut tx = ctx.store.begin().await?;
     if tx.organization(slug.as_str()).await?.is_some() {
@@ -157,6 +163,9 @@ pub async fn put_member(
     if before.is_none() && !manager {
         // Not yet a member: only a platform administrator adds people.
         return Err(Code::NotFound.into());
+    }
+    if before.is_none() && !settings::email_allowed(&row, &user.email) {
+        return Err(Code::OrgEmailDomain.into());
     }
     if before == Some(OrgRole::Admin)
         && role != OrgRole::Admin

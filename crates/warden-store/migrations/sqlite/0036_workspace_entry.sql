@@ -1,0 +1,3 @@
+-- PostgreSQL only: entering a workspace checks its organization once per transaction (see the
+-- PostgreSQL migration). SQLite has no row-level security; the filters every query carries
+-- are the wall there, so there is nothing to change.
