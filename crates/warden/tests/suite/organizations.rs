@@ -778,6 +778,51 @@ async fn warden_org_lists_switches_and_manages_members() {
         .await
         .unwrap();
     assert!(ok, "{out}");
+    // Settings, usage and the audit view from a terminal.
+    let (ok, out) = run(
+        &[
+            "org",
+            "settings",
+            "acme",
+            "--name",
+            "Acme Rockets",
+            "--email-domains",
+            "acme.example, acme.test",
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("name            Acme Rockets"), "{out}");
+    assert!(
+        out.contains("email domains   acme.example, acme.test"),
+        "{out}"
+    );
+    assert!(out.contains("max workspaces  no limit"), "{out}");
+    let (ok, out) = run(&["org", "settings", "acme", "--max-workspaces", "9"], "")
+        .await
+        .unwrap();
+    assert!(!ok, "an organization admin does not set its limit: {out}");
+    let (ok, out) = run(&["org", "usage", "acme", "--days", "7"], "")
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("Rocket  1  0  0  0  0  0"), "{out}");
+    assert!(out.contains("TOTAL  1  0  0  0  0  0"), "{out}");
+    let (ok, out) = run(&["org", "audit", "acme", "--action", "organization."], "")
+        .await
+        .unwrap();
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("organization.settings_changed  success"),
+        "{out}"
+    );
+    assert!(
+        out.contains("organization.member_removed  success"),
+        "{out}"
+    );
+    assert!(!out.contains("workspace.created"), "{out}");
     let (ok, out) = run(&["org", "create", "--slug", "bobcorp", "--name", "Bob"], "")
         .await
         .unwrap();
