@@ -154,12 +154,19 @@ pub(crate) async fn events(
     let parsed = query.parse().map_err(bad_filter)?;
     let (filter, before, limit) = (&parsed.filter, parsed.before, parsed.limit);
     let rows = core::page(&state.ctx, &grant, filter, before, limit).await?;
-    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == parsed.limit;
-    let next_cursor = rows.last().filter(|_| full).map(|r| r.seq.to_string());
-    Ok(Json(EventPage {
-        events: rows.into_iter().map(EventView::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(EventPage::of(rows, limit)))
+}
+
+impl EventPage {
+    /// A page of `rows` asked for with page size `limit`: a full page has a next one.
+    pub(crate) fn of(rows: Vec<Row>, limit: i64) -> Self {
+        let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
+        let next_cursor = rows.last().filter(|_| full).map(|r| r.seq.to_string());
+        Self {
+            events: rows.into_iter().map(EventView::from).collect(),
+            next_cursor,
+        }
+    }
 }
 
 /// Every event matching the filters as CSV, oldest first, streamed.

@@ -14,7 +14,7 @@ use warden_domain::license::Feature;
 use warden_store::tenancy::org_usage::WorkspaceUsage;
 use warden_store::tenancy::organizations::OrgRow;
 
-use super::audit::{EventPage, EventView, bad_filter};
+use super::audit::{EventPage, bad_filter};
 use super::me::rfc3339;
 use crate::audit::filter::AuditQuery;
 use crate::http::authz::UserOp;
@@ -259,10 +259,5 @@ pub(crate) async fn audit_events(
         parsed.limit,
     )
     .await?;
-    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == parsed.limit;
-    let next_cursor = rows.last().filter(|_| full).map(|r| r.seq.to_string());
-    Ok(Json(EventPage {
-        events: rows.into_iter().map(EventView::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(EventPage::of(rows, parsed.limit)))
 }

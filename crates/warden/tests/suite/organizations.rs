@@ -78,7 +78,11 @@ pub(crate) async fn assert_acme_member(app: &TestApp, token: &str, email: &str) 
 }
 
 pub(crate) async fn world() -> World {
-    let app = TestApp::spawn().await.unwrap();
+    world_in(TestApp::spawn().await.unwrap()).await
+}
+
+/// [`world`] on `app` (a console app for a browser test, say).
+pub(crate) async fn world_in(app: TestApp) -> World {
     let admin = admin_token(&app).await;
     let bob = user(&app, &admin, "bob@acme.example", "member").await;
     let carol = user(&app, &admin, "carol@acme.example", "member").await;

@@ -24,6 +24,14 @@ async fn problem(
     (s, v["code"].as_str().unwrap_or_default().to_owned())
 }
 
+/// Asserts that each `(token, path, status, code)` GET is refused so.
+async fn refused_gets(app: &warden_testkit::TestApp, cases: &[(&str, &str, StatusCode, &str)]) {
+    for (token, path, status, code) in cases {
+        let (s, c) = problem(app, token, Method::GET, path, None).await;
+        assert_eq!((s, c.as_str()), (*status, *code), "{path}");
+    }
+}
+
 #[tokio::test]
 async fn an_organizations_admins_keep_its_settings_and_only_a_platform_administrator_its_limit() {
     let w = world().await;
@@ -356,41 +364,42 @@ async fn an_organizations_usage_counts_its_own_workspaces_only() {
         .collect();
     assert_eq!(names, ["Home"], "{d}");
 
-    for (token, path, status, code) in [
-        (
-            &w.carol.token,
-            "/api/v1/organizations/acme/usage",
-            StatusCode::FORBIDDEN,
-            "forbidden",
-        ),
-        (
-            &w.bob.token,
-            "/api/v1/organizations/default/usage",
-            StatusCode::FORBIDDEN,
-            "org-mismatch",
-        ),
-        (
-            &w.bob.token,
-            "/api/v1/organizations/acme/usage?days=0",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-input",
-        ),
-        (
-            &w.bob.token,
-            "/api/v1/organizations/acme/usage?days=367",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-input",
-        ),
-        (
-            &w.bob.token,
-            "/api/v1/organizations/nope/usage",
-            StatusCode::NOT_FOUND,
-            "not-found",
-        ),
-    ] {
-        let (s, c) = problem(app, token, Method::GET, path, None).await;
-        assert_eq!((s, c.as_str()), (status, code), "{path}");
-    }
+    refused_gets(
+        app,
+        &[
+            (
+                w.carol.token.as_str(),
+                "/api/v1/organizations/acme/usage",
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ),
+            (
+                w.bob.token.as_str(),
+                "/api/v1/organizations/default/usage",
+                StatusCode::FORBIDDEN,
+                "org-mismatch",
+            ),
+            (
+                w.bob.token.as_str(),
+                "/api/v1/organizations/acme/usage?days=0",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-input",
+            ),
+            (
+                w.bob.token.as_str(),
+                "/api/v1/organizations/acme/usage?days=367",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-input",
+            ),
+            (
+                w.bob.token.as_str(),
+                "/api/v1/organizations/nope/usage",
+                StatusCode::NOT_FOUND,
+                "not-found",
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -505,29 +514,30 @@ async fn an_organizations_audit_view_shows_its_events_and_nothing_of_another() {
         "{page}"
     );
 
-    for (token, path, status, code) in [
-        (
-            &w.carol.token,
-            "/api/v1/organizations/acme/audit/events",
-            StatusCode::FORBIDDEN,
-            "forbidden",
-        ),
-        (
-            &w.bob.token,
-            "/api/v1/organizations/default/audit/events",
-            StatusCode::FORBIDDEN,
-            "org-mismatch",
-        ),
-        (
-            &w.bob.token,
-            "/api/v1/organizations/acme/audit/events?outcome=maybe",
-            StatusCode::BAD_REQUEST,
-            "invalid-filter",
-        ),
-    ] {
-        let (s, c) = problem(app, token, Method::GET, path, None).await;
-        assert_eq!((s, c.as_str()), (status, code), "{path}");
-    }
+    refused_gets(
+        app,
+        &[
+            (
+                w.carol.token.as_str(),
+                "/api/v1/organizations/acme/audit/events",
+                StatusCode::FORBIDDEN,
+                "forbidden",
+            ),
+            (
+                w.bob.token.as_str(),
+                "/api/v1/organizations/default/audit/events",
+                StatusCode::FORBIDDEN,
+                "org-mismatch",
+            ),
+            (
+                w.bob.token.as_str(),
+                "/api/v1/organizations/acme/audit/events?outcome=maybe",
+                StatusCode::BAD_REQUEST,
+                "invalid-filter",
+            ),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -536,36 +546,8 @@ async fn in_chromium_an_organizations_admin_reads_and_sets_its_settings() {
         return;
     }
     let (app, public) = crate::browser::console_app(&[]).await;
-    let admin = crate::identity::admin_token(&app).await;
-    let bob = user(&app, &admin, "bob@acme.example", "member").await;
-    user(&app, &admin, "carol@acme.example", "member").await;
-    ok_json(
-        &app,
-        &admin,
-        Method::POST,
-        "/api/v1/organizations",
-        Some(json!({"slug": "acme", "name": "Acme Corp"})),
-    )
-    .await;
-    let admin_in_acme = switch(&app, &admin, "acme").await;
-    for (who, role) in [
-        ("bob@acme.example", "admin"),
-        ("carol@acme.example", "member"),
-    ] {
-        ok_json(
-            &app,
-            &admin_in_acme,
-            Method::POST,
-            "/api/v1/organizations/acme/members",
-            Some(json!({"email": who, "role": role})),
-        )
-        .await;
-    }
-    let bob = User {
-        token: switch(&app, &bob.token, "acme").await,
-        ..bob
-    };
-    workspace(&app, &bob, "Rocket").await;
+    // Bob administers acme and owns Rocket there; carol is a member.
+    let _w = crate::organizations::world_in(app).await;
     let summary = crate::browser::walk(
         "organization_admin.mjs",
         &public,
