@@ -68,6 +68,9 @@ pub struct SourceRow {
     pub updated_at: i64,
     /// Token last replaced (µs).
     pub token_rotated_at: Option<i64>,
+    /// Deliveries received but not processed yet (read for people, not for the intake).
+    #[sqlx(default)]
+    pub waiting: i64,
 }
 
 const SOURCE_COLUMNS: &str = "id, workspace_id, name, kind, enabled, token_prefix, sealed_secret, \
@@ -75,6 +78,9 @@ const SOURCE_COLUMNS: &str = "id, workspace_id, name, kind, enabled, token_prefi
      filter_pointer, filter_value, automation_id, rate_per_minute, backlog, accepted, ignored, \
      replayed, dropped_rate, dropped_backlog, dropped_signature, dropped_paused, created_by, \
      created_at, updated_at, token_rotated_at";
+/// Deliveries of the source received but not processed yet.
+const WAITING: &str =
+    "(SELECT COUNT(*) FROM webhook_inbox i WHERE i.source_id = event_sources.id) AS waiting";
 
 /// What an event source is: everything a person sets except the token and secret.
 #[derive(Debug, Clone)]
@@ -110,6 +116,8 @@ pub struct SourceToken {
     pub token_hash: Vec<u8>,
     /// The source.
     pub id: Uuid,
+    /// Its workspace.
+    pub workspace_id: Uuid,
     /// Its rate limit.
     pub rate_per_minute: i64,
     /// Its backlog.
@@ -306,7 +314,8 @@ impl WorkspaceTx {
     pub async fn event_sources(&mut self) -> Result<Vec<SourceRow>, StoreError> {
         let ws = self.workspace().uuid();
         let sql = format!(
-            "SELECT {SOURCE_COLUMNS} FROM event_sources WHERE workspace_id = $1 ORDER BY name"
+            "SELECT {SOURCE_COLUMNS}, {WAITING} FROM event_sources WHERE workspace_id = $1 \
+             ORDER BY name"
         );
         Ok(on_tx!(self.tx_mut(), |c| sqlx::query_as::<_, SourceRow>(
             sqlx::AssertSqlSafe(sql)
@@ -343,7 +352,7 @@ async fn source_in(
     ws: Option<Uuid>,
 ) -> Result<Option<SourceRow>, StoreError> {
     let sql = format!(
-        "SELECT {SOURCE_COLUMNS} FROM event_sources WHERE id = $1 \
+        "SELECT {SOURCE_COLUMNS}, {WAITING} FROM event_sources WHERE id = $1 \
          AND ($2 IS NULL OR workspace_id = $2)"
     );
     Ok(on_tx!(tx, |c| sqlx::query_as::<_, SourceRow>(
@@ -369,7 +378,8 @@ impl JobsTx {
     /// Every source's token hash, for the intake's routing table.
     pub async fn source_tokens(&mut self) -> Result<Vec<SourceToken>, StoreError> {
         Ok(on_tx!(self.0, |c| sqlx::query_as::<_, SourceToken>(
-            "SELECT token_hash, id, rate_per_minute, backlog FROM event_sources WHERE enabled"
+            "SELECT token_hash, id, workspace_id, rate_per_minute, backlog FROM event_sources \
+             WHERE enabled"
         )
         .fetch_all(c)
         .await)?)

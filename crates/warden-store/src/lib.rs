@@ -42,6 +42,7 @@ pub mod tenancy;
 pub mod throttle;
 pub mod ticket_sync;
 pub mod tickets;
+pub mod webhook_inbox;
 pub mod workflows;
 
 pub use db::{Backend, ConnectOptions, Store, Tx, sqlite_file};

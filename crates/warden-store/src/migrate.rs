@@ -81,6 +81,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(35, "0035_organizations"),
     migration!(36, "0036_workspace_entry"),
     migration!(37, "0037_organization_settings"),
+    migration!(38, "0038_webhook_inbox"),
 ];
 
 /// An arbitrary constant naming Warden's migration lock among PostgreSQL advisory locks.

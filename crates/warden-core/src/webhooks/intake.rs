@@ -8,23 +8,30 @@
 //! sender. Rate and backlog are first enforced here, per node, so a flood costs no database
 //! work; the worker enforces the per-minute limit again across the cluster.
 //!
-//! A delivery handed to the worker is answered only once the transaction that handled it
-//! has committed (group commit: everything that arrived while the previous batch was
-//! being written goes in the next one), so a `200` means the delivery is stored, or counted
-//! as refused, even if the process dies the next moment. If it cannot be stored in time the
-//! answer is `503` and the provider sends it again; its delivery id makes the resend a
-//! replay, processed once. (Only the holder of a live token can see that difference, or
-//! the few milliseconds a commit takes: the 256-bit token is the secret, not its liveness.)
+//! A delivery handed over is answered once it is in the inbox (group commit: everything
+//! that arrived while the previous append was being written goes in the next one, one
+//! multi-row insert), so a `200` means the delivery is stored even if the process dies the
+//! next moment. If it cannot be stored in time the answer is `503` and the provider sends it
+//! again; its delivery id makes the resend a replay, processed once. (Only the holder of a
+//! live token can see that difference, or the millisecond an append takes: the 256-bit token
+//! is the secret, not its liveness.)
 //!
-//! The worker takes deliveries in batches: it reads each source as stored (so a rotated
-//! token, a disabled source or a new secret applies to the very next delivery, on every
-//! node), verifies signatures over the raw bytes, applies the filter, and in one transaction
-//! stores what is accepted (a delivery id seen before is a replay, processed once), enqueues
-//! the automation runs and adds to the source's counters. While the licence is invalid or
-//! lacks `automations`, deliveries are answered as always and counted as dropped (paused):
-//! nothing is held back to run later.
+//! The inbox worker (every node runs one; on PostgreSQL they share the inbox without taking
+//! the same delivery twice) takes deliveries in large batches, oldest first: it reads each
+//! source as stored (so a rotated token, a disabled source or a new secret applies to every
+//! delivery not yet processed, on every node), verifies signatures over the raw bytes against
+//! the time each delivery arrived, applies the filter, and in one transaction stores what is
+//! accepted (a delivery id seen before is a replay, processed once), enqueues the automation
+//! runs, adds to the source's counters and deletes what it took from the inbox. What a crash
+//! leaves in the inbox is processed after the restart, or by another node. While the licence
+//! is invalid or lacks `automations`, deliveries are answered as always and counted as
+//! dropped (paused) when processed: nothing is held back to run later.
+//!
+//! A source's backlog bounds its deliveries received but not processed: those this node
+//! holds unanswered plus those in the inbox (as counted at the last reload of the routing
+//! table, every second, plus what this node appended since).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -35,35 +42,44 @@ use uuid::Uuid;
 use warden_domain::audit::{Actor, Outcome};
 use warden_domain::license::Feature;
 use warden_store::event_sources::{Accepted, Drops, NewEvent, SourceRow};
+use warden_store::webhook_inbox::{InboxRow, Received};
 
 use super::verify::{self, Scheme};
 use crate::op::unix_us;
 use crate::{Ctx, Op, Origin};
 
-/// Deliveries waiting for the worker on one node, all sources together.
+/// Deliveries waiting to be appended to the inbox on one node, all sources together.
 const QUEUE: usize = 20_000;
-/// Deliveries the worker handles in one transaction.
+/// Deliveries appended, or taken from the inbox, in one transaction.
 const BATCH: usize = 2048;
+/// Body bytes taken from the inbox in one transaction (at least one delivery).
+const BATCH_BYTES: i64 = 16 << 20;
+/// Failed batches in a row after which the inbox worker takes one delivery at a time.
+const POISON_AFTER: u32 = 3;
 /// How often the routing table is reloaded without being asked.
 const RELOAD: Duration = Duration::from_secs(1);
 
 struct Route {
     source: Uuid,
+    workspace: Uuid,
     rate: i64,
     backlog: i64,
+    /// Deliveries this node holds unanswered.
     waiting: AtomicI64,
+    /// Deliveries in the inbox (at the last reload, plus this node's appends since).
+    inbox: AtomicI64,
     window: Mutex<(i64, i64)>,
     dropped_rate: AtomicI64,
     dropped_backlog: AtomicI64,
 }
 
-/// One delivery handed to the worker.
+/// One delivery on its way to the inbox.
 struct Delivery {
     route: Arc<Route>,
     token_hash: [u8; 32],
     headers: Vec<(String, String)>,
     body: Vec<u8>,
-    /// Told whether the transaction that handled the delivery committed.
+    /// Told whether the transaction that appended the delivery committed.
     stored: oneshot::Sender<bool>,
 }
 
@@ -76,6 +92,8 @@ pub struct Intake {
     receiver: Mutex<Option<mpsc::Receiver<Delivery>>>,
     reload: Notify,
     loaded: Notify,
+    /// Wakes the inbox worker (this node appended).
+    appended: Notify,
     /// Whether the routing table has been loaded since the process started.
     ready: AtomicBool,
 }
@@ -86,13 +104,13 @@ impl std::fmt::Debug for Intake {
     }
 }
 
-/// A delivery handed to the worker, to be waited for before the sender is answered.
+/// A delivery on its way to the inbox, to be waited for before the sender is answered.
 #[derive(Debug)]
 pub struct Stored(oneshot::Receiver<bool>);
 
 impl Stored {
-    /// Whether the delivery was handled and committed (stored, or counted as refused)
-    /// within `limit`; `false` if storing it failed or took longer.
+    /// Whether the delivery was stored in the inbox within `limit`; `false` if storing it
+    /// failed or took longer.
     pub async fn committed(self, limit: Duration) -> bool {
         matches!(tokio::time::timeout(limit, self.0).await, Ok(Ok(true)))
     }
@@ -107,6 +125,7 @@ impl Default for Intake {
             receiver: Mutex::new(Some(receiver)),
             reload: Notify::new(),
             loaded: Notify::new(),
+            appended: Notify::new(),
             ready: AtomicBool::new(false),
         }
     }
@@ -169,7 +188,8 @@ impl Intake {
             }
             w.1 += 1;
         }
-        if route.waiting.fetch_add(1, Ordering::AcqRel) >= route.backlog {
+        let queued = route.inbox.load(Ordering::Acquire);
+        if route.waiting.fetch_add(1, Ordering::AcqRel) + queued >= route.backlog {
             route.waiting.fetch_sub(1, Ordering::AcqRel);
             route.dropped_backlog.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -190,7 +210,11 @@ impl Intake {
         Some(Stored(answer))
     }
 
-    fn replace(&self, rows: Vec<warden_store::event_sources::SourceToken>) -> Vec<Arc<Route>> {
+    fn replace(
+        &self,
+        rows: Vec<warden_store::event_sources::SourceToken>,
+        inbox: &HashMap<Uuid, i64>,
+    ) -> Vec<Arc<Route>> {
         let old = self.routes.read().map(|t| t.clone()).unwrap_or_default();
         let by_source: HashMap<Uuid, &Arc<Route>> = old.values().map(|r| (r.source, r)).collect();
         let mut table = Table::with_capacity(rows.len());
@@ -205,14 +229,19 @@ impl Intake {
                 }
                 _ => Arc::new(Route {
                     source: row.id,
+                    workspace: row.workspace_id,
                     rate: row.rate_per_minute,
                     backlog: row.backlog,
                     waiting: AtomicI64::new(0),
+                    inbox: AtomicI64::new(0),
                     window: Mutex::new((0, 0)),
                     dropped_rate: AtomicI64::new(0),
                     dropped_backlog: AtomicI64::new(0),
                 }),
             };
+            route
+                .inbox
+                .store(inbox.get(&row.id).copied().unwrap_or(0), Ordering::Release);
             table.insert(hash, route);
         }
         if let Ok(mut t) = self.routes.write() {
@@ -252,31 +281,61 @@ pub fn spawn(ctx: Arc<Ctx>) -> Vec<tokio::task::JoinHandle<()>> {
         })
     };
     let receiver = ctx.webhooks.receiver.lock().ok().and_then(|mut r| r.take());
+    let appender = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let Some(mut rx) = receiver else {
+                return;
+            };
+            let mut batch = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
+                append(&ctx, &mut batch).await;
+            }
+        })
+    };
     let worker = tokio::spawn(async move {
-        let Some(mut rx) = receiver else {
-            return;
-        };
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut failures = 0u32;
         loop {
-            let got = tokio::time::timeout(RELOAD, rx.recv_many(&mut batch, BATCH)).await;
-            match got {
-                Ok(0) => return,
-                Ok(_) => {
-                    process(&ctx, &mut batch).await;
+            // What is in the inbox at start (a crash's leftovers) is processed at once.
+            loop {
+                // After failures in a row, the oldest delivery alone, and after more it is
+                // set aside: one delivery that cannot be stored must not hold up the rest.
+                let rows = if failures >= POISON_AFTER { 1 } else { BATCH };
+                match process(&ctx, rows).await {
+                    Ok(taken) => {
+                        failures = 0;
+                        if taken < rows {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, "cannot process webhook deliveries; trying again");
+                        if failures >= 2 * POISON_AFTER {
+                            set_aside(&ctx).await;
+                            failures = 0;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        break;
+                    }
                 }
-                Err(_) => {}
             }
             flush_counters(&ctx, &ctx.webhooks.routes()).await;
+            tokio::select! {
+                () = ctx.webhooks.appended.notified() => {}
+                () = tokio::time::sleep(RELOAD) => {}
+            }
         }
     });
-    vec![loader, worker]
+    vec![loader, appender, worker]
 }
 
 async fn load(ctx: &Ctx) -> Result<Vec<Arc<Route>>, warden_store::StoreError> {
     let mut tx = ctx.store.begin_jobs().await?;
     let rows = tx.source_tokens().await?;
+    let inbox: HashMap<Uuid, i64> = tx.inbox_waiting().await?.into_iter().collect();
     tx.commit().await?;
-    Ok(ctx.webhooks.replace(rows))
+    Ok(ctx.webhooks.replace(rows, &inbox))
 }
 
 /// Writes the request path's drop counts.
@@ -379,10 +438,11 @@ impl Source {
     }
 }
 
-async fn process(ctx: &Ctx, batch: &mut Vec<Delivery>) {
+/// Appends deliveries to the inbox and tells their senders whether that committed.
+async fn append(ctx: &Ctx, batch: &mut Vec<Delivery>) {
     let mut committed = false;
     for attempt in 0..3 {
-        match process_once(ctx, batch).await {
+        match append_once(ctx, batch).await {
             Ok(()) => {
                 committed = true;
                 break;
@@ -399,30 +459,115 @@ async fn process(ctx: &Ctx, batch: &mut Vec<Delivery>) {
         }
     }
     for d in batch.drain(..) {
+        if committed {
+            d.route.inbox.fetch_add(1, Ordering::AcqRel);
+        }
         d.route.waiting.fetch_sub(1, Ordering::AcqRel);
         // The sender may have given up waiting; the delivery is stored all the same.
         let _ = d.stored.send(committed);
     }
+    if committed {
+        ctx.webhooks.appended.notify_one();
+    }
+}
+
+async fn append_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store::StoreError> {
+    let now = unix_us(ctx.clock.now());
+    let headers: Vec<String> = batch
+        .iter()
+        .map(|d| serde_json::to_string(&d.headers).unwrap_or_else(|_| "[]".to_owned()))
+        .collect();
+    let received: Vec<Received<'_>> = batch
+        .iter()
+        .zip(&headers)
+        .map(|(d, headers)| Received {
+            workspace_id: d.route.workspace,
+            source_id: d.route.source,
+            token_hash: &d.token_hash,
+            headers,
+            body: &d.body,
+            received_at: now,
+        })
+        .collect();
+    let mut tx = ctx.store.begin_jobs().await?;
+    tx.inbox_append(&received).await?;
+    tx.commit().await
+}
+
+/// Drops the oldest delivery in the inbox, which could not be processed alone.
+async fn set_aside(ctx: &Ctx) {
+    let result = async {
+        let mut tx = ctx.store.begin_jobs().await?;
+        let taken = tx.inbox_take(1, 1).await?;
+        tx.inbox_remove(&taken).await?;
+        tx.commit().await?;
+        Ok::<_, warden_store::StoreError>(taken)
+    }
+    .await;
+    match result {
+        Ok(taken) => {
+            for row in taken {
+                tracing::error!(
+                    source = %row.source_id,
+                    bytes = row.body.len(),
+                    "a webhook delivery could not be processed and was dropped"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot drop an unprocessable webhook delivery"),
+    }
+}
+
+/// Whether a delivery id or event type fits where it is stored.
+fn storable(text: Option<&str>) -> bool {
+    text.is_none_or(|t| t.len() <= 512 && !t.contains('\0'))
+}
+
+/// Processes up to `rows` deliveries from the inbox; how many it took.
+async fn process(ctx: &Ctx, rows: usize) -> Result<usize, warden_store::StoreError> {
+    let mut tx = ctx.store.begin_jobs().await?;
+    let taken = tx
+        .inbox_take(i64::try_from(rows).unwrap_or(i64::MAX), BATCH_BYTES)
+        .await?;
+    if taken.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let enqueued = process_taken(ctx, &mut tx, &taken).await?;
+    tx.inbox_remove(&taken).await?;
+    tx.commit().await?;
+    if enqueued {
+        ctx.jobs.wake();
+    }
+    Ok(taken.len())
 }
 
 /// A source as a delivery named it: its id and the hash of the token it came with.
 type SourceKey = (Uuid, [u8; 32]);
 
-async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store::StoreError> {
+/// Verifies, filters and stores taken deliveries; whether a run was enqueued. Sources are
+/// visited in one order (by id) so two nodes' workers lock their rows in the same order.
+async fn process_taken(
+    ctx: &Ctx,
+    tx: &mut warden_store::automations::JobsTx,
+    taken: &[InboxRow],
+) -> Result<bool, warden_store::StoreError> {
     let now = unix_us(ctx.clock.now());
     let paused = !ctx.license.allows_background(now / 1_000_000)
         || !ctx.license.feature(Feature::Automations);
-    let mut tx = ctx.store.begin_jobs().await?;
-    let mut sources: HashMap<SourceKey, Option<Source>> = HashMap::new();
+    let mut sources: BTreeMap<SourceKey, Option<Source>> = BTreeMap::new();
     // What passed each source's checks, in arrival order.
-    let mut passed: HashMap<SourceKey, Vec<(verify::Verified, &[u8])>> = HashMap::new();
-    for d in batch {
-        let key = (d.route.source, d.token_hash);
-        if let std::collections::hash_map::Entry::Vacant(slot) = sources.entry(key) {
+    let mut passed: BTreeMap<SourceKey, Vec<(verify::Verified, &[u8])>> = BTreeMap::new();
+    for d in taken {
+        let Ok(token_hash) = <[u8; 32]>::try_from(d.token_hash.as_slice()) else {
+            continue;
+        };
+        let key = (d.source_id, token_hash);
+        if let std::collections::btree_map::Entry::Vacant(slot) = sources.entry(key) {
             let row = tx.source_for_delivery(key.0, &key.1).await?;
             slot.insert(row.map(|r| Source::of(ctx, r)));
         }
-        // Gone, disabled or its token rotated since the routing table was loaded.
+        // Gone, disabled or its token rotated since the delivery arrived.
         let Some(Some(source)) = sources.get_mut(&key) else {
             continue;
         };
@@ -434,12 +579,15 @@ async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store:
             source.drops.signature += 1;
             continue;
         }
+        let headers: Vec<(String, String)> = serde_json::from_str(&d.headers).unwrap_or_default();
+        // Timestamps in signatures are judged against when the delivery arrived, not when
+        // it is processed.
         let verified = match verify::verify(
             &source.scheme,
             source.key.as_deref(),
-            &d.headers,
+            &headers,
             &d.body,
-            now / 1_000_000,
+            d.received_at / 1_000_000,
         ) {
             Ok(v) => v,
             Err(why) => {
@@ -448,6 +596,12 @@ async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store:
                 continue;
             }
         };
+        // An id or type no column could hold (a NUL, or longer than any provider's) is not
+        // an event this source can accept.
+        if !storable(verified.delivery_id.as_deref()) || !storable(verified.event_type.as_deref()) {
+            source.drops.ignored += 1;
+            continue;
+        }
         if !source.matches(verified.event_type.as_deref(), &d.body) {
             source.drops.ignored += 1;
             continue;
@@ -500,7 +654,7 @@ async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store:
                 Accepted::Gone => {}
             }
         }
-        enqueued |= crate::bots::from_webhook(ctx, &mut tx, source.row.id, &for_bot, now).await?;
+        enqueued |= crate::bots::from_webhook(ctx, tx, source.row.id, &for_bot, now).await?;
     }
     for source in sources.values().flatten() {
         if source.accepted > 0 || !source.drops.is_empty() {
@@ -524,9 +678,5 @@ async fn process_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store:
             tx.tx().record(&ctx.audit_key, &event).await?;
         }
     }
-    tx.commit().await?;
-    if enqueued {
-        ctx.jobs.wake();
-    }
-    Ok(())
+    Ok(enqueued)
 }

@@ -139,6 +139,8 @@ pub struct Counters {
     pub dropped_signature: i64,
     /// While background work was paused (licence).
     pub dropped_paused: i64,
+    /// Received and answered, not processed yet (in the inbox).
+    pub waiting: i64,
 }
 
 /// An event source. Never its token or secret.
@@ -211,6 +213,7 @@ pub(crate) fn view(s: SourceRow) -> SourceView {
             dropped_backlog: s.dropped_backlog,
             dropped_signature: s.dropped_signature,
             dropped_paused: s.dropped_paused,
+            waiting: s.waiting,
         },
         token_rotated_at: s.token_rotated_at.map(rfc3339),
         created_at: rfc3339(s.created_at),

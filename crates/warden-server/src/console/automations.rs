@@ -134,6 +134,7 @@ struct SourceItem {
     ignored: i64,
     replayed: i64,
     dropped: i64,
+    waiting: i64,
 }
 
 fn source_item(s: SourceRow, automations: &[AutomationRow]) -> SourceItem {
@@ -155,6 +156,7 @@ fn source_item(s: SourceRow, automations: &[AutomationRow]) -> SourceItem {
         ignored: s.ignored,
         replayed: s.replayed,
         dropped: s.dropped_rate + s.dropped_backlog + s.dropped_signature + s.dropped_paused,
+        waiting: s.waiting,
     }
 }
 

@@ -275,6 +275,47 @@ async fn stripe_signatures_hold_to_300_seconds_either_way_and_one_valid_v1_is_en
     .await;
 }
 
+/// The inbox: a delivery whose id no column can hold (a NUL byte, which PostgreSQL's text
+/// refuses; 4,000 characters, over its index row limit) is ignored, not retried forever, and
+/// the deliveries behind it are processed; once they are, nothing is left waiting.
+#[tokio::test]
+async fn an_unstorable_delivery_id_does_not_hold_up_the_inbox() {
+    let app = TestApp::spawn().await.unwrap();
+    let admin = admin_token(&app).await;
+    let repo = repository();
+    let ws = workspace(&app, &admin, repo.path()).await;
+    let (source, url) = create_source(
+        &app,
+        &admin,
+        &ws,
+        json!({"name": "unsigned billing", "kind": "stripe"}),
+    )
+    .await;
+    let sid = source["id"].as_str().unwrap();
+    let long = format!(
+        r#"{{"id":"evt_{}","type":"invoice.paid"}}"#,
+        "x".repeat(4000)
+    );
+    let bodies: [&[u8]; 4] = [
+        br#"{"id":"evt_\u0000nul","type":"invoice.paid"}"#,
+        long.as_bytes(),
+        br#"{"id":"evt_fine","type":"invoice\u0000paid"}"#,
+        br#"{"id":"evt_ok","type":"invoice.paid"}"#,
+    ];
+    for body in bodies {
+        assert_eq!(
+            deliver(&app, &url, &[], body).await,
+            (RECEIVED.0, RECEIVED.1.to_owned())
+        );
+    }
+    let c = counters(&app, &admin, &ws, sid, |c| {
+        c["accepted"] == 1 && c["ignored"] == 3
+    })
+    .await;
+    assert_eq!(c["waiting"], 0, "{c}");
+    assert_eq!(c["dropped_signature"], 0, "{c}");
+}
+
 #[tokio::test]
 async fn the_url_tells_a_prober_nothing_and_rotation_limits_and_body_rules_hold() {
     let app = TestApp::spawn_with(AppOptions {
