@@ -231,6 +231,28 @@ impl WorkspaceTx {
 }
 
 impl JobsTx {
+    /// Which of these event sources send their deliveries to a bot.
+    pub async fn sources_with_bots(
+        &mut self,
+        sources: &[Uuid],
+    ) -> Result<std::collections::HashSet<Uuid>, StoreError> {
+        if sources.is_empty() {
+            return Ok(std::collections::HashSet::new());
+        }
+        let found: Vec<Uuid> = on_tx!(self.tx(), |c| {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT source_id FROM event_source_bots WHERE source_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in sources {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build_query_scalar::<Uuid>().fetch_all(c).await
+        })?;
+        Ok(found.into_iter().collect())
+    }
+
     /// The bot an event source's deliveries go to.
     pub async fn bot_of_source(&mut self, source: Uuid) -> Result<Option<BotRow>, StoreError> {
         let sql = format!(

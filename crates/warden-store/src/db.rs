@@ -103,6 +103,38 @@ pub struct Store {
     audit_recorded: Arc<Notify>,
     /// On SQLite, the group commit of transactions that only record audit events.
     audit_group: Option<crate::audit::GroupCommit>,
+    /// On SQLite, this process's writers in line for the write lock.
+    write_gate: Option<WriteGate>,
+}
+
+/// SQLite has one writer. Left to SQLite, writers that find the lock taken sleep and try
+/// again (1, 2, 5, 10 … 100 ms), so under contention the lock sits idle while they sleep and
+/// the unlucky wait long. This process's writers instead queue here, first come first
+/// served, and take the lock the moment the previous one lets go; SQLite's busy handler is
+/// left for writers in other processes. Waiting longer than `busy_timeout` fails as a busy
+/// database would.
+#[derive(Clone)]
+pub(crate) struct WriteGate {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    wait: Duration,
+}
+
+impl WriteGate {
+    fn new(wait: Duration) -> Self {
+        Self {
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+            wait,
+        }
+    }
+
+    /// Waits for this process's turn to write.
+    pub(crate) async fn enter(&self) -> Result<tokio::sync::OwnedMutexGuard<()>, StoreError> {
+        tokio::time::timeout(self.wait, self.lock.clone().lock_owned())
+            .await
+            .map_err(|_| {
+                StoreError::Invalid("the database stayed locked by other writers".to_owned())
+            })
+    }
 }
 
 impl fmt::Debug for Store {
@@ -152,6 +184,7 @@ impl Store {
             Pool::Sqlite(p) => TxInner::SqliteNotBegun(NotBegun {
                 pool: p.clone(),
                 group: self.audit_group.clone(),
+                gate: self.write_gate.clone(),
             }),
             Pool::Postgres(p) => TxInner::Postgres(begin_pg(p, "BEGIN").await?),
         };
@@ -174,6 +207,7 @@ impl Store {
     fn tx(&self, inner: TxInner) -> Tx {
         Tx {
             inner,
+            write_turn: None,
             recorded_audit: false,
             deferred_audit: Vec::new(),
             audit_recorded: self.audit_recorded.clone(),
@@ -201,6 +235,17 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// On SQLite, this process's turn to write (for a statement that writes outside a
+    /// [`Tx`]); `None` on PostgreSQL.
+    pub(crate) async fn write_turn(
+        &self,
+    ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, StoreError> {
+        match &self.write_gate {
+            Some(gate) => Ok(Some(gate.enter().await?)),
+            None => Ok(None),
         }
     }
 
@@ -239,6 +284,7 @@ async fn connect_sqlite(options: &ConnectOptions) -> Result<Store, StoreError> {
     let parsed = SqliteConnectOptions::from_str(&options.url)
         .map_err(|_| StoreError::InvalidUrl("not a valid sqlite:// URL".to_owned()))?;
     let target = parsed.get_filename().display().to_string();
+    let gate = WriteGate::new(options.busy_timeout);
     let opts = parsed
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -274,7 +320,8 @@ async fn connect_sqlite(options: &ConnectOptions) -> Result<Store, StoreError> {
             reason: connect_reason(&e),
         })?;
     Ok(Store {
-        audit_group: Some(crate::audit::GroupCommit::spawn(pool.clone())),
+        audit_group: Some(crate::audit::GroupCommit::spawn(pool.clone(), gate.clone())),
+        write_gate: Some(gate),
         pool: Pool::Sqlite(pool),
         audit_recorded: Arc::default(),
     })
@@ -299,6 +346,7 @@ async fn connect_postgres(options: &ConnectOptions) -> Result<Store, StoreError>
         pool: Pool::Postgres(pool),
         audit_recorded: Arc::default(),
         audit_group: None,
+        write_gate: None,
     })
 }
 
@@ -327,11 +375,15 @@ pub(crate) enum TxInner {
 pub(crate) struct NotBegun {
     pool: SqlitePool,
     group: Option<crate::audit::GroupCommit>,
+    gate: Option<WriteGate>,
 }
 
 /// A database transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
     pub(crate) inner: TxInner,
+    /// On SQLite, this transaction's turn at the write lock, held until it ends (declared
+    /// after `inner`, so it is let go after the transaction).
+    write_turn: Option<tokio::sync::OwnedMutexGuard<()>>,
     /// Whether an audit event was recorded (its commit wakes the chainer).
     pub(crate) recorded_audit: bool,
     /// On SQLite, audit events recorded in this transaction, written with its commit.
@@ -361,7 +413,12 @@ impl Tx {
     /// waits for the write lock). Every statement runs after this.
     pub(crate) async fn begun(&mut self) -> Result<(), StoreError> {
         if let TxInner::SqliteNotBegun(n) = &self.inner {
+            let turn = match &n.gate {
+                Some(gate) => Some(gate.enter().await?),
+                None => None,
+            };
             self.inner = TxInner::Sqlite(n.pool.begin_with("BEGIN IMMEDIATE").await?);
+            self.write_turn = turn;
         }
         Ok(())
     }

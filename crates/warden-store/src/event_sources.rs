@@ -167,6 +167,32 @@ pub struct NewEvent<'a> {
     pub now: i64,
 }
 
+/// An enabled source as the intake locks it for a batch.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliverySource {
+    /// The source.
+    #[sqlx(flatten)]
+    pub row: SourceRow,
+    /// Its token's hash now (a delivery that came with another is for a token rotated away).
+    pub token_hash: Vec<u8>,
+    /// Start of its per-minute window (µs).
+    pub minute_start: i64,
+    /// Deliveries accepted in that window.
+    pub minute_count: i64,
+}
+
+/// One source's share of a batch: its verified deliveries in arrival order, and the drops
+/// decided before (bad signatures, filtered, paused) to add to its counters.
+#[derive(Debug)]
+pub struct SourceBatch<'a> {
+    /// The source, as locked.
+    pub source: &'a DeliverySource,
+    /// Verified deliveries, in arrival order.
+    pub events: Vec<NewEvent<'a>>,
+    /// Drops decided before.
+    pub drops: Drops,
+}
+
 /// What accepting a delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
@@ -385,127 +411,117 @@ impl JobsTx {
         .await)?)
     }
 
-    /// A source, with its sealed secret, if its token is still `token_hash` and it is
-    /// enabled.
-    pub async fn source_for_delivery(
+    /// The enabled sources among `ids`, with their sealed secrets, token hashes and
+    /// per-minute windows, locked until this transaction ends (on PostgreSQL, in id order, so
+    /// two nodes' workers never wait on each other in a circle; SQLite has one writer).
+    pub async fn lock_delivery_sources(
         &mut self,
-        id: Uuid,
-        token_hash: &[u8],
-    ) -> Result<Option<SourceRow>, StoreError> {
-        let sql = format!(
-            "SELECT {SOURCE_COLUMNS} FROM event_sources WHERE id = $1 AND token_hash = $2 \
-             AND enabled"
-        );
-        Ok(on_tx!(self.0, |c| sqlx::query_as::<_, SourceRow>(
-            sqlx::AssertSqlSafe(sql)
-        )
-        .bind(id)
-        .bind(token_hash)
-        .fetch_optional(c)
-        .await)?)
-    }
-
-    /// Accepts verified deliveries of one source, in order, in a few statements whatever
-    /// their number: counts them against the per-minute limit (across nodes: the source's row
-    /// is locked for the window on PostgreSQL, and SQLite has one writer), stores those within
-    /// it unless their delivery id was seen, and enqueues the run each new one triggers.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn accept_events(
-        &mut self,
-        source: Uuid,
-        workspace: Uuid,
-        token_hash: &[u8],
-        automation: Option<Uuid>,
-        events: &[NewEvent<'_>],
-        now: i64,
-        max_attempts: i32,
-    ) -> Result<Vec<Accepted>, StoreError> {
-        let n = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        ids: &[Uuid],
+    ) -> Result<Vec<DeliverySource>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let lock = match self.0.backend() {
             crate::Backend::Postgres => " FOR UPDATE",
             crate::Backend::Sqlite => "",
         };
-        let sql = format!(
-            "SELECT minute_start, minute_count, rate_per_minute FROM event_sources \
-             WHERE id = $1 AND token_hash = $2 AND enabled{lock}"
-        );
-        let window = on_tx!(self.0, |c| sqlx::query_as::<_, (i64, i64, i64)>(
-            sqlx::AssertSqlSafe(sql)
-        )
-        .bind(source)
-        .bind(token_hash)
-        .fetch_optional(c)
-        .await)?;
-        let Some((start, count, rate)) = window else {
-            return Ok(vec![Accepted::Gone; events.len()]);
-        };
+        Ok(on_tx!(self.0, |c| {
+            let mut q = sqlx::QueryBuilder::new(format!(
+                "SELECT {SOURCE_COLUMNS}, token_hash, minute_start, minute_count \
+                 FROM event_sources WHERE enabled AND id IN ("
+            ));
+            let mut list = q.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            q.push(format!(") ORDER BY id{lock}"));
+            q.build_query_as::<DeliverySource>().fetch_all(c).await
+        })?)
+    }
+
+    /// Accepts one batch of verified deliveries of several sources (each locked by
+    /// [`JobsTx::lock_delivery_sources`]) in a few statements whatever their number: counts
+    /// them against each source's per-minute limit (across nodes), stores those within it
+    /// unless their delivery id was seen, enqueues the run each new one triggers, and adds
+    /// everything — with the drops decided before — to the sources' counters. Returns what
+    /// became of each event, per source, in order.
+    pub async fn accept_batch(
+        &mut self,
+        batches: &[SourceBatch<'_>],
+        now: i64,
+        max_attempts: i32,
+    ) -> Result<Vec<Vec<Accepted>>, StoreError> {
         let minute = now.div_euclid(60_000_000) * 60_000_000;
-        let used = if start == minute { count } else { 0 };
-        let allowed = usize::try_from((rate - used).clamp(0, n)).unwrap_or(0);
-        let mut out = vec![Accepted::OverRate; events.len()];
-        if allowed == 0 {
-            return Ok(out);
-        }
-        on_tx!(self.0, |c| sqlx::query(
-            "UPDATE event_sources SET minute_start = $2, minute_count = $3 WHERE id = $1"
-        )
-        .bind(source)
-        .bind(minute)
-        .bind(used + i64::try_from(allowed).unwrap_or(0))
-        .execute(c)
-        .await
-        .map(drop))?;
-        let take = &events[..allowed];
-        let ids: Vec<Uuid> = take.iter().map(|_| Uuid::now_v7()).collect();
-        let inserted: std::collections::HashSet<Uuid> = on_tx!(self.0, |c| {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO webhook_events (id, workspace_id, source_id, delivery_id, \
-                 event_type, body, received_at) ",
-            );
-            q.push_values(take.iter().zip(&ids), |mut b, (e, id)| {
-                b.push_bind(*id)
-                    .push_bind(workspace)
-                    .push_bind(source)
-                    .push_bind(e.delivery_id)
-                    .push_bind(e.event_type)
-                    .push_bind(e.body)
-                    .push_bind(now);
-            });
-            q.push(" ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING id");
-            q.build_query_scalar::<Uuid>().fetch_all(c).await
-        })?
-        .into_iter()
-        .collect();
-        for (slot, id) in out.iter_mut().zip(&ids) {
-            *slot = if inserted.contains(id) {
-                Accepted::New(*id)
+        let mut out: Vec<Vec<Accepted>> = Vec::with_capacity(batches.len());
+        let mut windows = Vec::with_capacity(batches.len());
+        let mut take: Vec<(Uuid, &NewEvent<'_>)> = Vec::new();
+        for b in batches {
+            let n = i64::try_from(b.events.len()).unwrap_or(i64::MAX);
+            let used = if b.source.minute_start == minute {
+                b.source.minute_count
             } else {
-                Accepted::Replay
+                0
             };
+            let allowed = (b.source.row.rate_per_minute - used).clamp(0, n);
+            let allowed_n = usize::try_from(allowed).unwrap_or(0);
+            windows.push(used + allowed);
+            let mut slots = vec![Accepted::OverRate; b.events.len()];
+            for (slot, e) in slots.iter_mut().zip(&b.events).take(allowed_n) {
+                let id = Uuid::now_v7();
+                *slot = Accepted::New(id);
+                take.push((id, e));
+            }
+            out.push(slots);
         }
-        if let Some(automation) = automation
-            && !inserted.is_empty()
-        {
-            let jobs: Vec<(Uuid, String, String)> = ids
-                .iter()
-                .filter(|id| inserted.contains(id))
-                .map(|id| {
-                    let payload = serde_json::json!({
-                        "automation_id": automation, "trigger": "event", "event_id": id,
-                    })
-                    .to_string();
-                    (Uuid::now_v7(), format!("event:{id}"), payload)
+        // In chunks that keep a multi-row insert within SQLite's bound on parameters.
+        let mut inserted = std::collections::HashSet::with_capacity(take.len());
+        for chunk in take.chunks(1000) {
+            let ids: Vec<Uuid> = on_tx!(self.0, |c| {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO webhook_events (id, workspace_id, source_id, delivery_id, \
+                     event_type, body, received_at) ",
+                );
+                q.push_values(chunk, |mut b, (id, e)| {
+                    b.push_bind(*id)
+                        .push_bind(e.workspace_id)
+                        .push_bind(e.source_id)
+                        .push_bind(e.delivery_id)
+                        .push_bind(e.event_type)
+                        .push_bind(e.body)
+                        .push_bind(e.now);
+                });
+                q.push(" ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING id");
+                q.build_query_scalar::<Uuid>().fetch_all(c).await
+            })?;
+            inserted.extend(ids);
+        }
+        let jobs: Vec<(Uuid, Uuid, String, String)> = take
+            .iter()
+            .filter(|(id, _)| inserted.contains(id))
+            .filter_map(|(id, e)| {
+                let automation = e.automation_id?;
+                let payload = serde_json::json!({
+                    "automation_id": automation, "trigger": "event", "event_id": id,
                 })
-                .collect();
+                .to_string();
+                Some((
+                    Uuid::now_v7(),
+                    e.workspace_id,
+                    format!("event:{id}"),
+                    payload,
+                ))
+            })
+            .collect();
+        for chunk in jobs.chunks(1000) {
             on_tx!(self.0, |c| {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO jobs (id, kind, workspace_id, dedupe_key, payload, status, \
                      attempts, max_attempts, run_at, created_at) ",
                 );
-                q.push_values(&jobs, |mut b, (id, key, payload)| {
+                q.push_values(chunk, |mut b, (id, workspace, key, payload)| {
                     b.push_bind(*id)
                         .push_bind("automation.run")
-                        .push_bind(workspace)
+                        .push_bind(*workspace)
                         .push_bind(key.as_str())
                         .push_bind(payload.as_str())
                         .push_bind("queued")
@@ -517,7 +533,48 @@ impl JobsTx {
                 q.push(" ON CONFLICT (dedupe_key) DO NOTHING");
                 q.build().execute(c).await.map(drop)
             })?;
+        }
+        if !jobs.is_empty() {
             self.0.notify_jobs().await?;
+        }
+        for ((b, slots), window) in batches.iter().zip(out.iter_mut()).zip(windows) {
+            let mut d = b.drops;
+            let mut accepted = 0i64;
+            for slot in slots.iter_mut() {
+                match slot {
+                    Accepted::New(id) if inserted.contains(id) => accepted += 1,
+                    Accepted::New(_) => {
+                        *slot = Accepted::Replay;
+                        d.replayed += 1;
+                    }
+                    Accepted::OverRate => d.rate += 1,
+                    Accepted::Replay | Accepted::Gone => {}
+                }
+            }
+            if accepted == 0 && d.is_empty() {
+                continue;
+            }
+            on_tx!(self.0, |c| sqlx::query(
+                "UPDATE event_sources SET minute_start = $9, minute_count = $10, \
+                 accepted = accepted + $2, dropped_rate = dropped_rate + $3, \
+                 dropped_backlog = dropped_backlog + $4, \
+                 dropped_signature = dropped_signature + $5, \
+                 dropped_paused = dropped_paused + $6, ignored = ignored + $7, \
+                 replayed = replayed + $8 WHERE id = $1"
+            )
+            .bind(b.source.row.id)
+            .bind(accepted)
+            .bind(d.rate)
+            .bind(d.backlog)
+            .bind(d.signature)
+            .bind(d.paused)
+            .bind(d.ignored)
+            .bind(d.replayed)
+            .bind(minute)
+            .bind(window)
+            .execute(c)
+            .await
+            .map(drop))?;
         }
         Ok(out)
     }

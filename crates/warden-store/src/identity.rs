@@ -652,6 +652,7 @@ impl Store {
                     .await
             };
         }
+        let _turn = self.write_turn().await?;
         let result = match (self.pool_sqlite(), self.pool_postgres()) {
             (Some(p), _) => run!(p),
             (_, Some(p)) => run!(p),
@@ -691,6 +692,7 @@ impl Store {
                     .map(|res| res.rows_affected())
             };
         }
+        let _turn = self.write_turn().await?;
         let result = match (self.pool_sqlite(), self.pool_postgres()) {
             (Some(p), _) => run!(p),
             (_, Some(p)) => run!(p),

@@ -41,7 +41,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use uuid::Uuid;
 use warden_domain::audit::{Actor, Outcome};
 use warden_domain::license::Feature;
-use warden_store::event_sources::{Accepted, Drops, NewEvent, SourceRow};
+use warden_store::event_sources::{Accepted, DeliverySource, Drops, NewEvent, SourceBatch};
 use warden_store::webhook_inbox::{InboxRow, Received};
 
 use super::verify::{self, Scheme};
@@ -50,12 +50,18 @@ use crate::{Ctx, Op, Origin};
 
 /// Deliveries waiting to be appended to the inbox on one node, all sources together.
 const QUEUE: usize = 20_000;
-/// Deliveries appended, or taken from the inbox, in one transaction.
+/// Deliveries appended to the inbox in one transaction.
 const BATCH: usize = 2048;
+/// Deliveries taken from the inbox in one transaction: large enough that the per-source
+/// statements are shared by many, small enough that the write lock is let go within a few
+/// milliseconds for the appends behind it.
+const TAKE: usize = 512;
 /// Body bytes taken from the inbox in one transaction (at least one delivery).
 const BATCH_BYTES: i64 = 16 << 20;
 /// Failed batches in a row after which the inbox worker takes one delivery at a time.
 const POISON_AFTER: u32 = 3;
+/// How long the inbox worker lets deliveries gather after a partial batch.
+const GATHER: Duration = Duration::from_millis(50);
 /// How often the routing table is reloaded without being asked.
 const RELOAD: Duration = Duration::from_secs(1);
 
@@ -300,11 +306,17 @@ pub fn spawn(ctx: Arc<Ctx>) -> Vec<tokio::task::JoinHandle<()>> {
             loop {
                 // After failures in a row, the oldest delivery alone, and after more it is
                 // set aside: one delivery that cannot be stored must not hold up the rest.
-                let rows = if failures >= POISON_AFTER { 1 } else { BATCH };
+                let rows = if failures >= POISON_AFTER { 1 } else { TAKE };
                 match process(&ctx, rows).await {
                     Ok(taken) => {
                         failures = 0;
                         if taken < rows {
+                            // A partial batch: let the next one gather. Processing costs
+                            // per batch and per source far more than per delivery, and the
+                            // senders have their answer already.
+                            if taken > 0 {
+                                tokio::time::sleep(GATHER).await;
+                            }
                             break;
                         }
                     }
@@ -369,18 +381,18 @@ async fn flush_counters(ctx: &Ctx, routes: &[Arc<Route>]) {
 
 /// A source as this batch sees it: its scheme, opened key and filter.
 struct Source {
-    row: SourceRow,
+    locked: DeliverySource,
     scheme: Scheme,
     key: Option<Vec<u8>>,
     events: Option<Vec<String>>,
     matcher: Option<(String, serde_json::Value)>,
-    accepted: i64,
     drops: Drops,
     signature_failures: Vec<&'static str>,
 }
 
 impl Source {
-    fn of(ctx: &Ctx, row: SourceRow) -> Self {
+    fn of(ctx: &Ctx, locked: DeliverySource) -> Self {
+        let row = &locked.row;
         let scheme = Scheme::of(
             &row.kind,
             row.signature_header.as_deref(),
@@ -404,12 +416,11 @@ impl Source {
                 .and_then(|v| serde_json::from_str(v).ok()),
         );
         Self {
-            row,
+            locked,
             scheme,
             key,
             events,
             matcher,
-            accepted: 0,
             drops: Drops::default(),
             signature_failures: Vec::new(),
         }
@@ -417,7 +428,7 @@ impl Source {
 
     /// A source with a secret that could not be opened accepts nothing (fails closed).
     fn key_missing(&self) -> bool {
-        self.row.sealed_secret.is_some() && self.key.is_none()
+        self.locked.row.sealed_secret.is_some() && self.key.is_none()
     }
 
     fn matches(&self, event_type: Option<&str>, body: &[u8]) -> bool {
@@ -542,11 +553,9 @@ async fn process(ctx: &Ctx, rows: usize) -> Result<usize, warden_store::StoreErr
     Ok(taken.len())
 }
 
-/// A source as a delivery named it: its id and the hash of the token it came with.
-type SourceKey = (Uuid, [u8; 32]);
-
-/// Verifies, filters and stores taken deliveries; whether a run was enqueued. Sources are
-/// visited in one order (by id) so two nodes' workers lock their rows in the same order.
+/// Verifies, filters and stores taken deliveries; whether a run was enqueued. The sources
+/// the batch names are read and locked first, in one statement, so what follows is decided
+/// on them as stored now (a rotated token, a disabled source, a new secret).
 async fn process_taken(
     ctx: &Ctx,
     tx: &mut warden_store::automations::JobsTx,
@@ -555,20 +564,23 @@ async fn process_taken(
     let now = unix_us(ctx.clock.now());
     let paused = !ctx.license.allows_background(now / 1_000_000)
         || !ctx.license.feature(Feature::Automations);
-    let mut sources: BTreeMap<SourceKey, Option<Source>> = BTreeMap::new();
+    let mut ids: Vec<Uuid> = taken.iter().map(|d| d.source_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut sources: BTreeMap<Uuid, Source> = tx
+        .lock_delivery_sources(&ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.row.id, Source::of(ctx, s)))
+        .collect();
     // What passed each source's checks, in arrival order.
-    let mut passed: BTreeMap<SourceKey, Vec<(verify::Verified, &[u8])>> = BTreeMap::new();
+    let mut passed: HashMap<Uuid, Vec<(verify::Verified, &InboxRow)>> = HashMap::new();
     for d in taken {
-        let Ok(token_hash) = <[u8; 32]>::try_from(d.token_hash.as_slice()) else {
-            continue;
-        };
-        let key = (d.source_id, token_hash);
-        if let std::collections::btree_map::Entry::Vacant(slot) = sources.entry(key) {
-            let row = tx.source_for_delivery(key.0, &key.1).await?;
-            slot.insert(row.map(|r| Source::of(ctx, r)));
-        }
         // Gone, disabled or its token rotated since the delivery arrived.
-        let Some(Some(source)) = sources.get_mut(&key) else {
+        let Some(source) = sources
+            .get_mut(&d.source_id)
+            .filter(|s| s.locked.token_hash == d.token_hash)
+        else {
             continue;
         };
         if paused {
@@ -606,75 +618,72 @@ async fn process_taken(
             source.drops.ignored += 1;
             continue;
         }
-        passed.entry(key).or_default().push((verified, &d.body));
+        passed.entry(d.source_id).or_default().push((verified, d));
     }
-    let mut enqueued = false;
-    for (key, items) in &passed {
-        let Some(Some(source)) = sources.get_mut(key) else {
-            continue;
-        };
-        let events: Vec<NewEvent<'_>> = items
-            .iter()
-            .map(|(v, body)| NewEvent {
-                source_id: source.row.id,
-                workspace_id: source.row.workspace_id,
-                delivery_id: v.delivery_id.as_deref(),
-                event_type: v.event_type.as_deref(),
-                body,
-                automation_id: source.row.automation_id,
-                now,
-            })
-            .collect();
-        // In chunks that keep a multi-row insert within SQLite's bound on parameters.
-        let mut results = Vec::with_capacity(events.len());
-        for chunk in events.chunks(1000) {
-            results.extend(
-                tx.accept_events(
-                    source.row.id,
-                    source.row.workspace_id,
-                    &key.1,
-                    source.row.automation_id,
-                    chunk,
-                    now,
-                    ctx.automations.job_attempts,
-                )
-                .await?,
-            );
-        }
-        let mut for_bot: Vec<&[u8]> = Vec::new();
-        for (r, (_, body)) in results.into_iter().zip(items.iter()) {
-            match r {
-                Accepted::New(_) => {
-                    source.accepted += 1;
-                    enqueued |= source.row.automation_id.is_some();
-                    for_bot.push(body);
-                }
-                Accepted::Replay => source.drops.replayed += 1,
-                Accepted::OverRate => source.drops.rate += 1,
-                Accepted::Gone => {}
+    let batches: Vec<SourceBatch<'_>> = sources
+        .values()
+        .map(|s| {
+            let row = &s.locked.row;
+            let events = passed
+                .get(&row.id)
+                .into_iter()
+                .flatten()
+                .map(|(v, d)| NewEvent {
+                    source_id: row.id,
+                    workspace_id: row.workspace_id,
+                    delivery_id: v.delivery_id.as_deref(),
+                    event_type: v.event_type.as_deref(),
+                    body: &d.body,
+                    automation_id: row.automation_id,
+                    now: d.received_at,
+                })
+                .collect();
+            SourceBatch {
+                source: &s.locked,
+                events,
+                drops: s.drops,
             }
+        })
+        .collect();
+    let results = tx
+        .accept_batch(&batches, now, ctx.automations.job_attempts)
+        .await?;
+    let mut enqueued = false;
+    let mut new: Vec<(Uuid, Vec<&[u8]>)> = Vec::new();
+    for (b, outcome) in batches.iter().zip(&results) {
+        let bodies: Vec<&[u8]> = b
+            .events
+            .iter()
+            .zip(outcome)
+            .filter(|(_, a)| matches!(a, Accepted::New(_)))
+            .map(|(e, _)| e.body)
+            .collect();
+        if !bodies.is_empty() {
+            enqueued |= b.source.row.automation_id.is_some();
+            new.push((b.source.row.id, bodies));
         }
-        enqueued |= crate::bots::from_webhook(ctx, tx, source.row.id, &for_bot, now).await?;
     }
-    for source in sources.values().flatten() {
-        if source.accepted > 0 || !source.drops.is_empty() {
-            tx.count_deliveries(source.row.id, source.accepted, &source.drops)
-                .await?;
+    if !new.is_empty() && ctx.license.feature(Feature::Bots) {
+        let ids: Vec<Uuid> = new.iter().map(|(id, _)| *id).collect();
+        let with_bots = tx.sources_with_bots(&ids).await?;
+        for (id, bodies) in new.iter().filter(|(id, _)| with_bots.contains(id)) {
+            enqueued |= crate::bots::from_webhook(ctx, tx, *id, bodies, now).await?;
         }
-        if !source.signature_failures.is_empty()
-            && tx.signature_alert_due(source.row.id, now).await?
-        {
+    }
+    for source in sources.values() {
+        let row = &source.locked.row;
+        if !source.signature_failures.is_empty() && tx.signature_alert_due(row.id, now).await? {
             let op = Op::new(Actor::system(), Origin::default(), ctx.clock.as_ref());
             let mut event = op.event_with(
                 "event_source.signature_failed",
                 "event_source",
-                Some(source.row.id.to_string()),
+                Some(row.id.to_string()),
                 Outcome::Denied,
                 json!({ "failures": source.signature_failures.len(),
                         "reason": source.signature_failures[0],
-                        "token": source.row.token_prefix }),
+                        "token": row.token_prefix }),
             );
-            event.workspace_id = Some(source.row.workspace_id.to_string());
+            event.workspace_id = Some(row.workspace_id.to_string());
             tx.tx().record(&ctx.audit_key, &event).await?;
         }
     }

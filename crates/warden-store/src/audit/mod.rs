@@ -230,7 +230,7 @@ pub(crate) struct GroupCommit {
 
 impl GroupCommit {
     /// Starts the group's task on `pool`; it ends when the last store clone is dropped.
-    pub(crate) fn spawn(pool: sqlx::SqlitePool) -> Self {
+    pub(crate) fn spawn(pool: sqlx::SqlitePool, gate: crate::db::WriteGate) -> Self {
         let (queue, mut rx) = tokio::sync::mpsc::channel::<GroupItem>(4_096);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -246,7 +246,10 @@ impl GroupCommit {
                     }
                 }
                 let events: Vec<&Sealed> = group.iter().flat_map(|(e, _)| e).collect();
-                let outcome = write_group(&pool, &events).await.map_err(|e| e.to_string());
+                let outcome = match gate.enter().await {
+                    Ok(_turn) => write_group(&pool, &events).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
                 for (_, reply) in group {
                     let _ = reply.send(outcome.clone());
                 }
