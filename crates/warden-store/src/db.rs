@@ -112,28 +112,60 @@ pub struct Store {
 /// the unlucky wait long. This process's writers instead queue here, first come first
 /// served, and take the lock the moment the previous one lets go; SQLite's busy handler is
 /// left for writers in other processes. Waiting longer than `busy_timeout` fails as a busy
-/// database would.
+/// database would. Work marked [`background`] (the queue's jobs) lines up one transaction at
+/// a time, so a person's request waits behind at most one of them, however many run.
 #[derive(Clone)]
 pub(crate) struct WriteGate {
     lock: Arc<tokio::sync::Mutex<()>>,
+    background: Arc<tokio::sync::Semaphore>,
     wait: Duration,
+}
+
+/// A turn at the write lock, held until the transaction ends.
+pub(crate) struct WriteTurn {
+    _lock: tokio::sync::OwnedMutexGuard<()>,
+    _background: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+tokio::task_local! {
+    static BACKGROUND: ();
+}
+
+/// Runs `work` as background work: on SQLite its write transactions queue for the write lock
+/// one at a time, behind everything else this process writes; on PostgreSQL nothing changes.
+pub async fn background<F: std::future::Future>(work: F) -> F::Output {
+    BACKGROUND.scope((), work).await
 }
 
 impl WriteGate {
     fn new(wait: Duration) -> Self {
         Self {
             lock: Arc::new(tokio::sync::Mutex::new(())),
+            background: Arc::new(tokio::sync::Semaphore::new(1)),
             wait,
         }
     }
 
     /// Waits for this process's turn to write.
-    pub(crate) async fn enter(&self) -> Result<tokio::sync::OwnedMutexGuard<()>, StoreError> {
-        tokio::time::timeout(self.wait, self.lock.clone().lock_owned())
+    pub(crate) async fn enter(&self) -> Result<WriteTurn, StoreError> {
+        let busy =
+            |_| StoreError::Invalid("the database stayed locked by other writers".to_owned());
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let background = if BACKGROUND.try_with(|()| ()).is_ok() {
+            let permit = tokio::time::timeout_at(deadline, self.background.clone().acquire_owned())
+                .await
+                .map_err(busy)?;
+            permit.ok()
+        } else {
+            None
+        };
+        let lock = tokio::time::timeout_at(deadline, self.lock.clone().lock_owned())
             .await
-            .map_err(|_| {
-                StoreError::Invalid("the database stayed locked by other writers".to_owned())
-            })
+            .map_err(busy)?;
+        Ok(WriteTurn {
+            _lock: lock,
+            _background: background,
+        })
     }
 }
 
@@ -240,9 +272,7 @@ impl Store {
 
     /// On SQLite, this process's turn to write (for a statement that writes outside a
     /// [`Tx`]); `None` on PostgreSQL.
-    pub(crate) async fn write_turn(
-        &self,
-    ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>, StoreError> {
+    pub(crate) async fn write_turn(&self) -> Result<Option<WriteTurn>, StoreError> {
         match &self.write_gate {
             Some(gate) => Ok(Some(gate.enter().await?)),
             None => Ok(None),
@@ -383,7 +413,7 @@ pub struct Tx {
     pub(crate) inner: TxInner,
     /// On SQLite, this transaction's turn at the write lock, held until it ends (declared
     /// after `inner`, so it is let go after the transaction).
-    write_turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    write_turn: Option<WriteTurn>,
     /// Whether an audit event was recorded (its commit wakes the chainer).
     pub(crate) recorded_audit: bool,
     /// On SQLite, audit events recorded in this transaction, written with its commit.

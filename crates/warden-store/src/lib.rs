@@ -45,6 +45,6 @@ pub mod tickets;
 pub mod webhook_inbox;
 pub mod workflows;
 
-pub use db::{Backend, ConnectOptions, Store, Tx, sqlite_file};
+pub use db::{Backend, ConnectOptions, Store, Tx, background, sqlite_file};
 pub use error::StoreError;
 pub use migrate::{MigrationReport, latest_schema_version};

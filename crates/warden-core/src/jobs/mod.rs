@@ -144,10 +144,13 @@ async fn claim_and_start(ctx: &Arc<Ctx>, slots: &Arc<Semaphore>) -> bool {
         return false;
     }
     let lease = lease_us(ctx);
-    let claimed = match ctx
-        .store
-        .claim_jobs(ctx.jobs.node(), now, now + lease, free as i64)
-        .await
+    let claimed = match warden_store::background(ctx.store.claim_jobs(
+        ctx.jobs.node(),
+        now,
+        now + lease,
+        free as i64,
+    ))
+    .await
     {
         Ok(jobs) => jobs,
         Err(e) => {
@@ -162,7 +165,8 @@ async fn claim_and_start(ctx: &Arc<Ctx>, slots: &Arc<Semaphore>) -> bool {
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            run_one(&ctx, job).await;
+            // Behind people's requests for the write lock on SQLite.
+            warden_store::background(run_one(&ctx, job)).await;
             drop(permit);
             ctx.jobs.wake();
         });
