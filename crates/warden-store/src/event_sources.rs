@@ -554,27 +554,8 @@ impl JobsTx {
             if accepted == 0 && d.is_empty() {
                 continue;
             }
-            on_tx!(self.0, |c| sqlx::query(
-                "UPDATE event_sources SET minute_start = $9, minute_count = $10, \
-                 accepted = accepted + $2, dropped_rate = dropped_rate + $3, \
-                 dropped_backlog = dropped_backlog + $4, \
-                 dropped_signature = dropped_signature + $5, \
-                 dropped_paused = dropped_paused + $6, ignored = ignored + $7, \
-                 replayed = replayed + $8 WHERE id = $1"
-            )
-            .bind(b.source.row.id)
-            .bind(accepted)
-            .bind(d.rate)
-            .bind(d.backlog)
-            .bind(d.signature)
-            .bind(d.paused)
-            .bind(d.ignored)
-            .bind(d.replayed)
-            .bind(minute)
-            .bind(window)
-            .execute(c)
-            .await
-            .map(drop))?;
+            self.add_counts(b.source.row.id, accepted, &d, Some((minute, window)))
+                .await?;
         }
         Ok(out)
     }
@@ -586,11 +567,23 @@ impl JobsTx {
         accepted: i64,
         d: &Drops,
     ) -> Result<(), StoreError> {
+        self.add_counts(source, accepted, d, None).await
+    }
+
+    /// Adds to a source's counters and, if given, sets its per-minute window (start, count).
+    async fn add_counts(
+        &mut self,
+        source: Uuid,
+        accepted: i64,
+        d: &Drops,
+        window: Option<(i64, i64)>,
+    ) -> Result<(), StoreError> {
         on_tx!(self.0, |c| sqlx::query(
             "UPDATE event_sources SET accepted = accepted + $2, dropped_rate = dropped_rate + $3, \
              dropped_backlog = dropped_backlog + $4, dropped_signature = dropped_signature + $5, \
              dropped_paused = dropped_paused + $6, ignored = ignored + $7, \
-             replayed = replayed + $8 WHERE id = $1"
+             replayed = replayed + $8, minute_start = COALESCE($9, minute_start), \
+             minute_count = COALESCE($10, minute_count) WHERE id = $1"
         )
         .bind(source)
         .bind(accepted)
@@ -600,6 +593,8 @@ impl JobsTx {
         .bind(d.paused)
         .bind(d.ignored)
         .bind(d.replayed)
+        .bind(window.map(|w| w.0))
+        .bind(window.map(|w| w.1))
         .execute(c)
         .await
         .map(drop))?;
