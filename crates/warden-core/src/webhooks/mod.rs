@@ -52,7 +52,17 @@ pub struct SourceInput {
 
 const KINDS: [&str; 4] = ["generic", "github", "stripe", "standard"];
 
+/// Request headers that carry credentials: never kept with a delivery (the inbox stores what
+/// is kept), so no scheme may read its signature or delivery id from them.
+pub const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+
 fn header_name(field: &'static str, name: &str) -> CoreResult<String> {
+    if CREDENTIAL_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(CoreError::invalid(
+            field,
+            "must not be a credential header (Authorization, Cookie, Proxy-Authorization)",
+        ));
+    }
     let ok = !name.is_empty()
         && name.len() <= 100
         && name

@@ -11,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::routes;
+use warden_core::webhooks::CREDENTIAL_HEADERS;
 use warden_domain::access::Access;
 
 use crate::http::problem::ApiError;
@@ -21,7 +22,8 @@ pub(crate) fn routes() -> Routes<AppState> {
     Routes::new().add(Access::Public, routes!(deliver))
 }
 
-/// Headers kept for signature checks, at most.
+/// Headers kept for signature checks, at most; credential headers are never kept (the
+/// delivery waits in the database until it is processed).
 const HEADERS_MAX: usize = 64;
 /// How long a taken delivery may wait for its batch to commit before the sender is told to
 /// send it again (providers give up after about 10 s).
@@ -77,6 +79,7 @@ pub(crate) async fn deliver(
         || {
             headers
                 .iter()
+                .filter(|(n, _)| !CREDENTIAL_HEADERS.contains(&n.as_str()))
                 .take(HEADERS_MAX)
                 .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
                 .collect()

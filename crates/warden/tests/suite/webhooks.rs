@@ -484,6 +484,15 @@ async fn event_sources_refuse_bad_settings_and_stay_in_their_workspace() {
             json!({"name": "a", "kind": "generic", "signature_header": "Bad Header"}),
             "signature_header",
         ),
+        // Credential headers are never kept with a delivery, so no scheme reads them.
+        (
+            json!({"name": "a", "kind": "generic", "signature_header": "Authorization"}),
+            "signature_header",
+        ),
+        (
+            json!({"name": "a", "kind": "generic", "delivery_header": "cookie"}),
+            "delivery_header",
+        ),
         (
             json!({"name": "a", "kind": "generic", "match_pointer": "action"}),
             "match_pointer",
