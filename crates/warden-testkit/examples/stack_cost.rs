@@ -55,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         warden_server::api::routes(),
         &http,
         false,
+        Some(warden_server::llm::DEFAULT_PREFIX),
     );
     let bare = axum::Router::new().route(
         "/healthz",

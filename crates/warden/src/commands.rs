@@ -241,12 +241,14 @@ async fn serve(config: Config) -> Result<()> {
         "Warden is ready at {url}\n\
          \x20 console: open {console}/console in a browser\n\
          \x20 health {url}/healthz · readiness {url}/readyz · API {url}/api/v1/openapi.json\n\
+         \x20 LLM gateway: {llm}/v1 (OpenAI clients) · {llm}/anthropic (Anthropic clients)\n\
          \x20 data directory: {dir}{key}\n\
          \x20 sessions: {sessions}\n\
          \x20 sign-in: {sign_in}\n\
          \x20 licence: {licence}\n\
          \x20 stop with Ctrl-C",
         console = running.state().ctx.public_url,
+        llm = running.state().ctx.llm.config.url,
         licence = match running.state().ctx.license.enforcement() {
             warden_core::license::Enforcement::Embedded => {
                 "enforced with the operator keys built into this binary"

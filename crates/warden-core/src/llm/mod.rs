@@ -64,6 +64,10 @@ pub struct LlmConfig {
     pub allow_private_upstreams: bool,
     /// The largest request body accepted (bytes), refused before any upstream call.
     pub body_limit: usize,
+    /// Where sessions and clients reach the gateway: its origin and path prefix, without a
+    /// trailing slash (`https://warden.example.com/llm`); the OpenAI endpoints are under
+    /// `{url}/v1`, Anthropic's under `{url}/anthropic/v1`. Worked out at start.
+    pub url: String,
 }
 
 impl Default for LlmConfig {
@@ -71,6 +75,7 @@ impl Default for LlmConfig {
         Self {
             allow_private_upstreams: false,
             body_limit: 4 * 1024 * 1024,
+            url: "http://127.0.0.1:8080/llm".to_owned(),
         }
     }
 }

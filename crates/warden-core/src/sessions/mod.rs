@@ -207,7 +207,7 @@ pub async fn start(
         let token =
             crate::llm::admin::mint_session_token(&mut tx, id, grant.user_id(), op.now_us())
                 .await?;
-        reports::use_gateway(&mut secrets, input.provider, &ctx.public_url, &token);
+        reports::use_gateway(&mut secrets, input.provider, &ctx.llm.config.url, &token);
     }
     let provider_name = input.provider.map_or("command", Provider::as_str);
     tx.insert_session(&NewSession {

@@ -249,11 +249,12 @@ fn open(
 }
 
 /// Replaces the provider key in a session's environment with the LLM gateway: its base URL
-/// (both protocols' variables) and the session's own token, under the provider's key name.
+/// (both protocols' variables, under `gateway_url`, [`crate::llm::LlmConfig::url`]) and the
+/// session's own token, under the provider's key name.
 pub fn use_gateway(
     secrets: &mut SessionSecrets,
     provider: Option<Provider>,
-    public_url: &str,
+    gateway_url: &str,
     token: &str,
 ) {
     let key_names = [
@@ -266,14 +267,14 @@ pub fn use_gateway(
     secrets
         .env
         .retain(|(k, _)| !key_names.contains(&k.as_str()) && Some(k.as_str()) != own);
-    let base = public_url.trim_end_matches('/');
+    let base = gateway_url.trim_end_matches('/');
     secrets.env.push((
         "ANTHROPIC_BASE_URL".into(),
-        Secret(format!("{base}/llm/anthropic")),
+        Secret(format!("{base}/anthropic")),
     ));
     secrets
         .env
-        .push(("OPENAI_BASE_URL".into(), Secret(format!("{base}/llm/v1"))));
+        .push(("OPENAI_BASE_URL".into(), Secret(format!("{base}/v1"))));
     for name in ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"]
         .into_iter()
         .chain(own.filter(|k| !["ANTHROPIC_API_KEY", "OPENAI_API_KEY"].contains(k)))

@@ -47,8 +47,15 @@ pub mod workspaces;
 use crate::http::routes::Routes;
 use crate::state::AppState;
 
-/// Every route Warden serves.
+/// Every route Warden serves, the LLM gateway where it is by default (on the main listener,
+/// under [`crate::llm::DEFAULT_PREFIX`]).
 pub fn routes() -> Routes<AppState> {
+    routes_but_gateway().merge(crate::llm::routes(crate::llm::DEFAULT_PREFIX))
+}
+
+/// Every route of the main listener but the LLM gateway's, which go where `llm.path_prefix`
+/// and `llm.listen` put them ([`crate::llm::routes`]).
+pub fn routes_but_gateway() -> Routes<AppState> {
     Routes::new()
         .merge(admin::routes())
         .merge(audit::routes())
@@ -58,7 +65,6 @@ pub fn routes() -> Routes<AppState> {
         .merge(service_keys::routes())
         .merge(webhooks::routes())
         .merge(llm::routes())
-        .merge(crate::llm::routes())
         .merge(auth::routes())
         .merge(device::routes())
         .merge(links::routes())

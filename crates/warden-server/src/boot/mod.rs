@@ -22,6 +22,7 @@ use crate::state::{AppState, Shared};
 
 pub mod backup;
 mod files;
+mod gateway;
 mod operator;
 
 use files::{Created, key_setting, load_master_key, precreate_private_file, prepare_data_dir};
@@ -62,6 +63,7 @@ pub struct Running {
     generated_key: Option<PathBuf>,
     state: AppState,
     setup_link: Option<String>,
+    gateway: Option<gateway::Served>,
 }
 
 impl Running {
@@ -77,6 +79,14 @@ impl Running {
             if self.tls { "https" } else { "http" },
             self.addr
         )
+    }
+
+    /// `http://…` or `https://…` base URL of the LLM gateway's own listener, when it has one
+    /// (`llm.listen`).
+    pub fn gateway_base_url(&self) -> Option<String> {
+        self.gateway
+            .as_ref()
+            .map(|g| format!("{}://{}", if self.tls { "https" } else { "http" }, g.addr))
     }
 
     /// The store the server uses.
@@ -106,7 +116,19 @@ impl Running {
             job.abort();
         }
         let _ = self.stop.send(());
-        let served = match tokio::time::timeout(self.grace, &mut self.task).await {
+        let gateway = self.gateway.take().map(|g| {
+            let _ = g.stop.send(());
+            g.task
+        });
+        let both = async {
+            if let Some(task) = gateway
+                && let Ok(Err(e)) = task.await
+            {
+                tracing::warn!(error = %e, "the LLM gateway's listener stopped with an error");
+            }
+            (&mut self.task).await
+        };
+        let served = match tokio::time::timeout(self.grace, both).await {
             Ok(served) => served,
             Err(_) => {
                 tracing::warn!(
@@ -166,6 +188,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     } = boot;
     check_key_placement(&config)?;
     let (listener, addr, tls) = listen(&config)?;
+    let gateway_listener = gateway::bind(&config)?;
     let (store, master, generated_key) = open_store(&config, clock.as_ref(), created).await?;
     let loaded = async {
         let keys = load_secrets(&config, &store, &master, clock.as_ref()).await?;
@@ -182,9 +205,32 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
     drop(master);
     let public_url = public_url(&config, &addr, tls.is_some());
     let node_url = node_url(&config, &addr, tls.is_some());
-    let (state, background) =
-        share(&config, store.clone(), clock, keys, public_url, node_url).await?;
-    let app = assemble(&state, extra_routes, &config, tls.is_some())?;
+    let gateway_origin = gateway::origin(
+        &config,
+        &public_url,
+        gateway_listener.as_ref().map(|(_, a)| *a),
+        tls.is_some(),
+    );
+    let urls = Urls {
+        public: public_url,
+        node: node_url,
+        gateway: format!("{gateway_origin}{}", config.gateway.path_prefix),
+    };
+    let (state, background) = share(&config, store.clone(), clock, keys, urls).await?;
+    let (app, gateway_app) = assemble(
+        &state,
+        extra_routes,
+        &config,
+        tls.is_some(),
+        &gateway_origin,
+    )?;
+    let gateway = match (gateway_listener, gateway_app) {
+        (Some((listener, addr)), Some(app)) => {
+            let (stop, task) = serve(&config, listener, tls.clone(), app)?;
+            Some(gateway::Served { addr, stop, task })
+        }
+        _ => None,
+    };
     let (stop, task) = serve(&config, listener, tls, app)?;
     Ok(Running {
         addr,
@@ -197,6 +243,7 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         store,
         grace: config.http.shutdown_grace,
         generated_key,
+        gateway,
     })
 }
 
@@ -204,7 +251,9 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
 /// directory would carry its own key. Beyond loopback the key must come from elsewhere.
 fn check_key_placement(config: &Config) -> Result<(), BootError> {
     if let crate::config::KeySource::DataDir(path) = &config.encryption_key
-        && !config.listen.ip().is_loopback()
+        && let Some(beyond) = std::iter::once(config.listen)
+            .chain(config.gateway.listen)
+            .find(|a| !a.ip().is_loopback())
     {
         return Err(BootError(format!(
             "encryption key: Warden is to listen on {}, beyond this machine, but its master key \
@@ -213,7 +262,7 @@ fn check_key_placement(config: &Config) -> Result<(), BootError> {
              encryption_key_file (WARDEN_ENCRYPTION_KEY_FILE) to a key kept elsewhere (make \
              one with `openssl rand -hex 32`; to keep an existing installation's key, move \
              that file out of the data directory and point encryption_key_file at it)",
-            config.listen,
+            beyond,
             path.display()
         )));
     }
@@ -224,7 +273,7 @@ fn check_key_placement(config: &Config) -> Result<(), BootError> {
 fn listen(
     config: &Config,
 ) -> Result<(TcpListener, SocketAddr, Option<Arc<rustls::ServerConfig>>), BootError> {
-    let listener = bind(config.listen)?;
+    let listener = bind(config.listen, "listen", "--listen or WARDEN_LISTEN")?;
     let addr = listener
         .local_addr()
         .map_err(|e| BootError(format!("listen: cannot read the bound address: {e}")))?;
@@ -290,9 +339,18 @@ pub async fn state(
     clock: Arc<dyn Clock>,
 ) -> Result<(AppState, Vec<JoinHandle<()>>), BootError> {
     let keys = load_secrets(config, &store, master, clock.as_ref()).await?;
-    let public_url = public_url(config, &config.listen, config.tls.is_some());
-    let node_url = node_url(config, &config.listen, config.tls.is_some());
-    share(config, store, clock, keys, public_url, node_url).await
+    let tls = config.tls.is_some();
+    let public = public_url(config, &config.listen, tls);
+    let urls = Urls {
+        node: node_url(config, &config.listen, tls),
+        gateway: format!(
+            "{}{}",
+            gateway::origin(config, &public, config.gateway.listen, tls),
+            config.gateway.path_prefix
+        ),
+        public,
+    };
+    share(config, store, clock, keys, urls).await
 }
 
 /// Where the other nodes reach this one: `node_url`, or the address Warden listens on when
@@ -379,6 +437,14 @@ async fn load_secrets(
     Ok((keyring, key, signer, identity))
 }
 
+/// Where this node is reached: by people (`public_url`), by other nodes, and at its LLM
+/// gateway (origin and prefix).
+struct Urls {
+    public: String,
+    node: Option<String>,
+    gateway: String,
+}
+
 /// Builds the node's shared state and starts its background work (audit chaining and
 /// verification, revocation sync, host watch, licence watch, session sweep).
 async fn share(
@@ -386,8 +452,7 @@ async fn share(
     store: Store,
     clock: Arc<dyn Clock>,
     (keyring, audit_key, checkpoint_signer, identity): Secrets,
-    public_url: String,
-    node_url: Option<String>,
+    urls: Urls,
 ) -> Result<(AppState, Vec<JoinHandle<()>>), BootError> {
     let audit_key = Arc::new(audit_key);
     let audit_monitor = warden_core::audit::AuditMonitor::new();
@@ -439,7 +504,7 @@ async fn share(
         oidc: Arc::new(
             warden_oidc::Oidc::new().map_err(|e| BootError(format!("single sign-on: {e}")))?,
         ),
-        public_url,
+        public_url: urls.public,
         hosts: config.hosts.clone(),
         connections: Default::default(),
         host_tickets,
@@ -451,11 +516,14 @@ async fn share(
         webhooks: Default::default(),
         audit_batch: Default::default(),
         llm: Arc::new(
-            warden_core::llm::Gateway::new(config.llm.clone())
-                .map_err(|e| BootError(format!("LLM gateway: {e}")))?,
+            warden_core::llm::Gateway::new(warden_core::llm::LlmConfig {
+                url: urls.gateway,
+                ..config.llm.clone()
+            })
+            .map_err(|e| BootError(format!("LLM gateway: {e}")))?,
         ),
         tickets: config.tickets.clone(),
-        cluster: warden_core::cluster::Cluster::new(node_url, config.node_ca_pem.as_deref())
+        cluster: warden_core::cluster::Cluster::new(urls.node, config.node_ca_pem.as_deref())
             .map_err(BootError)?,
         scim_tokens: Default::default(),
     });
@@ -512,15 +580,17 @@ async fn share(
     Ok((state, tasks))
 }
 
-/// The HTTP application with its routes and its OpenAPI document.
+/// The HTTP application with its routes and its OpenAPI document, and the LLM gateway's own
+/// when it has a listener of its own.
 fn assemble(
     state: &AppState,
     extra_routes: Routes<AppState>,
     config: &Config,
     tls: bool,
-) -> Result<http::App, BootError> {
-    let routes = crate::api::routes().merge(extra_routes);
-    let mut app = http::assemble(state.clone(), routes, &config.http, tls);
+    gateway_origin: &str,
+) -> Result<(http::App, Option<http::App>), BootError> {
+    let routes = crate::api::routes_but_gateway().merge(extra_routes);
+    let (mut app, mut own) = gateway::split(state, routes, config, tls)?;
     app.openapi.info = utoipa::openapi::InfoBuilder::new()
         .title("Warden")
         .version(env!("CARGO_PKG_VERSION"))
@@ -528,13 +598,16 @@ fn assemble(
         .license(Some(utoipa::openapi::License::new("Apache-2.0")))
         .build();
     crate::api::openapi::complete(&mut app.openapi, &app.access);
+    if let Some(own) = &mut own {
+        gateway::document(&mut app, own, gateway_origin);
+    }
     let doc = app
         .openapi
         .to_json()
         .map_err(|e| BootError(format!("cannot render the OpenAPI document: {e}")))?;
     let _ = state.openapi_json.set(doc);
 
-    Ok(app)
+    Ok((app, own))
 }
 
 /// Starts serving on the listener; returns the stop signal and the server task.
@@ -595,26 +668,27 @@ fn serve(
     Ok((stop, task))
 }
 
-fn bind(addr: SocketAddr) -> Result<TcpListener, BootError> {
+/// Binds `addr`, the value of `setting` (which `how` sets), explaining a failure.
+fn bind(addr: SocketAddr, setting: &str, how: &str) -> Result<TcpListener, BootError> {
     let listener = TcpListener::bind(addr).map_err(|e| {
         BootError(match e.kind() {
             io::ErrorKind::AddrInUse => format!(
-                "listen: {addr} is already in use; stop the other process or choose another \
-                 address with --listen or WARDEN_LISTEN"
+                "{setting}: {addr} is already in use; stop the other process or choose another \
+                 address with {how}"
             ),
             io::ErrorKind::PermissionDenied => format!(
-                "listen: not permitted to bind {addr}; use a port above 1023 or grant the \
+                "{setting}: not permitted to bind {addr}; use a port above 1023 or grant the \
                  permission"
             ),
             io::ErrorKind::AddrNotAvailable => {
-                format!("listen: {addr} is not an address of this machine")
+                format!("{setting}: {addr} is not an address of this machine")
             }
-            _ => format!("listen: cannot bind {addr}: {e}"),
+            _ => format!("{setting}: cannot bind {addr}: {e}"),
         })
     })?;
     listener
         .set_nonblocking(true)
-        .map_err(|e| BootError(format!("listen: {e}")))?;
+        .map_err(|e| BootError(format!("{setting}: {e}")))?;
     Ok(listener)
 }
 

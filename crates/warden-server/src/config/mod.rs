@@ -11,8 +11,9 @@ pub use redacted::redact_url;
 pub mod table;
 mod values;
 use sections::{
-    build_audit, build_auth, build_automations, build_database, build_hosts, build_http,
-    build_key_source, build_license, build_llm, build_log, build_smtp, build_tickets, build_tls,
+    build_audit, build_auth, build_automations, build_database, build_gateway_place, build_hosts,
+    build_http, build_key_source, build_license, build_llm, build_log, build_smtp, build_tickets,
+    build_tls,
 };
 use values::Values;
 
@@ -135,6 +136,18 @@ pub struct HttpConfig {
     pub max_connections_per_ip: usize,
 }
 
+/// Where the LLM gateway is served (`llm.path_prefix`, `llm.listen`, `llm.public_url`); its
+/// other settings are [`warden_core::llm::LlmConfig`].
+#[derive(Debug, Clone)]
+pub struct GatewayPlace {
+    /// The path its endpoints are under: empty, or `/` and segments, without a trailing `/`.
+    pub path_prefix: String,
+    /// A listener of its own; `None`: the main listener serves it.
+    pub listen: Option<SocketAddr>,
+    /// The origin sessions and clients reach it at, when it is not worked out.
+    pub public_url: Option<PublicUrl>,
+}
+
 /// TLS certificate and key files (PEM).
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
@@ -196,6 +209,8 @@ pub struct Config {
     pub automations: warden_core::settings::AutomationsConfig,
     /// The LLM gateway.
     pub llm: warden_core::llm::LlmConfig,
+    /// Where the LLM gateway is served.
+    pub gateway: GatewayPlace,
     /// Ticket sync.
     pub tickets: warden_core::settings::TicketsConfig,
     /// Offline licensing.
@@ -287,6 +302,7 @@ fn build(v: &mut Values) -> Result<Config, ConfigError> {
         hosts: build_hosts(v)?,
         automations: build_automations(v)?,
         llm: build_llm(v)?,
+        gateway: build_gateway_place(v)?,
         tickets: build_tickets(v)?,
         license,
         local_host: v.switch(&table::LOCAL_HOST)?,
@@ -483,6 +499,47 @@ mod tests {
         for (toml, vars, name) in cases {
             let err = load_toml(toml, vars).unwrap_err().to_string();
             assert!(err.contains(name), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_llm_gateway_goes_where_it_is_told_and_nowhere_odd() {
+        let at = |toml: &str| {
+            load_toml(
+                &format!("[llm]\n{toml}\n"),
+                &[("WARDEN_ENCRYPTION_KEY", KEY)],
+            )
+        };
+        let place = at("").unwrap().gateway;
+        assert_eq!((place.path_prefix.as_str(), place.listen), ("/llm", None));
+        let place = at("path_prefix = \"/ai/gate-way_1\"").unwrap().gateway;
+        assert_eq!(place.path_prefix, "/ai/gate-way_1");
+        // Empty (at the root) only on a listener of its own.
+        let place = at("path_prefix = \"\"\nlisten = \"127.0.0.1:8081\"\npublic_url = \"https://llm.example.com\"")
+            .unwrap()
+            .gateway;
+        assert_eq!(place.path_prefix, "");
+        assert_eq!(place.listen, Some("127.0.0.1:8081".parse().unwrap()));
+        assert_eq!(
+            place.public_url.unwrap().to_string(),
+            "https://llm.example.com"
+        );
+        for (bad, setting) in [
+            ("path_prefix = \"\"", "llm.path_prefix"),
+            ("path_prefix = \"llm\"", "llm.path_prefix"),
+            ("path_prefix = \"/llm/\"", "llm.path_prefix"),
+            ("path_prefix = \"/a//b\"", "llm.path_prefix"),
+            ("path_prefix = \"/a/../api\"", "llm.path_prefix"),
+            ("path_prefix = \"/a b\"", "llm.path_prefix"),
+            ("path_prefix = \"/{x}\"", "llm.path_prefix"),
+            ("listen = \"somewhere\"", "llm.listen"),
+            (
+                "public_url = \"https://x.example.com/llm\"",
+                "llm.public_url",
+            ),
+        ] {
+            let err = at(bad).unwrap_err().to_string();
+            assert!(err.contains(setting), "{bad}: {err}");
         }
     }
 

@@ -315,5 +315,65 @@ pub(super) fn build_llm(v: &mut Values) -> Result<warden_core::llm::LlmConfig, C
     Ok(warden_core::llm::LlmConfig {
         allow_private_upstreams: v.switch(&LLM_ALLOW_PRIVATE_UPSTREAMS)?,
         body_limit: usize::try_from(v.whole(&LLM_BODY_LIMIT)?).unwrap_or(usize::MAX),
+        ..Default::default()
     })
+}
+
+pub(super) fn build_gateway_place(v: &mut Values) -> Result<GatewayPlace, ConfigError> {
+    let listen = match v.text_opt(&LLM_LISTEN)? {
+        Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+            v.refuse(
+                &LLM_LISTEN,
+                format!("'{text}' is not an address like 127.0.0.1:8081 or [::1]:8081"),
+            )
+        })?),
+        None => None,
+    };
+    let path_prefix = v.text(&LLM_PATH_PREFIX)?;
+    if let Err(why) = check_path_prefix(&path_prefix, listen.is_some()) {
+        return Err(v.refuse(&LLM_PATH_PREFIX, why));
+    }
+    let public_url = match v.text_opt(&LLM_PUBLIC_URL)? {
+        Some(text) => Some(PublicUrl::parse(&text).map_err(|e| {
+            ConfigError::new(e.to_string().replacen("public_url", "llm.public_url", 1))
+        })?),
+        None => None,
+    };
+    Ok(GatewayPlace {
+        path_prefix,
+        listen,
+        public_url,
+    })
+}
+
+/// A gateway path prefix: `/` and plain segments (letters, digits, `-`, `_`, `.`, `~`, not
+/// `.` or `..`), no trailing `/`, at most 64 characters; empty only on its own listener
+/// (where the gateway is all there is).
+fn check_path_prefix(prefix: &str, own_listener: bool) -> Result<(), String> {
+    if prefix.is_empty() {
+        return if own_listener {
+            Ok(())
+        } else {
+            Err(
+                "may be empty only when the gateway has a listener of its own (llm.listen); \
+                 write it like /llm or /ai/gateway"
+                    .to_owned(),
+            )
+        };
+    }
+    let plain = |seg: &str| {
+        !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+    };
+    match prefix.strip_prefix('/') {
+        Some(rest) if prefix.len() <= 64 && rest.split('/').all(plain) => Ok(()),
+        _ => Err(format!(
+            "'{prefix}' is not a path like /llm or /ai/gateway (a leading /, no trailing /, \
+             segments of letters, digits, -, _, ., ~; at most 64 characters)"
+        )),
+    }
 }

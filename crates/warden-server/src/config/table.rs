@@ -224,6 +224,15 @@ settings! {
     /// upstream call.
     LLM_BODY_LIMIT = "llm.body_limit_bytes",
         Kind::Whole { min: 1024, max: 64 << 20, unit: "bytes" }, Fallback::Value("4194304");
+    /// Where the gateway's endpoints are: `{prefix}/v1/…` (OpenAI) and
+    /// `{prefix}/anthropic/v1/messages`. Empty only on a listener of the gateway's own.
+    LLM_PATH_PREFIX = "llm.path_prefix", Kind::Text, Fallback::Value("/llm");
+    /// A listener of the gateway's own (like 127.0.0.1:8081), serving nothing else; `listen`
+    /// then serves no gateway. Unset: the gateway is on `listen`, under its prefix.
+    LLM_LISTEN = "llm.listen", Kind::Text, Fallback::Optional;
+    /// The origin sessions and clients reach the gateway at (sessions get it with the prefix).
+    LLM_PUBLIC_URL = "llm.public_url", Kind::Text,
+        Fallback::Derived("public_url, or the llm.listen address when that is set");
 
     /// The file holding the bearer token that opens `/metrics` (one word, at least 32
     /// characters); unset: metrics are off and `/metrics` answers 404.

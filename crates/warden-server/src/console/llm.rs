@@ -220,7 +220,7 @@ pub(crate) async fn page(
     };
     let page = LlmPage {
         frame: frame(&state, &caller, "workspaces", notice(done.done.as_deref())).await?,
-        base_url: format!("{}/llm/v1", ctx.public_url.trim_end_matches('/')),
+        base_url: format!("{}/v1", ctx.llm.config.url),
         keys: keys.into_iter().map(key_item).collect(),
         upstreams,
         policy,
@@ -274,7 +274,7 @@ pub(crate) async fn create_key(
         frame: frame(&state, &caller, "workspaces", None).await?,
         name: made.view.name,
         secret: made.secret,
-        base_url: format!("{}/llm/v1", state.ctx.public_url.trim_end_matches('/')),
+        base_url: format!("{}/v1", state.ctx.llm.config.url),
         back: Place::url(&grant, "/llm"),
     };
     let mut res = render(&page, StatusCode::OK);

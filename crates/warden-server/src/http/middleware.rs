@@ -59,6 +59,9 @@ struct EdgeConfig {
     body_timeout: Duration,
     /// Where each answered request is counted, when metrics are on.
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The LLM gateway's path prefix, when this service serves it: calls under it have
+    /// [`LLM_TIMEOUT`].
+    gateway: Option<String>,
 }
 
 impl EdgeLayer {
@@ -102,8 +105,18 @@ impl EdgeLayer {
                 timeout,
                 body_timeout,
                 metrics,
+                gateway: None,
             }),
         }
+    }
+
+    /// The same edge for a service that serves the LLM gateway under `prefix`.
+    #[must_use]
+    pub fn with_gateway(mut self, prefix: Option<&str>) -> Self {
+        if let Some(config) = Arc::get_mut(&mut self.config) {
+            config.gateway = prefix.map(str::to_owned);
+        }
+        self
     }
 }
 
@@ -175,7 +188,12 @@ where
         // Under SCIM, every refusal (the guard's, a body limit's, an unknown path) is a SCIM
         // error document.
         let scim = req.uri().path().starts_with(warden_core::scim::ROOT);
-        let timeout = if req.uri().path().starts_with("/llm/") {
+        let timeout = if self.config.gateway.as_deref().is_some_and(|prefix| {
+            req.uri()
+                .path()
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+        }) {
             LLM_TIMEOUT
         } else if req.uri().path() == "/mcp" {
             MCP_TIMEOUT

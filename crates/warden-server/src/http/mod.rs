@@ -47,8 +47,15 @@ impl std::fmt::Debug for App {
 
 /// Assembles the application from its routes. The edge and the body limit wrap the router
 /// once, from outside, rather than per route; only the access guard sits on each route,
-/// because only there is the matched route known.
-pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tls: bool) -> App {
+/// because only there is the matched route known. `gateway`: the LLM gateway's path prefix,
+/// when `routes` hold it (its calls may take longer than others).
+pub fn assemble(
+    state: AppState,
+    routes: Routes<AppState>,
+    http: &HttpConfig,
+    tls: bool,
+    gateway: Option<&str>,
+) -> App {
     let (router, openapi, access) = routes.into_parts();
     let metrics = state.metrics.clone();
     let router = router
@@ -73,12 +80,10 @@ pub fn assemble(state: AppState, routes: Routes<AppState>, http: &HttpConfig, tl
         .method_not_allowed_fallback(middleware::wrong_method)
         .with_state(state);
     let service = ServiceBuilder::new()
-        .layer(middleware::EdgeLayer::new(
-            tls,
-            http.request_timeout,
-            http.body_read_timeout,
-            metrics,
-        ))
+        .layer(
+            middleware::EdgeLayer::new(tls, http.request_timeout, http.body_read_timeout, metrics)
+                .with_gateway(gateway),
+        )
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
         .service(router);
     App {

@@ -173,12 +173,41 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         self
     }
 
+    /// Adds all routes of `other`, with their rules, under `prefix` (empty, or `/` and
+    /// segments without a trailing `/`): `other`'s `/v1/models` is served, documented and
+    /// guarded as `{prefix}/v1/models`.
+    #[must_use]
+    pub fn nest(mut self, prefix: &str, other: Routes<S>) -> Self {
+        if prefix.is_empty() {
+            return self.merge(other);
+        }
+        self.router = self.router.nest(prefix, other.router);
+        self.undeclared.extend(
+            other
+                .undeclared
+                .into_iter()
+                .map(|r| Router::new().nest(prefix, r)),
+        );
+        for (path, methods) in other.table.rules {
+            for (method, declared) in methods {
+                self.table
+                    .insert(&method, &format!("{prefix}{path}"), declared);
+            }
+        }
+        self
+    }
+
     /// Merges plain axum routes that declare no access rule. They are served, but the access
     /// guard refuses every request to them: routes fail closed.
     #[must_use]
     pub fn merge_undeclared(mut self, router: Router<S>) -> Self {
         self.undeclared.push(router);
         self
+    }
+
+    /// The access table of the routes so far.
+    pub fn access(&self) -> &AccessTable {
+        &self.table
     }
 
     /// The parts: the axum router (without the access guard), the OpenAPI document and the

@@ -1,9 +1,11 @@
-//! The LLM gateway's endpoints, in its clients' own formats:
+//! The LLM gateway's endpoints, in its clients' own formats, under the configured prefix
+//! (`llm.path_prefix`, [`DEFAULT_PREFIX`]) on the main listener or on one of their own
+//! (`llm.listen`):
 //!
-//! - OpenAI-compatible under `/llm/v1`: `POST chat/completions`, `completions`,
+//! - OpenAI-compatible under `{prefix}/v1`: `POST chat/completions`, `completions`,
 //!   `embeddings`, `GET models` (key as `Authorization: Bearer`).
-//! - Anthropic-compatible under `/llm/anthropic/v1`: `POST messages` (key as `x-api-key`
-//!   or `Authorization: Bearer`).
+//! - Anthropic-compatible under `{prefix}/anthropic/v1`: `POST messages` (key as
+//!   `x-api-key` or `Authorization: Bearer`).
 //!
 //! A handler only translates: it hands the key and the body to the gateway's use cases
 //! (`warden_core::llm`), forwards what they admit, and passes the upstream's answer back —
@@ -33,13 +35,20 @@ use crate::http::middleware::Verbatim;
 use crate::http::routes::Routes;
 use crate::state::AppState;
 
-pub(crate) fn routes() -> Routes<AppState> {
-    Routes::new()
-        .add(Access::LlmKey, routes!(chat_completions))
-        .add(Access::LlmKey, routes!(completions))
-        .add(Access::LlmKey, routes!(embeddings))
-        .add(Access::LlmKey, routes!(models))
-        .add(Access::LlmKey, routes!(messages))
+/// Where the gateway is unless `llm.path_prefix` says otherwise.
+pub const DEFAULT_PREFIX: &str = "/llm";
+
+/// The gateway's routes under `prefix` (empty, or `/` and segments without a trailing `/`).
+pub fn routes(prefix: &str) -> Routes<AppState> {
+    Routes::new().nest(
+        prefix,
+        Routes::new()
+            .add(Access::LlmKey, routes!(chat_completions))
+            .add(Access::LlmKey, routes!(completions))
+            .add(Access::LlmKey, routes!(embeddings))
+            .add(Access::LlmKey, routes!(models))
+            .add(Access::LlmKey, routes!(messages)),
+    )
 }
 
 /// The largest complete (non-streaming) answer passed back.
@@ -267,7 +276,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// OpenAI-compatible chat completion (streaming or not).
-#[utoipa::path(post, path = "/llm/v1/chat/completions", tag = "llm gateway",
+#[utoipa::path(post, path = "/v1/chat/completions", tag = "llm gateway",
     request_body(content = String, content_type = "application/json", description = "An OpenAI chat completion request"),
     responses(
         (status = 200, description = "The upstream's answer, passed through (JSON or server-sent events)"),
@@ -295,7 +304,7 @@ pub(crate) async fn chat_completions(
 }
 
 /// OpenAI-compatible (legacy) completion.
-#[utoipa::path(post, path = "/llm/v1/completions", tag = "llm gateway",
+#[utoipa::path(post, path = "/v1/completions", tag = "llm gateway",
     request_body(content = String, content_type = "application/json", description = "An OpenAI completion request"),
     responses((status = 200, description = "The upstream's answer, passed through"),
         (status = 401, description = "No valid gateway key"),
@@ -317,7 +326,7 @@ pub(crate) async fn completions(
 }
 
 /// OpenAI-compatible embeddings.
-#[utoipa::path(post, path = "/llm/v1/embeddings", tag = "llm gateway",
+#[utoipa::path(post, path = "/v1/embeddings", tag = "llm gateway",
     request_body(content = String, content_type = "application/json", description = "An OpenAI embeddings request"),
     responses((status = 200, description = "The upstream's answer, passed through"),
         (status = 401, description = "No valid gateway key"),
@@ -339,7 +348,7 @@ pub(crate) async fn embeddings(
 }
 
 /// Anthropic-compatible messages (streaming or not).
-#[utoipa::path(post, path = "/llm/anthropic/v1/messages", tag = "llm gateway",
+#[utoipa::path(post, path = "/anthropic/v1/messages", tag = "llm gateway",
     request_body(content = String, content_type = "application/json", description = "An Anthropic messages request"),
     responses((status = 200, description = "The upstream's answer, passed through (JSON or server-sent events)"),
         (status = 401, description = "No valid gateway key (Anthropic error format)"),
@@ -361,7 +370,7 @@ pub(crate) async fn messages(
 }
 
 /// The models a key may call (OpenAI's list format).
-#[utoipa::path(get, path = "/llm/v1/models", tag = "llm gateway",
+#[utoipa::path(get, path = "/v1/models", tag = "llm gateway",
     responses((status = 200, description = "The models this key may call"),
         (status = 401, description = "No valid gateway key")))]
 pub(crate) async fn models(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -1,6 +1,6 @@
 """The official OpenAI and Anthropic Python SDKs as clients of Warden's LLM gateway.
 
-Usage: llm_clients.py <warden base url> <gateway key>
+Usage: llm_clients.py <gateway url, with its prefix: http://127.0.0.1:8080/llm> <gateway key>
 Prints one JSON line of what each client saw; exits non-zero on any failure.
 """
 
@@ -13,7 +13,7 @@ import openai
 base, key = sys.argv[1], sys.argv[2]
 out = {}
 
-oa = openai.OpenAI(base_url=f"{base}/llm/v1", api_key=key, max_retries=0)
+oa = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
 r = oa.chat.completions.create(
     model="gpt-test", max_tokens=12, messages=[{"role": "user", "content": "hi"}]
 )
@@ -42,7 +42,7 @@ emb = oa.embeddings.create(model="gpt-test", input="hello")
 out["openai_embedding"] = len(emb.data[0].embedding)
 
 try:
-    openai.OpenAI(base_url=f"{base}/llm/v1", api_key="wdn_llm_wrong", max_retries=0).chat.completions.create(
+    openai.OpenAI(base_url=f"{base}/v1", api_key="wdn_llm_wrong", max_retries=0).chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": "hi"}]
     )
     out["openai_bad_key"] = "accepted"
@@ -55,7 +55,7 @@ try:
 except openai.PermissionDeniedError as e:
     out["openai_bad_model"] = e.status_code
 
-an = anthropic.Anthropic(base_url=f"{base}/llm/anthropic", api_key=key, max_retries=0)
+an = anthropic.Anthropic(base_url=f"{base}/anthropic", api_key=key, max_retries=0)
 m = an.messages.create(
     model="claude-test", max_tokens=21, messages=[{"role": "user", "content": "hi"}]
 )
@@ -71,7 +71,7 @@ out["anthropic_stream"] = text
 out["anthropic_stream_usage"] = final.usage.output_tokens
 
 try:
-    anthropic.Anthropic(base_url=f"{base}/llm/anthropic", api_key="nope", max_retries=0).messages.create(
+    anthropic.Anthropic(base_url=f"{base}/anthropic", api_key="nope", max_retries=0).messages.create(
         model="claude-test", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
     )
     out["anthropic_bad_key"] = "accepted"

@@ -24,12 +24,14 @@ pub(crate) struct Gw {
     pub key: String,
 }
 
-pub(crate) async fn app_allowing_private() -> TestApp {
+/// An app whose upstreams may be on this machine, with more settings.
+pub(crate) async fn app_allowing_private_with(mut env: Vec<(String, String)>) -> TestApp {
+    env.push((
+        "WARDEN_LLM_ALLOW_PRIVATE_UPSTREAMS".to_owned(),
+        "true".to_owned(),
+    ));
     TestApp::spawn_with(AppOptions {
-        env: vec![(
-            "WARDEN_LLM_ALLOW_PRIVATE_UPSTREAMS".to_owned(),
-            "true".to_owned(),
-        )],
+        env,
         ..AppOptions::default()
     })
     .await
@@ -105,7 +107,12 @@ pub(crate) async fn new_key(app: &TestApp, token: &str, ws: &str, body: Value) -
 }
 
 pub(crate) async fn gateway(policy: Value) -> Gw {
-    let app = app_allowing_private().await;
+    gateway_with(Vec::new(), policy).await
+}
+
+/// [`gateway`] on an app with more settings.
+pub(crate) async fn gateway_with(env: Vec<(String, String)>, policy: Value) -> Gw {
+    let app = app_allowing_private_with(env).await;
     let admin = admin_token(&app).await;
     let stub = LlmStub::start().await.unwrap();
     let ws = workspace(&app, &admin, "Agents").await;
@@ -523,21 +530,7 @@ async fn kill_switches_stop_the_workspace_or_everything() {
 #[tokio::test]
 async fn the_official_openai_and_anthropic_sdks_work_through_the_gateway_streaming_too() {
     let gw = gateway(json!({"filters": {"secrets": "block"}})).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/llm_clients.py");
-    let base = gw.app.url("");
-    let out = tokio::process::Command::new(warden_testkit::smtp::python())
-        .arg(script)
-        .arg(base.trim_end_matches('/'))
-        .arg(&gw.key)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = sdk_clients(&gw.app.url("/llm"), &gw.key).await;
     assert_eq!(seen["openai_text"], "Hello from the stub");
     assert_eq!(seen["openai_usage"], json!([10, 12]));
     assert_eq!(seen["openai_stream"], "Hello from the stub");
@@ -567,13 +560,44 @@ async fn the_official_openai_and_anthropic_sdks_work_through_the_gateway_streami
     assert_eq!(anthropic_stream["tokens_in"], 10);
 }
 
+/// What the official SDKs saw, calling the gateway at `url` (origin and prefix) with `key`
+/// (`tests/python/llm_clients.py`).
+pub(crate) async fn sdk_clients(url: &str, key: &str) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/llm_clients.py");
+    let out = tokio::process::Command::new(warden_testkit::smtp::python())
+        .arg(script)
+        .arg(url)
+        .arg(key)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_gets_the_gateway_and_a_token_of_its_own_which_ends_with_it() {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     use warden_protocol::{AgentMessage, EndStatus, ServerMessage};
 
-    let gw = gateway(json!({})).await;
+    // The gateway on a listener and under a prefix of its own: the session is given them.
+    let gw = gateway_with(
+        vec![
+            ("WARDEN_LLM_LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "WARDEN_LLM_PATH_PREFIX".to_owned(),
+                "/ai/gateway".to_owned(),
+            ),
+        ],
+        json!({}),
+    )
+    .await;
+    let gateway_url = format!("{}/ai/gateway", gw.app.server.gateway_base_url().unwrap());
     set_policy(
         &gw.app,
         &gw.admin,
@@ -636,8 +660,11 @@ async fn a_session_gets_the_gateway_and_a_token_of_its_own_which_ends_with_it() 
         "the session got a gateway token"
     );
     assert_eq!(var("OPENAI_API_KEY"), token);
-    assert!(var("ANTHROPIC_BASE_URL").ends_with("/llm/anthropic"));
-    assert!(var("OPENAI_BASE_URL").ends_with("/llm/v1"));
+    assert_eq!(
+        var("ANTHROPIC_BASE_URL"),
+        format!("{gateway_url}/anthropic")
+    );
+    assert_eq!(var("OPENAI_BASE_URL"), format!("{gateway_url}/v1"));
     assert!(
         env.iter().all(|(_, v)| v.0 != provider_key),
         "the provider key never reaches the host"
@@ -647,7 +674,7 @@ async fn a_session_gets_the_gateway_and_a_token_of_its_own_which_ends_with_it() 
     let res = gw
         .app
         .client
-        .post(gw.app.url("/llm/anthropic/v1/messages"))
+        .post(format!("{}/v1/messages", var("ANTHROPIC_BASE_URL")))
         .header("x-api-key", &token)
         .json(&json!({"model": "claude-test", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
         .send()
@@ -679,7 +706,7 @@ async fn a_session_gets_the_gateway_and_a_token_of_its_own_which_ends_with_it() 
         let res = gw
             .app
             .client
-            .post(gw.app.url("/llm/anthropic/v1/messages"))
+            .post(format!("{}/v1/messages", var("ANTHROPIC_BASE_URL")))
             .header("x-api-key", &token)
             .json(&json!({"model": "claude-test", "max_tokens": 8, "messages": []}))
             .send()

@@ -31,6 +31,7 @@ mod license;
 mod links;
 mod llm;
 mod llm_governance;
+mod llm_place;
 mod local;
 mod lost_sessions;
 mod mail;
