@@ -18,7 +18,8 @@ use super::policy::{Limits, Policy, month_bounds_days};
 use crate::Ctx;
 
 /// Records waiting for the writer on one node (bounded: a full queue slows calls down).
-const QUEUE: usize = 8_192;
+/// Four batches: enough to keep the writer busy, little memory held under saturation.
+const QUEUE: usize = 2_048;
 /// Records written in one transaction.
 const BATCH: usize = 512;
 
