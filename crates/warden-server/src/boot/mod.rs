@@ -24,9 +24,11 @@ pub mod backup;
 mod files;
 mod gateway;
 mod operator;
+mod urls;
 
 use files::{Created, key_setting, load_master_key, precreate_private_file, prepare_data_dir};
 pub use operator::{open_existing, open_for_admin, open_for_rotation, read_master_key_file};
+use urls::Urls;
 
 /// Why start-up stopped: one line, naming the setting and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -203,19 +205,13 @@ async fn start_inner(boot: Boot, created: &mut Created) -> Result<Running, BootE
         }
     };
     drop(master);
-    let public_url = public_url(&config, &addr, tls.is_some());
-    let node_url = node_url(&config, &addr, tls.is_some());
-    let gateway_origin = gateway::origin(
+    let urls = Urls::work_out(
         &config,
-        &public_url,
+        &addr,
         gateway_listener.as_ref().map(|(_, a)| *a),
         tls.is_some(),
     );
-    let urls = Urls {
-        public: public_url,
-        node: node_url,
-        gateway: format!("{gateway_origin}{}", config.gateway.path_prefix),
-    };
+    let gateway_origin = urls.gateway_origin.clone();
     let (state, background) = share(&config, store.clone(), clock, keys, urls).await?;
     let (app, gateway_app) = assemble(
         &state,
@@ -339,55 +335,13 @@ pub async fn state(
     clock: Arc<dyn Clock>,
 ) -> Result<(AppState, Vec<JoinHandle<()>>), BootError> {
     let keys = load_secrets(config, &store, master, clock.as_ref()).await?;
-    let tls = config.tls.is_some();
-    let public = public_url(config, &config.listen, tls);
-    let urls = Urls {
-        node: node_url(config, &config.listen, tls),
-        gateway: format!(
-            "{}{}",
-            gateway::origin(config, &public, config.gateway.listen, tls),
-            config.gateway.path_prefix
-        ),
-        public,
-    };
-    share(config, store, clock, keys, urls).await
-}
-
-/// Where the other nodes reach this one: `node_url`, or the address Warden listens on when
-/// that names one interface. Listening on every address without `node_url`, no other node
-/// can relay to this one (said once, at start).
-fn node_url(config: &Config, addr: &SocketAddr, tls: bool) -> Option<String> {
-    if let Some(url) = &config.node_url {
-        return Some(url.to_string());
-    }
-    if addr.ip().is_unspecified() {
-        tracing::warn!(
-            "node_url is not set and Warden listens on every address: other nodes cannot \
-             relay requests for hosts connected here; set node_url (WARDEN_NODE_URL) when \
-             running several nodes"
-        );
-        return None;
-    }
-    let scheme = if tls { "https" } else { "http" };
-    Some(format!("{scheme}://{addr}"))
-}
-
-/// The origin every mailed or redirected link starts with: `public_url`, or (with a warning:
-/// links then reach only this machine) the address Warden listens on. Never a request's
-/// `Host` or `X-Forwarded-Host`, which the client chooses.
-fn public_url(config: &Config, addr: &SocketAddr, tls: bool) -> String {
-    if let Some(url) = &config.public_url {
-        return url.to_string();
-    }
-    let scheme = if tls { "https" } else { "http" };
-    let url = format!("{scheme}://{addr}");
-    tracing::warn!(
-        %url,
-        "public_url is not set: links Warden emails and single sign-on redirects use the \
-         listen address, which only this machine may reach; set public_url \
-         (WARDEN_PUBLIC_URL) to the address people reach Warden at"
+    let urls = Urls::work_out(
+        config,
+        &config.listen,
+        config.gateway.listen,
+        config.tls.is_some(),
     );
-    url
+    share(config, store, clock, keys, urls).await
 }
 
 /// Migrates the schema, then loads (or on first boot creates) the keyring, the audit keys
@@ -435,14 +389,6 @@ async fn load_secrets(
             .await
             .map_err(|e| BootError(format!("identity: {e}")))?;
     Ok((keyring, key, signer, identity))
-}
-
-/// Where this node is reached: by people (`public_url`), by other nodes, and at its LLM
-/// gateway (origin and prefix).
-struct Urls {
-    public: String,
-    node: Option<String>,
-    gateway: String,
 }
 
 /// Builds the node's shared state and starts its background work (audit chaining and
