@@ -391,6 +391,13 @@ impl JobsTx {
         &mut self.0
     }
 
+    /// Begins now: on SQLite, waits here for the write lock instead of at the first
+    /// statement, so what arrives while it waits can still go into this transaction (the
+    /// webhook inbox's group commit). Nothing on PostgreSQL.
+    pub async fn begin_now(&mut self) -> Result<(), StoreError> {
+        self.0.begun().await
+    }
+
     /// Enabled automations due at `now`, earliest first. On PostgreSQL the rows stay locked
     /// until this transaction ends and rows another node holds are skipped, so nodes
     /// scheduling at once share the work instead of waiting on each other.

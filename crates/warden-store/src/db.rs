@@ -105,6 +105,8 @@ pub struct Store {
     audit_group: Option<crate::audit::GroupCommit>,
     /// On SQLite, this process's writers in line for the write lock.
     write_gate: Option<WriteGate>,
+    /// On SQLite, what copies the write-ahead log into the database.
+    _checkpointer: Option<crate::checkpoint::Checkpointer>,
 }
 
 /// SQLite has one writer. Left to SQLite, writers that find the lock taken sleep and try
@@ -119,6 +121,8 @@ pub(crate) struct WriteGate {
     lock: Arc<tokio::sync::Mutex<()>>,
     background: Arc<tokio::sync::Semaphore>,
     wait: Duration,
+    /// Writers let through so far (the checkpointer's cue).
+    turns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A turn at the write lock, held until the transaction ends.
@@ -143,7 +147,13 @@ impl WriteGate {
             lock: Arc::new(tokio::sync::Mutex::new(())),
             background: Arc::new(tokio::sync::Semaphore::new(1)),
             wait,
+            turns: Arc::default(),
         }
+    }
+
+    /// How many writers this gate has let through.
+    pub(crate) fn turns(&self) -> u64 {
+        self.turns.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits for this process's turn to write.
@@ -162,6 +172,8 @@ impl WriteGate {
         let lock = tokio::time::timeout_at(deadline, self.lock.clone().lock_owned())
             .await
             .map_err(busy)?;
+        self.turns
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(WriteTurn {
             _lock: lock,
             _background: background,
@@ -320,7 +332,10 @@ async fn connect_sqlite(options: &ConnectOptions) -> Result<Store, StoreError> {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .foreign_keys(true)
-        .busy_timeout(options.busy_timeout);
+        .busy_timeout(options.busy_timeout)
+        // The store's checkpointer copies the log into the database, not the commits
+        // (`checkpoint.rs`).
+        .pragma("wal_autocheckpoint", "0");
     // A connection to a local file cannot go stale, so it is not pinged on every checkout
     // (a round trip to its thread each time).
     let pool = SqlitePoolOptions::new()
@@ -351,6 +366,10 @@ async fn connect_sqlite(options: &ConnectOptions) -> Result<Store, StoreError> {
         })?;
     Ok(Store {
         audit_group: Some(crate::audit::GroupCommit::spawn(pool.clone(), gate.clone())),
+        _checkpointer: Some(crate::checkpoint::Checkpointer::spawn(
+            pool.clone(),
+            gate.clone(),
+        )),
         write_gate: Some(gate),
         pool: Pool::Sqlite(pool),
         audit_recorded: Arc::default(),
@@ -376,6 +395,7 @@ async fn connect_postgres(options: &ConnectOptions) -> Result<Store, StoreError>
         pool: Pool::Postgres(pool),
         audit_recorded: Arc::default(),
         audit_group: None,
+        _checkpointer: None,
         write_gate: None,
     })
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod automations;
 mod backup;
 pub mod bots;
+mod checkpoint;
 pub mod cluster;
 mod db;
 pub mod device;

@@ -8,13 +8,13 @@
 //! sender. Rate and backlog are first enforced here, per node, so a flood costs no database
 //! work; the worker enforces the per-minute limit again across the cluster.
 //!
-//! A delivery handed over is answered once it is in the inbox (group commit: everything
-//! that arrived while the previous append was being written goes in the next one, one
-//! multi-row insert), so a `200` means the delivery is stored even if the process dies the
-//! next moment. If it cannot be stored in time the answer is `503` and the provider sends it
-//! again; its delivery id makes the resend a replay, processed once. (Only the holder of a
-//! live token can see that difference, or the millisecond an append takes: the 256-bit token
-//! is the secret, not its liveness.)
+//! A delivery handed over is answered once it is in the inbox (group commit: once an append
+//! has the write lock, everything that has arrived by then goes in, one multi-row insert),
+//! so a `200` means the delivery is stored even if the process dies the next moment. If it
+//! cannot be stored in time the answer is `503` and the provider sends it again; its
+//! delivery id makes the resend a replay, processed once. (Only the holder of a live token
+//! can see that difference, or the millisecond an append takes: the 256-bit token is the
+//! secret, not its liveness.)
 //!
 //! The inbox worker (every node runs one; on PostgreSQL they share the inbox without taking
 //! the same delivery twice) takes deliveries in large batches, oldest first: it reads each
@@ -295,7 +295,7 @@ pub fn spawn(ctx: Arc<Ctx>) -> Vec<tokio::task::JoinHandle<()>> {
             };
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
-                append(&ctx, &mut batch).await;
+                append(&ctx, &mut rx, &mut batch).await;
             }
         })
     };
@@ -450,10 +450,10 @@ impl Source {
 }
 
 /// Appends deliveries to the inbox and tells their senders whether that committed.
-async fn append(ctx: &Ctx, batch: &mut Vec<Delivery>) {
+async fn append(ctx: &Ctx, rx: &mut mpsc::Receiver<Delivery>, batch: &mut Vec<Delivery>) {
     let mut committed = false;
     for attempt in 0..3 {
-        match append_once(ctx, batch).await {
+        match append_once(ctx, rx, batch).await {
             Ok(()) => {
                 committed = true;
                 break;
@@ -482,7 +482,22 @@ async fn append(ctx: &Ctx, batch: &mut Vec<Delivery>) {
     }
 }
 
-async fn append_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store::StoreError> {
+/// One append. The write lock comes first, then whatever arrived while waiting for it
+/// joins the batch: a delivery waits for at most the transaction ahead of it (the worker's,
+/// say) and its own, never for one more behind a batch taken before it arrived.
+async fn append_once(
+    ctx: &Ctx,
+    rx: &mut mpsc::Receiver<Delivery>,
+    batch: &mut Vec<Delivery>,
+) -> Result<(), warden_store::StoreError> {
+    let mut tx = ctx.store.begin_jobs().await?;
+    tx.begin_now().await?;
+    while batch.len() < BATCH {
+        match rx.try_recv() {
+            Ok(d) => batch.push(d),
+            Err(_) => break,
+        }
+    }
     let now = unix_us(ctx.clock.now());
     let headers: Vec<String> = batch
         .iter()
@@ -500,7 +515,6 @@ async fn append_once(ctx: &Ctx, batch: &[Delivery]) -> Result<(), warden_store::
             received_at: now,
         })
         .collect();
-    let mut tx = ctx.store.begin_jobs().await?;
     tx.inbox_append(&received).await?;
     tx.commit().await
 }

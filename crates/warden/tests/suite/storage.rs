@@ -196,3 +196,54 @@ pub(crate) async fn count(db: &TestDb, sql: &'static str) -> i64 {
         }
     }
 }
+
+/// SQLite: no commit copies the write-ahead log into the database — that made one commit in
+/// a few hundred, and every writer queued behind it, wait for the copy and its sync — the
+/// store's checkpointer does, while the store is open: what is written reaches the database
+/// file, and the log starts again from its beginning instead of growing with every write.
+#[tokio::test]
+async fn sqlite_commits_leave_the_write_ahead_log_to_the_stores_checkpointer() {
+    let db = TestDb::new().await.unwrap();
+    if db.backend != warden_store::Backend::Sqlite {
+        return;
+    }
+    let store = db.store().await.unwrap();
+    let master = MasterKey::from_hex(&warden_testkit::random_key_hex()).unwrap();
+    let ring = keyring::load_or_create(&store, &master, &SystemClock)
+        .await
+        .unwrap();
+    let key = warden_store::audit::ChainKey::load_or_create(&store, &ring, &SystemClock)
+        .await
+        .unwrap();
+    let file = db.dir.path().join("warden.db");
+    let wal = db.dir.path().join("warden.db-wal");
+    let before = std::fs::metadata(&file).unwrap().len();
+    // 4,000 audit events of 4 KB, one a transaction: about 50 MiB through the log.
+    let pad = "x".repeat(4_000);
+    for n in 0..4_000 {
+        let mut event = crate::audit::event(n);
+        event.summary = serde_json::json!({ "pad": pad });
+        let mut tx = store.begin().await.unwrap();
+        tx.record(&key, &event).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let written = 4_000 * 4_000;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::metadata(&file).unwrap().len() < before + written {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file holds {} bytes of the {written} written: the log was not copied",
+            std::fs::metadata(&file).unwrap().len() - before
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The log was started again whenever it passed 4,096 pages (16 MiB), so its file never
+    // grew to hold all that was written.
+    let log = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(
+        log < 32 << 20,
+        "the log grew to {log} bytes: it was not started again as it filled"
+    );
+    assert_eq!(store.chain_audit(&key).await.unwrap().unsealed, None);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_events").await, 4_000);
+}
